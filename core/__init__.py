@@ -1,0 +1,1 @@
+"""Ground floor: settings, store, business port, audit, masking."""

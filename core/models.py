@@ -1,0 +1,179 @@
+"""The table models: the schema is the contract between rooms.
+
+Money is held in fen (integer hundredths of a yuan) so no float ever rounds a balance.
+Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator[dt.datetime]):
+    """Stores aware datetimes; SQLite returns naive ones, which are UTC by construction."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+# --- the business system's data (sample adapter); a real site reads its own -------------
+
+
+class Employer(Base):
+    __tablename__ = "employers"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    credit_code: Mapped[str] = mapped_column(String(18), unique=True)  # unified social credit code
+    name: Mapped[str] = mapped_column(String(100))
+    contact_phone: Mapped[str] = mapped_column(String(20))
+
+
+class Resident(Base):
+    __tablename__ = "residents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True)
+    name: Mapped[str] = mapped_column(String(40))
+    phone: Mapped[str] = mapped_column(String(20))
+    pin_hash: Mapped[str] = mapped_column(String(120))
+    employer_id: Mapped[int | None] = mapped_column(ForeignKey("employers.id"))
+    pension_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    pension_months: Mapped[int] = mapped_column(Integer, default=0)
+    medical_balance_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    card_number: Mapped[str] = mapped_column(String(20))
+    card_status: Mapped[str] = mapped_column(String(16), default="active")  # active|lost|pending
+
+
+class Contribution(Base):
+    __tablename__ = "contributions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    employer_id: Mapped[int | None] = mapped_column(ForeignKey("employers.id"))
+    period: Mapped[str] = mapped_column(String(7))  # YYYY-MM
+    pension_fen: Mapped[int] = mapped_column(BigInteger)
+    medical_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_on: Mapped[dt.date] = mapped_column()
+
+
+class UnemploymentPayment(Base):
+    __tablename__ = "unemployment_payments"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id"), index=True)
+    period: Mapped[str] = mapped_column(String(7))
+    amount_fen: Mapped[int] = mapped_column(BigInteger)
+    paid_on: Mapped[dt.date] = mapped_column()
+
+
+# --- the platform's own ------------------------------------------------------------------
+
+
+class PinLock(Base):
+    """Consecutive wrong PINs per ID number, and the lock they lead to."""
+
+    __tablename__ = "pin_locks"
+    id_number: Mapped[str] = mapped_column(String(18), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class BusinessEvent(Base):
+    """The business system INSERTs the first six columns; the rest belong to the SMS gateway."""
+
+    __tablename__ = "business_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    subject_kind: Mapped[str] = mapped_column(String(8))  # 'person' | 'unit'
+    subject_id: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+
+
+class Call(Base):
+    """One call into 12333 as the IVR saw it."""
+
+    __tablename__ = "calls"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    asterisk_uniqueid: Mapped[str | None] = mapped_column(String(40), index=True)
+    channel: Mapped[str | None] = mapped_column(String(120))
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    transport: Mapped[str] = mapped_column(String(16), default="fastagi")
+    language: Mapped[str] = mapped_column(String(4), default="zh")
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # completed | transferred | caller_hangup | failed
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    ended_by: Mapped[str | None] = mapped_column(String(10))  # caller | system
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    queue: Mapped[str | None] = mapped_column(String(40))
+    last_node: Mapped[str | None] = mapped_column(String(64))
+
+
+class CallStep(Base):
+    """The call's trail: nodes, prompts with their text, digits, queries, outcome."""
+
+    __tablename__ = "call_steps"
+    __table_args__ = (UniqueConstraint("call_id", "seq"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16))  # node|prompt|digits|timeout|query|transfer|outcome|error
+    node: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class AuditEntry(Base):
+    """Who saw or changed which resident's data, through which channel, and when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_resident_at", "resident_id", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))  # e.g. ivr, cli:root, console:agent7
+    call_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    resident_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))  # e.g. read:pension, write:card_lost
+    detail: Mapped[str] = mapped_column(Text, default="")

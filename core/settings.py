@@ -1,0 +1,158 @@
+"""Typed settings, built once at start-up from a TOML file and `HOTLINE_*` variables.
+
+The environment wins over the file. A variable is named after its section and field:
+`HOTLINE_DATABASE_URL` sets `database.url`, `HOTLINE_AMI_SECRET` sets `ami.secret`.
+Secrets have no default: the local demo writes its own (see `hotline.demo.toml`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from core.errors import SettingsError
+
+DEFAULT_CONFIG = Path("hotline.toml")
+ENV_PREFIX = "HOTLINE_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseSettings(_Section):
+    url: str = "sqlite:///var/hotline.db"
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql (e.g. postgresql+psycopg://...)")
+        return value
+
+
+class AgiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(4573, ge=1, le=65535)
+    # Only these peers may open a FastAGI session (Asterisk's address as seen from here).
+    allowed_peers: tuple[str, ...] = ("127.0.0.1",)
+    # The longest a single AGI command may take; GET DATA over a long prompt is the worst case.
+    command_timeout_s: float = Field(90.0, gt=0)
+    header_timeout_s: float = Field(5.0, gt=0)
+
+
+class AmiSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(5038, ge=1, le=65535)
+    user: str = "hotline"
+    secret: str = Field("", description="no default: set it in the TOML file or HOTLINE_AMI_SECRET")
+    connect_attempts: int = Field(8, ge=1)
+
+
+class AsteriskSettings(_Section):
+    cache_dir: Path = Path("~/.cache/hotline").expanduser()
+    suite: str = "sid"
+    mirror: str = "http://deb.debian.org/debian"
+
+
+class IvrSettings(_Section):
+    menu_file: Path = Path(__file__).resolve().parent.parent / "ivr" / "menu.toml"
+    prompts_dir: Path = Path(__file__).resolve().parent.parent / "prompts"
+    attempts_per_step: int = Field(3, ge=1, le=9)
+    max_pin_failures: int = Field(5, ge=1)
+    lockout_hours: float = Field(24.0, gt=0)
+
+
+class SecuritySettings(_Section):
+    # A server-side secret mixed into every PIN hash: a copy of the database alone cannot
+    # be searched for the million possible 6-digit PINs.
+    pin_pepper: str = Field("", description="no default: set it in the TOML file or HOTLINE_SECURITY_PIN_PEPPER")
+
+
+class SmppSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(2775, ge=1, le=65535)
+    system_id: str = "hotline"
+    password: str = ""
+
+
+class WebSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+
+class Settings(_Section):
+    database: DatabaseSettings = DatabaseSettings()
+    agi: AgiSettings = AgiSettings()
+    ami: AmiSettings = AmiSettings()
+    asterisk: AsteriskSettings = AsteriskSettings()
+    ivr: IvrSettings = IvrSettings()
+    security: SecuritySettings = SecuritySettings()
+    smpp: SmppSettings = SmppSettings()
+    web: WebSettings = WebSettings()
+
+    def require_secrets(self, *names: str) -> None:
+        """Fail clearly when a secret the caller needs is still empty."""
+        missing = []
+        for dotted in names:
+            section, field = dotted.split(".")
+            if not getattr(getattr(self, section), field):
+                missing.append(f"{dotted} (or {ENV_PREFIX}{section.upper()}_{field.upper()})")
+        if missing:
+            raise SettingsError("missing secret setting: " + ", ".join(missing))
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    sections = Settings.model_fields
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        rest = key[len(ENV_PREFIX) :].lower()
+        for section in sections:
+            if rest.startswith(section + "_"):
+                field = rest[len(section) + 1 :]
+                model = sections[section].annotation
+                assert model is not None
+                if field not in model.model_fields:  # type: ignore[union-attr]
+                    raise SettingsError(f"{key}: {section} has no setting {field!r}")
+                parsed: Any = value
+                if field == "allowed_peers":
+                    parsed = tuple(p.strip() for p in value.split(",") if p.strip())
+                out.setdefault(section, {})[field] = parsed
+                break
+        else:
+            if key not in ("HOTLINE_CONFIG",):
+                raise SettingsError(f"{key}: unknown setting (sections: {', '.join(sections)})")
+    return out
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the TOML file (if any) and the environment; raise SettingsError on any bad value."""
+    environ = os.environ if environ is None else environ
+    if path is None and environ.get("HOTLINE_CONFIG"):
+        path = Path(environ["HOTLINE_CONFIG"])
+    data: dict[str, Any] = {}
+    chosen = path if path is not None else DEFAULT_CONFIG
+    if chosen.exists():
+        try:
+            data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{chosen}: not valid TOML: {exc}") from exc
+    elif path is not None:
+        raise SettingsError(f"{path}: no such configuration file")
+    for section, fields in _env_overrides(environ).items():
+        data.setdefault(section, {}).update(fields)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  {where}: {err['msg']}")
+        raise SettingsError(f"invalid settings ({chosen}):\n" + "\n".join(lines)) from None

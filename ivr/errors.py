@@ -1,0 +1,51 @@
+"""Errors raised by the IVR room, named by what went wrong."""
+
+from core.errors import HotlineError
+
+
+class AsteriskError(HotlineError):
+    """The local Asterisk could not be provisioned, configured, started or stopped."""
+
+
+class AsteriskNotInstalled(AsteriskError):
+    """A tool needed to build the Asterisk root (debootstrap, chroot, mount) is missing."""
+
+
+class AsteriskProvisionFailed(AsteriskError):
+    """debootstrap failed to build the Asterisk root."""
+
+
+class AsteriskConfigError(AsteriskError):
+    """A setting cannot be written into Asterisk's configuration (e.g. a bad character)."""
+
+
+class AsteriskNotReady(AsteriskError):
+    """Asterisk was started but its AMI did not accept our login in time, or it exited."""
+
+
+class AsteriskCommandFailed(AsteriskError):
+    """A CLI command sent with `asterisk -rx` failed."""
+
+
+class AmiError(HotlineError):
+    """The Asterisk Manager Interface refused or failed an action."""
+
+
+class AmiUnavailable(AmiError):
+    """No AMI answers at the configured host and port."""
+
+
+class AmiLoginRefused(AmiError):
+    """AMI refused our user and secret (or the ACL refused our address)."""
+
+
+class OriginateFailed(AmiError):
+    """AMI Originate was refused or the originated channel never answered."""
+
+
+class CallTimeout(AmiError):
+    """A call did not reach the awaited state (e.g. hung up) within the time allowed."""
+
+
+class InvalidDtmf(AmiError):
+    """A scripted caller's digit string holds characters SendDTMF does not accept."""
