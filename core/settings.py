@@ -119,7 +119,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 field = rest[len(section) + 1 :]
                 model = sections[section].annotation
                 assert model is not None
-                if field not in model.model_fields:  # type: ignore[union-attr]
+                if field not in model.model_fields:
                     raise SettingsError(f"{key}: {section} has no setting {field!r}")
                 parsed: Any = value
                 if field == "allowed_peers":

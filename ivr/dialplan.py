@@ -46,5 +46,5 @@ PROMPT_SYSTEM_APOLOGY: Final = "sys.unavailable"
 VAR_AGENT_DELAY: Final = "AGENT_DELAY"
 VAR_AGENT_TALK: Final = "AGENT_TALK"
 
-# The single extension of CTX_QUEUE and CTX_CALLER_SCRIPT.
+# The single extension of CTX_CALLER_SCRIPT (CTX_QUEUE keeps the dialed number, EXTEN_HOTLINE).
 EXTEN_START: Final = "s"

@@ -178,20 +178,32 @@ class _Flow:
         action = Collect(notice + body, digits, int(node.timeout_s * 1000), secret=bool(node.validate))
         return Step(state, action)
 
-    def _enter_menu(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_menu(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         return self._collect(state, node, notice, content, 1)
 
-    def _enter_collect(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_collect(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         return self._collect(state, node, notice, content, node.max_digits)
 
-    def _enter_play(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_play(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         return Step(state, Play(notice + content + (node.prompt,)))
 
-    def _enter_language(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_language(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         switched = dataclasses.replace(state, language=node.language)
-        return self.enter(switched, node.next, notice + content, notes=(Note("language", node.id, {"language": node.language}),))  # noqa: E501
+        return self.enter(
+            switched, node.next, notice + content, notes=(Note("language", node.id, {"language": node.language}),)
+        )
 
-    def _enter_identify(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], pin: str | None) -> Step:  # noqa: E501
+    def _enter_identify(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], pin: str | None
+    ) -> Step:
         if pin is None or state.id_number is None:
             return self.enter(state, node.id_node, notice)
         waiting = dataclasses.replace(state, awaiting="identify")
@@ -204,28 +216,38 @@ class _Flow:
         gated = dataclasses.replace(state, resume=node.id)
         return self.enter(gated, self.menu.identify_node, notice)
 
-    def _enter_query(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_query(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         gated = self._gate(state, node, notice)
         if gated is not None:
             return gated
         waiting = dataclasses.replace(state, awaiting=node.query, carry=notice)
         return Step(waiting, Query(node.query, {"resident_id": state.resident_id}))
 
-    def _enter_transaction(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_transaction(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         gated = self._gate(state, node, notice)
         if gated is not None:
             return gated
         step = self._collect(state, node, notice, content, 1)
         return dataclasses.replace(step, state=dataclasses.replace(step.state, phase="confirm"))
 
-    def _enter_transfer(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_transfer(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         done = dataclasses.replace(state, finished=True)
         outcome = Note("outcome", node.id, {"outcome": "transferred", "queue": node.queue})
         return Step(done, Transfer(node.queue, notice + content + (node.prompt,)), (outcome,))
 
-    def _enter_hangup(self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None) -> Step:  # noqa: E501
+    def _enter_hangup(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
         done = dataclasses.replace(state, finished=True)
-        return Step(done, Hangup(notice + content + (node.prompt,)), (Note("outcome", node.id, {"outcome": "completed"}),))  # noqa: E501
+        return Step(
+            done, Hangup(notice + content + (node.prompt,)), (Note("outcome", node.id, {"outcome": "completed"}),)
+        )
 
     # failures ------------------------------------------------------------------------
     def fail(self, state: CallState, node: Node, notice: str, kind: str, detail: Mapping[str, Any]) -> Step:
@@ -252,7 +274,9 @@ class _Flow:
         if value == "":
             return self.on_timeout(state)
         if value == "*":
-            return self.enter(state, node.id, content=state.repeat[:-1], retry=True, notes=(note, Note("repeat", node.id)))  # noqa: E501
+            return self.enter(
+                state, node.id, content=state.repeat[:-1], retry=True, notes=(note, Note("repeat", node.id))
+            )
         if value == "0" and "0" not in node.options:
             return self.enter(state, self.menu.agent_node, notes=(note,))
         if node.type == "transaction":

@@ -1,5 +1,7 @@
 """Errors raised by the IVR room, named by what went wrong."""
 
+# Named by what went wrong (STYLE.md 5, as httpcore's ReadTimeout), not by an Error suffix.
+
 from core.errors import HotlineError
 
 
@@ -49,3 +51,23 @@ class CallTimeout(AmiError):
 
 class InvalidDtmf(AmiError):
     """A scripted caller's digit string holds characters SendDTMF does not accept."""
+
+
+class CatalogueError(HotlineError):
+    """The prompt catalogue is missing a prompt or a language."""
+
+
+class MenuError(HotlineError):
+    """The menu file is invalid: unknown node, missing target, bad key."""
+
+
+class AgiError(HotlineError):
+    """Asterisk answered an AGI command with an error (510, 520, malformed reply) or not at all."""
+
+
+class CallerHungUp(HotlineError):  # names the event, which is not a failure
+    """The caller hung up: inline HANGUP, 511 on a dead channel, or the socket closed."""
+
+
+class PromptBuildError(HotlineError):
+    """A prompt's audio could not be synthesised or converted."""

@@ -82,10 +82,28 @@ def _zh_number(n: int, count: bool) -> list[str]:
     return out
 
 
-EN_SMALL = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen"
-).split()
+EN_SMALL = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 EN_SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"))
 
 
@@ -171,9 +189,9 @@ def date(iso: str, lang: str) -> list[str]:
     """A calendar date, `2024-05-08`: 二零二四年五月八日 / May 8 2024."""
     year, month, day = int(iso[:4]), int(iso[5:7]), int(iso[8:10])
     if lang == "zh":
-        return _zh_year(year) + _zh_number(month, False) + ["unit.month_of_year"] + _zh_number(day, False) + [
-            "unit.day"
-        ]
+        return (
+            _zh_year(year) + _zh_number(month, False) + ["unit.month_of_year"] + _zh_number(day, False) + ["unit.day"]
+        )
     return [f"month.{month}"] + _en_number(day) + _en_year(year)
 
 

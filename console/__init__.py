@@ -1,0 +1,1 @@
+"""The web console for agents and supervisors (issue 3)."""

@@ -1,0 +1,258 @@
+"""The business port: the only door to resident data held by the social-insurance system.
+
+Read-only, except for explicit transactions (reporting a card lost). The embedded adapter
+reads the sample tables in our own database; a real site plugs in its own adapter (SQL
+views or HTTP) that satisfies `BusinessPort`. Every successful read is audited by
+`Identifier`/`AuditedPort`, not by the adapter, so no adapter can forget it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from core import audit, pins
+from core.db import Store
+from core.errors import IdentityLocked, UnknownResident, WrongPin
+from core.masking import mask_id
+from core.models import BusinessEvent, Contribution, PinLock, Resident, UnemploymentPayment, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PensionAccount:
+    balance_fen: int
+    months: int
+
+
+@dataclass(frozen=True)
+class MedicalAccount:
+    balance_fen: int
+
+
+@dataclass(frozen=True)
+class ContributionRow:
+    period: str
+    pension_fen: int
+    medical_fen: int
+
+
+@dataclass(frozen=True)
+class BenefitPayment:
+    period: str
+    amount_fen: int
+
+
+@dataclass(frozen=True)
+class CardStatus:
+    status: str  # active | lost | pending
+    card_tail: str
+    already: bool = False  # for a loss report: the card was already reported lost
+
+
+class BusinessPort(Protocol):
+    """What the hotline may ask of the social-insurance business system."""
+
+    def resident_id(self, id_number: str) -> int | None: ...
+    def pin_matches(self, resident_id: int, pin: str) -> bool: ...
+    def pension(self, resident_id: int) -> PensionAccount: ...
+    def medical(self, resident_id: int) -> MedicalAccount: ...
+    def contributions(self, resident_id: int, limit: int = 3) -> list[ContributionRow]: ...
+    def unemployment(self, resident_id: int, limit: int = 3) -> list[BenefitPayment]: ...
+    def card(self, resident_id: int) -> CardStatus: ...
+    def report_card_lost(self, resident_id: int, *, call_id: str) -> CardStatus: ...
+
+
+class SampleBusinessPort:
+    """The embedded adapter over the sample tables (`hotline sample`)."""
+
+    def __init__(self, store: Store, pin_pepper: str) -> None:
+        self.store = store
+        self.pepper = pin_pepper
+
+    def resident_id(self, id_number: str) -> int | None:
+        with self.store.session() as s:
+            return s.scalar(select(Resident.id).where(Resident.id_number == id_number))
+
+    def pin_matches(self, resident_id: int, pin: str) -> bool:
+        with self.store.session() as s:
+            stored = s.scalar(select(Resident.pin_hash).where(Resident.id == resident_id))
+        return stored is not None and pins.verify_pin(pin, stored, self.pepper)
+
+    def pension(self, resident_id: int) -> PensionAccount:
+        with self.store.session() as s:
+            r = s.get_one(Resident, resident_id)
+            return PensionAccount(r.pension_balance_fen, r.pension_months)
+
+    def medical(self, resident_id: int) -> MedicalAccount:
+        with self.store.session() as s:
+            return MedicalAccount(s.get_one(Resident, resident_id).medical_balance_fen)
+
+    def contributions(self, resident_id: int, limit: int = 3) -> list[ContributionRow]:
+        q = (
+            select(Contribution)
+            .where(Contribution.resident_id == resident_id)
+            .order_by(Contribution.period.desc())
+            .limit(limit)
+        )
+        with self.store.session() as s:
+            return [ContributionRow(c.period, c.pension_fen, c.medical_fen) for c in s.scalars(q)]
+
+    def unemployment(self, resident_id: int, limit: int = 3) -> list[BenefitPayment]:
+        q = (
+            select(UnemploymentPayment)
+            .where(UnemploymentPayment.resident_id == resident_id)
+            .order_by(UnemploymentPayment.period.desc())
+            .limit(limit)
+        )
+        with self.store.session() as s:
+            return [BenefitPayment(p.period, p.amount_fen) for p in s.scalars(q)]
+
+    def card(self, resident_id: int) -> CardStatus:
+        with self.store.session() as s:
+            r = s.get_one(Resident, resident_id)
+            return CardStatus(r.card_status, r.card_number[-4:])
+
+    def report_card_lost(self, resident_id: int, *, call_id: str) -> CardStatus:
+        """Mark the card lost and write one `card_loss_confirmed` business event, atomically.
+
+        The event's idempotency key is the call id: the same call cannot report twice.
+        """
+        with self.store.session() as s:
+            result = s.execute(
+                update(Resident)
+                .where(Resident.id == resident_id, Resident.card_status != "lost")
+                .values(card_status="lost")
+            )
+            changed = cast(CursorResult[Any], result).rowcount
+            r = s.get_one(Resident, resident_id)
+            if changed:
+                _insert_event(
+                    s,
+                    BusinessEvent(
+                        event_type="card_loss_confirmed",
+                        subject_kind="person",
+                        subject_id=r.id_number,
+                        payload={
+                            "card_tail": r.card_number[-4:],
+                            "reported_at": utcnow().isoformat(),
+                            "channel": "ivr",
+                        },
+                        idempotency_key=f"card_loss:{call_id}",
+                        created_at=utcnow(),
+                    ),
+                )
+            return CardStatus("lost", r.card_number[-4:], already=not changed)
+
+
+def _insert_event(session: Session, event: BusinessEvent) -> None:
+    values = {c.name: getattr(event, c.name) for c in BusinessEvent.__table__.columns if c.name != "id"}
+    values["status"] = "pending"
+    dialect = session.get_bind().dialect.name
+    stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(BusinessEvent).values(**values)
+    session.execute(stmt.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+
+
+@dataclass(frozen=True)
+class Identity:
+    resident_id: int
+
+
+class Identifier:
+    """Verifies ID number + PIN through the port, keeping the lockout count in our store.
+
+    After `max_failures` consecutive wrong PINs the ID number is locked for `lockout`;
+    a correct PIN resets the count. Raises UnknownResident, WrongPin or IdentityLocked.
+    """
+
+    def __init__(self, store: Store, port: BusinessPort, max_failures: int, lockout: dt.timedelta) -> None:
+        self.store = store
+        self.port = port
+        self.max_failures = max_failures
+        self.lockout = lockout
+
+    def verify(self, id_number: str, pin: str, *, actor: str, call_id: str | None) -> Identity:
+        now = utcnow()
+        with self.store.session() as s:
+            lock = s.get(PinLock, id_number)
+            if lock and lock.locked_until and lock.locked_until > now:
+                raise IdentityLocked(lock.locked_until)
+        resident_id = self.port.resident_id(id_number)
+        if resident_id is None:
+            raise UnknownResident(mask_id(id_number))
+        if self.port.pin_matches(resident_id, pin):
+            with self.store.session() as s:
+                s.execute(
+                    update(PinLock)
+                    .where(PinLock.id_number == id_number)
+                    .values(failures=0, locked_until=None, updated_at=now)
+                )
+                audit.record(s, actor=actor, action="identify", resident_id=resident_id, call_id=call_id)
+            return Identity(resident_id)
+        failures = self._count_failure(id_number, now)
+        log.info("call %s: wrong PIN for %s (%d consecutive)", call_id, mask_id(id_number), failures)
+        if failures >= self.max_failures:
+            raise IdentityLocked(now + self.lockout)
+        raise WrongPin(failures)
+
+    def _count_failure(self, id_number: str, now: dt.datetime) -> int:
+        with self.store.session() as s:
+            lock = s.get(PinLock, id_number, with_for_update=True)
+            if lock is None:
+                lock = PinLock(id_number=id_number, failures=0)
+                s.add(lock)
+            if lock.locked_until and lock.locked_until <= now:
+                lock.failures = 0  # an expired lock starts a fresh count
+                lock.locked_until = None
+            lock.failures += 1
+            lock.updated_at = now
+            if lock.failures >= self.max_failures:
+                lock.locked_until = now + self.lockout
+            return lock.failures
+
+
+class AuditedReader:
+    """Runs a named query through the port and audits it in the same breath."""
+
+    def __init__(self, store: Store, port: BusinessPort) -> None:
+        self.store = store
+        self.port = port
+
+    def read(self, name: str, resident_id: int, *, actor: str, call_id: str) -> dict[str, object]:
+        data = self._run(name, resident_id, call_id)
+        with self.store.session() as s:
+            audit.record(
+                s,
+                actor=actor,
+                action=f"{'write' if name == 'card_lost' else 'read'}:{name}",
+                resident_id=resident_id,
+                call_id=call_id,
+            )
+        return data
+
+    def _run(self, name: str, resident_id: int, call_id: str) -> dict[str, object]:
+        port = self.port
+        if name == "pension":
+            p = port.pension(resident_id)
+            return {"balance_fen": p.balance_fen, "months": p.months}
+        if name == "medical":
+            return {"balance_fen": port.medical(resident_id).balance_fen}
+        if name == "contributions":
+            rows = port.contributions(resident_id)
+            return {"items": [vars(r) for r in rows]}
+        if name == "unemployment":
+            pays = port.unemployment(resident_id)
+            return {"items": [vars(p) for p in pays]}
+        if name == "card":
+            return dict(vars(port.card(resident_id)))
+        if name == "card_lost":
+            return dict(vars(port.report_card_lost(resident_id, call_id=call_id)))
+        raise ValueError(f"unknown query {name!r}")

@@ -1,0 +1,1 @@
+"""Entry points: the `hotline` CLI and the wiring of `hotline serve`."""

@@ -1,0 +1,230 @@
+"""The `hotline` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core import sample
+from core.errors import HotlineError
+from core.settings import Settings, load_settings
+
+log = logging.getLogger("hotline")
+Handler = Callable[[Settings, argparse.Namespace], int]
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.serve import COMPONENTS, serve
+
+    only = tuple(p.strip() for p in args.only.split(",")) if args.only else COMPONENTS
+    unknown = [p for p in only if p not in COMPONENTS]
+    if unknown:
+        print(
+            f"hotline serve: unknown component(s) {', '.join(unknown)}; this build runs {', '.join(COMPONENTS)}",
+            file=sys.stderr,
+        )
+        return 2
+    asyncio.run(serve(settings, only))
+    return 0
+
+
+def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.asterisk import LocalAsterisk
+
+    local = LocalAsterisk(settings)
+    if args.action == "up":
+        status = local.up()
+    elif args.action == "down":
+        local.down()
+        status = local.status()
+    else:
+        status = local.status()
+    _print_json({k: str(v) if isinstance(v, Path) else v for k, v in vars(status).items()})
+    return 0 if args.action == "down" or status.running else 1
+
+
+def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from ivr.caller import place_call, wait_hung_up
+    from ivr.trail import find_call_id, show_call
+
+    settings.require_secrets("ami.secret")
+    uniqueid = asyncio.run(
+        place_call(settings, args.dtmf, lead_s=args.lead, tail_s=args.tail, caller_id=args.caller_id)
+    )
+    print(f"placed call, Asterisk uniqueid {uniqueid}; waiting for it to end", file=sys.stderr)
+    asyncio.run(wait_hung_up(settings, uniqueid, timeout_s=args.timeout))
+    store = open_store(settings)
+    call_id = None
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        call_id = find_call_id(store, uniqueid=uniqueid)
+        if call_id is not None and show_call(store, call_id, actor=_actor())["ended_at"]:
+            break
+        time.sleep(0.2)
+    if call_id is None:
+        print("the call reached no IVR session: is `hotline serve` running?", file=sys.stderr)
+        return 1
+    _print_json(show_call(store, call_id, actor=_actor()))
+    return 0
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def cmd_calls(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from ivr.trail import find_call_id, show_call
+
+    store = open_store(settings)
+    call_id = find_call_id(store, None if args.last else args.id)
+    if call_id is None:
+        print(f"no call {'recorded yet' if args.last or not args.id else repr(args.id)}", file=sys.stderr)
+        return 1
+    data = show_call(store, call_id, actor=_actor())
+    if args.format == "json":
+        _print_json(data)
+        return 0
+    print(
+        f"call {data['id']}  {data['started_at']} .. {data['ended_at']}  {data['outcome']} "
+        f"(ended by {data['ended_by']})"
+    )
+    for st in data["trail"]:
+        extra = {k: v for k, v in st.items() if k not in ("seq", "at", "kind", "node")}
+        print(f"  {st['seq']:3d} {st['kind']:<10} {st['node'] or '':<14} {json.dumps(extra, ensure_ascii=False)}")
+    return 0
+
+
+def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
+    from ivr.catalogue import load_catalogue
+    from ivr.prompts import build
+
+    cat = load_catalogue(settings.ivr.prompts_dir / "catalogue.toml")
+    report = build(cat, settings.ivr.prompts_dir / "build", force=args.force)
+    print(f"prompts: {report.built} built, {report.unchanged} unchanged, {report.files} files checked")
+    return 0
+
+
+def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "load":
+        from hotline.wiring import open_store
+
+        settings.require_secrets("security.pin_pepper")
+        n = sample.load(open_store(settings), settings.security.pin_pepper, residents=args.residents)
+        print(f"sample: {n} residents loaded into {settings.database.url}")
+        return 0
+    _, people = sample.generate(residents=args.residents)
+    rows = [
+        {
+            "id_number": r.id_number,
+            "name": r.name,
+            "pin": r.pin,
+            "phone": r.phone,
+            "pension_balance_fen": r.pension_balance_fen,
+            "pension_balance_yuan": f"{r.pension_balance_fen / 100:.2f}",
+            "pension_months": r.pension_months,
+            "medical_balance_fen": r.medical_balance_fen,
+            "medical_balance_yuan": f"{r.medical_balance_fen / 100:.2f}",
+            "card_status": r.card_status,
+        }
+        for r in people
+    ]
+    if args.format == "json":
+        _print_json(rows)
+    else:
+        for r in rows:
+            print(
+                f"{r['id_number']}  PIN {r['pin']}  {r['phone']}  pension {r['pension_balance_yuan']} "
+                f"({r['pension_months']} months)  medical {r['medical_balance_yuan']}"
+            )
+    return 0
+
+
+def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+
+    open_store(settings)
+    print(f"database {settings.database.url}: schema up to date")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hotline", description="The 12333 hotline platform.")
+    p.add_argument("--config", type=Path, help="TOML settings file (default: hotline.toml if present)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="run FastAGI and the Asterisk watcher")
+    s.add_argument("--only", help="comma-separated subset of: agi,ami")
+    s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("asterisk", help="local Asterisk 22 in a debootstrap root")
+    s.add_argument("action", choices=("up", "down", "status"))
+    s.set_defaults(func=cmd_asterisk)
+
+    s = sub.add_parser("call", help="place a scripted test call into 12333 and print its trail")
+    s.add_argument("--dtmf", required=True, help="digits to key; w = 0.5 s pause, W = 1 s pause")
+    s.add_argument("--lead", type=float, default=1.0, help="seconds after answer before the first digit")
+    s.add_argument("--tail", type=float, default=5.0, help="seconds to stay on the line after the last digit")
+    s.add_argument("--caller-id", default="13800000000")
+    s.add_argument("--timeout", type=float, default=180.0, help="longest the call may last")
+    s.set_defaults(func=cmd_call)
+
+    s = sub.add_parser("calls", help="recorded calls")
+    calls = s.add_subparsers(dest="calls_action", required=True)
+    show = calls.add_parser("show", help="a call's trail")
+    show.add_argument("id", nargs="?", help="call id or Asterisk uniqueid")
+    show.add_argument("--last", action="store_true", help="the most recent call")
+    show.add_argument("--format", choices=("json", "text"), default="text")
+    show.set_defaults(func=cmd_calls)
+
+    s = sub.add_parser("prompts", help="speech prompts")
+    pr = s.add_subparsers(dest="prompts_action", required=True)
+    b = pr.add_parser("build", help="synthesise changed prompts to 8 kHz WAV")
+    b.add_argument("--force", action="store_true", help="rebuild every prompt")
+    b.set_defaults(func=cmd_prompts)
+
+    s = sub.add_parser("sample", help="the synthetic Anji dataset")
+    s.add_argument("what", choices=("residents", "load"))
+    s.add_argument("--format", choices=("json", "text"), default="text")
+    s.add_argument("--residents", type=int, default=sample.DEFAULT_RESIDENTS)
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("db", help="database schema")
+    s.add_argument("action", choices=("upgrade",))
+    s.set_defaults(func=cmd_db)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    handler: Handler = args.func
+    try:
+        settings = load_settings(args.config)
+        return handler(settings, args)
+    except HotlineError as exc:
+        print(f"hotline: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,96 @@
+"""`hotline serve`: which tasks run, signals, and an orderly shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from core.settings import Settings
+from hotline.wiring import ivr_services, open_store
+from ivr import dialplan
+from ivr.asterisk import ami_login
+from ivr.errors import AmiError, AsteriskError
+from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer
+from ivr.session import CallInfo, IvrServices, IvrSession
+
+log = logging.getLogger(__name__)
+COMPONENTS = ("agi", "ami")  # sms and web arrive with their issues
+SHUTDOWN_GRACE_S = 10.0
+
+
+def ivr_route(services: IvrServices):  # type: ignore[no-untyped-def]
+    async def route(channel: AgiChannel) -> None:
+        env = channel.env
+        info = CallInfo(
+            uniqueid=env.uniqueid,
+            channel=env.channel,
+            caller=env.callerid if env.callerid not in ("", "unknown") else None,
+        )
+        await IvrSession(services, AgiVoice(channel), info).run()
+
+    return route
+
+
+async def watch_asterisk(settings: Settings, stop: asyncio.Event) -> None:
+    """Log clearly whether Asterisk's AMI answers, retrying with backoff until it does."""
+    delay = 1.0
+    attempt = 0
+    while not stop.is_set():
+        attempt += 1
+        try:
+            await asyncio.to_thread(
+                ami_login, settings.ami.host, settings.ami.port, settings.ami.user, settings.ami.secret
+            )
+            log.info("Asterisk AMI at %s:%d answers (attempt %d)", settings.ami.host, settings.ami.port, attempt)
+            return
+        except (AsteriskError, AmiError, OSError) as exc:
+            log.warning(
+                "Asterisk AMI at %s:%d not ready (attempt %d: %s); retrying in %.0f s",
+                settings.ami.host,
+                settings.ami.port,
+                attempt,
+                exc,
+                delay,
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, 30.0)
+
+
+async def serve(settings: Settings, only: tuple[str, ...] = COMPONENTS) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    store = open_store(settings)
+    tasks: list[asyncio.Task[None]] = []
+    server = None
+    agi: FastAgiServer | None = None
+    if "agi" in only:
+        services = ivr_services(settings, store)
+        agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
+        agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
+        server = await agi.serve(settings.agi.host, settings.agi.port)
+        log.info(
+            "FastAGI listening on %s:%d (script %r)", settings.agi.host, settings.agi.port, dialplan.AGI_SCRIPT_IVR
+        )
+    if "ami" in only:
+        settings.require_secrets("ami.secret")
+        tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
+    print("hotline serve: ready", flush=True)
+    await stop.wait()
+    log.info("shutting down")
+    if server is not None:
+        server.close()
+    if agi is not None and agi.sessions:
+        log.info("waiting up to %.0f s for %d calls in progress", SHUTDOWN_GRACE_S, len(agi.sessions))
+        _, pending = await asyncio.wait(set(agi.sessions), timeout=SHUTDOWN_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    store.dispose()

@@ -1,0 +1,299 @@
+"""A local Asterisk 22: provisioned, configured, started and stopped from the settings.
+
+`hotline asterisk up|down|status` and the real-system tests' session fixture use it.
+Asterisk runs chrooted in a debootstrap root (ivr.asterisk_root) with our `dialplans/`
+(ivr.asterisk_config), in its own session so it outlives the command that started it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from core.settings import Settings
+from ivr import asterisk_root as roots
+from ivr.asterisk_config import DIALPLANS_DIR, install_config, install_prompts
+from ivr.errors import (
+    AmiLoginRefused,
+    AmiUnavailable,
+    AsteriskCommandFailed,
+    AsteriskError,
+    AsteriskNotReady,
+)
+
+logger = logging.getLogger(__name__)
+
+RUN_USER: Final = "asterisk"
+RUN_DIR: Final = "/var/run/asterisk"
+LOG_DIR: Final = "/var/log/asterisk"
+AMI_BANNER: Final = b"Asterisk Call Manager/"
+_POLL_S: Final = 0.2
+
+
+@dataclass(frozen=True)
+class AsteriskStatus:
+    root: Path
+    root_present: bool
+    pid: int | None  # the chrooted asterisk process, if running
+    ami_answering: bool  # something sends the AMI banner on settings.ami.host:port
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+
+class LocalAsterisk:
+    def __init__(
+        self, settings: Settings, *, dialplans_dir: Path = DIALPLANS_DIR, start_timeout_s: float = 60.0
+    ) -> None:
+        self.settings = settings
+        self.dialplans_dir = dialplans_dir
+        self.start_timeout_s = start_timeout_s
+        self.cache_dir = settings.asterisk.cache_dir.expanduser().resolve()
+        self.root = roots.root_path(self.cache_dir)
+        self.process_log = self.cache_dir / "asterisk-22.log"  # Asterisk's stdout and stderr
+        self.pid_file = self.cache_dir / "asterisk-22.pid"
+
+    # Files Asterisk writes, as host paths.
+    @property
+    def log_dir(self) -> Path:
+        return roots.resolve_in_root(self.root, LOG_DIR)
+
+    @property
+    def messages_log(self) -> Path:
+        return self.log_dir / "messages"
+
+    @property
+    def queue_log(self) -> Path:
+        return self.log_dir / "queue_log"
+
+    @property
+    def cdr_csv(self) -> Path:
+        return self.log_dir / "cdr-csv" / "Master.csv"
+
+    def status(self) -> AsteriskStatus:
+        return AsteriskStatus(
+            root=self.root,
+            root_present=roots.root_present(self.root),
+            pid=self.running_pid(),
+            ami_answering=ami_answering(self.settings.ami.host, self.settings.ami.port),
+        )
+
+    def up(self) -> AsteriskStatus:
+        """Provision if needed, install the configuration, then start (or reload) and wait for AMI."""
+        roots.require_superuser()
+        self.settings.require_secrets("ami.secret")
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        if not roots.root_present(self.root):
+            source = self.settings.asterisk
+            roots.provision(self.root, source.suite, source.mirror, self.cache_dir / "debootstrap.log")
+        roots.mount_root(self.root)
+        self._install()
+        pid = self.running_pid()
+        if pid is None:
+            self._start()
+        else:
+            logger.info("Asterisk already running (pid %d): reloading its configuration", pid)
+            self.cli("core reload")
+            self._wait_ready(None)
+        return self.status()
+
+    def down(self) -> None:
+        """Stop Asterisk (gracefully, then by signal) and unmount the root's /proc and /dev."""
+        roots.require_superuser()
+        pid = self.running_pid()
+        if pid is not None:
+            self._stop(pid)
+        if self.root.exists():
+            roots.unmount_under(self.root)
+        self.pid_file.unlink(missing_ok=True)
+
+    def reload(self) -> None:
+        """Re-install the configuration and have the running Asterisk read it again."""
+        self._install()
+        self.cli("core reload")
+        self._wait_ready(None)
+
+    def cli(self, command: str, timeout_s: float = 15.0) -> str:
+        """Run an Asterisk CLI command in the running Asterisk and return its output."""
+        done = self._remote(command, timeout_s)
+        output = done.stdout + done.stderr
+        if done.returncode != 0 or "Unable to connect to remote asterisk" in output:
+            raise AsteriskCommandFailed(f"asterisk -rx {command!r}: exit {done.returncode}: {output.strip()}")
+        return done.stdout
+
+    def running_pid(self) -> int | None:
+        """Our pid file first, then Asterisk's own; only a live asterisk chrooted in our root counts."""
+        for path in (self.pid_file, roots.resolve_in_root(self.root, f"{RUN_DIR}/asterisk.pid")):
+            pid = _read_pid(path)
+            if pid is not None and _is_asterisk_in(pid, self.root):
+                return pid
+        return None
+
+    def _install(self) -> None:
+        _, group_id = roots.account_ids(self.root, RUN_USER)
+        install_config(self.root, self.settings, group_id, self.dialplans_dir)
+        install_prompts(self.root, self.settings.ivr.prompts_dir / "build")
+
+    def _start(self) -> None:
+        host, port = self.settings.ami.host, self.settings.ami.port
+        if ami_answering(host, port):
+            raise AsteriskError(f"another AMI already answers on {host}:{port}: stop it or change ami.port")
+        user_id, group_id = roots.account_ids(self.root, RUN_USER)
+        run_dir = roots.resolve_in_root(self.root, RUN_DIR)  # a tmpfs under systemd; absent here
+        run_dir.mkdir(parents=True, exist_ok=True)
+        os.chown(run_dir, user_id, group_id)
+        # -f: stay in the foreground (we detach it ourselves); -n: no colour codes in the log.
+        command = ["chroot", str(self.root), roots.ASTERISK_BINARY, "-fn", "-U", RUN_USER, "-G", RUN_USER]
+        with self.process_log.open("ab") as log:
+            log.write(f"--- {time.strftime('%F %T')} {' '.join(command)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        self.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
+        logger.info("started Asterisk (pid %d) in %s; log %s", process.pid, self.root, self.process_log)
+        try:
+            self._wait_ready(process)
+        except AsteriskNotReady:
+            _terminate(process)
+            raise
+
+    def _wait_ready(self, process: subprocess.Popen[bytes] | None) -> None:
+        """Until AMI accepts our login and Asterisk says it is fully booted, bounded in time."""
+        ami = self.settings.ami
+        deadline = time.monotonic() + self.start_timeout_s
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if process is not None and process.poll() is not None:
+                raise AsteriskNotReady(f"Asterisk exited with {process.returncode}\n{self._log_tails()}")
+            try:
+                ami_login(ami.host, ami.port, ami.user, ami.secret)
+                self.cli("core waitfullybooted", timeout_s=max(1.0, deadline - time.monotonic()))
+                logger.info("Asterisk ready: AMI %s:%d accepts user %s", ami.host, ami.port, ami.user)
+                return
+            except (AmiUnavailable, AmiLoginRefused, AsteriskCommandFailed) as exc:
+                last_error = exc
+            time.sleep(_POLL_S)
+        raise AsteriskNotReady(
+            f"AMI not ready after {self.start_timeout_s:.0f} s (last: {last_error})\n{self._log_tails()}"
+        )
+
+    def _log_tails(self) -> str:
+        return (
+            f"--- {self.process_log}:\n{roots.tail(self.process_log)}\n"
+            f"--- {self.messages_log}:\n{roots.tail(self.messages_log)}"
+        )
+
+    def _stop(self, pid: int) -> None:
+        done = self._remote("core stop now", 15.0)  # exits non-zero when Asterisk closes the console
+        logger.debug("core stop now: %s %s", done.returncode, (done.stdout + done.stderr).strip())
+        for sig in (None, signal.SIGTERM, signal.SIGKILL):
+            if sig is not None:
+                logger.warning("Asterisk (pid %d) still running: sending %s", pid, sig.name)
+                os.kill(pid, sig)
+            if _wait_gone(pid, self.root, 10.0):
+                logger.info("Asterisk (pid %d) stopped", pid)
+                return
+        raise AsteriskError(f"Asterisk (pid {pid}) survived SIGKILL")
+
+    def _remote(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
+        argv = ["chroot", str(self.root), roots.ASTERISK_BINARY, "-rx", command]
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise AsteriskCommandFailed(f"asterisk -rx {command!r} took over {timeout_s:.0f} s") from exc
+
+
+def ami_answering(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """True when something at host:port greets like an Asterisk Manager Interface."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            return sock.makefile("rb").readline().startswith(AMI_BANNER)
+    except OSError:
+        return False
+
+
+def ami_login(host: str, port: int, user: str, secret: str, timeout_s: float = 3.0) -> None:
+    """Log in to AMI and off again; raise AmiUnavailable or AmiLoginRefused."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s) as sock:
+            reader = sock.makefile("rb")
+            if not reader.readline().startswith(AMI_BANNER):
+                raise AmiUnavailable(f"{host}:{port} is not an Asterisk Manager Interface")
+            # Events: off, so the only message that follows is the response to the Login.
+            login = f"Action: Login\r\nUsername: {user}\r\nSecret: {secret}\r\nEvents: off\r\n\r\n"
+            sock.sendall(login.encode())
+            response = read_ami_message(reader)
+            sock.sendall(b"Action: Logoff\r\n\r\n")
+    except OSError as exc:
+        raise AmiUnavailable(f"AMI {host}:{port}: {exc}") from exc
+    if response.get("Response") != "Success":
+        raise AmiLoginRefused(f"AMI {host}:{port} refused user {user!r}: {response.get('Message', response)}")
+
+
+def read_ami_message(reader: BinaryIO) -> dict[str, str]:
+    """Read one AMI message (header lines up to an empty line) from a binary line reader."""
+    headers: dict[str, str] = {}
+    while True:
+        raw = reader.readline()
+        if not raw:
+            raise AmiUnavailable("AMI closed the connection")
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line:
+            return headers
+        key, _, value = line.partition(":")
+        headers[key.strip()] = value.strip()
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text(encoding="utf-8").strip())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def _is_asterisk_in(pid: int, root: Path) -> bool:
+    """A live (not zombie) asterisk process whose filesystem root is `root`."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        if os.readlink(proc / "root") != str(root):
+            return False
+        state = (proc / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+        return state != "Z" and Path(os.readlink(proc / "exe")).name == "asterisk"
+    except (OSError, IndexError):
+        return False
+
+
+def _wait_gone(pid: int, root: Path, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not _is_asterisk_in(pid, root):
+            return True
+        time.sleep(_POLL_S)
+    return False
+
+
+def _reap(pid: int) -> None:
+    """Collect the exit status when Asterisk is our own child, so it does not linger as a zombie."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

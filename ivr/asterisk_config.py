@@ -1,0 +1,135 @@
+"""Writing `dialplans/` and the built prompts into the Asterisk root.
+
+Our .conf files replace Debian's of the same name; every other Debian file stays, but for
+DISABLED_FILES, set aside because they only make Asterisk log warnings. Our files are
+templates: `@AMI_SECRET@` and friends are filled in from the settings here, so
+no secret lives in the repository.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Final
+
+from core.settings import Settings
+from ivr.asterisk_root import resolve_in_root
+from ivr.dialplan import GLOBAL_AGI_ADDR, SOUNDS_SUBDIR
+from ivr.errors import AsteriskConfigError
+
+logger = logging.getLogger(__name__)
+
+DIALPLANS_DIR: Final = Path(__file__).resolve().parent.parent / "dialplans"
+ETC_DIR: Final = "/etc/asterisk"
+GLOBALS_FILE: Final = "extensions_hotline_globals.conf"
+# Readable by the asterisk group only: they hold a secret.
+SECRET_FILES: Final = frozenset({"manager.conf"})
+# Debian files set aside (renamed to <name>.disabled): pbx_config logs "users.conf is
+# deprecated" at every start while users.conf exists, even empty.
+DISABLED_FILES: Final = ("users.conf",)
+_TOKEN = re.compile(r"@([A-Z][A-Z0-9_]*)@")
+_USER = re.compile(r"[A-Za-z0-9_.-]+")
+_UNSPECIFIED_HOSTS: Final = frozenset({"", "0.0.0.0", "::"})
+
+
+def template_values(settings: Settings) -> dict[str, str]:
+    """What the `@NAME@` tokens of dialplans/*.conf stand for."""
+    ami = settings.ami
+    if not _USER.fullmatch(ami.user):
+        raise AsteriskConfigError(f"ami.user {ami.user!r}: use letters, digits, '_', '.', '-' only")
+    # In Asterisk's .conf syntax ';' starts a comment and whitespace is trimmed.
+    if any(not 33 <= ord(c) <= 126 or c in ";\\[]" for c in ami.secret):
+        raise AsteriskConfigError("ami.secret: use printable ASCII without spaces, ';', '\\', '[' or ']'")
+    return {"AMI_PORT": str(ami.port), "AMI_USER": ami.user, "AMI_SECRET": ami.secret}
+
+
+def render(text: str, values: dict[str, str], source: str) -> str:
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in values:
+            raise AsteriskConfigError(f"{source}: unknown template token @{name}@")
+        return values[name]
+
+    return _TOKEN.sub(substitute, text)
+
+
+def agi_address(settings: Settings) -> str:
+    """host:port that Asterisk dials for FastAGI (same network namespace as the server)."""
+    host = settings.agi.host
+    if host in _UNSPECIFIED_HOSTS:  # the server listens everywhere: reach it on loopback
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{settings.agi.port}"
+
+
+def install_config(root: Path, settings: Settings, group_id: int, dialplans_dir: Path = DIALPLANS_DIR) -> None:
+    """Copy dialplans/*.conf (rendered) and the generated globals into the root's /etc/asterisk."""
+    values = template_values(settings)
+    etc = resolve_in_root(root, ETC_DIR)
+    sources = sorted(dialplans_dir.glob("*.conf"))
+    if not sources:
+        raise AsteriskConfigError(f"no .conf files in {dialplans_dir}")
+    for source in sources:
+        text = render(source.read_text(encoding="utf-8"), values, source.name)
+        _write(etc / source.name, text, group_id, secret=source.name in SECRET_FILES)
+    globals_text = (
+        "; Written by `hotline asterisk up` from the settings; do not edit.\n"
+        f"{GLOBAL_AGI_ADDR}={agi_address(settings)}\n"
+    )
+    _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
+    for name in DISABLED_FILES:
+        if (etc / name).exists():
+            (etc / name).replace(etc / f"{name}.disabled")
+    logger.info("installed %d config files into %s (FastAGI at %s)", len(sources), etc, agi_address(settings))
+
+
+def _write(path: Path, text: str, group_id: int, *, secret: bool) -> None:
+    """Replace `path` atomically, so a reload never reads half a file."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        if secret:
+            os.chown(temp, 0, group_id)
+            os.chmod(temp, 0o640)
+        else:
+            os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def sounds_dir(root: Path) -> Path:
+    """Asterisk's sounds directory inside the root: `astdatadir` of asterisk.conf + /sounds."""
+    data_dir = "/usr/share/asterisk"
+    conf = resolve_in_root(root, f"{ETC_DIR}/asterisk.conf")
+    for line in conf.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\s*astdatadir\s*=>?\s*(\S+)", line)
+        if match:
+            data_dir = match.group(1)
+    return resolve_in_root(root, f"{data_dir}/sounds")
+
+
+def install_prompts(root: Path, build_dir: Path) -> int:
+    """Mirror `<build_dir>/<lang>/*.wav` to `sounds/hotline/<lang>/`; return how many files."""
+    target = sounds_dir(root) / SOUNDS_SUBDIR
+    if target.exists():
+        shutil.rmtree(target)  # prompts removed from the catalogue must not linger
+    count = 0
+    for wav in sorted(build_dir.glob("*/*.wav")):
+        destination = target / wav.parent.name / wav.name
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(wav, destination)
+        destination.chmod(0o644)
+        count += 1
+    if count:
+        logger.info("installed %d prompts from %s into %s", count, build_dir, target)
+    else:
+        logger.info("no built prompts in %s (run `hotline prompts build`)", build_dir)
+    return count

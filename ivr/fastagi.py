@@ -1,0 +1,233 @@
+"""FastAGI transport: panoramisk's Application routes sessions by `agi_network_script`;
+our Request reads replies the way Asterisk 22 really sends them.
+
+Where panoramisk's own handler falls short for a public hotline, we override it: only
+configured peers may connect, the environment block is bounded in size and time, an
+inline `HANGUP` line is consumed before the real reply (panoramisk returns it as the
+result and leaves the `200`/`511` line unread), every command has a timeout, and a caller
+who hangs up ends the session without a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from panoramisk.fast_agi import Application, Request
+
+from ivr import dialplan
+from ivr.agi import (
+    HANGUP_LINE,
+    MAX_ENV_BYTES,
+    AgiEnvironment,
+    AgiReply,
+    MalformedEnvironment,
+    is_usage_start,
+    parse_environment,
+    parse_reply,
+    quote,
+)
+from ivr.errors import AgiError, CallerHungUp
+
+log = logging.getLogger(__name__)
+ALL_KEYS = "0123456789*#"
+
+
+class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hints
+    """One FastAGI connection: send a command, get a typed reply or CallerHungUp."""
+
+    def __init__(
+        self,
+        app: Application,
+        env: AgiEnvironment,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        command_timeout: float,
+    ) -> None:
+        super().__init__(app, env.raw, reader, writer)
+        self.env = env
+        self.command_timeout = command_timeout
+        self.hung_up = False
+
+    async def _line(self) -> str:
+        try:
+            raw = await asyncio.wait_for(self.reader.readline(), self.command_timeout)
+        except TimeoutError:
+            raise AgiError(f"no reply from Asterisk within {self.command_timeout:.0f} s") from None
+        except (ConnectionError, asyncio.IncompleteReadError):
+            raise CallerHungUp("connection lost") from None
+        if not raw:
+            raise CallerHungUp("connection closed by Asterisk")
+        line: str = raw.decode("utf-8", "replace")
+        return line.rstrip("\r\n")
+
+    async def command(self, command: str) -> AgiReply:
+        if self.hung_up:
+            raise CallerHungUp("caller already hung up")
+        try:
+            self.writer.write(command.encode("utf-8") + b"\n")
+            await self.writer.drain()
+        except ConnectionError:
+            raise CallerHungUp("connection lost while sending") from None
+        while True:
+            line = await self._line()
+            if line == HANGUP_LINE:
+                # Asterisk announces the hang-up inline; the command's own reply follows.
+                self.hung_up = True
+                continue
+            if is_usage_start(line):
+                while not (await self._line()).startswith("520 "):
+                    pass
+                raise AgiError(f"520 usage error for {command.split(' ', 1)[0]}")
+            reply = parse_reply(line)
+            if reply.code == 100:  # "100 Trying..." precedes the real reply
+                continue
+            if reply.code == 511:
+                self.hung_up = True
+                raise CallerHungUp("511 dead channel")
+            if reply.code != 200:
+                raise AgiError(f"{reply.code} {reply.data} for {command.split(' ', 1)[0]}")
+            if self.hung_up:
+                raise CallerHungUp("hung up during command")
+            return reply
+
+    async def send_command(self, command: str) -> dict[str, str]:
+        """panoramisk's API, kept working for code written against it."""
+        reply = await self.command(command)
+        return {"status_code": str(reply.code), "result": reply.result, "data": reply.data}
+
+    async def probe(self) -> None:
+        """After `result=-1`: raise CallerHungUp if the channel is gone, else return."""
+        await self.command("CHANNEL STATUS")
+
+
+def sound(lang: str, prompt_id: str) -> str:
+    return f"{dialplan.SOUNDS_SUBDIR}/{lang}/{prompt_id}"
+
+
+class AgiVoice:
+    """The session's Voice over an AgiChannel."""
+
+    def __init__(self, channel: AgiChannel) -> None:
+        self.ch = channel
+
+    async def answer(self) -> None:
+        reply = await self.ch.command("ANSWER")
+        if reply.failed:
+            raise CallerHungUp("answer failed")
+
+    async def collect(self, prompts: Sequence[str], lang: str, max_digits: int, timeout_ms: int) -> str | None:
+        first = ""
+        for pid in prompts[:-1]:
+            reply = await self.ch.command(f"STREAM FILE {sound(lang, pid)} {quote(ALL_KEYS)}")
+            if reply.failed:
+                await self.ch.probe()
+                log.warning("channel %s: could not play %s", self.ch.env.channel, sound(lang, pid))
+            elif reply.result not in ("", "0"):
+                first = chr(int(reply.result))
+                break
+        if first == "#":
+            return ""
+        if first and max_digits == 1:
+            return first
+        prompt = sound(lang, prompts[-1]) if not first else "silence/1"
+        want = max_digits - len(first)
+        reply = await self.ch.command(f"GET DATA {prompt} {timeout_ms} {want}")
+        if reply.failed:
+            # result=-1: hung up, or the prompt file is missing; the probe tells which.
+            await self.ch.probe()
+            log.warning("channel %s: GET DATA failed on %s", self.ch.env.channel, prompt)
+            return first or None
+        digits = first + reply.result
+        if not digits and reply.data == "timeout":
+            return None
+        return digits
+
+    async def play(self, prompts: Sequence[str], lang: str) -> None:
+        for pid in prompts:
+            reply = await self.ch.command(f"STREAM FILE {sound(lang, pid)} {quote('')}")
+            if reply.failed:
+                await self.ch.probe()
+                log.warning("channel %s: could not play %s", self.ch.env.channel, sound(lang, pid))
+
+    async def _set(self, name: str, value: str) -> None:
+        await self.ch.command(f"SET VARIABLE {name} {quote(value)}")
+
+    async def transfer(self, queue: str, call_id: str) -> None:
+        await self._set(dialplan.VAR_CALL_ID, call_id)
+        await self._set(dialplan.VAR_QUEUE, queue)
+        await self._set(dialplan.VAR_ACTION, dialplan.ACTION_QUEUE)
+
+    async def finish(self, call_id: str) -> None:
+        await self._set(dialplan.VAR_CALL_ID, call_id)
+        await self._set(dialplan.VAR_ACTION, dialplan.ACTION_HANGUP)
+
+
+Route = Callable[[AgiChannel], Awaitable[None]]
+
+
+class FastAgiServer(Application):  # type: ignore[misc]
+    """panoramisk's Application with a hardened connection handler."""
+
+    def __init__(self, allowed_peers: Sequence[str], header_timeout: float, command_timeout: float) -> None:
+        super().__init__()
+        self.allowed = [ipaddress.ip_network(p, strict=False) for p in allowed_peers]
+        self.header_timeout = header_timeout
+        self.command_timeout = command_timeout
+        self.sessions: set[asyncio.Task[None]] = set()
+
+    def allowed_peer(self, host: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.allowed)
+
+    async def _read_environment(self, reader: asyncio.StreamReader) -> AgiEnvironment:
+        try:
+            block = await asyncio.wait_for(reader.readuntil(b"\n\n"), self.header_timeout)
+        except TimeoutError:
+            raise MalformedEnvironment(f"no complete environment within {self.header_timeout:.0f} s") from None
+        except asyncio.IncompleteReadError as exc:
+            raise MalformedEnvironment(f"connection closed after {len(exc.partial)} bytes of environment") from None
+        except asyncio.LimitOverrunError:
+            raise MalformedEnvironment(f"environment larger than {MAX_ENV_BYTES} bytes") from None
+        return parse_environment(block)
+
+    async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        task = asyncio.current_task()
+        if task is not None:
+            self.sessions.add(task)
+        try:
+            if not self.allowed_peer(peer[0]):
+                log.warning("FastAGI: refused connection from %s (not in agi.allowed_peers)", peer[0])
+                return
+            try:
+                env = await self._read_environment(reader)
+            except MalformedEnvironment as exc:
+                log.warning("FastAGI: bad request from %s: %s", peer[0], exc)
+                return
+            route = self._route.get(env.network_script)
+            if route is None:
+                log.error("FastAGI: no script %r (from %s, channel %s)", env.network_script, peer[0], env.channel)
+                return
+            channel = AgiChannel(self, env, reader, writer, self.command_timeout)
+            try:
+                await route(channel)
+            except CallerHungUp:
+                log.info("FastAGI: %s hung up", env.channel)
+            except AgiError as exc:
+                log.warning("FastAGI: %s: %s", env.channel, exc)
+        finally:
+            if task is not None:
+                self.sessions.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+
+    async def serve(self, host: str, port: int) -> asyncio.Server:
+        return await asyncio.start_server(self.handler, host, port, limit=MAX_ENV_BYTES)

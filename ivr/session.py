@@ -1,0 +1,253 @@
+"""One call through the IVR: the engine's actions carried out on a voice channel.
+
+The session is transport-neutral: FastAGI (ivr/fastagi.py) gives it an `AgiVoice`;
+tests and benchmarks may give it anything that satisfies `Voice`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.business import AuditedReader, Identifier
+from core.errors import IdentityLocked, StoreUnavailable, UnknownResident, WrongPin
+from core.masking import mask_phone
+from ivr import engine
+from ivr.catalogue import Catalogue
+from ivr.engine import Action, Collect, Hangup, Play, Query, QueryDone, QueryStatus, Transfer
+from ivr.errors import AgiError, CallerHungUp
+from ivr.menu import Menu
+from ivr.speech import text
+from ivr.trail import CallSink, TrailEntry
+
+log = logging.getLogger(__name__)
+
+
+class Voice(Protocol):
+    """What a transport must do for the session. Raises CallerHungUp when the caller is gone."""
+
+    async def collect(self, prompts: Sequence[str], lang: str, max_digits: int, timeout_ms: int) -> str | None:
+        """Digits entered ('' for a bare '#'), or None on a timeout with nothing entered."""
+        ...
+
+    async def play(self, prompts: Sequence[str], lang: str) -> None: ...
+    async def transfer(self, queue: str, call_id: str) -> None: ...
+    async def finish(self, call_id: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class IvrServices:
+    menu: Menu
+    catalogue: Catalogue
+    identifier: Identifier
+    reader: AuditedReader
+    sink: CallSink
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    uniqueid: str | None
+    channel: str | None
+    caller: str | None
+    transport: str = "fastagi"
+
+
+SPOOL_DIR = Path("var/spool/calls")
+
+
+def spool_call(session: IvrSession, outcome: str, ended_by: str, queue: str | None) -> Path:
+    """Keep a call the store could not take as JSON, for `hotline calls import --spool`."""
+    SPOOL_DIR.mkdir(parents=True, exist_ok=True)
+    path = SPOOL_DIR / f"{session.call_id}.json"
+    record = {
+        "id": session.call_id,
+        "uniqueid": session.info.uniqueid,
+        "channel": session.info.channel,
+        "caller": session.info.caller,
+        "outcome": outcome,
+        "ended_by": ended_by,
+        "queue": queue,
+        "first_seq": session.seq,
+        "trail": [
+            {"kind": e.kind, "node": e.node, "detail": e.detail, "at": e.at.isoformat()} for e in session.pending
+        ],
+    }
+    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+class IvrSession:
+    def __init__(self, services: IvrServices, voice: Voice, info: CallInfo, call_id: str | None = None) -> None:
+        self.svc = services
+        self.voice = voice
+        self.info = info
+        self.call_id = call_id or str(uuid.uuid4())
+        self.seq = 0
+        self.state: engine.CallState | None = None
+        self.begun = False
+        self.pending: list[TrailEntry] = []
+        self.store_down = False
+
+    def _flush(self) -> None:
+        """Write what the trail holds so far. If the store is down the entries wait in memory
+        and go out with the next write; the caller is never kept waiting on it."""
+        try:
+            if not self.begun:
+                self.svc.sink.begin(
+                    self.call_id,
+                    uniqueid=self.info.uniqueid,
+                    channel=self.info.channel,
+                    caller=self.info.caller,
+                    transport=self.info.transport,
+                    language="zh",
+                )
+                self.begun = True
+            self.svc.sink.append(self.call_id, self.seq, self.pending)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            if not self.store_down:
+                log.error(
+                    "call %s: store unavailable, keeping the trail in memory: %s",
+                    self.call_id,
+                    str(exc).splitlines()[0],
+                )
+            self.store_down = True
+            return
+        self.store_down = False
+        self.seq += len(self.pending)
+        self.pending = []
+
+    async def _record(self, entries: Sequence[TrailEntry]) -> None:
+        self.pending.extend(entries)
+        await asyncio.to_thread(self._flush)
+
+    def _end(self, outcome: str, ended_by: str, queue: str | None) -> None:
+        self._flush()
+        try:
+            if self.store_down:
+                raise StoreUnavailable("store still down at the end of the call")
+            self.svc.sink.end(
+                self.call_id,
+                outcome=outcome,
+                ended_by=ended_by,
+                last_node=self._node(),
+                resident_id=self.state.resident_id if self.state else None,
+                queue=queue,
+                language=self.state.language if self.state else "zh",
+            )
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            path = spool_call(self, outcome, ended_by, queue)
+            log.error(
+                "call %s: could not record the end of the call (%s); trail spooled to %s",
+                self.call_id,
+                str(exc).splitlines()[0],
+                path,
+            )
+
+    async def run(self) -> str:
+        """Run the call to its end; returns the outcome recorded."""
+        log.info("call %s: start (%s, caller %s)", self.call_id, self.info.uniqueid, mask_phone(self.info.caller))
+        outcome, ended_by, queue = "failed", "system", None
+        try:
+            outcome, ended_by, queue = await self._loop()
+        except CallerHungUp:
+            await self._record([TrailEntry("outcome", self._node(), {"outcome": "caller_hangup"})])
+            outcome, ended_by = "caller_hangup", "caller"
+        except AgiError as exc:
+            log.warning("call %s: AGI failure at %s: %s", self.call_id, self._node(), exc)
+            await self._record([TrailEntry("error", self._node(), {"error": str(exc)})])
+        finally:
+            # A server shutting down cancels us; the call's last write must still land.
+            await asyncio.shield(asyncio.to_thread(self._end, outcome, ended_by, queue))
+            log.info("call %s: %s (ended by %s)", self.call_id, outcome, ended_by)
+        return outcome
+
+    def _node(self) -> str | None:
+        return self.state.node if self.state else None
+
+    async def _loop(self) -> tuple[str, str, str | None]:
+        step = engine.step(self.svc.menu, None, engine.Start())
+        while True:
+            self.state = step.state
+            entries = [TrailEntry(n.kind, n.node, dict(n.detail)) for n in step.notes]
+            if step.action is None:
+                await self._record(entries)
+                return "completed", "system", None
+            entries += self._describe(step.action)
+            await self._record(entries)
+            if isinstance(step.action, Transfer):
+                await self.voice.play(step.action.prompts, self.state.language)
+                await self.voice.transfer(step.action.queue, self.call_id)
+                return "transferred", "system", step.action.queue
+            if isinstance(step.action, Hangup):
+                await self.voice.play(step.action.prompts, self.state.language)
+                await self.voice.finish(self.call_id)
+                return "completed", "system", None
+            event = await self._perform(step.action)
+            step = engine.step(self.svc.menu, self.state, event)
+
+    def _describe(self, action: Action) -> list[TrailEntry]:
+        node = self._node()
+        lang = self.state.language if self.state else "zh"
+        if isinstance(action, (Collect, Play, Transfer, Hangup)):
+            return [
+                TrailEntry(
+                    "prompt",
+                    node,
+                    {
+                        "prompts": list(action.prompts),
+                        "language": lang,
+                        "text": text(action.prompts, lang, self.svc.catalogue),
+                    },
+                )
+            ]
+        return [TrailEntry("query", node, {"query": action.name, "status": "asked"})]
+
+    async def _perform(self, action: Action) -> engine.Input:
+        assert self.state is not None
+        lang = self.state.language
+        if isinstance(action, Collect):
+            digits = await self.voice.collect(action.prompts, lang, action.max_digits, action.timeout_ms)
+            return engine.Timeout() if digits is None else engine.Digits(digits)
+        if isinstance(action, Play):
+            await self.voice.play(action.prompts, lang)
+            return engine.Played()
+        assert isinstance(action, Query)
+        done = await asyncio.to_thread(self._query, action)
+        shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
+        if done.name != "identify":
+            shown["data"] = dict(done.data)
+        await self._record([TrailEntry("result", self._node(), shown)])
+        return done
+
+    def _query(self, action: Query) -> QueryDone:
+        """Run a query in a worker thread; every failure becomes a status the engine handles."""
+        actor = "ivr"
+        try:
+            if action.name == "identify":
+                ident = self.svc.identifier.verify(
+                    str(action.args["id_number"]), str(action.args["pin"]), actor=actor, call_id=self.call_id
+                )
+                return QueryDone("identify", QueryStatus.OK, {"resident_id": ident.resident_id})
+            data = self.svc.reader.read(action.name, int(action.args["resident_id"]), actor=actor, call_id=self.call_id)
+            return QueryDone(action.name, QueryStatus.OK, data)
+        except UnknownResident:
+            return QueryDone(action.name, QueryStatus.UNKNOWN_ID)
+        except WrongPin as exc:
+            return QueryDone(action.name, QueryStatus.WRONG_PIN, {"failures": exc.failures})
+        except IdentityLocked as exc:
+            until = exc.until.isoformat() if isinstance(exc.until, dt.datetime) else str(exc.until)
+            return QueryDone(action.name, QueryStatus.LOCKED, {"until": until})
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            log.error(
+                "call %s: business data unavailable for %s: %s", self.call_id, action.name, str(exc).splitlines()[0]
+            )
+            return QueryDone(action.name, QueryStatus.UNAVAILABLE)

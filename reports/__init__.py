@@ -1,0 +1,1 @@
+"""Supervisor reports: KPI queries and renderers (issue 5)."""
