@@ -61,6 +61,8 @@ class LocalAsterisk:
         self.root = roots.root_path(self.cache_dir)
         self.process_log = self.cache_dir / "asterisk-22.log"  # Asterisk's stdout and stderr
         self.pid_file = self.cache_dir / "asterisk-22.pid"
+        # Kept while it runs, so its exit status is collected (no zombie, no ResourceWarning).
+        self._process: subprocess.Popen[bytes] | None = None
 
     # Files Asterisk writes, as host paths.
     @property
@@ -159,12 +161,14 @@ class LocalAsterisk:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
+        self._process = process
         self.pid_file.write_text(f"{process.pid}\n", encoding="utf-8")
         logger.info("started Asterisk (pid %d) in %s; log %s", process.pid, self.root, self.process_log)
         try:
             self._wait_ready(process)
         except AsteriskNotReady:
             _terminate(process)
+            self._process = None
             raise
 
     def _wait_ready(self, process: subprocess.Popen[bytes] | None) -> None:
@@ -194,16 +198,37 @@ class LocalAsterisk:
         )
 
     def _stop(self, pid: int) -> None:
-        done = self._remote("core stop now", 15.0)  # exits non-zero when Asterisk closes the console
-        logger.debug("core stop now: %s %s", done.returncode, (done.stdout + done.stderr).strip())
+        try:
+            done = self._remote("core stop now", 15.0)  # non-zero exit: Asterisk closes the console
+            logger.debug("core stop now: %s %s", done.returncode, (done.stdout + done.stderr).strip())
+        except AsteriskCommandFailed as exc:
+            logger.warning("core stop now failed (%s): signalling Asterisk (pid %d)", exc, pid)
         for sig in (None, signal.SIGTERM, signal.SIGKILL):
             if sig is not None:
                 logger.warning("Asterisk (pid %d) still running: sending %s", pid, sig.name)
                 os.kill(pid, sig)
-            if _wait_gone(pid, self.root, 10.0):
+            if self._wait_gone(pid, 10.0):
                 logger.info("Asterisk (pid %d) stopped", pid)
+                self._process = None
                 return
         raise AsteriskError(f"Asterisk (pid {pid}) survived SIGKILL")
+
+    def _wait_gone(self, pid: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self._reap(pid)
+            if not _is_asterisk_in(pid, self.root):
+                return True
+            time.sleep(_POLL_S)
+        return False
+
+    def _reap(self, pid: int) -> None:
+        """Collect the exit status when Asterisk is our own child, so it does not linger as a zombie."""
+        if self._process is not None and self._process.pid == pid:
+            self._process.poll()
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
 
     def _remote(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
         argv = ["chroot", str(self.root), roots.ASTERISK_BINARY, "-rx", command]
@@ -271,22 +296,6 @@ def _is_asterisk_in(pid: int, root: Path) -> bool:
         return state != "Z" and Path(os.readlink(proc / "exe")).name == "asterisk"
     except (OSError, IndexError):
         return False
-
-
-def _wait_gone(pid: int, root: Path, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not _is_asterisk_in(pid, root):
-            return True
-        time.sleep(_POLL_S)
-    return False
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when Asterisk is our own child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

@@ -67,13 +67,13 @@ def agi_address(settings: Settings) -> str:
     return f"{host}:{settings.agi.port}"
 
 
-def install_config(root: Path, settings: Settings, group_id: int, dialplans_dir: Path = DIALPLANS_DIR) -> None:
+def install_config(root: Path, settings: Settings, group_id: int, sources_dir: Path = DIALPLANS_DIR) -> None:
     """Copy dialplans/*.conf (rendered) and the generated globals into the root's /etc/asterisk."""
     values = template_values(settings)
     etc = resolve_in_root(root, ETC_DIR)
-    sources = sorted(dialplans_dir.glob("*.conf"))
+    sources = sorted(sources_dir.glob("*.conf"))
     if not sources:
-        raise AsteriskConfigError(f"no .conf files in {dialplans_dir}")
+        raise AsteriskConfigError(f"no .conf files in {sources_dir}")
     for source in sources:
         text = render(source.read_text(encoding="utf-8"), values, source.name)
         _write(etc / source.name, text, group_id, secret=source.name in SECRET_FILES)

@@ -94,7 +94,8 @@ class AmiSession:
     async def open(self) -> None:
         ami = self.settings.ami
         loop = asyncio.get_running_loop()
-        manager = _Manager(host=ami.host, port=ami.port, username=ami.user, secret=ami.secret, events="on", loop=loop)
+        credentials = {"username": ami.user, "secret": ami.secret}
+        manager = _Manager(host=ami.host, port=ami.port, events="on", loop=loop, **credentials)
         manager.register_event("Hangup", self._on_hangup)
         try:
             connection = await asyncio.wait_for(

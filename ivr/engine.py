@@ -131,7 +131,8 @@ class CallState:
     def from_json(cls, data: Mapping[str, Any]) -> CallState:
         values = dict(data)
         values["tries"] = dict(values.get("tries", {}))
-        values["repeat"] = tuple(values.get("repeat", ()))
+        for name in ("repeat", "carry"):
+            values[name] = tuple(values.get(name, ()))
         return cls(**values)
 
 

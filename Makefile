@@ -1,0 +1,62 @@
+# make run   - local Asterisk 22, prompts, sample data, and `hotline serve` on SQLite
+# make test  - lint, types, and the three test tiers (real Asterisk, SQLite and PostgreSQL)
+# make bench - benchmarks under bench/, figures printed
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+APT_PACKAGES := debootstrap espeak-ng sox postgresql
+PG_DIR := /tmp/hotline-test-pg
+DEMO_CONFIG := $(if $(wildcard hotline.toml),hotline.toml,hotline.demo.toml)
+
+.PHONY: run test bench deps venv prompts lint pytest
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+prompts: deps venv
+	$(BIN)/hotline prompts build
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+pytest: deps venv prompts
+	@port=$$($(BIN)/python tools/free_port.py); \
+	rm -rf $(PG_DIR); \
+	url=$$(tools/pg.sh up $(PG_DIR) $$port) || exit 1; \
+	trap 'tools/pg.sh down $(PG_DIR)' EXIT; \
+	HOTLINE_TEST_PG_URL=$$url HOTLINE_TEST_REQUIRE_PG=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint pytest
+
+run: deps venv prompts
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline db upgrade
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
+	@echo
+	@echo "Asterisk is up and 'hotline serve' is starting (Ctrl-C stops it; 'make stop' stops Asterisk)."
+	@echo "Place a test call from another terminal, e.g. a pension balance query:"
+	@echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline call --dtmf \"1W1W1W\$$(ID)W\$$(PIN)\" --tail 20"
+	@echo "with an ID number and PIN from: $(BIN)/hotline sample residents | head"
+	@echo
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline serve
+
+stop: venv
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk down
+
+bench: deps venv prompts
+	$(BIN)/python -m bench.fastagi_load

@@ -1,0 +1,159 @@
+"""The FastAGI server against a scripted AGI peer over localhost TCP, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Store
+from core.models import AuditEntry, Call
+from core.sample import SampleResident
+from hotline.serve import ivr_route
+from hotline.wiring import ivr_services
+from ivr.fastagi import FastAgiServer
+from ivr.session import IvrServices
+from ivr.trail import find_call_id, show_call
+from tests.conftest import make_settings
+from tests.protocol.agi_peer import HANGUP_511, Caller, environment, run_peer
+
+
+@pytest.fixture
+async def server(services: IvrServices) -> AsyncIterator[int]:
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
+    app.add_route("ivr", ivr_route(services))
+    srv = await app.serve("127.0.0.1", 0)
+    yield srv.sockets[0].getsockname()[1]
+    srv.close()
+    await srv.wait_closed()
+
+
+def pension_entries(r: SampleResident) -> list[str | None]:
+    return ["1", "1", "1", r.id_number.replace("X", "*"), r.pin, "2"]
+
+
+def last_call(store: Store) -> dict:  # type: ignore[type-arg]
+    call_id = find_call_id(store)
+    assert call_id is not None
+    return show_call(store, call_id, actor="test")
+
+
+async def test_pension_balance_query(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
+    resident = sample_data[1][3]  # the sample's fourth resident has an ID ending in X
+    assert resident.id_number.endswith("X")
+    commands = await run_peer(server, Caller(pension_entries(resident)))
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'
+    call = last_call(store)
+    assert call["outcome"] == "completed" and call["ended_by"] == "system"
+    assert call["caller"] == "138****5678"
+    result = next(s for s in call["trail"] if s["kind"] == "result" and s["query"] == "pension")
+    assert result["data"] == {"balance_fen": resident.pension_balance_fen, "months": resident.pension_months}
+    spoken = [s["text"] for s in call["trail"] if s["kind"] == "prompt"]
+    assert any(t.startswith("身份验证成功。您的养老保险个人账户余额为") for t in spoken)
+    assert resident.pin not in json.dumps(call, ensure_ascii=False)
+    assert resident.id_number not in json.dumps(call, ensure_ascii=False)
+    with store.session() as s:
+        actions = s.scalars(select(AuditEntry.action).where(AuditEntry.call_id == call["id"])).all()
+    assert sorted(actions) == ["identify", "read:pension", "view:call_trail"]
+
+
+async def test_every_hangup_ends_cleanly(server: int, store: Store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    resident = sample_data[1][0]
+    full = await run_peer(server, Caller(pension_entries(resident)))
+    variants = {
+        "inline HANGUP then 511": lambda k: lambda i, c: HANGUP_511 if i == k else None,
+        "result=-1 then HANGUP": lambda k: lambda i, c: b"200 result=-1\n" if i == k else None,
+        "socket closed": lambda k: lambda i, c: b"" if i == k else None,
+    }
+    caplog.set_level(logging.INFO)
+    for name, make in variants.items():
+        for k in range(len(full) - 1):
+            await run_peer(server, Caller(pension_entries(resident), fault=make(k)))
+            await asyncio.sleep(0.01)
+            call = last_call(store)
+            assert (call["outcome"], call["ended_by"]) == ("caller_hangup", "caller"), (name, k, full[k])
+            assert call["trail"][-1]["kind"] == "outcome"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (b"510 Invalid or unknown command\n", "510"),
+        (b"520-Invalid command syntax.  Proper usage follows:\nUsage: GET DATA <file>\n520 End of proper usage.\n",
+         "520"),
+        (b"hello there\n", "malformed"),
+    ],
+)
+async def test_error_replies_end_the_call_as_failed(server, store, sample_data, caplog, reply, expected) -> None:  # type: ignore[no-untyped-def]
+    caller = Caller(pension_entries(sample_data[1][0]), fault=lambda i, c: reply if i == 2 else None)
+    await run_peer(server, caller)
+    call = last_call(store)
+    assert (call["outcome"], call["ended_by"]) == ("failed", "system")
+    assert expected in call["trail"][-1]["error"]
+    assert not [r for r in caplog.records if r.exc_info]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [b"agi_network_script: ivr\n\n", b"garbage without end", b"agi_network_script: nosuch\nagi_uniqueid: 1\n"
+     b"agi_channel: x\n\n", b"x" * 20000],
+)
+async def test_malformed_environment_is_refused(server, store, env, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.WARNING)
+    commands = await run_peer(server, Caller([]), env=env, timeout=5)
+    assert commands == []
+    with store.session() as s:
+        assert s.scalar(select(Call.id)) is None
+    assert any("FastAGI" in r.getMessage() for r in caplog.records)
+
+
+async def test_peer_not_in_allowed_list_is_refused(services: IvrServices, store: Store, caplog) -> None:  # type: ignore[no-untyped-def]
+    app = FastAgiServer(["10.0.0.0/8"], header_timeout=1.0, command_timeout=2.0)
+    app.add_route("ivr", ivr_route(services))
+    srv = await app.serve("127.0.0.1", 0)
+    try:
+        commands = await run_peer(srv.sockets[0].getsockname()[1], Caller(["1"]))
+    finally:
+        srv.close()
+    assert commands == []
+    assert any("refused connection from 127.0.0.1" in r.getMessage() for r in caplog.records)
+
+
+async def test_silent_asterisk_times_out(services: IvrServices, store: Store, caplog) -> None:  # type: ignore[no-untyped-def]
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=0.3)
+    app.add_route("ivr", ivr_route(services))
+    srv = await app.serve("127.0.0.1", 0)
+    reader, writer = await asyncio.open_connection("127.0.0.1", srv.sockets[0].getsockname()[1])
+    writer.write(environment())
+    await writer.drain()
+    first = await reader.readline()
+    assert first.startswith(b"GET DATA")
+    assert await asyncio.wait_for(reader.read(), 3) == b""  # the server gave up and closed
+    writer.close()
+    srv.close()
+    call = last_call(store)
+    assert call["outcome"] == "failed" and "no reply" in call["trail"][-1]["error"]
+
+
+async def test_database_down_gives_apology_and_agent(tmp_path: Path, monkeypatch, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    settings = make_settings(tmp_path, "postgresql+psycopg://nobody@127.0.0.1:9/none?connect_timeout=1")
+    services = ivr_services(settings, Store(settings.database.url))
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
+    app.add_route("ivr", ivr_route(services))
+    srv = await app.serve("127.0.0.1", 0)
+    caller = Caller(pension_entries(sample_data[1][0]))
+    commands = await run_peer(srv.sockets[0].getsockname()[1], caller, timeout=30)
+    srv.close()
+    assert "STREAM FILE hotline/zh/sys.unavailable" in " ".join(commands)
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "queue"'
+    spooled = list((tmp_path / "var/spool/calls").glob("*.json"))
+    assert len(spooled) == 1
+    record = json.loads(spooled[0].read_text(encoding="utf-8"))
+    assert record["outcome"] == "transferred" and record["trail"][0]["kind"] == "node"
