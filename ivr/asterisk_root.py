@@ -29,6 +29,10 @@ ASTERISK_BINARY: Final = "/usr/sbin/asterisk"
 BIND_MOUNTS: Final = ("proc", "dev", "dev/pts")
 _MAX_SYMLINK_HOPS: Final = 40
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+_DEBOOTSTRAP_STAGE = re.compile(
+    r"I: (Retrieving (In)?Release|Checking|Valid Release|Resolving|Found|Installing|"
+    r"(Unpacking|Configuring) (the|required)|Base system)"
+)
 
 
 def root_path(cache_dir: Path) -> Path:
@@ -87,8 +91,7 @@ def _debootstrap_level(line: str) -> int:
     """Stage lines ("I: Installing core packages...") at INFO, per-package lines at DEBUG."""
     if line.startswith(("W:", "E:")):
         return logging.WARNING
-    text = line.rstrip()
-    if text.startswith("I:") and (text.endswith("...") or "successfully" in text):
+    if _DEBOOTSTRAP_STAGE.match(line):
         return logging.INFO
     return logging.DEBUG
 

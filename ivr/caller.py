@@ -111,12 +111,14 @@ class AmiSession:
         self._manager = manager
         try:
             login = await self._wait(manager.authenticated_future)
+            if not login.success:
+                raise AmiLoginRefused(f"AMI {ami.host}:{ami.port} refused user {ami.user!r}: {login.message}")
         except TimeoutError as exc:
             self.close()
             raise AmiUnavailable(f"AMI {ami.host}:{ami.port} gave no answer to Login") from exc
-        if not login.success:
+        except BaseException:
             self.close()
-            raise AmiLoginRefused(f"AMI {ami.host}:{ami.port} refused user {ami.user!r}: {login.message}")
+            raise
 
     def close(self) -> None:
         if self._manager is not None:
@@ -128,12 +130,18 @@ class AmiSession:
             waiter.cancel()
         self._waiters.clear()
 
-    async def send(self, action: dict[str, Any], timeout_s: float = _ACTION_TIMEOUT_S) -> list[Any]:
-        """Send an AMI action; return its response messages (one, or the whole event list)."""
+    async def send(
+        self, action: dict[str, Any], timeout_s: float = _ACTION_TIMEOUT_S, *, as_list: bool | None = None
+    ) -> list[Any]:
+        """Send an AMI action; return its response messages (one, or the whole event list).
+
+        `as_list=False` for QueueAdd: panoramisk takes its "Added interface to queue" reply
+        for the start of an event list and would wait forever for the rest.
+        """
         if self._manager is None:
             raise AmiUnavailable("AMI session is not open")
         try:
-            reply = await self._wait(self._manager.send_action(action), timeout_s)
+            reply = await self._wait(self._manager.send_action(action, as_list=as_list), timeout_s)
         except TimeoutError as exc:
             raise AmiUnavailable(f"AMI gave no answer to {action['Action']} within {timeout_s:g} s") from exc
         return reply if isinstance(reply, list) else [reply]
@@ -147,10 +155,7 @@ class AmiSession:
         caller_id: str = DEFAULT_CALLER_ID,
     ) -> str:
         """Call 12333 as a scripted caller; return the Uniqueid of the channel in hotline-12333."""
-        if not _DTMF.fullmatch(dtmf):
-            raise InvalidDtmf(f"DTMF may hold 0-9 * # A-D and the pauses w W only (got {len(dtmf)} chars)")
-        if not _CALLER_ID.fullmatch(caller_id):
-            raise OriginateFailed(f"caller id {caller_id!r} is not a phone number")
+        check_caller(dtmf, caller_id)
         action = {
             "Action": "Originate",
             "Channel": CALLER_CHANNEL,
@@ -221,6 +226,14 @@ class AmiSession:
         raise TimeoutError
 
 
+def check_caller(dtmf: str, caller_id: str) -> None:
+    """Refuse digits SendDTMF would not play and caller ids that are not phone numbers."""
+    if not _DTMF.fullmatch(dtmf):
+        raise InvalidDtmf(f"DTMF may hold 0-9 * # A-D and the pauses w W only (got {len(dtmf)} chars)")
+    if not _CALLER_ID.fullmatch(caller_id):
+        raise OriginateFailed(f"caller id {caller_id!r} is not a phone number")
+
+
 async def place_call(
     settings: Settings,
     dtmf: str,
@@ -233,6 +246,7 @@ async def place_call(
 
     Returns the Uniqueid of the 12333 channel (the FastAGI session's agi_uniqueid).
     """
+    check_caller(dtmf, caller_id)  # before connecting: a typo is not an AMI problem
     async with AmiSession(settings) as ami:
         return await ami.originate_caller(dtmf, lead_s=lead_s, tail_s=tail_s, caller_id=caller_id)
 

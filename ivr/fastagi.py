@@ -31,6 +31,7 @@ from ivr.agi import (
     quote,
 )
 from ivr.errors import AgiError, CallerHungUp
+from ivr.prompts import SILENCE_ID
 
 log = logging.getLogger(__name__)
 ALL_KEYS = "0123456789*#"
@@ -133,7 +134,7 @@ class AgiVoice:
             return ""
         if first and max_digits == 1:
             return first
-        prompt = sound(lang, prompts[-1]) if not first else "silence/1"
+        prompt = sound(lang, prompts[-1] if not first else SILENCE_ID)
         want = max_digits - len(first)
         reply = await self.ch.command(f"GET DATA {prompt} {timeout_ms} {want}")
         if reply.failed:

@@ -34,6 +34,7 @@ RECIPE = "pyttsx3-espeak-ng/8k-mono-16/v1"  # change to force a rebuild of every
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;])|(?<=\.)\s")
 # Plausible length: at least 0.15 s of audio, at most 0.5 s per character plus 2 s.
 MIN_SECONDS = 0.15
+SILENCE_ID = "sys.silence"
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,16 @@ def _convert(pieces: list[Path], out: Path) -> None:
     tmp.replace(out)
 
 
+def write_silence(path: Path, seconds: float = 0.1) -> None:
+    """A short silence: GET DATA needs a file to play while it reads the rest of an entry
+    whose first key interrupted a prompt (the Debian root ships no core sounds)."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(b"\x00\x00" * int(SAMPLE_RATE * seconds))
+
+
 def fingerprint(text: str, lang: str) -> str:
     return hashlib.sha256(f"{RECIPE}|{VOICES[lang]}|{text}".encode()).hexdigest()[:16]
 
@@ -139,6 +150,8 @@ def build(catalogue: Catalogue, out_dir: Path, *, force: bool = False) -> BuildR
             manifest[key] = fingerprint(text, lang)
             built += 1
             manifest_path.write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
+    for lang in VOICES:
+        write_silence(out_dir / lang / f"{SILENCE_ID}.wav")
     files = 0
     for lang in VOICES:
         for pid, text in catalogue.items(lang):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 from collections.abc import Iterator
 
@@ -9,16 +11,32 @@ import pytest
 
 from core.settings import Settings, load_settings
 from ivr.asterisk import LocalAsterisk
+from ivr.asterisk_config import ETC_DIR
+from ivr.asterisk_root import resolve_in_root
 
 
 def _test_settings() -> Settings:
-    """The developer's settings (hotline.toml, HOTLINE_* variables, e.g. HOTLINE_AGI_PORT),
-    with a fresh AMI secret when none is configured."""
-    settings = load_settings()
+    """The developer's settings (hotline.toml, HOTLINE_* variables such as HOTLINE_AGI_PORT).
+
+    Without a configured AMI secret: the secret of an Asterisk already running from an
+    earlier `hotline asterisk up` (so the session's reload leaves it usable), else a fresh one.
+    """
+    # HOTLINE_TEST_* variables steer the test run (tests/conftest.py), they are not settings.
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_TEST_")}
+    settings = load_settings(None, environ)
     if settings.ami.secret:
         return settings
-    ami = settings.ami.model_copy(update={"secret": "test-" + secrets.token_urlsafe(12)})
-    return settings.model_copy(update={"ami": ami})
+    running = _running_secret(LocalAsterisk(settings), settings.ami.user)
+    secret = running or "test-" + secrets.token_urlsafe(12)
+    return settings.model_copy(update={"ami": settings.ami.model_copy(update={"secret": secret})})
+
+
+def _running_secret(local: LocalAsterisk, user: str) -> str | None:
+    if not local.status().running:
+        return None
+    text = resolve_in_root(local.root, f"{ETC_DIR}/manager.conf").read_text(encoding="utf-8")
+    match = re.search(rf"^\[{re.escape(user)}\]\s*$.*?^secret\s*=\s*(\S+)", text, re.MULTILINE | re.DOTALL)
+    return match.group(1) if match else None
 
 
 @pytest.fixture(scope="session")
@@ -28,8 +46,8 @@ def asterisk_settings() -> Settings:
 
 @pytest.fixture(scope="session")
 def asterisk(asterisk_settings: Settings) -> Iterator[LocalAsterisk]:
-    """A running local Asterisk with our dialplans. Started (or reconfigured and reloaded)
-    for the session; stopped at the end only if this session started it."""
+    """A running local Asterisk with our dialplans: started (or reconfigured and reloaded)
+    for the session, and stopped at the end only if this session started it."""
     local = LocalAsterisk(asterisk_settings)
     was_running = local.status().running
     local.up()
