@@ -209,7 +209,7 @@ class IvrSession:
                     },
                 )
             ]
-        return [TrailEntry("query", node, {"query": action.name, "status": "asked"})]
+        return [TrailEntry("ask", node, {"query": action.name})]
 
     async def _perform(self, action: Action) -> engine.Input:
         assert self.state is not None

@@ -13,11 +13,23 @@ DEAD_511 = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 
 def environment(script: str = "ivr", uniqueid: str = "1795835831.24", callerid: str = "13812345678") -> bytes:
     lines = {
-        "network": "yes", "network_script": script, "request": f"agi://127.0.0.1:4573/{script}",
-        "channel": "Local/s@hotline-caller-script-0000000c;1", "language": "en", "type": "Local",
-        "uniqueid": uniqueid, "version": "22.10.1", "callerid": callerid, "calleridname": callerid,
-        "dnid": "unknown", "context": "hotline-12333", "extension": "12333", "priority": "3",
-        "enhanced": "0.0", "accountcode": "", "threadid": "140702876665536",
+        "network": "yes",
+        "network_script": script,
+        "request": f"agi://127.0.0.1:4573/{script}",
+        "channel": "Local/s@hotline-caller-script-0000000c;1",
+        "language": "en",
+        "type": "Local",
+        "uniqueid": uniqueid,
+        "version": "22.10.1",
+        "callerid": callerid,
+        "calleridname": callerid,
+        "dnid": "unknown",
+        "context": "hotline-12333",
+        "extension": "12333",
+        "priority": "3",
+        "enhanced": "0.0",
+        "accountcode": "",
+        "threadid": "140702876665536",
     }
     return "".join(f"agi_{k}: {v}\n" for k, v in lines.items()).encode() + b"\n"
 
@@ -56,12 +68,12 @@ class Caller:
         return b"200 result=1\n"
 
 
-async def run_peer(port: int, caller: Caller, env: bytes | None = None, timeout: float = 10.0) -> list[str]:
+async def run_peer(port: int, caller: Caller, env: bytes | None = None, limit_s: float = 10.0) -> list[str]:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(environment() if env is None else env)
     await writer.drain()
     try:
-        async with asyncio.timeout(timeout):  # noqa: SIM117
+        async with asyncio.timeout(limit_s):
             while True:
                 line = await reader.readline()
                 if not line:

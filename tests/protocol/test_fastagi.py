@@ -85,8 +85,10 @@ async def test_every_hangup_ends_cleanly(server: int, store: Store, sample_data,
     ("reply", "expected"),
     [
         (b"510 Invalid or unknown command\n", "510"),
-        (b"520-Invalid command syntax.  Proper usage follows:\nUsage: GET DATA <file>\n520 End of proper usage.\n",
-         "520"),
+        (
+            b"520-Invalid command syntax.  Proper usage follows:\nUsage: GET DATA <file>\n520 End of proper usage.\n",
+            "520",
+        ),
         (b"hello there\n", "malformed"),
     ],
 )
@@ -101,12 +103,16 @@ async def test_error_replies_end_the_call_as_failed(server, store, sample_data, 
 
 @pytest.mark.parametrize(
     "env",
-    [b"agi_network_script: ivr\n\n", b"garbage without end", b"agi_network_script: nosuch\nagi_uniqueid: 1\n"
-     b"agi_channel: x\n\n", b"x" * 20000],
+    [
+        b"agi_network_script: ivr\n\n",
+        b"garbage without end",
+        b"agi_network_script: nosuch\nagi_uniqueid: 1\nagi_channel: x\n\n",
+        b"x" * 20000,
+    ],
 )
 async def test_malformed_environment_is_refused(server, store, env, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.WARNING)
-    commands = await run_peer(server, Caller([]), env=env, timeout=5)
+    commands = await run_peer(server, Caller([]), env=env, limit_s=5)
     assert commands == []
     with store.session() as s:
         assert s.scalar(select(Call.id)) is None
@@ -149,7 +155,7 @@ async def test_database_down_gives_apology_and_agent(tmp_path: Path, monkeypatch
     app.add_route("ivr", ivr_route(services))
     srv = await app.serve("127.0.0.1", 0)
     caller = Caller(pension_entries(sample_data[1][0]))
-    commands = await run_peer(srv.sockets[0].getsockname()[1], caller, timeout=30)
+    commands = await run_peer(srv.sockets[0].getsockname()[1], caller, limit_s=30)
     srv.close()
     assert "STREAM FILE hotline/zh/sys.unavailable" in " ".join(commands)
     assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "queue"'

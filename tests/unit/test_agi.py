@@ -31,8 +31,7 @@ def test_environment_from_real_asterisk() -> None:
 
 
 def test_replies_from_real_asterisk() -> None:
-    replies = [parse_reply(data.decode().strip()) for d, data in transcript()
-               if d == "<" and data[:3].isdigit()]
+    replies = [parse_reply(data.decode().strip()) for d, data in transcript() if d == "<" and data[:3].isdigit()]
     assert [r.code for r in replies] == [200, 200, 511, 511]
     assert replies[1].failed
 

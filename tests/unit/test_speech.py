@@ -70,10 +70,12 @@ def test_money_reads_back(fen: int) -> None:
     assert yuan * 100 + jiao * 10 + cents == fen
 
 
-EN_WORDS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen".split())} | {
-    w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen"
+TEENS_AND_TENS = "seventeen eighteen nineteen"
+TENS = "twenty thirty forty fifty sixty seventy eighty ninety"
+EN_WORDS = {w: i for i, w in enumerate(f"{ONES} {TEENS_AND_TENS}".split())} | {
+    w: 10 * (i + 2) for i, w in enumerate(TENS.split())
+}
 EN_SCALE = {"thousand": 10**3, "million": 10**6, "billion": 10**9}
 
 

@@ -1,0 +1,182 @@
+"""Real calls: the scripted caller dials 12333 on real Asterisk 22, keys DTMF into the real
+dialplan, and `hotline serve` (a separate process) answers over FastAGI."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from core import sample
+from core.business import Identifier, SampleBusinessPort
+from core.db import Store
+from core.errors import WrongPin
+from core.models import BusinessEvent
+from core.sample import SampleResident
+from core.settings import Settings
+from ivr.asterisk import LocalAsterisk
+from ivr.caller import place_call, wait_hung_up
+from ivr.trail import find_call_id, show_call
+from tests.conftest import PEPPER, SAMPLE_RESIDENTS
+
+pytestmark = pytest.mark.real
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Ivr:
+    """`hotline serve --only agi` on its own SQLite file, with the sample loaded."""
+
+    def __init__(self, settings: Settings, store: Store, people: list[SampleResident]) -> None:
+        self.settings = settings
+        self.store = store
+        self.people = people
+
+    def resident(self, index: int) -> SampleResident:
+        return self.people[index]
+
+    def call(self, dtmf: str, *, tail_s: float = 4.0, lead_s: float = 1.0) -> dict[str, Any]:
+        """Place a call, wait for it to end, and return its recorded trail."""
+
+        async def run() -> str:
+            uid = await place_call(self.settings, dtmf, lead_s=lead_s, tail_s=tail_s)
+            await wait_hung_up(self.settings, uid, timeout_s=120)
+            return uid
+
+        uid = asyncio.run(run())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            call_id = find_call_id(self.store, uniqueid=uid)
+            if call_id is not None:
+                shown = show_call(self.store, call_id, actor="test")
+                if shown["ended_at"]:
+                    return shown
+            time.sleep(0.1)
+        raise AssertionError(f"no finished call recorded for {uid}")
+
+
+@pytest.fixture(scope="module")
+def ivr(
+    asterisk: LocalAsterisk, asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Ivr]:
+    tmp = tmp_path_factory.mktemp("ivr")
+    url = f"sqlite:///{tmp}/calls.db"
+    store = Store(url)
+    store.migrate()
+    sample.load(store, PEPPER, residents=SAMPLE_RESIDENTS)
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
+        "HOTLINE_AGI_HOST": asterisk_settings.agi.host,
+        "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
+        "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
+    }
+    log = (tmp / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotline", "serve", "--only", "agi"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready = proc.stdout.readline()
+    assert "ready" in ready, (tmp / "serve.log").read_text()
+    settings = asterisk_settings.model_copy(
+        update={"database": asterisk_settings.database.model_copy(update={"url": url})}
+    )
+    yield Ivr(settings, store, sample.generate(residents=SAMPLE_RESIDENTS)[1])
+    proc.terminate()
+    code = proc.wait(15)
+    proc.stdout.close()
+    log.close()
+    assert code == 0
+    serve_log = (tmp / "serve.log").read_text()
+    assert "Traceback" not in serve_log, serve_log
+    store.dispose()
+
+
+def keypad(id_number: str) -> str:
+    return id_number.replace("X", "*")
+
+
+def kinds(call: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [s for s in call["trail"] if s["kind"] == kind]
+
+
+def test_pension_balance_query(ivr: Ivr) -> None:
+    r = ivr.resident(3)
+    assert r.id_number.endswith("X")  # entered with * for X
+    call = ivr.call(f"1W1W1W{keypad(r.id_number)}W{r.pin}", tail_s=6)
+    result = [s for s in kinds(call, "result") if s["query"] == "pension"]
+    assert result and result[0]["data"] == {"balance_fen": r.pension_balance_fen, "months": r.pension_months}
+    said = " ".join(s["text"] for s in kinds(call, "prompt"))
+    assert "您的养老保险个人账户余额为" in said
+    assert call["resident_id"] == r.id
+    assert (call["outcome"], call["ended_by"]) == ("caller_hangup", "caller")
+
+
+def test_wrong_id_then_right_one(ivr: Ivr) -> None:
+    r = ivr.resident(5)
+    wrong = r.id_number[:17] + ("1" if r.id_number[17] != "1" else "2")
+    call = ivr.call(f"1W1W1W{keypad(wrong)}W{keypad(r.id_number)}W{r.pin}", tail_s=4)
+    invalid = kinds(call, "invalid")
+    assert [(s["node"], s["reason"]) for s in invalid] == [("ask_id", "bad_check")]
+    assert any("校验位不正确" in s["text"] for s in kinds(call, "prompt"))
+    assert kinds(call, "identified") and call["resident_id"] == r.id
+
+
+def test_three_wrong_pins_lead_to_the_agent_offer(ivr: Ivr) -> None:
+    r = ivr.resident(7)
+    wrong = [f"{(int(r.pin) + k) % 10**6:06d}" for k in (1, 2, 3)]
+    call = ivr.call(f"1W1W1W{keypad(r.id_number)}W{wrong[0]}W{wrong[1]}W{wrong[2]}", tail_s=4)
+    assert [s["reason"] for s in kinds(call, "invalid")] == ["wrong_pin"] * 3
+    assert [s["node"] for s in kinds(call, "node")][-1] == "agent_offer"
+    assert kinds(call, "prompt")[-1]["prompts"] == ["pin.wrong", "agent.offer"]
+    assert call["resident_id"] is None
+
+
+def test_lockout_after_five_wrong_pins(ivr: Ivr) -> None:
+    r = ivr.resident(9)
+    identifier = Identifier(ivr.store, SampleBusinessPort(ivr.store, PEPPER), 5, dt.timedelta(hours=24))
+    for _ in range(4):  # four wrong PINs on earlier calls
+        with pytest.raises(WrongPin):
+            identifier.verify(r.id_number, "000000" if r.pin != "000000" else "111111", actor="test", call_id=None)
+    wrong = f"{(int(r.pin) + 1) % 10**6:06d}"
+    call = ivr.call(f"1W1W1W{keypad(r.id_number)}W{wrong}", tail_s=5)
+    assert [s["status"] for s in kinds(call, "query") if s.get("query") == "identify"][-1] == "locked"
+    assert any("锁定24小时" in s["text"] for s in kinds(call, "prompt"))
+    # Locked means locked: the right PIN is refused too, and the caller is told so.
+    again = ivr.call(f"1W1W1W{keypad(r.id_number)}W{r.pin}", tail_s=5)
+    assert [s["status"] for s in kinds(again, "query") if s.get("query") == "identify"] == ["locked"]
+    assert again["resident_id"] is None
+
+
+def test_hangup_during_pin_entry(ivr: Ivr) -> None:
+    r = ivr.resident(11)
+    call = ivr.call(f"1W1W1W{keypad(r.id_number)}W12", tail_s=0.5)
+    assert (call["outcome"], call["ended_by"]) == ("caller_hangup", "caller")
+    assert call["last_node"] == "ask_pin"
+    assert call["trail"][-1]["kind"] == "outcome"
+
+
+def test_card_loss_report_writes_one_business_event(ivr: Ivr) -> None:
+    r = next(p for p in ivr.people[12:] if p.card_status == "active")
+    call = ivr.call(f"1W5W2W{keypad(r.id_number)}W{r.pin}WW1", tail_s=4)
+    assert [s["data"]["status"] for s in kinds(call, "result") if s["query"] == "card_lost"] == ["lost"]
+    with ivr.store.session() as s:
+        events = s.scalars(select(BusinessEvent).where(BusinessEvent.subject_id == r.id_number)).all()
+    assert len(events) == 1
+    assert events[0].event_type == "card_loss_confirmed" and events[0].subject_kind == "person"
+    assert events[0].idempotency_key == f"card_loss:{call['id']}"
+    assert r.id_number not in str(events[0].payload)
