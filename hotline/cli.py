@@ -111,6 +111,18 @@ def cmd_calls(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calls_import(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from ivr.trail import import_spool
+
+    if not args.spool.is_dir():
+        print(f"no spool directory {args.spool}", file=sys.stderr)
+        return 1
+    n = import_spool(open_store(settings), args.spool)
+    print(f"imported {n} spooled call(s) from {args.spool}")
+    return 0
+
+
 def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.catalogue import load_catalogue
     from ivr.prompts import build
@@ -193,6 +205,9 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--last", action="store_true", help="the most recent call")
     show.add_argument("--format", choices=("json", "text"), default="text")
     show.set_defaults(func=cmd_calls)
+    imp = calls.add_parser("import", help="load calls spooled while the database was unreachable")
+    imp.add_argument("--spool", type=Path, default=Path("var/spool/calls"), help="spool directory")
+    imp.set_defaults(func=cmd_calls_import)
 
     s = sub.add_parser("prompts", help="speech prompts")
     pr = s.add_subparsers(dest="prompts_action", required=True)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -21,13 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.business import AuditedReader, Identifier
 from core.errors import IdentityLocked, StoreUnavailable, UnknownResident, WrongPin
 from core.masking import mask_phone
+from core.models import utcnow
 from ivr import engine
 from ivr.catalogue import Catalogue
 from ivr.engine import Action, Collect, Hangup, Play, Query, QueryDone, QueryStatus, Transfer
 from ivr.errors import AgiError, CallerHungUp
 from ivr.menu import Menu
 from ivr.speech import text
-from ivr.trail import CallSink, TrailEntry
+from ivr.trail import SPOOL_DIR, CallSink, TrailEntry, spool_call
 
 log = logging.getLogger(__name__)
 
@@ -61,30 +60,6 @@ class CallInfo:
     transport: str = "fastagi"
 
 
-SPOOL_DIR = Path("var/spool/calls")
-
-
-def spool_call(session: IvrSession, outcome: str, ended_by: str, queue: str | None) -> Path:
-    """Keep a call the store could not take as JSON, for `hotline calls import --spool`."""
-    SPOOL_DIR.mkdir(parents=True, exist_ok=True)
-    path = SPOOL_DIR / f"{session.call_id}.json"
-    record = {
-        "id": session.call_id,
-        "uniqueid": session.info.uniqueid,
-        "channel": session.info.channel,
-        "caller": session.info.caller,
-        "outcome": outcome,
-        "ended_by": ended_by,
-        "queue": queue,
-        "first_seq": session.seq,
-        "trail": [
-            {"kind": e.kind, "node": e.node, "detail": e.detail, "at": e.at.isoformat()} for e in session.pending
-        ],
-    }
-    path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
 class IvrSession:
     def __init__(self, services: IvrServices, voice: Voice, info: CallInfo, call_id: str | None = None) -> None:
         self.svc = services
@@ -96,6 +71,7 @@ class IvrSession:
         self.begun = False
         self.pending: list[TrailEntry] = []
         self.store_down = False
+        self.started_at = utcnow()
 
     def _flush(self) -> None:
         """Write what the trail holds so far. If the store is down the entries wait in memory
@@ -144,13 +120,34 @@ class IvrSession:
                 language=self.state.language if self.state else "zh",
             )
         except (StoreUnavailable, SQLAlchemyError) as exc:
-            path = spool_call(self, outcome, ended_by, queue)
+            path = spool_call(SPOOL_DIR, self._spool_record(outcome, ended_by, queue))
             log.error(
                 "call %s: could not record the end of the call (%s); trail spooled to %s",
                 self.call_id,
                 str(exc).splitlines()[0],
                 path,
             )
+
+    def _spool_record(self, outcome: str, ended_by: str, queue: str | None) -> dict[str, Any]:
+        return {
+            "id": self.call_id,
+            "uniqueid": self.info.uniqueid,
+            "channel": self.info.channel,
+            "caller": self.info.caller,
+            "transport": self.info.transport,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": utcnow().isoformat(),
+            "outcome": outcome,
+            "ended_by": ended_by,
+            "queue": queue,
+            "last_node": self._node(),
+            "resident_id": self.state.resident_id if self.state else None,
+            "language": self.state.language if self.state else "zh",
+            "first_seq": self.seq,
+            "trail": [
+                {"kind": e.kind, "node": e.node, "detail": e.detail, "at": e.at.isoformat()} for e in self.pending
+            ],
+        }
 
     async def run(self) -> str:
         """Run the call to its end; returns the outcome recorded."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, update
@@ -112,6 +114,61 @@ class SqlCallSink:
                     language=language,
                 )
             )
+
+
+SPOOL_DIR = Path("var/spool/calls")
+
+
+def spool_call(directory: Path, record: dict[str, Any]) -> Path:
+    """Keep a call the store could not take, as JSON, for `hotline calls import --spool`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{record['id']}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def import_spool(store: Store, directory: Path) -> int:
+    """Load spooled calls into the store, then remove their files. Idempotent: a step whose
+    sequence number is already stored is skipped, and a call already ended is left as is."""
+    imported = 0
+    for path in sorted(directory.glob("*.json")):
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        with store.session() as s:
+            call = s.get(Call, rec["id"])
+            if call is None:
+                call = Call(
+                    id=rec["id"],
+                    asterisk_uniqueid=rec["uniqueid"],
+                    channel=rec["channel"],
+                    caller_number=rec["caller"],
+                    transport=rec["transport"],
+                    started_at=dt.datetime.fromisoformat(rec["started_at"]),
+                )
+                s.add(call)
+                s.flush()
+            have = set(s.scalars(select(CallStep.seq).where(CallStep.call_id == rec["id"])))
+            for i, entry in enumerate(rec["trail"]):
+                seq = rec["first_seq"] + i
+                if seq not in have:
+                    s.add(
+                        CallStep(
+                            call_id=rec["id"],
+                            seq=seq,
+                            at=dt.datetime.fromisoformat(entry["at"]),
+                            kind=entry["kind"],
+                            node=entry["node"],
+                            detail=entry["detail"],
+                        )
+                    )
+            if call.ended_at is None:
+                call.ended_at = dt.datetime.fromisoformat(rec["ended_at"])
+                call.outcome, call.ended_by, call.queue = rec["outcome"], rec["ended_by"], rec["queue"]
+                call.last_node, call.resident_id, call.language = rec["last_node"], rec["resident_id"], rec["language"]
+        path.unlink()
+        imported += 1
+    return imported
 
 
 def _iso(value: dt.datetime | None) -> str | None:

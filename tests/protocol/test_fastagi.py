@@ -18,7 +18,7 @@ from hotline.serve import ivr_route
 from hotline.wiring import ivr_services
 from ivr.fastagi import FastAgiServer
 from ivr.session import IvrServices
-from ivr.trail import find_call_id, show_call
+from ivr.trail import find_call_id, import_spool, show_call
 from tests.conftest import make_settings
 from tests.protocol.agi_peer import HANGUP_511, Caller, environment, run_peer
 
@@ -163,3 +163,41 @@ async def test_database_down_gives_apology_and_agent(tmp_path: Path, monkeypatch
     assert len(spooled) == 1
     record = json.loads(spooled[0].read_text(encoding="utf-8"))
     assert record["outcome"] == "transferred" and record["trail"][0]["kind"] == "node"
+    # Once the database is back, the spooled call is imported whole, once.
+    good = Store(f"sqlite:///{tmp_path}/back.db")
+    good.migrate()
+    assert import_spool(good, tmp_path / "var/spool/calls") == 1
+    assert import_spool(good, tmp_path / "var/spool/calls") == 0
+    call = last_call(good)
+    assert (call["outcome"], call["queue"]) == ("transferred", "hotline-12333")
+    assert [st["seq"] for st in call["trail"]] == list(range(len(record["trail"])))
+
+
+async def test_a_key_during_an_error_prompt_starts_the_next_entry(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
+    """After a wrong ID the caller starts typing during "check digit wrong": that first key
+    must not be lost; the rest of the entry is read after it."""
+    r = sample_data[1][0]
+    bad = r.id_number[:17] + ("1" if r.id_number[17] != "1" else "2")
+    first = r.id_number[0]
+
+    def interrupt(i: int, command: str) -> bytes | None:
+        if command.startswith("STREAM FILE hotline/zh/id.bad_check"):
+            return f"200 result={ord(first)} endpos=1200\n".encode()
+        return None
+
+    entries: list[str | None] = ["1", "1", "1", bad, r.id_number[1:], r.pin, "2"]
+    commands = await run_peer(server, Caller(entries, fault=interrupt))
+    assert "GET DATA hotline/zh/sys.silence 8000 17" in commands
+    call = last_call(store)
+    assert call["resident_id"] == r.id
+
+
+async def test_private_data_never_reaches_the_log(server: int, store: Store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    r = sample_data[1][2]
+    wrong = f"{(int(r.pin) + 1) % 10**6:06d}"
+    await run_peer(server, Caller(["1", "1", "1", r.id_number, wrong, r.pin, "2"]))
+    text = "\n".join(rec.getMessage() for rec in caplog.records)
+    assert "138****5678" in text  # the caller is named, masked
+    for secret in (r.id_number, r.pin, wrong, "13812345678", str(r.pension_balance_fen)):
+        assert secret not in text
