@@ -22,7 +22,6 @@ GLOBAL_AGI_ADDR: Final = "HOTLINE_AGI_ADDR"
 VAR_ACTION: Final = "HOTLINE_ACTION"  # "queue" or "hangup"
 VAR_QUEUE: Final = "HOTLINE_QUEUE"  # queue name when VAR_ACTION is "queue"
 VAR_CALL_ID: Final = "HOTLINE_CALL_ID"  # our call id, travels with the call to the agent
-VAR_LANGUAGE: Final = "HOTLINE_LANG"
 
 ACTION_QUEUE: Final = "queue"
 ACTION_HANGUP: Final = "hangup"

@@ -1,0 +1,41 @@
+"""The names in ivr/dialplan.py and the ones dialplans/*.conf use are the same set (STYLE 8)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ivr import dialplan
+
+CONF = Path(__file__).resolve().parents[2] / "dialplans"
+EXTENSIONS = (CONF / "extensions.conf").read_text(encoding="utf-8")
+QUEUES = (CONF / "queues.conf").read_text(encoding="utf-8")
+
+
+def _sections(text: str) -> set[str]:
+    return {m for m in re.findall(r"^\[([^\]]+)\]", text, re.M)} - {"general", "globals"}
+
+
+def _constants(prefix: str) -> set[str]:
+    return {v for k, v in vars(dialplan).items() if k.startswith(prefix) and isinstance(v, str)}
+
+
+def test_contexts_are_exactly_the_python_ones() -> None:
+    assert _sections(EXTENSIONS) == _constants("CTX_")
+
+
+def test_queues_are_exactly_the_python_ones() -> None:
+    assert {s for s in _sections(QUEUES) if not s.endswith("-defaults")} == _constants("QUEUE_")
+
+
+def test_channel_variables_are_exactly_the_python_ones() -> None:
+    used = set(re.findall(r"\b((?:HOTLINE|CALLER|AGENT)_[A-Z_]+)\b", EXTENSIONS))
+    assert used == _constants("VAR_") | {dialplan.GLOBAL_AGI_ADDR}
+
+
+def test_fastagi_script_and_actions() -> None:
+    assert f"AGI(agi://${{{dialplan.GLOBAL_AGI_ADDR}}}/{dialplan.AGI_SCRIPT_IVR})" in EXTENSIONS
+    for action in (dialplan.ACTION_QUEUE, dialplan.ACTION_HANGUP):
+        assert f'"${{{dialplan.VAR_ACTION}}}" = "{action}"' in EXTENSIONS
+    assert f"{dialplan.SOUNDS_SUBDIR}/zh/{dialplan.PROMPT_SYSTEM_APOLOGY}" in EXTENSIONS
+    assert f"exten => {dialplan.EXTEN_HOTLINE}," in EXTENSIONS
