@@ -9,9 +9,7 @@ resampled with sox. A manifest of text hashes means only changed prompts are reb
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import re
@@ -76,6 +74,11 @@ class Synthesizer:
 
         try:
             self.engine: Any = pyttsx3.init("espeak")
+            # The espeak driver print()s "Audio saved to ..." from espeak's callback, on its
+            # own schedule; send that to our debug log instead of the terminal.
+            from pyttsx3.drivers import espeak as espeak_driver
+
+            espeak_driver.print = lambda *a, **_k: log.debug("pyttsx3: %s", " ".join(map(str, a)))
         except (RuntimeError, OSError, ImportError) as exc:
             raise PromptBuildError(f"pyttsx3 could not start espeak-ng ({exc}); apt-get install espeak-ng") from exc
 
@@ -83,9 +86,8 @@ class Synthesizer:
         self.engine.setProperty("voice", voice)
         for _ in range(attempts):
             out.unlink(missing_ok=True)
-            with contextlib.redirect_stdout(io.StringIO()):  # pyttsx3 prints "Audio saved to ..."
-                self.engine.save_to_file(text, str(out))
-                self.engine.runAndWait()
+            self.engine.save_to_file(text, str(out))
+            self.engine.runAndWait()
             if _wait_for_file(out, timeout_s=5.0):
                 return
         raise PromptBuildError(f"espeak-ng wrote no audio for {text!r}")
