@@ -39,7 +39,7 @@ pytest: deps venv prompts
 	rm -rf $(PG_DIR); \
 	url=$$(tools/pg.sh up $(PG_DIR) $$port) || exit 1; \
 	trap 'tools/pg.sh down $(PG_DIR)' EXIT; \
-	HOTLINE_TEST_PG_URL=$$url HOTLINE_TEST_REQUIRE_PG=1 $(BIN)/pytest $(PYTEST_ARGS)
+	TEST_PG_URL=$$url TEST_REQUIRE_PG=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint pytest
 

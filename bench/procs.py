@@ -54,9 +54,11 @@ class ServerProcess:
         self.ready_line = self._wait_ready()
 
     def _wait_ready(self) -> str:
-        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        assert stdout is not None
         box: list[str] = []
-        reader = threading.Thread(target=lambda: box.append(self.proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+        # A thread, so a child that never prints cannot block us past the timeout.
+        reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
         reader.start()
         reader.join(READY_TIMEOUT_S)
         line = box[0] if box else ""
@@ -129,11 +131,3 @@ class MemorySampler:
             self.peak_bytes = max(self.peak_bytes, total)
             self.peak_children = max(self.peak_children, children)
             time.sleep(self.interval_s)
-
-
-def wait_for(predicate: object, timeout_s: float) -> None:  # pragma: no cover - helper kept tiny
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.05)

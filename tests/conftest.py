@@ -18,8 +18,8 @@ from ivr.session import IvrServices
 
 PEPPER = "test-pepper"
 SAMPLE_RESIDENTS = 40
-PG_URL = os.environ.get("HOTLINE_TEST_PG_URL", "")
-REQUIRE_PG = os.environ.get("HOTLINE_TEST_REQUIRE_PG") == "1"
+PG_URL = os.environ.get("TEST_PG_URL", "")
+REQUIRE_PG = os.environ.get("TEST_REQUIRE_PG") == "1"
 
 
 def make_settings(tmp_path: Path, url: str, **env: str) -> Settings:
@@ -48,7 +48,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path}/hotline.db"
     if not PG_URL:
         if REQUIRE_PG:
-            pytest.fail("HOTLINE_TEST_PG_URL is not set but PostgreSQL is required (make test sets it)")
+            pytest.fail("TEST_PG_URL is not set but PostgreSQL is required (make test sets it)")
         pytest.skip("PostgreSQL not configured: run through `make test`")
     return _fresh_pg_database()
 
