@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 from collections.abc import Iterator
@@ -21,9 +20,7 @@ def _test_settings() -> Settings:
     Without a configured AMI secret: the secret of an Asterisk already running from an
     earlier `hotline asterisk up` (so the session's reload leaves it usable), else a fresh one.
     """
-    # HOTLINE_TEST_* variables steer the test run (tests/conftest.py), they are not settings.
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_TEST_")}
-    settings = load_settings(None, environ)
+    settings = load_settings()
     if settings.ami.secret:
         return settings
     running = _running_secret(LocalAsterisk(settings), settings.ami.user)
