@@ -45,7 +45,7 @@ test: lint pytest
 
 run: deps venv prompts
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline db upgrade
-	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load --if-empty
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
 	@echo
 	@echo "Asterisk is up and 'hotline serve' is starting (Ctrl-C stops it; 'make stop' stops Asterisk)."

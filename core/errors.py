@@ -31,3 +31,7 @@ class WrongPin(HotlineError):
     def __init__(self, failures: int) -> None:
         super().__init__(f"wrong PIN ({failures} consecutive failures)")
         self.failures = failures
+
+
+class SampleInUse(HotlineError):
+    """The sample dataset cannot be replaced: recorded calls refer to its residents."""

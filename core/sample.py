@@ -16,7 +16,8 @@ from sqlalchemy import delete, func, insert, select
 
 from core import idnumber, pins
 from core.db import Store
-from core.models import Contribution, Employer, Resident, UnemploymentPayment
+from core.errors import SampleInUse
+from core.models import Call, Contribution, Employer, Resident, UnemploymentPayment
 
 ANJI = "330523"
 DEFAULT_SEED = 12333
@@ -148,7 +149,15 @@ def iter_pin_hashes(people: list[SampleResident], pepper: str) -> Iterator[str]:
 
 
 def load(store: Store, pepper: str, seed: int = DEFAULT_SEED, residents: int = DEFAULT_RESIDENTS) -> int:
-    """Replace the sample tables with a fresh dataset; returns the number of residents."""
+    """Replace the sample tables with a fresh dataset; returns the number of residents.
+
+    Refuses (SampleInUse) when recorded calls point at sample residents: replacing them
+    would orphan those calls' records.
+    """
+    with store.session() as s:
+        linked = s.scalar(select(func.count()).select_from(Call).where(Call.resident_id.is_not(None))) or 0
+    if linked:
+        raise SampleInUse(f"{linked} recorded calls belong to sample residents; load the sample into a new database")
     emps, people = generate(seed, residents)
     hashes = list(iter_pin_hashes(people, pepper))
     with store.session() as s:

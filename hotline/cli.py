@@ -138,7 +138,11 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
         from hotline.wiring import open_store
 
         settings.require_secrets("security.pin_pepper")
-        n = sample.load(open_store(settings), settings.security.pin_pepper, residents=args.residents)
+        store = open_store(settings)
+        if args.if_empty and sample.loaded_count(store):
+            print(f"sample: {sample.loaded_count(store)} residents already in {settings.database.url}")
+            return 0
+        n = sample.load(store, settings.security.pin_pepper, residents=args.residents)
         print(f"sample: {n} residents loaded into {settings.database.url}")
         return 0
     _, people = sample.generate(residents=args.residents)
@@ -219,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=("residents", "load"))
     s.add_argument("--format", choices=("json", "text"), default="text")
     s.add_argument("--residents", type=int, default=sample.DEFAULT_RESIDENTS)
+    s.add_argument("--if-empty", action="store_true", help="load only into a store without residents")
     s.set_defaults(func=cmd_sample)
 
     s = sub.add_parser("db", help="database schema")
