@@ -111,3 +111,13 @@ def test_card_loss_writes_one_event_however_often_reported(loaded: Store, sample
         events = s.scalars(select(BusinessEvent)).all()
         assert s.scalar(select(func.count()).select_from(BusinessEvent)) == 1
     assert events[0].payload["card_tail"] == r.card_number[-4:] and events[0].status == "pending"
+
+
+def test_reloading_the_sample_never_orphans_recorded_calls(loaded: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
+    from core.errors import SampleInUse
+    from core.models import Call, utcnow
+
+    with loaded.session() as s:
+        s.add(Call(id="c-1", resident_id=sample_data[1][0].id, started_at=utcnow()))
+    with pytest.raises(SampleInUse, match="1 recorded calls"):
+        load_sample(loaded)
