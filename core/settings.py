@@ -155,4 +155,5 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"])
             lines.append(f"  {where}: {err['msg']}")
-        raise SettingsError(f"invalid settings ({chosen}):\n" + "\n".join(lines)) from None
+        source = f"{chosen} and the environment" if chosen.exists() else "the environment"
+        raise SettingsError(f"invalid settings (from {source}):\n" + "\n".join(lines)) from None

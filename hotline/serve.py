@@ -64,6 +64,10 @@ async def serve(settings: Settings, only: tuple[str, ...] = COMPONENTS) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if "agi" in only:
+        settings.require_secrets("security.pin_pepper")
+    if "ami" in only:
+        settings.require_secrets("ami.secret")
     store = open_store(settings)
     tasks: list[asyncio.Task[None]] = []
     server = None
@@ -77,7 +81,6 @@ async def serve(settings: Settings, only: tuple[str, ...] = COMPONENTS) -> None:
             "FastAGI listening on %s:%d (script %r)", settings.agi.host, settings.agi.port, dialplan.AGI_SCRIPT_IVR
         )
     if "ami" in only:
-        settings.require_secrets("ami.secret")
         tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
     print("hotline serve: ready", flush=True)
     await stop.wait()
