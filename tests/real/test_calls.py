@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -180,3 +181,24 @@ def test_card_loss_report_writes_one_business_event(ivr: Ivr) -> None:
     assert events[0].event_type == "card_loss_confirmed" and events[0].subject_kind == "person"
     assert events[0].idempotency_key == f"card_loss:{call['id']}"
     assert r.id_number not in str(events[0].payload)
+
+
+def test_hotline_call_prints_the_trail(ivr: Ivr) -> None:
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": ivr.settings.database.url,
+        "HOTLINE_AMI_SECRET": ivr.settings.ami.secret,
+        "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline", "call", "--dtmf", "1W3W1", "--tail", "3"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    call = json.loads(done.stdout)
+    assert [s["node"] for s in kinds(call, "node")][:4] == ["welcome", "main", "lab", "lab_contract"]
+    assert any("书面劳动合同" in s["text"] for s in kinds(call, "prompt"))
