@@ -58,5 +58,7 @@ run: deps venv prompts
 stop: venv
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk down
 
+# bench.asterisk_calls needs the local Asterisk up and HOTLINE_AMI_SECRET set to its AMI secret.
 bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load
+	$(BIN)/python -m bench.asterisk_calls

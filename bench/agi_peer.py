@@ -92,7 +92,8 @@ class AgiPeer:
 @dataclass
 class CallOutcome:
     commands: list[str]
-    turnarounds_s: list[float]
+    setup_s: float | None  # environment sent -> first command
+    turnarounds_s: list[float]  # each reply sent -> next command
     closed_by_server: bool
     error: str | None
     call_id: str | None
@@ -105,9 +106,10 @@ class CallOutcome:
 class PeerProtocol(asyncio.Protocol):
     """Sends the environment, answers each command at once in `data_received`.
 
-    Turnaround: from our write of the environment or of a reply to the arrival of the
-    server's next command, i.e. the server's time per command (plus loopback and the
-    peer's own event-loop delay, which the floor measured in the same run shares).
+    Turnaround: from our write of a reply to the arrival of the server's next command,
+    i.e. the server's time per command (plus loopback and the peer's own event-loop
+    delay, which the floor measured in the same run shares). Setup: from our write of the
+    environment to the first command (accept, fork or session start, first store write).
     """
 
     def __init__(self, peer: AgiPeer, env: bytes, done: asyncio.Future[CallOutcome]) -> None:
@@ -116,6 +118,7 @@ class PeerProtocol(asyncio.Protocol):
         self.done = done
         self.transport: asyncio.Transport | None = None
         self.sent_at = 0.0
+        self.setup: float | None = None
         self.turnarounds: list[float] = []
         self.error: str | None = None
 
@@ -135,7 +138,10 @@ class PeerProtocol(asyncio.Protocol):
             self.transport.abort()
             return
         for _command, reply in pairs:
-            self.turnarounds.append(now - self.sent_at)
+            if self.setup is None:
+                self.setup = now - self.sent_at
+            else:
+                self.turnarounds.append(now - self.sent_at)
             self.transport.write(reply)
             self.sent_at = now = time.perf_counter()
 
@@ -149,6 +155,7 @@ class PeerProtocol(asyncio.Protocol):
             self.done.set_result(
                 CallOutcome(
                     commands=self.peer.commands,
+                    setup_s=self.setup,
                     turnarounds_s=self.turnarounds,
                     closed_by_server=exc is None and self.error is None,
                     error=self.error,
@@ -163,15 +170,15 @@ async def run_call(port: int, entries: list[str], uniqueid: str, callerid: str, 
     done: asyncio.Future[CallOutcome] = loop.create_future()
     env = environment("ivr", uniqueid, callerid)
     peer = AgiPeer(list(entries))
-    transport: asyncio.BaseTransport | None = None
+    transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(limit_s):
             transport, _ = await loop.create_connection(lambda: PeerProtocol(peer, env, done), "127.0.0.1", port)
             return await done
     except TimeoutError:
-        return CallOutcome(peer.commands, [], False, f"no end within {limit_s:g} s", peer.call_id)
+        return CallOutcome(peer.commands, None, [], False, f"no end within {limit_s:g} s", peer.call_id)
     except OSError as exc:
-        return CallOutcome(peer.commands, [], False, f"connect: {exc}", None)
+        return CallOutcome(peer.commands, None, [], False, f"connect: {exc}", None)
     finally:
         if transport is not None and not transport.is_closing():
             transport.abort()

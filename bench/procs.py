@@ -33,11 +33,11 @@ def port_in_use(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def hotline_env(db_url: str, pepper: str, **extra: str) -> dict[str, str]:
-    """The process environment without the developer's HOTLINE_* settings, plus ours."""
+def child_env(**settings: str) -> dict[str, str]:
+    """The process environment without the developer's HOTLINE_* settings, plus `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update({"HOTLINE_DATABASE_URL": db_url, "HOTLINE_SECURITY_PIN_PEPPER": pepper, **extra})
-    env["PYTHONPATH"] = str(ROOT)
+    env.update(settings)
+    env["PYTHONPATH"] = str(ROOT)  # bench.* from the repository, whatever the cwd
     return env
 
 

@@ -55,7 +55,8 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
 
     async def _line(self) -> str:
         try:
-            raw = await asyncio.wait_for(self.reader.readline(), self.command_timeout)
+            async with asyncio.timeout(self.command_timeout):  # no task per line, unlike wait_for
+                raw = await self.reader.readline()
         except TimeoutError:
             raise AgiError(f"no reply from Asterisk within {self.command_timeout:.0f} s") from None
         except (ConnectionError, asyncio.IncompleteReadError):

@@ -72,10 +72,13 @@ class IvrSession:
         self.pending: list[TrailEntry] = []
         self.store_down = False
         self.started_at = utcnow()
+        self._writer: asyncio.Task[None] | None = None
 
-    def _flush(self) -> None:
-        """Write what the trail holds so far. If the store is down the entries wait in memory
-        and go out with the next write; the caller is never kept waiting on it."""
+    def _write(self, first_seq: int, batch: Sequence[TrailEntry]) -> bool:
+        """Write the call row (the first time) and `batch`; False if the store is down.
+
+        Runs in a worker thread. Writes of one call never overlap (one writer task, and
+        `_end` runs after it), so `begun` and `store_down` need no lock."""
         try:
             if not self.begun:
                 self.svc.sink.begin(
@@ -87,7 +90,7 @@ class IvrSession:
                     language="zh",
                 )
                 self.begun = True
-            self.svc.sink.append(self.call_id, self.seq, self.pending)
+            self.svc.sink.append(self.call_id, first_seq, batch)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             if not self.store_down:
                 log.error(
@@ -96,14 +99,43 @@ class IvrSession:
                     str(exc).splitlines()[0],
                 )
             self.store_down = True
-            return
+            return False
         self.store_down = False
-        self.seq += len(self.pending)
-        self.pending = []
+        return True
 
-    async def _record(self, entries: Sequence[TrailEntry]) -> None:
+    def _flush(self) -> None:
+        """Write what the trail holds so far, now. If the store is down the entries wait in
+        memory and go out with the next write."""
+        batch, self.pending = self.pending, []
+        if self._write(self.seq, batch):
+            self.seq += len(batch)
+        else:
+            self.pending[:0] = batch
+
+    async def _write_behind(self) -> None:
+        """Write pending entries in order; entries recorded meanwhile go out with the next
+        write (under load, one transaction carries several steps). Stops while the store is down."""
+        while self.pending:
+            batch, self.pending = self.pending, []
+            if not await asyncio.to_thread(self._write, self.seq, batch):
+                self.pending[:0] = batch
+                return
+            self.seq += len(batch)
+
+    def _record(self, entries: Sequence[TrailEntry]) -> None:
+        """Add to the trail. The write happens behind the call: the caller's next prompt never
+        waits for the store (a commit per step under load put tens of ms to seconds of
+        silence between prompts)."""
         self.pending.extend(entries)
-        await asyncio.to_thread(self._flush)
+        if self._writer is None or self._writer.done():
+            if self._writer is not None:
+                self._writer.result()  # a writer that failed (not a store outage: a bug) fails the call
+            self._writer = asyncio.create_task(self._write_behind(), name=f"trail-{self.call_id}")
+
+    async def _close(self, outcome: str, ended_by: str, queue: str | None) -> None:
+        if self._writer is not None:
+            await self._writer
+        await asyncio.to_thread(self._end, outcome, ended_by, queue)
 
     def _end(self, outcome: str, ended_by: str, queue: str | None) -> None:
         self._flush()
@@ -156,14 +188,14 @@ class IvrSession:
         try:
             outcome, ended_by, queue = await self._loop()
         except CallerHungUp:
-            await self._record([TrailEntry("outcome", self._node(), {"outcome": "caller_hangup"})])
+            self._record([TrailEntry("outcome", self._node(), {"outcome": "caller_hangup"})])
             outcome, ended_by = "caller_hangup", "caller"
         except AgiError as exc:
             log.warning("call %s: AGI failure at %s: %s", self.call_id, self._node(), exc)
-            await self._record([TrailEntry("error", self._node(), {"error": str(exc)})])
+            self._record([TrailEntry("error", self._node(), {"error": str(exc)})])
         finally:
             # A server shutting down cancels us; the call's last write must still land.
-            await asyncio.shield(asyncio.to_thread(self._end, outcome, ended_by, queue))
+            await asyncio.shield(self._close(outcome, ended_by, queue))
             log.info("call %s: %s (ended by %s)", self.call_id, outcome, ended_by)
         return outcome
 
@@ -176,10 +208,10 @@ class IvrSession:
             self.state = step.state
             entries = [TrailEntry(n.kind, n.node, dict(n.detail)) for n in step.notes]
             if step.action is None:
-                await self._record(entries)
+                self._record(entries)
                 return "completed", "system", None
             entries += self._describe(step.action)
-            await self._record(entries)
+            self._record(entries)
             if isinstance(step.action, Transfer):
                 await self.voice.play(step.action.prompts, self.state.language)
                 await self.voice.transfer(step.action.queue, self.call_id)
@@ -222,7 +254,7 @@ class IvrSession:
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
         if done.name != "identify":
             shown["data"] = dict(done.data)
-        await self._record([TrailEntry("result", self._node(), shown)])
+        self._record([TrailEntry("result", self._node(), shown)])
         return done
 
     def _query(self, action: Query) -> QueryDone:

@@ -1,0 +1,289 @@
+"""FastAGI load: N concurrent complete balance-query calls against three servers.
+
+    python -m bench.fastagi_load [--calls 500] [--concurrency 500]
+
+Targets, each in its own process on an ephemeral loopback port:
+  a  ours:  `hotline serve --only agi` on a temporary SQLite file with the sample loaded
+  b  floor: stock panoramisk `Application` replaying the commands (a) sent for one call
+  c  pyst2: pyst2's FastAGI server (ForkingTCPServer + `AGI`) replaying the same commands
+
+Per-command latency: from the peer's write of a reply to its receipt of the server's next
+command (the server's turnaround). Setup: from the write of the environment to the first
+command. A call is complete when the server's last command was
+`SET VARIABLE HOTLINE_ACTION "hangup"` and it then closed the connection; for (a) the
+pension balance in the call's stored trail must equal the resident's, for (b) and (c) the
+commands must be exactly the recorded ones. The calls have no think time: every target
+runs flat out, so at high concurrency latency is mostly queueing for the server's CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bench.agi_peer import CallOutcome, run_call
+from bench.procs import MemorySampler, ServerProcess, child_env, free_port
+from core import sample
+from core.db import Store
+from core.sample import SampleResident
+from ivr.trail import show_call
+
+PEPPER = "bench-pepper"
+RESIDENTS = 1200
+CALL_LIMIT_S = 60.0
+RUN_LIMIT_S = 240.0
+ASYNCIO_BACKLOG = 100  # asyncio.start_server's default listen queue, used by (a) and (b)
+TARGET_CALLS_PER_S = 200.0
+TARGET_P99_OVER_FLOOR_MS = 5.0
+TARGET_RSS_MB = 200.0
+
+
+def entries(r: SampleResident) -> list[str]:
+    """Keys of a pension balance query: social insurance, pension, ID (* for X), PIN, then 2."""
+    return ["1", "1", "1", r.id_number.replace("X", "*"), r.pin, "2"]
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+@dataclass
+class Run:
+    name: str
+    outcomes: list[CallOutcome]
+    failures: list[str]  # one per failed call
+    wall_s: float
+    peak_rss_mb: float
+    cpu_s: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> int:
+        return len(self.outcomes) - len(self.failures)
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.ok / self.wall_s if self.wall_s else 0.0
+
+    def turnaround_ms(self, q: float) -> float:
+        return percentile_ms([t for o in self.outcomes for t in o.turnarounds_s], q)
+
+    def setup_ms(self, q: float) -> float:
+        return percentile_ms([o.setup_s for o in self.outcomes if o.setup_s is not None], q)
+
+
+async def drive(
+    port: int, people: list[SampleResident], calls: int, concurrency: int
+) -> tuple[list[CallOutcome], float]:
+    """Run `calls` calls, at most `concurrency` at once; returns outcomes and wall time."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(i: int) -> CallOutcome:
+        r = people[i % len(people)]
+        async with gate:
+            return await run_call(port, entries(r), f"1795835831.{i}", r.phone, CALL_LIMIT_S)
+
+    start = time.perf_counter()
+    async with asyncio.timeout(RUN_LIMIT_S):
+        outcomes = await asyncio.gather(*(one(i) for i in range(calls)))
+    return list(outcomes), time.perf_counter() - start
+
+
+def call_failure(o: CallOutcome, expected: list[str] | None) -> str | None:
+    """Why a call is not complete, or None."""
+    if o.error:
+        return o.error
+    if not o.ended_with_hangup:
+        return f"last command {o.commands[-1] if o.commands else None!r}"
+    if not o.closed_by_server:
+        return "server did not close"
+    if expected is not None and o.commands != expected:
+        return "commands differ from the recorded call"
+    return None
+
+
+def store_failure(store: Store, o: CallOutcome, r: SampleResident) -> str | None:
+    """For (a): the stored trail's pension result must be the resident's balance."""
+    if o.call_id is None:
+        return "no HOTLINE_CALL_ID set"
+    call = show_call(store, o.call_id, actor="bench")
+    results = [s for s in call["trail"] if s["kind"] == "result" and s["query"] == "pension"]
+    if not results or results[0]["data"]["balance_fen"] != r.pension_balance_fen:
+        return "store: pension balance missing or wrong"
+    if call["outcome"] != "completed":
+        return f"store: outcome {call['outcome']}"
+    return None
+
+
+def measure(
+    name: str,
+    server: ServerProcess,
+    port: int,
+    people: list[SampleResident],
+    args: argparse.Namespace,
+    check: Callable[[int, CallOutcome], str | None],
+) -> Run:
+    proc = psutil.Process(server.proc.pid)
+    cpu0 = proc.cpu_times()
+    with MemorySampler(server.proc.pid) as mem:
+        outcomes, wall = asyncio.run(drive(port, people, args.calls, args.concurrency))
+        cpu1 = proc.cpu_times()
+    cpu = sum(cpu1[:4]) - sum(cpu0[:4])  # user, system, and those of reaped children
+    failures = [f for i, o in enumerate(outcomes) if (f := check(i, o)) is not None]
+    return Run(name, outcomes, failures, wall, mem.peak_bytes / 2**20, cpu)
+
+
+def load_sample(tmp: Path, url: str) -> None:
+    loader = subprocess.run(
+        [sys.executable, "-m", "hotline", "sample", "load", "--residents", str(RESIDENTS)],
+        cwd=tmp,
+        env=child_env(HOTLINE_DATABASE_URL=url, HOTLINE_SECURITY_PIN_PEPPER=PEPPER),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    if loader.returncode != 0:
+        raise SystemExit(f"sample load failed: {loader.stderr[-2000:]}")
+
+
+def log_problems(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    bad = [line for line in lines if " ERROR " in line or "Traceback" in line]
+    return [f"server log: {len(bad)} ERROR/Traceback lines, first: {bad[0][:160]}"] if bad else []
+
+
+def run_ours(tmp: Path, people: list[SampleResident], args: argparse.Namespace) -> tuple[Run, list[str]]:
+    """Target (a); also returns the commands of one recorded call, for (b) and (c)."""
+    url = f"sqlite:///{tmp}/bench.db"
+    load_sample(tmp, url)
+    port = free_port()
+    env = child_env(
+        HOTLINE_DATABASE_URL=url,
+        HOTLINE_SECURITY_PIN_PEPPER=PEPPER,
+        HOTLINE_AGI_HOST="127.0.0.1",
+        HOTLINE_AGI_PORT=str(port),
+    )
+    server = ServerProcess("ours", ["-m", "hotline", "serve", "--only", "agi"], env, tmp, tmp / "ours.log")
+    store = Store(url)
+    try:
+        recorded = asyncio.run(run_call(port, entries(people[-1]), "1795835830.1", people[-1].phone, CALL_LIMIT_S))
+        if (problem := call_failure(recorded, None)) is not None:
+            raise SystemExit(f"recording call against our server failed: {problem}")
+        callers = people[:-1]
+
+        def check(i: int, o: CallOutcome) -> str | None:
+            return call_failure(o, None) or store_failure(store, o, callers[i % len(callers)])
+
+        run = measure("a ours (hotline serve)", server, port, callers, args, check)
+    finally:
+        server.stop()
+        store.dispose()
+    run.notes += log_problems(tmp / "ours.log")
+    return run, recorded.commands
+
+
+def run_replay(
+    name: str, argv: list[str], tmp: Path, commands: list[str], people: list[SampleResident], args: argparse.Namespace
+) -> Run:
+    path = tmp / "commands.json"
+    path.write_text(json.dumps(commands), encoding="utf-8")
+    server = ServerProcess(name, ["-m", *argv, str(path)], child_env(), tmp, tmp / f"{argv[0]}.log")
+    port = int(server.ready_line.split()[-1])
+    try:
+        return measure(name, server, port, people, args, lambda i, o: call_failure(o, commands))
+    finally:
+        server.stop()
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
+    print(f"\nFastAGI load: {args.calls} balance-query calls, {args.concurrency} at once, no think time, loopback")
+    print("per-command = reply sent -> next command received; setup = environment sent -> first command")
+    print(
+        f"{'target':<24}{'ok':>5}{'fail':>5}{'calls/s':>9}{'cmd p50':>9}{'cmd p99':>9}{'cmd max':>9}"
+        f"{'setup p99':>10}{'peak RSS':>9}{'CPU/call':>9}"
+    )
+    print(f"{'':<24}{'':>5}{'':>5}{'':>9}{'ms':>9}{'ms':>9}{'ms':>9}{'ms':>10}{'MB':>9}{'ms':>9}")
+    for r in runs:
+        print(
+            f"{r.name:<24}{r.ok:>5}{len(r.failures):>5}{r.calls_per_s:>9.1f}{r.turnaround_ms(0.5):>9.2f}"
+            f"{r.turnaround_ms(0.99):>9.2f}{r.turnaround_ms(1.0):>9.1f}{r.setup_ms(0.99):>10.1f}"
+            f"{r.peak_rss_mb:>9.1f}{1000 * r.cpu_s / max(1, len(r.outcomes)):>9.2f}"
+        )
+    for r in runs:
+        if r is not floor:
+            ratio = r.calls_per_s / floor.calls_per_s if floor.calls_per_s else float("nan")
+            print(
+                f"{r.name} vs floor: cmd p99 {r.turnaround_ms(0.99) - floor.turnaround_ms(0.99):+.2f} ms, "
+                f"cmd p50 {r.turnaround_ms(0.5) - floor.turnaround_ms(0.5):+.2f} ms, calls/s x{ratio:.2f}"
+            )
+        for reason, count in Counter(r.failures).most_common(3):
+            print(f"  {r.name}: {count} x {reason}")
+        for note in r.notes:
+            print(f"  {r.name}: {note}")
+    ours = runs[0]
+    over = ours.turnaround_ms(0.99) - floor.turnaround_ms(0.99)
+    print(
+        f"targets (ours): cmd p99 <= floor + {TARGET_P99_OVER_FLOOR_MS:g} ms: "
+        f"{verdict(over <= TARGET_P99_OVER_FLOOR_MS)}"
+        f"; >= {TARGET_CALLS_PER_S:g} calls/s: {verdict(ours.calls_per_s >= TARGET_CALLS_PER_S)}"
+        f"; RSS < {TARGET_RSS_MB:g} MB: {verdict(ours.peak_rss_mb < TARGET_RSS_MB)}"
+        f"; every call complete: {verdict(not ours.failures and not ours.notes)}"
+    )
+    print("RSS: VmHWM of the server process; for (c) the sampled sum over the parent and its forked children")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    cli = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--calls", type=int, default=500, help="calls per target (default 500)")
+    cli.add_argument("--concurrency", type=int, default=500, help="calls in progress at once (default 500)")
+    cli.add_argument(
+        "--pyst2-backlog",
+        type=int,
+        default=ASYNCIO_BACKLOG,
+        help="pyst2's listen queue (default 100 as asyncio's; socketserver's own 5 drops most of a 500-call burst)",
+    )
+    cli.add_argument("--pyst2-children", type=int, default=40, help="pyst2's max_children (ForkingMixIn default 40)")
+    cli.add_argument("--only", default="abc", help="targets, e.g. ab ((a) always runs: it records the commands)")
+    args = cli.parse_args(argv)
+    if not 1 <= args.concurrency <= 2000 or not 1 <= args.calls <= 20000:
+        cli.error("--concurrency must be 1..2000 and --calls 1..20000")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    people = sample.generate(residents=RESIDENTS)[1]
+    with tempfile.TemporaryDirectory(prefix="hotline-bench-") as name:
+        tmp = Path(name)
+        ours, commands = run_ours(tmp, people, args)
+        print(f"recorded call: {len(commands)} commands, first {commands[0]!r}, last {commands[-1]!r}")
+        floor = run_replay("b floor (panoramisk)", ["bench.floor_server"], tmp, commands, people, args)
+        runs = [ours, floor]
+        if "c" in args.only:
+            pyst2 = ["bench.pyst2_server", "--backlog", str(args.pyst2_backlog)]
+            pyst2 += ["--max-children", str(args.pyst2_children)]
+            runs.append(run_replay("c pyst2 (forking)", pyst2, tmp, commands, people, args))
+    report(runs, floor, args)
+    return 0 if not ours.failures and not ours.notes else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
