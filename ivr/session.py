@@ -26,7 +26,7 @@ from ivr.engine import Action, Collect, Hangup, Play, Query, QueryDone, QuerySta
 from ivr.errors import AgiError, CallerHungUp
 from ivr.menu import Menu
 from ivr.speech import text
-from ivr.trail import SPOOL_DIR, CallSink, TrailEntry, spool_call
+from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
 
 log = logging.getLogger(__name__)
 
@@ -74,53 +74,43 @@ class IvrSession:
         self.started_at = utcnow()
         self._writer: asyncio.Task[None] | None = None
 
-    def _write(self, first_seq: int, batch: Sequence[TrailEntry]) -> bool:
-        """Write the call row (the first time) and `batch`; False if the store is down.
-
-        Runs in a worker thread. Writes of one call never overlap (one writer task, and
-        `_end` runs after it), so `begun` and `store_down` need no lock."""
-        try:
-            if not self.begun:
-                self.svc.sink.begin(
+    async def _write(self, extra: Sequence[TrailOp] = ()) -> bool:
+        """Send the pending entries (after the call row, the first time) and `extra`; on
+        success they leave `pending`. If the store is down they stay, for the next write or
+        the spool. Only one write of a call is in flight at a time."""
+        batch = self.pending
+        self.pending = []
+        ops: list[TrailOp] = []
+        if not self.begun:
+            ops.append(
+                CallBegin(
                     self.call_id,
-                    uniqueid=self.info.uniqueid,
-                    channel=self.info.channel,
-                    caller=self.info.caller,
-                    transport=self.info.transport,
-                    language="zh",
+                    self.info.uniqueid,
+                    self.info.channel,
+                    self.info.caller,
+                    self.info.transport,
+                    self.started_at,
                 )
-                self.begun = True
-            self.svc.sink.append(self.call_id, first_seq, batch)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            if not self.store_down:
-                log.error(
-                    "call %s: store unavailable, keeping the trail in memory: %s",
-                    self.call_id,
-                    str(exc).splitlines()[0],
-                )
-            self.store_down = True
-            return False
-        self.store_down = False
-        return True
-
-    def _flush(self) -> None:
-        """Write what the trail holds so far, now. If the store is down the entries wait in
-        memory and go out with the next write."""
-        batch, self.pending = self.pending, []
-        if self._write(self.seq, batch):
+            )
+        if batch:
+            ops.append(CallSteps(self.call_id, self.seq, batch))
+        ops.extend(extra)
+        if await self.svc.sink.write(ops):
+            self.begun = True
             self.seq += len(batch)
-        else:
-            self.pending[:0] = batch
+            self.store_down = False
+            return True
+        if not self.store_down:
+            log.error("call %s: store unavailable, keeping the trail in memory", self.call_id)
+        self.store_down = True
+        self.pending[:0] = batch
+        return False
 
     async def _write_behind(self) -> None:
         """Write pending entries in order; entries recorded meanwhile go out with the next
-        write (under load, one transaction carries several steps). Stops while the store is down."""
-        while self.pending:
-            batch, self.pending = self.pending, []
-            if not await asyncio.to_thread(self._write, self.seq, batch):
-                self.pending[:0] = batch
-                return
-            self.seq += len(batch)
+        write. Stops while the store is down (the next entry or the end tries again)."""
+        while self.pending and await self._write():
+            pass
 
     def _record(self, entries: Sequence[TrailEntry]) -> None:
         """Add to the trail. The write happens behind the call: the caller's next prompt never
@@ -133,32 +123,23 @@ class IvrSession:
             self._writer = asyncio.create_task(self._write_behind(), name=f"trail-{self.call_id}")
 
     async def _close(self, outcome: str, ended_by: str, queue: str | None) -> None:
+        """The last write: what is pending and the call's end, together; spooled if the store
+        is still down."""
         if self._writer is not None:
             await self._writer
-        await asyncio.to_thread(self._end, outcome, ended_by, queue)
-
-    def _end(self, outcome: str, ended_by: str, queue: str | None) -> None:
-        self._flush()
-        try:
-            if self.store_down:
-                raise StoreUnavailable("store still down at the end of the call")
-            self.svc.sink.end(
-                self.call_id,
-                outcome=outcome,
-                ended_by=ended_by,
-                last_node=self._node(),
-                resident_id=self.state.resident_id if self.state else None,
-                queue=queue,
-                language=self.state.language if self.state else "zh",
-            )
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            path = spool_call(SPOOL_DIR, self._spool_record(outcome, ended_by, queue))
-            log.error(
-                "call %s: could not record the end of the call (%s); trail spooled to %s",
-                self.call_id,
-                str(exc).splitlines()[0],
-                path,
-            )
+        end = CallEnd(
+            self.call_id,
+            outcome,
+            ended_by,
+            self._node(),
+            self.state.resident_id if self.state else None,
+            queue,
+            self.state.language if self.state else "zh",
+            utcnow(),
+        )
+        if not await self._write([end]):
+            path = await asyncio.to_thread(spool_call, SPOOL_DIR, self._spool_record(outcome, ended_by, queue))
+            log.error("call %s: could not record the end of the call; trail spooled to %s", self.call_id, path)
 
     def _spool_record(self, outcome: str, ended_by: str, queue: str | None) -> dict[str, Any]:
         return {

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import logging
+import queue
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import Store
+from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -25,93 +35,173 @@ class TrailEntry:
     at: dt.datetime = field(default_factory=utcnow)
 
 
+@dataclass(frozen=True)
+class CallBegin:
+    call_id: str
+    uniqueid: str | None
+    channel: str | None
+    caller: str | None
+    transport: str
+    started_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class CallSteps:
+    call_id: str
+    first_seq: int
+    entries: Sequence[TrailEntry]
+
+
+@dataclass(frozen=True)
+class CallEnd:
+    call_id: str
+    outcome: str
+    ended_by: str
+    last_node: str | None
+    resident_id: int | None
+    queue: str | None
+    language: str
+    ended_at: dt.datetime
+
+
+TrailOp = CallBegin | CallSteps | CallEnd
+
+
 class CallSink(Protocol):
     """Where a transport records a call; the FastAGI and TwiML transports share it."""
 
-    def begin(
-        self,
-        call_id: str,
-        *,
-        uniqueid: str | None,
-        channel: str | None,
-        caller: str | None,
-        transport: str,
-        language: str,
-    ) -> None: ...
-    def append(self, call_id: str, first_seq: int, entries: Sequence[TrailEntry]) -> None: ...
-    def end(
-        self,
-        call_id: str,
-        *,
-        outcome: str,
-        ended_by: str,
-        last_node: str | None,
-        resident_id: int | None,
-        queue: str | None,
-        language: str,
-    ) -> None: ...
+    async def write(self, ops: Sequence[TrailOp]) -> bool:
+        """Store `ops` in order; True once committed, False if the store cannot be reached."""
+        ...
+
+
+_Request = tuple[Sequence[TrailOp], "Future[bool]"]
 
 
 class SqlCallSink:
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    """Group commit: one writer thread stores the trail writes of all calls in progress,
+    as many as are waiting in one transaction. Under load a commit carries the steps of
+    hundreds of calls instead of each call paying for its own (and SQLite serialising them).
 
-    def begin(
-        self,
-        call_id: str,
-        *,
-        uniqueid: str | None,
-        channel: str | None,
-        caller: str | None,
-        transport: str,
-        language: str,
-    ) -> None:
-        with self.store.session() as s:
-            s.add(
-                Call(
-                    id=call_id,
-                    asterisk_uniqueid=uniqueid,
-                    channel=channel,
-                    caller_number=caller,
-                    transport=transport,
-                    language=language,
-                    started_at=utcnow(),
+    The thread starts on the first write and ends after `idle_s` without work.
+    """
+
+    def __init__(self, store: Store, max_batch: int = 2000, idle_s: float = 2.0) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.idle_s = idle_s
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    async def write(self, ops: Sequence[TrailOp]) -> bool:
+        done: Future[bool] = Future()
+        self._queue.put((ops, done))
+        self._ensure_thread()
+        return await asyncio.wrap_future(done)
+
+    def write_now(self, ops: Sequence[TrailOp]) -> bool:
+        """The same, from synchronous code (tools, tests)."""
+        return self._commit_one(ops)
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="trail-writer", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            with self.store.session() as s:
+                for ops, _ in batch:
+                    _apply(s, ops)
+        except StoreUnavailable as exc:
+            log.error("trail writer: store unavailable (%d writes wait with their calls): %s", len(batch), exc)
+            for _, done in batch:
+                done.set_result(False)
+            return
+        except SQLAlchemyError:
+            # One bad write must not sink the others: retry each in its own transaction.
+            for ops, done in batch:
+                done.set_result(self._commit_one(ops))
+            return
+        for _, done in batch:
+            done.set_result(True)
+
+    def _commit_one(self, ops: Sequence[TrailOp]) -> bool:
+        try:
+            with self.store.session() as s:
+                _apply(s, ops)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            log.error(
+                "trail writer: could not store a write for call %s: %s",
+                ops[0].call_id if ops else "-",
+                str(exc).splitlines()[0],
+            )
+            return False
+        return True
+
+
+def _apply(s: Session, ops: Sequence[TrailOp]) -> None:
+    for op in ops:
+        if isinstance(op, CallBegin):
+            s.execute(
+                insert(Call).values(
+                    id=op.call_id,
+                    asterisk_uniqueid=op.uniqueid,
+                    channel=op.channel,
+                    caller_number=op.caller,
+                    transport=op.transport,
+                    language="zh",
+                    started_at=op.started_at,
                 )
             )
-
-    def append(self, call_id: str, first_seq: int, entries: Sequence[TrailEntry]) -> None:
-        if not entries:
-            return
-        rows = [
-            {"call_id": call_id, "seq": first_seq + i, "at": e.at, "kind": e.kind, "node": e.node, "detail": e.detail}
-            for i, e in enumerate(entries)
-        ]
-        with self.store.session() as s:
-            s.execute(insert(CallStep), rows)
-
-    def end(
-        self,
-        call_id: str,
-        *,
-        outcome: str,
-        ended_by: str,
-        last_node: str | None,
-        resident_id: int | None,
-        queue: str | None,
-        language: str,
-    ) -> None:
-        with self.store.session() as s:
+        elif isinstance(op, CallSteps):
+            if op.entries:
+                s.execute(
+                    insert(CallStep),
+                    [
+                        {
+                            "call_id": op.call_id,
+                            "seq": op.first_seq + i,
+                            "at": e.at,
+                            "kind": e.kind,
+                            "node": e.node,
+                            "detail": e.detail,
+                        }
+                        for i, e in enumerate(op.entries)
+                    ],
+                )
+        else:
             s.execute(
                 update(Call)
-                .where(Call.id == call_id)
+                .where(Call.id == op.call_id)
                 .values(
-                    ended_at=utcnow(),
-                    outcome=outcome,
-                    ended_by=ended_by,
-                    last_node=last_node,
-                    resident_id=resident_id,
-                    queue=queue,
-                    language=language,
+                    ended_at=op.ended_at,
+                    outcome=op.outcome,
+                    ended_by=op.ended_by,
+                    last_node=op.last_node,
+                    resident_id=op.resident_id,
+                    queue=op.queue,
+                    language=op.language,
                 )
             )
 
