@@ -129,6 +129,17 @@ def store_failure(store: Store, o: CallOutcome, r: SampleResident) -> str | None
     return None
 
 
+def tree_cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds of a process, its reaped children, and its live ones (FastAGI workers)."""
+    total = sum(proc.cpu_times()[:4])
+    for child in proc.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return float(total)
+
+
 def measure(
     name: str,
     server: ServerProcess,
@@ -138,11 +149,11 @@ def measure(
     check: Callable[[int, CallOutcome], str | None],
 ) -> Run:
     proc = psutil.Process(server.proc.pid)
-    cpu0 = proc.cpu_times()
+    cpu0 = tree_cpu_s(proc)
     with MemorySampler(server.proc.pid) as mem:
         outcomes, wall = asyncio.run(drive(port, people, args.calls, args.concurrency))
-        cpu1 = proc.cpu_times()
-    cpu = sum(cpu1[:4]) - sum(cpu0[:4])  # user, system, and those of reaped children
+        cpu1 = tree_cpu_s(proc)
+    cpu = cpu1 - cpu0
     failures = [f for i, o in enumerate(outcomes) if (f := check(i, o)) is not None]
     return Run(name, outcomes, failures, wall, mem.peak_bytes / 2**20, cpu)
 
@@ -177,7 +188,8 @@ def run_ours(tmp: Path, people: list[SampleResident], args: argparse.Namespace) 
         HOTLINE_AGI_HOST="127.0.0.1",
         HOTLINE_AGI_PORT=str(port),
     )
-    server = ServerProcess("ours", ["-m", "hotline", "serve", "--only", "agi"], env, tmp, tmp / "ours.log")
+    argv = ["-m", "hotline", "serve", "--only", "agi", "--workers", str(args.workers)]
+    server = ServerProcess("ours", argv, env, tmp, tmp / "ours.log")
     store = Store(url)
     try:
         recorded = asyncio.run(run_call(port, entries(people[-1]), "1795835830.1", people[-1].phone, CALL_LIMIT_S))
@@ -188,7 +200,7 @@ def run_ours(tmp: Path, people: list[SampleResident], args: argparse.Namespace) 
         def check(i: int, o: CallOutcome) -> str | None:
             return call_failure(o, None) or store_failure(store, o, callers[i % len(callers)])
 
-        run = measure("a ours (hotline serve)", server, port, callers, args, check)
+        run = measure(f"a ours ({args.workers} proc)", server, port, callers, args, check)
     finally:
         server.stop()
         store.dispose()
@@ -247,7 +259,7 @@ def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
         f"; RSS < {TARGET_RSS_MB:g} MB: {verdict(ours.peak_rss_mb < TARGET_RSS_MB)}"
         f"; every call complete: {verdict(not ours.failures and not ours.notes)}"
     )
-    print("RSS: VmHWM of the server process; for (c) the sampled sum over the parent and its forked children")
+    print("RSS: VmHWM of the server process, or the sampled sum over it and its children (our workers, pyst2's forks)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -261,6 +273,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pyst2's listen queue (default 100 as asyncio's; socketserver's own 5 drops most of a 500-call burst)",
     )
     cli.add_argument("--pyst2-children", type=int, default=40, help="pyst2's max_children (ForkingMixIn default 40)")
+    cli.add_argument("--workers", type=int, default=2, help="our FastAGI processes (hotline serve --workers)")
     cli.add_argument("--only", default="abc", help="targets, e.g. ab ((a) always runs: it records the commands)")
     args = cli.parse_args(argv)
     if not 1 <= args.concurrency <= 2000 or not 1 <= args.calls <= 20000:

@@ -182,19 +182,22 @@ class Identifier:
     def verify(self, id_number: str, pin: str, *, actor: str, call_id: str | None) -> Identity:
         now = utcnow()
         with self.store.session() as s:
-            lock = s.get(PinLock, id_number)
-            if lock and lock.locked_until and lock.locked_until > now:
-                raise IdentityLocked(lock.locked_until)
+            row = s.execute(
+                select(PinLock.failures, PinLock.locked_until).where(PinLock.id_number == id_number)
+            ).first()
+        if row is not None and row.locked_until is not None and row.locked_until > now:
+            raise IdentityLocked(row.locked_until)
         resident_id = self.port.resident_id(id_number)
         if resident_id is None:
             raise UnknownResident(mask_id(id_number))
         if self.port.pin_matches(resident_id, pin):
             with self.store.session() as s:
-                s.execute(
-                    update(PinLock)
-                    .where(PinLock.id_number == id_number)
-                    .values(failures=0, locked_until=None, updated_at=now)
-                )
+                if row is not None:  # earlier failures: a right PIN clears them
+                    s.execute(
+                        update(PinLock)
+                        .where(PinLock.id_number == id_number)
+                        .values(failures=0, locked_until=None, updated_at=now)
+                    )
                 audit.record(s, actor=actor, action="identify", resident_id=resident_id, call_id=call_id)
             return Identity(resident_id)
         failures = self._count_failure(id_number, now)

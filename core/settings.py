@@ -44,6 +44,8 @@ class AgiSettings(_Section):
     # The longest a single AGI command may take; GET DATA over a long prompt is the worst case.
     command_timeout_s: float = Field(90.0, gt=0)
     header_timeout_s: float = Field(5.0, gt=0)
+    # Processes sharing the port (SO_REUSEPORT): one per core lifts the GIL's ceiling.
+    workers: int = Field(1, ge=1, le=64)
 
 
 class AmiSettings(_Section):

@@ -37,7 +37,9 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    asyncio.run(serve(settings, only))
+    if args.workers is not None:
+        settings = settings.model_copy(update={"agi": settings.agi.model_copy(update={"workers": args.workers})})
+    asyncio.run(serve(settings, only, worker=args.worker, config=args.config))
     return 0
 
 
@@ -181,6 +183,12 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 64, not {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hotline", description="The 12333 hotline platform.")
     p.add_argument("--config", type=Path, help="TOML settings file (default: hotline.toml if present)")
@@ -189,6 +197,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("serve", help="run FastAGI and the Asterisk watcher")
     s.add_argument("--only", help="comma-separated subset of: agi,ami")
+    s.add_argument("--workers", type=_workers, help="FastAGI processes sharing the port (default: agi.workers, 1)")
+    s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a parent serve
     s.set_defaults(func=cmd_serve)
 
     s = sub.add_parser("asterisk", help="local Asterisk 22 in a debootstrap root")

@@ -6,8 +6,12 @@ import asyncio
 import contextlib
 import logging
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 from core.settings import Settings
+from hotline.errors import WorkerFailed
 from hotline.wiring import ivr_services, open_store
 from ivr import dialplan
 from ivr.asterisk import ami_login
@@ -59,7 +63,46 @@ async def watch_asterisk(settings: Settings, stop: asyncio.Event) -> None:
         delay = min(delay * 2, 30.0)
 
 
-async def serve(settings: Settings, only: tuple[str, ...] = COMPONENTS) -> None:
+class Workers:
+    """The extra FastAGI processes of `agi.workers > 1`: each runs `hotline serve --worker`
+    on the same port (SO_REUSEPORT) and stops when we do."""
+
+    def __init__(self, count: int, config: Path | None) -> None:
+        argv = [sys.executable, "-m", "hotline"]
+        if config is not None:
+            argv += ["--config", str(config)]
+        self.procs = [
+            subprocess.Popen([*argv, "serve", "--only", "agi", "--worker"], stdout=subprocess.PIPE, text=True)
+            for _ in range(count)
+        ]
+
+    def wait_ready(self) -> None:
+        for proc in self.procs:
+            assert proc.stdout is not None
+            line = proc.stdout.readline()
+            if "ready" not in line:
+                self.stop()
+                raise WorkerFailed(f"a FastAGI worker did not start (exit code {proc.poll()})")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(SHUTDOWN_GRACE_S + 5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            if proc.stdout is not None:
+                proc.stdout.close()
+
+
+async def serve(
+    settings: Settings, only: tuple[str, ...] = COMPONENTS, *, worker: bool = False, config: Path | None = None
+) -> None:
+    """Run the chosen components until SIGINT/SIGTERM. A `worker` serves FastAGI only and
+    leaves migrations, the Asterisk watcher and further workers to its parent."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,19 +111,29 @@ async def serve(settings: Settings, only: tuple[str, ...] = COMPONENTS) -> None:
         settings.require_secrets("security.pin_pepper")
     if "ami" in only:
         settings.require_secrets("ami.secret")
-    store = open_store(settings)
+    store = open_store(settings, migrate=not worker)
     tasks: list[asyncio.Task[None]] = []
     server = None
     agi: FastAgiServer | None = None
+    workers: Workers | None = None
     if "agi" in only:
         services = ivr_services(settings, store)
         agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
         agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
-        server = await agi.serve(settings.agi.host, settings.agi.port)
+        shared = worker or settings.agi.workers > 1
+        server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)
+        if not worker and settings.agi.workers > 1:
+            workers = Workers(settings.agi.workers - 1, config)
+            await asyncio.to_thread(workers.wait_ready)
         log.info(
-            "FastAGI listening on %s:%d (script %r)", settings.agi.host, settings.agi.port, dialplan.AGI_SCRIPT_IVR
+            "FastAGI listening on %s:%d (script %r, %d process%s)",
+            settings.agi.host,
+            settings.agi.port,
+            dialplan.AGI_SCRIPT_IVR,
+            1 if worker else settings.agi.workers,
+            "" if worker or settings.agi.workers == 1 else "es",
         )
-    if "ami" in only:
+    if "ami" in only and not worker:
         tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
     print("hotline serve: ready", flush=True)
     await stop.wait()
@@ -93,6 +146,8 @@ async def serve(settings: Settings, only: tuple[str, ...] = COMPONENTS) -> None:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    if workers is not None:
+        await asyncio.to_thread(workers.stop)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)

@@ -231,5 +231,7 @@ class FastAgiServer(Application):  # type: ignore[misc]
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.wait_closed()
 
-    async def serve(self, host: str, port: int) -> asyncio.Server:
-        return await asyncio.start_server(self.handler, host, port, limit=MAX_ENV_BYTES)
+    async def serve(self, host: str, port: int, *, reuse_port: bool = False) -> asyncio.Server:
+        """Listen; with `reuse_port` several processes share the port and the kernel
+        spreads connections among them."""
+        return await asyncio.start_server(self.handler, host, port, limit=MAX_ENV_BYTES, reuse_port=reuse_port or None)
