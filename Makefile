@@ -58,7 +58,10 @@ run: deps venv prompts
 stop: venv
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk down
 
-# bench.asterisk_calls needs the local Asterisk up and HOTLINE_AMI_SECRET set to its AMI secret.
+# The FastAGI load twice: a burst (throughput ceiling) and callers keying at a human pace
+# (latency with 500 calls connected); then concurrent real calls through the local Asterisk.
 bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load
-	$(BIN)/python -m bench.asterisk_calls
+	$(BIN)/python -m bench.fastagi_load --think-ms 1000 --only ab
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up >/dev/null
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.asterisk_calls

@@ -9,6 +9,7 @@ docs and what Asterisk 22 sends: GET DATA gets the caller's next entry, STREAM F
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from dataclasses import dataclass, field
 
@@ -112,8 +113,9 @@ class PeerProtocol(asyncio.Protocol):
     environment to the first command (accept, fork or session start, first store write).
     """
 
-    def __init__(self, peer: AgiPeer, env: bytes, done: asyncio.Future[CallOutcome]) -> None:
+    def __init__(self, peer: AgiPeer, env: bytes, done: asyncio.Future[CallOutcome], think_s: float = 0.0) -> None:
         self.peer = peer
+        self.think_s = think_s  # a caller's time to key an entry, before each GET DATA reply
         self.env = env
         self.done = done
         self.transport: asyncio.Transport | None = None
@@ -137,13 +139,23 @@ class PeerProtocol(asyncio.Protocol):
             self.error = str(exc)
             self.transport.abort()
             return
-        for _command, reply in pairs:
+        for command, reply in pairs:
             if self.setup is None:
                 self.setup = now - self.sent_at
             else:
                 self.turnarounds.append(now - self.sent_at)
+            if self.think_s and command.startswith("GET DATA"):
+                # Callers are not metronomes: half to one and a half times the mean.
+                delay = self.think_s * (0.5 + random.random())
+                asyncio.get_running_loop().call_later(delay, self._send, reply)
+            else:
+                self._send(reply)
+            now = time.perf_counter()
+
+    def _send(self, reply: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
             self.transport.write(reply)
-            self.sent_at = now = time.perf_counter()
+            self.sent_at = time.perf_counter()
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -164,7 +176,9 @@ class PeerProtocol(asyncio.Protocol):
             )
 
 
-async def run_call(port: int, entries: list[str], uniqueid: str, callerid: str, limit_s: float) -> CallOutcome:
+async def run_call(
+    port: int, entries: list[str], uniqueid: str, callerid: str, limit_s: float, think_s: float = 0.0
+) -> CallOutcome:
     """One complete call against 127.0.0.1:port; never longer than `limit_s`."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[CallOutcome] = loop.create_future()
@@ -173,7 +187,9 @@ async def run_call(port: int, entries: list[str], uniqueid: str, callerid: str, 
     transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(limit_s):
-            transport, _ = await loop.create_connection(lambda: PeerProtocol(peer, env, done), "127.0.0.1", port)
+            transport, _ = await loop.create_connection(
+                lambda: PeerProtocol(peer, env, done, think_s), "127.0.0.1", port
+            )
             return await done
     except TimeoutError:
         return CallOutcome(peer.commands, None, [], False, f"no end within {limit_s:g} s", peer.call_id)

@@ -12,8 +12,9 @@ command (the server's turnaround). Setup: from the write of the environment to t
 command. A call is complete when the server's last command was
 `SET VARIABLE HOTLINE_ACTION "hangup"` and it then closed the connection; for (a) the
 pension balance in the call's stored trail must equal the resident's, for (b) and (c) the
-commands must be exactly the recorded ones. The calls have no think time: every target
-runs flat out, so at high concurrency latency is mostly queueing for the server's CPU.
+commands must be exactly the recorded ones. By default the calls have no think time:
+every target runs flat out, so at high concurrency latency is mostly queueing for the
+server's CPU. `--think-ms` paces each entry like a caller keying it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import subprocess
 import sys
 import tempfile
@@ -87,15 +89,22 @@ class Run:
 
 
 async def drive(
-    port: int, people: list[SampleResident], calls: int, concurrency: int
+    port: int, people: list[SampleResident], calls: int, concurrency: int, think_s: float = 0.0
 ) -> tuple[list[CallOutcome], float]:
-    """Run `calls` calls, at most `concurrency` at once; returns outcomes and wall time."""
+    """Run `calls` calls, at most `concurrency` at once; returns outcomes and wall time.
+
+    With think time, callers also arrive spread over one call's length (as they do on a
+    real line) instead of all in the same millisecond."""
     gate = asyncio.Semaphore(concurrency)
+    rng = random.Random(12333)
+    spread_s = think_s * len(entries(people[0]))
+    offsets = [rng.uniform(0, spread_s) for _ in range(calls)]
 
     async def one(i: int) -> CallOutcome:
         r = people[i % len(people)]
+        await asyncio.sleep(offsets[i])
         async with gate:
-            return await run_call(port, entries(r), f"1795835831.{i}", r.phone, CALL_LIMIT_S)
+            return await run_call(port, entries(r), f"1795835831.{i}", r.phone, CALL_LIMIT_S, think_s)
 
     start = time.perf_counter()
     async with asyncio.timeout(RUN_LIMIT_S):
@@ -151,7 +160,7 @@ def measure(
     proc = psutil.Process(server.proc.pid)
     cpu0 = tree_cpu_s(proc)
     with MemorySampler(server.proc.pid) as mem:
-        outcomes, wall = asyncio.run(drive(port, people, args.calls, args.concurrency))
+        outcomes, wall = asyncio.run(drive(port, people, args.calls, args.concurrency, args.think_ms / 1000))
         cpu1 = tree_cpu_s(proc)
     cpu = cpu1 - cpu0
     failures = [f for i, o in enumerate(outcomes) if (f := check(i, o)) is not None]
@@ -226,7 +235,8 @@ def verdict(ok: bool) -> str:
 
 
 def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
-    print(f"\nFastAGI load: {args.calls} balance-query calls, {args.concurrency} at once, no think time, loopback")
+    pace = f"{args.think_ms} ms think time per entry" if args.think_ms else "no think time"
+    print(f"\nFastAGI load: {args.calls} balance-query calls, {args.concurrency} at once, {pace}, loopback")
     print("per-command = reply sent -> next command received; setup = environment sent -> first command")
     print(
         f"{'target':<24}{'ok':>5}{'fail':>5}{'calls/s':>9}{'cmd p50':>9}{'cmd p99':>9}{'cmd max':>9}"
@@ -273,6 +283,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="pyst2's listen queue (default 100 as asyncio's; socketserver's own 5 drops most of a 500-call burst)",
     )
     cli.add_argument("--pyst2-children", type=int, default=40, help="pyst2's max_children (ForkingMixIn default 40)")
+    cli.add_argument(
+        "--think-ms", type=int, default=0, help="a caller's time to key each entry (0: a burst, no think time)"
+    )
     cli.add_argument("--workers", type=int, default=2, help="our FastAGI processes (hotline serve --workers)")
     cli.add_argument("--only", default="abc", help="targets, e.g. ab ((a) always runs: it records the commands)")
     args = cli.parse_args(argv)
