@@ -234,6 +234,18 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
+def slowest_steps(run: Run) -> list[tuple[str, float, float]]:
+    """Per-command turnarounds grouped by the step they lead into, slowest p99 first."""
+    by_kind: dict[str, list[float]] = {}
+    for o in run.outcomes:
+        # turnaround i ends with command i + 1 (the first command ends the setup)
+        for wait, command in zip(o.turnarounds_s, o.commands[1:], strict=False):
+            kind = " ".join(command.split(" ")[:3])
+            by_kind.setdefault(kind, []).append(wait)
+    rows = [(k, percentile_ms(v, 0.5), percentile_ms(v, 0.99)) for k, v in by_kind.items()]
+    return sorted(rows, key=lambda r: -r[2])
+
+
 def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
     pace = f"{args.think_ms} ms think time per entry" if args.think_ms else "no think time"
     print(f"\nFastAGI load: {args.calls} balance-query calls, {args.concurrency} at once, {pace}, loopback")
@@ -261,6 +273,9 @@ def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
         for note in r.notes:
             print(f"  {r.name}: {note}")
     ours = runs[0]
+    print(f"{ours.name}: slowest steps by p99 (the command that ended the wait):")
+    for kind, p50, p99 in slowest_steps(ours)[:3]:
+        print(f"  {kind:<42} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms")
     over = ours.turnaround_ms(0.99) - floor.turnaround_ms(0.99)
     print(
         f"targets (ours): cmd p99 <= floor + {TARGET_P99_OVER_FLOOR_MS:g} ms: "

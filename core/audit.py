@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
+
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from core.db import Store
+from core.errors import StoreUnavailable
 from core.models import AuditEntry, utcnow
+from core.writer import GroupWriter, Op
 
 
 def record(
@@ -17,3 +23,26 @@ def record(
             at=utcnow(), actor=actor, action=action, resident_id=resident_id, call_id=call_id, detail=detail
         )
     )
+
+
+class Auditor:
+    """Writes audit entries, through the process's group writer when there is one, and
+    returns only once they are committed: data is handed out only after its audit entry."""
+
+    def __init__(self, store: Store, writer: GroupWriter | None = None) -> None:
+        self.store = store
+        self.writer = writer
+
+    def record(
+        self, *, actor: str, action: str, resident_id: int | None, call_id: str | None, also: Sequence[Op] = ()
+    ) -> None:
+        """Commit the entry, with `also` in the same transaction; StoreUnavailable if it cannot be."""
+        entry = functools.partial(record, actor=actor, action=action, resident_id=resident_id, call_id=call_id)
+        ops: list[Op] = [*also, entry]
+        if self.writer is None:
+            with self.store.session() as s:
+                for op in ops:
+                    op(s)
+            return
+        if not self.writer.write_blocking(ops, f"the audit entry {action} of call {call_id}"):
+            raise StoreUnavailable(f"audit entry {action} for call {call_id} could not be stored")

@@ -23,6 +23,7 @@ from core.db import Store
 from core.errors import IdentityLocked, UnknownResident, WrongPin
 from core.masking import mask_id
 from core.models import BusinessEvent, Contribution, PinLock, Resident, UnemploymentPayment, utcnow
+from core.writer import GroupWriter
 
 log = logging.getLogger(__name__)
 
@@ -173,11 +174,19 @@ class Identifier:
     a correct PIN resets the count. Raises UnknownResident, WrongPin or IdentityLocked.
     """
 
-    def __init__(self, store: Store, port: BusinessPort, max_failures: int, lockout: dt.timedelta) -> None:
+    def __init__(
+        self,
+        store: Store,
+        port: BusinessPort,
+        max_failures: int,
+        lockout: dt.timedelta,
+        writer: GroupWriter | None = None,
+    ) -> None:
         self.store = store
         self.port = port
         self.max_failures = max_failures
         self.lockout = lockout
+        self.auditor = audit.Auditor(store, writer)
 
     def verify(self, id_number: str, pin: str, *, actor: str, call_id: str | None) -> Identity:
         now = utcnow()
@@ -191,14 +200,14 @@ class Identifier:
         if resident_id is None:
             raise UnknownResident(mask_id(id_number))
         if self.port.pin_matches(resident_id, pin):
-            with self.store.session() as s:
-                if row is not None:  # earlier failures: a right PIN clears them
-                    s.execute(
-                        update(PinLock)
-                        .where(PinLock.id_number == id_number)
-                        .values(failures=0, locked_until=None, updated_at=now)
-                    )
-                audit.record(s, actor=actor, action="identify", resident_id=resident_id, call_id=call_id)
+            reset = (
+                update(PinLock)
+                .where(PinLock.id_number == id_number)
+                .values(failures=0, locked_until=None, updated_at=now)
+            )
+            # Earlier failures are cleared by a right PIN, in the audit entry's transaction.
+            also = [lambda s: s.execute(reset)] if row is not None else []
+            self.auditor.record(actor=actor, action="identify", resident_id=resident_id, call_id=call_id, also=also)
             return Identity(resident_id)
         failures = self._count_failure(id_number, now)
         log.info("call %s: wrong PIN for %s (%d consecutive)", call_id, mask_id(id_number), failures)
@@ -225,20 +234,15 @@ class Identifier:
 class AuditedReader:
     """Runs a named query through the port and audits it in the same breath."""
 
-    def __init__(self, store: Store, port: BusinessPort) -> None:
+    def __init__(self, store: Store, port: BusinessPort, writer: GroupWriter | None = None) -> None:
         self.store = store
         self.port = port
+        self.auditor = audit.Auditor(store, writer)
 
     def read(self, name: str, resident_id: int, *, actor: str, call_id: str) -> dict[str, object]:
         data = self._run(name, resident_id, call_id)
-        with self.store.session() as s:
-            audit.record(
-                s,
-                actor=actor,
-                action=f"{'write' if name == 'card_lost' else 'read'}:{name}",
-                resident_id=resident_id,
-                call_id=call_id,
-            )
+        action = f"{'write' if name == 'card_lost' else 'read'}:{name}"
+        self.auditor.record(actor=actor, action=action, resident_id=resident_id, call_id=call_id)
         return data
 
     def _run(self, name: str, resident_id: int, call_id: str) -> dict[str, object]:

@@ -7,6 +7,7 @@ import datetime as dt
 from core.business import AuditedReader, Identifier, SampleBusinessPort
 from core.db import Store
 from core.settings import Settings
+from core.writer import GroupWriter
 from ivr.catalogue import load_catalogue
 from ivr.menu import load_menu
 from ivr.session import IvrServices
@@ -25,11 +26,13 @@ def ivr_services(settings: Settings, store: Store) -> IvrServices:
     catalogue = load_catalogue(settings.ivr.prompts_dir / "catalogue.toml")
     menu = load_menu(settings.ivr.menu_file, catalogue)
     port = SampleBusinessPort(store, settings.security.pin_pepper)
-    identifier = Identifier(store, port, settings.ivr.max_pin_failures, dt.timedelta(hours=settings.ivr.lockout_hours))
+    writer = GroupWriter(store)  # one per process: trail steps and audit entries share its commits
+    lockout = dt.timedelta(hours=settings.ivr.lockout_hours)
+    identifier = Identifier(store, port, settings.ivr.max_pin_failures, lockout, writer)
     return IvrServices(
         menu=menu,
         catalogue=catalogue,
         identifier=identifier,
-        reader=AuditedReader(store, port),
-        sink=SqlCallSink(store),
+        reader=AuditedReader(store, port, writer),
+        sink=SqlCallSink(store, writer),
     )

@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import functools
 import json
-import logging
-import queue
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import Store
-from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
-
-log = logging.getLogger(__name__)
+from core.writer import GroupWriter
 
 
 @dataclass(frozen=True)
@@ -75,135 +68,61 @@ class CallSink(Protocol):
         ...
 
 
-_Request = tuple[Sequence[TrailOp], "Future[bool]"]
-
-
 class SqlCallSink:
-    """Group commit: one writer thread stores the trail writes of all calls in progress,
-    as many as are waiting in one transaction. Under load a commit carries the steps of
-    hundreds of calls instead of each call paying for its own (and SQLite serialising them).
+    """Trail writes through the process's group writer (core/writer.py)."""
 
-    The thread starts on the first write and ends after `idle_s` without work.
-    """
-
-    def __init__(self, store: Store, max_batch: int = 2000, idle_s: float = 2.0) -> None:
+    def __init__(self, store: Store, writer: GroupWriter | None = None) -> None:
         self.store = store
-        self.max_batch = max_batch
-        self.idle_s = idle_s
-        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self.writer = writer or GroupWriter(store)
 
     async def write(self, ops: Sequence[TrailOp]) -> bool:
-        done: Future[bool] = Future()
-        self._queue.put((ops, done))
-        self._ensure_thread()
-        return await asyncio.wrap_future(done)
+        label = f"the trail of call {ops[0].call_id}" if ops else "a trail"
+        return await self.writer.write([functools.partial(_apply, op=op) for op in ops], label)
 
-    def write_now(self, ops: Sequence[TrailOp]) -> bool:
-        """The same, from synchronous code (tools, tests)."""
-        return self._commit_one(ops)
 
-    def _ensure_thread(self) -> None:
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="trail-writer", daemon=True)
-                self._thread.start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                first = self._queue.get(timeout=self.idle_s)
-            except queue.Empty:
-                with self._lock:
-                    if self._queue.empty():
-                        self._thread = None
-                        return
-                continue
-            batch = [first]
-            while len(batch) < self.max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(batch)
-
-    def _commit(self, batch: list[_Request]) -> None:
-        try:
-            with self.store.session() as s:
-                for ops, _ in batch:
-                    _apply(s, ops)
-        except StoreUnavailable as exc:
-            log.error("trail writer: store unavailable (%d writes wait with their calls): %s", len(batch), exc)
-            for _, done in batch:
-                done.set_result(False)
-            return
-        except SQLAlchemyError:
-            # One bad write must not sink the others: retry each in its own transaction.
-            for ops, done in batch:
-                done.set_result(self._commit_one(ops))
-            return
-        for _, done in batch:
-            done.set_result(True)
-
-    def _commit_one(self, ops: Sequence[TrailOp]) -> bool:
-        try:
-            with self.store.session() as s:
-                _apply(s, ops)
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            log.error(
-                "trail writer: could not store a write for call %s: %s",
-                ops[0].call_id if ops else "-",
-                str(exc).splitlines()[0],
+def _apply(s: Session, op: TrailOp) -> None:
+    if isinstance(op, CallBegin):
+        s.execute(
+            insert(Call).values(
+                id=op.call_id,
+                asterisk_uniqueid=op.uniqueid,
+                channel=op.channel,
+                caller_number=op.caller,
+                transport=op.transport,
+                language="zh",
+                started_at=op.started_at,
             )
-            return False
-        return True
-
-
-def _apply(s: Session, ops: Sequence[TrailOp]) -> None:
-    for op in ops:
-        if isinstance(op, CallBegin):
+        )
+    elif isinstance(op, CallSteps):
+        if op.entries:
             s.execute(
-                insert(Call).values(
-                    id=op.call_id,
-                    asterisk_uniqueid=op.uniqueid,
-                    channel=op.channel,
-                    caller_number=op.caller,
-                    transport=op.transport,
-                    language="zh",
-                    started_at=op.started_at,
-                )
+                insert(CallStep),
+                [
+                    {
+                        "call_id": op.call_id,
+                        "seq": op.first_seq + i,
+                        "at": e.at,
+                        "kind": e.kind,
+                        "node": e.node,
+                        "detail": e.detail,
+                    }
+                    for i, e in enumerate(op.entries)
+                ],
             )
-        elif isinstance(op, CallSteps):
-            if op.entries:
-                s.execute(
-                    insert(CallStep),
-                    [
-                        {
-                            "call_id": op.call_id,
-                            "seq": op.first_seq + i,
-                            "at": e.at,
-                            "kind": e.kind,
-                            "node": e.node,
-                            "detail": e.detail,
-                        }
-                        for i, e in enumerate(op.entries)
-                    ],
-                )
-        else:
-            s.execute(
-                update(Call)
-                .where(Call.id == op.call_id)
-                .values(
-                    ended_at=op.ended_at,
-                    outcome=op.outcome,
-                    ended_by=op.ended_by,
-                    last_node=op.last_node,
-                    resident_id=op.resident_id,
-                    queue=op.queue,
-                    language=op.language,
-                )
+    else:
+        s.execute(
+            update(Call)
+            .where(Call.id == op.call_id)
+            .values(
+                ended_at=op.ended_at,
+                outcome=op.outcome,
+                ended_by=op.ended_by,
+                last_node=op.last_node,
+                resident_id=op.resident_id,
+                queue=op.queue,
+                language=op.language,
             )
+        )
 
 
 SPOOL_DIR = Path("var/spool/calls")

@@ -1,0 +1,105 @@
+"""Group commit: one writer thread per process stores the small writes of every call in
+progress (trail steps, audit entries), as many as are waiting, in one transaction.
+
+Under load a commit then carries the writes of hundreds of calls instead of each paying
+for its own, and no two threads of ours fight over SQLite's single write lock (whose busy
+handler sleeps in steps of up to 100 ms). Callers wait for their write to commit: from
+asyncio with `write`, from a worker thread with `write_blocking`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from core.db import Store
+from core.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+Op = Callable[[Session], None]
+_Request = tuple[Sequence[Op], str, "Future[bool]"]
+
+
+class GroupWriter:
+    """The thread starts with the first write and ends after `idle_s` without work."""
+
+    def __init__(self, store: Store, max_batch: int = 2000, idle_s: float = 2.0) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.idle_s = idle_s
+        self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, ops: Sequence[Op], label: str) -> Future[bool]:
+        """Queue `ops` to run in order in one transaction with others; the future is True once
+        committed, False if the store cannot be reached or refused them (logged with `label`)."""
+        done: Future[bool] = Future()
+        self._queue.put((ops, label, done))
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
+                self._thread.start()
+        return done
+
+    async def write(self, ops: Sequence[Op], label: str) -> bool:
+        return await asyncio.wrap_future(self.submit(ops, label))
+
+    def write_blocking(self, ops: Sequence[Op], label: str) -> bool:
+        """From a worker thread (never from the event loop)."""
+        return self.submit(ops, label).result()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.idle_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._commit(batch)
+
+    def _commit(self, batch: list[_Request]) -> None:
+        try:
+            with self.store.session() as s:
+                for ops, _, _ in batch:
+                    for op in ops:
+                        op(s)
+        except StoreUnavailable as exc:
+            log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
+            for _, _, done in batch:
+                done.set_result(False)
+            return
+        except SQLAlchemyError:
+            # One bad write must not sink the others: retry each in its own transaction.
+            for ops, label, done in batch:
+                done.set_result(self._commit_one(ops, label))
+            return
+        for _, _, done in batch:
+            done.set_result(True)
+
+    def _commit_one(self, ops: Sequence[Op], label: str) -> bool:
+        try:
+            with self.store.session() as s:
+                for op in ops:
+                    op(s)
+        except (StoreUnavailable, SQLAlchemyError) as exc:
+            log.error("group writer: could not store %s: %s", label, str(exc).splitlines()[0])
+            return False
+        return True
