@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import cast
 
-from sqlalchemy import insert
+from sqlalchemy import Connection, Table, insert
 from sqlalchemy.orm import Session
 
 from core.db import Store
@@ -13,13 +14,21 @@ from core.errors import StoreUnavailable
 from core.models import AuditEntry, utcnow
 from core.writer import GroupWriter, Op
 
+AUDIT = cast(Table, AuditEntry.__table__)  # Core inserts: no ORM bookkeeping on the hot path
+
 
 def record(
-    session: Session, *, actor: str, action: str, resident_id: int | None, call_id: str | None = None, detail: str = ""
+    session: Session | Connection,
+    *,
+    actor: str,
+    action: str,
+    resident_id: int | None,
+    call_id: str | None = None,
+    detail: str = "",
 ) -> None:
     """Add an audit entry to the caller's transaction (it commits with whatever else that transaction holds)."""
     session.execute(
-        insert(AuditEntry).values(
+        insert(AUDIT).values(
             at=utcnow(), actor=actor, action=action, resident_id=resident_id, call_id=call_id, detail=detail
         )
     )
@@ -40,7 +49,7 @@ class Auditor:
         entry = functools.partial(record, actor=actor, action=action, resident_id=resident_id, call_id=call_id)
         ops: list[Op] = [*also, entry]
         if self.writer is None:
-            with self.store.session() as s:
+            with self.store.transaction() as s:
                 for op in ops:
                     op(s)
             return

@@ -80,18 +80,19 @@ class SampleBusinessPort:
         self.pepper = pin_pepper
 
     def resident_id(self, id_number: str) -> int | None:
-        with self.store.session() as s:
-            return s.scalar(select(Resident.id).where(Resident.id_number == id_number))
+        with self.store.transaction() as c:
+            return c.scalar(select(Resident.id).where(Resident.id_number == id_number))
 
     def pin_matches(self, resident_id: int, pin: str) -> bool:
-        with self.store.session() as s:
-            stored = s.scalar(select(Resident.pin_hash).where(Resident.id == resident_id))
+        with self.store.transaction() as c:
+            stored = c.scalar(select(Resident.pin_hash).where(Resident.id == resident_id))
         return stored is not None and pins.verify_pin(pin, stored, self.pepper)
 
     def pension(self, resident_id: int) -> PensionAccount:
-        with self.store.session() as s:
-            r = s.get_one(Resident, resident_id)
-            return PensionAccount(r.pension_balance_fen, r.pension_months)
+        q = select(Resident.pension_balance_fen, Resident.pension_months).where(Resident.id == resident_id)
+        with self.store.transaction() as c:
+            row = c.execute(q).one()
+        return PensionAccount(row.pension_balance_fen, row.pension_months)
 
     def medical(self, resident_id: int) -> MedicalAccount:
         with self.store.session() as s:
@@ -190,8 +191,8 @@ class Identifier:
 
     def verify(self, id_number: str, pin: str, *, actor: str, call_id: str | None) -> Identity:
         now = utcnow()
-        with self.store.session() as s:
-            row = s.execute(
+        with self.store.transaction() as c:
+            row = c.execute(
                 select(PinLock.failures, PinLock.locked_until).where(PinLock.id_number == id_number)
             ).first()
         if row is not None and row.locked_until is not None and row.locked_until > now:

@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +43,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_size=16, max_overflow=32, pool_pre_ping=True, **kwargs)
 
 
+@contextmanager
+def _unavailable_as_ours() -> Iterator[None]:
+    try:
+        yield
+    except OperationalError as exc:
+        raise StoreUnavailable(str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StoreUnavailable("database connection lost") from exc
+        raise
+
+
 class Store:
     """The engine and a session factory; one per process."""
 
@@ -53,19 +65,18 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A transaction: committed on success, rolled back on error.
+        """An ORM transaction: committed on success, rolled back on error.
 
         Driver errors that mean the database is out of reach become StoreUnavailable.
         """
-        try:
-            with self._sessions.begin() as s:
-                yield s
-        except OperationalError as exc:
-            raise StoreUnavailable(str(exc.orig).splitlines()[0] if exc.orig else str(exc)) from exc
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise StoreUnavailable("database connection lost") from exc
-            raise
+        with _unavailable_as_ours(), self._sessions.begin() as s:
+            yield s
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A Core transaction, for the hot paths (a third of an ORM session's cost here)."""
+        with _unavailable_as_ours(), self.engine.begin() as conn:
+            yield conn
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision."""

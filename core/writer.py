@@ -16,15 +16,15 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from core.db import Store
 from core.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
-Op = Callable[[Session], None]
+Op = Callable[[Connection], object]
 _Request = tuple[Sequence[Op], str, "Future[bool]"]
 
 
@@ -77,7 +77,7 @@ class GroupWriter:
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
-            with self.store.session() as s:
+            with self.store.transaction() as s:
                 for ops, _, _ in batch:
                     for op in ops:
                         op(s)
@@ -96,7 +96,7 @@ class GroupWriter:
 
     def _commit_one(self, ops: Sequence[Op], label: str) -> bool:
         try:
-            with self.store.session() as s:
+            with self.store.transaction() as s:
                 for op in ops:
                     op(s)
         except (StoreUnavailable, SQLAlchemyError) as exc:

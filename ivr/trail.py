@@ -8,16 +8,17 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, func, insert, select, update
 
 from core import audit
 from core.db import Store
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
 from core.writer import GroupWriter
+
+CALLS, STEPS = cast(Table, Call.__table__), cast(Table, CallStep.__table__)  # Core writes: no ORM bookkeeping per step
 
 
 @dataclass(frozen=True)
@@ -80,10 +81,10 @@ class SqlCallSink:
         return await self.writer.write([functools.partial(_apply, op=op) for op in ops], label)
 
 
-def _apply(s: Session, op: TrailOp) -> None:
+def _apply(s: Connection, op: TrailOp) -> None:
     if isinstance(op, CallBegin):
         s.execute(
-            insert(Call).values(
+            insert(CALLS).values(
                 id=op.call_id,
                 asterisk_uniqueid=op.uniqueid,
                 channel=op.channel,
@@ -96,7 +97,7 @@ def _apply(s: Session, op: TrailOp) -> None:
     elif isinstance(op, CallSteps):
         if op.entries:
             s.execute(
-                insert(CallStep),
+                insert(STEPS),
                 [
                     {
                         "call_id": op.call_id,
@@ -111,8 +112,8 @@ def _apply(s: Session, op: TrailOp) -> None:
             )
     else:
         s.execute(
-            update(Call)
-            .where(Call.id == op.call_id)
+            update(CALLS)
+            .where(CALLS.c.id == op.call_id)
             .values(
                 ended_at=op.ended_at,
                 outcome=op.outcome,
