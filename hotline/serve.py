@@ -23,7 +23,7 @@ from ivr.session import CallInfo, IvrServices, IvrSession
 log = logging.getLogger(__name__)
 COMPONENTS = ("agi", "ami")  # sms and web arrive with their issues
 SHUTDOWN_GRACE_S = 10.0
-QUERY_THREADS = 32
+QUERY_THREADS = 8
 
 
 def ivr_route(services: IvrServices):  # type: ignore[no-untyped-def]
