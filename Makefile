@@ -49,9 +49,10 @@ run: deps venv prompts
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
 	@echo
 	@echo "Asterisk is up and 'hotline serve' is starting (Ctrl-C stops it; 'make stop' stops Asterisk)."
-	@echo "Place a test call from another terminal, e.g. a pension balance query:"
-	@echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline call --dtmf \"1W1W1W\$$(ID)W\$$(PIN)\" --tail 20"
-	@echo "with an ID number and PIN from: $(BIN)/hotline sample residents | head"
+	@set -- $$($(BIN)/hotline sample residents | head -n 1); \
+	echo "Place a test call from another terminal: a pension balance query by sample resident $$1"; \
+	echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline call --dtmf \"1W1W1W$${1/X/*}W$$3\" --tail 20"; \
+	echo "(other residents, PINs and their expected balances: $(BIN)/hotline sample residents)"
 	@echo
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline serve
 

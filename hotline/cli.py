@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+        for chatty in ("alembic", "panoramisk"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
     handler: Handler = args.func
     try:
         settings = load_settings(args.config)
