@@ -15,6 +15,7 @@ from core.models import AuditEntry, utcnow
 from core.writer import GroupWriter, Op
 
 AUDIT = cast(Table, AuditEntry.__table__)  # Core inserts: no ORM bookkeeping on the hot path
+_INSERT = insert(AUDIT)
 
 
 def record(
@@ -28,9 +29,15 @@ def record(
 ) -> None:
     """Add an audit entry to the caller's transaction (it commits with whatever else that transaction holds)."""
     session.execute(
-        insert(AUDIT).values(
-            at=utcnow(), actor=actor, action=action, resident_id=resident_id, call_id=call_id, detail=detail
-        )
+        _INSERT,
+        {
+            "at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "resident_id": resident_id,
+            "call_id": call_id,
+            "detail": detail,
+        },
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from core import audit
 from core.db import Store
@@ -81,23 +81,40 @@ class SqlCallSink:
         return await self.writer.write([functools.partial(_apply, op=op) for op in ops], label)
 
 
+# Built once: executing a prepared statement with parameters skips building and keying a
+# new statement per write (a visible share of the writer's time under load).
+_BEGIN = insert(CALLS)
+_STEPS = insert(STEPS)
+_END = (
+    update(CALLS)
+    .where(CALLS.c.id == bindparam("call_id"))
+    .values(
+        {
+            name: bindparam(name)
+            for name in ("ended_at", "outcome", "ended_by", "last_node", "resident_id", "queue", "language")
+        }
+    )
+)
+
+
 def _apply(s: Connection, op: TrailOp) -> None:
     if isinstance(op, CallBegin):
         s.execute(
-            insert(CALLS).values(
-                id=op.call_id,
-                asterisk_uniqueid=op.uniqueid,
-                channel=op.channel,
-                caller_number=op.caller,
-                transport=op.transport,
-                language="zh",
-                started_at=op.started_at,
-            )
+            _BEGIN,
+            {
+                "id": op.call_id,
+                "asterisk_uniqueid": op.uniqueid,
+                "channel": op.channel,
+                "caller_number": op.caller,
+                "transport": op.transport,
+                "language": "zh",
+                "started_at": op.started_at,
+            },
         )
     elif isinstance(op, CallSteps):
         if op.entries:
             s.execute(
-                insert(STEPS),
+                _STEPS,
                 [
                     {
                         "call_id": op.call_id,
@@ -112,17 +129,17 @@ def _apply(s: Connection, op: TrailOp) -> None:
             )
     else:
         s.execute(
-            update(CALLS)
-            .where(CALLS.c.id == op.call_id)
-            .values(
-                ended_at=op.ended_at,
-                outcome=op.outcome,
-                ended_by=op.ended_by,
-                last_node=op.last_node,
-                resident_id=op.resident_id,
-                queue=op.queue,
-                language=op.language,
-            )
+            _END,
+            {
+                "call_id": op.call_id,
+                "ended_at": op.ended_at,
+                "outcome": op.outcome,
+                "ended_by": op.ended_by,
+                "last_node": op.last_node,
+                "resident_id": op.resident_id,
+                "queue": op.queue,
+                "language": op.language,
+            },
         )
 
 
