@@ -50,9 +50,20 @@ class Auditor:
         self.writer = writer
 
     def record(
-        self, *, actor: str, action: str, resident_id: int | None, call_id: str | None, also: Sequence[Op] = ()
+        self,
+        *,
+        actor: str,
+        action: str,
+        resident_id: int | None,
+        call_id: str | None,
+        also: Sequence[Op] = (),
+        wait: bool = True,
     ) -> None:
-        """Commit the entry, with `also` in the same transaction; StoreUnavailable if it cannot be."""
+        """Commit the entry, with `also` in the same transaction; StoreUnavailable if it cannot be.
+
+        `wait=False` (with a group writer) queues it without waiting: for entries that hand
+        out no data. The writer commits in order, so the next entry waited for lands after it.
+        """
         entry = functools.partial(record, actor=actor, action=action, resident_id=resident_id, call_id=call_id)
         ops: list[Op] = [*also, entry]
         if self.writer is None:
@@ -60,5 +71,9 @@ class Auditor:
                 for op in ops:
                     op(s)
             return
-        if not self.writer.write_blocking(ops, f"the audit entry {action} of call {call_id}"):
+        label = f"the audit entry {action} of call {call_id}"
+        if not wait:
+            self.writer.submit(ops, label)
+            return
+        if not self.writer.write_blocking(ops, label):
             raise StoreUnavailable(f"audit entry {action} for call {call_id} could not be stored")

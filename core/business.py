@@ -212,7 +212,11 @@ class Identifier:
             )
             # Earlier failures are cleared by a right PIN, in the audit entry's transaction.
             also = [lambda s: s.execute(reset)] if row is not None else []
-            self.auditor.record(actor=actor, action="identify", resident_id=resident_id, call_id=call_id, also=also)
+            # Identification hands out no data: its entry need not hold the caller up (the
+            # read that follows waits for its own entry, committed after this one).
+            self.auditor.record(
+                actor=actor, action="identify", resident_id=resident_id, call_id=call_id, also=also, wait=False
+            )
             return Identity(resident_id)
         failures = self._count_failure(id_number, now)
         log.info("call %s: wrong PIN for %s (%d consecutive)", call_id, mask_id(id_number), failures)

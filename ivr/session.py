@@ -60,6 +60,10 @@ class CallInfo:
     transport: str = "fastagi"
 
 
+def _query_key(action: Query) -> tuple[str, str]:
+    return action.name, repr(sorted(action.args.items()))
+
+
 class IvrSession:
     def __init__(self, services: IvrServices, voice: Voice, info: CallInfo, call_id: str | None = None) -> None:
         self.svc = services
@@ -73,6 +77,7 @@ class IvrSession:
         self.store_down = False
         self.started_at = utcnow()
         self._writer: asyncio.Task[None] | None = None
+        self._prefetched: dict[tuple[str, str], QueryDone] = {}
 
     async def _write(self, extra: Sequence[TrailOp] = ()) -> bool:
         """Send the pending entries (after the call row, the first time) and `extra`; on
@@ -231,11 +236,25 @@ class IvrSession:
             await self.voice.play(action.prompts, lang)
             return engine.Played()
         assert isinstance(action, Query)
-        done = await asyncio.to_thread(self._query, action)
+        done = self._prefetched.pop(_query_key(action), None)
+        if done is None:
+            done = await asyncio.to_thread(self._query_then_prefetch, action)
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
         if done.name != "identify":
             shown["data"] = dict(done.data)
         self._record([TrailEntry("result", self._node(), shown)])
+        return done
+
+    def _query_then_prefetch(self, action: Query) -> QueryDone:
+        """Run a query; after a successful identification, also run the query the engine will
+        ask for next (the one the caller chose before being identified), in the same thread:
+        the engine is pure, so its next action is known now, and the caller waits for one
+        hop to the store instead of two."""
+        done = self._query(action)
+        if action.name == "identify" and done.status is QueryStatus.OK and self.state is not None:
+            following = engine.step(self.svc.menu, self.state, done).action
+            if isinstance(following, Query) and following.name != "identify":
+                self._prefetched[_query_key(following)] = self._query(following)
         return done
 
     def _query(self, action: Query) -> QueryDone:
