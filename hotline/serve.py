@@ -17,7 +17,7 @@ from hotline.wiring import ivr_services, open_store
 from ivr import dialplan
 from ivr.asterisk import ami_login
 from ivr.errors import AmiError, AsteriskError
-from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer
+from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
 from ivr.session import CallInfo, IvrServices, IvrSession
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,9 @@ SHUTDOWN_GRACE_S = 10.0
 QUERY_THREADS = 8
 
 
-def ivr_route(services: IvrServices):  # type: ignore[no-untyped-def]
+def ivr_route(services: IvrServices) -> Route:
+    """The FastAGI route of the 12333 menu: one IvrSession per connection."""
+
     async def route(channel: AgiChannel) -> None:
         env = channel.env
         info = CallInfo(
