@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from core import audit
 from core.db import Store
@@ -240,8 +240,3 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
                 {"seq": st.seq, "at": _iso(st.at), "kind": st.kind, "node": st.node, **st.detail} for st in steps
             ],
         }
-
-
-def count_calls(store: Store) -> int:
-    with store.session() as s:
-        return s.scalar(select(func.count()).select_from(Call)) or 0

@@ -7,31 +7,15 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.agi_peer import environment as bench_environment
+
 HANGUP_511 = b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n"
 DEAD_511 = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 
 
 def environment(script: str = "ivr", uniqueid: str = "1795835831.24", callerid: str = "13812345678") -> bytes:
-    lines = {
-        "network": "yes",
-        "network_script": script,
-        "request": f"agi://127.0.0.1:4573/{script}",
-        "channel": "Local/s@hotline-caller-script-0000000c;1",
-        "language": "en",
-        "type": "Local",
-        "uniqueid": uniqueid,
-        "version": "22.10.1",
-        "callerid": callerid,
-        "calleridname": callerid,
-        "dnid": "unknown",
-        "context": "hotline-12333",
-        "extension": "12333",
-        "priority": "3",
-        "enhanced": "0.0",
-        "accountcode": "",
-        "threadid": "140702876665536",
-    }
-    return "".join(f"agi_{k}: {v}\n" for k, v in lines.items()).encode() + b"\n"
+    """The environment block Asterisk 22 sends first (the benchmark's peer builds the same)."""
+    return bench_environment(script, uniqueid, callerid)
 
 
 @dataclass
