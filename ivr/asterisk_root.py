@@ -142,7 +142,13 @@ def mount_root(root: Path) -> None:
 
 def unmount_under(path: Path) -> None:
     for point in mounts_under(path):
-        _run(["umount", str(point)])
+        try:
+            _run(["umount", str(point)])
+        except AsteriskError as exc:
+            # A bound /dev can stay "busy" for a moment after Asterisk exits (a descriptor
+            # still closing): detach it now, and the kernel finishes when it is free.
+            logger.warning("%s; detaching it lazily", exc)
+            _run(["umount", "--lazy", str(point)])
         logger.debug("unmounted %s", point)
 
 
