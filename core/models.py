@@ -149,6 +149,17 @@ class Call(Base):
     resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
     queue: Mapped[str | None] = mapped_column(String(40))
     last_node: Mapped[str | None] = mapped_column(String(64))
+    # The call record beyond the IVR (live from AMI, or imported from queue_log/Master.csv).
+    # automated | agent | abandoned | timeout | callback; None while the call is in progress
+    disposition: Mapped[str | None] = mapped_column(String(12), index=True)
+    queue_entered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    queue_wait_s: Mapped[int | None] = mapped_column(Integer)  # until answered, abandoned or timed out
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    agent: Mapped[str | None] = mapped_column(String(64))
+    talk_s: Mapped[int | None] = mapped_column(Integer)
+    ring_no_answer: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    survey: Mapped[int | None] = mapped_column(Integer)  # 1 satisfied, 2 basically, 3 dissatisfied
+    source: Mapped[str] = mapped_column(String(8), default="ivr", server_default="ivr")  # ivr | logs
 
 
 class CallStep(Base):

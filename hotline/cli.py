@@ -116,13 +116,24 @@ def cmd_calls(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_calls_import(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
+    from ivr.records import import_files
     from ivr.trail import import_spool
 
-    if not args.spool.is_dir():
-        print(f"no spool directory {args.spool}", file=sys.stderr)
-        return 1
-    n = import_spool(open_store(settings), args.spool)
-    print(f"imported {n} spooled call(s) from {args.spool}")
+    if not (args.queue_log or args.cdr_csv or args.spool):
+        print("calls import: give --queue-log, --cdr-csv and/or --spool", file=sys.stderr)
+        return 2
+    for path in (args.queue_log, args.cdr_csv):
+        if path is not None and not path.is_file():
+            print(f"calls import: no such file {path}", file=sys.stderr)
+            return 1
+    store = open_store(settings)
+    if args.spool is not None:
+        if not args.spool.is_dir():
+            print(f"calls import: no spool directory {args.spool}", file=sys.stderr)
+            return 1
+        print(f"imported {import_spool(store, args.spool)} spooled call(s) from {args.spool}")
+    if args.queue_log or args.cdr_csv:
+        print(import_files(store, args.queue_log, args.cdr_csv).summary())
     return 0
 
 
@@ -220,8 +231,10 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("--last", action="store_true", help="the most recent call")
     show.add_argument("--format", choices=("json", "text"), default="text")
     show.set_defaults(func=cmd_calls)
-    imp = calls.add_parser("import", help="load calls spooled while the database was unreachable")
-    imp.add_argument("--spool", type=Path, default=Path("var/spool/calls"), help="spool directory")
+    imp = calls.add_parser("import", help="Asterisk's queue_log and Master.csv, or calls spooled in an outage")
+    imp.add_argument("--queue-log", type=Path, help="Asterisk's queue_log")
+    imp.add_argument("--cdr-csv", type=Path, help="Asterisk's cdr-csv Master.csv")
+    imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
 
     s = sub.add_parser("prompts", help="speech prompts")

@@ -71,3 +71,7 @@ class CallerHungUp(HotlineError):  # names the event, which is not a failure
 
 class PromptBuildError(HotlineError):
     """A prompt's audio could not be synthesised or converted."""
+
+
+class AsteriskLogError(HotlineError):
+    """A queue_log line or Master.csv row is not in the format Asterisk writes."""

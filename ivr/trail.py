@@ -57,6 +57,12 @@ class CallEnd:
     language: str
     ended_at: dt.datetime
 
+    @property
+    def disposition(self) -> str | None:
+        """A call that never reached a queue was served by the IVR alone; a transferred one
+        is settled by the queue's records (AMI or queue_log)."""
+        return None if self.outcome == "transferred" else "automated"
+
 
 TrailOp = CallBegin | CallSteps | CallEnd
 
@@ -91,7 +97,16 @@ _END = (
     .values(
         {
             name: bindparam(name)
-            for name in ("ended_at", "outcome", "ended_by", "last_node", "resident_id", "queue", "language")
+            for name in (
+                "ended_at",
+                "outcome",
+                "ended_by",
+                "last_node",
+                "resident_id",
+                "queue",
+                "language",
+                "disposition",
+            )
         }
     )
 )
@@ -139,6 +154,7 @@ def _apply(s: Connection, op: TrailOp) -> None:
                 "resident_id": op.resident_id,
                 "queue": op.queue,
                 "language": op.language,
+                "disposition": op.disposition,
             },
         )
 
@@ -193,6 +209,7 @@ def import_spool(store: Store, directory: Path) -> int:
                 call.ended_at = dt.datetime.fromisoformat(rec["ended_at"])
                 call.outcome, call.ended_by, call.queue = rec["outcome"], rec["ended_by"], rec["queue"]
                 call.last_node, call.resident_id, call.language = rec["last_node"], rec["resident_id"], rec["language"]
+                call.disposition = None if rec["outcome"] == "transferred" else "automated"
         path.unlink()
         imported += 1
     return imported
@@ -236,6 +253,14 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
             "resident_id": call.resident_id,
             "queue": call.queue,
             "last_node": call.last_node,
+            "disposition": call.disposition,
+            "queue_entered_at": _iso(call.queue_entered_at),
+            "queue_wait_s": call.queue_wait_s,
+            "answered_at": _iso(call.answered_at),
+            "agent": call.agent,
+            "talk_s": call.talk_s,
+            "survey": call.survey,
+            "source": call.source,
             "trail": [
                 {"seq": st.seq, "at": _iso(st.at), "kind": st.kind, "node": st.node, **st.detail} for st in steps
             ],

@@ -50,6 +50,7 @@ async def test_pension_balance_query(server: int, store: Store, sample_data) -> 
     assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'
     call = last_call(store)
     assert call["outcome"] == "completed" and call["ended_by"] == "system"
+    assert call["disposition"] == "automated"  # served by the IVR alone
     assert call["caller"] == "138****5678"
     result = next(s for s in call["trail"] if s["kind"] == "result" and s["query"] == "pension")
     assert result["data"] == {"balance_fen": resident.pension_balance_fen, "months": resident.pension_months}
@@ -170,6 +171,7 @@ async def test_database_down_gives_apology_and_agent(tmp_path: Path, monkeypatch
     assert import_spool(good, tmp_path / "var/spool/calls") == 0
     call = last_call(good)
     assert (call["outcome"], call["queue"]) == ("transferred", "hotline-12333")
+    assert call["disposition"] is None  # settled later by the queue's records
     assert [st["seq"] for st in call["trail"]] == list(range(len(record["trail"])))
 
 

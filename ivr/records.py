@@ -1,0 +1,117 @@
+"""Call records from Asterisk's own files, reconciled with the live ones.
+
+`hotline calls import` folds queue_log and Master.csv into one `CallFacts` per caller
+uniqueid and writes them onto the matching `calls` row (the IVR's, found by its Asterisk
+uniqueid), or onto a row of its own for a call the IVR never saw. Values are absolute,
+never added to, so importing the same files twice changes nothing, and a call recorded
+live is completed, not counted again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import Store
+from core.models import Call
+from ivr.asterisk_logs import CallFacts, Problems, fold, read_master_csv, read_queue_log
+from ivr.dialplan import EXTEN_HOTLINE
+
+BATCH = 1000
+# Calls known only from Asterisk's files get a stable id, so a second import finds them.
+LOG_CALL_NAMESPACE = uuid.UUID("6f1c2a57-3b1e-4c1a-9a53-12333aa00001")
+QUEUE_FIELDS = ("queue", "queue_entered_at", "queue_wait_s", "answered_at", "agent", "talk_s", "ring_no_answer")
+
+
+@dataclass
+class ImportReport:
+    calls: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    problems: Problems = field(default_factory=Problems)
+
+    def summary(self) -> str:
+        text = (
+            f"{self.calls} calls: {self.created} new, {self.updated} completed or corrected, {self.unchanged} unchanged"
+        )
+        if self.problems.count:
+            text += f"; {self.problems.count} unreadable lines skipped: " + "; ".join(self.problems.examples)
+        return text
+
+
+def log_call_id(uniqueid: str) -> str:
+    return str(uuid.uuid5(LOG_CALL_NAMESPACE, uniqueid))
+
+
+def _values(f: CallFacts, existing: Call | None) -> dict[str, Any]:
+    values: dict[str, Any] = {name: getattr(f, name) for name in QUEUE_FIELDS}
+    if f.queue_entered_at is not None or existing is None or existing.disposition is None:
+        # Asterisk's records decide how a queued call ended; an IVR-only call stays as the IVR
+        # recorded it unless nothing had been recorded.
+        values["disposition"] = f.disposition
+    if existing is None or existing.ended_at is None:
+        values["ended_at"] = f.ended_at
+    if existing is None or existing.queue is not None or f.queue is not None:
+        values["queue"] = f.queue or (existing.queue if existing else None)
+    return values
+
+
+def _batches(facts: dict[str, CallFacts]) -> Iterator[list[CallFacts]]:
+    items = list(facts.values())
+    for i in range(0, len(items), BATCH):
+        yield items[i : i + BATCH]
+
+
+def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport) -> None:
+    for batch in _batches(facts):
+        with store.session() as s:
+            rows = s.scalars(select(Call).where(Call.asterisk_uniqueid.in_([f.uniqueid for f in batch]))).all()
+            by_uid = {r.asterisk_uniqueid: r for r in rows}
+            for f in batch:
+                report.calls += 1
+                call = by_uid.get(f.uniqueid)
+                values = _values(f, call)
+                if call is None:
+                    s.add(
+                        Call(
+                            id=log_call_id(f.uniqueid),
+                            asterisk_uniqueid=f.uniqueid,
+                            caller_number=f.caller,
+                            transport="asterisk",
+                            source="logs",
+                            started_at=f.started_at or f.queue_entered_at,
+                            outcome=None,
+                            **values,
+                        )
+                    )
+                    report.created += 1
+                    continue
+                changed = {k: v for k, v in values.items() if getattr(call, k) != v}
+                for key, value in changed.items():
+                    setattr(call, key, value)
+                if changed:
+                    report.updated += 1
+                else:
+                    report.unchanged += 1
+
+
+def import_files(store: Store, queue_log: Path | None, cdr_csv: Path | None) -> ImportReport:
+    """Read both files whole (a half-year is a few MB) and import what they say."""
+    report = ImportReport()
+    events = []
+    if queue_log is not None:
+        with queue_log.open(encoding="utf-8", errors="replace") as fh:
+            events = list(read_queue_log(fh, report.problems))
+    cdrs = []
+    if cdr_csv is not None:
+        cdrs = list(
+            read_master_csv(cdr_csv.read_text(encoding="utf-8", errors="replace"), report.problems, EXTEN_HOTLINE)
+        )
+    import_facts(store, fold(events, cdrs), report)
+    return report

@@ -1,0 +1,81 @@
+"""`hotline calls import`: idempotent, and reconciled with calls the IVR recorded live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from core.db import Store
+from core.models import Call, utcnow
+from ivr.records import import_files
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+QUEUE_LOG, MASTER = FIXTURES / "queue_log.sample", FIXTURES / "Master.csv.sample"
+
+
+def snapshot(store: Store) -> list[tuple[object, ...]]:
+    with store.session() as s:
+        calls = s.scalars(select(Call).order_by(Call.asterisk_uniqueid)).all()
+        return [
+            (
+                c.id,
+                c.asterisk_uniqueid,
+                c.disposition,
+                c.queue_wait_s,
+                c.talk_s,
+                c.agent,
+                c.started_at,
+                c.ended_at,
+                c.source,
+            )
+            for c in calls
+        ]
+
+
+def test_importing_twice_gives_the_same_records(store: Store) -> None:
+    first = import_files(store, QUEUE_LOG, MASTER)
+    once = snapshot(store)
+    second = import_files(store, QUEUE_LOG, MASTER)
+    assert (first.created, second.created, second.unchanged) == (3, 0, 3)
+    assert snapshot(store) == once
+    assert sorted(row[2] for row in once) == ["abandoned", "agent", "agent"]
+
+
+def test_a_call_recorded_live_is_completed_not_counted_twice(store: Store) -> None:
+    with store.session() as s:
+        s.add(
+            Call(
+                id="live-1",
+                asterisk_uniqueid="1795835802.20",
+                started_at=utcnow(),
+                outcome="transferred",
+                queue="hotline-12333",
+                source="ivr",
+            )
+        )
+        s.add(
+            Call(
+                id="live-2",
+                asterisk_uniqueid="9.9",
+                started_at=utcnow(),
+                ended_at=utcnow(),
+                outcome="completed",
+                disposition="automated",
+                source="ivr",
+            )
+        )
+    report = import_files(store, QUEUE_LOG, MASTER)
+    assert (report.created, report.updated) == (2, 1)
+    with store.session() as s:
+        live = s.get_one(Call, "live-1")
+        assert (live.disposition, live.agent, live.queue_wait_s, live.talk_s, live.outcome) == (
+            "agent",
+            "Agent One",
+            2,
+            4,
+            "transferred",
+        )
+        assert live.ended_at is not None
+        assert s.get_one(Call, "live-2").disposition == "automated"  # the IVR alone served it
+        assert s.scalar(select(func.count()).select_from(Call)) == 4

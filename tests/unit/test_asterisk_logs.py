@@ -1,0 +1,78 @@
+"""queue_log and Master.csv as Asterisk 22.10 wrote them here (tests/fixtures, from shared/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.asterisk_logs import Problems, fold, parse_queue_log_line, read_master_csv, read_queue_log
+from ivr.errors import AsteriskLogError
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def facts() -> dict:  # type: ignore[type-arg]
+    problems = Problems()
+    with (FIXTURES / "queue_log.sample").open(encoding="utf-8") as fh:
+        events = list(read_queue_log(fh, problems))
+    cdrs = list(read_master_csv((FIXTURES / "Master.csv.sample").read_text(encoding="utf-8"), problems, "12333"))
+    assert problems.count == 0
+    assert len(cdrs) == 2  # the Local legs' rows are not callers
+    return fold(events, cdrs)
+
+
+def test_answered_call_has_wait_talk_and_agent() -> None:
+    f = facts()["1795835802.20"]
+    assert (f.disposition, f.queue, f.agent, f.queue_wait_s, f.talk_s) == ("agent", "support", "Agent One", 2, 4)
+    assert f.caller == "13812345678"
+    assert (f.ended_at - f.started_at).total_seconds() == 7  # type: ignore[operator]
+    assert f.answered_at is not None and f.queue_entered_at is not None
+    assert (f.answered_at - f.queue_entered_at).total_seconds() == 2
+
+
+def test_abandoned_call_has_its_wait() -> None:
+    f = facts()["1795835496.14"]
+    assert (f.disposition, f.queue_wait_s, f.agent, f.talk_s) == ("abandoned", 30, None, None)
+
+
+def test_queue_start_is_not_a_call() -> None:
+    assert set(facts()) == {"1795835496.14", "1795835549.16", "1795835802.20"}
+
+
+@pytest.mark.parametrize(
+    ("line", "disposition", "wait"),
+    [
+        ("1795835900|1.1|q|NONE|EXITWITHTIMEOUT|1|1|60", "timeout", 60),
+        ("1795835900|1.1|q|NONE|EXITEMPTY|1|1|3", "timeout", 3),
+        ("1795835900|1.1|q|NONE|EXITWITHKEY|1|1|1|45", "callback", 45),
+    ],
+)
+def test_other_ways_out_of_the_queue(line: str, disposition: str, wait: int) -> None:
+    enter = parse_queue_log_line("1795835800|1.1|q|NONE|ENTERQUEUE||13800000000|1")
+    f = fold([enter, parse_queue_log_line(line)], [])["1.1"]
+    assert (f.disposition, f.queue_wait_s, f.caller) == (disposition, wait, "13800000000")
+
+
+def test_ring_no_answer_is_counted() -> None:
+    lines = [
+        "1795835800|1.1|q|NONE|ENTERQUEUE|||1",
+        "1795835815|1.1|q|Agent Two|RINGNOANSWER|15000",
+        "1795835817|1.1|q|Agent One|CONNECT|17|1.2|2",
+        "1795835877|1.1|q|Agent One|COMPLETECALLER|17|60|1",
+    ]
+    f = fold([parse_queue_log_line(x) for x in lines], [])["1.1"]
+    assert (f.ring_no_answer, f.agent, f.queue_wait_s, f.talk_s) == (1, "Agent One", 17, 60)
+
+
+def test_bad_lines_are_counted_not_fatal() -> None:
+    problems = Problems()
+    events = list(read_queue_log(["garbage\n", "1795835800|1.1|q|NONE|ENTERQUEUE|||1\n", "12|x\n"], problems))
+    rows = list(
+        read_master_csv(
+            '"a","b"\n"","","12333","x","","c","","","","bad","","bad",1,1,"A","D","1.1",""\n', problems, "12333"
+        )
+    )
+    assert len(events) == 1 and rows == [] and problems.count == 4
+    with pytest.raises(AsteriskLogError):
+        parse_queue_log_line("not|a|line")
