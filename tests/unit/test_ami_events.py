@@ -1,0 +1,56 @@
+"""The AMI stream a real Asterisk 22.10 sent for one queued call, folded into a call record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from ivr.ami_events import AmiParser, CallTracker
+
+STREAM = (Path(__file__).resolve().parent.parent / "fixtures" / "ami-queue-call.txt").read_bytes()
+T0 = dt.datetime(2026, 11, 28, 3, 16, 42, tzinfo=dt.UTC)
+
+
+def test_parser_reassembles_messages_split_anywhere() -> None:
+    whole = AmiParser().feed(STREAM)
+    parser = AmiParser()
+    pieces = [parser.feed(STREAM[i : i + 7]) for i in range(0, len(STREAM), 7)]
+    assert [m for p in pieces for m in p] == whole
+    assert parser.banner == "Asterisk Call Manager/11.0.0"
+    assert sum(1 for m in whole if "Event" in m) == 91
+
+
+def test_queued_call_from_the_real_stream() -> None:
+    tracker = CallTracker()
+    finished = []
+    for i, msg in enumerate(AmiParser().feed(STREAM)):
+        done = tracker.feed(msg, T0 + dt.timedelta(milliseconds=100 * i))
+        if done is not None:
+            finished.append(done)
+    assert len(finished) == 1 and tracker.calls == {}
+    f = finished[0]
+    assert f.uniqueid == "1795835802.20"
+    assert (f.disposition, f.queue, f.agent, f.queue_wait_s, f.talk_s, f.caller) == (
+        "agent",
+        "support",
+        "Agent One",
+        2,
+        4,
+        "13812345678",
+    )
+    assert f.answered_at is not None and f.ended_at is not None and f.ended_at > f.answered_at
+
+
+def test_abandon_and_ring_no_answer() -> None:
+    tracker = CallTracker()
+    msgs = [
+        {"Event": "QueueCallerJoin", "Uniqueid": "1.1", "Queue": "hotline-12333", "CallerIDNum": "13800000000"},
+        {"Event": "AgentRingNoAnswer", "Uniqueid": "1.1", "MemberName": "Agent Two"},
+        {"Event": "QueueCallerAbandon", "Uniqueid": "1.1", "HoldTime": "31"},
+        {"Event": "QueueCallerLeave", "Uniqueid": "1.1"},
+        {"Event": "Hangup", "Uniqueid": "1.1"},
+    ]
+    out = [tracker.feed(m, T0) for m in msgs]
+    f = out[-1]
+    assert f is not None and (f.disposition, f.queue_wait_s, f.ring_no_answer) == ("abandoned", 31, 1)
+    assert tracker.feed({"Event": "Hangup", "Uniqueid": "unknown.1"}, T0) is None
