@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.db import Store
 from core.settings import Settings
 from hotline.errors import WorkerFailed
 from hotline.wiring import ivr_services, open_store
 from ivr import dialplan
+from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import ami_login
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
@@ -102,6 +105,57 @@ class Workers:
                 proc.stdout.close()
 
 
+@dataclass
+class Running:
+    """What `serve` started, for the orderly shutdown."""
+
+    server: asyncio.Server | None = None
+    agi: FastAgiServer | None = None
+    workers: Workers | None = None
+    monitor: AmiMonitor | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+async def _start_agi(settings: Settings, store: Store, running: Running, *, worker: bool, config: Path | None) -> None:
+    services = ivr_services(settings, store)
+    agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
+    agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
+    shared = worker or settings.agi.workers > 1
+    running.agi = agi
+    running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)
+    processes = 1 if worker else settings.agi.workers
+    if processes > 1:
+        running.workers = Workers(processes - 1, config)
+        await asyncio.to_thread(running.workers.wait_ready)
+    log.info(
+        "FastAGI listening on %s:%d (script %r, %d process%s)",
+        settings.agi.host,
+        settings.agi.port,
+        dialplan.AGI_SCRIPT_IVR,
+        processes,
+        "" if processes == 1 else "es",
+    )
+
+
+async def _shut_down(running: Running) -> None:
+    """Stop taking calls, give calls in progress a grace period, then stop the rest."""
+    if running.server is not None:
+        running.server.close()
+    if running.agi is not None and running.agi.sessions:
+        log.info("waiting up to %.0f s for %d calls in progress", SHUTDOWN_GRACE_S, len(running.agi.sessions))
+        _, pending = await asyncio.wait(set(running.agi.sessions), timeout=SHUTDOWN_GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    if running.workers is not None:
+        await asyncio.to_thread(running.workers.stop)
+    if running.monitor is not None:
+        await running.monitor.stop()
+    for task in running.tasks:
+        task.cancel()
+    await asyncio.gather(*running.tasks, return_exceptions=True)
+
+
 async def serve(
     settings: Settings, only: tuple[str, ...] = COMPONENTS, *, worker: bool = False, config: Path | None = None
 ) -> None:
@@ -123,43 +177,15 @@ async def serve(
     if "ami" in only:
         settings.require_secrets("ami.secret")
     store = open_store(settings, migrate=not worker)
-    tasks: list[asyncio.Task[None]] = []
-    server = None
-    agi: FastAgiServer | None = None
-    workers: Workers | None = None
+    running = Running()
     if "agi" in only:
-        services = ivr_services(settings, store)
-        agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
-        agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
-        shared = worker or settings.agi.workers > 1
-        server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)
-        if not worker and settings.agi.workers > 1:
-            workers = Workers(settings.agi.workers - 1, config)
-            await asyncio.to_thread(workers.wait_ready)
-        log.info(
-            "FastAGI listening on %s:%d (script %r, %d process%s)",
-            settings.agi.host,
-            settings.agi.port,
-            dialplan.AGI_SCRIPT_IVR,
-            1 if worker else settings.agi.workers,
-            "" if worker or settings.agi.workers == 1 else "es",
-        )
+        await _start_agi(settings, store, running, worker=worker, config=config)
     if "ami" in only and not worker:
-        tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
+        running.tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
+        running.monitor = AmiMonitor(settings, store)
+        running.monitor.start()
     print("hotline serve: ready", flush=True)
     await stop.wait()
     log.info("shutting down")
-    if server is not None:
-        server.close()
-    if agi is not None and agi.sessions:
-        log.info("waiting up to %.0f s for %d calls in progress", SHUTDOWN_GRACE_S, len(agi.sessions))
-        _, pending = await asyncio.wait(set(agi.sessions), timeout=SHUTDOWN_GRACE_S)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    if workers is not None:
-        await asyncio.to_thread(workers.stop)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    await _shut_down(running)
     store.dispose()

@@ -25,7 +25,7 @@ from core.models import BusinessEvent
 from core.sample import SampleResident
 from core.settings import Settings
 from ivr.asterisk import LocalAsterisk
-from ivr.caller import place_call, wait_hung_up
+from ivr.caller import AmiSession, place_call, wait_hung_up
 from ivr.trail import find_call_id, show_call
 from tests.conftest import PEPPER, SAMPLE_RESIDENTS
 
@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Ivr:
-    """`hotline serve --only agi` on its own SQLite file, with the sample loaded."""
+    """`hotline serve --only agi,ami` on its own SQLite file, with the sample loaded."""
 
     def __init__(self, settings: Settings, store: Store, people: list[SampleResident]) -> None:
         self.settings = settings
@@ -83,7 +83,7 @@ def ivr(
     }
     log = (tmp / "serve.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--only", "agi"],
+        [sys.executable, "-m", "hotline", "serve", "--only", "agi,ami"],
         cwd=tmp,
         env=env,
         stdout=subprocess.PIPE,
@@ -202,3 +202,26 @@ def test_hotline_call_prints_the_trail(ivr: Ivr) -> None:
     call = json.loads(done.stdout)
     assert [s["node"] for s in kinds(call, "node")][:4] == ["welcome", "main", "lab", "lab_contract"]
     assert any("书面劳动合同" in s["text"] for s in kinds(call, "prompt"))
+
+
+def test_press_zero_wait_and_talk_to_a_scripted_agent(ivr: Ivr) -> None:
+    """The live record's wait and talk agree with the scripted agent's times within 1 s."""
+    member = {"Queue": "hotline-12333", "Interface": "Local/1001-3-5@hotline-agents/n"}
+
+    async def agent(action: str) -> None:
+        async with AmiSession(ivr.settings) as ami:
+            extra = {"MemberName": "Agent 1001"} if action == "QueueAdd" else {}
+            await ami.send({"Action": action, **member, **extra}, as_list=False)
+
+    asyncio.run(agent("QueueAdd"))
+    try:
+        call = ivr.call("0", tail_s=18)
+        deadline = time.monotonic() + 10
+        while call["disposition"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            call = show_call(ivr.store, call["id"], actor="test")
+    finally:
+        asyncio.run(agent("QueueRemove"))
+    assert call["outcome"] == "transferred" and call["queue"] == "hotline-12333"
+    assert (call["disposition"], call["agent"]) == ("agent", "Agent 1001")
+    assert abs(call["queue_wait_s"] - 3) <= 1 and abs(call["talk_s"] - 5) <= 1

@@ -1,0 +1,151 @@
+"""The live call records: an AMI monitor on panoramisk's Manager.
+
+panoramisk reconnects at a fixed interval and logs a failed connect with a stack trace;
+this Manager backs off (1, 2, 4 … 30 s) and says plainly what happened. After every
+login it resyncs with QueueStatus, so callers already waiting when the link came (back)
+are followed too. Finished calls are written through `ivr.records.import_facts`, the same
+reconciling path as `hotline calls import`: a call seen live and later imported from
+queue_log is one record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from panoramisk import Manager
+
+from core.db import Store
+from core.errors import StoreUnavailable
+from core.models import utcnow
+from core.settings import Settings
+from ivr.ami_events import CallTracker, Message
+from ivr.asterisk_logs import CallFacts
+from ivr.records import ImportReport, import_facts
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_S = 30.0
+
+
+def _plain(event: Any) -> Message:
+    """panoramisk's Message (repeated headers as lists) to our str -> str message."""
+    out: Message = {}
+    for key in event:
+        value = event[key]
+        out[key] = value[0] if isinstance(value, list) else str(value)
+    return out
+
+
+class MonitorManager(Manager):  # type: ignore[misc]  # panoramisk ships no type hints
+    def __init__(self, on_event: Callable[[Message], None], on_login: Callable[[], None], **config: Any) -> None:
+        super().__init__(events="call,agent", **config)
+        self.where = f"{config['host']}:{config['port']}"
+        self.backoff = 1.0
+        self.attempt = 0
+        self._handle = on_event
+        self._after_login = on_login
+        self.register_event("*", lambda _manager, event: self._handle(_plain(event)))
+
+    def _retry(self, why: str) -> None:
+        log.warning(
+            "AMI monitor: %s at %s (attempt %d); retrying in %.0f s", why, self.where, self.attempt, self.backoff
+        )
+        self.loop.call_later(self.backoff, self.connect)
+        self.backoff = min(self.backoff * 2, MAX_BACKOFF_S)
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        self.attempt += 1
+        if f.exception() is not None:
+            self._retry(f"cannot connect ({f.exception()})")
+            return
+        super().connection_made(f)
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        ok: bool = super().login(future)
+        if ok:
+            log.info("AMI monitor: logged in at %s (attempt %d)", self.where, self.attempt)
+            self.backoff, self.attempt = 1.0, 0
+            self._after_login()
+        else:
+            log.error("AMI monitor: %s refused our login (ami.user/ami.secret)", self.where)
+        return ok
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connected = False
+        pinger = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
+            self.pinger = None
+        self._retry(f"connection lost ({exc or 'closed by Asterisk'})")
+
+
+class AmiMonitor:
+    """Follows queued calls over AMI and writes each one when it ends."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], dt.datetime] = utcnow) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.tracker = CallTracker()
+        self.pending: set[asyncio.Task[None]] = set()
+        self.manager = MonitorManager(
+            self.on_event,
+            self.on_login,
+            host=settings.ami.host,
+            port=settings.ami.port,
+            username=settings.ami.user,
+            secret=settings.ami.secret,
+            ping_delay=10,
+            ping_interval=10,
+        )
+
+    def on_event(self, msg: Message) -> None:
+        done = self.tracker.feed(msg, self.clock())
+        if done is not None:
+            task = asyncio.get_running_loop().create_task(self._write(done))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    def on_login(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._resync())
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _resync(self) -> None:
+        """QueueStatus lists the callers waiting now; follow the ones we did not know."""
+        replies = await self.manager.send_action({"Action": "QueueStatus"}, as_list=True)
+        now = self.clock()
+        joined = 0
+        for reply in replies or []:
+            msg = _plain(reply)
+            if msg.get("Event") == "QueueEntry" and msg.get("Uniqueid") not in self.tracker.calls:
+                wait = int(msg.get("Wait", "0") or 0)
+                self.tracker.calls[msg["Uniqueid"]] = CallFacts(
+                    msg["Uniqueid"],
+                    started_at=now - dt.timedelta(seconds=wait),
+                    queue=msg.get("Queue"),
+                    queue_entered_at=now - dt.timedelta(seconds=wait),
+                    disposition="timeout",
+                    caller=msg.get("CallerIDNum") or None,
+                )
+                joined += 1
+        log.info("AMI monitor: resynced, %d callers waiting now (%d new to us)", len(self.tracker.calls), joined)
+
+    async def _write(self, facts: CallFacts) -> None:
+        report = ImportReport()
+        try:
+            await asyncio.to_thread(import_facts, self.store, {facts.uniqueid: facts}, report)
+        except StoreUnavailable as exc:
+            # queue_log keeps the call: `hotline calls import` completes it once the store is back.
+            log.error("AMI monitor: call %s not recorded (store unavailable: %s)", facts.uniqueid, exc)
+
+    def start(self) -> None:
+        self.manager.connect()
+
+    async def stop(self) -> None:
+        self.manager.close()
+        if self.pending:
+            await asyncio.gather(*self.pending, return_exceptions=True)
