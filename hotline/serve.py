@@ -22,6 +22,7 @@ from ivr.asterisk import ami_login
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
 from ivr.session import CallInfo, IvrServices, IvrSession
+from ivr.survey import survey_route
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("agi", "ami")  # sms and web arrive with their issues
@@ -120,6 +121,7 @@ async def _start_agi(settings: Settings, store: Store, running: Running, *, work
     services = ivr_services(settings, store)
     agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
     agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
+    agi.add_route(dialplan.AGI_SCRIPT_SURVEY, survey_route(store))
     shared = worker or settings.agi.workers > 1
     running.agi = agi
     running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)

@@ -16,6 +16,7 @@ EXTEN_HOTLINE: Final = "12333"
 
 # FastAGI: agi://${HOTLINE_AGI_ADDR}/<script>
 AGI_SCRIPT_IVR: Final = "ivr"
+AGI_SCRIPT_SURVEY: Final = "survey"  # after an agent call: 1 satisfied, 2 basically, 3 dissatisfied
 GLOBAL_AGI_ADDR: Final = "HOTLINE_AGI_ADDR"
 
 # Channel variables the FastAGI session sets for the dialplan after it returns.

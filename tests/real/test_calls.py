@@ -204,8 +204,9 @@ def test_hotline_call_prints_the_trail(ivr: Ivr) -> None:
     assert any("书面劳动合同" in s["text"] for s in kinds(call, "prompt"))
 
 
-def test_press_zero_wait_and_talk_to_a_scripted_agent(ivr: Ivr) -> None:
-    """The live record's wait and talk agree with the scripted agent's times within 1 s."""
+def test_press_zero_wait_talk_and_rate_a_scripted_agent(ivr: Ivr) -> None:
+    """The live record's wait and talk agree with the scripted agent's times within 1 s,
+    and the caller's rating after the call is stored with it."""
     member = {"Queue": "hotline-12333", "Interface": "Local/1001-3-5@hotline-agents/n"}
 
     async def agent(action: str) -> None:
@@ -215,7 +216,9 @@ def test_press_zero_wait_and_talk_to_a_scripted_agent(ivr: Ivr) -> None:
 
     asyncio.run(agent("QueueAdd"))
     try:
-        call = ivr.call("0", tail_s=18)
+        # 0 at the welcome, the transfer prompt (4 s), the agent rings 3 s and talks 5 s,
+        # then the survey: the caller rates the service 1 (satisfied).
+        call = ivr.call("0" + "W" * 15 + "1", tail_s=5)
         deadline = time.monotonic() + 10
         while call["disposition"] is None and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -225,3 +228,4 @@ def test_press_zero_wait_and_talk_to_a_scripted_agent(ivr: Ivr) -> None:
     assert call["outcome"] == "transferred" and call["queue"] == "hotline-12333"
     assert (call["disposition"], call["agent"]) == ("agent", "Agent 1001")
     assert abs(call["queue_wait_s"] - 3) <= 1 and abs(call["talk_s"] - 5) <= 1
+    assert call["survey"] == 1
