@@ -176,6 +176,30 @@ class CallStep(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class Agent(Base):
+    """An agent's desired state; `hotline serve` re-applies it to Asterisk after a restart."""
+
+    __tablename__ = "agents"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    interface: Mapped[str] = mapped_column(String(120))  # PJSIP/1001, or Local/1001-2-4@hotline-agents/n
+    queues: Mapped[str] = mapped_column(String(200), default="")  # comma-separated
+    state: Mapped[str] = mapped_column(String(12), default="logged_out")  # logged_out | available | paused
+    pause_reason: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class AgentEvent(Base):
+    """Log-ins, log-outs and pauses, for logged-in and paused time in the reports."""
+
+    __tablename__ = "agent_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(32), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(12))  # login | logout | pause | unpause
+    reason: Mapped[str | None] = mapped_column(String(64))
+
+
 class AuditEntry(Base):
     """Who saw or changed which resident's data, through which channel, and when."""
 

@@ -137,6 +137,38 @@ def cmd_calls_import(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from ivr.agents import AgentControl
+
+    settings.require_secrets("ami.secret")
+    control = AgentControl(settings, open_store(settings))
+    if args.agents_action == "list":
+        views = control.list()
+    elif args.agents_action == "login":
+        queues = tuple(args.queue or ["hotline-12333"])
+        views = [
+            asyncio.run(
+                control.login(
+                    args.agent,
+                    args.name or f"Agent {args.agent}",
+                    args.interface,
+                    queues,
+                    paused=args.paused is not None,
+                    reason=args.paused,
+                )
+            )
+        ]
+    elif args.agents_action == "logout":
+        views = [asyncio.run(control.logout(args.agent))]
+    elif args.agents_action == "pause":
+        views = [asyncio.run(control.pause(args.agent, args.reason))]
+    else:
+        views = [asyncio.run(control.unpause(args.agent))]
+    _print_json([vars(v) for v in views])
+    return 0
+
+
 def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.catalogue import load_catalogue
     from ivr.prompts import build
@@ -236,6 +268,25 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--cdr-csv", type=Path, help="Asterisk's cdr-csv Master.csv")
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
+
+    s = sub.add_parser("agents", help="agent log-in, log-out and pauses (AMI QueueAdd/QueueRemove/QueuePause)")
+    ag = s.add_subparsers(dest="agents_action", required=True)
+    ag.add_parser("list", help="agents and their state").set_defaults(func=cmd_agents)
+    login = ag.add_parser("login", help="add an agent to queues")
+    login.add_argument("agent")
+    login.add_argument("--interface", required=True, help="e.g. PJSIP/1001, or Local/1001-2-4@hotline-agents/n")
+    login.add_argument("--name", help="member name shown in queue_log and reports")
+    login.add_argument("--queue", action="append", help="queue (repeatable; default hotline-12333)")
+    login.add_argument("--paused", metavar="REASON", help="log in paused, with this reason")
+    login.set_defaults(func=cmd_agents)
+    for verb in ("logout", "unpause"):
+        v = ag.add_parser(verb)
+        v.add_argument("agent")
+        v.set_defaults(func=cmd_agents)
+    pause = ag.add_parser("pause")
+    pause.add_argument("agent")
+    pause.add_argument("--reason", required=True, help="e.g. break, training, wrap-up")
+    pause.set_defaults(func=cmd_agents)
 
     s = sub.add_parser("prompts", help="speech prompts")
     pr = s.add_subparsers(dest="prompts_action", required=True)

@@ -75,3 +75,7 @@ class PromptBuildError(HotlineError):
 
 class AsteriskLogError(HotlineError):
     """A queue_log line or Master.csv row is not in the format Asterisk writes."""
+
+
+class AgentError(HotlineError):
+    """An agent action was refused: unknown or logged-out agent, or Asterisk said no."""

@@ -24,6 +24,7 @@ from core.errors import WrongPin
 from core.models import BusinessEvent
 from core.sample import SampleResident
 from core.settings import Settings
+from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
 from ivr.caller import AmiSession, place_call, wait_hung_up
 from ivr.trail import find_call_id, show_call
@@ -229,3 +230,27 @@ def test_press_zero_wait_talk_and_rate_a_scripted_agent(ivr: Ivr) -> None:
     assert (call["disposition"], call["agent"]) == ("agent", "Agent 1001")
     assert abs(call["queue_wait_s"] - 3) <= 1 and abs(call["talk_s"] - 5) <= 1
     assert call["survey"] == 1
+
+
+def test_a_paused_agent_gets_no_call_and_the_caller_abandons(ivr: Ivr, asterisk: LocalAsterisk) -> None:
+    control = AgentControl(ivr.settings, ivr.store)
+    interface = "Local/1002-1-3@hotline-agents/n"
+    asyncio.run(control.login("1002", "Agent 1002", interface, paused=True, reason="training"))
+    try:
+        shown = asterisk.cli("queue show hotline-12333")
+        assert "Agent 1002" in shown and "paused" in shown.lower()
+        # 0 at the welcome, 4 s transfer prompt, then the caller waits and hangs up.
+        call = ivr.call("0", tail_s=12)
+        deadline = time.monotonic() + 10
+        while call["disposition"] is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            call = show_call(ivr.store, call["id"], actor="test")
+        assert (call["disposition"], call["agent"], call["talk_s"]) == ("abandoned", None, None)
+        assert call["queue_wait_s"] is not None and 3 <= call["queue_wait_s"] <= 10
+        # State lives in the store: unpause and log out go through it and through Asterisk.
+        assert asyncio.run(control.unpause("1002")).state == "available"
+        assert "paused" not in asterisk.cli("queue show hotline-12333").lower()
+    finally:
+        asyncio.run(control.logout("1002"))
+    assert "Agent 1002" not in asterisk.cli("queue show hotline-12333")
+    assert [a.state for a in control.list() if a.id == "1002"] == ["logged_out"]

@@ -1,0 +1,153 @@
+"""Agent control through AMI: log in (QueueAdd), log out (QueueRemove), pause with a
+reason and unpause (QueuePause). The desired state lives in the store, so it survives a
+restart of the console or of `hotline serve`, and `restore` re-applies it to Asterisk.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import insert, select
+
+from core.db import Store
+from core.models import Agent, AgentEvent, utcnow
+from core.settings import Settings
+from ivr.caller import AmiSession
+from ivr.dialplan import QUEUE_GENERAL
+from ivr.errors import AgentError, AmiError
+
+log = logging.getLogger(__name__)
+# AMI answers these when the member is already in the state asked for: not a failure.
+ALREADY = ("already there", "not there", "interface not found")
+
+
+@dataclass(frozen=True)
+class AgentView:
+    id: str
+    name: str
+    interface: str
+    queues: tuple[str, ...]
+    state: str
+    pause_reason: str | None
+
+
+def _view(a: Agent) -> AgentView:
+    return AgentView(a.id, a.name, a.interface, tuple(q for q in a.queues.split(",") if q), a.state, a.pause_reason)
+
+
+class AgentControl:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+
+    async def _ami(self, actions: list[dict[str, Any]]) -> None:
+        async with AmiSession(self.settings) as ami:
+            for action in actions:
+                reply = (await ami.send(action, as_list=False))[0]
+                response = str(reply.get("Response", ""))
+                message = str(reply.get("Message", ""))
+                if response != "Success" and not any(a in message.lower() for a in ALREADY):
+                    raise AgentError(f"Asterisk refused {action['Action']} for {action.get('Interface')}: {message}")
+
+    def _get(self, agent_id: str) -> Agent:
+        with self.store.session() as s:
+            agent = s.get(Agent, agent_id)
+        if agent is None:
+            raise AgentError(f"no agent {agent_id!r}: log in first (hotline agents login)")
+        return agent
+
+    def _save(self, agent: Agent, kind: str, reason: str | None = None) -> AgentView:
+        agent.updated_at = utcnow()
+        with self.store.session() as s:
+            s.merge(agent)
+            s.execute(insert(AgentEvent).values(agent_id=agent.id, at=agent.updated_at, kind=kind, reason=reason))
+        log.info("agent %s: %s%s", agent.id, kind, f" ({reason})" if reason else "")
+        return _view(agent)
+
+    async def login(
+        self,
+        agent_id: str,
+        name: str,
+        interface: str,
+        queues: tuple[str, ...] = (QUEUE_GENERAL,),
+        *,
+        paused: bool = False,
+        reason: str | None = None,
+    ) -> AgentView:
+        await self._ami(
+            [
+                {
+                    "Action": "QueueAdd",
+                    "Queue": q,
+                    "Interface": interface,
+                    "MemberName": name,
+                    "Paused": "true" if paused else "false",
+                    **({"Reason": reason} if paused and reason else {}),
+                }
+                for q in queues
+            ]
+        )
+        agent = Agent(
+            id=agent_id,
+            name=name,
+            interface=interface,
+            queues=",".join(queues),
+            state="paused" if paused else "available",
+            pause_reason=reason if paused else None,
+        )
+        self._save(agent, "login")
+        return self._save(agent, "pause", reason) if paused else _view(agent)
+
+    async def logout(self, agent_id: str) -> AgentView:
+        agent = self._get(agent_id)
+        await self._ami(
+            [{"Action": "QueueRemove", "Queue": q, "Interface": agent.interface} for q in _view(agent).queues]
+        )
+        agent.state, agent.pause_reason = "logged_out", None
+        return self._save(agent, "logout")
+
+    async def pause(self, agent_id: str, reason: str) -> AgentView:
+        agent = self._get(agent_id)
+        if agent.state == "logged_out":
+            raise AgentError(f"agent {agent_id} is logged out")
+        await self._ami([{"Action": "QueuePause", "Interface": agent.interface, "Paused": "true", "Reason": reason}])
+        agent.state, agent.pause_reason = "paused", reason
+        return self._save(agent, "pause", reason)
+
+    async def unpause(self, agent_id: str) -> AgentView:
+        agent = self._get(agent_id)
+        if agent.state == "logged_out":
+            raise AgentError(f"agent {agent_id} is logged out")
+        await self._ami([{"Action": "QueuePause", "Interface": agent.interface, "Paused": "false"}])
+        agent.state, agent.pause_reason = "available", None
+        return self._save(agent, "unpause")
+
+    def list(self) -> list[AgentView]:
+        with self.store.session() as s:
+            return [_view(a) for a in s.scalars(select(Agent).order_by(Agent.id))]
+
+    async def restore(self) -> int:
+        """Re-apply every logged-in agent's state to Asterisk (after its restart, or ours)."""
+        restored = 0
+        for a in self.list():
+            if a.state == "logged_out":
+                continue
+            try:
+                await self._ami(
+                    [
+                        {
+                            "Action": "QueueAdd",
+                            "Queue": q,
+                            "Interface": a.interface,
+                            "MemberName": a.name,
+                            "Paused": "true" if a.state == "paused" else "false",
+                        }
+                        for q in a.queues
+                    ]
+                )
+                restored += 1
+            except (AgentError, AmiError) as exc:
+                log.error("agent %s: could not restore state %s: %s", a.id, a.state, exc)
+        return restored
