@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from sqlalchemy import select
 
@@ -21,12 +22,13 @@ from core import sample
 from core.business import Identifier, SampleBusinessPort
 from core.db import Store
 from core.errors import WrongPin
-from core.models import BusinessEvent
+from core.models import BusinessEvent, Call
 from core.sample import SampleResident
 from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
 from ivr.caller import AmiSession, place_call, wait_hung_up
+from ivr.records import import_files
 from ivr.trail import find_call_id, show_call
 from tests.conftest import PEPPER, SAMPLE_RESIDENTS
 
@@ -37,10 +39,12 @@ ROOT = Path(__file__).resolve().parents[2]
 class Ivr:
     """`hotline serve --only agi,ami` on its own SQLite file, with the sample loaded."""
 
-    def __init__(self, settings: Settings, store: Store, people: list[SampleResident]) -> None:
+    def __init__(self, settings: Settings, store: Store, people: list[SampleResident], pid: int, log: Path) -> None:
         self.settings = settings
         self.store = store
         self.people = people
+        self.pid = pid  # the `hotline serve` process
+        self.log = log
 
     def resident(self, index: int) -> SampleResident:
         return self.people[index]
@@ -97,7 +101,7 @@ def ivr(
     settings = asterisk_settings.model_copy(
         update={"database": asterisk_settings.database.model_copy(update={"url": url})}
     )
-    yield Ivr(settings, store, sample.generate(residents=SAMPLE_RESIDENTS)[1])
+    yield Ivr(settings, store, sample.generate(residents=SAMPLE_RESIDENTS)[1], proc.pid, tmp / "serve.log")
     proc.terminate()
     code = proc.wait(15)
     proc.stdout.close()
@@ -254,3 +258,44 @@ def test_a_paused_agent_gets_no_call_and_the_caller_abandons(ivr: Ivr, asterisk:
         asyncio.run(control.logout("1002"))
     assert "Agent 1002" not in asterisk.cli("queue show hotline-12333")
     assert [a.state for a in control.list() if a.id == "1002"] == ["logged_out"]
+
+
+def cut_ami_links(pid: int, ami_port: int) -> int:
+    """Abort every AMI connection of the process, as a broken link would (ss -K, loopback only)."""
+    ports = [
+        c.laddr.port
+        for c in psutil.Process(pid).net_connections("tcp")
+        if c.raddr and c.raddr.port == ami_port and c.status == psutil.CONN_ESTABLISHED
+    ]
+    for port in ports:
+        subprocess.run(["ss", "-K", "src", "127.0.0.1", "sport", "=", str(port)], check=True, capture_output=True)
+    return len(ports)
+
+
+def test_ami_link_cut_mid_call_then_records_completed_from_queue_log(ivr: Ivr, asterisk: LocalAsterisk) -> None:
+    control = AgentControl(ivr.settings, ivr.store)
+    asyncio.run(control.login("1003", "Agent 1003", "Local/1003-2-8@hotline-agents/n"))
+    try:
+
+        async def call_and_cut() -> tuple[str, int]:
+            uid = await place_call(ivr.settings, "0", lead_s=1, tail_s=22)
+            await asyncio.sleep(8)  # in the queue or talking to the agent by now
+            cut = cut_ami_links(ivr.pid, ivr.settings.ami.port)
+            await wait_hung_up(ivr.settings, uid, timeout_s=60)
+            return uid, cut
+
+        uid, cut = asyncio.run(call_and_cut())
+    finally:
+        asyncio.run(control.logout("1003"))
+    assert cut >= 1
+    log = ivr.log.read_text(encoding="utf-8")
+    assert "AMI monitor: connection lost" in log and log.count("AMI monitor: logged in") >= 2
+    report = import_files(ivr.store, asterisk.queue_log, asterisk.cdr_csv)
+    assert report.problems.count == 0
+    with ivr.store.session() as s:
+        rows = s.scalars(select(Call).where(Call.asterisk_uniqueid == uid)).all()
+    assert len(rows) == 1  # the IVR's own record, completed, not a second one
+    call = rows[0]
+    assert (call.disposition, call.agent) == ("agent", "Agent 1003")
+    assert call.queue_wait_s is not None and abs(call.queue_wait_s - 2) <= 1
+    assert call.talk_s is not None and abs(call.talk_s - 8) <= 1
