@@ -36,6 +36,13 @@ _LOCK = select(PinLock.failures, PinLock.locked_until).where(PinLock.id_number =
 
 
 @dataclass(frozen=True)
+class Person:
+    name: str
+    id_number: str
+    phone: str
+
+
+@dataclass(frozen=True)
 class PensionAccount:
     balance_fen: int
     months: int
@@ -70,6 +77,7 @@ class BusinessPort(Protocol):
     """What the hotline may ask of the social-insurance business system."""
 
     def resident_id(self, id_number: str) -> int | None: ...
+    def person(self, resident_id: int) -> Person: ...
     def pin_matches(self, resident_id: int, pin: str) -> bool: ...
     def pension(self, resident_id: int) -> PensionAccount: ...
     def medical(self, resident_id: int) -> MedicalAccount: ...
@@ -89,6 +97,11 @@ class SampleBusinessPort:
     def resident_id(self, id_number: str) -> int | None:
         with self.store.transaction() as c:
             return c.scalar(_RESIDENT_ID, {"id_number": id_number})
+
+    def person(self, resident_id: int) -> Person:
+        with self.store.session() as s:
+            r = s.get_one(Resident, resident_id)
+            return Person(r.name, r.id_number, r.phone)
 
     def pin_matches(self, resident_id: int, pin: str) -> bool:
         with self.store.transaction() as c:

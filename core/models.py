@@ -187,6 +187,9 @@ class Agent(Base):
     state: Mapped[str] = mapped_column(String(12), default="logged_out")  # logged_out | available | paused
     pause_reason: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The call the agent is talking to now (from AMI AgentConnect until AgentComplete):
+    # the only call whose caller the agent's console may show.
+    current_call_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class AgentEvent(Base):

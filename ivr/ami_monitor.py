@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from panoramisk import Manager
@@ -25,6 +25,7 @@ from core.settings import Settings
 from ivr.ami_events import CallTracker, Message
 from ivr.asterisk_logs import CallFacts
 from ivr.records import ImportReport, import_facts
+from ivr.screenpop import agent_off_call, agent_on_call
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
@@ -103,16 +104,32 @@ class AmiMonitor:
         )
 
     def on_event(self, msg: Message) -> None:
+        event = msg.get("Event")
+        if event in ("AgentConnect", "AgentComplete") and msg.get("Interface"):
+            # Who may see this caller's data on their console: the agent now on the call.
+            if event == "AgentConnect":
+                self._spawn(asyncio.to_thread(agent_on_call, self.store, msg["Interface"], msg.get("Uniqueid", "")))
+            else:
+                self._spawn(asyncio.to_thread(agent_off_call, self.store, msg["Interface"]))
         done = self.tracker.feed(msg, self.clock())
         if done is not None:
-            task = asyncio.get_running_loop().create_task(self._write(done))
-            self.pending.add(task)
-            task.add_done_callback(self.pending.discard)
+            self._spawn(self._write(done))
 
     def on_login(self) -> None:
-        task = asyncio.get_running_loop().create_task(self._resync())
+        self._spawn(self._resync())
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guard(work))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
+
+    @staticmethod
+    async def _guard(work: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await work
+        except StoreUnavailable as exc:
+            # queue_log keeps what happened: `hotline calls import` completes it later.
+            log.error("AMI monitor: store unavailable, an update waits for the next import: %s", exc)
 
     async def _resync(self) -> None:
         """QueueStatus lists the callers waiting now; follow the ones we did not know."""
@@ -135,12 +152,7 @@ class AmiMonitor:
         log.info("AMI monitor: resynced, %d callers waiting now (%d new to us)", len(self.tracker.calls), joined)
 
     async def _write(self, facts: CallFacts) -> None:
-        report = ImportReport()
-        try:
-            await asyncio.to_thread(import_facts, self.store, {facts.uniqueid: facts}, report)
-        except StoreUnavailable as exc:
-            # queue_log keeps the call: `hotline calls import` completes it once the store is back.
-            log.error("AMI monitor: call %s not recorded (store unavailable: %s)", facts.uniqueid, exc)
+        await asyncio.to_thread(import_facts, self.store, {facts.uniqueid: facts}, ImportReport())
 
     def start(self) -> None:
         self.manager.connect()
