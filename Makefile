@@ -64,5 +64,6 @@ stop: venv
 bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load
 	$(BIN)/python -m bench.fastagi_load --think-ms 1000 --only ab
+	$(BIN)/python -m bench.ami_ingest
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up >/dev/null
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.asterisk_calls
