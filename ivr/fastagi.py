@@ -129,7 +129,9 @@ class AgiVoice:
                 await self.ch.probe()
                 log.warning("channel %s: could not play %s", self.ch.env.channel, sound(lang, pid))
             elif reply.result not in ("", "0"):
-                first = chr(int(reply.result))
+                if not reply.result.isdigit():
+                    raise AgiError(f"STREAM FILE answered result={reply.result[:20]!r}")
+                first = chr(int(reply.result))  # the ASCII code of the key that interrupted
                 break
         if first == "#":
             return ""
