@@ -17,7 +17,6 @@ from core.settings import Settings
 from hotline.errors import WorkerFailed
 from hotline.wiring import ivr_services, open_store
 from ivr import dialplan
-from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import ami_login
 from ivr.errors import AmiError, AsteriskError
@@ -159,14 +158,6 @@ async def _shut_down(running: Running) -> None:
     await asyncio.gather(*running.tasks, return_exceptions=True)
 
 
-async def _watch_then_restore(settings: Settings, store: Store, stop: asyncio.Event) -> None:
-    """Once Asterisk answers, put logged-in agents back in their queues as they were."""
-    await watch_asterisk(settings, stop)
-    if not stop.is_set():
-        restored = await AgentControl(settings, store).restore()
-        log.info("agents: %d logged-in agents restored to their queues", restored)
-
-
 async def serve(
     settings: Settings, only: tuple[str, ...] = COMPONENTS, *, worker: bool = False, config: Path | None = None
 ) -> None:
@@ -192,7 +183,7 @@ async def serve(
     if "agi" in only:
         await _start_agi(settings, store, running, worker=worker, config=config)
     if "ami" in only and not worker:
-        running.tasks.append(asyncio.create_task(_watch_then_restore(settings, store, stop), name="ami-watch"))
+        running.tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
         running.monitor = AmiMonitor(settings, store)
         running.monitor.start()
     print("hotline serve: ready", flush=True)

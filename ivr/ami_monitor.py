@@ -22,6 +22,7 @@ from core.db import Store
 from core.errors import StoreUnavailable
 from core.models import utcnow
 from core.settings import Settings
+from ivr.agents import AgentControl
 from ivr.ami_events import CallTracker, Message
 from ivr.asterisk_logs import CallFacts
 from ivr.records import ImportReport, import_facts
@@ -117,6 +118,13 @@ class AmiMonitor:
 
     def on_login(self) -> None:
         self._spawn(self._resync())
+        self._spawn(self._restore_agents())
+
+    async def _restore_agents(self) -> None:
+        """After every login, the first or after Asterisk restarted, put logged-in agents
+        back in their queues as the store says they were."""
+        restored = await AgentControl(self.settings, self.store).restore()
+        log.info("AMI monitor: %d logged-in agents restored to their queues", restored)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._guard(work))

@@ -57,8 +57,7 @@ def _values(f: CallFacts, existing: Call | None) -> dict[str, Any]:
         values["disposition"] = f.disposition
     if existing is None or existing.ended_at is None:
         values["ended_at"] = f.ended_at
-    if existing is None or existing.queue is not None or f.queue is not None:
-        values["queue"] = f.queue or (existing.queue if existing else None)
+    values["queue"] = f.queue or (existing.queue if existing else None)
     return values
 
 
