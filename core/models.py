@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -190,6 +191,8 @@ class Agent(Base):
     # The call the agent is talking to now (from AMI AgentConnect until AgentComplete):
     # the only call whose caller the agent's console may show.
     current_call_id: Mapped[str | None] = mapped_column(String(36))
+    # The call the agent was on last: the one whose wrap-up they may still save.
+    last_call_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class AgentEvent(Base):
@@ -215,3 +218,57 @@ class AuditEntry(Base):
     resident_id: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))  # e.g. read:pension, write:card_lost
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class ConsoleUser(Base):
+    """A person who signs in to the web console. Passwords are stored only as scrypt hashes."""
+
+    __tablename__ = "console_users"
+    username: Mapped[str] = mapped_column(String(32), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(12))  # agent | supervisor | admin
+    password_hash: Mapped[str] = mapped_column(String(200))
+    # For agents: their id in `agents` and the interface the queue rings (PJSIP/1001).
+    agent_id: Mapped[str | None] = mapped_column(String(32))
+    interface: Mapped[str | None] = mapped_column(String(120))
+    disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ConsoleSession(Base):
+    """A signed-in browser. Only a hash of the cookie's token is kept."""
+
+    __tablename__ = "console_sessions"
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("console_users.username", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+
+
+class Wrapup(Base):
+    """What the agent noted after a call: a disposition code and a free note."""
+
+    __tablename__ = "wrapups"
+    call_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    agent_id: Mapped[str] = mapped_column(String(32))
+    code: Mapped[str] = mapped_column(String(20))  # resolved | follow_up | complaint | transferred | other
+    note: Mapped[str] = mapped_column(Text, default="")
+    saved_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Callback(Base):
+    """A caller who chose to be called back instead of waiting; an agent completes it."""
+
+    __tablename__ = "callbacks"
+    __table_args__ = (Index("ix_callbacks_status_requested", "status", "requested_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(36), unique=True)  # one callback per call
+    number: Mapped[str] = mapped_column(String(32))
+    queue: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(16))  # long_wait | after_hours
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | taken | done | failed
+    agent_id: Mapped[str | None] = mapped_column(String(32))
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -7,8 +7,10 @@ Secrets have no default: the local demo writes its own (see `hotline.demo.toml`)
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,36 @@ class SmppSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
+    # A signed-in console expires after this long without a request.
+    session_idle_minutes: int = Field(480, ge=1, le=7 * 24 * 60)
+    # Send cookies only over HTTPS; turn on behind a TLS proxy (off for the local demo on http).
+    secure_cookies: bool = False
+
+
+class QueueSettings(_Section):
+    """Service targets and when a caller is offered a callback instead of waiting."""
+
+    service_level_s: int = Field(20, ge=1)
+    # Offer "press 1 to be called back" when the estimated wait exceeds this.
+    callback_offer_wait_s: int = Field(120, ge=0)
+    # Until there are answered calls to average, an agent call is assumed to take this long.
+    default_talk_s: int = Field(180, ge=1)
+    timezone: str = "Asia/Shanghai"
+    open_time: dt.time = dt.time(8, 30)
+    close_time: dt.time = dt.time(17, 30)
+    open_weekdays: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO: Monday is 1
+    # Public holidays (closed though a weekday) and adjusted working days (open though a weekend).
+    holidays: tuple[dt.date, ...] = ()
+    workdays: tuple[dt.date, ...] = ()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
 
 class Settings(_Section):
@@ -97,6 +129,7 @@ class Settings(_Section):
     security: SecuritySettings = SecuritySettings()
     smpp: SmppSettings = SmppSettings()
     web: WebSettings = WebSettings()
+    queue: QueueSettings = QueueSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

@@ -17,6 +17,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
+from hotline.errors import UsageError
 
 log = logging.getLogger("hotline")
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -169,6 +170,30 @@ def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _new_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise UsageError("the two passwords differ")
+    return first
+
+
+def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
+    from console import accounts
+    from hotline.wiring import open_store
+
+    store = open_store(settings)
+    if args.users_action == "add":
+        password = _new_password(args)
+        user = accounts.add_user(store, args.username, password, args.role, args.name, args.agent_id, args.interface)
+        log.info("console account %s (%s) saved by %s", user.username, user.role, _actor())
+        _print_json(vars(user))
+    else:
+        _print_json([vars(u) for u in accounts.list_users(store)])
+    return 0
+
+
 def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.catalogue import load_catalogue
     from ivr.prompts import build
@@ -238,8 +263,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run FastAGI and the Asterisk watcher")
-    s.add_argument("--only", help="comma-separated subset of: agi,ami")
+    s = sub.add_parser("serve", help="run FastAGI, the AMI monitor and the web console")
+    s.add_argument("--only", help="comma-separated subset of: agi,ami,web")
     s.add_argument("--workers", type=_workers, help="FastAGI processes sharing the port (default: agi.workers, 1)")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a parent serve
     s.set_defaults(func=cmd_serve)
@@ -287,6 +312,18 @@ def parser() -> argparse.ArgumentParser:
     pause.add_argument("agent")
     pause.add_argument("--reason", required=True, help="e.g. break, training, wrap-up")
     pause.set_defaults(func=cmd_agents)
+
+    s = sub.add_parser("users", help="web console accounts")
+    us = s.add_subparsers(dest="users_action", required=True)
+    us.add_parser("list", help="accounts and their roles").set_defaults(func=cmd_users)
+    add = us.add_parser("add", help="create an account, or replace one (new password; signs it out)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin"))
+    add.add_argument("--name", help="display name")
+    add.add_argument("--agent-id", help="agents: id in the agents table and queue_log, e.g. 1001")
+    add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
+    add.set_defaults(func=cmd_users)
 
     s = sub.add_parser("prompts", help="speech prompts")
     pr = s.add_subparsers(dest="prompts_action", required=True)

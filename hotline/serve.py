@@ -12,11 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aiohttp import web
+
+from console.app import ConsoleDeps, make_app
+from core.business import SampleBusinessPort
 from core.db import Store
 from core.settings import Settings
-from hotline.errors import WorkerFailed
+from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.wiring import ivr_services, open_store
 from ivr import dialplan
+from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import ami_login
 from ivr.errors import AmiError, AsteriskError
@@ -25,7 +30,7 @@ from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("agi", "ami")  # sms and web arrive with their issues
+COMPONENTS = ("agi", "ami", "web")  # sms arrives with its issue
 SHUTDOWN_GRACE_S = 10.0
 QUERY_THREADS = 8
 
@@ -114,6 +119,7 @@ class Running:
     agi: FastAgiServer | None = None
     workers: Workers | None = None
     monitor: AmiMonitor | None = None
+    web: web.AppRunner | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -139,6 +145,26 @@ async def _start_agi(settings: Settings, store: Store, running: Running, *, work
     )
 
 
+async def _start_web(settings: Settings, store: Store, running: Running) -> None:
+    d = ConsoleDeps(
+        settings=settings,
+        store=store,
+        port=SampleBusinessPort(store, settings.security.pin_pepper),
+        agents=AgentControl(settings, store),
+        callers=running.monitor,
+    )
+    running.web = web.AppRunner(make_app(d), access_log=None)
+    await running.web.setup()
+    # Live pages hold their event streams open: give them 2 s, not aiohttp's 60, at shutdown.
+    site = web.TCPSite(running.web, settings.web.host, settings.web.port, shutdown_timeout=2.0)
+    try:
+        await site.start()
+    except OSError as exc:
+        await running.web.cleanup()
+        raise WebUnavailable(f"web console cannot listen on {settings.web.host}:{settings.web.port}: {exc}") from exc
+    log.info("web console on http://%s:%d/", settings.web.host, settings.web.port)
+
+
 async def _shut_down(running: Running) -> None:
     """Stop taking calls, give calls in progress a grace period, then stop the rest."""
     if running.server is not None:
@@ -151,6 +177,8 @@ async def _shut_down(running: Running) -> None:
         await asyncio.gather(*pending, return_exceptions=True)
     if running.workers is not None:
         await asyncio.to_thread(running.workers.stop)
+    if running.web is not None:
+        await running.web.cleanup()
     if running.monitor is not None:
         await running.monitor.stop()
     for task in running.tasks:
@@ -186,6 +214,8 @@ async def serve(
         running.tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
         running.monitor = AmiMonitor(settings, store)
         running.monitor.start()
+    if "web" in only and not worker:
+        await _start_web(settings, store, running)
     print("hotline serve: ready", flush=True)
     await stop.wait()
     log.info("shutting down")

@@ -86,10 +86,22 @@ class CallTracker:
             facts.ring_no_answer += 1
         elif event == "QueueCallerAbandon":
             facts.disposition, facts.queue_wait_s = "abandoned", _int(msg, "HoldTime")
-        elif event == "QueueCallerLeave" and facts.answered_at is None and facts.queue_entered_at is not None:
-            # Left without an answer and without hanging up: the queue timed out on them.
-            facts.queue_wait_s = facts.queue_wait_s or int((now - facts.queue_entered_at).total_seconds())
+        elif event == "QueueCallerLeave":
+            self.left.add(uid)
+            if facts.answered_at is None and facts.queue_entered_at is not None:
+                # Left without an answer and without hanging up: the queue timed out on them.
+                facts.queue_wait_s = facts.queue_wait_s or int((now - facts.queue_entered_at).total_seconds())
         elif event == "Hangup":
             facts.ended_at = now
+            self.left.discard(uid)
             return self.calls.pop(uid)
         return None
+
+    def waiting(self) -> list[tuple[str, dt.datetime]]:
+        """The callers in a queue now: (queue, since when), longest waiting first."""
+        out = [
+            (f.queue or "", f.queue_entered_at)
+            for uid, f in self.calls.items()
+            if uid not in self.left and f.answered_at is None and f.queue_entered_at is not None
+        ]
+        return sorted(out, key=lambda w: w[1])

@@ -162,6 +162,10 @@ class AmiMonitor:
     async def _write(self, facts: CallFacts) -> None:
         await asyncio.to_thread(import_facts, self.store, {facts.uniqueid: facts}, ImportReport())
 
+    def waiting(self) -> list[tuple[str, dt.datetime]]:
+        """The callers waiting in a queue now (queue, since when), for the wallboard."""
+        return self.tracker.waiting()
+
     def start(self) -> None:
         self.manager.connect()
 

@@ -25,7 +25,8 @@ def agent_on_call(store: Store, interface: str, uniqueid: str) -> str | None:
     """AgentConnect: the agent on `interface` now talks to the caller `uniqueid`; returns our call id."""
     with store.session() as s:
         call_id = s.scalar(select(Call.id).where(Call.asterisk_uniqueid == uniqueid))
-        s.execute(update(Agent).where(Agent.interface == interface).values(current_call_id=call_id))
+        values = {"current_call_id": call_id, **({"last_call_id": call_id} if call_id else {})}
+        s.execute(update(Agent).where(Agent.interface == interface).values(**values))
     return call_id
 
 

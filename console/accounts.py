@@ -1,0 +1,149 @@
+"""Console accounts and signed-in sessions.
+
+Passwords are kept only as scrypt hashes (cost in each hash, so it can be raised later).
+A session cookie holds a random token; the table holds its SHA-256, so a copy of the
+database cannot be used to sign in. Each session has its own CSRF token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+
+from console.errors import AccountError, BadCredentials
+from core.db import Store
+from core.models import ConsoleSession, ConsoleUser, utcnow
+
+ROLES = ("agent", "supervisor", "admin")
+# scrypt N=2^14, r=8: 16 MiB and about 50 ms here, which is fine for a sign-in.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+MIN_PASSWORD = 10
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    display_name: str
+    role: str
+    agent_id: str | None
+    interface: str | None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    user: User
+    token: str  # for the cookie; only its hash is stored
+    csrf_token: str
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = os.urandom(16) if salt is None else salt
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=1, maxmem=2**26, dklen=32)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    scheme, n, r, salt_hex, digest_hex = stored.split("$")
+    if scheme != "scrypt":
+        raise AccountError(f"unknown password hash scheme {scheme!r}")
+    derived = hashlib.scrypt(
+        password.encode(), salt=bytes.fromhex(salt_hex), n=int(n), r=int(r), p=1, maxmem=2**26, dklen=32
+    )
+    return hmac.compare_digest(derived, bytes.fromhex(digest_hex))
+
+
+# Compared against when the user does not exist, so a wrong name costs as long as a wrong password.
+_DUMMY_HASH = hash_password("not a password", salt=b"\0" * 16)
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _user(u: ConsoleUser) -> User:
+    return User(u.username, u.display_name, u.role, u.agent_id, u.interface)
+
+
+def add_user(
+    store: Store,
+    username: str,
+    password: str,
+    role: str,
+    display_name: str | None = None,
+    agent_id: str | None = None,
+    interface: str | None = None,
+) -> User:
+    """Create or replace an account (replacing sets a new password and signs it out everywhere)."""
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not username.isascii() or not username.replace("-", "").replace("_", "").isalnum():
+        raise AccountError("a user name has letters, digits, - and _ only")
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
+    if role == "agent" and not (agent_id and interface):
+        raise AccountError("an agent account needs --agent-id and --interface (the queue member, e.g. PJSIP/1001)")
+    user = ConsoleUser(
+        username=username,
+        display_name=display_name or username,
+        role=role,
+        password_hash=hash_password(password),
+        agent_id=agent_id,
+        interface=interface,
+        disabled=False,
+    )
+    with store.session() as s:
+        s.execute(delete(ConsoleSession).where(ConsoleSession.username == username))
+        s.merge(user)
+    return _user(user)
+
+
+def list_users(store: Store) -> list[User]:
+    with store.session() as s:
+        return [_user(u) for u in s.scalars(select(ConsoleUser).order_by(ConsoleUser.username))]
+
+
+def sign_in(store: Store, username: str, password: str, idle: dt.timedelta) -> SignedIn:
+    with store.session() as s:
+        user = s.get(ConsoleUser, username)
+    stored = user.password_hash if user is not None else _DUMMY_HASH
+    if not verify_password(password, stored) or user is None or user.disabled:
+        raise BadCredentials("wrong user name or password")
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    now = utcnow()
+    with store.session() as s:
+        # Expired sessions are swept here rather than by a timer.
+        s.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now))
+        s.add(
+            ConsoleSession(
+                token_hash=_token_hash(token), username=username, csrf_token=csrf, created_at=now, expires_at=now + idle
+            )
+        )
+    return SignedIn(_user(user), token, csrf)
+
+
+def session_user(store: Store, token: str, idle: dt.timedelta) -> tuple[User, str] | None:
+    """The user and CSRF token of a live session, extending it; None if unknown or expired."""
+    now = utcnow()
+    with store.session() as s:
+        row = s.get(ConsoleSession, _token_hash(token))
+        if row is None or row.expires_at < now:
+            return None
+        user = s.get(ConsoleUser, row.username)
+        if user is None or user.disabled:
+            return None
+        # Extend at most once a minute: most requests then read without writing.
+        if row.expires_at - now < idle - dt.timedelta(minutes=1):
+            row.expires_at = now + idle
+        return _user(user), row.csrf_token
+
+
+def sign_out(store: Store, token: str) -> None:
+    with store.session() as s:
+        s.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token)))

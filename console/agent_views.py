@@ -1,0 +1,154 @@
+"""The agent desk: my state and its buttons, the screen pop, the wrap-up, my callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from aiohttp import web
+
+from console import live, work
+from console.app import deps, render, require_role, sse
+from console.errors import BadRequest
+from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
+from ivr.screenpop import NotOnThisCall, ScreenPop, screen_pop
+
+PAUSE_REASONS = ("break", "meal", "training", "after_call")
+AGENT_QUEUES = (QUEUE_GENERAL, QUEUE_LABOUR)
+
+
+def _agent(request: web.Request) -> tuple[str, str, str]:
+    u = require_role(request, "agent")
+    if not u.agent_id or not u.interface:
+        raise BadRequest(f"account {u.username} has no agent id or interface")
+    return u.agent_id, u.display_name, u.interface
+
+
+async def _json(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("the request body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _yuan(fen: int | None) -> str | None:
+    return None if fen is None else f"{fen / 100:,.2f}"
+
+
+def _pop_dict(pop: ScreenPop) -> dict[str, Any]:
+    out = dataclasses.asdict(pop)
+    for key in ("pension_balance_fen", "medical_balance_fen"):
+        out[key.replace("_fen", "_yuan")] = _yuan(out.pop(key))
+    return out
+
+
+async def desk(request: web.Request) -> web.StreamResponse:
+    _agent(request)
+    return render(request, "agent.html", reasons=PAUSE_REASONS, codes=work.WRAPUP_CODES)
+
+
+async def desk_stream(request: web.Request) -> web.StreamResponse:
+    agent_id, _, _ = _agent(request)
+    d = deps(request)
+    shown: dict[str, Any] = {"call": None, "pop": None}
+
+    async def snapshot() -> dict[str, Any]:
+        me = await asyncio.to_thread(live.agent_snapshot, d.store, agent_id)
+        call_id = me["current_call_id"]
+        if call_id != shown["call"]:
+            # A new call: look the caller up once (each look-up is audited), keep it for this page.
+            shown["call"], shown["pop"] = call_id, None
+            if call_id is not None:
+                try:
+                    pop = await asyncio.to_thread(screen_pop, d.store, d.port, agent_id, call_id)
+                    shown["pop"] = _pop_dict(pop)
+                except NotOnThisCall:
+                    shown["pop"] = None  # the call ended between the two reads
+        last = await asyncio.to_thread(work.last_call, d.store, agent_id)
+        callbacks = await asyncio.to_thread(work.my_callbacks, d.store, agent_id, AGENT_QUEUES)
+        return {
+            "me": me,
+            "screen_pop": shown["pop"],
+            "last_call": dataclasses.asdict(last) if last else None,
+            "callbacks": [dataclasses.asdict(cb) for cb in callbacks],
+        }
+
+    return await sse(request, snapshot)
+
+
+async def change_state(request: web.Request) -> web.StreamResponse:
+    agent_id, name, interface = _agent(request)
+    body = await _json(request)
+    action, control = body.get("action"), deps(request).agents
+    if action == "login":
+        view = await control.login(agent_id, name, interface, AGENT_QUEUES)
+    elif action == "logout":
+        view = await control.logout(agent_id)
+    elif action == "pause":
+        reason = body.get("reason")
+        if reason not in PAUSE_REASONS:
+            raise BadRequest(f"pause reason must be one of {', '.join(PAUSE_REASONS)}")
+        view = await control.pause(agent_id, reason)
+    elif action == "unpause":
+        view = await control.unpause(agent_id)
+    else:
+        raise BadRequest("action must be login, logout, pause or unpause")
+    return web.json_response({"state": view.state, "reason": view.pause_reason})
+
+
+async def caller_data(request: web.Request) -> web.StreamResponse:
+    """The screen pop on request: refused (and audited) unless the agent is on that call."""
+    agent_id, _, _ = _agent(request)
+    d = deps(request)
+    try:
+        pop = await asyncio.to_thread(screen_pop, d.store, d.port, agent_id, request.match_info["call_id"])
+    except NotOnThisCall as exc:
+        return web.json_response({"error": str(exc)}, status=403)
+    return web.json_response(_pop_dict(pop))
+
+
+async def wrapup(request: web.Request) -> web.StreamResponse:
+    agent_id, _, _ = _agent(request)
+    body = await _json(request)
+    call_id, code, note = body.get("call_id"), body.get("code"), body.get("note", "")
+    if not isinstance(call_id, str) or not isinstance(code, str) or not isinstance(note, str):
+        raise BadRequest("call_id, code and note are strings")
+    await asyncio.to_thread(work.save_wrapup, deps(request).store, agent_id, call_id, code, note)
+    return web.json_response({"saved": call_id})
+
+
+def _callback_id(request: web.Request) -> int:
+    raw = request.match_info["callback_id"]
+    if not raw.isdigit():
+        raise BadRequest(f"no callback {raw!r}")
+    return int(raw)
+
+
+async def take_callback(request: web.Request) -> web.StreamResponse:
+    agent_id, _, _ = _agent(request)
+    number = await asyncio.to_thread(work.take_callback, deps(request).store, agent_id, _callback_id(request))
+    return web.json_response({"number": number})
+
+
+async def finish_callback(request: web.Request) -> web.StreamResponse:
+    agent_id, _, _ = _agent(request)
+    body = await _json(request)
+    outcome, note = body.get("outcome"), body.get("note", "")
+    if not isinstance(outcome, str) or not isinstance(note, str):
+        raise BadRequest("outcome and note are strings")
+    await asyncio.to_thread(work.finish_callback, deps(request).store, agent_id, _callback_id(request), outcome, note)
+    return web.json_response({"finished": _callback_id(request), "outcome": outcome})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/agent", desk)
+    app.router.add_get("/agent/stream", desk_stream)
+    app.router.add_post("/api/agent/state", change_state)
+    app.router.add_get("/api/calls/{call_id}/screenpop", caller_data)
+    app.router.add_post("/api/wrapup", wrapup)
+    app.router.add_post("/api/callbacks/{callback_id}/take", take_callback)
+    app.router.add_post("/api/callbacks/{callback_id}/finish", finish_callback)

@@ -1,0 +1,24 @@
+"""Errors raised by the console room, named by what went wrong. HTTP statuses are chosen
+in `console.app` only."""
+
+from core.errors import HotlineError
+
+
+class ConsoleError(HotlineError):
+    """Something the console was asked to do cannot be done."""
+
+
+class AccountError(ConsoleError):
+    """An account cannot be created as asked (bad role, short password, missing agent id)."""
+
+
+class BadCredentials(ConsoleError):
+    """Wrong user name or password, or a disabled account."""
+
+
+class NotAllowed(ConsoleError):
+    """The signed-in user may not do this (wrong role, not their call, not their callback)."""
+
+
+class BadRequest(ConsoleError):
+    """The request is malformed: a missing field, an unknown code, a note too long."""

@@ -1,0 +1,62 @@
+"""What the live pages show, as plain dicts ready for JSON: the wallboard and an agent's own state."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from sqlalchemy import select
+
+from core.db import Store
+from core.models import Agent, utcnow
+from core.settings import QueueSettings
+from ivr.hours import is_open, local_midnight
+from reports.kpi import kpis
+
+AGENT_STATES = ("available", "on_call", "paused", "logged_out")
+
+
+class WaitingCallers(Protocol):
+    """Who is in a queue now: the AMI monitor in the same process knows."""
+
+    def waiting(self) -> list[tuple[str, dt.datetime]]: ...
+
+
+def agent_state(a: Agent) -> str:
+    return "on_call" if a.current_call_id and a.state != "logged_out" else a.state
+
+
+def wallboard(store: Store, queue: QueueSettings, callers: WaitingCallers | None) -> dict[str, Any]:
+    now = utcnow()
+    with store.session() as s:
+        agents = list(s.scalars(select(Agent).order_by(Agent.id)))
+    states = Counter(agent_state(a) for a in agents)
+    waiting = callers.waiting() if callers is not None else None
+    today = kpis(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
+    return {
+        "open": is_open(queue, now),
+        "live": waiting is not None,  # False when this process runs no AMI monitor
+        "waiting": len(waiting) if waiting is not None else None,
+        "longest_wait_s": int((now - waiting[0][1]).total_seconds()) if waiting else 0,
+        "waiting_by_queue": dict(Counter(q for q, _ in waiting or [])),
+        "agents": {state: states.get(state, 0) for state in AGENT_STATES},
+        "agent_list": [
+            {"id": a.id, "name": a.name, "state": agent_state(a), "reason": a.pause_reason or ""} for a in agents
+        ],
+        "today": asdict(today),
+    }
+
+
+def agent_snapshot(store: Store, agent_id: str) -> dict[str, Any]:
+    with store.session() as s:
+        a = s.get(Agent, agent_id)
+    if a is None:
+        return {"state": "logged_out", "reason": "", "current_call_id": None, "queues": []}
+    return {
+        "state": agent_state(a),
+        "reason": a.pause_reason or "",
+        "current_call_id": a.current_call_id if a.state != "logged_out" else None,
+        "queues": [q for q in a.queues.split(",") if q],
+    }

@@ -1,0 +1,172 @@
+// The console's live pages: server-sent events in, JSON POSTs (with the CSRF token) out.
+"use strict";
+
+const strings = JSON.parse(document.getElementById("strings").textContent);
+const csrf = document.querySelector('meta[name="csrf"]').content;
+const $ = (id) => document.getElementById(id);
+const tr = (key) => strings[key] || key;
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const data = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new Error(data.error || response.statusText);
+  return data;
+}
+
+function follow(url, onData) {
+  // EventSource reconnects by itself; we only show when the link is down.
+  const source = new EventSource(url);
+  source.onmessage = (event) => {
+    $("link-state").hidden = true;
+    onData(JSON.parse(event.data));
+  };
+  source.onerror = () => {
+    $("link-state").hidden = false;
+  };
+}
+
+function text(id, value) {
+  $(id).textContent = value === null || value === undefined || value === "" ? "–" : String(value);
+}
+
+// --- agent desk ------------------------------------------------------------------------
+
+let wrapupCall = null;
+
+function showMe(me) {
+  const state = $("my-state");
+  state.textContent = tr("state." + me.state);
+  state.dataset.state = me.state;
+  $("my-reason").textContent = me.reason ? "(" + tr("reason." + me.reason) + ")" : "";
+  const loggedOut = me.state === "logged_out";
+  $("btn-login").disabled = !loggedOut;
+  $("btn-logout").disabled = loggedOut;
+  $("btn-pause").disabled = loggedOut || me.state === "paused";
+  $("btn-unpause").disabled = me.state !== "paused";
+}
+
+function showPop(pop) {
+  $("screen-pop").hidden = !pop;
+  $("no-call").hidden = !!pop;
+  if (!pop) return;
+  text("pop-caller", pop.caller);
+  $("pop-verified-label").textContent = pop.verified ? tr("verified") : tr("not_verified");
+  text("pop-verified", pop.verified ? "✓" : "✗");
+  text("pop-name", pop.name);
+  text("pop-id", pop.id_number);
+  text("pop-phone", pop.phone);
+  text("pop-pension", pop.pension_balance_yuan === null ? null : pop.pension_balance_yuan + " " + tr("yuan"));
+  text("pop-months", pop.pension_months);
+  text("pop-medical", pop.medical_balance_yuan === null ? null : pop.medical_balance_yuan + " " + tr("yuan"));
+  text("pop-path", pop.menu_path.join(" › "));
+  text("pop-queries", pop.queries.join(", "));
+}
+
+function showLastCall(last) {
+  $("wrapup-form").hidden = !last;
+  $("no-last-call").hidden = !!last;
+  if (!last) return;
+  if (last.call_id !== wrapupCall) {
+    // A new call to wrap up: start from what was saved for it, if anything.
+    wrapupCall = last.call_id;
+    $("wrapup-call").textContent = last.caller + " · " + last.started_at;
+    $("wrapup-code").value = last.wrapup_code || "resolved";
+    $("wrapup-note").value = last.wrapup_note || "";
+    $("wrapup-saved").hidden = !last.wrapup_code;
+  }
+}
+
+function showCallbacks(callbacks) {
+  const body = $("callbacks").querySelector("tbody");
+  body.replaceChildren();
+  $("callbacks").hidden = callbacks.length === 0;
+  $("no-callbacks").hidden = callbacks.length > 0;
+  for (const cb of callbacks) {
+    const row = body.insertRow();
+    row.id = "callback-" + cb.id;
+    row.insertCell().textContent = cb.id;
+    row.insertCell().textContent = cb.number + " (" + tr("cb.reason." + cb.reason) + ")";
+    row.insertCell().textContent = cb.requested_at;
+    const cell = row.insertCell();
+    const buttons = cb.status === "open" ? [["take", tr("btn.take")]] : [["done", tr("btn.done")], ["failed", tr("btn.failed")]];
+    for (const [what, label] of buttons) {
+      const button = document.createElement("button");
+      button.textContent = label;
+      button.className = "cb-" + what;
+      button.onclick = () => {
+        const url = "/api/callbacks/" + cb.id + (what === "take" ? "/take" : "/finish");
+        post(url, what === "take" ? {} : { outcome: what }).catch(showError);
+      };
+      cell.appendChild(button);
+    }
+  }
+}
+
+function showError(error) {
+  $("state-error").hidden = false;
+  $("state-error").textContent = error.message;
+}
+
+function agentPage() {
+  for (const button of document.querySelectorAll("#state-card button[data-action]")) {
+    button.onclick = () => {
+      $("state-error").hidden = true;
+      const body = { action: button.dataset.action };
+      if (body.action === "pause") body.reason = $("pause-reason").value;
+      post("/api/agent/state", body).catch(showError);
+    };
+  }
+  $("wrapup-form").onsubmit = (event) => {
+    event.preventDefault();
+    post("/api/wrapup", { call_id: wrapupCall, code: $("wrapup-code").value, note: $("wrapup-note").value })
+      .then(() => { $("wrapup-saved").hidden = false; })
+      .catch(showError);
+  };
+  follow("/agent/stream", (data) => {
+    showMe(data.me);
+    showPop(data.screen_pop);
+    showLastCall(data.last_call);
+    showCallbacks(data.callbacks);
+  });
+}
+
+// --- wallboard -------------------------------------------------------------------------
+
+function percent(rate) {
+  return rate === null ? null : Math.round(rate * 1000) / 10 + "%";
+}
+
+function wallboardPage() {
+  follow("/wallboard/stream", (data) => {
+    $("not-live").hidden = data.live;
+    text("wb-waiting", data.waiting);
+    text("wb-longest", data.live ? data.longest_wait_s + " " + tr("seconds") : null);
+    const today = data.today;
+    text("wb-answered", today.agent_calls);
+    text("wb-abandoned", today.abandoned_calls);
+    text("wb-automated", today.automated_calls);
+    text("wb-sl", percent(today.service_level_20s));
+    text("wb-avg-wait", today.avg_wait_seconds + " " + tr("seconds"));
+    text("wb-avg-talk", today.avg_agent_talk_seconds + " " + tr("seconds"));
+    text("wb-satisfaction", percent(today.satisfaction_rate));
+    $("wb-open").textContent = "(" + tr(data.open ? "open" : "closed") + ")";
+    for (const [state, n] of Object.entries(data.agents)) text("wb-state-" + state, n);
+    const body = $("wb-agents").querySelector("tbody");
+    body.replaceChildren();
+    for (const agent of data.agent_list) {
+      const row = body.insertRow();
+      row.insertCell().textContent = agent.name;
+      row.insertCell().textContent = tr("state." + agent.state) + (agent.reason ? " (" + tr("reason." + agent.reason) + ")" : "");
+    }
+    text("wb-updated", new Date().toLocaleTimeString());
+  });
+}
+
+const page = document.body.dataset.page;
+if (page === "agent") agentPage();
+if (page === "wallboard") wallboardPage();

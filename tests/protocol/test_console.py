@@ -1,0 +1,262 @@
+"""The web console over real HTTP on localhost, and in Debian's chromium: sign-in, roles,
+CSRF, the agent's data rules, wrap-ups, callbacks, and a wallboard that updates live."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, CookieJar
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select
+
+from console import accounts
+from console.app import ConsoleDeps, make_app
+from console.errors import BadCredentials
+from core.business import SampleBusinessPort
+from core.db import Store
+from core.models import Agent, AuditEntry, Call, Callback, ConsoleSession, ConsoleUser, Wrapup, utcnow
+from core.settings import Settings
+from ivr.agents import AgentControl
+from tests.browser import chromium
+from tests.conftest import PEPPER, load_sample, make_settings
+
+AGENT_PW = "agent-password-1"
+SUP_PW = "supervisor-password-1"
+HOUR = dt.timedelta(hours=1)
+
+
+@dataclass
+class Waiting:
+    """Stands in for the AMI monitor's list of waiting callers (the real one is tested
+    against Asterisk in tests/real/test_console.py)."""
+
+    callers: list[tuple[str, dt.datetime]] = field(default_factory=list)
+
+    def waiting(self) -> list[tuple[str, dt.datetime]]:
+        return list(self.callers)
+
+
+def _users(store: Store) -> None:
+    accounts.add_user(store, "sup", SUP_PW, "supervisor", "主管")
+    for n in ("1001", "1002"):
+        accounts.add_user(store, f"a{n}", AGENT_PW, "agent", f"坐席{n}", n, f"Local/{n}-1-4@hotline-agents/n")
+
+
+@pytest.fixture
+async def console(store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Store, Waiting]]:
+    settings: Settings = make_settings(tmp_path, store.url)
+    load_sample(store)
+    _users(store)
+    waiting = Waiting()
+    deps = ConsoleDeps(settings, store, SampleBusinessPort(store, PEPPER), AgentControl(settings, store), waiting)
+    server = TestServer(make_app(deps), host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield str(server.make_url("")).rstrip("/"), store, waiting
+    finally:
+        await server.close()
+
+
+def _client() -> ClientSession:
+    # unsafe=True: keep cookies of an IP-address host (127.0.0.1), as a browser does.
+    return ClientSession(cookie_jar=CookieJar(unsafe=True))
+
+
+async def _sign_in(http: ClientSession, base: str, user: str, password: str) -> str:
+    """Sign in like the browser's form does; return the page's CSRF token."""
+    page = await (await http.get(f"{base}/login")).text()
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    r = await http.post(
+        f"{base}/login", data={"csrf": token.group(1), "username": user, "password": password}, allow_redirects=False
+    )
+    assert r.status == 303, await r.text()
+    session_cookie = next(c for c in r.headers.getall("Set-Cookie") if c.startswith("hotline_session="))
+    assert "HttpOnly" in session_cookie and "SameSite=Strict" in session_cookie
+    home = await (await http.get(f"{base}/")).text()
+    csrf = re.search(r'<meta name="csrf" content="([^"]+)"', home)
+    assert csrf is not None
+    return csrf.group(1)
+
+
+def _call_on(store: Store, call_id: str, agent_id: str, resident_id: int | None, *, current: bool) -> None:
+    with store.session() as s:
+        s.add(Call(id=call_id, started_at=utcnow(), resident_id=resident_id, caller_number="13812345678"))
+        s.merge(
+            Agent(
+                id=agent_id,
+                name=f"坐席{agent_id}",
+                interface=f"Local/{agent_id}-1-4@hotline-agents/n",
+                queues="hotline-12333",
+                state="available",
+                current_call_id=call_id if current else None,
+                last_call_id=call_id,
+            )
+        )
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+def test_passwords_are_hashed_and_sessions_expire(store: Store) -> None:
+    _users(store)
+    with store.session() as s:
+        stored = s.get(ConsoleUser, "sup")
+        assert stored is not None and SUP_PW not in stored.password_hash
+        assert stored.password_hash.startswith("scrypt$16384$8$")
+    with pytest.raises(BadCredentials):
+        accounts.sign_in(store, "sup", "wrong-password", HOUR)
+    with pytest.raises(BadCredentials):
+        accounts.sign_in(store, "nobody", SUP_PW, HOUR)
+    signed = accounts.sign_in(store, "sup", SUP_PW, HOUR)
+    assert accounts.session_user(store, signed.token, HOUR) == (signed.user, signed.csrf_token)
+    with store.session() as s:
+        assert s.get(ConsoleSession, signed.token) is None  # only the token's hash is kept
+    expired = accounts.sign_in(store, "sup", SUP_PW, dt.timedelta(seconds=-1))
+    assert accounts.session_user(store, expired.token, HOUR) is None
+    # A new password signs the account out everywhere.
+    accounts.add_user(store, "sup", "another-password", "supervisor")
+    assert accounts.session_user(store, signed.token, HOUR) is None
+
+
+# --- HTTP: roles, CSRF, the data rules ------------------------------------------------------
+
+
+async def test_signed_out_requests_go_to_the_sign_in_page(console: Any) -> None:
+    base, _, _ = console
+    async with _client() as http:
+        r = await http.get(f"{base}/agent", allow_redirects=False)
+        assert (r.status, r.headers["Location"]) == (303, "/login")
+        assert (await http.get(f"{base}/api/calls/x/screenpop")).status == 401
+        # The sign-in form itself needs its CSRF cookie and field.
+        r = await http.post(f"{base}/login", data={"username": "sup", "password": SUP_PW}, allow_redirects=False)
+        assert r.status == 403
+
+
+async def test_csrf_and_roles(console: Any) -> None:
+    base, _, _ = console
+    async with _client() as http:
+        csrf = await _sign_in(http, base, "a1001", AGENT_PW)
+        r = await http.get(f"{base}/agent")
+        assert r.status == 200 and "default-src 'self'" in r.headers["Content-Security-Policy"]
+        assert (await http.get(f"{base}/wallboard")).status == 403  # an agent is not a supervisor
+        body = {"action": "bogus"}
+        assert (await http.post(f"{base}/api/agent/state", json=body)).status == 403  # no token
+        r = await http.post(f"{base}/api/agent/state", json=body, headers={"X-CSRF-Token": "forged"})
+        assert r.status == 403
+        headers = {"X-CSRF-Token": csrf, "Origin": "http://evil.example"}
+        assert (await http.post(f"{base}/api/agent/state", json=body, headers=headers)).status == 403
+        r = await http.post(f"{base}/api/agent/state", json=body, headers={"X-CSRF-Token": csrf})
+        assert r.status == 400 and "action must be" in (await r.json())["error"]
+        # Pausing before joining the queues is refused with a reason, not a crash.
+        r = await http.post(
+            f"{base}/api/agent/state", json={"action": "pause", "reason": "meal"}, headers={"X-CSRF-Token": csrf}
+        )
+        assert r.status == 409 and "log in first" in (await r.json())["error"]
+        # Signing out ends the session on the server too.
+        r = await http.post(f"{base}/logout", data={"csrf": csrf}, allow_redirects=False)
+        assert r.status == 303
+        assert (await http.get(f"{base}/api/calls/x/screenpop")).status == 401
+
+
+async def test_only_the_agent_on_the_call_sees_the_caller(console: Any, sample_data: Any) -> None:
+    base, store, _ = console
+    resident = sample_data[1][0]
+    _call_on(store, "call-1", "1001", resident.id, current=True)
+    _call_on(store, "call-2", "1002", resident.id, current=True)
+    async with _client() as http:
+        csrf = await _sign_in(http, base, "a1001", AGENT_PW)
+        r = await http.get(f"{base}/api/calls/call-1/screenpop")
+        pop = await r.json()
+        assert r.status == 200 and pop["verified"] and pop["name"] == resident.name
+        assert pop["id_number"] == resident.id_number[:6] + "********" + resident.id_number[-4:]
+        assert (await http.get(f"{base}/api/calls/call-2/screenpop")).status == 403
+        # Wrap-ups: for my call yes, for someone else's no, and an unknown code is refused.
+        save = {"call_id": "call-1", "code": "follow_up", "note": "需回访：医保转移"}
+        h = {"X-CSRF-Token": csrf}
+        assert (await http.post(f"{base}/api/wrapup", json=save, headers=h)).status == 200
+        assert (await http.post(f"{base}/api/wrapup", json={**save, "call_id": "call-2"}, headers=h)).status == 403
+        assert (await http.post(f"{base}/api/wrapup", json={**save, "code": "??"}, headers=h)).status == 400
+        assert (await http.post(f"{base}/api/wrapup", data="{", headers=h)).status == 400
+    with store.session() as s:
+        wrap = s.get(Wrapup, "call-1")
+        assert wrap is not None and (wrap.agent_id, wrap.code) == ("1001", "follow_up")
+        audit = [(a.actor, a.action, a.call_id) for a in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+    assert ("console:1001", "view:screen_pop", "call-1") in audit
+    assert ("console:1001", "denied:screen_pop", "call-2") in audit
+
+
+async def test_a_callback_is_taken_by_one_agent_and_finished(console: Any) -> None:
+    base, store, _ = console
+    _call_on(store, "call-cb", "1002", None, current=False)
+    with store.session() as s:
+        s.add(Callback(call_id="call-cb", number="13912345678", queue="hotline-12333", reason="long_wait"))
+    async with _client() as one, _client() as two:
+        h1 = {"X-CSRF-Token": await _sign_in(one, base, "a1001", AGENT_PW)}
+        h2 = {"X-CSRF-Token": await _sign_in(two, base, "a1002", AGENT_PW)}
+        with store.session() as s:
+            cb_id = s.scalars(select(Callback.id)).one()
+        r = await one.post(f"{base}/api/callbacks/{cb_id}/take", headers=h1)
+        assert r.status == 200 and (await r.json())["number"] == "13912345678"
+        assert (await two.post(f"{base}/api/callbacks/{cb_id}/take", headers=h2)).status == 403
+        r = await two.post(f"{base}/api/callbacks/{cb_id}/finish", json={"outcome": "done"}, headers=h2)
+        assert r.status == 403
+        r = await one.post(
+            f"{base}/api/callbacks/{cb_id}/finish", json={"outcome": "done", "note": "已答复"}, headers=h1
+        )
+        assert r.status == 200
+    with store.session() as s:
+        cb = s.scalars(select(Callback)).one()
+        assert (cb.status, cb.agent_id, cb.note) == ("done", "1001", "已答复")
+        assert s.scalars(select(AuditEntry.action).where(AuditEntry.call_id == "call-cb")).all() == [
+            "view:callback_number"
+        ]
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_wallboard_updates_live_in_chromium(console: Any) -> None:
+    base, store, waiting = console
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(10_000)
+        await page.goto(f"{base}/wallboard")
+        assert page.url.endswith("/login")
+        assert await page.locator("#login-submit").inner_text() == "登录"
+        await page.fill("#username", "sup")
+        await page.fill("#password", "not-the-password")
+        await page.click("#login-submit")
+        assert await page.locator("#login-message").inner_text() == "用户名或密码错误"
+        await page.fill("#username", "sup")
+        await page.fill("#password", SUP_PW)
+        await page.click("#login-submit")
+        await page.wait_for_url(f"{base}/wallboard")
+        await page.locator("#wb-waiting").filter(has_text="0").wait_for()
+        await page.evaluate("window.notReloaded = true")
+        # A caller joins the queue, an agent signs in and a call is answered: the board follows.
+        waiting.callers.append(("hotline-12333", utcnow() - dt.timedelta(seconds=42)))
+        _call_on(store, "call-wb", "1001", None, current=True)
+        with store.session() as s:
+            call = s.get(Call, "call-wb")
+            assert call is not None
+            call.disposition, call.queue_wait_s, call.talk_s, call.survey = "agent", 12, 95, 1
+        await page.locator("#wb-waiting").filter(has_text="1").wait_for(timeout=5000)
+        assert int((await page.locator("#wb-longest").inner_text()).split()[0]) >= 42
+        await page.locator("#wb-state-on_call").filter(has_text="1").wait_for(timeout=5000)
+        await page.locator("#wb-answered").filter(has_text="1").wait_for(timeout=5000)
+        assert await page.locator("#wb-sl").inner_text() == "100%"
+        assert await page.locator("#wb-avg-talk").inner_text() == "95 秒"
+        assert await page.evaluate("window.notReloaded") is True
+        # The English switch keeps the page and the user.
+        await page.click("#switch-lang")
+        await page.wait_for_url(f"{base}/wallboard")
+        await page.locator("#wb-avg-talk").filter(has_text="95 s").wait_for(timeout=5000)
+        assert "Callers waiting" in await page.locator("main").inner_text()
