@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import tomllib
+import typing
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -104,7 +105,7 @@ class QueueSettings(_Section):
     default_talk_s: int = Field(180, ge=1)
     timezone: str = "Asia/Shanghai"
     open_time: dt.time = dt.time(8, 30)
-    close_time: dt.time = dt.time(17, 30)
+    close_time: dt.time = dt.time(17, 30)  # equal to open_time: open all day
     open_weekdays: tuple[int, ...] = (1, 2, 3, 4, 5)  # ISO: Monday is 1
     # Public holidays (closed though a weekday) and adjusted working days (open though a weekend).
     holidays: tuple[dt.date, ...] = ()
@@ -157,7 +158,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 if field not in model.model_fields:
                     raise SettingsError(f"{key}: {section} has no setting {field!r}")
                 parsed: Any = value
-                if field == "allowed_peers":
+                if typing.get_origin(model.model_fields[field].annotation) is tuple:
+                    # Lists in the environment are comma-separated: HOTLINE_QUEUE_HOLIDAYS=2026-10-01,2026-10-02
                     parsed = tuple(p.strip() for p in value.split(",") if p.strip())
                 out.setdefault(section, {})[field] = parsed
                 break

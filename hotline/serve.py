@@ -26,6 +26,7 @@ from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import ami_login
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
+from ivr.queue_entry import queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
 
@@ -128,6 +129,7 @@ async def _start_agi(settings: Settings, store: Store, running: Running, *, work
     agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
     agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
     agi.add_route(dialplan.AGI_SCRIPT_SURVEY, survey_route(store))
+    agi.add_route(dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue))
     shared = worker or settings.agi.workers > 1
     running.agi = agi
     running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)

@@ -13,7 +13,8 @@ def local_now(settings: QueueSettings, now: dt.datetime) -> dt.datetime:
 
 
 def is_open(settings: QueueSettings, now: dt.datetime) -> bool:
-    """Open on an open weekday or an adjusted working day, not on a holiday, between the hours.
+    """Open on an open weekday or an adjusted working day, not on a holiday, between the
+    hours (open_time == close_time means all day).
 
     >>> from core.settings import QueueSettings
     >>> q = QueueSettings(holidays=(dt.date(2026, 10, 1),))
@@ -26,6 +27,8 @@ def is_open(settings: QueueSettings, now: dt.datetime) -> bool:
         return False
     if day.isoweekday() not in settings.open_weekdays and day not in settings.workdays:
         return False
+    if settings.open_time == settings.close_time:
+        return True  # open the whole day
     return settings.open_time <= local.time().replace(tzinfo=None) < settings.close_time
 
 

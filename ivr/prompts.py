@@ -23,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from ivr.catalogue import Catalogue
+from ivr.dialplan import MOH_DIR
 from ivr.errors import PromptBuildError
+from ivr.hold_music import write_hold_music
 
 log = logging.getLogger(__name__)
 VOICES = {"zh": "sit/cmn", "en": "en"}
@@ -154,6 +156,7 @@ def build(catalogue: Catalogue, out_dir: Path, *, force: bool = False) -> BuildR
             manifest_path.write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
     for lang in VOICES:
         write_silence(out_dir / lang / f"{SILENCE_ID}.wav")
+    write_hold_music(out_dir / MOH_DIR / "hold.wav")
     files = 0
     for lang in VOICES:
         for pid, text in catalogue.items(lang):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from core import audit
 from core.db import Store
@@ -105,9 +105,10 @@ _END = (
                 "resident_id",
                 "queue",
                 "language",
-                "disposition",
             )
         }
+        # The queue's records (or a callback request) may have settled the call first: keep them.
+        | {"disposition": func.coalesce(CALLS.c.disposition, bindparam("disposition"))}
     )
 )
 
@@ -209,7 +210,8 @@ def import_spool(store: Store, directory: Path) -> int:
                 call.ended_at = dt.datetime.fromisoformat(rec["ended_at"])
                 call.outcome, call.ended_by, call.queue = rec["outcome"], rec["ended_by"], rec["queue"]
                 call.last_node, call.resident_id, call.language = rec["last_node"], rec["resident_id"], rec["language"]
-                call.disposition = None if rec["outcome"] == "transferred" else "automated"
+                if call.disposition is None and rec["outcome"] != "transferred":
+                    call.disposition = "automated"
         path.unlink()
         imported += 1
     return imported

@@ -39,3 +39,10 @@ def test_fastagi_script_and_actions() -> None:
         assert f'"${{{dialplan.VAR_ACTION}}}" = "{action}"' in EXTENSIONS
     assert f"{dialplan.SOUNDS_SUBDIR}/zh/{dialplan.PROMPT_SYSTEM_APOLOGY}" in EXTENSIONS
     assert f"exten => {dialplan.EXTEN_HOTLINE}," in EXTENSIONS
+
+
+def test_queue_entry_hold_music_and_periodic_announcement() -> None:
+    assert f"AGI(agi://${{{dialplan.GLOBAL_AGI_ADDR}}}/{dialplan.AGI_SCRIPT_QUEUE_ENTRY}," in EXTENSIONS
+    assert f"periodic-announce = {dialplan.SOUNDS_SUBDIR}/zh/{dialplan.PROMPT_QUEUE_PERIODIC}" in QUEUES
+    moh = (CONF / "musiconhold.conf").read_text(encoding="utf-8")
+    assert f"directory = /usr/share/asterisk/sounds/{dialplan.SOUNDS_SUBDIR}/{dialplan.MOH_DIR}" in moh

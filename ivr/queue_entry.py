@@ -1,0 +1,207 @@
+"""Before a caller joins an agent queue: where they stand, how long they may wait, and
+the offer of a callback instead.
+
+The dialplan runs the FastAGI script `queue-entry` just before Queue(). It reads the
+queue's state from Asterisk's own functions (QUEUE_WAITING_COUNT and QUEUE_MEMBER, app_queue
+docs), estimates the wait from the agents free now and the recent average talk time, and:
+
+- outside business hours (ivr.hours), says so and offers a callback (press 1), then ends
+  the call: nobody would answer the queue;
+- when the caller would wait, says how many are ahead and about how long it will be; when
+  that is longer than `queue.callback_offer_wait_s`, or unknown because no agent is
+  staffed, offers a callback instead of waiting;
+- otherwise (an agent is free) says nothing, so the caller is connected at once.
+
+A booked callback is a `callbacks` row, and the call's disposition is `callback`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from core.db import Store
+from core.errors import StoreUnavailable
+from core.models import Call, Callback, utcnow
+from core.settings import QueueSettings
+from ivr import dialplan, speech
+from ivr.fastagi import AgiChannel, AgiVoice, Route
+from ivr.hours import is_open
+from ivr.records import log_call_id
+
+log = logging.getLogger(__name__)
+OFFER_TIMEOUT_MS = 5000
+TALK_SAMPLE = 50  # the last answered calls whose talk time is averaged
+TALK_CACHE_S = 60.0
+
+
+@dataclass(frozen=True)
+class QueueState:
+    waiting: int  # callers already in the queue
+    ready: int  # members free to answer now
+    staffed: int  # members logged in and not paused
+
+
+def estimate_wait_s(state: QueueState, avg_talk_s: int) -> int | None:
+    """Seconds until an agent answers a caller joining now; None if nobody is staffed.
+
+    Callers are served in order; each staffed agent frees up once per average call.
+
+    >>> estimate_wait_s(QueueState(waiting=0, ready=1, staffed=1), 180)
+    0
+    >>> estimate_wait_s(QueueState(waiting=5, ready=0, staffed=2), 180)  # 6th in line, 2 agents
+    540
+    """
+    position = state.waiting + 1
+    if state.ready >= position:
+        return 0
+    if state.staffed == 0:
+        return None
+    return math.ceil((position - state.ready) / state.staffed) * avg_talk_s
+
+
+def average_talk_s(store: Store, queue: str, default: int) -> int:
+    recent = (
+        select(Call.talk_s)
+        .where(Call.queue == queue, Call.disposition == "agent", Call.talk_s.is_not(None))
+        .order_by(Call.started_at.desc())
+        .limit(TALK_SAMPLE)
+        .subquery()
+    )
+    with store.transaction() as c:
+        avg = c.scalar(select(func.avg(recent.c.talk_s)))
+    return round(float(avg)) if avg is not None else default
+
+
+def book_callback(store: Store, call_id: str, number: str, queue: str, reason: str) -> bool:
+    """One callback per call (a second request is the same booking); the call's
+    disposition becomes `callback`. True if this request booked it."""
+    try:
+        with store.session() as s:
+            s.execute(insert(Callback).values(call_id=call_id, number=number, queue=queue, reason=reason))
+            result = s.execute(update(Call).where(Call.id == call_id).values(disposition="callback"))
+            if not cast(CursorResult[Any], result).rowcount:
+                # The IVR's record never reached the store (the FastAGI server was down):
+                # a minimal record, so reports still count the call.
+                s.add(Call(id=call_id, started_at=utcnow(), caller_number=number, queue=queue, disposition="callback"))
+    except IntegrityError:
+        return False
+    return True
+
+
+class QueueEntry:
+    def __init__(self, store: Store, settings: QueueSettings) -> None:
+        self.store = store
+        self.settings = settings
+        self._talk: dict[str, tuple[float, int]] = {}  # queue -> (when read, seconds)
+
+    async def _talk_s(self, queue: str) -> int:
+        cached = self._talk.get(queue)
+        if cached is None or time.monotonic() - cached[0] > TALK_CACHE_S:
+            try:
+                value = await asyncio.to_thread(average_talk_s, self.store, queue, self.settings.default_talk_s)
+            except StoreUnavailable:
+                value = self.settings.default_talk_s
+            cached = self._talk[queue] = (time.monotonic(), value)
+        return cached[1]
+
+    async def _number(self, channel: AgiChannel, name: str) -> int:
+        reply = await channel.command(f"GET FULL VARIABLE ${{{name}}}")
+        return int(reply.data) if reply.result == "1" and reply.data.isdigit() else 0
+
+    async def queue_state(self, channel: AgiChannel, queue: str) -> QueueState:
+        waiting = await self._number(channel, f"QUEUE_WAITING_COUNT({queue})")
+        ready = await self._number(channel, f"QUEUE_MEMBER({queue},ready)")
+        logged = await self._number(channel, f"QUEUE_MEMBER({queue},logged)")
+        paused = await self._number(channel, f"QUEUE_MEMBER({queue},paused)")
+        return QueueState(waiting, ready, max(logged - paused, 0))
+
+    async def _language(self, channel: AgiChannel, call_id: str) -> str:
+        def read() -> str | None:
+            with self.store.session() as s:
+                return s.scalar(select(Call.language).where(Call.id == call_id))
+
+        try:
+            return (await asyncio.to_thread(read)) or "zh"
+        except StoreUnavailable:
+            return "zh"
+
+    async def run(self, channel: AgiChannel, now: dt.datetime) -> None:
+        env = channel.env
+        queue = env.args[0] if env.args and env.args[0] else dialplan.QUEUE_GENERAL
+        reply = await channel.command(f"GET VARIABLE {dialplan.VAR_CALL_ID}")
+        call_id = reply.data if reply.result == "1" and reply.data else log_call_id(env.uniqueid)
+        number = env.callerid if env.callerid.isdigit() else None
+        voice = AgiVoice(channel)
+        lang = await self._language(channel, call_id)
+        if not is_open(self.settings, now):
+            # Nobody would answer the queue: offer a callback, then end the call either way.
+            if not await self._offer(
+                voice, lang, call_id, number, queue, "after_hours", ["queue.closed", "queue.closed_offer"]
+            ):
+                await voice.play(["queue.goodbye"], lang)
+            await self._hang_up(channel)
+            return
+        state = await self.queue_state(channel, queue)
+        wait = estimate_wait_s(state, await self._talk_s(queue))
+        log.info("call %s: joining %s: %s, estimated wait %s s", call_id, queue, state, wait)
+        if wait == 0:
+            return
+        words = ["queue.busy"]
+        if state.waiting:
+            words += ["queue.ahead", *speech.number(state.waiting, lang, count=True), "queue.ahead_unit"]
+        if wait is not None:
+            minutes = max(1, round(wait / 60))
+            words += ["queue.estimate", *speech.number(minutes, lang, count=True), "queue.minutes"]
+        if wait is not None and wait <= self.settings.callback_offer_wait_s:
+            await voice.play(words, lang)
+            return
+        if await self._offer(voice, lang, call_id, number, queue, "long_wait", [*words, "queue.callback_offer"]):
+            await self._hang_up(channel)
+
+    async def _offer(
+        self,
+        voice: AgiVoice,
+        lang: str,
+        call_id: str,
+        number: str | None,
+        queue: str,
+        reason: str,
+        prompts: list[str],
+    ) -> bool:
+        """Play the offer (its last prompt asks for 1); True if a callback is booked."""
+        if number is None:
+            # No number to call back: say the rest, without the offer.
+            await voice.play(prompts[:-1], lang)
+            return False
+        if await voice.collect(prompts, lang, 1, OFFER_TIMEOUT_MS) != "1":
+            return False
+        try:
+            booked = await asyncio.to_thread(book_callback, self.store, call_id, number, queue, reason)
+        except StoreUnavailable as exc:
+            log.error("call %s: callback not booked (store unavailable: %s)", call_id, exc)
+            return False
+        log.info("call %s: callback %s (%s)", call_id, "booked" if booked else "already booked", reason)
+        await voice.play(["queue.callback_ok"], lang)
+        return True
+
+    @staticmethod
+    async def _hang_up(channel: AgiChannel) -> None:
+        await channel.command(f"SET VARIABLE {dialplan.VAR_ACTION} {dialplan.ACTION_HANGUP}")
+
+
+def queue_entry_route(store: Store, settings: QueueSettings) -> Route:
+    entry = QueueEntry(store, settings)
+
+    async def route(channel: AgiChannel) -> None:
+        await entry.run(channel, utcnow())
+
+    return route
