@@ -64,7 +64,7 @@ def test_list_settings_from_the_environment_and_a_bad_zone() -> None:
     )
     assert s.queue.holidays == (dt.date(2026, 10, 1), dt.date(2026, 10, 2))
     assert s.queue.open_weekdays == (1, 2, 3, 4, 5, 6)
-    with pytest.raises(SettingsError, match="queue.timezone"):
+    with pytest.raises(SettingsError, match=r"queue\.timezone"):
         load_settings(None, {"HOTLINE_QUEUE_TIMEZONE": "Mars/Olympus"})
-    with pytest.raises(SettingsError, match="queue.holidays"):
+    with pytest.raises(SettingsError, match=r"queue\.holidays"):
         load_settings(None, {"HOTLINE_QUEUE_HOLIDAYS": "2026-13-01"})
