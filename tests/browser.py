@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import psutil
 from playwright.async_api import Browser, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -15,12 +18,34 @@ CHROMIUM = "/usr/bin/chromium"
 async def chromium() -> AsyncIterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         raise AssertionError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
-    async with async_playwright() as p:
-        # --no-sandbox: the tests run as root, where chromium's sandbox refuses to start.
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    try:
+        async with async_playwright() as p:
+            # --no-sandbox: the tests run as root, where chromium's sandbox refuses to start.
+            browser = await p.chromium.launch(
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+            )
+            try:
+                yield browser
+            finally:
+                await browser.close()
+    finally:
+        await _driver_gone()
+
+
+async def _driver_gone(limit_s: float = 5.0) -> None:
+    """Wait for Playwright's driver process to exit. Its reader task reaps it, but
+    asyncio.run() may cancel that task first and leave the process to Popen.__del__,
+    which warns (an error under our warning filter)."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        drivers = [c for c in psutil.Process().children() if "run-driver" in " ".join(_cmdline(c))]
+        if not drivers:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _cmdline(proc: psutil.Process) -> list[str]:
+    try:
+        return list(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+        return []

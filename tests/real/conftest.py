@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,7 @@ from core.settings import Settings, load_settings
 from ivr.asterisk import LocalAsterisk
 from ivr.asterisk_config import ETC_DIR
 from ivr.asterisk_root import resolve_in_root
+from tests.real.serving import Ivr, serving
 
 
 def _test_settings() -> Settings:
@@ -51,3 +53,13 @@ def asterisk(asterisk_settings: Settings) -> Iterator[LocalAsterisk]:
     yield local
     if not was_running:
         local.down()
+
+
+@pytest.fixture(scope="module")
+def ivr(
+    asterisk: LocalAsterisk, asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Ivr]:
+    """`hotline serve` (FastAGI, AMI monitor, console) for one test module."""
+    tmp: Path = tmp_path_factory.mktemp("ivr")
+    with serving(asterisk_settings, tmp) as running:
+        yield running

@@ -10,114 +10,25 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psutil
 import pytest
 from sqlalchemy import select
 
-from core import sample
 from core.business import Identifier, SampleBusinessPort
-from core.db import Store
 from core.errors import WrongPin
 from core.models import BusinessEvent, Call
-from core.sample import SampleResident
-from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
 from ivr.caller import AmiSession, place_call, wait_hung_up
 from ivr.records import import_files
-from ivr.trail import find_call_id, show_call
-from tests.conftest import PEPPER, SAMPLE_RESIDENTS
+from ivr.trail import show_call
+from tests.conftest import PEPPER
+from tests.real.serving import Ivr, keypad, kinds
 
 pytestmark = pytest.mark.real
 ROOT = Path(__file__).resolve().parents[2]
-
-
-class Ivr:
-    """`hotline serve --only agi,ami` on its own SQLite file, with the sample loaded."""
-
-    def __init__(self, settings: Settings, store: Store, people: list[SampleResident], pid: int, log: Path) -> None:
-        self.settings = settings
-        self.store = store
-        self.people = people
-        self.pid = pid  # the `hotline serve` process
-        self.log = log
-
-    def resident(self, index: int) -> SampleResident:
-        return self.people[index]
-
-    def call(self, dtmf: str, *, tail_s: float = 4.0, lead_s: float = 1.0) -> dict[str, Any]:
-        """Place a call, wait for it to end, and return its recorded trail."""
-
-        async def run() -> str:
-            uid = await place_call(self.settings, dtmf, lead_s=lead_s, tail_s=tail_s)
-            await wait_hung_up(self.settings, uid, timeout_s=120)
-            return uid
-
-        uid = asyncio.run(run())
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            call_id = find_call_id(self.store, uniqueid=uid)
-            if call_id is not None:
-                shown = show_call(self.store, call_id, actor="test")
-                if shown["ended_at"]:
-                    return shown
-            time.sleep(0.1)
-        raise AssertionError(f"no finished call recorded for {uid}")
-
-
-@pytest.fixture(scope="module")
-def ivr(
-    asterisk: LocalAsterisk, asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Ivr]:
-    tmp = tmp_path_factory.mktemp("ivr")
-    url = f"sqlite:///{tmp}/calls.db"
-    store = Store(url)
-    store.migrate()
-    sample.load(store, PEPPER, residents=SAMPLE_RESIDENTS)
-    env = {
-        **os.environ,
-        "HOTLINE_DATABASE_URL": url,
-        "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
-        "HOTLINE_AGI_HOST": asterisk_settings.agi.host,
-        "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
-        "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
-    }
-    log = (tmp / "serve.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hotline", "serve", "--only", "agi,ami"],
-        cwd=tmp,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    assert proc.stdout is not None
-    ready = proc.stdout.readline()
-    assert "ready" in ready, (tmp / "serve.log").read_text()
-    settings = asterisk_settings.model_copy(
-        update={"database": asterisk_settings.database.model_copy(update={"url": url})}
-    )
-    yield Ivr(settings, store, sample.generate(residents=SAMPLE_RESIDENTS)[1], proc.pid, tmp / "serve.log")
-    proc.terminate()
-    code = proc.wait(15)
-    proc.stdout.close()
-    log.close()
-    assert code == 0
-    serve_log = (tmp / "serve.log").read_text()
-    assert "Traceback" not in serve_log, serve_log
-    store.dispose()
-
-
-def keypad(id_number: str) -> str:
-    return id_number.replace("X", "*")
-
-
-def kinds(call: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    return [s for s in call["trail"] if s["kind"] == kind]
 
 
 def test_pension_balance_query(ivr: Ivr) -> None:
@@ -243,14 +154,15 @@ def test_a_paused_agent_gets_no_call_and_the_caller_abandons(ivr: Ivr, asterisk:
     try:
         shown = asterisk.cli("queue show hotline-12333")
         assert "Agent 1002" in shown and "paused" in shown.lower()
-        # 0 at the welcome, 4 s transfer prompt, then the caller waits and hangs up.
-        call = ivr.call("0", tail_s=12)
+        # 0 at the welcome, 4 s transfer prompt; nobody is staffed, so the caller hears the
+        # callback offer, presses 2 to keep waiting, waits and hangs up.
+        call = ivr.call("0" + "W" * 8 + "2", tail_s=10)
         deadline = time.monotonic() + 10
         while call["disposition"] is None and time.monotonic() < deadline:
             time.sleep(0.2)
             call = show_call(ivr.store, call["id"], actor="test")
         assert (call["disposition"], call["agent"], call["talk_s"]) == ("abandoned", None, None)
-        assert call["queue_wait_s"] is not None and 3 <= call["queue_wait_s"] <= 10
+        assert call["queue_wait_s"] is not None and 7 <= call["queue_wait_s"] <= 12
         # State lives in the store: unpause and log out go through it and through Asterisk.
         assert asyncio.run(control.unpause("1002")).state == "available"
         assert "paused" not in asterisk.cli("queue show hotline-12333").lower()

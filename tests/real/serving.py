@@ -1,0 +1,125 @@
+"""`hotline serve` for the real-system tests: FastAGI, the AMI monitor and the web console
+in their own process, on their own SQLite file with the sample loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from core import sample
+from core.db import Store
+from core.sample import SampleResident
+from core.settings import Settings
+from ivr.caller import place_call, wait_hung_up
+from ivr.trail import find_call_id, show_call
+from tests.conftest import PEPPER, SAMPLE_RESIDENTS
+
+# The queue is open around the clock in tests (business hours have their own unit tests).
+ALWAYS_OPEN = {
+    "HOTLINE_QUEUE_OPEN_TIME": "00:00",
+    "HOTLINE_QUEUE_CLOSE_TIME": "00:00",
+    "HOTLINE_QUEUE_OPEN_WEEKDAYS": "1,2,3,4,5,6,7",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Ivr:
+    """`hotline serve` on its own SQLite file, with the sample loaded; the console at `web`."""
+
+    def __init__(
+        self, settings: Settings, store: Store, people: list[SampleResident], pid: int, log: Path, web: str
+    ) -> None:
+        self.web = web
+        self.settings = settings
+        self.store = store
+        self.people = people
+        self.pid = pid  # the `hotline serve` process
+        self.log = log
+
+    def resident(self, index: int) -> SampleResident:
+        return self.people[index]
+
+    def call(self, dtmf: str, *, tail_s: float = 4.0, lead_s: float = 1.0) -> dict[str, Any]:
+        """Place a call, wait for it to end, and return its recorded trail."""
+
+        async def run() -> str:
+            uid = await place_call(self.settings, dtmf, lead_s=lead_s, tail_s=tail_s)
+            await wait_hung_up(self.settings, uid, timeout_s=120)
+            return uid
+
+        uid = asyncio.run(run())
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            call_id = find_call_id(self.store, uniqueid=uid)
+            if call_id is not None:
+                shown = show_call(self.store, call_id, actor="test")
+                if shown["ended_at"]:
+                    return shown
+            time.sleep(0.1)
+        raise AssertionError(f"no finished call recorded for {uid}")
+
+
+@contextmanager
+def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
+    url = f"sqlite:///{tmp}/calls.db"
+    store = Store(url)
+    store.migrate()
+    web_port = free_port()
+    sample.load(store, PEPPER, residents=SAMPLE_RESIDENTS)
+    env = {
+        **os.environ,
+        "HOTLINE_DATABASE_URL": url,
+        "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
+        "HOTLINE_AGI_HOST": asterisk_settings.agi.host,
+        "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
+        "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
+        "HOTLINE_WEB_PORT": str(web_port),
+        **ALWAYS_OPEN,
+    }
+    log = (tmp / "serve.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hotline", "serve", "--only", "agi,ami,web"],
+        cwd=tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    assert proc.stdout is not None
+    ready = proc.stdout.readline()
+    assert "ready" in ready, (tmp / "serve.log").read_text()
+    settings = asterisk_settings.model_copy(
+        update={"database": asterisk_settings.database.model_copy(update={"url": url})}
+    )
+    people = sample.generate(residents=SAMPLE_RESIDENTS)[1]
+    yield Ivr(settings, store, people, proc.pid, tmp / "serve.log", f"http://127.0.0.1:{web_port}")
+    proc.terminate()
+    code = proc.wait(15)
+    proc.stdout.close()
+    log.close()
+    assert code == 0
+    serve_log = (tmp / "serve.log").read_text()
+    assert "Traceback" not in serve_log, serve_log
+    store.dispose()
+
+
+def keypad(id_number: str) -> str:
+    return id_number.replace("X", "*")
+
+
+def kinds(call: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [s for s in call["trail"] if s["kind"] == kind]
