@@ -57,6 +57,11 @@ class AmiSettings(_Section):
     user: str = "hotline"
     secret: str = Field("", description="no default: set it in the TOML file or HOTLINE_AMI_SECRET")
     connect_attempts: int = Field(8, ge=1)
+    # Asterisk's queue_log and cdr-csv Master.csv as this host sees them. After every AMI
+    # (re)login the monitor imports them, so calls that ended while the link (or `hotline
+    # serve`) was down are recorded. Unset: the local Asterisk's (`hotline asterisk up`), if any.
+    queue_log: Path | None = None
+    cdr_csv: Path | None = None
 
 
 class AsteriskSettings(_Section):

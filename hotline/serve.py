@@ -23,7 +23,7 @@ from hotline.wiring import ivr_services, open_store
 from ivr import dialplan
 from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
-from ivr.asterisk import ami_login
+from ivr.asterisk import LocalAsterisk, ami_login
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
 from ivr.queue_entry import queue_entry_route
@@ -147,6 +147,16 @@ async def _start_agi(settings: Settings, store: Store, running: Running, *, work
     )
 
 
+def asterisk_records(settings: Settings) -> tuple[Path | None, Path | None]:
+    """queue_log and Master.csv for the monitor's catch-up: as set, else the local Asterisk's."""
+    if settings.ami.queue_log or settings.ami.cdr_csv:
+        return settings.ami.queue_log, settings.ami.cdr_csv
+    local = LocalAsterisk(settings)
+    if settings.ami.host in ("127.0.0.1", "localhost") and local.queue_log.parent.is_dir():
+        return local.queue_log, local.cdr_csv
+    return None, None
+
+
 async def _start_web(settings: Settings, store: Store, running: Running) -> None:
     d = ConsoleDeps(
         settings=settings,
@@ -214,7 +224,7 @@ async def serve(
         await _start_agi(settings, store, running, worker=worker, config=config)
     if "ami" in only and not worker:
         running.tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
-        running.monitor = AmiMonitor(settings, store)
+        running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
         running.monitor.start()
     if "web" in only and not worker:
         await _start_web(settings, store, running)

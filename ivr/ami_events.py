@@ -97,6 +97,10 @@ class CallTracker:
             return self.calls.pop(uid)
         return None
 
+    def forget(self, uid: str) -> None:
+        self.calls.pop(uid, None)
+        self.left.discard(uid)
+
     def waiting(self) -> list[tuple[str, dt.datetime]]:
         """The callers in a queue now: (queue, since when), longest waiting first."""
         out = [

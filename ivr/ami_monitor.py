@@ -3,9 +3,11 @@
 panoramisk reconnects at a fixed interval and logs a failed connect with a stack trace;
 this Manager backs off (1, 2, 4 … 30 s) and says plainly what happened. After every
 login it resyncs with QueueStatus, so callers already waiting when the link came (back)
-are followed too. Finished calls are written through `ivr.records.import_facts`, the same
-reconciling path as `hotline calls import`: a call seen live and later imported from
-queue_log is one record.
+are followed too; forgets calls that ended while it was away (Status lists the live
+channels); and imports Asterisk's queue_log and Master.csv, so those calls, and any that
+ended while `hotline serve` was down, are recorded. Finished calls are written through
+`ivr.records.import_facts`, the same reconciling path as `hotline calls import`: a call seen
+live and later imported from queue_log is one record.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from panoramisk import Manager
@@ -25,8 +28,8 @@ from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.ami_events import CallTracker, Message
 from ivr.asterisk_logs import CallFacts
-from ivr.records import ImportReport, import_facts
-from ivr.screenpop import agent_off_call, agent_on_call
+from ivr.records import ImportReport, import_facts, import_files
+from ivr.screenpop import agent_off_call, agent_on_call, clear_finished_agent_calls
 
 log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 30.0
@@ -87,8 +90,15 @@ class MonitorManager(Manager):  # type: ignore[misc]  # panoramisk ships no type
 class AmiMonitor:
     """Follows queued calls over AMI and writes each one when it ends."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        clock: Callable[[], dt.datetime] = utcnow,
+        logs: tuple[Path | None, Path | None] = (None, None),
+    ) -> None:
         self.settings = settings
+        self.logs = logs  # queue_log, Master.csv: imported after every login
         self.store = store
         self.clock = clock
         self.tracker = CallTracker()
@@ -117,8 +127,22 @@ class AmiMonitor:
             self._spawn(self._write(done))
 
     def on_login(self) -> None:
-        self._spawn(self._resync())
+        self._spawn(self._resync_then_catch_up())
         self._spawn(self._restore_agents())
+
+    async def _resync_then_catch_up(self) -> None:
+        await self._resync()
+        await self._prune()
+        queue_log, cdr_csv = (p if p is not None and p.exists() else None for p in self.logs)
+        if not (queue_log or cdr_csv):
+            log.info("AMI monitor: caught up (no Asterisk records to read)")
+        else:
+            try:
+                report = await asyncio.to_thread(import_files, self.store, queue_log, cdr_csv)
+            except OSError as exc:
+                log.error("AMI monitor: cannot read Asterisk's records (%s); run `hotline calls import`", exc)
+                return
+            log.info("AMI monitor: caught up from Asterisk's records: %s", report.summary())
 
     async def _restore_agents(self) -> None:
         """After every login, the first or after Asterisk restarted, put logged-in agents
@@ -158,6 +182,28 @@ class AmiMonitor:
                 )
                 joined += 1
         log.info("AMI monitor: resynced, %d callers waiting now (%d new to us)", len(self.tracker.calls), joined)
+
+    async def _prune(self) -> None:
+        """Forget calls that ended while the link was down (Status lists the live channels),
+        and agents' calls that are over (QueueStatus says who is in a call): queue_log
+        completes those records, and the wallboard must not show them as waiting."""
+        live = {
+            msg.get("Uniqueid")
+            for msg in map(_plain, await self.manager.send_action({"Action": "Status"}, as_list=True) or [])
+            if msg.get("Event") == "Status"
+        }
+        gone = [uid for uid in self.tracker.calls if uid not in live]
+        for uid in gone:
+            self.tracker.forget(uid)
+        members = await self.manager.send_action({"Action": "QueueStatus"}, as_list=True)
+        busy = {
+            msg.get("StateInterface", "")
+            for msg in map(_plain, members or [])
+            if msg.get("Event") == "QueueMember" and msg.get("InCall") == "1"
+        }
+        cleared = await asyncio.to_thread(clear_finished_agent_calls, self.store, busy)
+        if gone or cleared:
+            log.info("AMI monitor: %d calls ended and %d agents hung up while we were away", len(gone), cleared)
 
     async def _write(self, facts: CallFacts) -> None:
         await asyncio.to_thread(import_facts, self.store, {facts.uniqueid: facts}, ImportReport())

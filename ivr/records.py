@@ -34,12 +34,15 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
+    in_progress: int = 0  # not ended yet: left for the live monitor or the next import
     problems: Problems = field(default_factory=Problems)
 
     def summary(self) -> str:
         text = (
             f"{self.calls} calls: {self.created} new, {self.updated} completed or corrected, {self.unchanged} unchanged"
         )
+        if self.in_progress:
+            text += f", {self.in_progress} still in progress (left for later)"
         if self.problems.count:
             text += f"; {self.problems.count} unreadable lines skipped: " + "; ".join(self.problems.examples)
         return text
@@ -62,12 +65,15 @@ def _values(f: CallFacts, existing: Call | None) -> dict[str, Any]:
 
 
 def _batches(facts: dict[str, CallFacts]) -> Iterator[list[CallFacts]]:
-    items = list(facts.values())
+    items = [f for f in facts.values() if f.ended_at is not None]
     for i in range(0, len(items), BATCH):
         yield items[i : i + BATCH]
 
 
 def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport) -> None:
+    """Create or complete one record per ended call. A call still in progress (queued or
+    talking, with no end in the files yet) is skipped, so it is never recorded half-way."""
+    report.in_progress += sum(1 for f in facts.values() if f.ended_at is None)
     for batch in _batches(facts):
         with store.session() as s:
             rows = s.scalars(select(Call).where(Call.asterisk_uniqueid.in_([f.uniqueid for f in batch]))).all()

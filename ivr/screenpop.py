@@ -5,9 +5,9 @@ call may see it; every view, and every refused request, is audited."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 
 from core import audit
 from core.business import BusinessPort
@@ -28,6 +28,17 @@ def agent_on_call(store: Store, interface: str, uniqueid: str) -> str | None:
         values = {"current_call_id": call_id, **({"last_call_id": call_id} if call_id else {})}
         s.execute(update(Agent).where(Agent.interface == interface).values(**values))
     return call_id
+
+
+def clear_finished_agent_calls(store: Store, in_call: set[str]) -> int:
+    """After an AMI outage: agents not in a call now (per QueueStatus) are off their call."""
+    with store.session() as s:
+        result = s.execute(
+            update(Agent)
+            .where(Agent.current_call_id.is_not(None), Agent.interface.not_in(in_call or {""}))
+            .values(current_call_id=None)
+        )
+        return int(cast(CursorResult[Any], result).rowcount)
 
 
 def agent_off_call(store: Store, interface: str) -> None:

@@ -102,6 +102,10 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
     assert proc.stdout is not None
     ready = proc.stdout.readline()
     assert "ready" in ready, (tmp / "serve.log").read_text()
+    # The monitor logs in and catches up from queue_log (other modules' calls) before tests count.
+    deadline = time.monotonic() + 30
+    while "AMI monitor: caught up" not in (tmp / "serve.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
     settings = asterisk_settings.model_copy(
         update={"database": asterisk_settings.database.model_copy(update={"url": url})}
     )

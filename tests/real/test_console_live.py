@@ -6,6 +6,7 @@ wrap-up is saved. Also the callback path: a caller presses 1 instead of waiting.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 from playwright.async_api import Page
@@ -53,6 +54,8 @@ def test_agent_desk_and_wallboard_follow_a_real_call(ivr: Ivr) -> None:
             await sign_in(board, base, "boss")
             await board.wait_for_url(f"{base}/wallboard")
             await board.evaluate("window.notReloaded = true")
+            await board.locator("#wb-answered").filter(has_text=re.compile(r"^\d+$")).wait_for()
+            answered = int(await board.locator("#wb-answered").inner_text())
             await state_is(desk, "logged_out")
             await desk.click("#btn-login")
             await state_is(desk, "available")
@@ -84,7 +87,7 @@ def test_agent_desk_and_wallboard_follow_a_real_call(ivr: Ivr) -> None:
             await desk.click("#wrapup-save")
             await desk.locator("#wrapup-saved").wait_for(state="visible")
             trail = await call
-            await board.locator("#wb-answered").filter(has_text="1").wait_for()
+            await board.locator("#wb-answered").filter(has_text=str(answered + 1)).wait_for()
             pop["board_kept"] = await board.evaluate("window.notReloaded")
             await desk.click("#btn-logout")
             await state_is(desk, "logged_out")

@@ -79,3 +79,26 @@ def test_a_call_recorded_live_is_completed_not_counted_twice(store: Store) -> No
         assert live.ended_at is not None
         assert s.get_one(Call, "live-2").disposition == "automated"  # the IVR alone served it
         assert s.scalar(select(func.count()).select_from(Call)) == 4
+
+
+def test_a_call_still_waiting_or_talking_is_left_for_later(store: Store, tmp_path: Path) -> None:
+    """An import while calls are in progress (as the monitor does after every reconnect)
+    records only the ended ones; the rest are completed by a later import."""
+    log = tmp_path / "queue_log"
+    log.write_text(
+        QUEUE_LOG.read_text()
+        + "1795836000|1795835999.30|hotline-12333|NONE|ENTERQUEUE||13900000000|1\n"
+        + "1795836001|1795836000.31|hotline-12333|NONE|ENTERQUEUE||13900000001|1\n"
+        + "1795836003|1795836000.31|hotline-12333|Agent Two|CONNECT|2|1795836001.33|2\n"
+    )
+    report = import_files(store, log, None)
+    assert (report.created, report.in_progress) == (3, 2)
+    assert "2 still in progress" in report.summary()
+    with log.open("a") as fh:
+        fh.write("1795836030|1795835999.30|hotline-12333|NONE|ABANDON|1|1|30\n")
+        fh.write("1795836063|1795836000.31|hotline-12333|Agent Two|COMPLETECALLER|2|60|1\n")
+    report = import_files(store, log, None)
+    assert (report.created, report.in_progress) == (2, 0)
+    with store.session() as s:
+        later = {c.asterisk_uniqueid: (c.disposition, c.talk_s) for c in s.scalars(select(Call))}
+    assert later["1795835999.30"] == ("abandoned", None) and later["1795836000.31"] == ("agent", 60)
