@@ -46,6 +46,9 @@ test: lint pytest
 run: deps venv prompts
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline db upgrade
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load --if-empty
+	@echo demo-supervisor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add supervisor --role supervisor --name 值班主管 --password-stdin >/dev/null
+	@for a in 1001 1002; do echo demo-agent-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent$$a --role agent \
+	  --name 坐席$$a --agent-id $$a --interface Local/$$a-3-20@hotline-agents/n --password-stdin >/dev/null; done
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
 	@echo
 	@echo "Asterisk is up and 'hotline serve' is starting (Ctrl-C stops it; 'make stop' stops Asterisk)."
@@ -53,6 +56,9 @@ run: deps venv prompts
 	echo "Place a test call from another terminal: a pension balance query by sample resident $$1"; \
 	echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline call --dtmf \"1W1W1W$${1/X/*}W$$3\" --tail 20"; \
 	echo "(other residents, PINs and their expected balances: $(BIN)/hotline sample residents)"
+	@echo "Console: http://127.0.0.1:8080/  agents agent1001 / demo-agent-1001 and agent1002 / demo-agent-1002"
+	@echo "  (scripted phones: ring 3 s, talk 20 s), supervisor / demo-supervisor for the wallboard."
+	@echo "  Press 0 in a call to reach an agent who has joined the queues."
 	@echo
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline serve
 
