@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 
 from ivr.asterisk_logs import CallFacts
+from ivr.dialplan import USEREVENT_QUEUE_EXIT
 
 Message = dict[str, str]
 
@@ -84,6 +85,11 @@ class CallTracker:
             facts.queue_wait_s, facts.talk_s = _int(msg, "HoldTime"), _int(msg, "TalkTime")
         elif event == "AgentRingNoAnswer":
             facts.ring_no_answer += 1
+        elif event == "UserEvent" and msg.get("UserEvent") == USEREVENT_QUEUE_EXIT:
+            # Queue() returned with the caller still on the line: unless an agent answered,
+            # the queue gave up on them (timeout, emptied), whatever QueueCallerAbandon said.
+            if facts.answered_at is None and msg.get("HotlineStatus") != "CONTINUE":
+                facts.disposition = "timeout"
         elif event == "QueueCallerAbandon":
             facts.disposition, facts.queue_wait_s = "abandoned", _int(msg, "HoldTime")
         elif event == "QueueCallerLeave":

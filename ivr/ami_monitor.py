@@ -46,7 +46,7 @@ def _plain(event: Any) -> Message:
 
 class MonitorManager(Manager):  # type: ignore[misc]  # panoramisk ships no type hints
     def __init__(self, on_event: Callable[[Message], None], on_login: Callable[[], None], **config: Any) -> None:
-        super().__init__(events="call,agent", **config)
+        super().__init__(events="call,agent,user", **config)
         self.where = f"{config['host']}:{config['port']}"
         self.backoff = 1.0
         self.attempt = 0

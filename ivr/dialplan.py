@@ -28,6 +28,10 @@ VAR_CALL_ID: Final = "HOTLINE_CALL_ID"  # our call id, travels with the call to 
 ACTION_QUEUE: Final = "queue"
 ACTION_HANGUP: Final = "hangup"
 
+# AMI UserEvent sent after Queue() returns, with header HotlineStatus: ${QUEUESTATUS}
+# (TIMEOUT, LEAVEEMPTY, JOINEMPTY, FULL, CONTINUE, ...; app_queue docs).
+USEREVENT_QUEUE_EXIT: Final = "HotlineQueueExit"
+
 # Variables the scripted caller reads (set through AMI Originate).
 VAR_CALLER_DTMF: Final = "CALLER_DTMF"
 VAR_CALLER_LEAD: Final = "CALLER_LEAD"  # seconds to wait after answer before the first digit

@@ -54,3 +54,24 @@ def test_abandon_and_ring_no_answer() -> None:
     f = out[-1]
     assert f is not None and (f.disposition, f.queue_wait_s, f.ring_no_answer) == ("abandoned", 31, 1)
     assert tracker.feed({"Event": "Hangup", "Uniqueid": "unknown.1"}, T0) is None
+
+
+def test_a_queue_timeout_is_not_an_abandon_and_waiting_callers_are_listed() -> None:
+    """app_queue sends QueueCallerAbandon for a timeout too; our UserEvent after Queue()
+    (the caller is still on the line) says how it ended."""
+    tracker = CallTracker()
+    tracker.feed({"Event": "QueueCallerJoin", "Uniqueid": "2.1", "Queue": "hotline-12333"}, T0)
+    tracker.feed({"Event": "QueueCallerJoin", "Uniqueid": "2.2", "Queue": "hotline-labour"}, T0)
+    assert tracker.waiting() == [("hotline-12333", T0), ("hotline-labour", T0)]
+    msgs = [
+        {"Event": "QueueCallerAbandon", "Uniqueid": "2.1", "HoldTime": "60"},
+        {"Event": "QueueCallerLeave", "Uniqueid": "2.1"},
+        {"Event": "UserEvent", "UserEvent": "HotlineQueueExit", "Uniqueid": "2.1", "HotlineStatus": "TIMEOUT"},
+        {"Event": "Hangup", "Uniqueid": "2.1"},
+    ]
+    out = [tracker.feed(m, T0) for m in msgs]
+    assert out[1] is None and tracker.waiting() == [("hotline-labour", T0)]  # left: no longer waiting
+    f = out[-1]
+    assert f is not None and (f.disposition, f.queue_wait_s) == ("timeout", 60)
+    tracker.forget("2.2")
+    assert tracker.waiting() == [] and tracker.calls == {}

@@ -46,3 +46,7 @@ def test_queue_entry_hold_music_and_periodic_announcement() -> None:
     assert f"periodic-announce = {dialplan.SOUNDS_SUBDIR}/zh/{dialplan.PROMPT_QUEUE_PERIODIC}" in QUEUES
     moh = (CONF / "musiconhold.conf").read_text(encoding="utf-8")
     assert f"directory = /usr/share/asterisk/sounds/{dialplan.SOUNDS_SUBDIR}/{dialplan.MOH_DIR}" in moh
+
+
+def test_queue_exit_user_event() -> None:
+    assert f"UserEvent({dialplan.USEREVENT_QUEUE_EXIT},HotlineStatus: ${{QUEUESTATUS}})" in EXTENSIONS
