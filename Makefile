@@ -73,3 +73,4 @@ bench: deps venv prompts
 	$(BIN)/python -m bench.ami_ingest
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up >/dev/null
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.asterisk_calls
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.queued_calls
