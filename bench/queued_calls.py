@@ -161,10 +161,10 @@ def _report(r: Round) -> str:
     )
 
 
-async def run_rounds(settings: Settings, live: Store, tmp: Path) -> list[Round]:
+async def run_rounds(settings: Settings, live: Store, tmp: Path, sizes: tuple[int, ...]) -> list[Round]:
     rounds: list[Round] = []
     deadline = time.monotonic() + TOTAL_LIMIT_S
-    for n in ROUNDS:
+    for n in sizes:
         if time.monotonic() + HANGUP_LIMIT_S > deadline:
             print(f"N={n}: skipped, the {TOTAL_LIMIT_S:.0f} s budget is spent")
             break
@@ -179,7 +179,9 @@ async def run_rounds(settings: Settings, live: Store, tmp: Path) -> list[Round]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=lambda v: tuple(int(n) for n in v.split(",")), default=ROUNDS)
+    args = parser.parse_args(argv)
     environ = {k: v for k, v in os.environ.items() if k.startswith("HOTLINE_")}
     settings = load_settings(None, environ)
     if not settings.ami.secret:
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         live = Store(url)
         try:
             print(f"real Asterisk, callers pressing 0 for {QUEUE_GENERAL}, 1 scripted agent per {CALLERS_PER_AGENT}")
-            rounds = asyncio.run(run_rounds(settings, live, tmp))
+            rounds = asyncio.run(run_rounds(settings, live, tmp, args.rounds))
         finally:
             server.stop()
             live.dispose()
