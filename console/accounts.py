@@ -10,11 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from console.errors import AccountError, BadCredentials
 from core.db import Store
@@ -25,6 +26,9 @@ ROLES = ("agent", "supervisor", "admin")
 SCRYPT_N = 2**14
 SCRYPT_R = 8
 MIN_PASSWORD = 10
+MAX_FAILURES = 5
+LOCK_TIME = dt.timedelta(minutes=15)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,8 @@ def add_user(
         agent_id=agent_id,
         interface=interface,
         disabled=False,
+        failed_logins=0,
+        locked_until=None,
     )
     with store.session() as s:
         s.execute(delete(ConsoleSession).where(ConsoleSession.username == username))
@@ -110,11 +116,36 @@ def list_users(store: Store) -> list[User]:
 
 
 def sign_in(store: Store, username: str, password: str, idle: dt.timedelta) -> SignedIn:
+    """A session for the right password. MAX_FAILURES wrong ones in a row lock the account
+    for LOCK_TIME (the lock is not revealed: the answer stays "wrong user name or password")."""
     with store.session() as s:
         user = s.get(ConsoleUser, username)
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    if not verify_password(password, stored) or user is None or user.disabled:
+    right = verify_password(password, stored)
+    now = utcnow()
+    if user is None or user.disabled or (user.locked_until is not None and user.locked_until > now):
         raise BadCredentials("wrong user name or password")
+    if not right:
+        with store.session() as s:
+            s.execute(
+                update(ConsoleUser)
+                .where(ConsoleUser.username == username)
+                .values(failed_logins=ConsoleUser.failed_logins + 1)
+            )
+            failures = s.scalar(select(ConsoleUser.failed_logins).where(ConsoleUser.username == username)) or 0
+            if failures >= MAX_FAILURES:
+                s.execute(
+                    update(ConsoleUser)
+                    .where(ConsoleUser.username == username)
+                    .values(failed_logins=0, locked_until=now + LOCK_TIME)
+                )
+                log.warning("console: account %s locked for %s after %d wrong passwords", username, LOCK_TIME, failures)
+        raise BadCredentials("wrong user name or password")
+    if user.failed_logins or user.locked_until:
+        with store.session() as s:
+            s.execute(
+                update(ConsoleUser).where(ConsoleUser.username == username).values(failed_logins=0, locked_until=None)
+            )
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     now = utcnow()
     with store.session() as s:

@@ -232,6 +232,9 @@ class ConsoleUser(Base):
     agent_id: Mapped[str | None] = mapped_column(String(32))
     interface: Mapped[str | None] = mapped_column(String(120))
     disabled: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Wrong passwords in a row, and the lock they lead to (guessing costs a scrypt each, too).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 

@@ -260,3 +260,22 @@ async def test_wallboard_updates_live_in_chromium(console: Any) -> None:
         await page.wait_for_url(f"{base}/wallboard")
         await page.locator("#wb-avg-talk").filter(has_text="95 s").wait_for(timeout=5000)
         assert "Callers waiting" in await page.locator("main").inner_text()
+
+
+def test_five_wrong_passwords_lock_the_account_for_a_while(store: Store) -> None:
+    _users(store)
+    for _ in range(accounts.MAX_FAILURES):
+        with pytest.raises(BadCredentials):
+            accounts.sign_in(store, "sup", "wrong-password", HOUR)
+    with pytest.raises(BadCredentials):  # the right password while locked
+        accounts.sign_in(store, "sup", SUP_PW, HOUR)
+    with store.session() as s:
+        user = s.get_one(ConsoleUser, "sup")
+        assert user.locked_until is not None
+        user.locked_until = utcnow() - dt.timedelta(seconds=1)  # the lock runs out
+    assert accounts.sign_in(store, "sup", SUP_PW, HOUR).user.username == "sup"
+    # A right password resets the count: four more wrong ones do not lock.
+    for _ in range(accounts.MAX_FAILURES - 1):
+        with pytest.raises(BadCredentials):
+            accounts.sign_in(store, "sup", "wrong-password", HOUR)
+    assert accounts.sign_in(store, "sup", SUP_PW, HOUR).user.username == "sup"

@@ -44,6 +44,8 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.String(length=32), nullable=True),
     sa.Column('interface', sa.String(length=120), nullable=True),
     sa.Column('disabled', sa.Boolean(), server_default=sa.false(), nullable=False),
+    sa.Column('failed_logins', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('locked_until', core.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('created_at', core.models.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('username', name=op.f('pk_console_users'))
     )
