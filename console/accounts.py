@@ -159,7 +159,7 @@ def sign_in(store: Store, username: str, password: str, idle: dt.timedelta) -> S
     return SignedIn(_user(user), token, csrf)
 
 
-def session_user(store: Store, token: str, idle: dt.timedelta) -> tuple[User, str] | None:
+def session_user(store: Store, token: str, idle: dt.timedelta, *, extend: bool = True) -> tuple[User, str] | None:
     """The user and CSRF token of a live session, extending it; None if unknown or expired."""
     now = utcnow()
     with store.session() as s:
@@ -170,7 +170,7 @@ def session_user(store: Store, token: str, idle: dt.timedelta) -> tuple[User, st
         if user is None or user.disabled:
             return None
         # Extend at most once a minute: most requests then read without writing.
-        if row.expires_at - now < idle - dt.timedelta(minutes=1):
+        if extend and row.expires_at - now < idle - dt.timedelta(minutes=1):
             row.expires_at = now + idle
         return _user(user), row.csrf_token
 

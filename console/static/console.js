@@ -28,6 +28,10 @@ function follow(url, onData) {
   source.onerror = () => {
     $("link-state").hidden = false;
   };
+  source.addEventListener("signed-out", () => {
+    source.close();
+    window.location.assign("/login?expired=1");
+  });
 }
 
 function text(id, value) {

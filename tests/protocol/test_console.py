@@ -3,6 +3,7 @@ CSRF, the agent's data rules, wrap-ups, callbacks, and a wallboard that updates 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
@@ -279,3 +280,18 @@ def test_five_wrong_passwords_lock_the_account_for_a_while(store: Store) -> None
         with pytest.raises(BadCredentials):
             accounts.sign_in(store, "sup", "wrong-password", HOUR)
     assert accounts.sign_in(store, "sup", SUP_PW, HOUR).user.username == "sup"
+
+
+async def test_a_live_page_does_not_outlive_its_session(console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    base, store, _ = console
+    monkeypatch.setattr("console.app.SSE_SESSION_CHECK_S", 1.0)
+    async with _client() as http:
+        await _sign_in(http, base, "sup", SUP_PW)
+        async with http.get(f"{base}/wallboard/stream") as stream:
+            assert stream.headers["Content-Type"] == "text/event-stream"
+            first = await stream.content.readline()
+            assert first.startswith(b"data: {") and b'"waiting": 0' in first
+            with store.session() as s:  # signed out elsewhere (or expired)
+                s.query(ConsoleSession).delete()
+            rest = await asyncio.wait_for(stream.content.read(), timeout=10)
+    assert b"event: signed-out" in rest
