@@ -194,6 +194,30 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_smsc_sim(settings: Settings, args: argparse.Namespace) -> int:
+    from sms.sim_cli import parse_outcomes, parse_pairs, run
+    from sms.simulator import SimConfig
+
+    try:
+        config = SimConfig(
+            host=args.host or settings.smpp.host,
+            port=args.port or settings.smpp.port,
+            tps=args.tps,
+            fail_every=parse_pairs(args.fail_every or [], int),
+            error_rates=parse_pairs(args.error_rate or [], float),
+            receipt_delay_s=args.receipt_delay,
+            outcomes=parse_outcomes(args.outcomes),
+            id_format=args.id_format,
+            receipt_id_format=args.receipt_id_format,
+            early_receipts=args.early_receipts,
+            down_s=args.down,
+        )
+    except ValueError as exc:
+        raise UsageError(f"smsc-sim: {exc}") from None
+    asyncio.run(run(config, args.control_port))
+    return 0
+
+
 def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.catalogue import load_catalogue
     from ivr.prompts import build
@@ -324,6 +348,21 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)
+
+    s = sub.add_parser("smsc-sim", help="an SMPP 3.4 SMSC simulator (receipts, MO, throttling, faults)")
+    s.add_argument("--host", help="default: smpp.host")
+    s.add_argument("--port", type=int, help="default: smpp.port")
+    s.add_argument("--tps", type=float, help="submits per second above which ESME_RTHROTTLED (0x58) answers")
+    s.add_argument("--fail-every", action="append", metavar="STATUS:N", help="e.g. 0x14:7, repeatable")
+    s.add_argument("--error-rate", action="append", metavar="STATUS:P", help="e.g. 0x08:0.01, repeatable")
+    s.add_argument("--receipt-delay", type=float, default=0.2, metavar="S")
+    s.add_argument("--outcomes", default="DELIVRD:1", help="receipt states and weights, e.g. DELIVRD:0.9,UNDELIV:0.1")
+    s.add_argument("--id-format", choices=("hex", "dec"), default="hex", help="message ids in submit_sm_resp")
+    s.add_argument("--receipt-id-format", choices=("hex", "dec"), default="dec", help="message ids in receipts")
+    s.add_argument("--early-receipts", action="store_true", help="send each receipt before its submit_sm_resp")
+    s.add_argument("--down", type=float, default=1.0, metavar="S", help="how long a drop refuses connections")
+    s.add_argument("--control-port", type=int, help="line commands: stats | drop | mo HANDSET SHORT_CODE TEXT")
+    s.set_defaults(func=cmd_smsc_sim)
 
     s = sub.add_parser("prompts", help="speech prompts")
     pr = s.add_subparsers(dest="prompts_action", required=True)

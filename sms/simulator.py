@@ -1,0 +1,283 @@
+"""`hotline smsc-sim`: an SMPP 3.4 SMSC for tests, `make run` and the benchmark.
+
+Built on `smpp34`'s Server (a Rust codec independent of the gateway's client), it accepts
+binds, answers `submit_sm`, sends delivery receipts and mobile-originated messages, and
+misbehaves on purpose when told to (STYLE 9: fault injection by explicit settings, never
+by message text):
+
+- a TPS cap: submits beyond `tps` in any one-second window get ESME_RTHROTTLED (0x58);
+- errors: `fail_every={0x14: 7}` answers every 7th submit with ESME_RMSGQFUL,
+  `error_rates={0x08: 0.01}` answers 1 % at random (seeded) with ESME_RSYSERR;
+- receipts after `receipt_delay_s`, with final states drawn from `outcomes`, quoting the
+  message id in `receipt_id_format` (hex or decimal) while `submit_sm_resp` uses
+  `id_format`; `early_receipts` sends a receipt before the `submit_sm_resp`;
+- `drop()` aborts every connection at once (TCP, no unbind) and refuses new ones for
+  `down_s`;
+- `inject_mo(...)` sends a resident's text (split with a UDH when long).
+
+smpp34's Server stops listening on `stop()` but keeps its sessions, so clients connect to
+a small TCP relay in front of it, which is what `drop()` cuts. smpp34's Server does not
+expose the bind password, so every system_id may bind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import smpp34
+
+from sms.encoding import encode
+from sms.receipts import receipt_text
+from sms.status import ESME_ROK, ESME_RTHROTTLED
+
+log = logging.getLogger(__name__)
+RELAY_CHUNK = 65536
+ESM_RECEIPT = 0x04  # esm_class bits 2-5 = 0001: SMSC delivery receipt (SMPP 3.4 §5.2.12)
+
+
+@dataclass
+class SimConfig:
+    host: str = "127.0.0.1"
+    port: int = 2775
+    system_id: str = "smsc-sim"
+    tps: float | None = None
+    fail_every: dict[int, int] = field(default_factory=dict)
+    error_rates: dict[int, float] = field(default_factory=dict)
+    receipt_delay_s: float = 0.2
+    outcomes: dict[str, float] = field(default_factory=lambda: {"DELIVRD": 1.0})
+    id_format: str = "hex"  # hex | dec
+    receipt_id_format: str = "dec"
+    early_receipts: bool = False
+    down_s: float = 1.0
+    seed: int = 12333
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the SMSC received, for tests: one per submit_sm, accepted or not."""
+
+    destination: str
+    source: str
+    data_coding: int
+    esm_class: int
+    short_message: bytes
+    status: int
+    message_id: str | None
+    at: float
+
+
+class Simulator:
+    def __init__(self, config: SimConfig) -> None:
+        self.config = config
+        self.random = random.Random(config.seed)
+        self.submitted: list[Submitted] = []
+        self.counts: Counter[str] = Counter()
+        self.esmes: dict[str, smpp34.Esme] = {}
+        self._server: smpp34.Server | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._window_start = 0.0
+        self._window_count = 0
+        self._seq = 0
+        self._mo_ref = 0
+        self._inner_port = 0
+        self._bind_seen = asyncio.Event()
+        self._relay: asyncio.Server | None = None
+        self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+
+    # --- running ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._inner_port = _free_port()
+        self._server = smpp34.Server("127.0.0.1", self._inner_port, system_id=self.config.system_id)
+        await self._server.start()
+        self._loop_task = asyncio.create_task(self._serve(self._server), name="smsc-sim")
+        self._relay = await asyncio.start_server(self._connect, self.config.host, self.config.port)
+        log.info("SMSC simulator listening on %s:%d", self.config.host, self.config.port)
+
+    async def bound(self, count: int = 1, timeout_s: float = 5.0) -> None:
+        """Wait until `count` ESMEs have bound (their bind reached the SMSC loop)."""
+        async with asyncio.timeout(timeout_s):
+            while len(self.esmes) < count:
+                self._bind_seen.clear()
+                await self._bind_seen.wait()
+
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._inner_port)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._links.append((writer, up_writer))
+        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer), return_exceptions=True)
+
+    def _cut(self) -> None:
+        for a, b in self._links:
+            a.transport.abort()
+            b.transport.abort()
+        self._links.clear()
+
+    async def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            self._cut()
+            await self._relay.wait_closed()
+            self._relay = None
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+            self._loop_task = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
+        self.esmes.clear()
+
+    async def drop(self) -> None:
+        """Abort every connection at once (no unbind); accept new ones after `down_s`."""
+        self.counts["drops"] += 1
+        log.info("SMSC simulator: dropping all connections for %.1f s", self.config.down_s)
+        assert self._relay is not None
+        self._relay.close()
+        self._cut()
+        await self._relay.wait_closed()
+        await asyncio.sleep(self.config.down_s)
+        self._relay = await asyncio.start_server(self._connect, self.config.host, self.config.port)
+
+    async def _serve(self, server: smpp34.Server) -> None:
+        while True:
+            event = await server.next()
+            if isinstance(event, smpp34.Esme):
+                self.esmes[event.session_id] = event
+                self.counts["binds"] += 1
+                self._bind_seen.set()
+                log.info("SMSC simulator: %s bound (%s)", event.system_id, event.session_id)
+            elif isinstance(event, smpp34.Unbound):
+                self.esmes.pop(event.session_id, None)
+                self.counts["unbinds"] += 1
+            elif isinstance(event, smpp34.SubmitSmEvent):
+                self._on_submit(event)
+
+    # --- submit_sm -------------------------------------------------------------------------
+
+    def _verdict(self) -> int:
+        self._seq += 1
+        for status, every in self.config.fail_every.items():
+            if every > 0 and self._seq % every == 0:
+                return status
+        for status, rate in self.config.error_rates.items():
+            if self.random.random() < rate:
+                return status
+        if self.config.tps is not None:
+            now = time.monotonic()
+            if now - self._window_start >= 1.0:
+                self._window_start, self._window_count = now, 0
+            if self._window_count >= self.config.tps:
+                return ESME_RTHROTTLED
+            self._window_count += 1
+        return ESME_ROK
+
+    def _id(self, n: int, form: str) -> str:
+        return f"{n:X}" if form == "hex" else str(n)
+
+    def _on_submit(self, event: smpp34.SubmitSmEvent) -> None:
+        status = self._verdict()
+        number = self.counts["accepted"] + 1
+        message_id = self._id(number, self.config.id_format) if status == 0 else None
+        self.submitted.append(
+            Submitted(
+                event.destination_addr,
+                event.source_addr,
+                event.data_coding,
+                event.esm_class,
+                event.short_message,
+                status,
+                message_id,
+                time.monotonic(),
+            )
+        )
+        if status != 0:
+            self.counts[f"rejected_0x{status:02X}"] += 1
+            event.reject(status)
+            return
+        self.counts["accepted"] += 1
+        wants_receipt = bool(event.registered_delivery & 0x01)
+        esme = self.esmes.get(event.session_id)
+        if wants_receipt and esme is not None:
+            delay = 0.0 if self.config.early_receipts else self.config.receipt_delay_s
+            receipt = self._spawn(self._receipt(esme, event.destination_addr, event.source_addr, number, delay))
+            if self.config.early_receipts:
+                # Answer only once the receipt has gone out: it arrives before its submit_sm_resp.
+                receipt.add_done_callback(lambda _t: event.accept(message_id or ""))
+                return
+        event.accept(message_id or "")
+
+    def _outcome(self) -> str:
+        states, weights = zip(*self.config.outcomes.items(), strict=True)
+        chosen: str = self.random.choices(states, weights)[0]
+        return chosen
+
+    async def _receipt(self, esme: smpp34.Esme, handset: str, short_code: str, number: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        stat = self._outcome()
+        text = receipt_text(
+            self._id(number, self.config.receipt_id_format), stat, "000" if stat == "DELIVRD" else "001"
+        )
+        await esme.deliver_sm(short_code, text.encode("ascii"), source_addr=handset, esm_class=ESM_RECEIPT)
+        self.counts[f"receipts_{stat}"] += 1
+
+    def _spawn(self, work: object) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- mobile originated -----------------------------------------------------------------
+
+    async def inject_mo(self, handset: str, short_code: str, text: str) -> int:
+        """A resident texts `short_code`; returns how many deliver_sm were sent (per ESME bound)."""
+        self._mo_ref = (self._mo_ref + 1) & 0xFFFF
+        encoded = encode(text, self._mo_ref)
+        sent = 0
+        for esme in list(self.esmes.values()):
+            if not esme.can_receive:
+                continue
+            for segment in encoded.segments:
+                await esme.deliver_sm(
+                    short_code,
+                    segment.short_message,
+                    source_addr=handset,
+                    esm_class=encoded.esm_class,
+                    data_coding=encoded.data_coding,
+                )
+                sent += 1
+        if sent:
+            self.counts["mo"] += 1
+        return sent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Copy bytes one way until either side closes; then close the other side too."""
+    try:
+        while data := await reader.read(RELAY_CHUNK):
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
