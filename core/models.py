@@ -129,7 +129,10 @@ class BusinessEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    # The gateway's: pending -> claimed -> queued (its messages exist) | failed (with the reason).
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    reason: Mapped[str | None] = mapped_column(Text)
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 class Call(Base):
@@ -275,3 +278,60 @@ class Callback(Base):
     agent_id: Mapped[str | None] = mapped_column(String(32))
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+# --- the SMS gateway's own ----------------------------------------------------------------
+
+
+class SmsMessage(Base):
+    """One message to one number for one event: the unit of sending, retrying and reporting."""
+
+    __tablename__ = "sms_messages"
+    __table_args__ = (
+        UniqueConstraint("event_id", "recipient"),
+        Index("ix_sms_messages_due", "status", "priority", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("business_events.id"))
+    event_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(20), index=True)
+    recipient: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    priority: Mapped[int] = mapped_column(Integer, default=1)  # 0 instant, 1 batch
+    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # queued | sending | submitted | delivered | undelivered | expired | rejected | unknown
+    # | failed (permanent SMSC error or dead letter) | skipped (opted out)
+    status: Mapped[str] = mapped_column(String(12), default="queued")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    segments: Mapped[int] = mapped_column(Integer, default=1)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    # Sent again after a dispatcher died between submit and its record: may have arrived twice.
+    duplicate_suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class SmsSegment(Base):
+    """A submit_sm of a message and the SMSC's id for it, to correlate receipts."""
+
+    __tablename__ = "sms_segments"
+    __table_args__ = (UniqueConstraint("message_id", "seq"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("sms_messages.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    smsc_id: Mapped[str | None] = mapped_column(String(64), index=True)  # canonical (sms.receipts)
+    state: Mapped[str] = mapped_column(String(12), default="submitted")
+    submitted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    receipt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class SmsOptOut(Base):
+    """A number that texted TD: no optional categories (statements, policy news) for it."""
+
+    __tablename__ = "sms_optouts"
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    source: Mapped[str] = mapped_column(String(16), default="mo")  # mo | admin

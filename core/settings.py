@@ -91,6 +91,23 @@ class SmppSettings(_Section):
     password: str = ""
 
 
+class SmsSettings(_Section):
+    """The gateway's own rules (the SMPP link is `smpp.*`)."""
+
+    source_addr: str = "12333"
+    # Batch categories are not sent in these local hours (start, end; the window may cross
+    # midnight); messages due inside wait for its end. Instant reminders ignore them.
+    quiet_hours: dict[str, tuple[dt.time, dt.time]] = Field(
+        default_factory=lambda: {
+            "policy": (dt.time(21), dt.time(8)),
+            "statement": (dt.time(21), dt.time(8)),
+            "employer_notice": (dt.time(20), dt.time(8)),
+        }
+    )
+    # An event stuck in `claimed` this long (its intake died) is claimed again.
+    reclaim_after_s: int = Field(300, ge=1)
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -136,6 +153,7 @@ class Settings(_Section):
     smpp: SmppSettings = SmppSettings()
     web: WebSettings = WebSettings()
     queue: QueueSettings = QueueSettings()
+    sms: SmsSettings = SmsSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

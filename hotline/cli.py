@@ -194,6 +194,28 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
+    import uuid
+
+    from hotline.wiring import open_store
+    from sms.intake import emit
+    from sms.templates import TEMPLATES
+
+    if args.event_type not in TEMPLATES:
+        raise UsageError(f"unknown event type {args.event_type!r}; known: {', '.join(sorted(TEMPLATES))}")
+    try:
+        payload = json.loads(args.payload)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--payload is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise UsageError("--payload must be a JSON object")
+    key = args.key or f"cli:{uuid.uuid4()}"
+    kind = TEMPLATES[args.event_type].subject_kind
+    created = emit(open_store(settings), args.event_type, kind, args.subject, payload, key)
+    _print_json({"idempotency_key": key, "created": created})
+    return 0
+
+
 def cmd_smsc_sim(settings: Settings, args: argparse.Namespace) -> int:
     from sms.sim_cli import parse_outcomes, parse_pairs, run
     from sms.simulator import SimConfig
@@ -348,6 +370,15 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)
+
+    s = sub.add_parser("events", help="business events, as the social-insurance system writes them")
+    ev = s.add_subparsers(dest="events_action", required=True)
+    emit_p = ev.add_parser("emit", help="INSERT one business event (idempotent by its key)")
+    emit_p.add_argument("event_type", help="e.g. pension_credited (README lists them)")
+    emit_p.add_argument("--subject", required=True, help="a person's ID number or a unit's credit code")
+    emit_p.add_argument("--payload", required=True, help="the template's fields as a JSON object")
+    emit_p.add_argument("--key", help="idempotency key (default: a new one)")
+    emit_p.set_defaults(func=cmd_events)
 
     s = sub.add_parser("smsc-sim", help="an SMPP 3.4 SMSC simulator (receipts, MO, throttling, faults)")
     s.add_argument("--host", help="default: smpp.host")

@@ -1,0 +1,212 @@
+"""From `business_events` rows to `sms_messages`: claim, render, address, queue.
+
+Claiming is one statement on both databases: an UPDATE of the oldest pending events
+(and of events whose claimer died `reclaim_after_s` ago) chosen by a subquery that locks
+`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent intakes never take the same event;
+SQLite serialises writers and the UPDATE's own `status` condition does the rest.
+
+Expanding an event is idempotent: its messages are inserted with ON CONFLICT DO NOTHING on
+(event_id, recipient), so an event claimed again after a crash adds nothing twice. An event
+that cannot be sent (unknown type, a payload that does not fit its template, nobody to
+send to) ends `failed` with the reason; one with messages ends `queued`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Table, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.db import Store
+from core.masking import mask_id, mask_phone
+from core.models import BusinessEvent, Employer, Resident, SmsMessage, SmsOptOut, utcnow
+from core.settings import SmsSettings
+from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
+
+log = logging.getLogger(__name__)
+EVENTS: Table = BusinessEvent.__table__  # type: ignore[assignment]
+MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
+# Sent as soon as the event is committed, ahead of any batch.
+INSTANT_CATEGORIES = frozenset({"resident_reminder", "security", "medical"})
+
+
+@dataclass
+class IntakeReport:
+    events: int = 0
+    queued: int = 0
+    failed: int = 0
+    messages: int = 0
+    skipped: int = 0  # opted out
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: int
+    event_type: str
+    subject_kind: str
+    subject_id: str
+    payload: dict[str, Any]
+
+
+def claim(store: Store, limit: int, reclaim_after: dt.timedelta, now: dt.datetime | None = None) -> list[Claimed]:
+    now = now or utcnow()
+    due = (
+        select(EVENTS.c.id)
+        .where(
+            or_(
+                EVENTS.c.status == "pending",
+                (EVENTS.c.status == "claimed") & (EVENTS.c.claimed_at < now - reclaim_after),
+            )
+        )
+        .order_by(EVENTS.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(EVENTS)
+        .where(EVENTS.c.id.in_(due), EVENTS.c.status.in_(("pending", "claimed")))
+        .values(status="claimed", claimed_at=now)
+        .returning(EVENTS.c.id, EVENTS.c.event_type, EVENTS.c.subject_kind, EVENTS.c.subject_id, EVENTS.c.payload)
+    )
+    with store.transaction() as c:
+        rows = c.execute(stmt).all()
+    return sorted((Claimed(*row) for row in rows), key=lambda e: e.id)
+
+
+def recipients(c: Connection, subject_kind: str, subject_id: str) -> list[str]:
+    """A person's registered phone (by ID number), or an employer's contact phone (by
+    unified social credit code)."""
+    if subject_kind == "person":
+        phones = c.scalars(select(Resident.phone).where(Resident.id_number == subject_id)).all()
+    elif subject_kind == "unit":
+        phones = c.scalars(select(Employer.contact_phone).where(Employer.credit_code == subject_id)).all()
+    else:
+        phones = []
+    return sorted({p for p in phones if p})
+
+
+def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetime) -> dt.datetime:
+    """`now`, or the end of the category's quiet hours if `now` falls inside them."""
+    window = settings.quiet_hours.get(category)
+    if window is None or category in INSTANT_CATEGORIES:
+        return now
+    start, end = window
+    local = now.astimezone(zoneinfo.ZoneInfo(zone))
+    t = local.time().replace(tzinfo=None)
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside:
+        return now
+    wake = local.replace(hour=end.hour, minute=end.minute, second=end.second, microsecond=0)
+    if wake <= local:
+        wake += dt.timedelta(days=1)
+    return wake.astimezone(dt.UTC)
+
+
+def _insert(c: Connection) -> Any:
+    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
+    return dialect.insert(MESSAGES).on_conflict_do_nothing(index_elements=["event_id", "recipient"])
+
+
+def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
+    c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status="failed", reason=reason))
+    report.failed += 1
+    log.warning("event %d (%s) not sent: %s", event.id, event.event_type, reason)
+
+
+def expand(
+    store: Store,
+    event: Claimed,
+    settings: SmsSettings,
+    zone: str,
+    report: IntakeReport,
+    batch_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Turn one claimed event into its messages (or its failure), in one transaction."""
+    now = now or utcnow()
+    report.events += 1
+    with store.transaction() as c:
+        template = TEMPLATES.get(event.event_type)
+        if template is None:
+            _fail(c, event, f"unknown event type {event.event_type!r}", report)
+            return
+        if event.subject_kind != template.subject_kind:
+            _fail(c, event, f"{event.event_type} is for a {template.subject_kind}, not a {event.subject_kind}", report)
+            return
+        try:
+            text = render(event.event_type, event.payload, zone)
+        except TemplateError as exc:
+            _fail(c, event, str(exc), report)
+            return
+        phones = recipients(c, event.subject_kind, event.subject_id)
+        if not phones:
+            who = mask_id(event.subject_id) if event.subject_kind == "person" else event.subject_id
+            _fail(c, event, f"no registered phone for {event.subject_kind} {who}", report)
+            return
+        opted_out = set()
+        if template.category in OPTIONAL_CATEGORIES:
+            opted_out = set(c.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(phones))))
+        due = quiet_until(settings, zone, template.category, now)
+        rows = [
+            {
+                "event_id": event.id,
+                "event_type": event.event_type,
+                "category": template.category,
+                "recipient": phone,
+                "text": text,
+                "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
+                "batch_id": batch_id,
+                "status": "skipped" if phone in opted_out else "queued",
+                "last_error": "opted out (TD)" if phone in opted_out else None,
+                "attempts": 0,
+                "next_attempt_at": due,
+                "segments": 1,
+                "created_at": now,
+                "duplicate_suspect": False,
+            }
+            for phone in phones
+        ]
+        c.execute(_insert(c), rows)
+        c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status="queued", reason=None))
+    report.queued += 1
+    report.messages += len(phones) - len(opted_out)
+    report.skipped += len(opted_out)
+    for phone in opted_out:
+        log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
+
+
+def intake(
+    store: Store, settings: SmsSettings, zone: str, limit: int = 500, now: dt.datetime | None = None
+) -> IntakeReport:
+    """Claim up to `limit` events and expand each; returns what happened."""
+    report = IntakeReport()
+    reclaim = dt.timedelta(seconds=settings.reclaim_after_s)
+    for event in claim(store, limit, reclaim, now):
+        expand(store, event, settings, zone, report, now=now)
+    return report
+
+
+def emit(store: Store, event_type: str, subject_kind: str, subject_id: str, payload: dict[str, Any], key: str) -> bool:
+    """INSERT a business event as the business system would; False if the key exists already."""
+    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
+    stmt = (
+        dialect.insert(EVENTS)
+        .values(
+            event_type=event_type,
+            subject_kind=subject_kind,
+            subject_id=subject_id,
+            payload=payload,
+            idempotency_key=key,
+            created_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(EVENTS.c.id)
+    )
+    with store.transaction() as c:
+        return c.execute(stmt).first() is not None
