@@ -87,14 +87,23 @@ class SecuritySettings(_Section):
 class SmppSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(2775, ge=1, le=65535)
-    system_id: str = "hotline"
-    password: str = ""
+    system_id: str = Field("hotline", max_length=15)
+    password: str = Field("", max_length=8)  # SMPP 3.4 §5.2.2: at most 8 characters
+    source_addr: str = "12333"
+    # Unanswered submit_sm at any moment, and submits per second: both as agreed with the SMSC.
+    window: int = Field(10, ge=1, le=1000)
+    tps: float = Field(100.0, gt=0)
+    throttle_pause_s: float = Field(1.0, gt=0)
+    enquire_link_s: int = Field(30, ge=1)
+    socket_timeout_s: int = Field(10, ge=1)
+    # How message ids are written in submit_sm_resp and in receipts: 16, 10, or 0 (opaque).
+    submit_id_base: int = 16
+    receipt_id_base: int = 10
 
 
 class SmsSettings(_Section):
     """The gateway's own rules (the SMPP link is `smpp.*`)."""
 
-    source_addr: str = "12333"
     # Batch categories are not sent in these local hours (start, end; the window may cross
     # midnight); messages due inside wait for its end. Instant reminders ignore them.
     quiet_hours: dict[str, tuple[dt.time, dt.time]] = Field(

@@ -55,6 +55,7 @@ class SimConfig:
     id_format: str = "hex"  # hex | dec
     receipt_id_format: str = "dec"
     early_receipts: bool = False
+    resp_delay_s: float = 0.0  # answer each submit_sm this late (to see a client's window)
     down_s: float = 1.0
     seed: int = 12333
 
@@ -87,6 +88,8 @@ class Simulator:
         self._window_count = 0
         self._seq = 0
         self._mo_ref = 0
+        self.outstanding = 0  # submits received and not answered yet
+        self.max_outstanding = 0
         self._inner_port = 0
         self._bind_seen = asyncio.Event()
         self._relay: asyncio.Server | None = None
@@ -191,6 +194,19 @@ class Simulator:
         return f"{n:X}" if form == "hex" else str(n)
 
     def _on_submit(self, event: smpp34.SubmitSmEvent) -> None:
+        self.outstanding += 1
+        self.max_outstanding = max(self.max_outstanding, self.outstanding)
+        if self.config.resp_delay_s > 0:
+            self._spawn(self._answer_later(event))
+        else:
+            self._answer(event)
+
+    async def _answer_later(self, event: smpp34.SubmitSmEvent) -> None:
+        await asyncio.sleep(self.config.resp_delay_s)
+        self._answer(event)
+
+    def _answer(self, event: smpp34.SubmitSmEvent) -> None:
+        self.outstanding -= 1
         status = self._verdict()
         number = self.counts["accepted"] + 1
         message_id = self._id(number, self.config.id_format) if status == 0 else None
@@ -233,7 +249,13 @@ class Simulator:
         text = receipt_text(
             self._id(number, self.config.receipt_id_format), stat, "000" if stat == "DELIVRD" else "001"
         )
-        await esme.deliver_sm(short_code, text.encode("ascii"), source_addr=handset, esm_class=ESM_RECEIPT)
+        try:
+            await esme.deliver_sm(short_code, text.encode("ascii"), source_addr=handset, esm_class=ESM_RECEIPT)
+        except smpp34.SmppError as exc:
+            # The ESME went away or refused it: an SMSC would retry; we count it.
+            self.counts["receipts_undeliverable"] += 1
+            log.info("SMSC simulator: receipt for %d not delivered: %s", number, exc)
+            return
         self.counts[f"receipts_{stat}"] += 1
 
     def _spawn(self, work: object) -> asyncio.Task[None]:

@@ -1,0 +1,246 @@
+"""The SMPP transport: aiosmpplib's ESME behind one narrow call, `submit()`.
+
+aiosmpplib keeps the bind (enquire_link, reconnect with exponential backoff) and encodes
+PDUs; the seams it offers carry our rules:
+
+- a window: at most `smpp.window` submit_sm unanswered at any moment (a semaphore taken
+  before a segment is queued and given back when its submit_sm_resp, or the loss of the
+  connection, settles it);
+- a TPS limit: submits are spaced at least 1/`smpp.tps` s apart (the rate limiter), so no
+  one-second window ever holds more than `tps`;
+- throttling: ESME_RTHROTTLED / ESME_RMSGQFUL pause all sending for `smpp.throttle_pause_s`
+  (the throttle handler); the caller resubmits that segment;
+- segments are ours (`sms.encoding`): each goes out as its own submit_sm with its UDH, the
+  text passed through byte for byte by pass-through codecs for data_coding 0 and 8 (aiosmpplib's
+  own splitting is not used; tests/unit/test_aiosmpplib_splitting.py says why);
+- delivery receipts and MO texts are handed to `on_deliver` as raw bytes.
+
+A submit whose connection drops before its response resolves as `lost`: the SMSC may or
+may not have taken it, which the caller records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmpplib import ESME, AbstractBroker, AbstractHook, AbstractRateLimiter, AbstractThrottleHandler, PhoneNumber
+from aiosmpplib.protocol import BindTransceiverResp, DeliverSm, GenericNack, SmppMessage, SubmitSm, SubmitSmResp
+
+from core.settings import SmppSettings
+from sms.encoding import DATA_CODING_UCS2, Segment
+from sms.pdu import BadPdu, Inbound, parse_deliver_sm
+
+log = logging.getLogger(__name__)
+ENCODING_NAMES = {0x00: "gsm0338", DATA_CODING_UCS2: "ucs2"}
+
+
+def _passthrough(name: str) -> codecs.CodecInfo:
+    """A codec that maps bytes 1:1 to code points 0-255 and back: our bytes, untouched."""
+
+    def encode(text: str, errors: str = "strict") -> tuple[bytes, int]:
+        return text.encode("latin-1", errors), len(text)
+
+    def decode(data: Any, errors: str = "strict") -> tuple[str, int]:
+        return bytes(data).decode("latin-1", errors), len(data)
+
+    return codecs.CodecInfo(encode, decode, name=name)
+
+
+CODECS = {name: _passthrough(name) for name in ENCODING_NAMES.values()}
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    status: int | None  # command_status; None when the connection was lost first
+    smsc_id: str | None = None
+
+    @property
+    def lost(self) -> bool:
+        return self.status is None
+
+
+class _Broker(AbstractBroker):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[SubmitSm] = asyncio.Queue()
+
+    async def enqueue(self, message: SmppMessage) -> None:
+        assert isinstance(message, SubmitSm)
+        await self.queue.put(message)
+
+    async def dequeue(self) -> SmppMessage:
+        return await self.queue.get()  # cancellation-safe: nothing is lost if cancelled
+
+
+class _Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    """At least 1/tps s between submits."""
+
+    def __init__(self, tps: float) -> None:
+        self.interval = 1.0 / tps
+        self.next_at = 0.0
+
+    async def limit(self) -> None:
+        now = time.monotonic()
+        if self.next_at > now:
+            await asyncio.sleep(self.next_at - now)
+            now = time.monotonic()
+        self.next_at = max(now, self.next_at) + self.interval
+
+
+class _Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    """A throttled answer pauses all sending for a while; the next success ends nothing early."""
+
+    def __init__(self, pause_s: float) -> None:
+        self.pause_s = pause_s
+        self.until = 0.0
+        self.count = 0
+
+    async def throttled(self) -> None:
+        self.count += 1
+        self.until = time.monotonic() + self.pause_s
+
+    async def not_throttled(self) -> None:
+        pass
+
+    async def allow_request(self) -> bool:
+        return time.monotonic() >= self.until
+
+    async def throttle_delay(self) -> float:
+        return max(0.0, self.until - time.monotonic())
+
+
+class _Hook(AbstractHook):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    def __init__(self, transport: SmppTransport) -> None:
+        self.t = transport
+
+    async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
+        if isinstance(smpp_message, SubmitSm) and smpp_message.log_id in self.t.waiting:
+            self.t.sent.add(smpp_message.log_id)
+
+    async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
+        if isinstance(smpp_message, BindTransceiverResp):
+            self.t.on_bound()
+        elif isinstance(smpp_message, SubmitSmResp | GenericNack):
+            tag: str = getattr(smpp_message, "log_id", "") or ""
+            message_id: str | None = getattr(smpp_message, "message_id", None) or None
+            if tag:
+                self.t.settle(tag, SubmitResult(int(smpp_message.command_status), message_id))
+        elif isinstance(smpp_message, DeliverSm) or (smpp_message is None and len(pdu) > 8 and pdu[7] == 0x05):
+            # Our own reading of the PDU: aiosmpplib strips the UDH of inbound texts.
+            await self.t.deliver(pdu)
+
+    async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
+        if isinstance(smpp_message, SubmitSm) and smpp_message.log_id:
+            log.warning("submit %s not sent: %r", smpp_message.log_id, error)
+            self.t.settle(smpp_message.log_id, SubmitResult(None))
+
+
+class SmppTransport:
+    def __init__(self, settings: SmppSettings, on_deliver: Callable[[Inbound], Awaitable[None]]) -> None:
+        self.settings = settings
+        self.on_deliver = on_deliver
+        self.window = asyncio.Semaphore(settings.window)
+        self.waiting: dict[str, asyncio.Future[SubmitResult]] = {}
+        self.sent: set[str] = set()
+        self.bound = asyncio.Event()
+        self.binds = 0
+        self._tags = itertools.count(1)
+        self._broker = _Broker()
+        self.throttle = _Throttle(settings.throttle_pause_s)
+        self.esme = ESME(
+            settings.host,
+            settings.port,
+            settings.system_id,
+            settings.password,
+            broker=self._broker,
+            hook=_Hook(self),
+            rate_limiter=_Pacer(settings.tps),
+            throttle_handler=self.throttle,
+            enquire_link_interval=float(settings.enquire_link_s),
+            socket_timeout=float(settings.socket_timeout_s),
+            custom_codecs=CODECS,
+            log_level=logging.WARNING,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.esme.start(), name="smpp-esme")
+
+    async def stop(self) -> None:
+        # aiosmpplib 0.7.4 unbinds and sends EOF but never closes its StreamWriter (it just
+        # drops it, which warns at garbage collection): close it ourselves.
+        current = getattr(self.esme, "_writer", None)
+        await self.esme.stop()
+        for writer in {*self._writers, *([current] if current is not None else [])}:
+            writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.wait_closed()
+        self._writers = []
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._settle_sent()  # nothing more will answer what is still waiting
+
+    def _settle_sent(self) -> None:
+        """Submits sent on a connection that is gone will never be answered: lost."""
+        for tag in list(self.sent):
+            self.settle(tag, SubmitResult(None))
+
+    def on_bound(self) -> None:
+        """A (new) bind: what was sent on an earlier connection is lost."""
+        self.binds += 1
+        # aiosmpplib 0.7.4 replaces its StreamWriter on reconnect without closing the old one.
+        current = getattr(self.esme, "_writer", None)
+        for writer in self._writers:
+            if writer is not current:
+                writer.close()
+        self._writers = [current] if current is not None else []
+        self._settle_sent()
+        self.bound.set()
+
+    def settle(self, tag: str, result: SubmitResult) -> None:
+        future = self.waiting.pop(tag, None)
+        self.sent.discard(tag)
+        if future is not None and not future.done():
+            future.set_result(result)
+            self.window.release()
+
+    async def submit(self, destination: str, segment: Segment, data_coding: int, esm_class: int) -> SubmitResult:
+        """Send one segment (registered delivery on) and wait for its submit_sm_resp."""
+        await self.window.acquire()
+        tag = f"s{next(self._tags)}"
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self.waiting[tag] = future
+        try:
+            await self._broker.enqueue(
+                SubmitSm(
+                    short_message=segment.short_message.decode("latin-1"),
+                    source=PhoneNumber(self.settings.source_addr),
+                    destination=PhoneNumber(destination),
+                    esm_class=esm_class,
+                    encoding=ENCODING_NAMES[data_coding],
+                    registered_delivery=1,
+                    log_id=tag,
+                )
+            )
+            return await future
+        finally:
+            if self.waiting.pop(tag, None) is not None:  # cancelled before an answer
+                self.sent.discard(tag)
+                self.window.release()
+
+    async def deliver(self, pdu: bytes) -> None:
+        try:
+            inbound = parse_deliver_sm(pdu)
+        except BadPdu as exc:
+            log.error("unreadable deliver_sm (%s): %s", exc, pdu[:64].hex())
+            return
+        await self.on_deliver(inbound)
