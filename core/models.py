@@ -307,6 +307,7 @@ class SmsMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     segments: Mapped[int] = mapped_column(Integer, default=1)
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     submitted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
@@ -326,6 +327,15 @@ class SmsSegment(Base):
     state: Mapped[str] = mapped_column(String(12), default="submitted")
     submitted_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     receipt_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class SmsReceipt(Base):
+    """A delivery receipt whose submit_sm_resp has not been recorded yet (it can arrive first)."""
+
+    __tablename__ = "sms_receipts"
+    smsc_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # canonical
+    stat: Mapped[str] = mapped_column(String(12))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class SmsOptOut(Base):
