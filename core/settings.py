@@ -113,8 +113,19 @@ class SmsSettings(_Section):
             "employer_notice": (dt.time(20), dt.time(8)),
         }
     )
-    # An event stuck in `claimed` this long (its intake died) is claimed again.
-    reclaim_after_s: int = Field(300, ge=1)
+    # An event stuck in `claimed`, or a message stuck in `sending`, this long (its claimer
+    # died) is claimed again; a message so reclaimed is flagged as a possible duplicate.
+    reclaim_after_s: int = Field(120, ge=1)
+    # Temporary SMSC errors: retries with exponential backoff, then a dead letter.
+    max_attempts: int = Field(5, ge=1)
+    retry_base_s: float = Field(2.0, gt=0)
+    # Throttled segments are resubmitted after the transport's pause, this many times at most.
+    max_resubmits: int = Field(50, ge=1)
+    # A message without its final receipt this long after submission ends `unknown`.
+    receipt_timeout_s: int = Field(48 * 3600, ge=1)
+    # How often a dispatcher looks for due work when nothing wakes it (SQLite has no NOTIFY).
+    poll_s: float = Field(0.2, gt=0)
+    claim_batch: int = Field(200, ge=1)
 
 
 class WebSettings(_Section):

@@ -1,0 +1,166 @@
+"""The dispatcher: business events in, SMS out, receipts back.
+
+One loop per process: take new events (`sms.intake`), claim due messages (`sms.outbox`),
+send each through the transport segment by segment, and record every answer:
+
+- accepted: the segment's SMSC id is kept for its receipt;
+- ESME_RTHROTTLED / ESME_RMSGQFUL: the transport pauses; the segment is resubmitted
+  (up to `sms.max_resubmits`), without counting an attempt;
+- other temporary errors: the message is queued again with exponential backoff, and after
+  `sms.max_attempts` it is a dead letter (`failed`, with the last error);
+- permanent errors: `failed` at once, with the reason;
+- the link lost before the answer: queued again and marked as a possible duplicate.
+
+Messages to one recipient are sent one at a time, in order, so the 16-bit concatenation
+reference (the message id modulo 65,536) cannot collide on a handset while they are in
+flight. Segments the SMSC has taken are never sent again on a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from core.db import Store
+from core.errors import StoreUnavailable
+from core.masking import mask_phone
+from core.models import utcnow
+from core.settings import Settings
+from sms import outbox
+from sms.encoding import Segment, encode
+from sms.intake import intake
+from sms.outbox import Due
+from sms.pdu import Inbound
+from sms.receipts import BadReceipt, canonical, parse_receipt
+from sms.smpp import SubmitResult
+from sms.status import SLOW_DOWN, TEMPORARY
+
+log = logging.getLogger(__name__)
+Submit = Callable[[str, Segment, int, int], Awaitable[SubmitResult]]
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings, store: Store, submit: Submit, worker: str) -> None:
+        self.settings = settings
+        self.sms = settings.sms
+        self.store = store
+        self.submit = submit
+        self.worker = worker
+        self.wake = asyncio.Event()
+        self.sending: set[asyncio.Task[None]] = set()
+        self.sent_segments = 0
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.step()
+            except StoreUnavailable as exc:
+                log.error("dispatcher %s: store unavailable (%s); retrying", self.worker, exc)
+                await asyncio.sleep(1.0)
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), self.sms.poll_s)
+        if self.sending:
+            await asyncio.gather(*self.sending, return_exceptions=True)
+
+    async def step(self) -> int:
+        """New events to messages, then due messages out; returns how many were claimed."""
+        now = utcnow()
+        await asyncio.to_thread(intake, self.store, self.sms, self.settings.queue.timezone, 500, now)
+        room = self.sms.claim_batch - len(self.sending)
+        if room <= 0:
+            return 0
+        reclaim = dt.timedelta(seconds=self.sms.reclaim_after_s)
+        due = await asyncio.to_thread(outbox.claim_due, self.store, self.worker, room, reclaim, now)
+        by_recipient: dict[str, list[Due]] = defaultdict(list)
+        for message in due:
+            by_recipient[message.recipient].append(message)
+        for messages in by_recipient.values():
+            task = asyncio.create_task(self._send_in_order(messages))
+            self.sending.add(task)
+            task.add_done_callback(self._done)
+        return len(due)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self.sending.discard(task)
+        self.wake.set()  # room for more
+        if not task.cancelled() and task.exception() is not None:
+            log.error("dispatcher %s: a send failed: %r", self.worker, task.exception())
+
+    async def _send_in_order(self, messages: list[Due]) -> None:
+        for message in messages:
+            await self.send(message)
+
+    # --- one message ----------------------------------------------------------------------
+
+    async def send(self, message: Due) -> None:
+        encoded = encode(message.text, message.id & 0xFFFF)
+        for seq, segment in enumerate(encoded.segments, 1):
+            if seq in message.accepted:
+                continue  # the SMSC has it from an earlier attempt
+            result = await self._submit_segment(message, segment, encoded.data_coding, encoded.esm_class)
+            if result is None:
+                return  # the message went back to the queue or failed; recorded already
+            smsc_id = canonical(result, self.settings.smpp.submit_id_base)
+            await asyncio.to_thread(outbox.segment_accepted, self.store, message.id, seq, smsc_id, utcnow())
+        await asyncio.to_thread(outbox.message_submitted, self.store, message.id, len(encoded.segments), utcnow())
+
+    async def _submit_segment(self, message: Due, segment: Segment, data_coding: int, esm_class: int) -> str | None:
+        """The SMSC's id for the segment, or None once the message has been requeued or failed."""
+        for _ in range(self.sms.max_resubmits):
+            result = await self.submit(message.recipient, segment, data_coding, esm_class)
+            self.sent_segments += 1
+            if result.lost:
+                await asyncio.to_thread(
+                    outbox.requeue, self.store, message.id, utcnow(), "link lost before the SMSC answered", suspect=True
+                )
+                return None
+            if result.status == 0 and result.smsc_id:
+                return result.smsc_id
+            if result.status in SLOW_DOWN:
+                continue  # the transport paused; send it again
+            error = f"SMSC answered 0x{result.status:02X}"
+            if result.status in TEMPORARY:
+                await self._retry_later(message, error)
+            else:
+                log.warning("message %d to %s failed: %s", message.id, mask_phone(message.recipient), error)
+                await asyncio.to_thread(outbox.fail, self.store, message.id, f"{error} (permanent)", utcnow())
+            return None
+        await asyncio.to_thread(
+            outbox.requeue,
+            self.store,
+            message.id,
+            utcnow() + dt.timedelta(seconds=self.sms.retry_base_s),
+            "still throttled after every resubmission",
+            refund=True,
+        )
+        return None
+
+    async def _retry_later(self, message: Due, error: str) -> None:
+        if message.attempts >= self.sms.max_attempts:
+            reason = f"dead letter after {message.attempts} attempts: {error}"
+            log.warning("message %d to %s: %s", message.id, mask_phone(message.recipient), reason)
+            await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow())
+            return
+        delay = self.sms.retry_base_s * 2 ** (message.attempts - 1)
+        at = utcnow() + dt.timedelta(seconds=delay)
+        await asyncio.to_thread(outbox.requeue, self.store, message.id, at, f"{error}; retry in {delay:.0f} s")
+
+    # --- receipts -------------------------------------------------------------------------
+
+    async def on_receipt(self, inbound: Inbound) -> None:
+        try:
+            receipt = parse_receipt(inbound.short_message.decode("ascii", errors="replace"), inbound.receipted_id)
+            smsc_id = canonical(receipt.message_id, self.settings.smpp.receipt_id_base)
+        except BadReceipt as exc:
+            log.error("unreadable receipt from %s: %s", mask_phone(inbound.source), exc)
+            return
+        if receipt.state is None:
+            return  # intermediate (ACCEPTD, ENROUTE): a final one follows
+        await asyncio.to_thread(outbox.apply_receipt, self.store, smsc_id, receipt.state.value, utcnow())

@@ -1,0 +1,196 @@
+"""The store side of sending: claim due messages, record each segment's answer, apply
+receipts, retry or bury. Synchronous functions over Core statements, run in threads by
+the dispatcher; every state change is one short transaction.
+
+States of a message: queued -> sending -> submitted -> delivered | undelivered | expired |
+rejected | deleted | unknown; or back to queued (throttled, temporary error, lost link);
+or failed (permanent SMSC error, or the dead letter after `max_attempts`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from core.db import Store
+from core.models import SmsMessage, SmsReceipt, SmsSegment
+from sms.receipts import FinalState
+
+MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
+SEGMENTS: Table = SmsSegment.__table__  # type: ignore[assignment]
+RECEIPTS: Table = SmsReceipt.__table__  # type: ignore[assignment]
+FINAL = tuple(s.value for s in FinalState)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A claimed message: what to send, and which segments the SMSC has taken already."""
+
+    id: int
+    recipient: str
+    text: str
+    attempts: int
+    accepted: frozenset[int]
+
+
+def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta, now: dt.datetime) -> list[Due]:
+    """Take up to `limit` due messages: instant before batch, oldest first, skipping rows
+    another dispatcher holds (SKIP LOCKED on PostgreSQL) and recipients already being sent to."""
+    with store.transaction() as c:
+        # Messages whose dispatcher died mid-send: queued again, marked as possible duplicates.
+        c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.status == "sending", MESSAGES.c.claimed_at < now - reclaim_after)
+            .values(status="queued", duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
+        )
+    busy = select(MESSAGES.c.recipient).where(MESSAGES.c.status == "sending").scalar_subquery()
+    due = (
+        select(MESSAGES.c.id)
+        .where(
+            MESSAGES.c.status == "queued",
+            MESSAGES.c.next_attempt_at <= now,
+            MESSAGES.c.recipient.not_in(busy),
+        )
+        .order_by(MESSAGES.c.priority, MESSAGES.c.next_attempt_at, MESSAGES.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    stmt = (
+        update(MESSAGES)
+        .where(MESSAGES.c.id.in_(due), MESSAGES.c.status == "queued")
+        .values(status="sending", claimed_by=worker, claimed_at=now, attempts=MESSAGES.c.attempts + 1)
+        .returning(MESSAGES.c.id, MESSAGES.c.recipient, MESSAGES.c.text, MESSAGES.c.attempts)
+    )
+    with store.transaction() as c:
+        rows = c.execute(stmt).all()
+        ids = [r.id for r in rows]
+        taken: dict[int, set[int]] = {}
+        if ids:
+            for message_id, seq in c.execute(
+                select(SEGMENTS.c.message_id, SEGMENTS.c.seq).where(
+                    SEGMENTS.c.message_id.in_(ids), SEGMENTS.c.smsc_id.is_not(None)
+                )
+            ):
+                taken.setdefault(message_id, set()).add(seq)
+    return sorted(
+        (Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ()))) for r in rows),
+        key=lambda d: d.id,
+    )
+
+
+def segment_accepted(store: Store, message_id: int, seq: int, smsc_id: str, now: dt.datetime) -> None:
+    """The SMSC took segment `seq` and named it `smsc_id` (canonical); a receipt that came
+    first is applied now."""
+    with store.transaction() as c:
+        insert = postgresql.insert(SEGMENTS) if c.dialect.name == "postgresql" else sqlite.insert(SEGMENTS)
+        c.execute(
+            insert.values(
+                message_id=message_id, seq=seq, smsc_id=smsc_id, state="submitted", submitted_at=now
+            ).on_conflict_do_update(
+                index_elements=["message_id", "seq"], set_={"smsc_id": smsc_id, "state": "submitted"}
+            )
+        )
+        early = c.execute(delete(RECEIPTS).where(RECEIPTS.c.smsc_id == smsc_id).returning(RECEIPTS.c.stat)).first()
+        if early is not None:
+            c.execute(update(SEGMENTS).where(SEGMENTS.c.smsc_id == smsc_id).values(state=early.stat, receipt_at=now))
+
+
+def message_submitted(store: Store, message_id: int, segments: int, now: dt.datetime) -> None:
+    with store.transaction() as c:
+        c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == message_id)
+            .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
+        )
+        _settle(c, [message_id], now)
+
+
+def requeue(
+    store: Store, message_id: int, at: dt.datetime, error: str, *, suspect: bool = False, refund: bool = False
+) -> None:
+    """Back to the queue for `at`. `refund` gives back the attempt (throttling is not the
+    message's fault); `suspect` marks a segment that may have reached the SMSC unanswered."""
+    values: dict[str, object] = {"status": "queued", "next_attempt_at": at, "last_error": error, "claimed_by": None}
+    if suspect:
+        values["duplicate_suspect"] = True
+    if refund:
+        values["attempts"] = MESSAGES.c.attempts - 1
+    with store.transaction() as c:
+        c.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
+
+
+def fail(store: Store, message_id: int, error: str, now: dt.datetime) -> None:
+    with store.transaction() as c:
+        c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == message_id)
+            .values(status="failed", last_error=error, final_at=now, claimed_by=None)
+        )
+
+
+def apply_receipt(store: Store, smsc_id: str, state: str, now: dt.datetime) -> bool:
+    """Record a final receipt for a segment; keep it for later if its segment is not known
+    yet. True if it matched a segment now."""
+    with store.transaction() as c:
+        rows = c.execute(
+            update(SEGMENTS)
+            .where(SEGMENTS.c.smsc_id == smsc_id)
+            .values(state=state, receipt_at=now)
+            .returning(SEGMENTS.c.message_id)
+        ).all()
+        if not rows:
+            insert = postgresql.insert(RECEIPTS) if c.dialect.name == "postgresql" else sqlite.insert(RECEIPTS)
+            c.execute(
+                insert.values(smsc_id=smsc_id, stat=state, received_at=now).on_conflict_do_update(
+                    index_elements=["smsc_id"], set_={"stat": state, "received_at": now}
+                )
+            )
+            return False
+        _settle(c, [r.message_id for r in rows], now)
+        return True
+
+
+def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
+    """A submitted message whose every segment has a final state takes the worst of them."""
+    for message_id in message_ids:
+        states = c.scalars(select(SEGMENTS.c.state).where(SEGMENTS.c.message_id == message_id)).all()
+        total = c.scalar(select(MESSAGES.c.segments).where(MESSAGES.c.id == message_id)) or 0
+        if len(states) < total or not all(s in FINAL for s in states):
+            continue
+        worst = next((s for s in states if s != FinalState.DELIVERED), FinalState.DELIVERED.value)
+        c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id == message_id, MESSAGES.c.status == "submitted")
+            .values(status=worst, final_at=now)
+        )
+
+
+def expire_unreceipted(store: Store, timeout: dt.timedelta, now: dt.datetime) -> int:
+    """Submitted messages with no final receipt after `timeout` end `unknown`."""
+    with store.transaction() as c:
+        result = c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.status == "submitted", MESSAGES.c.submitted_at < now - timeout)
+            .values(status=FinalState.UNKNOWN.value, final_at=now, last_error="no receipt in time")
+        )
+        return int(result.rowcount)
+
+
+def counts(store: Store) -> dict[str, dict[str, int]]:
+    """Messages by category and state (for `hotline sms status`)."""
+    with store.transaction() as c:
+        rows = c.execute(
+            select(MESSAGES.c.category, MESSAGES.c.status, func.count()).group_by(
+                MESSAGES.c.category, MESSAGES.c.status
+            )
+        ).all()
+        suspects = c.scalar(select(func.count()).select_from(MESSAGES).where(MESSAGES.c.duplicate_suspect.is_(True)))
+    out: dict[str, dict[str, int]] = {}
+    for category, status, n in rows:
+        out.setdefault(category, {})[status] = int(n)
+    out["_all"] = {"duplicate_suspect": int(suspects or 0)}
+    return out

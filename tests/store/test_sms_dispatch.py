@@ -1,0 +1,168 @@
+"""The dispatcher end to end over TCP: events in the store, aiosmpplib to the SMSC
+simulator, receipts back; with throttling, errors, early receipts and a dropped link.
+On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from core.db import Store
+from core.models import SmsMessage, SmsSegment
+from core.settings import Settings
+from sms.dispatcher import Dispatcher
+from sms.intake import emit
+from sms.pdu import Inbound
+from sms.simulator import SimConfig, Simulator
+from sms.smpp import SmppTransport
+from tests.conftest import load_sample, make_settings
+
+FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def dispatching(
+    store: Store, tmp_path: Path, sim: dict[str, Any], **env: str
+) -> AsyncIterator[tuple[Simulator, Dispatcher]]:
+    simulator = Simulator(SimConfig(port=_port(), receipt_delay_s=0.05, **sim))
+    await simulator.start()
+    settings: Settings = make_settings(
+        tmp_path,
+        store.url,
+        HOTLINE_SMPP_PORT=str(simulator.config.port),
+        HOTLINE_SMPP_PASSWORD="secret",
+        HOTLINE_SMS_POLL_S="0.05",
+        HOTLINE_SMS_RETRY_BASE_S="0.1",
+        **env,
+    )
+    # No quiet hours here (they have their own tests): the outcome must not depend on the clock.
+    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
+    holder: dict[str, Dispatcher] = {}
+
+    async def on_deliver(inbound: Inbound) -> None:
+        if inbound.is_receipt:
+            await holder["d"].on_receipt(inbound)
+
+    transport = SmppTransport(settings.smpp, on_deliver)
+    dispatcher = holder["d"] = Dispatcher(settings, store, transport.submit, "test-1")
+    await transport.start()
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop))
+    try:
+        yield simulator, dispatcher
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 20)
+        await transport.stop()
+        await simulator.stop()
+
+
+def _emit_pensions(store: Store, people: list[Any], long: bool = False) -> None:
+    for p in people:
+        payload = {"name": p.name, "period": "2026-11", "amount": p.pension_balance_fen}
+        if long:
+            payload = {"title": "医保缴费提醒", "body": "城乡居民医保集中缴费期为9月1日至12月31日，请及时缴纳。" * 4}
+            emit(store, "policy_news", "person", p.id_number, payload, f"news:{p.id_number}")
+        else:
+            emit(store, "pension_credited", "person", p.id_number, payload, f"pension:{p.id_number}")
+
+
+def _messages(store: Store) -> list[SmsMessage]:
+    with store.session() as s:
+        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.id)))
+
+
+async def _until_final(store: Store, count: int, limit_s: float = 30) -> list[SmsMessage]:
+    deadline = asyncio.get_running_loop().time() + limit_s
+    while True:
+        messages = await asyncio.to_thread(_messages, store)
+        if len(messages) == count and all(m.status in FINAL for m in messages):
+            return messages
+        if asyncio.get_running_loop().time() > deadline:
+            seen = sorted((m.status, m.last_error or "") for m in messages)
+            raise AssertionError(f"{len(messages)} of {count} messages, not all final: {seen}")
+        await asyncio.sleep(0.1)
+
+
+async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: Path, sample_data: Any) -> None:
+    load_sample(store)
+    people = sample_data[1][:20]
+    _emit_pensions(store, people[:15])
+    _emit_pensions(store, people[15:], long=True)
+    async with dispatching(store, tmp_path, {}) as (sim, _d):
+        messages = await _until_final(store, 20)
+    assert {m.status for m in messages} == {"delivered"}
+    long = [m for m in messages if m.event_type == "policy_news"]
+    assert long and all(m.segments == 2 for m in long)
+    assert sim.counts["accepted"] == 15 + 2 * 5
+    destinations = sorted(s.destination for s in sim.submitted)
+    assert len(destinations) == 25 and len(set(destinations)) == 20
+    with store.session() as s:
+        assert s.query(SmsSegment).filter(SmsSegment.state == "delivered").count() == 25
+
+
+async def test_throttling_and_temporary_errors_slow_down_and_retry(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    _emit_pensions(store, sample_data[1][:20])
+    sim = {"tps": 8, "fail_every": {0x08: 5}}
+    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_THROTTLE_PAUSE_S="0.5") as (simulator, _d):
+        messages = await _until_final(store, 20)
+    assert {m.status for m in messages} == {"delivered"}
+    assert simulator.counts["rejected_0x58"] >= 1 and simulator.counts["rejected_0x08"] >= 1
+    # Each system error cost exactly one attempt; the throttled answers cost none.
+    assert sum(m.attempts - 1 for m in messages) == simulator.counts["rejected_0x08"]
+
+
+async def test_permanent_errors_fail_at_once_and_endless_ones_become_dead_letters(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    _emit_pensions(store, sample_data[1][:6])
+    async with dispatching(store, tmp_path, {"fail_every": {0x0B: 3, 0x08: 2}}, HOTLINE_SMS_MAX_ATTEMPTS="2"):
+        messages = await _until_final(store, 6)
+    failed = [m for m in messages if m.status == "failed"]
+    assert failed
+    assert any("0x0B (permanent)" in (m.last_error or "") for m in failed)
+    assert any((m.last_error or "").startswith("dead letter after 2 attempts") for m in failed)
+
+
+async def test_receipts_before_their_responses_and_ids_in_another_base(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    _emit_pensions(store, sample_data[1][:10])
+    sim = {"early_receipts": True, "id_format": "hex", "receipt_id_format": "dec", "outcomes": {"DELIVRD": 1}}
+    async with dispatching(store, tmp_path, sim):
+        messages = await _until_final(store, 10)
+    assert {m.status for m in messages} == {"delivered"}
+
+
+async def test_a_dropped_link_loses_nothing_and_flags_what_may_be_twice(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    _emit_pensions(store, sample_data[1][:30])
+    sim = {"resp_delay_s": 0.3, "down_s": 0.3}
+    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_WINDOW="5") as (simulator, _d):
+        await asyncio.sleep(0.5)
+        await simulator.drop()
+        simulator.config.resp_delay_s = 0.0
+        messages = await _until_final(store, 30, limit_s=60)
+    assert {m.status for m in messages} == {"delivered"}
+    suspects = [m for m in messages if m.duplicate_suspect]
+    assert 1 <= len(suspects) <= 5  # at most the window was unanswered when the link dropped
