@@ -292,7 +292,8 @@ class SmsMessage(Base):
         Index("ix_sms_messages_due", "status", "priority", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("business_events.id"))
+    # The business event it was made for; None for a reply to a resident's text (MO).
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("business_events.id"))
     event_type: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(20), index=True)
     recipient: Mapped[str] = mapped_column(String(20))

@@ -216,6 +216,21 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from sms.outbox import counts, event_counts
+
+    store = open_store(settings)
+    events, messages = event_counts(store), counts(store)
+    if args.format == "json":
+        _print_json({"events": events, "messages": messages})
+        return 0
+    print("events: " + ", ".join(f"{k} {v}" for k, v in sorted(events.items())))
+    for category, states in sorted(messages.items()):
+        print(f"{category}: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    return 0
+
+
 def cmd_smsc_sim(settings: Settings, args: argparse.Namespace) -> int:
     from sms.sim_cli import parse_outcomes, parse_pairs, run
     from sms.simulator import SimConfig
@@ -309,8 +324,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("serve", help="run FastAGI, the AMI monitor and the web console")
-    s.add_argument("--only", help="comma-separated subset of: agi,ami,web")
+    s = sub.add_parser("serve", help="run FastAGI, the AMI monitor, the web console and the SMS gateway")
+    s.add_argument("--only", help="comma-separated subset of: agi,ami,web,sms")
     s.add_argument("--workers", type=_workers, help="FastAGI processes sharing the port (default: agi.workers, 1)")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a parent serve
     s.set_defaults(func=cmd_serve)
@@ -379,6 +394,12 @@ def parser() -> argparse.ArgumentParser:
     emit_p.add_argument("--payload", required=True, help="the template's fields as a JSON object")
     emit_p.add_argument("--key", help="idempotency key (default: a new one)")
     emit_p.set_defaults(func=cmd_events)
+
+    s = sub.add_parser("sms", help="the SMS gateway")
+    sm = s.add_subparsers(dest="sms_action", required=True)
+    st = sm.add_parser("status", help="events and messages by category and state")
+    st.add_argument("--format", choices=("json", "text"), default="text")
+    st.set_defaults(func=cmd_sms)
 
     s = sub.add_parser("smsc-sim", help="an SMPP 3.4 SMSC simulator (receipts, MO, throttling, faults)")
     s.add_argument("--host", help="default: smpp.host")

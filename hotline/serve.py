@@ -29,9 +29,10 @@ from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
 from ivr.queue_entry import queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
+from sms.service import SmsService
 
 log = logging.getLogger(__name__)
-COMPONENTS = ("agi", "ami", "web")  # sms arrives with its issue
+COMPONENTS = ("agi", "ami", "web", "sms")
 SHUTDOWN_GRACE_S = 10.0
 QUERY_THREADS = 8
 
@@ -121,6 +122,7 @@ class Running:
     workers: Workers | None = None
     monitor: AmiMonitor | None = None
     web: web.AppRunner | None = None
+    sms: SmsService | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -191,6 +193,8 @@ async def _shut_down(running: Running) -> None:
         await asyncio.to_thread(running.workers.stop)
     if running.web is not None:
         await running.web.cleanup()
+    if running.sms is not None:
+        await running.sms.stop()
     if running.monitor is not None:
         await running.monitor.stop()
     for task in running.tasks:
@@ -228,6 +232,9 @@ async def serve(
         running.monitor.start()
     if "web" in only and not worker:
         await _start_web(settings, store, running)
+    if "sms" in only and not worker:
+        running.sms = SmsService(settings, store)
+        await running.sms.start()
     print("hotline serve: ready", flush=True)
     await stop.wait()
     log.info("shutting down")

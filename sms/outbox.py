@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import Store
-from core.models import SmsMessage, SmsReceipt, SmsSegment
+from core.models import BusinessEvent, SmsMessage, SmsReceipt, SmsSegment
 from sms.receipts import FinalState
 
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
@@ -194,3 +194,11 @@ def counts(store: Store) -> dict[str, dict[str, int]]:
         out.setdefault(category, {})[status] = int(n)
     out["_all"] = {"duplicate_suspect": int(suspects or 0)}
     return out
+
+
+def event_counts(store: Store) -> dict[str, int]:
+    """Business events by the gateway's state (pending, claimed, queued, failed)."""
+    events = BusinessEvent.__table__
+    with store.transaction() as c:
+        rows = c.execute(select(events.c.status, func.count()).group_by(events.c.status)).all()
+    return {status: int(n) for status, n in rows}

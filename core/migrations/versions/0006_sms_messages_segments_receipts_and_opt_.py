@@ -33,7 +33,7 @@ def upgrade() -> None:
     )
     op.create_table('sms_messages',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('event_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('event_type', sa.String(length=64), nullable=False),
     sa.Column('category', sa.String(length=20), nullable=False),
     sa.Column('recipient', sa.String(length=20), nullable=False),

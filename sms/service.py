@@ -1,0 +1,84 @@
+"""The SMS gateway as `hotline serve` runs it: the SMPP transport, the dispatcher, the MO
+handler, and on PostgreSQL a LISTEN on `hotline_events` so an instant reminder is taken up
+the moment the business system commits it (SQLite: the dispatcher's short poll)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+
+import psycopg
+
+from core.business import AuditedReader, SampleBusinessPort
+from core.db import Store
+from core.settings import Settings
+from sms.dispatcher import Dispatcher
+from sms.mo import MoHandler
+from sms.pdu import Inbound
+from sms.smpp import SmppTransport
+
+log = logging.getLogger(__name__)
+CHANNEL = "hotline_events"
+
+
+class SmsService:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.transport = SmppTransport(settings.smpp, self.on_deliver)
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.dispatcher = Dispatcher(settings, store, self.transport.submit, worker)
+        reader = AuditedReader(store, SampleBusinessPort(store, settings.security.pin_pepper))
+        self.mo = MoHandler(store, reader, self.dispatcher.wake)
+        self.stop_event = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def on_deliver(self, inbound: Inbound) -> None:
+        if inbound.is_receipt:
+            await self.dispatcher.on_receipt(inbound)
+        else:
+            await self.mo.on_text(inbound)
+
+    async def start(self) -> None:
+        await self.transport.start()
+        self.tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="sms-dispatcher"))
+        if self.store.engine.dialect.name == "postgresql":
+            self.tasks.append(asyncio.create_task(self._listen(), name="sms-listen"))
+        log.info(
+            "SMS gateway: SMPP %s:%d as %s, window %d, %g submits/s",
+            self.settings.smpp.host,
+            self.settings.smpp.port,
+            self.settings.smpp.system_id,
+            self.settings.smpp.window,
+            self.settings.smpp.tps,
+        )
+
+    async def _listen(self) -> None:
+        """Wake the dispatcher on every commit of new events; reconnect with backoff."""
+        dsn = self.store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        delay = 1.0
+        while not self.stop_event.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    delay = 1.0
+                    async for _notify in conn.notifies():
+                        self.dispatcher.wake.set()
+            except psycopg.Error as exc:
+                log.warning(
+                    "SMS gateway: LISTEN %s failed (%s); polling meanwhile, retry in %.0f s", CHANNEL, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        for task in self.tasks:
+            if task.get_name() == "sms-listen":
+                task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.transport.stop()
