@@ -130,7 +130,7 @@ class BusinessEvent(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # The gateway's: pending -> claimed -> queued (its messages exist) | failed (with the reason).
-    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 

@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from core.db import Store
 from core.errors import StoreUnavailable
@@ -31,6 +32,7 @@ from core.masking import mask_phone
 from core.models import utcnow
 from core.settings import Settings
 from sms import outbox
+from sms.batching import Batcher
 from sms.encoding import Segment, encode
 from sms.intake import intake
 from sms.outbox import Due
@@ -40,6 +42,7 @@ from sms.smpp import SubmitResult
 from sms.status import SLOW_DOWN, TEMPORARY
 
 log = logging.getLogger(__name__)
+BATCH_S = 0.02
 Submit = Callable[[str, Segment, int, int], Awaitable[SubmitResult]]
 
 
@@ -53,10 +56,26 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
         self.sent_segments = 0
+        # Group commits: submissions (waited for, so a message holds its window slot until
+        # recorded: a crash can leave at most `smpp.window` sent but unrecorded) and receipts.
+        # One writer at a time: a receipt and its own submission in two concurrent
+        # transactions would each miss the other (rematch_receipts mends that across processes).
+        serial = asyncio.Lock()
+        self.submitted: Batcher[outbox.Submitted] = Batcher(
+            lambda batch: outbox.messages_submitted(store, batch, utcnow()), BATCH_S, "submissions", serial
+        )
+        self.receipts: Batcher[tuple[str, str]] = Batcher(
+            lambda batch: _ignore(outbox.apply_receipts(store, batch, utcnow())), BATCH_S, "receipts", serial
+        )
+        self.inflight = asyncio.Semaphore(settings.smpp.window)
 
     # --- the loop -------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
+        flushers = [
+            asyncio.create_task(self.submitted.run(stop), name="sms-submissions"),
+            asyncio.create_task(self.receipts.run(stop), name="sms-receipts"),
+        ]
         while not stop.is_set():
             try:
                 await self.step()
@@ -68,10 +87,13 @@ class Dispatcher:
                 await asyncio.wait_for(self.wake.wait(), self.sms.poll_s)
         if self.sending:
             await asyncio.gather(*self.sending, return_exceptions=True)
+        await asyncio.gather(*flushers)
 
     async def step(self) -> int:
         """New events to messages, then due messages out; returns how many were claimed."""
         now = utcnow()
+        if self.receipts.items == [] and self.submitted.items == []:
+            await asyncio.to_thread(outbox.rematch_receipts, self.store, now)
         await asyncio.to_thread(intake, self.store, self.sms, self.settings.queue.timezone, 500, now)
         room = self.sms.claim_batch - len(self.sending)
         if room <= 0:
@@ -95,30 +117,38 @@ class Dispatcher:
 
     async def _send_in_order(self, messages: list[Due]) -> None:
         for message in messages:
-            await self.send(message)
+            async with self.inflight:
+                await self.send(message)
 
     # --- one message ----------------------------------------------------------------------
 
     async def send(self, message: Due) -> None:
         encoded = encode(message.text, message.id & 0xFFFF)
+        accepted: list[tuple[int, str]] = []
         for seq, segment in enumerate(encoded.segments, 1):
             if seq in message.accepted:
                 continue  # the SMSC has it from an earlier attempt
-            result = await self._submit_segment(message, segment, encoded.data_coding, encoded.esm_class)
+            result = await self._submit_segment(message, segment, encoded.data_coding, encoded.esm_class, accepted)
             if result is None:
                 return  # the message went back to the queue or failed; recorded already
-            smsc_id = canonical(result, self.settings.smpp.submit_id_base)
-            await asyncio.to_thread(outbox.segment_accepted, self.store, message.id, seq, smsc_id, utcnow())
-        await asyncio.to_thread(outbox.message_submitted, self.store, message.id, len(encoded.segments), utcnow())
+            accepted.append((seq, canonical(result, self.settings.smpp.submit_id_base)))
+        await self.submitted.put((message.id, accepted, len(encoded.segments)))
 
-    async def _submit_segment(self, message: Due, segment: Segment, data_coding: int, esm_class: int) -> str | None:
-        """The SMSC's id for the segment, or None once the message has been requeued or failed."""
+    async def _submit_segment(
+        self, message: Due, segment: Segment, data_coding: int, esm_class: int, accepted: list[tuple[int, str]]
+    ) -> str | None:
+        """The SMSC's id for the segment, or None once the message has been requeued or failed
+        (recording the segments `accepted` so far, which are not sent again)."""
         for _ in range(self.sms.max_resubmits):
             result = await self.submit(message.recipient, segment, data_coding, esm_class)
             self.sent_segments += 1
             if result.lost:
                 await asyncio.to_thread(
-                    outbox.requeue, self.store, message.id, utcnow(), "link lost before the SMSC answered", suspect=True
+                    partial(outbox.requeue, suspect=True, accepted=accepted),
+                    self.store,
+                    message.id,
+                    utcnow(),
+                    "link lost before the SMSC answered",
                 )
                 return None
             if result.status == 0 and result.smsc_id:
@@ -127,30 +157,31 @@ class Dispatcher:
                 continue  # the transport paused; send it again
             error = f"SMSC answered 0x{result.status:02X}"
             if result.status in TEMPORARY:
-                await self._retry_later(message, error)
+                await self._retry_later(message, error, accepted)
             else:
                 log.warning("message %d to %s failed: %s", message.id, mask_phone(message.recipient), error)
-                await asyncio.to_thread(outbox.fail, self.store, message.id, f"{error} (permanent)", utcnow())
+                await asyncio.to_thread(outbox.fail, self.store, message.id, f"{error} (permanent)", utcnow(), accepted)
             return None
         await asyncio.to_thread(
-            outbox.requeue,
+            partial(outbox.requeue, refund=True, accepted=accepted),
             self.store,
             message.id,
             utcnow() + dt.timedelta(seconds=self.sms.retry_base_s),
             "still throttled after every resubmission",
-            refund=True,
         )
         return None
 
-    async def _retry_later(self, message: Due, error: str) -> None:
+    async def _retry_later(self, message: Due, error: str, accepted: list[tuple[int, str]]) -> None:
         if message.attempts >= self.sms.max_attempts:
             reason = f"dead letter after {message.attempts} attempts: {error}"
             log.warning("message %d to %s: %s", message.id, mask_phone(message.recipient), reason)
-            await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow())
+            await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow(), accepted)
             return
         delay = self.sms.retry_base_s * 2 ** (message.attempts - 1)
         at = utcnow() + dt.timedelta(seconds=delay)
-        await asyncio.to_thread(outbox.requeue, self.store, message.id, at, f"{error}; retry in {delay:.0f} s")
+        await asyncio.to_thread(
+            partial(outbox.requeue, accepted=accepted), self.store, message.id, at, f"{error}; retry in {delay:.0f} s"
+        )
 
     # --- receipts -------------------------------------------------------------------------
 
@@ -163,4 +194,8 @@ class Dispatcher:
             return
         if receipt.state is None:
             return  # intermediate (ACCEPTD, ENROUTE): a final one follows
-        await asyncio.to_thread(outbox.apply_receipt, self.store, smsc_id, receipt.state.value, utcnow())
+        await self.receipts.put((smsc_id, receipt.state.value), wait=False)
+
+
+def _ignore(_value: object) -> None:
+    """For a Batcher whose write returns a figure nobody waits for."""

@@ -82,35 +82,56 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
     )
 
 
-def segment_accepted(store: Store, message_id: int, seq: int, smsc_id: str, now: dt.datetime) -> None:
-    """The SMSC took segment `seq` and named it `smsc_id` (canonical); a receipt that came
-    first is applied now."""
+def _record_segments(c: Connection, message_id: int, accepted: list[tuple[int, str]], now: dt.datetime) -> None:
+    """Keep the SMSC's id of each accepted segment; apply receipts that arrived first."""
+    if not accepted:
+        return
+    module = postgresql if c.dialect.name == "postgresql" else sqlite
+    insert = module.insert(SEGMENTS)
+    c.execute(
+        insert.values(
+            [
+                {"message_id": message_id, "seq": seq, "smsc_id": smsc_id, "state": "submitted", "submitted_at": now}
+                for seq, smsc_id in accepted
+            ]
+        ).on_conflict_do_update(
+            index_elements=["message_id", "seq"],
+            set_={"smsc_id": insert.excluded.smsc_id, "state": "submitted"},
+        )
+    )
+    ids = [smsc_id for _, smsc_id in accepted]
+    for early in c.execute(
+        delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_(ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
+    ):
+        c.execute(update(SEGMENTS).where(SEGMENTS.c.smsc_id == early.smsc_id).values(state=early.stat, receipt_at=now))
+
+
+Submitted = tuple[int, list[tuple[int, str]], int]  # message id, accepted segments, segment count
+
+
+def messages_submitted(store: Store, batch: list[Submitted], now: dt.datetime) -> None:
+    """Messages whose every segment was taken, in one transaction: their segments' ids and
+    their new state (the dispatcher batches these; one commit per message would cap the rate)."""
     with store.transaction() as c:
-        insert = postgresql.insert(SEGMENTS) if c.dialect.name == "postgresql" else sqlite.insert(SEGMENTS)
-        c.execute(
-            insert.values(
-                message_id=message_id, seq=seq, smsc_id=smsc_id, state="submitted", submitted_at=now
-            ).on_conflict_do_update(
-                index_elements=["message_id", "seq"], set_={"smsc_id": smsc_id, "state": "submitted"}
+        for message_id, accepted, segments in batch:
+            _record_segments(c, message_id, accepted, now)
+            c.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id == message_id)
+                .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
             )
-        )
-        early = c.execute(delete(RECEIPTS).where(RECEIPTS.c.smsc_id == smsc_id).returning(RECEIPTS.c.stat)).first()
-        if early is not None:
-            c.execute(update(SEGMENTS).where(SEGMENTS.c.smsc_id == smsc_id).values(state=early.stat, receipt_at=now))
-
-
-def message_submitted(store: Store, message_id: int, segments: int, now: dt.datetime) -> None:
-    with store.transaction() as c:
-        c.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id == message_id)
-            .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
-        )
-        _settle(c, [message_id], now)
+        _settle(c, [message_id for message_id, _, _ in batch], now)
 
 
 def requeue(
-    store: Store, message_id: int, at: dt.datetime, error: str, *, suspect: bool = False, refund: bool = False
+    store: Store,
+    message_id: int,
+    at: dt.datetime,
+    error: str,
+    *,
+    suspect: bool = False,
+    refund: bool = False,
+    accepted: list[tuple[int, str]] | None = None,
 ) -> None:
     """Back to the queue for `at`. `refund` gives back the attempt (throttling is not the
     message's fault); `suspect` marks a segment that may have reached the SMSC unanswered."""
@@ -120,11 +141,15 @@ def requeue(
     if refund:
         values["attempts"] = MESSAGES.c.attempts - 1
     with store.transaction() as c:
+        _record_segments(c, message_id, accepted or [], at)  # not sent again on the retry
         c.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
 
 
-def fail(store: Store, message_id: int, error: str, now: dt.datetime) -> None:
+def fail(
+    store: Store, message_id: int, error: str, now: dt.datetime, accepted: list[tuple[int, str]] | None = None
+) -> None:
     with store.transaction() as c:
+        _record_segments(c, message_id, accepted or [], now)
         c.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
@@ -132,26 +157,54 @@ def fail(store: Store, message_id: int, error: str, now: dt.datetime) -> None:
         )
 
 
-def apply_receipt(store: Store, smsc_id: str, state: str, now: dt.datetime) -> bool:
-    """Record a final receipt for a segment; keep it for later if its segment is not known
-    yet. True if it matched a segment now."""
+def apply_receipts(store: Store, receipts: list[tuple[str, str]], now: dt.datetime) -> int:
+    """Record final receipts (canonical SMSC id, state) in one transaction; keep those whose
+    segment is not known yet for when it is. Returns how many matched a segment now."""
+    matched: list[int] = []
     with store.transaction() as c:
-        rows = c.execute(
-            update(SEGMENTS)
-            .where(SEGMENTS.c.smsc_id == smsc_id)
-            .values(state=state, receipt_at=now)
-            .returning(SEGMENTS.c.message_id)
-        ).all()
-        if not rows:
-            insert = postgresql.insert(RECEIPTS) if c.dialect.name == "postgresql" else sqlite.insert(RECEIPTS)
+        for smsc_id, state in receipts:
+            rows = c.execute(
+                update(SEGMENTS)
+                .where(SEGMENTS.c.smsc_id == smsc_id)
+                .values(state=state, receipt_at=now)
+                .returning(SEGMENTS.c.message_id)
+            ).all()
+            if rows:
+                matched += [r.message_id for r in rows]
+                continue
+            module = postgresql if c.dialect.name == "postgresql" else sqlite
             c.execute(
-                insert.values(smsc_id=smsc_id, stat=state, received_at=now).on_conflict_do_update(
-                    index_elements=["smsc_id"], set_={"stat": state, "received_at": now}
-                )
+                module.insert(RECEIPTS)
+                .values(smsc_id=smsc_id, stat=state, received_at=now)
+                .on_conflict_do_update(index_elements=["smsc_id"], set_={"stat": state, "received_at": now})
             )
-            return False
-        _settle(c, [r.message_id for r in rows], now)
-        return True
+        _settle(c, sorted(set(matched)), now)
+    return len(matched)
+
+
+def rematch_receipts(store: Store, now: dt.datetime, limit: int = 500) -> int:
+    """Receipts kept because their segment was unknown, whose segment is known by now (a
+    receipt and its submission recorded at the same moment by two transactions)."""
+    with store.transaction() as c:
+        found = c.execute(
+            select(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
+            .join(SEGMENTS, SEGMENTS.c.smsc_id == RECEIPTS.c.smsc_id)
+            .limit(limit)
+        ).all()
+        if not found:
+            return 0
+        messages: set[int] = set()
+        for row in found:
+            updated = c.execute(
+                update(SEGMENTS)
+                .where(SEGMENTS.c.smsc_id == row.smsc_id)
+                .values(state=row.stat, receipt_at=now)
+                .returning(SEGMENTS.c.message_id)
+            ).all()
+            messages.update(r.message_id for r in updated)
+        c.execute(delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_([row.smsc_id for row in found])))
+        _settle(c, sorted(messages), now)
+    return len(found)
 
 
 def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:

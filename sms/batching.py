@@ -1,0 +1,60 @@
+"""Group commit for the dispatcher: many small records, one transaction per short interval."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from core.errors import StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Batcher(Generic[T]):
+    """`put` an item and (optionally) wait until it is written; `run` writes whatever has
+    gathered every `interval_s` with `write(items)` in a thread. A store outage keeps the
+    items and retries, so nothing put is lost while the process lives."""
+
+    def __init__(
+        self, write: Callable[[list[T]], None], interval_s: float, name: str, lock: asyncio.Lock | None = None
+    ) -> None:
+        self.write = write
+        self.lock = lock or asyncio.Lock()
+        self.interval_s = interval_s
+        self.name = name
+        self.items: list[tuple[T, asyncio.Future[None] | None]] = []
+        self.arrived = asyncio.Event()
+
+    async def put(self, item: T, *, wait: bool = True) -> None:
+        future = asyncio.get_running_loop().create_future() if wait else None
+        self.items.append((item, future))
+        self.arrived.set()
+        if future is not None:
+            await future
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while True:
+            if not self.items:
+                if stop.is_set():
+                    return
+                self.arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.arrived.wait(), self.interval_s * 4)
+                continue
+            await asyncio.sleep(self.interval_s)
+            batch, self.items = self.items, []
+            try:
+                async with self.lock:
+                    await asyncio.to_thread(self.write, [item for item, _ in batch])
+            except StoreUnavailable as exc:
+                log.error("%s: %d records wait for the store: %s", self.name, len(batch), exc)
+                self.items = batch + self.items
+                await asyncio.sleep(1.0)
+                continue
+            for _, future in batch:
+                if future is not None and not future.done():
+                    future.set_result(None)
