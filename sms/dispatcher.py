@@ -68,6 +68,8 @@ class Dispatcher:
             lambda batch: _ignore(outbox.apply_receipts(store, batch, utcnow())), BATCH_S, "receipts", serial
         )
         self.inflight = asyncio.Semaphore(settings.smpp.window)
+        self.claimed = 0  # messages claimed by us and not finished
+        self.beat_at = utcnow()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -92,10 +94,18 @@ class Dispatcher:
     async def step(self) -> int:
         """New events to messages, then due messages out; returns how many were claimed."""
         now = utcnow()
+        if now - self.beat_at >= dt.timedelta(seconds=self.sms.reclaim_after_s / 3):
+            self.beat_at = now
+            await asyncio.to_thread(outbox.heartbeat, self.store, self.worker, now)
+            timeout = dt.timedelta(seconds=self.sms.receipt_timeout_s)
+            await asyncio.to_thread(outbox.expire_unreceipted, self.store, timeout, now)
         if self.receipts.items == [] and self.submitted.items == []:
             await asyncio.to_thread(outbox.rematch_receipts, self.store, now)
         await asyncio.to_thread(intake, self.store, self.sms, self.settings.queue.timezone, 500, now)
-        room = self.sms.claim_batch - len(self.sending)
+        # Claim no more than the window holds: what a dispatcher has claimed is at most what
+        # it may have on the wire, so if it dies, no more than `smpp.window` messages are
+        # reclaimed as possible duplicates.
+        room = min(self.sms.claim_batch, self.settings.smpp.window) - self.claimed
         if room <= 0:
             return 0
         reclaim = dt.timedelta(seconds=self.sms.reclaim_after_s)
@@ -103,6 +113,7 @@ class Dispatcher:
         by_recipient: dict[str, list[Due]] = defaultdict(list)
         for message in due:
             by_recipient[message.recipient].append(message)
+        self.claimed += len(due)
         for messages in by_recipient.values():
             task = asyncio.create_task(self._send_in_order(messages))
             self.sending.add(task)
@@ -117,8 +128,11 @@ class Dispatcher:
 
     async def _send_in_order(self, messages: list[Due]) -> None:
         for message in messages:
-            async with self.inflight:
-                await self.send(message)
+            try:
+                async with self.inflight:
+                    await self.send(message)
+            finally:
+                self.claimed -= 1
 
     # --- one message ----------------------------------------------------------------------
 

@@ -82,6 +82,17 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
     )
 
 
+def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
+    """This dispatcher is alive: its claims are not stale (only a dead one's are reclaimed)."""
+    with store.transaction() as c:
+        result = c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.status == "sending", MESSAGES.c.claimed_by == worker)
+            .values(claimed_at=now)
+        )
+        return int(result.rowcount)
+
+
 def _record_segments(c: Connection, message_id: int, accepted: list[tuple[int, str]], now: dt.datetime) -> None:
     """Keep the SMSC's id of each accepted segment; apply receipts that arrived first."""
     if not accepted:

@@ -88,6 +88,7 @@ class Simulator:
         self._window_count = 0
         self._seq = 0
         self._mo_ref = 0
+        self.held: dict[str, list[tuple[str, str, str, str]]] = {}  # receipts no bind could take
         self.outstanding = 0  # submits received and not answered yet
         self.max_outstanding = 0
         self._inner_port = 0
@@ -164,6 +165,8 @@ class Simulator:
                 self.esmes[event.session_id] = event
                 self.counts["binds"] += 1
                 self._bind_seen.set()
+                if self.held.get(event.system_id):
+                    self._spawn(self._release_held(event))
                 log.info("SMSC simulator: %s bound (%s)", event.system_id, event.session_id)
             elif isinstance(event, smpp34.Unbound):
                 self.esmes.pop(event.session_id, None)
@@ -246,17 +249,30 @@ class Simulator:
     async def _receipt(self, esme: smpp34.Esme, handset: str, short_code: str, number: int, delay: float) -> None:
         await asyncio.sleep(delay)
         stat = self._outcome()
-        text = receipt_text(
-            self._id(number, self.config.receipt_id_format), stat, "000" if stat == "DELIVRD" else "001"
-        )
-        try:
-            await esme.deliver_sm(short_code, text.encode("ascii"), source_addr=handset, esm_class=ESM_RECEIPT)
-        except smpp34.SmppError as exc:
-            # The ESME went away or refused it: an SMSC would retry; we count it.
-            self.counts["receipts_undeliverable"] += 1
-            log.info("SMSC simulator: receipt for %d not delivered: %s", number, exc)
+        err = "000" if stat == "DELIVRD" else "001"
+        text = receipt_text(self._id(number, self.config.receipt_id_format), stat, err)
+        await self._deliver_receipt(esme.system_id, esme.session_id, (short_code, handset, text, stat))
+
+    async def _deliver_receipt(self, system_id: str, session_id: str, receipt: tuple[str, str, str, str]) -> None:
+        """To the session that submitted, else to another bind of the same system_id; held
+        for the next bind when there is none, as an SMSC stores receipts."""
+        short_code, handset, text, stat = receipt
+        candidates = [e for e in self.esmes.values() if e.system_id == system_id and e.can_receive]
+        candidates.sort(key=lambda e: e.session_id != session_id)
+        for esme in candidates:
+            try:
+                await esme.deliver_sm(short_code, text.encode("ascii"), source_addr=handset, esm_class=ESM_RECEIPT)
+            except smpp34.SmppError as exc:
+                log.info("SMSC simulator: receipt not delivered to %s: %s", esme.session_id, exc)
+                continue
+            self.counts[f"receipts_{stat}"] += 1
             return
-        self.counts[f"receipts_{stat}"] += 1
+        self.counts["receipts_held"] += 1
+        self.held.setdefault(system_id, []).append(receipt)
+
+    async def _release_held(self, esme: smpp34.Esme) -> None:
+        for receipt in self.held.pop(esme.system_id, []):
+            await self._deliver_receipt(esme.system_id, esme.session_id, receipt)
 
     def _spawn(self, work: object) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)  # type: ignore[arg-type]
