@@ -50,6 +50,8 @@ run: deps venv prompts
 	@for a in 1001 1002; do echo demo-agent-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent$$a --role agent \
 	  --name 坐席$$a --agent-id $$a --interface Local/$$a-3-20@hotline-agents/n --password-stdin >/dev/null; done
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
+	@mkdir -p var; if [ -f var/smsc-sim.pid ] && kill -0 $$(cat var/smsc-sim.pid) 2>/dev/null; then :; else \
+	  HOTLINE_CONFIG=$(DEMO_CONFIG) nohup $(BIN)/hotline smsc-sim --control-port 2776 >var/smsc-sim.log 2>&1 & echo $$! >var/smsc-sim.pid; fi
 	@echo
 	@echo "Asterisk is up and 'hotline serve' is starting (Ctrl-C stops it; 'make stop' stops Asterisk)."
 	@set -- $$($(BIN)/hotline sample residents | head -n 1); \
@@ -59,11 +61,16 @@ run: deps venv prompts
 	@echo "Console: http://127.0.0.1:8080/  agents agent1001 / demo-agent-1001 and agent1002 / demo-agent-1002"
 	@echo "  (scripted phones: ring 3 s, talk 20 s), supervisor / demo-supervisor for the wallboard."
 	@echo "  Press 0 in a call to reach an agent who has joined the queues."
+	@echo "SMS: an SMSC simulator runs on 127.0.0.1:2775 (log var/smsc-sim.log); send a notice with"
+	@echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline events emit pension_credited --subject 330523199411187594 \\"
+	@echo "    --payload '{\"name\": \"余雪英\", \"period\": \"2026-11\", \"amount\": 347125}'"
+	@echo "  and see it with: HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sms status"
 	@echo
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline serve
 
 stop: venv
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk down
+	@if [ -f var/smsc-sim.pid ]; then kill $$(cat var/smsc-sim.pid) 2>/dev/null || true; rm -f var/smsc-sim.pid; fi
 
 # The FastAGI load twice: a burst (throughput ceiling) and callers keying at a human pace
 # (latency with 500 calls connected); then concurrent real calls through the local Asterisk.
