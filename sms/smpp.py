@@ -166,7 +166,8 @@ class SmppTransport:
             enquire_link_interval=float(settings.enquire_link_s),
             socket_timeout=float(settings.socket_timeout_s),
             custom_codecs=CODECS,
-            log_level=logging.WARNING,
+            # ERROR: its WARNINGs are about its own receipt correlator, which we do not use.
+            log_level=logging.ERROR,
         )
         self._task: asyncio.Task[None] | None = None
         self._writers: list[asyncio.StreamWriter] = []
