@@ -5,6 +5,7 @@ On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,10 +15,11 @@ from typing import Any
 from sqlalchemy import select
 
 from core.db import Store
-from core.models import SmsMessage, SmsSegment
-from core.settings import Settings
+from core.models import SmsMessage, SmsReceipt, SmsSegment, utcnow
+from core.settings import Settings, SmsSettings
+from sms import outbox
 from sms.dispatcher import Dispatcher
-from sms.intake import emit
+from sms.intake import emit, intake
 from sms.pdu import Inbound
 from sms.simulator import SimConfig, Simulator
 from sms.smpp import SmppTransport
@@ -166,3 +168,22 @@ async def test_a_dropped_link_loses_nothing_and_flags_what_may_be_twice(
     assert {m.status for m in messages} == {"delivered"}
     suspects = [m for m in messages if m.duplicate_suspect]
     assert 1 <= len(suspects) <= 5  # at most the window was unanswered when the link dropped
+
+
+def test_a_receipt_stranded_by_a_concurrent_submission_is_matched_later(store: Store, sample_data: Any) -> None:
+    """Two transactions at once: the receipt found no segment, the submission found no
+    receipt. rematch_receipts (run by every dispatcher step) puts them together."""
+    load_sample(store)
+    _emit_pensions(store, sample_data[1][:1])
+    now = utcnow()
+    intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=now)
+    (due,) = outbox.claim_due(store, "w", 10, dt.timedelta(minutes=5), now)
+    with store.session() as s:  # as if the receipt had been written first, unseen by the submission
+        s.add(SmsReceipt(smsc_id="77", stat="delivered", received_at=now))
+    with store.transaction() as c:  # the submission, without looking for early receipts
+        c.execute(SmsSegment.__table__.insert().values(message_id=due.id, seq=1, smsc_id="77", state="submitted"))
+        c.execute(SmsMessage.__table__.update().values(status="submitted", submitted_at=now, segments=1))
+    assert outbox.rematch_receipts(store, now) == 1
+    (message,) = _messages(store)
+    assert message.status == "delivered"
+    assert outbox.rematch_receipts(store, now) == 0
