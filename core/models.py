@@ -133,6 +133,7 @@ class BusinessEvent(Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
     reason: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    batch_id: Mapped[int | None] = mapped_column(Integer)  # set by `hotline sms batch`
 
 
 class Call(Base):
@@ -337,6 +338,18 @@ class SmsReceipt(Base):
     smsc_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # canonical
     stat: Mapped[str] = mapped_column(String(12))
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class SmsBatch(Base):
+    """A batch send (`hotline sms batch`): its events carry its id, and so do their messages."""
+
+    __tablename__ = "sms_batches"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    source: Mapped[str] = mapped_column(String(200))
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(12), default="running")  # running | paused
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class SmsOptOut(Base):

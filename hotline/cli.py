@@ -216,6 +216,41 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _batch_summary(p: Any) -> str:
+    states = ", ".join(f"{k} {v}" for k, v in sorted(p.messages.items())) or "no messages yet"
+    return f"batch {p.name} ({p.status}): {p.finished}/{p.total} settled; {states}; {p.failed_events} rows failed"
+
+
+def cmd_sms_batch(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from sms import batch
+
+    store = open_store(settings)
+    if args.sms_action in ("pause", "resume"):
+        batch.set_paused(store, args.name, args.sms_action == "pause")
+        print(_batch_summary(batch.progress(store, args.name)))
+        return 0
+    loaded = batch.load(store, args.file, args.name)
+    print(f"batch {loaded.name}: {loaded.rows} rows, {loaded.new_events} new events", flush=True)
+    if args.no_wait:
+        return 0
+    from tqdm import tqdm
+
+    # The sending is done by `hotline serve` (component sms); this follows it until every
+    # row is settled. Ctrl-C stops following, not sending.
+    with tqdm(total=loaded.rows, unit="msg", desc=loaded.name) as bar:
+        while True:
+            p = batch.progress(store, loaded.name)
+            bar.n = p.finished
+            bar.set_postfix_str(p.status)
+            bar.refresh()
+            if p.finished >= p.total:
+                break
+            time.sleep(0.5)
+    print(_batch_summary(batch.progress(store, loaded.name)))
+    return 0
+
+
 def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
     from sms.outbox import counts, event_counts
@@ -400,6 +435,15 @@ def parser() -> argparse.ArgumentParser:
     st = sm.add_parser("status", help="events and messages by category and state")
     st.add_argument("--format", choices=("json", "text"), default="text")
     st.set_defaults(func=cmd_sms)
+    bt = sm.add_parser("batch", help="send a CSV file of events as a named batch, following its progress")
+    bt.add_argument("file", type=Path, help="CSV: event_type, subject_id, then the template's fields")
+    bt.add_argument("--name", help="batch name (default: the file's name); loading again adds nothing")
+    bt.add_argument("--no-wait", action="store_true", help="load and return; `hotline serve` sends it")
+    bt.set_defaults(func=cmd_sms_batch)
+    for verb in ("pause", "resume"):
+        pr_ = sm.add_parser(verb, help=f"{verb} a batch (instant reminders are never held)")
+        pr_.add_argument("name")
+        pr_.set_defaults(func=cmd_sms_batch)
 
     s = sub.add_parser("smsc-sim", help="an SMPP 3.4 SMSC simulator (receipts, MO, throttling, faults)")
     s.add_argument("--host", help="default: smpp.host")

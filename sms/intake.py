@@ -51,6 +51,7 @@ class Claimed:
     subject_kind: str
     subject_id: str
     payload: dict[str, Any]
+    batch_id: int | None = None
 
 
 def claim(store: Store, limit: int, reclaim_after: dt.timedelta, now: dt.datetime | None = None) -> list[Claimed]:
@@ -72,7 +73,14 @@ def claim(store: Store, limit: int, reclaim_after: dt.timedelta, now: dt.datetim
         update(EVENTS)
         .where(EVENTS.c.id.in_(due), EVENTS.c.status.in_(("pending", "claimed")))
         .values(status="claimed", claimed_at=now)
-        .returning(EVENTS.c.id, EVENTS.c.event_type, EVENTS.c.subject_kind, EVENTS.c.subject_id, EVENTS.c.payload)
+        .returning(
+            EVENTS.c.id,
+            EVENTS.c.event_type,
+            EVENTS.c.subject_kind,
+            EVENTS.c.subject_id,
+            EVENTS.c.payload,
+            EVENTS.c.batch_id,
+        )
     )
     with store.transaction() as c:
         rows = c.execute(stmt).all()
@@ -125,7 +133,6 @@ def expand(
     settings: SmsSettings,
     zone: str,
     report: IntakeReport,
-    batch_id: int | None = None,
     now: dt.datetime | None = None,
 ) -> None:
     """Turn one claimed event into its messages (or its failure), in one transaction."""
@@ -161,7 +168,7 @@ def expand(
                 "recipient": phone,
                 "text": text,
                 "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
-                "batch_id": batch_id,
+                "batch_id": event.batch_id,
                 "status": "skipped" if phone in opted_out else "queued",
                 "last_error": "opted out (TD)" if phone in opted_out else None,
                 "attempts": 0,

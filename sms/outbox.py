@@ -16,12 +16,13 @@ from sqlalchemy import Connection, Table, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core.db import Store
-from core.models import BusinessEvent, SmsMessage, SmsReceipt, SmsSegment
+from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
 from sms.receipts import FinalState
 
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
 SEGMENTS: Table = SmsSegment.__table__  # type: ignore[assignment]
 RECEIPTS: Table = SmsReceipt.__table__  # type: ignore[assignment]
+BATCHES: Table = SmsBatch.__table__  # type: ignore[assignment]
 FINAL = tuple(s.value for s in FinalState)
 
 
@@ -47,12 +48,14 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
             .values(status="queued", duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
         )
     busy = select(MESSAGES.c.recipient).where(MESSAGES.c.status == "sending").scalar_subquery()
+    paused = select(BATCHES.c.id).where(BATCHES.c.status == "paused").scalar_subquery()
     due = (
         select(MESSAGES.c.id)
         .where(
             MESSAGES.c.status == "queued",
             MESSAGES.c.next_attempt_at <= now,
             MESSAGES.c.recipient.not_in(busy),
+            MESSAGES.c.batch_id.is_(None) | MESSAGES.c.batch_id.not_in(paused),
         )
         .order_by(MESSAGES.c.priority, MESSAGES.c.next_attempt_at, MESSAGES.c.id)
         .limit(limit)
