@@ -127,12 +127,23 @@ class Dispatcher:
             log.error("dispatcher %s: a send failed: %r", self.worker, task.exception())
 
     async def _send_in_order(self, messages: list[Due]) -> None:
-        for message in messages:
-            try:
+        done = 0
+        try:
+            for message in messages:
                 async with self.inflight:
                     await self.send(message)
-            finally:
-                self.claimed -= 1
+                done += 1
+        except BaseException as exc:
+            # Cancelled, or a fault of ours: the unfinished messages must not stay claimed
+            # (our heartbeat would keep them from everyone); back to the queue, flagged, and
+            # the task still fails loudly (`_done` logs it).
+            unfinished = [m.id for m in messages[done:]]
+            await asyncio.shield(
+                asyncio.to_thread(outbox.release, self.store, unfinished, f"dispatcher fault: {exc!r}")
+            )
+            raise
+        finally:
+            self.claimed -= len(messages)
 
     # --- one message ----------------------------------------------------------------------
 

@@ -159,6 +159,18 @@ def requeue(
         c.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
 
 
+def release(store: Store, message_ids: list[int], error: str) -> None:
+    """Messages still `sending` go back to the queue, flagged: a segment may be out already."""
+    if not message_ids:
+        return
+    with store.transaction() as c:
+        c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.id.in_(message_ids), MESSAGES.c.status == "sending")
+            .values(status="queued", duplicate_suspect=True, last_error=error[:500], claimed_by=None)
+        )
+
+
 def fail(
     store: Store, message_id: int, error: str, now: dt.datetime, accepted: list[tuple[int, str]] | None = None
 ) -> None:

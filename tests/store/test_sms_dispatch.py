@@ -187,3 +187,24 @@ def test_a_receipt_stranded_by_a_concurrent_submission_is_matched_later(store: S
     (message,) = _messages(store)
     assert message.status == "delivered"
     assert outbox.rematch_receipts(store, now) == 0
+
+
+async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
+    store: Store, tmp_path: Path, sample_data: Any, caplog: Any
+) -> None:
+    """A bug or an unexpected error while sending must not leave messages claimed for ever."""
+    load_sample(store)
+    _emit_pensions(store, sample_data[1][:3])
+    settings = make_settings(tmp_path, store.url)
+    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("transport bug")
+
+    dispatcher = Dispatcher(settings, store, broken, "faulty")
+    assert await dispatcher.step() == 3
+    await asyncio.gather(*dispatcher.sending, return_exceptions=True)
+    messages = _messages(store)
+    assert {(m.status, m.duplicate_suspect) for m in messages} == {("queued", True)}
+    assert all("transport bug" in (m.last_error or "") for m in messages)
+    assert "a send failed: RuntimeError('transport bug')" in caplog.text
