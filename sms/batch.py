@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from core.db import Store
 from core.models import BusinessEvent, SmsBatch, SmsMessage, utcnow
 from sms.errors import BatchError
-from sms.templates import TEMPLATES
+from sms.templates import TEMPLATES, money_fields
 
 REQUIRED = ("event_type", "subject_id")
 FINAL = ("delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed", "skipped")
@@ -35,10 +35,11 @@ class Loaded:
     new_events: int
 
 
-def _value(text: str) -> Any:
-    """CSV cells are text; a whole number is an amount (fen) or a count."""
+def _value(text: str, money: bool) -> Any:
+    """CSV cells are text; an amount field's whole number is fen. Everything else stays
+    text (a card's last digits "0821" must keep its zero)."""
     stripped = text.strip()
-    return int(stripped) if stripped.isdigit() else stripped
+    return int(stripped) if money and stripped.isdigit() else stripped
 
 
 def load(store: Store, path: Path, name: str | None = None) -> Loaded:
@@ -65,7 +66,8 @@ def load(store: Store, path: Path, name: str | None = None) -> Loaded:
         for i, row in enumerate(rows, 2):  # line numbers as an editor shows them (1 is the header)
             event_type = (row.get("event_type") or "").strip()
             template = TEMPLATES.get(event_type)
-            payload = {k: _value(v or "") for k, v in row.items() if k not in REQUIRED and k is not None}
+            money = money_fields(event_type)
+            payload = {k: _value(v or "", k in money) for k, v in row.items() if k not in REQUIRED and k is not None}
             events.append(
                 {
                     "event_type": event_type,

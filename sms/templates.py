@@ -164,6 +164,12 @@ TEMPLATES: Final[dict[str, Template]] = {
 }
 
 
+def money_fields(event_type: str) -> frozenset[str]:
+    """The fields of an event type that are amounts in fen (whole numbers)."""
+    template = TEMPLATES.get(event_type)
+    return frozenset(k for k, check in template.fields.items() if check is _money) if template else frozenset()
+
+
 def render(event_type: str, payload: Mapping[str, Any], zone: str = "Asia/Shanghai") -> str:
     """The message text, signature included; TemplateError if the payload does not fit."""
     template = TEMPLATES.get(event_type)

@@ -69,3 +69,19 @@ def test_bad_files_and_names_are_refused_clearly(store: Store, tmp_path: Path) -
         batch.load(store, tmp_path / "missing.csv")
     with pytest.raises(BatchError, match="no batch named 'nope'"):
         batch.set_paused(store, "nope", True)
+
+
+def test_csv_cells_keep_leading_zeros_and_amounts_become_fen(store: Store, tmp_path: Path, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][0]
+    path = tmp_path / "statements.csv"
+    path.write_text(
+        "event_type,subject_id,name,year,pension,medical\n"
+        f"account_statement,{r.id_number},{r.name},2025,1230560,0045000\n",
+        encoding="utf-8",
+    )
+    batch.load(store, path)
+    report = intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
+    assert (report.queued, report.failed) == (1, 0)
+    (message,) = outbox.claim_due(store, "w", 5, dt.timedelta(minutes=5), NOW)
+    assert "截至2025年底" in message.text and "12,305.60元" in message.text and "450.00元" in message.text
