@@ -11,6 +11,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,3 +90,10 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def upsert(conn: Connection, table: Any) -> Any:
+    """The dialect's INSERT (PostgreSQL or SQLite), which has `on_conflict_do_nothing` and
+    `on_conflict_do_update`; both databases speak the same ON CONFLICT."""
+    module = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return module.insert(table)

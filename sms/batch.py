@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from core.db import Store
+from core.db import Store, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, utcnow
 from sms.errors import BatchError
 from sms.templates import TEMPLATES, money_fields
@@ -54,9 +53,8 @@ def load(store: Store, path: Path, name: str | None = None) -> Loaded:
         raise BatchError(f"{path}: the header lacks {', '.join(missing)} (it has {', '.join(reader.fieldnames or [])})")
     rows = list(reader)
     with store.transaction() as c:
-        module = postgresql if c.dialect.name == "postgresql" else sqlite
         c.execute(
-            module.insert(SmsBatch)
+            upsert(c, SmsBatch)
             .values(name=name, source=str(path)[:200], total=len(rows), status="running", created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )
@@ -82,7 +80,7 @@ def load(store: Store, path: Path, name: str | None = None) -> Loaded:
         count = select(func.count()).where(BusinessEvent.batch_id == batch_id)
         before = c.scalar(count) or 0
         if events:
-            stmt = module.insert(BusinessEvent).on_conflict_do_nothing(index_elements=["idempotency_key"])
+            stmt = upsert(c, BusinessEvent).on_conflict_do_nothing(index_elements=["idempotency_key"])
             c.execute(stmt, events)
         new = (c.scalar(count) or 0) - before
     return Loaded(batch_id, name, len(rows), new)

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Table, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from core.db import Store
+from core.db import Store, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
@@ -117,8 +116,7 @@ def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetim
 
 
 def _insert(c: Connection) -> Any:
-    dialect = postgresql if c.dialect.name == "postgresql" else sqlite
-    return dialect.insert(MESSAGES).on_conflict_do_nothing(index_elements=["event_id", "recipient"])
+    return upsert(c, MESSAGES).on_conflict_do_nothing(index_elements=["event_id", "recipient"])
 
 
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
@@ -201,19 +199,18 @@ def intake(
 
 def emit(store: Store, event_type: str, subject_kind: str, subject_id: str, payload: dict[str, Any], key: str) -> bool:
     """INSERT a business event as the business system would; False if the key exists already."""
-    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
-    stmt = (
-        dialect.insert(EVENTS)
-        .values(
-            event_type=event_type,
-            subject_kind=subject_kind,
-            subject_id=subject_id,
-            payload=payload,
-            idempotency_key=key,
-            created_at=utcnow(),
-        )
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(EVENTS.c.id)
-    )
     with store.transaction() as c:
+        stmt = (
+            upsert(c, EVENTS)
+            .values(
+                event_type=event_type,
+                subject_kind=subject_kind,
+                subject_id=subject_id,
+                payload=payload,
+                idempotency_key=key,
+                created_at=utcnow(),
+            )
+            .on_conflict_do_nothing(index_elements=["idempotency_key"])
+            .returning(EVENTS.c.id)
+        )
         return c.execute(stmt).first() is not None

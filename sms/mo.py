@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 
 from core.business import AuditedReader
-from core.db import Store
+from core.db import Store, upsert
 from core.masking import mask_phone
 from core.models import Resident, SmsMessage, SmsOptOut, utcnow
 from sms.encoding import decode, split_udh
@@ -113,8 +112,7 @@ class MoHandler:
 
     def _opt_out(self, phone: str) -> None:
         with self.store.transaction() as c:
-            module = postgresql if c.dialect.name == "postgresql" else sqlite
-            c.execute(module.insert(SmsOptOut).values(phone=phone, at=utcnow(), source="mo").on_conflict_do_nothing())
+            c.execute(upsert(c, SmsOptOut).values(phone=phone, at=utcnow(), source="mo").on_conflict_do_nothing())
 
     def _queue(self, phone: str, text: str, keyword: str) -> None:
         with self.store.session() as s:

@@ -13,9 +13,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Table, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from core.db import Store
+from core.db import Store, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
 from sms.receipts import FinalState
 
@@ -100,8 +99,7 @@ def _record_segments(c: Connection, message_id: int, accepted: list[tuple[int, s
     """Keep the SMSC's id of each accepted segment; apply receipts that arrived first."""
     if not accepted:
         return
-    module = postgresql if c.dialect.name == "postgresql" else sqlite
-    insert = module.insert(SEGMENTS)
+    insert = upsert(c, SEGMENTS)
     c.execute(
         insert.values(
             [
@@ -198,9 +196,8 @@ def apply_receipts(store: Store, receipts: list[tuple[str, str]], now: dt.dateti
             if rows:
                 matched += [r.message_id for r in rows]
                 continue
-            module = postgresql if c.dialect.name == "postgresql" else sqlite
             c.execute(
-                module.insert(RECEIPTS)
+                upsert(c, RECEIPTS)
                 .values(smsc_id=smsc_id, stat=state, received_at=now)
                 .on_conflict_do_update(index_elements=["smsc_id"], set_={"stat": state, "received_at": now})
             )
