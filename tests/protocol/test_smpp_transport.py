@@ -4,11 +4,11 @@ the TPS limit honoured exactly, throttling, a dropped connection, receipts and M
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from bench.procs import free_port
 from core.settings import SmppSettings
 from sms.encoding import decode, encode, split_udh
 from sms.pdu import Inbound
@@ -30,18 +30,11 @@ class Inbox:
             await self.arrived.wait()
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def linked(
     sim_config: dict[str, object], **smpp: object
 ) -> AsyncIterator[tuple[Simulator, SmppTransport, Inbox]]:
-    sim = Simulator(SimConfig(port=_port(), **sim_config))  # type: ignore[arg-type]
+    sim = Simulator(SimConfig(port=free_port(), **sim_config))  # type: ignore[arg-type]
     await sim.start()
     inbound = Inbox()
 

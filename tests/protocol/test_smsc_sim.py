@@ -4,27 +4,20 @@ receipts in the id forms it is told to use, MO texts, and dropped connections.""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import smpp34
 
+from bench.procs import free_port
 from sms.encoding import decode, split_udh
 from sms.receipts import canonical, parse_receipt
 from sms.simulator import SimConfig, Simulator
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def running(**config: object) -> AsyncIterator[tuple[Simulator, smpp34.Smsc]]:
-    sim = Simulator(SimConfig(port=_port(), **config))  # type: ignore[arg-type]
+    sim = Simulator(SimConfig(port=free_port(), **config))  # type: ignore[arg-type]
     await sim.start()
     client = smpp34.Client("127.0.0.1", sim.config.port, "hotline", "secret", window_size=50)
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from bench.procs import free_port
 from core import sample
 from core.db import Store
 from core.sample import SampleResident
@@ -28,13 +28,6 @@ ALWAYS_OPEN = {
     "HOTLINE_QUEUE_CLOSE_TIME": "00:00",
     "HOTLINE_QUEUE_OPEN_WEEKDAYS": "1,2,3,4,5,6,7",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class Ivr:

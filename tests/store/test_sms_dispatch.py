@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from bench.procs import free_port
 from core.db import Store
 from core.models import SmsMessage, SmsReceipt, SmsSegment, utcnow
 from core.settings import Settings, SmsSettings
@@ -28,18 +28,11 @@ from tests.conftest import load_sample, make_settings
 FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @asynccontextmanager
 async def dispatching(
     store: Store, tmp_path: Path, sim: dict[str, Any], **env: str
 ) -> AsyncIterator[tuple[Simulator, Dispatcher]]:
-    simulator = Simulator(SimConfig(port=_port(), receipt_delay_s=0.05, **sim))
+    simulator = Simulator(SimConfig(port=free_port(), receipt_delay_s=0.05, **sim))
     await simulator.start()
     settings: Settings = make_settings(
         tmp_path,

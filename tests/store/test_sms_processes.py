@@ -19,19 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select
 
+from bench.procs import free_port
 from core.db import Store
 from core.models import BusinessEvent, Resident, SmsMessage, SmsSegment
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 20
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def _people(store: Store, n: int) -> None:
@@ -65,7 +59,7 @@ def _people(store: Store, n: int) -> None:
 class Stack:
     def __init__(self, url: str, tmp: Path) -> None:
         self.tmp = tmp
-        self.sim_port, self.control = _port(), _port()
+        self.sim_port, self.control = free_port(), free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")},
             "HOTLINE_DATABASE_URL": url,
