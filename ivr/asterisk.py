@@ -209,7 +209,7 @@ class LocalAsterisk:
                 os.kill(pid, sig)
             if self._wait_gone(pid, 10.0):
                 logger.info("Asterisk (pid %d) stopped", pid)
-                self._process = None
+                self._forget_process(pid)
                 return
         raise AsteriskError(f"Asterisk (pid {pid}) survived SIGKILL")
 
@@ -221,6 +221,14 @@ class LocalAsterisk:
                 return True
             time.sleep(_POLL_S)
         return False
+
+    def _forget_process(self, pid: int) -> None:
+        """Collect our child's exit status before dropping it: it may have been seen as a zombie
+        (gone) between two polls, and a Popen dropped unreaped warns (ResourceWarning)."""
+        if self._process is not None and self._process.pid == pid:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+        self._process = None
 
     def _reap(self, pid: int) -> None:
         """Collect the exit status when Asterisk is our own child, so it does not linger as a zombie."""
