@@ -86,16 +86,21 @@ def claim(store: Store, limit: int, reclaim_after: dt.timedelta, now: dt.datetim
     return sorted((Claimed(*row) for row in rows), key=lambda e: e.id)
 
 
-def recipients(c: Connection, subject_kind: str, subject_id: str) -> list[str]:
-    """A person's registered phone (by ID number), or an employer's contact phone (by
-    unified social credit code)."""
+def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
+    """Phones by subject: a person's registered phone (by ID number), an employer's contact
+    phone (by unified social credit code). One query per 500 subjects."""
     if subject_kind == "person":
-        phones = c.scalars(select(Resident.phone).where(Resident.id_number == subject_id)).all()
+        key, phone = Resident.id_number, Resident.phone
     elif subject_kind == "unit":
-        phones = c.scalars(select(Employer.contact_phone).where(Employer.credit_code == subject_id)).all()
+        key, phone = Employer.credit_code, Employer.contact_phone
     else:
-        phones = []
-    return sorted({p for p in phones if p})
+        return {}
+    found: dict[str, set[str]] = {}
+    for i in range(0, len(subject_ids), 500):
+        for subject, number in c.execute(select(key, phone).where(key.in_(subject_ids[i : i + 500]))):
+            if number:
+                found.setdefault(subject, set()).add(number)
+    return {subject: sorted(numbers) for subject, numbers in found.items()}
 
 
 def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetime) -> dt.datetime:
@@ -125,75 +130,105 @@ def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> N
     log.warning("event %d (%s) not sent: %s", event.id, event.event_type, reason)
 
 
+def _render_all(c: Connection, events: list[Claimed], zone: str, report: IntakeReport) -> list[tuple[Claimed, str]]:
+    """Each event with its text; an event that cannot be rendered fails with the reason."""
+    rendered: list[tuple[Claimed, str]] = []
+    for event in events:
+        template = TEMPLATES.get(event.event_type)
+        if template is None:
+            _fail(c, event, f"unknown event type {event.event_type!r}", report)
+            continue
+        if event.subject_kind != template.subject_kind:
+            _fail(c, event, f"{event.event_type} is for a {template.subject_kind}, not a {event.subject_kind}", report)
+            continue
+        try:
+            rendered.append((event, render(event.event_type, event.payload, zone)))
+        except TemplateError as exc:
+            _fail(c, event, str(exc), report)
+    return rendered
+
+
 def expand(
     store: Store,
-    event: Claimed,
+    events: list[Claimed],
     settings: SmsSettings,
     zone: str,
     report: IntakeReport,
     now: dt.datetime | None = None,
 ) -> None:
-    """Turn one claimed event into its messages (or its failure), in one transaction."""
+    """Turn claimed events into their messages (or their failures), in one transaction:
+    one query for the recipients, one for opt-outs, one INSERT, one UPDATE of the events."""
     now = now or utcnow()
-    report.events += 1
+    report.events += len(events)
     with store.transaction() as c:
-        template = TEMPLATES.get(event.event_type)
-        if template is None:
-            _fail(c, event, f"unknown event type {event.event_type!r}", report)
-            return
-        if event.subject_kind != template.subject_kind:
-            _fail(c, event, f"{event.event_type} is for a {template.subject_kind}, not a {event.subject_kind}", report)
-            return
-        try:
-            text = render(event.event_type, event.payload, zone)
-        except TemplateError as exc:
-            _fail(c, event, str(exc), report)
-            return
-        phones = recipients(c, event.subject_kind, event.subject_id)
-        if not phones:
-            who = mask_id(event.subject_id) if event.subject_kind == "person" else event.subject_id
-            _fail(c, event, f"no registered phone for {event.subject_kind} {who}", report)
-            return
-        opted_out = set()
-        if template.category in OPTIONAL_CATEGORIES:
-            opted_out = set(c.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(phones))))
-        due = quiet_until(settings, zone, template.category, now)
-        rows = [
-            {
-                "event_id": event.id,
-                "event_type": event.event_type,
-                "category": template.category,
-                "recipient": phone,
-                "text": text,
-                "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
-                "batch_id": event.batch_id,
-                "status": "skipped" if phone in opted_out else "queued",
-                "last_error": "opted out (TD)" if phone in opted_out else None,
-                "attempts": 0,
-                "next_attempt_at": due,
-                "segments": 1,
-                "created_at": now,
-                "duplicate_suspect": False,
-            }
-            for phone in phones
-        ]
-        c.execute(_insert(c), rows)
-        c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status="queued", reason=None))
-    report.queued += 1
-    report.messages += len(phones) - len(opted_out)
-    report.skipped += len(opted_out)
-    for phone in opted_out:
-        log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
+        rendered = _render_all(c, events, zone, report)
+        phones: dict[tuple[str, str], list[str]] = {}
+        for kind in {event.subject_kind for event, _ in rendered}:
+            subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
+            phones.update(((kind, subject), found) for subject, found in recipients(c, kind, subjects).items())
+        optional = {
+            phone
+            for event, _ in rendered
+            if TEMPLATES[event.event_type].category in OPTIONAL_CATEGORIES
+            for phone in phones.get((event.subject_kind, event.subject_id), [])
+        }
+        opted_out: set[str] = set()
+        numbers = sorted(optional)
+        for i in range(0, len(numbers), 500):
+            opted_out.update(c.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(numbers[i : i + 500]))))
+        rows: list[dict[str, Any]] = []
+        queued: list[int] = []
+        for event, text in rendered:
+            template = TEMPLATES[event.event_type]
+            to = phones.get((event.subject_kind, event.subject_id))
+            if not to:
+                who = mask_id(event.subject_id) if event.subject_kind == "person" else event.subject_id
+                _fail(c, event, f"no registered phone for {event.subject_kind} {who}", report)
+                continue
+            skipped = opted_out if template.category in OPTIONAL_CATEGORIES else set()
+            due = quiet_until(settings, zone, template.category, now)
+            rows += [
+                {
+                    "event_id": event.id,
+                    "event_type": event.event_type,
+                    "category": template.category,
+                    "recipient": phone,
+                    "text": text,
+                    "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
+                    "batch_id": event.batch_id,
+                    "status": "skipped" if phone in skipped else "queued",
+                    "last_error": "opted out (TD)" if phone in skipped else None,
+                    "attempts": 0,
+                    "next_attempt_at": due,
+                    "segments": 1,
+                    "created_at": now,
+                    "duplicate_suspect": False,
+                }
+                for phone in to
+            ]
+            queued.append(event.id)
+            report.queued += 1
+            for phone in to:
+                if phone in skipped:
+                    report.skipped += 1
+                    log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
+                else:
+                    report.messages += 1
+        if rows:
+            c.execute(_insert(c), rows)
+        for i in range(0, len(queued), 500):
+            c.execute(update(EVENTS).where(EVENTS.c.id.in_(queued[i : i + 500])).values(status="queued", reason=None))
 
 
 def intake(
     store: Store, settings: SmsSettings, zone: str, limit: int = 500, now: dt.datetime | None = None
 ) -> IntakeReport:
-    """Claim up to `limit` events and expand each; returns what happened."""
+    """Claim up to `limit` events and expand them; returns what happened."""
     report = IntakeReport()
     reclaim = dt.timedelta(seconds=settings.reclaim_after_s)
-    for event in claim(store, limit, reclaim, now):
-        expand(store, event, settings, zone, report, now=now)
+    events = claim(store, limit, reclaim, now)
+    if events:
+        expand(store, events, settings, zone, report, now=now)
     return report
 
 

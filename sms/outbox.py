@@ -10,7 +10,10 @@ or failed (permanent SMSC error, or the dead letter after `max_attempts`).
 from __future__ import annotations
 
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import Connection, Table, delete, func, select, update
 
@@ -23,6 +26,7 @@ SEGMENTS: Table = SmsSegment.__table__  # type: ignore[assignment]
 RECEIPTS: Table = SmsReceipt.__table__  # type: ignore[assignment]
 BATCHES: Table = SmsBatch.__table__  # type: ignore[assignment]
 FINAL = tuple(s.value for s in FinalState)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -95,27 +99,37 @@ def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
         return int(result.rowcount)
 
 
-def _record_segments(c: Connection, message_id: int, accepted: list[tuple[int, str]], now: dt.datetime) -> None:
-    """Keep the SMSC's id of each accepted segment; apply receipts that arrived first."""
-    if not accepted:
+def _chunks(values: list[_T], size: int = 500) -> Iterator[list[_T]]:
+    """Bounded IN lists (SQLite caps a statement's parameters)."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, str]]]], now: dt.datetime) -> None:
+    """Keep the SMSC's id of each accepted segment; apply receipts that arrived first.
+    Set-based: one INSERT for all the segments and one DELETE for the early receipts."""
+    rows = [
+        {"message_id": message_id, "seq": seq, "smsc_id": smsc_id, "state": "submitted", "submitted_at": now}
+        for message_id, accepted in messages
+        for seq, smsc_id in accepted
+    ]
+    if not rows:
         return
     insert = upsert(c, SEGMENTS)
     c.execute(
-        insert.values(
-            [
-                {"message_id": message_id, "seq": seq, "smsc_id": smsc_id, "state": "submitted", "submitted_at": now}
-                for seq, smsc_id in accepted
-            ]
-        ).on_conflict_do_update(
+        insert.on_conflict_do_update(
             index_elements=["message_id", "seq"],
             set_={"smsc_id": insert.excluded.smsc_id, "state": "submitted"},
-        )
+        ),
+        rows,
     )
-    ids = [smsc_id for _, smsc_id in accepted]
-    for early in c.execute(
-        delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_(ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
-    ):
-        c.execute(update(SEGMENTS).where(SEGMENTS.c.smsc_id == early.smsc_id).values(state=early.stat, receipt_at=now))
+    for ids in _chunks([row["smsc_id"] for row in rows]):
+        for early in c.execute(
+            delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_(ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
+        ).all():
+            c.execute(
+                update(SEGMENTS).where(SEGMENTS.c.smsc_id == early.smsc_id).values(state=early.stat, receipt_at=now)
+            )
 
 
 Submitted = tuple[int, list[tuple[int, str]], int]  # message id, accepted segments, segment count
@@ -124,14 +138,18 @@ Submitted = tuple[int, list[tuple[int, str]], int]  # message id, accepted segme
 def messages_submitted(store: Store, batch: list[Submitted], now: dt.datetime) -> None:
     """Messages whose every segment was taken, in one transaction: their segments' ids and
     their new state (the dispatcher batches these; one commit per message would cap the rate)."""
+    by_count: dict[int, list[int]] = defaultdict(list)
+    for message_id, _, segments in batch:
+        by_count[segments].append(message_id)
     with store.transaction() as c:
-        for message_id, accepted, segments in batch:
-            _record_segments(c, message_id, accepted, now)
-            c.execute(
-                update(MESSAGES)
-                .where(MESSAGES.c.id == message_id)
-                .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
-            )
+        _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
+        for segments, message_ids in by_count.items():
+            for ids in _chunks(message_ids):
+                c.execute(
+                    update(MESSAGES)
+                    .where(MESSAGES.c.id.in_(ids))
+                    .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
+                )
         _settle(c, [message_id for message_id, _, _ in batch], now)
 
 
@@ -153,7 +171,7 @@ def requeue(
     if refund:
         values["attempts"] = MESSAGES.c.attempts - 1
     with store.transaction() as c:
-        _record_segments(c, message_id, accepted or [], at)  # not sent again on the retry
+        _record_segments(c, [(message_id, accepted or [])], at)  # not sent again on the retry
         c.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))
 
 
@@ -173,7 +191,7 @@ def fail(
     store: Store, message_id: int, error: str, now: dt.datetime, accepted: list[tuple[int, str]] | None = None
 ) -> None:
     with store.transaction() as c:
-        _record_segments(c, message_id, accepted or [], now)
+        _record_segments(c, [(message_id, accepted or [])], now)
         c.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
@@ -184,25 +202,39 @@ def fail(
 def apply_receipts(store: Store, receipts: list[tuple[str, str]], now: dt.datetime) -> int:
     """Record final receipts (canonical SMSC id, state) in one transaction; keep those whose
     segment is not known yet for when it is. Returns how many matched a segment now."""
-    matched: list[int] = []
+    latest = dict(receipts)  # the same id twice: the later state stands
+    by_state: dict[str, list[str]] = defaultdict(list)
+    for smsc_id, state in latest.items():
+        by_state[state].append(smsc_id)
+    matched_ids: set[str] = set()
+    messages: set[int] = set()
     with store.transaction() as c:
-        for smsc_id, state in receipts:
-            rows = c.execute(
-                update(SEGMENTS)
-                .where(SEGMENTS.c.smsc_id == smsc_id)
-                .values(state=state, receipt_at=now)
-                .returning(SEGMENTS.c.message_id)
-            ).all()
-            if rows:
-                matched += [r.message_id for r in rows]
-                continue
+        for state, smsc_ids in by_state.items():
+            for ids in _chunks(smsc_ids):
+                for row in c.execute(
+                    update(SEGMENTS)
+                    .where(SEGMENTS.c.smsc_id.in_(ids))
+                    .values(state=state, receipt_at=now)
+                    .returning(SEGMENTS.c.message_id, SEGMENTS.c.smsc_id)
+                ).all():
+                    matched_ids.add(row.smsc_id)
+                    messages.add(row.message_id)
+        early = [
+            {"smsc_id": smsc_id, "stat": state, "received_at": now}
+            for smsc_id, state in latest.items()
+            if smsc_id not in matched_ids
+        ]
+        if early:
+            insert = upsert(c, RECEIPTS)
             c.execute(
-                upsert(c, RECEIPTS)
-                .values(smsc_id=smsc_id, stat=state, received_at=now)
-                .on_conflict_do_update(index_elements=["smsc_id"], set_={"stat": state, "received_at": now})
+                insert.on_conflict_do_update(
+                    index_elements=["smsc_id"],
+                    set_={"stat": insert.excluded.stat, "received_at": insert.excluded.received_at},
+                ),
+                early,
             )
-        _settle(c, sorted(set(matched)), now)
-    return len(matched)
+        _settle(c, sorted(messages), now)
+    return len(matched_ids)
 
 
 def rematch_receipts(store: Store, now: dt.datetime, limit: int = 500) -> int:
@@ -232,17 +264,30 @@ def rematch_receipts(store: Store, now: dt.datetime, limit: int = 500) -> int:
 
 def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
     """A submitted message whose every segment has a final state takes the worst of them."""
-    for message_id in message_ids:
-        states = c.scalars(select(SEGMENTS.c.state).where(SEGMENTS.c.message_id == message_id)).all()
-        total = c.scalar(select(MESSAGES.c.segments).where(MESSAGES.c.id == message_id)) or 0
-        if len(states) < total or not all(s in FINAL for s in states):
+    states: dict[int, list[str]] = defaultdict(list)
+    totals: dict[int, int] = {}
+    for ids in _chunks(message_ids):
+        for message_id, state in c.execute(
+            select(SEGMENTS.c.message_id, SEGMENTS.c.state).where(SEGMENTS.c.message_id.in_(ids))
+        ):
+            states[message_id].append(state)
+        for message_id, segments in c.execute(
+            select(MESSAGES.c.id, MESSAGES.c.segments).where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "submitted")
+        ):
+            totals[message_id] = segments
+    settled: dict[str, list[int]] = defaultdict(list)
+    for message_id, total in totals.items():
+        seen = states.get(message_id, [])
+        if len(seen) < total or not all(s in FINAL for s in seen):
             continue
-        worst = next((s for s in states if s != FinalState.DELIVERED), FinalState.DELIVERED.value)
-        c.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.id == message_id, MESSAGES.c.status == "submitted")
-            .values(status=worst, final_at=now)
-        )
+        settled[next((s for s in seen if s != FinalState.DELIVERED), FinalState.DELIVERED.value)].append(message_id)
+    for worst, settled_ids in settled.items():
+        for ids in _chunks(settled_ids):
+            c.execute(
+                update(MESSAGES)
+                .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "submitted")
+                .values(status=worst, final_at=now)
+            )
 
 
 def expire_unreceipted(store: Store, timeout: dt.timedelta, now: dt.datetime) -> int:

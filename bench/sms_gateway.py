@@ -1,0 +1,326 @@
+"""SMS gateway: business events to the SMSC simulator, with receipts, on SQLite and PostgreSQL.
+
+    python -m bench.sms_gateway [--events 20000] [--db sqlite,postgresql]
+
+Measured in the same run, against one `hotline smsc-sim` process (no TPS cap, receipts
+after 50 ms, every message delivered):
+
+  ceiling   smpp34's own client (the Rust codec, independent of aiosmpplib) sending the
+            same segments as fast as it can with the same window, until every receipt is in
+  sqlite    one `hotline serve --only sms` on SQLite
+  postgres  two `hotline serve --only sms` on one PostgreSQL (fsync off: the data is disposable)
+
+End to end means from the commit of the events (one statement, as a batch load does) until
+every message is `delivered` in the store: claimed, rendered, submitted, its submit_sm_resp
+recorded and its receipt matched. While the batch runs, instant reminders (pension credited)
+are inserted one by one, each in its own transaction; their latency is from that commit to
+the SMSC's acceptance being recorded (`submitted_at`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import smpp34
+from sqlalchemy import func, insert, select
+
+from bench.procs import ROOT, MemorySampler, ServerProcess, child_env, free_port
+from core.db import Store
+from core.models import BusinessEvent, Resident, SmsMessage, utcnow
+from sms.encoding import encode
+from sms.templates import render
+
+PEPPER = "bench-pepper"
+WINDOW = 200
+INSTANT_EVERY_S = 0.1
+LIMIT_S = 600.0
+SYSTEM_ID, PASSWORD = "hotline", "bench"
+BATCH_TYPE = "account_statement"  # a batch category ("statement")
+CONFIG = """\
+[sms]
+quiet_hours = {}   # the benchmark runs at any hour
+claim_batch = %d
+poll_s = 0.05
+[smpp]
+window = %d
+tps = 100000
+"""
+
+
+@dataclass
+class Result:
+    name: str
+    messages: int
+    seconds: float
+    instant_ms: list[float]
+    peak_rss: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+def people(n: int, first: int = 0) -> list[dict[str, object]]:
+    return [
+        {
+            "id": 1_000_000 + i,
+            "id_number": f"9{i:016d}X",
+            "name": f"居民{i % 1000}",
+            "phone": f"139{i:08d}",
+            "pin_hash": "-",
+            "card_number": f"C{i:09d}",
+        }
+        for i in range(first, first + n)
+    ]
+
+
+def statement(person: dict[str, object]) -> dict[str, object]:
+    i = int(str(person["id"])) - 1_000_000
+    return {
+        "event_type": BATCH_TYPE,
+        "subject_kind": "person",
+        "subject_id": person["id_number"],
+        "payload": {"name": person["name"], "year": "2025", "pension": 1_234_500 + i, "medical": 56_700 + i},
+        "idempotency_key": f"statement:2025:{person['id_number']}",
+    }
+
+
+# --- the ceiling: smpp34's client --------------------------------------------------------
+
+
+async def ceiling(port: int, texts: list[str], window: int) -> Result:
+    client = smpp34.Client("127.0.0.1", port, SYSTEM_ID, PASSWORD, window_size=window)
+    smsc = await client.connect()
+    pdus = []
+    for i, text in enumerate(texts):
+        encoded = encode(text, i & 0xFFFF)
+        for segment in encoded.segments:
+            pdus.append((f"139{i:08d}", segment.short_message, encoded.data_coding, encoded.esm_class))
+    queue = iter(pdus)
+    receipts = 0
+    all_in = asyncio.Event()
+
+    async def sender() -> None:
+        for dest, body, coding, esm in queue:
+            resp = await smsc.submit_sm(
+                dest, body, source_addr="12333", data_coding=coding, esm_class=esm, registered_delivery=1
+            )
+            assert resp.is_success, resp.command_status
+
+    async def listener() -> None:
+        nonlocal receipts
+        while receipts < len(pdus):
+            event = await smsc.next()
+            if isinstance(event, smpp34.Disconnected):
+                raise RuntimeError("the simulator closed the ceiling client's session")
+            receipts += 1
+        all_in.set()
+
+    start = time.monotonic()
+    listening = asyncio.create_task(listener())
+    async with asyncio.timeout(LIMIT_S):
+        await asyncio.gather(*(sender() for _ in range(window)))
+        await listening
+    seconds = time.monotonic() - start
+    await smsc.unbind()
+    await client.stop()
+    return Result("ceiling (smpp34 client)", len(texts), seconds, [])
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+
+class Simulator:
+    def __init__(self, tmp: Path, name: str) -> None:
+        self.port, self.control = free_port(), free_port()
+        argv = ["-m", "hotline", "smsc-sim", "--port", str(self.port), "--control-port", str(self.control)]
+        argv += ["--receipt-delay", "0.05"]
+        self.proc = ServerProcess(f"smsc-sim ({name})", argv, child_env(), ROOT, tmp / f"sim-{name}.log")
+
+    def stats(self) -> dict[str, int]:
+        with socket.create_connection(("127.0.0.1", self.control), timeout=5) as s:
+            s.sendall(b"stats\n")
+            counts: dict[str, int] = json.loads(s.makefile().readline())["counts"]
+        return counts
+
+
+def end_to_end(name: str, url: str, n: int, dispatchers: int, tmp: Path, window: int) -> Result:
+    store = Store(url)
+    store.migrate()
+    batch = people(n)
+    instants = people(max(1, int(LIMIT_S / INSTANT_EVERY_S)), first=n)
+    with store.transaction() as c:
+        c.execute(insert(Resident), batch + instants)
+    config = tmp / f"{name}.toml"
+    config.write_text(CONFIG % (window, window), encoding="utf-8")
+    sim = Simulator(tmp, name)
+    env = child_env(
+        HOTLINE_CONFIG=str(config),
+        HOTLINE_DATABASE_URL=url,
+        HOTLINE_SECURITY_PIN_PEPPER=PEPPER,
+        HOTLINE_SMPP_PORT=str(sim.port),
+        HOTLINE_SMPP_PASSWORD=PASSWORD,
+    )
+    procs = [
+        ServerProcess(
+            f"dispatcher {i}", ["-m", "hotline", "serve", "--only", "sms"], env, ROOT, tmp / f"{name}-{i}.log"
+        )
+        for i in range(dispatchers)
+    ]
+    samplers = [MemorySampler(p.proc.pid) for p in procs]
+    for s in samplers:
+        s.__enter__()
+    inserted: dict[str, dt.datetime] = {}  # idempotency key -> commit time
+    try:
+        start = time.monotonic()
+        with store.transaction() as c:
+            c.execute(insert(BusinessEvent), [statement(p) for p in batch])
+        # Instant reminders while the batch is under way, until the last batch message is final.
+        done = 0
+        next_instant = time.monotonic() + 0.5
+        while done < n:
+            if time.monotonic() - start > LIMIT_S:
+                raise RuntimeError(f"{name}: {done} of {n} delivered after {LIMIT_S:.0f} s; see {tmp}")
+            now = time.monotonic()
+            if now >= next_instant and len(inserted) < len(instants):
+                person = instants[len(inserted)]
+                key = f"pension:bench:{person['id_number']}"
+                with store.transaction() as c:
+                    c.execute(
+                        insert(BusinessEvent).values(
+                            event_type="pension_credited",
+                            subject_kind="person",
+                            subject_id=person["id_number"],
+                            payload={"name": person["name"], "period": "2026-11", "amount": 250_000},
+                            idempotency_key=key,
+                        )
+                    )
+                inserted[key] = utcnow()
+                next_instant = now + INSTANT_EVERY_S
+                continue
+            with store.transaction() as c:
+                done = c.execute(
+                    select(func.count()).where(SmsMessage.category == "statement", SmsMessage.status == "delivered")
+                ).scalar_one()
+            time.sleep(0.05)
+        seconds = time.monotonic() - start
+        latencies = _instant_latencies(store, inserted, limit_s=30)
+    finally:
+        for s in samplers:
+            s.__exit__(None, None, None)
+        for p in procs:
+            p.stop()
+        counts = sim.stats()
+        sim.proc.stop()
+        store.dispose()
+    accepted = int(counts.get("accepted", 0))
+    if accepted != n + len(inserted):
+        print(f"  note: the SMSC accepted {accepted} submits for {n + len(inserted)} messages: {counts}")
+    label = f"{name} ({dispatchers} dispatcher{'s' if dispatchers > 1 else ''})"
+    return Result(label, n, seconds, latencies, sum(s.peak_bytes for s in samplers))
+
+
+def _instant_latencies(store: Store, inserted: dict[str, dt.datetime], limit_s: float) -> list[float]:
+    """Milliseconds from each instant event's commit to its message's recorded submission."""
+    deadline = time.monotonic() + limit_s
+    while True:
+        with store.transaction() as c:
+            rows = c.execute(
+                select(BusinessEvent.idempotency_key, SmsMessage.submitted_at)
+                .join(SmsMessage, SmsMessage.event_id == BusinessEvent.id)
+                .where(BusinessEvent.event_type == "pension_credited", SmsMessage.submitted_at.is_not(None))
+            ).all()
+        if len(rows) == len(inserted) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    return [(sent - inserted[key]).total_seconds() * 1000 for key, sent in rows if sent is not None]
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def report(results: list[Result], top: Result) -> None:
+    print(
+        f"{'run':34} {'messages':>9} {'seconds':>8} {'msg/s':>8} {'vs ceiling':>10} "
+        f"{'instant p50':>11} {'p95':>7} {'n':>4} {'peak RSS':>9}"
+    )
+    for r in results:
+        ratio = r.rate / top.rate if top.rate else 0.0
+        p50 = f"{statistics.median(r.instant_ms):.0f} ms" if r.instant_ms else "-"
+        p95 = f"{pct(r.instant_ms, 0.95):.0f} ms" if r.instant_ms else "-"
+        rss = f"{r.peak_rss / 2**20:.0f} MiB" if r.peak_rss else "-"
+        print(
+            f"{r.name:34} {r.messages:9d} {r.seconds:8.1f} {r.rate:8.0f} {ratio:10.2f} "
+            f"{p50:>11} {p95:>7} {len(r.instant_ms) or '-':>4} {rss:>9}"
+        )
+
+
+def _pg_up(tmp: Path) -> tuple[str, Path]:
+    given = os.environ.get("BENCH_PG_URL")
+    if given:
+        return given, Path()
+    data = tmp / "pg"
+    port = free_port()
+    out = subprocess.run([str(ROOT / "tools" / "pg.sh"), "up", str(data), str(port)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"PostgreSQL did not start: {out.stderr}")
+    return out.stdout.strip(), data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--window", type=int, default=WINDOW)
+    parser.add_argument("--pg-dispatchers", type=int, default=2)
+    args = parser.parse_args()
+    n = args.events
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sms-"))
+    if os.geteuid() == 0:
+        shutil.chown(tmp, "postgres")  # pg.sh runs initdb as postgres under it
+    texts = [render(BATCH_TYPE, statement(p)["payload"]) for p in people(n)]  # type: ignore[arg-type]
+    segments = sum(len(encode(t).segments) for t in texts)
+    print(f"SMS gateway: {n} events ({segments} segments), window {args.window}, simulator receipts after 50 ms")
+    sim = Simulator(tmp, "ceiling")
+    try:
+        top = asyncio.run(ceiling(sim.port, texts, args.window))
+    finally:
+        sim.proc.stop()
+    results = [top]
+    for db in args.db.split(","):
+        if db == "sqlite":
+            results.append(end_to_end("sqlite", f"sqlite:///{tmp}/bench.db", n, 1, tmp, args.window))
+        elif db == "postgresql":
+            url, data = _pg_up(tmp)
+            try:
+                results.append(end_to_end("postgresql", url, n, args.pg_dispatchers, tmp, args.window))
+            finally:
+                if data != Path():
+                    subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
+        else:
+            raise SystemExit(f"--db: unknown database {db!r} (sqlite, postgresql)")
+    report(results, top)
+    print(f"logs in {tmp}")
+
+
+if __name__ == "__main__":
+    main()
