@@ -122,6 +122,8 @@ class BusinessEvent(Base):
     """The business system INSERTs the first six columns; the rest belong to the SMS gateway."""
 
     __tablename__ = "business_events"
+    # Claiming: instant event types first (status, type), then the oldest pending.
+    __table_args__ = (Index("ix_business_events_claim", "status", "event_type", "id"),)
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64))
     subject_kind: Mapped[str] = mapped_column(String(8))  # 'person' | 'unit'
@@ -130,7 +132,7 @@ class BusinessEvent(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # The gateway's: pending -> claimed -> queued (its messages exist) | failed (with the reason).
-    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending", index=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     reason: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     batch_id: Mapped[int | None] = mapped_column(Integer)  # set by `hotline sms batch`
@@ -290,7 +292,8 @@ class SmsMessage(Base):
     __tablename__ = "sms_messages"
     __table_args__ = (
         UniqueConstraint("event_id", "recipient"),
-        Index("ix_sms_messages_due", "status", "priority", "next_attempt_at"),
+        # In claiming order, so a claim reads only as far as its LIMIT.
+        Index("ix_sms_messages_due", "status", "priority", "next_attempt_at", "id"),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # The business event it was made for; None for a reply to a resident's text (MO).

@@ -105,8 +105,11 @@ class Dispatcher:
         # Claim no more than the window holds: what a dispatcher has claimed is at most what
         # it may have on the wire, so if it dies, no more than `smpp.window` messages are
         # reclaimed as possible duplicates.
-        room = min(self.sms.claim_batch, self.settings.smpp.window) - self.claimed
-        if room <= 0:
+        # A claim reads and locks rows: when the window is nearly full, wait until a tenth
+        # of it is free rather than claiming one message per finished send.
+        most = min(self.sms.claim_batch, self.settings.smpp.window)
+        room = most - self.claimed
+        if room <= 0 or (self.claimed and room < most // 10):
             return 0
         reclaim = dt.timedelta(seconds=self.sms.reclaim_after_s)
         due = await asyncio.to_thread(outbox.claim_due, self.store, self.worker, room, reclaim, now)

@@ -63,11 +63,15 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
         .order_by(MESSAGES.c.priority, MESSAGES.c.next_attempt_at, MESSAGES.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-        .scalar_subquery()
+        # Run once, before the UPDATE: as a plain IN (subquery) PostgreSQL may plan it as
+        # the inner side of a nested loop and run it again for every row (seen here with
+        # statistics older than a bulk load: minutes of CPU for one claim).
+        .cte("due")
+        .prefix_with("MATERIALIZED")
     )
     stmt = (
         update(MESSAGES)
-        .where(MESSAGES.c.id.in_(due), MESSAGES.c.status == "queued")
+        .where(MESSAGES.c.id.in_(select(due.c.id)), MESSAGES.c.status == "queued")
         .values(status="sending", claimed_by=worker, claimed_at=now, attempts=MESSAGES.c.attempts + 1)
         .returning(MESSAGES.c.id, MESSAGES.c.recipient, MESSAGES.c.text, MESSAGES.c.attempts)
     )

@@ -23,7 +23,7 @@ NIGHT = dt.datetime(2026, 11, 27, 14, 0, tzinfo=dt.UTC)  # 22:00 in Beijing
 
 def _messages(store: Store) -> list[SmsMessage]:
     with store.session() as s:
-        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.id)))
+        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.event_id, SmsMessage.id)))
 
 
 def _event(store: Store, key: str) -> BusinessEvent:
