@@ -122,8 +122,12 @@ class BusinessEvent(Base):
     """The business system INSERTs the first six columns; the rest belong to the SMS gateway."""
 
     __tablename__ = "business_events"
-    # Claiming: instant event types first (status, type), then the oldest pending.
-    __table_args__ = (Index("ix_business_events_claim", "status", "event_type", "id"),)
+    # Claiming: pending events of the instant types first (status, type), then the oldest
+    # pending ones in index order (status, id).
+    __table_args__ = (
+        Index("ix_business_events_claim", "status", "id"),
+        Index("ix_business_events_status_type", "status", "event_type"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64))
     subject_kind: Mapped[str] = mapped_column(String(8))  # 'person' | 'unit'

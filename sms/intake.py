@@ -19,12 +19,13 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, select, update
 
 from core.db import Store, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
+from sms.outbox import in_index_order
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
 
 log = logging.getLogger(__name__)
@@ -66,14 +67,9 @@ def claim(
     `instant_only`: pending events of the instant types only (an index range, however many
     batch events wait), so an instant reminder never queues behind a batch's intake."""
     now = now or utcnow()
-    condition: ColumnElement[bool]
+    condition: ColumnElement[bool] = EVENTS.c.status == "pending"
     if instant_only:
-        condition = (EVENTS.c.status == "pending") & EVENTS.c.event_type.in_(INSTANT_TYPES)
-    else:
-        condition = or_(
-            EVENTS.c.status == "pending",
-            (EVENTS.c.status == "claimed") & (EVENTS.c.claimed_at < now - reclaim_after),
-        )
+        condition &= EVENTS.c.event_type.in_(INSTANT_TYPES)
     due = (
         select(EVENTS.c.id)
         .where(condition)
@@ -88,7 +84,7 @@ def claim(
     )
     stmt = (
         update(EVENTS)
-        .where(EVENTS.c.id.in_(select(due.c.id)), EVENTS.c.status.in_(("pending", "claimed")))
+        .where(EVENTS.c.id.in_(select(due.c.id)), EVENTS.c.status == "pending")
         .values(status="claimed", claimed_at=now)
         .returning(
             EVENTS.c.id,
@@ -100,6 +96,16 @@ def claim(
         )
     )
     with store.transaction() as c:
+        if not instant_only:  # instant ones are few: fetched by type, then sorted
+            # Events whose claimer died are pending again (a short range of the index: what
+            # is claimed at any moment is what intakes are expanding). One condition per
+            # statement, so each reads its index range in order.
+            c.execute(
+                update(EVENTS)
+                .where(EVENTS.c.status == "claimed", EVENTS.c.claimed_at < now - reclaim_after)
+                .values(status="pending")
+            )
+            in_index_order(c)
         rows = c.execute(stmt).all()
     return sorted((Claimed(*row) for row in rows), key=lambda e: e.id)
 

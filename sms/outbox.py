@@ -76,6 +76,7 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
         .returning(MESSAGES.c.id, MESSAGES.c.recipient, MESSAGES.c.text, MESSAGES.c.attempts)
     )
     with store.transaction() as c:
+        in_index_order(c)
         rows = c.execute(stmt).all()
         ids = [r.id for r in rows]
         taken: dict[int, set[int]] = {}
@@ -90,6 +91,16 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
         (Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ()))) for r in rows),
         key=lambda d: d.id,
     )
+
+
+def in_index_order(c: Connection) -> None:
+    """For this transaction, have PostgreSQL read claims in index order up to their LIMIT.
+
+    Right after a bulk load its statistics still say a few rows are queued, and it plans to
+    fetch every queued row and sort them (26 ms with 18,000 queued, 80 ms under load, per
+    claim, until autovacuum's next ANALYZE): a claim is cheap only in index order."""
+    if c.dialect.name == "postgresql":
+        c.exec_driver_sql("SET LOCAL enable_sort = off")
 
 
 def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
