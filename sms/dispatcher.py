@@ -79,12 +79,12 @@ class Dispatcher:
             asyncio.create_task(self.receipts.run(stop), name="sms-receipts"),
         ]
         while not stop.is_set():
+            self.wake.clear()  # before the step: a wake-up during it means "step again"
             try:
                 await self.step()
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: store unavailable (%s); retrying", self.worker, exc)
                 await asyncio.sleep(1.0)
-            self.wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), self.sms.poll_s)
         if self.sending:
@@ -101,7 +101,17 @@ class Dispatcher:
             await asyncio.to_thread(outbox.expire_unreceipted, self.store, timeout, now)
         if self.receipts.items == [] and self.submitted.items == []:
             await asyncio.to_thread(outbox.rematch_receipts, self.store, now)
-        await asyncio.to_thread(intake, self.store, self.sms, self.settings.queue.timezone, 500, now)
+        zone = self.settings.queue.timezone
+        # Instant events, then the claim (instant messages first), and only then a batch's
+        # next 500 events: expanding them must not hold up an instant reminder.
+        await asyncio.to_thread(intake, self.store, self.sms, zone, 500, now, (True,))
+        claimed = await self._claim(now)
+        taken = await asyncio.to_thread(intake, self.store, self.sms, zone, 500, now, (False,))
+        if taken.messages:
+            self.wake.set()  # claim them now, not at the next poll
+        return claimed
+
+    async def _claim(self, now: dt.datetime) -> int:
         # Claim no more than the window holds: what a dispatcher has claimed is at most what
         # it may have on the wire, so if it dies, no more than `smpp.window` messages are
         # reclaimed as possible duplicates.

@@ -245,12 +245,18 @@ def expand(
 
 
 def intake(
-    store: Store, settings: SmsSettings, zone: str, limit: int = 500, now: dt.datetime | None = None
+    store: Store,
+    settings: SmsSettings,
+    zone: str,
+    limit: int = 500,
+    now: dt.datetime | None = None,
+    passes: tuple[bool, ...] = (True, False),
 ) -> IntakeReport:
-    """Claim up to `limit` events and expand them; returns what happened."""
+    """Claim up to `limit` events and expand them, instant types first; returns what
+    happened. `passes`: (True,) for the instant types only, (False,) for all pending."""
     report = IntakeReport()
     reclaim = dt.timedelta(seconds=settings.reclaim_after_s)
-    for instant_only in (True, False):
+    for instant_only in passes:
         events = claim(store, limit, reclaim, now, instant_only=instant_only)
         if events:
             expand(store, events, settings, zone, report, now=now)
