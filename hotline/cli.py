@@ -216,6 +216,11 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+# sms.segments.SEGMENTS, named here so that `--help` needs no database modules
+# (tests/store/test_sms_segments.py checks that the two agree).
+SEGMENT_NAMES = ("employers-in-arrears", "employers-all", "residents-interrupted")
+
+
 def _batch_summary(p: Any) -> str:
     states = ", ".join(f"{k} {v}" for k, v in sorted(p.messages.items())) or "no messages yet"
     return f"batch {p.name} ({p.status}): {p.finished}/{p.total} settled; {states}; {p.failed_events} rows failed"
@@ -230,7 +235,13 @@ def cmd_sms_batch(settings: Settings, args: argparse.Namespace) -> int:
         batch.set_paused(store, args.name, args.sms_action == "pause")
         print(_batch_summary(batch.progress(store, args.name)))
         return 0
-    loaded = batch.load(store, args.file, args.name)
+    if (args.file is None) == (args.segment is None):
+        print("hotline sms batch: give a CSV file or --segment NAME (one of the two)", file=sys.stderr)
+        return 2
+    if args.segment is not None:
+        loaded = batch.load_segment(store, args.segment, args.period, args.deadline, args.name)
+    else:
+        loaded = batch.load(store, args.file, args.name)
     print(f"batch {loaded.name}: {loaded.rows} rows, {loaded.new_events} new events", flush=True)
     if args.no_wait:
         return 0
@@ -435,9 +446,16 @@ def parser() -> argparse.ArgumentParser:
     st = sm.add_parser("status", help="events and messages by category and state")
     st.add_argument("--format", choices=("json", "text"), default="text")
     st.set_defaults(func=cmd_sms)
-    bt = sm.add_parser("batch", help="send a CSV file of events as a named batch, following its progress")
-    bt.add_argument("file", type=Path, help="CSV: event_type, subject_id, then the template's fields")
-    bt.add_argument("--name", help="batch name (default: the file's name); loading again adds nothing")
+    bt = sm.add_parser(
+        "batch", help="send a CSV file of events, or a named segment, as a named batch, following its progress"
+    )
+    bt.add_argument("file", type=Path, nargs="?", help="CSV: event_type, subject_id, then the template's fields")
+    bt.add_argument("--segment", help=f"instead of a file: {', '.join(SEGMENT_NAMES)}")
+    bt.add_argument("--period", help="the segment's month, YYYY-MM")
+    bt.add_argument("--deadline", help="the segment's deadline to pay or declare, YYYY-MM-DD")
+    bt.add_argument(
+        "--name", help="batch name (default: the file's name, or SEGMENT-PERIOD); loading again adds nothing"
+    )
     bt.add_argument("--no-wait", action="store_true", help="load and return; `hotline serve` sends it")
     bt.set_defaults(func=cmd_sms_batch)
     for verb in ("pause", "resume"):

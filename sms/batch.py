@@ -1,5 +1,6 @@
-"""Batch sends from a CSV file: one business event per row, under a named batch that can be
-paused and resumed and that reports its progress and summary.
+"""Batch sends from a CSV file, or a named segment (`sms.segments`): one business event
+per row, under a named batch that can be paused and resumed and that reports its progress
+and summary.
 
 The file's header names `event_type` and `subject_id` and then the template's fields;
 amounts are whole fen. Rows become events with the key `batch:<name>:<row>`, so loading
@@ -19,6 +20,7 @@ from sqlalchemy import func, select, update
 
 from core.db import Store, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, utcnow
+from sms import segments
 from sms.errors import BatchError
 from sms.templates import TEMPLATES, money_fields
 
@@ -51,37 +53,53 @@ def load(store: Store, path: Path, name: str | None = None) -> Loaded:
     missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
     if missing:
         raise BatchError(f"{path}: the header lacks {', '.join(missing)} (it has {', '.join(reader.fieldnames or [])})")
-    rows = list(reader)
+    events = []
+    for i, row in enumerate(reader, 2):  # line numbers as an editor shows them (1 is the header)
+        event_type = (row.get("event_type") or "").strip()
+        money = money_fields(event_type)
+        payload = {k: _value(v or "", k in money) for k, v in row.items() if k not in REQUIRED and k is not None}
+        events.append((str(i), event_type, (row.get("subject_id") or "").strip(), payload))
+    return _load(store, name, str(path), events)
+
+
+def load_segment(store: Store, segment: str, period: str | None, deadline: str | None, name: str | None) -> Loaded:
+    """A named segment (`sms.segments`) for a month as a batch; its events are keyed by
+    subject, so loading it again under the same name adds nothing."""
+    chosen, rows = segments.resolve(store, segment, period, deadline)
+    name = name or f"{segment}-{period}"
+    events = [(subject, chosen.event_type, subject, payload) for subject, payload in rows]
+    return _load(store, name, f"segment {segment} {period}", events)
+
+
+def _load(store: Store, name: str, source: str, events: list[tuple[str, str, str, dict[str, Any]]]) -> Loaded:
+    """(key suffix, event type, subject id, payload) rows as the batch's events."""
     with store.transaction() as c:
         c.execute(
             upsert(c, SmsBatch)
-            .values(name=name, source=str(path)[:200], total=len(rows), status="running", created_at=utcnow())
+            .values(name=name, source=source[:200], total=len(events), status="running", created_at=utcnow())
             .on_conflict_do_nothing(index_elements=["name"])
         )
         batch_id = c.scalar(select(SmsBatch.id).where(SmsBatch.name == name))
         assert batch_id is not None
-        events = []
-        for i, row in enumerate(rows, 2):  # line numbers as an editor shows them (1 is the header)
-            event_type = (row.get("event_type") or "").strip()
+        rows = []
+        for suffix, event_type, subject_id, payload in events:
             template = TEMPLATES.get(event_type)
-            money = money_fields(event_type)
-            payload = {k: _value(v or "", k in money) for k, v in row.items() if k not in REQUIRED and k is not None}
-            events.append(
+            rows.append(
                 {
                     "event_type": event_type,
                     "subject_kind": template.subject_kind if template else "person",
-                    "subject_id": (row.get("subject_id") or "").strip(),
+                    "subject_id": subject_id,
                     "payload": payload,
-                    "idempotency_key": f"batch:{name}:{i}",
+                    "idempotency_key": f"batch:{name}:{suffix}",
                     "created_at": utcnow(),
                     "batch_id": batch_id,
                 }
             )
         count = select(func.count()).where(BusinessEvent.batch_id == batch_id)
         before = c.scalar(count) or 0
-        if events:
+        if rows:
             stmt = upsert(c, BusinessEvent).on_conflict_do_nothing(index_elements=["idempotency_key"])
-            c.execute(stmt, events)
+            c.execute(stmt, rows)
         new = (c.scalar(count) or 0) - before
     return Loaded(batch_id, name, len(rows), new)
 
