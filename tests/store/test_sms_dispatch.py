@@ -11,11 +11,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bench.procs import free_port
+from bench.sms_gateway import people, statement
 from core.db import Store
-from core.models import SmsMessage, SmsReceipt, SmsSegment, utcnow
+from core.models import BusinessEvent, Resident, SmsMessage, SmsReceipt, SmsSegment, utcnow
 from core.settings import Settings, SmsSettings
 from sms import outbox
 from sms.dispatcher import Dispatcher
@@ -201,3 +202,29 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
     assert {(m.status, m.duplicate_suspect) for m in messages} == {("queued", True)}
     assert all("transport bug" in (m.last_error or "") for m in messages)
     assert "a send failed: RuntimeError('transport bug')" in caplog.text
+
+
+async def test_an_instant_reminder_overtakes_a_running_batch(store: Store, tmp_path: Path, sample_data: Any) -> None:
+    """600 statements paced at 100/s: a pension reminder committed once the batch is under
+    way goes out next, with most of the batch still behind it."""
+    load_sample(store)
+    batch = people(600)
+    with store.transaction() as c:
+        c.execute(insert(Resident), batch)
+        c.execute(insert(BusinessEvent), [statement(p) for p in batch])
+    async with dispatching(store, tmp_path, {}, HOTLINE_SMPP_TPS="100") as (sim, _d):
+        for _ in range(400):  # the batch under way: 50 sent (at most 20 s)
+            if sim.counts["accepted"] >= 50:
+                break
+            await asyncio.sleep(0.05)
+        r = sample_data[1][0]
+        emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 1}, "p")
+        messages = await _until_final(store, 601, limit_s=60)
+    instant = next(m for m in messages if m.event_type == "pension_credited")
+    assert instant.status == "delivered" and instant.submitted_at is not None
+    behind = [
+        m for m in messages if m.category == "statement" and m.submitted_at and m.submitted_at > instant.submitted_at
+    ]
+    assert len(behind) >= 400, f"only {len(behind)} of 600 batch messages went after the instant one"
+    order = [s.destination for s in sim.submitted]
+    assert order.index(r.phone) < 200
