@@ -38,7 +38,8 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "hotline_session"
 LOGIN_CSRF_COOKIE = "hotline_login_csrf"
 LANG_COOKIE = "hotline_lang"
-PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico")
+# Without a session: sign-in, assets, health, and Twilio's callbacks (signed instead).
+PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico", "/twilio/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -288,7 +289,7 @@ async def sse(request: web.Request, snapshot: Callable[[], Awaitable[dict[str, A
 
 
 def make_app(d: ConsoleDeps) -> web.Application:
-    from console import agent_views, wallboard_views  # the views import this module's helpers
+    from console import agent_views, twilio_views, wallboard_views  # they import this module's helpers
 
     app = web.Application(middlewares=[security_headers, errors_as_statuses, authenticated], client_max_size=64 * 1024)
     app[DEPS] = d
@@ -305,6 +306,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     app.router.add_static("/static/", HERE / "static")
     agent_views.add_routes(app)
     wallboard_views.add_routes(app)
+    twilio_views.add_routes(app)
     return app
 
 

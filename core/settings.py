@@ -14,7 +14,7 @@ import typing
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -101,6 +101,27 @@ class SmppSettings(_Section):
     receipt_id_base: int = 10
 
 
+class TwilioSettings(_Section):
+    """Twilio's Messages API as the second transport (`sms.transport = "twilio"`); replies
+    from residents (MO) stay on SMPP: Twilio offers no two-way SMS in mainland China."""
+
+    account_sid: str = ""
+    auth_token: str = Field("", description="secret: set it in the TOML file or HOTLINE_TWILIO_AUTH_TOKEN")
+    from_number: str = ""  # E.164, or leave empty and set messaging_service_sid
+    messaging_service_sid: str = ""
+    # The public URL of the console's /twilio/status, as Twilio will call it (it is signed
+    # over exactly this URL). Empty: no status callbacks, messages stay `submitted` until
+    # `sms.receipt_timeout_s` makes them `unknown`.
+    status_callback_url: str = ""
+    # Where the Messages API is: Twilio's own unless a test points it at a local server.
+    base_url: str = "https://api.twilio.com"
+    country_code: str = "86"  # numbers in the store are national; Twilio wants E.164
+    concurrency: int = Field(10, ge=1, le=200)  # requests in flight at once
+    tps: float = Field(10.0, gt=0)  # requests per second
+    throttle_pause_s: float = Field(1.0, gt=0)  # after HTTP 429
+    timeout_s: float = Field(15.0, gt=0)
+
+
 class SmsSettings(_Section):
     """The gateway's own rules (the SMPP link is `smpp.*`)."""
 
@@ -126,6 +147,8 @@ class SmsSettings(_Section):
     # How often a dispatcher looks for due work when nothing wakes it (SQLite has no NOTIFY).
     poll_s: float = Field(0.2, gt=0)
     claim_batch: int = Field(200, ge=1)
+    # How messages leave: "smpp" (smpp.*) or "twilio" (twilio.*; replies still come over SMPP).
+    transport: Literal["smpp", "twilio"] = "smpp"
 
 
 class WebSettings(_Section):
@@ -174,6 +197,7 @@ class Settings(_Section):
     web: WebSettings = WebSettings()
     queue: QueueSettings = QueueSettings()
     sms: SmsSettings = SmsSettings()
+    twilio: TwilioSettings = TwilioSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

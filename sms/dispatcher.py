@@ -44,14 +44,21 @@ from sms.status import SLOW_DOWN, TEMPORARY
 log = logging.getLogger(__name__)
 BATCH_S = 0.02
 Submit = Callable[[str, Segment, int, int], Awaitable[SubmitResult]]
+SubmitText = Callable[[str, str], Awaitable[SubmitResult]]
 
 
 class Dispatcher:
-    def __init__(self, settings: Settings, store: Store, submit: Submit, worker: str) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, submit: Submit, worker: str, submit_text: SubmitText | None = None
+    ) -> None:
+        """`submit` sends one segment (SMPP); `submit_text`, when given, sends a whole
+        text in one request instead (Twilio: it splits, and answers with one id)."""
         self.settings = settings
         self.sms = settings.sms
         self.store = store
         self.submit = submit
+        self.submit_text = submit_text
+        self.id_base = 0 if submit_text is not None else settings.smpp.submit_id_base
         self.worker = worker
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
@@ -161,24 +168,38 @@ class Dispatcher:
     # --- one message ----------------------------------------------------------------------
 
     async def send(self, message: Due) -> None:
+        if self.submit_text is not None:
+            await self._send_whole(message, self.submit_text)
+            return
         encoded = encode(message.text, message.id & 0xFFFF)
         accepted: list[tuple[int, str]] = []
         for seq, segment in enumerate(encoded.segments, 1):
             if seq in message.accepted:
                 continue  # the SMSC has it from an earlier attempt
-            result = await self._submit_segment(message, segment, encoded.data_coding, encoded.esm_class, accepted)
+            attempt = partial(self.submit, message.recipient, segment, encoded.data_coding, encoded.esm_class)
+            result = await self._submit_segment(message, attempt, accepted)
             if result is None:
                 return  # the message went back to the queue or failed; recorded already
-            accepted.append((seq, canonical(result, self.settings.smpp.submit_id_base)))
+            accepted.append((seq, canonical(result, self.id_base)))
         await self.submitted.put((message.id, accepted, len(encoded.segments)))
 
+    async def _send_whole(self, message: Due, submit_text: SubmitText) -> None:
+        """One request for the whole text; its id stands as the message's one segment."""
+        accepted: list[tuple[int, str]] = []
+        if 1 not in message.accepted:  # else the provider has it from an earlier attempt
+            result = await self._submit_segment(message, partial(submit_text, message.recipient, message.text), [])
+            if result is None:
+                return
+            accepted.append((1, canonical(result, self.id_base)))
+        await self.submitted.put((message.id, accepted, 1))
+
     async def _submit_segment(
-        self, message: Due, segment: Segment, data_coding: int, esm_class: int, accepted: list[tuple[int, str]]
+        self, message: Due, attempt: Callable[[], Awaitable[SubmitResult]], accepted: list[tuple[int, str]]
     ) -> str | None:
         """The SMSC's id for the segment, or None once the message has been requeued or failed
         (recording the segments `accepted` so far, which are not sent again)."""
         for _ in range(self.sms.max_resubmits):
-            result = await self.submit(message.recipient, segment, data_coding, esm_class)
+            result = await attempt()
             self.sent_segments += 1
             if result.lost:
                 await asyncio.to_thread(
@@ -186,14 +207,14 @@ class Dispatcher:
                     self.store,
                     message.id,
                     utcnow(),
-                    "link lost before the SMSC answered",
+                    result.detail or "link lost before the SMSC answered",
                 )
                 return None
             if result.status == 0 and result.smsc_id:
                 return result.smsc_id
             if result.status in SLOW_DOWN:
                 continue  # the transport paused; send it again
-            error = f"SMSC answered 0x{result.status:02X}"
+            error = result.detail or f"SMSC answered 0x{result.status:02X}"
             if result.status in TEMPORARY:
                 await self._retry_later(message, error, accepted)
             else:

@@ -14,11 +14,13 @@ import psycopg
 
 from core.business import AuditedReader, SampleBusinessPort
 from core.db import Store
+from core.errors import SettingsError
 from core.settings import Settings
 from sms.dispatcher import Dispatcher
 from sms.mo import MoHandler
 from sms.pdu import Inbound
 from sms.smpp import SmppTransport
+from sms.twilio import TwilioTransport
 
 log = logging.getLogger(__name__)
 CHANNEL = "hotline_events"
@@ -28,9 +30,17 @@ class SmsService:
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
+        # SMPP always: it carries residents' replies (MO) even when Twilio sends.
         self.transport = SmppTransport(settings.smpp, self.on_deliver)
+        self.twilio: TwilioTransport | None = None
+        if settings.sms.transport == "twilio":
+            settings.require_secrets("twilio.account_sid", "twilio.auth_token")
+            if not (settings.twilio.from_number or settings.twilio.messaging_service_sid):
+                raise SettingsError("sms.transport is twilio: set twilio.from_number or twilio.messaging_service_sid")
+            self.twilio = TwilioTransport(settings.twilio)
         worker = f"{socket.gethostname()}:{os.getpid()}"
-        self.dispatcher = Dispatcher(settings, store, self.transport.submit, worker)
+        submit_text = self.twilio.submit_text if self.twilio is not None else None
+        self.dispatcher = Dispatcher(settings, store, self.transport.submit, worker, submit_text)
         reader = AuditedReader(store, SampleBusinessPort(store, settings.security.pin_pepper))
         self.mo = MoHandler(store, reader, self.dispatcher.wake)
         self.stop_event = asyncio.Event()
@@ -44,9 +54,13 @@ class SmsService:
 
     async def start(self) -> None:
         await self.transport.start()
+        if self.twilio is not None:
+            await self.twilio.start()
         self.tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="sms-dispatcher"))
         if self.store.engine.dialect.name == "postgresql":
             self.tasks.append(asyncio.create_task(self._listen(), name="sms-listen"))
+        if self.twilio is not None:
+            log.info("SMS gateway: sending through Twilio at %s; replies over SMPP", self.settings.twilio.base_url)
         log.info(
             "SMS gateway: SMPP %s:%d as %s, window %d, %g submits/s",
             self.settings.smpp.host,
@@ -82,3 +96,5 @@ class SmsService:
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.transport.stop()
+        if self.twilio is not None:
+            await self.twilio.stop()

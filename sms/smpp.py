@@ -70,6 +70,7 @@ CODECS = {name: _passthrough(name) for name in ENCODING_NAMES.values()}
 class SubmitResult:
     status: int | None  # command_status; None when the connection was lost first
     smsc_id: str | None = None
+    detail: str | None = None  # the peer's own words, when it gave any (Twilio does)
 
     @property
     def lost(self) -> bool:

@@ -1,0 +1,108 @@
+"""Twilio's Messages API as the second transport, behind the dispatcher's `submit_text`.
+
+A message goes as one request with its whole text (Twilio splits it and bills segments);
+its SID is kept as the message's one "segment" id, and the status callback that Twilio
+later POSTs to the console (`/twilio/status`, `console/twilio_views.py`) settles it like
+an SMPP receipt. Answers map onto the dispatcher's rules:
+
+- 201: accepted, with the SID;
+- 429 (Too Many Requests): sending pauses for `twilio.throttle_pause_s` and the message is
+  resubmitted, as for ESME_RTHROTTLED;
+- 5xx, 401/403 (Twilio's trouble, or our credentials, which an operator fixes): retried
+  with backoff, then a dead letter with the reason;
+- any other 4xx (an invalid 'To' number, a blocked recipient...): failed at once, with
+  Twilio's error code and message;
+- no connection: retried with backoff (nothing was sent); a connection lost after the
+  request was written, or a timeout: `lost` (requeued, flagged as a possible duplicate).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aiohttp
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+from core.masking import mask_phone
+from core.settings import TwilioSettings
+from sms.smpp import SubmitResult
+from sms.status import ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED
+
+log = logging.getLogger(__name__)
+FINAL_STATUSES = {"delivered": "delivered", "undelivered": "undelivered", "failed": "rejected"}
+
+
+def e164(number: str, country_code: str) -> str:
+    """A national number as E.164: 13912345678 -> +8613912345678, 0572... -> +86572..."""
+    if number.startswith("+"):
+        return number
+    return f"+{country_code}{number.removeprefix('0')}"
+
+
+class TwilioTransport:
+    def __init__(self, settings: TwilioSettings) -> None:
+        self.settings = settings
+        self.window = asyncio.Semaphore(settings.concurrency)
+        self.next_at = 0.0
+        self.paused_until = 0.0
+        self.throttled = 0
+        self._http: AsyncTwilioHttpClient | None = None
+        self._client: Client | None = None
+
+    async def start(self) -> None:
+        # The aiohttp session must be made inside the running loop.
+        self._http = AsyncTwilioHttpClient(timeout=self.settings.timeout_s)
+        self._client = Client(self.settings.account_sid, self.settings.auth_token, http_client=self._http)
+        self._client.api.base_url = self.settings.base_url.rstrip("/")
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    async def _pace(self) -> None:
+        """At least 1/tps s between requests, and nothing while a 429's pause lasts."""
+        while True:
+            now = time.monotonic()
+            wait = max(self.next_at, self.paused_until) - now
+            if wait <= 0:
+                self.next_at = now + 1.0 / self.settings.tps
+                return
+            await asyncio.sleep(wait)
+
+    async def submit_text(self, recipient: str, text: str) -> SubmitResult:
+        assert self._client is not None, "start() first"
+        s = self.settings
+        extra = {"from_": s.from_number} if s.from_number else {"messaging_service_sid": s.messaging_service_sid}
+        if s.status_callback_url:
+            extra["status_callback"] = s.status_callback_url
+        async with self.window:
+            await self._pace()
+            try:
+                message = await self._client.messages.create_async(
+                    to=e164(recipient, s.country_code), body=text, **extra
+                )
+            except TwilioRestException as exc:
+                return self._refused(recipient, exc)
+            except aiohttp.ClientConnectorError as exc:  # never reached Twilio: nothing sent
+                return SubmitResult(ESME_RSYSERR, detail=f"Twilio unreachable: {exc}")
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                return SubmitResult(None, detail=f"Twilio did not answer: {exc!r}")
+        return SubmitResult(0, message.sid)
+
+    def _refused(self, recipient: str, exc: TwilioRestException) -> SubmitResult:
+        detail = f"Twilio HTTP {exc.status}" + (f" error {exc.code}" if exc.code else "") + f": {exc.msg}"
+        if exc.status == 429:
+            self.throttled += 1
+            self.paused_until = time.monotonic() + self.settings.throttle_pause_s
+            return SubmitResult(ESME_RTHROTTLED, detail=detail)
+        if exc.status >= 500 or exc.status in (401, 403):
+            if exc.status in (401, 403):
+                log.error("Twilio refused our credentials (%s): check twilio.account_sid and auth_token", detail)
+            return SubmitResult(ESME_RSYSERR, detail=detail)
+        log.warning("Twilio refused the message to %s: %s", mask_phone(recipient), detail)
+        return SubmitResult(ESME_RSUBMITFAIL, detail=detail)
