@@ -1,0 +1,169 @@
+"""Twilio as the transport: the dispatcher sends through the `twilio` client to a local
+server that follows Twilio's documented Messages API (tests/twilio_fake.py), and Twilio's
+status callbacks reach the console's /twilio/status, where X-Twilio-Signature is checked.
+On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
+from sqlalchemy import select, update
+
+from bench.procs import free_port
+from console.app import ConsoleDeps, make_app
+from core.business import SampleBusinessPort
+from core.db import Store
+from core.models import Resident, SmsMessage, SmsSegment
+from core.settings import Settings
+from ivr.agents import AgentControl
+from sms.dispatcher import Dispatcher
+from sms.intake import emit
+from sms.smpp import SubmitResult
+from sms.twilio import TwilioTransport, e164
+from tests.conftest import PEPPER, load_sample, make_settings
+from tests.twilio_fake import FakeTwilio, signature
+
+FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
+
+
+@asynccontextmanager
+async def twilio_stack(
+    store: Store, tmp_path: Path, fake: FakeTwilio, **env: str
+) -> AsyncIterator[tuple[Dispatcher, TwilioTransport, str]]:
+    await fake.start()
+    web_port = free_port()
+    callback = f"http://127.0.0.1:{web_port}/twilio/status"
+    settings: Settings = make_settings(
+        tmp_path,
+        store.url,
+        HOTLINE_SMS_TRANSPORT="twilio",
+        HOTLINE_SMS_POLL_S="0.05",
+        HOTLINE_SMS_RETRY_BASE_S="0.1",
+        HOTLINE_TWILIO_ACCOUNT_SID=fake.account_sid,
+        HOTLINE_TWILIO_AUTH_TOKEN=fake.auth_token,
+        HOTLINE_TWILIO_FROM_NUMBER="+8657212333",
+        HOTLINE_TWILIO_STATUS_CALLBACK_URL=callback,
+        HOTLINE_TWILIO_BASE_URL=fake.base_url,
+        HOTLINE_TWILIO_TPS="200",
+        HOTLINE_TWILIO_THROTTLE_PAUSE_S="0.2",
+        **env,
+    )
+    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
+    deps = ConsoleDeps(settings, store, SampleBusinessPort(store, PEPPER), AgentControl(settings, store), None)
+    server = TestServer(make_app(deps), host="127.0.0.1", port=web_port)
+    await server.start_server()
+    transport = TwilioTransport(settings.twilio)
+    await transport.start()
+
+    async def no_smpp(*_args: Any) -> SubmitResult:
+        raise AssertionError("the SMPP path was used with sms.transport = twilio")
+
+    dispatcher = Dispatcher(settings, store, no_smpp, "twilio-test", transport.submit_text)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop))
+    try:
+        yield dispatcher, transport, callback
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 20)
+        await transport.stop()
+        await server.close()
+        await fake.stop()
+
+
+def _messages(store: Store) -> list[SmsMessage]:
+    with store.session() as s:
+        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.id)))
+
+
+async def _until_final(store: Store, count: int, limit_s: float = 30) -> list[SmsMessage]:
+    for _ in range(int(limit_s / 0.1)):
+        messages = await asyncio.to_thread(_messages, store)
+        if len(messages) == count and all(m.status in FINAL for m in messages):
+            return messages
+        await asyncio.sleep(0.1)
+    seen = sorted((m.status, m.last_error or "") for m in await asyncio.to_thread(_messages, store))
+    raise AssertionError(f"not all {count} messages final: {seen}")
+
+
+def _pensions(store: Store, people: list[Any]) -> None:
+    for p in people:
+        payload = {"name": p.name, "period": "2026-11", "amount": p.pension_balance_fen}
+        emit(store, "pension_credited", "person", p.id_number, payload, f"pension:{p.id_number}")
+
+
+async def test_messages_go_through_twilio_and_its_signed_callbacks_settle_them(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    people = sample_data[1][:12]
+    _pensions(store, people)
+    fake = FakeTwilio(undelivered={e164(people[0].phone, "86")})
+    async with twilio_stack(store, tmp_path, fake):
+        messages = await _until_final(store, 12)
+    by_phone = {m.recipient: m for m in messages}
+    assert by_phone[people[0].phone].status == "undelivered"
+    assert {m.status for m in messages if m.recipient != people[0].phone} == {"delivered"}
+    sent = {r["To"]: r for r in fake.requests}
+    assert sorted(sent) == sorted(f"+86{p.phone}" for p in people)
+    for m in messages:
+        request = sent[f"+86{m.recipient}"]
+        assert request["Body"] == m.text and request["From"] == "+8657212333"
+        assert request["StatusCallback"].endswith("/twilio/status")
+    with store.session() as s:
+        ids = {seg.message_id: seg.smsc_id for seg in s.scalars(select(SmsSegment))}
+    assert {ids[m.id] for m in messages} == {r["Sid"].lower() for r in fake.requests}
+    assert all(code == 204 for _, _, code in fake.callbacks)
+
+
+async def test_429_slows_down_503_retries_and_an_invalid_number_fails_with_twilios_reason(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    people = sample_data[1][:10]
+    _pensions(store, people)
+    with store.transaction() as c:  # one resident's registered number is not a phone number
+        c.execute(update(Resident).where(Resident.id_number == people[3].id_number).values(phone="12"))
+    fake = FakeTwilio(rate_limit_first=3, fail_every=5)
+    async with twilio_stack(store, tmp_path, fake) as (_d, transport, _url):
+        messages = await _until_final(store, 10)
+    failed = [m for m in messages if m.status == "failed"]
+    assert [m.recipient for m in failed] == ["12"]
+    assert "Twilio HTTP 400 error 21211" in (failed[0].last_error or "")
+    assert {m.status for m in messages if m.recipient != "12"} == {"delivered"}
+    assert fake.answers[:3] == [429, 429, 429] and transport.throttled == 3
+    assert 503 in fake.answers
+    assert len(fake.requests) == 9  # each good message accepted once, whatever was refused before
+
+
+async def test_a_callback_without_the_right_signature_is_refused_and_changes_nothing(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    load_sample(store)
+    _pensions(store, sample_data[1][:1])
+    fake = FakeTwilio(callback_delay_s=30)  # no callbacks of its own within the test
+    async with twilio_stack(store, tmp_path, fake) as (_d, _t, url):
+        for _ in range(100):
+            if fake.requests and _messages(store)[0].status == "submitted":
+                break
+            await asyncio.sleep(0.05)
+        form = fake.requests[0]
+        sid = form["Sid"]
+        assert await fake.callback(url, sid, "undelivered", form, sign_with="not-the-token") == 403
+        params = {"MessageSid": sid, "MessageStatus": "undelivered"}
+        async with ClientSession() as http:
+            async with http.post(url, data=params) as unsigned:
+                assert unsigned.status == 403
+            # Signed for other content: the status changed after signing.
+            signed = signature(fake.auth_token, url, {**params, "MessageStatus": "delivered"})
+            async with http.post(url, data=params, headers={"X-Twilio-Signature": signed}) as tampered:
+                assert tampered.status == 403
+        assert _messages(store)[0].status == "submitted"
+        assert await fake.callback(url, sid, "delivered", form) == 204
+        assert _messages(store)[0].status == "delivered"
