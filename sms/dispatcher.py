@@ -253,7 +253,8 @@ class Dispatcher:
             return
         if receipt.state is None:
             return  # intermediate (ACCEPTD, ENROUTE): a final one follows
-        await self.receipts.put((smsc_id, receipt.state.value), wait=False)
+        # Waited for: the transport answers the deliver_sm only once the receipt is stored.
+        await self.receipts.put((smsc_id, receipt.state.value))
 
 
 def _ignore(_value: object) -> None:

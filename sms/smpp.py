@@ -40,7 +40,16 @@ from aiosmpplib import (
     AbstractThrottleHandler,
     PhoneNumber,
 )
-from aiosmpplib.protocol import BindTransceiverResp, DeliverSm, GenericNack, SmppMessage, SubmitSm, SubmitSmResp
+from aiosmpplib.protocol import (
+    BindTransceiverResp,
+    DeliverSm,
+    DeliverSmResp,
+    GenericNack,
+    SmppMessage,
+    SubmitSm,
+    SubmitSmResp,
+)
+from aiosmpplib.state import SmppCommand
 
 from core.settings import SmppSettings
 from sms.encoding import DATA_CODING_UCS2, Segment
@@ -179,6 +188,20 @@ class _Correlator(AbstractCorrelator):  # type: ignore[misc]  # aiosmpplib ships
         return None
 
 
+class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    """aiosmpplib answers a deliver_sm as soon as its hook returns, before a receipt or a
+    resident's text is in the store: a crash then would lose what the SMSC believes
+    delivered. Here deliver_sm is left unanswered by aiosmpplib (its request handler
+    returns None, which it treats as "answered already") and the transport answers it
+    once what it carries is stored; what is never answered, the SMSC delivers again."""
+
+    async def _handle_request(self, pdu: bytes, header: Any) -> SmppMessage | None:
+        if header.smpp_command == SmppCommand.DELIVER_SM:
+            return None
+        result: SmppMessage | None = await super()._handle_request(pdu, header)
+        return result
+
+
 class _Hook(AbstractHook):  # type: ignore[misc]  # aiosmpplib ships no type hints
     def __init__(self, transport: SmppTransport) -> None:
         self.t = transport
@@ -217,7 +240,7 @@ class SmppTransport:
         self._tags = itertools.count(1)
         self._broker = _Broker()
         self.throttle = _Throttle(settings.throttle_pause_s)
-        self.esme = ESME(
+        self.esme = _Esme(
             settings.host,
             settings.port,
             settings.system_id,
@@ -234,11 +257,14 @@ class SmppTransport:
         )
         self._task: asyncio.Task[None] | None = None
         self._writers: list[asyncio.StreamWriter] = []
+        self._handling: set[asyncio.Task[None]] = set()  # deliver_sm being stored, then answered
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.esme.start(), name="smpp-esme")
 
     async def stop(self) -> None:
+        if self._handling:  # what is being stored now, stored and answered before the unbind
+            await asyncio.wait(self._handling, timeout=5.0)
         # aiosmpplib 0.7.4 unbinds and sends EOF but never closes its StreamWriter (it just
         # drops it, which warns at garbage collection): close it ourselves.
         current = getattr(self.esme, "_writer", None)
@@ -302,9 +328,31 @@ class SmppTransport:
                 self.window.release()
 
     async def deliver(self, pdu: bytes) -> None:
+        """Hand a deliver_sm on and answer it once handled, without holding up the reading
+        of the next PDU (aiosmpplib reads one at a time)."""
+        sequence = int.from_bytes(pdu[12:16], "big")
+        connection = getattr(self.esme, "_writer", None)
         try:
             inbound = parse_deliver_sm(pdu)
         except BadPdu as exc:
-            log.error("unreadable deliver_sm (%s): %s", exc, pdu[:64].hex())
+            log.error("unreadable deliver_sm (%s), acknowledged and dropped: %s", exc, pdu[:64].hex())
+            await self._answer(sequence, connection)
             return
-        await self.on_deliver(inbound)
+        task = asyncio.create_task(self._handle(inbound, sequence, connection))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+
+    async def _handle(self, inbound: Inbound, sequence: int, connection: object) -> None:
+        try:
+            await self.on_deliver(inbound)
+        except Exception:
+            # Unanswered: the SMSC delivers it again (to us or to another bind).
+            log.exception("deliver_sm %d not handled; left unanswered for the SMSC to resend", sequence)
+            return
+        await self._answer(sequence, connection)
+
+    async def _answer(self, sequence: int, connection: object) -> None:
+        if getattr(self.esme, "_writer", None) is not connection or connection is None:
+            return  # that connection is gone; the SMSC resends on the new one
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.esme._send_data(DeliverSmResp(sequence))
