@@ -85,6 +85,14 @@ class Resident(Base):
     card_status: Mapped[str] = mapped_column(String(16), default="active")  # active|lost|pending
 
 
+class ResidentPhone(Base):
+    """More numbers a resident registered for notices, beside `residents.phone` (the first)."""
+
+    __tablename__ = "resident_phones"
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True, index=True)
+
+
 class Contribution(Base):
     __tablename__ = "contributions"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

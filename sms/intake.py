@@ -23,7 +23,7 @@ from sqlalchemy import ColumnElement, Connection, Table, select, update
 
 from core.db import Store, upsert
 from core.masking import mask_id, mask_phone
-from core.models import BusinessEvent, Employer, Resident, SmsMessage, SmsOptOut, utcnow
+from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
 from sms.outbox import in_index_order
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
@@ -111,19 +111,30 @@ def claim(
 
 
 def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
-    """Phones by subject: a person's registered phone (by ID number), an employer's contact
-    phone (by unified social credit code). One query per 500 subjects."""
+    """Phones by subject: a person's registered phones (by ID number: `residents.phone` and
+    `resident_phones`), an employer's contact phone (by unified social credit code)."""
+    queries: list[Any]
     if subject_kind == "person":
-        key, phone = Resident.id_number, Resident.phone
+        queries = [
+            lambda ids: select(Resident.id_number, Resident.phone).where(Resident.id_number.in_(ids)),
+            lambda ids: (
+                select(Resident.id_number, ResidentPhone.phone)
+                .join(ResidentPhone, ResidentPhone.resident_id == Resident.id)
+                .where(Resident.id_number.in_(ids))
+            ),
+        ]
     elif subject_kind == "unit":
-        key, phone = Employer.credit_code, Employer.contact_phone
+        queries = [
+            lambda ids: select(Employer.credit_code, Employer.contact_phone).where(Employer.credit_code.in_(ids))
+        ]
     else:
         return {}
     found: dict[str, set[str]] = {}
     for i in range(0, len(subject_ids), 500):
-        for subject, number in c.execute(select(key, phone).where(key.in_(subject_ids[i : i + 500]))):
-            if number:
-                found.setdefault(subject, set()).add(number)
+        for query in queries:
+            for subject, number in c.execute(query(subject_ids[i : i + 500])):
+                if number:
+                    found.setdefault(subject, set()).add(number)
     return {subject: sorted(numbers) for subject, numbers in found.items()}
 
 

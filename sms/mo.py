@@ -21,7 +21,7 @@ from sqlalchemy import select
 from core.business import AuditedReader
 from core.db import Store, upsert
 from core.masking import mask_phone
-from core.models import Resident, SmsMessage, SmsOptOut, utcnow
+from core.models import Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from sms.encoding import decode, split_udh
 from sms.pdu import Inbound
 from sms.templates import SIGNATURE
@@ -84,7 +84,10 @@ class MoHandler:
         keyword = text.strip().upper()
         exchange = str(uuid.uuid4())  # ties the audit entries to this exchange
         with self.store.session() as s:
-            resident_ids = list(s.scalars(select(Resident.id).where(Resident.phone == phone)))
+            resident_ids = sorted(
+                set(s.scalars(select(Resident.id).where(Resident.phone == phone)))
+                | set(s.scalars(select(ResidentPhone.resident_id).where(ResidentPhone.phone == phone)))
+            )
         if keyword not in ("YE", "CX", "TD"):
             reply = HELP
         elif keyword == "TD":

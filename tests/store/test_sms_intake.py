@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core.db import Store
-from core.models import BusinessEvent, SmsMessage, SmsOptOut
+from core.models import BusinessEvent, ResidentPhone, SmsMessage, SmsOptOut
 from core.settings import SmsSettings
 from sms.intake import claim, emit, intake, quiet_until
 from tests.conftest import load_sample
@@ -134,3 +134,24 @@ def test_an_event_whose_claimer_died_is_claimed_again_and_adds_nothing_twice(sto
         c.execute(BusinessEvent.__table__.update().values(status="claimed", claimed_at=DAY))
     assert intake(store, SETTINGS, ZONE, now=later).queued == 1
     assert len(_messages(store)) == 1
+
+
+def test_a_resident_with_two_registered_numbers_gets_the_notice_on_both(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][4]
+    with store.session() as s:
+        s.add(ResidentPhone(resident_id=r.id, phone="13700000004"))
+        s.add(SmsOptOut(phone="13700000004"))  # that number opted out of optional categories
+    emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 5}, "p")
+    emit(store, "policy_news", "person", r.id_number, {"title": "政策", "body": "新政策发布"}, "news")
+    report = intake(store, SETTINGS, ZONE, now=DAY)
+    assert (report.messages, report.skipped) == (3, 1)
+    got = sorted((m.event_type, m.recipient, m.status) for m in _messages(store))
+    assert got == sorted(
+        [
+            ("pension_credited", r.phone, "queued"),
+            ("pension_credited", "13700000004", "queued"),
+            ("policy_news", r.phone, "queued"),
+            ("policy_news", "13700000004", "skipped"),
+        ]
+    )

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from core.business import AuditedReader, SampleBusinessPort
 from core.db import Store
-from core.models import AuditEntry, SmsMessage, SmsOptOut
+from core.models import AuditEntry, ResidentPhone, SmsMessage, SmsOptOut
 from sms.encoding import encode
 from sms.mo import HELP, NOT_REGISTERED, MoHandler, Reassembly
 from sms.pdu import Inbound
@@ -76,3 +76,14 @@ def test_parts_are_reassembled_in_any_order_and_stale_ones_dropped() -> None:
     lone, _ = _parts(text, 5)
     r.add(lone, 10.0)
     assert r.parts and r.add(_parts("hi", 0)[0], 1000.0) == "hi" and not r.parts  # expired
+
+
+def test_a_residents_second_registered_number_may_ask_too(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][2]
+    with store.session() as s:
+        s.add(ResidentPhone(resident_id=r.id, phone="13700000002"))
+    reply = _handler(store).answer("13700000002", "YE")
+    assert f"累计缴费{r.pension_months}个月" in reply
+    with store.session() as s:
+        assert s.scalars(select(SmsMessage.recipient)).all() == ["13700000002"]
