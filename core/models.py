@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -306,6 +307,13 @@ class SmsMessage(Base):
         UniqueConstraint("event_id", "recipient"),
         # In claiming order, so a claim reads only as far as its LIMIT.
         Index("ix_sms_messages_due", "status", "priority", "next_attempt_at", "id"),
+        # Numbers with a message on the wire: one message per number at a time.
+        Index(
+            "ix_sms_messages_sending",
+            "recipient",
+            postgresql_where=text("status = 'sending'"),
+            sqlite_where=text("status = 'sending'"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # The business event it was made for; None for a reply to a resident's text (MO).

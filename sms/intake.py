@@ -25,7 +25,7 @@ from core.db import Store, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
-from sms.outbox import in_index_order
+from sms.outbox import lock_and_update
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
 
 log = logging.getLogger(__name__)
@@ -70,33 +70,17 @@ def claim(
     condition: ColumnElement[bool] = EVENTS.c.status == "pending"
     if instant_only:
         condition &= EVENTS.c.event_type.in_(INSTANT_TYPES)
-    due = (
-        select(EVENTS.c.id)
-        .where(condition)
-        .order_by(EVENTS.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-        # Run once, before the UPDATE: as a plain IN (subquery) PostgreSQL may plan it as
-        # the inner side of a nested loop and run it again for every row (seen here with
-        # statistics older than a bulk load: minutes of CPU for one claim).
-        .cte("due")
-        .prefix_with("MATERIALIZED")
-    )
-    stmt = (
-        update(EVENTS)
-        .where(EVENTS.c.id.in_(select(due.c.id)), EVENTS.c.status == "pending")
-        .values(status="claimed", claimed_at=now)
-        .returning(
-            EVENTS.c.id,
-            EVENTS.c.event_type,
-            EVENTS.c.subject_kind,
-            EVENTS.c.subject_id,
-            EVENTS.c.payload,
-            EVENTS.c.batch_id,
-        )
+    due = select(EVENTS.c.id).where(condition).order_by(EVENTS.c.id).limit(limit).with_for_update(skip_locked=True)
+    returned = (
+        EVENTS.c.id,
+        EVENTS.c.event_type,
+        EVENTS.c.subject_kind,
+        EVENTS.c.subject_id,
+        EVENTS.c.payload,
+        EVENTS.c.batch_id,
     )
     with store.transaction() as c:
-        if not instant_only:  # instant ones are few: fetched by type, then sorted
+        if not instant_only:
             # Events whose claimer died are pending again (a short range of the index: what
             # is claimed at any moment is what intakes are expanding). One condition per
             # statement, so each reads its index range in order.
@@ -105,9 +89,11 @@ def claim(
                 .where(EVENTS.c.status == "claimed", EVENTS.c.claimed_at < now - reclaim_after)
                 .values(status="pending")
             )
-            in_index_order(c)
-        rows = c.execute(stmt).all()
-    return sorted((Claimed(*row) for row in rows), key=lambda e: e.id)
+        values = {"status": "claimed", "claimed_at": now}
+        # Instant ones are few: found by status and type, then sorted (not in id order).
+        ordered = not instant_only
+        rows = lock_and_update(c, EVENTS, due, EVENTS.c.status == "pending", values, returned, ordered=ordered)
+    return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
 
 
 def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
