@@ -1,0 +1,46 @@
+"""The dispatcher's group commit: records wait out a store outage; a shutdown with the store
+still out of reach ends after `give_up_s` instead of hanging, and says what it left."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.errors import StoreUnavailable
+from sms.batching import Batcher
+
+
+async def test_records_wait_for_the_store_and_are_written_when_it_returns() -> None:
+    written: list[list[int]] = []
+    outage = [True, True]
+
+    def write(items: list[int]) -> None:
+        if outage:
+            outage.pop()
+            raise StoreUnavailable("connection refused")
+        written.append(items)
+
+    batcher: Batcher[int] = Batcher(write, 0.01, "test")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(batcher.run(stop))
+    await asyncio.wait_for(asyncio.gather(batcher.put(1), batcher.put(2)), 10)
+    stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert written == [[1, 2]]
+
+
+async def test_a_shutdown_with_the_store_gone_ends_and_tells_the_waiters(caplog: pytest.LogCaptureFixture) -> None:
+    def write(_items: list[int]) -> None:
+        raise StoreUnavailable("connection refused")
+
+    batcher: Batcher[int] = Batcher(write, 0.01, "receipts", give_up_s=0.5)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(batcher.run(stop))
+    waiter = asyncio.create_task(batcher.put(7))
+    await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(runner, 10)  # returns: the shutdown is not held forever
+    with pytest.raises(StoreUnavailable):
+        await waiter
+    assert "1 records not written" in caplog.text
