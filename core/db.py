@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -19,6 +19,7 @@ from core.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -90,6 +91,13 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `size`: bounded IN lists (SQLite caps a statement's
+    parameters) and bounded transactions."""
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
 
 
 def upsert(conn: Connection, table: Any) -> Any:

@@ -10,14 +10,14 @@ live is completed, not counted again.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
-from core.db import Store
+from core.db import Store, chunks
 from core.models import Call
 from ivr.asterisk_logs import CallFacts, Problems, fold, read_master_csv, read_queue_log
 from ivr.dialplan import EXTEN_HOTLINE
@@ -64,10 +64,8 @@ def _values(f: CallFacts, existing: Call | None) -> dict[str, Any]:
     return values
 
 
-def _batches(facts: dict[str, CallFacts]) -> Iterator[list[CallFacts]]:
-    items = [f for f in facts.values() if f.ended_at is not None]
-    for i in range(0, len(items), BATCH):
-        yield items[i : i + BATCH]
+def _batches(facts: dict[str, CallFacts]) -> Iterator[Sequence[CallFacts]]:
+    return chunks([f for f in facts.values() if f.ended_at is not None], BATCH)
 
 
 def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport) -> None:

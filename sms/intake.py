@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, select, update
 
-from core.db import Store, upsert
+from core.db import Store, chunks, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
@@ -116,9 +116,9 @@ def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict
     else:
         return {}
     found: dict[str, set[str]] = {}
-    for i in range(0, len(subject_ids), 500):
+    for ids in chunks(subject_ids):
         for query in queries:
-            for subject, number in c.execute(query(subject_ids[i : i + 500])):
+            for subject, number in c.execute(query(ids)):
                 if number:
                     found.setdefault(subject, set()).add(number)
     return {subject: sorted(numbers) for subject, numbers in found.items()}
@@ -194,9 +194,8 @@ def expand(
             for phone in phones.get((event.subject_kind, event.subject_id), [])
         }
         opted_out: set[str] = set()
-        numbers = sorted(optional)
-        for i in range(0, len(numbers), 500):
-            opted_out.update(c.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(numbers[i : i + 500]))))
+        for numbers in chunks(sorted(optional)):
+            opted_out.update(c.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(numbers))))
         rows: list[dict[str, Any]] = []
         queued: list[int] = []
         for event, text in rendered:
@@ -237,8 +236,8 @@ def expand(
                     report.messages += 1
         if rows:
             c.execute(_insert(c), rows)
-        for i in range(0, len(queued), 500):
-            c.execute(update(EVENTS).where(EVENTS.c.id.in_(queued[i : i + 500])).values(status="queued", reason=None))
+        for ids in chunks(queued):
+            c.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(status="queued", reason=None))
 
 
 def intake(

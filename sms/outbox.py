@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -29,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from core.db import Store, upsert
+from core.db import Store, chunks, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
 from sms.receipts import FinalState
 
@@ -38,7 +37,6 @@ SEGMENTS: Table = SmsSegment.__table__  # type: ignore[assignment]
 RECEIPTS: Table = SmsReceipt.__table__  # type: ignore[assignment]
 BATCHES: Table = SmsBatch.__table__  # type: ignore[assignment]
 FINAL = tuple(s.value for s in FinalState)
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -154,12 +152,6 @@ def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
         return int(result.rowcount)
 
 
-def _chunks(values: list[_T], size: int = 500) -> Iterator[list[_T]]:
-    """Bounded IN lists (SQLite caps a statement's parameters)."""
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
-
-
 def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, str]]]], now: dt.datetime) -> None:
     """Keep the SMSC's id of each accepted segment; apply receipts that arrived first.
     Set-based: one INSERT for all the segments and one DELETE for the early receipts."""
@@ -178,7 +170,7 @@ def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, st
         ),
         rows,
     )
-    for ids in _chunks([row["smsc_id"] for row in rows]):
+    for ids in chunks([row["smsc_id"] for row in rows]):
         for early in c.execute(
             delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_(ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
         ).all():
@@ -199,7 +191,7 @@ def messages_submitted(store: Store, batch: list[Submitted], now: dt.datetime) -
     with store.transaction() as c:
         _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
         for segments, message_ids in by_count.items():
-            for ids in _chunks(message_ids):
+            for ids in chunks(message_ids):
                 c.execute(
                     update(MESSAGES)
                     .where(MESSAGES.c.id.in_(ids))
@@ -265,7 +257,7 @@ def apply_receipts(store: Store, receipts: list[tuple[str, str]], now: dt.dateti
     messages: set[int] = set()
     with store.transaction() as c:
         for state, smsc_ids in by_state.items():
-            for ids in _chunks(smsc_ids):
+            for ids in chunks(smsc_ids):
                 for row in c.execute(
                     update(SEGMENTS)
                     .where(SEGMENTS.c.smsc_id.in_(ids))
@@ -321,7 +313,7 @@ def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
     """A submitted message whose every segment has a final state takes the worst of them."""
     states: dict[int, list[str]] = defaultdict(list)
     totals: dict[int, int] = {}
-    for ids in _chunks(message_ids):
+    for ids in chunks(message_ids):
         for message_id, state in c.execute(
             select(SEGMENTS.c.message_id, SEGMENTS.c.state).where(SEGMENTS.c.message_id.in_(ids))
         ):
@@ -337,7 +329,7 @@ def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
             continue
         settled[next((s for s in seen if s != FinalState.DELIVERED), FinalState.DELIVERED.value)].append(message_id)
     for worst, settled_ids in settled.items():
-        for ids in _chunks(settled_ids):
+        for ids in chunks(settled_ids):
             c.execute(
                 update(MESSAGES)
                 .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "submitted")
