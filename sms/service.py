@@ -56,11 +56,10 @@ class SmsService:
         await self.transport.start()
         if self.twilio is not None:
             await self.twilio.start()
+            log.info("SMS gateway: sending through Twilio at %s; replies over SMPP", self.settings.twilio.base_url)
         self.tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="sms-dispatcher"))
         if self.store.engine.dialect.name == "postgresql":
             self.tasks.append(asyncio.create_task(self._listen(), name="sms-listen"))
-        if self.twilio is not None:
-            log.info("SMS gateway: sending through Twilio at %s; replies over SMPP", self.settings.twilio.base_url)
         log.info(
             "SMS gateway: SMPP %s:%d as %s, window %d, %g submits/s",
             self.settings.smpp.host,

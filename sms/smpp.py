@@ -98,8 +98,8 @@ class _Broker(AbstractBroker):  # type: ignore[misc]  # aiosmpplib ships no type
         return await self.queue.get()  # cancellation-safe: nothing is lost if cancelled
 
 
-class _Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """At least 1/tps s between submits."""
+class Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    """At least 1/tps s between submits (also the Twilio transport's requests)."""
 
     def __init__(self, tps: float) -> None:
         self.interval = 1.0 / tps
@@ -113,7 +113,7 @@ class _Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no 
         self.next_at = max(now, self.next_at) + self.interval
 
 
-class _Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib ships no type hints
+class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib ships no type hints
     """A throttled answer pauses all sending for a while; the next success ends nothing early."""
 
     def __init__(self, pause_s: float) -> None:
@@ -239,7 +239,7 @@ class SmppTransport:
         self.binds = 0
         self._tags = itertools.count(1)
         self._broker = _Broker()
-        self.throttle = _Throttle(settings.throttle_pause_s)
+        self.throttle = Throttle(settings.throttle_pause_s)
         self.esme = _Esme(
             settings.host,
             settings.port,
@@ -247,7 +247,7 @@ class SmppTransport:
             settings.password,
             broker=self._broker,
             hook=_Hook(self),
-            rate_limiter=_Pacer(settings.tps),
+            rate_limiter=Pacer(settings.tps),
             throttle_handler=self.throttle,
             enquire_link_interval=float(settings.enquire_link_s),
             socket_timeout=float(settings.socket_timeout_s),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import aiohttp
 from twilio.base.exceptions import TwilioRestException
@@ -29,7 +28,7 @@ from twilio.rest import Client
 
 from core.masking import mask_phone
 from core.settings import TwilioSettings
-from sms.smpp import SubmitResult
+from sms.smpp import Pacer, SubmitResult, Throttle
 from sms.status import ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED
 
 log = logging.getLogger(__name__)
@@ -47,9 +46,8 @@ class TwilioTransport:
     def __init__(self, settings: TwilioSettings) -> None:
         self.settings = settings
         self.window = asyncio.Semaphore(settings.concurrency)
-        self.next_at = 0.0
-        self.paused_until = 0.0
-        self.throttled = 0
+        self.pacer = Pacer(settings.tps)
+        self.throttle = Throttle(settings.throttle_pause_s)  # a 429 pauses every request
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
 
@@ -65,14 +63,13 @@ class TwilioTransport:
             self._http = None
 
     async def _pace(self) -> None:
-        """At least 1/tps s between requests, and nothing while a 429's pause lasts."""
-        while True:
-            now = time.monotonic()
-            wait = max(self.next_at, self.paused_until) - now
-            if wait <= 0:
-                self.next_at = now + 1.0 / self.settings.tps
-                return
-            await asyncio.sleep(wait)
+        """Nothing while a 429's pause lasts, then at least 1/tps s between requests."""
+        while True:  # a pause may be extended by a 429 that came while we slept
+            pause = await self.throttle.throttle_delay()
+            if pause <= 0:
+                break
+            await asyncio.sleep(pause)
+        await self.pacer.limit()
 
     async def submit_text(self, recipient: str, text: str) -> SubmitResult:
         assert self._client is not None, "start() first"
@@ -87,18 +84,17 @@ class TwilioTransport:
                     to=e164(recipient, s.country_code), body=text, **extra
                 )
             except TwilioRestException as exc:
-                return self._refused(recipient, exc)
+                return await self._refused(recipient, exc)
             except aiohttp.ClientConnectorError as exc:  # never reached Twilio: nothing sent
                 return SubmitResult(ESME_RSYSERR, detail=f"Twilio unreachable: {exc}")
             except (aiohttp.ClientError, TimeoutError) as exc:
                 return SubmitResult(None, detail=f"Twilio did not answer: {exc!r}")
         return SubmitResult(0, message.sid)
 
-    def _refused(self, recipient: str, exc: TwilioRestException) -> SubmitResult:
+    async def _refused(self, recipient: str, exc: TwilioRestException) -> SubmitResult:
         detail = f"Twilio HTTP {exc.status}" + (f" error {exc.code}" if exc.code else "") + f": {exc.msg}"
         if exc.status == 429:
-            self.throttled += 1
-            self.paused_until = time.monotonic() + self.settings.throttle_pause_s
+            await self.throttle.throttled()
             return SubmitResult(ESME_RTHROTTLED, detail=detail)
         if exc.status >= 500 or exc.status in (401, 403):
             if exc.status in (401, 403):

@@ -137,7 +137,7 @@ async def test_429_slows_down_503_retries_and_an_invalid_number_fails_with_twili
     assert [m.recipient for m in failed] == ["12"]
     assert "Twilio HTTP 400 error 21211" in (failed[0].last_error or "")
     assert {m.status for m in messages if m.recipient != "12"} == {"delivered"}
-    assert fake.answers[:3] == [429, 429, 429] and transport.throttled == 3
+    assert fake.answers[:3] == [429, 429, 429] and transport.throttle.count == 3
     assert 503 in fake.answers
     assert len(fake.requests) == 9  # each good message accepted once, whatever was refused before
 
