@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 
 from bench.procs import free_port
 from bench.sms_gateway import people, statement
@@ -25,8 +25,7 @@ from sms.pdu import Inbound
 from sms.simulator import SimConfig, Simulator
 from sms.smpp import SmppTransport
 from tests.conftest import load_sample, make_settings
-
-FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
+from tests.store.sms_support import emit_pensions, messages_of, until_final
 
 
 @asynccontextmanager
@@ -66,40 +65,13 @@ async def dispatching(
         await simulator.stop()
 
 
-def _emit_pensions(store: Store, people: list[Any], long: bool = False) -> None:
-    for p in people:
-        payload = {"name": p.name, "period": "2026-11", "amount": p.pension_balance_fen}
-        if long:
-            payload = {"title": "医保缴费提醒", "body": "城乡居民医保集中缴费期为9月1日至12月31日，请及时缴纳。" * 4}
-            emit(store, "policy_news", "person", p.id_number, payload, f"news:{p.id_number}")
-        else:
-            emit(store, "pension_credited", "person", p.id_number, payload, f"pension:{p.id_number}")
-
-
-def _messages(store: Store) -> list[SmsMessage]:
-    with store.session() as s:
-        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.id)))
-
-
-async def _until_final(store: Store, count: int, limit_s: float = 30) -> list[SmsMessage]:
-    deadline = asyncio.get_running_loop().time() + limit_s
-    while True:
-        messages = await asyncio.to_thread(_messages, store)
-        if len(messages) == count and all(m.status in FINAL for m in messages):
-            return messages
-        if asyncio.get_running_loop().time() > deadline:
-            seen = sorted((m.status, m.last_error or "") for m in messages)
-            raise AssertionError(f"{len(messages)} of {count} messages, not all final: {seen}")
-        await asyncio.sleep(0.1)
-
-
 async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: Path, sample_data: Any) -> None:
     load_sample(store)
     people = sample_data[1][:20]
-    _emit_pensions(store, people[:15])
-    _emit_pensions(store, people[15:], long=True)
+    emit_pensions(store, people[:15])
+    emit_pensions(store, people[15:], long=True)
     async with dispatching(store, tmp_path, {}) as (sim, _d):
-        messages = await _until_final(store, 20)
+        messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     long = [m for m in messages if m.event_type == "policy_news"]
     assert long and all(m.segments == 2 for m in long)
@@ -114,10 +86,10 @@ async def test_throttling_and_temporary_errors_slow_down_and_retry(
     store: Store, tmp_path: Path, sample_data: Any
 ) -> None:
     load_sample(store)
-    _emit_pensions(store, sample_data[1][:20])
+    emit_pensions(store, sample_data[1][:20])
     sim = {"tps": 8, "fail_every": {0x08: 5}}
     async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_THROTTLE_PAUSE_S="0.5") as (simulator, _d):
-        messages = await _until_final(store, 20)
+        messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     assert simulator.counts["rejected_0x58"] >= 1 and simulator.counts["rejected_0x08"] >= 1
     # Each system error cost exactly one attempt; the throttled answers cost none.
@@ -128,9 +100,9 @@ async def test_permanent_errors_fail_at_once_and_endless_ones_become_dead_letter
     store: Store, tmp_path: Path, sample_data: Any
 ) -> None:
     load_sample(store)
-    _emit_pensions(store, sample_data[1][:6])
+    emit_pensions(store, sample_data[1][:6])
     async with dispatching(store, tmp_path, {"fail_every": {0x0B: 3, 0x08: 2}}, HOTLINE_SMS_MAX_ATTEMPTS="2"):
-        messages = await _until_final(store, 6)
+        messages = await until_final(store, 6)
     failed = [m for m in messages if m.status == "failed"]
     assert failed
     assert any("0x0B (permanent)" in (m.last_error or "") for m in failed)
@@ -141,10 +113,10 @@ async def test_receipts_before_their_responses_and_ids_in_another_base(
     store: Store, tmp_path: Path, sample_data: Any
 ) -> None:
     load_sample(store)
-    _emit_pensions(store, sample_data[1][:10])
+    emit_pensions(store, sample_data[1][:10])
     sim = {"early_receipts": True, "id_format": "hex", "receipt_id_format": "dec", "outcomes": {"DELIVRD": 1}}
     async with dispatching(store, tmp_path, sim):
-        messages = await _until_final(store, 10)
+        messages = await until_final(store, 10)
     assert {m.status for m in messages} == {"delivered"}
 
 
@@ -152,13 +124,13 @@ async def test_a_dropped_link_loses_nothing_and_flags_what_may_be_twice(
     store: Store, tmp_path: Path, sample_data: Any
 ) -> None:
     load_sample(store)
-    _emit_pensions(store, sample_data[1][:30])
+    emit_pensions(store, sample_data[1][:30])
     sim = {"resp_delay_s": 0.3, "down_s": 0.3}
     async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_WINDOW="5") as (simulator, _d):
         await asyncio.sleep(0.5)
         await simulator.drop()
         simulator.config.resp_delay_s = 0.0
-        messages = await _until_final(store, 30, limit_s=60)
+        messages = await until_final(store, 30, limit_s=60)
     assert {m.status for m in messages} == {"delivered"}
     suspects = [m for m in messages if m.duplicate_suspect]
     assert 1 <= len(suspects) <= 5  # at most the window was unanswered when the link dropped
@@ -168,7 +140,7 @@ def test_a_receipt_stranded_by_a_concurrent_submission_is_matched_later(store: S
     """Two transactions at once: the receipt found no segment, the submission found no
     receipt. rematch_receipts (run by every dispatcher step) puts them together."""
     load_sample(store)
-    _emit_pensions(store, sample_data[1][:1])
+    emit_pensions(store, sample_data[1][:1])
     now = utcnow()
     intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=now)
     (due,) = outbox.claim_due(store, "w", 10, dt.timedelta(minutes=5), now)
@@ -178,7 +150,7 @@ def test_a_receipt_stranded_by_a_concurrent_submission_is_matched_later(store: S
         c.execute(SmsSegment.__table__.insert().values(message_id=due.id, seq=1, smsc_id="77", state="submitted"))
         c.execute(SmsMessage.__table__.update().values(status="submitted", submitted_at=now, segments=1))
     assert outbox.rematch_receipts(store, now) == 1
-    (message,) = _messages(store)
+    (message,) = messages_of(store)
     assert message.status == "delivered"
     assert outbox.rematch_receipts(store, now) == 0
 
@@ -188,7 +160,7 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
 ) -> None:
     """A bug or an unexpected error while sending must not leave messages claimed for ever."""
     load_sample(store)
-    _emit_pensions(store, sample_data[1][:3])
+    emit_pensions(store, sample_data[1][:3])
     settings = make_settings(tmp_path, store.url)
     settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
 
@@ -198,7 +170,7 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
     dispatcher = Dispatcher(settings, store, broken, "faulty")
     assert await dispatcher.step() == 3
     await asyncio.gather(*dispatcher.sending, return_exceptions=True)
-    messages = _messages(store)
+    messages = messages_of(store)
     assert {(m.status, m.duplicate_suspect) for m in messages} == {("queued", True)}
     assert all("transport bug" in (m.last_error or "") for m in messages)
     assert "a send failed: RuntimeError('transport bug')" in caplog.text
@@ -219,7 +191,7 @@ async def test_an_instant_reminder_overtakes_a_running_batch(store: Store, tmp_p
             await asyncio.sleep(0.05)
         r = sample_data[1][0]
         emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 1}, "p")
-        messages = await _until_final(store, 601, limit_s=60)
+        messages = await until_final(store, 601, limit_s=60)
     instant = next(m for m in messages if m.event_type == "pension_credited")
     assert instant.status == "delivered" and instant.submitted_at is not None
     behind = [

@@ -19,17 +19,15 @@ from bench.procs import free_port
 from console.app import ConsoleDeps, make_app
 from core.business import SampleBusinessPort
 from core.db import Store
-from core.models import Resident, SmsMessage, SmsSegment
+from core.models import Resident, SmsSegment
 from core.settings import Settings
 from ivr.agents import AgentControl
 from sms.dispatcher import Dispatcher
-from sms.intake import emit
 from sms.smpp import SubmitResult
 from sms.twilio import TwilioTransport, e164
 from tests.conftest import PEPPER, load_sample, make_settings
+from tests.store.sms_support import emit_pensions, messages_of, until_final
 from tests.twilio_fake import FakeTwilio, signature
-
-FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
 
 
 @asynccontextmanager
@@ -77,36 +75,15 @@ async def twilio_stack(
         await fake.stop()
 
 
-def _messages(store: Store) -> list[SmsMessage]:
-    with store.session() as s:
-        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.id)))
-
-
-async def _until_final(store: Store, count: int, limit_s: float = 30) -> list[SmsMessage]:
-    for _ in range(int(limit_s / 0.1)):
-        messages = await asyncio.to_thread(_messages, store)
-        if len(messages) == count and all(m.status in FINAL for m in messages):
-            return messages
-        await asyncio.sleep(0.1)
-    seen = sorted((m.status, m.last_error or "") for m in await asyncio.to_thread(_messages, store))
-    raise AssertionError(f"not all {count} messages final: {seen}")
-
-
-def _pensions(store: Store, people: list[Any]) -> None:
-    for p in people:
-        payload = {"name": p.name, "period": "2026-11", "amount": p.pension_balance_fen}
-        emit(store, "pension_credited", "person", p.id_number, payload, f"pension:{p.id_number}")
-
-
 async def test_messages_go_through_twilio_and_its_signed_callbacks_settle_them(
     store: Store, tmp_path: Path, sample_data: Any
 ) -> None:
     load_sample(store)
     people = sample_data[1][:12]
-    _pensions(store, people)
+    emit_pensions(store, people)
     fake = FakeTwilio(undelivered={e164(people[0].phone, "86")})
     async with twilio_stack(store, tmp_path, fake):
-        messages = await _until_final(store, 12)
+        messages = await until_final(store, 12)
     by_phone = {m.recipient: m for m in messages}
     assert by_phone[people[0].phone].status == "undelivered"
     assert {m.status for m in messages if m.recipient != people[0].phone} == {"delivered"}
@@ -127,12 +104,12 @@ async def test_429_slows_down_503_retries_and_an_invalid_number_fails_with_twili
 ) -> None:
     load_sample(store)
     people = sample_data[1][:10]
-    _pensions(store, people)
+    emit_pensions(store, people)
     with store.transaction() as c:  # one resident's registered number is not a phone number
         c.execute(update(Resident).where(Resident.id_number == people[3].id_number).values(phone="12"))
     fake = FakeTwilio(rate_limit_first=3, fail_every=5)
     async with twilio_stack(store, tmp_path, fake) as (_d, transport, _url):
-        messages = await _until_final(store, 10)
+        messages = await until_final(store, 10)
     failed = [m for m in messages if m.status == "failed"]
     assert [m.recipient for m in failed] == ["12"]
     assert "Twilio HTTP 400 error 21211" in (failed[0].last_error or "")
@@ -146,11 +123,11 @@ async def test_a_callback_without_the_right_signature_is_refused_and_changes_not
     store: Store, tmp_path: Path, sample_data: Any
 ) -> None:
     load_sample(store)
-    _pensions(store, sample_data[1][:1])
+    emit_pensions(store, sample_data[1][:1])
     fake = FakeTwilio(callback_delay_s=30)  # no callbacks of its own within the test
     async with twilio_stack(store, tmp_path, fake) as (_d, _t, url):
         for _ in range(100):
-            if fake.requests and _messages(store)[0].status == "submitted":
+            if fake.requests and messages_of(store)[0].status == "submitted":
                 break
             await asyncio.sleep(0.05)
         form = fake.requests[0]
@@ -164,6 +141,6 @@ async def test_a_callback_without_the_right_signature_is_refused_and_changes_not
             signed = signature(fake.auth_token, url, {**params, "MessageStatus": "delivered"})
             async with http.post(url, data=params, headers={"X-Twilio-Signature": signed}) as tampered:
                 assert tampered.status == 403
-        assert _messages(store)[0].status == "submitted"
+        assert messages_of(store)[0].status == "submitted"
         assert await fake.callback(url, sid, "delivered", form) == 204
-        assert _messages(store)[0].status == "delivered"
+        assert messages_of(store)[0].status == "delivered"
