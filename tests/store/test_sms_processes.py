@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, insert, select
 
 from bench.procs import free_port
+from bench.sms_gateway import people
 from core.db import Store
 from core.models import BusinessEvent, Resident, SmsMessage
 
@@ -30,17 +31,7 @@ pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 def _people(store: Store, n: int) -> None:
     """n residents with their own numbers (a message per recipient is in flight at a time)."""
-    rows = [
-        {
-            "id": 100_000 + i,
-            "id_number": f"9{i:016d}X",
-            "name": f"居民{i}",
-            "phone": f"139{i:08d}",
-            "pin_hash": "-",
-            "card_number": f"C{i:09d}",
-        }
-        for i in range(n)
-    ]
+    rows = people(n)
     events = [
         {
             "event_type": "pension_credited",
