@@ -23,6 +23,7 @@ from sqlalchemy.orm import aliased
 from core.db import Store
 from core.models import Contribution, Employer, Resident
 from sms.errors import BatchError
+from sms.templates import TEMPLATES
 
 PERIOD = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 Rows = list[tuple[str, dict[str, Any]]]  # subject id, payload
@@ -115,8 +116,7 @@ def resolve(store: Store, name: str, period: str | None, deadline: str | None) -
         raise BatchError(f"no segment named {name!r}; segments: {', '.join(SEGMENTS)}")
     if not period or not PERIOD.match(period):
         raise BatchError(f"segment {name}: --period YYYY-MM is required (got {period!r})")
-    needs_deadline = segment.event_type in ("arrears_notice", "declaration_reminder")
-    if needs_deadline:
+    if "deadline" in TEMPLATES[segment.event_type].fields:
         try:
             dt.date.fromisoformat(deadline or "")
         except ValueError:
