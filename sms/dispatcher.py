@@ -34,7 +34,7 @@ from core.settings import Settings
 from sms import outbox
 from sms.batching import Batcher
 from sms.encoding import Segment, encode
-from sms.intake import intake
+from sms.intake import intake, reclaim_stale_events
 from sms.outbox import Due
 from sms.pdu import Inbound
 from sms.receipts import BadReceipt, canonical, parse_receipt
@@ -43,7 +43,9 @@ from sms.status import SLOW_DOWN, TEMPORARY
 
 log = logging.getLogger(__name__)
 BATCH_S = 0.02
-Submit = Callable[[str, Segment, int, int], Awaitable[SubmitResult]]
+CHORES_S = 1.0  # how often a dispatcher takes back a dead one's work and mends late receipts
+INTAKE = 500  # events expanded per transaction
+Submit = Callable[[str, Segment, int, int, bool], Awaitable[SubmitResult]]  # ..., urgent
 SubmitText = Callable[[str, str], Awaitable[SubmitResult]]
 
 
@@ -77,6 +79,13 @@ class Dispatcher:
         self.inflight = asyncio.Semaphore(settings.smpp.window)
         self.claimed = 0  # messages claimed by us and not finished
         self.beat_at = utcnow()
+        # A step runs on every wake-up (a send finished: room to claim more); it looks for
+        # instant events when told of new events (LISTEN) or every `sms.poll_s`, and does
+        # its chores every CHORES_S. Batch events are expanded beside it (`expand_batches`).
+        self.events_at = 0.0
+        self.new_events = False
+        self.chores_at = 0.0
+        self.batch_events = asyncio.Event()
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -84,6 +93,7 @@ class Dispatcher:
         flushers = [
             asyncio.create_task(self.submitted.run(stop), name="sms-submissions"),
             asyncio.create_task(self.receipts.run(stop), name="sms-receipts"),
+            asyncio.create_task(self.expand_batches(stop), name="sms-batch-intake"),
         ]
         while not stop.is_set():
             self.wake.clear()  # before the step: a wake-up during it means "step again"
@@ -98,25 +108,62 @@ class Dispatcher:
             await asyncio.gather(*self.sending, return_exceptions=True)
         await asyncio.gather(*flushers)
 
+    def events_committed(self) -> None:
+        """The business system committed events (PostgreSQL's NOTIFY): look at once."""
+        self.new_events = True
+        self.wake.set()
+        self.batch_events.set()
+
     async def step(self) -> int:
-        """New events to messages, then due messages out; returns how many were claimed."""
+        """Instant events to messages, then due messages out (instant ones first); returns
+        how many were claimed."""
         now = utcnow()
+        tick = asyncio.get_running_loop().time()
+        if tick >= self.chores_at:
+            self.chores_at = tick + CHORES_S
+            await self._chores(now)
+        if self.new_events or tick >= self.events_at:
+            self.new_events = False
+            self.events_at = tick + self.sms.poll_s
+            zone = self.settings.queue.timezone
+            await asyncio.to_thread(partial(intake, reclaim=False), self.store, self.sms, zone, INTAKE, now, (True,))
+        return await self._claim(now)
+
+    async def expand_batches(self, stop: asyncio.Event) -> None:
+        """Batch events to messages, INTAKE at a time, beside the steps: a batch's expansion
+        never holds up an instant reminder's. Looks when told of new events, or every
+        `sms.poll_s`, and at once again while a batch has more."""
+        zone = self.settings.queue.timezone
+        while not stop.is_set():
+            self.batch_events.clear()
+            try:
+                taken = await asyncio.to_thread(
+                    partial(intake, reclaim=False), self.store, self.sms, zone, INTAKE, utcnow(), (False,)
+                )
+            except StoreUnavailable as exc:
+                log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
+                await asyncio.sleep(1.0)
+                continue
+            if taken.messages:
+                self.wake.set()  # claim them now, not at the next poll
+            if taken.events < INTAKE:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.batch_events.wait(), self.sms.poll_s)
+
+    async def _chores(self, now: dt.datetime) -> None:
+        """Take back the events and messages of a dispatcher that died; the heartbeat and
+        receipt timeouts (every third of `reclaim_after_s`); receipts kept for a submission
+        recorded since by another transaction."""
+        stale = dt.timedelta(seconds=self.sms.reclaim_after_s)
+        await asyncio.to_thread(reclaim_stale_events, self.store, stale, now)
+        await asyncio.to_thread(outbox.reclaim_stale, self.store, stale, now)
         if now - self.beat_at >= dt.timedelta(seconds=self.sms.reclaim_after_s / 3):
             self.beat_at = now
             await asyncio.to_thread(outbox.heartbeat, self.store, self.worker, now)
             timeout = dt.timedelta(seconds=self.sms.receipt_timeout_s)
             await asyncio.to_thread(outbox.expire_unreceipted, self.store, timeout, now)
-        if self.receipts.items == [] and self.submitted.items == []:
+        async with self.submitted.lock:  # beside our own writers, not between them
             await asyncio.to_thread(outbox.rematch_receipts, self.store, now)
-        zone = self.settings.queue.timezone
-        # Instant events, then the claim (instant messages first), and only then a batch's
-        # next 500 events: expanding them must not hold up an instant reminder.
-        await asyncio.to_thread(intake, self.store, self.sms, zone, 500, now, (True,))
-        claimed = await self._claim(now)
-        taken = await asyncio.to_thread(intake, self.store, self.sms, zone, 500, now, (False,))
-        if taken.messages:
-            self.wake.set()  # claim them now, not at the next poll
-        return claimed
 
     async def _claim(self, now: dt.datetime) -> int:
         # Claim no more than the window holds: what a dispatcher has claimed is at most what
@@ -128,13 +175,15 @@ class Dispatcher:
         room = most - self.claimed
         if room <= 0 or (self.claimed and room < most // 10):
             return 0
-        reclaim = dt.timedelta(seconds=self.sms.reclaim_after_s)
-        due = await asyncio.to_thread(outbox.claim_due, self.store, self.worker, room, reclaim, now)
+        stale = dt.timedelta(seconds=self.sms.reclaim_after_s)
+        claim = partial(outbox.claim_due, reclaim=False)
+        due = await asyncio.to_thread(claim, self.store, self.worker, room, stale, now)
         by_recipient: dict[str, list[Due]] = defaultdict(list)
         for message in due:
             by_recipient[message.recipient].append(message)
         self.claimed += len(due)
-        for messages in by_recipient.values():
+        # Instant messages first: their sends reach the transport (and its queue) first.
+        for messages in sorted(by_recipient.values(), key=lambda ms: min(m.priority for m in ms)):
             task = asyncio.create_task(self._send_in_order(messages))
             self.sending.add(task)
             task.add_done_callback(self._done)
@@ -176,7 +225,8 @@ class Dispatcher:
         for seq, segment in enumerate(encoded.segments, 1):
             if seq in message.accepted:
                 continue  # the SMSC has it from an earlier attempt
-            attempt = partial(self.submit, message.recipient, segment, encoded.data_coding, encoded.esm_class)
+            urgent = message.priority == 0
+            attempt = partial(self.submit, message.recipient, segment, encoded.data_coding, encoded.esm_class, urgent)
             result = await self._submit_segment(message, attempt, accepted)
             if result is None:
                 return  # the message went back to the queue or failed; recorded already

@@ -140,12 +140,15 @@ def encode(text: str, reference: int = 0) -> Encoded:
         raise ValueError("reference must be 0..65535")
     septets = gsm_septets(text)
     if septets is not None:
-        coding, items, single, part = DATA_CODING_GSM, septets, GSM_SINGLE, GSM_PART
+        coding, items, part = DATA_CODING_GSM, septets, GSM_PART
+        whole = b"".join(items)
+        if len(whole) <= GSM_SINGLE:
+            return Encoded(coding, (Segment(b"", whole),))
     else:
-        coding, items, single, part = DATA_CODING_UCS2, _ucs2_units(text), UCS2_SINGLE * 2, UCS2_PART * 2
-    whole = b"".join(items)
-    if len(whole) <= single:
-        return Encoded(coding, (Segment(b"", whole),))
+        whole = text.encode("utf-16-be")  # a short text is not split into characters
+        if len(whole) <= UCS2_SINGLE * 2:
+            return Encoded(DATA_CODING_UCS2, (Segment(b"", whole),))
+        coding, items, part = DATA_CODING_UCS2, _ucs2_units(text), UCS2_PART * 2
     parts = _pack(items, part)
     if len(parts) > MAX_SEGMENTS:
         raise TooLong(f"{len(parts)} segments; at most {MAX_SEGMENTS}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Table, select, update
 
-from core.db import Store, chunks, upsert
+from core.db import Store, among, chunks, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
@@ -62,10 +62,11 @@ def claim(
     now: dt.datetime | None = None,
     *,
     instant_only: bool = False,
+    reclaim: bool = True,
 ) -> list[Claimed]:
-    """Up to `limit` events, oldest first: pending ones, and those whose claimer died.
-    `instant_only`: pending events of the instant types only (an index range, however many
-    batch events wait), so an instant reminder never queues behind a batch's intake."""
+    """Up to `limit` events, oldest first: pending ones, and (`reclaim`) those whose claimer
+    died. `instant_only`: pending events of the instant types only (an index range, however
+    many batch events wait), so an instant reminder never queues behind a batch's intake."""
     now = now or utcnow()
     condition: ColumnElement[bool] = EVENTS.c.status == "pending"
     if instant_only:
@@ -79,21 +80,27 @@ def claim(
         EVENTS.c.payload,
         EVENTS.c.batch_id,
     )
+    if reclaim and not instant_only:
+        reclaim_stale_events(store, reclaim_after, now)
     with store.transaction() as c:
-        if not instant_only:
-            # Events whose claimer died are pending again (a short range of the index: what
-            # is claimed at any moment is what intakes are expanding). One condition per
-            # statement, so each reads its index range in order.
-            c.execute(
-                update(EVENTS)
-                .where(EVENTS.c.status == "claimed", EVENTS.c.claimed_at < now - reclaim_after)
-                .values(status="pending")
-            )
         values = {"status": "claimed", "claimed_at": now}
         # Instant ones are few: found by status and type, then sorted (not in id order).
         ordered = not instant_only
         rows = lock_and_update(c, EVENTS, due, EVENTS.c.status == "pending", values, returned, ordered=ordered)
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
+
+
+def reclaim_stale_events(store: Store, reclaim_after: dt.timedelta, now: dt.datetime) -> int:
+    """Events whose claimer died before expanding them are pending again (a short range of
+    the index: what is claimed at any moment is what intakes are expanding). Its own
+    statement, so that the claim reads its index range in order."""
+    with store.transaction() as c:
+        result = c.execute(
+            update(EVENTS)
+            .where(EVENTS.c.status == "claimed", EVENTS.c.claimed_at < now - reclaim_after)
+            .values(status="pending")
+        )
+        return int(result.rowcount)
 
 
 def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
@@ -102,16 +109,16 @@ def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict
     queries: list[Any]
     if subject_kind == "person":
         queries = [
-            lambda ids: select(Resident.id_number, Resident.phone).where(Resident.id_number.in_(ids)),
+            lambda ids: select(Resident.id_number, Resident.phone).where(among(c, Resident.id_number, ids)),
             lambda ids: (
                 select(Resident.id_number, ResidentPhone.phone)
                 .join(ResidentPhone, ResidentPhone.resident_id == Resident.id)
-                .where(Resident.id_number.in_(ids))
+                .where(among(c, Resident.id_number, ids))
             ),
         ]
     elif subject_kind == "unit":
         queries = [
-            lambda ids: select(Employer.credit_code, Employer.contact_phone).where(Employer.credit_code.in_(ids))
+            lambda ids: select(Employer.credit_code, Employer.contact_phone).where(among(c, Employer.credit_code, ids))
         ]
     else:
         return {}
@@ -195,7 +202,7 @@ def expand(
         }
         opted_out: set[str] = set()
         for numbers in chunks(sorted(optional)):
-            opted_out.update(c.scalars(select(SmsOptOut.phone).where(SmsOptOut.phone.in_(numbers))))
+            opted_out.update(c.scalars(select(SmsOptOut.phone).where(among(c, SmsOptOut.phone, numbers))))
         rows: list[dict[str, Any]] = []
         queued: list[int] = []
         for event, text in rendered:
@@ -237,7 +244,7 @@ def expand(
         if rows:
             c.execute(_insert(c), rows)
         for ids in chunks(queued):
-            c.execute(update(EVENTS).where(EVENTS.c.id.in_(ids)).values(status="queued", reason=None))
+            c.execute(update(EVENTS).where(among(c, EVENTS.c.id, ids)).values(status="queued", reason=None))
 
 
 def intake(
@@ -247,13 +254,16 @@ def intake(
     limit: int = 500,
     now: dt.datetime | None = None,
     passes: tuple[bool, ...] = (True, False),
+    *,
+    reclaim: bool = True,
 ) -> IntakeReport:
     """Claim up to `limit` events and expand them, instant types first; returns what
-    happened. `passes`: (True,) for the instant types only, (False,) for all pending."""
+    happened. `passes`: (True,) for the instant types only, (False,) for all pending.
+    `reclaim`: take back the events of a claimer that died (a dispatcher does it once a second)."""
     report = IntakeReport()
-    reclaim = dt.timedelta(seconds=settings.reclaim_after_s)
+    after = dt.timedelta(seconds=settings.reclaim_after_s)
     for instant_only in passes:
-        events = claim(store, limit, reclaim, now, instant_only=instant_only)
+        events = claim(store, limit, after, now, instant_only=instant_only, reclaim=reclaim)
         if events:
             expand(store, events, settings, zone, report, now=now)
     return report

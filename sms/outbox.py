@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from core.db import Store, chunks, upsert
+from core.db import Store, among, chunks, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
 from sms.receipts import FinalState
 
@@ -48,18 +48,18 @@ class Due:
     text: str
     attempts: int
     accepted: frozenset[int]
+    priority: int = 1  # 0: instant
 
 
-def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta, now: dt.datetime) -> list[Due]:
+def claim_due(
+    store: Store, worker: str, limit: int, reclaim_after: dt.timedelta, now: dt.datetime, *, reclaim: bool = True
+) -> list[Due]:
     """Take up to `limit` due messages: instant before batch, oldest first, skipping rows
-    another dispatcher holds (SKIP LOCKED on PostgreSQL) and recipients already being sent to."""
-    with store.transaction() as c:
-        # Messages whose dispatcher died mid-send: queued again, marked as possible duplicates.
-        c.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.status == "sending", MESSAGES.c.claimed_at < now - reclaim_after)
-            .values(status="queued", duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
-        )
+    another dispatcher holds (SKIP LOCKED on PostgreSQL) and recipients already being sent to.
+    `reclaim`: first requeue the messages of dispatchers that died mid-send (a dispatcher
+    does that once a second, not on every claim)."""
+    if reclaim:
+        reclaim_stale(store, reclaim_after, now)
     # Per candidate, a probe of the small partial index of numbers being sent to
     # (ix_sms_messages_sending), not a scan of every row that passed through `sending`.
     other = MESSAGES.alias("other")
@@ -80,22 +80,42 @@ def claim_due(store: Store, worker: str, limit: int, reclaim_after: dt.timedelta
         .with_for_update(skip_locked=True)
     )
     claim = {"status": "sending", "claimed_by": worker, "claimed_at": now, "attempts": MESSAGES.c.attempts + 1}
-    returned = (MESSAGES.c.id, MESSAGES.c.recipient, MESSAGES.c.text, MESSAGES.c.attempts)
+    returned = (
+        MESSAGES.c.id,
+        MESSAGES.c.recipient,
+        MESSAGES.c.text,
+        MESSAGES.c.attempts,
+        MESSAGES.c.last_error,
+        MESSAGES.c.priority,
+    )
     with store.transaction() as c:
         rows = lock_and_update(c, MESSAGES, due, MESSAGES.c.status == "queued", claim, returned)
-        ids = [r.id for r in rows]
+        # Only a message that went out before can have segments the SMSC took: every way
+        # back to the queue (requeue, release, reclaim) leaves a last_error.
+        again = [r.id for r in rows if r.last_error is not None or r.attempts > 1]
         taken: dict[int, set[int]] = {}
-        if ids:
+        if again:
             for message_id, seq in c.execute(
                 select(SEGMENTS.c.message_id, SEGMENTS.c.seq).where(
-                    SEGMENTS.c.message_id.in_(ids), SEGMENTS.c.smsc_id.is_not(None)
+                    among(c, SEGMENTS.c.message_id, again), SEGMENTS.c.smsc_id.is_not(None)
                 )
             ):
                 taken.setdefault(message_id, set()).add(seq)
     return sorted(
-        (Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ()))) for r in rows),
+        (Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ())), r.priority) for r in rows),
         key=lambda d: d.id,
     )
+
+
+def reclaim_stale(store: Store, reclaim_after: dt.timedelta, now: dt.datetime) -> int:
+    """Messages whose dispatcher died mid-send: queued again, marked as possible duplicates."""
+    with store.transaction() as c:
+        result = c.execute(
+            update(MESSAGES)
+            .where(MESSAGES.c.status == "sending", MESSAGES.c.claimed_at < now - reclaim_after)
+            .values(status="queued", duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
+        )
+        return int(result.rowcount)
 
 
 def lock_and_update(
@@ -126,7 +146,7 @@ def lock_and_update(
         ids = list(c.scalars(chosen))
         if not ids:
             return []
-        return list(c.execute(update(table).where(key.in_(ids)).values(**values).returning(*returned)).all())
+        return list(c.execute(update(table).where(among(c, key, ids)).values(**values).returning(*returned)).all())
     stmt = update(table).where(key.in_(chosen.scalar_subquery()), still).values(**values).returning(*returned)
     return list(c.execute(stmt).all())
 
@@ -152,16 +172,17 @@ def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
         return int(result.rowcount)
 
 
-def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, str]]]], now: dt.datetime) -> None:
-    """Keep the SMSC's id of each accepted segment; apply receipts that arrived first.
-    Set-based: one INSERT for all the segments and one DELETE for the early receipts."""
+def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, str]]]], now: dt.datetime) -> set[int]:
+    """Keep the SMSC's id of each accepted segment; apply receipts that arrived first, and
+    return their messages. Set-based: one INSERT for all the segments and one DELETE for the
+    early receipts."""
     rows = [
         {"message_id": message_id, "seq": seq, "smsc_id": smsc_id, "state": "submitted", "submitted_at": now}
         for message_id, accepted in messages
         for seq, smsc_id in accepted
     ]
     if not rows:
-        return
+        return set()
     insert = upsert(c, SEGMENTS)
     c.execute(
         insert.on_conflict_do_update(
@@ -170,13 +191,20 @@ def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, st
         ),
         rows,
     )
+    receipted: set[int] = set()
     for ids in chunks([row["smsc_id"] for row in rows]):
         for early in c.execute(
-            delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_(ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
+            delete(RECEIPTS).where(among(c, RECEIPTS.c.smsc_id, ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
         ).all():
-            c.execute(
-                update(SEGMENTS).where(SEGMENTS.c.smsc_id == early.smsc_id).values(state=early.stat, receipt_at=now)
+            receipted.update(
+                c.scalars(
+                    update(SEGMENTS)
+                    .where(SEGMENTS.c.smsc_id == early.smsc_id)
+                    .values(state=early.stat, receipt_at=now)
+                    .returning(SEGMENTS.c.message_id)
+                )
             )
+    return receipted
 
 
 Submitted = tuple[int, list[tuple[int, str]], int]  # message id, accepted segments, segment count
@@ -189,15 +217,18 @@ def messages_submitted(store: Store, batch: list[Submitted], now: dt.datetime) -
     for message_id, _, segments in batch:
         by_count[segments].append(message_id)
     with store.transaction() as c:
-        _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
+        receipted = _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
         for segments, message_ids in by_count.items():
             for ids in chunks(message_ids):
                 c.execute(
                     update(MESSAGES)
-                    .where(MESSAGES.c.id.in_(ids))
+                    .where(among(c, MESSAGES.c.id, ids))
                     .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
                 )
-        _settle(c, [message_id for message_id, _, _ in batch], now)
+        # Final already: those with an early receipt, and those with segments taken on an
+        # earlier attempt (their receipts may all be in). The rest wait for theirs.
+        resumed = {message_id for message_id, accepted, segments in batch if len(accepted) < segments}
+        _settle(c, sorted(receipted | resumed), now)
 
 
 def requeue(
@@ -229,7 +260,7 @@ def release(store: Store, message_ids: list[int], error: str) -> None:
     with store.transaction() as c:
         c.execute(
             update(MESSAGES)
-            .where(MESSAGES.c.id.in_(message_ids), MESSAGES.c.status == "sending")
+            .where(among(c, MESSAGES.c.id, message_ids), MESSAGES.c.status == "sending")
             .values(status="queued", duplicate_suspect=True, last_error=error[:500], claimed_by=None)
         )
 
@@ -258,14 +289,25 @@ def apply_receipts(store: Store, receipts: list[tuple[str, str]], now: dt.dateti
     with store.transaction() as c:
         for state, smsc_ids in by_state.items():
             for ids in chunks(smsc_ids):
+                found: set[int] = set()
                 for row in c.execute(
                     update(SEGMENTS)
-                    .where(SEGMENTS.c.smsc_id.in_(ids))
+                    .where(among(c, SEGMENTS.c.smsc_id, ids))
                     .values(state=state, receipt_at=now)
                     .returning(SEGMENTS.c.message_id, SEGMENTS.c.smsc_id)
                 ).all():
                     matched_ids.add(row.smsc_id)
-                    messages.add(row.message_id)
+                    found.add(row.message_id)
+                # A message of one segment takes its receipt's state at once (most of them);
+                # the others are settled below once all their segments are final.
+                settled = c.scalars(
+                    update(MESSAGES)
+                    .where(among(c, MESSAGES.c.id, sorted(found)), MESSAGES.c.status == "submitted")
+                    .where(MESSAGES.c.segments == 1)
+                    .values(status=state, final_at=now)
+                    .returning(MESSAGES.c.id)
+                )
+                messages |= found - set(settled)
         early = [
             {"smsc_id": smsc_id, "stat": state, "received_at": now}
             for smsc_id, state in latest.items()
@@ -304,7 +346,7 @@ def rematch_receipts(store: Store, now: dt.datetime, limit: int = 500) -> int:
                 .returning(SEGMENTS.c.message_id)
             ).all()
             messages.update(r.message_id for r in updated)
-        c.execute(delete(RECEIPTS).where(RECEIPTS.c.smsc_id.in_([row.smsc_id for row in found])))
+        c.execute(delete(RECEIPTS).where(among(c, RECEIPTS.c.smsc_id, [row.smsc_id for row in found])))
         _settle(c, sorted(messages), now)
     return len(found)
 
@@ -315,11 +357,13 @@ def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
     totals: dict[int, int] = {}
     for ids in chunks(message_ids):
         for message_id, state in c.execute(
-            select(SEGMENTS.c.message_id, SEGMENTS.c.state).where(SEGMENTS.c.message_id.in_(ids))
+            select(SEGMENTS.c.message_id, SEGMENTS.c.state).where(among(c, SEGMENTS.c.message_id, ids))
         ):
             states[message_id].append(state)
         for message_id, segments in c.execute(
-            select(MESSAGES.c.id, MESSAGES.c.segments).where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "submitted")
+            select(MESSAGES.c.id, MESSAGES.c.segments).where(
+                among(c, MESSAGES.c.id, ids), MESSAGES.c.status == "submitted"
+            )
         ):
             totals[message_id] = segments
     settled: dict[str, list[int]] = defaultdict(list)
@@ -332,7 +376,7 @@ def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
         for ids in chunks(settled_ids):
             c.execute(
                 update(MESSAGES)
-                .where(MESSAGES.c.id.in_(ids), MESSAGES.c.status == "submitted")
+                .where(among(c, MESSAGES.c.id, ids), MESSAGES.c.status == "submitted")
                 .values(status=worst, final_at=now)
             )
 

@@ -79,7 +79,7 @@ class SmsService:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     delay = 1.0
                     async for _notify in conn.notifies():
-                        self.dispatcher.wake.set()
+                        self.dispatcher.events_committed()
             except psycopg.Error as exc:
                 log.warning(
                     "SMS gateway: LISTEN %s failed (%s); polling meanwhile, retry in %.0f s", CHANNEL, exc, delay

@@ -87,15 +87,22 @@ class SubmitResult:
 
 
 class _Broker(AbstractBroker):  # type: ignore[misc]  # aiosmpplib ships no type hints
+    """What waits for the wire: urgent submits (instant reminders) before the others, each
+    kind first in, first out."""
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[SubmitSm] = asyncio.Queue()
+        self.queue: asyncio.PriorityQueue[tuple[int, int, SubmitSm]] = asyncio.PriorityQueue()
+        self._order = itertools.count()
 
     async def enqueue(self, message: SmppMessage) -> None:
         assert isinstance(message, SubmitSm)
-        await self.queue.put(message)
+        self.put(message, urgent=False)
+
+    def put(self, message: SubmitSm, *, urgent: bool) -> None:
+        self.queue.put_nowait((0 if urgent else 1, next(self._order), message))
 
     async def dequeue(self) -> SmppMessage:
-        return await self.queue.get()  # cancellation-safe: nothing is lost if cancelled
+        return (await self.queue.get())[2]  # cancellation-safe: nothing is lost if cancelled
 
 
 class Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
@@ -303,14 +310,17 @@ class SmppTransport:
             future.set_result(result)
             self.window.release()
 
-    async def submit(self, destination: str, segment: Segment, data_coding: int, esm_class: int) -> SubmitResult:
-        """Send one segment (registered delivery on) and wait for its submit_sm_resp."""
+    async def submit(
+        self, destination: str, segment: Segment, data_coding: int, esm_class: int, urgent: bool = False
+    ) -> SubmitResult:
+        """Send one segment (registered delivery on) and wait for its submit_sm_resp;
+        `urgent` ones (instant reminders) go out before those waiting for the wire."""
         await self.window.acquire()
         tag = f"s{next(self._tags)}"
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self.waiting[tag] = future
         try:
-            await self._broker.enqueue(
+            self._broker.put(
                 SubmitSm(
                     short_message=segment.short_message.decode("latin-1"),
                     source=PhoneNumber(self.settings.source_addr),
@@ -319,7 +329,8 @@ class SmppTransport:
                     encoding=ENCODING_NAMES[data_coding],
                     registered_delivery=1,
                     log_id=tag,
-                )
+                ),
+                urgent=urgent,
             )
             return await future
         finally:
