@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,13 +13,14 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import ARRAY, ColumnElement, Connection, Engine, any_, bindparam, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+IDLE_PING_S = 1.0  # a PostgreSQL connection unused this long is pinged before use
 T = TypeVar("T")
 
 
@@ -42,7 +44,30 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, pool_size=16, max_overflow=32, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=16, max_overflow=32, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, pool_size=16, max_overflow=32, **kwargs)
+    event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _checked_in(_dbapi_conn: Any, record: Any) -> None:
+    record.info["checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+    """A PostgreSQL connection idle for a while is tried before use (the server may have
+    restarted); a dead one is replaced by the pool (DisconnectionError). A connection in
+    steady use is not pinged: a round trip per transaction would cost the dispatcher a
+    tenth of its time, and a restart is found by its next statement anyway (the pool then
+    drops every connection it holds)."""
+    if time.monotonic() - record.info.get("checked_in", float("-inf")) < IDLE_PING_S:
+        return
+    try:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as exc:  # whatever the driver raises for a dead connection
+        raise DisconnectionError(str(exc)) from exc
 
 
 @contextmanager

@@ -47,6 +47,7 @@ CHORES_S = 1.0  # how often a dispatcher takes back a dead one's work and mends 
 INTAKE = 500  # events expanded per transaction
 Submit = Callable[[str, Segment, int, int, bool], Awaitable[SubmitResult]]  # ..., urgent
 SubmitText = Callable[[str, str], Awaitable[SubmitResult]]
+Answer = tuple[outbox.Submitted | None, outbox.Receipt | None]  # one or the other
 
 
 class Dispatcher:
@@ -65,17 +66,12 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
         self.sent_segments = 0
-        # Group commits: submissions (waited for, so a message holds its window slot until
-        # recorded: a crash can leave at most `smpp.window` sent but unrecorded) and receipts.
-        # One writer at a time: a receipt and its own submission in two concurrent
-        # transactions would each miss the other (rematch_receipts mends that across processes).
-        serial = asyncio.Lock()
-        self.submitted: Batcher[outbox.Submitted] = Batcher(
-            lambda batch: outbox.messages_submitted(store, batch, utcnow()), BATCH_S, "submissions", serial
-        )
-        self.receipts: Batcher[tuple[str, str]] = Batcher(
-            lambda batch: _ignore(outbox.apply_receipts(store, batch, utcnow())), BATCH_S, "receipts", serial
-        )
+        # One group commit for what the SMSC answers: submissions (waited for, so a message
+        # holds its window slot until recorded: a crash can leave at most `smpp.window` sent
+        # but unrecorded) and receipts (waited for: the deliver_sm is answered once stored).
+        # Submissions are written first, so a receipt finds a segment recorded at the same
+        # moment (across processes, rematch_receipts mends what two transactions miss).
+        self.answers: Batcher[Answer] = Batcher(_record(store), BATCH_S, "answers")
         self.inflight = asyncio.Semaphore(settings.smpp.window)
         self.claimed = 0  # messages claimed by us and not finished
         self.beat_at = utcnow()
@@ -91,8 +87,7 @@ class Dispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         flushers = [
-            asyncio.create_task(self.submitted.run(stop), name="sms-submissions"),
-            asyncio.create_task(self.receipts.run(stop), name="sms-receipts"),
+            asyncio.create_task(self.answers.run(stop), name="sms-answers"),
             asyncio.create_task(self.expand_batches(stop), name="sms-batch-intake"),
         ]
         while not stop.is_set():
@@ -162,7 +157,7 @@ class Dispatcher:
             await asyncio.to_thread(outbox.heartbeat, self.store, self.worker, now)
             timeout = dt.timedelta(seconds=self.sms.receipt_timeout_s)
             await asyncio.to_thread(outbox.expire_unreceipted, self.store, timeout, now)
-        async with self.submitted.lock:  # beside our own writers, not between them
+        async with self.answers.lock:  # beside our own writer, not between its records
             await asyncio.to_thread(outbox.rematch_receipts, self.store, now)
 
     async def _claim(self, now: dt.datetime) -> int:
@@ -231,7 +226,7 @@ class Dispatcher:
             if result is None:
                 return  # the message went back to the queue or failed; recorded already
             accepted.append((seq, canonical(result, self.id_base)))
-        await self.submitted.put((message.id, accepted, len(encoded.segments)))
+        await self.answers.put(((message.id, accepted, len(encoded.segments)), None))
 
     async def _send_whole(self, message: Due, submit_text: SubmitText) -> None:
         """One request for the whole text; its id stands as the message's one segment."""
@@ -241,7 +236,7 @@ class Dispatcher:
             if result is None:
                 return
             accepted.append((1, canonical(result, self.id_base)))
-        await self.submitted.put((message.id, accepted, 1))
+        await self.answers.put(((message.id, accepted, 1), None))
 
     async def _submit_segment(
         self, message: Due, attempt: Callable[[], Awaitable[SubmitResult]], accepted: list[tuple[int, str]]
@@ -304,8 +299,13 @@ class Dispatcher:
         if receipt.state is None:
             return  # intermediate (ACCEPTD, ENROUTE): a final one follows
         # Waited for: the transport answers the deliver_sm only once the receipt is stored.
-        await self.receipts.put((smsc_id, receipt.state.value))
+        await self.answers.put((None, (smsc_id, receipt.state.value)))
 
 
-def _ignore(_value: object) -> None:
-    """For a Batcher whose write returns a figure nobody waits for."""
+def _record(store: Store) -> Callable[[list[Answer]], None]:
+    def write(batch: list[Answer]) -> None:
+        submitted = [s for s, _ in batch if s is not None]
+        receipts = [r for _, r in batch if r is not None]
+        outbox.record(store, submitted, receipts, utcnow())
+
+    return write

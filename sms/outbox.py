@@ -191,44 +191,56 @@ def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, st
         ),
         rows,
     )
-    receipted: set[int] = set()
+    early: dict[str, list[str]] = defaultdict(list)  # state -> SMSC ids
     for ids in chunks([row["smsc_id"] for row in rows]):
-        for early in c.execute(
+        for smsc_id, state in c.execute(
             delete(RECEIPTS).where(among(c, RECEIPTS.c.smsc_id, ids)).returning(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
-        ).all():
-            receipted.update(
-                c.scalars(
-                    update(SEGMENTS)
-                    .where(SEGMENTS.c.smsc_id == early.smsc_id)
-                    .values(state=early.stat, receipt_at=now)
-                    .returning(SEGMENTS.c.message_id)
-                )
+        ):
+            early[state].append(smsc_id)
+    receipted: set[int] = set()
+    for state, smsc_ids in early.items():
+        receipted.update(
+            c.scalars(
+                update(SEGMENTS)
+                .where(among(c, SEGMENTS.c.smsc_id, smsc_ids))
+                .values(state=state, receipt_at=now)
+                .returning(SEGMENTS.c.message_id)
             )
+        )
     return receipted
 
 
 Submitted = tuple[int, list[tuple[int, str]], int]  # message id, accepted segments, segment count
+Receipt = tuple[str, str]  # canonical SMSC id, final state
 
 
-def messages_submitted(store: Store, batch: list[Submitted], now: dt.datetime) -> None:
-    """Messages whose every segment was taken, in one transaction: their segments' ids and
-    their new state (the dispatcher batches these; one commit per message would cap the rate)."""
+def record(store: Store, submitted: list[Submitted], receipts: list[Receipt], now: dt.datetime) -> int:
+    """What the SMSC answered since the last call, in one transaction (the dispatcher's group
+    commit): submissions first, so that receipts of the same moment find their segments.
+    Returns how many receipts matched a segment now."""
+    with store.transaction() as c:
+        if submitted:
+            _submitted(c, submitted, now)
+        return _receipts(c, receipts, now) if receipts else 0
+
+
+def _submitted(c: Connection, batch: list[Submitted], now: dt.datetime) -> None:
+    """Messages whose every segment was taken: their segments' ids and their new state."""
     by_count: dict[int, list[int]] = defaultdict(list)
     for message_id, _, segments in batch:
         by_count[segments].append(message_id)
-    with store.transaction() as c:
-        receipted = _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
-        for segments, message_ids in by_count.items():
-            for ids in chunks(message_ids):
-                c.execute(
-                    update(MESSAGES)
-                    .where(among(c, MESSAGES.c.id, ids))
-                    .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
-                )
-        # Final already: those with an early receipt, and those with segments taken on an
-        # earlier attempt (their receipts may all be in). The rest wait for theirs.
-        resumed = {message_id for message_id, accepted, segments in batch if len(accepted) < segments}
-        _settle(c, sorted(receipted | resumed), now)
+    receipted = _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
+    for segments, message_ids in by_count.items():
+        for ids in chunks(message_ids):
+            c.execute(
+                update(MESSAGES)
+                .where(among(c, MESSAGES.c.id, ids))
+                .values(status="submitted", submitted_at=now, segments=segments, claimed_by=None, last_error=None)
+            )
+    # Final already: those with an early receipt, and those with segments taken on an
+    # earlier attempt (their receipts may all be in). The rest wait for theirs.
+    resumed = {message_id for message_id, accepted, segments in batch if len(accepted) < segments}
+    _settle(c, sorted(receipted | resumed), now)
 
 
 def requeue(
@@ -277,52 +289,56 @@ def fail(
         )
 
 
-def apply_receipts(store: Store, receipts: list[tuple[str, str]], now: dt.datetime) -> int:
+def apply_receipts(store: Store, receipts: list[Receipt], now: dt.datetime) -> int:
     """Record final receipts (canonical SMSC id, state) in one transaction; keep those whose
     segment is not known yet for when it is. Returns how many matched a segment now."""
+    with store.transaction() as c:
+        return _receipts(c, receipts, now)
+
+
+def _receipts(c: Connection, receipts: list[Receipt], now: dt.datetime) -> int:
     latest = dict(receipts)  # the same id twice: the later state stands
     by_state: dict[str, list[str]] = defaultdict(list)
     for smsc_id, state in latest.items():
         by_state[state].append(smsc_id)
     matched_ids: set[str] = set()
     messages: set[int] = set()
-    with store.transaction() as c:
-        for state, smsc_ids in by_state.items():
-            for ids in chunks(smsc_ids):
-                found: set[int] = set()
-                for row in c.execute(
-                    update(SEGMENTS)
-                    .where(among(c, SEGMENTS.c.smsc_id, ids))
-                    .values(state=state, receipt_at=now)
-                    .returning(SEGMENTS.c.message_id, SEGMENTS.c.smsc_id)
-                ).all():
-                    matched_ids.add(row.smsc_id)
-                    found.add(row.message_id)
-                # A message of one segment takes its receipt's state at once (most of them);
-                # the others are settled below once all their segments are final.
-                settled = c.scalars(
-                    update(MESSAGES)
-                    .where(among(c, MESSAGES.c.id, sorted(found)), MESSAGES.c.status == "submitted")
-                    .where(MESSAGES.c.segments == 1)
-                    .values(status=state, final_at=now)
-                    .returning(MESSAGES.c.id)
-                )
-                messages |= found - set(settled)
-        early = [
-            {"smsc_id": smsc_id, "stat": state, "received_at": now}
-            for smsc_id, state in latest.items()
-            if smsc_id not in matched_ids
-        ]
-        if early:
-            insert = upsert(c, RECEIPTS)
-            c.execute(
-                insert.on_conflict_do_update(
-                    index_elements=["smsc_id"],
-                    set_={"stat": insert.excluded.stat, "received_at": insert.excluded.received_at},
-                ),
-                early,
+    for state, smsc_ids in by_state.items():
+        for ids in chunks(smsc_ids):
+            found: set[int] = set()
+            for row in c.execute(
+                update(SEGMENTS)
+                .where(among(c, SEGMENTS.c.smsc_id, ids))
+                .values(state=state, receipt_at=now)
+                .returning(SEGMENTS.c.message_id, SEGMENTS.c.smsc_id)
+            ).all():
+                matched_ids.add(row.smsc_id)
+                found.add(row.message_id)
+            # A message of one segment takes its receipt's state at once (most of them);
+            # the others are settled below once all their segments are final.
+            settled = c.scalars(
+                update(MESSAGES)
+                .where(among(c, MESSAGES.c.id, sorted(found)), MESSAGES.c.status == "submitted")
+                .where(MESSAGES.c.segments == 1)
+                .values(status=state, final_at=now)
+                .returning(MESSAGES.c.id)
             )
-        _settle(c, sorted(messages), now)
+            messages |= found - set(settled)
+    early = [
+        {"smsc_id": smsc_id, "stat": state, "received_at": now}
+        for smsc_id, state in latest.items()
+        if smsc_id not in matched_ids
+    ]
+    if early:
+        insert = upsert(c, RECEIPTS)
+        c.execute(
+            insert.on_conflict_do_update(
+                index_elements=["smsc_id"],
+                set_={"stat": insert.excluded.stat, "received_at": insert.excluded.received_at},
+            ),
+            early,
+        )
+    _settle(c, sorted(messages), now)
     return len(matched_ids)
 
 
