@@ -8,7 +8,8 @@ after 50 ms, every message delivered):
   ceiling   smpp34's own client (the Rust codec, independent of aiosmpplib) sending the
             same segments as fast as it can with the same window, until every receipt is in
   sqlite    one `hotline serve --only sms` on SQLite
-  postgres  two `hotline serve --only sms` on one PostgreSQL (fsync off: the data is disposable)
+  postgres  one, then two `hotline serve --only sms` on one PostgreSQL (a fresh cluster each,
+            fsync off: the data is disposable)
 
 End to end means from the commit of the events (one statement, as a batch load does) until
 every message is `delivered` in the store: claimed, rendered, submitted, its submit_sm_resp
@@ -151,6 +152,9 @@ class Simulator:
         argv += ["--receipt-delay", "0.05"]
         self.proc = ServerProcess(f"smsc-sim ({name})", argv, child_env(), ROOT, tmp / f"sim-{name}.log")
 
+    def receipts_answered(self) -> int:
+        return sum(v for k, v in self.stats().items() if k.startswith("receipts_") and k != "receipts_held")
+
     def stats(self) -> dict[str, int]:
         with socket.create_connection(("127.0.0.1", self.control), timeout=5) as s:
             s.sendall(b"stats\n")
@@ -214,9 +218,12 @@ def end_to_end(name: str, url: str, n: int, dispatchers: int, tmp: Path, window:
                 inserted[key] = utcnow()
                 next_instant = now + INSTANT_EVERY_S
             if now >= next_count:
-                # Counting costs the database too: twice a second (the end is known to 0.5 s).
+                # Counting costs the database too: twice a second (the end is known to 0.5 s),
+                # and only once the simulator has had as many receipts answered as the batch
+                # has messages (asking it costs the database nothing).
                 next_count = now + 0.5
-                done = _delivered(store, n)
+                if sim.receipts_answered() >= n:
+                    done = _delivered(store, n)
             time.sleep(0.01)
         seconds = time.monotonic() - start
         used = cpu.stop()
@@ -232,7 +239,7 @@ def end_to_end(name: str, url: str, n: int, dispatchers: int, tmp: Path, window:
     accepted = int(counts.get("accepted", 0))
     if accepted != n + len(inserted):
         print(f"  note: the SMSC accepted {accepted} submits for {n + len(inserted)} messages: {counts}")
-    label = f"{name} ({dispatchers} dispatcher{'s' if dispatchers > 1 else ''})"
+    label = f"{name.split('-')[0]} ({dispatchers} dispatcher{'s' if dispatchers > 1 else ''})"
     spent = ", ".join(f"{kind} {v:.1f}" for kind, v in used.items())
     return Result(label, n, seconds, latencies, sum(s.peak_bytes for s in samplers), spent)
 
@@ -326,11 +333,12 @@ def report(results: list[Result], top: Result) -> None:
         )
 
 
-def _pg_up(tmp: Path) -> tuple[str, Path]:
+def _pg_up(tmp: Path, name: str) -> tuple[str, Path]:
+    """A fresh cluster per run (BENCH_PG_URL: an empty database of yours, for one run)."""
     given = os.environ.get("BENCH_PG_URL")
     if given:
         return given, Path()
-    data = tmp / "pg"
+    data = tmp / name
     port = free_port()
     out = subprocess.run([str(ROOT / "tools" / "pg.sh"), "up", str(data), str(port)], capture_output=True, text=True)
     if out.returncode != 0:
@@ -343,7 +351,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--window", type=int, default=WINDOW)
-    parser.add_argument("--pg-dispatchers", type=int, default=2)
+    parser.add_argument("--pg-dispatchers", default="1,2", help="dispatcher processes on PostgreSQL, one run each")
     args = parser.parse_args()
     n = args.events
     tmp = Path(tempfile.mkdtemp(prefix="bench-sms-"))
@@ -362,12 +370,13 @@ def main() -> None:
         if db == "sqlite":
             results.append(end_to_end("sqlite", f"sqlite:///{tmp}/bench.db", n, 1, tmp, args.window))
         elif db == "postgresql":
-            url, data = _pg_up(tmp)
-            try:
-                results.append(end_to_end("postgresql", url, n, args.pg_dispatchers, tmp, args.window))
-            finally:
-                if data != Path():
-                    subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
+            for count in (int(d) for d in args.pg_dispatchers.split(",")):
+                url, data = _pg_up(tmp, f"pg{count}")
+                try:
+                    results.append(end_to_end(f"postgresql-{count}", url, n, count, tmp, args.window))
+                finally:
+                    if data != Path():
+                        subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
         else:
             raise SystemExit(f"--db: unknown database {db!r} (sqlite, postgresql)")
     report(results, top)
