@@ -350,6 +350,51 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from reports import render
+    from reports.period import PeriodError, parse_period
+    from reports.report import build
+
+    try:
+        period = parse_period(args.from_, args.to, settings.queue.timezone)
+    except PeriodError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 2
+    if args.format == "pdf" and args.output is None:
+        print("report: a PDF needs --output FILE.pdf", file=sys.stderr)
+        return 2
+    report = build(open_store(settings), period, settings.queue.service_level_s)
+    if args.format == "csv":
+        files = render.csv_tables(report)
+        if args.output is None:
+            for name, content in files.items():
+                print(f"# {name}\n{content}")
+            return 0
+        args.output.mkdir(parents=True, exist_ok=True)
+        for name, content in files.items():
+            (args.output / name).write_text(content, encoding="utf-8")
+        print(f"report: {len(files)} tables written to {args.output}/ ({', '.join(files)})")
+        return 0
+    try:
+        if args.format == "pdf":
+            args.output.write_bytes(render.as_pdf(report, args.lang))
+            print(f"report: {args.output} written")
+            return 0
+    except render.RenderError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 1
+    out = {"text": lambda: render.text(report, args.lang), "json": lambda: render.as_json(report)}.get(
+        args.format, lambda: render.as_html(report, args.lang)
+    )()
+    if args.output is None:
+        print(out)
+    else:
+        args.output.write_text(out + "\n", encoding="utf-8")
+        print(f"report: {args.output} written")
+    return 0
+
+
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
 
@@ -400,6 +445,16 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--cdr-csv", type=Path, help="Asterisk's cdr-csv Master.csv")
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
+
+    s = sub.add_parser("report", help="the supervisors' call and SMS report for a period")
+    s.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, YYYY-MM-DD (local)")
+    s.add_argument("--to", required=True, metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s.add_argument("--format", choices=("text", "json", "csv", "html", "pdf"), default="text")
+    s.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels in Chinese (default) or English")
+    s.add_argument(
+        "--output", type=Path, help="file to write (a folder for csv: one file per table); default: standard output"
+    )
+    s.set_defaults(func=cmd_report)
 
     s = sub.add_parser("agents", help="agent log-in, log-out and pauses (AMI QueueAdd/QueueRemove/QueuePause)")
     ag = s.add_subparsers(dest="agents_action", required=True)

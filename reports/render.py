@@ -1,0 +1,369 @@
+"""A report as text (terminal tables), JSON, CSV (one table per file), self-contained HTML
+with charts, and PDF (the HTML printed by the local Chromium); Chinese labels, or English."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from reports.report import Report
+
+FORMATS = ("text", "json", "csv", "html", "pdf")
+LANGS = ("zh", "en")
+
+LABELS: dict[str, tuple[str, str]] = {
+    "title": ("12333 热线服务报表", "12333 hotline report"),
+    "period": ("统计期间", "Period"),
+    "timezone": ("时区", "Time zone"),
+    "calls": ("来电总数", "Calls"),
+    "automated_calls": ("自动语音服务量", "Automated calls"),
+    "agent_calls": ("人工服务量", "Agent calls"),
+    "abandoned_calls": ("排队放弃", "Abandoned in queue"),
+    "timeout_calls": ("排队超时", "Queue timeouts"),
+    "callback_calls": ("选择回拨", "Left for a callback"),
+    "agent_talk_seconds": ("人工通话总时长(秒)", "Agent talk time (s)"),
+    "agent_talk_minutes": ("人工通话总时长(分钟)", "Agent talk time (min)"),
+    "avg_agent_talk_seconds": ("平均通话时长(秒)", "Average talk time (s)"),
+    "avg_wait_seconds": ("平均应答速度(秒)", "Average speed of answer (s)"),
+    "avg_abandoned_wait_seconds": ("放弃前平均等待(秒)", "Average wait before abandoning (s)"),
+    "service_level_20s": ("服务水平(20秒内接通)", "Service level (answered in 20 s)"),
+    "service_level_20s_with_abandoned": ("服务水平(含放弃)", "Service level (with abandons)"),
+    "abandonment_rate": ("放弃率", "Abandonment rate"),
+    "satisfaction_rate": ("满意率", "Satisfaction rate"),
+    "rated_calls": ("参与评价", "Rated calls"),
+    "ivr_resolved_calls": ("自助服务解决", "Resolved by the IVR"),
+    "callbacks_requested": ("回拨申请", "Callbacks requested"),
+    "callbacks_completed": ("回拨完成", "Callbacks completed"),
+    "day": ("日期", "Day"),
+    "week_of": ("周(周一)", "Week of"),
+    "month": ("月份", "Month"),
+    "hour": ("时段", "Hour"),
+    "weekday": ("星期", "Weekday"),
+    "agent": ("坐席", "Agent"),
+    "name": ("姓名", "Name"),
+    "talk_seconds": ("通话(秒)", "Talk (s)"),
+    "avg_handle_seconds": ("平均处理(秒)", "Avg handle (s)"),
+    "paused_seconds": ("示忙(秒)", "Paused (s)"),
+    "logged_in_seconds": ("签入(秒)", "Logged in (s)"),
+    "occupancy": ("占用率", "Occupancy"),
+    "query": ("自助查询", "Self-service query"),
+    "succeeded": ("成功", "Succeeded"),
+    "category": ("短信类别", "SMS category"),
+    "messages": ("短信条数", "Messages"),
+    "sent": ("已发送", "Sent"),
+    "delivered": ("已送达", "Delivered"),
+    "failed": ("失败", "Failed"),
+    "avg_delivery_seconds": ("平均送达(秒)", "Avg delivery (s)"),
+    "summary": ("总体指标", "Summary"),
+    "by_month": ("按月", "By month"),
+    "by_week": ("按周", "By week"),
+    "by_day": ("按日", "By day"),
+    "per_hour": ("按时段", "By hour of day"),
+    "per_weekday": ("按星期", "By day of week"),
+    "per_agent": ("坐席工作量", "Per agent"),
+    "menu_usage": ("语音菜单使用", "Menu usage"),
+    "sms": ("短信发送", "SMS"),
+    "no_rows": ("(无)", "(none)"),
+    "generated": ("生成时间", "Generated"),
+}
+WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
+SUMMARY_KEYS = (
+    "calls",
+    "automated_calls",
+    "agent_calls",
+    "abandoned_calls",
+    "timeout_calls",
+    "callback_calls",
+    "agent_talk_minutes",
+    "avg_agent_talk_seconds",
+    "avg_wait_seconds",
+    "avg_abandoned_wait_seconds",
+    "service_level_20s",
+    "service_level_20s_with_abandoned",
+    "abandonment_rate",
+    "satisfaction_rate",
+    "ivr_resolved_calls",
+    "callbacks_requested",
+    "callbacks_completed",
+)
+PERIOD_COLUMNS = (
+    "calls",
+    "automated_calls",
+    "agent_calls",
+    "abandoned_calls",
+    "agent_talk_minutes",
+    "avg_agent_talk_seconds",
+    "avg_wait_seconds",
+    "service_level_20s",
+    "abandonment_rate",
+)
+AGENT_COLUMNS = ("agent", "name", "calls", "talk_seconds", "avg_handle_seconds", "paused_seconds", "logged_in_seconds")
+SMS_COLUMNS = ("category", "messages", "sent", "delivered", "failed", "avg_delivery_seconds")
+RATES = {"service_level_20s", "service_level_20s_with_abandoned", "abandonment_rate", "satisfaction_rate", "occupancy"}
+
+
+class RenderError(RuntimeError):
+    pass
+
+
+def label(key: str, lang: str) -> str:
+    zh, en = LABELS.get(key, (key, key))
+    return zh if lang == "zh" else en
+
+
+def cell(key: str, value: Any, lang: str) -> str:
+    if value is None:
+        return "-"
+    if key in RATES:
+        return f"{value * 100:.1f}%"
+    if key == "weekday":
+        return str(WEEKDAYS[lang][int(value) - 1])
+    if key == "hour":
+        return f"{int(value):02d}:00"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+Table = tuple[str, Sequence[str], list[dict[str, Any]]]  # name, columns, rows
+
+
+def tables(report: Report) -> list[Table]:
+    data = report.as_dict()
+    summary = {**data, "callbacks_requested": data["callbacks"]["requested"]}
+    summary["callbacks_completed"] = data["callbacks"]["completed"]
+    sms_rows = [{"category": k, **v} for k, v in data["sms"]["by_category"].items()]
+    return [
+        ("summary", ("key", "value"), [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
+        ("by_month", ("month", *PERIOD_COLUMNS), data["by_month"]),
+        ("by_week", ("week_of", *PERIOD_COLUMNS), data["by_week"]),
+        ("by_day", ("day", *PERIOD_COLUMNS), data["by_day"]),
+        ("per_hour", ("hour", *PERIOD_COLUMNS), data["per_hour"]),
+        ("per_weekday", ("weekday", *PERIOD_COLUMNS), data["per_weekday"]),
+        ("per_agent", (*AGENT_COLUMNS, "occupancy"), data["per_agent"]),
+        ("menu_usage", ("query", "calls", "succeeded"), data["menu_usage"]),
+        ("sms", SMS_COLUMNS, sms_rows),
+    ]
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _pad(text: str, width: int, right: bool) -> str:
+    fill = " " * (width - _width(text))
+    return fill + text if right else text + fill
+
+
+def _grid(header: list[str] | None, rows: list[list[str]]) -> str:
+    """Columns aligned for a terminal (a CJK character is two cells wide); numbers right."""
+    widths = [max(_width(r[i]) for r in [*([header] if header else []), *rows]) for i in range(len(rows[0]))]
+    lines = []
+    if header is not None:
+        lines.append("  ".join(_pad(h, w, i > 0) for i, (h, w) in enumerate(zip(header, widths, strict=True))))
+        lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(_pad(v, w, i > 0) for i, (v, w) in enumerate(zip(r, widths, strict=True))))
+    return "\n".join(lines)
+
+
+def text(report: Report, lang: str = "zh") -> str:
+    out = [f"{label('title', lang)}  {label('period', lang)}: {report.period.label()} ({report.period.zone})", ""]
+    for name, columns, rows in tables(report):
+        out.append(f"[{label(name, lang)}]")
+        if name == "summary":
+            out.append(_grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
+        elif not rows:
+            out.append(label("no_rows", lang))
+        else:
+            header = [label(c, lang) for c in columns]
+            out.append(_grid(header, [[cell(c, r.get(c), lang) for c in columns] for r in rows]))
+        out.append("")
+    return "\n".join(out)
+
+
+def as_json(report: Report) -> str:
+    return json.dumps(report.as_dict(), ensure_ascii=False, indent=2)
+
+
+def csv_tables(report: Report) -> dict[str, str]:
+    """One CSV per table (`name.csv`), machine-readable: raw keys as headers, raw numbers."""
+    files: dict[str, str] = {}
+    for name, columns, rows in tables(report):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        for r in rows:
+            writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+        files[f"{name}.csv"] = buffer.getvalue()
+    return files
+
+
+# --- HTML with charts ----------------------------------------------------------------------
+
+
+def _bars(title: str, labels: list[str], series: list[tuple[str, str, list[int]]], width: int = 860) -> str:
+    """A stacked bar chart as inline SVG: `series` is (name, colour, values per label)."""
+    height, left, bottom, top = 220, 48, 34, 24
+    totals = [sum(s[2][i] for s in series) for i in range(len(labels))] or [0]
+    peak = max(totals) or 1
+    step = (width - left - 10) / max(1, len(labels))
+    bar = max(1.0, step * 0.75)
+    scale = (height - bottom - top) / peak
+    parts = [
+        f'<svg viewBox="0 0 {width} {height}" role="img" aria-label="{html.escape(title)}" class="chart">',
+        f'<text x="{left}" y="14" class="t">{html.escape(title)}</text>',
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - 5}" y2="{height - bottom}" class="axis"/>',
+        f'<text x="{left - 6}" y="{top + 4}" class="y">{peak:,}</text>',
+        f'<text x="{left - 6}" y="{height - bottom}" class="y">0</text>',
+    ]
+    every = max(1, len(labels) // 24)
+    for i, name in enumerate(labels):
+        x = left + i * step + (step - bar) / 2
+        y = float(height - bottom)
+        for _, colour, values in series:
+            h = values[i] * scale
+            if h > 0:
+                y -= h
+                parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar:.1f}" height="{h:.1f}" fill="{colour}"/>')
+        if i % every == 0:
+            parts.append(f'<text x="{x + bar / 2:.1f}" y="{height - bottom + 14}" class="x">{html.escape(name)}</text>')
+    lx = left
+    for name, colour, _ in series:
+        parts.append(f'<rect x="{lx}" y="{height - 12}" width="10" height="10" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 14}" y="{height - 3}" class="l">{html.escape(name)}</text>')
+        lx += 14 + 8 * max(4, _width(name)) + 16
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+STYLE = """
+body{font-family:"Noto Sans CJK SC","WenQuanYi Micro Hei","PingFang SC","Microsoft YaHei",sans-serif;
+margin:24px;color:#1d2733}
+h1{font-size:22px;margin:0 0 4px}h2{font-size:16px;margin:22px 0 6px;border-bottom:1px solid #ccd}
+.meta{color:#556;font-size:13px}table{border-collapse:collapse;font-size:12px;margin:4px 0}
+td,th{border:1px solid #ccd;padding:3px 8px;text-align:right}th{background:#eef1f6}
+td:first-child,th:first-child{text-align:left}.chart{width:100%;max-width:860px;display:block;margin:8px 0}
+.chart .t{font-size:13px;font-weight:bold}.chart .x,.chart .l{font-size:10px}.chart .x{text-anchor:middle}
+.chart .y{font-size:10px;text-anchor:end}.chart .axis{stroke:#889}
+.kpis{display:flex;flex-wrap:wrap;gap:8px}.kpi{border:1px solid #ccd;padding:6px 10px;min-width:130px}
+.kpi b{display:block;font-size:18px}.kpi span{font-size:11px;color:#556}
+@media print{body{margin:0}h2{break-after:avoid}table,svg{break-inside:avoid}}
+"""
+HEADLINE = (
+    "automated_calls",
+    "agent_calls",
+    "agent_talk_minutes",
+    "avg_agent_talk_seconds",
+    "avg_wait_seconds",
+    "service_level_20s",
+    "abandonment_rate",
+    "satisfaction_rate",
+)
+
+
+def _html_table(columns: Sequence[str], rows: list[dict[str, Any]], lang: str) -> str:
+    if not rows:
+        return f"<p>{label('no_rows', lang)}</p>"
+    head = "".join(f"<th>{html.escape(label(c, lang))}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell(c, r.get(c), lang))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def as_html(report: Report, lang: str = "zh") -> str:
+    data = report.as_dict()
+    auto, agent, abandoned = label("automated_calls", lang), label("agent_calls", lang), label("abandoned_calls", lang)
+
+    def calls_chart(title: str, rows: list[dict[str, Any]], key: str, fmt: Callable[[Any], str]) -> str:
+        return _bars(
+            title,
+            [fmt(r[key]) for r in rows],
+            [
+                (auto, "#7aa6d6", [r["automated_calls"] for r in rows]),
+                (agent, "#2f6db3", [r["agent_calls"] for r in rows]),
+                (abandoned, "#d9822b", [r["abandoned_calls"] for r in rows]),
+            ],
+        )
+
+    kpis = "".join(
+        f'<div class="kpi"><b>{html.escape(cell(k, data[k], lang))}</b><span>{html.escape(label(k, lang))}</span></div>'
+        for k in HEADLINE
+    )
+    sections = [
+        f"<h1>{label('title', lang)}</h1>",
+        f'<p class="meta">{label("period", lang)}: {report.period.label()} ({report.period.zone}) · '
+        f"{label('generated', lang)}: {data['generated_at']}</p>",
+        f'<div class="kpis">{kpis}</div>',
+        calls_chart(label("by_day", lang), data["by_day"], "day", lambda d: d[5:]),
+        calls_chart(label("per_hour", lang), data["per_hour"], "hour", lambda h: f"{h:02d}"),
+        calls_chart(label("per_weekday", lang), data["per_weekday"], "weekday", lambda d: cell("weekday", d, lang)),
+    ]
+    sms_rows = [{"category": k, **v} for k, v in data["sms"]["by_category"].items()]
+    if sms_rows:
+        sections.append(
+            _bars(
+                label("sms", lang),
+                [r["category"] for r in sms_rows],
+                [
+                    (label("delivered", lang), "#3c9a5f", [r["delivered"] for r in sms_rows]),
+                    (label("failed", lang), "#c0392b", [r["failed"] for r in sms_rows]),
+                ],
+            )
+        )
+    for name, columns, rows in tables(report):
+        sections.append(f"<h2>{label(name, lang)}</h2>")
+        if name == "summary":
+            rows = [{"key": label(r["key"], lang), "value": cell(r["key"], r["value"], lang)} for r in rows]
+            sections.append(
+                "<table><tbody>"
+                + "".join(f"<tr><td>{html.escape(r['key'])}</td><td>{html.escape(r['value'])}</td></tr>" for r in rows)
+                + "</tbody></table>"
+            )
+        else:
+            sections.append(_html_table(columns, rows, lang))
+    title = f"{label('title', lang)} {report.period.label()}"
+    return (
+        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
+    )
+
+
+def as_pdf(report: Report, lang: str = "zh", browser: str | None = None) -> bytes:
+    """The HTML printed to PDF by the local Chromium (headless; nothing fetched)."""
+    chromium = browser or shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise RenderError("PDF needs Chromium (apt-get install chromium); --format html works without it")
+    with tempfile.TemporaryDirectory(prefix="hotline-report-") as tmp:
+        page, pdf = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
+        page.write_text(as_html(report, lang), encoding="utf-8")
+        argv = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={tmp}/profile",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ]
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+        except subprocess.TimeoutExpired:
+            raise RenderError("Chromium did not print the report within 120 s") from None
+        if not pdf.exists() or pdf.stat().st_size == 0:
+            raise RenderError(f"Chromium printed no PDF (exit {done.returncode}): {done.stderr.strip()[-300:]}")
+        return pdf.read_bytes()
