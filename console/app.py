@@ -289,7 +289,7 @@ async def sse(request: web.Request, snapshot: Callable[[], Awaitable[dict[str, A
 
 
 def make_app(d: ConsoleDeps) -> web.Application:
-    from console import agent_views, twilio_views, wallboard_views  # they import this module's helpers
+    from console import agent_views, report_views, twilio_views, wallboard_views  # they import this module's helpers
 
     app = web.Application(middlewares=[security_headers, errors_as_statuses, authenticated], client_max_size=64 * 1024)
     app[DEPS] = d
@@ -306,6 +306,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     app.router.add_static("/static/", HERE / "static")
     agent_views.add_routes(app)
     wallboard_views.add_routes(app)
+    report_views.add_routes(app)
     twilio_views.add_routes(app)
     return app
 

@@ -285,6 +285,16 @@ def _html_table(columns: Sequence[str], rows: list[dict[str, Any]], lang: str) -
 
 
 def as_html(report: Report, lang: str = "zh") -> str:
+    """A self-contained page: its style inline, its charts inline SVG, nothing fetched."""
+    title = f"{label('title', lang)} {report.period.label()}"
+    return (
+        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{html_body(report, lang)}</body></html>"
+    )
+
+
+def html_body(report: Report, lang: str = "zh") -> str:
+    """The report's headline, charts and tables (the console shows it in its own page)."""
     data = report.as_dict()
     auto, agent, abandoned = label("automated_calls", lang), label("agent_calls", lang), label("abandoned_calls", lang)
 
@@ -335,11 +345,7 @@ def as_html(report: Report, lang: str = "zh") -> str:
             )
         else:
             sections.append(_html_table(columns, rows, lang))
-    title = f"{label('title', lang)} {report.period.label()}"
-    return (
-        f'<!doctype html><html lang="{"zh-CN" if lang == "zh" else "en"}"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{''.join(sections)}</body></html>"
-    )
+    return f'<div class="report">{"".join(sections)}</div>'
 
 
 def as_pdf(report: Report, lang: str = "zh", browser: str | None = None) -> bytes:
