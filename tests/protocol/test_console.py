@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
+import json
 import re
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,3 +298,81 @@ async def test_a_live_page_does_not_outlive_its_session(console: Any, monkeypatc
                 s.query(ConsoleSession).delete()
             rest = await asyncio.wait_for(stream.content.read(), timeout=10)
     assert b"event: signed-out" in rest
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+def _two_answered_calls(store: Store) -> None:
+    bj = dt.timezone(dt.timedelta(hours=8))
+    with store.session() as s:
+        for n, (talk, wait) in enumerate(((100, 10), (201, 30))):
+            started = dt.datetime(2026, 11, 2, 9 + n, tzinfo=bj).astimezone(dt.UTC)
+            s.add(
+                Call(
+                    id=f"rep-{n}", started_at=started, disposition="agent", talk_s=talk, queue_wait_s=wait, agent="1001"
+                )
+            )
+
+
+async def test_reports_are_for_supervisors_with_a_period_and_downloads(console: Any) -> None:
+    base, store, _ = console
+    _two_answered_calls(store)
+    period = "from=2026-11-02&to=2026-11-03"
+    async with _client() as http:
+        await _sign_in(http, base, "a1001", AGENT_PW)
+        assert (await http.get(f"{base}/reports?{period}")).status == 403
+        assert (await http.get(f"{base}/reports/download?{period}&format=json")).status == 403
+    async with _client() as http:
+        await _sign_in(http, base, "sup", SUP_PW)
+        page = await http.get(f"{base}/reports?{period}")
+        assert page.status == 200
+        text = await page.text()
+        assert 'value="2026-11-02"' in text and "人工服务量" in text and "<svg" in text
+        assert "<style" not in text  # the console's CSS, under its Content Security Policy
+        bad = await http.get(f"{base}/reports?from=2026-11-30&to=2026-11-01")
+        assert bad.status == 400 and "swap" in await bad.text()
+        junk = await http.get(f"{base}/reports/download?{period}&format=docx")
+        assert junk.status == 400
+        data = await (await http.get(f"{base}/reports/download?{period}&format=json")).json(content_type=None)
+        assert (data["agent_calls"], data["agent_talk_seconds"], data["avg_agent_talk_seconds"]) == (2, 301, 151)
+        zipped = await http.get(f"{base}/reports/download?{period}&format=csv")
+        assert zipped.headers["Content-Disposition"] == (
+            'attachment; filename="hotline-report-2026-11-02-2026-11-03-csv.zip"'
+        )
+        with zipfile.ZipFile(io.BytesIO(await zipped.read())) as z:
+            names = z.namelist()
+            assert len(names) == 9 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
+            assert "agent_calls,2" in z.read("hotline-report-2026-11-02-2026-11-03/summary.csv").decode()
+        html_file = await (await http.get(f"{base}/reports/download?{period}&format=html")).text()
+        assert html_file.startswith("<!doctype html>") and "<style>" in html_file
+        pdf = await http.get(f"{base}/reports/download?{period}&format=pdf")
+        assert pdf.content_type == "application/pdf" and (await pdf.read()).startswith(b"%PDF-")
+
+
+async def test_a_supervisor_picks_a_period_and_downloads_in_chromium(console: Any, tmp_path: Path) -> None:
+    base, store, _ = console
+    _two_answered_calls(store)
+    async with chromium() as browser:
+        page = await browser.new_page(accept_downloads=True)
+        page.set_default_timeout(15_000)
+        await page.goto(f"{base}/login")
+        await page.fill("#username", "sup")
+        await page.fill("#password", SUP_PW)
+        await page.click("#login-submit")
+        await page.wait_for_url(f"{base}/wallboard")
+        await page.click("#nav-reports")
+        await page.wait_for_url(re.compile(r".*/reports$"))
+        await page.fill("#from", "2026-11-02")
+        await page.fill("#to", "2026-11-03")
+        await page.click("#show")
+        await page.wait_for_url(re.compile(r".*/reports\?from=2026-11-02&to=2026-11-03$"))
+        headline = await page.locator("#report .kpis").inner_text()
+        assert "151" in headline and "人工通话总时长(分钟)" in headline
+        assert await page.locator("#report svg").count() >= 3
+        async with page.expect_download() as got:
+            await page.click("#download-json")
+        download = await got.value
+        saved = tmp_path / download.suggested_filename
+        await download.save_as(saved)
+        assert json.loads(saved.read_text(encoding="utf-8"))["agent_calls"] == 2
