@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from dataclasses import asdict
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -13,7 +12,7 @@ from core.db import Store
 from core.models import Agent, utcnow
 from core.settings import QueueSettings
 from ivr.hours import is_open, local_midnight
-from reports.kpi import kpis
+from reports.report import totals
 
 AGENT_STATES = ("available", "on_call", "paused", "logged_out")
 
@@ -34,7 +33,7 @@ def wallboard(store: Store, queue: QueueSettings, callers: WaitingCallers | None
         agents = list(s.scalars(select(Agent).order_by(Agent.id)))
     states = Counter(agent_state(a) for a in agents)
     waiting = callers.waiting() if callers is not None else None
-    today = kpis(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
+    today = totals(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
     return {
         "open": is_open(queue, now),
         "live": waiting is not None,  # False when this process runs no AMI monitor
@@ -45,7 +44,7 @@ def wallboard(store: Store, queue: QueueSettings, callers: WaitingCallers | None
         "agent_list": [
             {"id": a.id, "name": a.name, "state": agent_state(a), "reason": a.pause_reason or ""} for a in agents
         ],
-        "today": asdict(today),
+        "today": today.figures(),
     }
 
 

@@ -1,1 +1,1 @@
-"""Supervisor reports: KPI queries and renderers (issue 5)."""
+"""Supervisor reports: the figures of a period (`report`), its renderers (`render`)."""

@@ -202,32 +202,44 @@ def _sum(condition: Any, value: Any = 1) -> Any:
     return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
-def _call_totals(c: Connection, period: Period, sl: int) -> dict[dt.datetime, Totals]:
-    hour = _utc_hour(c, Call.started_at).label("hour")
+def _sums(sl: int) -> list[Any]:
+    """The Totals fields, in order, as SQL sums over calls."""
     disposition = Call.disposition
     answered, abandoned = disposition == "agent", disposition == "abandoned"
     known = Call.queue_wait_s.is_not(None)
-    stmt = (
-        select(
-            hour,
-            _sum(disposition == "automated"),
-            _sum(answered),
-            _sum(abandoned),
-            _sum(disposition == "timeout"),
-            _sum(disposition == "callback"),
-            _sum(answered, func.coalesce(Call.talk_s, 0)),
-            _sum(answered & known, Call.queue_wait_s),
-            _sum(answered & known),
-            _sum(answered & (Call.queue_wait_s <= sl)),
-            _sum(abandoned & known, Call.queue_wait_s),
-            _sum(abandoned & known),
-            _sum(abandoned & (Call.queue_wait_s <= sl)),
-            _sum(Call.survey.in_((1, 2))),
-            _sum(Call.survey.is_not(None)),
-        )
-        .where(Call.started_at >= period.start, Call.started_at < period.end, disposition.is_not(None))
-        .group_by(hour)
-    )
+    return [
+        _sum(disposition == "automated"),
+        _sum(answered),
+        _sum(abandoned),
+        _sum(disposition == "timeout"),
+        _sum(disposition == "callback"),
+        _sum(answered, func.coalesce(Call.talk_s, 0)),
+        _sum(answered & known, Call.queue_wait_s),
+        _sum(answered & known),
+        _sum(answered & (Call.queue_wait_s <= sl)),
+        _sum(abandoned & known, Call.queue_wait_s),
+        _sum(abandoned & known),
+        _sum(abandoned & (Call.queue_wait_s <= sl)),
+        _sum(Call.survey.in_((1, 2))),
+        _sum(Call.survey.is_not(None)),
+    ]
+
+
+def _ended(start: dt.datetime, end: dt.datetime) -> ColumnElement[bool]:
+    """Calls started in [start, end) that have ended (a call in progress has no disposition)."""
+    return (Call.started_at >= start) & (Call.started_at < end) & Call.disposition.is_not(None)
+
+
+def totals(store: Store, start: dt.datetime, end: dt.datetime, service_level_s: int = 20) -> Totals:
+    """The sums over calls started in [start, end): the wallboard's figures of the day."""
+    with store.transaction() as c:
+        row = c.execute(select(*_sums(service_level_s)).where(_ended(start, end))).one()
+    return Totals(*(int(v) for v in row))
+
+
+def _call_totals(c: Connection, period: Period, sl: int) -> dict[dt.datetime, Totals]:
+    hour = _utc_hour(c, Call.started_at).label("hour")
+    stmt = select(hour, *_sums(sl)).where(_ended(period.start, period.end)).group_by(hour)
     out: dict[dt.datetime, Totals] = {}
     for row in c.execute(stmt):
         utc = dt.datetime.strptime(row[0], "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
