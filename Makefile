@@ -46,6 +46,7 @@ test: lint pytest
 run: deps venv prompts
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline db upgrade
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load --if-empty
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline simulate --if-empty
 	@echo demo-supervisor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add supervisor --role supervisor --name 值班主管 --password-stdin >/dev/null
 	@for a in 1001 1002; do echo demo-agent-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent$$a --role agent \
 	  --name 坐席$$a --agent-id $$a --interface Local/$$a-3-20@hotline-agents/n --password-stdin >/dev/null; done

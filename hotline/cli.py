@@ -395,6 +395,39 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    import datetime as dt
+    import zoneinfo
+
+    from hotline import simulate
+    from hotline.wiring import open_store
+    from reports.period import PeriodError, parse_period
+
+    store = open_store(settings)
+    if args.clear:
+        print(f"simulate: removed {simulate.clear(store)} simulated calls and their messages, events and callbacks")
+        return 0
+    if args.if_empty and simulate.simulated_calls(store):
+        print("simulate: the store holds simulated traffic already; nothing added (--clear removes it)")
+        return 0
+    zone = settings.queue.timezone
+    yesterday = dt.datetime.now(zoneinfo.ZoneInfo(zone)).date() - dt.timedelta(days=1)
+    first = args.from_ or (yesterday - dt.timedelta(days=args.days - 1)).isoformat()
+    try:
+        period = parse_period(first, args.to or yesterday.isoformat(), zone)
+    except PeriodError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    traffic = simulate.Traffic(args.calls_per_day, args.messages_per_day, seed=args.seed)
+    written = simulate.simulate(store, period.first, period.last, zone, traffic)
+    print(
+        f"simulate: {period.label()}: {written['calls']} simulated calls, {written['messages']} messages, "
+        f"{written['agent_events']} agent events, {written['callbacks']} callbacks "
+        "(marked as simulated; `hotline simulate --clear` removes them)"
+    )
+    return 0
+
+
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
 
@@ -455,6 +488,17 @@ def parser() -> argparse.ArgumentParser:
         "--output", type=Path, help="file to write (a folder for csv: one file per table); default: standard output"
     )
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("simulate", help="fill the store with realistic demo traffic, marked as simulated")
+    s.add_argument("--from", dest="from_", metavar="DATE", help="first day (default: --days before yesterday)")
+    s.add_argument("--to", metavar="DATE", help="last day, included (default: yesterday)")
+    s.add_argument("--days", type=int, default=30, help="how many days up to yesterday (default 30)")
+    s.add_argument("--calls-per-day", type=int, default=110, help="calls on a weekday (weekends: a quarter)")
+    s.add_argument("--messages-per-day", type=int, default=300)
+    s.add_argument("--seed", type=int, default=12333)
+    s.add_argument("--if-empty", action="store_true", help="only if no simulated traffic is there yet")
+    s.add_argument("--clear", action="store_true", help="remove all simulated traffic, nothing else")
+    s.set_defaults(func=cmd_simulate)
 
     s = sub.add_parser("agents", help="agent log-in, log-out and pauses (AMI QueueAdd/QueueRemove/QueuePause)")
     ag = s.add_subparsers(dest="agents_action", required=True)

@@ -73,6 +73,10 @@ LABELS: dict[str, tuple[str, str]] = {
     "menu_usage": ("语音菜单使用", "Menu usage"),
     "sms": ("短信发送", "SMS"),
     "no_rows": ("(无)", "(none)"),
+    "simulated": (
+        "注意：含 {n} 通模拟来电（hotline simulate 生成的演示数据）",
+        "Note: includes {n} simulated calls (demo traffic from hotline simulate)",
+    ),
     "generated": ("生成时间", "Generated"),
 }
 WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
@@ -181,6 +185,8 @@ def _grid(header: list[str] | None, rows: list[list[str]]) -> str:
 
 def text(report: Report, lang: str = "zh") -> str:
     out = [f"{label('title', lang)}  {label('period', lang)}: {report.period.label()} ({report.period.zone})", ""]
+    if report.simulated_calls:
+        out[1:1] = [_simulated(report, lang)]
     for name, columns, rows in tables(report):
         out.append(f"[{label(name, lang)}]")
         if name == "summary":
@@ -260,6 +266,7 @@ td:first-child,th:first-child{text-align:left}.chart{width:100%;max-width:860px;
 .chart .y{font-size:10px;text-anchor:end}.chart .axis{stroke:#889}
 .kpis{display:flex;flex-wrap:wrap;gap:8px}.kpi{border:1px solid #ccd;padding:6px 10px;min-width:130px}
 .kpi b{display:block;font-size:18px}.kpi span{font-size:11px;color:#556}
+.simulated{background:#fff3cd;border:1px solid #e0b252;padding:6px 10px}
 @media print{body{margin:0}h2{break-after:avoid}table,svg{break-inside:avoid}}
 """
 HEADLINE = (
@@ -272,6 +279,10 @@ HEADLINE = (
     "abandonment_rate",
     "satisfaction_rate",
 )
+
+
+def _simulated(report: Report, lang: str) -> str:
+    return label("simulated", lang).format(n=f"{report.simulated_calls:,}")
 
 
 def _html_table(columns: Sequence[str], rows: list[dict[str, Any]], lang: str) -> str:
@@ -317,6 +328,7 @@ def html_body(report: Report, lang: str = "zh") -> str:
         f"<h1>{label('title', lang)}</h1>",
         f'<p class="meta">{label("period", lang)}: {report.period.label()} ({report.period.zone}) · '
         f"{label('generated', lang)}: {data['generated_at']}</p>",
+        *([f'<p class="simulated">{html.escape(_simulated(report, lang))}</p>'] if report.simulated_calls else []),
         f'<div class="kpis">{kpis}</div>',
         calls_chart(label("by_day", lang), data["by_day"], "day", lambda d: d[5:]),
         calls_chart(label("per_hour", lang), data["per_hour"], "hour", lambda h: f"{h:02d}"),

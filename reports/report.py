@@ -127,6 +127,7 @@ class Report:
     ivr_resolved: int
     callbacks: dict[str, int]
     sms: dict[str, Any]
+    simulated_calls: int = 0  # written by `hotline simulate`: demo traffic, not real callers
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
     def rollup(self, key: Any) -> list[tuple[Any, Totals]]:
@@ -164,6 +165,7 @@ class Report:
                 "timezone": self.period.zone,
             },
             **self.totals.figures(),
+            "simulated_calls": self.simulated_calls,
             "ivr_resolved_calls": self.ivr_resolved,
             "callbacks": self.callbacks,
             "per_agent": [a.as_dict() for a in self.agents],
@@ -398,7 +400,10 @@ def build(store: Store, period: Period, service_level_s: int = 20) -> Report:
         menu, resolved = _menu(c, period)
         callbacks = _callbacks(c, period)
         sms = _sms(c, period)
+        simulated = c.execute(
+            select(func.count()).where(_ended(period.start, period.end), Call.source == "sim")
+        ).scalar_one()
     totals = Totals()
     for t in by_hour.values():
         totals += t
-    return Report(period, totals, by_hour, agents, menu, resolved, callbacks, sms)
+    return Report(period, totals, by_hour, agents, menu, resolved, callbacks, sms, int(simulated))

@@ -50,7 +50,6 @@ def _call(cid: str, started: dt.datetime, disposition: str, **kw: Any) -> dict[s
 def _message(mid: int, category: str, status: str, created: dt.datetime, latency_s: int | None) -> dict[str, Any]:
     final = created + dt.timedelta(seconds=latency_s) if latency_s is not None else None
     return {
-        "id": mid,
         "event_type": "x",
         "category": category,
         "recipient": f"1390000{mid:04d}",
@@ -306,3 +305,26 @@ def test_reading_a_report_never_holds_up_call_recording(filled: Store) -> None:
         writer.join(timeout=30)
         assert committed.is_set(), failure  # committed while the report's transaction is open
     assert build(filled, PERIOD).as_dict()["automated_calls"] == 3
+
+
+def test_simulated_traffic_is_marked_replaced_and_cleared(filled: Store) -> None:
+    from hotline import simulate
+
+    traffic = simulate.Traffic(calls_per_day=80, messages_per_day=50)
+    first = simulate.simulate(filled, dt.date(2026, 11, 2), dt.date(2026, 11, 8), "Asia/Shanghai", traffic)
+    assert first["calls"] > 300 and first["messages"] > 200 and first["agent_events"] == 5 * 4 * 4
+    again = simulate.simulate(filled, dt.date(2026, 11, 2), dt.date(2026, 11, 8), "Asia/Shanghai", traffic)
+    assert again == first  # the same days again: replaced, not added
+    week = parse_period("2026-11-02", "2026-11-08", "Asia/Shanghai")
+    report = build(filled, week)
+    data = report.as_dict()
+    assert data["simulated_calls"] == first["calls"] and data["calls"] == first["calls"] + 10  # with "after"
+    hours = {h["hour"]: h["calls"] for h in data["per_hour"]}
+    assert hours[10] > hours[13] and hours[3] <= 1  # the morning peak; nights are quiet
+    weekdays = [d["calls"] for d in data["per_weekday"]]
+    assert min(weekdays[:5]) > 2 * max(weekdays[5:])
+    assert "含 " in render.text(report) and "simulated calls" in render.as_html(report, "en")
+    assert simulate.clear(filled) == first["calls"]
+    assert build(filled, PERIOD).as_dict()["calls"] == 9  # the real records are all still there
+    with filled.transaction() as c:
+        assert c.execute(select(SmsMessage.id).where(SmsMessage.event_type == "simulated")).first() is None
