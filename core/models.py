@@ -13,6 +13,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -382,3 +383,77 @@ class SmsOptOut(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     source: Mapped[str] = mapped_column(String(16), default="mo")  # mo | admin
+
+
+# --- the reports' own: hourly sums of closed hours -----------------------------------------
+
+
+class ReportSealed(Base):
+    """An hour whose sums of one kind (`calls`, `menu`, `sms`) are kept in the tables below.
+
+    An hour is sealed once nothing can change in it any more through the live paths (a day
+    after it for calls and their steps; for messages, once none of its messages is still in
+    flight). A path that changes older records (importing Asterisk's files or spooled calls,
+    `hotline simulate`) unseals the hours it touches (`core.rollups.unseal`)."""
+
+    __tablename__ = "report_sealed"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    sealed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ReportState(Base):
+    """Per kind, how many times its sums were unsealed (see `core.rollups.generation`)."""
+
+    __tablename__ = "report_state"
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportCallHour(Base):
+    """Per UTC hour (calls by start) and agent ('' for calls no agent answered): the sums
+    every call figure is derived from (reports.report.Totals), and the IVR-resolved calls."""
+
+    __tablename__ = "report_call_hours"
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    agent: Mapped[str] = mapped_column(String(64), primary_key=True)
+    automated: Mapped[int] = mapped_column(BigInteger, default=0)
+    agent_calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    abandoned: Mapped[int] = mapped_column(BigInteger, default=0)
+    timeout: Mapped[int] = mapped_column(BigInteger, default=0)
+    callback: Mapped[int] = mapped_column(BigInteger, default=0)
+    talk_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered_wait_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered_waits: Mapped[int] = mapped_column(BigInteger, default=0)
+    answered_in_sl: Mapped[int] = mapped_column(BigInteger, default=0)
+    abandoned_wait_s: Mapped[int] = mapped_column(BigInteger, default=0)
+    abandoned_waits: Mapped[int] = mapped_column(BigInteger, default=0)
+    abandoned_in_sl: Mapped[int] = mapped_column(BigInteger, default=0)
+    satisfied: Mapped[int] = mapped_column(BigInteger, default=0)
+    rated: Mapped[int] = mapped_column(BigInteger, default=0)
+    simulated: Mapped[int] = mapped_column(BigInteger, default=0)
+    sl_s: Mapped[int] = mapped_column(Integer, default=20)  # the service-level threshold used
+
+
+class ReportMenuHour(Base):
+    """Per UTC hour (calls by start) and self-service query: the calls that used it, those
+    in which it succeeded; query '' holds the automated calls resolved by the IVR."""
+
+    __tablename__ = "report_menu_hours"
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    query: Mapped[str] = mapped_column(String(64), primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    succeeded: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ReportSmsHour(Base):
+    """Per UTC hour (messages by creation), category and final state: counts and the summed
+    delivery latency."""
+
+    __tablename__ = "report_sms_hours"
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)
+    status: Mapped[str] = mapped_column(String(12), primary_key=True)
+    messages: Mapped[int] = mapped_column(BigInteger, default=0)
+    sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    latency_s: Mapped[float] = mapped_column(Float, default=0.0)

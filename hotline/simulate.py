@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 
+from core import rollups
 from core.db import Store, chunks
 from core.models import AgentEvent, Call, Callback, CallStep, SmsMessage
 
@@ -215,6 +216,15 @@ def clear(store: Store, start: dt.datetime | None = None, end: dt.datetime | Non
         events &= (AgentEvent.at >= start) & (AgentEvent.at < end)
         callbacks &= (Callback.requested_at >= start) & (Callback.requested_at < end)
     with store.transaction() as c:
+        if start is not None and end is not None:
+            rollups.unseal_range(c, start, end, ("calls", "menu", "sms"))
+        else:
+            rollups.unseal_range(
+                c,
+                dt.datetime.min.replace(tzinfo=dt.UTC),
+                dt.datetime.max.replace(tzinfo=dt.UTC),
+                ("calls", "menu", "sms"),
+            )
         ids = list(c.scalars(calls))
         for part in chunks(ids):
             c.execute(delete(CallStep).where(CallStep.call_id.in_(part)))

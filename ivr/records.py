@@ -9,6 +9,7 @@ live is completed, not counted again.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from core import rollups
 from core.db import Store, chunks
 from core.models import Call
 from ivr.asterisk_logs import CallFacts, Problems, fold, read_master_csv, read_queue_log
@@ -76,6 +78,7 @@ def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport
         with store.session() as s:
             rows = s.scalars(select(Call).where(Call.asterisk_uniqueid.in_([f.uniqueid for f in batch]))).all()
             by_uid = {r.asterisk_uniqueid: r for r in rows}
+            touched: list[dt.datetime] = []  # the hours whose report sums must be redone
             for f in batch:
                 report.calls += 1
                 call = by_uid.get(f.uniqueid)
@@ -94,14 +97,17 @@ def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport
                         )
                     )
                     report.created += 1
+                    touched += [m for m in (f.started_at, f.queue_entered_at) if m is not None]
                     continue
                 changed = {k: v for k, v in values.items() if getattr(call, k) != v}
                 for key, value in changed.items():
                     setattr(call, key, value)
                 if changed:
                     report.updated += 1
+                    touched.append(call.started_at)
                 else:
                     report.unchanged += 1
+            rollups.unseal(s.connection(), touched)
 
 
 def import_files(store: Store, queue_log: Path | None, cdr_csv: Path | None) -> ImportReport:

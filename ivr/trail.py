@@ -12,7 +12,7 @@ from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
-from core import audit
+from core import audit, rollups
 from core.db import Store
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
@@ -212,6 +212,7 @@ def import_spool(store: Store, directory: Path) -> int:
                 call.last_node, call.resident_id, call.language = rec["last_node"], rec["resident_id"], rec["language"]
                 if call.disposition is None and rec["outcome"] != "transferred":
                     call.disposition = "automated"
+            rollups.unseal(s.connection(), [call.started_at])  # its hour's report sums are redone
         path.unlink()
         imported += 1
     return imported

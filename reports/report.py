@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, case, distinct, func, select
+from sqlalchemy import Connection, func, select
 
 from core.db import Store
-from core.models import Agent, AgentEvent, Call, Callback, CallStep, SmsMessage
+from core.models import Agent, AgentEvent, Callback
+from reports import sums
 from reports.period import Period
 
 FAILED = ("failed", "undelivered", "expired", "rejected", "deleted")
@@ -184,74 +185,23 @@ def _monday(hour: dt.datetime) -> str:
     return (hour.date() - dt.timedelta(days=hour.weekday())).isoformat()
 
 
-# --- queries ------------------------------------------------------------------------------
+# --- from the hourly sums -------------------------------------------------------------------
 
 
-def _utc_hour(c: Connection, column: Any) -> ColumnElement[str]:
-    """'YYYY-MM-DD HH' of a UTC timestamp column, in either database."""
-    if c.dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24")
-    return func.strftime("%Y-%m-%d %H", column)
-
-
-def _seconds_between(c: Connection, later: Any, earlier: Any) -> Any:
-    if c.dialect.name == "postgresql":
-        return func.extract("epoch", later - earlier)
-    return (func.julianday(later) - func.julianday(earlier)) * 86400.0
-
-
-def _sum(condition: Any, value: Any = 1) -> Any:
-    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
-
-
-def _sums(sl: int) -> list[Any]:
-    """The Totals fields, in order, as SQL sums over calls."""
-    disposition = Call.disposition
-    answered, abandoned = disposition == "agent", disposition == "abandoned"
-    known = Call.queue_wait_s.is_not(None)
-    return [
-        _sum(disposition == "automated"),
-        _sum(answered),
-        _sum(abandoned),
-        _sum(disposition == "timeout"),
-        _sum(disposition == "callback"),
-        _sum(answered, func.coalesce(Call.talk_s, 0)),
-        _sum(answered & known, Call.queue_wait_s),
-        _sum(answered & known),
-        _sum(answered & (Call.queue_wait_s <= sl)),
-        _sum(abandoned & known, Call.queue_wait_s),
-        _sum(abandoned & known),
-        _sum(abandoned & (Call.queue_wait_s <= sl)),
-        _sum(Call.survey.in_((1, 2))),
-        _sum(Call.survey.is_not(None)),
-    ]
-
-
-def _ended(start: dt.datetime, end: dt.datetime) -> ColumnElement[bool]:
-    """Calls started in [start, end) that have ended (a call in progress has no disposition)."""
-    return (Call.started_at >= start) & (Call.started_at < end) & Call.disposition.is_not(None)
+def _totals(row: dict[str, Any]) -> Totals:
+    return Totals(*(int(row[name]) for name in sums.CALL_SUMS[:14]))
 
 
 def totals(store: Store, start: dt.datetime, end: dt.datetime, service_level_s: int = 20) -> Totals:
     """The sums over calls started in [start, end): the wallboard's figures of the day."""
+    out = Totals()
     with store.transaction() as c:
-        row = c.execute(select(*_sums(service_level_s)).where(_ended(start, end))).one()
-    return Totals(*(int(v) for v in row))
-
-
-def _call_totals(c: Connection, period: Period, sl: int) -> dict[dt.datetime, Totals]:
-    hour = _utc_hour(c, Call.started_at).label("hour")
-    stmt = select(hour, *_sums(sl)).where(_ended(period.start, period.end)).group_by(hour)
-    out: dict[dt.datetime, Totals] = {}
-    for row in c.execute(stmt):
-        utc = dt.datetime.strptime(row[0], "%Y-%m-%d %H").replace(tzinfo=dt.UTC)
-        # Whole-hour offsets (China's): a UTC hour is one local hour.
-        local = utc.astimezone(period.tz).replace(tzinfo=None)
-        out[local] = Totals(*(int(v) for v in row[1:]))
+        for row in sums.read(c, "calls", start, end, service_level_s):
+            out += _totals(row)
     return out
 
 
-def _agents(c: Connection, period: Period) -> list[AgentFigures]:
+def _agents(c: Connection, period: Period, rows: list[dict[str, Any]]) -> list[AgentFigures]:
     names = {a.id: a.name for a in c.execute(select(Agent.id, Agent.name))}
     by_name = {name: agent_id for agent_id, name in names.items()}
     figures: dict[str, AgentFigures] = {}
@@ -262,15 +212,11 @@ def _agents(c: Connection, period: Period) -> list[AgentFigures]:
             figures[agent_id] = AgentFigures(agent_id, names.get(agent_id, key))
         return figures[agent_id]
 
-    stmt = (
-        select(Call.agent, func.count(), func.coalesce(func.sum(Call.talk_s), 0))
-        .where(Call.started_at >= period.start, Call.started_at < period.end, Call.disposition == "agent")
-        .group_by(Call.agent)
-    )
-    for agent, calls, talk in c.execute(stmt):
-        a = of(agent or "?")
-        a.calls += int(calls)
-        a.talk_s += int(talk or 0)
+    for row in rows:
+        if row["agent"] and row["agent_calls"]:
+            a = of(row["agent"])
+            a.calls += int(row["agent_calls"])
+            a.talk_s += int(row["talk_s"])
     _agent_time(c, period, of)
     return sorted(figures.values(), key=lambda a: (-a.calls, a.agent))
 
@@ -318,27 +264,19 @@ def _agent_time(c: Connection, period: Period, of: Any) -> None:
         state[agent_id] = (logged, paused, max(at, since))
 
 
-def _menu(c: Connection, period: Period) -> tuple[list[dict[str, Any]], int]:
+def _menu(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
     """Self-service queries by name: how many calls used each and how many succeeded; and
     how many automated calls had at least one successful query (resolved by the IVR)."""
-    name = CallStep.detail["query"].as_string()
-    status = CallStep.detail["status"].as_string()
-    in_period = (Call.started_at >= period.start) & (Call.started_at < period.end)
-    rows = c.execute(
-        select(
-            name, func.count(distinct(CallStep.call_id)), func.count(distinct(case((status == "ok", CallStep.call_id))))
-        )
-        .join(Call, Call.id == CallStep.call_id)
-        .where(in_period, CallStep.kind == "query")
-        .group_by(name)
-    ).all()
-    resolved = c.execute(
-        select(func.count(distinct(CallStep.call_id)))
-        .join(Call, Call.id == CallStep.call_id)
-        .where(in_period, CallStep.kind == "query", status == "ok", Call.disposition == "automated")
-    ).scalar_one()
-    menu = [{"query": q or "?", "calls": int(n), "succeeded": int(ok)} for q, n, ok in rows]
-    return sorted(menu, key=lambda m: (-m["calls"], m["query"])), int(resolved or 0)
+    used: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    resolved = 0
+    for row in rows:
+        if row["query"] == "":
+            resolved += int(row["calls"])
+        else:
+            used[row["query"]][0] += int(row["calls"])
+            used[row["query"]][1] += int(row["succeeded"])
+    menu = [{"query": q, "calls": n, "succeeded": ok} for q, (n, ok) in used.items()]
+    return sorted(menu, key=lambda m: (-m["calls"], m["query"])), resolved
 
 
 def _callbacks(c: Connection, period: Period) -> dict[str, int]:
@@ -351,34 +289,23 @@ def _callbacks(c: Connection, period: Period) -> dict[str, int]:
     return {"requested": sum(by.values()), "completed": by.get("done", 0), "failed": by.get("failed", 0)}
 
 
-def _sms(c: Connection, period: Period) -> dict[str, Any]:
-    latency = _seconds_between(c, SmsMessage.final_at, SmsMessage.created_at)
-    delivered = SmsMessage.status == "delivered"
-    rows = c.execute(
-        select(
-            SmsMessage.category,
-            SmsMessage.status,
-            func.count(),
-            func.sum(case((SmsMessage.submitted_at.is_not(None), 1), else_=0)),
-            func.sum(case((delivered, latency), else_=None)),
-        )
-        .where(SmsMessage.created_at >= period.start, SmsMessage.created_at < period.end)
-        .group_by(SmsMessage.category, SmsMessage.status)
-    ).all()
+def _sms(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_category: dict[str, dict[str, Any]] = {}
     latency_s: dict[str, float] = defaultdict(float)  # category -> summed delivery latency
-    for category, status, n, submitted, latency_sum in rows:
+    for row in rows:
+        category, status, n = row["category"], row["status"], int(row["messages"])
         entry = by_category.setdefault(category, {"messages": 0, "sent": 0, "delivered": 0, "failed": 0, "states": {}})
-        entry["messages"] += int(n)
-        entry["sent"] += int(submitted or 0)
-        entry["states"][status] = int(n)
+        entry["messages"] += n
+        entry["sent"] += int(row["sent"])
+        entry["states"][status] = entry["states"].get(status, 0) + n
         if status == "delivered":
-            entry["delivered"] += int(n)
-            latency_s[category] += float(latency_sum or 0.0)
+            entry["delivered"] += n
+            latency_s[category] += float(row["latency_s"])
         elif status in FAILED:
-            entry["failed"] += int(n)
+            entry["failed"] += n
     for category, entry in by_category.items():
         entry["avg_delivery_seconds"] = _mean(latency_s[category], entry["delivered"])
+        entry["states"] = dict(sorted(entry["states"].items()))
     out: dict[str, Any] = {
         key: sum(e[key] for e in by_category.values()) for key in ("messages", "sent", "delivered", "failed")
     }
@@ -392,18 +319,25 @@ def _mean(total: float, n: int) -> int | None:
 
 
 def build(store: Store, period: Period, service_level_s: int = 20) -> Report:
-    """The report for `period`, read in one transaction (a consistent snapshot; on SQLite
-    under WAL and on PostgreSQL, readers never block the writers recording calls)."""
+    """The report for `period`. Closed hours not summed yet are summed first and kept
+    (`reports.sums.seal`: a read, then a short write); then one read transaction takes
+    the sums and sums the open hours from the records. Neither holds up call recording."""
+    sums.seal_all(store, period.start, period.end, service_level_s)
+    sl = service_level_s
     with store.transaction() as c:
-        by_hour = _call_totals(c, period, service_level_s)
-        agents = _agents(c, period)
-        menu, resolved = _menu(c, period)
+        call_rows = sums.read(c, "calls", period.start, period.end, sl)
+        menu_rows = sums.read(c, "menu", period.start, period.end, sl)
+        sms_rows = sums.read(c, "sms", period.start, period.end, sl)
+        agents = _agents(c, period, call_rows)
         callbacks = _callbacks(c, period)
-        sms = _sms(c, period)
-        simulated = c.execute(
-            select(func.count()).where(_ended(period.start, period.end), Call.source == "sim")
-        ).scalar_one()
-    totals = Totals()
-    for t in by_hour.values():
-        totals += t
-    return Report(period, totals, by_hour, agents, menu, resolved, callbacks, sms, int(simulated))
+    by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
+    total, simulated = Totals(), 0
+    for row in call_rows:
+        # Whole-hour offsets (China's): a UTC hour is one local hour.
+        local = row["hour"].astimezone(period.tz).replace(tzinfo=None)
+        t = _totals(row)
+        by_hour[local] += t
+        total += t
+        simulated += int(row["simulated"])
+    menu, resolved = _menu(menu_rows)
+    return Report(period, total, dict(by_hour), agents, menu, resolved, callbacks, _sms(sms_rows), simulated)

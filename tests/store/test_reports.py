@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
+from core import rollups
 from core.db import Store
-from core.models import Agent, AgentEvent, Call, Callback, CallStep, SmsMessage
-from reports import render
+from core.models import Agent, AgentEvent, Call, Callback, CallStep, ReportSealed, SmsMessage
+from ivr.asterisk_logs import CallFacts
+from ivr.records import ImportReport, import_facts
+from reports import render, sums
 from reports.period import PeriodError, parse_period
 from reports.report import build, half_up
 
@@ -328,3 +331,76 @@ def test_simulated_traffic_is_marked_replaced_and_cleared(filled: Store) -> None
     assert build(filled, PERIOD).as_dict()["calls"] == 9  # the real records are all still there
     with filled.transaction() as c:
         assert c.execute(select(SmsMessage.id).where(SmsMessage.event_type == "simulated")).first() is None
+
+
+# --- hourly sums of closed hours ---------------------------------------------------------------
+
+
+def _sealed(store: Store, kind: str) -> int:
+    with store.transaction() as c:
+        return len(c.execute(select(ReportSealed.hour).where(ReportSealed.kind == kind)).all())
+
+
+def test_closed_hours_are_summed_once_and_read_back_the_same(filled: Store) -> None:
+    first = build(filled, PERIOD).as_dict()
+    assert _sealed(filled, "calls") == _sealed(filled, "menu") == 48  # two closed days
+    assert _sealed(filled, "sms") == 47  # one hour still has a queued message: not sealed
+    again = build(filled, PERIOD).as_dict()
+    assert {k: v for k, v in again.items() if k != "generated_at"} == {
+        k: v for k, v in first.items() if k != "generated_at"
+    }
+    # The queued message is delivered later: its hour was left open, so the report follows.
+    with filled.transaction() as c:
+        c.execute(
+            update(SmsMessage)
+            .where(SmsMessage.status == "queued")
+            .values(status="delivered", submitted_at=at(3, 12), final_at=at(3, 12) + dt.timedelta(seconds=9))
+        )
+    sms = build(filled, PERIOD).as_dict()["sms"]
+    assert sms["by_category"]["pension"]["states"] == {"delivered": 2} and sms["delivered"] == 5
+    assert _sealed(filled, "sms") == 48
+
+
+def test_an_import_into_a_closed_hour_unseals_it(filled: Store) -> None:
+    assert build(filled, PERIOD).as_dict()["abandoned_calls"] == 2
+    with filled.transaction() as c:  # a call Asterisk's files will speak of
+        c.execute(update(Call).where(Call.id == "auto-2").values(asterisk_uniqueid="1762047600.7"))
+    facts = {"1762047600.7": CallFacts("1762047600.7", at(2, 9, 40), at(2, 9, 45), queue="hotline-12333")}
+    facts["1762047600.7"].queue_entered_at, facts["1762047600.7"].queue_wait_s = at(2, 9, 41), 50
+    facts["1762047600.7"].disposition = "abandoned"
+    import_facts(filled, facts, ImportReport())
+    data = build(filled, PERIOD).as_dict()
+    assert (data["abandoned_calls"], data["automated_calls"]) == (3, 1)
+
+
+def test_open_hours_are_read_live(store: Store) -> None:
+    now = dt.datetime.now(dt.UTC)
+    today = now.astimezone(BJ).date()
+    period = parse_period(today.isoformat(), today.isoformat(), "Asia/Shanghai")
+    assert build(store, period).as_dict()["calls"] == 0
+    with store.transaction() as c:
+        c.execute(insert(Call), [_call("now-1", now - dt.timedelta(minutes=1), "automated")])
+    assert build(store, period).as_dict()["automated_calls"] == 1
+    assert _sealed(store, "calls") == 0  # nothing of today is closed
+
+
+def test_another_service_level_threshold_sums_again(filled: Store) -> None:
+    assert build(filled, PERIOD, 20).as_dict()["service_level_20s"] == 2 / 3
+    assert build(filled, PERIOD, 5).as_dict()["service_level_20s"] == 1 / 3  # 5 s answered within 5
+    assert build(filled, PERIOD, 20).as_dict()["service_level_20s"] == 2 / 3
+
+
+def test_sums_read_before_an_unseal_are_not_kept(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report summing closed hours while an import unseals them keeps nothing it read:
+    the next report sums again and sees what the import wrote."""
+    compute = sums.COMPUTE["calls"]
+
+    def unsealed_meanwhile(c: Any, start: dt.datetime, end: dt.datetime, sl: int) -> list[dict[str, Any]]:
+        rows = compute(c, start, end, sl)
+        with filled.transaction() as other:
+            rollups.unseal(other, [at(2, 10)])
+        return rows
+
+    monkeypatch.setitem(sums.COMPUTE, "calls", unsealed_meanwhile)
+    assert sums.seal(filled, "calls", PERIOD.start, PERIOD.end, 20, dt.datetime.now(dt.UTC)) == 0
+    assert _sealed(filled, "calls") == 0

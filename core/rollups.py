@@ -1,0 +1,80 @@
+"""The reports' hourly sums of closed hours (tables `report_*`): which hours are sealed,
+and how a writer that changes old records unseals them.
+
+`reports.report` seals and reads them. Any path that changes calls, their steps or
+messages more than a day after they started (or were created) must call `unseal` for
+the hours it touched, in its own transaction: importing Asterisk's files or spooled
+calls, `hotline simulate`. The live paths (the IVR, the AMI monitor, the survey, the SMS
+dispatcher) only touch recent hours, which are never sealed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import Connection, delete, select, text
+
+from core.db import chunks, upsert
+from core.models import ReportCallHour, ReportMenuHour, ReportSealed, ReportSmsHour, ReportState
+
+KINDS: dict[str, Any] = {"calls": ReportCallHour, "menu": ReportMenuHour, "sms": ReportSmsHour}
+LOCK_KEY = 12333005  # PostgreSQL advisory lock: sealing and unsealing one at a time
+
+
+def hour_of(moment: dt.datetime) -> dt.datetime:
+    """The UTC hour a moment falls in."""
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def serialize(c: Connection) -> None:
+    """Sealing and unsealing exclude each other until the transaction ends, so a seal is
+    never written from a snapshot taken before an unseal committed. (SQLite has one writer
+    at a time already: both begin by writing.)"""
+    if c.dialect.name == "postgresql":
+        c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+
+
+def generation(c: Connection, kind: str) -> int:
+    """Bumped by every unseal of `kind`: sums computed from a snapshot older than the
+    latest unseal are not sealed (`reports.report` compares it before and after)."""
+    return int(c.scalar(select(ReportState.generation).where(ReportState.kind == kind)) or 0)
+
+
+def _bump(c: Connection, kinds: tuple[str, ...]) -> None:
+    for kind in kinds:
+        stmt = upsert(c, ReportState).values(kind=kind, generation=1)
+        c.execute(stmt.on_conflict_do_update(index_elements=["kind"], set_={"generation": ReportState.generation + 1}))
+
+
+def unseal(c: Connection, moments: Iterable[dt.datetime], kinds: Iterable[str] = ("calls", "menu")) -> int:
+    """Forget the sums of the hours these moments fall in; the next report sums them again
+    from the records. Returns how many hours were unsealed."""
+    hours = sorted({hour_of(m) for m in moments})
+    if not hours:
+        return 0
+    serialize(c)
+    kinds = tuple(kinds)
+    _bump(c, kinds)
+    for part in chunks(hours):
+        for kind in kinds:
+            c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(part)))
+            table = KINDS[kind]
+            c.execute(delete(table).where(table.hour.in_(part)))
+    return len(hours)
+
+
+def unseal_range(c: Connection, start: dt.datetime, end: dt.datetime, kinds: Iterable[str]) -> None:
+    """Forget the sums of every hour in [start, end)."""
+    serialize(c)
+    kinds = tuple(kinds)
+    _bump(c, kinds)
+    for kind in kinds:
+        c.execute(
+            delete(ReportSealed).where(
+                ReportSealed.kind == kind, ReportSealed.hour >= hour_of(start), ReportSealed.hour < end
+            )
+        )
+        table = KINDS[kind]
+        c.execute(delete(table).where(table.hour >= hour_of(start), table.hour < end))
