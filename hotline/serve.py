@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from aiohttp import web
 from console.app import ConsoleDeps, make_app
 from core.business import SampleBusinessPort
 from core.db import Store
+from core.errors import StoreUnavailable
 from core.settings import Settings
 from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.wiring import ivr_services, open_store
@@ -29,6 +31,7 @@ from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
 from ivr.queue_entry import queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
+from reports import sums
 from sms.service import SmsService
 
 log = logging.getLogger(__name__)
@@ -179,6 +182,27 @@ async def _start_web(settings: Settings, store: Store, running: Running) -> None
     log.info("web console on http://%s:%d/", settings.web.host, settings.web.port)
 
 
+SEAL_EVERY_S = 600.0
+SEAL_DAYS = 35  # a month's reports stay quick; older hours are summed by the first report asking
+
+
+async def seal_report_hours(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+    """Sum the hours that closed lately into the report tables, every ten minutes, so a
+    supervisor's report of the last month never waits for it (reports.sums.seal)."""
+    while not stop.is_set():
+        now = dt.datetime.now(dt.UTC)
+        try:
+            sealed = await asyncio.to_thread(
+                sums.seal_all, store, now - dt.timedelta(days=SEAL_DAYS), now, settings.queue.service_level_s, now
+            )
+            if sealed:
+                log.info("reports: %d closed hours summed", sealed)
+        except StoreUnavailable as exc:
+            log.warning("reports: closed hours not summed now (%s); next try in %.0f s", exc, SEAL_EVERY_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), SEAL_EVERY_S)
+
+
 async def _shut_down(running: Running) -> None:
     """Stop taking calls, give calls in progress a grace period, then stop the rest."""
     if running.server is not None:
@@ -232,6 +256,7 @@ async def serve(
         running.monitor.start()
     if "web" in only and not worker:
         await _start_web(settings, store, running)
+        running.tasks.append(asyncio.create_task(seal_report_hours(settings, store, stop), name="report-sums"))
     if "sms" in only and not worker:
         running.sms = SmsService(settings, store)
         await running.sms.start()

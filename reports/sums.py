@@ -199,6 +199,24 @@ def _hours(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
     return out
 
 
+def _runs(hours: list[dt.datetime]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Sorted hours as ranges of consecutive ones: one query per range, not one over
+    everything between the first and the last (an hour left open by a message stuck in a
+    paused batch must not make every report read the months after it)."""
+    runs: list[tuple[dt.datetime, dt.datetime]] = []
+    for h in hours:
+        if runs and runs[-1][1] == h:
+            runs[-1] = (runs[-1][0], h + HOUR)
+        else:
+            runs.append((h, h + HOUR))
+    return runs
+
+
+def _compute(c: Connection, kind: str, hours: list[dt.datetime], sl: int) -> list[Row]:
+    wanted = set(hours)
+    return [r for a, b in _runs(hours) for r in COMPUTE[kind](c, a, b, sl) if r["hour"] in wanted]
+
+
 def _sealed(c: Connection, kind: str, start: dt.datetime, end: dt.datetime) -> set[dt.datetime]:
     return set(
         c.scalars(
@@ -226,8 +244,7 @@ def seal(store: Store, kind: str, start: dt.datetime, end: dt.datetime, sl: int,
         missing = [h for h in _hours(start, stop) if h not in sealed or h in mismatched]
         if not missing:
             return 0
-        wanted = set(missing)
-        rows = [r for r in COMPUTE[kind](c, missing[0], missing[-1] + HOUR, sl) if r["hour"] in wanted]
+        rows = _compute(c, kind, missing, sl)
         if kind == "sms":
             busy = {r["hour"] for r in rows if r["status"] in IN_FLIGHT}
             missing = [h for h in missing if h not in busy]
@@ -258,10 +275,7 @@ def read(c: Connection, kind: str, start: dt.datetime, end: dt.datetime, sl: int
     if sealed:
         stored = select(*columns).where(table.hour >= start, table.hour < end)
         rows = [dict(r._mapping) for r in c.execute(stored) if r.hour in sealed]
-    open_hours = [h for h in _hours(start, end) if h not in sealed]
-    if open_hours:
-        rows += [r for r in COMPUTE[kind](c, open_hours[0], open_hours[-1] + HOUR, sl) if r["hour"] not in sealed]
-    return rows
+    return rows + _compute(c, kind, [h for h in _hours(start, end) if h not in sealed], sl)
 
 
 def seal_all(store: Store, start: dt.datetime, end: dt.datetime, sl: int, now: dt.datetime | None = None) -> int:

@@ -139,6 +139,11 @@ class Dispatcher:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
                 await asyncio.sleep(1.0)
                 continue
+            except Exception:
+                # A fault of ours must not end batch intake for good while the rest runs on.
+                log.exception("dispatcher %s: batch intake failed; retrying in 1 s", self.worker)
+                await asyncio.sleep(1.0)
+                continue
             if taken.messages:
                 self.wake.set()  # claim them now, not at the next poll
             if taken.events < INTAKE:
