@@ -436,13 +436,13 @@ class ReportCallHour(Base):
 
 
 class ReportMenuHour(Base):
-    """Per UTC hour (calls by start) and self-service query: the calls that used it, those
-    in which it succeeded; query '' holds the automated calls resolved by the IVR."""
+    """Per UTC hour (calls by start) and self-service query: how many times callers used it
+    and how many times it succeeded; query '' counts the automated calls the IVR resolved."""
 
     __tablename__ = "report_menu_hours"
     hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
     query: Mapped[str] = mapped_column(String(64), primary_key=True)
-    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    uses: Mapped[int] = mapped_column(BigInteger, default=0)
     succeeded: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

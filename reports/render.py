@@ -56,6 +56,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "logged_in_seconds": ("签入(秒)", "Logged in (s)"),
     "occupancy": ("占用率", "Occupancy"),
     "query": ("自助查询", "Self-service query"),
+    "uses": ("使用次数", "Uses"),
     "succeeded": ("成功", "Succeeded"),
     "category": ("短信类别", "SMS category"),
     "messages": ("短信条数", "Messages"),
@@ -157,7 +158,7 @@ def tables(report: Report) -> list[Table]:
         ("per_hour", ("hour", *PERIOD_COLUMNS), data["per_hour"]),
         ("per_weekday", ("weekday", *PERIOD_COLUMNS), data["per_weekday"]),
         ("per_agent", (*AGENT_COLUMNS, "occupancy"), data["per_agent"]),
-        ("menu_usage", ("query", "calls", "succeeded"), data["menu_usage"]),
+        ("menu_usage", ("query", "uses", "succeeded"), data["menu_usage"]),
         ("sms", SMS_COLUMNS, sms_rows),
     ]
 

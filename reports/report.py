@@ -265,18 +265,18 @@ def _agent_time(c: Connection, period: Period, of: Any) -> None:
 
 
 def _menu(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """Self-service queries by name: how many calls used each and how many succeeded; and
-    how many automated calls had at least one successful query (resolved by the IVR)."""
+    """Self-service queries by name: how many times callers used each and how many times
+    it succeeded; and how many automated calls had a successful query (resolved by the IVR)."""
     used: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     resolved = 0
     for row in rows:
         if row["query"] == "":
-            resolved += int(row["calls"])
+            resolved += int(row["uses"])
         else:
-            used[row["query"]][0] += int(row["calls"])
+            used[row["query"]][0] += int(row["uses"])
             used[row["query"]][1] += int(row["succeeded"])
-    menu = [{"query": q, "calls": n, "succeeded": ok} for q, (n, ok) in used.items()]
-    return sorted(menu, key=lambda m: (-m["calls"], m["query"])), resolved
+    menu = [{"query": q, "uses": n, "succeeded": ok} for q, (n, ok) in used.items()]
+    return sorted(menu, key=lambda m: (-m["uses"], m["query"])), resolved
 
 
 def _callbacks(c: Connection, period: Period) -> dict[str, int]:
@@ -323,12 +323,12 @@ def build(store: Store, period: Period, service_level_s: int = 20) -> Report:
     (`reports.sums.seal`: a read, then a short write); then one read transaction takes
     the sums and sums the open hours from the records. Neither holds up call recording."""
     sums.seal_all(store, period.start, period.end, service_level_s)
-    sl = service_level_s
+    sl, start, end = service_level_s, period.start, period.end
     with store.transaction() as c:
-        call_rows = sums.read(c, "calls", period.start, period.end, sl)
-        menu_rows = sums.read(c, "menu", period.start, period.end, sl)
-        sms_rows = sums.read(c, "sms", period.start, period.end, sl)
-        agents = _agents(c, period, call_rows)
+        call_rows = sums.read(c, "calls", start, end, sl)
+        agents = _agents(c, period, sums.read(c, "calls", start, end, sl, by=("agent",)))
+        menu_rows = sums.read(c, "menu", start, end, sl, by=("query",))
+        sms_rows = sums.read(c, "sms", start, end, sl, by=("category", "status"))
         callbacks = _callbacks(c, period)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
     total, simulated = Totals(), 0

@@ -178,8 +178,8 @@ def test_every_figure_follows_its_definition(filled: Store) -> None:
     # Known by its queue member name; logged in since before the period, all of it.
     assert agents["1002"]["calls"] == 1 and agents["1002"]["logged_in_seconds"] == 2 * 86400
     assert data["menu_usage"] == [
-        {"query": "pension", "calls": 2, "succeeded": 1},
-        {"query": "medical", "calls": 1, "succeeded": 1},
+        {"query": "pension", "uses": 2, "succeeded": 1},
+        {"query": "medical", "uses": 1, "succeeded": 1},
     ]
     hours = {h["hour"]: h["calls"] for h in data["per_hour"]}
     assert len(hours) == 24 and hours[9] == 2 and hours[10] == 2 and hours[14] == 3 and hours[16] == 2

@@ -53,7 +53,7 @@ def upgrade() -> None:
         'report_menu_hours',
         sa.Column('hour', core.models.UtcDateTime(timezone=True), nullable=False),
         sa.Column('query', sa.String(length=64), nullable=False),
-        sa.Column('calls', sa.BigInteger(), nullable=False),
+        sa.Column('uses', sa.BigInteger(), nullable=False),
         sa.Column('succeeded', sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint('hour', 'query', name=op.f('pk_report_menu_hours')),
     )
