@@ -27,10 +27,10 @@ DOWNLOADS = {
 
 
 def _period(request: web.Request) -> Period:
-    """From the query (?from=&to=), else this month up to today (local)."""
+    """From the query (?from=&to=), else the last 30 days up to today (local)."""
     zone = deps(request).settings.queue.timezone
     today = dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()
-    first = request.query.get("from") or today.replace(day=1).isoformat()
+    first = request.query.get("from") or (today - dt.timedelta(days=29)).isoformat()
     last = request.query.get("to") or today.isoformat()
     try:
         return parse_period(first, last, zone)
