@@ -263,18 +263,28 @@ def seal(store: Store, kind: str, start: dt.datetime, end: dt.datetime, sl: int,
     if not missing:
         return 0
     table = TABLES[kind]
-    with store.transaction() as c:  # short: a write of a few thousand rows at most
-        rollups.serialize(c)
-        if rollups.generation(c, kind) != generation:
-            return 0  # unsealed since our read: those sums may be stale; the next report redoes them
-        for part in chunks(missing):
-            c.execute(delete(table).where(table.hour.in_(part)))
-            c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(part)))
-        for batch in chunks(rows, 1000):
-            c.execute(insert(table), list(batch))
-        for hours in chunks(missing, 1000):
-            c.execute(insert(ReportSealed), [{"kind": kind, "hour": h, "sealed_at": now} for h in hours])
+    try:
+        with store.transaction() as c:  # short: a write of a few thousand rows at most
+            rollups.serialize(c)
+            # Writes first: on SQLite a transaction that reads and then writes fails at once
+            # if another connection wrote in between; one that begins by writing holds the
+            # write lock for what it reads after.
+            for part in chunks(missing):
+                c.execute(delete(table).where(table.hour.in_(part)))
+                c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(part)))
+            if rollups.generation(c, kind) != generation:
+                raise _Unsealed  # since our read: those sums may be stale; the next report redoes them
+            for batch in chunks(rows, 1000):
+                c.execute(insert(table), list(batch))
+            for hours in chunks(missing, 1000):
+                c.execute(insert(ReportSealed), [{"kind": kind, "hour": h, "sealed_at": now} for h in hours])
+    except _Unsealed:
+        return 0  # rolled back: nothing deleted, nothing kept
     return len(missing)
+
+
+class _Unsealed(Exception):
+    """Hours were unsealed while we summed them: roll the seal back."""
 
 
 KEYS = {"calls": ("hour", "agent"), "menu": ("hour", "query"), "sms": ("hour", "category", "status")}
