@@ -60,7 +60,7 @@ class Result:
 def _fill(store: Store, calls: int, messages: int) -> tuple[int, int]:
     traffic = simulate.Traffic(
         calls_per_day=round(calls / FULL_DAYS),
-        messages_per_day=round(messages / (FULL_DAYS * 1.0)),
+        messages_per_day=round(messages / FULL_DAYS),
         agents=tuple(str(1001 + i) for i in range(40)),
         seed=2013,
     )

@@ -376,17 +376,20 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
             (args.output / name).write_text(content, encoding="utf-8")
         print(f"report: {len(files)} tables written to {args.output}/ ({', '.join(files)})")
         return 0
-    try:
-        if args.format == "pdf":
+    if args.format == "pdf":
+        try:
             args.output.write_bytes(render.as_pdf(report, args.lang))
-            print(f"report: {args.output} written")
-            return 0
-    except render.RenderError as exc:
-        print(f"report: {exc}", file=sys.stderr)
-        return 1
-    out = {"text": lambda: render.text(report, args.lang), "json": lambda: render.as_json(report)}.get(
-        args.format, lambda: render.as_html(report, args.lang)
-    )()
+        except render.RenderError as exc:
+            print(f"report: {exc}", file=sys.stderr)
+            return 1
+        print(f"report: {args.output} written")
+        return 0
+    if args.format == "text":
+        out = render.text(report, args.lang)
+    elif args.format == "json":
+        out = render.as_json(report)
+    else:
+        out = render.as_html(report, args.lang)
     if args.output is None:
         print(out)
     else:

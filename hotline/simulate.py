@@ -215,16 +215,9 @@ def clear(store: Store, start: dt.datetime | None = None, end: dt.datetime | Non
         messages &= (SmsMessage.created_at >= start) & (SmsMessage.created_at < end)
         events &= (AgentEvent.at >= start) & (AgentEvent.at < end)
         callbacks &= (Callback.requested_at >= start) & (Callback.requested_at < end)
+    everything = (dt.datetime.min.replace(tzinfo=dt.UTC), dt.datetime.max.replace(tzinfo=dt.UTC))
     with store.transaction() as c:
-        if start is not None and end is not None:
-            rollups.unseal_range(c, start, end, ("calls", "menu", "sms"))
-        else:
-            rollups.unseal_range(
-                c,
-                dt.datetime.min.replace(tzinfo=dt.UTC),
-                dt.datetime.max.replace(tzinfo=dt.UTC),
-                ("calls", "menu", "sms"),
-            )
+        rollups.unseal_range(c, *((start, end) if start and end else everything), ("calls", "menu", "sms"))
         ids = list(c.scalars(calls))
         for part in chunks(ids):
             c.execute(delete(CallStep).where(CallStep.call_id.in_(part)))

@@ -17,9 +17,6 @@ from typing import Any
 
 from reports.report import Report
 
-FORMATS = ("text", "json", "csv", "html", "pdf")
-LANGS = ("zh", "en")
-
 LABELS: dict[str, tuple[str, str]] = {
     "title": ("12333 热线服务报表", "12333 hotline report"),
     "period": ("统计期间", "Period"),

@@ -24,7 +24,6 @@ from reports import sums
 from reports.period import Period
 
 FAILED = ("failed", "undelivered", "expired", "rejected", "deleted")
-IN_FLIGHT = ("queued", "sending", "submitted")
 
 
 def half_up(x: float) -> int:

@@ -31,9 +31,7 @@ from core.models import (
     Call,
     CallStep,
     ReportCallHour,
-    ReportMenuHour,
     ReportSealed,
-    ReportSmsHour,
     SmsMessage,
     utcnow,
 )
@@ -191,7 +189,6 @@ COMPUTE: dict[str, Callable[[Connection, dt.datetime, dt.datetime, int], list[Ro
     "menu": _menu,
     "sms": _sms,
 }
-TABLES: dict[str, Any] = {"calls": ReportCallHour, "menu": ReportMenuHour, "sms": ReportSmsHour}
 
 
 # --- sealing and reading -------------------------------------------------------------------
@@ -262,7 +259,7 @@ def seal(store: Store, kind: str, start: dt.datetime, end: dt.datetime, sl: int,
             rows = [r for r in rows if r["hour"] not in busy]
     if not missing:
         return 0
-    table = TABLES[kind]
+    table = rollups.KINDS[kind]
     try:
         with store.transaction() as c:  # short: a write of a few thousand rows at most
             rollups.serialize(c)
@@ -296,9 +293,8 @@ def read(
     """The sums of [start, end) grouped `by` some of the kind's keys: sealed hours added up
     in the database (a rollup row exists only for a sealed hour), the others summed from
     the records and added here."""
-    table = TABLES[kind]
-    values = [name for name in (col.name for col in table.__table__.columns) if name not in KEYS[kind]]
-    values = [v for v in values if v != "sl_s"]
+    table = rollups.KINDS[kind]
+    values = [col.name for col in table.__table__.columns if col.name not in (*KEYS[kind], "sl_s")]
     keys = [getattr(table, k) for k in by]
     stored = (
         select(*keys, *(func.sum(getattr(table, v)) for v in values))
