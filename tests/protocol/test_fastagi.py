@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from core.db import Store
 from core.models import AuditEntry, Call
@@ -43,6 +43,22 @@ def last_call(store: Store) -> dict:  # type: ignore[type-arg]
     return show_call(store, call_id, actor="test")
 
 
+def _calls(store: Store) -> int:
+    with store.transaction() as c:
+        return int(c.scalar(select(func.count()).select_from(Call)) or 0)
+
+
+async def recorded_end(store: Store, calls_before: int) -> dict:  # type: ignore[type-arg]
+    """The newest call once it is recorded as ended: the server writes the end after the
+    peer has hung up, so waiting a fixed 10 ms lost that race on a busy machine. Waits up
+    to 5 s, then returns what is recorded (and the assertions say what is missing)."""
+    for _ in range(500):
+        if _calls(store) > calls_before and last_call(store)["ended_at"] is not None:
+            break
+        await asyncio.sleep(0.01)
+    return last_call(store)
+
+
 async def test_pension_balance_query(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
     resident = sample_data[1][3]  # the sample's fourth resident has an ID ending in X
     assert resident.id_number.endswith("X")
@@ -74,9 +90,9 @@ async def test_every_hangup_ends_cleanly(server: int, store: Store, sample_data,
     caplog.set_level(logging.INFO)
     for name, make in variants.items():
         for k in range(len(full) - 1):
+            before = _calls(store)
             await run_peer(server, Caller(pension_entries(resident), fault=make(k)))
-            await asyncio.sleep(0.01)
-            call = last_call(store)
+            call = await recorded_end(store, before)
             assert (call["outcome"], call["ended_by"]) == ("caller_hangup", "caller"), (name, k, full[k])
             assert call["trail"][-1]["kind"] == "outcome"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
