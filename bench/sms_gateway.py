@@ -191,10 +191,10 @@ def end_to_end(name: str, url: str, n: int, dispatchers: int, tmp: Path, window:
     inserted: dict[str, dt.datetime] = {}  # idempotency key -> commit time
     cpu = CpuClock({"dispatchers": [p.proc.pid for p in procs], "simulator": [sim.proc.proc.pid]})
     try:
-        start = time.monotonic()
-        cpu.start()
         with store.transaction() as c:
             c.execute(insert(BusinessEvent), [statement(p) for p in batch])
+        start = time.monotonic()  # the events are committed: the dispatchers may see them
+        cpu.start()
         # Instant reminders while the batch is under way, until the last batch message is final.
         done = 0
         next_instant = next_count = time.monotonic() + 0.5

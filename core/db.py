@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ARRAY, ColumnElement, Connection, Engine, any_, bindparam, create_engine, event
+from sqlalchemy import ARRAY, ColumnElement, Connection, Engine, any_, bindparam, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -140,3 +140,21 @@ def upsert(conn: Connection, table: Any) -> Any:
     `on_conflict_do_update`; both databases speak the same ON CONFLICT."""
     module = postgresql if conn.dialect.name == "postgresql" else sqlite
     return module.insert(table)
+
+
+def insert_rows(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
+    """An INSERT of `rows` (dicts with the same keys) as (statement, parameters) for
+    `conn.execute`; the statement is `upsert`'s, so it takes ON CONFLICT.
+
+    On PostgreSQL one statement over one array per column (`INSERT ... SELECT unnest(...),
+    unnest(...)`, zipped row by row), the same text for any number of rows: psycopg's
+    executemany runs the INSERT once per row, 60-70 us of server time each, plus the
+    client's per-row work; here 500 rows cost about what a few do. Elsewhere an executemany."""
+    insert = upsert(conn, table)
+    if conn.dialect.name != "postgresql" or not rows:
+        return insert, list(rows)
+    names = list(rows[0])
+    arrays = [
+        func.unnest(bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type))) for name in names
+    ]
+    return insert.from_select(names, select(*arrays)), None

@@ -132,11 +132,23 @@ class BusinessEvent(Base):
     """The business system INSERTs the first six columns; the rest belong to the SMS gateway."""
 
     __tablename__ = "business_events"
-    # Claiming: pending events of the instant types first (status, type), then the oldest
-    # pending ones in index order (status, id).
+    # Claiming: pending events of the instant types first (by type), then the oldest pending
+    # ones in index order (by id). Partial: an event leaves them once taken up, and its one
+    # later update (to queued or failed) writes nothing to either.
     __table_args__ = (
-        Index("ix_business_events_claim", "status", "id"),
-        Index("ix_business_events_status_type", "status", "event_type"),
+        Index(
+            "ix_business_events_pending",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index(
+            "ix_business_events_pending_type",
+            "event_type",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     event_type: Mapped[str] = mapped_column(String(64))
@@ -145,7 +157,8 @@ class BusinessEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
-    # The gateway's: pending -> claimed -> queued (its messages exist) | failed (with the reason).
+    # The gateway's: pending -> queued (its messages exist) | failed (with the reason), in the
+    # one transaction that makes its messages. ('claimed' was a step of its own before 0011.)
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     reason: Mapped[str | None] = mapped_column(Text)
     claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
@@ -306,25 +319,50 @@ class SmsMessage(Base):
     __tablename__ = "sms_messages"
     __table_args__ = (
         UniqueConstraint("event_id", "recipient"),
-        # In claiming order, so a claim reads only as far as its LIMIT.
-        Index("ix_sms_messages_due", "status", "priority", "next_attempt_at", "id"),
-        # Numbers with a message on the wire: one message per number at a time.
+        # Every status change rewrites a message's index entries (the status is indexed, so
+        # no update is HOT), so its indexes are partial where they can be: a message is in
+        # each only while it is in that state, and written once to each.
+        # Queued, in claiming order, so a claim reads only as far as its LIMIT.
+        Index(
+            "ix_sms_messages_queued",
+            "priority",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text("status = 'queued'"),
+            sqlite_where=text("status = 'queued'"),
+        ),
+        # Numbers with a message on the wire: one message per number at a time; and the
+        # claims a dispatcher heartbeats, or takes back from a dead one.
         Index(
             "ix_sms_messages_sending",
             "recipient",
             postgresql_where=text("status = 'sending'"),
             sqlite_where=text("status = 'sending'"),
         ),
+        # Waiting for receipts, oldest first: those past `sms.receipt_timeout_s` end unknown.
+        Index(
+            "ix_sms_messages_submitted",
+            "submitted_at",
+            postgresql_where=text("status = 'submitted'"),
+            sqlite_where=text("status = 'submitted'"),
+        ),
+        # A batch's progress and summary (events from the business table have no batch).
+        Index(
+            "ix_sms_messages_batch_id",
+            "batch_id",
+            postgresql_where=text("batch_id IS NOT NULL"),
+            sqlite_where=text("batch_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # The business event it was made for; None for a reply to a resident's text (MO).
     event_id: Mapped[int | None] = mapped_column(ForeignKey("business_events.id"))
     event_type: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(20), index=True)
+    category: Mapped[str] = mapped_column(String(20))  # counted by scans (status, reports)
     recipient: Mapped[str] = mapped_column(String(20))
     text: Mapped[str] = mapped_column(Text)
     priority: Mapped[int] = mapped_column(Integer, default=1)  # 0 instant, 1 batch
-    batch_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    batch_id: Mapped[int | None] = mapped_column(Integer)  # indexed above, partially
     # queued | sending | submitted | delivered | undelivered | expired | rejected | unknown
     # | failed (permanent SMSC error or dead letter) | skipped (opted out)
     status: Mapped[str] = mapped_column(String(12), default="queued")

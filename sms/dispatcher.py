@@ -34,7 +34,7 @@ from core.settings import Settings
 from sms import outbox
 from sms.batching import Batcher
 from sms.encoding import Segment, encode
-from sms.intake import intake, reclaim_stale_events
+from sms.intake import intake
 from sms.outbox import Due
 from sms.pdu import Inbound
 from sms.receipts import BadReceipt, canonical, parse_receipt
@@ -121,7 +121,7 @@ class Dispatcher:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            await asyncio.to_thread(partial(intake, reclaim=False), self.store, self.sms, zone, INTAKE, now, (True,))
+            await asyncio.to_thread(intake, self.store, self.sms, zone, INTAKE, now, (True,))
         return await self._claim(now)
 
     async def expand_batches(self, stop: asyncio.Event) -> None:
@@ -132,9 +132,7 @@ class Dispatcher:
         while not stop.is_set():
             self.batch_events.clear()
             try:
-                taken = await asyncio.to_thread(
-                    partial(intake, reclaim=False), self.store, self.sms, zone, INTAKE, utcnow(), (False,)
-                )
+                taken = await asyncio.to_thread(intake, self.store, self.sms, zone, INTAKE, utcnow(), (False,))
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
                 await asyncio.sleep(1.0)
@@ -151,11 +149,10 @@ class Dispatcher:
                     await asyncio.wait_for(self.batch_events.wait(), self.sms.poll_s)
 
     async def _chores(self, now: dt.datetime) -> None:
-        """Take back the events and messages of a dispatcher that died; the heartbeat and
-        receipt timeouts (every third of `reclaim_after_s`); receipts kept for a submission
-        recorded since by another transaction."""
+        """Take back the messages of a dispatcher that died; the heartbeat and receipt
+        timeouts (every third of `reclaim_after_s`); receipts kept for a submission recorded
+        since by another transaction."""
         stale = dt.timedelta(seconds=self.sms.reclaim_after_s)
-        await asyncio.to_thread(reclaim_stale_events, self.store, stale, now)
         await asyncio.to_thread(outbox.reclaim_stale, self.store, stale, now)
         if now - self.beat_at >= dt.timedelta(seconds=self.sms.reclaim_after_s / 3):
             self.beat_at = now

@@ -1,14 +1,15 @@
-"""From `business_events` rows to `sms_messages`: claim, render, address, queue.
+"""From `business_events` rows to `sms_messages`: take up, render, address, queue.
 
-Claiming is one statement on both databases: an UPDATE of the oldest pending events
-(and of events whose claimer died `reclaim_after_s` ago) chosen by a subquery that locks
-`FOR UPDATE SKIP LOCKED` on PostgreSQL, so concurrent intakes never take the same event;
-SQLite serialises writers and the UPDATE's own `status` condition does the rest.
+Events are taken up and expanded in one transaction: the oldest pending events, chosen
+`FOR UPDATE SKIP LOCKED` on PostgreSQL (so concurrent intakes never take the same event)
+and by an UPDATE's own `status` condition on SQLite (which serialises writers), become
+`queued` in the same transaction that inserts their messages. A crash before the commit
+leaves them pending and adds nothing; no event waits for a dead dispatcher's timeout.
 
-Expanding an event is idempotent: its messages are inserted with ON CONFLICT DO NOTHING on
-(event_id, recipient), so an event claimed again after a crash adds nothing twice. An event
-that cannot be sent (unknown type, a payload that does not fit its template, nobody to
-send to) ends `failed` with the reason; one with messages ends `queued`.
+Messages are inserted with ON CONFLICT DO NOTHING on (event_id, recipient), so an event
+made pending again by hand adds nothing twice. An event that cannot be sent (unknown
+type, a payload that does not fit its template, nobody to send to) ends `failed` with the
+reason; one with messages ends `queued`.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, select, update
+from sqlalchemy import ColumnElement, Connection, Table, literal_column, select, update
 
-from core.db import Store, among, chunks, upsert
+from core.db import Store, among, chunks, insert_rows, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
@@ -55,20 +56,14 @@ class Claimed:
     batch_id: int | None = None
 
 
-def claim(
-    store: Store,
-    limit: int,
-    reclaim_after: dt.timedelta,
-    now: dt.datetime | None = None,
-    *,
-    instant_only: bool = False,
-    reclaim: bool = True,
-) -> list[Claimed]:
-    """Up to `limit` events, oldest first: pending ones, and (`reclaim`) those whose claimer
-    died. `instant_only`: pending events of the instant types only (an index range, however
-    many batch events wait), so an instant reminder never queues behind a batch's intake."""
-    now = now or utcnow()
-    condition: ColumnElement[bool] = EVENTS.c.status == "pending"
+def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) -> list[Claimed]:
+    """Up to `limit` pending events, oldest first, taken up in the caller's transaction
+    (`queued` now; `_fail` turns those that cannot be sent to `failed`). `instant_only`:
+    pending events of the instant types only (an index range, however many batch events
+    wait), so an instant reminder never queues behind a batch's intake."""
+    # 'pending' written out, not a bound parameter: only then can the planner see that the
+    # partial indexes' condition holds.
+    condition: ColumnElement[bool] = EVENTS.c.status == literal_column("'pending'")
     if instant_only:
         condition &= EVENTS.c.event_type.in_(INSTANT_TYPES)
     due = select(EVENTS.c.id).where(condition).order_by(EVENTS.c.id).limit(limit).with_for_update(skip_locked=True)
@@ -80,27 +75,10 @@ def claim(
         EVENTS.c.payload,
         EVENTS.c.batch_id,
     )
-    if reclaim and not instant_only:
-        reclaim_stale_events(store, reclaim_after, now)
-    with store.transaction() as c:
-        values = {"status": "claimed", "claimed_at": now}
-        # Instant ones are few: found by status and type, then sorted (not in id order).
-        ordered = not instant_only
-        rows = lock_and_update(c, EVENTS, due, EVENTS.c.status == "pending", values, returned, ordered=ordered)
+    values = {"status": "queued", "claimed_at": now, "reason": None}
+    # Instant ones are few: found by type, then sorted (not in id order).
+    rows = lock_and_update(c, EVENTS, due, condition, values, returned, ordered=not instant_only)
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
-
-
-def reclaim_stale_events(store: Store, reclaim_after: dt.timedelta, now: dt.datetime) -> int:
-    """Events whose claimer died before expanding them are pending again (a short range of
-    the index: what is claimed at any moment is what intakes are expanding). Its own
-    statement, so that the claim reads its index range in order."""
-    with store.transaction() as c:
-        result = c.execute(
-            update(EVENTS)
-            .where(EVENTS.c.status == "claimed", EVENTS.c.claimed_at < now - reclaim_after)
-            .values(status="pending")
-        )
-        return int(result.rowcount)
 
 
 def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
@@ -148,10 +126,6 @@ def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetim
     return wake.astimezone(dt.UTC)
 
 
-def _insert(c: Connection) -> Any:
-    return upsert(c, MESSAGES).on_conflict_do_nothing(index_elements=["event_id", "recipient"])
-
-
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
     c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status="failed", reason=reason))
     report.failed += 1
@@ -176,75 +150,65 @@ def _render_all(c: Connection, events: list[Claimed], zone: str, report: IntakeR
     return rendered
 
 
-def expand(
-    store: Store,
-    events: list[Claimed],
-    settings: SmsSettings,
-    zone: str,
-    report: IntakeReport,
-    now: dt.datetime | None = None,
+def _expand(
+    c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, report: IntakeReport, now: dt.datetime
 ) -> None:
-    """Turn claimed events into their messages (or their failures), in one transaction:
-    one query for the recipients, one for opt-outs, one INSERT, one UPDATE of the events."""
-    now = now or utcnow()
+    """Turn taken events into their messages (or their failures): one query for the
+    recipients, one for opt-outs, one INSERT; an UPDATE only for those that fail."""
     report.events += len(events)
-    with store.transaction() as c:
-        rendered = _render_all(c, events, zone, report)
-        phones: dict[tuple[str, str], list[str]] = {}
-        for kind in {event.subject_kind for event, _ in rendered}:
-            subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
-            phones.update(((kind, subject), found) for subject, found in recipients(c, kind, subjects).items())
-        optional = {
-            phone
-            for event, _ in rendered
-            if TEMPLATES[event.event_type].category in OPTIONAL_CATEGORIES
-            for phone in phones.get((event.subject_kind, event.subject_id), [])
-        }
-        opted_out: set[str] = set()
-        for numbers in chunks(sorted(optional)):
-            opted_out.update(c.scalars(select(SmsOptOut.phone).where(among(c, SmsOptOut.phone, numbers))))
-        rows: list[dict[str, Any]] = []
-        queued: list[int] = []
-        for event, text in rendered:
-            template = TEMPLATES[event.event_type]
-            to = phones.get((event.subject_kind, event.subject_id))
-            if not to:
-                who = mask_id(event.subject_id) if event.subject_kind == "person" else event.subject_id
-                _fail(c, event, f"no registered phone for {event.subject_kind} {who}", report)
-                continue
-            skipped = opted_out if template.category in OPTIONAL_CATEGORIES else set()
-            due = quiet_until(settings, zone, template.category, now)
-            rows += [
-                {
-                    "event_id": event.id,
-                    "event_type": event.event_type,
-                    "category": template.category,
-                    "recipient": phone,
-                    "text": text,
-                    "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
-                    "batch_id": event.batch_id,
-                    "status": "skipped" if phone in skipped else "queued",
-                    "last_error": "opted out (TD)" if phone in skipped else None,
-                    "attempts": 0,
-                    "next_attempt_at": due,
-                    "segments": 1,
-                    "created_at": now,
-                    "duplicate_suspect": False,
-                }
-                for phone in to
-            ]
-            queued.append(event.id)
-            report.queued += 1
-            for phone in to:
-                if phone in skipped:
-                    report.skipped += 1
-                    log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
-                else:
-                    report.messages += 1
-        if rows:
-            c.execute(_insert(c), rows)
-        for ids in chunks(queued):
-            c.execute(update(EVENTS).where(among(c, EVENTS.c.id, ids)).values(status="queued", reason=None))
+    rendered = _render_all(c, events, zone, report)
+    phones: dict[tuple[str, str], list[str]] = {}
+    for kind in {event.subject_kind for event, _ in rendered}:
+        subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
+        phones.update(((kind, subject), found) for subject, found in recipients(c, kind, subjects).items())
+    optional = {
+        phone
+        for event, _ in rendered
+        if TEMPLATES[event.event_type].category in OPTIONAL_CATEGORIES
+        for phone in phones.get((event.subject_kind, event.subject_id), [])
+    }
+    opted_out: set[str] = set()
+    for numbers in chunks(sorted(optional)):
+        opted_out.update(c.scalars(select(SmsOptOut.phone).where(among(c, SmsOptOut.phone, numbers))))
+    rows: list[dict[str, Any]] = []
+    for event, text in rendered:
+        template = TEMPLATES[event.event_type]
+        to = phones.get((event.subject_kind, event.subject_id))
+        if not to:
+            who = mask_id(event.subject_id) if event.subject_kind == "person" else event.subject_id
+            _fail(c, event, f"no registered phone for {event.subject_kind} {who}", report)
+            continue
+        skipped = opted_out if template.category in OPTIONAL_CATEGORIES else set()
+        due = quiet_until(settings, zone, template.category, now)
+        rows += [
+            {
+                "event_id": event.id,
+                "event_type": event.event_type,
+                "category": template.category,
+                "recipient": phone,
+                "text": text,
+                "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
+                "batch_id": event.batch_id,
+                "status": "skipped" if phone in skipped else "queued",
+                "last_error": "opted out (TD)" if phone in skipped else None,
+                "attempts": 0,
+                "next_attempt_at": due,
+                "segments": 1,
+                "created_at": now,
+                "duplicate_suspect": False,
+            }
+            for phone in to
+        ]
+        report.queued += 1
+        for phone in to:
+            if phone in skipped:
+                report.skipped += 1
+                log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
+            else:
+                report.messages += 1
+    if rows:
+        insert, params = insert_rows(c, MESSAGES, rows)
+        c.execute(insert.on_conflict_do_nothing(index_elements=["event_id", "recipient"]), params)
 
 
 def intake(
@@ -254,18 +218,18 @@ def intake(
     limit: int = 500,
     now: dt.datetime | None = None,
     passes: tuple[bool, ...] = (True, False),
-    *,
-    reclaim: bool = True,
 ) -> IntakeReport:
-    """Claim up to `limit` events and expand them, instant types first; returns what
-    happened. `passes`: (True,) for the instant types only, (False,) for all pending.
-    `reclaim`: take back the events of a claimer that died (a dispatcher does it once a second)."""
+    """Take up to `limit` pending events and make their messages, instant types first, each
+    pass in one transaction; returns what happened. `passes`: (True,) for the instant types
+    only, (False,) for all pending. A failure (or a crash) before the commit leaves the
+    events pending and adds nothing."""
+    now = now or utcnow()
     report = IntakeReport()
-    after = dt.timedelta(seconds=settings.reclaim_after_s)
     for instant_only in passes:
-        events = claim(store, limit, after, now, instant_only=instant_only, reclaim=reclaim)
-        if events:
-            expand(store, events, settings, zone, report, now=now)
+        with store.transaction() as c:
+            events = _take(c, limit, now, instant_only=instant_only)
+            if events:
+                _expand(c, events, settings, zone, report, now)
     return report
 
 

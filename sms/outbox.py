@@ -28,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 
-from core.db import Store, among, chunks, upsert
+from core.db import Store, among, chunks, insert_rows, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
 from sms.receipts import FinalState
 
@@ -37,6 +37,11 @@ SEGMENTS: Table = SmsSegment.__table__  # type: ignore[assignment]
 RECEIPTS: Table = SmsReceipt.__table__  # type: ignore[assignment]
 BATCHES: Table = SmsBatch.__table__  # type: ignore[assignment]
 FINAL = tuple(s.value for s in FinalState)
+# States written out in statements that should read a partial index by state, not bound
+# parameters: only then can the planner see that the index's condition holds.
+QUEUED: ColumnElement[str] = literal_column("'queued'")
+SENDING: ColumnElement[str] = literal_column("'sending'")
+SUBMITTED: ColumnElement[str] = literal_column("'submitted'")
 
 
 @dataclass(frozen=True)
@@ -63,14 +68,12 @@ def claim_due(
     # Per candidate, a probe of the small partial index of numbers being sent to
     # (ix_sms_messages_sending), not a scan of every row that passed through `sending`.
     other = MESSAGES.alias("other")
-    # ('sending' written out, not a bound parameter: only then can the planner see that the
-    # partial index's condition holds.)
-    busy = exists().where(other.c.recipient == MESSAGES.c.recipient, other.c.status == literal_column("'sending'"))
+    busy = exists().where(other.c.recipient == MESSAGES.c.recipient, other.c.status == SENDING)
     paused = select(BATCHES.c.id).where(BATCHES.c.status == "paused").scalar_subquery()
     due = (
         select(MESSAGES.c.id)
         .where(
-            MESSAGES.c.status == "queued",
+            MESSAGES.c.status == QUEUED,
             MESSAGES.c.next_attempt_at <= now,
             ~busy,
             MESSAGES.c.batch_id.is_(None) | MESSAGES.c.batch_id.not_in(paused),
@@ -89,7 +92,7 @@ def claim_due(
         MESSAGES.c.priority,
     )
     with store.transaction() as c:
-        rows = lock_and_update(c, MESSAGES, due, MESSAGES.c.status == "queued", claim, returned)
+        rows = lock_and_update(c, MESSAGES, due, MESSAGES.c.status == QUEUED, claim, returned)
         # Only a message that went out before can have segments the SMSC took: every way
         # back to the queue (requeue, release, reclaim) leaves a last_error.
         again = [r.id for r in rows if r.last_error is not None or r.attempts > 1]
@@ -112,7 +115,7 @@ def reclaim_stale(store: Store, reclaim_after: dt.timedelta, now: dt.datetime) -
     with store.transaction() as c:
         result = c.execute(
             update(MESSAGES)
-            .where(MESSAGES.c.status == "sending", MESSAGES.c.claimed_at < now - reclaim_after)
+            .where(MESSAGES.c.status == SENDING, MESSAGES.c.claimed_at < now - reclaim_after)
             .values(status="queued", duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
         )
         return int(result.rowcount)
@@ -165,9 +168,7 @@ def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
     """This dispatcher is alive: its claims are not stale (only a dead one's are reclaimed)."""
     with store.transaction() as c:
         result = c.execute(
-            update(MESSAGES)
-            .where(MESSAGES.c.status == "sending", MESSAGES.c.claimed_by == worker)
-            .values(claimed_at=now)
+            update(MESSAGES).where(MESSAGES.c.status == SENDING, MESSAGES.c.claimed_by == worker).values(claimed_at=now)
         )
         return int(result.rowcount)
 
@@ -176,20 +177,29 @@ def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, st
     """Keep the SMSC's id of each accepted segment; apply receipts that arrived first, and
     return their messages. Set-based: one INSERT for all the segments and one DELETE for the
     early receipts."""
-    rows = [
-        {"message_id": message_id, "seq": seq, "smsc_id": smsc_id, "state": "submitted", "submitted_at": now}
-        for message_id, accepted in messages
-        for seq, smsc_id in accepted
-    ]
+    # By (message, seq), the last one standing: one statement may not update a row twice.
+    rows = list(
+        {
+            (message_id, seq): {
+                "message_id": message_id,
+                "seq": seq,
+                "smsc_id": smsc_id,
+                "state": "submitted",
+                "submitted_at": now,
+            }
+            for message_id, accepted in messages
+            for seq, smsc_id in accepted
+        }.values()
+    )
     if not rows:
         return set()
-    insert = upsert(c, SEGMENTS)
+    insert, params = insert_rows(c, SEGMENTS, rows)
     c.execute(
         insert.on_conflict_do_update(
             index_elements=["message_id", "seq"],
             set_={"smsc_id": insert.excluded.smsc_id, "state": "submitted"},
         ),
-        rows,
+        params,
     )
     early: dict[str, list[str]] = defaultdict(list)  # state -> SMSC ids
     for ids in chunks([row["smsc_id"] for row in rows]):
@@ -402,7 +412,7 @@ def expire_unreceipted(store: Store, timeout: dt.timedelta, now: dt.datetime) ->
     with store.transaction() as c:
         result = c.execute(
             update(MESSAGES)
-            .where(MESSAGES.c.status == "submitted", MESSAGES.c.submitted_at < now - timeout)
+            .where(MESSAGES.c.status == SUBMITTED, MESSAGES.c.submitted_at < now - timeout)
             .values(status=FinalState.UNKNOWN.value, final_at=now, last_error="no receipt in time")
         )
         return int(result.rowcount)

@@ -1,4 +1,4 @@
-"""Business events become SMS messages: claimed once, rendered, addressed, queued; or
+"""Business events become SMS messages: taken up once, rendered, addressed, queued; or
 failed with the reason. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -6,12 +6,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
+import sms.intake as intake_module
 from core.db import Store
 from core.models import BusinessEvent, ResidentPhone, SmsMessage, SmsOptOut
 from core.settings import SmsSettings
-from sms.intake import claim, emit, intake, quiet_until
+from sms.intake import emit, intake, quiet_until
 from tests.conftest import load_sample
 
 SETTINGS = SmsSettings()
@@ -120,20 +122,27 @@ def test_quiet_windows_within_a_day_and_across_midnight() -> None:
     assert quiet_until(s, ZONE, "statement", early) == dt.datetime(2026, 11, 26, 23, 0, tzinfo=dt.UTC)
 
 
-def test_an_event_whose_claimer_died_is_claimed_again_and_adds_nothing_twice(store: Store, sample_data: Any) -> None:
+def test_an_intake_that_fails_before_its_commit_leaves_the_event_pending_and_adds_nothing(
+    store: Store, sample_data: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     load_sample(store)
     r = sample_data[1][3]
     emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 5}, "p")
-    assert [e.event_type for e in claim(store, 10, dt.timedelta(minutes=5), now=DAY)] == ["pension_credited"]
-    # The claimer died before expanding it: not claimable yet, then claimable after the timeout.
-    assert claim(store, 10, dt.timedelta(minutes=5), now=DAY + dt.timedelta(minutes=1)) == []
-    later = DAY + dt.timedelta(minutes=6)
-    assert intake(store, SETTINGS, ZONE, now=later).queued == 1
-    # Expanding the same event again (as a second crash could) inserts no second message.
+
+    def broken(*_args: object) -> dt.datetime:
+        raise RuntimeError("the dispatcher died mid-intake")
+
+    with monkeypatch.context() as m:
+        m.setattr(intake_module, "quiet_until", broken)  # after the event is taken, before its messages
+        with pytest.raises(RuntimeError):
+            intake(store, SETTINGS, ZONE, now=DAY)
+    assert (_event(store, "p").status, _messages(store)) == ("pending", [])  # at once, no timeout to wait
+    assert intake(store, SETTINGS, ZONE, now=DAY).queued == 1
+    # Expanding the same event again (made pending by hand) inserts no second message.
     with store.transaction() as c:
-        c.execute(BusinessEvent.__table__.update().values(status="claimed", claimed_at=DAY))
-    assert intake(store, SETTINGS, ZONE, now=later).queued == 1
-    assert len(_messages(store)) == 1
+        c.execute(BusinessEvent.__table__.update().values(status="pending"))
+    assert intake(store, SETTINGS, ZONE, now=DAY).queued == 1
+    assert len(_messages(store)) == 1 and _event(store, "p").status == "queued"
 
 
 def test_a_resident_with_two_registered_numbers_gets_the_notice_on_both(store: Store, sample_data: Any) -> None:
