@@ -117,12 +117,15 @@ class Dispatcher:
         if tick >= self.chores_at:
             self.chores_at = tick + CHORES_S
             await self._chores(now)
+        claimed = 0
         if self.new_events or tick >= self.events_at:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            await asyncio.to_thread(intake, self.store, self.sms, zone, INTAKE, now, (True,))
-        return await self._claim(now)
+            taken = await asyncio.to_thread(intake, self.store, self.sms, zone, INTAKE, now, (True,))
+            if taken.messages:
+                claimed += await self._claim(now, instant_only=True)  # into the room kept for them
+        return claimed + await self._claim(now)
 
     async def expand_batches(self, stop: asyncio.Event) -> None:
         """Batch events to messages, INTAKE at a time, beside the steps: a batch's expansion
@@ -162,18 +165,24 @@ class Dispatcher:
         async with self.answers.lock:  # beside our own writer, not between its records
             await asyncio.to_thread(outbox.rematch_receipts, self.store, now)
 
-    async def _claim(self, now: dt.datetime) -> int:
+    async def _claim(self, now: dt.datetime, *, instant_only: bool = False) -> int:
         # Claim no more than the window holds: what a dispatcher has claimed is at most what
         # it may have on the wire, so if it dies, no more than `smpp.window` messages are
-        # reclaimed as possible duplicates.
+        # reclaimed as possible duplicates. Claims of all kinds leave `smpp.batch_share` of
+        # that free for instant reminders, claimed on their own as soon as they are made.
         # A claim reads and locks rows: when the window is nearly full, wait until a tenth
         # of it is free rather than claiming one message per finished send.
         most = min(self.sms.claim_batch, self.settings.smpp.window)
-        room = most - self.claimed
-        if room <= 0 or (self.claimed and room < most // 10):
+        if instant_only:
+            room = most - self.claimed
+        else:
+            room = max(1, int(most * self.settings.smpp.batch_share)) - self.claimed
+            if self.claimed and room < most // 10:
+                return 0
+        if room <= 0:
             return 0
         stale = dt.timedelta(seconds=self.sms.reclaim_after_s)
-        claim = partial(outbox.claim_due, reclaim=False)
+        claim = partial(outbox.claim_due, reclaim=False, instant_only=instant_only)
         due = await asyncio.to_thread(claim, self.store, self.worker, room, stale, now)
         by_recipient: dict[str, list[Due]] = defaultdict(list)
         for message in due:

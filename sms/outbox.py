@@ -57,12 +57,19 @@ class Due:
 
 
 def claim_due(
-    store: Store, worker: str, limit: int, reclaim_after: dt.timedelta, now: dt.datetime, *, reclaim: bool = True
+    store: Store,
+    worker: str,
+    limit: int,
+    reclaim_after: dt.timedelta,
+    now: dt.datetime,
+    *,
+    reclaim: bool = True,
+    instant_only: bool = False,
 ) -> list[Due]:
     """Take up to `limit` due messages: instant before batch, oldest first, skipping rows
     another dispatcher holds (SKIP LOCKED on PostgreSQL) and recipients already being sent to.
     `reclaim`: first requeue the messages of dispatchers that died mid-send (a dispatcher
-    does that once a second, not on every claim)."""
+    does that once a second, not on every claim). `instant_only`: instant ones only."""
     if reclaim:
         reclaim_stale(store, reclaim_after, now)
     # Per candidate, a probe of the small partial index of numbers being sent to
@@ -77,6 +84,7 @@ def claim_due(
             MESSAGES.c.next_attempt_at <= now,
             ~busy,
             MESSAGES.c.batch_id.is_(None) | MESSAGES.c.batch_id.not_in(paused),
+            *([MESSAGES.c.priority == 0] if instant_only else []),
         )
         .order_by(MESSAGES.c.priority, MESSAGES.c.next_attempt_at, MESSAGES.c.id)
         .limit(limit)

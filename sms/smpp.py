@@ -5,7 +5,8 @@ PDUs; the seams it offers carry our rules:
 
 - a window: at most `smpp.window` submit_sm unanswered at any moment (a semaphore taken
   before a segment is queued and given back when its submit_sm_resp, or the loss of the
-  connection, settles it);
+  connection, settles it); batch segments fill at most `smpp.batch_share` of it, so an
+  instant reminder finds room at once and few submits ahead of it at the SMSC;
 - a TPS limit: submits are spaced at least 1/`smpp.tps` s apart (the rate limiter), so no
   one-second window ever holds more than `tps`;
 - throttling: ESME_RTHROTTLED / ESME_RMSGQFUL pause all sending for `smpp.throttle_pause_s`
@@ -240,6 +241,9 @@ class SmppTransport:
         self.settings = settings
         self.on_deliver = on_deliver
         self.window = asyncio.Semaphore(settings.window)
+        # Batch submits also take one of these, a `batch_share` of the window.
+        self.batch_window = asyncio.Semaphore(max(1, int(settings.window * settings.batch_share)))
+        self._batch_tags: set[str] = set()
         self.waiting: dict[str, asyncio.Future[SubmitResult]] = {}
         self.sent: set[str] = set()
         self.bound = asyncio.Event()
@@ -308,15 +312,31 @@ class SmppTransport:
         self.sent.discard(tag)
         if future is not None and not future.done():
             future.set_result(result)
-            self.window.release()
+            self._free(tag)
+
+    def _free(self, tag: str) -> None:
+        self.window.release()
+        if tag in self._batch_tags:
+            self._batch_tags.discard(tag)
+            self.batch_window.release()
 
     async def submit(
         self, destination: str, segment: Segment, data_coding: int, esm_class: int, urgent: bool = False
     ) -> SubmitResult:
         """Send one segment (registered delivery on) and wait for its submit_sm_resp;
-        `urgent` ones (instant reminders) go out before those waiting for the wire."""
-        await self.window.acquire()
+        `urgent` ones (instant reminders) go out before those waiting for the wire, and
+        the others use no more than `batch_share` of the window."""
+        if not urgent:
+            await self.batch_window.acquire()
+        try:
+            await self.window.acquire()
+        except BaseException:
+            if not urgent:
+                self.batch_window.release()
+            raise
         tag = f"s{next(self._tags)}"
+        if not urgent:
+            self._batch_tags.add(tag)
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self.waiting[tag] = future
         try:
@@ -336,7 +356,7 @@ class SmppTransport:
         finally:
             if self.waiting.pop(tag, None) is not None:  # cancelled before an answer
                 self.sent.discard(tag)
-                self.window.release()
+                self._free(tag)
 
     async def deliver(self, pdu: bytes) -> None:
         """Hand a deliver_sm on and answer it once handled, without holding up the reading

@@ -54,16 +54,21 @@ async def linked(
         await sim.stop()
 
 
-async def _send(transport: SmppTransport, n: int) -> list[SubmitResult]:
+async def _send(transport: SmppTransport, n: int, *, urgent: bool = False) -> list[SubmitResult]:
     seg = ONE.segments[0]
-    return list(await asyncio.gather(*(transport.submit(f"1380000{i:04d}", seg, ONE.data_coding, 0) for i in range(n))))
+    sends = (transport.submit(f"1380000{i:04d}", seg, ONE.data_coding, 0, urgent) for i in range(n))
+    return list(await asyncio.gather(*sends))
 
 
 async def test_the_window_is_never_exceeded_and_is_used_in_full() -> None:
     async with linked({"resp_delay_s": 0.1}, window=5, tps=1000) as (sim, transport, _):
         results = await _send(transport, 30)
-    assert all(r.status == 0 and r.smsc_id for r in results)
-    assert sim.max_outstanding == 5
+        # A batch alone fills its share of the window (0.8 by default), keeping one free.
+        assert sim.max_outstanding == 4
+        batch, instant = await asyncio.gather(_send(transport, 30), _send(transport, 10, urgent=True))
+        results += batch + instant
+    assert len(results) == 70 and all(r.status == 0 and r.smsc_id for r in results)
+    assert sim.max_outstanding == 5  # instant reminders take the rest, and never more
 
 
 async def test_no_second_holds_more_submits_than_the_tps_limit() -> None:
