@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -142,19 +143,42 @@ def upsert(conn: Connection, table: Any) -> Any:
     return module.insert(table)
 
 
-def insert_rows(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
-    """An INSERT of `rows` (dicts with the same keys) as (statement, parameters) for
-    `conn.execute`; the statement is `upsert`'s, so it takes ON CONFLICT.
+def among_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
+    """`among` for a statement built once: the values come at execution as parameter
+    `name` (a list), for the named dialect."""
+    if dialect == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+
+
+@cache
+def _insert_statement(
+    dialect: str, table: Any, names: tuple[str, ...], finish: Callable[[Any], Any] | None
+) -> tuple[Any, bool]:
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    arrays = dialect == "postgresql"
+    if arrays:
+        unnest = [func.unnest(bindparam(f"a_{name}", type_=ARRAY(table.c[name].type))) for name in names]
+        insert = insert.from_select(list(names), select(*unnest))
+    return (finish(insert) if finish is not None else insert), arrays
+
+
+def insert_rows(
+    conn: Connection, table: Any, rows: Sequence[dict[str, Any]], finish: Callable[[Any], Any] | None = None
+) -> None:
+    """INSERT `rows` (dicts with the same keys); `finish` adds to the dialect's INSERT
+    (`upsert`'s, so ON CONFLICT), and must be one function, not a new one per call: the
+    statement is built once per table, columns and `finish`.
 
     On PostgreSQL one statement over one array per column (`INSERT ... SELECT unnest(...),
     unnest(...)`, zipped row by row), the same text for any number of rows: psycopg's
     executemany runs the INSERT once per row, 60-70 us of server time each, plus the
     client's per-row work; here 500 rows cost about what a few do. Elsewhere an executemany."""
-    insert = upsert(conn, table)
-    if conn.dialect.name != "postgresql" or not rows:
-        return insert, list(rows)
-    names = list(rows[0])
-    arrays = [
-        func.unnest(bindparam(None, [row[name] for row in rows], type_=ARRAY(table.c[name].type))) for name in names
-    ]
-    return insert.from_select(names, select(*arrays)), None
+    if not rows:
+        return
+    names = tuple(rows[0])
+    statement, arrays = _insert_statement(conn.dialect.name, table, names, finish)
+    if arrays:
+        conn.execute(statement, {f"a_{name}": [row[name] for row in rows] for name in names})
+    else:
+        conn.execute(statement, list(rows))

@@ -20,13 +20,13 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, literal_column, select, update
 
 from core.db import Store, among, chunks, insert_rows, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
-from sms.outbox import lock_and_update
+from sms.outbox import LockAndUpdate
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
 
 log = logging.getLogger(__name__)
@@ -56,17 +56,19 @@ class Claimed:
     batch_id: int | None = None
 
 
-def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) -> list[Claimed]:
-    """Up to `limit` pending events, oldest first, taken up in the caller's transaction
-    (`queued` now; `_fail` turns those that cannot be sent to `failed`). `instant_only`:
-    pending events of the instant types only (an index range, however many batch events
-    wait), so an instant reminder never queues behind a batch's intake."""
+def _take_statement(instant_only: bool) -> LockAndUpdate:
     # 'pending' written out, not a bound parameter: only then can the planner see that the
     # partial indexes' condition holds.
     condition: ColumnElement[bool] = EVENTS.c.status == literal_column("'pending'")
     if instant_only:
         condition &= EVENTS.c.event_type.in_(INSTANT_TYPES)
-    due = select(EVENTS.c.id).where(condition).order_by(EVENTS.c.id).limit(limit).with_for_update(skip_locked=True)
+    due = (
+        select(EVENTS.c.id)
+        .where(condition)
+        .order_by(EVENTS.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
     returned = (
         EVENTS.c.id,
         EVENTS.c.event_type,
@@ -75,9 +77,20 @@ def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) ->
         EVENTS.c.payload,
         EVENTS.c.batch_id,
     )
-    values = {"status": "queued", "claimed_at": now, "reason": None}
+    values: dict[str, Any] = {"status": "queued", "claimed_at": bindparam("p_now"), "reason": None}
     # Instant ones are few: found by type, then sorted (not in id order).
-    rows = lock_and_update(c, EVENTS, due, condition, values, returned, ordered=not instant_only)
+    return LockAndUpdate(EVENTS, due, condition, values, returned, ordered=not instant_only)
+
+
+TAKE = {instant_only: _take_statement(instant_only) for instant_only in (False, True)}
+
+
+def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) -> list[Claimed]:
+    """Up to `limit` pending events, oldest first, taken up in the caller's transaction
+    (`queued` now; `_fail` turns those that cannot be sent to `failed`). `instant_only`:
+    pending events of the instant types only (an index range, however many batch events
+    wait), so an instant reminder never queues behind a batch's intake."""
+    rows = TAKE[instant_only].run(c, {"limit": limit, "p_now": now})
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
 
 
@@ -124,6 +137,10 @@ def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetim
     if wake <= local:
         wake += dt.timedelta(days=1)
     return wake.astimezone(dt.UTC)
+
+
+def _once_per_recipient(insert: Any) -> Any:
+    return insert.on_conflict_do_nothing(index_elements=["event_id", "recipient"])
 
 
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
@@ -206,9 +223,7 @@ def _expand(
                 log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
             else:
                 report.messages += 1
-    if rows:
-        insert, params = insert_rows(c, MESSAGES, rows)
-        c.execute(insert.on_conflict_do_nothing(index_elements=["event_id", "recipient"]), params)
+    insert_rows(c, MESSAGES, rows, _once_per_recipient)
 
 
 def intake(
