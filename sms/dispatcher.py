@@ -168,15 +168,16 @@ class Dispatcher:
     async def _claim(self, now: dt.datetime, *, instant_only: bool = False) -> int:
         # Claim no more than the window holds: what a dispatcher has claimed is at most what
         # it may have on the wire, so if it dies, no more than `smpp.window` messages are
-        # reclaimed as possible duplicates. Claims of all kinds leave `smpp.batch_share` of
-        # that free for instant reminders, claimed on their own as soon as they are made.
+        # reclaimed as possible duplicates. Claims of all kinds leave a tenth of that free
+        # for instant reminders, claimed on their own as soon as they are made (and on the
+        # wire, batch segments keep to their `smpp.batch_share` of the window).
         # A claim reads and locks rows: when the window is nearly full, wait until a tenth
         # of it is free rather than claiming one message per finished send.
         most = min(self.sms.claim_batch, self.settings.smpp.window)
         if instant_only:
             room = most - self.claimed
         else:
-            room = max(1, int(most * self.settings.smpp.batch_share)) - self.claimed
+            room = most - most // 10 - self.claimed
             if self.claimed and room < most // 10:
                 return 0
         if room <= 0:
