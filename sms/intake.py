@@ -18,11 +18,12 @@ import datetime as dt
 import logging
 import zoneinfo
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Table, bindparam, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, literal_column, select, update
 
-from core.db import Store, among, chunks, insert_rows, upsert
+from core.db import Store, among, among_param, chunks, insert_rows, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.settings import SmsSettings
@@ -94,29 +95,31 @@ def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) ->
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
 
 
+@cache
+def _recipient_queries(dialect: str, subject_kind: str) -> tuple[Select[str, str], ...]:
+    """Built once per dialect and kind; the subjects come as parameter `ids`."""
+    if subject_kind == "person":
+        people = among_param(dialect, Resident.id_number, "ids")
+        return (
+            select(Resident.id_number, Resident.phone).where(people),
+            select(Resident.id_number, ResidentPhone.phone)
+            .join(ResidentPhone, ResidentPhone.resident_id == Resident.id)
+            .where(people),
+        )
+    if subject_kind == "unit":
+        units = among_param(dialect, Employer.credit_code, "ids")
+        return (select(Employer.credit_code, Employer.contact_phone).where(units),)
+    return ()
+
+
 def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
     """Phones by subject: a person's registered phones (by ID number: `residents.phone` and
     `resident_phones`), an employer's contact phone (by unified social credit code)."""
-    queries: list[Any]
-    if subject_kind == "person":
-        queries = [
-            lambda ids: select(Resident.id_number, Resident.phone).where(among(c, Resident.id_number, ids)),
-            lambda ids: (
-                select(Resident.id_number, ResidentPhone.phone)
-                .join(ResidentPhone, ResidentPhone.resident_id == Resident.id)
-                .where(among(c, Resident.id_number, ids))
-            ),
-        ]
-    elif subject_kind == "unit":
-        queries = [
-            lambda ids: select(Employer.credit_code, Employer.contact_phone).where(among(c, Employer.credit_code, ids))
-        ]
-    else:
-        return {}
+    queries = _recipient_queries(c.dialect.name, subject_kind)
     found: dict[str, set[str]] = {}
     for ids in chunks(subject_ids):
         for query in queries:
-            for subject, number in c.execute(query(ids)):
+            for subject, number in c.execute(query, {"ids": list(ids)}):
                 if number:
                     found.setdefault(subject, set()).add(number)
     return {subject: sorted(numbers) for subject, numbers in found.items()}
