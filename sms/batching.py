@@ -34,11 +34,16 @@ class Batcher(Generic[T]):
         self.items: list[tuple[T, asyncio.Future[None] | None]] = []
         self.give_up_s = give_up_s
         self.arrived = asyncio.Event()
+        self.hurry = asyncio.Event()
 
-    async def put(self, item: T, *, wait: bool = True) -> None:
+    async def put(self, item: T, *, wait: bool = True, urgent: bool = False) -> None:
+        """`urgent`: written by the next write without waiting out the gathering interval
+        (an instant reminder's record; the batch's around it go along)."""
         future = asyncio.get_running_loop().create_future() if wait else None
         self.items.append((item, future))
         self.arrived.set()
+        if urgent:
+            self.hurry.set()
         if future is not None:
             await future
 
@@ -56,7 +61,9 @@ class Batcher(Generic[T]):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.arrived.wait(), self.interval_s * 4)
                 continue
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.hurry.wait(), self.interval_s)
+            self.hurry.clear()
             batch, self.items = self.items, []
             try:
                 async with self.lock:

@@ -238,7 +238,7 @@ class Dispatcher:
             if result is None:
                 return  # the message went back to the queue or failed; recorded already
             accepted.append((seq, canonical(result, self.id_base)))
-        await self.answers.put(((message.id, accepted, len(encoded.segments)), None))
+        await self.answers.put(((message.id, accepted, len(encoded.segments)), None), urgent=message.priority == 0)
 
     async def _send_whole(self, message: Due, submit_text: SubmitText) -> None:
         """One request for the whole text; its id stands as the message's one segment."""

@@ -44,3 +44,17 @@ async def test_a_shutdown_with_the_store_gone_ends_and_tells_the_waiters(caplog:
     with pytest.raises(StoreUnavailable):
         await waiter
     assert "1 records not written" in caplog.text
+
+
+async def test_an_urgent_record_is_written_without_waiting_out_the_interval() -> None:
+    written: list[list[int]] = []
+    batcher: Batcher[int] = Batcher(written.append, 30.0, "test")  # a gathering interval no test waits out
+    stop = asyncio.Event()
+    runner = asyncio.create_task(batcher.run(stop))
+    quiet = asyncio.create_task(batcher.put(1))
+    await asyncio.sleep(0.05)
+    assert written == [] and not quiet.done()  # an ordinary record waits for company
+    await asyncio.wait_for(batcher.put(2, urgent=True), 5)  # the urgent one takes it along
+    assert written == [[1, 2]] and quiet.done()
+    runner.cancel()  # (a stop is noticed only after four intervals of quiet)
+    await asyncio.gather(runner, return_exceptions=True)
