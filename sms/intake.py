@@ -61,8 +61,9 @@ def _take_statement(instant_only: bool) -> LockAndUpdate:
     # 'pending' written out, not a bound parameter: only then can the planner see that the
     # partial indexes' condition holds.
     condition: ColumnElement[bool] = EVENTS.c.status == literal_column("'pending'")
-    if instant_only:
-        condition &= EVENTS.c.event_type.in_(INSTANT_TYPES)
+    # The two kinds apart: an instant event is the dispatcher's step's to take (it claims
+    # the message at once), never a batch intake's that happened to look first.
+    condition &= EVENTS.c.event_type.in_(INSTANT_TYPES) if instant_only else EVENTS.c.event_type.not_in(INSTANT_TYPES)
     due = (
         select(EVENTS.c.id)
         .where(condition)
@@ -89,8 +90,8 @@ TAKE = {instant_only: _take_statement(instant_only) for instant_only in (False, 
 def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) -> list[Claimed]:
     """Up to `limit` pending events, oldest first, taken up in the caller's transaction
     (`queued` now; `_fail` turns those that cannot be sent to `failed`). `instant_only`:
-    pending events of the instant types only (an index range, however many batch events
-    wait), so an instant reminder never queues behind a batch's intake."""
+    pending events of the instant types (an index range, however many batch events wait),
+    so an instant reminder never queues behind a batch's intake; else those of the others."""
     rows = TAKE[instant_only].run(c, {"limit": limit, "p_now": now})
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
 
@@ -238,8 +239,8 @@ def intake(
     passes: tuple[bool, ...] = (True, False),
 ) -> IntakeReport:
     """Take up to `limit` pending events and make their messages, instant types first, each
-    pass in one transaction; returns what happened. `passes`: (True,) for the instant types
-    only, (False,) for all pending. A failure (or a crash) before the commit leaves the
+    pass in one transaction; returns what happened. `passes`: (True,) for the instant types,
+    (False,) for the others, (True, False) for all. A failure (or a crash) before the commit leaves the
     events pending and adds nothing."""
     now = now or utcnow()
     report = IntakeReport()
