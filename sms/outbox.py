@@ -497,7 +497,7 @@ def counts(store: Store) -> dict[str, dict[str, int]]:
 
 
 def event_counts(store: Store) -> dict[str, int]:
-    """Business events by the gateway's state (pending, claimed, queued, failed)."""
+    """Business events by the gateway's state (pending, queued, failed)."""
     events = BusinessEvent.__table__
     with store.transaction() as c:
         rows = c.execute(select(events.c.status, func.count()).group_by(events.c.status)).all()
