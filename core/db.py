@@ -186,6 +186,8 @@ def _insert_statement(
 
 
 def _json_value(value: object) -> str:
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")  # as UtcDateTime's own bind says
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} in a row for insert_rows")
