@@ -93,7 +93,7 @@ class SmppSettings(_Section):
     # Unanswered submit_sm at any moment, and submits per second: both as agreed with the SMSC.
     window: int = Field(10, ge=1, le=1000)
     # The part of the window batch messages may fill; the rest is kept for instant
-    # reminders, which then never wait for a window full of a batch, nor behind one at the SMSC.
+    # reminders, which then never wait for a window full of a batch.
     batch_share: float = Field(0.8, gt=0, le=1)
     tps: float = Field(100.0, gt=0)
     throttle_pause_s: float = Field(1.0, gt=0)

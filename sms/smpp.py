@@ -6,7 +6,7 @@ PDUs; the seams it offers carry our rules:
 - a window: at most `smpp.window` submit_sm unanswered at any moment (a semaphore taken
   before a segment is queued and given back when its submit_sm_resp, or the loss of the
   connection, settles it); batch segments fill at most `smpp.batch_share` of it, so an
-  instant reminder finds room at once and few submits ahead of it at the SMSC;
+  instant reminder always finds room in it;
 - a TPS limit: submits are spaced at least 1/`smpp.tps` s apart (the rate limiter), so no
   one-second window ever holds more than `tps`;
 - throttling: ESME_RTHROTTLED / ESME_RMSGQFUL pause all sending for `smpp.throttle_pause_s`
