@@ -168,7 +168,9 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
         raise RuntimeError("transport bug")
 
     dispatcher = Dispatcher(settings, store, broken, "faulty")
-    assert await dispatcher.step() == 3
+    # Claimed as they are taken up (3), and perhaps again by the step's second claim, if
+    # the first sends have failed and put them back by then.
+    assert await dispatcher.step() >= 3
     await asyncio.gather(*dispatcher.sending, return_exceptions=True)
     messages = messages_of(store)
     assert {(m.status, m.duplicate_suspect) for m in messages} == {("queued", True)}
