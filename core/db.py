@@ -148,9 +148,7 @@ def among(conn: Connection, column: Any, values: Sequence[Any]) -> ColumnElement
     number of values: psycopg prepares it after a few runs, where an IN list is new SQL for
     each length, parsed and planned by the server every time (a dispatcher runs hundreds
     such statements a second)."""
-    if conn.dialect.name == "postgresql":
-        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(column.type))))
-    return cast(ColumnElement[bool], column.in_(values))
+    return among_param(conn.dialect.name, column, None, values)
 
 
 def upsert(conn: Connection, table: Any) -> Any:
@@ -160,12 +158,15 @@ def upsert(conn: Connection, table: Any) -> Any:
     return module.insert(table)
 
 
-def among_param(dialect: str, column: Any, name: str) -> ColumnElement[bool]:
-    """`among` for a statement built once: the values come at execution as parameter
-    `name` (a list), for the named dialect."""
+def among_param(
+    dialect: str, column: Any, name: str | None, values: Sequence[Any] | None = None
+) -> ColumnElement[bool]:
+    """`among` for the named dialect; without `values`, for a statement built once: the
+    values come at execution as parameter `name` (a list)."""
+    given: dict[str, Any] = {} if values is None else {"value": list(values)}
     if dialect == "postgresql":
-        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type))))
-    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True)))
+        return cast(ColumnElement[bool], column == any_(bindparam(name, type_=ARRAY(column.type), **given)))
+    return cast(ColumnElement[bool], column.in_(bindparam(name, expanding=True, **given)))
 
 
 @cache

@@ -57,6 +57,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _while(condition: str) -> dict[str, Any]:
+    """A partial index: the rows that meet `condition` (SQL), on PostgreSQL and SQLite alike."""
+    return {"postgresql_where": text(condition), "sqlite_where": text(condition)}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -139,15 +144,13 @@ class BusinessEvent(Base):
         Index(
             "ix_business_events_pending",
             "id",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+            **_while("status = 'pending'"),
         ),
         Index(
             "ix_business_events_pending_type",
             "event_type",
             "id",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+            **_while("status = 'pending'"),
         ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -328,30 +331,26 @@ class SmsMessage(Base):
             "priority",
             "next_attempt_at",
             "id",
-            postgresql_where=text("status = 'queued'"),
-            sqlite_where=text("status = 'queued'"),
+            **_while("status = 'queued'"),
         ),
         # Numbers with a message on the wire: one message per number at a time; and the
         # claims a dispatcher heartbeats, or takes back from a dead one.
         Index(
             "ix_sms_messages_sending",
             "recipient",
-            postgresql_where=text("status = 'sending'"),
-            sqlite_where=text("status = 'sending'"),
+            **_while("status = 'sending'"),
         ),
         # Waiting for receipts, oldest first: those past `sms.receipt_timeout_s` end unknown.
         Index(
             "ix_sms_messages_submitted",
             "submitted_at",
-            postgresql_where=text("status = 'submitted'"),
-            sqlite_where=text("status = 'submitted'"),
+            **_while("status = 'submitted'"),
         ),
         # A batch's progress and summary (events from the business table have no batch).
         Index(
             "ix_sms_messages_batch_id",
             "batch_id",
-            postgresql_where=text("batch_id IS NOT NULL"),
-            sqlite_where=text("batch_id IS NOT NULL"),
+            **_while("batch_id IS NOT NULL"),
         ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -16,13 +16,11 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
     Connection,
     Row,
     Select,
     Table,
-    any_,
     bindparam,
     delete,
     exists,
@@ -89,7 +87,7 @@ class LockAndUpdate:
         key = table.c.id
         self.chosen = chosen
         self.ordered = ordered
-        by_id = key == any_(bindparam("ids", type_=ARRAY(key.type)))
+        by_id = among_param("postgresql", key, "ids")
         self.update_by_id = update(table).where(by_id).values(**values).returning(*returned)
         self.update_chosen = (
             update(table).where(key.in_(chosen.scalar_subquery()), still).values(**values).returning(*returned)
