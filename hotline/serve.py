@@ -262,9 +262,10 @@ async def serve(
         running.sms = SmsService(settings, store)
         await running.sms.start()
     # What start-up made (modules, settings, the store, compiled statements) lives as long
-    # as the process: out of the collector's sight from now on. Each full collection walked
-    # it all with the event loop stalled: 90-120 ms every 3 s while the SMS gateway was busy,
-    # the slowest instant reminders' delay.
+    # as the process: out of the collector's sight from now on, once its garbage is gone.
+    # Each full collection walked it all with the event loop stalled: 90-120 ms every 3 s
+    # while the SMS gateway was busy, the slowest instant reminders' delay.
+    gc.collect()
     gc.freeze()
     print("hotline serve: ready", flush=True)
     await stop.wait()

@@ -70,6 +70,7 @@ async def run(config: SimConfig, control_port: int | None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    gc.collect()
     gc.freeze()  # start-up's objects out of the collector's sight, as `hotline serve` does
     print(f"smsc-sim: ready on {config.host}:{config.port}", flush=True)
     try:
