@@ -1,6 +1,7 @@
 """SMS gateway: business events to the SMSC simulator, with receipts, on SQLite and PostgreSQL.
 
-    python -m bench.sms_gateway [--events 20000] [--db sqlite,postgresql]
+    python -m bench.sms_gateway [--events 20000] [--db sqlite,postgresql] [--pg-dispatchers 1,2]
+                                [--window 200] [--batch-share S]
 
 Measured in the same run, against one `hotline smsc-sim` process (no TPS cap, receipts
 after 50 ms, every message delivered):
@@ -162,7 +163,9 @@ class Simulator:
         return counts
 
 
-def end_to_end(name: str, url: str, n: int, dispatchers: int, tmp: Path, window: int) -> Result:
+def end_to_end(
+    name: str, url: str, n: int, dispatchers: int, tmp: Path, window: int, batch_share: float | None
+) -> Result:
     store = Store(url)
     store.migrate()
     batch = people(n)
@@ -170,7 +173,8 @@ def end_to_end(name: str, url: str, n: int, dispatchers: int, tmp: Path, window:
     with store.transaction() as c:
         c.execute(insert(Resident), batch + instants)
     config = tmp / f"{name}.toml"
-    config.write_text(CONFIG % (window, window), encoding="utf-8")
+    share = "" if batch_share is None else f"batch_share = {batch_share}\n"
+    config.write_text(CONFIG % (window, window) + share, encoding="utf-8")
     sim = Simulator(tmp, name)
     env = child_env(
         HOTLINE_CONFIG=str(config),
@@ -352,6 +356,7 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--window", type=int, default=WINDOW)
     parser.add_argument("--pg-dispatchers", default="1,2", help="dispatcher processes on PostgreSQL, one run each")
+    parser.add_argument("--batch-share", type=float, help="the dispatchers' smpp.batch_share (default: the setting's)")
     args = parser.parse_args()
     n = args.events
     tmp = Path(tempfile.mkdtemp(prefix="bench-sms-"))
@@ -359,7 +364,8 @@ def main() -> None:
         shutil.chown(tmp, "postgres")  # pg.sh runs initdb as postgres under it
     texts = [render(BATCH_TYPE, statement(p)["payload"]) for p in people(n)]  # type: ignore[arg-type]
     segments = sum(len(encode(t).segments) for t in texts)
-    print(f"SMS gateway: {n} events ({segments} segments), window {args.window}, simulator receipts after 50 ms")
+    share = "" if args.batch_share is None else f" (batch share {args.batch_share})"
+    print(f"SMS gateway: {n} events ({segments} segments), window {args.window}{share}, simulator receipts after 50 ms")
     sim = Simulator(tmp, "ceiling")
     try:
         top = asyncio.run(ceiling(sim.port, texts, args.window))
@@ -368,12 +374,12 @@ def main() -> None:
     results = [top]
     for db in args.db.split(","):
         if db == "sqlite":
-            results.append(end_to_end("sqlite", f"sqlite:///{tmp}/bench.db", n, 1, tmp, args.window))
+            results.append(end_to_end("sqlite", f"sqlite:///{tmp}/bench.db", n, 1, tmp, args.window, args.batch_share))
         elif db == "postgresql":
             for count in (int(d) for d in args.pg_dispatchers.split(",")):
                 url, data = _pg_up(tmp, f"pg{count}")
                 try:
-                    results.append(end_to_end(f"postgresql-{count}", url, n, count, tmp, args.window))
+                    results.append(end_to_end(f"postgresql-{count}", url, n, count, tmp, args.window, args.batch_share))
                 finally:
                     if data != Path():
                         subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
