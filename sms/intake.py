@@ -240,8 +240,8 @@ def intake(
 ) -> IntakeReport:
     """Take up to `limit` pending events and make their messages, instant types first, each
     pass in one transaction; returns what happened. `passes`: (True,) for the instant types,
-    (False,) for the others, (True, False) for all. A failure (or a crash) before the commit leaves the
-    events pending and adds nothing."""
+    (False,) for the others, (True, False) for all. A failure (or a crash) before the commit
+    leaves the events pending and adds nothing."""
     now = now or utcnow()
     report = IntakeReport()
     for instant_only in passes:

@@ -311,9 +311,10 @@ def _submitted(c: Connection, batch: list[Submitted], now: dt.datetime) -> None:
     for message_id, _, segments in batch:
         by_count[segments].append(message_id)
     receipted = _record_segments(c, [(message_id, accepted) for message_id, accepted, _ in batch], now)
+    submitted = _built(c.dialect.name).submitted
     for segments, message_ids in by_count.items():
         for ids in chunks(message_ids):
-            c.execute(_built(c.dialect.name).submitted, {"ids": list(ids), "p_now": now, "p_segments": segments})
+            c.execute(submitted, {"ids": list(ids), "p_now": now, "p_segments": segments})
     # Final already: those with an early receipt, and those with segments taken on an
     # earlier attempt (their receipts may all be in). The rest wait for theirs.
     resumed = {message_id for message_id, accepted, segments in batch if len(accepted) < segments}
