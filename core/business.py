@@ -3,13 +3,13 @@
 Read-only, except for explicit transactions (reporting a card lost). The embedded adapter
 reads the sample tables in our own database; a real site plugs in its own adapter (SQL
 views or HTTP) that satisfies `BusinessPort`. Every successful read is audited by
-`Identifier`/`AuditedPort`, not by the adapter, so no adapter can forget it.
+`core.identify.Identifier` and `AuditedReader`, not by the adapter, so no adapter can forget it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
@@ -20,9 +20,7 @@ from sqlalchemy.orm import Session
 
 from core import audit, pins
 from core.db import Store
-from core.errors import IdentityLocked, UnknownResident, WrongPin
-from core.masking import mask_id
-from core.models import BusinessEvent, Contribution, PinLock, Resident, UnemploymentPayment, utcnow
+from core.models import BusinessEvent, Contribution, Resident, UnemploymentPayment, utcnow
 from core.writer import GroupWriter
 
 log = logging.getLogger(__name__)
@@ -30,9 +28,8 @@ log = logging.getLogger(__name__)
 
 # The reads every identified call makes, built once (no statement building per call).
 _RESIDENT_ID = select(Resident.id).where(Resident.id_number == bindparam("id_number"))
-_PIN_HASH = select(Resident.pin_hash).where(Resident.id == bindparam("rid"))
+_PIN_HASH = select(Resident.id, Resident.pin_hash).where(Resident.id_number == bindparam("id_number"))
 _PENSION = select(Resident.pension_balance_fen, Resident.pension_months).where(Resident.id == bindparam("rid"))
-_LOCK = select(PinLock.failures, PinLock.locked_until).where(PinLock.id_number == bindparam("id_number"))
 
 
 @dataclass(frozen=True)
@@ -67,6 +64,12 @@ class BenefitPayment:
 
 
 @dataclass(frozen=True)
+class PinCheck:
+    resident_id: int | None  # None: nobody holds the ID number
+    matched: bool
+
+
+@dataclass(frozen=True)
 class CardStatus:
     status: str  # active | lost | pending
     card_tail: str
@@ -78,7 +81,12 @@ class BusinessPort(Protocol):
 
     def resident_id(self, id_number: str) -> int | None: ...
     def person(self, resident_id: int) -> Person: ...
-    def pin_matches(self, resident_id: int, pin: str) -> bool: ...
+    def check_pin(self, id_number: str, pin: str) -> PinCheck:
+        """Whether the PIN is the one of the resident holding `id_number`. It must take the
+        same time whether or not anyone holds that ID number (the caller is told the same
+        either way, and must not learn it from the delay either)."""
+        ...
+
     def pension(self, resident_id: int) -> PensionAccount: ...
     def medical(self, resident_id: int) -> MedicalAccount: ...
     def contributions(self, resident_id: int, limit: int = 3) -> list[ContributionRow]: ...
@@ -93,6 +101,7 @@ class SampleBusinessPort:
     def __init__(self, store: Store, pin_pepper: str) -> None:
         self.store = store
         self.pepper = pin_pepper
+        self.decoy = pins.hash_pin(secrets.token_hex(8), pin_pepper)  # checked for ID numbers nobody holds
 
     def resident_id(self, id_number: str) -> int | None:
         with self.store.transaction() as c:
@@ -103,10 +112,13 @@ class SampleBusinessPort:
             r = s.get_one(Resident, resident_id)
             return Person(r.name, r.id_number, r.phone)
 
-    def pin_matches(self, resident_id: int, pin: str) -> bool:
+    def check_pin(self, id_number: str, pin: str) -> PinCheck:
         with self.store.transaction() as c:
-            stored = c.scalar(_PIN_HASH, {"rid": resident_id})
-        return stored is not None and pins.verify_pin(pin, stored, self.pepper)
+            row = c.execute(_PIN_HASH, {"id_number": id_number}).first()
+        if row is None:
+            pins.verify_pin(pin, self.decoy, self.pepper)  # the same scrypt work as a real check
+            return PinCheck(None, matched=False)
+        return PinCheck(row.id, matched=pins.verify_pin(pin, row.pin_hash, self.pepper))
 
     def pension(self, resident_id: int) -> PensionAccount:
         with self.store.transaction() as c:
@@ -180,77 +192,6 @@ def _insert_event(session: Session, event: BusinessEvent) -> None:
     dialect = session.get_bind().dialect.name
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(BusinessEvent).values(**values)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["idempotency_key"]))
-
-
-@dataclass(frozen=True)
-class Identity:
-    resident_id: int
-
-
-class Identifier:
-    """Verifies ID number + PIN through the port, keeping the lockout count in our store.
-
-    After `max_failures` consecutive wrong PINs the ID number is locked for `lockout`;
-    a correct PIN resets the count. Raises UnknownResident, WrongPin or IdentityLocked.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        port: BusinessPort,
-        max_failures: int,
-        lockout: dt.timedelta,
-        writer: GroupWriter | None = None,
-    ) -> None:
-        self.store = store
-        self.port = port
-        self.max_failures = max_failures
-        self.lockout = lockout
-        self.auditor = audit.Auditor(store, writer)
-
-    def verify(self, id_number: str, pin: str, *, actor: str, call_id: str | None) -> Identity:
-        now = utcnow()
-        with self.store.transaction() as c:
-            row = c.execute(_LOCK, {"id_number": id_number}).first()
-        if row is not None and row.locked_until is not None and row.locked_until > now:
-            raise IdentityLocked(row.locked_until)
-        resident_id = self.port.resident_id(id_number)
-        if resident_id is None:
-            raise UnknownResident(mask_id(id_number))
-        if self.port.pin_matches(resident_id, pin):
-            reset = (
-                update(PinLock)
-                .where(PinLock.id_number == id_number)
-                .values(failures=0, locked_until=None, updated_at=now)
-            )
-            # Earlier failures are cleared by a right PIN, in the audit entry's transaction.
-            also = [lambda s: s.execute(reset)] if row is not None else []
-            # Identification hands out no data: its entry need not hold the caller up (the
-            # read that follows waits for its own entry, committed after this one).
-            self.auditor.record(
-                actor=actor, action="identify", resident_id=resident_id, call_id=call_id, also=also, wait=False
-            )
-            return Identity(resident_id)
-        failures = self._count_failure(id_number, now)
-        log.info("call %s: wrong PIN for %s (%d consecutive)", call_id, mask_id(id_number), failures)
-        if failures >= self.max_failures:
-            raise IdentityLocked(now + self.lockout)
-        raise WrongPin(failures)
-
-    def _count_failure(self, id_number: str, now: dt.datetime) -> int:
-        with self.store.session() as s:
-            lock = s.get(PinLock, id_number, with_for_update=True)
-            if lock is None:
-                lock = PinLock(id_number=id_number, failures=0)
-                s.add(lock)
-            if lock.locked_until and lock.locked_until <= now:
-                lock.failures = 0  # an expired lock starts a fresh count
-                lock.locked_until = None
-            lock.failures += 1
-            lock.updated_at = now
-            if lock.failures >= self.max_failures:
-                lock.locked_until = now + self.lockout
-            return lock.failures
 
 
 class AuditedReader:

@@ -13,8 +13,13 @@ class StoreUnavailable(HotlineError):
     """The database cannot be reached or refused the operation."""
 
 
-class UnknownResident(HotlineError):
-    """No resident holds the given citizen ID number."""
+class IdentifyRefused(HotlineError):
+    """Identification is not attempted: this call tried too many ID numbers, or this calling
+    number failed too often today (`reason`: `ids_per_call` | `caller_budget`)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"identification refused ({reason})")
+        self.reason = reason
 
 
 class IdentityLocked(HotlineError):
@@ -26,10 +31,12 @@ class IdentityLocked(HotlineError):
 
 
 class WrongPin(HotlineError):
-    """The PIN does not match; `failures` counts consecutive failures."""
+    """The ID number and PIN identify nobody: the PIN does not match, or no resident holds
+    that ID number (the caller is told the same either way); `failures` counts consecutive
+    failures for the ID number."""
 
     def __init__(self, failures: int) -> None:
-        super().__init__(f"wrong PIN ({failures} consecutive failures)")
+        super().__init__(f"identification failed ({failures} consecutive failures)")
         self.failures = failures
 
 

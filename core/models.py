@@ -133,6 +133,26 @@ class PinLock(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class CallIdentity(Base):
+    """The ID numbers a call has tried to identify with (a keyed hash, never the number):
+    a call may try only `ivr.ids_per_call` different ones, whichever FastAGI worker serves it."""
+
+    __tablename__ = "call_identities"
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class CallerFailures(Base):
+    """Failed identifications per calling number and local day (`ivr.caller_failures_per_day`)."""
+
+    __tablename__ = "caller_failures"
+    caller: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class BusinessEvent(Base):
     """The business system INSERTs the first six columns; the rest belong to the SMS gateway."""
 

@@ -76,6 +76,11 @@ class IvrSettings(_Section):
     attempts_per_step: int = Field(3, ge=1, le=9)
     max_pin_failures: int = Field(5, ge=1)
     lockout_hours: float = Field(24.0, gt=0)
+    # One call may identify with at most this many different ID numbers (then only an agent
+    # is offered), and one calling number may fail identification this many times a local
+    # day: a caller cannot walk through other people's ID numbers.
+    ids_per_call: int = Field(2, ge=1, le=9)
+    caller_failures_per_day: int = Field(10, ge=1)
 
 
 class SecuritySettings(_Section):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.business import AuditedReader, Identifier, SampleBusinessPort
+from core.business import AuditedReader, SampleBusinessPort
 from core.db import Store
+from core.identify import Identifier, IdentifyLimits
 from core.settings import Settings
 from core.writer import GroupWriter
 from ivr.catalogue import load_catalogue
@@ -27,8 +28,14 @@ def ivr_services(settings: Settings, store: Store) -> IvrServices:
     menu = load_menu(settings.ivr.menu_file, catalogue)
     port = SampleBusinessPort(store, settings.security.pin_pepper)
     writer = GroupWriter(store)  # one per process: trail steps and audit entries share its commits
-    lockout = dt.timedelta(hours=settings.ivr.lockout_hours)
-    identifier = Identifier(store, port, settings.ivr.max_pin_failures, lockout, writer)
+    limits = IdentifyLimits(
+        max_failures=settings.ivr.max_pin_failures,
+        lockout=dt.timedelta(hours=settings.ivr.lockout_hours),
+        ids_per_call=settings.ivr.ids_per_call,
+        caller_failures_per_day=settings.ivr.caller_failures_per_day,
+        timezone=settings.queue.timezone,
+    )
+    identifier = Identifier(store, port, limits, id_secret=settings.security.pin_pepper, writer=writer)
     return IvrServices(
         menu=menu,
         catalogue=catalogue,

@@ -44,9 +44,11 @@ class Played:
 class QueryStatus(enum.StrEnum):
     OK = "ok"
     UNAVAILABLE = "unavailable"  # the business system or database cannot be reached
-    UNKNOWN_ID = "unknown_id"
+    # The ID number and PIN identify nobody: a wrong PIN or an ID number nobody holds, which
+    # the business port does not tell apart, so neither can the caller.
     WRONG_PIN = "wrong_pin"
     LOCKED = "locked"
+    REFUSED = "refused"  # this call tried too many ID numbers, or its number failed too often today
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ class CallState:
     repeat: tuple[str, ...] = ()  # what `*` plays again
     awaiting: str = ""  # the query whose result is expected next
     carry: tuple[str, ...] = ()  # notices to say before the query's answer (e.g. id.ok)
+    identify_closed: bool = False  # identification was refused: queries lead to the agent offer
     finished: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -214,6 +217,8 @@ class _Flow:
         """Send an unidentified caller to identification first, remembering where to resume."""
         if state.resident_id is not None:
             return None
+        if state.identify_closed:
+            return self.enter(state, self.menu.fail_node, notice + ("id.refused",))
         gated = dataclasses.replace(state, resume=node.id)
         return self.enter(gated, self.menu.identify_node, notice)
 
@@ -337,9 +342,14 @@ class _Flow:
             return self.enter(ok, resume, ("id.ok",), notes=(note, Note("identified", node.id)))
         if done.status is QueryStatus.LOCKED:
             return self.enter(state, node.on_fail, ("pin.locked",), notes=(note,))
-        if done.status is QueryStatus.UNKNOWN_ID:
-            return self.fail(state, self.menu.node(node.id_node), "id.unknown", "invalid", {"reason": "unknown_id"})
-        return self.fail(state, self.menu.node(node.pin_node), "pin.wrong", "invalid", {"reason": "wrong_pin"})
+        if done.status is QueryStatus.REFUSED:
+            closed = dataclasses.replace(state, identify_closed=True, id_number=None, resume=None)
+            refused = Note("refused", node.id, {"reason": str(done.data.get("reason", ""))})
+            return self.enter(closed, self.menu.fail_node, ("id.refused",), notes=(note, refused))
+        # Either could be mistyped, and the caller is not told which: both are asked again,
+        # counted as one attempt of the ID number's step.
+        again = dataclasses.replace(state, id_number=None)
+        return self.fail(again, self.menu.node(node.id_node), "id.failed", "invalid", {"reason": "not_identified"})
 
     def answer(self, lang: str, node: Node, data: Mapping[str, Any]) -> tuple[str, ...]:
         items = data.get("items")

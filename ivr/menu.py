@@ -33,7 +33,6 @@ class Node:
     language: str = ""
     validate: str = ""
     max_digits: int = 1
-    pin_node: str = ""
     id_node: str = ""
     query: str = ""
     transaction: str = ""
@@ -46,7 +45,7 @@ class Node:
     queue: str = ""
 
     def targets(self) -> list[str]:
-        named = [self.on_fail, self.next, self.timeout_next, self.invalid_next, self.pin_node, self.id_node]
+        named = [self.on_fail, self.next, self.timeout_next, self.invalid_next, self.id_node]
         return [t for t in named + [self.cancel_next, *self.options.values()] if t]
 
     def prompts(self) -> list[str]:
@@ -73,7 +72,7 @@ REQUIRED = {
     "play": ("prompt", "next"),
     "language": ("language", "next"),
     "collect": ("prompt", "validate", "next"),
-    "identify": ("pin_node", "id_node"),
+    "identify": ("id_node",),
     "query": ("query", "say"),
     "transaction": ("transaction", "confirm", "say", "cancel_next"),
     "transfer": ("prompt", "queue"),

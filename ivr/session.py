@@ -16,8 +16,9 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.business import AuditedReader, Identifier
-from core.errors import IdentityLocked, StoreUnavailable, UnknownResident, WrongPin
+from core.business import AuditedReader
+from core.errors import IdentifyRefused, IdentityLocked, StoreUnavailable, WrongPin
+from core.identify import Identifier
 from core.masking import mask_phone
 from core.models import utcnow
 from ivr import engine
@@ -263,13 +264,17 @@ class IvrSession:
         try:
             if action.name == "identify":
                 ident = self.svc.identifier.verify(
-                    str(action.args["id_number"]), str(action.args["pin"]), actor=actor, call_id=self.call_id
+                    str(action.args["id_number"]),
+                    str(action.args["pin"]),
+                    actor=actor,
+                    call_id=self.call_id,
+                    caller=self.info.caller,
                 )
                 return QueryDone("identify", QueryStatus.OK, {"resident_id": ident.resident_id})
             data = self.svc.reader.read(action.name, int(action.args["resident_id"]), actor=actor, call_id=self.call_id)
             return QueryDone(action.name, QueryStatus.OK, data)
-        except UnknownResident:
-            return QueryDone(action.name, QueryStatus.UNKNOWN_ID)
+        except IdentifyRefused as exc:
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": exc.reason})
         except WrongPin as exc:
             return QueryDone(action.name, QueryStatus.WRONG_PIN, {"failures": exc.failures})
         except IdentityLocked as exc:

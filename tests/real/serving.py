@@ -46,11 +46,14 @@ class Ivr:
     def resident(self, index: int) -> SampleResident:
         return self.people[index]
 
-    def call(self, dtmf: str, *, tail_s: float = 4.0, lead_s: float = 1.0) -> dict[str, Any]:
+    def call(
+        self, dtmf: str, *, tail_s: float = 4.0, lead_s: float = 1.0, caller_id: str | None = None
+    ) -> dict[str, Any]:
         """Place a call, wait for it to end, and return its recorded trail."""
 
         async def run() -> str:
-            uid = await place_call(self.settings, dtmf, lead_s=lead_s, tail_s=tail_s)
+            more = {"caller_id": caller_id} if caller_id else {}
+            uid = await place_call(self.settings, dtmf, lead_s=lead_s, tail_s=tail_s, **more)
             await wait_hung_up(self.settings, uid, timeout_s=120)
             return uid
 

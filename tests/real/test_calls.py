@@ -4,7 +4,6 @@ dialplan, and `hotline serve` (a separate process) answers over FastAGI."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import os
 import subprocess
@@ -16,9 +15,11 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from core.business import Identifier, SampleBusinessPort
+from core import idnumber
+from core.business import SampleBusinessPort
 from core.errors import WrongPin
-from core.models import BusinessEvent, Call
+from core.identify import Identifier, IdentifyLimits
+from core.models import AuditEntry, BusinessEvent, Call
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
 from ivr.caller import AmiSession, place_call, wait_hung_up
@@ -53,19 +54,53 @@ def test_wrong_id_then_right_one(ivr: Ivr) -> None:
     assert kinds(call, "identified") and call["resident_id"] == r.id
 
 
-def test_three_wrong_pins_lead_to_the_agent_offer(ivr: Ivr) -> None:
+def test_three_failed_identifications_lead_to_the_agent_offer(ivr: Ivr) -> None:
     r = ivr.resident(7)
     wrong = [f"{(int(r.pin) + k) % 10**6:06d}" for k in (1, 2, 3)]
-    call = ivr.call(f"1W1W1W{keypad(r.id_number)}W{wrong[0]}W{wrong[1]}W{wrong[2]}", tail_s=4)
-    assert [s["reason"] for s in kinds(call, "invalid")] == ["wrong_pin"] * 3
+    tries = "W".join(f"{keypad(r.id_number)}W{pin}" for pin in wrong)
+    call = ivr.call(f"1W1W1W{tries}", tail_s=4, caller_id="13800000007")
+    assert [s["reason"] for s in kinds(call, "invalid")] == ["not_identified"] * 3
     assert [s["node"] for s in kinds(call, "node")][-1] == "agent_offer"
-    assert kinds(call, "prompt")[-1]["prompts"] == ["pin.wrong", "agent.offer"]
+    assert kinds(call, "prompt")[-1]["prompts"] == ["id.failed", "agent.offer"]
     assert call["resident_id"] is None
+
+
+def test_an_unregistered_id_is_answered_as_a_wrong_pin_is(ivr: Ivr) -> None:
+    """Seen before: `id.unknown` told the caller which ID numbers are registered."""
+    r = ivr.resident(8)
+    unknown = "11010519491231002" + idnumber.check_character("11010519491231002")
+    assert unknown not in {p.id_number for p in ivr.people}
+    wrong_pin = f"{(int(r.pin) + 1) % 10**6:06d}"
+    call = ivr.call(f"1W1W1W{keypad(unknown)}W{wrong_pin}W{keypad(r.id_number)}W{wrong_pin}", caller_id="13800000008")
+    failed = [s for s in call["trail"] if s["kind"] == "invalid"]
+    assert [(s["node"], s["reason"]) for s in failed] == [("ask_id", "not_identified")] * 2
+    prompts = [s["prompts"] for s in kinds(call, "prompt")]
+    assert [p for p in prompts if "id.failed" in p] == [["id.failed", "id.ask"]] * 2
+    with ivr.store.session() as s:
+        audited = s.scalars(select(AuditEntry.action).where(AuditEntry.call_id == call["id"])).all()
+    assert audited == ["identify_failed", "identify_failed"]
+
+
+def test_a_call_may_try_two_id_numbers_then_only_an_agent(ivr: Ivr) -> None:
+    """Seen before: one call walked through any number of ID numbers (A, B, C ... each with
+    their PINs); now the third different ID number is refused and only the agent offered."""
+    a, b, c = ivr.resident(13), ivr.resident(14), ivr.resident(15)
+    bad = f"{(int(a.pin) + 1) % 10**6:06d}"
+    dtmf = f"1W1W1W{keypad(a.id_number)}W{bad}W{keypad(b.id_number)}W{bad}W{keypad(c.id_number)}W{c.pin}WW2W1W1"
+    call = ivr.call(dtmf, tail_s=4, caller_id="13800000013")
+    statuses = [s["status"] for s in kinds(call, "query") if s.get("query") == "identify"]
+    assert statuses == ["wrong_pin", "wrong_pin", "refused"]
+    assert call["resident_id"] is None and not kinds(call, "identified")
+    prompts = [s["prompts"] for s in kinds(call, "prompt")]
+    assert ["id.refused", "agent.offer"] in prompts
+    # `2` back to the menu, `1 1` the pension query again: no ID number asked, the agent offered.
+    assert prompts[-1] == ["id.refused", "agent.offer"] and prompts[-2] != ["id.ask"]
 
 
 def test_lockout_after_five_wrong_pins(ivr: Ivr) -> None:
     r = ivr.resident(9)
-    identifier = Identifier(ivr.store, SampleBusinessPort(ivr.store, PEPPER), 5, dt.timedelta(hours=24))
+    limits = IdentifyLimits(caller_failures_per_day=100)
+    identifier = Identifier(ivr.store, SampleBusinessPort(ivr.store, PEPPER), limits, id_secret=PEPPER, writer=None)
     for _ in range(4):  # four wrong PINs on earlier calls
         with pytest.raises(WrongPin):
             identifier.verify(r.id_number, "000000" if r.pin != "000000" else "111111", actor="test", call_id=None)

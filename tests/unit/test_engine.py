@@ -93,15 +93,27 @@ def test_three_wrong_ids_offer_an_agent() -> None:
     assert isinstance(c.keys("1"), Transfer)
 
 
-def test_three_wrong_pins_offer_an_agent() -> None:
+def test_three_failed_identifications_ask_again_from_the_id_then_offer_an_agent() -> None:
     c = Caller()
+    identify(c)
     for failures in (1, 2):
-        identify(c) if failures == 1 else c.keys("654321")
         c.send(QueryDone("identify", QueryStatus.WRONG_PIN, {"failures": failures}))
-        assert c.prompts() == ("pin.wrong", "pin.ask")
-    c.keys("111111")
+        assert c.prompts() == ("id.failed", "id.ask") and c.state.id_number is None
+        c.keys(GOOD_ID)
+        assert isinstance(c.keys("654321"), Query)
     c.send(QueryDone("identify", QueryStatus.WRONG_PIN, {"failures": 3}))
-    assert c.state.node == "agent_offer" and c.prompts() == ("pin.wrong", "agent.offer")
+    assert c.state.node == "agent_offer" and c.prompts() == ("id.failed", "agent.offer")
+
+
+def test_a_mistyped_id_and_a_format_error_share_the_steps_attempts() -> None:
+    c = Caller()
+    identify(c)
+    c.send(QueryDone("identify", QueryStatus.WRONG_PIN, {"failures": 1}))
+    c.keys("1234")
+    assert c.prompts() == ("id.too_short", "id.ask")
+    c.keys(GOOD_ID, "123456")
+    c.send(QueryDone("identify", QueryStatus.WRONG_PIN, {"failures": 2}))
+    assert c.state.node == "agent_offer"
 
 
 def test_locked_id_is_told_and_offered_an_agent() -> None:
@@ -111,11 +123,16 @@ def test_locked_id_is_told_and_offered_an_agent() -> None:
     assert c.prompts() == ("pin.locked", "agent.offer")
 
 
-def test_unknown_id_is_asked_again() -> None:
+def test_a_refused_identification_closes_identification_for_the_call() -> None:
     c = Caller()
     identify(c)
-    c.send(QueryDone("identify", QueryStatus.UNKNOWN_ID))
-    assert c.prompts() == ("id.unknown", "id.ask")
+    c.send(QueryDone("identify", QueryStatus.REFUSED, {"reason": "ids_per_call"}))
+    assert c.state.node == "agent_offer" and c.prompts() == ("id.refused", "agent.offer")
+    assert c.state.id_number is None
+    # Back to the menu and another query: no ID number is asked for, only the agent offered.
+    c.keys("2", "1", "2")
+    assert c.state.node == "agent_offer" and c.prompts() == ("id.refused", "agent.offer")
+    assert isinstance(c.keys("1"), Transfer)
 
 
 def test_store_unavailable_apologises_and_transfers() -> None:

@@ -1,0 +1,201 @@
+"""Identification: an ID number and a PIN, checked through the business port, within limits.
+
+Three counts stand between a caller and other people's data, all kept in the store so that
+every FastAGI worker (and every webhook) sees the same numbers:
+
+- per ID number, consecutive failures: `max_failures` lock it for `lockout`;
+- per call, the different ID numbers tried: at most `ids_per_call`;
+- per calling number, failed identifications in a local day: at most `caller_failures_per_day`.
+
+An attempt is counted *before* its PIN is checked, in one short write transaction, and
+given back when the PIN is right: two calls trying one ID number at once cannot get more
+tries than allowed between them (counting after the check let both read the same count).
+
+An ID number that nobody holds fails exactly as a wrong PIN does: same answer, same count,
+same audit entry, and the port spends the same time on it (`BusinessPort.check_pin`), so the
+IVR never tells a caller which ID numbers are registered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import zoneinfo
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
+
+from core import audit
+from core.business import BusinessPort
+from core.db import Store, upsert
+from core.errors import IdentifyRefused, IdentityLocked, WrongPin
+from core.masking import mask_id, mask_phone
+from core.models import CallerFailures, CallIdentity, PinLock, utcnow
+from core.writer import GroupWriter, Op
+
+log = logging.getLogger(__name__)
+
+ANONYMOUS = "anonymous"  # callers without a number share one budget
+CALLER_KEY_LEN = 32
+
+_LOCKED_UNTIL = select(PinLock.locked_until).where(PinLock.id_number == bindparam("id_number"))
+
+
+@dataclass(frozen=True)
+class IdentifyLimits:
+    max_failures: int = 5
+    lockout: dt.timedelta = dt.timedelta(hours=24)
+    ids_per_call: int = 2
+    caller_failures_per_day: int = 10
+    timezone: str = "Asia/Shanghai"  # where a day begins for the caller budget
+
+
+@dataclass(frozen=True)
+class Identity:
+    resident_id: int
+
+
+def caller_key(caller: str | None) -> str:
+    """The budget's key for a calling number: its national significant number, so that the
+    forms carriers send (`+86138…`, `86138…`, `0086138…`, `0572…`) share one budget; letters
+    and punctuation are dropped; no number at all is `anonymous`."""
+    digits = "".join(ch for ch in caller or "" if ch.isascii() and ch.isdigit())
+    if digits.startswith("0086"):
+        digits = digits[4:]
+    elif digits.startswith("86") and len(digits) >= 12:
+        digits = digits[2:]
+    digits = digits.lstrip("0")  # the trunk prefix of a fixed line (0572 …)
+    return digits[-CALLER_KEY_LEN:] if digits else ANONYMOUS
+
+
+class Identifier:
+    """Verifies ID number + PIN through the port. Raises WrongPin (also for an ID number
+    nobody holds), IdentityLocked or IdentifyRefused."""
+
+    def __init__(
+        self, store: Store, port: BusinessPort, limits: IdentifyLimits, *, id_secret: str, writer: GroupWriter | None
+    ) -> None:
+        if not id_secret:
+            raise ValueError("an Identifier needs a secret to key the ID numbers it counts")
+        self.store = store
+        self.port = port
+        self.limits = limits
+        self.zone = zoneinfo.ZoneInfo(limits.timezone)
+        self.secret = id_secret.encode()
+        self.auditor = audit.Auditor(store, writer)
+
+    def verify(
+        self, id_number: str, pin: str, *, actor: str, call_id: str | None, caller: str | None = None
+    ) -> Identity:
+        now = utcnow()
+        budget = (caller_key(caller), now.astimezone(self.zone).date())
+        try:
+            failures = self._count_attempt(id_number, call_id, budget, now)
+        except IdentifyRefused as exc:
+            shown = budget[0] if budget[0] == ANONYMOUS else mask_phone(budget[0])
+            log.warning("call %s: identification refused (%s) for caller %s", call_id, exc.reason, shown)
+            self.auditor.record(actor=actor, action=f"identify_refused:{exc.reason}", resident_id=None, call_id=call_id)
+            raise
+        check = self.port.check_pin(id_number, pin)
+        if check.matched and check.resident_id is not None:
+            self.auditor.record(
+                actor=actor,
+                action="identify",
+                resident_id=check.resident_id,
+                call_id=call_id,
+                also=[self._give_back(id_number, budget, now)],
+                wait=False,  # identification hands out no data; the read that follows waits for its own entry
+            )
+            return Identity(check.resident_id)
+        log.info("call %s: identification failed for %s (%d consecutive)", call_id, mask_id(id_number), failures)
+        self.auditor.record(
+            actor=actor, action="identify_failed", resident_id=check.resident_id, call_id=call_id, wait=False
+        )
+        if failures >= self.limits.max_failures:
+            raise IdentityLocked(now + self.limits.lockout)
+        raise WrongPin(failures)
+
+    def id_key(self, id_number: str) -> str:
+        return hmac.new(self.secret, id_number.encode(), hashlib.sha256).hexdigest()
+
+    # counting -------------------------------------------------------------------------
+    def _count_attempt(self, id_number: str, call_id: str | None, budget: tuple[str, dt.date], now: dt.datetime) -> int:
+        """Count the attempt as a failure in advance, atomically, or refuse it: the call's
+        ID numbers first (a caller cannot learn a further ID number's lock), then the calling
+        number's budget, then the ID number's own lock. A refusal counts nothing."""
+        with self.store.transaction() as c:
+            if call_id is not None:
+                self._claim_id_for_call(c, call_id, self.id_key(id_number), now)
+            self._take_from_budget(c, budget, now)
+            return self._count_failure(c, id_number, now)
+
+    def _claim_id_for_call(self, c: Connection, call_id: str, key: str, now: dt.datetime) -> None:
+        c.execute(
+            upsert(c, CallIdentity).values(call_id=call_id, id_key=key, at=now).on_conflict_do_nothing(),
+        )
+        keys = list(c.scalars(select(CallIdentity.id_key).where(CallIdentity.call_id == call_id)))
+        if len(keys) > self.limits.ids_per_call:
+            raise IdentifyRefused("ids_per_call")  # the transaction rolls back this ID number's row
+
+    def _take_from_budget(self, c: Connection, budget: tuple[str, dt.date], now: dt.datetime) -> None:
+        caller, day = budget
+        c.execute(
+            upsert(c, CallerFailures)
+            .values(caller=caller, day=day, failures=0, updated_at=now)
+            .on_conflict_do_nothing(),
+        )
+        taken = c.execute(
+            update(CallerFailures)
+            .where(
+                CallerFailures.caller == caller,
+                CallerFailures.day == day,
+                CallerFailures.failures < self.limits.caller_failures_per_day,
+            )
+            .values(failures=CallerFailures.failures + 1, updated_at=now)
+        )
+        if taken.rowcount == 0:
+            raise IdentifyRefused("caller_budget")
+
+    def _count_failure(self, c: Connection, id_number: str, now: dt.datetime) -> int:
+        c.execute(
+            upsert(c, PinLock)
+            .values(id_number=id_number, failures=0, locked_until=None, updated_at=now)
+            .on_conflict_do_nothing(),
+        )
+        # Unlocked rows only; an expired lock starts a fresh count.
+        fresh = PinLock.locked_until.is_not(None)
+        count = case((fresh, 1), else_=PinLock.failures + 1)
+        counted = c.execute(
+            update(PinLock)
+            .where(PinLock.id_number == id_number, or_(PinLock.locked_until.is_(None), PinLock.locked_until <= now))
+            .values(
+                failures=count,
+                locked_until=case((count >= self.limits.max_failures, now + self.limits.lockout), else_=None),
+                updated_at=now,
+            )
+            .returning(PinLock.failures)
+        ).scalar()
+        if counted is None:
+            raise IdentityLocked(c.scalar(_LOCKED_UNTIL, {"id_number": id_number}))
+        return int(counted)
+
+    def _give_back(self, id_number: str, budget: tuple[str, dt.date], now: dt.datetime) -> Op:
+        """A right PIN: the ID number's failures are cleared and the caller's budget gets its
+        attempt back, in the audit entry's transaction."""
+        caller, day = budget
+        reset = (
+            update(PinLock).where(PinLock.id_number == id_number).values(failures=0, locked_until=None, updated_at=now)
+        )
+        refund = (
+            update(CallerFailures)
+            .where(and_(CallerFailures.caller == caller, CallerFailures.day == day, CallerFailures.failures > 0))
+            .values(failures=CallerFailures.failures - 1, updated_at=now)
+        )
+
+        def give_back(c: Connection) -> None:
+            c.execute(reset)
+            c.execute(refund)
+
+        return give_back
