@@ -32,7 +32,7 @@ from core.db import Store
 from core.errors import HotlineError
 from core.sample import SampleResident
 from core.settings import Settings, load_settings
-from ivr.caller import AmiSession
+from ivr.caller import ScriptedCaller
 from ivr.dialplan import GLOBAL_AGI_ADDR
 from ivr.trail import find_call_id, show_call
 
@@ -59,7 +59,7 @@ def keypad(r: SampleResident) -> str:
 
 async def agi_port(settings: Settings) -> int:
     """The FastAGI port Asterisk's dialplan uses (global HOTLINE_AGI_ADDR, host:port)."""
-    async with AmiSession(settings) as ami:
+    async with ScriptedCaller(settings) as ami:
         reply = (await ami.send({"Action": "Getvar", "Variable": GLOBAL_AGI_ADDR}))[0]
     host, _, port = str(reply.get("Value") or "").rpartition(":")
     if host != AGI_HOST or not port.isdigit():
@@ -78,7 +78,7 @@ def listener(port: int) -> str:
     return "an unknown process"
 
 
-async def one_call(ami: AmiSession, r: SampleResident, caller_id: str) -> str:
+async def one_call(ami: ScriptedCaller, r: SampleResident, caller_id: str) -> str:
     """Place one call and wait for its hang-up; returns the Uniqueid."""
     uid = await ami.originate_caller(keypad(r), lead_s=LEAD_S, tail_s=TAIL_S, caller_id=caller_id)
     await ami.wait_hangup(uid, HANGUP_LIMIT_S)
@@ -106,7 +106,7 @@ async def trail_failure(store: Store, uid: str, r: SampleResident) -> str | None
 
 async def run_round(settings: Settings, store: Store, people: list[SampleResident]) -> Round:
     start = time.perf_counter()
-    async with AmiSession(settings) as ami:
+    async with ScriptedCaller(settings) as ami:
         placed = await asyncio.gather(
             *(one_call(ami, r, f"1380000{i:04d}") for i, r in enumerate(people)), return_exceptions=True
         )

@@ -34,7 +34,7 @@ from core.errors import HotlineError
 from core.models import Call
 from core.settings import Settings, load_settings
 from ivr.asterisk import LocalAsterisk
-from ivr.caller import AmiSession
+from ivr.caller import ScriptedCaller
 from ivr.dialplan import QUEUE_GENERAL
 from ivr.records import import_files
 
@@ -61,13 +61,13 @@ def _agent(i: int) -> dict[str, str]:
     return {"Queue": QUEUE_GENERAL, "Interface": f"Local/7{i:03d}-1-{TALK_S}@hotline-agents/n"}
 
 
-async def _members(ami: AmiSession, count: int, action: str) -> None:
+async def _members(ami: ScriptedCaller, count: int, action: str) -> None:
     for i in range(count):
         extra = {"MemberName": f"Bench {i:03d}"} if action == "QueueAdd" else {}
         await ami.send({"Action": action, **_agent(i), **extra}, as_list=False)
 
 
-async def _one(ami: AmiSession, i: int) -> str:
+async def _one(ami: ScriptedCaller, i: int) -> str:
     # 0 at the welcome; the callers stay until the survey after their agent call ends it.
     uid = await ami.originate_caller("0", lead_s=1, tail_s=HANGUP_LIMIT_S - 30, caller_id=f"1390000{i:04d}")
     await ami.wait_hangup(uid, HANGUP_LIMIT_S)
@@ -124,7 +124,7 @@ def _compare(result: Round, got: Rec | None, want: Rec | None) -> None:
 async def run_round(settings: Settings, live: Store, n: int, tmp: Path) -> Round:
     result = Round(n, max(1, n // CALLERS_PER_AGENT))
     start = time.perf_counter()
-    async with AmiSession(settings) as ami:
+    async with ScriptedCaller(settings) as ami:
         await _members(ami, result.agents, "QueueAdd")
         try:
             placed = await asyncio.gather(*(_one(ami, i) for i in range(n)), return_exceptions=True)

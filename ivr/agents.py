@@ -14,7 +14,7 @@ from sqlalchemy import insert, select
 from core.db import Store
 from core.models import Agent, AgentEvent, utcnow
 from core.settings import Settings
-from ivr.caller import AmiSession
+from ivr.ami_client import AmiSession
 from ivr.dialplan import QUEUE_GENERAL
 from ivr.errors import AgentError, AmiError
 

@@ -256,15 +256,23 @@ class _Flow:
         )
 
     # failures ------------------------------------------------------------------------
-    def fail(self, state: CallState, node: Node, notice: str, kind: str, detail: Mapping[str, Any]) -> Step:
+    def fail(
+        self,
+        state: CallState,
+        node: Node,
+        notice: str,
+        kind: str,
+        detail: Mapping[str, Any],
+        before: tuple[Note, ...] = (),
+    ) -> Step:
         """Count a failed attempt: re-prompt saying what was wrong, or give up to on_fail."""
         tries = dict(state.tries)
         tries[node.id] = tries.get(node.id, 0) + 1
         state = dataclasses.replace(state, tries=tries)
-        note = Note(kind, node.id, {**detail, "attempt": tries[node.id]})
+        notes = (*before, Note(kind, node.id, {**detail, "attempt": tries[node.id]}))
         if tries[node.id] >= node.retries:
-            return self.enter(state, node.on_fail, (notice,), notes=(note,))
-        return self.enter(state, node.id, (notice,), retry=True, notes=(note,))
+            return self.enter(state, node.on_fail, (notice,), notes=notes)
+        return self.enter(state, node.id, (notice,), retry=True, notes=notes)
 
     # reading input -------------------------------------------------------------------
     def on_digits(self, state: CallState, value: str) -> Step:
@@ -349,7 +357,8 @@ class _Flow:
         # Either could be mistyped, and the caller is not told which: both are asked again,
         # counted as one attempt of the ID number's step.
         again = dataclasses.replace(state, id_number=None)
-        return self.fail(again, self.menu.node(node.id_node), "id.failed", "invalid", {"reason": "not_identified"})
+        reason = {"reason": "not_identified"}
+        return self.fail(again, self.menu.node(node.id_node), "id.failed", "invalid", reason, before=(note,))
 
     def answer(self, lang: str, node: Node, data: Mapping[str, Any]) -> tuple[str, ...]:
         items = data.get("items")

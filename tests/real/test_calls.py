@@ -21,8 +21,9 @@ from core.errors import WrongPin
 from core.identify import Identifier, IdentifyLimits
 from core.models import AuditEntry, BusinessEvent, Call
 from ivr.agents import AgentControl
+from ivr.ami_client import AmiSession
 from ivr.asterisk import LocalAsterisk
-from ivr.caller import AmiSession, place_call, wait_hung_up
+from ivr.caller import place_call, wait_hung_up
 from ivr.records import import_files
 from ivr.trail import show_call
 from tests.conftest import PEPPER

@@ -13,7 +13,7 @@ import pytest
 from core.settings import Settings
 from ivr.asterisk import LocalAsterisk
 from ivr.asterisk_config import agi_address, sounds_dir
-from ivr.caller import AmiSession
+from ivr.caller import ScriptedCaller
 from ivr.dialplan import (
     AGI_SCRIPT_IVR,
     CTX_ENTRY,
@@ -51,7 +51,7 @@ async def _serve_one_get_data(settings: Settings) -> tuple[asyncio.Server, async
 
 async def test_dtmf_with_pause_reaches_get_data(asterisk: LocalAsterisk, asterisk_settings: Settings) -> None:
     server, session = await _serve_one_get_data(asterisk_settings)
-    async with server, AmiSession(asterisk_settings) as ami:
+    async with server, ScriptedCaller(asterisk_settings) as ami:
         uniqueid = await ami.originate_caller("W1234", lead_s=0.5, tail_s=3)
         headers, reply = await asyncio.wait_for(session, 15)
         hangup = await ami.wait_hangup(uniqueid, 15)
@@ -68,7 +68,7 @@ async def test_no_fastagi_means_queue(asterisk: LocalAsterisk, asterisk_settings
         await asyncio.open_connection(host, int(port))
     # The caller stays through the apology (when built) and hangs up waiting in the queue.
     stay_s = await asyncio.to_thread(_apology_seconds, asterisk) + 1.5
-    async with AmiSession(asterisk_settings) as ami:
+    async with ScriptedCaller(asterisk_settings) as ami:
         uniqueid = await ami.originate_caller("", lead_s=0, tail_s=stay_s)
         await ami.wait_hangup(uniqueid, stay_s + 10)
     enter = f"|{uniqueid}|{QUEUE_GENERAL}|NONE|ENTERQUEUE|"
