@@ -216,8 +216,8 @@ def cmd_events(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-# sms.segments.SEGMENTS, named here so that `--help` needs no database modules
-# (tests/store/test_sms_segments.py checks that the two agree).
+# sms.audiences.AUDIENCES, named here so that `--help` needs no database modules
+# (tests/store/test_sms_audiences.py checks that the two agree).
 SEGMENT_NAMES = ("employers-in-arrears", "employers-all", "residents-interrupted")
 
 

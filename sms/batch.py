@@ -1,4 +1,4 @@
-"""Batch sends from a CSV file, or a named segment (`sms.segments`): one business event
+"""Batch sends from a CSV file, or a named segment (`sms.audiences`): one business event
 per row, under a named batch that can be paused and resumed and that reports its progress
 and summary.
 
@@ -20,7 +20,7 @@ from sqlalchemy import func, select, update
 
 from core.db import Store, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, utcnow
-from sms import segments
+from sms import audiences
 from sms.errors import BatchError
 from sms.templates import TEMPLATES, money_fields
 
@@ -63,9 +63,9 @@ def load(store: Store, path: Path, name: str | None = None) -> Loaded:
 
 
 def load_segment(store: Store, segment: str, period: str | None, deadline: str | None, name: str | None) -> Loaded:
-    """A named segment (`sms.segments`) for a month as a batch; its events are keyed by
+    """A named segment (`sms.audiences`) for a month as a batch; its events are keyed by
     subject, so loading it again under the same name adds nothing."""
-    chosen, rows = segments.resolve(store, segment, period, deadline)
+    chosen, rows = audiences.resolve(store, segment, period, deadline)
     name = name or f"{segment}-{period}"
     events = [(subject, chosen.event_type, subject, payload) for subject, payload in rows]
     return _load(store, name, f"segment {segment} {period}", events)

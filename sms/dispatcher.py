@@ -32,8 +32,8 @@ from core.masking import mask_phone
 from core.models import utcnow
 from core.settings import Settings
 from sms import outbox
-from sms.batching import Batcher
 from sms.encoding import Segment, encode
+from sms.group_commit import GroupCommit
 from sms.intake import intake
 from sms.outbox import Due
 from sms.pdu import Inbound
@@ -71,7 +71,7 @@ class Dispatcher:
         # but unrecorded) and receipts (waited for: the deliver_sm is answered once stored).
         # Submissions are written first, so a receipt finds a segment recorded at the same
         # moment (across processes, rematch_receipts mends what two transactions miss).
-        self.answers: Batcher[Answer] = Batcher(_record(store), BATCH_S, "answers")
+        self.answers: GroupCommit[Answer] = GroupCommit(_record(store), BATCH_S, "answers")
         self.inflight = asyncio.Semaphore(settings.smpp.window)
         self.claimed = 0  # messages claimed by us and not finished
         self.beat_at = utcnow()

@@ -18,7 +18,7 @@ from core.db import Store
 from core.models import BusinessEvent, Contribution, Employer, Resident, SmsMessage
 from core.settings import SmsSettings
 from hotline.cli import SEGMENT_NAMES
-from sms import batch, segments
+from sms import audiences, batch
 from sms.errors import BatchError
 from sms.intake import intake
 
@@ -95,9 +95,9 @@ def test_employers_in_arrears_get_one_notice_each_with_what_they_owe(store: Stor
 
 def test_residents_interrupted_and_all_employers(store: Store) -> None:
     _company(store)
-    _, rows = segments.resolve(store, "residents-interrupted", "2026-11", None)
+    _, rows = audiences.resolve(store, "residents-interrupted", "2026-11", None)
     assert [subject for subject, _ in rows] == ["33052319800101002X", "33052319800101004X"]
-    _, rows = segments.resolve(store, "employers-all", "2026-12", "2027-01-15")
+    _, rows = audiences.resolve(store, "employers-all", "2026-12", "2027-01-15")
     assert len(rows) == 4 and rows[0][1]["period"] == "2026-12"
 
 
@@ -121,7 +121,7 @@ def test_a_wrong_segment_request_is_refused_and_adds_nothing(
 
 
 def test_the_cli_names_every_segment_and_loads_one(store: Store, tmp_path: Path) -> None:
-    assert tuple(segments.SEGMENTS) == SEGMENT_NAMES
+    assert tuple(audiences.AUDIENCES) == SEGMENT_NAMES
     _company(store)
     env = {"HOTLINE_DATABASE_URL": store.url, "HOTLINE_SECURITY_PIN_PEPPER": "p", "PATH": "/usr/bin:/bin"}
     argv = [sys.executable, "-m", "hotline", "sms", "batch", "--segment", "employers-in-arrears", "--period", "2026-11"]

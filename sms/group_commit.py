@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-class Batcher(Generic[T]):
+class GroupCommit(Generic[T]):
     """`put` an item and (optionally) wait until it is written; `run` writes whatever has
     gathered every `interval_s` with `write(items)` in a thread. A store outage keeps the
     items and retries, so nothing put is lost while the process lives."""

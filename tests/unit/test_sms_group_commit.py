@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from core.errors import StoreUnavailable
-from sms.batching import Batcher
+from sms.group_commit import GroupCommit
 
 
 async def test_records_wait_for_the_store_and_are_written_when_it_returns() -> None:
@@ -21,7 +21,7 @@ async def test_records_wait_for_the_store_and_are_written_when_it_returns() -> N
             raise StoreUnavailable("connection refused")
         written.append(items)
 
-    batcher: Batcher[int] = Batcher(write, 0.01, "test")
+    batcher: GroupCommit[int] = GroupCommit(write, 0.01, "test")
     stop = asyncio.Event()
     runner = asyncio.create_task(batcher.run(stop))
     await asyncio.wait_for(asyncio.gather(batcher.put(1), batcher.put(2)), 10)
@@ -34,7 +34,7 @@ async def test_a_shutdown_with_the_store_gone_ends_and_tells_the_waiters(caplog:
     def write(_items: list[int]) -> None:
         raise StoreUnavailable("connection refused")
 
-    batcher: Batcher[int] = Batcher(write, 0.01, "receipts", give_up_s=0.5)
+    batcher: GroupCommit[int] = GroupCommit(write, 0.01, "receipts", give_up_s=0.5)
     stop = asyncio.Event()
     runner = asyncio.create_task(batcher.run(stop))
     waiter = asyncio.create_task(batcher.put(7))
@@ -48,7 +48,7 @@ async def test_a_shutdown_with_the_store_gone_ends_and_tells_the_waiters(caplog:
 
 async def test_an_urgent_record_is_written_without_waiting_out_the_interval() -> None:
     written: list[list[int]] = []
-    batcher: Batcher[int] = Batcher(written.append, 30.0, "test")  # a gathering interval no test waits out
+    batcher: GroupCommit[int] = GroupCommit(written.append, 30.0, "test")  # a gathering interval no test waits out
     stop = asyncio.Event()
     runner = asyncio.create_task(batcher.run(stop))
     quiet = asyncio.create_task(batcher.put(1))

@@ -1,4 +1,4 @@
-"""Named segments: batches chosen by a query over the store rather than listed in a file.
+"""Audiences (the CLI's named segments): batches chosen by a query rather than listed in a file.
 
     hotline sms batch --segment employers-in-arrears --period 2026-11 --deadline 2026-12-15
 
@@ -30,7 +30,7 @@ Rows = list[tuple[str, dict[str, Any]]]  # subject id, payload
 
 
 @dataclass(frozen=True)
-class Segment:
+class Audience:
     name: str
     event_type: str
     description: str
@@ -87,19 +87,19 @@ def _residents_interrupted(c: Connection, period: str, _deadline: str) -> Rows:
     return [(id_number, {"name": name, "since": period}) for id_number, name in rows]
 
 
-SEGMENTS: dict[str, Segment] = {
+AUDIENCES: dict[str, Audience] = {
     s.name: s
     for s in (
-        Segment(
+        Audience(
             "employers-in-arrears",
             "arrears_notice",
             "employers who paid for someone last month and not this month, with what that month cost",
             _employers_in_arrears,
         ),
-        Segment(
+        Audience(
             "employers-all", "declaration_reminder", "every employer: the monthly declaration reminder", _all_employers
         ),
-        Segment(
+        Audience(
             "residents-interrupted",
             "contribution_interrupted",
             "residents paid for last month by an employer and not this month",
@@ -109,11 +109,11 @@ SEGMENTS: dict[str, Segment] = {
 }
 
 
-def resolve(store: Store, name: str, period: str | None, deadline: str | None) -> tuple[Segment, Rows]:
+def resolve(store: Store, name: str, period: str | None, deadline: str | None) -> tuple[Audience, Rows]:
     """The segment's events for `period`; BatchError with what is wrong otherwise."""
-    segment = SEGMENTS.get(name)
+    segment = AUDIENCES.get(name)
     if segment is None:
-        raise BatchError(f"no segment named {name!r}; segments: {', '.join(SEGMENTS)}")
+        raise BatchError(f"no segment named {name!r}; segments: {', '.join(AUDIENCES)}")
     if not period or not PERIOD.match(period):
         raise BatchError(f"segment {name}: --period YYYY-MM is required (got {period!r})")
     if "deadline" in TEMPLATES[segment.event_type].fields:
