@@ -227,7 +227,7 @@ def _batch_summary(p: Any) -> str:
 
 
 def cmd_sms_batch(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.wiring import open_store
+    from hotline.wiring import business_port, open_store
     from sms import batch
 
     store = open_store(settings)
@@ -239,7 +239,8 @@ def cmd_sms_batch(settings: Settings, args: argparse.Namespace) -> int:
         print("hotline sms batch: give a CSV file or --segment NAME (one of the two)", file=sys.stderr)
         return 2
     if args.segment is not None:
-        loaded = batch.load_segment(store, args.segment, args.period, args.deadline, args.name)
+        port = business_port(settings, store)
+        loaded = batch.load_segment(store, port, args.segment, args.period, args.deadline, args.name)
     else:
         loaded = batch.load(store, args.file, args.name)
     print(f"batch {loaded.name}: {loaded.rows} rows, {loaded.new_events} new events", flush=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 from aiohttp import web
 
 from console.app import ConsoleDeps, make_app
-from core.business import SampleBusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
+from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.wiring import ivr_services, open_store

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.business import AuditedReader, SampleBusinessPort
+from core.business import AuditedReader, BusinessPort
 from core.db import Store
 from core.identify import Identifier, IdentifyLimits
+from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from core.writer import GroupWriter
 from ivr.catalogue import load_catalogue
@@ -22,11 +23,17 @@ def open_store(settings: Settings, *, migrate: bool = True) -> Store:
     return store
 
 
-def ivr_services(settings: Settings, store: Store) -> IvrServices:
+def business_port(settings: Settings, store: Store) -> BusinessPort:
+    """The one door to the business system's data, built here only: the embedded sample
+    adapter (a site's own adapter would be chosen here)."""
+    return SampleBusinessPort(store, settings.security.pin_pepper)
+
+
+def ivr_services(settings: Settings, store: Store, port: BusinessPort | None = None) -> IvrServices:
     settings.require_secrets("security.pin_pepper")
     catalogue = load_catalogue(settings.ivr.prompts_dir / "catalogue.toml")
     menu = load_menu(settings.ivr.menu_file, catalogue)
-    port = SampleBusinessPort(store, settings.security.pin_pepper)
+    port = port or business_port(settings, store)
     writer = GroupWriter(store)  # one per process: trail steps and audit entries share its commits
     limits = IdentifyLimits(
         max_failures=settings.ivr.max_pin_failures,

@@ -2,11 +2,10 @@
 
     hotline sms batch --segment employers-in-arrears --period 2026-11 --deadline 2026-12-15
 
-A segment turns (period, deadline) into one event per subject. What the store knows of
-the business system is its contributions table (one row per resident, month and paying
-employer), so "in arrears for a month" is read from it the way a collector would: a
-person paid for by the employer in the month before and not in the month itself. The
-arrears amount is what those people's last month cost (pension plus medical, in fen).
+A segment turns (period, deadline) into one event per subject. Who is in it is the
+business system's to say, through the business port (`employers_in_arrears`: an employer
+that paid for someone in the month before and not in the month itself, with what that
+month cost; `employers`; `residents_interrupted`).
 """
 
 from __future__ import annotations
@@ -17,11 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, func, select
-from sqlalchemy.orm import aliased
-
-from core.db import Store
-from core.models import Contribution, Employer, Resident
+from core.business import BusinessPort
 from sms.errors import BatchError
 from sms.templates import TEMPLATES
 
@@ -34,57 +29,22 @@ class Audience:
     name: str
     event_type: str
     description: str
-    select: Callable[[Connection, str, str], Rows]
+    select: Callable[[BusinessPort, str, str], Rows]
 
 
-def previous_period(period: str) -> str:
-    year, month = int(period[:4]), int(period[5:])
-    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
-
-
-def _lapsed(period: str) -> Any:
-    """Contributions of the month before `period` with none for `period` for the same
-    person and employer: who stopped being paid for."""
-    now = aliased(Contribution)
-    before = Contribution
-    return and_(
-        before.period == previous_period(period),
-        before.employer_id.is_not(None),
-        ~exists().where(
-            now.resident_id == before.resident_id, now.employer_id == before.employer_id, now.period == period
-        ),
-    )
-
-
-def _employers_in_arrears(c: Connection, period: str, deadline: str) -> Rows:
-    owed = func.sum(Contribution.pension_fen + Contribution.medical_fen)
-    rows = c.execute(
-        select(Employer.credit_code, Employer.name, owed)
-        .join(Contribution, Contribution.employer_id == Employer.id)
-        .where(_lapsed(period))
-        .group_by(Employer.credit_code, Employer.name)
-        .order_by(Employer.credit_code)
-    ).all()
+def _employers_in_arrears(port: BusinessPort, period: str, deadline: str) -> Rows:
     return [
-        (code, {"unit_name": name, "period": period, "amount": int(amount), "deadline": deadline})
-        for code, name, amount in rows
+        (u.credit_code, {"unit_name": u.name, "period": period, "amount": u.owed_fen, "deadline": deadline})
+        for u in port.employers_in_arrears(period)
     ]
 
 
-def _all_employers(c: Connection, period: str, deadline: str) -> Rows:
-    rows = c.execute(select(Employer.credit_code, Employer.name).order_by(Employer.credit_code)).all()
-    return [(code, {"unit_name": name, "period": period, "deadline": deadline}) for code, name in rows]
+def _all_employers(port: BusinessPort, period: str, deadline: str) -> Rows:
+    return [(u.credit_code, {"unit_name": u.name, "period": period, "deadline": deadline}) for u in port.employers()]
 
 
-def _residents_interrupted(c: Connection, period: str, _deadline: str) -> Rows:
-    rows = c.execute(
-        select(Resident.id_number, Resident.name)
-        .join(Contribution, Contribution.resident_id == Resident.id)
-        .where(_lapsed(period))
-        .group_by(Resident.id_number, Resident.name)
-        .order_by(Resident.id_number)
-    ).all()
-    return [(id_number, {"name": name, "since": period}) for id_number, name in rows]
+def _residents_interrupted(port: BusinessPort, period: str, _deadline: str) -> Rows:
+    return [(p.id_number, {"name": p.name, "since": period}) for p in port.residents_interrupted(period)]
 
 
 AUDIENCES: dict[str, Audience] = {
@@ -109,7 +69,7 @@ AUDIENCES: dict[str, Audience] = {
 }
 
 
-def resolve(store: Store, name: str, period: str | None, deadline: str | None) -> tuple[Audience, Rows]:
+def resolve(port: BusinessPort, name: str, period: str | None, deadline: str | None) -> tuple[Audience, Rows]:
     """The segment's events for `period`; BatchError with what is wrong otherwise."""
     segment = AUDIENCES.get(name)
     if segment is None:
@@ -121,5 +81,4 @@ def resolve(store: Store, name: str, period: str | None, deadline: str | None) -
             dt.date.fromisoformat(deadline or "")
         except ValueError:
             raise BatchError(f"segment {name}: --deadline YYYY-MM-DD is required (got {deadline!r})") from None
-    with store.transaction() as c:
-        return segment, segment.select(c, period, deadline or "")
+    return segment, segment.select(port, period, deadline or "")

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
+from core.business import BusinessPort
 from core.db import Store, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, utcnow
 from sms import audiences
@@ -62,10 +63,12 @@ def load(store: Store, path: Path, name: str | None = None) -> Loaded:
     return _load(store, name, str(path), events)
 
 
-def load_segment(store: Store, segment: str, period: str | None, deadline: str | None, name: str | None) -> Loaded:
+def load_segment(
+    store: Store, port: BusinessPort, segment: str, period: str | None, deadline: str | None, name: str | None
+) -> Loaded:
     """A named segment (`sms.audiences`) for a month as a batch; its events are keyed by
     subject, so loading it again under the same name adds nothing."""
-    chosen, rows = audiences.resolve(store, segment, period, deadline)
+    chosen, rows = audiences.resolve(port, segment, period, deadline)
     name = name or f"{segment}-{period}"
     events = [(subject, chosen.event_type, subject, payload) for subject, payload in rows]
     return _load(store, name, f"segment {segment} {period}", events)

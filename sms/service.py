@@ -12,9 +12,10 @@ import socket
 
 import psycopg
 
-from core.business import AuditedReader, SampleBusinessPort
+from core.business import AuditedReader
 from core.db import Store
 from core.errors import SettingsError
+from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from sms.dispatcher import Dispatcher
 from sms.mo import MoHandler

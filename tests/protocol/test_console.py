@@ -22,9 +22,9 @@ from sqlalchemy import select
 from console import accounts
 from console.app import ConsoleDeps, make_app
 from console.errors import BadCredentials
-from core.business import SampleBusinessPort
 from core.db import Store
 from core.models import Agent, AuditEntry, Call, Callback, ConsoleSession, ConsoleUser, Wrapup, utcnow
+from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from ivr.agents import AgentControl
 from tests.browser import chromium

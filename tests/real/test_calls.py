@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import select
 
 from core import idnumber
-from core.business import SampleBusinessPort
 from core.errors import WrongPin
 from core.identify import Identifier, IdentifyLimits
 from core.models import AuditEntry, BusinessEvent, Call
+from core.sample_port import SampleBusinessPort
 from ivr.agents import AgentControl
 from ivr.ami_client import AmiSession
 from ivr.asterisk import LocalAsterisk

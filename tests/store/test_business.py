@@ -8,11 +8,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from core import sample
-from core.business import AuditedReader, SampleBusinessPort
+from core.business import AuditedReader
 from core.db import Store
 from core.errors import IdentityLocked, WrongPin
 from core.identify import Identifier, IdentifyLimits
 from core.models import AuditEntry, BusinessEvent, PinLock, Resident
+from core.sample_port import SampleBusinessPort
 from tests.conftest import PEPPER, SAMPLE_RESIDENTS, load_sample
 
 

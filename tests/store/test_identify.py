@@ -11,12 +11,13 @@ import pytest
 from sqlalchemy import select, update
 
 from core import pins
-from core.business import PinCheck, SampleBusinessPort
+from core.business import PinCheck
 from core.db import Store
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
 from core.identify import Identifier, IdentifyLimits, caller_key
 from core.models import AuditEntry, CallerFailures, CallIdentity, PinLock
 from core.sample import SampleResident
+from core.sample_port import SampleBusinessPort
 from tests.conftest import PEPPER, load_sample
 
 UNREGISTERED = "110105194912310021"  # well formed (GB 11643 check digit), held by nobody

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from core.business import SampleBusinessPort
 from core.db import Store
 from core.models import Agent, AuditEntry, Call, CallStep, utcnow
+from core.sample_port import SampleBusinessPort
 from ivr.screenpop import NotOnThisCall, agent_off_call, agent_on_call, screen_pop
 from tests.conftest import PEPPER, load_sample
 

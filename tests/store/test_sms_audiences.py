@@ -16,11 +16,13 @@ from sqlalchemy import insert, select
 
 from core.db import Store
 from core.models import BusinessEvent, Contribution, Employer, Resident, SmsMessage
+from core.sample_port import SampleBusinessPort
 from core.settings import SmsSettings
 from hotline.cli import SEGMENT_NAMES
 from sms import audiences, batch
 from sms.errors import BatchError
 from sms.intake import intake
+from tests.conftest import PEPPER
 
 NOW = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing: no quiet hours
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,9 +80,13 @@ def _company(store: Store) -> None:
 
 def test_employers_in_arrears_get_one_notice_each_with_what_they_owe(store: Store) -> None:
     _company(store)
-    loaded = batch.load_segment(store, "employers-in-arrears", "2026-11", "2026-12-15", None)
+    loaded = batch.load_segment(
+        store, SampleBusinessPort(store, PEPPER), "employers-in-arrears", "2026-11", "2026-12-15", None
+    )
     assert (loaded.name, loaded.rows, loaded.new_events) == ("employers-in-arrears-2026-11", 2, 2)
-    again = batch.load_segment(store, "employers-in-arrears", "2026-11", "2026-12-15", None)
+    again = batch.load_segment(
+        store, SampleBusinessPort(store, PEPPER), "employers-in-arrears", "2026-11", "2026-12-15", None
+    )
     assert again.new_events == 0
     intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
     with store.transaction() as c:
@@ -95,9 +101,9 @@ def test_employers_in_arrears_get_one_notice_each_with_what_they_owe(store: Stor
 
 def test_residents_interrupted_and_all_employers(store: Store) -> None:
     _company(store)
-    _, rows = audiences.resolve(store, "residents-interrupted", "2026-11", None)
+    _, rows = audiences.resolve(SampleBusinessPort(store, PEPPER), "residents-interrupted", "2026-11", None)
     assert [subject for subject, _ in rows] == ["33052319800101002X", "33052319800101004X"]
-    _, rows = audiences.resolve(store, "employers-all", "2026-12", "2027-01-15")
+    _, rows = audiences.resolve(SampleBusinessPort(store, PEPPER), "employers-all", "2026-12", "2027-01-15")
     assert len(rows) == 4 and rows[0][1]["period"] == "2026-12"
 
 
@@ -115,7 +121,7 @@ def test_a_wrong_segment_request_is_refused_and_adds_nothing(
 ) -> None:
     _company(store)
     with pytest.raises(BatchError, match=message.replace("(", r"\(")):
-        batch.load_segment(store, name, period, deadline, None)
+        batch.load_segment(store, SampleBusinessPort(store, PEPPER), name, period, deadline, None)
     with store.transaction() as c:
         assert c.execute(select(BusinessEvent.id)).first() is None
 

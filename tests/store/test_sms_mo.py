@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.business import AuditedReader, SampleBusinessPort
+from core.business import AuditedReader
 from core.db import Store
 from core.models import AuditEntry, ResidentPhone, SmsMessage, SmsOptOut
+from core.sample_port import SampleBusinessPort
 from sms.encoding import encode
 from sms.mo import HELP, NOT_REGISTERED, MoHandler, Reassembly
 from sms.pdu import Inbound

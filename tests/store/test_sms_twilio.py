@@ -17,9 +17,9 @@ from sqlalchemy import select, update
 
 from bench.procs import free_port
 from console.app import ConsoleDeps, make_app
-from core.business import SampleBusinessPort
 from core.db import Store
 from core.models import Resident, SmsSegment
+from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from ivr.agents import AgentControl
 from sms.dispatcher import Dispatcher
