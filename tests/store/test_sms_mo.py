@@ -3,23 +3,30 @@ texts reassembled from their parts."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select, text, update
 
+from bench.procs import free_port
 from core.business import AuditedReader, SampleBusinessPort
-from core.db import Store
+from core.db import MIGRATIONS, Store
 from core.masking import mask_phone
 from core.models import AuditEntry, ResidentPhone, SmsDeadLetter, SmsMessage, SmsMoPart, SmsMoText, SmsOptOut, utcnow
-from core.settings import Settings
+from core.settings import Settings, SmppSettings
 from sms.encoding import encode
+from sms.inbound import DeadLetters
 from sms.mo import HELP, NOT_REGISTERED, PARTS_TTL_S, MoHandler
 from sms.pdu import Inbound
 from sms.service import SmsService
+from sms.simulator import SimConfig, Simulator
+from sms.smpp import SmppTransport
 from tests.conftest import PEPPER, load_sample
 
 
@@ -204,3 +211,65 @@ async def test_a_deliver_sm_that_fails_every_time_is_dead_lettered_and_answered(
     assert dead.tries == len(outcomes) and "the business port is broken" in (dead.reason or "")
     traced = [rec for rec in caplog.records if rec.exc_info]
     assert len(traced) == 1 and "13912345678" not in traced[0].getMessage()
+
+
+def test_numbers_that_texted_td_before_are_rewritten_in_the_stores_form(db_url: str) -> None:
+    store = Store(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0011")
+            for phone in ("8613800000001", "+8613800000001", "008613800000002", "13800000003", "garbage"):
+                conn.execute(
+                    text("INSERT INTO sms_optouts (phone, at, source) VALUES (:p, :at, 'mo')"),
+                    {"p": phone, "at": utcnow()},
+                )
+        store.migrate()
+        assert sorted(_opted_out(store)) == ["13800000001", "13800000002", "13800000003", "garbage"]
+    finally:
+        store.dispose()
+
+
+async def test_over_tcp_a_failing_mo_is_unanswered_until_it_is_a_dead_letter(store: Store) -> None:
+    sim = Simulator(SimConfig(port=free_port()))
+    await sim.start()
+    letters = DeadLetters(store, max_tries=2)
+
+    async def broken(inbound: Inbound) -> None:
+        raise RuntimeError("the business port is broken")
+
+    failed = asyncio.Event()
+
+    async def on_deliver(inbound: Inbound) -> None:
+        try:
+            await letters.handle(inbound, broken)
+        except RuntimeError:
+            failed.set()  # left unanswered by the transport
+            raise
+
+    transport = SmppTransport(SmppSettings(port=sim.config.port, password="secret", enquire_link_s=5), on_deliver)
+    await transport.start()
+    first: asyncio.Task[int] | None = None
+    try:
+        async with asyncio.timeout(10):
+            await transport.bound.wait()
+            await sim.bound(1)  # the simulator's side of the bind too, or there is nobody to deliver to
+            first = asyncio.create_task(sim.inject_mo("13912345678", "12333", "YE"))
+            await failed.wait()
+            assert (
+                _tries(store) == [(1, False)] and not first.done()
+            )  # no deliver_sm_resp: the SMSC would deliver it again
+            assert await sim.inject_mo("13912345678", "12333", "YE") == 1  # the second time: answered
+        assert _tries(store) == [(2, True)] and not first.done()
+    finally:
+        if first is not None:
+            first.cancel()
+        await transport.stop()
+        await sim.stop()
+
+
+def _tries(store: Store) -> list[tuple[int, bool]]:
+    with store.session() as s:
+        return [(d.tries, d.dead) for d in s.scalars(select(SmsDeadLetter))]
