@@ -273,3 +273,18 @@ async def test_over_tcp_a_failing_mo_is_unanswered_until_it_is_a_dead_letter(sto
 def _tries(store: Store) -> list[tuple[int, bool]]:
     with store.session() as s:
         return [(d.tries, d.dead) for d in s.scalars(select(SmsDeadLetter))]
+
+
+async def test_two_dispatchers_holding_the_last_parts_at_once_reply_once(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][8]
+    text = "CX" + "，请问我最近几个月的养老保险和医疗保险缴费记录是否正常" * 5
+    for reference in range(1, 9):
+        first, *last = _parts(text, reference, phone=r.phone)
+        assert len(last) == 2
+        await _handler(store).on_text(first)
+        await asyncio.gather(*(_handler(store).on_text(part) for part in last))
+    with store.session() as s:
+        assert s.scalars(select(SmsMoText.text)).all() == [text] * 8  # each text once, never none, never twice
+        assert s.scalars(select(SmsMoPart)).all() == []
+    assert len(_replies(store)) == 5  # and the number's replies capped
