@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -440,6 +441,61 @@ class SmsOptOut(Base):
     phone: Mapped[str] = mapped_column(String(20), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     source: Mapped[str] = mapped_column(String(16), default="mo")  # mo | admin
+
+
+class SmsOptOutRequest(Base):
+    """A TD waiting for its confirmation: the code sent back to the number, which a sender
+    spoofing that number never sees (sms.mo)."""
+
+    __tablename__ = "sms_optout_requests"
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)  # core.phones.store_form
+    code: Mapped[str] = mapped_column(String(8))
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class SmsMoText(Base):
+    """A resident's text (MO) as received, whole, and whether it was answered: the replies
+    of the last hour per number are counted here (`sms.mo_replies_per_hour`)."""
+
+    __tablename__ = "sms_mo_texts"
+    __table_args__ = (Index("ix_sms_mo_texts_phone", "phone", "received_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))  # core.phones.store_form
+    text: Mapped[str] = mapped_column(Text)
+    keyword: Mapped[str] = mapped_column(String(8))  # ye | cx | td | kt | other
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    replied: Mapped[bool] = mapped_column(default=False)
+
+
+class SmsMoPart(Base):
+    """A part of a concatenated MO text, stored before its deliver_sm is answered, until the
+    last part makes the text whole (any dispatcher may receive any part)."""
+
+    __tablename__ = "sms_mo_parts"
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)  # core.phones.store_form
+    reference: Mapped[int] = mapped_column(Integer, primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data_coding: Mapped[int] = mapped_column(Integer)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+
+
+class SmsDeadLetter(Base):
+    """A deliver_sm whose handling failed: its tries, and once `sms.inbound_max_tries` is
+    reached (`dead`), kept here with the reason and answered so the SMSC stops resending."""
+
+    __tablename__ = "sms_dead_letters"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # a digest of what it carries
+    source: Mapped[str] = mapped_column(String(24))
+    esm_class: Mapped[int] = mapped_column(Integer)
+    data_coding: Mapped[int] = mapped_column(Integer)
+    short_message: Mapped[bytes] = mapped_column(LargeBinary)
+    tries: Mapped[int] = mapped_column(Integer, default=1)
+    reason: Mapped[str | None] = mapped_column(Text)
+    dead: Mapped[bool] = mapped_column(default=False)
+    first_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 # --- the reports' own: hourly sums of closed hours -----------------------------------------

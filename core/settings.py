@@ -157,6 +157,15 @@ class SmsSettings(_Section):
     claim_batch: int = Field(200, ge=1)
     # How messages leave: "smpp" (smpp.*) or "twilio" (twilio.*; replies still come over SMPP).
     transport: Literal["smpp", "twilio"] = "smpp"
+    # Numbers written without a country code are in this one (core.phones: the store keeps
+    # national numbers of this country, E.164 for any other).
+    country_code: str = Field("86", pattern=r"^[1-9][0-9]{0,2}$")
+    # Replies to residents' texts (MO) per number in any rolling hour; texts past it are
+    # stored and handled without a reply (auto-responder loops, spoofed senders).
+    mo_replies_per_hour: int = Field(5, ge=0)
+    # A deliver_sm whose handling fails this many times is kept as a dead letter and
+    # answered, so the SMSC stops delivering it again.
+    inbound_max_tries: int = Field(5, ge=1)
 
 
 class WebSettings(_Section):

@@ -26,6 +26,7 @@ from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, lite
 from core.db import Store, among, among_param, chunks, insert_rows, upsert
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
+from core.phones import BadPhoneNumber, store_form
 from core.settings import SmsSettings
 from sms.outbox import LockAndUpdate
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
@@ -113,16 +114,30 @@ def _recipient_queries(dialect: str, subject_kind: str) -> tuple[Select[str, str
     return ()
 
 
-def recipients(c: Connection, subject_kind: str, subject_ids: list[str]) -> dict[str, list[str]]:
+def recipients(
+    c: Connection, subject_kind: str, subject_ids: list[str], country_code: str = "86"
+) -> dict[str, list[str]]:
     """Phones by subject: a person's registered phones (by ID number: `residents.phone` and
-    `resident_phones`), an employer's contact phone (by unified social credit code)."""
+    `resident_phones`), an employer's contact phone (by unified social credit code); in the
+    store's one form (core.phones), as opt-outs and replies are, whatever form the business
+    system wrote them in. One that is no phone number is left out (and logged)."""
     queries = _recipient_queries(c.dialect.name, subject_kind)
     found: dict[str, set[str]] = {}
     for ids in chunks(subject_ids):
         for query in queries:
             for subject, number in c.execute(query, {"ids": list(ids)}):
-                if number:
-                    found.setdefault(subject, set()).add(number)
+                if not number:
+                    continue
+                try:
+                    found.setdefault(subject, set()).add(store_form(number, country_code))
+                except BadPhoneNumber as exc:
+                    log.warning(
+                        "%s %s: registered number %s left out: %s",
+                        subject_kind,
+                        mask_id(subject),
+                        mask_phone(number),
+                        exc,
+                    )
     return {subject: sorted(numbers) for subject, numbers in found.items()}
 
 
@@ -181,7 +196,8 @@ def _expand(
     phones: dict[tuple[str, str], list[str]] = {}
     for kind in {event.subject_kind for event, _ in rendered}:
         subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
-        phones.update(((kind, subject), found) for subject, found in recipients(c, kind, subjects).items())
+        found = recipients(c, kind, subjects, settings.country_code)
+        phones.update(((kind, subject), numbers) for subject, numbers in found.items())
     optional = {
         phone
         for event, _ in rendered

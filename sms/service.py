@@ -18,6 +18,7 @@ from core.errors import SettingsError
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from sms.dispatcher import Dispatcher
+from sms.inbound import DeadLetters
 from sms.mo import MoHandler
 from sms.pdu import Inbound
 from sms.smpp import SmppTransport
@@ -43,11 +44,16 @@ class SmsService:
         submit_text = self.twilio.submit_text if self.twilio is not None else None
         self.dispatcher = Dispatcher(settings, store, self.transport.submit, worker, submit_text)
         reader = AuditedReader(store, SampleBusinessPort(store, settings.security.pin_pepper))
-        self.mo = MoHandler(store, reader, self.dispatcher.wake)
+        self.mo = MoHandler(store, reader, self.dispatcher.wake, settings.sms)
+        self.dead_letters = DeadLetters(store, settings.sms.inbound_max_tries)
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
     async def on_deliver(self, inbound: Inbound) -> None:
+        """Returns once the deliver_sm may be answered: handled, or a dead letter."""
+        await self.dead_letters.handle(inbound, self._route)
+
+    async def _route(self, inbound: Inbound) -> None:
         if inbound.is_receipt:
             await self.dispatcher.on_receipt(inbound)
         else:

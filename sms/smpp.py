@@ -376,9 +376,10 @@ class SmppTransport:
     async def _handle(self, inbound: Inbound, sequence: int, connection: object) -> None:
         try:
             await self.on_deliver(inbound)
-        except Exception:
-            # Unanswered: the SMSC delivers it again (to us or to another bind).
-            log.exception("deliver_sm %d not handled; left unanswered for the SMSC to resend", sequence)
+        except Exception as exc:
+            # Unanswered: the SMSC delivers it again (to us or to another bind). No traceback
+            # here: on_deliver counts the tries and logs one with the dead letter (sms.inbound).
+            log.warning("deliver_sm %d not handled (%r); left unanswered for the SMSC to resend", sequence, exc)
             return
         await self._answer(sequence, connection)
 

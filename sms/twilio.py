@@ -27,19 +27,19 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from core.masking import mask_phone
+from core.phones import BadPhoneNumber, to_e164
 from core.settings import TwilioSettings
 from sms.smpp import Pacer, SubmitResult, Throttle
-from sms.status import ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED
+from sms.status import ESME_RINVDSTADR, ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED
 
 log = logging.getLogger(__name__)
 FINAL_STATUSES = {"delivered": "delivered", "undelivered": "undelivered", "failed": "rejected"}
 
 
 def e164(number: str, country_code: str) -> str:
-    """A national number as E.164: 13912345678 -> +8613912345678, 0572... -> +86572..."""
-    if number.startswith("+"):
-        return number
-    return f"+{country_code}{number.removeprefix('0')}"
+    """A number of the store as E.164: 13912345678 -> +8613912345678, 0572... -> +86572...
+    (core.phones.to_e164; BadPhoneNumber for what is no phone number)."""
+    return to_e164(number, country_code)
 
 
 class TwilioTransport:
@@ -77,12 +77,14 @@ class TwilioTransport:
         extra = {"from_": s.from_number} if s.from_number else {"messaging_service_sid": s.messaging_service_sid}
         if s.status_callback_url:
             extra["status_callback"] = s.status_callback_url
+        try:
+            to = e164(recipient, s.country_code)
+        except BadPhoneNumber as exc:  # never sent: the message fails with the reason
+            return SubmitResult(ESME_RINVDSTADR, detail=str(exc))
         async with self.window:
             await self._pace()
             try:
-                message = await self._client.messages.create_async(
-                    to=e164(recipient, s.country_code), body=text, **extra
-                )
+                message = await self._client.messages.create_async(to=to, body=text, **extra)
             except TwilioRestException as exc:
                 return await self._refused(recipient, exc)
             except aiohttp.ClientConnectorError as exc:  # never reached Twilio: nothing sent

@@ -44,6 +44,7 @@ class FakeTwilio:
     rate_limit_first: int = 0  # refuse this many first requests with 429
     fail_every: int = 0  # answer every Nth request with 503
     undelivered: set[str] = field(default_factory=set)  # E.164 numbers whose message is not delivered
+    invalid: set[str] = field(default_factory=set)  # well-formed numbers Twilio calls invalid (21211)
     requests: list[dict[str, str]] = field(default_factory=list)  # accepted messages' forms
     answers: list[int] = field(default_factory=list)  # HTTP status of every request
     callbacks: list[tuple[str, str, int]] = field(default_factory=list)  # sid, status, HTTP answer
@@ -96,7 +97,7 @@ class FakeTwilio:
             return self._answer(self._error(503, 20500, "Service Unavailable"))
         form = {k: str(v) for k, v in (await request.post()).items()}
         to = form.get("To", "")
-        if not E164.match(to):
+        if not E164.match(to) or to in self.invalid:
             return self._answer(self._error(400, 21211, f"The 'To' number {to} is not a valid phone number."))
         if not form.get("Body"):
             return self._answer(self._error(400, 21602, "Message body is required."))

@@ -164,3 +164,18 @@ def test_a_resident_with_two_registered_numbers_gets_the_notice_on_both(store: S
             ("policy_news", "13700000004", "skipped"),
         ]
     )
+
+
+def test_a_number_registered_in_another_form_is_sent_to_and_opted_out_in_the_stores_form(
+    store: Store, sample_data: Any
+) -> None:
+    load_sample(store)
+    r = sample_data[1][3]
+    with store.session() as s:
+        s.add(ResidentPhone(resident_id=r.id, phone=f"+86 {r.phone[:3]}-{r.phone[3:7]}-{r.phone[7:]}"))
+        s.add(ResidentPhone(resident_id=r.id, phone="not a number"))  # nobody to send to
+        s.add(SmsOptOut(phone=r.phone))  # texted TD from the handset: the store's form
+    emit(store, "policy_news", "person", r.id_number, {"title": "政策", "body": "新政策发布"}, "news")
+    report = intake(store, SETTINGS, ZONE, now=DAY)
+    assert [(m.recipient, m.status) for m in _messages(store)] == [(r.phone, "skipped")]  # one number, not two
+    assert (report.messages, report.skipped) == (0, 1)

@@ -3,17 +3,31 @@ texts reassembled from their parts."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import logging
+import re
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select, text, update
 
+from bench.procs import free_port
 from core.business import AuditedReader
-from core.db import Store
-from core.models import AuditEntry, ResidentPhone, SmsMessage, SmsOptOut
+from core.db import MIGRATIONS, Store
+from core.masking import mask_phone
+from core.models import AuditEntry, ResidentPhone, SmsDeadLetter, SmsMessage, SmsMoPart, SmsMoText, SmsOptOut, utcnow
 from core.sample_port import SampleBusinessPort
+from core.settings import Settings, SmppSettings
 from sms.encoding import encode
-from sms.mo import HELP, NOT_REGISTERED, MoHandler, Reassembly
+from sms.inbound import DeadLetters
+from sms.mo import HELP, NOT_REGISTERED, PARTS_TTL_S, MoHandler
 from sms.pdu import Inbound
+from sms.service import SmsService
+from sms.simulator import SimConfig, Simulator
+from sms.smpp import SmppTransport
 from tests.conftest import PEPPER, load_sample
 
 
@@ -41,42 +55,48 @@ def test_cx_lists_the_last_contributions(store: Store, sample_data: Any) -> None
     assert reply.startswith("最近缴费：") and r.contributions[0][0] in reply
 
 
-def test_an_unregistered_number_gets_no_data_and_td_opts_out(store: Store, sample_data: Any) -> None:
+def test_an_unregistered_number_gets_no_data(store: Store, sample_data: Any) -> None:
     load_sample(store)
     handler = _handler(store)
-    assert handler.answer("13000000000", "YE").startswith(NOT_REGISTERED)
-    assert handler.answer("13000000000", "你好").startswith(HELP)
-    r = sample_data[1][2]
-    handler.answer(r.phone, "TD")
-    handler.answer(r.phone, "td")  # twice is fine
+    assert (handler.answer("13000000000", "YE") or "").startswith(NOT_REGISTERED)
+    assert (handler.answer("13000000000", "你好") or "").startswith(HELP)
     with store.session() as s:
-        assert s.scalars(select(SmsOptOut.phone)).all() == [r.phone]
         assert s.scalars(select(AuditEntry)).all() == []  # no data was read
 
 
-def _parts(text: str, reference: int, eight_bit: bool = False) -> list[Inbound]:
+def _parts(text: str, reference: int, eight_bit: bool = False, phone: str = "13912345678") -> list[Inbound]:
     enc = encode(text, reference)
     out = []
     for seg in enc.segments:
         udh = seg.udh
         if eight_bit:  # as many handsets send it: IEI 0x00, a one-byte reference
             udh = bytes((5, 0x00, 3, reference & 0xFF, udh[5], udh[6]))
-        out.append(Inbound("13912345678", "12333", enc.esm_class, enc.data_coding, udh + seg.payload, None))
+        out.append(Inbound(phone, "12333", enc.esm_class, enc.data_coding, udh + seg.payload, None))
     return out
 
 
-def test_parts_are_reassembled_in_any_order_and_stale_ones_dropped() -> None:
+async def test_parts_are_reassembled_in_any_order_and_stale_ones_dropped(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][7]
+    handler = _handler(store)
     text = "YE" + "，我想查询一下我的养老金账户余额" * 6
-    r = Reassembly()
-    first, second = _parts(text, 0x1234)
-    assert r.add(second, 0.0) is None
-    assert r.add(first, 1.0) == text
-    a, b = _parts(text, 77, eight_bit=True)
-    assert r.add(a, 2.0) is None
-    assert r.add(b, 3.0) == text
-    lone, _ = _parts(text, 5)
-    r.add(lone, 10.0)
-    assert r.parts and r.add(_parts("hi", 0)[0], 1000.0) == "hi" and not r.parts  # expired
+    first, second = _parts(text, 0x1234, phone=r.phone)
+    await handler.on_text(second)
+    assert _replies(store) == []
+    await handler.on_text(first)
+    a, b = _parts(text, 77, eight_bit=True, phone=r.phone)
+    await handler.on_text(b)
+    await handler.on_text(a)
+    assert len(_replies(store)) == 2
+    with store.session() as s:
+        assert s.scalars(select(SmsMoText.text)).all() == [text, text]  # each whole, once
+    lone, _ = _parts(text, 5, phone=r.phone)
+    await handler.on_text(lone)
+    with store.transaction() as c:
+        c.execute(update(SmsMoPart).values(received_at=utcnow() - dt.timedelta(seconds=PARTS_TTL_S + 1)))
+    await handler.on_text(_parts(text, 9, phone=r.phone)[0])
+    with store.session() as s:
+        assert s.scalars(select(SmsMoPart.reference)).all() == [9]  # the stale part dropped
 
 
 def test_a_residents_second_registered_number_may_ask_too(store: Store, sample_data: Any) -> None:
@@ -88,3 +108,184 @@ def test_a_residents_second_registered_number_may_ask_too(store: Store, sample_d
     assert f"累计缴费{r.pension_months}个月" in reply
     with store.session() as s:
         assert s.scalars(select(SmsMessage.recipient)).all() == ["13700000002"]
+
+
+# --- hardening: spoofed TD, reply cap, number forms, failing deliver_sm, stored parts -----
+
+
+def _replies(store: Store) -> list[SmsMessage]:
+    with store.session() as s:
+        return list(s.scalars(select(SmsMessage).order_by(SmsMessage.id)))
+
+
+def _opted_out(store: Store) -> list[str]:
+    with store.session() as s:
+        return list(s.scalars(select(SmsOptOut.phone)))
+
+
+def test_a_spoofed_td_from_an_unregistered_number_changes_nothing(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    _handler(store).answer("13000000000", "TD")
+    assert _opted_out(store) == []
+
+
+def test_td_from_a_registered_number_takes_effect_only_once_confirmed_with_the_code(
+    store: Store, sample_data: Any
+) -> None:
+    load_sample(store)
+    r = sample_data[1][3]
+    handler = _handler(store)
+    asked = handler.answer(r.phone, "TD") or ""
+    assert _opted_out(store) == []  # one text, spoofed or not, unsubscribes nobody
+    code = re.search(r"TD\s*(\d{6})", asked)
+    assert code, asked
+    handler.answer(r.phone, "TD 000000" if code.group(1) != "000000" else "TD 111111")  # a guess
+    assert _opted_out(store) == []
+    done = handler.answer(r.phone, f"td{code.group(1)}") or ""
+    assert _opted_out(store) == [r.phone] and "KT" in done  # says how to undo it
+    handler.answer(r.phone, "KT")
+    assert _opted_out(store) == []
+
+
+def test_replies_to_one_number_are_capped_per_hour_and_the_texts_still_stored(
+    store: Store, sample_data: Any, caplog: Any
+) -> None:
+    load_sample(store)
+    r = sample_data[1][4]
+    handler = _handler(store)
+    with caplog.at_level(logging.WARNING, logger="sms.mo"):
+        for _ in range(8):
+            handler.answer(r.phone, "YE")
+        handler.answer("13000000001", "YE")  # another number has its own count
+    assert [m.recipient for m in _replies(store)] == [r.phone] * 5 + ["13000000001"]
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(SmsMoText).where(SmsMoText.phone == r.phone)) == 8
+    capped = [rec for rec in caplog.records if "capped" in rec.getMessage()]
+    assert len(capped) == 1 and r.phone not in capped[0].getMessage()
+    assert mask_phone(r.phone) in capped[0].getMessage()
+
+
+@pytest.mark.parametrize("form", ["86{}", "+86{}", "0086{}", "+86 {}", "86-{}"])
+def test_a_registered_number_in_international_form_is_recognised(store: Store, sample_data: Any, form: str) -> None:
+    load_sample(store)
+    r = sample_data[1][5]
+    number = r.phone if " " not in form and "-" not in form else f"{r.phone[:3]}-{r.phone[3:7]} {r.phone[7:]}"
+    reply = _handler(store).answer(form.format(number), "YE") or ""
+    assert f"累计缴费{r.pension_months}个月" in reply
+    assert [m.recipient for m in _replies(store)] == [r.phone]  # the store's one form
+
+
+async def test_mo_parts_are_kept_in_the_store_across_a_restart(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][6]
+    first, second = (
+        Inbound("+86" + r.phone if i else r.phone, "12333", p.esm_class, p.data_coding, p.short_message, None)
+        for i, p in enumerate(_parts("YE" + "，我想查询一下我的养老金账户余额" * 6, 0x4321))
+    )
+    await _handler(store).on_text(first)  # answered: then the dispatcher restarts
+    await _handler(store).on_text(second)
+    replies = _replies(store)
+    assert len(replies) == 1 and replies[0].recipient == r.phone
+
+
+async def test_a_deliver_sm_that_fails_every_time_is_dead_lettered_and_answered(
+    store: Store, settings: Settings, caplog: Any
+) -> None:
+    service = SmsService(settings, store)
+
+    async def broken(inbound: Inbound) -> None:
+        raise RuntimeError("the business port is broken")
+
+    service.mo.on_text = broken  # type: ignore[method-assign]
+    text = Inbound("13912345678", "12333", 0, 8, "YE".encode("utf-16-be"), None)
+    outcomes = []
+    with caplog.at_level(logging.ERROR):
+        for _ in range(settings.sms.inbound_max_tries):
+            try:
+                await service.on_deliver(text)  # returning: the transport answers it
+                outcomes.append("answered")
+            except RuntimeError:
+                outcomes.append("unanswered")  # the SMSC delivers it again
+    assert outcomes == ["unanswered"] * (len(outcomes) - 1) + ["answered"]
+    with store.session() as s:
+        (dead,) = s.scalars(select(SmsDeadLetter)).all()
+    assert dead.tries == len(outcomes) and "the business port is broken" in (dead.reason or "")
+    traced = [rec for rec in caplog.records if rec.exc_info]
+    assert len(traced) == 1 and "13912345678" not in traced[0].getMessage()
+
+
+def test_numbers_that_texted_td_before_are_rewritten_in_the_stores_form(db_url: str) -> None:
+    store = Store(db_url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    try:
+        with store.engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0011")
+            for phone in ("8613800000001", "+8613800000001", "008613800000002", "13800000003", "garbage"):
+                conn.execute(
+                    text("INSERT INTO sms_optouts (phone, at, source) VALUES (:p, :at, 'mo')"),
+                    {"p": phone, "at": utcnow()},
+                )
+        store.migrate()
+        assert sorted(_opted_out(store)) == ["13800000001", "13800000002", "13800000003", "garbage"]
+    finally:
+        store.dispose()
+
+
+async def test_over_tcp_a_failing_mo_is_unanswered_until_it_is_a_dead_letter(store: Store) -> None:
+    sim = Simulator(SimConfig(port=free_port()))
+    await sim.start()
+    letters = DeadLetters(store, max_tries=2)
+
+    async def broken(inbound: Inbound) -> None:
+        raise RuntimeError("the business port is broken")
+
+    failed = asyncio.Event()
+
+    async def on_deliver(inbound: Inbound) -> None:
+        try:
+            await letters.handle(inbound, broken)
+        except RuntimeError:
+            failed.set()  # left unanswered by the transport
+            raise
+
+    transport = SmppTransport(SmppSettings(port=sim.config.port, password="secret", enquire_link_s=5), on_deliver)
+    await transport.start()
+    first: asyncio.Task[int] | None = None
+    try:
+        async with asyncio.timeout(10):
+            await transport.bound.wait()
+            await sim.bound(1)  # the simulator's side of the bind too, or there is nobody to deliver to
+            first = asyncio.create_task(sim.inject_mo("13912345678", "12333", "YE"))
+            await failed.wait()
+            assert (
+                _tries(store) == [(1, False)] and not first.done()
+            )  # no deliver_sm_resp: the SMSC would deliver it again
+            assert await sim.inject_mo("13912345678", "12333", "YE") == 1  # the second time: answered
+        assert _tries(store) == [(2, True)] and not first.done()
+    finally:
+        if first is not None:
+            first.cancel()
+        await transport.stop()
+        await sim.stop()
+
+
+def _tries(store: Store) -> list[tuple[int, bool]]:
+    with store.session() as s:
+        return [(d.tries, d.dead) for d in s.scalars(select(SmsDeadLetter))]
+
+
+async def test_two_dispatchers_holding_the_last_parts_at_once_reply_once(store: Store, sample_data: Any) -> None:
+    load_sample(store)
+    r = sample_data[1][8]
+    text = "CX" + "，请问我最近几个月的养老保险和医疗保险缴费记录是否正常" * 5
+    for reference in range(1, 9):
+        first, *last = _parts(text, reference, phone=r.phone)
+        assert len(last) == 2
+        await _handler(store).on_text(first)
+        await asyncio.gather(*(_handler(store).on_text(part) for part in last))
+    with store.session() as s:
+        assert s.scalars(select(SmsMoText.text)).all() == [text] * 8  # each text once, never none, never twice
+        assert s.scalars(select(SmsMoPart)).all() == []
+    assert len(_replies(store)) == 5  # and the number's replies capped

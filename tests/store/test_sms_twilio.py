@@ -105,15 +105,15 @@ async def test_429_slows_down_503_retries_and_an_invalid_number_fails_with_twili
     load_sample(store)
     people = sample_data[1][:10]
     emit_pensions(store, people)
-    with store.transaction() as c:  # one resident's registered number is not a phone number
-        c.execute(update(Resident).where(Resident.id_number == people[3].id_number).values(phone="12"))
-    fake = FakeTwilio(rate_limit_first=3, fail_every=5)
+    with store.transaction() as c:  # a number in a range Twilio knows to be unassigned
+        c.execute(update(Resident).where(Resident.id_number == people[3].id_number).values(phone="14000000000"))
+    fake = FakeTwilio(rate_limit_first=3, fail_every=5, invalid={"+8614000000000"})
     async with twilio_stack(store, tmp_path, fake) as (_d, transport, _url):
         messages = await until_final(store, 10)
     failed = [m for m in messages if m.status == "failed"]
-    assert [m.recipient for m in failed] == ["12"]
+    assert [m.recipient for m in failed] == ["14000000000"]
     assert "Twilio HTTP 400 error 21211" in (failed[0].last_error or "")
-    assert {m.status for m in messages if m.recipient != "12"} == {"delivered"}
+    assert {m.status for m in messages if m.recipient != "14000000000"} == {"delivered"}
     assert fake.answers[:3] == [429, 429, 429] and transport.throttle.count == 3
     assert 503 in fake.answers
     assert len(fake.requests) == 9  # each good message accepted once, whatever was refused before
