@@ -27,7 +27,10 @@ from ivr.dialplan import EXTEN_HOTLINE
 BATCH = 1000
 # Calls known only from Asterisk's files get a stable id, so a second import finds them.
 LOG_CALL_NAMESPACE = uuid.UUID("6f1c2a57-3b1e-4c1a-9a53-12333aa00001")
-QUEUE_FIELDS = ("queue", "queue_entered_at", "queue_wait_s", "answered_at", "agent", "talk_s", "ring_no_answer")
+QUEUE_FIELDS = (
+    "queue", "queue_entered_at", "queue_wait_s", "answered_at", "agent", "talk_s", "ring_no_answer",
+    "queue_exit", "transferred_to",
+)  # fmt: skip
 
 
 @dataclass

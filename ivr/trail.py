@@ -262,6 +262,8 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
             "answered_at": _iso(call.answered_at),
             "agent": call.agent,
             "talk_s": call.talk_s,
+            "queue_exit": call.queue_exit,
+            "transferred_to": call.transferred_to,
             "survey": call.survey,
             "source": call.source,
             "trail": [
