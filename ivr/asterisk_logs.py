@@ -165,6 +165,7 @@ def _int(data: tuple[str, ...], i: int) -> int | None:
 
 
 QUEUE_ENDS = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "timeout"}
+NOT_CALLS = ("NONE", "MANAGER", "")
 COMPLETED = {"COMPLETEAGENT": "agent_hangup", "COMPLETECALLER": "caller_hangup"}
 TRANSFERS = ("BLINDTRANSFER", "ATTENDEDTRANSFER")
 TRANSFER_TARGET_MAX = 80  # calls.transferred_to
@@ -224,7 +225,9 @@ def fold(events: Iterable[QueueLogEvent], cdrs: Iterable[CdrRow]) -> dict[str, C
         f.caller = row.src or f.caller
         f.our_call_id = row.userfield or None
     for e in sorted(events, key=lambda e: e.at):
-        if e.callid in ("NONE", "") or e.event in ("QUEUESTART", "CONFIGRELOAD"):
+        # Member events carry no call: callid NONE, or MANAGER when an AMI action caused them
+        # (ADDMEMBER, REMOVEMEMBER, PAUSE as app_queue logs a QueueAdd, seen in the fixtures).
+        if e.callid in NOT_CALLS or e.event in ("QUEUESTART", "CONFIGRELOAD"):
             continue
         f = facts.setdefault(e.callid, CallFacts(e.callid))
         f.started_at = f.started_at or e.at

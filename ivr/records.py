@@ -21,6 +21,7 @@ from sqlalchemy import select
 from core import rollups
 from core.db import Store, chunks
 from core.models import Call
+from core.phone import clean_caller_id
 from ivr.asterisk_logs import CallFacts, Problems, fold, read_master_csv, read_queue_log
 from ivr.dialplan import EXTEN_HOTLINE
 
@@ -87,11 +88,13 @@ def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport
                 call = by_uid.get(f.uniqueid)
                 values = _values(f, call)
                 if call is None:
+                    caller, flag = clean_caller_id(f.caller)
                     s.add(
                         Call(
                             id=log_call_id(f.uniqueid),
                             asterisk_uniqueid=f.uniqueid,
-                            caller_number=f.caller,
+                            caller_number=caller,
+                            caller_flag=flag,
                             transport="asterisk",
                             source="logs",
                             started_at=f.started_at or f.queue_entered_at,

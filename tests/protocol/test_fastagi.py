@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.db import Store
+from core.masking import mask_phone
 from core.models import AuditEntry, Call
 from core.sample import SampleResident
 from hotline.serve import ivr_route
@@ -302,3 +303,21 @@ async def test_sessions_over_the_cap_are_refused_at_once_and_logged_once(service
     assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'  # served again
     again = [r.getMessage() for r in caplog.records if "accepting calls again" in r.getMessage()]
     assert again == ["FastAGI: accepting calls again; 5 refused over agi.max_sessions"]
+
+
+@pytest.mark.parametrize(
+    ("callerid", "flag"), [("1" * 200, "too_long"), ("Anonymous <sip:x@example.org>", "not_digits")]
+)
+async def test_an_odd_caller_id_is_stored_trimmed_and_flagged(server, store, sample_data, callerid, flag) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL a caller id longer than its column broke the call's record (a DataError
+    on the first write, so the whole trail was lost)."""
+    resident = sample_data[1][0]
+    before = _calls(store)
+    commands = await run_peer(server, Caller(pension_entries(resident)), env=environment(callerid=callerid))
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'
+    call = await recorded_end(store, before)
+    assert (call["outcome"], call["resident_id"], call["caller_flag"]) == ("completed", resident.id, flag)
+    assert any(s["kind"] == "result" and s["query"] == "pension" for s in call["trail"])
+    with store.session() as s:
+        assert s.get_one(Call, call["id"]).caller_number == callerid[:32]
+    assert call["caller"] == mask_phone(callerid[:32])
