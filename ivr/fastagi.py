@@ -4,8 +4,10 @@ our Request reads replies the way Asterisk 22 really sends them.
 Where panoramisk's own handler falls short for a public hotline, we override it: only
 configured peers may connect, the environment block is bounded in size and time, an
 inline `HANGUP` line is consumed before the real reply (panoramisk returns it as the
-result and leaves the `200`/`511` line unread), every command has a timeout, and a caller
-who hangs up ends the session without a stack trace.
+result and leaves the `200`/`511` line unread), every command has a timeout, a caller
+who hangs up ends the session without a stack trace, a reply Asterisk would never send
+(an over-long line, a STREAM FILE key that may not interrupt) ends it as failed, and
+connections over `agi.max_sessions` are closed at once.
 """
 
 from __future__ import annotations
