@@ -196,6 +196,7 @@ def run_ours(tmp: Path, people: list[SampleResident], args: argparse.Namespace) 
         HOTLINE_SECURITY_PIN_PEPPER=PEPPER,
         HOTLINE_AGI_HOST="127.0.0.1",
         HOTLINE_AGI_PORT=str(port),
+        HOTLINE_AGI_MAX_SESSIONS="2000",  # the benchmark's highest --concurrency: measure the server, not the cap
     )
     argv = ["-m", "hotline", "serve", "--only", "agi", "--workers", str(args.workers)]
     server = ServerProcess("ours", argv, env, tmp, tmp / "ours.log")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import cast as cast_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,8 +55,38 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+# PostgreSQL's message for these classes of error may quote the bound value itself
+# (22P02: `invalid input syntax for type integer: "1381234567x"`); SQLSTATE classes per
+# the PostgreSQL manual, appendix A.
+_VALUE_QUOTING_CLASSES = ("22",)
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def _driver_text_without_values(ctx: ExceptionContext) -> None:
+    """Keep bound values (ID numbers, phone numbers, texts) out of every database error's
+    text. `hide_parameters` drops SQLAlchemy's `[parameters: ...]`, but the driver's own
+    message carries them too: PostgreSQL's DETAIL (`Key (id_number)=(3305...) already
+    exists`, `Failing row contains (...)`) and CONTEXT lines. Only the primary message is
+    kept, in the SQLAlchemy error and in the driver's error chained beneath it (a
+    traceback prints both)."""
+    orig = ctx.original_exception
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if not isinstance(primary, str):
+        return  # SQLite's messages name the constraint, never the values
+    sqlstate = getattr(orig, "sqlstate", None) or ""
+    if sqlstate[:2] in _VALUE_QUOTING_CLASSES:
+        primary = _QUOTED.sub('"…"', primary)
+    orig.args = (primary,)
+    wrapped = ctx.sqlalchemy_exception
+    if wrapped is not None:
+        wrapped.args = (f"({type(orig).__module__}.{type(orig).__name__}) {primary}",)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for a SQLite file or PostgreSQL; creates the SQLite file's folder."""
+    """An engine for a SQLite file or PostgreSQL; creates the SQLite file's folder. Errors
+    never carry the statement's bound values (`hide_parameters`, `_driver_text_without_values`)."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
         if str(path) not in ("", ":memory:"):
@@ -63,6 +95,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     engine = create_engine(url, pool_size=16, max_overflow=32, **kwargs)
+    event.listen(engine, "handle_error", _driver_text_without_values)
     event.listen(engine, "checkin", _checked_in)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine

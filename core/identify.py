@@ -33,6 +33,7 @@ from core.db import Store, upsert
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
 from core.masking import mask_id, mask_phone
 from core.models import CallerFailures, CallIdentity, PinLock, utcnow
+from core.phones import BadPhoneNumber, store_form
 from core.writer import GroupWriter, Op
 
 log = logging.getLogger(__name__)
@@ -58,16 +59,14 @@ class Identity:
 
 
 def caller_key(caller: str | None) -> str:
-    """The budget's key for a calling number: its national significant number, so that the
-    forms carriers send (`+86138…`, `86138…`, `0086138…`, `0572…`) share one budget; letters
-    and punctuation are dropped; no number at all is `anonymous`."""
-    digits = "".join(ch for ch in caller or "" if ch.isascii() and ch.isdigit())
-    if digits.startswith("0086"):
-        digits = digits[4:]
-    elif digits.startswith("86") and len(digits) >= 12:
-        digits = digits[2:]
-    digits = digits.lstrip("0")  # the trunk prefix of a fixed line (0572 …)
-    return digits[-CALLER_KEY_LEN:] if digits else ANONYMOUS
+    """The budget's key for a calling number: its stored form (`core.phones`), so that the
+    forms carriers send (`+86138…`, `86138…`, `0086138…`) share one budget; a caller id that
+    is no phone number keys by its digits, and none at all is `anonymous`."""
+    try:
+        return store_form(caller or "")[-CALLER_KEY_LEN:]
+    except BadPhoneNumber:
+        digits = "".join(ch for ch in caller or "" if ch.isascii() and ch.isdigit())
+        return digits[-CALLER_KEY_LEN:] or ANONYMOUS
 
 
 class Identifier:

@@ -197,6 +197,9 @@ class Call(Base):
     asterisk_uniqueid: Mapped[str | None] = mapped_column(String(40), index=True)
     channel: Mapped[str | None] = mapped_column(String(120))
     caller_number: Mapped[str | None] = mapped_column(String(32))
+    # Set when the caller id as presented was not stored as is: too_long (trimmed to the
+    # column), not_digits (letters or signs), or both, comma-separated (core.phones).
+    caller_flag: Mapped[str | None] = mapped_column(String(24))
     transport: Mapped[str] = mapped_column(String(16), default="fastagi")
     language: Mapped[str] = mapped_column(String(4), default="zh")
     started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
@@ -214,7 +217,11 @@ class Call(Base):
     queue_wait_s: Mapped[int | None] = mapped_column(Integer)  # until answered, abandoned or timed out
     answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     agent: Mapped[str | None] = mapped_column(String(64))
-    talk_s: Mapped[int | None] = mapped_column(Integer)
+    talk_s: Mapped[int | None] = mapped_column(Integer)  # with the agent; up to the transfer if transferred
+    # How an answered call left the queue: agent_hangup | caller_hangup | transferred, and
+    # for a transfer where to (exten@context, bridge:ID, app:NAME, link:CHAN,CHAN).
+    queue_exit: Mapped[str | None] = mapped_column(String(16))
+    transferred_to: Mapped[str | None] = mapped_column(String(80))
     ring_no_answer: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     survey: Mapped[int | None] = mapped_column(Integer)  # 1 satisfied, 2 basically, 3 dissatisfied
     source: Mapped[str] = mapped_column(String(8), default="ivr", server_default="ivr")  # ivr | logs

@@ -8,6 +8,17 @@ what the business system keeps, China's national form (`13812345678`, a landline
 `05721234567`; any other number stays E.164), so `store_form` is what every number is turned
 into where it enters, and what numbers are compared in. `spellings` lists the forms a
 business system may hold the same number in, for look-ups in tables that are not ours.
+
+Caller ids are another matter: whatever the carrier or a SIP peer presented, possibly longer
+than `calls.caller_number`, with letters (`anonymous`, a SIP URI) or control characters
+(PostgreSQL refuses NUL in text). `clean_caller_id` stores them trimmed and flagged, so a
+call's record is never lost to one; `phone_number` says whether one looks like a real
+Chinese phone number, the only kind offered a callback.
+
+>>> clean_caller_id("13812345678"), clean_caller_id("anonymous")
+(('13812345678', None), ('anonymous', 'not_digits'))
+>>> phone_number("+86 138-1234-5678"), phone_number("057187654321"), phone_number("12345")
+('13812345678', '057187654321', None)
 """
 
 from __future__ import annotations
@@ -85,3 +96,42 @@ def spellings(number: str, country_code: str = "86") -> list[str]:
     e164 = to_e164(number, country_code)
     digits = e164[1:]
     return sorted({national(e164, country_code), e164, digits, "00" + digits})
+
+
+# --- caller ids ---------------------------------------------------------------------------
+
+CALLER_ID_MAX: Final = 32  # calls.caller_number
+_DIGITS: Final = re.compile(r"\+?\d+")
+_CALLER_SEPARATORS: Final = re.compile(r"[ \-()]")
+_COUNTRY = re.compile(r"^(?:\+86|0086|86)(?=\d{9,12}$)")
+# Mobile: 1, then 3-9, then 9 digits (MIIT's numbering plan: 11 digits, 13x-19x).
+_MOBILE = re.compile(r"1[3-9]\d{9}")
+# Fixed line: trunk prefix 0, area code of 2 or 3 digits (010, 021, 0571), a local number of
+# 7 or 8 digits that does not start with 0 or 1.
+_FIXED = re.compile(r"0[1-9]\d{1,2}[2-9]\d{6,7}")
+
+
+def clean_caller_id(raw: str | None) -> tuple[str | None, str | None]:
+    """The caller id to store and its flag (None if stored as presented): `not_digits` for
+    anything but digits with an optional leading +, `too_long` when cut to the column."""
+    if raw is None or raw in ("", "unknown"):
+        return None, None
+    flags = [] if _DIGITS.fullmatch(raw) else ["not_digits"]
+    text = "".join(ch for ch in raw if ch.isprintable())
+    if len(text) > CALLER_ID_MAX:
+        text = text[:CALLER_ID_MAX]
+        flags.append("too_long")
+    return text or None, ",".join(flags) or None
+
+
+def phone_number(text: str | None) -> str | None:
+    """The national number if `text` looks like a real Chinese mobile or fixed-line number
+    (optionally +86, 86 or 0086 before it, spaces and dashes allowed), else None."""
+    if not text or len(text) > 24:
+        return None
+    digits = _COUNTRY.sub("", _CALLER_SEPARATORS.sub("", text))
+    if _MOBILE.fullmatch(digits) or _FIXED.fullmatch(digits):
+        return digits
+    if _FIXED.fullmatch("0" + digits) and len(digits) < len(_CALLER_SEPARATORS.sub("", text)):
+        return "0" + digits  # +86 571 ...: the trunk 0 is dropped after the country code
+    return None

@@ -49,6 +49,9 @@ class AgiSettings(_Section):
     header_timeout_s: float = Field(5.0, gt=0)
     # Processes sharing the port (SO_REUSEPORT): one per core lifts the GIL's ceiling.
     workers: int = Field(1, ge=1, le=64)
+    # Sessions (calls in the IVR) one process serves at once; over it a call is refused at
+    # once and the dialplan apologises and queues it, instead of every caller waiting longer.
+    max_sessions: int = Field(1000, ge=1)
 
 
 class AmiSettings(_Section):

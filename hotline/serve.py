@@ -132,7 +132,12 @@ class Running:
 
 async def _start_agi(settings: Settings, store: Store, running: Running, *, worker: bool, config: Path | None) -> None:
     services = ivr_services(settings, store)
-    agi = FastAgiServer(settings.agi.allowed_peers, settings.agi.header_timeout_s, settings.agi.command_timeout_s)
+    agi = FastAgiServer(
+        settings.agi.allowed_peers,
+        settings.agi.header_timeout_s,
+        settings.agi.command_timeout_s,
+        settings.agi.max_sessions,
+    )
     agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
     agi.add_route(dialplan.AGI_SCRIPT_SURVEY, survey_route(store))
     agi.add_route(dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue))

@@ -105,6 +105,37 @@ def parse_reply(line: str) -> AgiReply:
     return AgiReply(200, r["result"], r["data"] or "", endpos)
 
 
+# What GET DATA and STREAM FILE may return as keys: DTMF digits (RFC 4733 events 0-15).
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
+def interrupting_key(reply: AgiReply, escape_digits: str) -> str | None:
+    """The key that interrupted a STREAM FILE, or None if it played through.
+
+    Asterisk answers `result=0` when no key was pressed, else the key's ASCII code (AGI
+    command docs, STREAM FILE); only one of `escape_digits` may interrupt. Anything else
+    is not a reply Asterisk sends, and the session cannot trust the channel's state.
+
+    >>> interrupting_key(AgiReply(200, "51", "", 1200), "0123456789*#")
+    '3'
+    >>> interrupting_key(AgiReply(200, "0", "", 8000), "")
+    """
+    if reply.result in ("", "0"):
+        return None
+    code = int(reply.result) if reply.result.isdigit() and len(reply.result) <= 3 else -1
+    key = chr(code) if 0 < code < 128 else ""
+    if not key or key not in escape_digits:
+        raise AgiError(f"STREAM FILE answered result={reply.result[:20]!r}, not one of the keys {escape_digits!r}")
+    return key
+
+
+def entered_digits(reply: AgiReply, max_digits: int) -> str:
+    """GET DATA's digits; raises AgiError if Asterisk answered with anything else."""
+    if len(reply.result) > max_digits or not set(reply.result) <= DTMF_KEYS:
+        raise AgiError(f"GET DATA answered result={reply.result[:20]!r} for at most {max_digits} keys")
+    return reply.result
+
+
 def is_usage_start(line: str) -> bool:
     """`520-Invalid command syntax.  Proper usage follows:` opens a multi-line usage block."""
     return line.startswith("520-")

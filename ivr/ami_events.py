@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
-from ivr.asterisk_logs import CallFacts
+from ivr.asterisk_logs import TRANSFER_TARGET_MAX, CallFacts
 from ivr.dialplan import USEREVENT_QUEUE_EXIT
 
 Message = dict[str, str]
@@ -54,6 +54,49 @@ def _int(message: Message, key: str) -> int | None:
     return int(value) if value.lstrip("-").isdigit() else None
 
 
+# AgentComplete's Reason (app_queue's send_agent_complete: caller, agent, transfer), named
+# as the queue_log import names COMPLETECALLER, COMPLETEAGENT and the *TRANSFER events.
+COMPLETE_REASONS = {"caller": "caller_hangup", "agent": "agent_hangup", "transfer": "transferred"}
+
+
+def transfer_target(msg: Message) -> str | None:
+    """Where a BlindTransfer or AttendedTransfer event sent the transferee, written as the
+    queue_log import writes it (`exten@context`, `bridge:ID`, `app:NAME`, `link:CHAN,CHAN`)."""
+    if msg.get("Result") != "Success":
+        return None
+    if msg.get("Event") == "BlindTransfer":
+        text = f"{msg.get('Extension', '')}@{msg.get('Context', '')}"
+    else:
+        kind = msg.get("DestType", "")
+        parts = {
+            "Bridge": [msg.get("DestBridgeUniqueid", "")],
+            "App": [msg.get("DestApp", "")],
+            "Link": [msg.get("LocalOneChannel", ""), msg.get("LocalTwoChannel", "")],
+        }.get(kind)
+        if parts is None:
+            return None
+        text = f"{kind.lower()}:{','.join(parts)}"
+    return text[:TRANSFER_TARGET_MAX]
+
+
+AGENT_EVENTS = ("AgentConnect", "AgentComplete", "AgentRingNoAnswer", "BlindTransfer", "AttendedTransfer")
+
+
+def _agent_event(facts: CallFacts, msg: Message, now: dt.datetime) -> None:
+    event = msg.get("Event")
+    if event == "AgentConnect":
+        facts.disposition, facts.answered_at = "agent", now
+        facts.agent, facts.queue_wait_s = msg.get("MemberName"), _int(msg, "HoldTime")
+    elif event == "AgentComplete":
+        # TalkTime runs to the transfer when Reason is transfer: the agent's share of the call.
+        facts.queue_wait_s, facts.talk_s = _int(msg, "HoldTime"), _int(msg, "TalkTime")
+        facts.queue_exit = COMPLETE_REASONS.get(msg.get("Reason", ""))
+    elif event == "AgentRingNoAnswer":
+        facts.ring_no_answer += 1
+    else:
+        facts.transferred_to = transfer_target(msg) or facts.transferred_to
+
+
 @dataclass
 class CallTracker:
     """Follows callers from QueueCallerJoin to their Hangup; returns each finished call."""
@@ -64,6 +107,9 @@ class CallTracker:
     def feed(self, msg: Message, now: dt.datetime) -> CallFacts | None:
         event = msg.get("Event")
         uid = msg.get("Uniqueid", "")
+        if event in ("BlindTransfer", "AttendedTransfer"):
+            # The caller is the transferee; the event carries no Uniqueid of its own.
+            uid = msg.get("TransfereeUniqueid", "")
         if event == "QueueCallerJoin":
             caller = msg.get("CallerIDNum")
             self.calls[uid] = CallFacts(
@@ -78,13 +124,8 @@ class CallTracker:
         facts = self.calls.get(uid)
         if facts is None:
             return None
-        if event == "AgentConnect":
-            facts.disposition, facts.answered_at = "agent", now
-            facts.agent, facts.queue_wait_s = msg.get("MemberName"), _int(msg, "HoldTime")
-        elif event == "AgentComplete":
-            facts.queue_wait_s, facts.talk_s = _int(msg, "HoldTime"), _int(msg, "TalkTime")
-        elif event == "AgentRingNoAnswer":
-            facts.ring_no_answer += 1
+        if event in AGENT_EVENTS:
+            _agent_event(facts, msg, now)
         elif event == "UserEvent" and msg.get("UserEvent") == USEREVENT_QUEUE_EXIT:
             # Queue() returned with the caller still on the line: unless an agent answered,
             # the queue gave up on them (timeout, emptied), whatever QueueCallerAbandon said.

@@ -6,6 +6,10 @@ queue_log: `time|callid|queue|agent|event|data1|data2|...` (Asterisk's queue_log
   ABANDON position|origposition|waittime    EXITWITHTIMEOUT position|origposition|waittime
   EXITEMPTY position|origposition|waittime  EXITWITHKEY key|position|origposition|waittime
   RINGNOANSWER ringtime
+  BLINDTRANSFER exten|context|holdtime|calltime|origposition
+  ATTENDEDTRANSFER BRIDGE|bridge id|holdtime|calltime|origposition (or APP|app|... or
+    LINK|channel|channel|...: the target takes one or two fields, so the times are read from
+    the end; app_queue.c's log_attended_transfer and handle_blind_transfer, Asterisk 22)
 Master.csv (cdr-csv, Debian's cdr.conf: usegmtime, loguniqueid, loguserfield): 18 fields.
 Only the row whose dst is 12333 is the caller's; its uniqueid is the callid in queue_log.
 
@@ -151,13 +155,42 @@ class CallFacts:
     talk_s: int | None = None
     ring_no_answer: int = 0
     disposition: str = "automated"
+    # After an agent answered: agent_hangup | caller_hangup | transferred (and to where).
+    queue_exit: str | None = None
+    transferred_to: str | None = None
 
 
 def _int(data: tuple[str, ...], i: int) -> int | None:
-    return int(data[i]) if len(data) > i and data[i].lstrip("-").isdigit() else None
+    return int(data[i]) if 0 <= i < len(data) and data[i].lstrip("-").isdigit() else None
 
 
 QUEUE_ENDS = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout", "EXITEMPTY": "timeout"}
+NOT_CALLS = ("NONE", "MANAGER", "")
+COMPLETED = {"COMPLETEAGENT": "agent_hangup", "COMPLETECALLER": "caller_hangup"}
+TRANSFERS = ("BLINDTRANSFER", "ATTENDEDTRANSFER")
+TRANSFER_TARGET_MAX = 80  # calls.transferred_to
+
+
+def transfer_target(event: str, data: tuple[str, ...]) -> str:
+    """Where a transfer sent the caller, from the fields before holdtime|calltime|origpos.
+
+    >>> transfer_target("BLINDTRANSFER", ("2001", "desk", "12", "95", "1"))
+    '2001@desk'
+    >>> transfer_target("ATTENDEDTRANSFER", ("LINK", "PJSIP/1001-01", "PJSIP/2001-02", "12", "95", "1"))
+    'link:PJSIP/1001-01,PJSIP/2001-02'
+    """
+    head = data[:-3]
+    if event == "BLINDTRANSFER" or not head:
+        return "@".join(head[:2])[:TRANSFER_TARGET_MAX]
+    return f"{head[0].lower()}:{','.join(head[1:])}"[:TRANSFER_TARGET_MAX]
+
+
+def _transferred(f: CallFacts, e: QueueLogEvent) -> None:
+    # Talk time is the calltime app_queue counted up to the transfer: the agent's share.
+    f.disposition, f.agent, f.queue_exit = "agent", e.agent, "transferred"
+    f.queue_wait_s, f.talk_s = _int(e.data, len(e.data) - 3), _int(e.data, len(e.data) - 2)
+    f.transferred_to = transfer_target(e.event, e.data)
+    f.ended_at = f.ended_at or e.at
 
 
 def _apply_event(f: CallFacts, e: QueueLogEvent) -> None:
@@ -167,10 +200,12 @@ def _apply_event(f: CallFacts, e: QueueLogEvent) -> None:
     elif e.event == "CONNECT":
         f.disposition, f.answered_at, f.agent = "agent", e.at, e.agent
         f.queue_wait_s = _int(e.data, 0)
-    elif e.event in ("COMPLETEAGENT", "COMPLETECALLER"):
-        f.disposition, f.agent = "agent", e.agent
+    elif e.event in COMPLETED:
+        f.disposition, f.agent, f.queue_exit = "agent", e.agent, COMPLETED[e.event]
         f.queue_wait_s, f.talk_s = _int(e.data, 0), _int(e.data, 1)
         f.ended_at = f.ended_at or e.at
+    elif e.event in TRANSFERS and len(e.data) >= 4:
+        _transferred(f, e)
     elif e.event in QUEUE_ENDS:
         f.disposition, f.queue_wait_s = QUEUE_ENDS[e.event], _int(e.data, 2)
         f.ended_at = f.ended_at or e.at
@@ -190,7 +225,9 @@ def fold(events: Iterable[QueueLogEvent], cdrs: Iterable[CdrRow]) -> dict[str, C
         f.caller = row.src or f.caller
         f.our_call_id = row.userfield or None
     for e in sorted(events, key=lambda e: e.at):
-        if e.callid in ("NONE", "") or e.event in ("QUEUESTART", "CONFIGRELOAD"):
+        # Member events carry no call: callid NONE, or MANAGER when an AMI action caused them
+        # (ADDMEMBER, REMOVEMEMBER, PAUSE as app_queue logs a QueueAdd, seen in the fixtures).
+        if e.callid in NOT_CALLS or e.event in ("QUEUESTART", "CONFIGRELOAD"):
             continue
         f = facts.setdefault(e.callid, CallFacts(e.callid))
         f.started_at = f.started_at or e.at

@@ -4,8 +4,10 @@ our Request reads replies the way Asterisk 22 really sends them.
 Where panoramisk's own handler falls short for a public hotline, we override it: only
 configured peers may connect, the environment block is bounded in size and time, an
 inline `HANGUP` line is consumed before the real reply (panoramisk returns it as the
-result and leaves the `200`/`511` line unread), every command has a timeout, and a caller
-who hangs up ends the session without a stack trace.
+result and leaves the `200`/`511` line unread), every command has a timeout, a caller
+who hangs up ends the session without a stack trace, a reply Asterisk would never send
+(an over-long line, a STREAM FILE key that may not interrupt) ends it as failed, and
+connections over `agi.max_sessions` are closed at once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from ivr.agi import (
     AgiEnvironment,
     AgiReply,
     MalformedEnvironment,
+    entered_digits,
+    interrupting_key,
     is_usage_start,
     parse_environment,
     parse_reply,
@@ -35,6 +39,7 @@ from ivr.prompts import SILENCE_ID
 
 log = logging.getLogger(__name__)
 ALL_KEYS = "0123456789*#"
+MAX_LINE_BYTES = MAX_ENV_BYTES  # the StreamReader's limit: one environment, or one reply line
 
 
 class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hints
@@ -61,6 +66,10 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
             raise AgiError(f"no reply from Asterisk within {self.command_timeout:.0f} s") from None
         except (ConnectionError, asyncio.IncompleteReadError):
             raise CallerHungUp("connection lost") from None
+        except ValueError:
+            # StreamReader.readline past the reader's limit (asyncio streams docs): not a
+            # reply Asterisk sends. End the session; the dialplan queues the caller.
+            raise AgiError(f"reply line longer than {MAX_LINE_BYTES} bytes") from None
         if not raw:
             raise CallerHungUp("connection closed by Asterisk")
         line: str = raw.decode("utf-8", "replace")
@@ -128,11 +137,11 @@ class AgiVoice:
             if reply.failed:
                 await self.ch.probe()
                 log.warning("channel %s: could not play %s", self.ch.env.channel, sound(lang, pid))
-            elif reply.result not in ("", "0"):
-                if not reply.result.isdigit():
-                    raise AgiError(f"STREAM FILE answered result={reply.result[:20]!r}")
-                first = chr(int(reply.result))  # the ASCII code of the key that interrupted
-                break
+            else:
+                key = interrupting_key(reply, ALL_KEYS)
+                if key is not None:
+                    first = key
+                    break
         if first == "#":
             return ""
         if first and max_digits == 1:
@@ -145,7 +154,7 @@ class AgiVoice:
             await self.ch.probe()
             log.warning("channel %s: GET DATA failed on %s", self.ch.env.channel, prompt)
             return first or None
-        digits = first + reply.result
+        digits = first + entered_digits(reply, want)
         if not digits and reply.data == "timeout":
             return None
         return digits
@@ -156,6 +165,8 @@ class AgiVoice:
             if reply.failed:
                 await self.ch.probe()
                 log.warning("channel %s: could not play %s", self.ch.env.channel, sound(lang, pid))
+            else:
+                interrupting_key(reply, "")  # no key may interrupt: any other result is bad
 
     async def _set(self, name: str, value: str) -> None:
         await self.ch.command(f"SET VARIABLE {name} {quote(value)}")
@@ -176,12 +187,34 @@ Route = Callable[[AgiChannel], Awaitable[None]]
 class FastAgiServer(Application):  # type: ignore[misc]
     """panoramisk's Application with a hardened connection handler."""
 
-    def __init__(self, allowed_peers: Sequence[str], header_timeout: float, command_timeout: float) -> None:
+    def __init__(
+        self, allowed_peers: Sequence[str], header_timeout: float, command_timeout: float, max_sessions: int = 1000
+    ) -> None:
         super().__init__()
         self.allowed = [ipaddress.ip_network(p, strict=False) for p in allowed_peers]
         self.header_timeout = header_timeout
         self.command_timeout = command_timeout
+        self.max_sessions = max_sessions
+        self.refused = 0  # connections refused in the current burst over max_sessions
         self.sessions: set[asyncio.Task[None]] = set()
+
+    def _over_cap(self) -> bool:
+        """Over `agi.max_sessions`: refuse at once, before reading the environment, so a flood
+        costs an accept and a close; the dialplan then apologises and queues the caller.
+        Logged once when a burst starts and once when it ends, not per call."""
+        if len(self.sessions) >= self.max_sessions:
+            self.refused += 1
+            if self.refused == 1:
+                log.warning(
+                    "FastAGI: %d sessions open (agi.max_sessions); refusing new calls until one ends "
+                    "(the dialplan apologises and queues them)",
+                    len(self.sessions),
+                )
+            return True
+        if self.refused:
+            log.warning("FastAGI: accepting calls again; %d refused over agi.max_sessions", self.refused)
+            self.refused = 0
+        return False
 
     def allowed_peer(self, host: str) -> bool:
         try:
@@ -204,12 +237,14 @@ class FastAgiServer(Application):  # type: ignore[misc]
     async def handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("?", 0)
         task = asyncio.current_task()
-        if task is not None:
-            self.sessions.add(task)
         try:
             if not self.allowed_peer(peer[0]):
                 log.warning("FastAGI: refused connection from %s (not in agi.allowed_peers)", peer[0])
                 return
+            if self._over_cap():
+                return
+            if task is not None:
+                self.sessions.add(task)  # a session: counted, and awaited at shutdown
             try:
                 env = await self._read_environment(reader)
             except MalformedEnvironment as exc:

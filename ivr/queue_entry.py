@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError
 from core.db import Store
 from core.errors import StoreUnavailable
 from core.models import Call, Callback, utcnow
+from core.phones import phone_number
 from core.settings import QueueSettings
 from ivr import dialplan, speech
 from ivr.fastagi import AgiChannel, AgiVoice, Route
@@ -139,7 +140,9 @@ class QueueEntry:
         queue = env.args[0] if env.args and env.args[0] else dialplan.QUEUE_GENERAL
         reply = await channel.command(f"GET VARIABLE {dialplan.VAR_CALL_ID}")
         call_id = reply.data if reply.result == "1" and reply.data else log_call_id(env.uniqueid)
-        number = env.callerid if env.callerid.isdigit() else None
+        # Only a number that looks like a real phone gets the offer: an agent would call
+        # back whatever is booked (a 200-digit or lettered caller id is no line to call).
+        number = phone_number(env.callerid)
         voice = AgiVoice(channel)
         lang = await self._language(channel, call_id)
         if not is_open(self.settings, now):

@@ -21,13 +21,17 @@ from sqlalchemy import select
 from core import rollups
 from core.db import Store, chunks
 from core.models import Call
+from core.phones import clean_caller_id
 from ivr.asterisk_logs import CallFacts, Problems, fold, read_master_csv, read_queue_log
 from ivr.dialplan import EXTEN_HOTLINE
 
 BATCH = 1000
 # Calls known only from Asterisk's files get a stable id, so a second import finds them.
 LOG_CALL_NAMESPACE = uuid.UUID("6f1c2a57-3b1e-4c1a-9a53-12333aa00001")
-QUEUE_FIELDS = ("queue", "queue_entered_at", "queue_wait_s", "answered_at", "agent", "talk_s", "ring_no_answer")
+QUEUE_FIELDS = (
+    "queue", "queue_entered_at", "queue_wait_s", "answered_at", "agent", "talk_s", "ring_no_answer",
+    "queue_exit", "transferred_to",
+)  # fmt: skip
 
 
 @dataclass
@@ -84,11 +88,13 @@ def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport
                 call = by_uid.get(f.uniqueid)
                 values = _values(f, call)
                 if call is None:
+                    caller, flag = clean_caller_id(f.caller)
                     s.add(
                         Call(
                             id=log_call_id(f.uniqueid),
                             asterisk_uniqueid=f.uniqueid,
-                            caller_number=f.caller,
+                            caller_number=caller,
+                            caller_flag=flag,
                             transport="asterisk",
                             source="logs",
                             started_at=f.started_at or f.queue_entered_at,

@@ -16,6 +16,7 @@ from core import audit, rollups
 from core.db import Store
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
+from core.phones import clean_caller_id
 from core.writer import GroupWriter
 
 CALLS, STEPS = cast(Table, Call.__table__), cast(Table, CallStep.__table__)  # Core writes: no ORM bookkeeping per step
@@ -115,13 +116,15 @@ _END = (
 
 def _apply(s: Connection, op: TrailOp) -> None:
     if isinstance(op, CallBegin):
+        caller, flag = clean_caller_id(op.caller)
         s.execute(
             _BEGIN,
             {
                 "id": op.call_id,
                 "asterisk_uniqueid": op.uniqueid,
                 "channel": op.channel,
-                "caller_number": op.caller,
+                "caller_number": caller,
+                "caller_flag": flag,
                 "transport": op.transport,
                 "language": "zh",
                 "started_at": op.started_at,
@@ -182,11 +185,13 @@ def import_spool(store: Store, directory: Path) -> int:
         with store.session() as s:
             call = s.get(Call, rec["id"])
             if call is None:
+                caller, flag = clean_caller_id(rec["caller"])
                 call = Call(
                     id=rec["id"],
                     asterisk_uniqueid=rec["uniqueid"],
                     channel=rec["channel"],
-                    caller_number=rec["caller"],
+                    caller_number=caller,
+                    caller_flag=flag,
                     transport=rec["transport"],
                     started_at=dt.datetime.fromisoformat(rec["started_at"]),
                 )
@@ -247,6 +252,7 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
             "asterisk_uniqueid": call.asterisk_uniqueid,
             "channel": call.channel,
             "caller": mask_phone(call.caller_number),
+            "caller_flag": call.caller_flag,
             "transport": call.transport,
             "language": call.language,
             "started_at": _iso(call.started_at),
@@ -262,6 +268,8 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
             "answered_at": _iso(call.answered_at),
             "agent": call.agent,
             "talk_s": call.talk_s,
+            "queue_exit": call.queue_exit,
+            "transferred_to": call.transferred_to,
             "survey": call.survey,
             "source": call.source,
             "trail": [

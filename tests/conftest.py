@@ -35,7 +35,7 @@ def make_settings(tmp_path: Path, url: str, **env: str) -> Settings:
 def _fresh_pg_database() -> str:
     """A new database on the test server, so tests never see each other's rows."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", hide_parameters=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()

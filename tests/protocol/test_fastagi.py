@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from core.db import Store
+from core.masking import mask_phone
 from core.models import AuditEntry, Call
 from core.sample import SampleResident
 from hotline.serve import ivr_route
@@ -219,3 +220,104 @@ async def test_private_data_never_reaches_the_log(server: int, store: Store, sam
     assert "138****5678" in text  # the caller is named, masked
     for secret in (r.id_number, r.pin, wrong, "13812345678", str(r.pension_balance_fen)):
         assert secret not in text
+
+
+def _no_queue_action_and_no_traceback(commands: list[str], caplog: pytest.LogCaptureFixture) -> None:
+    """The session ended without telling the dialplan what next: its `unavailable` path
+    plays the apology and queues the caller (dialplans/extensions.conf)."""
+    assert not [c for c in commands if c.startswith("SET VARIABLE HOTLINE_ACTION")]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+async def test_an_over_long_reply_line_ends_the_session_cleanly(server, store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    huge = b"200 result=" + b"1" * 40_000 + b"\n"
+    caller = Caller(pension_entries(sample_data[1][0]), fault=lambda i, c: huge if i == 2 else None)
+    before = _calls(store)
+    commands = await run_peer(server, caller)
+    call = await recorded_end(store, before)
+    assert (call["outcome"], call["ended_by"]) == ("failed", "system")
+    assert "longer than" in call["trail"][-1]["error"]
+    assert len(commands) == 3  # nothing more was sent after the bad line
+    _no_queue_action_and_no_traceback(commands, caplog)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"200 result=99999999 endpos=1200\n",  # no such character
+        b"200 result=65 endpos=1200\n",  # "A": not one of the keys that may interrupt
+        b"200 result=1x endpos=1200\n",
+        b"200 result=7 endpos=1200\n",  # a control character
+    ],
+)
+async def test_a_bad_stream_file_result_ends_the_session_cleanly(server, store, sample_data, caplog, reply) -> None:  # type: ignore[no-untyped-def]
+    def bad(i: int, command: str) -> bytes | None:
+        return reply if command.startswith("STREAM FILE") else None
+
+    before = _calls(store)
+    commands = await run_peer(server, Caller(["0"], fault=bad))
+    call = await recorded_end(store, before)
+    assert (call["outcome"], call["ended_by"]) == ("failed", "system")
+    assert "STREAM FILE answered" in call["trail"][-1]["error"]
+    _no_queue_action_and_no_traceback(commands, caplog)
+
+
+async def test_get_data_with_letters_ends_the_session_cleanly(server, store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    before = _calls(store)
+    commands = await run_peer(server, Caller(["1x"]))
+    call = await recorded_end(store, before)
+    assert call["outcome"] == "failed" and "GET DATA answered" in call["trail"][-1]["error"]
+    _no_queue_action_and_no_traceback(commands, caplog)
+
+
+async def _hold_a_session(port: int) -> asyncio.StreamWriter:
+    """A call that has started (the first command arrived) and is not answered yet."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(environment())
+    await writer.drain()
+    assert (await asyncio.wait_for(reader.readline(), 5)).startswith(b"GET DATA")
+    return writer
+
+
+async def test_sessions_over_the_cap_are_refused_at_once_and_logged_once(services, store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO)
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=30.0, max_sessions=2)
+    app.add_route("ivr", ivr_route(services))
+    srv = await app.serve("127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    held = [await _hold_a_session(port) for _ in range(2)]
+    try:
+        for _ in range(5):  # a flood over the cap: each closed before any command
+            assert await run_peer(port, Caller(pension_entries(sample_data[1][0])), limit_s=5) == []
+        refusals = [r for r in caplog.records if "refusing new calls" in r.getMessage()]
+        assert len(refusals) == 1 and "agi.max_sessions" in refusals[0].getMessage()
+    finally:
+        for writer in held:
+            writer.close()
+    for _ in range(500):  # the held calls end (hung up) and free their places; bounded wait
+        if not app.sessions:
+            break
+        await asyncio.sleep(0.01)
+    commands = await run_peer(port, Caller(pension_entries(sample_data[1][0])), limit_s=10)
+    srv.close()
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'  # served again
+    again = [r.getMessage() for r in caplog.records if "accepting calls again" in r.getMessage()]
+    assert again == ["FastAGI: accepting calls again; 5 refused over agi.max_sessions"]
+
+
+@pytest.mark.parametrize(
+    ("callerid", "flag"), [("1" * 200, "too_long"), ("Anonymous <sip:x@example.org>", "not_digits")]
+)
+async def test_an_odd_caller_id_is_stored_trimmed_and_flagged(server, store, sample_data, callerid, flag) -> None:  # type: ignore[no-untyped-def]
+    """On PostgreSQL a caller id longer than its column broke the call's record (a DataError
+    on the first write, so the whole trail was lost)."""
+    resident = sample_data[1][0]
+    before = _calls(store)
+    commands = await run_peer(server, Caller(pension_entries(resident)), env=environment(callerid=callerid))
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'
+    call = await recorded_end(store, before)
+    assert (call["outcome"], call["resident_id"], call["caller_flag"]) == ("completed", resident.id, flag)
+    assert any(s["kind"] == "result" and s["query"] == "pension" for s in call["trail"])
+    with store.session() as s:
+        assert s.get_one(Call, call["id"]).caller_number == callerid[:32]
+    assert call["caller"] == mask_phone(callerid[:32])

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from core.db import Store
 from core.models import Call, Callback, utcnow
+from core.phones import clean_caller_id
 from core.settings import QueueSettings
 from ivr.fastagi import FastAgiServer
 from ivr.queue_entry import queue_entry_route
@@ -45,7 +46,11 @@ def _asterisk(entries: list[str | None], **queue: int) -> Caller:
 async def _run(store: Store, settings: QueueSettings, caller: Caller, callerid: str = "13912345678") -> list[str]:
     with store.session() as s:
         if s.get(Call, "call-q") is None:
-            s.add(Call(id="call-q", started_at=utcnow(), caller_number=callerid, outcome="transferred"))
+            s.add(
+                Call(
+                    id="call-q", started_at=utcnow(), caller_number=clean_caller_id(callerid)[0], outcome="transferred"
+                )
+            )
     app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
     app.add_route("queue-entry", queue_entry_route(store, settings))
     srv = await app.serve("127.0.0.1", 0)
@@ -107,3 +112,23 @@ async def test_without_a_caller_number_there_is_no_offer(store: Store) -> None:
     commands = await _run(store, ALWAYS, _asterisk([], waiting=1, logged=0), callerid="unknown")
     assert "GET DATA" not in " ".join(commands) and _played(commands)[0] == "queue.busy"
     assert _callbacks(store) == []
+
+
+@pytest.mark.parametrize("callerid", ["1" * 200, "13812345678abc", "12333", "Anonymous"])
+@pytest.mark.parametrize("settings", [ALWAYS, NEVER], ids=["long_wait", "after_hours"])
+async def test_no_callback_offer_for_what_is_not_a_phone_number(
+    store: Store, callerid: str, settings: QueueSettings
+) -> None:
+    """A caller id of 200 digits, or with letters, is no line an agent could call back: the
+    caller hears the wait (or that we are closed) without the offer, and nothing is booked."""
+    commands = await _run(store, settings, _asterisk(["1"], waiting=2, ready=0, logged=0), callerid=callerid)
+    played = _played(commands)
+    assert "GET DATA" not in " ".join(commands)
+    assert "queue.callback_offer" not in played and "queue.closed_offer" not in played
+    assert played[0] == ("queue.busy" if settings is ALWAYS else "queue.closed")
+    assert _callbacks(store) == []
+
+
+async def test_a_number_with_the_country_code_is_booked_as_the_national_number(store: Store) -> None:
+    await _run(store, ALWAYS, _asterisk(["1"], waiting=2, ready=0, logged=0), callerid="+8613912345678")
+    assert _callbacks(store) == [("call-q", "13912345678", "long_wait", "open")]

@@ -102,3 +102,27 @@ def test_a_call_still_waiting_or_talking_is_left_for_later(store: Store, tmp_pat
     with store.session() as s:
         later = {c.asterisk_uniqueid: (c.disposition, c.talk_s) for c in s.scalars(select(Call))}
     assert later["1795835999.30"] == ("abandoned", None) and later["1795836000.31"] == ("agent", 60)
+
+
+def test_a_blind_transfer_from_real_asterisk_is_imported_with_its_talk_time(store: Store) -> None:
+    transfer_log = FIXTURES / "queue_log.transfer.sample"
+    first = import_files(store, transfer_log, None)
+    again = import_files(store, transfer_log, None)
+    assert (first.created, first.in_progress, again.unchanged) == (1, 0, 1)
+    with store.session() as s:
+        call = s.scalars(select(Call)).one()
+    assert (call.disposition, call.agent, call.queue_wait_s, call.talk_s) == ("agent", "Agent 1004", 2, 3)
+    assert (call.queue_exit, call.transferred_to) == ("transferred", "9001-0-3@hotline-agents")
+
+
+def test_a_caller_id_too_long_for_its_column_is_imported_trimmed_and_flagged(store: Store, tmp_path: Path) -> None:
+    log = tmp_path / "queue_log"
+    log.write_text(
+        "1795835800|9.1|hotline-12333|NONE|ENTERQUEUE||" + "1" * 200 + "|1\n"
+        "1795835830|9.1|hotline-12333|NONE|ABANDON|1|1|30\n",
+        encoding="utf-8",
+    )
+    assert import_files(store, log, None).created == 1
+    with store.session() as s:
+        call = s.scalars(select(Call)).one()
+    assert (call.caller_number, call.caller_flag, call.disposition) == ("1" * 32, "too_long", "abandoned")

@@ -75,3 +75,33 @@ def test_a_queue_timeout_is_not_an_abandon_and_waiting_callers_are_listed() -> N
     assert f is not None and (f.disposition, f.queue_wait_s) == ("timeout", 60)
     tracker.forget("2.2")
     assert tracker.waiting() == [] and tracker.calls == {}
+
+
+def test_an_agent_blind_transfer_is_recorded_with_its_talk_time() -> None:
+    """Asterisk 22's AgentComplete says Reason: transfer; BlindTransfer names the target."""
+    tracker = CallTracker()
+    msgs = [
+        {"Event": "QueueCallerJoin", "Uniqueid": "3.1", "Queue": "hotline-12333", "CallerIDNum": "13800000000"},
+        {"Event": "AgentConnect", "Uniqueid": "3.1", "MemberName": "Agent 1004", "HoldTime": "2"},
+        {
+            "Event": "BlindTransfer",
+            "Result": "Success",
+            "TransfererUniqueid": "3.2",
+            "TransfereeUniqueid": "3.1",
+            "Context": "hotline-agents",
+            "Extension": "9001-0-3",
+        },
+        {"Event": "AgentComplete", "Uniqueid": "3.1", "HoldTime": "2", "TalkTime": "6", "Reason": "transfer"},
+        {"Event": "Hangup", "Uniqueid": "3.1"},
+    ]
+    f = [tracker.feed(m, T0) for m in msgs][-1]
+    assert f is not None
+    assert (f.disposition, f.agent, f.queue_wait_s, f.talk_s) == ("agent", "Agent 1004", 2, 6)
+    assert (f.queue_exit, f.transferred_to) == ("transferred", "9001-0-3@hotline-agents")
+
+
+def test_the_real_stream_says_the_agent_hung_up() -> None:
+    tracker = CallTracker()
+    done = [tracker.feed(m, T0) for m in AmiParser().feed(STREAM)]
+    f = next(d for d in done if d is not None)
+    assert (f.queue_exit, f.transferred_to) == ("agent_hangup", None)

@@ -76,3 +76,49 @@ def test_bad_lines_are_counted_not_fatal() -> None:
     assert len(events) == 1 and rows == [] and problems.count == 4
     with pytest.raises(AsteriskLogError):
         parse_queue_log_line("not|a|line")
+
+
+@pytest.mark.parametrize(
+    ("last", "target"),
+    [
+        ("BLINDTRANSFER|2001|hotline-desk|17|95|1", "2001@hotline-desk"),
+        (
+            "ATTENDEDTRANSFER|BRIDGE|6c2e9f0a-4a1b-4c77-9b2e-52f6a1d0c3e1|17|95|1",
+            "bridge:6c2e9f0a-4a1b-4c77-9b2e-52f6a1d0c3e1",
+        ),
+        ("ATTENDEDTRANSFER|APP|Voicemail|17|95|1", "app:Voicemail"),
+        (
+            "ATTENDEDTRANSFER|LINK|Local/2001@desk-0001;1|PJSIP/1001-0002|17|95|1",
+            "link:Local/2001@desk-0001;1,PJSIP/1001-0002",
+        ),
+    ],
+)
+def test_a_transferred_call_keeps_its_talk_time(last: str, target: str) -> None:
+    """app_queue writes holdtime|calltime|origpos last whatever the target's width; the
+    calltime up to the transfer is the agent's talk time."""
+    lines = [
+        "1795835800|1.1|q|NONE|ENTERQUEUE||13800000000|1",
+        "1795835817|1.1|q|Agent One|CONNECT|17|1.2|2",
+        "1795835912|1.1|q|Agent One|" + last,
+    ]
+    f = fold([parse_queue_log_line(x) for x in lines], [])["1.1"]
+    assert (f.disposition, f.agent, f.queue_wait_s, f.talk_s) == ("agent", "Agent One", 17, 95)
+    assert (f.queue_exit, f.transferred_to) == ("transferred", target)
+    assert f.ended_at is not None
+
+
+def test_half_a_year_with_transfers_counts_every_agent_minute() -> None:
+    """One call in twenty transferred: before, their talk time was lost (4.9 % of the minutes)."""
+    lines = []
+    for n in range(1000):
+        uid, t = f"1795800000.{n}", 1795800000 + 1000 * n
+        end = "BLINDTRANSFER|2001|desk" if n % 20 == 0 else "COMPLETEAGENT"
+        lines += [
+            f"{t}|{uid}|q|NONE|ENTERQUEUE|||1",
+            f"{t + 10}|{uid}|q|A|CONNECT|10|x|1",
+            f"{t + 200}|{uid}|q|A|{end}|10|190|1",
+        ]
+    facts = fold([parse_queue_log_line(x) for x in lines], [])
+    assert sum(f.talk_s or 0 for f in facts.values()) == 1000 * 190
+    assert sum(f.queue_exit == "transferred" for f in facts.values()) == 50
+    assert {f.disposition for f in facts.values()} == {"agent"}
