@@ -69,6 +69,16 @@ class PersonName:
 
 
 @dataclass(frozen=True)
+class PhoneOwners:
+    residents: tuple[int, ...]
+    employer: bool  # an employer's contact phone
+
+    @property
+    def registered(self) -> bool:
+        return bool(self.residents) or self.employer
+
+
+@dataclass(frozen=True)
 class PinCheck:
     resident_id: int | None  # None: nobody holds the ID number
     matched: bool
@@ -106,8 +116,9 @@ class BusinessPort(Protocol):
         left out. Called with up to a few thousand subjects at once."""
         ...
 
-    def residents_by_phone(self, phone: str) -> list[int]:
-        """The residents who registered this phone number (several may share one)."""
+    def phone_owners(self, spellings: Sequence[str]) -> PhoneOwners:
+        """Who registered a phone number, given every form the business system may hold it
+        in (`core.phones.spellings`): residents (several may share one) and employers."""
         ...
 
     def employers_in_arrears(self, period: str) -> list[UnitArrears]: ...

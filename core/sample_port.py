@@ -25,6 +25,7 @@ from core.business import (
     PensionAccount,
     Person,
     PersonName,
+    PhoneOwners,
     PinCheck,
     Unit,
     UnitArrears,
@@ -140,11 +141,13 @@ class SampleBusinessPort:
                             found.setdefault(subject, set()).add(number)
         return {subject: sorted(numbers) for subject, numbers in found.items()}
 
-    def residents_by_phone(self, phone: str) -> list[int]:
+    def phone_owners(self, spellings: Sequence[str]) -> PhoneOwners:
+        forms = list(spellings)
         with self.store.transaction() as c:
-            own = set(c.scalars(select(Resident.id).where(Resident.phone == phone)))
-            more = set(c.scalars(select(ResidentPhone.resident_id).where(ResidentPhone.phone == phone)))
-        return sorted(own | more)
+            residents = set(c.scalars(select(Resident.id).where(Resident.phone.in_(forms))))
+            residents |= set(c.scalars(select(ResidentPhone.resident_id).where(ResidentPhone.phone.in_(forms))))
+            employer = c.scalar(select(Employer.id).where(Employer.contact_phone.in_(forms)).limit(1))
+        return PhoneOwners(tuple(sorted(residents)), employer is not None)
 
     def employers_in_arrears(self, period: str) -> list[UnitArrears]:
         owed = func.sum(Contribution.pension_fen + Contribution.medical_fen)

@@ -37,13 +37,10 @@ from typing import Any, Final, cast
 
 from sqlalchemy import Connection, Table, func, select
 
-from core.business import AuditedReader
+from core.business import AuditedReader, PhoneOwners
 from core.db import Store, upsert
 from core.masking import mask_phone
 from core.models import (
-    Employer,
-    Resident,
-    ResidentPhone,
     SmsMessage,
     SmsMoPart,
     SmsMoText,
@@ -106,18 +103,6 @@ class PartsOf:
 
     def where(self) -> Any:
         return (PARTS.c.phone == self.phone) & (PARTS.c.reference == self.reference) & (PARTS.c.total == self.total)
-
-
-@dataclass(frozen=True)
-class Owners:
-    """Whom a number is registered to (through the tables intake sends from)."""
-
-    residents: tuple[int, ...]
-    employer: bool
-
-    @property
-    def registered(self) -> bool:
-        return bool(self.residents) or self.employer
 
 
 class MoHandler:
@@ -204,13 +189,9 @@ class MoHandler:
         log.info("MO %s from %s %s", keyword.lower(), mask_phone(phone), "answered" if reply else "not answered")
         return None if reply is None else reply + SIGNATURE
 
-    def _owners(self, phone: str) -> Owners:
-        forms = spellings(phone, self.settings.country_code)
-        with self.store.session() as s:
-            residents = set(s.scalars(select(Resident.id).where(Resident.phone.in_(forms))))
-            residents |= set(s.scalars(select(ResidentPhone.resident_id).where(ResidentPhone.phone.in_(forms))))
-            employer = s.scalar(select(Employer.id).where(Employer.contact_phone.in_(forms)).limit(1))
-        return Owners(tuple(sorted(residents)), employer is not None)
+    def _owners(self, phone: str) -> PhoneOwners:
+        """Through the business port: the registrations are the business system's."""
+        return self.reader.port.phone_owners(spellings(phone, self.settings.country_code))
 
     def _recent(self, phone: str, now: dt.datetime) -> tuple[int, int]:
         """Texts from `phone` in the last hour: answered, and not."""
@@ -224,7 +205,7 @@ class MoHandler:
             counts = {bool(replied): int(n) for replied, n in c.execute(query)}
         return counts.get(True, 0), counts.get(False, 0)
 
-    def _data_reply(self, keyword: str, owners: Owners) -> str | None:
+    def _data_reply(self, keyword: str, owners: PhoneOwners) -> str | None:
         """The reply to YE or CX (None for the other keywords)."""
         if keyword not in ("YE", "CX"):
             return None
@@ -244,7 +225,15 @@ class MoHandler:
         return "最近缴费：" + "；".join(rows) + "。" if rows else "暂无缴费记录。"
 
     def _keyword(
-        self, c: Connection, phone: str, keyword: str, code: str | None, owners: Owners, now: dt.datetime, *, send: bool
+        self,
+        c: Connection,
+        phone: str,
+        keyword: str,
+        code: str | None,
+        owners: PhoneOwners,
+        now: dt.datetime,
+        *,
+        send: bool,
     ) -> str | None:
         """Do what TD and KT ask (even without a reply: `send` False); the reply to send."""
         if keyword in ("YE", "CX"):
