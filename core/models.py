@@ -207,7 +207,8 @@ class Call(Base):
     # completed | transferred | caller_hangup | failed
     outcome: Mapped[str | None] = mapped_column(String(20))
     ended_by: Mapped[str | None] = mapped_column(String(10))  # caller | system
-    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id"))
+    # The business system's resident id (through the business port): no key into the sample.
+    resident_id: Mapped[int | None] = mapped_column(Integer)
     queue: Mapped[str | None] = mapped_column(String(40))
     last_node: Mapped[str | None] = mapped_column(String(64))
     # The call record beyond the IVR (live from AMI, or imported from queue_log/Master.csv).
