@@ -190,6 +190,9 @@ def _integer(digits: str) -> int | float:
     return int(digits) if len(digits) <= 64 else float("inf")
 
 
+_JSON = json.JSONDecoder(parse_int=_integer)  # built once: json.loads(..., parse_int=) builds one per call
+
+
 def parse_payload(text: str | None) -> Any:
     """A `business_events.payload` as stored (JSON text) to its value, whatever it holds;
     TemplateError if it is not JSON we can read."""
@@ -198,7 +201,7 @@ def parse_payload(text: str | None) -> Any:
     if len(text) > MAX_PAYLOAD_CHARS:
         raise TemplateError(f"the payload is {len(text):,} characters; at most {MAX_PAYLOAD_CHARS:,}")
     try:
-        return json.loads(text, parse_int=_integer)
+        return _JSON.decode(text)
     except RecursionError:
         raise TemplateError("the payload is nested too deeply") from None
     except ValueError as exc:
