@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import traceback
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Table, Text, bindparam, cast, literal_column, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
 from core.db import Store, among, among_param, chunks, insert_rows, upsert
 from core.errors import StoreUnavailable
@@ -273,6 +274,15 @@ def _out_of_reach(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+def _fault(exc: Exception) -> str:
+    """The exception for the log, without what a statement's error carries: its SQL and
+    parameters (phones, names, texts). The driver's first line names the constraint."""
+    if isinstance(exc, StatementError):
+        orig = exc.orig
+        return f"{type(exc).__name__}: {type(orig).__name__}: {str(orig).partition(chr(10))[0]}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _expand_saved(
     c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, now: dt.datetime
 ) -> IntakeReport:
@@ -305,7 +315,13 @@ def _expand_apart(
         except Exception as exc:  # a fault of ours or a row refused: this event fails, not the take
             if _out_of_reach(exc):
                 raise
-            log.error("event %d (%s) not expanded", event.id, shown(event.event_type), exc_info=exc)
+            log.error(
+                "event %d (%s) not expanded: %s\nTraceback (most recent call last):\n%s",
+                event.id,
+                shown(event.event_type),
+                _fault(exc),
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
             part = IntakeReport(events=1)
             _fail(c, event, f"not expanded: {type(exc).__name__} (a fault in the gateway; see its log)", part)
             report.add(part)
