@@ -278,8 +278,8 @@ def _fault(exc: Exception) -> str:
     """The exception for the log, without what a statement's error carries: its SQL and
     parameters (phones, names, texts). The driver's first line names the constraint."""
     if isinstance(exc, StatementError):
-        orig = exc.orig
-        return f"{type(exc).__name__}: {type(orig).__name__}: {str(orig).partition(chr(10))[0]}"
+        first_line = str(exc.orig).partition("\n")[0]
+        return f"{type(exc).__name__}: {type(exc.orig).__name__}: {first_line}"
     return f"{type(exc).__name__}: {exc}"
 
 
