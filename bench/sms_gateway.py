@@ -362,7 +362,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-sms-"))
     if os.geteuid() == 0:
         shutil.chown(tmp, "postgres")  # pg.sh runs initdb as postgres under it
-    texts = [render(BATCH_TYPE, statement(p)["payload"]) for p in people(n)]  # type: ignore[arg-type]
+    texts = [render(BATCH_TYPE, statement(p)["payload"]) for p in people(n)]
     segments = sum(len(encode(t).segments) for t in texts)
     share = "" if args.batch_share is None else f" (batch share {args.batch_share})"
     print(f"SMS gateway: {n} events ({segments} segments), window {args.window}{share}, simulator receipts after 50 ms")

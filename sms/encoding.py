@@ -1,18 +1,20 @@
 """Text to SMS segments: GSM 03.38 7-bit where every character allows it, else UCS2, and
 long messages split with a concatenation UDH (3GPP TS 23.040 §9.2.3.24.1 and .8).
 
-Pure functions, no I/O. Limits per segment:
+Pure functions, no I/O. A part's user data is at most 140 octets (TS 23.040 §9.2.3.16,
+TP-UDL), its UDH included; per segment:
 
 | coding | single | with UDH (16-bit reference, 7 octets) |
 | --- | --- | --- |
-| GSM 7-bit (data_coding 0) | 160 septets | 152 septets |
-| UCS2 (data_coding 8) | 70 characters (140 octets) | 67 characters (134 octets) |
+| GSM 7-bit (data_coding 0) | 160 septets | 152 septets (the UDH takes 8, padded to a septet) |
+| UCS2 (data_coding 8) | 70 characters (140 octets) | 66 characters (132 + 7 octets) |
 
-We always use the 16-bit reference IE (0x08): 65,536 references instead of 256, so
-references allocated per recipient (`sms.refs`) do not wrap while messages are in flight.
+(With an 8-bit reference, 6 octets, it would be 153 septets or 67 characters.) We always
+use the 16-bit reference IE (0x08): 65,536 references instead of 256, so references
+allocated per recipient (`sms.refs`) do not wrap while messages are in flight.
 A GSM extension character (escape + char, two septets) and a UTF-16 surrogate pair are
 never split across segments. GSM text is sent unpacked, one septet per octet, as SMPP
-SMSCs expect for data_coding 0.
+SMSCs expect for data_coding 0; the SMSC packs it, 8 septets to 7 octets.
 """
 
 from __future__ import annotations
@@ -45,8 +47,14 @@ DATA_CODING_GSM: Final = 0x00
 DATA_CODING_UCS2: Final = 0x08
 ESM_CLASS_UDHI: Final = 0x40
 
-GSM_SINGLE, GSM_PART = 160, 152
-UCS2_SINGLE, UCS2_PART = 70, 67
+USER_DATA_OCTETS: Final = 140  # TS 23.040 §9.2.3.16: TP-UDL, the UDH included
+UDH_OCTETS: Final = 7  # UDHL, IEI 0x08, IEDL 4, a 16-bit reference, total, seq
+GSM_SINGLE: Final = USER_DATA_OCTETS * 8 // 7  # 160 septets
+# The UDH is padded with fill bits to a septet boundary (§9.2.3.24): 56 bits take 8 septets.
+UDH_SEPTETS: Final = (UDH_OCTETS * 8 + 6) // 7
+GSM_PART: Final = GSM_SINGLE - UDH_SEPTETS  # 152 septets
+UCS2_SINGLE: Final = USER_DATA_OCTETS // 2  # 70 characters
+UCS2_PART: Final = (USER_DATA_OCTETS - UDH_OCTETS) // 2  # 66 characters: 132 octets, 133 would be half a one
 MAX_SEGMENTS: Final = 255
 
 
@@ -133,8 +141,8 @@ def encode(text: str, reference: int = 0) -> Encoded:
 
     >>> [s.short_message for s in encode("Hi {1}").segments]
     [b'Hi \\x1b(1\\x1b)']
-    >>> len(encode("您好" * 40).segments)  # 80 characters: two UCS2 segments
-    2
+    >>> [len(s.short_message) for s in encode("您好" * 40).segments]  # 80 characters: 66 + 14, UDH included
+    [139, 35]
     """
     if not 0 <= reference <= 0xFFFF:
         raise ValueError("reference must be 0..65535")

@@ -10,26 +10,36 @@ Messages are inserted with ON CONFLICT DO NOTHING on (event_id, recipient), so a
 made pending again by hand adds nothing twice. An event that cannot be sent (unknown
 type, a payload that does not fit its template, nobody to send to) ends `failed` with the
 reason; one with messages ends `queued`.
+
+Whatever the business system wrote, one event never holds up the others: the payload is
+read as text and parsed here, event by event, and the events taken together are expanded
+in a savepoint. Should that fail on anything but the store being out of reach (a fault
+of ours, or a row the store refuses), they are expanded again one at a time, each in its
+own savepoint, and the one that fails ends `failed` with the fault named and logged
+with its traceback, instead of rolling back the batch to be taken up again for ever.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import traceback
 import zoneinfo
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, Select, Table, Text, bindparam, cast, literal_column, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
 from core.db import Store, among, among_param, chunks, insert_rows, upsert
+from core.errors import StoreUnavailable
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
 from core.phones import BadPhoneNumber, store_form
 from core.settings import SmsSettings
 from sms.outbox import LockAndUpdate
-from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, render
+from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, parse_payload, render, shown
 
 log = logging.getLogger(__name__)
 EVENTS: Table = BusinessEvent.__table__  # type: ignore[assignment]
@@ -37,6 +47,7 @@ MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
 # Sent as soon as the event is committed, ahead of any batch.
 INSTANT_CATEGORIES = frozenset({"resident_reminder", "security", "medical"})
 INSTANT_TYPES = sorted(t.event_type for t in TEMPLATES.values() if t.category in INSTANT_CATEGORIES)
+SUBJECT_KINDS = frozenset(t.subject_kind for t in TEMPLATES.values())
 
 
 @dataclass
@@ -46,6 +57,16 @@ class IntakeReport:
     failed: int = 0
     messages: int = 0
     skipped: int = 0  # opted out
+    # (event id, its type, the reason): logged once committed
+    failures: list[tuple[int, str, str]] = field(default_factory=list)
+
+    def add(self, other: IntakeReport) -> None:
+        self.events += other.events
+        self.queued += other.queued
+        self.failed += other.failed
+        self.messages += other.messages
+        self.skipped += other.skipped
+        self.failures += other.failures
 
 
 @dataclass(frozen=True)
@@ -54,7 +75,7 @@ class Claimed:
     event_type: str
     subject_kind: str
     subject_id: str
-    payload: dict[str, Any]
+    payload: str | None  # the JSON as stored: parsed per event, so no row can stop a take
     batch_id: int | None = None
 
 
@@ -77,7 +98,7 @@ def _take_statement(instant_only: bool) -> LockAndUpdate:
         EVENTS.c.event_type,
         EVENTS.c.subject_kind,
         EVENTS.c.subject_id,
-        EVENTS.c.payload,
+        cast(EVENTS.c.payload, Text),
         EVENTS.c.batch_id,
     )
     values: dict[str, Any] = {"status": "queued", "claimed_at": bindparam("p_now"), "reason": None}
@@ -165,25 +186,40 @@ def _once_per_recipient(insert: Any) -> Any:
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
     c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status="failed", reason=reason))
     report.failed += 1
-    log.warning("event %d (%s) not sent: %s", event.id, event.event_type, reason)
+    report.failures.append((event.id, event.event_type, reason))
+
+
+def _unfit(event: Claimed) -> str | None:
+    """Why the event's type and subject kind cannot be sent, if they cannot."""
+    template = TEMPLATES.get(event.event_type)
+    if template is None:
+        return f"unknown event type {shown(event.event_type)}"
+    if event.subject_kind == template.subject_kind:
+        return None
+    if event.subject_kind in SUBJECT_KINDS:
+        return f"{event.event_type} is for a {template.subject_kind}, not a {event.subject_kind}"
+    return f"unknown subject kind {shown(event.subject_kind)} ({event.event_type} is for a {template.subject_kind})"
 
 
 def _render_all(c: Connection, events: list[Claimed], zone: str, report: IntakeReport) -> list[tuple[Claimed, str]]:
     """Each event with its text; an event that cannot be rendered fails with the reason."""
     rendered: list[tuple[Claimed, str]] = []
     for event in events:
-        template = TEMPLATES.get(event.event_type)
-        if template is None:
-            _fail(c, event, f"unknown event type {event.event_type!r}", report)
-            continue
-        if event.subject_kind != template.subject_kind:
-            _fail(c, event, f"{event.event_type} is for a {template.subject_kind}, not a {event.subject_kind}", report)
+        unfit = _unfit(event)
+        if unfit is not None:
+            _fail(c, event, unfit, report)
             continue
         try:
-            rendered.append((event, render(event.event_type, event.payload, zone)))
+            rendered.append((event, render(event.event_type, parse_payload(event.payload), zone)))
         except TemplateError as exc:
             _fail(c, event, str(exc), report)
     return rendered
+
+
+def _nobody(event: Claimed) -> str:
+    if event.subject_kind == "person":
+        return f"no registered phone for person {mask_id(event.subject_id[:32])}"
+    return f"no registered phone for {event.subject_kind} {shown(event.subject_id)}"
 
 
 def _expand(
@@ -212,8 +248,7 @@ def _expand(
         template = TEMPLATES[event.event_type]
         to = phones.get((event.subject_kind, event.subject_id))
         if not to:
-            who = mask_id(event.subject_id) if event.subject_kind == "person" else event.subject_id
-            _fail(c, event, f"no registered phone for {event.subject_kind} {who}", report)
+            _fail(c, event, _nobody(event), report)
             continue
         skipped = opted_out if template.category in OPTIONAL_CATEGORIES else set()
         due = quiet_until(settings, zone, template.category, now)
@@ -246,6 +281,68 @@ def _expand(
     insert_rows(c, MESSAGES, rows, _once_per_recipient)
 
 
+def _out_of_reach(exc: Exception) -> bool:
+    """The store, not the event: what core.db turns into StoreUnavailable (the connection
+    lost, a lock or statement timeout, SQLITE_BUSY). Left to fail the whole take, which
+    leaves every event pending for the next."""
+    if isinstance(exc, StoreUnavailable | OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def _fault(exc: Exception) -> str:
+    """The exception for the log, without what a statement's error carries: its SQL and
+    parameters (phones, names, texts). The driver's first line names the constraint."""
+    if isinstance(exc, StatementError):
+        first_line = str(exc.orig).partition("\n")[0]
+        return f"{type(exc).__name__}: {type(exc.orig).__name__}: {first_line}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _expand_saved(
+    c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, now: dt.datetime
+) -> IntakeReport:
+    part = IntakeReport()
+    with c.begin_nested():
+        _expand(c, events, settings, zone, part, now)
+    return part
+
+
+def _expand_apart(
+    c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, report: IntakeReport, now: dt.datetime
+) -> None:
+    """`_expand` for all the events together in a savepoint (one query of each kind); if
+    that fails, for each on its own, and an event that fails alone ends failed."""
+    try:
+        report.add(_expand_saved(c, events, settings, zone, now))
+        return
+    except Exception as exc:  # sorted out below: the store's trouble is raised, an event's is not
+        if _out_of_reach(exc):
+            raise
+        log.warning(
+            "events %d to %d: expanding them together failed (%s); one at a time",
+            events[0].id,
+            events[-1].id,
+            type(exc).__name__,
+        )
+    for event in events:
+        try:
+            report.add(_expand_saved(c, [event], settings, zone, now))
+        except Exception as exc:  # a fault of ours or a row refused: this event fails, not the take
+            if _out_of_reach(exc):
+                raise
+            log.error(
+                "event %d (%s) not expanded: %s\nTraceback (most recent call last):\n%s",
+                event.id,
+                shown(event.event_type),
+                _fault(exc),
+                "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+            )
+            part = IntakeReport(events=1)
+            _fail(c, event, f"not expanded: {type(exc).__name__} (a fault in the gateway; see its log)", part)
+            report.add(part)
+
+
 def intake(
     store: Store,
     settings: SmsSettings,
@@ -256,15 +353,19 @@ def intake(
 ) -> IntakeReport:
     """Take up to `limit` pending events and make their messages, instant types first, each
     pass in one transaction; returns what happened. `passes`: (True,) for the instant types,
-    (False,) for the others, (True, False) for all. A failure (or a crash) before the commit
-    leaves the events pending and adds nothing."""
+    (False,) for the others, (True, False) for all. The store out of reach (or a crash)
+    before the commit leaves the events pending and adds nothing; a fault in one event
+    fails that event alone."""
     now = now or utcnow()
     report = IntakeReport()
     for instant_only in passes:
+        logged = len(report.failures)
         with store.transaction() as c:
             events = _take(c, limit, now, instant_only=instant_only)
             if events:
-                _expand(c, events, settings, zone, report, now)
+                _expand_apart(c, events, settings, zone, report, now)
+        for event_id, event_type, reason in report.failures[logged:]:
+            log.warning("event %d (%s) not sent: %s", event_id, shown(event_type), reason)
     return report
 
 

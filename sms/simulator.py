@@ -15,6 +15,9 @@ by message text):
   `down_s`;
 - `inject_mo(...)` sends a resident's text (split with a UDH when long).
 
+As a real SMSC does, it refuses with ESME_RINVMSGLEN a short_message whose user data
+would exceed GSM 03.40's 140 octets (counted here, not with the gateway's codec).
+
 smpp34's Server stops listening on `stop()` but keeps its sessions, so clients connect to
 a small TCP relay in front of it, which is what `drop()` cuts. smpp34's Server does not
 expose the bind password, so every system_id may bind.
@@ -35,11 +38,14 @@ import smpp34
 
 from sms.encoding import encode
 from sms.receipts import receipt_text
-from sms.status import ESME_ROK, ESME_RTHROTTLED
+from sms.status import ESME_RINVMSGLEN, ESME_ROK, ESME_RTHROTTLED
 
 log = logging.getLogger(__name__)
 RELAY_CHUNK = 65536
 ESM_RECEIPT = 0x04  # esm_class bits 2-5 = 0001: SMSC delivery receipt (SMPP 3.4 §5.2.12)
+ESM_UDHI = 0x40  # esm_class bit 6: the short_message starts with a UDH (§5.2.12)
+USER_DATA_OCTETS = 140  # TP-UDL's limit, UDH included (3GPP TS 23.040 §9.2.3.16)
+SEPTET_CODINGS = frozenset({0x00, 0x01})  # SMSC default (GSM 03.38 here) and IA5: 7-bit on air
 
 
 @dataclass
@@ -210,7 +216,8 @@ class Simulator:
 
     def _answer(self, event: smpp34.SubmitSmEvent) -> None:
         self.outstanding -= 1
-        status = self._verdict()
+        too_long = user_data_octets(event.data_coding, event.esm_class, event.short_message) > USER_DATA_OCTETS
+        status = ESME_RINVMSGLEN if too_long else self._verdict()
         number = self.counts["accepted"] + 1
         message_id = self._id(number, self.config.id_format) if status == 0 else None
         self.submitted.append(
@@ -302,6 +309,17 @@ class Simulator:
         if sent:
             self.counts["mo"] += 1
         return sent
+
+
+def user_data_octets(data_coding: int, esm_class: int, short_message: bytes) -> int:
+    """The octets `short_message` takes on the air (TP-UDL, TS 23.040 §9.2.3.16): for a
+    7-bit alphabet, sent one septet per octet, the UDH's octets padded with fill bits to a
+    septet boundary (§9.2.3.24) and then the septets packed 8 to 7; else as sent."""
+    if data_coding not in SEPTET_CODINGS:
+        return len(short_message)
+    header = min(short_message[0] + 1, len(short_message)) if esm_class & ESM_UDHI and short_message else 0
+    septets = (header * 8 + 6) // 7 + len(short_message) - header
+    return (septets * 7 + 7) // 8
 
 
 def _free_port() -> int:

@@ -2,15 +2,17 @@
 
 The business system INSERTs `business_events` rows (DESIGN.md); each `event_type` here
 names a template, the category it belongs to (for opt-outs and quiet hours) and the typed
-fields its payload must carry. A payload with a field missing or of the wrong form renders
-nothing: `TemplateError` says which field and why, and the event is marked failed with
-that reason. Every message ends with the signature 【安吉人社】 and never carries a full
-ID number (a rendered text that looks like one is refused).
+fields its payload must carry. A payload that is not a JSON object, or has a field missing
+or of the wrong form, renders nothing: `TemplateError` says what is wrong (which field and
+why, never its value), and the event is marked failed with that reason. Every message
+ends with the signature 【安吉人社】 and never carries a full ID number (a rendered text
+that looks like one is refused).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +26,13 @@ Check = Callable[[Any, ZoneInfo], str]
 # Categories a resident or employer may opt out of (texting TD); the others are service notices.
 OPTIONAL_CATEGORIES: Final = frozenset({"statement", "policy"})
 _FULL_ID = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
+# Control characters (a line feed aside) and lone UTF-16 surrogates: no handset shows them,
+# PostgreSQL's text refuses NUL, and a lone surrogate cannot be encoded (UTF-8 or UCS2).
+_UNPRINTABLE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+MAX_FEN: Final = 2**63 - 1  # a signed 64-bit amount, as the business system keeps it
+# The largest payload read at all: every template's fields together are under 1,000
+# characters; what is far larger is not an event of ours.
+MAX_PAYLOAD_CHARS: Final = 65_536
 
 
 class TemplateError(HotlineError):
@@ -31,13 +40,13 @@ class TemplateError(HotlineError):
 
 
 def _money(value: Any, _zone: ZoneInfo) -> str:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("an amount in fen (a whole number, not negative)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_FEN:
+        raise ValueError(f"an amount in fen (a whole number, 0 to {MAX_FEN})")
     return f"{value // 100:,}.{value % 100:02d}元"
 
 
 def _period(value: Any, _zone: ZoneInfo) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-(0[1-9]|1[0-2])", value):
         raise ValueError("a month as YYYY-MM")
     return f"{value[:4]}年{int(value[5:])}月"
 
@@ -58,6 +67,8 @@ def _text(limit: int) -> Check:
             raise ValueError("a non-empty text")
         if len(value) > limit:
             raise ValueError(f"at most {limit} characters")
+        if _UNPRINTABLE.search(value):
+            raise ValueError("printable text (no control characters or lone surrogates)")
         return value.strip()
 
     return check
@@ -71,12 +82,15 @@ def _moment(value: Any, zone: ZoneInfo) -> str:
         at = None
     if at is None or at.tzinfo is None:
         raise ValueError("a timestamp with its UTC offset (ISO 8601)")
-    local = at.astimezone(zone)
+    try:
+        local = at.astimezone(zone)
+    except OverflowError:  # 9999-12-31T23:59:59-05:00 is in the year 10000 in UTC
+        raise ValueError("a timestamp from year 1 to 9999 in the hotline's time zone") from None
     return f"{local.year}年{local.month}月{local.day}日{local.hour:02d}:{local.minute:02d}"
 
 
 def _tail(value: Any, _zone: ZoneInfo) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}", value):
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}", value):
         raise ValueError("the last four digits")
     return value
 
@@ -170,11 +184,45 @@ def money_fields(event_type: str) -> frozenset[str]:
     return frozenset(k for k, check in template.fields.items() if check is _money) if template else frozenset()
 
 
-def render(event_type: str, payload: Mapping[str, Any], zone: str = "Asia/Shanghai") -> str:
-    """The message text, signature included; TemplateError if the payload does not fit."""
+def _integer(digits: str) -> int | float:
+    # Past 4,300 digits int() refuses (CVE-2020-10735); such a number reads as infinity, as
+    # one past 1e308 does, and then fits no field (which the reason names).
+    return int(digits) if len(digits) <= 64 else float("inf")
+
+
+_JSON = json.JSONDecoder(parse_int=_integer)  # built once: json.loads(..., parse_int=) builds one per call
+
+
+def parse_payload(text: str | None) -> Any:
+    """A `business_events.payload` as stored (JSON text) to its value, whatever it holds;
+    TemplateError if it is not JSON we can read."""
+    if text is None:
+        raise TemplateError("the payload is missing")
+    if len(text) > MAX_PAYLOAD_CHARS:
+        raise TemplateError(f"the payload is {len(text):,} characters; at most {MAX_PAYLOAD_CHARS:,}")
+    try:
+        return _JSON.decode(text)
+    except RecursionError:
+        raise TemplateError("the payload is nested too deeply") from None
+    except ValueError as exc:
+        raise TemplateError(f"the payload is not JSON ({type(exc).__name__})") from None
+
+
+_JSON_KINDS: Final = ((type(None), "null"), (bool, "true or false"), (str, "a string"), (list, "a list"))
+
+
+def _kind(value: Any) -> str:
+    return next((name for t, name in _JSON_KINDS if isinstance(value, t)), "a number")
+
+
+def render(event_type: str, payload: Any, zone: str = "Asia/Shanghai") -> str:
+    """The message text, signature included; TemplateError if the payload (any JSON value)
+    does not fit."""
     template = TEMPLATES.get(event_type)
     if template is None:
-        raise TemplateError(f"unknown event type {event_type!r}")
+        raise TemplateError(f"unknown event type {shown(event_type)}")
+    if not isinstance(payload, Mapping):
+        raise TemplateError(f"{event_type}: the payload must be a JSON object, not {_kind(payload)}")
     values = {}
     tz = ZoneInfo(zone)
     for name, check in template.fields.items():
@@ -188,3 +236,9 @@ def render(event_type: str, payload: Mapping[str, Any], zone: str = "Asia/Shangh
     if _FULL_ID.search(text):
         raise TemplateError(f"{event_type}: the text would carry a full ID number")
     return text
+
+
+def shown(value: str, limit: int = 40) -> str:
+    """A value from the business system fit for a reason or a log line: quoted, escaped,
+    and cut short (an unknown event type may be anything)."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")

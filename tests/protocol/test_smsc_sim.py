@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 import smpp34
 
 from bench.procs import free_port
@@ -95,3 +96,42 @@ async def test_a_dropped_connection_is_gone_and_the_simulator_listens_again() ->
         assert (await again.submit_sm("13800000000", b"x", source_addr="12333")).is_success
         await again.unbind()
     assert sim.counts["drops"] == 1 and sim.counts["binds"] == 2
+
+
+UDH = {
+    "no UDH": b"",
+    "16-bit ref": bytes((6, 0x08, 4, 0x12, 0x34, 2, 1)),  # 7 octets, 8 septets with fill
+    "8-bit ref": bytes((5, 0x00, 3, 0x12, 2, 1)),  # 6 octets, 7 septets with one fill bit
+}
+
+
+@pytest.mark.parametrize(
+    ("data_coding", "udh", "body", "fits"),
+    [
+        (0x08, "no UDH", 140, True),
+        (0x08, "no UDH", 141, False),
+        (0x08, "16-bit ref", 132, True),  # 66 UCS2 characters
+        (0x08, "16-bit ref", 133, True),
+        (0x08, "16-bit ref", 134, False),  # 67 characters: 141 octets
+        (0x00, "no UDH", 160, True),  # septets, sent one per octet
+        (0x00, "no UDH", 161, False),
+        (0x00, "16-bit ref", 152, True),
+        (0x00, "16-bit ref", 153, False),
+        (0x00, "8-bit ref", 153, True),
+        (0x00, "8-bit ref", 154, False),
+    ],
+)
+async def test_user_data_over_140_octets_is_refused_with_esme_rinvmsglen(
+    data_coding: int, udh: str, body: int, fits: bool
+) -> None:
+    short_message = UDH[udh] + b"\x30" * body  # octets of UCS2, or septets sent one per octet
+    async with running() as (sim, smsc):
+        answer = await smsc.submit_sm(
+            "13800000000",
+            short_message,
+            source_addr="12333",
+            esm_class=0x40 if UDH[udh] else 0,
+            data_coding=data_coding,
+        )
+    assert answer.command_status == (0 if fits else 0x01)
+    assert sim.counts["accepted" if fits else "rejected_0x01"] == 1

@@ -20,9 +20,10 @@ from core.models import BusinessEvent, Resident, SmsMessage, SmsReceipt, SmsSegm
 from core.settings import Settings, SmsSettings
 from sms import outbox
 from sms.dispatcher import Dispatcher
+from sms.encoding import split_udh
 from sms.intake import emit, intake
 from sms.pdu import Inbound
-from sms.simulator import SimConfig, Simulator
+from sms.simulator import SimConfig, Simulator, user_data_octets
 from sms.smpp import SmppTransport
 from tests.conftest import load_sample, make_settings
 from tests.store.sms_support import emit_pensions, messages_of, until_final
@@ -74,12 +75,30 @@ async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: P
         messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     long = [m for m in messages if m.event_type == "policy_news"]
-    assert long and all(m.segments == 2 for m in long)
-    assert sim.counts["accepted"] == 15 + 2 * 5
+    assert long and all(m.segments == 3 for m in long)  # 133 characters: 66 + 66 + 1
+    assert sim.counts["accepted"] == 15 + 3 * 5
     destinations = sorted(s.destination for s in sim.submitted)
-    assert len(destinations) == 25 and len(set(destinations)) == 20
+    assert len(destinations) == 30 and len(set(destinations)) == 20
     with store.session() as s:
-        assert s.query(SmsSegment).filter(SmsSegment.state == "delivered").count() == 25
+        assert s.query(SmsSegment).filter(SmsSegment.state == "delivered").count() == 30
+
+
+async def test_long_texts_go_out_in_parts_the_smsc_takes(store: Store, tmp_path: Path, sample_data: Any) -> None:
+    """Every part within GSM 03.40's 140 octets of user data, UDH included (the simulator
+    refuses more with ESME_RINVMSGLEN, as an SMSC does), and no surrogate pair split."""
+    load_sample(store)
+    first, second = sample_data[1][:2]
+    emit(store, "policy_news", "person", first.id_number, {"title": "通知", "body": "社保" * 150}, "long")
+    emit(store, "policy_news", "person", second.id_number, {"title": "通知", "body": "医保😀" * 100}, "emoji")
+    async with dispatching(store, tmp_path, {}) as (sim, _d):
+        messages = await until_final(store, 2)
+    assert [(m.status, m.segments) for m in messages] == [("delivered", 5), ("delivered", 7)]
+    parts = [s for s in sim.submitted if s.status == 0]
+    assert len(parts) == 12 and sim.counts["rejected_0x01"] == 0
+    assert max(user_data_octets(s.data_coding, s.esm_class, s.short_message) for s in parts) <= 140
+    for part in parts:
+        part_text = split_udh(part.short_message)[1].decode("utf-16-be")  # strict: no half of a pair
+        assert part_text
 
 
 async def test_throttling_and_temporary_errors_slow_down_and_retry(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 import sms.intake as intake_module
 from core.db import Store
+from core.errors import StoreUnavailable
 from core.models import BusinessEvent, ResidentPhone, SmsMessage, SmsOptOut
 from core.settings import SmsSettings
 from sms.intake import emit, intake, quiet_until
@@ -130,11 +131,11 @@ def test_an_intake_that_fails_before_its_commit_leaves_the_event_pending_and_add
     emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 5}, "p")
 
     def broken(*_args: object) -> dt.datetime:
-        raise RuntimeError("the dispatcher died mid-intake")
+        raise StoreUnavailable("the database went away mid-intake")  # not the event's fault: no event fails
 
     with monkeypatch.context() as m:
         m.setattr(intake_module, "quiet_until", broken)  # after the event is taken, before its messages
-        with pytest.raises(RuntimeError):
+        with pytest.raises(StoreUnavailable):
             intake(store, SETTINGS, ZONE, now=DAY)
     assert (_event(store, "p").status, _messages(store)) == ("pending", [])  # at once, no timeout to wait
     assert intake(store, SETTINGS, ZONE, now=DAY).queued == 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sms.templates import SIGNATURE, TEMPLATES, TemplateError, render
+from sms.templates import MAX_FEN, SIGNATURE, TEMPLATES, TemplateError, parse_payload, render
 
 GOOD: dict[str, dict[str, Any]] = {
     "declaration_reminder": {"unit_name": "安吉竹艺有限公司", "period": "2026-11", "deadline": "2026-12-15"},
@@ -63,6 +63,18 @@ def test_texts(event_type: str, expected: str) -> None:
         ("card_loss_confirmed", {"card_tail": "48X1"}, "the last four digits"),
         ("policy_news", {"body": "x" * 301}, "at most 300 characters"),
         ("medical_settlement", {"name": ""}, "field 'name' must be a non-empty text"),
+        ("pension_credited", {"amount": True}, "field 'amount' must be an amount in fen"),
+        ("pension_credited", {"amount": "347125"}, "field 'amount' must be an amount in fen"),
+        ("pension_credited", {"amount": MAX_FEN + 1}, "field 'amount' must be an amount in fen"),
+        ("pension_credited", {"name": {"family": "余"}}, "field 'name' must be a non-empty text"),
+        ("pension_credited", {"name": "余\x00雪英"}, "field 'name' must be printable text"),
+        ("pension_credited", {"name": "余\ud800雪英"}, "field 'name' must be printable text"),
+        ("policy_news", {"body": "新政策\x1b发布"}, "field 'body' must be printable text"),
+        ("card_loss_confirmed", {"reported_at": "9999-12-31T23:59:59-05:00"}, "from year 1 to 9999"),
+        ("card_loss_confirmed", {"reported_at": "0001-01-01T00:00:00+14:00"}, "from year 1 to 9999"),
+        ("card_loss_confirmed", {"reported_at": "2026-11-28T06:05:00+24:00"}, "with its UTC offset"),
+        ("card_loss_confirmed", {"card_tail": "٤٨٢١"}, "the last four digits"),  # Arabic-Indic: not ours
+        ("pension_credited", {"period": "２０２６-11"}, "a month as YYYY-MM"),
     ],
 )
 def test_a_payload_that_does_not_fit_renders_nothing_and_says_why(
@@ -79,3 +91,41 @@ def test_missing_field_unknown_type_and_a_full_id_number() -> None:
         render("pension_stolen", {})
     with pytest.raises(TemplateError, match="full ID number"):
         render("policy_news", {"title": "测试", "body": "身份证330523199411187594已登记"})
+
+
+def test_a_line_feed_an_odd_offset_a_top_amount_and_extra_fields_are_fine() -> None:
+    assert "\n" in render("policy_news", {"title": "通知", "body": "第一行\n第二行"})
+    text = render("card_loss_confirmed", {**GOOD["card_loss_confirmed"], "reported_at": "2026-11-28T06:05:00+05:45"})
+    assert "2026年11月28日08:20" in text  # 00:20 UTC is 08:20 in Beijing
+    assert "92,233,720,368,547,758.07元" in render("pension_credited", {**GOOD["pension_credited"], "amount": MAX_FEN})
+    assert render("pension_credited", {**GOOD["pension_credited"], "x": [1, {"y": None}]}).endswith(SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind"),
+    [(None, "null"), ([1], "a list"), ("余雪英", "a string"), (42, "a number"), (True, "true or false")],
+)
+def test_a_payload_that_is_not_an_object_renders_nothing(payload: Any, kind: str) -> None:
+    with pytest.raises(TemplateError, match=f"^pension_credited: the payload must be a JSON object, not {kind}$"):
+        render("pension_credited", payload)
+
+
+@pytest.mark.parametrize(
+    ("stored", "reason"),
+    [
+        (None, "the payload is missing"),
+        ("{name: 1}", "the payload is not JSON"),
+        ("{" * 70_000, "the payload is 70,000 characters; at most 65,536"),
+        ("[" * 5_000 + "]" * 5_000, "the payload is nested too deeply"),
+    ],
+)
+def test_a_stored_payload_that_cannot_be_read(stored: str | None, reason: str) -> None:
+    with pytest.raises(TemplateError, match=reason):
+        parse_payload(stored)
+
+
+def test_an_integer_too_long_to_read_fits_no_field() -> None:
+    payload = parse_payload('{"amount": ' + "9" * 5_000 + "}")
+    with pytest.raises(TemplateError, match="field 'amount' must be an amount in fen"):
+        render("pension_credited", {**GOOD["pension_credited"], **payload})
+    assert parse_payload('{"amount": 347125}') == {"amount": 347125}
