@@ -17,12 +17,12 @@ from pathlib import Path
 from aiohttp import web
 
 from console.app import ConsoleDeps, make_app
+from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
-from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from hotline.errors import WebUnavailable, WorkerFailed
-from hotline.wiring import ivr_services, open_store
+from hotline.wiring import business_port, ivr_services, open_store
 from ivr import dialplan
 from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
@@ -130,8 +130,10 @@ class Running:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
-async def _start_agi(settings: Settings, store: Store, running: Running, *, worker: bool, config: Path | None) -> None:
-    services = ivr_services(settings, store)
+async def _start_agi(
+    settings: Settings, store: Store, port: BusinessPort, running: Running, *, worker: bool, config: Path | None
+) -> None:
+    services = ivr_services(settings, store, port)
     agi = FastAgiServer(
         settings.agi.allowed_peers,
         settings.agi.header_timeout_s,
@@ -168,11 +170,11 @@ def asterisk_records(settings: Settings) -> tuple[Path | None, Path | None]:
     return None, None
 
 
-async def _start_web(settings: Settings, store: Store, running: Running) -> None:
+async def _start_web(settings: Settings, store: Store, port: BusinessPort, running: Running) -> None:
     d = ConsoleDeps(
         settings=settings,
         store=store,
-        port=SampleBusinessPort(store, settings.security.pin_pepper),
+        port=port,
         agents=AgentControl(settings, store),
         callers=running.monitor,
     )
@@ -253,18 +255,19 @@ async def serve(
     if "ami" in only:
         settings.require_secrets("ami.secret")
     store = open_store(settings, migrate=not worker)
+    port = business_port(settings, store)  # one door to the business system for every component
     running = Running()
     if "agi" in only:
-        await _start_agi(settings, store, running, worker=worker, config=config)
+        await _start_agi(settings, store, port, running, worker=worker, config=config)
     if "ami" in only and not worker:
         running.tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
         running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
         running.monitor.start()
     if "web" in only and not worker:
-        await _start_web(settings, store, running)
+        await _start_web(settings, store, port, running)
         running.tasks.append(asyncio.create_task(seal_report_hours(settings, store, stop), name="report-sums"))
     if "sms" in only and not worker:
-        running.sms = SmsService(settings, store)
+        running.sms = SmsService(settings, store, port)
         await running.sms.start()
     # What start-up made (modules, settings, the store, compiled statements) lives as long
     # as the process: out of the collector's sight from now on, once its garbage is gone.

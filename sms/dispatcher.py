@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from functools import partial
 
+from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
@@ -52,13 +53,21 @@ Answer = tuple[outbox.Submitted | None, outbox.Receipt | None]  # one or the oth
 
 class Dispatcher:
     def __init__(
-        self, settings: Settings, store: Store, submit: Submit, worker: str, submit_text: SubmitText | None = None
+        self,
+        settings: Settings,
+        store: Store,
+        port: BusinessPort,
+        submit: Submit,
+        worker: str,
+        submit_text: SubmitText | None = None,
     ) -> None:
-        """`submit` sends one segment (SMPP); `submit_text`, when given, sends a whole
-        text in one request instead (Twilio: it splits, and answers with one id)."""
+        """`port` says whom to text; `submit` sends one segment (SMPP); `submit_text`, when
+        given, sends a whole text in one request instead (Twilio: it splits, and answers
+        with one id)."""
         self.settings = settings
         self.sms = settings.sms
         self.store = store
+        self.port = port
         self.submit = submit
         self.submit_text = submit_text
         self.id_base = 0 if submit_text is not None else settings.smpp.submit_id_base
@@ -122,7 +131,7 @@ class Dispatcher:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            taken = await asyncio.to_thread(intake, self.store, self.sms, zone, INTAKE, now, (True,))
+            taken = await asyncio.to_thread(intake, self.store, self.port, self.sms, zone, INTAKE, now, (True,))
             if taken.messages:
                 claimed += await self._claim(now, instant_only=True)  # into the room kept for them
         return claimed + await self._claim(now)
@@ -135,7 +144,9 @@ class Dispatcher:
         while not stop.is_set():
             self.batch_events.clear()
             try:
-                taken = await asyncio.to_thread(intake, self.store, self.sms, zone, INTAKE, utcnow(), (False,))
+                taken = await asyncio.to_thread(
+                    intake, self.store, self.port, self.sms, zone, INTAKE, utcnow(), (False,)
+                )
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
                 await asyncio.sleep(1.0)

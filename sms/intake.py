@@ -26,16 +26,16 @@ import logging
 import traceback
 import zoneinfo
 from dataclasses import dataclass, field
-from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Select, Table, Text, bindparam, cast, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, Table, Text, bindparam, cast, literal_column, select, update
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
-from core.db import Store, among, among_param, chunks, insert_rows, upsert
+from core.business import BusinessPort
+from core.db import Store, among, chunks, insert_rows, upsert
 from core.errors import StoreUnavailable
 from core.masking import mask_id, mask_phone
-from core.models import BusinessEvent, Employer, Resident, ResidentPhone, SmsMessage, SmsOptOut, utcnow
+from core.models import BusinessEvent, SmsMessage, SmsOptOut, utcnow
 from core.phones import BadPhoneNumber, store_form
 from core.settings import SmsSettings
 from sms.outbox import LockAndUpdate
@@ -118,47 +118,24 @@ def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) ->
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda e: e.id)
 
 
-@cache
-def _recipient_queries(dialect: str, subject_kind: str) -> tuple[Select[str, str], ...]:
-    """Built once per dialect and kind; the subjects come as parameter `ids`."""
-    if subject_kind == "person":
-        people = among_param(dialect, Resident.id_number, "ids")
-        return (
-            select(Resident.id_number, Resident.phone).where(people),
-            select(Resident.id_number, ResidentPhone.phone)
-            .join(ResidentPhone, ResidentPhone.resident_id == Resident.id)
-            .where(people),
-        )
-    if subject_kind == "unit":
-        units = among_param(dialect, Employer.credit_code, "ids")
-        return (select(Employer.credit_code, Employer.contact_phone).where(units),)
-    return ()
-
-
 def recipients(
-    c: Connection, subject_kind: str, subject_ids: list[str], country_code: str = "86"
+    port: BusinessPort, subject_kind: str, subject_ids: list[str], country_code: str = "86"
 ) -> dict[str, list[str]]:
-    """Phones by subject: a person's registered phones (by ID number: `residents.phone` and
-    `resident_phones`), an employer's contact phone (by unified social credit code); in the
-    store's one form (core.phones), as opt-outs and replies are, whatever form the business
-    system wrote them in. One that is no phone number is left out (and logged)."""
-    queries = _recipient_queries(c.dialect.name, subject_kind)
+    """Phones by subject, as the business port gives them (a person's registered phones by ID
+    number, an employer's contact phone by unified social credit code), in the store's one
+    form (core.phones), as opt-outs and replies are, whatever form the business system wrote
+    them in. One that is no phone number is left out (and logged)."""
     found: dict[str, set[str]] = {}
-    for ids in chunks(subject_ids):
-        for query in queries:
-            for subject, number in c.execute(query, {"ids": list(ids)}):
-                if not number:
-                    continue
-                try:
-                    found.setdefault(subject, set()).add(store_form(number, country_code))
-                except BadPhoneNumber as exc:
-                    log.warning(
-                        "%s %s: registered number %s left out: %s",
-                        subject_kind,
-                        mask_id(subject),
-                        mask_phone(number),
-                        exc,
-                    )
+    for subject, numbers in port.recipients(subject_kind, subject_ids).items():
+        for number in numbers:
+            if not number:
+                continue
+            try:
+                found.setdefault(subject, set()).add(store_form(number, country_code))
+            except BadPhoneNumber as exc:
+                log.warning(
+                    "%s %s: registered number %s left out: %s", subject_kind, mask_id(subject), mask_phone(number), exc
+                )
     return {subject: sorted(numbers) for subject, numbers in found.items()}
 
 
@@ -223,7 +200,13 @@ def _nobody(event: Claimed) -> str:
 
 
 def _expand(
-    c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, report: IntakeReport, now: dt.datetime
+    c: Connection,
+    port: BusinessPort,
+    events: list[Claimed],
+    settings: SmsSettings,
+    zone: str,
+    report: IntakeReport,
+    now: dt.datetime,
 ) -> None:
     """Turn taken events into their messages (or their failures): one query for the
     recipients, one for opt-outs, one INSERT; an UPDATE only for those that fail."""
@@ -232,7 +215,7 @@ def _expand(
     phones: dict[tuple[str, str], list[str]] = {}
     for kind in {event.subject_kind for event, _ in rendered}:
         subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
-        found = recipients(c, kind, subjects, settings.country_code)
+        found = recipients(port, kind, subjects, settings.country_code)
         phones.update(((kind, subject), numbers) for subject, numbers in found.items())
     optional = {
         phone
@@ -300,21 +283,27 @@ def _fault(exc: Exception) -> str:
 
 
 def _expand_saved(
-    c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, now: dt.datetime
+    c: Connection, port: BusinessPort, events: list[Claimed], settings: SmsSettings, zone: str, now: dt.datetime
 ) -> IntakeReport:
     part = IntakeReport()
     with c.begin_nested():
-        _expand(c, events, settings, zone, part, now)
+        _expand(c, port, events, settings, zone, part, now)
     return part
 
 
 def _expand_apart(
-    c: Connection, events: list[Claimed], settings: SmsSettings, zone: str, report: IntakeReport, now: dt.datetime
+    c: Connection,
+    port: BusinessPort,
+    events: list[Claimed],
+    settings: SmsSettings,
+    zone: str,
+    report: IntakeReport,
+    now: dt.datetime,
 ) -> None:
     """`_expand` for all the events together in a savepoint (one query of each kind); if
     that fails, for each on its own, and an event that fails alone ends failed."""
     try:
-        report.add(_expand_saved(c, events, settings, zone, now))
+        report.add(_expand_saved(c, port, events, settings, zone, now))
         return
     except Exception as exc:  # sorted out below: the store's trouble is raised, an event's is not
         if _out_of_reach(exc):
@@ -327,7 +316,7 @@ def _expand_apart(
         )
     for event in events:
         try:
-            report.add(_expand_saved(c, [event], settings, zone, now))
+            report.add(_expand_saved(c, port, [event], settings, zone, now))
         except Exception as exc:  # a fault of ours or a row refused: this event fails, not the take
             if _out_of_reach(exc):
                 raise
@@ -345,6 +334,7 @@ def _expand_apart(
 
 def intake(
     store: Store,
+    port: BusinessPort,
     settings: SmsSettings,
     zone: str,
     limit: int = 500,
@@ -363,7 +353,7 @@ def intake(
         with store.transaction() as c:
             events = _take(c, limit, now, instant_only=instant_only)
             if events:
-                _expand_apart(c, events, settings, zone, report, now)
+                _expand_apart(c, port, events, settings, zone, report, now)
         for event_id, event_type, reason in report.failures[logged:]:
             log.warning("event %d (%s) not sent: %s", event_id, shown(event_type), reason)
     return report

@@ -12,10 +12,9 @@ import socket
 
 import psycopg
 
-from core.business import AuditedReader
+from core.business import AuditedReader, BusinessPort
 from core.db import Store
 from core.errors import SettingsError
-from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from sms.dispatcher import Dispatcher
 from sms.inbound import DeadLetters
@@ -29,7 +28,7 @@ CHANNEL = "hotline_events"
 
 
 class SmsService:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, port: BusinessPort) -> None:
         self.settings = settings
         self.store = store
         # SMPP always: it carries residents' replies (MO) even when Twilio sends.
@@ -42,8 +41,8 @@ class SmsService:
             self.twilio = TwilioTransport(settings.twilio)
         worker = f"{socket.gethostname()}:{os.getpid()}"
         submit_text = self.twilio.submit_text if self.twilio is not None else None
-        self.dispatcher = Dispatcher(settings, store, self.transport.submit, worker, submit_text)
-        reader = AuditedReader(store, SampleBusinessPort(store, settings.security.pin_pepper))
+        self.dispatcher = Dispatcher(settings, store, port, self.transport.submit, worker, submit_text)
+        reader = AuditedReader(store, port)
         self.mo = MoHandler(store, reader, self.dispatcher.wake, settings.sms)
         self.dead_letters = DeadLetters(store, settings.sms.inbound_max_tries)
         self.stop_event = asyncio.Event()

@@ -9,7 +9,9 @@ from sqlalchemy import select
 
 from core.db import Store
 from core.models import SmsMessage
+from core.sample_port import SampleBusinessPort
 from sms.intake import emit
+from tests.conftest import PEPPER
 
 FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
 
@@ -39,3 +41,8 @@ async def until_final(store: Store, count: int, limit_s: float = 30) -> list[Sms
             seen = sorted((m.status, m.last_error or "") for m in messages)
             raise AssertionError(f"{len(messages)} of {count} messages, not all final: {seen}")
         await asyncio.sleep(0.1)
+
+
+def sample_port(store: Store) -> SampleBusinessPort:
+    """The embedded business adapter over the store's sample tables."""
+    return SampleBusinessPort(store, PEPPER)

@@ -23,6 +23,7 @@ from sms import audiences, batch
 from sms.errors import BatchError
 from sms.intake import intake
 from tests.conftest import PEPPER
+from tests.store.sms_support import sample_port
 
 NOW = dt.datetime(2026, 12, 1, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing: no quiet hours
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,7 +89,7 @@ def test_employers_in_arrears_get_one_notice_each_with_what_they_owe(store: Stor
         store, SampleBusinessPort(store, PEPPER), "employers-in-arrears", "2026-11", "2026-12-15", None
     )
     assert again.new_events == 0
-    intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
+    intake(store, sample_port(store), SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
     with store.transaction() as c:
         sent = dict(c.execute(select(SmsMessage.recipient, SmsMessage.text).order_by(SmsMessage.recipient)).all())
     assert sorted(sent) == ["05725000001", "05725000003"]

@@ -22,7 +22,7 @@ from core.settings import SmsSettings
 from sms.intake import emit, intake
 from tests.conftest import load_sample
 from tests.store.bad_events import NOBODY, Row, insert_zoo
-from tests.store.sms_support import messages_of, until_final
+from tests.store.sms_support import messages_of, sample_port, until_final
 from tests.store.test_sms_dispatch import dispatching
 
 SETTINGS = SmsSettings(quiet_hours={})
@@ -76,14 +76,14 @@ def test_a_zoo_of_bad_events_fails_each_alone_and_the_good_ones_are_queued(
     people = residents[:40]
     rows = insert_zoo(store, people, employers[0])
     with caplog.at_level(logging.INFO):
-        report = intake(store, SETTINGS, ZONE, now=DAY)
+        report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     good = [r for r in rows if r.reason is None]
     assert (report.events, report.queued, report.messages) == (len(rows), len(good), len(good))
     assert report.failed == len(rows) - len(good)
     _assert_outcomes(store, rows)
     _assert_logged_without_private_data(store, rows, caplog, people)
     assert sorted(m.event_id for m in messages_of(store)) == sorted(_events(store)[r.key].id for r in good)
-    assert intake(store, SETTINGS, ZONE, now=DAY).events == 0  # nothing left to take again
+    assert intake(store, sample_port(store), SETTINGS, ZONE, now=DAY).events == 0  # nothing left to take again
 
 
 async def test_end_to_end_every_good_event_around_the_zoo_is_delivered(
@@ -137,7 +137,7 @@ def test_a_fault_of_ours_in_one_event_fails_that_event_with_a_traceback_and_no_o
 
     monkeypatch.setattr(intake_module, "render", render)
     with caplog.at_level(logging.INFO):
-        report = intake(store, SETTINGS, ZONE, now=DAY)
+        report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert (report.events, report.queued, report.failed, report.messages) == (5, 4, 1, 4)
     events = _events(store)
     assert [events[f"e{i}"].status for i in range(5)] == ["queued", "queued", "failed", "queued", "queued"]
@@ -151,4 +151,6 @@ def test_a_fault_of_ours_in_one_event_fails_that_event_with_a_traceback_and_no_o
     expected = {"raises": "KeyError", "unencodable": "UnicodeEncodeError", "refused by the store": "IntegrityError"}
     assert reason == f"not expanded: {expected[fault]} (a fault in the gateway; see its log)"
     assert len(messages_of(store)) == 4
-    assert intake(store, SETTINGS, ZONE, now=DAY).events == 0  # failed for good: not taken again and again
+    assert (
+        intake(store, sample_port(store), SETTINGS, ZONE, now=DAY).events == 0
+    )  # failed for good: not taken again and again

@@ -15,6 +15,7 @@ from sms import batch, outbox
 from sms.errors import BatchError
 from sms.intake import emit, intake
 from tests.conftest import load_sample
+from tests.store.sms_support import sample_port
 
 NOW = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing: no quiet hours
 
@@ -38,7 +39,7 @@ def test_a_csv_becomes_a_batch_once_and_bad_rows_fail_with_reasons(
     loaded = batch.load(store, path)
     assert (loaded.name, loaded.rows, loaded.new_events) == ("policy-2026-11", 7, 7)
     assert batch.load(store, path).new_events == 0  # the same file again adds nothing
-    report = intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
+    report = intake(store, sample_port(store), SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
     assert (report.queued, report.failed) == (5, 2)
     p = batch.progress(store, "policy-2026-11")
     assert (p.total, p.failed_events, p.messages, p.finished) == (7, 2, {"queued": 5}, 2)
@@ -50,7 +51,7 @@ def test_a_paused_batch_holds_its_messages_but_not_instant_ones(store: Store, tm
     batch.load(store, _csv(tmp_path, people), "held")
     r = sample_data[1][6]
     emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 1}, "p")
-    intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
+    intake(store, sample_port(store), SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
     batch.set_paused(store, "held", True)
     claimed = outbox.claim_due(store, "w", 50, dt.timedelta(minutes=5), NOW)
     assert [d.recipient for d in claimed] == [r.phone]  # only the instant reminder
@@ -81,7 +82,7 @@ def test_csv_cells_keep_leading_zeros_and_amounts_become_fen(store: Store, tmp_p
         encoding="utf-8",
     )
     batch.load(store, path)
-    report = intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
+    report = intake(store, sample_port(store), SmsSettings(quiet_hours={}), "Asia/Shanghai", now=NOW)
     assert (report.queued, report.failed) == (1, 0)
     (message,) = outbox.claim_due(store, "w", 5, dt.timedelta(minutes=5), NOW)
     assert "截至2025年底" in message.text and "12,305.60元" in message.text and "450.00元" in message.text

@@ -26,7 +26,7 @@ from sms.pdu import Inbound
 from sms.simulator import SimConfig, Simulator, user_data_octets
 from sms.smpp import SmppTransport
 from tests.conftest import load_sample, make_settings
-from tests.store.sms_support import emit_pensions, messages_of, until_final
+from tests.store.sms_support import emit_pensions, messages_of, sample_port, until_final
 
 
 @asynccontextmanager
@@ -53,7 +53,7 @@ async def dispatching(
             await holder["d"].on_receipt(inbound)
 
     transport = SmppTransport(settings.smpp, on_deliver)
-    dispatcher = holder["d"] = Dispatcher(settings, store, transport.submit, "test-1")
+    dispatcher = holder["d"] = Dispatcher(settings, store, sample_port(store), transport.submit, "test-1")
     await transport.start()
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop))
@@ -161,7 +161,7 @@ def test_a_receipt_stranded_by_a_concurrent_submission_is_matched_later(store: S
     load_sample(store)
     emit_pensions(store, sample_data[1][:1])
     now = utcnow()
-    intake(store, SmsSettings(quiet_hours={}), "Asia/Shanghai", now=now)
+    intake(store, sample_port(store), SmsSettings(quiet_hours={}), "Asia/Shanghai", now=now)
     (due,) = outbox.claim_due(store, "w", 10, dt.timedelta(minutes=5), now)
     with store.session() as s:  # as if the receipt had been written first, unseen by the submission
         s.add(SmsReceipt(smsc_id="77", stat="delivered", received_at=now))
@@ -186,7 +186,7 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
     async def broken(*_args: Any) -> Any:
         raise RuntimeError("transport bug")
 
-    dispatcher = Dispatcher(settings, store, broken, "faulty")
+    dispatcher = Dispatcher(settings, store, sample_port(store), broken, "faulty")
     # Claimed as they are taken up (3), and perhaps again by the step's second claim, if
     # the first sends have failed and put them back by then.
     assert await dispatcher.step() >= 3

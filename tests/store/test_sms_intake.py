@@ -16,6 +16,7 @@ from core.models import BusinessEvent, ResidentPhone, SmsMessage, SmsOptOut
 from core.settings import SmsSettings
 from sms.intake import emit, intake, quiet_until
 from tests.conftest import load_sample
+from tests.store.sms_support import sample_port
 
 SETTINGS = SmsSettings()
 ZONE = "Asia/Shanghai"
@@ -44,7 +45,7 @@ def test_events_become_messages_for_the_registered_numbers(store: Store, sample_
     assert not emit(store, "pension_credited", "person", r.id_number, {}, "k1")  # the key exists: nothing new
     payload = {"unit_name": e.name, "period": "2026-11", "deadline": "2026-12-15"}
     assert emit(store, "declaration_reminder", "unit", e.credit_code, payload, "k2")
-    report = intake(store, SETTINGS, ZONE, now=DAY)
+    report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert (report.events, report.queued, report.messages, report.failed) == (2, 2, 2, 0)
     first, second = _messages(store)
     assert (first.recipient, first.priority, first.category) == (r.phone, 0, "resident_reminder")
@@ -52,7 +53,7 @@ def test_events_become_messages_for_the_registered_numbers(store: Store, sample_
     assert (second.recipient, second.priority) == (e.contact_phone, 1)
     assert _event(store, "k1").status == "queued"
     # Nothing is claimed twice.
-    assert intake(store, SETTINGS, ZONE, now=DAY).events == 0
+    assert intake(store, sample_port(store), SETTINGS, ZONE, now=DAY).events == 0
 
 
 def test_an_event_that_cannot_be_sent_fails_with_its_reason(store: Store, sample_data: Any) -> None:
@@ -71,7 +72,7 @@ def test_an_event_that_cannot_be_sent_fails_with_its_reason(store: Store, sample
     emit(
         store, "pension_credited", "unit", "91330523MA2XXXXXXX", {"name": "x", "period": "2026-11", "amount": 1}, "kind"
     )
-    report = intake(store, SETTINGS, ZONE, now=DAY)
+    report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert (report.failed, report.messages) == (4, 0) and _messages(store) == []
     assert "field 'period' must be a month as YYYY-MM" in (_event(store, "bad").reason or "")
     assert _event(store, "unknown").reason == "unknown event type 'pension_stolen'"
@@ -88,7 +89,7 @@ def test_opted_out_numbers_get_no_optional_category_but_still_service_notices(st
     news = {"title": "政策", "body": "新政策发布"}
     emit(store, "policy_news", "person", r.id_number, news, "news")
     emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 5}, "p")
-    report = intake(store, SETTINGS, ZONE, now=DAY)
+    report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert (report.messages, report.skipped) == (1, 1)
     assert [(m.event_type, m.status) for m in _messages(store)] == [
         ("policy_news", "skipped"),
@@ -108,7 +109,7 @@ def test_batch_categories_wait_out_the_quiet_hours_and_instant_ones_do_not(store
         {"card_tail": "1234", "reported_at": NIGHT.isoformat()},
         "c",
     )
-    intake(store, SETTINGS, ZONE, now=NIGHT)
+    intake(store, sample_port(store), SETTINGS, ZONE, now=NIGHT)
     news, card = _messages(store)
     assert news.next_attempt_at == dt.datetime(2026, 11, 28, 0, 0, tzinfo=dt.UTC)  # 08:00 in Beijing
     assert card.next_attempt_at == NIGHT and card.priority == 0
@@ -136,13 +137,13 @@ def test_an_intake_that_fails_before_its_commit_leaves_the_event_pending_and_add
     with monkeypatch.context() as m:
         m.setattr(intake_module, "quiet_until", broken)  # after the event is taken, before its messages
         with pytest.raises(StoreUnavailable):
-            intake(store, SETTINGS, ZONE, now=DAY)
+            intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert (_event(store, "p").status, _messages(store)) == ("pending", [])  # at once, no timeout to wait
-    assert intake(store, SETTINGS, ZONE, now=DAY).queued == 1
+    assert intake(store, sample_port(store), SETTINGS, ZONE, now=DAY).queued == 1
     # Expanding the same event again (made pending by hand) inserts no second message.
     with store.transaction() as c:
         c.execute(BusinessEvent.__table__.update().values(status="pending"))
-    assert intake(store, SETTINGS, ZONE, now=DAY).queued == 1
+    assert intake(store, sample_port(store), SETTINGS, ZONE, now=DAY).queued == 1
     assert len(_messages(store)) == 1 and _event(store, "p").status == "queued"
 
 
@@ -154,7 +155,7 @@ def test_a_resident_with_two_registered_numbers_gets_the_notice_on_both(store: S
         s.add(SmsOptOut(phone="13700000004"))  # that number opted out of optional categories
     emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 5}, "p")
     emit(store, "policy_news", "person", r.id_number, {"title": "政策", "body": "新政策发布"}, "news")
-    report = intake(store, SETTINGS, ZONE, now=DAY)
+    report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert (report.messages, report.skipped) == (3, 1)
     got = sorted((m.event_type, m.recipient, m.status) for m in _messages(store))
     assert got == sorted(
@@ -177,6 +178,6 @@ def test_a_number_registered_in_another_form_is_sent_to_and_opted_out_in_the_sto
         s.add(ResidentPhone(resident_id=r.id, phone="not a number"))  # nobody to send to
         s.add(SmsOptOut(phone=r.phone))  # texted TD from the handset: the store's form
     emit(store, "policy_news", "person", r.id_number, {"title": "政策", "body": "新政策发布"}, "news")
-    report = intake(store, SETTINGS, ZONE, now=DAY)
+    report = intake(store, sample_port(store), SETTINGS, ZONE, now=DAY)
     assert [(m.recipient, m.status) for m in _messages(store)] == [(r.phone, "skipped")]  # one number, not two
     assert (report.messages, report.skipped) == (0, 1)

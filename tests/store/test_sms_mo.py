@@ -191,7 +191,7 @@ async def test_mo_parts_are_kept_in_the_store_across_a_restart(store: Store, sam
 async def test_a_deliver_sm_that_fails_every_time_is_dead_lettered_and_answered(
     store: Store, settings: Settings, caplog: Any
 ) -> None:
-    service = SmsService(settings, store)
+    service = SmsService(settings, store, SampleBusinessPort(store, PEPPER))
 
     async def broken(inbound: Inbound) -> None:
         raise RuntimeError("the business port is broken")

@@ -26,7 +26,7 @@ from sms.dispatcher import Dispatcher
 from sms.smpp import SubmitResult
 from sms.twilio import TwilioTransport, e164
 from tests.conftest import PEPPER, load_sample, make_settings
-from tests.store.sms_support import emit_pensions, messages_of, until_final
+from tests.store.sms_support import emit_pensions, messages_of, sample_port, until_final
 from tests.twilio_fake import FakeTwilio, signature
 
 
@@ -62,7 +62,7 @@ async def twilio_stack(
     async def no_smpp(*_args: Any) -> SubmitResult:
         raise AssertionError("the SMPP path was used with sms.transport = twilio")
 
-    dispatcher = Dispatcher(settings, store, no_smpp, "twilio-test", transport.submit_text)
+    dispatcher = Dispatcher(settings, store, sample_port(store), no_smpp, "twilio-test", transport.submit_text)
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop))
     try:
