@@ -29,6 +29,7 @@ from console.live import WaitingCallers
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
+from core.health import Health
 from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.errors import AgentError, AmiError
@@ -50,6 +51,7 @@ class ConsoleDeps:
     port: BusinessPort
     agents: AgentControl
     callers: WaitingCallers | None  # the AMI monitor, when this process runs one
+    health: Health | None = None  # what `hotline serve` runs and whether it is up
 
     @property
     def idle(self) -> dt.timedelta:
@@ -243,8 +245,12 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/agent" if user(request).role == "agent" else "/wallboard")
 
 
-async def healthz(_request: web.Request) -> web.StreamResponse:
-    return web.json_response({"ok": True})
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """Without sign-in, for a load balancer and `hotline status`: component names, states,
+    restart counts and error texts (digits masked), nothing about callers or accounts."""
+    health = deps(request).health
+    body = health.as_json() if health is not None else {"ok": True, "components": {}}
+    return web.json_response(body, status=200 if body["ok"] else 503)
 
 
 async def favicon(_request: web.Request) -> web.StreamResponse:

@@ -46,7 +46,7 @@ async def supervise(name: str, factory: Factory, health: Health, stop: asyncio.E
             if loop.time() - started >= backoff.healthy_after_s:
                 delay = backoff.first_s
             health.restarting(name, exc)
-            log.exception("%s failed; starting it again in %.0f s", name, delay)
+            log.exception("%s failed; starting it again in %g s", name, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             if stop.is_set():
