@@ -161,6 +161,19 @@ class WebSettings(_Section):
     session_idle_minutes: int = Field(480, ge=1, le=7 * 24 * 60)
     # Send cookies only over HTTPS; turn on behind a TLS proxy (off for the local demo on http).
     secure_cookies: bool = False
+    # Per network address, besides the per-account lock: this many failed sign-ins in the
+    # window, then the address is refused for `sign_in_block_minutes`.
+    sign_in_failures_per_address: int = Field(20, ge=1)
+    sign_in_window_minutes: int = Field(15, ge=1)
+    sign_in_block_minutes: int = Field(30, ge=1)
+    # Passwords checked at once (16 MiB of scrypt each, a thread each), and sign-ins under
+    # way at once from one address and for one user name; more are answered 429.
+    sign_ins_at_once: int = Field(2, ge=1, le=64)
+    sign_ins_per_address_at_once: int = Field(4, ge=1)
+    sign_ins_per_user_at_once: int = Field(2, ge=1)
+    # Live pages (server-sent event streams) open at once per user and per address.
+    streams_per_user: int = Field(4, ge=1)
+    streams_per_address: int = Field(20, ge=1)
 
 
 class QueueSettings(_Section):
