@@ -286,6 +286,59 @@ async def test_wallboard_updates_live_in_chromium(console: Any) -> None:
         assert "Callers waiting" in await page.locator("main").inner_text()
 
 
+# What a translation key or a raw UTC timestamp looks like on a page.
+KEY = re.compile(r"\b(?:state|reason|cb\.reason|code|btn)\.[a-z_]+|\b[a-z_]+\.[a-z_]+\b")
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d|[+-]00:00\b")
+
+
+async def _page_text(page: Any, url: str, wait_for: str) -> str:
+    await page.goto(url)
+    await page.locator(wait_for).first.wait_for()
+    return str(await page.locator("body").inner_text())
+
+
+async def test_no_page_shows_a_translation_key_or_a_utc_timestamp(console: Any) -> None:
+    base, store, _ = console
+    at = dt.datetime(2026, 11, 26, 5, 56, 4, tzinfo=dt.UTC)  # 13:56:04 in Asia/Shanghai
+    _call_on(store, "call-i18n", "1001", None, current=False)
+    with store.session() as s:
+        s.get_one(Call, "call-i18n").started_at = at
+        s.add(
+            Callback(call_id="sim-1", number="13812345678", queue="hotline-12333", reason="simulated", requested_at=at)
+        )
+        s.add(Callback(call_id="c-2", number="13812345679", queue="hotline-12333", reason="long_wait", requested_at=at))
+        s.get_one(Agent, "1001").state, s.get_one(Agent, "1001").pause_reason = "paused", "simulated"
+        s.add(Agent(id="1002", name="坐席1002", interface="PJSIP/1002", queues="hotline-12333", state="paused"))
+        s.get_one(Agent, "1002").pause_reason = "wrap-up"  # typed at the command line
+    pages = {
+        "a1001": [("/agent", "#callbacks tbody tr >> nth=1"), ("/agent", "#wrapup-call:not(:empty)")],
+        "sup": [("/wallboard", "#wb-agents tbody tr >> nth=1"), ("/reports", "main")],
+    }
+    async with chromium() as browser:
+        for username, urls in pages.items():
+            for language in ("zh", "en"):
+                context = await browser.new_context()
+                await context.add_cookies([{"name": "hotline_lang", "value": language, "url": base}])
+                page = await context.new_page()
+                page.set_default_timeout(10_000)
+                shown = [await _page_text(page, f"{base}/login", "#login-form")]
+                await page.fill("#username", username)
+                await page.fill("#password", SUP_PW if username == "sup" else AGENT_PW)
+                await page.click("#login-submit")
+                await page.wait_for_load_state()
+                shown += [await _page_text(page, f"{base}{url}", wait) for url, wait in urls]
+                await context.close()
+                for text in shown:
+                    assert not KEY.findall(text), (username, language, KEY.findall(text), text)
+                    assert not ISO_TIME.findall(text), (username, language, text)
+                if username == "a1001":
+                    desk = shown[1]
+                    assert "2026-11-26 13:56:04" in desk  # the call and the callbacks, in local time
+                    assert ("模拟数据" if language == "zh" else "Simulated") in desk
+                else:
+                    assert "wrap-up" in shown[1]
+
+
 def test_five_wrong_passwords_lock_the_account_for_a_while(store: Store) -> None:
     _users(store)
     for _ in range(accounts.MAX_FAILURES):
