@@ -41,6 +41,7 @@ class Limits:
     def sign_in(self, address: str, username: str) -> Iterator[None]:
         with _held(
             self._sign_ins,
+            (("all", ""), self.web.sign_ins_under_way, "sign-ins under way"),
             (("address", address), self.web.sign_ins_per_address_at_once, f"sign-ins from {address}"),
             (("user", username), self.web.sign_ins_per_user_at_once, f"sign-ins for {username[:32]!r}"),
         ):
