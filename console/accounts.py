@@ -246,8 +246,16 @@ def attempt_failed(store: Store, address: str, rules: AddressRules) -> None:
         log.warning("console: sign-ins from %s refused for %s after %d failures", address, rules.block, rules.failures)
 
 
-def attempt_succeeded(store: Store, address: str) -> None:
+def attempt_succeeded(store: Store, address: str, rules: AddressRules) -> None:
     """A right password: its attempt is given back (a success does not wipe the failures,
-    or one account of one's own would reset the count between guesses)."""
+    or one account of one's own would reset the count between guesses). Addresses whose
+    window and block are over are swept here rather than by a timer."""
+    now = utcnow()
     with store.transaction() as c:
         c.execute(update(_ADDR).where(_ADDR.address == address, _ADDR.attempts > 0).values(attempts=_ADDR.attempts - 1))
+        c.execute(
+            delete(_ADDR).where(
+                _ADDR.window_start <= now - rules.window,
+                or_(_ADDR.blocked_until.is_(None), _ADDR.blocked_until <= now),
+            )
+        )

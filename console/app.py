@@ -94,6 +94,18 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
     return web.Response(text=body, status=status, content_type="text/html")
 
 
+def client_address(request: web.Request) -> str:
+    """Who is asking, for the per-address limits: the peer, or behind a trusted proxy the
+    address it forwarded for (the rightmost X-Forwarded-For entry no proxy of ours added)."""
+    peer = request.remote or "unknown"
+    proxies = deps(request).settings.web.trusted_proxies
+    if peer not in proxies:
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    outside = [h for h in hops if h not in proxies]
+    return outside[-1][:64] if outside else peer
+
+
 def require_role(request: web.Request, *roles: str) -> User:
     u = user(request)
     if u.role not in roles:
@@ -214,7 +226,7 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the sign-in page")
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
     d, language = deps(request), lang(request)
-    address = request.remote or "unknown"
+    address = client_address(request)
     try:
         signed = await _sign_in(request, address, username, password)
     except BadCredentials:
@@ -247,7 +259,7 @@ async def _sign_in(request: web.Request, address: str, username: str, password: 
         except BadCredentials:
             await asyncio.to_thread(accounts.attempt_failed, d.store, address, rules)
             raise
-        await asyncio.to_thread(accounts.attempt_succeeded, d.store, address)
+        await asyncio.to_thread(accounts.attempt_succeeded, d.store, address, rules)
     return signed
 
 
@@ -297,7 +309,7 @@ async def sse(request: web.Request, snapshot: Callable[[], Awaitable[dict[str, A
     keep-alive otherwise; ends when the browser goes away, the server stops, or the session
     ends (signed out elsewhere, or idle: an open page alone does not keep a session alive).
     At most `web.streams_per_user` and `web.streams_per_address` at once (429 beyond)."""
-    with request.app[LIMITS].stream(request.remote or "unknown", user(request).username):
+    with request.app[LIMITS].stream(client_address(request), user(request).username):
         return await _sse(request, snapshot)
 
 

@@ -177,6 +177,10 @@ class WebSettings(_Section):
     # Live pages (server-sent event streams) open at once per user and per address.
     streams_per_user: int = Field(4, ge=1)
     streams_per_address: int = Field(20, ge=1)
+    # Reverse proxies in front of the console (their addresses as seen here): from them the
+    # client's address is the last one X-Forwarded-For names that is not a proxy's. From
+    # anyone else the header is ignored, or a client could name any address it likes.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class QueueSettings(_Section):

@@ -358,14 +358,17 @@ def test_five_wrong_passwords_lock_the_account_for_a_while(store: Store) -> None
     assert accounts.sign_in(store, "sup", SUP_PW, HOUR).user.username == "sup"
 
 
-async def _try(http: ClientSession, base: str, user: str, password: str, lang: str = "en") -> tuple[int, str]:
+async def _try(
+    http: ClientSession, base: str, user: str, password: str, lang: str = "en", forwarded_for: str | None = None
+) -> tuple[int, str]:
     """One sign-in as the form sends it; the status and the page's message."""
     http.cookie_jar.update_cookies({"hotline_lang": lang})
     page = await (await http.get(f"{base}/login")).text()
     token = re.search(r'name="csrf" value="([^"]+)"', page)
     assert token is not None
     form = {"csrf": token.group(1), "username": user, "password": password}
-    async with http.post(f"{base}/login", data=form, allow_redirects=False) as r:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    async with http.post(f"{base}/login", data=form, allow_redirects=False, headers=headers) as r:
         found = re.search(r'id="login-message">([^<]*)<', await r.text())
         return r.status, found.group(1) if found else ""
 
@@ -416,6 +419,23 @@ async def test_parallel_attempts_from_one_address_do_not_pass_its_limit(store: S
     with store.session() as s:
         row = s.get_one(ConsoleSignInAddress, "127.0.0.1")
         assert row.attempts == 5 and row.blocked_until is not None
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(store: Store, tmp_path: Path) -> None:
+    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "2", "HOTLINE_WEB_TRUSTED_PROXIES": "127.0.0.1"}
+    async with _console(store, tmp_path, **env) as (base, _, _), _client() as http:
+        for _ in range(2):  # the proxy adds the client's address to what the client sent
+            assert (await _try(http, base, "sup", "wrong-password", forwarded_for="10.9.9.9, 203.0.113.5"))[0] == 401
+        assert (await _try(http, base, "sup", SUP_PW, forwarded_for="203.0.113.5"))[0] == 429
+        assert (await _try(http, base, "sup", SUP_PW, forwarded_for="203.0.113.6"))[0] == 303  # everyone else
+
+
+async def test_a_forwarded_address_from_anyone_else_is_ignored(store: Store, tmp_path: Path) -> None:
+    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "2"}
+    async with _console(store, tmp_path, **env) as (base, _, _), _client() as http:
+        for n in range(2):
+            assert (await _try(http, base, "sup", "wrong-password", forwarded_for=f"203.0.113.{n}"))[0] == 401
+        assert (await _try(http, base, "sup", SUP_PW, forwarded_for="203.0.113.9"))[0] == 429
 
 
 async def test_sign_ins_at_once_per_user_are_bounded(
