@@ -91,9 +91,6 @@ class Health:
         with self._lock:
             return sorted(self._parts.values(), key=lambda c: c.name)
 
-    def ok(self) -> bool:
-        return all(c.state in HEALTHY for c in self.components())
-
     def as_json(self) -> dict[str, Any]:
         parts = self.components()
         return {
