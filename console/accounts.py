@@ -15,11 +15,12 @@ import os
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, or_, select, update
 
-from console.errors import AccountError, BadCredentials
-from core.db import Store
-from core.models import ConsoleSession, ConsoleUser, utcnow
+from console.errors import AccountError, AddressBlocked, BadCredentials
+from core.db import Store, upsert
+from core.models import ConsoleSession, ConsoleSignInAddress, ConsoleUser, utcnow
+from core.settings import WebSettings
 
 ROLES = ("agent", "supervisor", "admin")
 # scrypt N=2^14, r=8: 16 MiB and about 50 ms here, which is fine for a sign-in.
@@ -178,3 +179,83 @@ def session_user(store: Store, token: str, idle: dt.timedelta, *, extend: bool =
 def sign_out(store: Store, token: str) -> None:
     with store.session() as s:
         s.execute(delete(ConsoleSession).where(ConsoleSession.token_hash == _token_hash(token)))
+
+
+# --- per address ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AddressRules:
+    failures: int  # failed sign-ins per window...
+    window: dt.timedelta
+    block: dt.timedelta  # ...then the address is refused this long
+
+    @classmethod
+    def of(cls, web: WebSettings) -> AddressRules:
+        return cls(
+            web.sign_in_failures_per_address,
+            dt.timedelta(minutes=web.sign_in_window_minutes),
+            dt.timedelta(minutes=web.sign_in_block_minutes),
+        )
+
+
+_ADDR = ConsoleSignInAddress
+
+
+def take_attempt(store: Store, address: str, rules: AddressRules) -> None:
+    """Count a sign-in attempt from `address` before its password is checked, in one
+    conditional UPDATE: parallel attempts cannot pass `rules.failures` between them. A
+    right password gives the attempt back (`attempt_succeeded`). Raises AddressBlocked
+    (and nothing is checked, so no account's lock moves) while the address is refused."""
+    now = utcnow()
+    stale = _ADDR.window_start <= now - rules.window
+    free = or_(_ADDR.blocked_until.is_(None), _ADDR.blocked_until <= now)
+    with store.transaction() as c:
+        c.execute(upsert(c, _ADDR).values(address=address, window_start=now, attempts=0).on_conflict_do_nothing())
+        taken = c.execute(
+            update(_ADDR)
+            .where(_ADDR.address == address, free, or_(stale, _ADDR.attempts < rules.failures))
+            .values(
+                attempts=case((stale, 1), else_=_ADDR.attempts + 1),
+                window_start=case((stale, now), else_=_ADDR.window_start),
+            )
+        ).rowcount
+        if taken:
+            return
+        row = c.execute(select(_ADDR.window_start, _ADDR.blocked_until).where(_ADDR.address == address)).one()
+    # At the limit with attempts still being checked: refused until the window ends.
+    until = row.blocked_until if row.blocked_until is not None and row.blocked_until > now else row.window_start
+    raise AddressBlocked(address, until if until > now else row.window_start + rules.window)
+
+
+def attempt_failed(store: Store, address: str, rules: AddressRules) -> None:
+    """A wrong password from `address`: the attempt stays counted; at the limit the
+    address is refused for `rules.block`."""
+    now = utcnow()
+    with store.transaction() as c:
+        blocked = c.execute(
+            update(_ADDR)
+            .where(
+                _ADDR.address == address,
+                _ADDR.attempts >= rules.failures,
+                or_(_ADDR.blocked_until.is_(None), _ADDR.blocked_until <= now),
+            )
+            .values(blocked_until=now + rules.block)
+        ).rowcount
+    if blocked:
+        log.warning("console: sign-ins from %s refused for %s after %d failures", address, rules.block, rules.failures)
+
+
+def attempt_succeeded(store: Store, address: str, rules: AddressRules) -> None:
+    """A right password: its attempt is given back (a success does not wipe the failures,
+    or one account of one's own would reset the count between guesses). Addresses whose
+    window and block are over are swept here rather than by a timer."""
+    now = utcnow()
+    with store.transaction() as c:
+        c.execute(update(_ADDR).where(_ADDR.address == address, _ADDR.attempts > 0).values(attempts=_ADDR.attempts - 1))
+        c.execute(
+            delete(_ADDR).where(
+                _ADDR.window_start <= now - rules.window,
+                or_(_ADDR.blocked_until.is_(None), _ADDR.blocked_until <= now),
+            )
+        )

@@ -68,8 +68,9 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
                     shown["pop"] = _pop_dict(pop)
                 except NotOnThisCall:
                     shown["pop"] = None  # the call ended between the two reads
-        last = await asyncio.to_thread(work.last_call, d.store, agent_id)
-        callbacks = await asyncio.to_thread(work.my_callbacks, d.store, agent_id, AGENT_QUEUES)
+        zone = d.settings.queue.timezone
+        last = await asyncio.to_thread(work.last_call, d.store, agent_id, zone)
+        callbacks = await asyncio.to_thread(work.my_callbacks, d.store, agent_id, AGENT_QUEUES, zone)
         return {
             "me": me,
             "screen_pop": shown["pop"],

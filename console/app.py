@@ -23,12 +23,14 @@ from aiohttp import web
 
 from console import accounts
 from console.accounts import User
-from console.errors import BadCredentials, BadRequest, ConsoleError, NotAllowed
-from console.i18n import DEFAULT_LANG, LANGS, t, table
+from console.errors import AddressBlocked, BadCredentials, BadRequest, ConsoleError, NotAllowed, TooBusy
+from console.i18n import DEFAULT_LANG, LANGS, local_time, t, table
+from console.limits import Limits
 from console.live import WaitingCallers
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
+from core.health import Health
 from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.errors import AgentError, AmiError
@@ -50,6 +52,7 @@ class ConsoleDeps:
     port: BusinessPort
     agents: AgentControl
     callers: WaitingCallers | None  # the AMI monitor, when this process runs one
+    health: Health | None = None  # what `hotline serve` runs and whether it is up
 
     @property
     def idle(self) -> dt.timedelta:
@@ -57,6 +60,7 @@ class ConsoleDeps:
 
 
 DEPS = web.AppKey("deps", ConsoleDeps)
+LIMITS = web.AppKey("limits", Limits)
 JINJA = web.AppKey("jinja", jinja2.Environment)
 USER = web.RequestKey("user", User)
 CSRF = web.RequestKey("csrf", str)
@@ -88,6 +92,18 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         **context,
     )
     return web.Response(text=body, status=status, content_type="text/html")
+
+
+def client_address(request: web.Request) -> str:
+    """Who is asking, for the per-address limits: the peer, or behind a trusted proxy the
+    address it forwarded for (the rightmost X-Forwarded-For entry no proxy of ours added)."""
+    peer = request.remote or "unknown"
+    proxies = deps(request).settings.web.trusted_proxies
+    if peer not in proxies:
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    outside = [h for h in hops if h not in proxies]
+    return outside[-1][:64] if outside else peer
 
 
 def require_role(request: web.Request, *roles: str) -> User:
@@ -134,6 +150,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (AgentError, 409),  # not logged in, or Asterisk refused the change
     (AmiError, 502),
     (StoreUnavailable, 503),
+    (TooBusy, 429),
 )
 
 
@@ -144,7 +161,7 @@ async def errors_as_statuses(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except web.HTTPException:
         raise
-    except (NotAllowed, BadRequest, AgentError, AmiError, StoreUnavailable) as exc:
+    except (NotAllowed, BadRequest, AgentError, AmiError, StoreUnavailable, TooBusy) as exc:
         status = next(code for kind, code in STATUSES if isinstance(exc, kind))
         log.warning("console %s %s by %s: %s", request.method, request.path, _who(request), exc)
         if _wants_json(request):
@@ -208,17 +225,42 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     if not expected or not secrets.compare_digest(str(form.get("csrf", "")), expected):
         raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the sign-in page")
     username, password = str(form.get("username", "")).strip(), str(form.get("password", ""))
-    d = deps(request)
+    d, language = deps(request), lang(request)
+    address = client_address(request)
     try:
-        signed = await asyncio.to_thread(accounts.sign_in, d.store, username, password, d.idle)
+        signed = await _sign_in(request, address, username, password)
     except BadCredentials:
-        log.warning("console: failed sign-in for %r from %s", username[:32], request.remote)
-        return render(request, "login.html", status=401, login_csrf=expected, message=t("bad_login", lang(request)))
+        log.warning("console: failed sign-in for %r from %s", username[:32], address)
+        return render(request, "login.html", status=401, login_csrf=expected, message=t("bad_login", language))
+    except AddressBlocked as exc:
+        log.warning("console: sign-in for %r from %s refused: %s", username[:32], address, exc)
+        until = local_time(exc.until, d.settings.queue.timezone)
+        message = t("address_blocked", language).format(until=until)
+        return render(request, "login.html", status=429, login_csrf=expected, message=message)
+    except TooBusy as exc:
+        log.warning("console: sign-in for %r from %s refused: %s", username[:32], address, exc)
+        return render(request, "login.html", status=429, login_csrf=expected, message=t("busy_login", language))
     log.info("console: %s (%s) signed in", signed.user.username, signed.user.role)
     response = web.HTTPSeeOther("/")
     _cookie(response, request, SESSION_COOKIE, signed.token, max_age=int(d.idle.total_seconds()))
     response.del_cookie(LOGIN_CSRF_COOKIE, path="/")
     raise response
+
+
+async def _sign_in(request: web.Request, address: str, username: str, password: str) -> accounts.SignedIn:
+    """The address's attempt is counted in the store before the password is checked (a
+    blocked address moves no account's lock), the check waits for a sign-in thread."""
+    d, limits = deps(request), request.app[LIMITS]
+    rules = accounts.AddressRules.of(d.settings.web)
+    with limits.sign_in(address, username):
+        await asyncio.to_thread(accounts.take_attempt, d.store, address, rules)
+        try:
+            signed = await limits.check_password(accounts.sign_in, d.store, username, password, d.idle)
+        except BadCredentials:
+            await asyncio.to_thread(accounts.attempt_failed, d.store, address, rules)
+            raise
+        await asyncio.to_thread(accounts.attempt_succeeded, d.store, address, rules)
+    return signed
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -243,8 +285,12 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/agent" if user(request).role == "agent" else "/wallboard")
 
 
-async def healthz(_request: web.Request) -> web.StreamResponse:
-    return web.json_response({"ok": True})
+async def healthz(request: web.Request) -> web.StreamResponse:
+    """Without sign-in, for a load balancer and `hotline status`: component names, states,
+    restart counts and error texts (digits masked), nothing about callers or accounts."""
+    health = deps(request).health
+    body = health.as_json() if health is not None else {"ok": True, "components": {}}
+    return web.json_response(body, status=200 if body["ok"] else 503)
 
 
 async def favicon(_request: web.Request) -> web.StreamResponse:
@@ -261,7 +307,13 @@ SSE_SESSION_CHECK_S = 30.0
 async def sse(request: web.Request, snapshot: Callable[[], Awaitable[dict[str, Any]]]) -> web.StreamResponse:
     """Send the snapshot whenever it changes (checked every second), a comment line as a
     keep-alive otherwise; ends when the browser goes away, the server stops, or the session
-    ends (signed out elsewhere, or idle: an open page alone does not keep a session alive)."""
+    ends (signed out elsewhere, or idle: an open page alone does not keep a session alive).
+    At most `web.streams_per_user` and `web.streams_per_address` at once (429 beyond)."""
+    with request.app[LIMITS].stream(client_address(request), user(request).username):
+        return await _sse(request, snapshot)
+
+
+async def _sse(request: web.Request, snapshot: Callable[[], Awaitable[dict[str, Any]]]) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Accel-Buffering": "no"})
     await response.prepare(request)
     last, quiet, since_check = "", 0.0, 0.0
@@ -293,6 +345,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
 
     app = web.Application(middlewares=[security_headers, errors_as_statuses, authenticated], client_max_size=64 * 1024)
     app[DEPS] = d
+    app[LIMITS] = Limits(d.settings.web)
     app[JINJA] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
@@ -308,6 +361,11 @@ def make_app(d: ConsoleDeps) -> web.Application:
     wallboard_views.add_routes(app)
     report_views.add_routes(app)
     twilio_views.add_routes(app)
+
+    async def close_limits(app: web.Application) -> None:
+        app[LIMITS].close()
+
+    app.on_cleanup.append(close_limits)
     return app
 
 

@@ -1,6 +1,8 @@
 """Errors raised by the console room, named by what went wrong. HTTP statuses are chosen
 in `console.app` only."""
 
+import datetime as dt
+
 from core.errors import HotlineError
 
 
@@ -22,3 +24,15 @@ class NotAllowed(ConsoleError):
 
 class BadRequest(ConsoleError):
     """The request is malformed: a missing field, an unknown code, a note too long."""
+
+
+class AddressBlocked(ConsoleError):
+    """Too many failed sign-ins from this network address: refused until `until`."""
+
+    def __init__(self, address: str, until: dt.datetime) -> None:
+        super().__init__(f"too many failed sign-ins from {address}; refused until {until:%Y-%m-%d %H:%M} UTC")
+        self.until = until
+
+
+class TooBusy(ConsoleError):
+    """More sign-ins or live pages at once than one user or one address may have."""

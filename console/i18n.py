@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+
 LANGS = ("zh", "en")
 DEFAULT_LANG = "zh"
 
@@ -13,6 +16,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "bad_login": ("用户名或密码错误", "Wrong user name or password"),
+    "address_blocked": (
+        "此地址登录失败次数过多，请于 {until} 后再试",
+        "Too many failed sign-ins from your address; try again after {until}",
+    ),
+    "busy_login": ("登录请求过多，请稍后再试", "Too many sign-ins at once; please try again shortly"),
     "expired": ("登录已过期，请重新登录", "Your session expired; please sign in again"),
     "switch_lang": ("English", "中文"),
     "agent_page": ("坐席工作台", "Agent desk"),
@@ -36,6 +44,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "reason.meal": ("用餐", "Meal"),
     "reason.training": ("培训", "Training"),
     "reason.after_call": ("话后处理", "After-call work"),
+    "reason.simulated": ("模拟数据", "Simulated"),
     "screen_pop": ("来电信息", "Caller"),
     "no_call": ("当前没有通话", "No call now"),
     "caller": ("来电号码", "Caller number"),
@@ -67,6 +76,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "requested_at": ("预约时间", "Requested"),
     "cb.reason.long_wait": ("等待过久", "Long wait"),
     "cb.reason.after_hours": ("非工作时间", "After hours"),
+    "cb.reason.simulated": ("模拟数据", "Simulated"),
     "btn.take": ("认领并拨打", "Take and dial"),
     "btn.done": ("已回电", "Reached"),
     "btn.failed": ("未接通", "Not reached"),
@@ -99,3 +109,8 @@ def t(key: str, lang: str) -> str:
 def table(lang: str) -> dict[str, str]:
     """Every string in one language, for the page's script."""
     return {key: t(key, lang) for key in TEXT}
+
+
+def local_time(value: dt.datetime, zone: str) -> str:
+    """A UTC time as the hotline's clock shows it (`queue.timezone`), to the second."""
+    return value.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")

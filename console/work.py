@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from console.errors import BadRequest, NotAllowed
+from console.i18n import local_time
 from core import audit
 from core.db import Store
 from core.masking import mask_phone
@@ -25,8 +26,9 @@ class LastCall:
     wrapup_note: str
 
 
-def last_call(store: Store, agent_id: str) -> LastCall | None:
-    """The agent's current or last call, with the wrap-up saved for it so far."""
+def last_call(store: Store, agent_id: str, zone: str) -> LastCall | None:
+    """The agent's current or last call, with the wrap-up saved for it so far; its time on
+    the hotline's clock (`zone`, queue.timezone)."""
     with store.session() as s:
         agent = s.get(Agent, agent_id)
         call_id = agent and (agent.current_call_id or agent.last_call_id)
@@ -37,7 +39,7 @@ def last_call(store: Store, agent_id: str) -> LastCall | None:
         return LastCall(
             call.id,
             mask_phone(call.caller_number),
-            call.started_at.isoformat(timespec="seconds"),
+            local_time(call.started_at, zone),
             wrap.code if wrap else None,
             wrap.note if wrap else "",
         )
@@ -67,14 +69,12 @@ class CallbackView:
     agent_id: str | None
 
 
-def _view(cb: Callback, agent_id: str) -> CallbackView:
+def _view(cb: Callback, agent_id: str, zone: str) -> CallbackView:
     number = cb.number if cb.agent_id == agent_id and cb.status == "taken" else mask_phone(cb.number)
-    return CallbackView(
-        cb.id, number, cb.queue, cb.reason, cb.requested_at.isoformat(timespec="seconds"), cb.status, cb.agent_id
-    )
+    return CallbackView(cb.id, number, cb.queue, cb.reason, local_time(cb.requested_at, zone), cb.status, cb.agent_id)
 
 
-def my_callbacks(store: Store, agent_id: str, queues: tuple[str, ...]) -> list[CallbackView]:
+def my_callbacks(store: Store, agent_id: str, queues: tuple[str, ...], zone: str) -> list[CallbackView]:
     """Open callbacks of the agent's queues, oldest first, and the ones the agent has taken."""
     stmt = (
         select(Callback)
@@ -86,7 +86,7 @@ def my_callbacks(store: Store, agent_id: str, queues: tuple[str, ...]) -> list[C
         .limit(50)
     )
     with store.session() as s:
-        return [_view(cb, agent_id) for cb in s.scalars(stmt)]
+        return [_view(cb, agent_id, zone) for cb in s.scalars(stmt)]
 
 
 def take_callback(store: Store, agent_id: str, callback_id: int) -> str:

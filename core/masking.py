@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def mask_id(id_number: str | None) -> str:
     """330523********123X style: region and last four stay, birth date hidden."""
@@ -24,3 +26,12 @@ def mask_phone(phone: str | None) -> str:
 def mask_digits(digits: str | None) -> str:
     """Any entry that may be a PIN or an ID: only its length shows."""
     return "*" * len(digits or "")
+
+
+def mask_numbers(text: str) -> str:
+    """Free text (an error message) with every run of seven or more digits masked: phone
+    and ID numbers never leave in it."""
+    return _LONG_NUMBER.sub(lambda m: "*" * len(m.group()), text)
+
+
+_LONG_NUMBER = re.compile(r"\d{7,}")

@@ -314,6 +314,19 @@ class ConsoleSession(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
 
 
+class ConsoleSignInAddress(Base):
+    """Sign-in attempts from one network address in its current window, counted before the
+    password is checked (so parallel attempts cannot pass the limit), and the block they
+    led to: as a bank refuses a terminal, not the accounts tried from it."""
+
+    __tablename__ = "console_sign_in_addresses"
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    # Failed attempts in the window, and those whose password is being checked now.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
 class Wrapup(Base):
     """What the agent noted after a call: a disposition code and a free note."""
 

@@ -178,6 +178,26 @@ class WebSettings(_Section):
     session_idle_minutes: int = Field(480, ge=1, le=7 * 24 * 60)
     # Send cookies only over HTTPS; turn on behind a TLS proxy (off for the local demo on http).
     secure_cookies: bool = False
+    # Per network address, besides the per-account lock: this many failed sign-ins in the
+    # window, then the address is refused for `sign_in_block_minutes`.
+    sign_in_failures_per_address: int = Field(20, ge=1)
+    sign_in_window_minutes: int = Field(15, ge=1)
+    sign_in_block_minutes: int = Field(30, ge=1)
+    # Passwords checked at once (16 MiB and ~50 ms of a core each, in threads of their own:
+    # a flood of sign-ins takes one core, not the calls'), sign-ins under way at once in
+    # all (waiting for a check included), from one address and for one user name; more
+    # are answered 429.
+    sign_ins_at_once: int = Field(1, ge=1, le=64)
+    sign_ins_under_way: int = Field(32, ge=1)
+    sign_ins_per_address_at_once: int = Field(4, ge=1)
+    sign_ins_per_user_at_once: int = Field(2, ge=1)
+    # Live pages (server-sent event streams) open at once per user and per address.
+    streams_per_user: int = Field(4, ge=1)
+    streams_per_address: int = Field(20, ge=1)
+    # Reverse proxies in front of the console (their addresses as seen here): from them the
+    # client's address is the last one X-Forwarded-For names that is not a proxy's. From
+    # anyone else the header is ignored, or a client could name any address it likes.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 class QueueSettings(_Section):

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.db import Store
 from core.errors import StoreUnavailable
+from core.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,9 @@ _Request = tuple[Sequence[Op], str, "Future[bool]"]
 class GroupWriter:
     """The thread starts with the first write and ends after `idle_s` without work."""
 
-    def __init__(self, store: Store, max_batch: int = 2000, idle_s: float = 2.0) -> None:
+    def __init__(self, store: Store, max_batch: int = 2000, idle_s: float = 2.0, health: Health | None = None) -> None:
         self.store = store
+        self.health = health
         self.max_batch = max_batch
         self.idle_s = idle_s
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
@@ -73,7 +75,22 @@ class GroupWriter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except BaseException as exc:
+                # A fault outside any one write (the writes that raised are settled by
+                # `_commit_one`): the thread must not die with its waiters still waiting.
+                log.exception("group writer: %d writes failed", len(batch))
+                self._fault(exc)
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(False)
+                if not isinstance(exc, Exception):
+                    raise
+
+    def _fault(self, exc: BaseException) -> None:
+        if self.health is not None:
+            self.health.fault("group-writer", exc)
 
     def _commit(self, batch: list[_Request]) -> None:
         try:
@@ -86,8 +103,9 @@ class GroupWriter:
             for _, _, done in batch:
                 done.set_result(False)
             return
-        except SQLAlchemyError:
-            # One bad write must not sink the others: retry each in its own transaction.
+        except Exception:
+            # One bad write (refused by the database, or an error of ours in building it)
+            # must not sink the others: retry each in its own transaction.
             for ops, label, done in batch:
                 done.set_result(self._commit_one(ops, label))
             return
@@ -101,5 +119,10 @@ class GroupWriter:
                     op(s)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             log.error("group writer: could not store %s: %s", label, str(exc).splitlines()[0])
+            return False
+        except Exception as exc:
+            # Not the database's refusal but a fault of ours: its waiter learns it failed.
+            log.exception("group writer: could not store %s", label)
+            self._fault(exc)
             return False
         return True

@@ -44,6 +44,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.status import NotRunning, as_text, ask_health
+
+    try:
+        answer = ask_health(settings.web)
+    except NotRunning as exc:
+        print(f"hotline status: {exc}", file=sys.stderr)
+        return 3  # LSB: "program is not running"
+    if args.format == "json":
+        _print_json(answer)
+    else:
+        print(as_text(answer))
+    return 0 if answer.get("ok") else 1
+
+
 def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.asterisk import LocalAsterisk
 
@@ -457,6 +472,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_workers, help="FastAGI processes sharing the port (default: agi.workers, 1)")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # started by a parent serve
     s.set_defaults(func=cmd_serve)
+
+    s = sub.add_parser("status", help="ask the running `hotline serve` (its web port) which components are up")
+    s.add_argument("--format", choices=("json", "text"), default="text")
+    s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("asterisk", help="local Asterisk 22 in a debootstrap root")
     s.add_argument("action", choices=("up", "down", "status"))

@@ -7,12 +7,17 @@ import contextlib
 import datetime as dt
 import gc
 import logging
+import os
 import signal
 import subprocess
 import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -20,8 +25,10 @@ from console.app import ConsoleDeps, make_app
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
+from core.health import Health
 from core.settings import Settings
 from hotline.errors import WebUnavailable, WorkerFailed
+from hotline.supervise import Supervisor
 from hotline.wiring import business_port, ivr_services, open_store
 from ivr import dialplan
 from ivr.agents import AgentControl
@@ -37,7 +44,13 @@ from sms.service import SmsService
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("agi", "ami", "web", "sms")
-SHUTDOWN_GRACE_S = 10.0
+# The whole shutdown, whatever the peers do (an SMSC that never answers, a stuck call);
+# calls in progress get most of it to finish.
+SHUTDOWN_DEADLINE_S = 10.0
+SHUTDOWN_GRACE_S = 7.0
+# After the deadline the remaining tasks are cancelled; if the process is still here this
+# much later (a thread that does not return), it exits regardless.
+SHUTDOWN_FORCE_AFTER_S = 3.0
 QUERY_THREADS = 8
 
 
@@ -109,7 +122,7 @@ class Workers:
                 proc.send_signal(signal.SIGTERM)
         for proc in self.procs:
             try:
-                proc.wait(SHUTDOWN_GRACE_S + 5)
+                proc.wait(SHUTDOWN_DEADLINE_S + SHUTDOWN_FORCE_AFTER_S)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -127,13 +140,17 @@ class Running:
     monitor: AmiMonitor | None = None
     web: web.AppRunner | None = None
     sms: SmsService | None = None
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    supervisor: Supervisor | None = None
+    health: Health = field(default_factory=Health)
+    stage: str = "start"  # the shutdown's step now, for the log line if it overruns
 
 
 async def _start_agi(
     settings: Settings, store: Store, port: BusinessPort, running: Running, *, worker: bool, config: Path | None
 ) -> None:
-    services = ivr_services(settings, store, port)
+    # The callers' queries have threads of their own: a console under load cannot take them.
+    queries = ThreadPoolExecutor(max_workers=QUERY_THREADS, thread_name_prefix="ivr")
+    services = ivr_services(settings, store, port, health=running.health, executor=queries)
     agi = FastAgiServer(
         settings.agi.allowed_peers,
         settings.agi.header_timeout_s,
@@ -146,6 +163,7 @@ async def _start_agi(
     shared = worker or settings.agi.workers > 1
     running.agi = agi
     running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)
+    running.health.up("agi")
     processes = 1 if worker else settings.agi.workers
     if processes > 1:
         running.workers = Workers(processes - 1, config)
@@ -177,6 +195,7 @@ async def _start_web(settings: Settings, store: Store, port: BusinessPort, runni
         port=port,
         agents=AgentControl(settings, store),
         callers=running.monitor,
+        health=running.health,
     )
     running.web = web.AppRunner(make_app(d), access_log=None)
     await running.web.setup()
@@ -187,6 +206,7 @@ async def _start_web(settings: Settings, store: Store, port: BusinessPort, runni
     except OSError as exc:
         await running.web.cleanup()
         raise WebUnavailable(f"web console cannot listen on {settings.web.host}:{settings.web.port}: {exc}") from exc
+    running.health.up("web")
     log.info("web console on http://%s:%d/", settings.web.host, settings.web.port)
 
 
@@ -213,6 +233,7 @@ async def seal_report_hours(settings: Settings, store: Store, stop: asyncio.Even
 
 async def _shut_down(running: Running) -> None:
     """Stop taking calls, give calls in progress a grace period, then stop the rest."""
+    running.stage = "FastAGI calls in progress"
     if running.server is not None:
         running.server.close()
     if running.agi is not None and running.agi.sessions:
@@ -221,17 +242,78 @@ async def _shut_down(running: Running) -> None:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+    running.stage = "FastAGI workers"
     if running.workers is not None:
         await asyncio.to_thread(running.workers.stop)
+    running.stage = "web console"
     if running.web is not None:
         await running.web.cleanup()
+    running.stage = "SMS gateway"
     if running.sms is not None:
         await running.sms.stop()
+    running.stage = "AMI monitor"
     if running.monitor is not None:
         await running.monitor.stop()
-    for task in running.tasks:
+    running.stage = "supervised tasks"
+    if running.supervisor is not None:
+        for task in running.supervisor.tasks:
+            task.cancel()
+        await asyncio.gather(*running.supervisor.tasks, return_exceptions=True)
+
+
+async def shut_down_within(running: Running, deadline_s: float) -> bool:
+    """`_shut_down`, bounded: past `deadline_s` whatever has not stopped is named in the
+    log and cancelled. False if the deadline was overrun."""
+    shutdown = asyncio.create_task(_shut_down(running), name="shutdown")
+    done, _ = await asyncio.wait({shutdown}, timeout=deadline_s)
+    if shutdown in done:
+        shutdown.result()
+        return True
+    me = asyncio.current_task()
+    left = [t for t in asyncio.all_tasks() if t is not me and not t.done()]
+    log.error(
+        "shutdown: not done after %.0f s, stuck at the %s; cancelling what did not stop: %s",
+        deadline_s,
+        running.stage,
+        _task_names(t for t in left if t is not shutdown),
+    )
+    for task in left:
         task.cancel()
-    await asyncio.gather(*running.tasks, return_exceptions=True)
+    _, still = await asyncio.wait(left, timeout=1.0) if left else (set(), set())
+    if still:
+        log.error("shutdown: still running after cancellation: %s", _task_names(still))
+    return False
+
+
+def _task_names(tasks: Iterable[asyncio.Task[Any]]) -> str:
+    """Named tasks by name; the unnamed (`Task-12`) by their coroutine, counted."""
+    counts = Counter(
+        getattr(t.get_coro(), "__qualname__", "?") if t.get_name().startswith("Task-") else t.get_name() for t in tasks
+    )
+    return ", ".join(f"{name} x{n}" if n > 1 else name for name, n in sorted(counts.items())) or "-"
+
+
+def _exit_regardless(after_s: float) -> threading.Timer:
+    """The last resort of a bounded shutdown: a thread (a query, a worker's wait) that does
+    not return keeps the interpreter from exiting, so exit without waiting for it."""
+
+    def force() -> None:
+        alive = sorted(t.name for t in threading.enumerate() if t is not threading.current_thread() and not t.daemon)
+        log.critical("shutdown: still here %.0f s after the deadline (threads: %s); exiting now", after_s, alive)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(after_s, force)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio.Event) -> None:
+    assert running.supervisor is not None
+    running.supervisor.spawn("ami-watch", lambda: watch_asterisk(settings, stop))
+    running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
+    running.monitor.start()
 
 
 async def serve(
@@ -257,18 +339,17 @@ async def serve(
     store = open_store(settings, migrate=not worker)
     port = business_port(settings, store)  # one door to the business system for every component
     running = Running()
+    running.supervisor = Supervisor(running.health, stop)
     if "agi" in only:
         await _start_agi(settings, store, port, running, worker=worker, config=config)
     if "ami" in only and not worker:
-        running.tasks.append(asyncio.create_task(watch_asterisk(settings, stop), name="ami-watch"))
-        running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
-        running.monitor.start()
+        _start_ami(settings, store, running, stop)
     if "web" in only and not worker:
         await _start_web(settings, store, port, running)
-        running.tasks.append(asyncio.create_task(seal_report_hours(settings, store, stop), name="report-sums"))
+        running.supervisor.spawn("report-sums", lambda: seal_report_hours(settings, store, stop))
     if "sms" in only and not worker:
         running.sms = SmsService(settings, store, port)
-        await running.sms.start()
+        await running.sms.start(running.supervisor.spawn)
     # What start-up made (modules, settings, the store, compiled statements) lives as long
     # as the process: out of the collector's sight from now on, once its garbage is gone.
     # Each full collection walked it all with the event loop stalled: 90-120 ms every 3 s
@@ -277,6 +358,8 @@ async def serve(
     gc.freeze()
     print("hotline serve: ready", flush=True)
     await stop.wait()
-    log.info("shutting down")
-    await _shut_down(running)
+    log.info("shutting down (at most %.0f s)", SHUTDOWN_DEADLINE_S)
+    _exit_regardless(SHUTDOWN_DEADLINE_S + SHUTDOWN_FORCE_AFTER_S)
+    if await shut_down_within(running, SHUTDOWN_DEADLINE_S):
+        log.info("shut down")
     store.dispose()

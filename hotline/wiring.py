@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import Executor
 
 from core.business import AuditedReader, BusinessPort
 from core.db import Store
+from core.health import Health
 from core.identify import Identifier, IdentifyLimits
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
@@ -29,12 +31,19 @@ def business_port(settings: Settings, store: Store) -> BusinessPort:
     return SampleBusinessPort(store, settings.security.pin_pepper)
 
 
-def ivr_services(settings: Settings, store: Store, port: BusinessPort | None = None) -> IvrServices:
+def ivr_services(
+    settings: Settings,
+    store: Store,
+    port: BusinessPort | None = None,
+    *,
+    health: Health | None = None,
+    executor: Executor | None = None,
+) -> IvrServices:
     settings.require_secrets("security.pin_pepper")
     catalogue = load_catalogue(settings.ivr.prompts_dir / "catalogue.toml")
     menu = load_menu(settings.ivr.menu_file, catalogue)
     port = port or business_port(settings, store)
-    writer = GroupWriter(store)  # one per process: trail steps and audit entries share its commits
+    writer = GroupWriter(store, health=health)  # one per process: trail steps and audit entries share its commits
     limits = IdentifyLimits(
         max_failures=settings.ivr.max_pin_failures,
         lockout=dt.timedelta(hours=settings.ivr.lockout_hours),
@@ -49,4 +58,5 @@ def ivr_services(settings: Settings, store: Store, port: BusinessPort | None = N
         identifier=identifier,
         reader=AuditedReader(store, port, writer),
         sink=SqlCallSink(store, writer),
+        executor=executor,
     )

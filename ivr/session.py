@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -51,6 +52,9 @@ class IvrServices:
     identifier: Identifier
     reader: AuditedReader
     sink: CallSink
+    # The callers' queries run here, not in the loop's default executor that the console
+    # and the SMS gateway share: their load cannot make a caller wait (None: the default).
+    executor: Executor | None = None
 
 
 @dataclass(frozen=True)
@@ -239,7 +243,8 @@ class IvrSession:
         assert isinstance(action, Query)
         done = self._prefetched.pop(_query_key(action), None)
         if done is None:
-            done = await asyncio.to_thread(self._query_then_prefetch, action)
+            loop = asyncio.get_running_loop()
+            done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action)
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
         if done.name != "identify":
             shown["data"] = dict(done.data)

@@ -325,7 +325,7 @@ def html_body(report: Report, lang: str = "zh") -> str:
     sections = [
         f"<h1>{label('title', lang)}</h1>",
         f'<p class="meta">{label("period", lang)}: {report.period.label()} ({report.period.zone}) · '
-        f"{label('generated', lang)}: {data['generated_at']}</p>",
+        f"{label('generated', lang)}: {report.generated_at.astimezone(report.period.tz):%Y-%m-%d %H:%M:%S}</p>",
         *([f'<p class="simulated">{html.escape(_simulated(report, lang))}</p>'] if report.simulated_calls else []),
         f'<div class="kpis">{kpis}</div>',
         calls_chart(label("by_day", lang), data["by_day"], "day", lambda d: d[5:]),

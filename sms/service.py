@@ -9,6 +9,8 @@ import contextlib
 import logging
 import os
 import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import psycopg
 
@@ -25,6 +27,14 @@ from sms.twilio import TwilioTransport
 
 log = logging.getLogger(__name__)
 CHANNEL = "hotline_events"
+# How `hotline serve` starts a long-running task: name, coroutine factory, its stop event
+# (it supervises them: hotline/supervise.py); by default a plain task.
+Factory = Callable[[], Coroutine[Any, Any, None]]
+Spawn = Callable[[str, Factory, asyncio.Event], "asyncio.Task[None]"]
+
+
+def _plain_task(name: str, factory: Factory, _stop: asyncio.Event) -> asyncio.Task[None]:
+    return asyncio.create_task(factory(), name=name)
 
 
 class SmsService:
@@ -58,14 +68,14 @@ class SmsService:
         else:
             await self.mo.on_text(inbound)
 
-    async def start(self) -> None:
+    async def start(self, spawn: Spawn = _plain_task) -> None:
         await self.transport.start()
         if self.twilio is not None:
             await self.twilio.start()
             log.info("SMS gateway: sending through Twilio at %s; replies over SMPP", self.settings.twilio.base_url)
-        self.tasks.append(asyncio.create_task(self.dispatcher.run(self.stop_event), name="sms-dispatcher"))
+        self.tasks.append(spawn("sms-dispatcher", lambda: self.dispatcher.run(self.stop_event), self.stop_event))
         if self.store.engine.dialect.name == "postgresql":
-            self.tasks.append(asyncio.create_task(self._listen(), name="sms-listen"))
+            self.tasks.append(spawn("sms-listen", self._listen, self.stop_event))
         log.info(
             "SMS gateway: SMPP %s:%d as %s, window %d, %g submits/s",
             self.settings.smpp.host,

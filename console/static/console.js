@@ -5,6 +5,9 @@ const strings = JSON.parse(document.getElementById("strings").textContent);
 const csrf = document.querySelector('meta[name="csrf"]').content;
 const $ = (id) => document.getElementById(id);
 const tr = (key) => strings[key] || key;
+// A value with its own words (a state, a reason): those, or the value itself as it was
+// given (a pause reason typed at the command line), never the lookup key.
+const label = (prefix, value) => strings[prefix + value] || value;
 
 async function post(url, body) {
   const response = await fetch(url, {
@@ -44,9 +47,9 @@ let wrapupCall = null;
 
 function showMe(me) {
   const state = $("my-state");
-  state.textContent = tr("state." + me.state);
+  state.textContent = label("state.", me.state);
   state.dataset.state = me.state;
-  $("my-reason").textContent = me.reason ? "(" + tr("reason." + me.reason) + ")" : "";
+  $("my-reason").textContent = me.reason ? "(" + label("reason.", me.reason) + ")" : "";
   const loggedOut = me.state === "logged_out";
   $("btn-login").disabled = !loggedOut;
   $("btn-logout").disabled = loggedOut;
@@ -94,7 +97,7 @@ function showCallbacks(callbacks) {
     const row = body.insertRow();
     row.id = "callback-" + cb.id;
     row.insertCell().textContent = cb.id;
-    row.insertCell().textContent = cb.number + " (" + tr("cb.reason." + cb.reason) + ")";
+    row.insertCell().textContent = cb.number + " (" + label("cb.reason.", cb.reason) + ")";
     row.insertCell().textContent = cb.requested_at;
     const cell = row.insertCell();
     const buttons = cb.status === "open" ? [["take", tr("btn.take")]] : [["done", tr("btn.done")], ["failed", tr("btn.failed")]];
@@ -165,7 +168,7 @@ function wallboardPage() {
     for (const agent of data.agent_list) {
       const row = body.insertRow();
       row.insertCell().textContent = agent.name;
-      row.insertCell().textContent = tr("state." + agent.state) + (agent.reason ? " (" + tr("reason." + agent.reason) + ")" : "");
+      row.insertCell().textContent = label("state.", agent.state) + (agent.reason ? " (" + label("reason.", agent.reason) + ")" : "");
     }
     text("wb-updated", new Date().toLocaleTimeString());
   });

@@ -10,20 +10,32 @@ import json
 import re
 import zipfile
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import ClientSession, CookieJar
+from aiohttp import ClientSession, CookieJar, TCPConnector
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
 from console import accounts
 from console.app import ConsoleDeps, make_app
 from console.errors import BadCredentials
+from console.limits import Limits
 from core.db import Store
-from core.models import Agent, AuditEntry, Call, Callback, ConsoleSession, ConsoleUser, Wrapup, utcnow
+from core.models import (
+    Agent,
+    AuditEntry,
+    Call,
+    Callback,
+    ConsoleSession,
+    ConsoleSignInAddress,
+    ConsoleUser,
+    Wrapup,
+    utcnow,
+)
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from ivr.agents import AgentControl
@@ -52,9 +64,9 @@ def _users(store: Store) -> None:
         accounts.add_user(store, f"a{n}", AGENT_PW, "agent", f"坐席{n}", n, f"Local/{n}-1-4@hotline-agents/n")
 
 
-@pytest.fixture
-async def console(store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Store, Waiting]]:
-    settings: Settings = make_settings(tmp_path, store.url)
+@asynccontextmanager
+async def _console(store: Store, tmp_path: Path, **env: str) -> AsyncIterator[tuple[str, Store, Waiting]]:
+    settings: Settings = make_settings(tmp_path, store.url, **env)
     load_sample(store)
     _users(store)
     waiting = Waiting()
@@ -67,9 +79,17 @@ async def console(store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Stor
         await server.close()
 
 
-def _client() -> ClientSession:
+@pytest.fixture
+async def console(store: Store, tmp_path: Path) -> AsyncIterator[tuple[str, Store, Waiting]]:
+    async with _console(store, tmp_path) as c:
+        yield c
+
+
+def _client(source: str | None = None) -> ClientSession:
+    """`source`: the address to connect from (any of 127.0.0.0/8), as another machine would."""
     # unsafe=True: keep cookies of an IP-address host (127.0.0.1), as a browser does.
-    return ClientSession(cookie_jar=CookieJar(unsafe=True))
+    connector = TCPConnector(local_addr=(source, 0)) if source else None
+    return ClientSession(cookie_jar=CookieJar(unsafe=True), connector=connector)
 
 
 async def _sign_in(http: ClientSession, base: str, user: str, password: str) -> str:
@@ -266,6 +286,59 @@ async def test_wallboard_updates_live_in_chromium(console: Any) -> None:
         assert "Callers waiting" in await page.locator("main").inner_text()
 
 
+# What a translation key or a raw UTC timestamp looks like on a page.
+KEY = re.compile(r"\b(?:state|reason|cb\.reason|code|btn)\.[a-z_]+|\b[a-z_]+\.[a-z_]+\b")
+ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d|[+-]00:00\b")
+
+
+async def _page_text(page: Any, url: str, wait_for: str) -> str:
+    await page.goto(url)
+    await page.locator(wait_for).first.wait_for()
+    return str(await page.locator("body").inner_text())
+
+
+async def test_no_page_shows_a_translation_key_or_a_utc_timestamp(console: Any) -> None:
+    base, store, _ = console
+    at = dt.datetime(2026, 11, 26, 5, 56, 4, tzinfo=dt.UTC)  # 13:56:04 in Asia/Shanghai
+    _call_on(store, "call-i18n", "1001", None, current=False)
+    with store.session() as s:
+        s.get_one(Call, "call-i18n").started_at = at
+        s.add(
+            Callback(call_id="sim-1", number="13812345678", queue="hotline-12333", reason="simulated", requested_at=at)
+        )
+        s.add(Callback(call_id="c-2", number="13812345679", queue="hotline-12333", reason="long_wait", requested_at=at))
+        s.get_one(Agent, "1001").state, s.get_one(Agent, "1001").pause_reason = "paused", "simulated"
+        s.add(Agent(id="1002", name="坐席1002", interface="PJSIP/1002", queues="hotline-12333", state="paused"))
+        s.get_one(Agent, "1002").pause_reason = "wrap-up"  # typed at the command line
+    pages = {
+        "a1001": [("/agent", "#callbacks tbody tr >> nth=1"), ("/agent", "#wrapup-call:not(:empty)")],
+        "sup": [("/wallboard", "#wb-agents tbody tr >> nth=1"), ("/reports", "main")],
+    }
+    async with chromium() as browser:
+        for username, urls in pages.items():
+            for language in ("zh", "en"):
+                context = await browser.new_context()
+                await context.add_cookies([{"name": "hotline_lang", "value": language, "url": base}])
+                page = await context.new_page()
+                page.set_default_timeout(10_000)
+                shown = [await _page_text(page, f"{base}/login", "#login-form")]
+                await page.fill("#username", username)
+                await page.fill("#password", SUP_PW if username == "sup" else AGENT_PW)
+                await page.click("#login-submit")
+                await page.wait_for_load_state()
+                shown += [await _page_text(page, f"{base}{url}", wait) for url, wait in urls]
+                await context.close()
+                for text in shown:
+                    assert not KEY.findall(text), (username, language, KEY.findall(text), text)
+                    assert not ISO_TIME.findall(text), (username, language, text)
+                if username == "a1001":
+                    desk = shown[1]
+                    assert "2026-11-26 13:56:04" in desk  # the call and the callbacks, in local time
+                    assert ("模拟数据" if language == "zh" else "Simulated") in desk
+                else:
+                    assert "wrap-up" in shown[1]
+
+
 def test_five_wrong_passwords_lock_the_account_for_a_while(store: Store) -> None:
     _users(store)
     for _ in range(accounts.MAX_FAILURES):
@@ -283,6 +356,131 @@ def test_five_wrong_passwords_lock_the_account_for_a_while(store: Store) -> None
         with pytest.raises(BadCredentials):
             accounts.sign_in(store, "sup", "wrong-password", HOUR)
     assert accounts.sign_in(store, "sup", SUP_PW, HOUR).user.username == "sup"
+
+
+async def _try(
+    http: ClientSession, base: str, user: str, password: str, lang: str = "en", forwarded_for: str | None = None
+) -> tuple[int, str]:
+    """One sign-in as the form sends it; the status and the page's message."""
+    http.cookie_jar.update_cookies({"hotline_lang": lang})
+    page = await (await http.get(f"{base}/login")).text()
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token is not None
+    form = {"csrf": token.group(1), "username": user, "password": password}
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    async with http.post(f"{base}/login", data=form, allow_redirects=False, headers=headers) as r:
+        found = re.search(r'id="login-message">([^<]*)<', await r.text())
+        return r.status, found.group(1) if found else ""
+
+
+def _failures(store: Store, username: str) -> tuple[int, dt.datetime | None]:
+    with store.session() as s:
+        u = s.get_one(ConsoleUser, username)
+        return u.failed_logins, u.locked_until
+
+
+async def test_an_address_with_too_many_failures_is_refused_and_moves_no_account_lock(
+    store: Store, tmp_path: Path
+) -> None:
+    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "3", "HOTLINE_QUEUE_TIMEZONE": "Asia/Shanghai"}
+    async with _console(store, tmp_path, **env) as (base, _, _), _client() as http:
+        for name in ("a1001", "a1002", "sup"):  # one password tried on several accounts
+            assert await _try(http, base, name, "summer-2026-pw") == (401, "Wrong user name or password")
+        status, message = await _try(http, base, "sup", SUP_PW)  # even the right password
+        assert status == 429 and message.startswith("Too many failed sign-ins from your address; try again after ")
+        until = dt.datetime.strptime(message.rsplit("after ", 1)[1], "%Y-%m-%d %H:%M:%S")
+        shanghai_now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).replace(tzinfo=None)
+        assert dt.timedelta(minutes=29) < until - shanghai_now <= dt.timedelta(minutes=30)  # local time, 30 min
+        status, message = await _try(http, base, "sup", SUP_PW, lang="zh")
+        assert status == 429 and message.startswith("此地址登录失败次数过多")
+        for _ in range(10):  # guessing on from the blocked address locks nobody
+            assert (await _try(http, base, "a1001", "wrong-password"))[0] == 429
+        assert _failures(store, "a1001") == (1, None) and _failures(store, "sup") == (1, None)
+        async with _client("127.0.0.2") as elsewhere:  # another address is not affected
+            await _sign_in(elsewhere, base, "a1001", AGENT_PW)
+
+
+async def test_parallel_attempts_from_one_address_do_not_pass_its_limit(store: Store, tmp_path: Path) -> None:
+    env = {
+        "HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "5",
+        "HOTLINE_WEB_SIGN_INS_PER_ADDRESS_AT_ONCE": "100",
+        "HOTLINE_WEB_SIGN_INS_PER_USER_AT_ONCE": "100",
+    }
+    async with _console(store, tmp_path, **env) as (base, _, _):
+        clients = [_client() for _ in range(30)]
+        try:  # a password spray: one password on thirty names at the same moment
+            answers = await asyncio.gather(
+                *(_try(c, base, f"user{i}", "summer-2026-pw") for i, c in enumerate(clients))
+            )
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+    statuses = sorted(status for status, _ in answers)
+    assert statuses == [401] * 5 + [429] * 25
+    with store.session() as s:
+        row = s.get_one(ConsoleSignInAddress, "127.0.0.1")
+        assert row.attempts == 5 and row.blocked_until is not None
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(store: Store, tmp_path: Path) -> None:
+    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "2", "HOTLINE_WEB_TRUSTED_PROXIES": "127.0.0.1"}
+    async with _console(store, tmp_path, **env) as (base, _, _), _client() as http:
+        for _ in range(2):  # the proxy adds the client's address to what the client sent
+            assert (await _try(http, base, "sup", "wrong-password", forwarded_for="10.9.9.9, 203.0.113.5"))[0] == 401
+        assert (await _try(http, base, "sup", SUP_PW, forwarded_for="203.0.113.5"))[0] == 429
+        assert (await _try(http, base, "sup", SUP_PW, forwarded_for="203.0.113.6"))[0] == 303  # everyone else
+
+
+async def test_a_forwarded_address_from_anyone_else_is_ignored(store: Store, tmp_path: Path) -> None:
+    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "2"}
+    async with _console(store, tmp_path, **env) as (base, _, _), _client() as http:
+        for n in range(2):
+            assert (await _try(http, base, "sup", "wrong-password", forwarded_for=f"203.0.113.{n}"))[0] == 401
+        assert (await _try(http, base, "sup", SUP_PW, forwarded_for="203.0.113.9"))[0] == 429
+
+
+async def test_sign_ins_at_once_per_user_are_bounded(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    checking, release = asyncio.Event(), asyncio.Event()
+    check = Limits.check_password
+
+    async def held(self: Limits, fn: Any, *args: object) -> Any:
+        checking.set()
+        await release.wait()  # the first sign-in's password check is under way meanwhile
+        return await check(self, fn, *args)
+
+    monkeypatch.setattr(Limits, "check_password", held)
+    async with _console(store, tmp_path, HOTLINE_WEB_SIGN_INS_PER_USER_AT_ONCE="1") as (base, _, _):
+        clients = [_client() for _ in range(4)]
+        try:
+            first = asyncio.create_task(_try(clients[0], base, "sup", "wrong-password"))
+            await asyncio.wait_for(checking.wait(), 10)
+            others = await asyncio.gather(*(_try(c, base, "sup", "wrong-password") for c in clients[1:]))
+            release.set()
+            assert await asyncio.wait_for(first, 10) == (401, "Wrong user name or password")
+            assert others == [(429, "Too many sign-ins at once; please try again shortly")] * 3
+            assert await _try(clients[1], base, "sup", SUP_PW) == (303, "")  # one at a time is fine
+        finally:
+            await asyncio.gather(*(c.close() for c in clients))
+    assert _failures(store, "sup") == (0, None)  # the refused ones were never checked
+
+
+async def test_live_pages_are_capped_per_user(store: Store, tmp_path: Path) -> None:
+    async with _console(store, tmp_path, HOTLINE_WEB_STREAMS_PER_USER="2") as (base, _, _), _client() as http:
+        await _sign_in(http, base, "sup", SUP_PW)
+        async with http.get(f"{base}/wallboard/stream") as one, http.get(f"{base}/wallboard/stream") as two:
+            assert one.status == two.status == 200
+            assert (await one.content.readline()).startswith(b"data: ")
+            assert (await two.content.readline()).startswith(b"data: ")
+            async with http.get(f"{base}/wallboard/stream") as three:
+                assert three.status == 429
+                assert (await three.json())["error"] == (
+                    "too many live pages open for sup at once (at most 2): close one or try again shortly"
+                )
+        async with _client() as other:  # another user is not affected
+            await _sign_in(other, base, "a1001", AGENT_PW)
+            async with other.get(f"{base}/agent/stream") as mine:
+                assert mine.status == 200
 
 
 async def test_a_live_page_does_not_outlive_its_session(console: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,7 +1,7 @@
 """residents' texts stored (parts, whole texts, TD confirmations) and inbound dead letters
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-01 22:00:00
 
 MO parts were held in one dispatcher's memory while their deliver_sm was already

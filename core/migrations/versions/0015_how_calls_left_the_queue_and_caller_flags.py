@@ -1,7 +1,7 @@
 """how calls left the queue (transfers) and flagged caller ids
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0014
 Create Date: 2026-12-01 21:50:00.000000
 """
 

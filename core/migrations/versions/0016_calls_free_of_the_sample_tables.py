@@ -1,6 +1,6 @@
 """calls free of the sample tables
 
-Revision ID: 0018
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-01 22:00:00
 
@@ -12,7 +12,7 @@ its own adapter (and no sample tables) fail to write.
 from alembic import op
 
 
-revision = '0018'
+revision = '0016'
 down_revision = '0015'
 branch_labels = None
 depends_on = None

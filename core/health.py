@@ -1,0 +1,99 @@
+"""Which parts of a running `hotline serve` are up, for `/healthz` and `hotline status`.
+
+The supervisor (hotline/supervise.py) and the group writer report here; the console only
+reads. Thread-safe: the group writer reports from its own thread.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from core.masking import mask_numbers
+
+ERROR_TEXT_MAX = 200
+
+
+class State(StrEnum):
+    UP = "up"
+    RESTARTING = "restarting"  # it failed and waits for its next start
+    DONE = "done"  # it finished its work (the AMI watcher once AMI answers)
+    STOPPED = "stopped"  # shutdown
+
+
+HEALTHY = (State.UP, State.DONE, State.STOPPED)
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    state: State
+    since: dt.datetime
+    restarts: int = 0
+    last_error: str | None = None
+    last_error_at: dt.datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state.value,
+            "since": self.since.isoformat(timespec="seconds"),
+            "restarts": self.restarts,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat(timespec="seconds") if self.last_error_at else None,
+        }
+
+
+def error_text(exc: BaseException) -> str:
+    """What /healthz may show of an error: its type and first line, digits masked, bounded."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return mask_numbers(text)[:ERROR_TEXT_MAX]
+
+
+class Health:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parts: dict[str, Component] = {}
+
+    def _set(self, name: str, state: State, **changes: Any) -> None:
+        now = dt.datetime.now(dt.UTC)
+        with self._lock:
+            old = self._parts.get(name) or Component(name, state, now)
+            since = old.since if old.state is state else now
+            self._parts[name] = replace(old, state=state, since=since, **changes)
+
+    def up(self, name: str) -> None:
+        self._set(name, State.UP)
+
+    def done(self, name: str) -> None:
+        self._set(name, State.DONE)
+
+    def stopped(self, name: str) -> None:
+        self._set(name, State.STOPPED)
+
+    def restarting(self, name: str, exc: BaseException) -> None:
+        with self._lock:
+            restarts = self._parts[name].restarts + 1 if name in self._parts else 1
+        self._set(
+            name, State.RESTARTING, restarts=restarts, last_error=error_text(exc), last_error_at=dt.datetime.now(dt.UTC)
+        )
+
+    def fault(self, name: str, exc: BaseException) -> None:
+        """A fault the component survived by itself (it stays up): shown as its last error."""
+        with self._lock:
+            state = self._parts[name].state if name in self._parts else State.UP
+        self._set(name, state, last_error=error_text(exc), last_error_at=dt.datetime.now(dt.UTC))
+
+    def components(self) -> list[Component]:
+        with self._lock:
+            return sorted(self._parts.values(), key=lambda c: c.name)
+
+    def as_json(self) -> dict[str, Any]:
+        parts = self.components()
+        return {
+            "ok": all(c.state in HEALTHY for c in parts),
+            "components": {c.name: c.as_json() for c in parts},
+        }
