@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core import pins
+from core.phones import store_form
 from core.business import (
     BenefitPayment,
     CardStatus,
@@ -106,9 +107,10 @@ class MemoryBusinessPort:
         return found
 
     def phone_owners(self, spellings: Sequence[str]) -> PhoneOwners:
-        forms = set(spellings)
-        residents = tuple(sorted(r.id for r in self.residents.values() if forms & set(r.phones)))
-        employer = any(e.phone in forms for e in self.employers_by_code.values())
+        # This adapter knows its numbers may be typed any way: it compares them normalised.
+        forms = {store_form(f) for f in spellings}
+        residents = tuple(sorted(r.id for r in self.residents.values() if forms & {store_form(p) for p in r.phones}))
+        employer = any(store_form(e.phone) in forms for e in self.employers_by_code.values())
         return PhoneOwners(residents, employer)
 
     def employers_in_arrears(self, period: str) -> list[UnitArrears]:
