@@ -9,8 +9,9 @@ from typing import Any
 from aiohttp import web
 
 from console import live, work
-from console.app import deps, render, require_role, sse
 from console.errors import BadRequest
+from console.request import deps, render, require_role
+from console.sse import sse
 from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
 from ivr.screenpop import NotOnThisCall, ScreenPop, screen_pop
 

@@ -11,8 +11,8 @@ import zoneinfo
 
 from aiohttp import web
 
-from console.app import deps, lang, render, require_role
 from console.errors import BadRequest
+from console.request import deps, lang, render, require_role
 from reports import render as report_render
 from reports.period import Period, PeriodError, parse_period
 from reports.report import Report, build

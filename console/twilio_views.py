@@ -16,7 +16,7 @@ import logging
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from console.app import deps
+from console.request import deps
 from core.models import utcnow
 from sms import outbox
 from sms.receipts import canonical

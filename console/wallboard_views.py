@@ -9,7 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from console import live
-from console.app import DEPS, SSE_POLL_S, render, require_role, sse
+from console.request import DEPS, render, require_role
+from console.sse import SSE_POLL_S, sse
 
 ROLES = ("supervisor", "admin")
 

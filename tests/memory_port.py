@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from core import pins
-from core.phones import store_form
 from core.business import (
     BenefitPayment,
     CardStatus,
@@ -22,6 +21,7 @@ from core.business import (
     Unit,
     UnitArrears,
 )
+from core.phones import store_form
 
 # Tables a site's store does not have: the embedded sample's.
 SAMPLE_TABLES = ("resident_phones", "contributions", "unemployment_payments", "residents", "employers")

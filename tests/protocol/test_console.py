@@ -485,7 +485,7 @@ async def test_live_pages_are_capped_per_user(store: Store, tmp_path: Path) -> N
 
 async def test_a_live_page_does_not_outlive_its_session(console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     base, store, _ = console
-    monkeypatch.setattr("console.app.SSE_SESSION_CHECK_S", 1.0)
+    monkeypatch.setattr("console.sse.SSE_SESSION_CHECK_S", 1.0)
     async with _client() as http:
         await _sign_in(http, base, "sup", SUP_PW)
         async with http.get(f"{base}/wallboard/stream") as stream:

@@ -1,0 +1,101 @@
+"""The console's middlewares: security headers, our errors as HTTP statuses (here and
+nowhere else), the session, and the CSRF check on every POST."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from console import accounts
+from console.errors import BadRequest, NotAllowed, TooBusy
+from console.request import CSRF, SESSION_COOKIE, USER, deps, render
+from core.errors import StoreUnavailable
+from ivr.errors import AgentError, AmiError
+
+log = logging.getLogger(__name__)
+# Without a session: sign-in, assets, health, and Twilio's callbacks (signed instead).
+PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico", "/twilio/")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/") or request.path.endswith("/stream")
+
+
+STATUSES: tuple[tuple[type[Exception], int], ...] = (
+    (NotAllowed, 403),
+    (BadRequest, 400),
+    (AgentError, 409),  # not logged in, or Asterisk refused the change
+    (AmiError, 502),
+    (StoreUnavailable, 503),
+    (TooBusy, 429),
+)
+
+
+@web.middleware
+async def errors_as_statuses(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Our named errors become HTTP statuses here, and only here."""
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except (NotAllowed, BadRequest, AgentError, AmiError, StoreUnavailable, TooBusy) as exc:
+        status = next(code for kind, code in STATUSES if isinstance(exc, kind))
+        log.warning("console %s %s by %s: %s", request.method, request.path, who(request), exc)
+        if wants_json(request):
+            return web.json_response({"error": str(exc)}, status=status)
+        return render(request, "error.html", status=status, message=str(exc))
+
+
+def who(request: web.Request) -> str:
+    u = request.get(USER)
+    return u.username if u is not None else "anonymous"
+
+
+@web.middleware
+async def authenticated(request: web.Request, handler: Handler) -> web.StreamResponse:
+    token = request.cookies.get(SESSION_COOKIE)
+    found = (
+        await asyncio.to_thread(accounts.session_user, deps(request).store, token, deps(request).idle)
+        if token
+        else None
+    )
+    if found is not None:
+        request[USER], request[CSRF] = found
+    if request.path.startswith(PUBLIC) or request.path == "/login":
+        return await handler(request)
+    if found is None:
+        if wants_json(request):
+            return web.json_response({"error": "not signed in"}, status=401)
+        raise web.HTTPSeeOther("/login" + ("?expired=1" if token else ""))
+    if request.method == "POST":
+        await _check_csrf(request)
+    return await handler(request)
+
+
+async def _check_csrf(request: web.Request) -> None:
+    sent = request.headers.get("X-CSRF-Token")
+    if sent is None and request.content_type == "application/x-www-form-urlencoded":
+        sent = str((await request.post()).get("csrf", ""))
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.split("://", 1)[-1] != request.host:
+        raise web.HTTPForbidden(text="cross-site request refused")
+    if not sent or not secrets.compare_digest(sent, request[CSRF]):
+        log.warning("console: CSRF token missing or wrong on %s %s by %s", request.method, request.path, who(request))
+        raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
