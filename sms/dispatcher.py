@@ -9,7 +9,8 @@ send each through the transport segment by segment, and record every answer:
 - other temporary errors: the message is queued again with exponential backoff, and after
   `sms.max_attempts` it is a dead letter (`failed`, with the last error);
 - permanent errors: `failed` at once, with the reason;
-- the link lost before the answer: queued again and marked as a possible duplicate.
+- the link lost before the answer: queued again and marked as a possible duplicate (not
+  when the transport says the segment never left: stopped before sending it).
 
 Messages to one recipient are sent one at a time, in order, so the 16-bit concatenation
 reference (the message id modulo 65,536) cannot collide on a handset while they are in
@@ -260,7 +261,7 @@ class Dispatcher:
             self.sent_segments += 1
             if result.lost:
                 await asyncio.to_thread(
-                    partial(outbox.requeue, suspect=True, accepted=accepted),
+                    partial(outbox.requeue, suspect=result.sent, accepted=accepted),
                     self.store,
                     message.id,
                     utcnow(),
@@ -304,7 +305,7 @@ class Dispatcher:
     async def on_receipt(self, inbound: Inbound) -> None:
         try:
             receipt = parse_receipt(inbound.short_message.decode("ascii", errors="replace"), inbound.receipted_id)
-            smsc_id = canonical(receipt.message_id, self.settings.smpp.receipt_id_base)
+            smsc_id = canonical(receipt.message_id, self.settings.smpp.receipt_id_base or 10)  # TEMP
         except BadReceipt as exc:
             log.error("unreadable receipt from %s: %s", mask_phone(inbound.source), exc)
             return
