@@ -119,3 +119,20 @@ async def test_an_idle_bind_gone_silent_is_found_by_enquire_link(
     assert transport.drops == 1 and not any(m.duplicate_suspect for m in messages)
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and r.name == "sms.smpp"]
     assert any("no enquire_link_resp" in w and "dropping the bind" in w for w in warnings), warnings
+
+
+@pytest.mark.parametrize("early", [False, True], ids=["receipts-after", "receipts-first"])
+async def test_receipts_in_hex_like_their_responses_are_matched_without_a_setting(
+    store: Store, tmp_path: Path, sample_data: Any, caplog: Any, early: bool
+) -> None:
+    """submit_sm_resp "1A", its receipt "000000001a": no `smpp.receipt_id_base`; the link
+    learns base 16 from the first receipts, says so, and every receipt finds its message."""
+    caplog.set_level(logging.INFO, logger="sms")
+    load_sample(store)
+    emit_pensions(store, sample_data[1][:40])
+    sim = {"id_format": "hex", "receipt_id_format": "hex-lower", "receipt_id_pad": 10, "early_receipts": early}
+    async with dispatching(store, tmp_path, sim):
+        messages = await until_final(store, 40, limit_s=30)
+    assert {m.status for m in messages} == {"delivered"}
+    learnt = [r.getMessage() for r in caplog.records if "receipts name message ids in base" in r.getMessage()]
+    assert len(learnt) == 1 and "in base 16" in learnt[0], learnt
