@@ -38,8 +38,6 @@ from typing import Any
 
 from aiosmpplib import (
     ESME,
-    AbstractBroker,
-    AbstractCorrelator,
     AbstractHook,
     AbstractRateLimiter,
     AbstractThrottleHandler,
@@ -61,6 +59,7 @@ from core.settings import SmppSettings
 from sms.encoding import DATA_CODING_UCS2, Segment
 from sms.pdu import BadPdu, Inbound, parse_deliver_sm
 from sms.smpp_link import Backoff, LinkWatch, Unanswered
+from sms.smpp_wire import Broker, Correlator
 
 log = logging.getLogger(__name__)
 # On stop: how long a peer has to answer our unbind, and what is being stored to be stored
@@ -101,39 +100,6 @@ class SubmitResult:
 UNSENT = SubmitResult(None, detail="not sent: the SMPP transport stopped", sent=False)
 
 
-class _Broker(AbstractBroker):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """What waits for the wire: urgent submits (instant reminders) before the others, each
-    kind first in, first out."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.PriorityQueue[tuple[int, int, SubmitSm]] = asyncio.PriorityQueue()
-        self._order = itertools.count()
-        # Taken by aiosmpplib's sender and not written yet (it may be pacing or waiting out
-        # a throttle): if the bind ends then, the sender is cancelled holding it.
-        self.in_hand: tuple[int, int, SubmitSm] | None = None
-
-    async def enqueue(self, message: SmppMessage) -> None:
-        assert isinstance(message, SubmitSm)
-        self.put(message, urgent=False)
-
-    def put(self, message: SubmitSm, *, urgent: bool) -> None:
-        self.queue.put_nowait((0 if urgent else 1, next(self._order), message))
-
-    async def dequeue(self) -> SmppMessage:
-        self.in_hand = await self.queue.get()  # cancellation-safe: nothing is lost if cancelled
-        return self.in_hand[2]
-
-    def written(self, message: SubmitSm) -> None:
-        if self.in_hand is not None and self.in_hand[2] is message:
-            self.in_hand = None
-
-    def give_back(self) -> None:
-        """What the last bind's sender held unsent goes out first on the next one."""
-        if self.in_hand is not None:
-            self.queue.put_nowait(self.in_hand)
-            self.in_hand = None
-
-
 class Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
     """At least 1/tps s between submits (also the Twilio transport's requests)."""
 
@@ -171,49 +137,6 @@ class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib shi
         return max(0.0, self.until - time.monotonic())
 
 
-class _Correlator(AbstractCorrelator):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """Requests waiting for their response, by sequence number, and nothing else.
-
-    aiosmpplib's SimpleCorrelator also keeps every accepted submit for three days to match
-    its receipt, and walks all it keeps on every operation: sending slows down as the
-    square of what has been sent (70 messages/s after 5,000 here). Receipts are ours to
-    match (`sms.receipts`, in the store), and so are long messages (each segment is a
-    submit_sm of its own; inbound parts are reassembled by `sms.mo`), so this one keeps
-    only the requests in flight. It expires nothing: a request's response timer is its
-    own (`sms.smpp_link`), and a new bind forgets the old one's requests.
-    """
-
-    def __init__(self) -> None:
-        self._waiting: dict[int, SmppMessage] = {}
-
-    def get_cumulated_status(self, ref_num: int) -> int:
-        return 0
-
-    def clear(self) -> None:
-        self._waiting.clear()
-
-    async def expired(self, smpp_message: SmppMessage) -> None:
-        pass  # never called: nothing expires here
-
-    async def put(self, smpp_message: SmppMessage) -> None:
-        self._waiting[smpp_message.sequence_num] = smpp_message
-
-    async def get(self, response: SmppMessage) -> SmppMessage | None:
-        return self._waiting.pop(response.sequence_num, None)
-
-    async def put_delivery(self, smsc_message_id: str, submit_sm: SubmitSm) -> None:
-        pass
-
-    async def put_delivery_segmented(self, deliver_sm: DeliverSm) -> DeliverSm:
-        return deliver_sm  # every part goes to the hook as it is
-
-    async def get_segmented(self, smpp_seq_num: int, remove: bool = False) -> tuple[None, int]:
-        return None, 0
-
-    async def get_delivery(self, receipt: DeliverSm) -> None:
-        return None
-
-
 class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
     """aiosmpplib answers a deliver_sm as soon as its hook returns, before a receipt or a
     resident's text is in the store: a crash then would lose what the SMSC believes
@@ -239,6 +162,7 @@ class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
         await self.transport.keep_bind()
 
     async def connect(self) -> None:
+        self.transport.connecting()
         try:
             await super().connect()
         except BaseException as exc:
@@ -292,7 +216,7 @@ class SmppTransport:
         self.bound = asyncio.Event()
         self.binds = 0
         self._tags = itertools.count(1)
-        self.broker = _Broker()
+        self.broker = Broker()
         self.throttle = Throttle(settings.throttle_pause_s)
         self.esme = _Esme(
             settings.host,
@@ -306,7 +230,7 @@ class SmppTransport:
             enquire_link_interval=float(settings.enquire_link_s),  # unused: our keeper's
             socket_timeout=float(settings.socket_timeout_s),  # connect, bind (session_init_timer)
             custom_codecs=CODECS,
-            correlator=_Correlator(),
+            correlator=Correlator(),
             retry_timer=Backoff(settings.rebind_first_s, settings.rebind_most_s),
             log_level=logging.ERROR,
         )
@@ -392,6 +316,11 @@ class SmppTransport:
         self.watch.reset()
         self._settle_sent()
 
+    def connecting(self) -> None:
+        """A new connection: nothing sent on the last one will be answered now (aiosmpplib
+        found it gone, or we dropped it): lost, without waiting for the bind."""
+        self._settle_sent()
+
     def bind_failed(self, error: BaseException) -> None:
         """A connect or bind that failed (or was cancelled): close what it opened."""
         writer = self.esme._writer
@@ -459,6 +388,9 @@ class SmppTransport:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self.waiting[tag] = future
         try:
+            if self._stopped:  # stopped while this waited for room in the window
+                self.settle(tag, UNSENT)
+                return await future
             self.broker.put(
                 SubmitSm(
                     short_message=segment.short_message.decode("latin-1"),
