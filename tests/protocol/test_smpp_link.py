@@ -4,6 +4,7 @@ the SMSC does: unreachable, silent after a bind, or between binds."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +15,7 @@ from bench.procs import free_port
 from core.settings import SmppSettings
 from sms.encoding import encode
 from sms.pdu import Inbound
+from sms.sim_cli import _control
 from sms.simulator import SimConfig, Simulator
 from sms.smpp import SmppTransport
 
@@ -47,6 +49,28 @@ async def test_a_hung_bind_keeps_its_connection_and_answers_nothing_while_a_new_
         await old.stop()
         await sim.stop()
     assert sim.counts["accepted"] == 1 and sim.counts["hangs"] == 1
+
+
+async def test_the_control_port_hangs_the_binds_and_resets_them() -> None:
+    sim = Simulator(SimConfig(port=free_port()))
+    await sim.start()
+    control = await asyncio.start_server(lambda r, w: _control(sim, r, w), "127.0.0.1", 0)
+    client = smpp34.Client("127.0.0.1", sim.config.port, "hotline", "secret")
+    try:
+        smsc = await client.connect()
+        await sim.bound()
+        reader, writer = await asyncio.open_connection("127.0.0.1", control.sockets[0].getsockname()[1])
+        answers = []
+        for command in (b"hang\n", b"unhang\n"):
+            writer.write(command)
+            answers.append(json.loads(await asyncio.wait_for(reader.readline(), 5)))
+        writer.close()
+        assert answers == [{"hung": 1}, {"reset": 1}]
+        assert isinstance(await asyncio.wait_for(smsc.next(), 5), smpp34.Disconnected)
+    finally:
+        control.close()
+        await client.stop()
+        await sim.stop()
 
 
 @asynccontextmanager
