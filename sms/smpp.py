@@ -148,7 +148,9 @@ class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
     any data in reply (so a peer that answers enquire_link and nothing else looks alive);
     here the keeper of each bind is the transport's `LinkWatch`, whose return ends the bind
     (aiosmpplib then binds again). A bind attempt that fails closes its connection (aiosmpplib
-    leaves it open, one socket per attempt against a refusing SMSC)."""
+    leaves it open, one socket per attempt against a refusing SMSC). To drop a bind the
+    transport reaches into `_bound`, `_writer` and `_send_data`: aiosmpplib 0.7.4's own
+    (pinned), used as its connection keeper and disconnect use them."""
 
     transport: SmppTransport
 
