@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import SettingsError
 
@@ -105,11 +105,34 @@ class SmppSettings(_Section):
     batch_share: float = Field(0.8, gt=0, le=1)
     tps: float = Field(100.0, gt=0)
     throttle_pause_s: float = Field(1.0, gt=0)
-    enquire_link_s: int = Field(30, ge=1)
-    socket_timeout_s: int = Field(10, ge=1)
+    # SMPP 3.4 §7.2's timers (sms/smpp_link.py). A submit_sm unanswered for
+    # `response_timeout_s`, or an enquire_link for `enquire_link_timeout_s`, means a dead
+    # bind: it is dropped, bound again after `rebind_first_s` (doubling up to
+    # `rebind_most_s` while binds fail), and what it left unanswered is queued again as a
+    # possible duplicate. An enquire_link goes out after `enquire_link_s` with nothing received.
+    response_timeout_s: float = Field(15.0, gt=0, le=600)
+    enquire_link_s: float = Field(30.0, gt=0, le=3600)
+    enquire_link_timeout_s: float = Field(10.0, gt=0, le=600)
+    rebind_first_s: float = Field(1.0, gt=0, le=600)
+    rebind_most_s: float = Field(30.0, gt=0, le=3600)
+    socket_timeout_s: int = Field(10, ge=1)  # connect and bind (§7.2's session_init_timer)
     # How message ids are written in submit_sm_resp and in receipts: 16, 10, or 0 (opaque).
+    # Receipts' base, unset, is learnt per link from the first receipts that match (sms/receipts.py).
     submit_id_base: int = 16
-    receipt_id_base: int = 10
+    receipt_id_base: int | None = None
+
+    @field_validator("submit_id_base", "receipt_id_base")
+    @classmethod
+    def _a_base(cls, value: int | None) -> int | None:
+        if value not in (None, 0, 10, 16):
+            raise ValueError("must be 16, 10 or 0 (opaque text)")
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_grows(self) -> SmppSettings:
+        if self.rebind_most_s < self.rebind_first_s:
+            raise ValueError("rebind_most_s must be at least rebind_first_s")
+        return self
 
 
 class TwilioSettings(_Section):

@@ -308,8 +308,10 @@ def cmd_smsc_sim(settings: Settings, args: argparse.Namespace) -> int:
             outcomes=parse_outcomes(args.outcomes),
             id_format=args.id_format,
             receipt_id_format=args.receipt_id_format,
+            receipt_id_pad=args.receipt_id_pad,
             early_receipts=args.early_receipts,
             down_s=args.down,
+            hang_after=args.hang_after,
         )
     except ValueError as exc:
         raise UsageError(f"smsc-sim: {exc}") from None
@@ -593,11 +595,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--error-rate", action="append", metavar="STATUS:P", help="e.g. 0x08:0.01, repeatable")
     s.add_argument("--receipt-delay", type=float, default=0.2, metavar="S")
     s.add_argument("--outcomes", default="DELIVRD:1", help="receipt states and weights, e.g. DELIVRD:0.9,UNDELIV:0.1")
-    s.add_argument("--id-format", choices=("hex", "dec"), default="hex", help="message ids in submit_sm_resp")
-    s.add_argument("--receipt-id-format", choices=("hex", "dec"), default="dec", help="message ids in receipts")
+    ids = ("hex", "hex-lower", "dec")
+    s.add_argument("--id-format", choices=ids, default="hex", help="message ids in submit_sm_resp")
+    s.add_argument("--receipt-id-format", choices=ids, default="dec", help="message ids in receipts")
+    s.add_argument("--receipt-id-pad", type=int, default=0, metavar="N", help="receipts' ids zero-padded to N digits")
     s.add_argument("--early-receipts", action="store_true", help="send each receipt before its submit_sm_resp")
     s.add_argument("--down", type=float, default=1.0, metavar="S", help="how long a drop refuses connections")
-    s.add_argument("--control-port", type=int, help="line commands: stats | drop | mo HANDSET SHORT_CODE TEXT")
+    s.add_argument(
+        "--hang-after", type=int, metavar="N", help="after N submit_sm, the binds stop answering (TCP kept open)"
+    )
+    s.add_argument("--control-port", type=int, help="line commands: stats | drop | hang | unhang | mo HANDSET ...")
     s.set_defaults(func=cmd_smsc_sim)
 
     s = sub.add_parser("prompts", help="speech prompts")

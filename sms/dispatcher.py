@@ -9,7 +9,8 @@ send each through the transport segment by segment, and record every answer:
 - other temporary errors: the message is queued again with exponential backoff, and after
   `sms.max_attempts` it is a dead letter (`failed`, with the last error);
 - permanent errors: `failed` at once, with the reason;
-- the link lost before the answer: queued again and marked as a possible duplicate.
+- the link lost before the answer: queued again and marked as a possible duplicate (not
+  when the transport says the segment never left: stopped before sending it).
 
 Messages to one recipient are sent one at a time, in order, so the 16-bit concatenation
 reference (the message id modulo 65,536) cannot collide on a handset while they are in
@@ -38,7 +39,7 @@ from sms.group_commit import GroupCommit
 from sms.intake import intake
 from sms.outbox import Due
 from sms.pdu import Inbound
-from sms.receipts import BadReceipt, canonical, parse_receipt
+from sms.receipts import BadReceipt, ReceiptIds, canonical, parse_receipt
 from sms.smpp import SubmitResult
 from sms.status import SLOW_DOWN, TEMPORARY
 
@@ -71,6 +72,9 @@ class Dispatcher:
         self.submit = submit
         self.submit_text = submit_text
         self.id_base = 0 if submit_text is not None else settings.smpp.submit_id_base
+        # A receipt that comes before its submit_sm_resp finds it among the next few
+        # submissions: no more than a window's are in flight (twice that, for the recording).
+        self.receipt_ids = ReceiptIds(self.id_base, settings.smpp.receipt_id_base, 2 * settings.smpp.window)
         self.worker = worker
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
@@ -250,6 +254,34 @@ class Dispatcher:
                 return  # the message went back to the queue or failed; recorded already
             accepted.append((seq, canonical(result, self.id_base)))
         await self.answers.put(((message.id, accepted, len(encoded.segments)), None), urgent=message.priority == 0)
+        if again := self._learn_receipt_base(accepted):
+            await asyncio.gather(*(self.answers.put((None, receipt)) for receipt in again))
+
+    def _learn_receipt_base(self, accepted: list[tuple[int, str]]) -> list[outbox.Receipt]:
+        """While the receipts' base is being learnt: the segments recorded, and once it is,
+        the receipts recorded under another reading, to record again (and the log says so)."""
+        ids = self.receipt_ids
+        if ids.base is not None and ids.learnt is None:
+            return []
+        for _, smsc_id in accepted:
+            ids.submitted(smsc_id)
+        return self._receipt_base_learnt()
+
+    def _receipt_base_learnt(self) -> list[outbox.Receipt]:
+        ids = self.receipt_ids
+        if ids.learnt is None:
+            return []
+        again = ids.corrections()
+        log.info(
+            "dispatcher %s: receipts name message ids in base %d, learnt from the first ones (votes: %s; "
+            "%d recorded again under it); smpp.receipt_id_base would override it",
+            self.worker,
+            ids.base,
+            ids.learnt,
+            len(again),
+        )
+        ids.learnt = None
+        return again
 
     async def _send_whole(self, message: Due, submit_text: SubmitText) -> None:
         """One request for the whole text; its id stands as the message's one segment."""
@@ -271,7 +303,7 @@ class Dispatcher:
             self.sent_segments += 1
             if result.lost:
                 await asyncio.to_thread(
-                    partial(outbox.requeue, suspect=True, accepted=accepted),
+                    partial(outbox.requeue, suspect=result.sent, accepted=accepted),
                     self.store,
                     message.id,
                     utcnow(),
@@ -315,14 +347,16 @@ class Dispatcher:
     async def on_receipt(self, inbound: Inbound) -> None:
         try:
             receipt = parse_receipt(inbound.short_message.decode("ascii", errors="replace"), inbound.receipted_id)
-            smsc_id = canonical(receipt.message_id, self.settings.smpp.receipt_id_base)
+            if receipt.state is None:
+                return  # intermediate (ACCEPTD, ENROUTE): a final one follows
+            smsc_id = self.receipt_ids.key(receipt.message_id, receipt.state.value)
         except BadReceipt as exc:
             log.error("unreadable receipt from %s: %s", mask_phone(inbound.source), exc)
             return
-        if receipt.state is None:
-            return  # intermediate (ACCEPTD, ENROUTE): a final one follows
         # Waited for: the transport answers the deliver_sm only once the receipt is stored.
         await self.answers.put((None, (smsc_id, receipt.state.value)))
+        if again := self._receipt_base_learnt():
+            await asyncio.gather(*(self.answers.put((None, receipt)) for receipt in again))
 
 
 def _record(store: Store) -> Callable[[list[Answer]], None]:

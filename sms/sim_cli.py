@@ -1,7 +1,9 @@
 """`hotline smsc-sim`: run the simulator until SIGINT/SIGTERM, with a control port.
 
 The control port takes one command per line and answers one JSON line:
-`stats`, `drop`, and `mo HANDSET SHORT_CODE TEXT...` (a resident's text to the gateway).
+`stats`, `drop`, `hang` (the current binds stop answering anything, their connections
+kept open; a new bind is served), `unhang` (the hung connections are reset at last), and
+`mo HANDSET SHORT_CODE TEXT...` (a resident's text to the gateway).
 """
 
 from __future__ import annotations
@@ -49,11 +51,15 @@ async def _control(sim: Simulator, reader: asyncio.StreamReader, writer: asyncio
             elif verb == "drop":
                 asyncio.get_running_loop().create_task(sim.drop())
                 answer = {"dropping_for_s": sim.config.down_s}
+            elif verb == "hang":
+                answer = {"hung": sim.hang()}
+            elif verb == "unhang":
+                answer = {"reset": sim.unhang()}
             elif verb == "mo" and len(rest.split(" ", 2)) == 3:
                 handset, short_code, text = rest.split(" ", 2)
                 answer = {"deliver_sm": await sim.inject_mo(handset, short_code, text)}
             else:
-                answer = {"error": "commands: stats | drop | mo HANDSET SHORT_CODE TEXT"}
+                answer = {"error": "commands: stats | drop | hang | unhang | mo HANDSET SHORT_CODE TEXT"}
             writer.write((json.dumps(answer, ensure_ascii=False) + "\n").encode())
             await writer.drain()
     finally:

@@ -9,17 +9,22 @@ by message text):
 - errors: `fail_every={0x14: 7}` answers every 7th submit with ESME_RMSGQFUL,
   `error_rates={0x08: 0.01}` answers 1 % at random (seeded) with ESME_RSYSERR;
 - receipts after `receipt_delay_s`, with final states drawn from `outcomes`, quoting the
-  message id in `receipt_id_format` (hex or decimal) while `submit_sm_resp` uses
-  `id_format`; `early_receipts` sends a receipt before the `submit_sm_resp`;
+  message id in `receipt_id_format` (hex, hex-lower or decimal; zero-padded to
+  `receipt_id_pad` digits) while `submit_sm_resp` uses `id_format`; `early_receipts`
+  sends a receipt before the `submit_sm_resp`;
 - `drop()` aborts every connection at once (TCP, no unbind) and refuses new ones for
   `down_s`;
+- `hang()` (or `hang_after` submits) leaves the current binds half-dead, as an SMSC that
+  restarted behind a connection a firewall keeps open: their TCP connections stay open,
+  nothing sent on them is read or answered, and a new bind is served normally;
+  `unhang()` resets those connections at last (what a client without timers waits for);
 - `inject_mo(...)` sends a resident's text (split with a UDH when long).
 
 As a real SMSC does, it refuses with ESME_RINVMSGLEN a short_message whose user data
 would exceed GSM 03.40's 140 octets (counted here, not with the gateway's codec).
 
 smpp34's Server stops listening on `stop()` but keeps its sessions, so clients connect to
-a small TCP relay in front of it, which is what `drop()` cuts. smpp34's Server does not
+a small TCP relay in front of it, which is what `drop()` cuts and `hang()` stops relaying. smpp34's Server does not
 expose the bind password, so every system_id may bind.
 """
 
@@ -58,11 +63,13 @@ class SimConfig:
     error_rates: dict[int, float] = field(default_factory=dict)
     receipt_delay_s: float = 0.2
     outcomes: dict[str, float] = field(default_factory=lambda: {"DELIVRD": 1.0})
-    id_format: str = "hex"  # hex | dec
+    id_format: str = "hex"  # hex | hex-lower | dec
     receipt_id_format: str = "dec"
+    receipt_id_pad: int = 0  # receipts' ids zero-padded to this many digits
     early_receipts: bool = False
     resp_delay_s: float = 0.0  # answer each submit_sm this late (to see a client's window)
     down_s: float = 1.0
+    hang_after: int | None = None  # hang() once this many submit_sm have been answered
     seed: int = 12333
 
 
@@ -100,7 +107,8 @@ class Simulator:
         self._inner_port = 0
         self._bind_seen = asyncio.Event()
         self._relay: asyncio.Server | None = None
-        self._links: list[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = []
+        self._links: list[_Link] = []
+        self.hung = asyncio.Event()  # set once hang() has run
 
     # --- running ---------------------------------------------------------------------------
 
@@ -125,14 +133,40 @@ class Simulator:
         except OSError:
             writer.transport.abort()
             return
-        self._links.append((writer, up_writer))
-        await asyncio.gather(_pump(reader, up_writer), _pump(up_reader, writer), return_exceptions=True)
+        link = _Link(writer, up_writer)
+        self._links.append(link)
+        link.pumps = [asyncio.create_task(_pump(reader, up_writer)), asyncio.create_task(_pump(up_reader, writer))]
+        await asyncio.gather(*link.pumps, return_exceptions=True)
+        if link in self._links and not link.hung:
+            self._links.remove(link)
 
     def _cut(self) -> None:
-        for a, b in self._links:
-            a.transport.abort()
-            b.transport.abort()
+        for link in self._links:
+            link.abort()
         self._links.clear()
+
+    def hang(self) -> int:
+        """The current binds go half-dead: their TCP connections stay open, and nothing sent
+        on them is read or answered any more (the SMSC's side of each is gone, so it takes
+        no more of their submits and holds their receipts for a new bind). Returns how many."""
+        hung = 0
+        for link in self._links:
+            if not link.hung:
+                link.hang()
+                hung += 1
+        self.counts["hangs"] += 1
+        self.hung.set()
+        log.info("SMSC simulator: %d bind(s) hung (connections kept open, nothing answered)", hung)
+        return hung
+
+    def unhang(self) -> int:
+        """Reset the hung connections at last; `hang_after` fires no more. Returns how many."""
+        self.config.hang_after = None
+        hung = [link for link in self._links if link.hung]
+        for link in hung:
+            link.abort()
+            self._links.remove(link)
+        return len(hung)
 
     async def stop(self) -> None:
         if self._relay is not None:
@@ -199,10 +233,15 @@ class Simulator:
             self._window_count += 1
         return ESME_ROK
 
-    def _id(self, n: int, form: str) -> str:
-        return f"{n:X}" if form == "hex" else str(n)
+    def _id(self, n: int, form: str, pad: int = 0) -> str:
+        text = {"hex": f"{n:X}", "hex-lower": f"{n:x}"}.get(form, str(n))
+        return text.rjust(pad, "0")
 
     def _on_submit(self, event: smpp34.SubmitSmEvent) -> None:
+        if self.config.hang_after is not None and len(self.submitted) >= self.config.hang_after:
+            self.config.hang_after = None
+            self.hang()
+            return  # its session is gone: never answered
         self.outstanding += 1
         self.max_outstanding = max(self.max_outstanding, self.outstanding)
         if self.config.resp_delay_s > 0:
@@ -257,7 +296,7 @@ class Simulator:
         await asyncio.sleep(delay)
         stat = self._outcome()
         err = "000" if stat == "DELIVRD" else "001"
-        text = receipt_text(self._id(number, self.config.receipt_id_format), stat, err)
+        text = receipt_text(self._id(number, self.config.receipt_id_format, self.config.receipt_id_pad), stat, err)
         await self._deliver_receipt(esme.system_id, esme.session_id, (short_code, handset, text, stat))
 
     async def _deliver_receipt(self, system_id: str, session_id: str, receipt: tuple[str, str, str, str]) -> None:
@@ -329,11 +368,32 @@ def _free_port() -> int:
         return port
 
 
+@dataclass(eq=False)
+class _Link:
+    """One client connection through the relay: the client's side and the SMSC's."""
+
+    client: asyncio.StreamWriter
+    smsc: asyncio.StreamWriter
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    hung: bool = False
+
+    def hang(self) -> None:
+        # The SMSC's side goes (smpp34 ends that session); the client's stays open, unread.
+        self.hung = True
+        for pump in self.pumps:
+            pump.cancel()
+        self.smsc.transport.abort()
+
+    def abort(self) -> None:
+        self.client.transport.abort()
+        self.smsc.transport.abort()
+
+
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy bytes one way until either side closes; then close the other side too."""
-    try:
+    """Copy bytes one way until either side closes; then close the other side too (not when
+    cancelled: a hung link's client side stays open)."""
+    with contextlib.suppress(ConnectionError):
         while data := await reader.read(RELAY_CHUNK):
             writer.write(data)
             await writer.drain()
-    finally:
-        writer.close()
+    writer.close()

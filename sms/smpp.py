@@ -17,7 +17,11 @@ PDUs; the seams it offers carry our rules:
 - delivery receipts and MO texts are handed to `on_deliver` as raw bytes.
 
 A submit whose connection drops before its response resolves as `lost`: the SMSC may or
-may not have taken it, which the caller records.
+may not have taken it, which the caller records. So does one left unanswered past
+`smpp.response_timeout_s` (SMPP 3.4 §7.2's response_timer, `sms.smpp_link`): the bind is
+then dead, or as good as dead (a hung SMSC, or a firewall that forgot the connection, keeps
+the TCP connection open and answers nothing), and it is dropped and bound again after a
+backoff; so is a bind whose enquire_link goes unanswered past `smpp.enquire_link_timeout_s`.
 """
 
 from __future__ import annotations
@@ -34,8 +38,6 @@ from typing import Any
 
 from aiosmpplib import (
     ESME,
-    AbstractBroker,
-    AbstractCorrelator,
     AbstractHook,
     AbstractRateLimiter,
     AbstractThrottleHandler,
@@ -45,6 +47,7 @@ from aiosmpplib.protocol import (
     BindTransceiverResp,
     DeliverSm,
     DeliverSmResp,
+    EnquireLink,
     GenericNack,
     SmppMessage,
     SubmitSm,
@@ -55,10 +58,16 @@ from aiosmpplib.state import SmppCommand
 from core.settings import SmppSettings
 from sms.encoding import DATA_CODING_UCS2, Segment
 from sms.pdu import BadPdu, Inbound, parse_deliver_sm
+from sms.smpp_link import Backoff, LinkWatch, Unanswered
+from sms.smpp_wire import Broker, Correlator
 
 log = logging.getLogger(__name__)
-RESPONSE_TTL_S = 15.0  # a submit_sm unanswered this long is given up as lost (aiosmpplib's default)
+# On stop: how long a peer has to answer our unbind, and what is being stored to be stored
+# (a deliver_sm left unanswered is delivered again); `stop()` returns within about both.
+UNBIND_WAIT_S = 1.0
+HANDLING_WAIT_S = 1.0
 ENCODING_NAMES = {0x00: "gsm0338", DATA_CODING_UCS2: "ucs2"}
+BOUND = (0x00, 0x05)  # bind_transceiver_resp: ESME_ROK, or ESME_RALYBND (aiosmpplib takes both)
 
 
 def _passthrough(name: str) -> codecs.CodecInfo:
@@ -81,29 +90,14 @@ class SubmitResult:
     status: int | None  # command_status; None when the connection was lost first
     smsc_id: str | None = None
     detail: str | None = None  # the peer's own words, when it gave any (Twilio does)
+    sent: bool = True  # False (with status None): it never left, so it is no possible duplicate
 
     @property
     def lost(self) -> bool:
         return self.status is None
 
 
-class _Broker(AbstractBroker):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """What waits for the wire: urgent submits (instant reminders) before the others, each
-    kind first in, first out."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.PriorityQueue[tuple[int, int, SubmitSm]] = asyncio.PriorityQueue()
-        self._order = itertools.count()
-
-    async def enqueue(self, message: SmppMessage) -> None:
-        assert isinstance(message, SubmitSm)
-        self.put(message, urgent=False)
-
-    def put(self, message: SubmitSm, *, urgent: bool) -> None:
-        self.queue.put_nowait((0 if urgent else 1, next(self._order), message))
-
-    async def dequeue(self) -> SmppMessage:
-        return (await self.queue.get())[2]  # cancellation-safe: nothing is lost if cancelled
+UNSENT = SubmitResult(None, detail="not sent: the SMPP transport stopped", sent=False)
 
 
 class Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
@@ -143,65 +137,22 @@ class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib shi
         return max(0.0, self.until - time.monotonic())
 
 
-class _Correlator(AbstractCorrelator):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """Requests waiting for their response, by sequence number, and nothing else.
-
-    aiosmpplib's SimpleCorrelator also keeps every accepted submit for three days to match
-    its receipt, and walks all it keeps on every operation: sending slows down as the
-    square of what has been sent (70 messages/s after 5,000 here). Receipts are ours to
-    match (`sms.receipts`, in the store), and so are long messages (each segment is a
-    submit_sm of its own; inbound parts are reassembled by `sms.mo`), so this one keeps
-    only the requests in flight, in the order sent, and expires them oldest first.
-    """
-
-    def __init__(self, ttl_s: float) -> None:
-        self.ttl_s = ttl_s
-        self._waiting: dict[int, tuple[float, SmppMessage]] = {}
-
-    def get_cumulated_status(self, ref_num: int) -> int:
-        return 0
-
-    async def expired(self, smpp_message: SmppMessage) -> None:
-        await self.hook.send_error(smpp_message, TimeoutError("no response within the timeout"), self.client_id)
-
-    async def put(self, smpp_message: SmppMessage) -> None:
-        await self._expire()
-        self._waiting[smpp_message.sequence_num] = (time.monotonic(), smpp_message)
-
-    async def get(self, response: SmppMessage) -> SmppMessage | None:
-        item = self._waiting.pop(response.sequence_num, None)
-        await self._expire()
-        return item[1] if item else None
-
-    async def _expire(self) -> None:
-        limit = time.monotonic() - self.ttl_s
-        while self._waiting:
-            seq = next(iter(self._waiting))
-            stored_at, message = self._waiting[seq]
-            if stored_at > limit:
-                return
-            del self._waiting[seq]
-            await self.expired(message)
-
-    async def put_delivery(self, smsc_message_id: str, submit_sm: SubmitSm) -> None:
-        pass
-
-    async def put_delivery_segmented(self, deliver_sm: DeliverSm) -> DeliverSm:
-        return deliver_sm  # every part goes to the hook as it is
-
-    async def get_segmented(self, smpp_seq_num: int, remove: bool = False) -> tuple[None, int]:
-        return None, 0
-
-    async def get_delivery(self, receipt: DeliverSm) -> None:
-        return None
-
-
 class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
     """aiosmpplib answers a deliver_sm as soon as its hook returns, before a receipt or a
     resident's text is in the store: a crash then would lose what the SMSC believes
     delivered. Here deliver_sm is left unanswered by aiosmpplib (its request handler
     returns None, which it treats as "answered already") and the transport answers it
-    once what it carries is stored; what is never answered, the SMSC delivers again."""
+    once what it carries is stored; what is never answered, the SMSC delivers again.
+
+    aiosmpplib's connection keeper sends enquire_link only after a quiet spell and waits for
+    any data in reply (so a peer that answers enquire_link and nothing else looks alive);
+    here the keeper of each bind is the transport's `LinkWatch`, whose return ends the bind
+    (aiosmpplib then binds again). A bind attempt that fails closes its connection (aiosmpplib
+    leaves it open, one socket per attempt against a refusing SMSC). To drop a bind the
+    transport reaches into `_bound`, `_writer` and `_send_data`: aiosmpplib 0.7.4's own
+    (pinned), used as its connection keeper and disconnect use them."""
+
+    transport: SmppTransport
 
     async def _handle_request(self, pdu: bytes, header: Any) -> SmppMessage | None:
         if header.smpp_command == SmppCommand.DELIVER_SM:
@@ -209,17 +160,35 @@ class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
         result: SmppMessage | None = await super()._handle_request(pdu, header)
         return result
 
+    async def _connection_keeper(self) -> None:
+        await self.transport.keep_bind()
+
+    async def connect(self) -> None:
+        self.transport.connecting()
+        try:
+            await super().connect()
+        except BaseException as exc:
+            self.transport.bind_failed(exc)
+            raise
+
 
 class _Hook(AbstractHook):  # type: ignore[misc]  # aiosmpplib ships no type hints
     def __init__(self, transport: SmppTransport) -> None:
         self.t = transport
 
     async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
-        if isinstance(smpp_message, SubmitSm) and smpp_message.log_id in self.t.waiting:
-            self.t.sent.add(smpp_message.log_id)
+        if isinstance(smpp_message, SubmitSm):
+            self.t.broker.written(smpp_message)
+            if smpp_message.log_id in self.t.waiting:
+                self.t.sent.add(smpp_message.log_id)
+            self.t.watch.sent("submit_sm", smpp_message.sequence_num)
+        elif isinstance(smpp_message, EnquireLink):
+            self.t.watch.sent("enquire_link", smpp_message.sequence_num)
 
     async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
-        if isinstance(smpp_message, BindTransceiverResp):
+        if len(pdu) >= 16:  # every PDU, read or not: the link is alive, and a response is in
+            self.t.watch.received(int.from_bytes(pdu[4:8], "big"), int.from_bytes(pdu[12:16], "big"))
+        if isinstance(smpp_message, BindTransceiverResp) and smpp_message.command_status in BOUND:
             self.t.on_bound()
         elif isinstance(smpp_message, SubmitSmResp | GenericNack):
             tag: str = getattr(smpp_message, "log_id", "") or ""
@@ -249,55 +218,133 @@ class SmppTransport:
         self.bound = asyncio.Event()
         self.binds = 0
         self._tags = itertools.count(1)
-        self._broker = _Broker()
+        self.broker = Broker()
         self.throttle = Throttle(settings.throttle_pause_s)
         self.esme = _Esme(
             settings.host,
             settings.port,
             settings.system_id,
             settings.password,
-            broker=self._broker,
+            broker=self.broker,
             hook=_Hook(self),
             rate_limiter=Pacer(settings.tps),
             throttle_handler=self.throttle,
-            enquire_link_interval=float(settings.enquire_link_s),
-            socket_timeout=float(settings.socket_timeout_s),
+            enquire_link_interval=float(settings.enquire_link_s),  # unused: our keeper's
+            socket_timeout=float(settings.socket_timeout_s),  # connect, bind (session_init_timer)
             custom_codecs=CODECS,
-            correlator=_Correlator(RESPONSE_TTL_S),
+            correlator=Correlator(),
+            retry_timer=Backoff(settings.rebind_first_s, settings.rebind_most_s),
             log_level=logging.ERROR,
         )
+        self.esme.transport = self
+        self.watch = LinkWatch(settings.enquire_link_s, settings.enquire_link_timeout_s, settings.response_timeout_s)
+        self.dropped_at: float | None = None  # when we last dropped a dead bind
+        self.drops = 0
         self._task: asyncio.Task[None] | None = None
         self._writers: list[asyncio.StreamWriter] = []
         self._handling: set[asyncio.Task[None]] = set()  # deliver_sm being stored, then answered
+        self._stopped = False  # after stop(), every submit returns UNSENT
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self.esme.start(), name="smpp-esme")
 
     async def stop(self) -> None:
+        """Unbind and close, within about UNBIND_WAIT_S + HANDLING_WAIT_S whatever the SMSC
+        does: connecting to one that is unreachable, bound to one that answers nothing, or
+        waiting out the backoff between binds."""
         if self._handling:  # what is being stored now, stored and answered before the unbind
-            await asyncio.wait(self._handling, timeout=5.0)
+            await asyncio.wait(self._handling, timeout=HANDLING_WAIT_S)
+        self.watch.stop()
         # aiosmpplib 0.7.4 unbinds and sends EOF but never closes its StreamWriter (it just
-        # drops it, which warns at garbage collection): close it ourselves.
+        # drops it, which warns at garbage collection): close it ourselves. It waits for the
+        # unbind_resp as long as the SMSC takes (a hung one: for ever), so not longer than this.
         current = getattr(self.esme, "_writer", None)
-        await self.esme.stop()
+        try:
+            async with asyncio.timeout(UNBIND_WAIT_S):
+                await self.esme.stop()
+            unbound = True
+        except TimeoutError:
+            unbound = False  # closed without its unbind_resp (the peer's loss, not ours)
         for writer in {*self._writers, *([current] if current is not None else [])}:
+            if not unbound:
+                writer.transport.abort()  # a close would wait for a peer that reads nothing
+                continue
             writer.close()
-            with contextlib.suppress(ConnectionError, OSError):
-                await writer.wait_closed()
+            with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), UNBIND_WAIT_S)
         self._writers = []
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        self.watch.reset()
         self._settle_sent()  # nothing more will answer what is still waiting
+        self._stopped = True
+        for tag in list(self.waiting):  # and what never went out will not go now
+            self.settle(tag, UNSENT)
+
+    def _peer(self) -> tuple[str, int]:
+        return self.settings.host, self.settings.port
 
     def _settle_sent(self) -> None:
         """Submits sent on a connection that is gone will never be answered: lost."""
         for tag in list(self.sent):
             self.settle(tag, SubmitResult(None))
 
+    async def keep_bind(self) -> None:
+        """For the life of each bind (aiosmpplib's connection keeper): its timers, and the
+        drop of a bind that left a request unanswered."""
+        unanswered = await self.watch.keep(lambda: self.esme._send_data(EnquireLink()))
+        if unanswered is not None:
+            self._drop(unanswered)
+
+    def _drop(self, unanswered: Unanswered) -> None:
+        """A dead bind: forget it at once and let aiosmpplib bind again (after its backoff).
+        What was sent on it and not answered is lost (queued again as a possible duplicate);
+        what was waiting for the wire goes out on the next bind."""
+        self.drops += 1
+        self.dropped_at = asyncio.get_running_loop().time()
+        log.warning(
+            "SMSC %s:%d: %s; dropping the bind, %d submit_sm unanswered go back to the queue as possible duplicates",
+            *self._peer(),
+            unanswered,
+            len(self.sent),
+        )
+        self.esme._bound.clear()  # aiosmpplib's sender holds what it has until the next bind
+        self.bound.clear()
+        writer = self.esme._writer
+        self.esme._writer = None  # deliver_sm still being stored are not answered on it
+        if writer is not None:
+            writer.transport.abort()  # no unbind: nothing is answered on it
+        self.watch.reset()
+        self._settle_sent()
+
+    def connecting(self) -> None:
+        """A new connection: nothing sent on the last one will be answered now (aiosmpplib
+        found it gone, or we dropped it): lost, without waiting for the bind."""
+        self._settle_sent()
+
+    def bind_failed(self, error: BaseException) -> None:
+        """A connect or bind that failed (or was cancelled): close what it opened."""
+        writer = self.esme._writer
+        if writer is not None:
+            writer.transport.abort()
+            self.esme._writer = None
+        if isinstance(error, Exception):
+            delay = self.esme.retry_timer.next_delay()
+            log.warning("SMSC %s:%d: not bound (%r); next attempt in %.1f s", *self._peer(), error, delay)
+
     def on_bound(self) -> None:
         """A (new) bind: what was sent on an earlier connection is lost."""
         self.binds += 1
+        self.watch.reset()
+        self.esme.correlator.clear()
+        self.broker.give_back()
+        if self.dropped_at is not None:
+            since = asyncio.get_running_loop().time() - self.dropped_at
+            log.warning("SMSC %s:%d: bound again, %.1f s after the dead bind was dropped", *self._peer(), since)
+            self.dropped_at = None
+        elif self.binds > 1:
+            log.warning("SMSC %s:%d: bound again after the connection was lost", *self._peer())
         # aiosmpplib 0.7.4 replaces its StreamWriter on reconnect without closing the old one.
         current = getattr(self.esme, "_writer", None)
         for writer in self._writers:
@@ -325,7 +372,10 @@ class SmppTransport:
     ) -> SubmitResult:
         """Send one segment (registered delivery on) and wait for its submit_sm_resp;
         `urgent` ones (instant reminders) go out before those waiting for the wire, and
-        the others use no more than `batch_share` of the window."""
+        the others use no more than `batch_share` of the window. After `stop()` it
+        returns (UNSENT, or lost when it had gone out) whatever the SMSC does."""
+        if self._stopped:
+            return UNSENT
         if not urgent:
             await self.batch_window.acquire()
         try:
@@ -340,7 +390,10 @@ class SmppTransport:
         future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
         self.waiting[tag] = future
         try:
-            self._broker.put(
+            if self._stopped:  # stopped while this waited for room in the window
+                self.settle(tag, UNSENT)
+                return await future
+            self.broker.put(
                 SubmitSm(
                     short_message=segment.short_message.decode("latin-1"),
                     source=PhoneNumber(self.settings.source_addr),
