@@ -20,10 +20,11 @@ from sqlalchemy import Connection, func, select
 
 from core.db import Store
 from core.models import Agent, AgentEvent, Callback
+from core.states import NOT_DELIVERED
 from reports import sums
 from reports.period import Period
 
-FAILED = ("failed", "undelivered", "expired", "rejected", "deleted")
+FAILED = NOT_DELIVERED
 
 
 def half_up(x: float) -> int:

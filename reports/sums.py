@@ -35,10 +35,10 @@ from core.models import (
     SmsMessage,
     utcnow,
 )
+from core.states import IN_FLIGHT, MessageState
 
 HOUR = dt.timedelta(hours=1)
 CLOSED_AFTER = dt.timedelta(days=1)  # calls and steps: no live path touches an older hour
-IN_FLIGHT = ("queued", "sending", "submitted")
 CALL_SUMS = (
     "automated",
     "agent_calls",
@@ -166,7 +166,7 @@ def _sms(c: Connection, start: dt.datetime, end: dt.datetime, sl: int) -> list[R
             SmsMessage.status,
             func.count(),
             _sum(SmsMessage.submitted_at.is_not(None)),
-            func.coalesce(func.sum(case((SmsMessage.status == "delivered", latency), else_=None)), 0.0),
+            func.coalesce(func.sum(case((SmsMessage.status == MessageState.DELIVERED, latency), else_=None)), 0.0),
         )
         .where(SmsMessage.created_at >= start, SmsMessage.created_at < end)
         .group_by(hour, SmsMessage.category, SmsMessage.status)

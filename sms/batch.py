@@ -21,12 +21,12 @@ from sqlalchemy import func, select, update
 from core.business import BusinessPort
 from core.db import Store, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, utcnow
+from core.states import FINAL, EventState
 from sms import audiences
 from sms.errors import BatchError
 from sms.templates import TEMPLATES, money_fields
 
 REQUIRED = ("event_type", "subject_id")
-FINAL = ("delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed", "skipped")
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,6 @@ def progress(store: Store, name: str) -> Progress:
             ).all()
         )
         failed = c.scalar(
-            select(func.count()).where(BusinessEvent.batch_id == batch.id, BusinessEvent.status == "failed")
+            select(func.count()).where(BusinessEvent.batch_id == batch.id, BusinessEvent.status == EventState.FAILED)
         )
     return Progress(name, batch.status, batch.total, int(failed or 0), {k: int(v) for k, v in states.items()})

@@ -38,6 +38,7 @@ from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, SmsMessage, SmsOptOut, utcnow
 from core.phones import BadPhoneNumber, store_form
 from core.settings import SmsSettings
+from core.states import EventState, MessageState
 from sms.outbox import LockAndUpdate
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, parse_payload, render, shown
 
@@ -82,7 +83,7 @@ class Claimed:
 def _take_statement(instant_only: bool) -> LockAndUpdate:
     # 'pending' written out, not a bound parameter: only then can the planner see that the
     # partial indexes' condition holds.
-    condition: ColumnElement[bool] = EVENTS.c.status == literal_column("'pending'")
+    condition: ColumnElement[bool] = EVENTS.c.status == literal_column(f"'{EventState.PENDING}'")
     # The two kinds apart: an instant event is the dispatcher's step's to take (it claims
     # the message at once), never a batch intake's that happened to look first.
     condition &= EVENTS.c.event_type.in_(INSTANT_TYPES) if instant_only else EVENTS.c.event_type.not_in(INSTANT_TYPES)
@@ -101,7 +102,7 @@ def _take_statement(instant_only: bool) -> LockAndUpdate:
         cast(EVENTS.c.payload, Text),
         EVENTS.c.batch_id,
     )
-    values: dict[str, Any] = {"status": "queued", "claimed_at": bindparam("p_now"), "reason": None}
+    values: dict[str, Any] = {"status": EventState.QUEUED, "claimed_at": bindparam("p_now"), "reason": None}
     # Instant ones are few: found by type, then sorted (not in id order).
     return LockAndUpdate(EVENTS, due, condition, values, returned, ordered=not instant_only)
 
@@ -161,7 +162,7 @@ def _once_per_recipient(insert: Any) -> Any:
 
 
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
-    c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status="failed", reason=reason))
+    c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status=EventState.FAILED, reason=reason))
     report.failed += 1
     report.failures.append((event.id, event.event_type, reason))
 
@@ -244,7 +245,7 @@ def _expand(
                 "text": text,
                 "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
                 "batch_id": event.batch_id,
-                "status": "skipped" if phone in skipped else "queued",
+                "status": MessageState.SKIPPED if phone in skipped else MessageState.QUEUED,
                 "last_error": "opted out (TD)" if phone in skipped else None,
                 "attempts": 0,
                 "next_attempt_at": due,

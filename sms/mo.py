@@ -50,6 +50,7 @@ from core.models import (
 )
 from core.phones import BadPhoneNumber, spellings, store_form
 from core.settings import SmsSettings
+from core.states import MessageState
 from sms.encoding import decode, split_udh
 from sms.pdu import Inbound
 from sms.templates import SIGNATURE
@@ -272,7 +273,7 @@ class MoHandler:
             "recipient": phone,
             "text": text,
             "priority": 0,
-            "status": "queued",
+            "status": MessageState.QUEUED,
             "attempts": 0,
             "next_attempt_at": now,
             "segments": 1,

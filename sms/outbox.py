@@ -32,6 +32,7 @@ from sqlalchemy import (
 
 from core.db import Store, among, among_param, chunks, insert_rows, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
+from core.states import MessageState
 from sms.receipts import FinalState
 
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
@@ -41,9 +42,9 @@ BATCHES: Table = SmsBatch.__table__  # type: ignore[assignment]
 FINAL = tuple(s.value for s in FinalState)
 # States written out in statements that should read a partial index by state, not bound
 # parameters: only then can the planner see that the index's condition holds.
-QUEUED: ColumnElement[str] = literal_column("'queued'")
-SENDING: ColumnElement[str] = literal_column("'sending'")
-SUBMITTED: ColumnElement[str] = literal_column("'submitted'")
+QUEUED: ColumnElement[str] = literal_column(f"'{MessageState.QUEUED}'")
+SENDING: ColumnElement[str] = literal_column(f"'{MessageState.SENDING}'")
+SUBMITTED: ColumnElement[str] = literal_column(f"'{MessageState.SUBMITTED}'")
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ def _claim_statement(instant_only: bool) -> LockAndUpdate:
         .with_for_update(skip_locked=True)
     )
     claim = {
-        "status": "sending",
+        "status": MessageState.SENDING,
         "claimed_by": bindparam("p_worker"),
         "claimed_at": bindparam("p_now"),
         "attempts": MESSAGES.c.attempts + 1,
@@ -184,7 +185,7 @@ def reclaim_stale(store: Store, reclaim_after: dt.timedelta, now: dt.datetime) -
         result = c.execute(
             update(MESSAGES)
             .where(MESSAGES.c.status == SENDING, MESSAGES.c.claimed_at < now - reclaim_after)
-            .values(status="queued", duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
+            .values(status=MessageState.QUEUED, duplicate_suspect=True, last_error="reclaimed: its dispatcher stopped")
         )
         return int(result.rowcount)
 
@@ -211,7 +212,7 @@ def heartbeat(store: Store, worker: str, now: dt.datetime) -> int:
 def _resubmitted(insert: Any) -> Any:
     """A segment sent again (its message was requeued after a lost link) takes the new id."""
     return insert.on_conflict_do_update(
-        index_elements=["message_id", "seq"], set_={"smsc_id": insert.excluded.smsc_id, "state": "submitted"}
+        index_elements=["message_id", "seq"], set_={"smsc_id": insert.excluded.smsc_id, "state": MessageState.SUBMITTED}
     )
 
 
@@ -226,7 +227,7 @@ def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, st
                 "message_id": message_id,
                 "seq": seq,
                 "smsc_id": smsc_id,
-                "state": "submitted",
+                "state": MessageState.SUBMITTED,
                 "submitted_at": now,
             }
             for message_id, accepted in messages
@@ -272,7 +273,7 @@ class _Built:
             update(MESSAGES)
             .where(messages)
             .values(
-                status="submitted",
+                status=MessageState.SUBMITTED,
                 submitted_at=bindparam("p_now"),
                 segments=bindparam("p_segments"),
                 claimed_by=None,
@@ -282,7 +283,7 @@ class _Built:
         # A message of one segment takes its receipt's state at once.
         self.settled_one = (
             update(MESSAGES)
-            .where(messages, MESSAGES.c.status == "submitted", MESSAGES.c.segments == 1)
+            .where(messages, MESSAGES.c.status == MessageState.SUBMITTED, MESSAGES.c.segments == 1)
             .values(status=bindparam("p_state"), final_at=bindparam("p_now"))
             .returning(MESSAGES.c.id)
         )
@@ -333,7 +334,12 @@ def requeue(
 ) -> None:
     """Back to the queue for `at`. `refund` gives back the attempt (throttling is not the
     message's fault); `suspect` marks a segment that may have reached the SMSC unanswered."""
-    values: dict[str, object] = {"status": "queued", "next_attempt_at": at, "last_error": error, "claimed_by": None}
+    values: dict[str, object] = {
+        "status": MessageState.QUEUED,
+        "next_attempt_at": at,
+        "last_error": error,
+        "claimed_by": None,
+    }
     if suspect:
         values["duplicate_suspect"] = True
     if refund:
@@ -350,8 +356,8 @@ def release(store: Store, message_ids: list[int], error: str) -> None:
     with store.transaction() as c:
         c.execute(
             update(MESSAGES)
-            .where(among(c, MESSAGES.c.id, message_ids), MESSAGES.c.status == "sending")
-            .values(status="queued", duplicate_suspect=True, last_error=error[:500], claimed_by=None)
+            .where(among(c, MESSAGES.c.id, message_ids), MESSAGES.c.status == MessageState.SENDING)
+            .values(status=MessageState.QUEUED, duplicate_suspect=True, last_error=error[:500], claimed_by=None)
         )
 
 
@@ -363,7 +369,7 @@ def fail(
         c.execute(
             update(MESSAGES)
             .where(MESSAGES.c.id == message_id)
-            .values(status="failed", last_error=error, final_at=now, claimed_by=None)
+            .values(status=MessageState.FAILED, last_error=error, final_at=now, claimed_by=None)
         )
 
 
@@ -449,7 +455,7 @@ def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
             states[message_id].append(state)
         for message_id, segments in c.execute(
             select(MESSAGES.c.id, MESSAGES.c.segments).where(
-                among(c, MESSAGES.c.id, ids), MESSAGES.c.status == "submitted"
+                among(c, MESSAGES.c.id, ids), MESSAGES.c.status == MessageState.SUBMITTED
             )
         ):
             totals[message_id] = segments
@@ -463,7 +469,7 @@ def _settle(c: Connection, message_ids: list[int], now: dt.datetime) -> None:
         for ids in chunks(settled_ids):
             c.execute(
                 update(MESSAGES)
-                .where(among(c, MESSAGES.c.id, ids), MESSAGES.c.status == "submitted")
+                .where(among(c, MESSAGES.c.id, ids), MESSAGES.c.status == MessageState.SUBMITTED)
                 .values(status=worst, final_at=now)
             )
 

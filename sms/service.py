@@ -27,6 +27,7 @@ from sms.twilio import TwilioTransport
 
 log = logging.getLogger(__name__)
 CHANNEL = "hotline_events"
+DRAIN_S = 3.0  # of serve's 10 s for the whole shutdown
 # How `hotline serve` starts a long-running task: name, coroutine factory, its stop event
 # (it supervises them: hotline/supervise.py); by default a plain task.
 Factory = Callable[[], Coroutine[Any, Any, None]]
@@ -108,8 +109,15 @@ class SmsService:
         for task in self.tasks:
             if task.get_name() == "sms-listen":
                 task.cancel()
+        # The dispatcher finishes its sends in flight; those still waiting for a bind (an
+        # SMSC that is down or silent) are released by stopping the transport, which
+        # answers them unsent or lost, so the dispatcher puts them back for the next start.
+        if self.tasks:
+            _done, waiting = await asyncio.wait(self.tasks, timeout=DRAIN_S)
+            if waiting:
+                log.warning("SMS gateway: sends still waiting after %g s; stopping the SMPP link", DRAIN_S)
+        await self.transport.stop()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.transport.stop()
         if self.twilio is not None:
             await self.twilio.stop()
