@@ -24,8 +24,9 @@ import contextlib
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
+from typing import Any
 
 from core.business import BusinessPort
 from core.db import Store
@@ -78,6 +79,7 @@ class Dispatcher:
         self.worker = worker
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
+        self.helpers: dict[str, asyncio.Task[None]] = {}
         self.sent_segments = 0
         # One group commit for what the SMSC answers: submissions (waited for, so a message
         # holds its window slot until recorded: a crash can leave at most `smpp.window` sent
@@ -98,11 +100,24 @@ class Dispatcher:
 
     # --- the loop -------------------------------------------------------------------------
 
+    def _start_helpers(self, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+        """The group commit of answers and batch intake, each started once: a `run` that
+        crashed and is started again by the supervisor finds them running (the answers of
+        sends in flight are still being written) and starts none twice."""
+        wanted: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "sms-answers": lambda: self.answers.run(stop),
+            "sms-batch-intake": lambda: self.expand_batches(stop),
+        }
+        for name, make in wanted.items():
+            task = self.helpers.get(name)
+            if task is None or task.done():
+                if task is not None and not task.cancelled() and task.exception() is not None:
+                    log.error("dispatcher %s: %s had stopped (%r); started again", self.worker, name, task.exception())
+                self.helpers[name] = asyncio.create_task(make(), name=name)
+        return list(self.helpers.values())
+
     async def run(self, stop: asyncio.Event) -> None:
-        flushers = [
-            asyncio.create_task(self.answers.run(stop), name="sms-answers"),
-            asyncio.create_task(self.expand_batches(stop), name="sms-batch-intake"),
-        ]
+        flushers = self._start_helpers(stop)
         while not stop.is_set():
             self.wake.clear()  # before the step: a wake-up during it means "step again"
             try:

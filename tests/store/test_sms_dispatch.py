@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import insert
 
 from bench.procs import free_port
@@ -195,6 +196,36 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
     assert {(m.status, m.duplicate_suspect) for m in messages} == {("queued", True)}
     assert all("transport bug" in (m.last_error or "") for m in messages)
     assert "a send failed: RuntimeError('transport bug')" in caplog.text
+
+
+async def test_a_dispatcher_started_again_after_a_crash_runs_its_helpers_once(store: Store, tmp_path: Path) -> None:
+    """Seen by reading: a supervised restart of a crashed `run` started a second group commit
+    and a second batch intake beside the first ones, which had kept running."""
+    settings = make_settings(tmp_path, store.url)
+
+    async def never(*_args: Any) -> Any:
+        raise AssertionError("nothing to send")
+
+    dispatcher = Dispatcher(settings, store, sample_port(store), never, "restarted")
+    faults = iter([RuntimeError("a bug in step"), None])
+    real_step = dispatcher.step
+
+    async def step() -> int:
+        fault = next(faults, None)
+        if fault is not None:
+            raise fault
+        return await real_step()
+
+    dispatcher.step = step  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    with pytest.raises(RuntimeError, match="a bug in step"):
+        await dispatcher.run(stop)
+    again = asyncio.create_task(dispatcher.run(stop))
+    await asyncio.sleep(0.2)
+    names = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
+    assert names.count("sms-answers") == 1 and names.count("sms-batch-intake") == 1
+    stop.set()
+    await asyncio.wait_for(again, 20)
 
 
 async def test_an_instant_reminder_overtakes_a_running_batch(store: Store, tmp_path: Path, sample_data: Any) -> None:
