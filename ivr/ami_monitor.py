@@ -162,6 +162,12 @@ class AmiMonitor:
         except StoreUnavailable as exc:
             # queue_log keeps what happened: `hotline calls import` completes it later.
             log.error("AMI monitor: store unavailable, an update waits for the next import: %s", exc)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a fault of ours in one event's update: said now, not at exit
+            # The same path as an outage: the call's record is completed from queue_log at
+            # the monitor's next login or by `hotline calls import`; the monitor goes on.
+            log.exception("AMI monitor: an update failed; queue_log's import will complete the call")
 
     async def _resync(self) -> None:
         """QueueStatus lists the callers waiting now; follow the ones we did not know."""

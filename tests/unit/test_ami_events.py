@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from ivr.ami_events import AmiParser, CallTracker
 
 STREAM = (Path(__file__).resolve().parent.parent / "fixtures" / "ami-queue-call.txt").read_bytes()
@@ -105,3 +107,16 @@ def test_the_real_stream_says_the_agent_hung_up() -> None:
     done = [tracker.feed(m, T0) for m in AmiParser().feed(STREAM)]
     f = next(d for d in done if d is not None)
     assert (f.queue_exit, f.transferred_to) == ("agent_hangup", None)
+
+
+async def test_a_fault_in_one_updates_handling_is_logged_at_once_and_the_monitor_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before, such a task's exception surfaced only as 'never retrieved' when collected."""
+    from ivr.ami_monitor import AmiMonitor
+
+    async def broken() -> None:
+        raise RuntimeError("bug in an update")
+
+    await AmiMonitor._guard(broken())
+    assert "AMI monitor: an update failed" in caplog.text and "bug in an update" in caplog.text
