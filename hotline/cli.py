@@ -280,16 +280,28 @@ def cmd_sms_batch(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
-    from sms.outbox import counts, event_counts
+    from sms.inbound import inbound_counts
+    from sms.outbox import counts, event_counts, failure_reasons
 
     store = open_store(settings)
-    events, messages = event_counts(store), counts(store)
+    events, messages, inbound = event_counts(store), counts(store), inbound_counts(store)
+    reasons = failure_reasons(store)
     if args.format == "json":
-        _print_json({"events": events, "messages": messages})
+        _print_json(
+            {
+                "events": events,
+                "messages": messages,
+                "inbound": inbound,
+                "event_failures": [{"reason": r, "events": n} for r, n in reasons],
+            }
+        )
         return 0
     print("events: " + ", ".join(f"{k} {v}" for k, v in sorted(events.items())))
     for category, states in sorted(messages.items()):
         print(f"{category}: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    print("inbound: " + ", ".join(f"{k} {v}" for k, v in inbound.items()))
+    for reason, n in reasons:
+        print(f"  failed events, {n}: {reason}")
     return 0
 
 

@@ -13,15 +13,16 @@ its traceback, and answered.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Table, update
+from sqlalchemy import Table, case, func, select, update
 
 from core.db import Store, upsert
 from core.masking import mask_phone
-from core.models import SmsDeadLetter, utcnow
+from core.models import SmsDeadLetter, SmsMoText, utcnow
 from sms.pdu import Inbound
 
 log = logging.getLogger(__name__)
@@ -105,3 +106,17 @@ class DeadLetters:
         """A deliver_sm that failed and then went through is no dead letter."""
         with self.store.transaction() as c:
             c.execute(LETTERS.delete().where(LETTERS.c.key == key, LETTERS.c.dead.is_(False)))
+
+
+def inbound_counts(store: Store, now: dt.datetime | None = None) -> dict[str, int]:
+    """For `hotline sms status`: residents' texts in the last 24 h (and how many got no
+    reply: capped or unregistered), and the deliver_sm kept as dead letters."""
+    since = (now or utcnow()) - dt.timedelta(hours=24)
+    with store.transaction() as c:
+        texts = c.execute(
+            select(func.count(), func.sum(case((SmsMoText.replied.is_(False), 1), else_=0))).where(
+                SmsMoText.received_at >= since
+            )
+        ).one()
+        dead = c.scalar(select(func.count()).select_from(SmsDeadLetter).where(SmsDeadLetter.dead.is_(True)))
+    return {"texts_24h": int(texts[0] or 0), "unanswered_24h": int(texts[1] or 0), "dead_letters": int(dead or 0)}

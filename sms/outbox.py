@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from core.db import Store, among, among_param, chunks, insert_rows, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
-from core.states import MessageState
+from core.states import EventState, MessageState
 from sms.receipts import FinalState
 
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
@@ -507,3 +507,19 @@ def event_counts(store: Store) -> dict[str, int]:
     with store.transaction() as c:
         rows = c.execute(select(events.c.status, func.count()).group_by(events.c.status)).all()
     return {status: int(n) for status, n in rows}
+
+
+def failure_reasons(store: Store, limit: int = 10) -> list[tuple[str, int]]:
+    """The commonest reasons business events failed for, most frequent first: what an
+    operator asks the business system's team to fix."""
+    events = BusinessEvent.__table__
+    n = func.count().label("n")
+    query = (
+        select(events.c.reason, n)
+        .where(events.c.status == EventState.FAILED)
+        .group_by(events.c.reason)
+        .order_by(n.desc())
+        .limit(limit)
+    )
+    with store.transaction() as c:
+        return [(str(reason or "-")[:200], int(count)) for reason, count in c.execute(query)]

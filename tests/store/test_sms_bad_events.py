@@ -20,6 +20,7 @@ from core.db import Store
 from core.models import BusinessEvent
 from core.settings import SmsSettings
 from sms.intake import emit, intake
+from sms.outbox import failure_reasons
 from tests.conftest import load_sample
 from tests.store.bad_events import NOBODY, Row, insert_zoo
 from tests.store.sms_support import messages_of, sample_port, until_final
@@ -84,6 +85,10 @@ def test_a_zoo_of_bad_events_fails_each_alone_and_the_good_ones_are_queued(
     _assert_logged_without_private_data(store, rows, caplog, people)
     assert sorted(m.event_id for m in messages_of(store)) == sorted(_events(store)[r.key].id for r in good)
     assert intake(store, sample_port(store), SETTINGS, ZONE, now=DAY).events == 0  # nothing left to take again
+    # The operator sees why, without reading the log.
+    reasons = dict(failure_reasons(store, limit=100))
+    assert reasons["card_loss_confirmed: the payload must be a JSON object, not null"] >= 1
+    assert sum(reasons.values()) == report.failed
 
 
 async def test_end_to_end_every_good_event_around_the_zoo_is_delivered(
