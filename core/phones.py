@@ -65,9 +65,15 @@ def to_e164(raw: str, country_code: str = "86") -> str:
     national = international.removeprefix(country_code)
     if len(international) > E164_MAX_DIGITS or len(national) < NATIONAL_MIN_DIGITS:
         raise BadPhoneNumber(f"not a phone number: {len(international)} digits")
-    if country_code == "86" and international.startswith("86") and national.startswith("1") and len(national) != 11:
+    mobile = country_code == "86" and international.startswith("86") and _china_mobile_like(national)
+    if mobile and len(national) != 11:
         raise BadPhoneNumber(f"a mobile number of China has 11 digits, not {len(national)}")
     return "+" + international
+
+
+def _china_mobile_like(national: str) -> bool:
+    """A mobile (13x-19x); Beijing's fixed lines (area code 10) also begin with 1."""
+    return national.startswith("1") and not national.startswith("10")
 
 
 def national(e164: str, country_code: str = "86") -> str:
@@ -78,7 +84,7 @@ def national(e164: str, country_code: str = "86") -> str:
     if country_code != "86" or not e164.startswith(prefix):
         return e164
     rest = e164[len(prefix) :]
-    return rest if rest.startswith("1") else "0" + rest
+    return rest if _china_mobile_like(rest) else "0" + rest
 
 
 def store_form(raw: str, country_code: str = "86") -> str:

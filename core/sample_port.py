@@ -7,11 +7,11 @@ A real site replaces it with its own adapter; nothing but this module reads `res
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Select, and_, bindparam, exists, func, select, update
+from sqlalchemy import Connection, CursorResult, Select, and_, bindparam, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -144,10 +144,12 @@ class SampleBusinessPort:
     def phone_owners(self, spellings: Sequence[str]) -> PhoneOwners:
         forms = list(spellings)
         with self.store.transaction() as c:
-            residents = set(c.scalars(select(Resident.id).where(Resident.phone.in_(forms))))
-            residents |= set(c.scalars(select(ResidentPhone.resident_id).where(ResidentPhone.phone.in_(forms))))
-            employer = c.scalar(select(Employer.id).where(Employer.contact_phone.in_(forms)).limit(1))
-        return PhoneOwners(tuple(sorted(residents)), employer is not None)
+            owners = _owners(c, forms, lambda column: column)
+            if not owners.registered:
+                # Numbers typed by a clerk (`138-1234-5678`, `0572 512 0001`) are sent to
+                # (intake normalises them), so they must be found when they text back too.
+                owners = _owners(c, forms, _digits_only)
+        return owners
 
     def employers_in_arrears(self, period: str) -> list[UnitArrears]:
         owed = func.sum(Contribution.pension_fen + Contribution.medical_fen)
@@ -222,3 +224,14 @@ def _insert_event(session: Session, event: BusinessEvent) -> None:
     dialect = session.get_bind().dialect.name
     stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(BusinessEvent).values(**values)
     session.execute(stmt.on_conflict_do_nothing(index_elements=["idempotency_key"]))
+
+
+def _digits_only(column: Any) -> Any:
+    return func.replace(func.replace(func.replace(func.replace(column, "-", ""), " ", ""), "(", ""), ")", "")
+
+
+def _owners(c: Connection, forms: list[str], norm: Callable[[Any], Any]) -> PhoneOwners:
+    residents = set(c.scalars(select(Resident.id).where(norm(Resident.phone).in_(forms))))
+    residents |= set(c.scalars(select(ResidentPhone.resident_id).where(norm(ResidentPhone.phone).in_(forms))))
+    employer = c.scalar(select(Employer.id).where(norm(Employer.contact_phone).in_(forms)).limit(1))
+    return PhoneOwners(tuple(sorted(residents)), employer is not None)

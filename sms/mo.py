@@ -249,9 +249,15 @@ class MoHandler:
         if code is None:
             return self._request_opt_out(c, phone, now) if send else None  # a code nobody receives is no use
         request = c.execute(select(REQUESTS.c.code, REQUESTS.c.requested_at).where(REQUESTS.c.phone == phone)).first()
-        if request is None or request.code != code or now - request.requested_at > CONFIRM_TTL:
-            return BAD_CODE if send else None
+        # One guess per code: a wrong one voids the request (else a spoofer could try the
+        # million codes while the resident's replies are capped); a new TD sends a new code.
         c.execute(REQUESTS.delete().where(REQUESTS.c.phone == phone))
+        if (
+            request is None
+            or not secrets.compare_digest(request.code, code)
+            or now - request.requested_at > CONFIRM_TTL
+        ):
+            return BAD_CODE if send else None
         c.execute(upsert(c, SmsOptOut).values(phone=phone, at=now, source="mo").on_conflict_do_nothing())
         log.info("MO td from %s: opted out, confirmed with its code", mask_phone(phone))
         return OPTED_OUT if send else None

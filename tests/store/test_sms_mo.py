@@ -23,7 +23,7 @@ from core.sample_port import SampleBusinessPort
 from core.settings import Settings, SmppSettings
 from sms.encoding import encode
 from sms.inbound import DeadLetters
-from sms.mo import HELP, NOT_REGISTERED, PARTS_TTL_S, MoHandler
+from sms.mo import BAD_CODE, HELP, NOT_REGISTERED, PARTS_TTL_S, SIGNATURE, MoHandler
 from sms.pdu import Inbound
 from sms.service import SmsService
 from sms.simulator import SimConfig, Simulator
@@ -110,6 +110,17 @@ def test_a_residents_second_registered_number_may_ask_too(store: Store, sample_d
         assert s.scalars(select(SmsMessage.recipient)).all() == ["13700000002"]
 
 
+def test_a_number_a_clerk_typed_with_dashes_is_found_when_it_texts(store: Store, sample_data: Any) -> None:
+    """Found in review: intake sent to `137-0000-0003` (normalised), but a text back from it
+    was 'not registered', so its TD and YE went nowhere."""
+    load_sample(store)
+    r = sample_data[1][4]
+    with store.session() as s:
+        s.add(ResidentPhone(resident_id=r.id, phone="137-0000 0003"))
+    reply = _handler(store).answer("8613700000003", "YE") or ""
+    assert f"累计缴费{r.pension_months}个月" in reply
+
+
 # --- hardening: spoofed TD, reply cap, number forms, failing deliver_sm, stored parts -----
 
 
@@ -141,6 +152,11 @@ def test_td_from_a_registered_number_takes_effect_only_once_confirmed_with_the_c
     assert code, asked
     handler.answer(r.phone, "TD 000000" if code.group(1) != "000000" else "TD 111111")  # a guess
     assert _opted_out(store) == []
+    # One guess voids the code (found in review: guesses were unlimited for 24 h).
+    assert handler.answer(r.phone, f"td{code.group(1)}") == BAD_CODE + SIGNATURE
+    assert _opted_out(store) == []
+    code = re.search(r"TD\s*(\d{6})", handler.answer(r.phone, "TD") or "")
+    assert code
     done = handler.answer(r.phone, f"td{code.group(1)}") or ""
     assert _opted_out(store) == [r.phone] and "KT" in done  # says how to undo it
     handler.answer(r.phone, "KT")

@@ -30,3 +30,12 @@ def test_garbage_is_refused_by_name(raw: str) -> None:
 
 def test_the_spellings_a_business_table_may_hold() -> None:
     assert set(spellings("13812345678")) == {"008613812345678", "13812345678", "+8613812345678", "8613812345678"}
+
+
+def test_beijing_fixed_lines_are_phone_numbers_not_short_mobiles() -> None:
+    """Seen in review: area code 010 begins with 1 after the trunk prefix, and was refused
+    as 'a mobile number of China has 11 digits' (or lost its 0)."""
+    forms = ("010-88888888", "01088888888", "+86 10 8888 8888", "861088888888", "00861088888888")
+    assert {store_form(f) for f in forms} == {"01088888888"}
+    assert to_e164("010-6512 3456") == "+861065123456"
+    assert store_form("+86 138 1234 5678") == "13812345678"  # mobiles unchanged
