@@ -36,6 +36,7 @@ from core.models import utcnow
 from core.settings import Settings
 from sms import outbox
 from sms.encoding import Segment, encode
+from sms.errors import DispatcherFault
 from sms.group_commit import GroupCommit
 from sms.intake import intake
 from sms.outbox import Due
@@ -86,7 +87,8 @@ class Dispatcher:
         # but unrecorded) and receipts (waited for: the deliver_sm is answered once stored).
         # Submissions are written first, so a receipt finds a segment recorded at the same
         # moment (across processes, rematch_receipts mends what two transactions miss).
-        self.answers: GroupCommit[Answer] = GroupCommit(_record(store), BATCH_S, "answers")
+        # While stopping, a store still away after 5 s is given up (within serve's 10 s).
+        self.answers: GroupCommit[Answer] = GroupCommit(_record(store), BATCH_S, "answers", give_up_s=5.0)
         self.inflight = asyncio.Semaphore(settings.smpp.window)
         self.claimed = 0  # messages claimed by us and not finished
         self.beat_at = utcnow()
@@ -119,6 +121,9 @@ class Dispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         flushers = self._start_helpers(stop)
         while not stop.is_set():
+            for helper in flushers:  # one that failed fails the run: the supervisor starts both again
+                if helper.done() and not helper.cancelled() and helper.exception() is not None:
+                    raise DispatcherFault(f"{helper.get_name()} stopped: {helper.exception()!r}")
             self.wake.clear()  # before the step: a wake-up during it means "step again"
             try:
                 await self.step()

@@ -76,6 +76,13 @@ class GroupCommit(Generic[T]):
                 self.items = batch + self.items
                 await asyncio.sleep(1.0)
                 continue
+            except Exception as exc:  # a fault of ours or a row refused: not retried, and said
+                # Its waiters get the error (they would wait for ever), then the run ends
+                # loudly: its owner starts it again (sms.dispatcher, under the supervisor).
+                for _, future in batch:
+                    if future is not None and not future.done():
+                        future.set_exception(exc)
+                raise
             for _, future in batch:
                 if future is not None and not future.done():
                     future.set_result(None)

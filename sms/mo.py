@@ -144,6 +144,14 @@ class MoHandler:
         concat, body = split_udh(inbound.short_message)
         if concat is None:
             return decode(inbound.data_coding, body), None
+        if not 1 <= concat.seq <= concat.total:  # GSM 03.40 §9.2.3.24.1: parts count from 1
+            log.warning(
+                "MO from %s: part %d of %d, not a part of any text: dropped",
+                mask_phone(phone),
+                concat.seq,
+                concat.total,
+            )
+            return None
         parts = PartsOf(phone, concat.reference, concat.total)
         now = utcnow()
         with self.store.transaction() as c:
@@ -155,7 +163,7 @@ class MoHandler:
         # later to commit then sees both (each statement sees what was committed before it).
         with self.store.transaction() as c:
             got = c.execute(select(PARTS.c.seq, PARTS.c.body).where(parts.where()).order_by(PARTS.c.seq)).all()
-        if len(got) < concat.total:
+        if [seq for seq, _ in got] != list(range(1, concat.total + 1)):
             return None
         return decode(inbound.data_coding, b"".join(b for _, b in got)), parts
 

@@ -5,7 +5,6 @@ the moment the business system commits it (SQLite: the dispatcher's short poll).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -117,7 +116,6 @@ class SmsService:
             if waiting:
                 log.warning("SMS gateway: sends still waiting after %g s; stopping the SMPP link", DRAIN_S)
         await self.transport.stop()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*self.tasks, return_exceptions=True)  # a cancelled stop() stays cancelled
         if self.twilio is not None:
             await self.twilio.stop()

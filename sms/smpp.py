@@ -419,7 +419,8 @@ class SmppTransport:
         try:
             inbound = parse_deliver_sm(pdu)
         except BadPdu as exc:
-            log.error("unreadable deliver_sm (%s), acknowledged and dropped: %s", exc, pdu[:64].hex())
+            # Not the bytes: they hold the sender's number and the text.
+            log.error("unreadable deliver_sm (%s, %d octets), acknowledged and dropped", exc, len(pdu))
             await self._answer(sequence, connection)
             return
         task = asyncio.create_task(self._handle(inbound, sequence, connection))

@@ -22,6 +22,7 @@ from core.settings import Settings, SmsSettings
 from sms import outbox
 from sms.dispatcher import Dispatcher
 from sms.encoding import split_udh
+from sms.errors import DispatcherFault
 from sms.intake import emit, intake
 from sms.pdu import Inbound
 from sms.simulator import SimConfig, Simulator, user_data_octets
@@ -226,6 +227,30 @@ async def test_a_dispatcher_started_again_after_a_crash_runs_its_helpers_once(st
     assert names.count("sms-answers") == 1 and names.count("sms-batch-intake") == 1
     stop.set()
     await asyncio.wait_for(again, 20)
+
+
+async def test_a_group_commit_that_fails_fails_the_dispatchers_run(store: Store, tmp_path: Path) -> None:
+    """Found in review: the answers' group commit died on a fault of ours and the dispatcher
+    went on claiming, its sends waiting for ever and /healthz saying all was well."""
+    settings = make_settings(tmp_path, store.url)
+
+    async def never(*_args: Any) -> Any:
+        raise AssertionError("nothing to send")
+
+    dispatcher = Dispatcher(settings, store, sample_port(store), never, "faulty-commit")
+
+    def refuse(_items: list[Any]) -> None:
+        raise RuntimeError("a row refused")
+
+    dispatcher.answers.write = refuse
+    stop = asyncio.Event()
+    waiter = asyncio.create_task(dispatcher.answers.put((None, None)))
+    with pytest.raises(DispatcherFault, match="sms-answers stopped"):
+        await asyncio.wait_for(dispatcher.run(stop), 20)
+    with pytest.raises(RuntimeError, match="a row refused"):
+        await waiter
+    stop.set()
+    await asyncio.gather(*dispatcher.helpers.values(), return_exceptions=True)
 
 
 async def test_an_instant_reminder_overtakes_a_running_batch(store: Store, tmp_path: Path, sample_data: Any) -> None:

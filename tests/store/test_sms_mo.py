@@ -191,6 +191,23 @@ def test_a_registered_number_in_international_form_is_recognised(store: Store, s
     assert [m.recipient for m in _replies(store)] == [r.phone]  # the store's one form
 
 
+async def test_parts_numbered_outside_their_text_never_complete_it(store: Store, sample_data: Any) -> None:
+    """Found in review: parts were counted, not numbered, so part 0 or part 3 of 2 could
+    complete a text (and a total of 0 completed at once)."""
+    load_sample(store)
+    r = sample_data[1][7]
+    handler = _handler(store)
+    first, second = _parts("YE" + "，我想查询一下我的养老金账户余额" * 6, 0x2222, phone=r.phone)
+    bogus = Inbound(r.phone, "12333", first.esm_class, first.data_coding, bytes((5, 0, 3, 0x22, 2, 3)) + b"xx", None)
+    zero = Inbound(r.phone, "12333", first.esm_class, first.data_coding, bytes((5, 0, 3, 0x23, 0, 0)) + b"xx", None)
+    await handler.on_text(bogus)
+    await handler.on_text(zero)
+    await handler.on_text(second)
+    assert _replies(store) == []
+    await handler.on_text(first)
+    assert len(_replies(store)) == 1
+
+
 async def test_mo_parts_are_kept_in_the_store_across_a_restart(store: Store, sample_data: Any) -> None:
     load_sample(store)
     r = sample_data[1][6]

@@ -58,3 +58,19 @@ async def test_an_urgent_record_is_written_without_waiting_out_the_interval() ->
     assert written == [[1, 2]] and quiet.done()
     runner.cancel()  # (a stop is noticed only after four intervals of quiet)
     await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_a_write_that_raises_fails_its_waiters_and_ends_the_run_loudly() -> None:
+    """Found in review: a fault other than the store's ended the run and left its waiters
+    (sends, receipts waiting to be answered) waiting for ever, with nothing said."""
+
+    def write(_items: list[int]) -> None:
+        raise RuntimeError("a row refused")
+
+    commit: GroupCommit[int] = GroupCommit(write, 0.01, "test")
+    stop = asyncio.Event()
+    runner = asyncio.create_task(commit.run(stop))
+    with pytest.raises(RuntimeError, match="a row refused"):
+        await asyncio.wait_for(commit.put(1), 5)
+    with pytest.raises(RuntimeError, match="a row refused"):
+        await asyncio.wait_for(runner, 5)
