@@ -81,11 +81,11 @@ def client_address(request: web.Request) -> str:
     """Who is asking, for the per-address limits: the peer, or behind a trusted proxy the
     address it forwarded for (the rightmost X-Forwarded-For entry no proxy of ours added)."""
     peer = request.remote or "unknown"
-    proxies = deps(request).settings.web.trusted_proxies
-    if peer not in proxies:
+    web_settings = deps(request).settings.web
+    if not web_settings.is_trusted_proxy(peer):
         return peer
     hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
-    outside = [h for h in hops if h not in proxies]
+    outside = [h for h in hops if not web_settings.is_trusted_proxy(h)]
     return outside[-1][:64] if outside else peer
 
 

@@ -8,6 +8,7 @@ Secrets have no default: the local demo writes its own (see `hotline.demo.toml`)
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 import tomllib
 import typing
@@ -220,7 +221,27 @@ class WebSettings(_Section):
     # Reverse proxies in front of the console (their addresses as seen here): from them the
     # client's address is the last one X-Forwarded-For names that is not a proxy's. From
     # anyone else the header is ignored, or a client could name any address it likes.
+    # Addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `::1`); a hostname is refused.
     trusted_proxies: tuple[str, ...] = ()
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is no IP address or network") from exc
+        return value
+
+    def is_trusted_proxy(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.5 is 10.0.0.5
+        return any(ip in ipaddress.ip_network(entry, strict=False) for entry in self.trusted_proxies)
 
 
 class QueueSettings(_Section):

@@ -25,6 +25,7 @@ from console.app import ConsoleDeps, make_app
 from console.errors import BadCredentials
 from console.limits import Limits
 from core.db import Store
+from core.errors import SettingsError
 from core.models import (
     Agent,
     AuditEntry,
@@ -422,7 +423,9 @@ async def test_parallel_attempts_from_one_address_do_not_pass_its_limit(store: S
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_limited(store: Store, tmp_path: Path) -> None:
-    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "2", "HOTLINE_WEB_TRUSTED_PROXIES": "127.0.0.1"}
+    # A network, as a site writes it (found in review: entries were compared as strings, so
+    # `127.0.0.0/8` never matched and every client counted as the proxy's one address).
+    env = {"HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS": "2", "HOTLINE_WEB_TRUSTED_PROXIES": "127.0.0.0/8"}
     async with _console(store, tmp_path, **env) as (base, _, _), _client() as http:
         for _ in range(2):  # the proxy adds the client's address to what the client sent
             assert (await _try(http, base, "sup", "wrong-password", forwarded_for="10.9.9.9, 203.0.113.5"))[0] == 401
@@ -574,3 +577,8 @@ async def test_a_supervisor_picks_a_period_and_downloads_in_chromium(console: An
         saved = tmp_path / download.suggested_filename
         await download.save_as(saved)
         assert json.loads(saved.read_text(encoding="utf-8"))["agent_calls"] == 2
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_start_up(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="trusted_proxies"):
+        make_settings(tmp_path, "sqlite:///x.db", HOTLINE_WEB_TRUSTED_PROXIES="proxy.example.org")
