@@ -27,6 +27,8 @@ from sms.pdu import Inbound
 
 log = logging.getLogger(__name__)
 LETTERS: Table = SmsDeadLetter.__table__  # type: ignore[assignment]
+RETRY_WINDOW = dt.timedelta(hours=1)
+MAX_REMEMBERED = 10_000
 
 
 def identity(inbound: Inbound) -> str:
@@ -53,6 +55,8 @@ class DeadLetters:
             key = identity(inbound)
             tries = await asyncio.to_thread(self._count, key, inbound, exc)
             if tries < self.max_tries:
+                if len(self._failed) >= MAX_REMEMBERED:
+                    self._failed.clear()  # a forgotten key only leaves a row that goes stale
                 self._failed.add(key)
                 log.warning(
                     "deliver_sm from %s failed (try %d of %d), left for the SMSC to resend: %r",
@@ -91,10 +95,20 @@ class DeadLetters:
                 first_at=now,
                 last_at=now,
             )
+            # Tries count within one spell of redeliveries: a row that went quiet for
+            # RETRY_WINDOW, or is a dead letter already, starts afresh (found in review:
+            # the same text from the same number months later was dead at its first fault).
+            fresh = LETTERS.c.dead.is_(True) | (LETTERS.c.last_at < now - RETRY_WINDOW)
             tries = c.scalar(
                 insert.on_conflict_do_update(
                     index_elements=["key"],
-                    set_={"tries": LETTERS.c.tries + 1, "reason": reason, "last_at": now},
+                    set_={
+                        "tries": case((fresh, 1), else_=LETTERS.c.tries + 1),
+                        "first_at": case((fresh, now), else_=LETTERS.c.first_at),
+                        "dead": False,
+                        "reason": reason,
+                        "last_at": now,
+                    },
                 ).returning(LETTERS.c.tries)
             )
             assert tries is not None

@@ -245,6 +245,12 @@ async def test_a_deliver_sm_that_fails_every_time_is_dead_lettered_and_answered(
     assert dead.tries == len(outcomes) and "the business port is broken" in (dead.reason or "")
     traced = [rec for rec in caplog.records if rec.exc_info]
     assert len(traced) == 1 and "13912345678" not in traced[0].getMessage()
+    # The same text again later, failing once: a new spell of tries, not dead at once.
+    with pytest.raises(RuntimeError):
+        await service.on_deliver(text)
+    with store.session() as s:
+        again = s.scalars(select(SmsDeadLetter)).one()
+    assert (again.tries, again.dead) == (1, False)
 
 
 def test_numbers_that_texted_td_before_are_rewritten_in_the_stores_form(db_url: str) -> None:
