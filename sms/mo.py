@@ -35,7 +35,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
-from sqlalchemy import Connection, Table, func, select
+from sqlalchemy import Connection, Table, func, select, update
 
 from core.business import AuditedReader, PhoneOwners
 from core.db import Store, upsert
@@ -182,10 +182,16 @@ class MoHandler:
                     taken = c.execute(PARTS.delete().where(parts.where()).returning(PARTS.c.seq)).all()
                     if len(taken) < parts.total:
                         raise _TakenElsewhere  # rolls back: another dispatcher answers the text
-                reply = data or self._keyword(c, phone, keyword, code, owners, now, send=not capped)
-                row = {"phone": phone, "text": text[:1000], "keyword": keyword.lower(), "received_at": now}
-                c.execute(TEXTS.insert().values(**row, replied=reply is not None))
+                text_id = self._store_text(c, phone, text, keyword, now)
+                # Counted again in the transaction that replies, one number at a time (the
+                # count before it is only there to spare reading data for a capped number):
+                # texts arriving together, or at two dispatchers, cannot all get a reply.
+                capped = capped or self._replied_within_hour(c, phone, now) >= self.settings.mo_replies_per_hour
+                reply = (None if capped else data) or self._keyword(
+                    c, phone, keyword, code, owners, now, send=not capped
+                )
                 if reply is not None:
+                    c.execute(update(TEXTS).where(TEXTS.c.id == text_id).values(replied=True))
                     c.execute(MESSAGES.insert().values(**self._reply_row(phone, reply + SIGNATURE, keyword, now)))
         except _TakenElsewhere:
             return None
@@ -197,6 +203,23 @@ class MoHandler:
             )
         log.info("MO %s from %s %s", keyword.lower(), mask_phone(phone), "answered" if reply else "not answered")
         return None if reply is None else reply + SIGNATURE
+
+    @staticmethod
+    def _store_text(c: Connection, phone: str, text: str, keyword: str, now: dt.datetime) -> int:
+        """The text, stored first: on SQLite this write takes the database's write lock, on
+        PostgreSQL a lock per number is taken before it, so the count that follows sees
+        every reply to this number committed before."""
+        if c.dialect.name == "postgresql":
+            c.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("mo:" + phone, 0))))
+        row = {"phone": phone, "text": text[:1000], "keyword": keyword.lower(), "received_at": now}
+        return int(c.execute(TEXTS.insert().values(**row, replied=False).returning(TEXTS.c.id)).scalar_one())
+
+    @staticmethod
+    def _replied_within_hour(c: Connection, phone: str, now: dt.datetime) -> int:
+        query = select(func.count()).where(
+            TEXTS.c.phone == phone, TEXTS.c.received_at > now - HOUR, TEXTS.c.replied.is_(True)
+        )
+        return int(c.scalar(query) or 0)
 
     def _owners(self, phone: str) -> PhoneOwners:
         """Through the business port: the registrations are the business system's."""

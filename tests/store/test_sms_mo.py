@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import threading
 from typing import Any
 
 import pytest
@@ -179,6 +180,28 @@ def test_replies_to_one_number_are_capped_per_hour_and_the_texts_still_stored(
     capped = [rec for rec in caplog.records if "capped" in rec.getMessage()]
     assert len(capped) == 1 and r.phone not in capped[0].getMessage()
     assert mask_phone(r.phone) in capped[0].getMessage()
+
+
+def test_texts_arriving_together_get_no_more_replies_than_the_cap(store: Store, sample_data: Any) -> None:
+    """Found in review: the count was read in a transaction of its own, so 12 texts at once
+    (or at two dispatchers) all read 0 and all got a reply."""
+    load_sample(store)
+    r = sample_data[1][5]
+    handlers = [_handler(store), _handler(store)]  # two dispatchers
+    start = threading.Barrier(12)
+
+    def text(n: int) -> None:
+        start.wait(timeout=10)
+        handlers[n % 2].answer(r.phone, "YE")
+
+    threads = [threading.Thread(target=text, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(_replies(store)) == 5
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(SmsMoText)) == 12
 
 
 @pytest.mark.parametrize("form", ["86{}", "+86{}", "0086{}", "+86 {}", "86-{}"])
