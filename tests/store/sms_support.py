@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 
+from bench.procs import free_port
+from core.business import BusinessPort
 from core.db import Store
 from core.models import SmsMessage
 from core.sample_port import SampleBusinessPort
+from core.settings import Settings
+from sms.dispatcher import Dispatcher
 from sms.intake import emit
-from tests.conftest import PEPPER
+from sms.pdu import Inbound
+from sms.simulator import SimConfig, Simulator
+from sms.smpp import SmppTransport
+from tests.conftest import PEPPER, make_settings
 
 FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
 
@@ -46,3 +56,43 @@ async def until_final(store: Store, count: int, limit_s: float = 30) -> list[Sms
 def sample_port(store: Store) -> SampleBusinessPort:
     """The embedded business adapter over the store's sample tables."""
     return SampleBusinessPort(store, PEPPER)
+
+
+@asynccontextmanager
+async def dispatching(
+    store: Store, tmp_path: Path, sim: dict[str, Any], *, port: BusinessPort | None = None, **env: str
+) -> AsyncIterator[tuple[Simulator, Dispatcher, SmppTransport]]:
+    """The SMSC simulator (`sim`: its SimConfig fields) and one dispatcher bound to it over
+    TCP, with short polls and retries and no quiet hours (they have their own tests: the
+    outcome must not depend on the clock); `env` sets more HOTLINE_* values."""
+    simulator = Simulator(SimConfig(port=free_port(), receipt_delay_s=0.05, **sim))
+    await simulator.start()
+    settings: Settings = make_settings(
+        tmp_path,
+        store.url,
+        HOTLINE_SMPP_PORT=str(simulator.config.port),
+        HOTLINE_SMPP_PASSWORD="secret",
+        HOTLINE_SMS_POLL_S="0.05",
+        HOTLINE_SMS_RETRY_BASE_S="0.1",
+        **env,
+    )
+    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
+    holder: dict[str, Dispatcher] = {}
+
+    async def on_deliver(inbound: Inbound) -> None:
+        if inbound.is_receipt:
+            await holder["d"].on_receipt(inbound)
+
+    transport = SmppTransport(settings.smpp, on_deliver)
+    chosen = port if port is not None else sample_port(store)
+    dispatcher = holder["d"] = Dispatcher(settings, store, chosen, transport.submit, "test-1")
+    await transport.start()
+    stop = asyncio.Event()
+    loop = asyncio.create_task(dispatcher.run(stop))
+    try:
+        yield simulator, dispatcher, transport
+    finally:
+        stop.set()
+        await asyncio.wait_for(loop, 20)
+        await transport.stop()
+        await simulator.stop()

@@ -14,21 +14,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from bench.procs import free_port
 from core.business import AuditedReader, ContributionRow
 from core.db import Store
 from core.models import AuditEntry, SmsMessage
-from core.settings import Settings
+from core.settings import SmsSettings
 from sms import batch
-from sms.dispatcher import Dispatcher
 from sms.intake import emit
 from sms.mo import MoHandler
-from sms.pdu import Inbound
-from sms.simulator import SimConfig, Simulator
-from sms.smpp import SmppTransport
-from tests.conftest import make_settings
 from tests.memory_port import SAMPLE_TABLES, MemoryBusinessPort, MemoryEmployer, MemoryResident
-from tests.store.sms_support import until_final
+from tests.store.sms_support import dispatching, until_final
 
 ALICE = MemoryResident(
     id=501,
@@ -72,40 +66,14 @@ async def test_the_whole_sms_path_runs_on_another_port_with_no_sample_tables(bar
     emit(store, "pension_credited", "person", ALICE.id_number, payload, "pension:alice")
     batch.load_segment(store, port, "employers-in-arrears", "2026-11", "2026-12-15", None)
     batch.load_segment(store, port, "residents-interrupted", "2026-11", None, None)
-    simulator = Simulator(SimConfig(port=free_port(), receipt_delay_s=0.05))
-    await simulator.start()
-    settings: Settings = make_settings(
-        tmp_path,
-        store.url,
-        HOTLINE_SMPP_PORT=str(simulator.config.port),
-        HOTLINE_SMPP_PASSWORD="secret",
-        HOTLINE_SMS_POLL_S="0.05",
-    )
-    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
-    mo = MoHandler(store, AuditedReader(store, port), settings=settings.sms)
-    holder: dict[str, Dispatcher] = {}
-
-    async def on_deliver(inbound: Inbound) -> None:
-        if inbound.is_receipt:
-            await holder["d"].on_receipt(inbound)
-
-    transport = SmppTransport(settings.smpp, on_deliver)
-    dispatcher = holder["d"] = Dispatcher(settings, store, port, transport.submit, "isolated")
-    await transport.start()
-    stop = asyncio.Event()
-    loop = asyncio.create_task(dispatcher.run(stop))
-    try:
+    mo = MoHandler(store, AuditedReader(store, port), settings=SmsSettings())
+    async with dispatching(store, tmp_path, {}, port=port) as (_sim, dispatcher, _t):
         # A resident texts YE from the number the clerk typed with +86 and dashes.
         reply = await asyncio.to_thread(mo.answer, "8613900000011", "YE")
         dispatcher.wake.set()
         # Alice's reminder to both her phones, the firm's arrears notice, Bob's
         # interruption notice, and the reply to the YE.
         messages = await until_final(store, 5)
-    finally:
-        stop.set()
-        await asyncio.wait_for(loop, 20)
-        await transport.stop()
-        await simulator.stop()
     assert reply is not None and "43,210.00元" in reply and "180个月" in reply
     assert {m.status for m in messages} == {"delivered"}
     by_type = sorted((m.event_type, m.recipient) for m in messages)

@@ -23,8 +23,7 @@ from sms.intake import emit, intake
 from sms.outbox import failure_reasons
 from tests.conftest import load_sample
 from tests.store.bad_events import NOBODY, Row, insert_zoo
-from tests.store.sms_support import messages_of, sample_port, until_final
-from tests.store.test_sms_dispatch import dispatching
+from tests.store.sms_support import dispatching, messages_of, sample_port, until_final
 
 SETTINGS = SmsSettings(quiet_hours={})
 ZONE = "Asia/Shanghai"
@@ -100,7 +99,7 @@ async def test_end_to_end_every_good_event_around_the_zoo_is_delivered(
     rows = insert_zoo(store, people, employers[0])
     good = [r for r in rows if r.reason is None]
     with caplog.at_level(logging.INFO):
-        async with dispatching(store, tmp_path, {}) as (sim, _d):
+        async with dispatching(store, tmp_path, {}) as (sim, _d, _t):
             messages = await until_final(store, len(good))
             for _ in range(100):  # every event taken up (at most 10 s)
                 if not any(e.status == "pending" for e in _events(store).values()):

@@ -6,66 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import insert
 
-from bench.procs import free_port
 from bench.sms_gateway import people, statement
 from core.db import Store
 from core.models import BusinessEvent, Resident, SmsMessage, SmsReceipt, SmsSegment, utcnow
-from core.settings import Settings, SmsSettings
+from core.settings import SmsSettings
 from sms import outbox
 from sms.dispatcher import Dispatcher
 from sms.encoding import split_udh
 from sms.errors import DispatcherFault
 from sms.intake import emit, intake
-from sms.pdu import Inbound
-from sms.simulator import SimConfig, Simulator, user_data_octets
-from sms.smpp import SmppTransport
+from sms.simulator import user_data_octets
 from tests.conftest import load_sample, make_settings
-from tests.store.sms_support import emit_pensions, messages_of, sample_port, until_final
-
-
-@asynccontextmanager
-async def dispatching(
-    store: Store, tmp_path: Path, sim: dict[str, Any], **env: str
-) -> AsyncIterator[tuple[Simulator, Dispatcher]]:
-    simulator = Simulator(SimConfig(port=free_port(), receipt_delay_s=0.05, **sim))
-    await simulator.start()
-    settings: Settings = make_settings(
-        tmp_path,
-        store.url,
-        HOTLINE_SMPP_PORT=str(simulator.config.port),
-        HOTLINE_SMPP_PASSWORD="secret",
-        HOTLINE_SMS_POLL_S="0.05",
-        HOTLINE_SMS_RETRY_BASE_S="0.1",
-        **env,
-    )
-    # No quiet hours here (they have their own tests): the outcome must not depend on the clock.
-    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
-    holder: dict[str, Dispatcher] = {}
-
-    async def on_deliver(inbound: Inbound) -> None:
-        if inbound.is_receipt:
-            await holder["d"].on_receipt(inbound)
-
-    transport = SmppTransport(settings.smpp, on_deliver)
-    dispatcher = holder["d"] = Dispatcher(settings, store, sample_port(store), transport.submit, "test-1")
-    await transport.start()
-    stop = asyncio.Event()
-    loop = asyncio.create_task(dispatcher.run(stop))
-    try:
-        yield simulator, dispatcher
-    finally:
-        stop.set()
-        await asyncio.wait_for(loop, 20)
-        await transport.stop()
-        await simulator.stop()
+from tests.store.sms_support import dispatching, emit_pensions, messages_of, sample_port, until_final
 
 
 async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: Path, sample_data: Any) -> None:
@@ -73,7 +31,7 @@ async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: P
     people = sample_data[1][:20]
     emit_pensions(store, people[:15])
     emit_pensions(store, people[15:], long=True)
-    async with dispatching(store, tmp_path, {}) as (sim, _d):
+    async with dispatching(store, tmp_path, {}) as (sim, _d, _t):
         messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     long = [m for m in messages if m.event_type == "policy_news"]
@@ -92,7 +50,7 @@ async def test_long_texts_go_out_in_parts_the_smsc_takes(store: Store, tmp_path:
     first, second = sample_data[1][:2]
     emit(store, "policy_news", "person", first.id_number, {"title": "通知", "body": "社保" * 150}, "long")
     emit(store, "policy_news", "person", second.id_number, {"title": "通知", "body": "医保😀" * 100}, "emoji")
-    async with dispatching(store, tmp_path, {}) as (sim, _d):
+    async with dispatching(store, tmp_path, {}) as (sim, _d, _t):
         messages = await until_final(store, 2)
     assert [(m.status, m.segments) for m in messages] == [("delivered", 5), ("delivered", 7)]
     parts = [s for s in sim.submitted if s.status == 0]
@@ -109,7 +67,7 @@ async def test_throttling_and_temporary_errors_slow_down_and_retry(
     load_sample(store)
     emit_pensions(store, sample_data[1][:20])
     sim = {"tps": 8, "fail_every": {0x08: 5}}
-    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_THROTTLE_PAUSE_S="0.5") as (simulator, _d):
+    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_THROTTLE_PAUSE_S="0.5") as (simulator, _d, _t):
         messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     assert simulator.counts["rejected_0x58"] >= 1 and simulator.counts["rejected_0x08"] >= 1
@@ -147,7 +105,7 @@ async def test_a_dropped_link_loses_nothing_and_flags_what_may_be_twice(
     load_sample(store)
     emit_pensions(store, sample_data[1][:30])
     sim = {"resp_delay_s": 0.3, "down_s": 0.3}
-    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_WINDOW="5") as (simulator, _d):
+    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_WINDOW="5") as (simulator, _d, _t):
         await asyncio.sleep(0.5)
         await simulator.drop()
         simulator.config.resp_delay_s = 0.0
@@ -261,7 +219,7 @@ async def test_an_instant_reminder_overtakes_a_running_batch(store: Store, tmp_p
     with store.transaction() as c:
         c.execute(insert(Resident), batch)
         c.execute(insert(BusinessEvent), [statement(p) for p in batch])
-    async with dispatching(store, tmp_path, {}, HOTLINE_SMPP_TPS="100") as (sim, _d):
+    async with dispatching(store, tmp_path, {}, HOTLINE_SMPP_TPS="100") as (sim, _d, _t):
         for _ in range(400):  # the batch under way: 50 sent (at most 20 s)
             if sim.counts["accepted"] >= 50:
                 break

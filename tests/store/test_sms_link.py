@@ -6,63 +6,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import insert
 
-from bench.procs import free_port
 from bench.sms_gateway import people, statement
 from core.db import Store
 from core.models import BusinessEvent, Resident
-from sms.dispatcher import Dispatcher
-from sms.pdu import Inbound
-from sms.simulator import SimConfig, Simulator
-from sms.smpp import SmppTransport
-from tests.conftest import load_sample, make_settings
-from tests.store.sms_support import emit_pensions, sample_port, until_final
+from tests.conftest import load_sample
+from tests.store.sms_support import dispatching as _dispatching
+from tests.store.sms_support import emit_pensions, until_final
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@asynccontextmanager
-async def dispatching(
-    store: Store, tmp_path: Path, sim: dict[str, Any], **env: str
-) -> AsyncIterator[tuple[Simulator, SmppTransport]]:
-    simulator = Simulator(SimConfig(port=free_port(), receipt_delay_s=0.05, **sim))
-    await simulator.start()
-    settings = make_settings(
-        tmp_path,
-        store.url,
-        HOTLINE_SMPP_PORT=str(simulator.config.port),
-        HOTLINE_SMPP_PASSWORD="secret",
-        HOTLINE_SMPP_REBIND_FIRST_S="0.2",
-        HOTLINE_SMS_POLL_S="0.05",
-        HOTLINE_SMS_RETRY_BASE_S="0.1",
-        **env,
-    )
-    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
-    holder: dict[str, Dispatcher] = {}
-
-    async def on_deliver(inbound: Inbound) -> None:
-        if inbound.is_receipt:
-            await holder["d"].on_receipt(inbound)
-
-    transport = SmppTransport(settings.smpp, on_deliver)
-    dispatcher = holder["d"] = Dispatcher(settings, store, sample_port(store), transport.submit, "link-1")
-    await transport.start()
-    stop = asyncio.Event()
-    loop = asyncio.create_task(dispatcher.run(stop))
-    try:
-        yield simulator, transport
-    finally:
-        stop.set()
-        await asyncio.wait_for(loop, 20)
-        await transport.stop()
-        await simulator.stop()
+def dispatching(store: Store, tmp_path: Path, sim: dict[str, Any], **env: str) -> Any:
+    """The shared harness, binding again after 0.2 s at first (not the default 1 s)."""
+    return _dispatching(store, tmp_path, sim, HOTLINE_SMPP_REBIND_FIRST_S="0.2", **env)
 
 
 def _statements(store: Store, n: int) -> None:
@@ -83,7 +45,7 @@ async def test_a_bind_that_hangs_mid_batch_is_dropped_and_the_batch_completes(
     load_sample(store)
     _statements(store, 60)
     sim = {"hang_after": 20, "resp_delay_s": 0.05}
-    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_RESPONSE_TIMEOUT_S="1") as (simulator, transport):
+    async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_RESPONSE_TIMEOUT_S="1") as (simulator, _d, transport):
         messages = await until_final(store, 60, limit_s=30)
         assert simulator.counts["hangs"] == 1
     assert {m.status for m in messages} == {"delivered"}
@@ -108,7 +70,7 @@ async def test_an_idle_bind_gone_silent_is_found_by_enquire_link(
     caplog.set_level(logging.INFO, logger="sms")
     load_sample(store)
     env = {"HOTLINE_SMPP_ENQUIRE_LINK_S": "0.5", "HOTLINE_SMPP_ENQUIRE_LINK_TIMEOUT_S": "0.5"}
-    async with dispatching(store, tmp_path, {}, **env) as (simulator, transport):
+    async with dispatching(store, tmp_path, {}, **env) as (simulator, _d, transport):
         await asyncio.wait_for(transport.bound.wait(), 10)
         assert simulator.hang() == 1
         transport.bound.clear()
