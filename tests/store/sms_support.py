@@ -8,12 +8,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bench.procs import free_port
+from bench.sms_gateway import people
 from core.business import BusinessPort
 from core.db import Store
-from core.models import SmsMessage
+from core.models import BusinessEvent, Resident, SmsMessage
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from sms.dispatcher import Dispatcher
@@ -34,6 +35,25 @@ def emit_pensions(store: Store, people: list[Any], long: bool = False) -> None:
             emit(store, "policy_news", "person", p.id_number, payload, f"news:{p.id_number}")
         else:
             emit(store, "pension_credited", "person", p.id_number, payload, f"pension:{p.id_number}")
+
+
+def insert_reminders(store: Store, n: int) -> None:
+    """n residents with their own numbers, and a pension reminder each (a message per
+    recipient is in flight at a time), inserted as the business system does."""
+    rows = people(n)
+    events = [
+        {
+            "event_type": "pension_credited",
+            "subject_kind": "person",
+            "subject_id": r["id_number"],
+            "payload": {"name": r["name"], "period": "2026-11", "amount": 100_000 + i},
+            "idempotency_key": f"pension:2026-11:{r['id_number']}",
+        }
+        for i, r in enumerate(rows)
+    ]
+    with store.transaction() as c:
+        c.execute(insert(Resident), rows)
+        c.execute(insert(BusinessEvent), events)
 
 
 def messages_of(store: Store) -> list[SmsMessage]:

@@ -15,13 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
 
 from bench.procs import free_port
-from bench.sms_gateway import people
 from core.db import Store
-from core.models import BusinessEvent, Resident
 from hotline.serve import SHUTDOWN_DEADLINE_S, SHUTDOWN_FORCE_AFTER_S
+from tests.store.sms_support import insert_reminders
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -70,28 +68,11 @@ def silent_smsc() -> Iterator[int]:
         yield s.getsockname()[1]
 
 
-def _reminders(store: Store, n: int) -> None:
-    rows = people(n)
-    events = [
-        {
-            "event_type": "pension_credited",
-            "subject_kind": "person",
-            "subject_id": r["id_number"],
-            "payload": {"name": r["name"], "period": "2026-11", "amount": 100_000 + i},
-            "idempotency_key": f"pension:2026-11:{r['id_number']}",
-        }
-        for i, r in enumerate(rows)
-    ]
-    with store.transaction() as c:
-        c.execute(insert(Resident), rows)
-        c.execute(insert(BusinessEvent), events)
-
-
 @pytest.mark.parametrize("smsc", ["refused", "silent"])
 def test_sigterm_ends_serve_within_its_deadline_while_the_smsc_is_unreachable(
     store: Store, tmp_path: Path, silent_smsc: int, smsc: str
 ) -> None:
-    _reminders(store, 5)  # claimed and waiting for a bind that never comes
+    insert_reminders(store, 5)  # claimed and waiting for a bind that never comes
     port = silent_smsc if smsc == "silent" else free_port()
     proc = _serve(tmp_path, _env(store.url, HOTLINE_SMPP_PORT=str(port), HOTLINE_SMS_POLL_S="0.1"), "sms")
     try:

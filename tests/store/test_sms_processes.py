@@ -17,34 +17,16 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 
 from bench.procs import free_port
-from bench.sms_gateway import people
 from core.db import Store
-from core.models import BusinessEvent, Resident, SmsMessage
+from core.models import SmsMessage
+from tests.store.sms_support import insert_reminders
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 20
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-
-
-def _people(store: Store, n: int) -> None:
-    """n residents with their own numbers (a message per recipient is in flight at a time)."""
-    rows = people(n)
-    events = [
-        {
-            "event_type": "pension_credited",
-            "subject_kind": "person",
-            "subject_id": r["id_number"],
-            "payload": {"name": r["name"], "period": "2026-11", "amount": 100_000 + i},
-            "idempotency_key": f"pension:2026-11:{r['id_number']}",
-        }
-        for i, r in enumerate(rows)
-    ]
-    with store.transaction() as c:
-        c.execute(insert(Resident), rows)
-        c.execute(insert(BusinessEvent), events)
 
 
 class Stack:
@@ -128,7 +110,7 @@ def _wait_final(store: Store, n: int, limit_s: float) -> dict[str, int]:
 
 def test_two_dispatchers_send_ten_thousand_events_exactly_once(store: Store, tmp_path: Path) -> None:
     n = 10_000
-    _people(store, n)
+    insert_reminders(store, n)
     with stack(store, tmp_path) as s:
         s.dispatcher("d1")
         s.dispatcher("d2")
@@ -145,7 +127,7 @@ def test_two_dispatchers_send_ten_thousand_events_exactly_once(store: Store, tmp
 
 def test_a_dispatcher_killed_mid_batch_loses_nothing_and_bounds_duplicates(store: Store, tmp_path: Path) -> None:
     n = 3_000
-    _people(store, n)
+    insert_reminders(store, n)
     with stack(store, tmp_path) as s:
         victim = s.dispatcher("victim")
         deadline = time.monotonic() + 60
