@@ -94,7 +94,6 @@ class CardStatus:
 class BusinessPort(Protocol):
     """What the hotline may ask of the social-insurance business system."""
 
-    def resident_id(self, id_number: str) -> int | None: ...
     def person(self, resident_id: int) -> Person: ...
     def check_pin(self, id_number: str, pin: str) -> PinCheck:
         """Whether the PIN is the one of the resident holding `id_number`. It must take the

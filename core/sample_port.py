@@ -34,7 +34,6 @@ from core.db import Store, among_param, chunks
 from core.models import BusinessEvent, Contribution, Employer, Resident, ResidentPhone, UnemploymentPayment, utcnow
 
 # The reads every identified call makes, built once (no statement building per call).
-_RESIDENT_ID = select(Resident.id).where(Resident.id_number == bindparam("id_number"))
 _PIN_HASH = select(Resident.id, Resident.pin_hash).where(Resident.id_number == bindparam("id_number"))
 _PENSION = select(Resident.pension_balance_fen, Resident.pension_months).where(Resident.id == bindparam("rid"))
 
@@ -46,10 +45,6 @@ class SampleBusinessPort:
         self.store = store
         self.pepper = pin_pepper
         self.decoy = pins.hash_pin(secrets.token_hex(8), pin_pepper)  # checked for ID numbers nobody holds
-
-    def resident_id(self, id_number: str) -> int | None:
-        with self.store.transaction() as c:
-            return c.scalar(_RESIDENT_ID, {"id_number": id_number})
 
     def person(self, resident_id: int) -> Person:
         with self.store.session() as s:

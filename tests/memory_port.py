@@ -61,10 +61,6 @@ class MemoryBusinessPort:
         self.hashes = {r.id: pins.hash_pin(r.pin, self.pepper) for r in residents}
         self.decoy = pins.hash_pin("000000", self.pepper)
 
-    def resident_id(self, id_number: str) -> int | None:
-        r = self.by_number.get(id_number)
-        return None if r is None else r.id
-
     def person(self, resident_id: int) -> Person:
         r = self.residents[resident_id]
         return Person(r.name, r.id_number, r.phones[0])
