@@ -25,7 +25,7 @@ import logging
 import zoneinfo
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, case, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 
 from core import audit
 from core.business import BusinessPort
@@ -134,8 +134,8 @@ class Identifier:
         c.execute(
             upsert(c, CallIdentity).values(call_id=call_id, id_key=key, at=now).on_conflict_do_nothing(),
         )
-        keys = list(c.scalars(select(CallIdentity.id_key).where(CallIdentity.call_id == call_id)))
-        if len(keys) > self.limits.ids_per_call:
+        tried = c.scalar(select(func.count()).where(CallIdentity.call_id == call_id)) or 0
+        if tried > self.limits.ids_per_call:
             raise IdentifyRefused("ids_per_call")  # the transaction rolls back this ID number's row
 
     def _take_from_budget(self, c: Connection, budget: tuple[str, dt.date], now: dt.datetime) -> None:
