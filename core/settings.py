@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import SettingsError
+from core.sip_settings import SipSettings
 
 DEFAULT_CONFIG = Path("hotline.toml")
 ENV_PREFIX = "HOTLINE_"
@@ -282,6 +283,7 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     sms: SmsSettings = SmsSettings()
     twilio: TwilioSettings = TwilioSettings()
+    sip: SipSettings = SipSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

@@ -14,13 +14,15 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Final
 
 from core.settings import Settings
+from core.sip_phones import PhoneEntry
 from ivr import asterisk_root as roots
-from ivr.asterisk_config import DIALPLANS_DIR, install_config, install_prompts
+from ivr.asterisk_config import DIALPLANS_DIR, install_config, install_prompts, install_sip
 from ivr.errors import (
     AmiLoginRefused,
     AmiUnavailable,
@@ -52,9 +54,16 @@ class AsteriskStatus:
 
 class LocalAsterisk:
     def __init__(
-        self, settings: Settings, *, dialplans_dir: Path = DIALPLANS_DIR, start_timeout_s: float = 60.0
+        self,
+        settings: Settings,
+        *,
+        dialplans_dir: Path = DIALPLANS_DIR,
+        start_timeout_s: float = 60.0,
+        phones: Sequence[PhoneEntry] = (),
     ) -> None:
         self.settings = settings
+        # Agents' phones for pjsip.conf (from the store: `hotline asterisk up` reads them).
+        self.phones = tuple(phones)
         self.dialplans_dir = dialplans_dir
         self.start_timeout_s = start_timeout_s
         self.cache_dir = settings.asterisk.cache_dir.expanduser().resolve()
@@ -124,6 +133,16 @@ class LocalAsterisk:
         self.cli("core reload")
         self._wait_ready(None)
 
+    def reload_sip(self, phones: Sequence[PhoneEntry]) -> None:
+        """Rewrite pjsip.conf with these phones and have the running res_pjsip read it
+        (registrations of phones still listed stay; removed phones lose theirs)."""
+        self.phones = tuple(phones)
+        _, group_id = roots.account_ids(self.root, RUN_USER)
+        install_sip(self.root, self.settings, group_id, self.phones)
+        if self.running_pid() is not None:
+            self.cli("module reload res_pjsip.so")
+            self.cli("dialplan reload")
+
     def cli(self, command: str, timeout_s: float = 15.0) -> str:
         """Run an Asterisk CLI command in the running Asterisk and return its output."""
         done = self._remote(command, timeout_s)
@@ -142,7 +161,7 @@ class LocalAsterisk:
 
     def _install(self) -> None:
         _, group_id = roots.account_ids(self.root, RUN_USER)
-        install_config(self.root, self.settings, group_id, self.dialplans_dir)
+        install_config(self.root, self.settings, group_id, self.dialplans_dir, self.phones)
         install_prompts(self.root, self.settings.ivr.prompts_dir / "build")
 
     def _start(self) -> None:

@@ -13,13 +13,23 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from core.settings import Settings
+from core.sip_phones import PhoneEntry
 from ivr.asterisk_root import resolve_in_root
 from ivr.dialplan import GLOBAL_AGI_ADDR, SOUNDS_SUBDIR
 from ivr.errors import AsteriskConfigError
+from ivr.pjsip_config import (
+    PJSIP_FILE,
+    RTP_FILE,
+    TRUNKS_DIALPLAN_FILE,
+    render_pjsip,
+    render_rtp,
+    render_trunk_dialplan,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,8 +77,16 @@ def agi_address(settings: Settings) -> str:
     return f"{host}:{settings.agi.port}"
 
 
-def install_config(root: Path, settings: Settings, group_id: int, sources_dir: Path = DIALPLANS_DIR) -> None:
-    """Copy dialplans/*.conf (rendered) and the generated globals into the root's /etc/asterisk."""
+def install_config(
+    root: Path,
+    settings: Settings,
+    group_id: int,
+    sources_dir: Path = DIALPLANS_DIR,
+    phones: Sequence[PhoneEntry] = (),
+) -> None:
+    """Copy dialplans/*.conf (rendered), the generated globals and the SIP configuration
+    (pjsip.conf with the trunks and `phones`, rtp.conf, the trunks' contexts) into the
+    root's /etc/asterisk."""
     values = template_values(settings)
     etc = resolve_in_root(root, ETC_DIR)
     sources = sorted(sources_dir.glob("*.conf"))
@@ -82,10 +100,27 @@ def install_config(root: Path, settings: Settings, group_id: int, sources_dir: P
         f"{GLOBAL_AGI_ADDR}={agi_address(settings)}\n"
     )
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
+    install_sip(root, settings, group_id, phones)
     for name in DISABLED_FILES:
         if (etc / name).exists():
             (etc / name).replace(etc / f"{name}.disabled")
     logger.info("installed %d config files into %s (FastAGI at %s)", len(sources), etc, agi_address(settings))
+
+
+def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[PhoneEntry]) -> None:
+    """Write pjsip.conf (readable by the asterisk group only: a trunk's password), rtp.conf
+    and the trunks' dialplan; `hotline phones add` calls this alone, then reloads res_pjsip."""
+    etc = resolve_in_root(root, ETC_DIR)
+    _write(etc / PJSIP_FILE, render_pjsip(settings, phones), group_id, secret=True)
+    _write(etc / RTP_FILE, render_rtp(settings.sip), group_id, secret=False)
+    _write(etc / TRUNKS_DIALPLAN_FILE, render_trunk_dialplan(settings.sip), group_id, secret=False)
+    logger.info(
+        "SIP: transports on %s:%d, %d trunk(s), %d phone(s)",
+        settings.sip.bind,
+        settings.sip.port,
+        len(settings.sip.trunks),
+        len(phones),
+    )
 
 
 def _write(path: Path, text: str, group_id: int, *, secret: bool) -> None:

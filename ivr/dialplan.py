@@ -11,6 +11,10 @@ CTX_ENTRY: Final = "hotline-12333"  # where callers to 12333 land
 CTX_QUEUE: Final = "hotline-queue"  # transfer to an agent queue
 CTX_CALLER_SCRIPT: Final = "hotline-caller-script"  # scripted test caller (answers, waits, DTMF)
 CTX_AGENTS: Final = "hotline-agents"  # scripted agents (Local channels), used by issue 3
+CTX_PHONES: Final = "hotline-phones"  # what agents' SIP phones and softphones may dial
+CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the outbound trunk
+# Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
+TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 
 EXTEN_HOTLINE: Final = "12333"
 

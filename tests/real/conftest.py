@@ -14,6 +14,7 @@ from ivr.asterisk import LocalAsterisk
 from ivr.asterisk_config import ETC_DIR
 from ivr.asterisk_root import resolve_in_root
 from tests.real.serving import Ivr, serving
+from tests.real.sip_setup import phone_entries, with_test_sip
 
 
 def _test_settings() -> Settings:
@@ -22,7 +23,7 @@ def _test_settings() -> Settings:
     Without a configured AMI secret: the secret of an Asterisk already running from an
     earlier `hotline asterisk up` (so the session's reload leaves it usable), else a fresh one.
     """
-    settings = load_settings()
+    settings = with_test_sip(load_settings())
     if settings.ami.secret:
         return settings
     running = _running_secret(LocalAsterisk(settings), settings.ami.user)
@@ -47,7 +48,7 @@ def asterisk_settings() -> Settings:
 def asterisk(asterisk_settings: Settings) -> Iterator[LocalAsterisk]:
     """A running local Asterisk with our dialplans: started (or reconfigured and reloaded)
     for the session, and stopped at the end only if this session started it."""
-    local = LocalAsterisk(asterisk_settings)
+    local = LocalAsterisk(asterisk_settings, phones=phone_entries(asterisk_settings))
     was_running = local.status().running
     local.up()
     yield local

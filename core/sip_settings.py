@@ -1,0 +1,171 @@
+"""Settings of the SIP side: transports, the carrier trunks, agents' phones and the softphone.
+
+`hotline asterisk up` renders pjsip.conf, http.conf and rtp.conf from these (ivr/pjsip_config.py).
+A trunk is the carrier's side of the hotline: the addresses it sends from, the numbers that
+mean "the hotline" on it (carriers send 12333, the county's long number, with or without area
+code or country code), and, for one trunk, the way out for callbacks and notices.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# Names that become section names in pjsip.conf and parts of dialplan context names.
+_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+# A called number as carriers send it in the Request-URI user part.
+_NUMBER = re.compile(r"\+?[0-9]{3,20}")
+# What pjsip.conf can carry in a value: printable ASCII without the comment character.
+_CONF_VALUE = re.compile(r"[!-~]*")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _conf_safe(value: str, what: str) -> str:
+    if not _CONF_VALUE.fullmatch(value) or any(c in value for c in ";[]\\"):
+        raise ValueError(f"{what}: use printable ASCII without spaces, ';', '\\', '[' or ']'")
+    return value
+
+
+class SipTrunk(_Section):
+    """One carrier connection (中继). Inbound calls are recognised by source address only."""
+
+    name: str
+    # Addresses or networks the carrier's INVITEs come from (PJSIP identify `match`).
+    match: tuple[str, ...]
+    # Where calls out go: the carrier's SIP server (host or address) and port.
+    host: str = ""
+    port: int = Field(5060, ge=1, le=65535)
+    transport: Literal["udp", "tcp"] = "udp"
+    # Called numbers that mean the hotline on this trunk; each is sent to the IVR as 12333.
+    numbers: tuple[str, ...] = ("12333",)
+    # Outbound registration, for carriers that want the hotline registered with them.
+    registration: bool = False
+    username: str = ""
+    password: str = Field("", description="secret: the carrier's registration and outbound password")
+    # Callbacks (and later voice notices) leave through the one trunk marked outbound.
+    outbound: bool = False
+    codecs: tuple[Literal["alaw", "ulaw"], ...] = ("alaw", "ulaw")
+    # rfc4733 (RFC 4733 telephone-events); auto also listens for in-band tones when the
+    # carrier's SDP offers no telephone-event; inband only for carriers without RFC 4733.
+    dtmf_mode: Literal["rfc4733", "auto", "inband"] = "rfc4733"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("a trunk name is lower-case letters, digits and '-', starting with a letter")
+        return value
+
+    @field_validator("match")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("a trunk needs the addresses its carrier sends from (match)")
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is no IP address or network") from exc
+        return value
+
+    @field_validator("numbers")
+    @classmethod
+    def _numbers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for number in value:
+            if not _NUMBER.fullmatch(number):
+                raise ValueError(f"{number!r}: a called number is digits, optionally after '+'")
+        return value
+
+    @field_validator("host", "username", "password")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return _conf_safe(value, "trunk host, username and password")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SipTrunk:
+        if (self.outbound or self.registration) and not self.host:
+            raise ValueError(f"trunk {self.name}: outbound calls and registration need its host")
+        if self.registration and not (self.username and self.password):
+            raise ValueError(f"trunk {self.name}: registration needs username and password")
+        return self
+
+
+class SipSettings(_Section):
+    # Transports: UDP and TCP on the same address and port (RFC 3261 §18.1.1: a request
+    # within 200 bytes of the path MTU, or over 1,300 bytes, must go over TCP).
+    bind: str = "0.0.0.0"
+    port: int = Field(5060, ge=1, le=65535)
+    # Behind NAT: the public address to put in SIP and SDP, and the networks that are local.
+    external_address: str = ""
+    local_networks: tuple[str, ...] = ()
+    rtp_start: int = Field(10000, ge=1024, le=65534)
+    rtp_end: int = Field(20000, ge=1025, le=65535)
+    # The hotline's own number: what callers dial, the caller ID of calls out.
+    hotline_number: str = Field("12333", pattern=r"^[0-9]{3,20}$")
+    caller_id_name: str = "12333"
+    # Calls out at once through the outbound trunk, so inbound callers keep their lines.
+    outbound_channels: int = Field(10, ge=0, le=1000)
+    trunks: tuple[SipTrunk, ...] = ()
+    # Agents' phones: the realm of their digest credentials (password_digest is computed
+    # over username:realm:password, so changing it invalidates every stored credential).
+    realm: str = Field("hotline", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    phone_codecs: tuple[Literal["alaw", "ulaw", "opus", "g722"], ...] = ("alaw", "ulaw")
+    # PJSIP tries identifiers in this order; `ip` first means a trunk matching the phones'
+    # address takes their calls, so sites with both on one host put `username` first.
+    identify_order: tuple[Literal["ip", "username"], ...] = ("ip", "username")
+    # The softphone: SIP over secure WebSocket to Asterisk's HTTP server (TLS).
+    webrtc: bool = True
+    https_bind: str = "0.0.0.0"
+    https_port: int = Field(8089, ge=1, le=65535)
+    # A site's certificate; empty: `hotline asterisk up` makes a self-signed one for the demo.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # Derives each agent's softphone password (HMAC); never stored, only its digest is.
+    softphone_secret: str = Field("", description="secret: set it in the TOML file or HOTLINE_SIP_SOFTPHONE_SECRET")
+
+    @field_validator("local_networks")
+    @classmethod
+    def _local(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{entry!r} is no IP address or network") from exc
+        return value
+
+    @field_validator("bind", "https_bind", "external_address")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        return _conf_safe(value, "sip addresses")
+
+    @field_validator("caller_id_name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not value.strip() or any(c in value for c in ';[]\\"<>') or not value.isprintable():
+            raise ValueError("caller_id_name: printable text without ';', '[', ']', '\\', '\"', '<' or '>'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SipSettings:
+        if self.rtp_end <= self.rtp_start:
+            raise ValueError("rtp_end must be above rtp_start")
+        names = [t.name for t in self.trunks]
+        if len(set(names)) != len(names):
+            raise ValueError("trunk names must differ")
+        if sum(t.outbound for t in self.trunks) > 1:
+            raise ValueError("at most one trunk is marked outbound")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both tls_cert and tls_key, or neither (a self-signed pair is made)")
+        if len(set(self.identify_order)) != len(self.identify_order) or not self.identify_order:
+            raise ValueError("identify_order names ip and/or username, each once")
+        return self
+
+    def outbound_trunk(self) -> SipTrunk | None:
+        return next((t for t in self.trunks if t.outbound), None)

@@ -1,0 +1,232 @@
+"""pjsip.conf, rtp.conf and the trunks' dialplan, rendered from the settings and the phones.
+
+What goes in, and why:
+- UDP and TCP transports on one address and port: RFC 3261 §18.1.1 sends a request over
+  1,300 bytes (a phone's INVITE with many codecs, a 200 OK with a large SDP) over TCP, and
+  phones do switch; WSS for the softphone rides Asterisk's own TLS HTTP server (http.conf).
+- A trunk is identified by source address only (`identify_by=ip`), a phone by user name
+  only (`identify_by=username`) and always challenged, so a carrier's caller whose number
+  happens to be an agent id is never taken for that agent's phone.
+- No anonymous endpoint: res_pjsip answers a request from an address no trunk matches and
+  with no valid credentials with 401 and a challenge nobody can meet, the same answer
+  whether the user name exists or not (what chan_sip's `alwaysauthreject` did), and logs a
+  security event.
+- Each trunk has its own dialplan context: the called numbers listed for it go to the IVR
+  as 12333; any other number is refused with cause 1 (SIP 404, unallocated number).
+
+Secrets: phones carry only `password_digest` (MD5 and SHA-256 of user:realm:password);
+a trunk's registration password must be sent in clear to the carrier, so pjsip.conf is
+written readable by the asterisk group only, like manager.conf.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from core.settings import Settings
+from core.sip_phones import PhoneEntry
+from core.sip_settings import SipSettings, SipTrunk
+from ivr.dialplan import CTX_ENTRY, CTX_PHONES, EXTEN_HOTLINE, TRUNK_CONTEXT_PREFIX
+
+PJSIP_FILE: Final = "pjsip.conf"
+RTP_FILE: Final = "rtp.conf"
+TRUNKS_DIALPLAN_FILE: Final = "extensions_hotline_trunks.conf"
+TRANSPORT_UDP: Final = "transport-udp"
+TRANSPORT_TCP: Final = "transport-tcp"
+TRANSPORT_WSS: Final = "transport-wss"
+TRUNK_PREFIX: Final = "trunk-"
+# Each rendered file starts with this line.
+HEADER: Final = "; Written by `hotline asterisk up` from the settings and the phones in the store; do not edit.\n"
+
+
+def trunk_endpoint(trunk: SipTrunk) -> str:
+    return TRUNK_PREFIX + trunk.name
+
+
+def render_pjsip(settings: Settings, phones: Sequence[PhoneEntry]) -> str:
+    sip = settings.sip
+    parts = [HEADER, _global(sip), _transports(sip)]
+    parts += [_trunk(sip, t) for t in sip.trunks]
+    parts += [_phone(sip, p) for p in phones]
+    return "\n".join(parts)
+
+
+def _section(name: str, options: Iterable[tuple[str, str | int]]) -> str:
+    lines = [f"[{name}]"] + [f"{key} = {value}" for key, value in options]
+    return "\n".join(lines) + "\n"
+
+
+def _global(sip: SipSettings) -> str:
+    return _section(
+        "global",
+        [
+            ("type", "global"),
+            ("endpoint_identifier_order", ",".join(sip.identify_order)),
+            ("user_agent", "hotline-12333"),
+            ("default_realm", sip.realm),
+        ],
+    )
+
+
+def _nat(sip: SipSettings) -> list[tuple[str, str | int]]:
+    if not sip.external_address:
+        return []
+    options: list[tuple[str, str | int]] = [
+        ("external_media_address", sip.external_address),
+        ("external_signaling_address", sip.external_address),
+    ]
+    options += [("local_net", net) for net in sip.local_networks]
+    return options
+
+
+def _bind(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _transports(sip: SipSettings) -> str:
+    sections = [
+        _section(
+            TRANSPORT_UDP, [("type", "transport"), ("protocol", "udp"), ("bind", _bind(sip.bind, sip.port))] + _nat(sip)
+        ),
+        _section(
+            TRANSPORT_TCP, [("type", "transport"), ("protocol", "tcp"), ("bind", _bind(sip.bind, sip.port))] + _nat(sip)
+        ),
+    ]
+    if sip.webrtc:
+        # WSS listens on http.conf's TLS server; this transport only names the protocol.
+        sections.append(_section(TRANSPORT_WSS, [("type", "transport"), ("protocol", "wss"), ("bind", "0.0.0.0")]))
+    return "\n".join(sections)
+
+
+def _dtmf(mode: str) -> str:
+    return {"rfc4733": "rfc4733", "auto": "auto", "inband": "inband"}[mode]
+
+
+def _trunk(sip: SipSettings, trunk: SipTrunk) -> str:
+    name = trunk_endpoint(trunk)
+    transport = TRANSPORT_TCP if trunk.transport == "tcp" else TRANSPORT_UDP
+    endpoint: list[tuple[str, str | int]] = [
+        ("type", "endpoint"),
+        ("transport", transport),
+        ("context", TRUNK_CONTEXT_PREFIX + trunk.name),
+        ("disallow", "all"),
+        ("allow", ",".join(trunk.codecs)),
+        ("dtmf_mode", _dtmf(trunk.dtmf_mode)),
+        ("identify_by", "ip"),
+        ("direct_media", "no"),
+        ("rtp_symmetric", "yes"),
+        ("rewrite_contact", "yes"),
+        ("aors", name),
+        # Caller ID of calls out: the hotline's number; nothing from a phone leaks out.
+        ("callerid", f'"{sip.caller_id_name}" <{sip.hotline_number}>'),
+        ("from_user", sip.hotline_number),
+        ("trust_id_outbound", "no"),
+        ("send_pai", "no"),
+    ]
+    if trunk.host:
+        endpoint.append(("from_domain", trunk.host))
+    sections = []
+    if trunk.username and trunk.password:
+        endpoint.append(("outbound_auth", name + "-auth"))
+        sections.append(
+            _section(
+                name + "-auth",
+                [("type", "auth"), ("auth_type", "digest"), ("username", trunk.username), ("password", trunk.password)],
+            )
+        )
+    aor: list[tuple[str, str | int]] = [("type", "aor")]
+    if trunk.host:
+        transport_param = ";transport=tcp" if trunk.transport == "tcp" else ""
+        aor += [("contact", f"sip:{_bind(trunk.host, trunk.port)}{transport_param}"), ("qualify_frequency", 60)]
+    sections.insert(0, _section(name, endpoint))
+    sections.append(_section(name, aor))
+    sections.append(_section(name, [("type", "identify"), ("endpoint", name)] + [("match", m) for m in trunk.match]))
+    if trunk.registration:
+        sections.append(
+            _section(
+                name + "-registration",
+                [
+                    ("type", "registration"),
+                    ("transport", transport),
+                    ("outbound_auth", name + "-auth"),
+                    ("server_uri", f"sip:{_bind(trunk.host, trunk.port)}"),
+                    ("client_uri", f"sip:{trunk.username}@{_bind(trunk.host, trunk.port)}"),
+                    ("contact_user", sip.hotline_number),
+                    ("retry_interval", 60),
+                    ("forbidden_retry_interval", 600),
+                    ("expiration", 3600),
+                    ("line", "yes"),
+                    ("endpoint", name),
+                ],
+            )
+        )
+    return "\n".join(sections)
+
+
+def _phone(sip: SipSettings, phone: PhoneEntry) -> str:
+    name = phone.endpoint
+    endpoint: list[tuple[str, str | int]] = [
+        ("type", "endpoint"),
+        ("context", CTX_PHONES),
+        ("disallow", "all"),
+        ("allow", "opus,alaw,ulaw" if phone.webrtc else ",".join(sip.phone_codecs)),
+        ("identify_by", "username"),
+        ("auth", name),
+        ("aors", name),
+        ("direct_media", "no"),
+        ("rtp_symmetric", "yes"),
+        ("force_rport", "yes"),
+        ("rewrite_contact", "yes"),
+        ("dtmf_mode", "rfc4733"),
+        # Busy while on a call: app_queue does not ring it for a second caller.
+        ("device_state_busy_at", 1),
+    ]
+    if phone.caller_name:
+        endpoint.append(("callerid", f'"{phone.caller_name}" <{name}>'))
+    if phone.webrtc:
+        # webrtc=yes: AVPF, DTLS-SRTP with a generated certificate, ICE, rtcp-mux, and
+        # replies over the WebSocket the request came in on.
+        endpoint += [("transport", TRANSPORT_WSS), ("webrtc", "yes"), ("dtls_auto_generate_cert", "yes")]
+    auth = [("type", "auth"), ("auth_type", "digest"), ("username", name), ("realm", sip.realm)]
+    auth += [("password_digest", d) for d in phone.digests]
+    aor: list[tuple[str, str | int]] = [
+        ("type", "aor"),
+        # One registration per phone: a re-registering phone replaces its old contact.
+        ("max_contacts", 1),
+        ("remove_existing", "yes"),
+        ("qualify_frequency", 30),
+    ]
+    return "\n".join([_section(name, endpoint), _section(name, auth), _section(name, aor)])
+
+
+def render_rtp(sip: SipSettings) -> str:
+    options: list[tuple[str, str | int]] = [("rtpstart", sip.rtp_start), ("rtpend", sip.rtp_end)]
+    if sip.webrtc:
+        # ICE host candidates only: no STUN server is reachable from a county's network
+        # unless the site configures one; browsers on the same network need no more.
+        options += [("icesupport", "yes")]
+    return HEADER + _section("general", options)
+
+
+def render_trunk_dialplan(sip: SipSettings) -> str:
+    """One context per trunk: its hotline numbers go to the IVR as 12333, others get 404."""
+    blocks = [HEADER]
+    for trunk in sip.trunks:
+        lines = [f"[{TRUNK_CONTEXT_PREFIX}{trunk.name}]"]
+        for number in dict.fromkeys((*trunk.numbers, sip.hotline_number)):
+            lines.append(f"exten => {number},1,Goto({CTX_ENTRY},{EXTEN_HOTLINE},1)")
+        lines += [
+            "; Any other called number: unallocated (cause 1, SIP 404), logged for the operator.",
+            "exten => _[+0-9a-zA-Z*#].,1,Log(NOTICE,trunk " + trunk.name + " called ${EXTEN}: no hotline number)",
+            " same => n,Hangup(1)",
+        ]
+        blocks.append("\n".join(lines) + "\n")
+    return "\n".join(blocks)
+
+
+def overlaps_loopback(trunk: SipTrunk) -> bool:
+    """Whether the trunk's `match` covers 127.0.0.1, where phones on the same host register from."""
+    here = ipaddress.ip_address("127.0.0.1")
+    return any(here in ipaddress.ip_network(m, strict=False) for m in trunk.match)

@@ -1,0 +1,53 @@
+"""The SIP side of the real tier: a test carrier, agents' phones and softphones.
+
+One Asterisk serves the whole test session, so its pjsip.conf carries everything SIP tests
+need: a carrier trunk matching CARRIER_ADDR (SIPp binds there to place calls in, and answers
+calls out on CARRIER_ADDR:CARRIER_UAS_PORT), and phones for agents TEST_PHONES with known
+passwords. STRANGER_ADDR is no trunk's address. Phones register from 127.0.0.1, which no
+trunk matches (PJSIP identifies by address before user name).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Final
+
+from core.settings import Settings
+from core.sip_phones import PhoneEntry, password_digests, softphone_endpoint, softphone_password
+from core.sip_settings import SipSettings, SipTrunk
+
+CARRIER_ADDR: Final = "127.0.0.2"
+STRANGER_ADDR: Final = "127.0.0.3"
+# Where the test carrier's answering side (SIPp UAS) listens for calls out.
+CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
+# Called numbers the carrier may send for the hotline (all reach the IVR as 12333).
+CARRIER_NUMBERS: Final = ("12333", "057112333", "+8657112333")
+TEST_PHONES: Final = {"1001": "test-sip-1001", "1002": "test-sip-1002", "1003": "test-sip-1003"}
+SOFTPHONE_SECRET: Final = "test-softphone-secret"
+
+
+def with_test_sip(settings: Settings) -> Settings:
+    """The developer's settings plus the test carrier (SIP port and the rest as configured)."""
+    carrier = SipTrunk(
+        name="carrier",
+        match=(CARRIER_ADDR,),
+        host=CARRIER_ADDR,
+        port=CARRIER_UAS_PORT,
+        numbers=CARRIER_NUMBERS,
+        outbound=True,
+    )
+    sip = settings.sip.model_copy(
+        update={"trunks": (carrier,), "softphone_secret": settings.sip.softphone_secret or SOFTPHONE_SECRET}
+    )
+    return settings.model_copy(update={"sip": SipSettings.model_validate(sip.model_dump())})
+
+
+def phone_entries(settings: Settings) -> list[PhoneEntry]:
+    """Desk phones 1001-1003 with TEST_PHONES' passwords, and a softphone for each."""
+    realm = settings.sip.realm
+    entries = [PhoneEntry(agent, password_digests(agent, realm, pw)) for agent, pw in TEST_PHONES.items()]
+    for agent in TEST_PHONES:
+        endpoint = softphone_endpoint(agent)
+        password = softphone_password(settings.sip.softphone_secret, endpoint)
+        entries.append(PhoneEntry(endpoint, password_digests(endpoint, realm, password), webrtc=True))
+    return entries
