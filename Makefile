@@ -39,7 +39,7 @@ pytest: deps venv prompts
 	rm -rf $(PG_DIR); \
 	url=$$(tools/pg.sh up $(PG_DIR) $$port) || exit 1; \
 	trap 'tools/pg.sh down $(PG_DIR)' EXIT; \
-	TEST_PG_URL=$$url TEST_REQUIRE_PG=1 $(BIN)/pytest $(PYTEST_ARGS)
+	TEST_PG_URL=$$url TEST_REQUIRE_PG=1 PYTEST=$(BIN)/pytest tools/pytest_tiers.sh $(PYTEST_ARGS)
 
 test: lint pytest
 

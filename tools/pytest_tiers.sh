@@ -1,0 +1,24 @@
+#!/bin/bash
+# make test's pytest run: with no arguments, the real tier (tests/real: one Asterisk, mostly
+# waiting on calls) runs beside the other tiers (CPU-bound store, protocol and unit tests) as
+# two pytest processes at once, which roughly halves the wall time; the real tier's output
+# goes to var/test-real.log and is printed when it ends. With arguments: one plain pytest.
+# Exit status: the first non-zero of the two.
+set -u
+pytest=${PYTEST:-.venv/bin/pytest}
+if [ $# -gt 0 ]; then exec "$pytest" "$@"; fi
+mkdir -p var
+log=var/test-real.log
+"$pytest" tests/real >"$log" 2>&1 &
+real=$!
+trap 'kill $real 2>/dev/null' INT TERM
+"$pytest" tests/unit tests/protocol tests/store
+rest=$?
+wait $real
+real_rc=$?
+echo
+echo "=============================== tests/real ($log) ==============================="
+cat "$log"
+echo "tiers: unit+protocol+store exit $rest, real exit $real_rc"
+[ $rest -ne 0 ] && exit $rest
+exit $real_rc
