@@ -119,7 +119,7 @@ def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[
         # for that trunk and refused.
         logger.warning(
             "trunk(s) %s match 127.0.0.1, where phones on this host register from: match the "
-            "carrier's own address, or set sip.identify_order = [\"username\", \"ip\"]",
+            'carrier\'s own address, or set sip.identify_order = ["username", "ip"]',
             ", ".join(shared),
         )
     _write(etc / PJSIP_FILE, render_pjsip(settings, phones), group_id, secret=True)
