@@ -13,6 +13,7 @@ CTX_CALLER_SCRIPT: Final = "hotline-caller-script"  # scripted test caller (answ
 CTX_AGENTS: Final = "hotline-agents"  # scripted agents (Local channels), used by issue 3
 CTX_PHONES: Final = "hotline-phones"  # what agents' SIP phones and softphones may dial
 CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the outbound trunk
+CTX_OUTBOUND_ANSWERED: Final = "hotline-outbound-answered"  # Dial's U() routine: the resident answered
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 

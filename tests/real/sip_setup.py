@@ -9,14 +9,16 @@ trunk matches (PJSIP identifies by address before user name).
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Final
+from typing import Any, Final
 
 from core.settings import Settings
 from core.sip_phones import PhoneEntry, password_digests, softphone_endpoint, softphone_password
 from core.sip_settings import SipSettings, SipTrunk
 
 CARRIER_ADDR: Final = "127.0.0.2"
+CARRIER_TRUNK: Final = "carrier"
 STRANGER_ADDR: Final = "127.0.0.3"
 # Where the test carrier's answering side (SIPp UAS) listens for calls out.
 CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
@@ -29,7 +31,7 @@ SOFTPHONE_SECRET: Final = "test-softphone-secret"
 def with_test_sip(settings: Settings) -> Settings:
     """The developer's settings plus the test carrier (SIP port and the rest as configured)."""
     carrier = SipTrunk(
-        name="carrier",
+        name=CARRIER_TRUNK,
         match=(CARRIER_ADDR,),
         host=CARRIER_ADDR,
         port=CARRIER_UAS_PORT,
@@ -51,3 +53,24 @@ def phone_entries(settings: Settings) -> list[PhoneEntry]:
         password = softphone_password(settings.sip.softphone_secret, endpoint)
         entries.append(PhoneEntry(endpoint, password_digests(endpoint, realm, password), webrtc=True))
     return entries
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+def sip_toml(sip: SipSettings) -> str:
+    """The `[sip]` settings as TOML, for a `hotline serve` started by a test: it must know
+    the trunks (the outbound one places callbacks) that the session's Asterisk was given."""
+    fields = sip.model_dump(exclude={"trunks"}, exclude_none=True)
+    lines = ["[sip]"] + [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    for trunk in sip.trunks:
+        lines.append("\n[[sip.trunks]]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in trunk.model_dump().items()]
+    return "\n".join(lines) + "\n"
