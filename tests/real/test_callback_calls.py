@@ -20,6 +20,7 @@ from console import accounts
 from core.models import Callback
 from ivr.asterisk import LocalAsterisk
 from ivr.dialplan import GLOBAL_OUTBOUND_LIMIT, QUEUE_GENERAL
+from tests.browser import chromium
 from tests.real.carrier_uas import ANSWER, BUSY, Uas, carrier_uas
 from tests.real.serving import Ivr
 
@@ -154,6 +155,7 @@ def test_over_the_outbound_limit_a_second_callback_is_refused_as_lines_full(
         asterisk.cli(f"dialplan set global {GLOBAL_OUTBOUND_LIMIT} {ivr.settings.sip.outbound_channels}")
     assert _dial_state(ivr, second_id) == ("lines_full", "LINESFULL")
     assert shown["dial_state"] == "lines_full"
+    assert asyncio.run(_desk_row_says(ivr, second, second_id)) == "外呼线路已满，请稍后再拨"
     assert _dial_state(ivr, first_id) == ("answered", "ANSWER")
     assert invites == [(CARRIER_FORM, "12333")]  # the refused call never reached the carrier
 
@@ -200,3 +202,20 @@ def _invited(uas: Uas, count: int, timeout_s: float = 20) -> None:
     while len(uas.invites()) < count:
         assert time.monotonic() < deadline, f"the carrier got no INVITE within {timeout_s:g} s"
         time.sleep(0.1)
+
+
+async def _desk_row_says(ivr: Ivr, username: str, callback_id: int) -> str:
+    """What the agent desk, in Debian's chromium, shows for that callback's call out."""
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(20_000)
+        await page.goto(f"{ivr.web}/login")
+        await page.fill("#username", username)
+        await page.fill("#password", PASSWORD)
+        await page.click("#login-submit")
+        await page.wait_for_url(re.compile(r".*/agent$"))
+        cell = page.locator(f"#callback-{callback_id} .cb-dial")
+        await page.locator(f"#callback-{callback_id} .cb-dial:not(:empty)").wait_for()
+        # Taken and no call under way: it can be dialed again.
+        await page.locator(f"#callback-{callback_id} .cb-call").wait_for()
+        return await cell.inner_text()
