@@ -18,7 +18,6 @@ from core.sip_phones import PhoneEntry, password_digests, softphone_endpoint, so
 from core.sip_settings import SipSettings, SipTrunk
 
 CARRIER_ADDR: Final = "127.0.0.2"
-CARRIER_TRUNK: Final = "carrier"
 STRANGER_ADDR: Final = "127.0.0.3"
 # Where the test carrier's answering side (SIPp UAS) listens for calls out.
 CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
@@ -31,7 +30,7 @@ SOFTPHONE_SECRET: Final = "test-softphone-secret"
 def with_test_sip(settings: Settings) -> Settings:
     """The developer's settings plus the test carrier (SIP port and the rest as configured)."""
     carrier = SipTrunk(
-        name=CARRIER_TRUNK,
+        name="carrier",
         match=(CARRIER_ADDR,),
         host=CARRIER_ADDR,
         port=CARRIER_UAS_PORT,

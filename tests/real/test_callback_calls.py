@@ -21,8 +21,9 @@ from core.models import Callback
 from ivr.asterisk import LocalAsterisk
 from ivr.dialplan import GLOBAL_OUTBOUND_LIMIT, QUEUE_GENERAL
 from tests.browser import chromium
-from tests.real.carrier_uas import ANSWER, BUSY, Uas, carrier_uas
 from tests.real.serving import Ivr
+from tests.real.sip_setup import CARRIER_UAS_PORT
+from tests.sip_peers.sipp import CarrierUas, UasMode
 
 pytestmark = pytest.mark.real
 PASSWORD = "callback-test-password"
@@ -114,11 +115,11 @@ def test_a_callback_dials_the_resident_through_the_trunk_and_is_answered(
             await asyncio.to_thread(_dial_state, ivr, callback_id, until="answered")
             return status, body, await desk.shown(callback_id)
 
-    with carrier_uas(tmp_path, asterisk, ANSWER) as uas:
+    with _carrier(tmp_path, asterisk, "answer") as uas:
         status, body, shown = asyncio.run(scenario())
         # The agent hangs up after 4 s: Asterisk ends the resident's leg with a BYE.
-        uas.wait_for("sent", "SIP/2.0 200 OK", "BYE")
-        invites = uas.invites()
+        _wait_sent(uas, 200, "BYE")
+        invites = [(i.request_user, i.from_user) for i in uas.invites()]
     assert (status, body) == (200, {"number": RESIDENT, "dialing": True})
     # The carrier got the resident's number in its (national) form, from the hotline.
     assert invites == [(CARRIER_FORM, "12333")]
@@ -147,10 +148,10 @@ def test_over_the_outbound_limit_a_second_callback_is_refused_as_lines_full(
 
     asterisk.cli(f"dialplan set global {GLOBAL_OUTBOUND_LIMIT} 1")
     try:
-        with carrier_uas(tmp_path, asterisk, ANSWER) as uas:
+        with _carrier(tmp_path, asterisk, "answer") as uas:
             shown = asyncio.run(scenario())
-            uas.wait_for("sent", "SIP/2.0 200 OK", "BYE")
-            invites = uas.invites()
+            _wait_sent(uas, 200, "BYE")
+            invites = [(i.request_user, i.from_user) for i in uas.invites()]
     finally:
         asterisk.cli(f"dialplan set global {GLOBAL_OUTBOUND_LIMIT} {ivr.settings.sip.outbound_channels}")
     assert _dial_state(ivr, second_id) == ("lines_full", "LINESFULL")
@@ -160,30 +161,53 @@ def test_over_the_outbound_limit_a_second_callback_is_refused_as_lines_full(
     assert invites == [(CARRIER_FORM, "12333")]  # the refused call never reached the carrier
 
 
-def test_a_busy_resident_is_recorded_busy_and_one_callback_call_at_a_time(
+def test_one_callback_call_at_a_time_and_a_busy_resident_is_recorded_busy(
     ivr: Ivr, asterisk: LocalAsterisk, tmp_path: Path
 ) -> None:
     user = _agent(ivr, "2104", talk_s=4)
-    callback_id, other_id = _callback(ivr), _callback(ivr)
+    ringing_id, busy_id = _callback(ivr), _callback(ivr)
 
-    async def scenario() -> tuple[int, dict[str, Any]]:
+    async def while_ringing(uas: CarrierUas) -> tuple[int, dict[str, Any]]:
         async with _http() as http:
             desk = await _desk(http, ivr, user)
-            assert (await desk.take(other_id))[0] == 200
-            # While the resident's phone rings (the carrier has the INVITE), a second is refused.
-            await asyncio.to_thread(_invited, uas, 1)
-            refused = await desk.take(callback_id)
-            await asyncio.to_thread(_dial_state, ivr, other_id, until="busy")
-            assert (await desk.take(callback_id))[0] == 200
-            await asyncio.to_thread(_dial_state, ivr, callback_id, until="busy")
+            assert (await desk.take(ringing_id))[0] == 200
+            # The resident's phone rings (the carrier has the INVITE and never answers):
+            # a second callback call is refused until this one ends.
+            await asyncio.to_thread(uas.wait_invites, 1, 20)
+            refused = await desk.take(busy_id)
+            # The agent gives up after 4 s: Dial() ends with CANCEL, a failed call out.
+            await asyncio.to_thread(_dial_state, ivr, ringing_id, until="failed")
             return refused
 
-    with carrier_uas(tmp_path, asterisk, BUSY) as uas:
-        status, body = asyncio.run(scenario())
-        uas.wait_for("sent", "SIP/2.0 486 Busy Here", "INVITE", count=2)
+    async def busy() -> tuple[int, dict[str, Any]]:
+        async with _http() as http:
+            desk = await _desk(http, ivr, user)
+            again = await desk.take(busy_id)  # taken already: taking it again calls again
+            await asyncio.to_thread(_dial_state, ivr, busy_id, until="busy")
+            return again
+
+    with _carrier(tmp_path / "ringing", asterisk, "no_answer") as uas:
+        status, body = asyncio.run(while_ringing(uas))
+    with _carrier(tmp_path / "busy", asterisk, "busy") as uas:
+        again = asyncio.run(busy())
+        _wait_sent(uas, 486, "INVITE")
     assert status == 409 and "already has a callback call" in body["error"]
-    assert _dial_state(ivr, other_id) == ("busy", "BUSY")
-    assert _dial_state(ivr, callback_id) == ("busy", "BUSY")
+    assert _dial_state(ivr, ringing_id) == ("failed", "CANCEL")
+    assert again == (200, {"number": RESIDENT, "dialing": True})
+    assert _dial_state(ivr, busy_id) == ("busy", "BUSY")
+
+
+def _carrier(workdir: Path, asterisk: LocalAsterisk, mode: UasMode) -> CarrierUas:
+    """The carrier's answering side where the trunk sends calls out, its contact qualified."""
+    return CarrierUas(workdir, CARRIER_UAS_PORT, mode=mode, asterisk=asterisk, lifetime_s=60)
+
+
+def _wait_sent(uas: CarrierUas, status: int, method: str, timeout_s: float = 30) -> None:
+    """Until the carrier has sent `status` to a `method` (200 to the hotline's BYE: the call ended)."""
+    deadline = time.monotonic() + timeout_s
+    while not any(m.direction == "sent" and m.status == status and m.cseq_method == method for m in uas.messages()):
+        assert time.monotonic() < deadline, f"the carrier sent no {status} to {method}: {uas.output()}"
+        time.sleep(0.1)
 
 
 def _outbound_calls_up(asterisk: LocalAsterisk, count: int, timeout_s: float = 20) -> None:
@@ -195,13 +219,6 @@ def _outbound_calls_up(asterisk: LocalAsterisk, count: int, timeout_s: float = 2
             return
         time.sleep(0.2)
     raise AssertionError(f"not {count} calls out up within {timeout_s:g} s: {text}")
-
-
-def _invited(uas: Uas, count: int, timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while len(uas.invites()) < count:
-        assert time.monotonic() < deadline, f"the carrier got no INVITE within {timeout_s:g} s"
-        time.sleep(0.1)
 
 
 async def _desk_row_says(ivr: Ivr, username: str, callback_id: int) -> str:
