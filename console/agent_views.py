@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 from aiohttp import web
 
 from console import live, work
-from console.errors import BadRequest
+from console.errors import BadRequest, NotAllowed
 from console.request import deps, render, require_role
 from console.sse import sse
+from core.masking import mask_numbers
+from core.phones import BadPhoneNumber
+from core.states import DialState
+from ivr import outbound
 from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
+from ivr.errors import AmiError, NoOutboundTrunk
 from ivr.screenpop import NotOnThisCall, ScreenPop, screen_pop
 
+log = logging.getLogger(__name__)
 PAUSE_REASONS = ("break", "meal", "training", "after_call")
 AGENT_QUEUES = (QUEUE_GENERAL, QUEUE_LABOUR)
 
@@ -131,9 +138,26 @@ def _callback_id(request: web.Request) -> int:
 
 
 async def take_callback(request: web.Request) -> web.StreamResponse:
-    agent_id, _, _ = _agent(request)
-    number = await asyncio.to_thread(work.take_callback, deps(request).store, agent_id, _callback_id(request))
-    return web.json_response({"number": number})
+    """Claim the callback and call the resident: the agent's phone rings first. Taking it
+    again (busy, no answer) calls again. Without an outbound trunk the number is shown
+    for dialing by hand, with the reason it was not dialed."""
+    agent_id, _, interface = _agent(request)
+    d, callback_id = deps(request), _callback_id(request)
+    number = await asyncio.to_thread(work.take_callback, d.store, agent_id, callback_id)
+    try:
+        outbound.dial_number(number, d.settings.sip)
+    except (NoOutboundTrunk, BadPhoneNumber) as exc:
+        return web.json_response({"number": number, "dialing": False, "error": mask_numbers(str(exc))})
+    if not await asyncio.to_thread(outbound.start_dial, d.store, agent_id, callback_id):
+        raise NotAllowed(f"callback {callback_id} is no longer taken by agent {agent_id}")
+    try:
+        await outbound.originate(d.settings, interface, callback_id, number)
+    except AmiError as exc:
+        failed = outbound.DialOutcome(callback_id, DialState.FAILED, "originate")
+        await asyncio.to_thread(outbound.record_outcome, d.store, failed)
+        log.error("callback %d: call out not placed: %s", callback_id, mask_numbers(str(exc)))
+        raise
+    return web.json_response({"number": number, "dialing": True})
 
 
 async def finish_callback(request: web.Request) -> web.StreamResponse:

@@ -14,7 +14,7 @@ from console import accounts
 from console.errors import BadRequest, NotAllowed, TooBusy
 from console.request import CSRF, SESSION_COOKIE, USER, deps, render
 from core.errors import StoreUnavailable
-from ivr.errors import AgentError, AmiError
+from ivr.errors import AgentError, AmiError, CallbackCallError
 
 log = logging.getLogger(__name__)
 # Without a session: sign-in, assets, health, and Twilio's callbacks (signed instead).
@@ -42,6 +42,7 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotAllowed, 403),
     (BadRequest, 400),
     (AgentError, 409),  # not logged in, or Asterisk refused the change
+    (CallbackCallError, 409),  # a callback's call out already under way
     (AmiError, 502),
     (StoreUnavailable, 503),
     (TooBusy, 429),
@@ -55,7 +56,7 @@ async def errors_as_statuses(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except web.HTTPException:
         raise
-    except (NotAllowed, BadRequest, AgentError, AmiError, StoreUnavailable, TooBusy) as exc:
+    except (NotAllowed, BadRequest, AgentError, AmiError, CallbackCallError, StoreUnavailable, TooBusy) as exc:
         status = next(code for kind, code in STATUSES if isinstance(exc, kind))
         log.warning("console %s %s by %s: %s", request.method, request.path, who(request), exc)
         if wants_json(request):

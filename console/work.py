@@ -67,11 +67,23 @@ class CallbackView:
     requested_at: str
     status: str
     agent_id: str | None
+    dial_state: str | None  # the last call out placed for it (core.states.DialState)
+    dial_detail: str
 
 
 def _view(cb: Callback, agent_id: str, zone: str) -> CallbackView:
     number = cb.number if cb.agent_id == agent_id and cb.status == "taken" else mask_phone(cb.number)
-    return CallbackView(cb.id, number, cb.queue, cb.reason, local_time(cb.requested_at, zone), cb.status, cb.agent_id)
+    return CallbackView(
+        cb.id,
+        number,
+        cb.queue,
+        cb.reason,
+        local_time(cb.requested_at, zone),
+        cb.status,
+        cb.agent_id,
+        cb.dial_state,
+        cb.dial_detail,
+    )
 
 
 def my_callbacks(store: Store, agent_id: str, queues: tuple[str, ...], zone: str) -> list[CallbackView]:

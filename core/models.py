@@ -353,6 +353,12 @@ class Callback(Base):
     agent_id: Mapped[str | None] = mapped_column(String(32))
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     note: Mapped[str] = mapped_column(Text, default="")
+    # The last call out placed for it (ivr/outbound.py): None (never dialed), dialing,
+    # answered, busy, no_answer, lines_full or failed; Asterisk's own word for how it ended
+    # (DIALSTATUS, or the agent leg's Originate reason); when it was placed.
+    dial_state: Mapped[str | None] = mapped_column(String(12))
+    dial_detail: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    dialed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
 # --- the SMS gateway's own ----------------------------------------------------------------

@@ -51,6 +51,9 @@ class SipTrunk(_Section):
     password: str = Field("", description="secret: the carrier's registration and outbound password")
     # Callbacks (and later voice notices) leave through the one trunk marked outbound.
     outbound: bool = False
+    # The called number as this carrier wants it in calls out: the national form
+    # (13812345678, 05711234567; most Chinese carriers) or E.164 (+8613812345678).
+    dial_format: Literal["national", "e164"] = "national"
     codecs: tuple[Literal["alaw", "ulaw"], ...] = ("alaw", "ulaw")
     # rfc4733 (RFC 4733 telephone-events); auto also listens for in-band tones when the
     # carrier's SDP offers no telephone-event; inband only for carriers without RFC 4733.
@@ -112,6 +115,10 @@ class SipSettings(_Section):
     caller_id_name: str = "12333"
     # Calls out at once through the outbound trunk, so inbound callers keep their lines.
     outbound_channels: int = Field(10, ge=0, le=1000)
+    # How long a call out rings the resident before it counts as not answered.
+    outbound_ring_s: int = Field(40, ge=5, le=300)
+    # Numbers written without a country code are in this one (the dial form of calls out).
+    country_code: str = Field("86", pattern=r"^[1-9][0-9]{0,2}$")
     trunks: tuple[SipTrunk, ...] = ()
     # Agents' phones: the realm of their digest credentials (password_digest is computed
     # over username:realm:password, so changing it invalidates every stored credential).

@@ -40,3 +40,14 @@ NOT_DELIVERED: Final = (
     MessageState.REJECTED,
     MessageState.DELETED,
 )
+
+
+class DialState(StrEnum):
+    """How a callback's last call out went (`callbacks.dial_state`; ivr/outbound.py)."""
+
+    DIALING = "dialing"  # placed: the agent's phone rings, then the resident's
+    ANSWERED = "answered"
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    LINES_FULL = "lines_full"  # refused: sip.outbound_channels calls out already up
+    FAILED = "failed"  # anything else: the agent did not answer, the carrier refused ...

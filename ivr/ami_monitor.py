@@ -5,7 +5,8 @@ this Manager backs off (1, 2, 4 … 30 s) and says plainly what happened. After 
 login it resyncs with QueueStatus, so callers already waiting when the link came (back)
 are followed too; forgets calls that ended while it was away (Status lists the live
 channels); and imports Asterisk's queue_log and Master.csv, so those calls, and any that
-ended while `hotline serve` was down, are recorded. Finished calls are written through
+ended while `hotline serve` was down, are recorded. It also records how callbacks' calls
+out ended (ivr/outbound.py). Finished calls are written through
 `ivr.records.import_facts`, the same reconciling path as `hotline calls import`: a call seen
 live and later imported from queue_log is one record.
 """
@@ -28,6 +29,7 @@ from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.ami_events import CallTracker, Message
 from ivr.asterisk_logs import CallFacts
+from ivr.outbound import outcome_of, record_outcome
 from ivr.records import ImportReport, import_facts, import_files
 from ivr.screenpop import agent_off_call, agent_on_call, clear_finished_agent_calls
 
@@ -122,6 +124,9 @@ class AmiMonitor:
                 self._spawn(asyncio.to_thread(agent_on_call, self.store, msg["Interface"], msg.get("Uniqueid", "")))
             else:
                 self._spawn(asyncio.to_thread(agent_off_call, self.store, msg["Interface"]))
+        outcome = outcome_of(msg)
+        if outcome is not None:  # a callback's call out ended (ivr/outbound.py)
+            self._spawn(asyncio.to_thread(record_outcome, self.store, outcome))
         done = self.tracker.feed(msg, self.clock())
         if done is not None:
             self._spawn(self._write(done))

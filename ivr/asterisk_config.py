@@ -26,6 +26,7 @@ from ivr.pjsip_config import (
     PJSIP_FILE,
     RTP_FILE,
     TRUNKS_DIALPLAN_FILE,
+    outbound_globals,
     overlaps_loopback,
     render_pjsip,
     render_rtp,
@@ -99,7 +100,7 @@ def install_config(
     globals_text = (
         "; Written by `hotline asterisk up` from the settings; do not edit.\n"
         f"{GLOBAL_AGI_ADDR}={agi_address(settings)}\n"
-    )
+    ) + "".join(f"{name}={value}\n" for name, value in outbound_globals(settings.sip).items())
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
     install_sip(root, settings, group_id, phones)
     for name in DISABLED_FILES:

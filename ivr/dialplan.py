@@ -13,6 +13,7 @@ CTX_CALLER_SCRIPT: Final = "hotline-caller-script"  # scripted test caller (answ
 CTX_AGENTS: Final = "hotline-agents"  # scripted agents (Local channels), used by issue 3
 CTX_PHONES: Final = "hotline-phones"  # what agents' SIP phones and softphones may dial
 CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the outbound trunk
+CTX_OUTBOUND_ANSWERED: Final = "hotline-outbound-answered"  # Dial's U() routine: the resident answered
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 
@@ -62,3 +63,26 @@ VAR_AGENT_TALK: Final = "AGENT_TALK"
 
 # The single extension of CTX_CALLER_SCRIPT (CTX_QUEUE keeps the dialed number, EXTEN_HOTLINE).
 EXTEN_START: Final = "s"
+
+# Calls out (CTX_OUTBOUND). Globals written by `hotline asterisk up` from [sip]: the outbound
+# trunk's endpoint (empty: no trunk is marked outbound, every call out is refused), the
+# limit of concurrent calls out, the hotline's number and name (the caller ID sent), and
+# how long the resident's phone rings.
+GLOBAL_OUTBOUND_TRUNK: Final = "HOTLINE_OUTBOUND_TRUNK"
+GLOBAL_OUTBOUND_LIMIT: Final = "HOTLINE_OUTBOUND_LIMIT"
+GLOBAL_OUTBOUND_RING_S: Final = "HOTLINE_OUTBOUND_RING_S"
+GLOBAL_HOTLINE_NUMBER: Final = "HOTLINE_NUMBER"
+GLOBAL_CALLER_ID_NAME: Final = "HOTLINE_CALLER_ID_NAME"
+# Set by the platform's Originate: which callback this call is; CTX_OUTBOUND refuses a
+# channel without it.
+VAR_CALLBACK_ID: Final = "HOTLINE_CALLBACK_ID"
+# Why the call out ended when it never reached Dial() (OUTCOME_LINES_FULL, OUTCOME_NO_TRUNK).
+VAR_DIAL_RESULT: Final = "HOTLINE_DIAL_RESULT"
+OUTCOME_LINES_FULL: Final = "LINESFULL"
+OUTCOME_NO_TRUNK: Final = "NOTRUNK"
+# The GROUP() category and name every call out is counted in (GROUP_COUNT, func_groupcount).
+OUTBOUND_GROUP: Final = "outbound@hotline"
+# AMI UserEvent sent when a call out ends (its `h` extension), with headers
+# CallbackId: ${HOTLINE_CALLBACK_ID} and DialStatus: DIALSTATUS of Dial() (ANSWER, BUSY,
+# NOANSWER, CONGESTION, CHANUNAVAIL, CANCEL, ...; app_dial docs) or HOTLINE_DIAL_RESULT.
+USEREVENT_CALLBACK_DIAL: Final = "HotlineCallbackDial"

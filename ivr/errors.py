@@ -79,3 +79,15 @@ class AsteriskLogError(HotlineError):
 
 class AgentError(HotlineError):
     """An agent action was refused: unknown or logged-out agent, or Asterisk said no."""
+
+
+class CallbackCallError(HotlineError):
+    """A callback's call out cannot be placed (no outbound trunk, one already under way)."""
+
+
+class NoOutboundTrunk(CallbackCallError):
+    """No trunk is marked `outbound = true`: calls out have no way out."""
+
+
+class CallbackCallInProgress(CallbackCallError):
+    """The agent already has a callback's call out under way (one at a time)."""

@@ -28,7 +28,17 @@ from typing import Final
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
 from core.sip_settings import SipSettings, SipTrunk
-from ivr.dialplan import CTX_ENTRY, CTX_PHONES, EXTEN_HOTLINE, TRUNK_CONTEXT_PREFIX
+from ivr.dialplan import (
+    CTX_ENTRY,
+    CTX_PHONES,
+    EXTEN_HOTLINE,
+    GLOBAL_CALLER_ID_NAME,
+    GLOBAL_HOTLINE_NUMBER,
+    GLOBAL_OUTBOUND_LIMIT,
+    GLOBAL_OUTBOUND_RING_S,
+    GLOBAL_OUTBOUND_TRUNK,
+    TRUNK_CONTEXT_PREFIX,
+)
 
 PJSIP_FILE: Final = "pjsip.conf"
 RTP_FILE: Final = "rtp.conf"
@@ -208,6 +218,18 @@ def render_rtp(sip: SipSettings) -> str:
         # unless the site configures one; browsers on the same network need no more.
         options += [("icesupport", "yes")]
     return HEADER + _section("general", options)
+
+
+def outbound_globals(sip: SipSettings) -> dict[str, str]:
+    """The dialplan globals of calls out (hotline-outbound): an empty trunk refuses them all."""
+    trunk = sip.outbound_trunk()
+    return {
+        GLOBAL_OUTBOUND_TRUNK: trunk_endpoint(trunk) if trunk else "",
+        GLOBAL_OUTBOUND_LIMIT: str(sip.outbound_channels),
+        GLOBAL_OUTBOUND_RING_S: str(sip.outbound_ring_s),
+        GLOBAL_HOTLINE_NUMBER: sip.hotline_number,
+        GLOBAL_CALLER_ID_NAME: sip.caller_id_name,
+    }
 
 
 def render_trunk_dialplan(sip: SipSettings) -> str:

@@ -99,15 +99,28 @@ function showCallbacks(callbacks) {
     row.insertCell().textContent = cb.id;
     row.insertCell().textContent = cb.number + " (" + label("cb.reason.", cb.reason) + ")";
     row.insertCell().textContent = cb.requested_at;
+    // How the last call out went (dialing, answered, busy, no_answer, lines_full, failed).
+    const dial = row.insertCell();
+    dial.className = "cb-dial";
+    dial.dataset.state = cb.dial_state || "";
+    dial.textContent = cb.dial_state ? label("cb.dial.", cb.dial_state) : "";
     const cell = row.insertCell();
-    const buttons = cb.status === "open" ? [["take", tr("btn.take")]] : [["done", tr("btn.done")], ["failed", tr("btn.failed")]];
+    let buttons = [["take", tr("btn.take")]];
+    if (cb.status !== "open") {
+      buttons = [["done", tr("btn.done")], ["failed", tr("btn.failed")]];
+      if (cb.dial_state !== "dialing") buttons.unshift(["call", tr("btn.call")]);
+    }
     for (const [what, label] of buttons) {
       const button = document.createElement("button");
       button.textContent = label;
       button.className = "cb-" + what;
       button.onclick = () => {
-        const url = "/api/callbacks/" + cb.id + (what === "take" ? "/take" : "/finish");
-        post(url, what === "take" ? {} : { outcome: what }).catch(showError);
+        $("state-error").hidden = true;
+        const dials = what === "take" || what === "call";
+        const url = "/api/callbacks/" + cb.id + (dials ? "/take" : "/finish");
+        post(url, dials ? {} : { outcome: what })
+          .then((data) => { if (data.error) showError(new Error(data.error)); })
+          .catch(showError);
       };
       cell.appendChild(button);
     }

@@ -228,7 +228,10 @@ async def test_a_callback_is_taken_by_one_agent_and_finished(console: Any) -> No
         with store.session() as s:
             cb_id = s.scalars(select(Callback.id)).one()
         r = await one.post(f"{base}/api/callbacks/{cb_id}/take", headers=h1)
-        assert r.status == 200 and (await r.json())["number"] == "13912345678"
+        # No trunk is marked outbound here: taken, shown for dialing by hand, and told why.
+        taken = await r.json()
+        assert r.status == 200 and (taken["number"], taken["dialing"]) == ("13912345678", False)
+        assert "no outbound trunk" in taken["error"]
         assert (await two.post(f"{base}/api/callbacks/{cb_id}/take", headers=h2)).status == 403
         r = await two.post(f"{base}/api/callbacks/{cb_id}/finish", json={"outcome": "done"}, headers=h2)
         assert r.status == 403

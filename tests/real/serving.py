@@ -21,6 +21,7 @@ from core.settings import Settings
 from ivr.caller import place_call, wait_hung_up
 from ivr.trail import find_call_id, show_call
 from tests.conftest import PEPPER, SAMPLE_RESIDENTS
+from tests.real.sip_setup import sip_toml
 
 # The queue is open around the clock in tests (business hours have their own unit tests).
 ALWAYS_OPEN = {
@@ -84,8 +85,11 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
         "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
         "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
         "HOTLINE_WEB_PORT": str(web_port),
+        # The SIP settings the session's Asterisk was rendered with (the test carrier).
+        "HOTLINE_CONFIG": str(tmp / "hotline.toml"),
         **ALWAYS_OPEN,
     }
+    (tmp / "hotline.toml").write_text(sip_toml(asterisk_settings.sip), encoding="utf-8")
     log = (tmp / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotline", "serve", "--only", "agi,ami,web"],

@@ -9,8 +9,9 @@ trunk matches (PJSIP identifies by address before user name).
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Final
+from typing import Any, Final
 
 from core.settings import Settings
 from core.sip_phones import PhoneEntry, password_digests, softphone_endpoint, softphone_password
@@ -51,3 +52,24 @@ def phone_entries(settings: Settings) -> list[PhoneEntry]:
         password = softphone_password(settings.sip.softphone_secret, endpoint)
         entries.append(PhoneEntry(endpoint, password_digests(endpoint, realm, password), webrtc=True))
     return entries
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
+
+
+def sip_toml(sip: SipSettings) -> str:
+    """The `[sip]` settings as TOML, for a `hotline serve` started by a test: it must know
+    the trunks (the outbound one places callbacks) that the session's Asterisk was given."""
+    fields = sip.model_dump(exclude={"trunks"}, exclude_none=True)
+    lines = ["[sip]"] + [f"{key} = {_toml_value(value)}" for key, value in fields.items()]
+    for trunk in sip.trunks:
+        lines.append("\n[[sip.trunks]]")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in trunk.model_dump().items()]
+    return "\n".join(lines) + "\n"

@@ -30,7 +30,7 @@ def test_queues_are_exactly_the_python_ones() -> None:
 
 def test_channel_variables_are_exactly_the_python_ones() -> None:
     used = set(re.findall(r"\b((?:HOTLINE|CALLER|AGENT)_[A-Z_]+)\b", EXTENSIONS))
-    assert used == _constants("VAR_") | {dialplan.GLOBAL_AGI_ADDR}
+    assert used == _constants("VAR_") | _constants("GLOBAL_")
 
 
 def test_fastagi_script_and_actions() -> None:
@@ -50,3 +50,15 @@ def test_queue_entry_hold_music_and_periodic_announcement() -> None:
 
 def test_queue_exit_user_event() -> None:
     assert f"UserEvent({dialplan.USEREVENT_QUEUE_EXIT},HotlineStatus: ${{QUEUESTATUS}})" in EXTENSIONS
+
+
+def test_calls_out_are_counted_and_reported() -> None:
+    name, category = dialplan.OUTBOUND_GROUP.split("@")
+    assert f"Set(GROUP({category})={name})" in EXTENSIONS
+    assert f"GROUP_COUNT({dialplan.OUTBOUND_GROUP})" in EXTENSIONS
+    for outcome in (dialplan.OUTCOME_LINES_FULL, dialplan.OUTCOME_NO_TRUNK):
+        assert f"Set({dialplan.VAR_DIAL_RESULT}={outcome})" in EXTENSIONS
+    assert (
+        f"UserEvent({dialplan.USEREVENT_CALLBACK_DIAL},CallbackId: ${{{dialplan.VAR_CALLBACK_ID}}},"
+        f"DialStatus: ${{{dialplan.VAR_DIAL_RESULT}}})"
+    ) in EXTENSIONS
