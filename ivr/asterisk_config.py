@@ -30,6 +30,7 @@ from ivr.pjsip_config import (
     render_rtp,
     render_trunk_dialplan,
 )
+from ivr.webrtc_config import HTTP_FILE, install_tls, render_http
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,9 @@ def install_config(
     )
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
     install_sip(root, settings, group_id, phones)
+    if settings.sip.webrtc:
+        install_tls(settings.sip, etc, group_id)
+    _write(etc / HTTP_FILE, render_http(settings.sip, ETC_DIR), group_id, secret=False)
     for name in DISABLED_FILES:
         if (etc / name).exists():
             (etc / name).replace(etc / f"{name}.disabled")
