@@ -13,10 +13,13 @@ Caller ids are another matter: whatever the carrier or a SIP peer presented, pos
 than `calls.caller_number`, with letters (`anonymous`, a SIP URI) or control characters
 (PostgreSQL refuses NUL in text). `clean_caller_id` stores them trimmed and flagged, so a
 call's record is never lost to one; `phone_number` says whether one looks like a real
-Chinese phone number, the only kind offered a callback.
+Chinese phone number, the only kind offered a callback. Carriers send the same line as
+`13812345678`, `+8613812345678`, `8613812345678` or `008613812345678` (their choice of
+number format): a Chinese number sent in digits is stored in the national form, so one
+caller's calls are one number in the records.
 
->>> clean_caller_id("13812345678"), clean_caller_id("anonymous")
-(('13812345678', None), ('anonymous', 'not_digits'))
+>>> clean_caller_id("13812345678"), clean_caller_id("+8613812345678"), clean_caller_id("anonymous")
+(('13812345678', None), ('13812345678', None), ('anonymous', 'not_digits'))
 >>> phone_number("+86 138-1234-5678"), phone_number("057187654321"), phone_number("12345")
 ('13812345678', '057187654321', None)
 """
@@ -118,11 +121,17 @@ _FIXED = re.compile(r"0[1-9]\d{1,2}[2-9]\d{6,7}")
 
 
 def clean_caller_id(raw: str | None) -> tuple[str | None, str | None]:
-    """The caller id to store and its flag (None if stored as presented): `not_digits` for
-    anything but digits with an optional leading +, `too_long` when cut to the column."""
+    """The caller id to store and its flag: a Chinese phone number in digits (with +86, 86
+    or 0086 or without) in the national form, anything else as presented (flag None) or
+    flagged `not_digits` (anything but digits with an optional leading +) and `too_long`
+    (cut to the column)."""
     if raw is None or raw in ("", "unknown"):
         return None, None
-    flags = [] if _DIGITS.fullmatch(raw) else ["not_digits"]
+    digits = _DIGITS.fullmatch(raw) is not None
+    national = phone_number(raw) if digits else None
+    if national is not None:
+        return national, None
+    flags = [] if digits else ["not_digits"]
     text = "".join(ch for ch in raw if ch.isprintable())
     if len(text) > CALLER_ID_MAX:
         text = text[:CALLER_ID_MAX]

@@ -11,7 +11,17 @@ from core.phones import CALLER_ID_MAX, clean_caller_id, phone_number
     ("raw", "stored", "flag"),
     [
         ("13812345678", "13812345678", None),
-        ("+8613812345678", "+8613812345678", None),
+        # The forms carriers send one Chinese number in: one national form in the record.
+        ("+8613812345678", "13812345678", None),
+        ("8613812345678", "13812345678", None),
+        ("008613812345678", "13812345678", None),
+        ("+8657187654321", "057187654321", None),
+        ("8657187654321", "057187654321", None),
+        ("057187654321", "057187654321", None),
+        # Not a Chinese phone number: as presented.
+        ("12333", "12333", None),
+        ("+442079460000", "+442079460000", None),
+        ("+86 138 1234 5678", "+86 138 1234 5678", "not_digits"),
         ("1" * 200, "1" * CALLER_ID_MAX, "too_long"),
         ("Anonymous", "Anonymous", "not_digits"),
         ("sip:" + "a" * 196, ("sip:" + "a" * 196)[:CALLER_ID_MAX], "not_digits,too_long"),
