@@ -4,6 +4,7 @@ in their own process, on their own SQLite file with the sample loaded."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -86,6 +87,16 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
         "HOTLINE_WEB_PORT": str(web_port),
         **ALWAYS_OPEN,
     }
+    # The console hands each agent's softphone its password (from sip.softphone_secret) and
+    # the departments to transfer to: the same [sip] values as the session's Asterisk.
+    sip = asterisk_settings.sip
+    config = tmp / "hotline.toml"
+    config.write_text(
+        f"[sip]\nsoftphone_secret = {json.dumps(sip.softphone_secret)}\n[sip.departments]\n"
+        + "".join(f"{json.dumps(q)} = {json.dumps(n)}\n" for q, n in sip.departments.items()),
+        encoding="utf-8",
+    )
+    env["HOTLINE_CONFIG"] = str(config)
     log = (tmp / "serve.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "hotline", "serve", "--only", "agi,ami,web"],

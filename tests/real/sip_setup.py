@@ -24,6 +24,8 @@ CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
 CARRIER_NUMBERS: Final = ("12333", "057112333", "+8657112333")
 TEST_PHONES: Final = {"1001": "test-sip-1001", "1002": "test-sip-1002", "1003": "test-sip-1003"}
 SOFTPHONE_SECRET: Final = "test-softphone-secret"
+# Where a phone may blind-transfer a caller: the labour queue on 8002.
+DEPARTMENTS: Final = {"hotline-labour": "8002"}
 
 
 def with_test_sip(settings: Settings) -> Settings:
@@ -37,7 +39,11 @@ def with_test_sip(settings: Settings) -> Settings:
         outbound=True,
     )
     sip = settings.sip.model_copy(
-        update={"trunks": (carrier,), "softphone_secret": settings.sip.softphone_secret or SOFTPHONE_SECRET}
+        update={
+            "trunks": (carrier,),
+            "softphone_secret": settings.sip.softphone_secret or SOFTPHONE_SECRET,
+            "departments": settings.sip.departments or DEPARTMENTS,
+        }
     )
     return settings.model_copy(update={"sip": SipSettings.model_validate(sip.model_dump())})
 
