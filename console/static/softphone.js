@@ -93,8 +93,12 @@ const softphone = (() => {
     }
     $("btn-transfer").onclick = () => {
       // Blind: Asterisk takes the caller to the number in the phone's context
-      // (hotline-phones, which reaches 12333 and the departments only) and hangs us up.
-      session.refer("sip:" + $("transfer-to").value + "@" + host);
+      // (hotline-phones, which reaches 12333 and the departments only). The NOTIFY with
+      // 200 says the caller has gone (RFC 3515 §2.4.5): then we hang up our leg.
+      const refer = session.refer("sip:" + $("transfer-to").value + "@" + host);
+      const current = session;
+      refer.on("accepted", () => { if (!current.isEnded()) current.terminate(); });
+      refer.on("failed", (event) => showError(String(event.cause || event.status_line || "REFER failed")));
     };
   }
 

@@ -1,8 +1,8 @@
 """The agent desk's softphone against real Asterisk: Debian's chromium (fake microphone)
 signs in as an agent, JsSIP registers over WSS to Asterisk's TLS HTTP server, the agent
 joins the queues with it, a carrier call from SIPp on 127.0.0.2 presses 0, the page rings,
-the agent answers, holds and resumes, sends a key, hangs up; the call record shows that
-agent and the talk time."""
+the agent answers, holds and resumes, mutes, sends a key, hangs up; the call record shows
+that agent and the talk time. A second caller is transferred blind to a department."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from console import accounts
 from core.models import Call
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
-from ivr.dialplan import QUEUE_GENERAL
+from ivr.dialplan import CTX_PHONES, QUEUE_GENERAL
 from tests.browser import SOFTPHONE_FLAGS, chromium
 from tests.real.serving import Ivr
 from tests.real.sip_setup import DEPARTMENTS
@@ -94,7 +94,20 @@ def test_softphone_registers_joins_answers_and_the_record_shows_the_agent(
             await page.click("#btn-hangup")
             await _phone_is(page, "registered")
             await page.locator('#my-state[data-state="available"]').wait_for()
+            # A second caller: the agent answers and transfers blind to the labour
+            # department (REFER to 8002); the desk's phone is free again at once.
+            again = UacPlan(calls=(CarrierCall(caller=CALLER),), dtmf="0", lead_s=1.0, tail_s=20.0)
+            second = asyncio.create_task(
+                asyncio.to_thread(place_calls, hotline_address(ivr.settings), again, tmp_path, "uac2")
+            )
+            await _phone_is(page, "ringing", 45_000)
+            await page.click("#btn-answer")
+            await _phone_is(page, "talking")
+            await page.select_option("#transfer-to", DEPARTMENTS["hotline-labour"])
+            await page.click("#btn-transfer")
+            await _phone_is(page, "registered")
             result = await call
+            seen["second"] = await second
             await page.click("#btn-logout")
             await page.locator('#my-state[data-state="logged_out"]').wait_for()
             return result
@@ -104,6 +117,8 @@ def test_softphone_registers_joins_answers_and_the_record_shows_the_agent(
     finally:
         asyncio.run(AgentControl(ivr.settings, ivr.store).logout(AGENT))
     assert result.calls[0].completed, result.output
+    second = seen["second"]
+    assert isinstance(second, UacResult) and second.calls[0].completed, second.output
     assert seen["muted_label"] == "取消静音"
     assert seen["transfer_options"] == [f"劳动保障 ({DEPARTMENTS['hotline-labour']})"]
     assert re.search(r"Avail|Not in use", str(seen["queue"]))
@@ -115,10 +130,18 @@ def test_softphone_registers_joins_answers_and_the_record_shows_the_agent(
             record = s.scalars(
                 select(Call).where(Call.channel.like("PJSIP/trunk-carrier-%"), Call.started_at >= began)
             ).all()
-        if (record and record[-1].ended_at is not None) or time.monotonic() > deadline:
+        if (len(record) == 2 and all(c.ended_at for c in record)) or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert len(record) == 1
-    call = record[0]
+    assert len(record) == 2
+    call, transferred = sorted(record, key=lambda c: c.started_at)
     assert (call.disposition, call.agent) == ("agent", "坐席1003")
     assert call.talk_s is not None and call.talk_s >= TALK_S
+    # What Asterisk did with the second caller: REFER to 8002 in the phone's context, and the
+    # caller joined the labour queue (the record then follows that queue; it rang this
+    # agent again, who is in both queues, until the caller hung up).
+    lines = [x.split("|") for x in asterisk.queue_log.read_text(encoding="utf-8").splitlines()]
+    mine = [x[2:] for x in lines if len(x) > 5 and x[1] == transferred.asterisk_uniqueid]
+    number = DEPARTMENTS["hotline-labour"]
+    assert ["hotline-12333", "坐席1003", "BLINDTRANSFER", number, CTX_PHONES] in [x[:5] for x in mine], mine
+    assert any(x[0] == "hotline-labour" and x[2] == "ENTERQUEUE" for x in mine), mine
