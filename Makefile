@@ -9,7 +9,7 @@ APT_PACKAGES := debootstrap espeak-ng sox postgresql iproute2 chromium fonts-wqy
 PG_DIR := /tmp/hotline-test-pg
 DEMO_CONFIG := $(if $(wildcard hotline.toml),hotline.toml,hotline.demo.toml)
 
-.PHONY: run test bench deps venv prompts lint pytest
+.PHONY: run test bench deps venv prompts softphone lint pytest
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -29,12 +29,20 @@ venv: $(BIN)/.installed
 prompts: deps venv
 	$(BIN)/hotline prompts build
 
+# The agent desk's softphone: JsSIP from npm, bundled into console/static (nothing is
+# fetched when the page is viewed). npm ci installs exactly what package-lock.json says.
+SOFTPHONE := console/softphone
+softphone: console/static/jssip.js
+
+console/static/jssip.js: $(SOFTPHONE)/package.json $(SOFTPHONE)/package-lock.json
+	cd $(SOFTPHONE) && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-pytest: deps venv prompts
+pytest: deps venv prompts softphone
 	@port=$$($(BIN)/python tools/free_port.py); \
 	rm -rf $(PG_DIR); \
 	url=$$(tools/pg.sh up $(PG_DIR) $$port) || exit 1; \
@@ -43,7 +51,7 @@ pytest: deps venv prompts
 
 test: lint pytest
 
-run: deps venv prompts
+run: deps venv prompts softphone
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline db upgrade
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load --if-empty
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline simulate --if-empty

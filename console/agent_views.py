@@ -15,11 +15,13 @@ from console.request import deps, render, require_role
 from console.sse import sse
 from core.masking import mask_numbers
 from core.phones import BadPhoneNumber
+from core.sip_phones import softphone_endpoint, softphone_password
 from core.states import DialState
 from ivr import outbound
 from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
 from ivr.errors import AmiError, NoOutboundTrunk
 from ivr.screenpop import NotOnThisCall, ScreenPop, screen_pop
+from ivr.webrtc_config import WEBSOCKET_PATH
 
 log = logging.getLogger(__name__)
 PAUSE_REASONS = ("break", "meal", "training", "after_call")
@@ -89,11 +91,46 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
     return await sse(request, snapshot)
 
 
+def wss_url(request: web.Request) -> str | None:
+    """Where the page's softphone connects: Asterisk's TLS HTTP server on the host the
+    browser reached the console by (the certificate must name it), path /ws."""
+    sip = deps(request).settings.sip
+    if not sip.webrtc or not sip.softphone_secret:
+        return None
+    host = request.url.host or "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"wss://{host}:{sip.https_port}{WEBSOCKET_PATH}"
+
+
+async def softphone(request: web.Request) -> web.StreamResponse:
+    """The signed-in agent's own softphone account: WSS URL, SIP URI, password (derived,
+    never stored; sent only to that agent, with Cache-Control: no-store) and departments."""
+    agent_id, name, _ = _agent(request)
+    url, sip = wss_url(request), deps(request).settings.sip
+    if url is None:
+        return web.json_response({"error": "the softphone is off (sip.webrtc, sip.softphone_secret)"}, status=404)
+    endpoint = softphone_endpoint(agent_id)
+    host = request.url.host or "127.0.0.1"
+    return web.json_response(
+        {
+            "ws_url": url,
+            "uri": f"sip:{endpoint}@{host}",
+            "password": softphone_password(sip.softphone_secret, endpoint),
+            "display_name": name,
+            "departments": [{"queue": q, "number": n} for q, n in sip.departments.items()],
+        }
+    )
+
+
 async def change_state(request: web.Request) -> web.StreamResponse:
     agent_id, name, interface = _agent(request)
     body = await _json(request)
     action, control = body.get("action"), deps(request).agents
     if action == "login":
+        # The desk's softphone, when it has registered, is the queue member; otherwise the
+        # account's own phone (PJSIP/<agent>, or a scripted Local channel in the demo).
+        if body.get("phone") == "softphone" and wss_url(request) is not None:
+            interface = f"PJSIP/{softphone_endpoint(agent_id)}"
         view = await control.login(agent_id, name, interface, AGENT_QUEUES)
     elif action == "logout":
         view = await control.logout(agent_id)
@@ -174,6 +211,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/agent", desk)
     app.router.add_get("/agent/stream", desk_stream)
     app.router.add_post("/api/agent/state", change_state)
+    app.router.add_get("/api/softphone", softphone)
     app.router.add_get("/api/calls/{call_id}/screenpop", caller_data)
     app.router.add_post("/api/wrapup", wrapup)
     app.router.add_post("/api/callbacks/{callback_id}/take", take_callback)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from console import accounts
+from console.agent_views import wss_url
 from console.errors import BadRequest, NotAllowed, TooBusy
 from console.request import CSRF, SESSION_COOKIE, USER, deps, render
 from core.errors import StoreUnavailable
@@ -25,8 +26,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     response = await handler(request)
+    # connect-src: the console itself and the softphone's WebSocket to Asterisk, no more.
+    connect = " ".join(filter(None, ["'self'", wss_url(request)]))
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; form-action 'self'"
+        f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; "
+        "frame-ancestors 'none'; form-action 'self'"
     )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"

@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 # A called number as carriers send it in the Request-URI user part.
 _NUMBER = re.compile(r"\+?[0-9]{3,20}")
+# A department a softphone can transfer a caller to: an Asterisk queue, and its short number.
+_QUEUE_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
+_SHORT_NUMBER = re.compile(r"[0-9]{2,8}")
 # What pjsip.conf can carry in a value: printable ASCII without the comment character.
 _CONF_VALUE = re.compile(r"[!-~]*")
 
@@ -136,6 +139,22 @@ class SipSettings(_Section):
     tls_key: Path | None = None
     # Derives each agent's softphone password (HMAC); never stored, only its digest is.
     softphone_secret: str = Field("", description="secret: set it in the TOML file or HOTLINE_SIP_SOFTPHONE_SECRET")
+    # Where an agent may blind-transfer a caller (SIP REFER from a phone): queue name ->
+    # short number, e.g. {"hotline-labour" = "8002"}. Only these numbers and 12333 are
+    # reachable from a phone; nothing leads to the outbound trunk.
+    departments: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("departments")
+    @classmethod
+    def _departments(cls, value: dict[str, str]) -> dict[str, str]:
+        for queue, number in value.items():
+            if not _QUEUE_NAME.fullmatch(queue):
+                raise ValueError(f"departments: {queue!r} is no queue name (lower-case letters, digits, '-')")
+            if not _SHORT_NUMBER.fullmatch(number):
+                raise ValueError(f"departments: {queue} = {number!r}: a department number is 2 to 8 digits")
+        if len(set(value.values())) != len(value):
+            raise ValueError("departments: each department needs a number of its own")
+        return value
 
     @field_validator("local_networks")
     @classmethod
@@ -170,6 +189,8 @@ class SipSettings(_Section):
             raise ValueError("at most one trunk is marked outbound")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("set both tls_cert and tls_key, or neither (a self-signed pair is made)")
+        if self.hotline_number in self.departments.values():
+            raise ValueError("departments: a department number cannot be the hotline number")
         if len(set(self.identify_order)) != len(self.identify_order) or not self.identify_order:
             raise ValueError("identify_order names ip and/or username, each once")
         return self

@@ -32,6 +32,7 @@ from ivr.pjsip_config import (
     render_rtp,
     render_trunk_dialplan,
 )
+from ivr.webrtc_config import HTTP_FILE, install_tls, render_http
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +104,9 @@ def install_config(
     ) + "".join(f"{name}={value}\n" for name, value in outbound_globals(settings.sip).items())
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
     install_sip(root, settings, group_id, phones)
+    if settings.sip.webrtc:
+        install_tls(settings.sip, etc, group_id)
+    _write(etc / HTTP_FILE, render_http(settings.sip, ETC_DIR), group_id, secret=False)
     for name in DISABLED_FILES:
         if (etc / name).exists():
             (etc / name).replace(etc / f"{name}.disabled")

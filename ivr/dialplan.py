@@ -12,10 +12,14 @@ CTX_QUEUE: Final = "hotline-queue"  # transfer to an agent queue
 CTX_CALLER_SCRIPT: Final = "hotline-caller-script"  # scripted test caller (answers, waits, DTMF)
 CTX_AGENTS: Final = "hotline-agents"  # scripted agents (Local channels), used by issue 3
 CTX_PHONES: Final = "hotline-phones"  # what agents' SIP phones and softphones may dial
+CTX_PHONES_REFUSED: Final = "hotline-phones-refused"  # what phones dial that leads nowhere: 404
 CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the outbound trunk
 CTX_OUTBOUND_ANSWERED: Final = "hotline-outbound-answered"  # Dial's U() routine: the resident answered
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
+# The departments' numbers (sip.departments), rendered beside the trunks' contexts and
+# included in CTX_PHONES: where a phone's blind transfer (REFER) lands.
+DEPARTMENTS_CONTEXT: Final = "hotline-departments"
 
 EXTEN_HOTLINE: Final = "12333"
 

@@ -31,6 +31,8 @@ from core.sip_settings import SipSettings, SipTrunk
 from ivr.dialplan import (
     CTX_ENTRY,
     CTX_PHONES,
+    CTX_QUEUE,
+    DEPARTMENTS_CONTEXT,
     EXTEN_HOTLINE,
     GLOBAL_CALLER_ID_NAME,
     GLOBAL_HOTLINE_NUMBER,
@@ -38,6 +40,7 @@ from ivr.dialplan import (
     GLOBAL_OUTBOUND_RING_S,
     GLOBAL_OUTBOUND_TRUNK,
     TRUNK_CONTEXT_PREFIX,
+    VAR_QUEUE,
 )
 
 PJSIP_FILE: Final = "pjsip.conf"
@@ -245,7 +248,18 @@ def render_trunk_dialplan(sip: SipSettings) -> str:
             " same => n,Hangup(1)",
         ]
         blocks.append("\n".join(lines) + "\n")
+    blocks.append(_departments(sip))
     return "\n".join(blocks)
+
+
+def _departments(sip: SipSettings) -> str:
+    """The departments' numbers: the caller joins that department's queue (entered as
+    12333, so the caller's CDR row keeps dst=12333, as for a caller queued by the IVR)."""
+    lines = [f"[{DEPARTMENTS_CONTEXT}]"]
+    for queue, number in sorted(sip.departments.items(), key=lambda item: item[1]):
+        lines.append(f"exten => {number},1,Set({VAR_QUEUE}={queue})")
+        lines.append(f" same => n,Goto({CTX_QUEUE},{EXTEN_HOTLINE},1)")
+    return "\n".join(lines) + "\n"
 
 
 def overlaps_loopback(trunk: SipTrunk) -> bool:

@@ -14,15 +14,24 @@ from playwright.async_api import Browser, async_playwright
 CHROMIUM = "/usr/bin/chromium"
 
 
+# The softphone's: grant the microphone without asking and feed it a test tone, and accept
+# the demo's self-signed certificate on Asterisk's WSS (ivr/webrtc_config.py).
+SOFTPHONE_FLAGS = (
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--ignore-certificate-errors",
+)
+
+
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(extra_args: tuple[str, ...] = ()) -> AsyncIterator[Browser]:
     if shutil.which(CHROMIUM) is None:
         raise AssertionError(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     try:
         async with async_playwright() as p:
             # --no-sandbox: the tests run as root, where chromium's sandbox refuses to start.
             browser = await p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage"]
+                executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-dev-shm-usage", *extra_args]
             )
             try:
                 yield browser

@@ -138,6 +138,8 @@ function agentPage() {
       $("state-error").hidden = true;
       const body = { action: button.dataset.action };
       if (body.action === "pause") body.reason = $("pause-reason").value;
+      // Joined with the desk's softphone registered: the queues ring that phone.
+      if (body.action === "login" && softphone.registered()) body.phone = "softphone";
       post("/api/agent/state", body).catch(showError);
     };
   }
@@ -147,6 +149,7 @@ function agentPage() {
       .then(() => { $("wrapup-saved").hidden = false; })
       .catch(showError);
   };
+  softphone.start();
   follow("/agent/stream", (data) => {
     showMe(data.me);
     showPop(data.screen_pop);

@@ -25,6 +25,8 @@ CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
 CARRIER_NUMBERS: Final = ("12333", "057112333", "+8657112333")
 TEST_PHONES: Final = {"1001": "test-sip-1001", "1002": "test-sip-1002", "1003": "test-sip-1003"}
 SOFTPHONE_SECRET: Final = "test-softphone-secret"
+# Where a phone may blind-transfer a caller: the labour queue on 8002.
+DEPARTMENTS: Final = {"hotline-labour": "8002"}
 
 
 def with_test_sip(settings: Settings) -> Settings:
@@ -38,7 +40,11 @@ def with_test_sip(settings: Settings) -> Settings:
         outbound=True,
     )
     sip = settings.sip.model_copy(
-        update={"trunks": (carrier,), "softphone_secret": settings.sip.softphone_secret or SOFTPHONE_SECRET}
+        update={
+            "trunks": (carrier,),
+            "softphone_secret": settings.sip.softphone_secret or SOFTPHONE_SECRET,
+            "departments": settings.sip.departments or DEPARTMENTS,
+        }
     )
     return settings.model_copy(update={"sip": SipSettings.model_validate(sip.model_dump())})
 
@@ -59,8 +65,12 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
     return json.dumps(str(value), ensure_ascii=False)  # a TOML basic string
 
 
