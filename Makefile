@@ -82,7 +82,8 @@ stop: venv
 	@if [ -f var/smsc-sim.pid ]; then kill $$(cat var/smsc-sim.pid) 2>/dev/null || true; rm -f var/smsc-sim.pid; fi
 
 # The FastAGI load twice: a burst (throughput ceiling) and callers keying at a human pace
-# (latency with 500 calls connected); then concurrent real calls through the local Asterisk.
+# (latency with 500 calls connected); then concurrent real calls through the local Asterisk
+# (Local channels, then SIP calls from SIPp as the carrier beside the same calls as Local ones).
 bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load
 	$(BIN)/python -m bench.fastagi_load --think-ms 1000 --only ab
@@ -92,4 +93,5 @@ bench: deps venv prompts
 	$(BIN)/python -m bench.console_load
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up >/dev/null
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.asterisk_calls
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.sip_calls
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.queued_calls

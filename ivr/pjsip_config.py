@@ -132,8 +132,9 @@ def _trunk(sip: SipSettings, trunk: SipTrunk) -> str:
         ("rtp_symmetric", "yes"),
         ("rewrite_contact", "yes"),
         ("aors", name),
-        # Caller ID of calls out: the hotline's number; nothing from a phone leaks out.
-        ("callerid", f'"{sip.caller_id_name}" <{sip.hotline_number}>'),
+        # Calls out show the hotline's number as the From user; nothing from a phone leaks
+        # out. No `callerid` here: PJSIP gives an endpoint's `callerid` to its incoming calls
+        # as well, in place of the From user, and every caller would be recorded as 12333.
         ("from_user", sip.hotline_number),
         ("trust_id_outbound", "no"),
         ("send_pai", "no"),

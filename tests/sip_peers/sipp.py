@@ -12,8 +12,13 @@ Every run binds its own local SIP port and control port (-cp; the default 8888 c
 with any other SIPp), never reads stdin (-nostdin), ends on its own (-timeout) and is
 killed if it outlives that.
 
-    run = place_calls(("127.0.0.1", 5060), [CarrierCall("13800000001")], workdir, dtmf="1W1")
-    assert run.calls[0].completed
+    plan = UacPlan((CarrierCall("+8613800000001", "12333"),), dtmf="1W1", tail_s=4)
+    result = place_calls(hotline_address(settings), plan, tmp_path)
+    assert result.calls[0].completed
+
+    with CarrierUas(tmp_path, CARRIER_UAS_PORT, mode="busy", asterisk=local) as uas:
+        ...  # make the hotline call out through the trunk
+        [invite] = uas.wait_invites(1, timeout_s=30)
 """
 
 from __future__ import annotations
