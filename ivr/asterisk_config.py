@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -107,10 +108,26 @@ def install_config(
     if settings.sip.webrtc:
         install_tls(settings.sip, etc, group_id)
     _write(etc / HTTP_FILE, render_http(settings.sip, ETC_DIR), group_id, secret=False)
+    _write(resolve_in_root(root, "/etc/hosts"), hosts_file(), group_id, secret=False)
     for name in DISABLED_FILES:
         if (etc / name).exists():
             (etc / name).replace(etc / f"{name}.disabled")
     logger.info("installed %d config files into %s (FastAGI at %s)", len(sources), etc, agi_address(settings))
+
+
+def hosts_file() -> str:
+    """The root's /etc/hosts, naming this host: debootstrap leaves none, and Asterisk looks up
+    its own host name (acl.c ast_find_ourip, for RTP and SIP bound to 0.0.0.0), then
+    A.ROOT-SERVERS.NET, logging a WARNING for each failed lookup, every call."""
+    name = socket.gethostname()
+    try:
+        address = socket.gethostbyname(name)  # the host's own resolver: its /etc/hosts, DNS
+    except OSError:
+        address = "127.0.1.1"  # Debian's convention for a host name with no address
+    return (
+        "# Written by `hotline asterisk up`: the host's name as the host resolves it.\n"
+        f"127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{address} {name}\n"
+    )
 
 
 def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[PhoneEntry]) -> None:

@@ -17,6 +17,7 @@ from ivr.asterisk import LocalAsterisk
 from ivr.trail import show_call
 from tests.real.serving import Ivr, keypad, kinds
 from tests.real.sip_setup import STRANGER_ADDR
+from tests.real.test_asterisk_config import START_LINE
 from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, hotline_address, place_calls
 
 pytestmark = pytest.mark.real
@@ -146,3 +147,12 @@ def test_an_unknown_called_number_gets_404(ivr: Ivr, tmp_path: Path) -> None:
     run = _carrier(ivr, tmp_path, plan)
     assert [c.final_code for c in run.calls] == [404], run.log
     assert _calls_from(ivr, "13900000030", since) == []
+
+
+def test_sip_calls_log_no_failed_host_lookups(asterisk: LocalAsterisk) -> None:
+    """After the calls above: Asterisk found its own host name in the root's /etc/hosts
+    (without it acl.c logs "Unable to lookup 'vm'" and 'A.ROOT-SERVERS.NET' on every call)."""
+    lines = asterisk.messages_log.read_text(encoding="utf-8", errors="replace").splitlines()
+    starts = [i for i, line in enumerate(lines) if START_LINE.search(line)]
+    since = lines[starts[-1] :]
+    assert [line for line in since if "Unable to lookup" in line] == []
