@@ -1,14 +1,18 @@
 """Agents' desk phones against real Asterisk: baresip registered as agent 1001 answers a
 call from the carrier trunk (SIPp on 127.0.0.2, RFC 4733 DTMF) queued for an agent; agent
 1002, logged in with no phone registered, is not rung; the desk and the wallboard show
-which phone is registered; `hotline phones list` shows the registration."""
+which phone is registered; `hotline phones list` shows the registration, and `hotline
+phones add|remove` reach the running Asterisk."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import time
+from argparse import Namespace
 from contextlib import ExitStack
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 from playwright.async_api import Browser, Page
@@ -20,12 +24,15 @@ from core.models import Call
 from hotline import phones
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
+from ivr.asterisk_config import ETC_DIR
+from ivr.asterisk_root import resolve_in_root
 from ivr.trail import find_call_id, show_call
 from tests.browser import chromium
 from tests.real.baresip_phone import baresip_phone
 from tests.real.carrier_call import start_call
 from tests.real.serving import Ivr
 from tests.real.sip_setup import TEST_PHONES
+from tests.real.sip_setup import phone_entries as session_phones
 
 pytestmark = pytest.mark.real
 PASSWORD = "phones-test-password"
@@ -123,3 +130,22 @@ def test_a_registered_phone_answers_a_queued_carrier_call_and_an_unregistered_on
     this_call = [line for line in asterisk.queue_log.read_text(encoding="utf-8").splitlines() if f"|{uid}|" in line]
     assert any("|Agent 1001|CONNECT|" in line for line in this_call), this_call
     assert not any("Agent 1002" in line for line in this_call), this_call
+
+
+def test_phones_add_and_remove_reload_the_running_asterisk(ivr: Ivr, asterisk: LocalAsterisk) -> None:
+    """`hotline phones add` rewrites pjsip.conf from the store and the running Asterisk
+    takes the new endpoint at once; `remove` takes it away again."""
+    settings = ivr.settings
+    args = Namespace(agent="1004", password_stdin=True, softphone=False)
+    try:
+        with patch("sys.stdin", io.StringIO("desk-phone-1004\n")):
+            added = phones.add(settings, ivr.store, args, "test")
+        assert added["asterisk"] == "pjsip.conf rewritten and reloaded by the running Asterisk"
+        assert "Endpoint:  1004 " in asterisk.cli("pjsip show endpoint 1004")
+        assert "desk-phone-1004" not in resolve_in_root(asterisk.root, f"{ETC_DIR}/pjsip.conf").read_text()
+        phones.remove(settings, ivr.store, args, "test")
+        assert "Unable to find object 1004" in asterisk.cli("pjsip show endpoint 1004")
+    finally:
+        # The session's Asterisk carries the test phones of sip_setup, not this store's.
+        asterisk.reload_sip(session_phones(settings))
+    assert "Endpoint:  1002 " in asterisk.cli("pjsip show endpoint 1002")
