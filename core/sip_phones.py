@@ -120,6 +120,18 @@ def add_softphone(store: Store, settings: Settings, agent_id: str) -> StoredPhon
     return _stored(store, endpoint)
 
 
+def softphone_credentials(store: Store, settings: Settings, agent_id: str) -> tuple[str, str] | None:
+    """The agent's softphone endpoint and its current password (derived, never stored),
+    for the signed-in agent's page; None if the agent has no softphone."""
+    endpoint = softphone_endpoint(_agent(agent_id))
+    with store.session() as s:
+        phone = s.get(SipPhone, endpoint)
+        if phone is None or phone.kind != "softphone":
+            return None
+        generation = phone.generation
+    return endpoint, softphone_password(settings.sip.softphone_secret, endpoint, generation)
+
+
 def remove_phone(store: Store, agent_id: str, *, softphone: bool = False) -> StoredPhone:
     endpoint = _agent(agent_id)
     if softphone:

@@ -68,6 +68,8 @@ def test_a_softphone_needs_the_secret_and_adding_it_again_revokes_the_old_passwo
     old = sip_phones.softphone_password("s3cret-for-tests", "1001-web", 0)
     assert entry.webrtc and entry.digests == sip_phones.password_digests("1001-web", settings.sip.realm, new)
     assert entry.digests != sip_phones.password_digests("1001-web", settings.sip.realm, old)
+    assert sip_phones.softphone_credentials(store, settings, "1001") == ("1001-web", new)
+    assert sip_phones.softphone_credentials(store, settings, "1002") is None
     # Removing the softphone leaves a desk phone of the same agent alone.
     sip_phones.add_phone(store, settings, "1001", PASSWORD)
     sip_phones.remove_phone(store, "1001", softphone=True)
