@@ -26,6 +26,7 @@ from ivr.pjsip_config import (
     PJSIP_FILE,
     RTP_FILE,
     TRUNKS_DIALPLAN_FILE,
+    identify_warnings,
     render_pjsip,
     render_rtp,
     render_trunk_dialplan,
@@ -111,6 +112,8 @@ def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[
     """Write pjsip.conf (readable by the asterisk group only: a trunk's password), rtp.conf
     and the trunks' dialplan; `hotline phones add` calls this alone, then reloads res_pjsip."""
     etc = resolve_in_root(root, ETC_DIR)
+    for warning in identify_warnings(settings.sip, phones):
+        logger.warning("SIP: %s", warning)
     _write(etc / PJSIP_FILE, render_pjsip(settings, phones), group_id, secret=True)
     _write(etc / RTP_FILE, render_rtp(settings.sip), group_id, secret=False)
     _write(etc / TRUNKS_DIALPLAN_FILE, render_trunk_dialplan(settings.sip), group_id, secret=False)
