@@ -62,12 +62,12 @@ async def desk(request: web.Request) -> web.StreamResponse:
 
 
 async def desk_stream(request: web.Request) -> web.StreamResponse:
-    agent_id, _, _ = _agent(request)
+    agent_id, _, interface = _agent(request)
     d = deps(request)
     shown: dict[str, Any] = {"call": None, "pop": None}
 
     async def snapshot() -> dict[str, Any]:
-        me = await asyncio.to_thread(live.agent_snapshot, d.store, agent_id)
+        me = await asyncio.to_thread(live.agent_snapshot, d.store, agent_id, interface, d.phones)
         call_id = me["current_call_id"]
         if call_id != shown["call"]:
             # A new call: look the caller up once (each look-up is audited), keep it for this page.

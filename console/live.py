@@ -23,11 +23,24 @@ class WaitingCallers(Protocol):
     def waiting(self) -> list[tuple[str, dt.datetime]]: ...
 
 
+class PhoneStates(Protocol):
+    """Whether an agent's phone (`PJSIP/<endpoint>`) is registered: True, False, or None
+    when unknown (no AMI monitor here, not a PJSIP phone, state not read yet)."""
+
+    def phone_registered(self, interface: str) -> bool | None: ...
+
+
+def _phone(phones: PhoneStates | None, interface: str) -> bool | None:
+    return phones.phone_registered(interface) if phones is not None else None
+
+
 def agent_state(a: Agent) -> str:
     return "on_call" if a.current_call_id and a.state != "logged_out" else a.state
 
 
-def wallboard(store: Store, queue: QueueSettings, callers: WaitingCallers | None) -> dict[str, Any]:
+def wallboard(
+    store: Store, queue: QueueSettings, callers: WaitingCallers | None, phones: PhoneStates | None = None
+) -> dict[str, Any]:
     now = utcnow()
     with store.session() as s:
         agents = list(s.scalars(select(Agent).order_by(Agent.id)))
@@ -42,20 +55,34 @@ def wallboard(store: Store, queue: QueueSettings, callers: WaitingCallers | None
         "waiting_by_queue": dict(Counter(q for q, _ in waiting or [])),
         "agents": {state: states.get(state, 0) for state in AGENT_STATES},
         "agent_list": [
-            {"id": a.id, "name": a.name, "state": agent_state(a), "reason": a.pause_reason or ""} for a in agents
+            {
+                "id": a.id,
+                "name": a.name,
+                "state": agent_state(a),
+                "reason": a.pause_reason or "",
+                # False marks an agent whose phone is not registered: the queue does not ring it.
+                "phone_registered": _phone(phones, a.interface),
+            }
+            for a in agents
         ],
         "today": today.figures(),
     }
 
 
-def agent_snapshot(store: Store, agent_id: str) -> dict[str, Any]:
+def agent_snapshot(
+    store: Store, agent_id: str, interface: str = "", phones: PhoneStates | None = None
+) -> dict[str, Any]:
+    """The agent's own state; `phone_registered` is that of the account's interface (the
+    queue member the agent logs in as), so the desk shows it before the agent logs in."""
+    phone = _phone(phones, interface)
     with store.session() as s:
         a = s.get(Agent, agent_id)
     if a is None:
-        return {"state": "logged_out", "reason": "", "current_call_id": None, "queues": []}
+        return {"state": "logged_out", "reason": "", "current_call_id": None, "queues": [], "phone_registered": phone}
     return {
         "state": agent_state(a),
         "reason": a.pause_reason or "",
         "current_call_id": a.current_call_id if a.state != "logged_out" else None,
         "queues": [q for q in a.queues.split(",") if q],
+        "phone_registered": phone,
     }

@@ -15,7 +15,7 @@ from console.accounts import User
 from console.errors import NotAllowed
 from console.i18n import DEFAULT_LANG, LANGS, t, table
 from console.limits import Limits
-from console.live import WaitingCallers
+from console.live import PhoneStates, WaitingCallers
 from core.business import BusinessPort
 from core.db import Store
 from core.health import Health
@@ -36,6 +36,7 @@ class ConsoleDeps:
     agents: AgentControl
     callers: WaitingCallers | None  # the AMI monitor, when this process runs one
     health: Health | None = None  # what `hotline serve` runs and whether it is up
+    phones: PhoneStates | None = None  # agents' phones registered or not: the AMI monitor
 
     @property
     def idle(self) -> dt.timedelta:

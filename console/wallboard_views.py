@@ -52,6 +52,6 @@ async def board_stream(request: web.Request) -> web.StreamResponse:
 def add_routes(app: web.Application) -> None:
     d = app[DEPS]
     # A little under the poll interval: each stream's next poll finds a fresh board.
-    app[BOARD] = SharedBoard(lambda: live.wallboard(d.store, d.settings.queue, d.callers), SSE_POLL_S * 0.9)
+    app[BOARD] = SharedBoard(lambda: live.wallboard(d.store, d.settings.queue, d.callers, d.phones), SSE_POLL_S * 0.9)
     app.router.add_get("/wallboard", board)
     app.router.add_get("/wallboard/stream", board_stream)

@@ -42,3 +42,8 @@ class WrongPin(HotlineError):
 
 class SampleInUse(HotlineError):
     """The sample dataset cannot be replaced: recorded calls refer to its residents."""
+
+
+class PhoneRefused(HotlineError):
+    """An agent's SIP phone cannot be added or removed as asked (bad agent id, weak
+    password, no softphone secret, no such phone)."""

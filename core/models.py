@@ -303,6 +303,25 @@ class ConsoleUser(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class SipPhone(Base):
+    """An agent's SIP phone or browser softphone, as pjsip.conf renders it. Only the
+    digests of the password are kept (PJSIP `password_digest`, MD5 and SHA-256 of
+    user:realm:password), never the password; a softphone's password is derived from
+    `sip.softphone_secret` and the generation, which is raised to revoke it."""
+
+    __tablename__ = "sip_phones"
+    endpoint: Mapped[str] = mapped_column(String(40), primary_key=True)  # 1001, or 1001-web
+    agent_id: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(12))  # phone | softphone
+    # The realm the digests were computed over: a changed sip.realm makes them useless.
+    realm: Mapped[str] = mapped_column(String(64))
+    md5_digest: Mapped[str] = mapped_column(String(32))
+    sha256_digest: Mapped[str] = mapped_column(String(64))
+    generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class ConsoleSession(Base):
     """A signed-in browser. Only a hash of the cookie's token is kept."""
 

@@ -64,6 +64,11 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
 
     local = LocalAsterisk(settings)
     if args.action == "up":
+        from core.sip_phones import phone_entries
+        from hotline.wiring import open_store
+
+        # The agents' phones in the store become pjsip.conf's endpoints.
+        local = LocalAsterisk(settings, phones=phone_entries(open_store(settings), settings))
         status = local.up()
     elif args.action == "down":
         local.down()
@@ -206,6 +211,27 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
         _print_json(vars(user))
     else:
         _print_json([vars(u) for u in accounts.list_users(store)])
+    return 0
+
+
+def cmd_phones(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import phones
+    from hotline.wiring import open_store
+
+    store = open_store(settings)
+    if args.phones_action == "add":
+        result = phones.add(settings, store, args, _actor())
+    elif args.phones_action == "remove":
+        result = phones.remove(settings, store, args, _actor())
+    else:
+        rows = phones.listing(settings, store)
+        if args.format == "json":
+            _print_json(rows)
+        else:
+            print(phones.as_text(rows))
+        return 0
+    print(result.pop("asterisk"), file=sys.stderr)
+    _print_json(result)
     return 0
 
 
@@ -567,6 +593,21 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)
+
+    s = sub.add_parser("phones", help="agents' SIP phones and softphones (pjsip.conf endpoints)")
+    ph = s.add_subparsers(dest="phones_action", required=True)
+    ls = ph.add_parser("list", help="phones and their registrations in the running Asterisk")
+    ls.add_argument("--format", choices=("json", "text"), default="text")
+    ls.set_defaults(func=cmd_phones)
+    padd = ph.add_parser("add", help="a desk phone (endpoint = agent id), or the agent's softphone")
+    padd.add_argument("agent", metavar="AGENT_ID", help="digits, e.g. 1001: the phone's SIP user name")
+    padd.add_argument("--password-stdin", action="store_true", help="read the phone's SIP password from stdin")
+    padd.add_argument("--softphone", action="store_true", help="the browser softphone AGENT_ID-web (derived password)")
+    padd.set_defaults(func=cmd_phones)
+    prm = ph.add_parser("remove", help="remove the agent's desk phone (or --softphone)")
+    prm.add_argument("agent", metavar="AGENT_ID")
+    prm.add_argument("--softphone", action="store_true")
+    prm.set_defaults(func=cmd_phones)
 
     s = sub.add_parser("events", help="business events, as the social-insurance system writes them")
     ev = s.add_subparsers(dest="events_action", required=True)

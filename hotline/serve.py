@@ -196,6 +196,7 @@ async def _start_web(settings: Settings, store: Store, port: BusinessPort, runni
         agents=AgentControl(settings, store),
         callers=running.monitor,
         health=running.health,
+        phones=running.monitor,
     )
     running.web = web.AppRunner(make_app(d), access_log=None)
     await running.web.setup()

@@ -156,3 +156,41 @@ class CallTracker:
             if uid not in self.left and f.answered_at is None and f.queue_entered_at is not None
         ]
         return sorted(out, key=lambda w: w[1])
+
+
+# Device states (DeviceStateChange, class call; Asterisk's devicestate names) under which
+# a PJSIP device has no reachable contact: chan_pjsip reports UNAVAILABLE for an endpoint
+# with no registered or no qualified contact, INVALID for an endpoint that does not exist.
+NOT_REACHABLE = ("UNAVAILABLE", "INVALID")
+PJSIP_PREFIX = "PJSIP/"
+
+
+@dataclass
+class DeviceStates:
+    """The state of each PJSIP device, from DeviceStateChange events (live) and the
+    DeviceStateList reply after each login (a sequence of the same events)."""
+
+    states: dict[str, str] = field(default_factory=dict)
+
+    def feed(self, msg: Message) -> bool:
+        """Take a DeviceStateChange of a PJSIP device; True if it was one."""
+        device = msg.get("Device", "")
+        if msg.get("Event") != "DeviceStateChange" or not device.startswith(PJSIP_PREFIX):
+            return False
+        self.states[device] = msg.get("State", "UNKNOWN")
+        return True
+
+    def phone_registered(self, interface: str) -> bool | None:
+        """Whether the phone behind a queue member `PJSIP/<endpoint>` is registered and
+        reachable; None when it is not a PJSIP phone or its state is not known yet.
+
+        >>> d = DeviceStates({"PJSIP/1001": "NOT_INUSE", "PJSIP/1002": "UNAVAILABLE"})
+        >>> d.phone_registered("PJSIP/1001"), d.phone_registered("PJSIP/1002"), d.phone_registered("Local/1@x")
+        (True, False, None)
+        """
+        if not interface.startswith(PJSIP_PREFIX):
+            return None
+        state = self.states.get(interface)
+        if state is None or state == "UNKNOWN":
+            return None
+        return state not in NOT_REACHABLE

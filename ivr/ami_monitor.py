@@ -27,7 +27,7 @@ from core.errors import StoreUnavailable
 from core.models import utcnow
 from core.settings import Settings
 from ivr.agents import AgentControl
-from ivr.ami_events import CallTracker, Message
+from ivr.ami_events import CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
 from ivr.outbound import outcome_of, record_outcome
 from ivr.records import ImportReport, import_facts, import_files
@@ -104,6 +104,7 @@ class AmiMonitor:
         self.store = store
         self.clock = clock
         self.tracker = CallTracker()
+        self.devices = DeviceStates()  # agents' phones: registered or not, for the console
         self.pending: set[asyncio.Task[None]] = set()
         self.manager = MonitorManager(
             self.on_event,
@@ -117,6 +118,8 @@ class AmiMonitor:
         )
 
     def on_event(self, msg: Message) -> None:
+        if self.devices.feed(msg):
+            return
         event = msg.get("Event")
         if event in ("AgentConnect", "AgentComplete") and msg.get("Interface"):
             # Who may see this caller's data on their console: the agent now on the call.
@@ -132,6 +135,7 @@ class AmiMonitor:
             self._spawn(self._write(done))
 
     def on_login(self) -> None:
+        self._spawn(self._device_states())
         self._spawn(self._resync_then_catch_up())
         self._spawn(self._restore_agents())
 
@@ -173,6 +177,20 @@ class AmiMonitor:
             # The same path as an outage: the call's record is completed from queue_log at
             # the monitor's next login or by `hotline calls import`; the monitor goes on.
             log.exception("AMI monitor: an update failed; queue_log's import will complete the call")
+
+    async def _device_states(self) -> None:
+        """DeviceStateList (write class call) lists every device's state as DeviceStateChange
+        events: the phones that registered or went away while the link was down."""
+        replies = await self.manager.send_action({"Action": "DeviceStateList"}, as_list=True)
+        fresh = DeviceStates()
+        for reply in replies or []:
+            fresh.feed(_plain(reply))
+        self.devices.states.update(fresh.states)
+        log.info("AMI monitor: %d PJSIP device states read", len(fresh.states))
+
+    def phone_registered(self, interface: str) -> bool | None:
+        """For the console: whether the agent's phone (`PJSIP/<endpoint>`) is registered."""
+        return self.devices.phone_registered(interface)
 
     async def _resync(self) -> None:
         """QueueStatus lists the callers waiting now; follow the ones we did not know."""

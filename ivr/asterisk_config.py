@@ -27,8 +27,8 @@ from ivr.pjsip_config import (
     PJSIP_FILE,
     RTP_FILE,
     TRUNKS_DIALPLAN_FILE,
+    identify_warnings,
     outbound_globals,
-    overlaps_loopback,
     render_pjsip,
     render_rtp,
     render_trunk_dialplan,
@@ -134,16 +134,8 @@ def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[
     """Write pjsip.conf (readable by the asterisk group only: a trunk's password), rtp.conf
     and the trunks' dialplan; `hotline phones add` calls this alone, then reloads res_pjsip."""
     etc = resolve_in_root(root, ETC_DIR)
-    sip = settings.sip
-    shared = [t.name for t in sip.trunks if overlaps_loopback(t)]
-    if shared and phones and sip.identify_order[0] == "ip":
-        # PJSIP tries the address first: a phone registering from 127.0.0.1 would be taken
-        # for that trunk and refused.
-        logger.warning(
-            "trunk(s) %s match 127.0.0.1, where phones on this host register from: match the "
-            'carrier\'s own address, or set sip.identify_order = ["username", "ip"]',
-            ", ".join(shared),
-        )
+    for warning in identify_warnings(settings.sip, phones):
+        logger.warning("SIP: %s", warning)
     _write(etc / PJSIP_FILE, render_pjsip(settings, phones), group_id, secret=True)
     _write(etc / RTP_FILE, render_rtp(settings.sip), group_id, secret=False)
     _write(etc / TRUNKS_DIALPLAN_FILE, render_trunk_dialplan(settings.sip), group_id, secret=False)

@@ -267,3 +267,18 @@ def overlaps_loopback(trunk: SipTrunk) -> bool:
     """Whether the trunk's `match` covers 127.0.0.1, where phones on the same host register from."""
     here = ipaddress.ip_address("127.0.0.1")
     return any(here in ipaddress.ip_network(m, strict=False) for m in trunk.match)
+
+
+def identify_warnings(sip: SipSettings, phones: Sequence[PhoneEntry]) -> list[str]:
+    """What makes this host's phones be taken for a trunk: res_pjsip tries the identifiers
+    in endpoint_identifier_order, so with `ip` first a trunk whose `match` covers 127.0.0.1
+    takes every REGISTER and INVITE from a phone on this host (its AOR is then not found,
+    404), whatever the phone's user name."""
+    if not phones or sip.identify_order[0] != "ip":
+        return []
+    return [
+        f"trunk {t.name} matches 127.0.0.1, where this host's phones register from: they would be taken for "
+        "the trunk; narrow its match or set sip.identify_order = ['username', 'ip']"
+        for t in sip.trunks
+        if overlaps_loopback(t)
+    ]

@@ -55,6 +55,10 @@ function showMe(me) {
   $("btn-logout").disabled = loggedOut;
   $("btn-pause").disabled = loggedOut || me.state === "paused";
   $("btn-unpause").disabled = me.state !== "paused";
+  // Whether the queue can ring this agent's phone (PJSIP/<endpoint> registered), live.
+  const phone = me.phone_registered === true ? "registered" : me.phone_registered === false ? "unregistered" : "unknown";
+  $("my-phone").textContent = tr("deskphone." + phone);
+  $("my-phone").dataset.registered = phone;
 }
 
 function showPop(pop) {
@@ -185,6 +189,11 @@ function wallboardPage() {
       const row = body.insertRow();
       row.insertCell().textContent = agent.name;
       row.insertCell().textContent = label("state.", agent.state) + (agent.reason ? " (" + label("reason.", agent.reason) + ")" : "");
+      const phone = row.insertCell();
+      if (agent.phone_registered === false) {
+        phone.textContent = "✗ " + tr("phone_not_registered");
+        phone.className = "phone-unregistered";
+      }
     }
     text("wb-updated", new Date().toLocaleTimeString());
   });
