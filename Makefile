@@ -57,7 +57,12 @@ run: deps venv prompts softphone
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline simulate --if-empty
 	@echo demo-supervisor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add supervisor --role supervisor --name 值班主管 --password-stdin >/dev/null
 	@for a in 1001 1002; do echo demo-agent-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent$$a --role agent \
-	  --name 坐席$$a --agent-id $$a --interface Local/$$a-3-20@hotline-agents/n --password-stdin >/dev/null; done
+	  --name 坐席$$a --agent-id $$a --interface PJSIP/$$a --password-stdin >/dev/null; \
+	  echo demo-sip-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones add $$a --password-stdin >/dev/null; \
+	  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones list --format json | grep -q "\"$$a-web\"" || \
+	  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones add $$a --softphone >/dev/null; done
+	@echo demo-agent-1003 | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent1003 --role agent \
+	  --name 坐席1003 --agent-id 1003 --interface Local/1003-3-20@hotline-agents/n --password-stdin >/dev/null
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
 	@mkdir -p var; if [ -f var/smsc-sim.pid ] && kill -0 $$(cat var/smsc-sim.pid) 2>/dev/null; then :; else \
 	  HOTLINE_CONFIG=$(DEMO_CONFIG) nohup $(BIN)/hotline smsc-sim --control-port 2776 >var/smsc-sim.log 2>&1 & echo $$! >var/smsc-sim.pid; fi
@@ -67,8 +72,14 @@ run: deps venv prompts softphone
 	echo "Place a test call from another terminal: a pension balance query by sample resident $$1"; \
 	echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline call --dtmf \"1W1W1W$${1/X/*}W$$3\" --tail 20"; \
 	echo "(other residents, PINs and their expected balances: $(BIN)/hotline sample residents)"
+	@echo "Or as the carrier would, over SIP with RFC 4733 keys (SIPp from 127.0.0.2 on the demo trunk):"
+	@echo "  sudo HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m tools.sip_call --dtmf \"1W1W1W$${1/X/*}W$$3\""
+	@echo "  or plain SIPp: sipp -sn uac -i 127.0.0.2 -s 12333 127.0.0.1:5060 -m 1 -d 20000"
 	@echo "Console: http://127.0.0.1:8080/  agents agent1001 / demo-agent-1001 and agent1002 / demo-agent-1002"
-	@echo "  (scripted phones: ring 3 s, talk 20 s), supervisor / demo-supervisor for the wallboard."
+	@echo "  answer in the desk's softphone (网页电话; first open https://127.0.0.1:8089/ws once and accept"
+	@echo "  its self-signed certificate), or register a SIP phone as 1001 / demo-sip-1001 (1002 / demo-sip-1002)"
+	@echo "  at 127.0.0.1:5060, UDP or TCP; it may dial 12333 too. agent1003 / demo-agent-1003 has a scripted"
+	@echo "  phone (rings 3 s, talks 20 s). supervisor / demo-supervisor for the wallboard."
 	@echo "  Press 0 in a call to reach an agent who has joined the queues."
 	@echo "SMS: an SMSC simulator runs on 127.0.0.1:2775 (log var/smsc-sim.log); send a notice with"
 	@echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline events emit pension_credited --subject 330523199411187594 \\"

@@ -15,7 +15,7 @@ from console.request import deps, render, require_role
 from console.sse import sse
 from core.masking import mask_numbers
 from core.phones import BadPhoneNumber
-from core.sip_phones import softphone_endpoint, softphone_password
+from core.sip_phones import softphone_credentials, softphone_endpoint
 from core.states import DialState
 from ivr import outbound
 from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
@@ -109,13 +109,17 @@ async def softphone(request: web.Request) -> web.StreamResponse:
     url, sip = wss_url(request), deps(request).settings.sip
     if url is None:
         return web.json_response({"error": "the softphone is off (sip.webrtc, sip.softphone_secret)"}, status=404)
-    endpoint = softphone_endpoint(agent_id)
+    d = deps(request)
+    credentials = await asyncio.to_thread(softphone_credentials, d.store, d.settings, agent_id)
+    if credentials is None:  # `hotline phones add <agent> --softphone` makes one
+        return web.json_response({"error": f"agent {agent_id} has no softphone"}, status=404)
+    endpoint, password = credentials
     host = request.url.host or "127.0.0.1"
     return web.json_response(
         {
             "ws_url": url,
             "uri": f"sip:{endpoint}@{host}",
-            "password": softphone_password(sip.softphone_secret, endpoint),
+            "password": password,
             "display_name": name,
             "departments": [{"queue": q, "number": n} for q, n in sip.departments.items()],
         }

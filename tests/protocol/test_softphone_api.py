@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from console.app import ConsoleDeps, make_app
+from core import sip_phones
 from core.db import Store
 from core.sample_port import SampleBusinessPort
 from core.sip_phones import softphone_password
@@ -27,6 +28,10 @@ async def _serve(store: Store, tmp_path: Path, secret: str) -> AsyncIterator[str
     settings = settings.model_copy(update={"sip": sip})
     load_sample(store)
     _users(store)
+    if secret:
+        sip_phones.add_softphone(store, settings, "1001")
+        for _ in range(2):  # added again: generation 1, the first password revoked
+            sip_phones.add_softphone(store, settings, "1002")
     deps = ConsoleDeps(settings, store, SampleBusinessPort(store, PEPPER), AgentControl(settings, store), Waiting())
     server = TestServer(make_app(deps), host="127.0.0.1")
     await server.start_server()
@@ -65,7 +70,9 @@ async def test_the_agent_gets_their_own_softphone_and_nobody_else_does(base: str
         assert "connect-src 'self' wss://127.0.0.1:8443/ws;" in csp
     async with _client() as http:
         await _sign_in(http, base, "a1002", AGENT_PW)
-        assert (await (await http.get(f"{base}/api/softphone")).json())["uri"] == "sip:1002-web@127.0.0.1"
+        phone = await (await http.get(f"{base}/api/softphone")).json()
+        assert phone["uri"] == "sip:1002-web@127.0.0.1"
+        assert phone["password"] == softphone_password(SECRET, "1002-web", 1)
     async with _client() as http:
         await _sign_in(http, base, "sup", SUP_PW)
         assert (await http.get(f"{base}/api/softphone")).status == 403
@@ -78,3 +85,11 @@ async def test_without_a_softphone_secret_there_is_no_softphone(base_without_sof
         assert (await http.get(f"{base}/api/softphone")).status == 404
         csp = (await http.get(f"{base}/agent")).headers["Content-Security-Policy"]
         assert "connect-src 'self';" in csp and "wss:" not in csp
+
+
+async def test_an_agent_without_a_stored_softphone_gets_none(base: str, store: Store) -> None:
+    sip_phones.remove_phone(store, "1001", softphone=True)
+    async with _client() as http:
+        await _sign_in(http, base, "a1001", AGENT_PW)
+        r = await http.get(f"{base}/api/softphone")
+        assert r.status == 404 and "no softphone" in (await r.json())["error"]

@@ -17,6 +17,7 @@ from playwright.async_api import Page
 from sqlalchemy import select
 
 from console import accounts
+from core import sip_phones
 from core.models import Call
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
@@ -52,6 +53,8 @@ def test_softphone_registers_joins_answers_and_the_record_shows_the_agent(
     ivr: Ivr, asterisk: LocalAsterisk, tmp_path: Path
 ) -> None:
     accounts.add_user(ivr.store, "agent1003", PASSWORD, "agent", "坐席1003", AGENT, f"PJSIP/{AGENT}")
+    # Generation 0: the password the session's pjsip.conf was rendered with.
+    sip_phones.add_softphone(ivr.store, ivr.settings, AGENT)
     seen: dict[str, object] = {}
     began = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
 
