@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import Store
 from core.errors import StoreUnavailable
-from core.models import Call, Callback, utcnow
+from core.models import Agent, Call, Callback, utcnow
 from core.phones import phone_number
 from core.settings import QueueSettings
 from ivr import dialplan, speech
@@ -98,6 +98,13 @@ def book_callback(store: Store, call_id: str, number: str, queue: str, reason: s
     return True
 
 
+def paused_agents(store: Store, queue: str) -> int:
+    """Agents paused in `queue` (their desired state, which the monitor keeps applied)."""
+    with store.session() as s:
+        rows = s.scalars(select(Agent.queues).where(Agent.state == "paused")).all()
+    return sum(queue in q.split(",") for q in rows)
+
+
 class QueueEntry:
     def __init__(self, store: Store, settings: QueueSettings) -> None:
         self.store = store
@@ -122,7 +129,12 @@ class QueueEntry:
         waiting = await self._number(channel, f"QUEUE_WAITING_COUNT({queue})")
         ready = await self._number(channel, f"QUEUE_MEMBER({queue},ready)")
         logged = await self._number(channel, f"QUEUE_MEMBER({queue},logged)")
-        paused = await self._number(channel, f"QUEUE_MEMBER({queue},paused)")
+        # QUEUE_MEMBER's `paused` is per member (it needs an interface, and logs an ERROR
+        # without one): the paused agents of this queue are counted in our own agents table.
+        try:
+            paused = await asyncio.to_thread(paused_agents, self.store, queue)
+        except StoreUnavailable:
+            paused = 0
         return QueueState(waiting, ready, max(logged - paused, 0))
 
     async def _language(self, channel: AgiChannel, call_id: str) -> str:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import Store
-from core.models import Call, Callback, utcnow
+from core.models import Agent, Call, Callback, utcnow
 from core.phones import clean_caller_id
 from core.settings import QueueSettings
 from ivr.fastagi import FastAgiServer
@@ -28,9 +28,7 @@ def _env(callerid: str) -> bytes:
 
 def _asterisk(entries: list[str | None], **queue: int) -> Caller:
     """A channel whose queue functions answer as app_queue would for `queue`'s figures."""
-    values = {"QUEUE_WAITING_COUNT": queue.get("waiting", 0)} | {
-        k: queue.get(k, 0) for k in ("ready", "logged", "paused")
-    }
+    values = {"QUEUE_WAITING_COUNT": queue.get("waiting", 0)} | {k: queue.get(k, 0) for k in ("ready", "logged")}
 
     def answer(_i: int, command: str) -> bytes | None:
         if command.startswith("GET VARIABLE HOTLINE_CALL_ID"):
@@ -77,7 +75,14 @@ async def test_an_agent_is_free_so_the_caller_hears_nothing_and_queues(store: St
 
 async def test_position_and_wait_are_announced_then_the_caller_keeps_waiting(store: Store) -> None:
     # 4th in line, nobody free, 2 staffed, 180 s per call: about 6 minutes, over the 120 s offer limit.
-    commands = await _run(store, ALWAYS, _asterisk(["2"], waiting=3, ready=0, logged=3, paused=1))
+    # One of the three logged in is paused (our agents table: QUEUE_MEMBER's paused needs an interface).
+    with store.session() as s:
+        s.add(
+            Agent(
+                id="1009", name="paused", interface="PJSIP/1009", queues="hotline-12333,hotline-labour", state="paused"
+            )
+        )
+    commands = await _run(store, ALWAYS, _asterisk(["2"], waiting=3, ready=0, logged=3))
     played = _played(commands)
     assert played[:2] == ["queue.busy", "queue.ahead"] and "queue.ahead_unit" in played
     assert played[played.index("queue.estimate") + 1 : played.index("queue.minutes")] == ["num.6"]
