@@ -99,7 +99,8 @@ def test_softphone_registers_joins_answers_and_the_record_shows_the_agent(
             await page.locator('#my-state[data-state="available"]').wait_for()
             # A second caller: the agent answers and transfers blind to the labour
             # department (REFER to 8002); the desk's phone is free again at once.
-            again = UacPlan(calls=(CarrierCall(caller=CALLER),), dtmf="0", lead_s=1.0, tail_s=20.0)
+            # Long enough to hear the labour queue's position and wait before joining it.
+            again = UacPlan(calls=(CarrierCall(caller=CALLER),), dtmf="0", lead_s=1.0, tail_s=40.0)
             second = asyncio.create_task(
                 asyncio.to_thread(place_calls, hotline_address(ivr.settings), again, tmp_path, "uac2")
             )
