@@ -49,9 +49,13 @@ def _until(check: str, what: str, asterisk: LocalAsterisk, command: str, timeout
     raise AssertionError(f"{what}: {check!r} not in `{command}` after {timeout_s} s:\n{shown}")
 
 
+JSSIP = Path(__file__).resolve().parents[2] / "console" / "static" / "jssip.js"
+
+
 def test_softphone_registers_joins_answers_and_the_record_shows_the_agent(
     ivr: Ivr, asterisk: LocalAsterisk, tmp_path: Path
 ) -> None:
+    assert JSSIP.exists(), f"{JSSIP} is missing: `make softphone` builds it (make test does)"
     accounts.add_user(ivr.store, "agent1003", PASSWORD, "agent", "坐席1003", AGENT, f"PJSIP/{AGENT}")
     # Generation 0: the password the session's pjsip.conf was rendered with.
     sip_phones.add_softphone(ivr.store, ivr.settings, AGENT)
