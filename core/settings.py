@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import SettingsError
-from core.sip_settings import SipSettings
+from core.sip_settings import SipSettings, check_networks
 
 DEFAULT_CONFIG = Path("hotline.toml")
 ENV_PREFIX = "HOTLINE_"
@@ -228,12 +228,7 @@ class WebSettings(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{entry!r} is no IP address or network") from exc
-        return value
+        return check_networks(value)
 
     def is_trusted_proxy(self, address: str) -> bool:
         try:

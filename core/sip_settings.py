@@ -26,6 +26,16 @@ _SHORT_NUMBER = re.compile(r"[0-9]{2,8}")
 _CONF_VALUE = re.compile(r"[!-~]*")
 
 
+def check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
+    """Each entry an IP address or network (`10.0.0.5`, `10.0.0.0/24`, `::1`), never a host name."""
+    for entry in value:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError as exc:
+            raise ValueError(f"{entry!r} is no IP address or network") from exc
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,12 +84,7 @@ class SipTrunk(_Section):
     def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         if not value:
             raise ValueError("a trunk needs the addresses its carrier sends from (match)")
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{entry!r} is no IP address or network") from exc
-        return value
+        return check_networks(value)
 
     @field_validator("numbers")
     @classmethod
@@ -159,12 +164,7 @@ class SipSettings(_Section):
     @field_validator("local_networks")
     @classmethod
     def _local(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for entry in value:
-            try:
-                ipaddress.ip_network(entry, strict=False)
-            except ValueError as exc:
-                raise ValueError(f"{entry!r} is no IP address or network") from exc
-        return value
+        return check_networks(value)
 
     @field_validator("bind", "https_bind", "external_address")
     @classmethod
