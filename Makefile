@@ -71,9 +71,9 @@ run: deps venv prompts softphone
 	@set -- $$($(BIN)/hotline sample residents | head -n 1); \
 	echo "Place a test call from another terminal: a pension balance query by sample resident $$1"; \
 	echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline call --dtmf \"1W1W1W$${1/X/*}W$$3\" --tail 20"; \
-	echo "(other residents, PINs and their expected balances: $(BIN)/hotline sample residents)"
-	@echo "Or as the carrier would, over SIP with RFC 4733 keys (SIPp from 127.0.0.2 on the demo trunk):"
-	@echo "  sudo HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m tools.sip_call --dtmf \"1W1W1W$${1/X/*}W$$3\""
+	echo "(other residents, PINs and their expected balances: $(BIN)/hotline sample residents)"; \
+	echo "Or as the carrier would, over SIP with RFC 4733 keys (SIPp from 127.0.0.2 on the demo trunk; as root):"; \
+	echo "  $$([ "$$(id -u)" = 0 ] || echo 'sudo ')HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m tools.sip_call --dtmf \"1W1W1W$${1/X/*}W$$3\""
 	@echo "  or plain SIPp: sipp -sn uac -i 127.0.0.2 -s 12333 127.0.0.1:5060 -m 1 -d 20000"
 	@echo "Console: http://127.0.0.1:8080/  agents agent1001 / demo-agent-1001 and agent1002 / demo-agent-1002"
 	@echo "  answer in the desk's softphone (网页电话; first open https://127.0.0.1:8089/ws once and accept"
