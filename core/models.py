@@ -291,7 +291,9 @@ class ConsoleUser(Base):
     __tablename__ = "console_users"
     username: Mapped[str] = mapped_column(String(32), primary_key=True)
     display_name: Mapped[str] = mapped_column(String(64))
-    role: Mapped[str] = mapped_column(String(12))  # agent | supervisor | admin
+    role: Mapped[str] = mapped_column(String(12))  # agent | supervisor | admin | department | auditor
+    # For department users: the department (cases settings) whose work orders they answer.
+    department: Mapped[str | None] = mapped_column(String(40))
     password_hash: Mapped[str] = mapped_column(String(200))
     # For agents: their id in `agents` and the interface the queue rings (PJSIP/1001).
     agent_id: Mapped[str | None] = mapped_column(String(32))
@@ -378,6 +380,29 @@ class Callback(Base):
     dial_state: Mapped[str | None] = mapped_column(String(12))
     dial_detail: Mapped[str] = mapped_column(String(32), default="", server_default="")
     dialed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class VoiceMessage(Base):
+    """A message a caller left in the IVR (留言): the IVR writes the row, `cases` turns it into
+    a work order (sets order_id). The recording's name is a random id, never the caller's data."""
+
+    __tablename__ = "voice_messages"
+    __table_args__ = (Index("ix_voice_messages_order_created", "order_id", "created_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(36), index=True)
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    # The ID number the caller keyed, when it was a valid one: the resident it names (no PIN
+    # was asked, so this is what the caller said, not who they proved to be) and its masked form.
+    resident_id: Mapped[int | None] = mapped_column(Integer)
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    # Relative to recordings.dir, e.g. messages/2026-12-02/<uuid>.wav
+    recording: Mapped[str] = mapped_column(String(200))
+    duration_s: Mapped[int] = mapped_column(Integer, default=0)
+    # complete (confirmed by the caller) | hangup (the caller hung up while or after recording)
+    ended: Mapped[str] = mapped_column(String(12), default="complete")
+    reason: Mapped[str] = mapped_column(String(16), default="menu")  # menu | long_wait | after_hours
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    order_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
 
 
 # --- the SMS gateway's own ----------------------------------------------------------------

@@ -266,6 +266,20 @@ class QueueSettings(_Section):
         return value
 
 
+class RecordingSettings(_Section):
+    """Where call recordings and voice messages live, and how long they are kept.
+
+    `dir` is the directory as the platform sees it; Asterisk writes to `asterisk_dir` (for the
+    local Asterisk, `dir` is bind-mounted there inside its root; on a site whose Asterisk runs
+    elsewhere, the two name one shared directory). File names carry no private data.
+    """
+
+    dir: Path = Path("var/recordings")
+    asterisk_dir: str = "/var/spool/asterisk/hotline"
+    retention_days: int = Field(180, ge=1)  # then the file is deleted and the deletion recorded
+    message_max_s: int = Field(60, ge=5, le=600)  # one voice message
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     agi: AgiSettings = AgiSettings()
@@ -279,6 +293,7 @@ class Settings(_Section):
     sms: SmsSettings = SmsSettings()
     twilio: TwilioSettings = TwilioSettings()
     sip: SipSettings = SipSettings()
+    recordings: RecordingSettings = RecordingSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

@@ -107,6 +107,8 @@ class LocalAsterisk:
             source = self.settings.asterisk
             roots.provision(self.root, source.suite, source.mirror, self.cache_dir / "debootstrap.log")
         roots.mount_root(self.root)
+        recordings = self.settings.recordings
+        roots.bind_directory(self.root, recordings.dir, recordings.asterisk_dir, roots.account_ids(self.root, RUN_USER))
         self._install()
         pid = self.running_pid()
         if pid is None:

@@ -140,6 +140,19 @@ def mount_root(root: Path) -> None:
         logger.debug("bound /%s into %s", name, root)
 
 
+def bind_directory(root: Path, source: Path, inner: str, owner: tuple[int, int]) -> None:
+    """Bind a host directory (recordings) at `inner` in the root, owned by Asterisk's account
+    there so it may write; left alone when already bound."""
+    source.mkdir(parents=True, exist_ok=True)
+    os.chown(source, *owner)
+    target = root / PurePosixPath(inner).relative_to("/")
+    if target in set(mount_points()):
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    _run(["mount", "--bind", str(source.resolve()), str(target)])
+    logger.debug("bound %s at %s in %s", source, inner, root)
+
+
 def unmount_under(path: Path) -> None:
     for point in mounts_under(path):
         try:
