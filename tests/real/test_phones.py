@@ -17,7 +17,6 @@ from unittest.mock import patch
 import pytest
 from playwright.async_api import Browser, Page
 
-from bench.procs import free_port
 from console import accounts
 from core import sip_phones
 from core.models import Call
@@ -29,10 +28,10 @@ from ivr.asterisk_root import resolve_in_root
 from ivr.trail import find_call_id, show_call
 from tests.browser import chromium
 from tests.real.baresip_phone import baresip_phone
-from tests.real.carrier_call import start_call
 from tests.real.serving import Ivr
 from tests.real.sip_setup import TEST_PHONES
 from tests.real.sip_setup import phone_entries as session_phones
+from tests.sip_peers.sipp import CarrierCall, UacPlan, hotline_address, place_calls
 
 pytestmark = pytest.mark.real
 PASSWORD = "phones-test-password"
@@ -67,11 +66,9 @@ async def _sign_in(browser: Browser, base: str, user: str) -> Page:
 def _call_through_the_trunk(ivr: Ivr, work: Path) -> dict[str, object]:
     """The caller presses 0 at the welcome, hears the transfer prompt (4 s), is answered
     at once and hangs up 14 s after the 0."""
-    work.mkdir()
-    ports = {"control_port": free_port(), "media_port": free_port()}
-    sipp = start_call(work, ivr.settings.sip.port, "0", caller="13900001001", lead_s=1.0, talk_s=14.0, **ports)
-    code = sipp.wait(60)
-    assert code == 0, (work / "sipp.log").read_text(errors="replace")
+    plan = UacPlan((CarrierCall("13900001001", "12333"),), dtmf="0", lead_s=1.0, tail_s=14.0)
+    result = place_calls(hotline_address(ivr.settings), plan, work)
+    assert result.successful == 1, result.log
     return _finished_trunk_call(ivr)
 
 
