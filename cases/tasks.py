@@ -10,6 +10,8 @@ turns. The loser adds nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from cases.events import add_event, moment
 from cases.followup import collect_followup_replies, send_due_followups
 from cases.orders import MESSAGES, ORDERS, WAITING, Order, insert_order, order_of, order_values
 from core.db import Store
+from core.errors import StoreUnavailable
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -116,3 +119,26 @@ def run_once(store: Store, settings: Settings, now: dt.datetime | None = None) -
     report.followups = send_due_followups(store, settings, now)
     report.replies = collect_followup_replies(store, now)
     return report
+
+
+async def casework_loop(store: Store, settings: Settings, stop: asyncio.Event) -> None:
+    """`run_once` every `cases.task_interval_s` until `stop`. The store out of reach is
+    logged and tried again next round; anything else ends the task, for `hotline serve`'s
+    supervisor to log with its traceback and start again."""
+    interval = settings.cases.task_interval_s
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(run_once, store, settings)
+        except StoreUnavailable as exc:
+            log.warning("casework: not done now (%s); next try in %.0f s", exc, interval)
+        else:
+            if report:
+                log.info(
+                    "casework: %d voice messages made orders, %d escalated, %d follow-ups sent, %d answers stored",
+                    len(report.voice_orders),
+                    len(report.escalated),
+                    len(report.followups),
+                    len(report.replies),
+                )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)

@@ -219,3 +219,70 @@ def test_a_callback_answer_books_a_callback_for_the_caller(store: Store, setting
         with pytest.raises(NoReplyNumber):
             o.answer_order(store, settings, withheld.id, actor="console:yl", answer="好", reply_via=via)
     assert o.get_order(store, withheld.id, actor="t").order.status == "open"  # nothing half-done
+
+
+def test_a_follow_up_asks_by_sms_once_and_stores_the_residents_digit(store: Store, settings: Settings) -> None:
+    from cases.followup import collect_followup_replies, send_due_followups
+    from core.business import AuditedReader
+    from core.models import SmsSurvey
+    from sms.mo import HELP, RATED, SIGNATURE, MoHandler
+
+    order = _new(store, settings)
+    other = _new(store, settings, caller_number=None)
+    for x in (order, other):
+        o.answer_order(store, settings, x.id, actor="console:yl", answer="已办理。", reply_via="none", now=MONDAY)
+    assert send_due_followups(store, settings, now=MONDAY + dt.timedelta(hours=23)) == []  # not yet due
+    night = dt.datetime(2026, 12, 1, 22, 0, tzinfo=BEIJING)
+    assert send_due_followups(store, settings, now=night) == []  # nobody is texted at night
+    tuesday = dt.datetime(2026, 12, 1, 11, 0, tzinfo=BEIJING)
+    assert [x.id for x in send_due_followups(store, settings, now=tuesday)] == [order.id]
+    assert send_due_followups(store, settings, now=tuesday + dt.timedelta(hours=1)) == []
+    with store.session() as s:
+        events = s.scalars(select(BusinessEvent).where(BusinessEvent.event_type == "order_followup")).all()
+        survey = s.scalars(select(SmsSurvey)).one()
+    assert [(e.subject_id, e.idempotency_key) for e in events] == [(NUMBER, f"order:{order.id}:followup")]
+    assert "满意请回复1，基本满意回复2，不满意回复3" in render("order_followup", events[0].payload)
+    assert (survey.key, survey.phone, survey.answer) == (f"order:{order.id}:followup", NUMBER, None)
+    assert o.get_order(store, other.id, actor="t").order.followup_state == "no_number"
+
+    mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
+    assert mo.answer("13900001111", "2") == HELP + SIGNATURE  # no survey open for that number
+    assert mo.answer("+8613812345678", " 2 ") == RATED + SIGNATURE
+    assert mo.answer(NUMBER, "3") == HELP + SIGNATURE  # answered already: the first digit counts
+    assert [x.id for x in collect_followup_replies(store)] == [order.id]
+    assert collect_followup_replies(store) == []
+    done = o.get_order(store, order.id, actor="t")
+    assert (done.order.satisfaction, done.order.followup_state) == (2, "answered")
+    assert [e.action for e in done.events][-2:] == ["followup_sent", "followup_reply"]
+
+
+def test_a_follow_up_nobody_answers_ends_without_a_reply(store: Store, settings: Settings) -> None:
+    from cases.followup import collect_followup_replies, send_due_followups
+
+    order = _new(store, settings)
+    o.answer_order(store, settings, order.id, actor="x", answer="已办理。", reply_via="none", now=MONDAY)
+    tuesday = dt.datetime(2026, 12, 1, 11, 0, tzinfo=BEIJING)
+    send_due_followups(store, settings, now=tuesday)
+    assert collect_followup_replies(store, now=tuesday + dt.timedelta(hours=71)) == []
+    assert [x.id for x in collect_followup_replies(store, now=tuesday + dt.timedelta(hours=73))] == [order.id]
+    assert o.get_order(store, order.id, actor="t").order.followup_state == "no_reply"
+
+
+async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: Store, settings: Settings) -> None:
+    import asyncio
+
+    from cases.tasks import casework_loop
+
+    with store.session() as s:
+        s.add(VoiceMessage(call_id="vm-1", caller_number=NUMBER, recording="messages/x.wav", duration_s=9))
+    stop = asyncio.Event()
+    task = asyncio.create_task(casework_loop(store, settings, stop))
+    try:
+        for _ in range(200):  # at most 10 s
+            if o.orders_for(store):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+    assert [x.kind for x in o.orders_for(store)] == ["voice_message"]
