@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from core.errors import HotlineError
 
-class CasesError(Exception):
+
+class CasesError(HotlineError):
     """Base of the errors casework raises."""
 
 
