@@ -40,6 +40,7 @@ of business of its category's N-th working day after it was created (core.calend
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
@@ -64,6 +65,10 @@ REPLY_VIA: Final = ("sms", "callback", "none")
 SUMMARY_MAX: Final = 2000
 ANSWER_MAX: Final = 300  # it goes out by SMS as it is (sms/templates.py order_answered)
 REASON_MAX: Final = 500
+# What the SMS gateway refuses to send (sms/templates.py): refused here already, where the
+# clerk can still reword the answer, rather than as a failed event nobody sees.
+_FULL_ID: Final = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
+_UNPRINTABLE: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,10 @@ def _text(value: str, what: str, limit: int) -> str:
         raise BadOrderInput(f"the {what} is empty")
     if len(value) > limit:
         raise BadOrderInput(f"the {what} has {len(value)} characters; at most {limit}")
+    if _UNPRINTABLE.search(value):
+        raise BadOrderInput(f"the {what} holds control characters")
+    if _FULL_ID.search(value):
+        raise BadOrderInput(f"the {what} holds what looks like a full ID number: write it masked")
     return value
 
 

@@ -3,6 +3,7 @@ deadlines and escalation, voice messages claimed once, answers sent once."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 
@@ -11,12 +12,15 @@ from sqlalchemy import func, select
 
 from cases import orders as o
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownDepartment
-from cases.tasks import escalate_overdue, voice_messages_to_orders
+from cases.followup import collect_followup_replies, send_due_followups
+from cases.tasks import casework_loop, escalate_overdue, voice_messages_to_orders
+from core.business import AuditedReader
 from core.db import Store
-from core.models import AuditEntry, BusinessEvent, Callback, VoiceMessage, WorkOrder, WorkOrderEvent
+from core.models import AuditEntry, BusinessEvent, Callback, SmsSurvey, VoiceMessage, WorkOrder, WorkOrderEvent
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from sms.intake import intake
+from sms.mo import HELP, RATED, SIGNATURE, MoHandler, keyword_of
 from sms.templates import render
 from tests.conftest import PEPPER
 
@@ -90,6 +94,12 @@ def test_bad_input_is_refused_by_name(store: Store, settings: Settings) -> None:
         o.answer_order(store, settings, order.id, actor="x", answer="长" * 301, reply_via="none")
     with pytest.raises(BadOrderInput, match="reply_via"):
         o.answer_order(store, settings, order.id, actor="x", answer="好", reply_via="fax")
+    with pytest.raises(BadOrderInput, match="full ID number"):
+        o.answer_order(
+            store, settings, order.id, actor="x", answer="您的身份证330523199001011234已登记", reply_via="sms"
+        )
+    with pytest.raises(BadOrderInput, match="control characters"):
+        o.answer_order(store, settings, order.id, actor="x", answer="好\x00", reply_via="sms")
     with pytest.raises(BadOrderInput, match="needs a note"):
         o.close_order(store, order.id, actor="x")
     with pytest.raises(OrderNotFound):
@@ -222,10 +232,6 @@ def test_a_callback_answer_books_a_callback_for_the_caller(store: Store, setting
 
 
 def test_a_follow_up_asks_by_sms_once_and_stores_the_residents_digit(store: Store, settings: Settings) -> None:
-    from cases.followup import collect_followup_replies, send_due_followups
-    from core.business import AuditedReader
-    from core.models import SmsSurvey
-    from sms.mo import HELP, RATED, SIGNATURE, MoHandler
 
     order = _new(store, settings)
     other = _new(store, settings, caller_number=None)
@@ -245,6 +251,8 @@ def test_a_follow_up_asks_by_sms_once_and_stores_the_residents_digit(store: Stor
     assert (survey.key, survey.phone, survey.answer) == (f"order:{order.id}:followup", NUMBER, None)
     assert o.get_order(store, other.id, actor="t").order.followup_state == "no_number"
 
+    ratings = [keyword_of(t) for t in ("1", " 3 ", "4", "12")]
+    assert ratings == [("RATE", "1"), ("RATE", "3"), ("OTHER", None), ("OTHER", None)]
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
     assert mo.answer("13900001111", "2") == HELP + SIGNATURE  # no survey open for that number
     assert mo.answer("+8613812345678", " 2 ") == RATED + SIGNATURE
@@ -257,7 +265,6 @@ def test_a_follow_up_asks_by_sms_once_and_stores_the_residents_digit(store: Stor
 
 
 def test_a_follow_up_nobody_answers_ends_without_a_reply(store: Store, settings: Settings) -> None:
-    from cases.followup import collect_followup_replies, send_due_followups
 
     order = _new(store, settings)
     o.answer_order(store, settings, order.id, actor="x", answer="已办理。", reply_via="none", now=MONDAY)
@@ -269,10 +276,6 @@ def test_a_follow_up_nobody_answers_ends_without_a_reply(store: Store, settings:
 
 
 async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: Store, settings: Settings) -> None:
-    import asyncio
-
-    from cases.tasks import casework_loop
-
     with store.session() as s:
         s.add(VoiceMessage(call_id="vm-1", caller_number=NUMBER, recording="messages/x.wav", duration_s=9))
     stop = asyncio.Event()
