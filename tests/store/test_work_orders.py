@@ -289,3 +289,25 @@ async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: S
         stop.set()
         await asyncio.wait_for(task, 10)
     assert [x.kind for x in o.orders_for(store)] == ["voice_message"]
+
+
+def test_two_processes_escalating_at_once_escalate_each_order_once(store: Store, settings: Settings) -> None:
+    late = [_new(store, settings).id for _ in range(5)]
+    thursday = dt.datetime(2026, 12, 3, 9, 0, tzinfo=BEIJING)
+    stores = [Store(store.url), Store(store.url)]
+    got: list[list[int]] = [[], []]
+    start = threading.Barrier(2)
+
+    def escalate(i: int) -> None:
+        start.wait(timeout=10)
+        got[i] = [x.id for x in escalate_overdue(stores[i], settings, now=thursday)]
+
+    threads = [threading.Thread(target=escalate, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    for s in stores:
+        s.dispose()
+    assert sorted(got[0] + got[1]) == late
+    assert all(_actions(store, i) == ["created", "escalated"] for i in late)

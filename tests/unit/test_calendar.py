@@ -13,6 +13,7 @@ import core.calendar
 from core.calendar import add_working_days, is_working_day, working_days_between
 from core.errors import SettingsError
 from core.settings import QueueSettings, load_settings
+from ivr.dialplan import QUEUE_GENERAL
 from ivr.hours import is_open
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -95,6 +96,7 @@ def test_cases_settings_defaults_and_checks(tmp_path: Path) -> None:
         "complaint": 5,
         "suggestion": 5,
     }
+    assert s.cases.callback_queue == QUEUE_GENERAL  # an answer's callback waits where agents see callbacks
     config = tmp_path / "hotline.toml"
     config.write_text('[cases]\ndepartments = ["养老保险", "工伤保险"]\ndeadline_days = {how_to = 1}\n')
     s = load_settings(config, {})
