@@ -7,6 +7,8 @@ user restricts the call to that department's orders, and another's look like non
     create_order(store, settings, *, kind, category, summary, created_by, department=None,
                  caller_number=None, resident_id=None, id_number_masked=None, call_id=None,
                  voice_message_id=None, now=None) -> Order
+    order_from_call(store, settings, *, call_id, category, summary, created_by, department=None,
+                    kind='call', now=None) -> Order   (the caller's number and resident from `calls`)
     orders_for(store, *, status=None, department=None, now=None, limit=500) -> list[Order]
         status: None (all) | 'open' (open or returned: waiting for an answer) | 'overdue'
         (waiting, past due) | 'answered' | 'returned' | 'closed'
@@ -53,7 +55,7 @@ from cases.replies import send_reply
 from core import audit
 from core.calendar import add_working_days
 from core.db import Store
-from core.models import VoiceMessage, WorkOrder
+from core.models import Call, VoiceMessage, WorkOrder
 from core.settings import CASE_CATEGORIES, Settings
 
 ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
@@ -190,6 +192,40 @@ def create_order(
     }
     with store.transaction() as c:
         return insert_order(c, values, now)
+
+
+def order_from_call(
+    store: Store,
+    settings: Settings,
+    *,
+    call_id: str,
+    category: str,
+    summary: str,
+    created_by: str,
+    department: str | None = None,
+    kind: str = "call",
+    now: dt.datetime | None = None,
+) -> Order:
+    """An order for a call an agent took (the wrap-up's "needs follow-up") or a callback that
+    could not be settled (`kind='callback'`): the caller's number and the identified resident
+    come from the call's record; BadOrderInput if there is no such call."""
+    with store.transaction() as c:
+        call = c.execute(select(Call.caller_number, Call.resident_id).where(Call.id == call_id)).first()
+    if call is None:
+        raise BadOrderInput(f"no call {call_id[:40]!r}")
+    return create_order(
+        store,
+        settings,
+        kind=kind,
+        category=category,
+        summary=summary,
+        created_by=created_by,
+        department=department,
+        caller_number=call.caller_number,
+        resident_id=call.resident_id,
+        call_id=call_id,
+        now=now,
+    )
 
 
 def order_values(

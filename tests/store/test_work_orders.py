@@ -16,7 +16,7 @@ from cases.followup import collect_followup_replies, send_due_followups
 from cases.tasks import casework_loop, escalate_overdue, voice_messages_to_orders
 from core.business import AuditedReader
 from core.db import Store
-from core.models import AuditEntry, BusinessEvent, Callback, SmsSurvey, VoiceMessage, WorkOrder, WorkOrderEvent
+from core.models import AuditEntry, BusinessEvent, Call, Callback, SmsSurvey, VoiceMessage, WorkOrder, WorkOrderEvent
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from sms.intake import intake
@@ -311,3 +311,14 @@ def test_two_processes_escalating_at_once_escalate_each_order_once(store: Store,
         s.dispose()
     assert sorted(got[0] + got[1]) == late
     assert all(_actions(store, i) == ["created", "escalated"] for i in late)
+
+
+def test_an_order_from_a_call_takes_the_callers_number_and_resident(store: Store, settings: Settings) -> None:
+    with store.session() as s:
+        s.add(Call(id="call-9", caller_number=NUMBER, resident_id=12, disposition="agent"))
+    order = o.order_from_call(
+        store, settings, call_id="call-9", category="complaint", summary="窗口态度差", created_by="console:agent1001"
+    )
+    assert (order.caller_number, order.resident_id, order.call_id, order.kind) == (NUMBER, 12, "call-9", "call")
+    with pytest.raises(BadOrderInput, match="no call"):
+        o.order_from_call(store, settings, call_id="forged", category="how_to", summary="x", created_by="t")
