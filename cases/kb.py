@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import string
+import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ __all__ = [
     "Hit",
     "ImportResult",
     "Version",
+    "agents_call",
     "checked",
     "create",
     "edit",
@@ -61,6 +63,7 @@ __all__ = [
     "mark_used",
     "search",
     "set_status",
+    "today_in",
     "uses_on_call",
     "versions",
 ]
@@ -131,6 +134,11 @@ def _article(a: KbArticle) -> Article:
         a.updated_by,
         a.updated_at,
     )
+
+
+def today_in(zone: str) -> dt.date:
+    """Today on the hotline's clock (queue.timezone): an article is in effect from its date there."""
+    return dt.datetime.now(zoneinfo.ZoneInfo(zone)).date()
 
 
 # --- search ----------------------------------------------------------------------------------
@@ -378,9 +386,7 @@ def _edit(s: Session, a: KbArticle, f: ArticleFields, editor: str, expected_vers
         "updated_at": utcnow(),
     }
     # Conditional on the version read: of two editors saving at once, one wins.
-    done = s.execute(
-        update(KbArticle).where(KbArticle.id == a.id, KbArticle.version == was).values(**values)
-    ).rowcount  # type: ignore[attr-defined]
+    done = s.execute(update(KbArticle).where(KbArticle.id == a.id, KbArticle.version == was).values(**values)).rowcount  # type: ignore[attr-defined]
     if not done:
         raise EditConflict(f"article {a.id} changed while it was saved: reload it")
     _keep_version(s, a.id, was + 1, f, editor)
@@ -491,6 +497,13 @@ def mark_used(store: Store, call_id: str, article_id: int, agent: str, *, today:
         s.execute(upsert(s.connection(), KbUse.__table__).values(**row).on_conflict_do_nothing())
         kept = s.scalar(select(KbUse.version).where(KbUse.call_id == call_id, KbUse.article_id == article_id))
         return int(kept if kept is not None else a.version)
+
+
+def agents_call(store: Store, agent: str) -> str | None:
+    """The call an agent marks articles for by default: their current call, else their last."""
+    with store.session() as s:
+        me = s.get(Agent, agent)
+        return None if me is None else me.current_call_id or me.last_call_id
 
 
 def uses_on_call(store: Store, call_id: str) -> dict[int, int]:

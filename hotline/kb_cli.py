@@ -7,7 +7,6 @@ import dataclasses
 import datetime as dt
 import json
 import sys
-import zoneinfo
 from typing import Any
 
 from cases import kb, kb_sample
@@ -16,12 +15,11 @@ from core.settings import Settings
 
 
 def hotline_today(settings: Settings) -> dt.date:
-    """Today on the hotline's clock (queue.timezone): an article is in effect from its date there."""
-    return dt.datetime.now(zoneinfo.ZoneInfo(settings.queue.timezone)).date()
+    return kb.today_in(settings.queue.timezone)
 
 
-def _jsonable(value: Any) -> Any:
-    data = dataclasses.asdict(value)
+def _jsonable(value: Any) -> dict[str, Any]:
+    data: dict[str, Any] = dataclasses.asdict(value)
     for key, v in data.items():
         if isinstance(v, dt.date | dt.datetime):
             data[key] = v.isoformat()
@@ -74,8 +72,13 @@ def _show(settings: Settings, args: argparse.Namespace) -> int:
         _print(data)
         return 0
     print(f"# {article.title}")
-    print(f"id {article.id} · {article.category} · {', '.join(article.tags) or '-'} · effective {article.effective_date}")
-    print(f"version {article.version} · {article.status} · by {article.updated_by}" + (" · sample" if article.sample else ""))
+    print(
+        f"id {article.id} · {article.category} · {', '.join(article.tags) or '-'} · effective {article.effective_date}"
+    )
+    print(
+        f"version {article.version} · {article.status} · by {article.updated_by}"
+        + (" · sample" if article.sample else "")
+    )
     print()
     print(article.body)
     return 0

@@ -202,7 +202,9 @@ def test_imports_name_the_wrong_lines_and_import_nothing_then(store: Store, tmp_
         assert s.scalar(select(func.count()).select_from(KbArticleVersion)) == 3
 
 
-def test_cli_search_json_show_and_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_search_json_show_and_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("HOTLINE_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
     assert main(["kb", "seed"]) == 0
     capsys.readouterr()
