@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -475,6 +476,78 @@ class SmsSurvey(Base):
     open_until: Mapped[dt.datetime] = mapped_column(UtcDateTime())
     answer: Mapped[int | None] = mapped_column(Integer)
     answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+# --- the knowledge base (cases/kb.py) -------------------------------------------------------
+
+# Full-text search over the articles is kept outside these models: on SQLite an FTS5 table
+# `kb_fts` (trigram tokenizer) with its shadow tables and triggers, on PostgreSQL pg_trgm GIN
+# indexes on title and body (migration 0023). Alembic's comparison leaves these names alone.
+KB_SEARCH_OBJECTS = frozenset(
+    {
+        "kb_fts",
+        "kb_fts_data",
+        "kb_fts_idx",
+        "kb_fts_content",
+        "kb_fts_docsize",
+        "kb_fts_config",
+        "ix_kb_articles_title_trgm",
+        "ix_kb_articles_body_trgm",
+    }
+)
+
+
+def outside_models(name: str | None, type_: str, _parent: Any) -> bool:
+    """Alembic `include_name`: False for the search objects that migrations keep by hand."""
+    return name not in KB_SEARCH_OBJECTS
+
+
+class KbArticle(Base):
+    """A policy article agents answer from (专家知识库). The text is Markdown; `version`
+    counts edits, each kept in kb_article_versions. Agents see only published articles in
+    effect (effective_date on or before today)."""
+
+    __tablename__ = "kb_articles"
+    __table_args__ = (Index("ix_kb_articles_status_effective", "status", "effective_date"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200), unique=True)  # imports update by title
+    body: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(40))
+    tags: Mapped[str] = mapped_column(String(200), default="", server_default="")  # comma-separated
+    effective_date: Mapped[dt.date] = mapped_column(Date)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(12), default="draft")  # draft | published | retired
+    sample: Mapped[bool] = mapped_column(default=False, server_default=false())  # sample content
+    updated_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class KbArticleVersion(Base):
+    """Every version of an article's text as it was saved, by whom and when."""
+
+    __tablename__ = "kb_article_versions"
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(40))
+    tags: Mapped[str] = mapped_column(String(200))
+    effective_date: Mapped[dt.date] = mapped_column(Date)
+    edited_by: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class KbUse(Base):
+    """An article an agent answered a call from, at the version they read."""
+
+    __tablename__ = "kb_uses"
+    __table_args__ = (UniqueConstraint("call_id", "article_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(36))
+    article_id: Mapped[int] = mapped_column(ForeignKey("kb_articles.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    agent: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 # --- the SMS gateway's own ----------------------------------------------------------------

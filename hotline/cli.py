@@ -17,6 +17,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
+from hotline import kb_cli
 from hotline.errors import UsageError
 
 log = logging.getLogger("hotline")
@@ -381,9 +382,10 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
         store = open_store(settings)
         if args.if_empty and sample.loaded_count(store):
             print(f"sample: {sample.loaded_count(store)} residents already in {settings.database.url}")
-            return 0
-        n = sample.load(store, settings.security.pin_pepper, residents=args.residents)
-        print(f"sample: {n} residents loaded into {settings.database.url}")
+        else:
+            n = sample.load(store, settings.security.pin_pepper, residents=args.residents)
+            print(f"sample: {n} residents loaded into {settings.database.url}")
+        print(kb_cli.seed_samples(settings))
         return 0
     _, people = sample.generate(residents=args.residents)
     rows = [
@@ -682,6 +684,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--residents", type=int, default=sample.DEFAULT_RESIDENTS)
     s.add_argument("--if-empty", action="store_true", help="load only into a store without residents")
     s.set_defaults(func=cmd_sample)
+
+    kb_cli.add_parser(sub)
 
     s = sub.add_parser("db", help="database schema")
     s.add_argument("action", choices=("upgrade",))

@@ -2,9 +2,14 @@
 
 from alembic import context
 
-from core.models import Base
+from core.models import Base, outside_models
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=True)
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,
+    include_name=outside_models,
+)
 with context.begin_transaction():
     context.run_migrations()
