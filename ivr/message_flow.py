@@ -45,7 +45,11 @@ def enter(flow: _Flow, state: CallState, node: Node, notice: tuple[str, ...]) ->
 
 def _ask_id(state: CallState, node: Node, prompts: tuple[str, ...]) -> Step:
     asking = dataclasses.replace(state, phase="id", repeat=(ASK_ID,))
-    return engine.Step(asking, engine.Collect(prompts, node.max_digits, int(node.timeout_s * 1000), secret=True))
+    # One key more than an ID number: GET DATA then ends on the `#` the prompt asks for. Read
+    # at exactly 18 keys, it returned before that `#`, which then interrupted the next
+    # prompt and read as "skip" (seen on a real call).
+    keys = node.max_digits + 1
+    return engine.Step(asking, engine.Collect(prompts, keys, int(node.timeout_s * 1000), secret=True))
 
 
 def record(state: CallState, node: Node, notice: tuple[str, ...] = (), notes: tuple[engine.Note, ...] = ()) -> Step:
