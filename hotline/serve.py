@@ -85,8 +85,10 @@ def message_runner(services: IvrServices, store: Store, node: str) -> LeaveMessa
         )
         try:
             next_seq = await asyncio.to_thread(next_seq_of, store, call_id)
-        except StoreUnavailable:
-            next_seq = None  # the session's own writes will find the store down and spool
+        except StoreUnavailable as exc:
+            # No message could be stored either: the caller stays on the way to the queue.
+            log.error("call %s: no voice message while the store is unavailable (%s); queueing", call_id, exc)
+            return
         start = Start(language=lang, node=node, reason=reason)
         await IvrSession(services, AgiVoice(channel), info, call_id, start=start, next_seq=next_seq).run()
 
