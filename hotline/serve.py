@@ -35,11 +35,13 @@ from ivr import dialplan
 from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import LocalAsterisk, ami_login
+from ivr.engine import Start
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
-from ivr.queue_entry import queue_entry_route
+from ivr.queue_entry import LeaveMessage, queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
+from ivr.trail import next_seq_of
 from reports import sums
 from sms.service import SmsService
 
@@ -68,6 +70,30 @@ def ivr_route(services: IvrServices) -> Route:
         await IvrSession(services, AgiVoice(channel), info).run()
 
     return route
+
+
+def message_runner(services: IvrServices, store: Store, node: str) -> LeaveMessage:
+    """Leave a message from the queue's offer: the menu's message node on the same channel,
+    continuing the trail of the call the IVR recorded (a fresh record if it never reached
+    the store)."""
+
+    async def run(channel: AgiChannel, call_id: str, reason: str, lang: str) -> None:
+        env = channel.env
+        info = CallInfo(
+            uniqueid=env.uniqueid,
+            channel=env.channel,
+            caller=env.callerid if env.callerid not in ("", "unknown") else None,
+        )
+        try:
+            next_seq = await asyncio.to_thread(next_seq_of, store, call_id)
+        except StoreUnavailable as exc:
+            # No message could be stored either: the caller stays on the way to the queue.
+            log.error("call %s: no voice message while the store is unavailable (%s); queueing", call_id, exc)
+            return
+        start = Start(language=lang, node=node, reason=reason)
+        await IvrSession(services, AgiVoice(channel), info, call_id, start=start, next_seq=next_seq).run()
+
+    return run
 
 
 async def watch_asterisk(settings: Settings, stop: asyncio.Event) -> None:
@@ -160,7 +186,9 @@ async def _start_agi(
     )
     agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
     agi.add_route(dialplan.AGI_SCRIPT_SURVEY, survey_route(store))
-    agi.add_route(dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue))
+    node = services.menu.first_of_type("message")
+    leave = message_runner(services, store, node) if node is not None else None
+    agi.add_route(dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue, leave))
     shared = worker or settings.agi.workers > 1
     running.agi = agi
     running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)

@@ -14,6 +14,7 @@ from core.settings import Settings
 from core.writer import GroupWriter
 from ivr.catalogue import load_catalogue
 from ivr.menu import load_menu
+from ivr.messages import VoiceMessages
 from ivr.session import IvrServices
 from ivr.trail import SqlCallSink
 
@@ -59,4 +60,5 @@ def ivr_services(
         reader=AuditedReader(store, port, writer),
         sink=SqlCallSink(store, writer),
         executor=executor,
+        messages=VoiceMessages(store, port, settings.recordings, settings.queue.timezone),
     )

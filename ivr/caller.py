@@ -22,7 +22,9 @@ from ivr.dialplan import (
     EXTEN_HOTLINE,
     EXTEN_START,
     VAR_CALLER_DTMF,
+    VAR_CALLER_DTMF_AFTER,
     VAR_CALLER_LEAD,
+    VAR_CALLER_SPEAK,
     VAR_CALLER_TAIL,
 )
 from ivr.errors import InvalidDtmf, OriginateFailed
@@ -34,6 +36,8 @@ DEFAULT_CALLER_ID: Final = "13800000000"
 # SendDTMF (app_senddtmf docs): 0-9 * # A-D, w = 0.5 s pause, W = 1 s pause.
 _DTMF: Final = re.compile(r"[0-9*#A-DwW]*")
 _CALLER_ID: Final = re.compile(r"\+?[0-9]{1,31}")
+# A sound in Asterisk's sounds directory, as Playback names it (no extension, no way out).
+_SOUND: Final = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9._-]*/)*[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _ANSWER_TIMEOUT_S: Final = 30.0  # the script answers at once; this bounds a stuck Originate
 
 
@@ -48,9 +52,12 @@ class ScriptedCaller(AmiSession):
         lead_s: float = 1,
         tail_s: float = 5,
         caller_id: str = DEFAULT_CALLER_ID,
+        speak: str = "",
+        then: str = "",
     ) -> str:
-        """Call 12333 as a scripted caller; return the Uniqueid of the channel in hotline-12333."""
-        check_caller(dtmf, caller_id)
+        """Call 12333 as a scripted caller; return the Uniqueid of the channel in hotline-12333.
+        With `speak` the caller plays that sound after `dtmf`, then keys `then`."""
+        check_caller(dtmf, caller_id, speak, then)
         action = {
             "Action": "Originate",
             "Channel": CALLER_CHANNEL,
@@ -65,6 +72,8 @@ class ScriptedCaller(AmiSession):
                 f"{VAR_CALLER_DTMF}={dtmf}",
                 f"{VAR_CALLER_LEAD}={lead_s:g}",
                 f"{VAR_CALLER_TAIL}={tail_s:g}",
+                f"{VAR_CALLER_SPEAK}={speak}",
+                f"{VAR_CALLER_DTMF_AFTER}={then}",
             ],
         }
         final = (await self.send(action, _ANSWER_TIMEOUT_S + ACTION_TIMEOUT_S))[-1]
@@ -82,9 +91,12 @@ class ScriptedCaller(AmiSession):
         return uniqueid
 
 
-def check_caller(dtmf: str, caller_id: str) -> None:
-    """Refuse digits SendDTMF would not play and caller ids that are not phone numbers."""
-    if not _DTMF.fullmatch(dtmf):
+def check_caller(dtmf: str, caller_id: str, speak: str = "", then: str = "") -> None:
+    """Refuse digits SendDTMF would not play, caller ids that are not phone numbers, and a
+    sound name Playback would not take as one file."""
+    if speak and (not _SOUND.fullmatch(speak) or ".." in speak):
+        raise InvalidDtmf(f"not a sound name: {speak[:40]!r}")
+    if not _DTMF.fullmatch(dtmf) or not _DTMF.fullmatch(then):
         raise InvalidDtmf(f"DTMF may hold 0-9 * # A-D and the pauses w W only (got {len(dtmf)} chars)")
     if not _CALLER_ID.fullmatch(caller_id):
         raise OriginateFailed(f"caller id {caller_id!r} is not a phone number")
@@ -97,14 +109,19 @@ async def place_call(
     lead_s: float = 1,
     tail_s: float = 5,
     caller_id: str = DEFAULT_CALLER_ID,
+    speak: str = "",
+    then: str = "",
 ) -> str:
-    """Dial 12333 as a scripted caller who waits `lead_s`, keys `dtmf`, stays `tail_s`, hangs up.
+    """Dial 12333 as a scripted caller who waits `lead_s`, keys `dtmf`, (plays `speak` and keys
+    `then`,) stays `tail_s`, hangs up.
 
     Returns the Uniqueid of the 12333 channel (the FastAGI session's agi_uniqueid).
     """
-    check_caller(dtmf, caller_id)  # before connecting: a typo is not an AMI problem
+    check_caller(dtmf, caller_id, speak, then)  # before connecting: a typo is not an AMI problem
     async with ScriptedCaller(settings) as ami:
-        return await ami.originate_caller(dtmf, lead_s=lead_s, tail_s=tail_s, caller_id=caller_id)
+        return await ami.originate_caller(
+            dtmf, lead_s=lead_s, tail_s=tail_s, caller_id=caller_id, speak=speak, then=then
+        )
 
 
 async def wait_hung_up(settings: Settings, uniqueid: str, *, timeout_s: float = 60.0) -> None:

@@ -45,6 +45,8 @@ USEREVENT_QUEUE_EXIT: Final = "HotlineQueueExit"
 VAR_CALLER_DTMF: Final = "CALLER_DTMF"
 VAR_CALLER_LEAD: Final = "CALLER_LEAD"  # seconds to wait after answer before the first digit
 VAR_CALLER_TAIL: Final = "CALLER_TAIL"  # seconds to stay on the line after the last digit
+VAR_CALLER_SPEAK: Final = "CALLER_SPEAK"  # a sound the caller plays after CALLER_DTMF (speaking)
+VAR_CALLER_DTMF_AFTER: Final = "CALLER_DTMF_AFTER"  # digits keyed after CALLER_SPEAK
 
 # Queues
 QUEUE_GENERAL: Final = "hotline-12333"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import idnumber
+from ivr import message_flow as messages
 from ivr import speech
 from ivr.menu import Menu, Node
 
@@ -24,6 +25,8 @@ from ivr.menu import Menu, Node
 @dataclass(frozen=True)
 class Start:
     language: str = "zh"
+    node: str | None = None  # where the call begins (None: the menu's start), e.g. a message
+    reason: str = "menu"  # why a message node was reached: menu | long_wait | after_hours
 
 
 @dataclass(frozen=True)
@@ -59,11 +62,19 @@ class QueryDone:
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """A `Record` action ended: `recording` is the take's path relative to recordings.dir."""
+
+    recording: str
+    ended: str  # dtmf (the caller pressed #) | timeout (the length limit) | silence | failed
+
+
+@dataclass(frozen=True)
 class HungUp:
-    pass
+    recording: str | None = None  # the take being recorded when the caller hung up
 
 
-Input = Start | Digits | Timeout | Played | QueryDone | HungUp
+Input = Start | Digits | Timeout | Played | QueryDone | Recorded | HungUp
 
 # --- actions --------------------------------------------------------------------------
 
@@ -100,7 +111,35 @@ class Hangup:
     prompts: tuple[str, ...]
 
 
-Action = Collect | Play | Query | Transfer | Hangup
+@dataclass(frozen=True)
+class Record:
+    """Play the prompts (not interruptible), then record the caller after a beep until `#`,
+    the length limit (the transport's setting) or `silence_s` of silence. `discard` is the
+    take this one replaces (the caller chose to record again)."""
+
+    prompts: tuple[str, ...]
+    silence_s: int
+    discard: str = ""
+
+
+@dataclass(frozen=True)
+class PlayRecording:
+    recording: str  # relative to recordings.dir
+
+
+@dataclass(frozen=True)
+class SaveMessage:
+    """Write the voice message row; answered by QueryDone("save_message", ...). The ID number
+    is the one the caller keyed (unverified, no PIN) or the one they identified with."""
+
+    recording: str
+    ended: str  # complete | hangup
+    reason: str  # menu | long_wait | after_hours
+    id_number: str | None
+    resident_id: int | None  # known when the caller identified with a PIN earlier in the call
+
+
+Action = Collect | Play | Query | Transfer | Hangup | Record | PlayRecording | SaveMessage
 
 
 @dataclass(frozen=True)
@@ -125,6 +164,9 @@ class CallState:
     awaiting: str = ""  # the query whose result is expected next
     carry: tuple[str, ...] = ()  # notices to say before the query's answer (e.g. id.ok)
     identify_closed: bool = False  # identification was refused: queries lead to the agent offer
+    reason: str = "menu"  # why a message would be left (Start.reason)
+    message_id_number: str | None = None  # the ID number keyed for a message (no PIN: not an identity)
+    recording: str = ""  # the message's current take, relative to recordings.dir
     finished: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -240,6 +282,11 @@ class _Flow:
         step = self._collect(state, node, notice, content, 1)
         return dataclasses.replace(step, state=dataclasses.replace(step.state, phase="confirm"))
 
+    def _enter_message(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
+        return messages.enter(self, state, node, notice + content)
+
     def _enter_transfer(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
     ) -> Step:
@@ -279,6 +326,8 @@ class _Flow:
         node = self.menu.node(state.node)
         if node.type == "collect":
             return self._on_collect(state, node, value)
+        if node.type == "message":
+            return messages.on_digits(self, state, node, value)
         if node.type in ("menu", "transaction") or state.phase == "confirm":
             return self._on_key(state, node, value)
         return Step(state, None)  # digits where none were asked: ignored by construction
@@ -322,6 +371,8 @@ class _Flow:
 
     def on_timeout(self, state: CallState) -> Step:
         node = self.menu.node(state.node)
+        if node.type == "message":
+            return messages.on_timeout(self, state, node)
         if node.timeout_next:
             return self.enter(state, node.timeout_next, notes=(Note("timeout", node.id),))
         return self.fail(state, node, "input.none", "timeout", {})
@@ -338,6 +389,8 @@ class _Flow:
             return self.enter(state, self.menu.unavailable_node, notes=(note,))
         if done.name == "identify":
             return self._on_identify(state, node, done, note)
+        if node.type == "message":
+            return self.enter(state, node.next, notes=(note,))
         if node.type == "transaction":
             say = node.say_already if done.data.get("already") and node.say_already else node.say
             return self.enter(state, node.next, carry, self.say(state.language, say, done.data), notes=(note,))
@@ -395,19 +448,27 @@ def step(menu: Menu, state: CallState | None, event: Input) -> Step:
     """The next action for a call. `state` is None only with `Start`."""
     flow = _Flow(menu)
     if isinstance(event, Start):
-        return flow.enter(CallState(node=menu.start, language=event.language), menu.start)
+        first = event.node or menu.start
+        return flow.enter(CallState(node=first, language=event.language, reason=event.reason), first)
     if state is None:
         raise ValueError("a call's first input must be Start")
     if isinstance(event, HungUp):
         done = dataclasses.replace(state, finished=True)
-        return Step(done, None, (Note("outcome", state.node, {"outcome": "caller_hangup"}),))
+        outcome = Note("outcome", state.node, {"outcome": "caller_hangup"})
+        if not state.finished and menu.node(state.node).type == "message":
+            return messages.on_hangup(done, event, outcome)
+        return Step(done, None, (outcome,))
     if state.finished:
         return Step(state, None)
+    if isinstance(event, Recorded):
+        return messages.on_recorded(flow, state, menu.node(state.node), event)
     if isinstance(event, Digits):
         return flow.on_digits(state, event.value)
     if isinstance(event, Timeout):
         return flow.on_timeout(state)
     if isinstance(event, Played):
         node = menu.node(state.node)
+        if node.type == "message":
+            return messages.on_played(flow, state, node)
         return flow.enter(state, node.next) if node.type == "play" else Step(state, None)
     return flow.on_query(state, event)

@@ -91,3 +91,7 @@ class NoOutboundTrunk(CallbackCallError):
 
 class CallbackCallInProgress(CallbackCallError):
     """The agent already has a callback's call out under way (one at a time)."""
+
+
+class MessageNotSaved(HotlineError):
+    """A voice message was recorded but its row could not be stored (the store is down)."""

@@ -39,6 +39,7 @@ from ivr.prompts import SILENCE_ID
 
 log = logging.getLogger(__name__)
 ALL_KEYS = "0123456789*#"
+RECORD_SLACK_S = 30  # beyond a recording's length limit: the beep, and Asterisk closing the file
 MAX_LINE_BYTES = MAX_ENV_BYTES  # the StreamReader's limit: one environment, or one reply line
 
 
@@ -58,12 +59,13 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
         self.command_timeout = command_timeout
         self.hung_up = False
 
-    async def _line(self) -> str:
+    async def _line(self, limit_s: float | None = None) -> str:
+        limit = limit_s or self.command_timeout
         try:
-            async with asyncio.timeout(self.command_timeout):  # no task per line, unlike wait_for
+            async with asyncio.timeout(limit):  # no task per line, unlike wait_for
                 raw = await self.reader.readline()
         except TimeoutError:
-            raise AgiError(f"no reply from Asterisk within {self.command_timeout:.0f} s") from None
+            raise AgiError(f"no reply from Asterisk within {limit:.0f} s") from None
         except (ConnectionError, asyncio.IncompleteReadError):
             raise CallerHungUp("connection lost") from None
         except ValueError:
@@ -75,7 +77,8 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
         line: str = raw.decode("utf-8", "replace")
         return line.rstrip("\r\n")
 
-    async def command(self, command: str) -> AgiReply:
+    async def command(self, command: str, limit_s: float | None = None) -> AgiReply:
+        """Send one command and read its reply, within `limit_s` (default agi.command_timeout_s)."""
         if self.hung_up:
             raise CallerHungUp("caller already hung up")
         try:
@@ -84,7 +87,7 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
         except ConnectionError:
             raise CallerHungUp("connection lost while sending") from None
         while True:
-            line = await self._line()
+            line = await self._line(limit_s)
             if line == HANGUP_LINE:
                 # Asterisk announces the hang-up inline; the command's own reply follows.
                 self.hung_up = True
@@ -167,6 +170,35 @@ class AgiVoice:
                 log.warning("channel %s: could not play %s", self.ch.env.channel, sound(lang, pid))
             else:
                 interrupting_key(reply, "")  # no key may interrupt: any other result is bad
+
+    async def record(self, path: str, max_s: int, silence_s: int) -> str:
+        """Record the caller into `path` (as Asterisk names it, no extension) after a beep,
+        until `#`, `max_s` or `silence_s` of silence; how it ended: dtmf | timeout | failed.
+
+        RECORD FILE <file> <format> <escape digits> <timeout ms> BEEP s=<silence> (res_agi
+        docs; the source closes the file before it replies, so the take is complete when
+        the reply arrives, also after a hang-up). A hang-up raises CallerHungUp as for any
+        command, whether Asterisk announced it inline or answered `result=-1 (hangup)`.
+        """
+        command = f"RECORD FILE {quote(path)} wav # {max_s * 1000} BEEP s={silence_s}"
+        # The recording may outlast agi.command_timeout_s: its own limit, and the beep, bound it.
+        reply = await self.ch.command(command, limit_s=max(self.ch.command_timeout, max_s + RECORD_SLACK_S))
+        if reply.failed:
+            if reply.data == "hangup":
+                raise CallerHungUp("hung up while recording")
+            await self.ch.probe()
+            # writefile: the file could not be opened (directory missing, not writable, disk
+            # full); randomerror: the beep could not be played.
+            log.error("channel %s: RECORD FILE failed (%s) for %s", self.ch.env.channel, reply.data, path)
+            return "failed"
+        return "dtmf" if reply.data == "dtmf" else "timeout"
+
+    async def play_file(self, path: str) -> None:
+        """Play a file outside the prompts (a caller's own recording); no key interrupts."""
+        reply = await self.ch.command(f"STREAM FILE {quote(path)} {quote('')}")
+        if reply.failed:
+            await self.ch.probe()
+            log.warning("channel %s: could not play %s", self.ch.env.channel, path)
 
     async def _set(self, name: str, value: str) -> None:
         await self.ch.command(f"SET VARIABLE {name} {quote(value)}")

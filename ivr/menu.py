@@ -16,6 +16,9 @@ VALIDATORS = ("id_number", "pin")
 QUERIES = ("pension", "medical", "contributions", "unemployment", "card")
 TRANSACTIONS = ("card_lost",)
 MENU_KEYS = frozenset("123456789#")  # 0 and * are reserved: agent and repeat
+# What a `message` node says besides its own prompt (intro) and confirm (the review's
+# choices): ask for the ID number, the ID number given up on, before the beep, could not record.
+MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed")
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class Node:
     say_empty: tuple[str, ...] = ()
     say_already: tuple[str, ...] = ()
     queue: str = ""
+    silence_s: int = 5  # message: this long without a sound ends the recording (RECORD FILE s=)
 
     def targets(self) -> list[str]:
         named = [self.on_fail, self.next, self.timeout_next, self.invalid_next, self.id_node]
@@ -50,6 +54,8 @@ class Node:
 
     def prompts(self) -> list[str]:
         plain = [p for p in (self.prompt, self.confirm) if p]
+        if self.type == "message":
+            plain += MESSAGE_PROMPTS
         says = self.say + self.say_each + self.say_empty + self.say_already
         return plain + [s[2:] for s in says if s.startswith("p:") and "{" not in s]
 
@@ -66,6 +72,9 @@ class Menu:
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
+    def first_of_type(self, kind: str) -> str | None:
+        return next((n.id for n in self.nodes.values() if n.type == kind), None)
+
 
 REQUIRED = {
     "menu": ("prompt",),
@@ -75,6 +84,7 @@ REQUIRED = {
     "identify": ("id_node",),
     "query": ("query", "say"),
     "transaction": ("transaction", "confirm", "say", "cancel_next"),
+    "message": ("prompt", "confirm", "next"),
     "transfer": ("prompt", "queue"),
     "hangup": ("prompt",),
 }
@@ -119,6 +129,8 @@ def _check_node(node: Node, nodes: dict[str, Node]) -> None:
         kind, _, arg = item.partition(":")
         if kind not in SAY_KINDS or not arg:
             raise MenuError(f"node {node.id!r}: say item {item!r} is not kind:argument ({', '.join(SAY_KINDS)})")
+    if node.type == "message" and (node.max_digits != 18 or not 1 <= node.silence_s <= 60):
+        raise MenuError(f"node {node.id!r}: a message node reads an 18-digit ID number; silence_s 1..60")
     if not 1 <= node.retries <= 9 or not 0 < node.timeout_s <= 60:
         raise MenuError(f"node {node.id!r}: retries must be 1..9 and timeout_s 0..60")
 

@@ -12,7 +12,9 @@ docs), estimates the wait from the agents free now and the recent average talk t
   staffed, offers a callback instead of waiting;
 - otherwise (an agent is free) says nothing, so the caller is connected at once.
 
-A booked callback is a `callbacks` row, and the call's disposition is `callback`.
+A booked callback is a `callbacks` row, and the call's disposition is `callback`. Where the
+callback is offered, so is a voice message (press 3, issue 14): the IVR's `message` node
+runs on this channel, continuing the call's trail, with the reason long_wait or after_hours.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import datetime as dt
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -105,10 +108,18 @@ def paused_agents(store: Store, queue: str) -> int:
     return sum(queue in q.split(",") for q in rows)
 
 
+# Runs the IVR's message node on this channel: (channel, call id, reason, language). The
+# session it runs tells the dialplan what next (hang up, or queue after all).
+LeaveMessage = Callable[[AgiChannel, str, str, str], Awaitable[None]]
+KEY_CALLBACK, KEY_MESSAGE = "1", "3"
+PROMPT_MESSAGE_OFFER = "queue.message_offer"
+
+
 class QueueEntry:
-    def __init__(self, store: Store, settings: QueueSettings) -> None:
+    def __init__(self, store: Store, settings: QueueSettings, leave_message: LeaveMessage | None = None) -> None:
         self.store = store
         self.settings = settings
+        self.leave_message = leave_message
         self._talk: dict[str, tuple[float, int]] = {}  # queue -> (when read, seconds)
 
     async def _talk_s(self, queue: str) -> int:
@@ -158,10 +169,13 @@ class QueueEntry:
         voice = AgiVoice(channel)
         lang = await self._language(channel, call_id)
         if not is_open(self.settings, now):
-            # Nobody would answer the queue: offer a callback, then end the call either way.
-            if not await self._offer(
-                voice, lang, call_id, number, queue, "after_hours", ["queue.closed", "queue.closed_offer"]
-            ):
+            # Nobody would answer the queue: offer a callback (and a message), then end the call.
+            chose = await self._offer(
+                channel, lang, call_id, number, queue, "after_hours", ["queue.closed", "queue.closed_offer"]
+            )
+            if chose == KEY_MESSAGE:
+                return  # the message's session has told the dialplan what next
+            if chose is None:
                 await voice.play(["queue.goodbye"], lang)
             await self._hang_up(channel)
             return
@@ -179,42 +193,54 @@ class QueueEntry:
         if wait is not None and wait <= self.settings.callback_offer_wait_s:
             await voice.play(words, lang)
             return
-        if await self._offer(voice, lang, call_id, number, queue, "long_wait", [*words, "queue.callback_offer"]):
+        offer = [*words, "queue.callback_offer"]
+        if await self._offer(channel, lang, call_id, number, queue, "long_wait", offer) == KEY_CALLBACK:
             await self._hang_up(channel)
 
     async def _offer(
         self,
-        voice: AgiVoice,
+        channel: AgiChannel,
         lang: str,
         call_id: str,
         number: str | None,
         queue: str,
         reason: str,
         prompts: list[str],
-    ) -> bool:
-        """Play the offer (its last prompt asks for 1); True if a callback is booked."""
+    ) -> str | None:
+        """Play the offer (its last prompt asks for 1 and, with messages, 3 follows); the key
+        of what was done: KEY_CALLBACK (booked), KEY_MESSAGE (a message was left), or None."""
+        voice = AgiVoice(channel)
         if number is None:
-            # No number to call back: say the rest, without the offer.
-            await voice.play(prompts[:-1], lang)
-            return False
-        if await voice.collect(prompts, lang, 1, OFFER_TIMEOUT_MS) != "1":
-            return False
+            prompts = prompts[:-1]  # no number to call back: no callback offer
+        if self.leave_message is not None:
+            prompts = [*prompts, PROMPT_MESSAGE_OFFER]
+        elif number is None:
+            await voice.play(prompts, lang)
+            return None
+        key = await voice.collect(prompts, lang, 1, OFFER_TIMEOUT_MS)
+        if key == KEY_MESSAGE and self.leave_message is not None:
+            log.info("call %s: leaving a message instead of waiting (%s)", call_id, reason)
+            await self.leave_message(channel, call_id, reason, lang)
+            return KEY_MESSAGE
+        if key != KEY_CALLBACK or number is None:
+            return None
         try:
             booked = await asyncio.to_thread(book_callback, self.store, call_id, number, queue, reason)
         except StoreUnavailable as exc:
             log.error("call %s: callback not booked (store unavailable: %s)", call_id, exc)
-            return False
+            return None
         log.info("call %s: callback %s (%s)", call_id, "booked" if booked else "already booked", reason)
         await voice.play(["queue.callback_ok"], lang)
-        return True
+        return KEY_CALLBACK
 
     @staticmethod
     async def _hang_up(channel: AgiChannel) -> None:
         await channel.command(f"SET VARIABLE {dialplan.VAR_ACTION} {dialplan.ACTION_HANGUP}")
 
 
-def queue_entry_route(store: Store, settings: QueueSettings) -> Route:
-    entry = QueueEntry(store, settings)
+def queue_entry_route(store: Store, settings: QueueSettings, leave_message: LeaveMessage | None = None) -> Route:
+    """The FastAGI route before the queue; with `leave_message`, messages are offered too."""
+    entry = QueueEntry(store, settings, leave_message)
 
     async def route(channel: AgiChannel) -> None:
         await entry.run(channel, utcnow())

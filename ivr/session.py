@@ -22,11 +22,24 @@ from core.errors import IdentifyRefused, IdentityLocked, StoreUnavailable, Wrong
 from core.identify import Identifier
 from core.masking import mask_phone
 from core.models import utcnow
-from ivr import engine
+from ivr import engine, message_flow
 from ivr.catalogue import Catalogue
-from ivr.engine import Action, Collect, Hangup, Play, Query, QueryDone, QueryStatus, Transfer
-from ivr.errors import AgiError, CallerHungUp
+from ivr.engine import (
+    Action,
+    Collect,
+    Hangup,
+    Play,
+    PlayRecording,
+    Query,
+    QueryDone,
+    QueryStatus,
+    Record,
+    SaveMessage,
+    Transfer,
+)
+from ivr.errors import AgiError, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
+from ivr.messages import VoiceMessages
 from ivr.speech import text
 from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
 
@@ -41,6 +54,11 @@ class Voice(Protocol):
         ...
 
     async def play(self, prompts: Sequence[str], lang: str) -> None: ...
+    async def record(self, path: str, max_s: int, silence_s: int) -> str:
+        """Record after a beep into `path` (as Asterisk names it); dtmf | timeout | failed."""
+        ...
+
+    async def play_file(self, path: str) -> None: ...
     async def transfer(self, queue: str, call_id: str) -> None: ...
     async def finish(self, call_id: str) -> None: ...
 
@@ -55,6 +73,7 @@ class IvrServices:
     # The callers' queries run here, not in the loop's default executor that the console
     # and the SMS gateway share: their load cannot make a caller wait (None: the default).
     executor: Executor | None = None
+    messages: VoiceMessages | None = None  # None: a message node answers as if it could not record
 
 
 @dataclass(frozen=True)
@@ -70,14 +89,27 @@ def _query_key(action: Query) -> tuple[str, str]:
 
 
 class IvrSession:
-    def __init__(self, services: IvrServices, voice: Voice, info: CallInfo, call_id: str | None = None) -> None:
+    def __init__(
+        self,
+        services: IvrServices,
+        voice: Voice,
+        info: CallInfo,
+        call_id: str | None = None,
+        *,
+        start: engine.Start | None = None,
+        next_seq: int | None = None,
+    ) -> None:
+        """`start` may begin elsewhere than the menu's start (a message offered before the
+        queue); with `next_seq` the session continues the trail of the stored call `call_id`."""
         self.svc = services
         self.voice = voice
         self.info = info
         self.call_id = call_id or str(uuid.uuid4())
-        self.seq = 0
+        self.start = start or engine.Start()
+        self.seq = next_seq or 0
         self.state: engine.CallState | None = None
-        self.begun = False
+        self.begun = next_seq is not None
+        self.recording: str | None = None  # the take Asterisk is writing now
         self.pending: list[TrailEntry] = []
         self.store_down = False
         self.started_at = utcnow()
@@ -179,7 +211,7 @@ class IvrSession:
         try:
             outcome, ended_by, queue = await self._loop()
         except CallerHungUp:
-            self._record([TrailEntry("outcome", self._node(), {"outcome": "caller_hangup"})])
+            await self._hung_up()
             outcome, ended_by = "caller_hangup", "caller"
         except AgiError as exc:
             log.warning("call %s: AGI failure at %s: %s", self.call_id, self._node(), exc)
@@ -193,8 +225,21 @@ class IvrSession:
     def _node(self) -> str | None:
         return self.state.node if self.state else None
 
+    async def _hung_up(self) -> None:
+        """The engine decides what a hang-up leaves behind: a voice message being recorded or
+        reviewed is saved (ended=hangup), with no one left to tell."""
+        if self.state is None:
+            self._record([TrailEntry("outcome", None, {"outcome": "caller_hangup"})])
+            return
+        step = engine.step(self.svc.menu, self.state, engine.HungUp(self.recording))
+        self.state = step.state
+        self._record([TrailEntry(n.kind, n.node, dict(n.detail)) for n in step.notes])
+        if isinstance(step.action, SaveMessage):
+            self._record(self._describe(step.action))
+            await self._save_message(step.action)
+
     async def _loop(self) -> tuple[str, str, str | None]:
-        step = engine.step(self.svc.menu, None, engine.Start())
+        step = engine.step(self.svc.menu, None, self.start)
         while True:
             self.state = step.state
             entries = [TrailEntry(n.kind, n.node, dict(n.detail)) for n in step.notes]
@@ -217,7 +262,7 @@ class IvrSession:
     def _describe(self, action: Action) -> list[TrailEntry]:
         node = self._node()
         lang = self.state.language if self.state else "zh"
-        if isinstance(action, (Collect, Play, Transfer, Hangup)):
+        if isinstance(action, (Collect, Play, Transfer, Hangup, Record)):
             return [
                 TrailEntry(
                     "prompt",
@@ -229,6 +274,10 @@ class IvrSession:
                     },
                 )
             ]
+        if isinstance(action, PlayRecording):
+            return [TrailEntry("playback", node, {"recording": action.recording})]
+        if isinstance(action, SaveMessage):
+            return [TrailEntry("ask", node, {"query": message_flow.SAVE, "ended": action.ended})]
         return [TrailEntry("ask", node, {"query": action.name})]
 
     async def _perform(self, action: Action) -> engine.Input:
@@ -240,6 +289,14 @@ class IvrSession:
         if isinstance(action, Play):
             await self.voice.play(action.prompts, lang)
             return engine.Played()
+        if isinstance(action, Record):
+            return await self._record_take(action, lang)
+        if isinstance(action, PlayRecording):
+            if self.svc.messages is not None:
+                await self.voice.play_file(self.svc.messages.asterisk_path(action.recording))
+            return engine.Played()
+        if isinstance(action, SaveMessage):
+            return await self._save_message(action)
         assert isinstance(action, Query)
         done = self._prefetched.pop(_query_key(action), None)
         if done is None:
@@ -249,6 +306,55 @@ class IvrSession:
         if done.name != "identify":
             shown["data"] = dict(done.data)
         self._record([TrailEntry("result", self._node(), shown)])
+        return done
+
+    async def _record_take(self, action: Record, lang: str) -> engine.Input:
+        await self.voice.play(action.prompts, lang)
+        messages = self.svc.messages
+        if messages is None:
+            log.error("call %s: no voice message storage configured; cannot record", self.call_id)
+            return engine.Recorded("", "failed")
+        try:
+            take = await asyncio.to_thread(messages.new_take)
+        except OSError as exc:
+            log.error("call %s: cannot prepare a voice message under %s: %s", self.call_id, messages.settings.dir, exc)
+            return engine.Recorded("", "failed")
+        if action.discard:
+            await asyncio.to_thread(messages.discard, action.discard)
+        self.recording = take.relative  # kept if the caller hangs up mid-recording
+        ended = await self.voice.record(take.asterisk_path, messages.max_s, action.silence_s)
+        self.recording = None
+        return engine.Recorded(take.relative, ended)
+
+    async def _save_message(self, action: SaveMessage) -> QueryDone:
+        """Write the voice message row; every failure becomes a status the engine handles."""
+        messages = self.svc.messages
+        shown: dict[str, Any] = {"query": message_flow.SAVE, "recording": action.recording}
+        done = QueryDone(message_flow.SAVE, QueryStatus.UNAVAILABLE)
+        if messages is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                saved = await loop.run_in_executor(
+                    self.svc.executor, messages.save, self.call_id, self.info.caller, action
+                )
+            except MessageNotSaved as exc:
+                log.error("call %s: %s", self.call_id, exc)
+            else:
+                done = QueryDone(message_flow.SAVE, QueryStatus.OK)
+                shown |= {"message_id": saved.message_id, "duration_s": saved.duration_s}
+                shown |= {"named_resident": saved.named_resident}
+                if saved.message_id is None:
+                    log.info("call %s: hung up before saying anything; no voice message", self.call_id)
+                else:
+                    log.info(
+                        "call %s: voice message %d saved (%s, %d s, %s)",
+                        self.call_id,
+                        saved.message_id,
+                        action.ended,
+                        saved.duration_s,
+                        action.reason,
+                    )
+        self._record([TrailEntry("result", self._node(), {**shown, "status": done.status.value})])
         return done
 
     def _query_then_prefetch(self, action: Query) -> QueryDone:

@@ -223,6 +223,15 @@ def import_spool(store: Store, directory: Path) -> int:
     return imported
 
 
+def next_seq_of(store: Store, call_id: str) -> int | None:
+    """The next step number of a stored call's trail (to continue it), None if no such call."""
+    with store.session() as s:
+        if s.get(Call, call_id) is None:
+            return None
+        last = s.scalar(select(func.max(CallStep.seq)).where(CallStep.call_id == call_id))
+        return 0 if last is None else int(last) + 1
+
+
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 

@@ -71,6 +71,10 @@ class MemoryBusinessPort:
         matched = pins.verify_pin(pin, stored, self.pepper)
         return PinCheck(None if r is None else r.id, matched=matched and r is not None)
 
+    def holder(self, id_number: str) -> int | None:
+        r = self.by_number.get(id_number)
+        return None if r is None else r.id
+
     def pension(self, resident_id: int) -> PensionAccount:
         r = self.residents[resident_id]
         return PensionAccount(r.pension_fen, r.months)

@@ -58,7 +58,10 @@ class Ivr:
             await wait_hung_up(self.settings, uid, timeout_s=120)
             return uid
 
-        uid = asyncio.run(run())
+        return self.trail(asyncio.run(run()))
+
+    def trail(self, uid: str) -> dict[str, Any]:
+        """The recorded trail of the call with Asterisk uniqueid `uid`, once it has ended."""
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             call_id = find_call_id(self.store, uniqueid=uid)
@@ -85,6 +88,8 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
         "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
         "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
         "HOTLINE_WEB_PORT": str(web_port),
+        # Where the session's Asterisk root has recordings.dir bound (`hotline asterisk up`).
+        "HOTLINE_RECORDINGS_DIR": str(asterisk_settings.recordings.dir.resolve()),
         # The SIP settings the session's Asterisk was rendered with (the test carrier).
         "HOTLINE_CONFIG": str(tmp / "hotline.toml"),
         **ALWAYS_OPEN,
@@ -107,7 +112,12 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
     while "AMI monitor: caught up" not in (tmp / "serve.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.1)
     settings = asterisk_settings.model_copy(
-        update={"database": asterisk_settings.database.model_copy(update={"url": url})}
+        update={
+            "database": asterisk_settings.database.model_copy(update={"url": url}),
+            "recordings": asterisk_settings.recordings.model_copy(
+                update={"dir": asterisk_settings.recordings.dir.resolve()}
+            ),
+        }
     )
     people = sample.generate(residents=SAMPLE_RESIDENTS)[1]
     yield Ivr(settings, store, people, proc.pid, tmp / "serve.log", f"http://127.0.0.1:{web_port}")
