@@ -90,7 +90,8 @@ def canonical(
     """The bytes a row's hash covers: a JSON array of its fields in a fixed order, no
     spaces, UTF-8 (one encoding of each value, whatever the database and driver).
 
-    >>> canonical(1, dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS)[:60]
+    >>> at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    >>> canonical(1, at, "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS)[:60]
     b'["hotline-audit-v1",1,"2026-01-02T03:04:05.000000+00:00","iv'
     """
     fields = [FORMAT, seq, utc_text(at), actor, action, resident_id, call_id, detail, channel, prev_hash]
@@ -108,7 +109,8 @@ def row_hash(
     channel: str,
     prev_hash: str,
 ) -> str:
-    return hashlib.sha256(canonical(seq, at, actor, action, resident_id, call_id, detail, channel, prev_hash)).hexdigest()
+    encoded = canonical(seq, at, actor, action, resident_id, call_id, detail, channel, prev_hash)
+    return hashlib.sha256(encoded).hexdigest()
 
 
 def _lock_head(conn: Connection) -> tuple[int, str]:

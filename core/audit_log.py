@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, func, select
@@ -101,13 +101,12 @@ class Query:
     until: dt.datetime | None = None
     channel: str | None = None
     limit: int = 5000
-    anyone: bool = field(default=True)  # False with an empty `actors`: the user did nothing
 
     def statement(self) -> Select[Any]:
         q = select(AUDIT).order_by(AUDIT.c.at, AUDIT.c.seq).limit(self.limit)
         if self.resident_id is not None:
             q = q.where(AUDIT.c.resident_id == self.resident_id)
-        if self.actors or not self.anyone:
+        if self.actors:
             q = q.where(AUDIT.c.actor.in_(list(self.actors)))
         if self.since is not None:
             q = q.where(AUDIT.c.at >= self.since)
@@ -134,9 +133,7 @@ class Entry:
 def find(store: Store, query: Query) -> list[Entry]:
     with store.transaction() as c:
         rows = c.execute(query.statement()).all()
-    return [
-        Entry(r.id, r.seq, r.at, r.actor, r.action, r.channel, r.resident_id, r.call_id, r.detail) for r in rows
-    ]
+    return [Entry(r.id, r.seq, r.at, r.actor, r.action, r.channel, r.resident_id, r.call_id, r.detail) for r in rows]
 
 
 def count(store: Store) -> int:
