@@ -28,9 +28,12 @@ def run(settings: Any, args: argparse.Namespace, actor: str) -> int:
     from hotline.wiring import open_store
 
     store = open_store(settings)
-    if args.action == "verify":
-        return _verify(store, args.format)
-    return _search(settings, store, args, actor)
+    try:
+        if args.action == "verify":
+            return _verify(store, args.format)
+        return _search(settings, store, args, actor)
+    finally:
+        store.dispose()
 
 
 def _verify(store: Any, fmt: str) -> int:

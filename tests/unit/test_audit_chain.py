@@ -28,10 +28,13 @@ def test_the_docstring_examples_hold() -> None:
 def test_the_encoding_is_fixed_field_by_field() -> None:
     """The format is a contract with every database already written: this pins it."""
     encoded = canonical(7, AT, "ivr", "read:pension", 12, "call-1", "余额", "ivr", GENESIS)
-    assert encoded == (
-        '["hotline-audit-v1",7,"2026-12-02T03:04:05.678901+00:00","ivr","read:pension",12,"call-1","余额","ivr",'
-        f'"{GENESIS}"]'
-    ).encode()
+    assert (
+        encoded
+        == (
+            '["hotline-audit-v1",7,"2026-12-02T03:04:05.678901+00:00","ivr","read:pension",12,"call-1","余额","ivr",'
+            f'"{GENESIS}"]'
+        ).encode()
+    )
     assert row_hash(7, AT, "ivr", "read:pension", 12, "call-1", "余额", "ivr", GENESIS) == (
         hashlib.sha256(encoded).hexdigest()
     )
