@@ -15,6 +15,7 @@ from core.db import Store
 from core.masking import mask_id
 from core.models import AuditEntry
 from core.sample_port import SampleBusinessPort
+from tests.browser import chromium
 from tests.conftest import PEPPER
 from tests.protocol.test_console import SUP_PW, _client, _console, _sign_in
 
@@ -58,3 +59,32 @@ async def test_auditor_sees_the_trail_and_nothing_else(store: Store, tmp_path: P
         ("view:audit_log", "console"),
     ]
     assert all(e.resident_id == rid for e in mine)
+
+
+async def test_in_chromium_the_auditor_finds_a_residents_ivr_balance_read(
+    sqlite_store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    store = sqlite_store  # the page is the same on both databases: one browser run
+    async with _console(store, tmp_path) as (base, _, _):
+        accounts.add_user(store, "aud", AUD_PW, "auditor", "审计员")
+        person = sample_data[1][0]
+        rid = SampleBusinessPort(store, PEPPER).resident_of(person.id_number)
+        with store.transaction() as c:
+            audit.record(c, actor="ivr", action="read:pension", resident_id=rid, call_id="call-1")
+        async with chromium() as browser:
+            page = await browser.new_page()
+            page.set_default_timeout(10_000)
+            await page.goto(f"{base}/login")
+            await page.fill("#username", "aud")
+            await page.fill("#password", AUD_PW)
+            await page.click("#login-submit")
+            await page.wait_for_url(f"{base}/audit")
+            assert await page.locator("#nav-wallboard").count() == 0
+            await page.fill("#audit-id-number", person.id_number)
+            await page.select_option("#audit-channel", "ivr")
+            await page.click("#audit-search")
+            row = page.locator('tr.audit-row[data-action="read:pension"]')
+            await row.wait_for()
+            text = await row.inner_text()
+            assert "语音自助" in text and mask_id(person.id_number) in text and "call-1" in text
+            assert person.id_number not in await page.content()
