@@ -22,7 +22,9 @@ from core.db import Store, upsert
 from core.models import ConsoleSession, ConsoleSignInAddress, ConsoleUser, utcnow
 from core.settings import WebSettings
 
-ROLES = ("agent", "supervisor", "admin")
+# An auditor sees the audit trail and nothing else; supervisors do not see the trail
+# (separation of duties: those who watch the agents are watched too). Admin sees both.
+ROLES = ("agent", "supervisor", "admin", "auditor")
 # scrypt N=2^14, r=8: 16 MiB and about 50 ms here, which is fine for a sign-in.
 SCRYPT_N = 2**14
 SCRYPT_R = 8

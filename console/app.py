@@ -1,4 +1,5 @@
-"""The web console on aiohttp: sign-in, the agent desk, the supervisor wallboard, reports.
+"""The web console on aiohttp: sign-in, the agent desk, the supervisor wallboard, reports,
+the auditors' trail.
 
 Pages are rendered by Jinja2 with autoescaping; live figures arrive over server-sent
 events. Every state-changing request is a POST carrying the session's CSRF token (form
@@ -12,7 +13,7 @@ from __future__ import annotations
 import jinja2
 from aiohttp import web
 
-from console import agent_views, kb_views, report_views, sign_in_views, twilio_views, wallboard_views
+from console import agent_views, audit_views, kb_views, report_views, sign_in_views, twilio_views, wallboard_views
 from console.errors import ConsoleError
 from console.limits import Limits
 from console.middleware import authenticated, errors_as_statuses, security_headers
@@ -32,6 +33,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     wallboard_views.add_routes(app)
     report_views.add_routes(app)
     kb_views.add_routes(app)
+    audit_views.add_routes(app)
     twilio_views.add_routes(app)
 
     async def close_limits(app: web.Application) -> None:

@@ -163,6 +163,29 @@ TEXT: dict[str, tuple[str, str]] = {
     "kb.search_all": ("搜索（含草稿和未生效）", "Search (drafts and future articles too)"),
     "kb.conflict": ("文章已被他人修改，请重新打开后再编辑", "Someone changed the article meanwhile: open it again"),
     "kb.uses": ("使用次数", "Used on calls"),
+    "audit": ("操作留痕", "Audit trail"),
+    "audit.id_number": ("居民身份证号", "Resident's ID number"),
+    "audit.user": ("操作人", "User"),
+    "audit.channel": ("渠道", "Channel"),
+    "audit.any": ("全部", "Any"),
+    "audit.at": ("时间", "Time"),
+    "audit.actor": ("操作人", "Who"),
+    "audit.action": ("操作", "Action"),
+    "audit.rows": ("条记录", "entries"),
+    "audit.none": ("没有居民持有此身份证号", "Nobody holds that ID number"),
+    "audit.truncated": ("结果过多，仅显示前 5000 条，请缩小范围", "Only the first 5000 entries: narrow the search"),
+    "audit.note": (
+        "每次查询和下载本身都会被记录。身份证号只用于查找，页面上只显示脱敏号码。",
+        "Every search and download is itself recorded. The ID number only looks the resident up;"
+        " the page shows it masked.",
+    ),
+    "channel.ivr": ("语音自助", "IVR"),
+    "channel.screen_pop": ("来电弹屏", "Screen pop"),
+    "channel.sms_reply": ("短信查询", "SMS reply"),
+    "channel.work_order": ("工单", "Work order"),
+    "channel.recording": ("录音", "Recording"),
+    "channel.cli": ("命令行", "Command line"),
+    "channel.console": ("坐席台", "Console"),
 }
 
 

@@ -1,12 +1,28 @@
-"""The audit trail: every view or change of a resident's data, by whom, through what."""
+"""The audit trail: every view or change of a resident's data, by whom, through what.
+
+The log is append-only and tamper-evident. Each row carries `seq` (1, 2, 3, ... with no
+gap), `prev_hash` (row seq-1's `row_hash`; 64 zeros for row 1) and `row_hash`, the
+SHA-256 of `canonical(...)`: its fields and `prev_hash`. Altering a row breaks its own
+hash; deleting one leaves a gap in `seq` and a `prev_hash` that names no row. Triggers
+refuse UPDATE and DELETE (migration 0024); `core.audit_log.verify` walks the chain.
+
+Rows are written by several processes at once (FastAGI workers, the console, the SMS
+dispatcher), each through its own transactions, so the head of the chain is read and
+extended under a lock held to the end of the inserting transaction: on PostgreSQL a
+transaction-level advisory lock, on SQLite the database's write lock (BEGIN IMMEDIATE,
+unless the transaction already wrote and so holds it).
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
+import hashlib
+import json
 from collections.abc import Sequence
 from typing import cast
 
-from sqlalchemy import Connection, Table, insert
+from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.db import Store
@@ -16,6 +32,100 @@ from core.writer import GroupWriter, Op
 
 AUDIT = cast(Table, AuditEntry.__table__)  # Core inserts: no ORM bookkeeping on the hot path
 _INSERT = insert(AUDIT)
+_HEAD = select(AUDIT.c.seq, AUDIT.c.row_hash).order_by(AUDIT.c.seq.desc()).limit(1)
+GENESIS = "0" * 64  # prev_hash of row 1
+# pg_advisory_xact_lock's key for "the head of audit_log" (any constant no other lock uses).
+CHAIN_LOCK = 0x12333_A0D17
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# The format's name goes into every hash: a later format can be told apart from this one.
+FORMAT = "hotline-audit-v1"
+
+CHANNELS = ("ivr", "screen_pop", "sms_reply", "work_order", "recording", "cli", "console")
+
+
+def channel_of(actor: str, action: str) -> str:
+    """The channel of an entry whose writer named none: what was looked at first (a screen
+    pop, a work order, a recording or voice message), then who looked (the IVR, an SMS
+    reply, the CLI, the console).
+
+    >>> channel_of("ivr", "read:pension"), channel_of("console:1001", "view:screen_pop")
+    ('ivr', 'screen_pop')
+    >>> channel_of("sms", "read:medical"), channel_of("cli:root", "view:call_trail")
+    ('sms_reply', 'cli')
+    """
+    _, _, subject = action.partition(":")
+    subject = subject or action
+    if "screen_pop" in subject:
+        return "screen_pop"
+    if "order" in subject:
+        return "work_order"
+    if "recording" in subject or "voice_message" in subject:
+        return "recording"
+    who = actor.split(":", 1)[0]
+    if who in ("ivr", "twilio"):
+        return "ivr"
+    if who == "sms":
+        return "sms_reply"
+    if who == "console":
+        return "console"
+    return "cli"  # the CLI, and anything run on the host itself (a benchmark, a script)
+
+
+def utc_text(at: dt.datetime) -> str:
+    """The instant as both databases give it back: UTC, to the microsecond."""
+    return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def canonical(
+    seq: int,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    resident_id: int | None,
+    call_id: str | None,
+    detail: str,
+    channel: str,
+    prev_hash: str,
+) -> bytes:
+    """The bytes a row's hash covers: a JSON array of its fields in a fixed order, no
+    spaces, UTF-8 (one encoding of each value, whatever the database and driver).
+
+    >>> at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    >>> canonical(1, at, "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS)[:60]
+    b'["hotline-audit-v1",1,"2026-01-02T03:04:05.000000+00:00","iv'
+    """
+    fields = [FORMAT, seq, utc_text(at), actor, action, resident_id, call_id, detail, channel, prev_hash]
+    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def row_hash(
+    seq: int,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    resident_id: int | None,
+    call_id: str | None,
+    detail: str,
+    channel: str,
+    prev_hash: str,
+) -> str:
+    encoded = canonical(seq, at, actor, action, resident_id, call_id, detail, channel, prev_hash)
+    return hashlib.sha256(encoded).hexdigest()
+
+
+def _lock_head(conn: Connection) -> tuple[int, str]:
+    """Hold the chain's lock to the end of this transaction; the last row's seq and hash."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_LOCK, {"key": CHAIN_LOCK})
+    elif conn.dialect.name == "sqlite":
+        raw = conn.connection.driver_connection
+        # pysqlite begins a transaction only before its first write: until then a read of the
+        # head could be overtaken by another process's insert. BEGIN IMMEDIATE takes the write
+        # lock now (SQLite's docs, "BEGIN TRANSACTION"); once written, the lock is held already.
+        if raw is not None and not getattr(raw, "in_transaction", True):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    head = conn.execute(_HEAD).first()
+    return (0, GENESIS) if head is None else (int(head.seq), str(head.row_hash))
 
 
 def record(
@@ -26,17 +136,29 @@ def record(
     resident_id: int | None,
     call_id: str | None = None,
     detail: str = "",
+    channel: str | None = None,
 ) -> None:
-    """Add an audit entry to the caller's transaction (it commits with whatever else that transaction holds)."""
-    session.execute(
+    """Add an audit entry to the caller's transaction (it commits with whatever else that
+    transaction holds); `channel` defaults to `channel_of(actor, action)`."""
+    chosen = channel or channel_of(actor, action)
+    if chosen not in CHANNELS:
+        raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
+    conn = session.connection() if isinstance(session, Session) else session
+    last, prev = _lock_head(conn)
+    seq, at = last + 1, utcnow()
+    conn.execute(
         _INSERT,
         {
-            "at": utcnow(),
+            "at": at,
             "actor": actor,
             "action": action,
             "resident_id": resident_id,
             "call_id": call_id,
             "detail": detail,
+            "channel": chosen,
+            "seq": seq,
+            "prev_hash": prev,
+            "row_hash": row_hash(seq, at, actor, action, resident_id, call_id, detail, chosen, prev),
         },
     )
 
@@ -58,13 +180,23 @@ class Auditor:
         call_id: str | None,
         also: Sequence[Op] = (),
         wait: bool = True,
+        detail: str = "",
+        channel: str | None = None,
     ) -> None:
         """Commit the entry, with `also` in the same transaction; StoreUnavailable if it cannot be.
 
         `wait=False` (with a group writer) queues it without waiting: for entries that hand
         out no data. The writer commits in order, so the next entry waited for lands after it.
         """
-        entry = functools.partial(record, actor=actor, action=action, resident_id=resident_id, call_id=call_id)
+        entry = functools.partial(
+            record,
+            actor=actor,
+            action=action,
+            resident_id=resident_id,
+            call_id=call_id,
+            detail=detail,
+            channel=channel,
+        )
         ops: list[Op] = [*also, entry]
         if self.writer is None:
             with self.store.transaction() as s:

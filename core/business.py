@@ -101,10 +101,11 @@ class BusinessPort(Protocol):
         either way, and must not learn it from the delay either)."""
         ...
 
-    def holder(self, id_number: str) -> int | None:
-        """The resident holding `id_number`, or None. Only for attaching what a caller left
-        (a voice message) to the resident it names; it hands out no data, and the IVR says
-        the same whether or not anyone holds the number."""
+    def resident_of(self, id_number: str) -> int | None:
+        """Who holds `id_number` (None: nobody), for staff who look a resident up (an
+        auditor) and for attaching what a caller left (a voice message) to the resident it
+        names; it hands out no data, and the IVR says the same whether or not anyone holds
+        the number. Callers identify with `check_pin` instead. The caller audits the look-up."""
         ...
 
     def pension(self, resident_id: int) -> PensionAccount: ...

@@ -47,3 +47,8 @@ class SampleInUse(HotlineError):
 class PhoneRefused(HotlineError):
     """An agent's SIP phone cannot be added or removed as asked (bad agent id, weak
     password, no softphone secret, no such phone)."""
+
+
+class AuditQueryRefused(HotlineError):
+    """An audit search cannot be run as asked: an ID number that is not one (GB 11643), an
+    unknown channel or user, a date that is not a date."""

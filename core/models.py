@@ -273,10 +273,17 @@ class AgentEvent(Base):
 
 
 class AuditEntry(Base):
-    """Who saw or changed which resident's data, through which channel, and when."""
+    """Who saw or changed which resident's data, through which channel, and when.
+
+    Append-only and hash-chained (core.audit): row `seq` carries the SHA-256 of its own
+    fields and of row seq-1's hash; triggers refuse UPDATE and DELETE (migration 0024)."""
 
     __tablename__ = "audit_log"
-    __table_args__ = (Index("ix_audit_resident_at", "resident_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_resident_at", "resident_id", "at"),
+        Index("ix_audit_actor_at", "actor", "at"),
+        Index("ix_audit_at", "at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))  # e.g. ivr, cli:root, console:agent7
@@ -284,6 +291,11 @@ class AuditEntry(Base):
     resident_id: Mapped[int | None] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))  # e.g. read:pension, write:card_lost
     detail: Mapped[str] = mapped_column(Text, default="")
+    # ivr | screen_pop | sms_reply | work_order | recording | cli | console (core.audit.CHANNELS)
+    channel: Mapped[str] = mapped_column(String(12))
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)  # 1, 2, 3, ...
+    prev_hash: Mapped[str] = mapped_column(String(64))  # row seq-1's row_hash; 64 zeros for row 1
+    row_hash: Mapped[str] = mapped_column(String(64))
 
 
 class ConsoleUser(Base):

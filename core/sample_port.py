@@ -59,7 +59,7 @@ class SampleBusinessPort:
             return PinCheck(None, matched=False)
         return PinCheck(row.id, matched=pins.verify_pin(pin, row.pin_hash, self.pepper))
 
-    def holder(self, id_number: str) -> int | None:
+    def resident_of(self, id_number: str) -> int | None:
         with self.store.transaction() as c:
             row = c.execute(_PIN_HASH, {"id_number": id_number}).first()
         return None if row is None else int(row.id)

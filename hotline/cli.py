@@ -17,7 +17,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import kb_cli
+from hotline import audit_cli, kb_cli
 from hotline.errors import UsageError
 
 log = logging.getLogger("hotline")
@@ -219,6 +219,12 @@ def cmd_orders(settings: Settings, args: argparse.Namespace) -> int:
     from hotline import orders
 
     return orders.run(settings, args, _actor())
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.audit_cli import run
+
+    return run(settings, args, _actor())
 
 
 def cmd_phones(settings: Settings, args: argparse.Namespace) -> int:
@@ -595,7 +601,7 @@ def parser() -> argparse.ArgumentParser:
     us.add_parser("list", help="accounts and their roles").set_defaults(func=cmd_users)
     add = us.add_parser("add", help="create an account, or replace one (new password; signs it out)")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin"))
+    add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin", "auditor"))
     add.add_argument("--name", help="display name")
     add.add_argument("--agent-id", help="agents: id in the agents table and queue_log, e.g. 1001")
     add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
@@ -605,6 +611,7 @@ def parser() -> argparse.ArgumentParser:
     from hotline import orders
 
     orders.add_parser(sub, cmd_orders)
+    audit_cli.add_parser(sub, cmd_audit)
 
     s = sub.add_parser("phones", help="agents' SIP phones and softphones (pjsip.conf endpoints)")
     ph = s.add_subparsers(dest="phones_action", required=True)

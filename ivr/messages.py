@@ -148,7 +148,7 @@ class VoiceMessages:
         """The resident the keyed ID number names; None when the business system cannot say
         now (the message is kept without it: what the caller said matters more)."""
         try:
-            return self.port.holder(id_number)
+            return self.port.resident_of(id_number)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             log.warning(
                 "call %s: resident of voice message ID %s not looked up: %s",

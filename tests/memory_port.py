@@ -65,15 +65,15 @@ class MemoryBusinessPort:
         r = self.residents[resident_id]
         return Person(r.name, r.id_number, r.phones[0])
 
+    def resident_of(self, id_number: str) -> int | None:
+        r = self.by_number.get(id_number)
+        return None if r is None else r.id
+
     def check_pin(self, id_number: str, pin: str) -> PinCheck:
         r = self.by_number.get(id_number)
         stored = self.decoy if r is None else self.hashes[r.id]
         matched = pins.verify_pin(pin, stored, self.pepper)
         return PinCheck(None if r is None else r.id, matched=matched and r is not None)
-
-    def holder(self, id_number: str) -> int | None:
-        r = self.by_number.get(id_number)
-        return None if r is None else r.id
 
     def pension(self, resident_id: int) -> PensionAccount:
         r = self.residents[resident_id]

@@ -8,6 +8,7 @@ import functools
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.db import Store
 from core.health import Health
 from core.models import AuditEntry, utcnow
@@ -15,7 +16,7 @@ from core.writer import GroupWriter
 
 
 def add(s: Session, *, actor: str) -> None:
-    s.execute(insert(AuditEntry).values(at=utcnow(), actor=actor, action="read:pension", resident_id=1))
+    audit.record(s, actor=actor, action="read:pension", resident_id=1)
 
 
 def bad(s: Session) -> None:

@@ -1,0 +1,183 @@
+"""The audit log on SQLite and PostgreSQL: one linear chain under concurrent writers,
+UPDATE and DELETE refused, and an alteration or a deletion made behind the triggers'
+back (as an attacker with the database's owner role could) found by verification."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from core import audit
+from core.audit_log import verify
+from core.db import MIGRATIONS, Store
+from core.models import AuditEntry, utcnow
+from core.writer import GroupWriter
+
+THREADS = 6
+EACH = 25
+
+
+def _entry(store: Store, n: int, actor: str = "ivr") -> None:
+    with store.transaction() as c:
+        audit.record(c, actor=actor, action="read:pension", resident_id=n, call_id=f"call-{n}")
+
+
+def _behind_the_triggers(store: Store, sql: str) -> None:
+    """What an attacker holding the owner's role can do: switch the trigger off, change
+    the row, switch it back on. (SQLite has no switch: drop and re-create.)"""
+    with store.engine.begin() as c:
+        if c.dialect.name == "postgresql":
+            c.exec_driver_sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_no_change")
+            c.exec_driver_sql(sql)
+            c.exec_driver_sql("ALTER TABLE audit_log ENABLE TRIGGER audit_log_no_change")
+        else:
+            saved = {
+                name: ddl
+                for name, ddl in c.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'"
+                )
+            }
+            for name in saved:
+                c.exec_driver_sql(f"DROP TRIGGER {name}")
+            c.exec_driver_sql(sql)
+            for ddl in saved.values():
+                c.exec_driver_sql(ddl)
+
+
+def test_concurrent_writers_through_their_own_connections_keep_one_chain(store: Store) -> None:
+    """Several processes' worth of writers (each its own engine and connections) and a group
+    writer committing batches, all at once: seq runs 1..N without a gap or a fork."""
+    stores = [Store(store.url) for _ in range(THREADS)]
+    writer = GroupWriter(store)
+    auditor = audit.Auditor(store, writer)
+    start = threading.Barrier(THREADS + 1)
+    failures: list[BaseException] = []
+
+    def one_writer(own: Store, k: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for i in range(EACH):
+                _entry(own, k * 1000 + i, actor=f"console:{k}")
+        except BaseException as exc:
+            failures.append(exc)
+
+    def batches() -> None:
+        start.wait(timeout=30)
+        for i in range(EACH):  # queued without waiting: the writer commits them in batches
+            auditor.record(actor="ivr", action="identify", resident_id=i, call_id=f"g-{i}", wait=False)
+        auditor.record(actor="ivr", action="read:pension", resident_id=0, call_id="g-last")
+
+    threads = [threading.Thread(target=one_writer, args=(s, k)) for k, s in enumerate(stores)]
+    threads.append(threading.Thread(target=batches))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for s in stores:
+        s.dispose()
+    assert failures == []
+    total = THREADS * EACH + EACH + 1
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == total and verdict.head_seq == total
+    with store.session() as s:
+        seqs = s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)).all()
+        assert list(seqs) == list(range(1, total + 1))
+        assert s.scalar(select(func.count(func.distinct(AuditEntry.prev_hash)))) == total
+
+
+def test_update_and_delete_are_refused_by_the_database(store: Store) -> None:
+    for n in range(3):
+        _entry(store, n)
+    for sql in ("UPDATE audit_log SET detail = 'edited' WHERE seq = 2", "DELETE FROM audit_log WHERE seq = 3"):
+        with pytest.raises(DBAPIError, match="audit_log is append-only"), store.engine.begin() as c:
+            c.execute(text(sql))
+    if store.engine.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="TRUNCATE refused"), store.engine.begin() as c:
+            c.execute(text("TRUNCATE audit_log"))
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == 3
+        assert s.scalar(select(AuditEntry.detail).where(AuditEntry.seq == 2)) == ""
+    assert verify(store).ok
+
+
+def test_a_row_altered_in_the_database_fails_verification_there(store: Store) -> None:
+    for n in range(5):
+        _entry(store, n)
+    assert verify(store).ok
+    with store.session() as s:
+        target = s.scalars(select(AuditEntry.id).where(AuditEntry.seq == 3)).one()
+    _behind_the_triggers(store, "UPDATE audit_log SET resident_id = 4242 WHERE seq = 3")
+    verdict = verify(store)
+    assert verdict.broken is not None
+    assert (verdict.broken.id, verdict.broken.seq, verdict.broken.problem) == (target, 3, "altered")
+    assert verdict.rows == 2  # the two rows before it still verify
+
+
+def test_a_deleted_row_fails_verification_at_the_row_after_it(store: Store) -> None:
+    for n in range(5):
+        _entry(store, n)
+    _behind_the_triggers(store, "DELETE FROM audit_log WHERE seq = 2")
+    verdict = verify(store)
+    assert verdict.broken is not None
+    assert (verdict.broken.seq, verdict.broken.problem) == (3, "gap")
+    assert "row 2 missing" in verdict.broken.detail
+
+
+def test_entries_written_through_an_orm_session_join_the_chain(store: Store) -> None:
+    _entry(store, 1)
+    with store.session() as s:
+        audit.record(s, actor="console:1001", action="view:screen_pop", resident_id=1, call_id="c")
+    _entry(store, 2)
+    with store.session() as s:
+        rows = s.execute(select(AuditEntry.seq, AuditEntry.channel).order_by(AuditEntry.seq)).all()
+    assert [tuple(r) for r in rows] == [(1, "ivr"), (2, "screen_pop"), (3, "ivr")]
+    assert verify(store).ok
+
+
+def _upgrade(store: Store, revision: str) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection_url"] = store.url
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_the_migration_chains_and_classifies_the_rows_already_there(db_url: str, tmp_path: Path) -> None:
+    store = Store(db_url)
+    try:
+        _upgrade(store, "0020")
+        old = [
+            ("ivr", "identify", 7, "c-1"),
+            ("ivr", "read:pension", 7, "c-1"),
+            ("console:1001", "view:screen_pop", 7, "c-1"),
+            ("sms", "read:medical", 8, None),
+            ("cli:root", "view:call_trail", 7, "c-1"),
+        ]
+        with store.engine.begin() as c:
+            for actor, action, rid, call in old:
+                c.execute(
+                    text(
+                        "INSERT INTO audit_log (at, actor, action, resident_id, call_id, detail)"
+                        " VALUES (:at, :actor, :action, :rid, :call, '')"
+                    ),
+                    {"at": utcnow(), "actor": actor, "action": action, "rid": rid, "call": call},
+                )
+        store.migrate()
+        verdict = verify(store)
+        assert verdict.ok and verdict.rows == 5
+        with store.session() as s:
+            channels = s.scalars(select(AuditEntry.channel).order_by(AuditEntry.seq)).all()
+        assert list(channels) == ["ivr", "ivr", "screen_pop", "sms_reply", "cli"]
+        _entry(store, 9)  # new entries continue the chain
+        assert verify(store).rows == 6
+        with pytest.raises(DBAPIError, match="append-only"), store.engine.begin() as c:
+            c.execute(text("DELETE FROM audit_log"))
+    finally:
+        store.dispose()
