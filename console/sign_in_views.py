@@ -99,7 +99,8 @@ async def switch_lang(request: web.Request) -> web.StreamResponse:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther("/agent" if user(request).role == "agent" else "/wallboard")
+    role = user(request).role
+    raise web.HTTPSeeOther({"agent": "/agent", "department": "/orders"}.get(role, "/wallboard"))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
