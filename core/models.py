@@ -405,6 +405,78 @@ class VoiceMessage(Base):
     order_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
 
 
+class WorkOrder(Base):
+    """A work order (工单): a question the hotline hands to a department (cases/orders.py).
+
+    open --answer--> answered --close--> closed; open --return--> returned --reassign--> open;
+    returned --answer--> answered (the hotline answers itself); open|returned --close--> closed
+    (withdrawn or a duplicate: no reply). Every change is also a `work_order_events` row.
+    """
+
+    __tablename__ = "work_orders"
+    __table_args__ = (
+        Index("ix_work_orders_status_due", "status", "due_at"),
+        Index("ix_work_orders_department_status", "department", "status"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # call | voice_message | callback
+    category: Mapped[str] = mapped_column(String(20))  # core.settings.CASE_CATEGORIES
+    summary: Mapped[str] = mapped_column(Text)
+    department: Mapped[str | None] = mapped_column(String(40))  # None: at the hotline, to assign
+    status: Mapped[str] = mapped_column(String(12), default="open")  # open | answered | returned | closed
+    # The resident the order is about (the business system's id) and their masked ID number;
+    # the number to reply to (the caller's, in the store's form).
+    resident_id: Mapped[int | None] = mapped_column(Integer)
+    id_number_masked: Mapped[str | None] = mapped_column(String(18))
+    caller_number: Mapped[str | None] = mapped_column(String(32))
+    call_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    voice_message_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    created_by: Mapped[str] = mapped_column(String(64))  # cli:root, console:agent7, ivr
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())  # close of business, core.calendar
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    answer: Mapped[str | None] = mapped_column(Text)
+    answered_by: Mapped[str | None] = mapped_column(String(64))
+    reply_via: Mapped[str | None] = mapped_column(String(8))  # sms | callback | none
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # once, when overdue
+    # Follow-up (回访): None (not yet) | sent | answered | no_reply | no_number; the SMS's
+    # time and the resident's answer (1 satisfied, 2 basically, 3 dissatisfied, as the IVR's survey).
+    followup_state: Mapped[str | None] = mapped_column(String(12))
+    followup_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    satisfaction: Mapped[int | None] = mapped_column(Integer)
+
+
+class WorkOrderEvent(Base):
+    """One change of a work order: who, when, what. Rows are only ever inserted."""
+
+    __tablename__ = "work_order_events"
+    __table_args__ = (Index("ix_work_order_events_order_at", "order_id", "at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("work_orders.id"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(64))
+    # created | assigned | answered | returned | escalated | closed | followup_sent | followup_reply
+    action: Mapped[str] = mapped_column(String(20))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class SmsSurvey(Base):
+    """A question sent by SMS whose answer is a digit (a work order's follow-up: 1/2/3).
+    The sender writes it with the message's business event; the SMS gateway records the
+    first digit the number texts back while it is open (sms/mo.py), knowing nothing of
+    what asked it: the key (the business event's idempotency key) tells the asker."""
+
+    __tablename__ = "sms_surveys"
+    __table_args__ = (Index("ix_sms_surveys_phone_asked", "phone", "asked_at"),)
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    phone: Mapped[str] = mapped_column(String(20))  # core.phones.store_form
+    asked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    open_until: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    answer: Mapped[int | None] = mapped_column(Integer)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
 # --- the SMS gateway's own ----------------------------------------------------------------
 
 

@@ -15,7 +15,7 @@ import typing
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -280,6 +280,79 @@ class RecordingSettings(_Section):
     message_max_s: int = Field(60, ge=5, le=600)  # one voice message
 
 
+# Work-order categories as centres report them (GB/T 33358's 工单): the keys of
+# `cases.deadline_days`, and what `work_orders.category` holds.
+CASE_CATEGORIES: Final = ("policy_question", "account_lookup", "how_to", "complaint", "suggestion")
+
+
+class CasesSettings(_Section):
+    """Work orders (工单): the departments that answer them, deadlines, escalation, follow-up."""
+
+    # The departments orders are handed to; a `department` console user belongs to one.
+    departments: tuple[str, ...] = ("养老保险", "医疗保险", "就业", "劳动监察", "社保卡")
+    # Deadline per category in working days on the queue's calendar (core.calendar): two
+    # for questions, as centres promise; five for complaints and suggestions, which need
+    # the department to look into the case (the 12345 hotlines' usual 5 working days).
+    deadline_days: dict[str, int] = Field(
+        default_factory=lambda: {
+            "policy_question": 2,
+            "account_lookup": 2,
+            "how_to": 2,
+            "complaint": 5,
+            "suggestion": 5,
+        }
+    )
+    # A voice message becomes an order of this category, for this department ("" leaves it
+    # at the hotline, which assigns it).
+    voice_message_category: str = "policy_question"
+    voice_message_department: str = ""
+    # Open orders due within this many hours are highlighted.
+    near_deadline_hours: float = Field(8.0, ge=0)
+    # Overdue open orders are escalated (督办) to supervisors, once per order.
+    escalate_overdue: bool = True
+    # This long after an order's answer, the resident is asked by SMS for their satisfaction
+    # (回访; 0: no follow-up). Follow-ups go out only within the hotline's business hours.
+    followup_after_hours: float = Field(24.0, ge=0)
+    # A follow-up unanswered this long is recorded as no reply.
+    followup_reply_hours: float = Field(72.0, gt=0)
+    # The queue a callback booked for an answer (reply via callback) waits in.
+    callback_queue: str = "hotline-12333"
+    # How often `hotline serve` turns voice messages into orders, escalates and follows up.
+    task_interval_s: float = Field(60.0, gt=0)
+
+    @field_validator("departments")
+    @classmethod
+    def _departments(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("at least one department")
+        for name in value:
+            if not name.strip() or len(name) > 40:
+                raise ValueError(f"department {name!r}: a name of 1 to 40 characters")
+        if len(set(value)) != len(value):
+            raise ValueError("a department is named twice")
+        return value
+
+    @field_validator("deadline_days")
+    @classmethod
+    def _deadlines(cls, value: dict[str, int]) -> dict[str, int]:
+        unknown = sorted(set(value) - set(CASE_CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown} (known: {', '.join(CASE_CATEGORIES)})")
+        for category, days in value.items():
+            if not 1 <= days <= 60:
+                raise ValueError(f"{category}: 1 to 60 working days")
+        defaults = {"complaint": 5, "suggestion": 5}
+        return {c: value.get(c, defaults.get(c, 2)) for c in CASE_CATEGORIES}
+
+    @model_validator(mode="after")
+    def _voice_defaults(self) -> CasesSettings:
+        if self.voice_message_category not in CASE_CATEGORIES:
+            raise ValueError(f"voice_message_category must be one of {', '.join(CASE_CATEGORIES)}")
+        if self.voice_message_department and self.voice_message_department not in self.departments:
+            raise ValueError("voice_message_department must be one of the departments (or empty)")
+        return self
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     agi: AgiSettings = AgiSettings()
@@ -294,6 +367,7 @@ class Settings(_Section):
     twilio: TwilioSettings = TwilioSettings()
     sip: SipSettings = SipSettings()
     recordings: RecordingSettings = RecordingSettings()
+    cases: CasesSettings = CasesSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

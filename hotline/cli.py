@@ -224,6 +224,12 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orders(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import orders
+
+    return orders.run(settings, args, _actor())
+
+
 def cmd_phones(settings: Settings, args: argparse.Namespace) -> int:
     from hotline import phones
     from hotline.wiring import open_store
@@ -604,6 +610,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--department", help="department accounts: one of [cases] departments, e.g. 养老保险")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)
+
+    from hotline import orders
+
+    orders.add_parser(sub, cmd_orders)
 
     s = sub.add_parser("phones", help="agents' SIP phones and softphones (pjsip.conf endpoints)")
     ph = s.add_subparsers(dest="phones_action", required=True)

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cases.tasks import casework_loop
 from console.app import ConsoleDeps, make_app
 from core.business import BusinessPort
 from core.db import Store
@@ -348,6 +349,9 @@ async def serve(
     if "web" in only and not worker:
         await _start_web(settings, store, port, running)
         running.supervisor.spawn("report-sums", lambda: seal_report_hours(settings, store, stop))
+        # Casework beside the console that works the orders: voice messages become orders,
+        # overdue ones are escalated, follow-ups go out (cases/tasks.py).
+        running.supervisor.spawn("casework", lambda: casework_loop(store, settings, stop))
     if "sms" in only and not worker:
         running.sms = SmsService(settings, store, port)
         await running.sms.start(running.supervisor.spawn)

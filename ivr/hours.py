@@ -1,35 +1,26 @@
-"""Business hours with a holiday calendar: when agents are there to answer."""
+"""Business hours with a holiday calendar: when agents are there to answer (the calendar
+itself is core.calendar's, shared with casework)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 
+from core.calendar import in_business_hours, local_now
 from core.settings import QueueSettings
 
-
-def local_now(settings: QueueSettings, now: dt.datetime) -> dt.datetime:
-    return now.astimezone(zoneinfo.ZoneInfo(settings.timezone))
+__all__ = ["is_open", "local_midnight", "local_now"]
 
 
 def is_open(settings: QueueSettings, now: dt.datetime) -> bool:
-    """Open on an open weekday or an adjusted working day, not on a holiday, between the
-    hours (open_time == close_time means all day).
+    """Open on a working day (core.calendar), between the hours (open_time == close_time
+    means all day).
 
     >>> from core.settings import QueueSettings
     >>> q = QueueSettings(holidays=(dt.date(2026, 10, 1),))
     >>> is_open(q, dt.datetime(2026, 10, 1, 2, 0, tzinfo=dt.UTC))  # 10:00 in Beijing, National Day
     False
     """
-    local = local_now(settings, now)
-    day = local.date()
-    if day in settings.holidays:
-        return False
-    if day.isoweekday() not in settings.open_weekdays and day not in settings.workdays:
-        return False
-    if settings.open_time == settings.close_time:
-        return True  # open the whole day
-    return settings.open_time <= local.time().replace(tzinfo=None) < settings.close_time
+    return in_business_hours(settings, now)
 
 
 def local_midnight(settings: QueueSettings, now: dt.datetime) -> dt.datetime:

@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 EVENTS: Table = BusinessEvent.__table__  # type: ignore[assignment]
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
 # Sent as soon as the event is committed, ahead of any batch.
-INSTANT_CATEGORIES = frozenset({"resident_reminder", "security", "medical"})
+INSTANT_CATEGORIES = frozenset({"resident_reminder", "security", "medical", "casework"})
 INSTANT_TYPES = sorted(t.event_type for t in TEMPLATES.values() if t.category in INSTANT_CATEGORIES)
 SUBJECT_KINDS = frozenset(t.subject_kind for t in TEMPLATES.values())
 
@@ -127,7 +127,10 @@ def recipients(
     form (core.phones), as opt-outs and replies are, whatever form the business system wrote
     them in. One that is no phone number is left out (and logged)."""
     found: dict[str, set[str]] = {}
-    for subject, numbers in port.recipients(subject_kind, subject_ids).items():
+    # A `phone` subject is the number to text (a reply to whoever asked the hotline): no
+    # registration to look up.
+    given = {s: [s] for s in subject_ids} if subject_kind == "phone" else port.recipients(subject_kind, subject_ids)
+    for subject, numbers in given.items():
         for number in numbers:
             if not number:
                 continue
@@ -197,6 +200,8 @@ def _render_all(c: Connection, events: list[Claimed], zone: str, report: IntakeR
 def _nobody(event: Claimed) -> str:
     if event.subject_kind == "person":
         return f"no registered phone for person {mask_id(event.subject_id[:32])}"
+    if event.subject_kind == "phone":
+        return f"not a phone number: {mask_phone(event.subject_id[:32])}"
     return f"no registered phone for {event.subject_kind} {shown(event.subject_id)}"
 
 

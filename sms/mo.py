@@ -1,5 +1,6 @@
 """Texts from residents (MO): `YE` balances, `CX` last contributions, `TD` opt out (`KT`
-opts back in), else help.
+opts back in), `1`/`2`/`3` the answer to an open survey of that number (`sms_surveys`: a
+work order's follow-up), else help.
 
 The number is the only identification an SMS carries, and a sender's number is easy to
 spoof, so:
@@ -46,6 +47,7 @@ from core.models import (
     SmsMoText,
     SmsOptOut,
     SmsOptOutRequest,
+    SmsSurvey,
     utcnow,
 )
 from core.phones import BadPhoneNumber, spellings, store_form
@@ -67,13 +69,18 @@ OPTED_OUT: Final = "您已退订政策资讯和年度对账短信，业务提醒
 ALREADY_OUT: Final = "本号码已退订政策资讯和年度对账短信。如需恢复，请回复KT。"
 BAD_CODE: Final = "确认码不正确或已过期，退订未生效。如需退订，请重新回复TD。"
 RESUMED: Final = "您已恢复接收政策资讯和年度对账短信。回复TD可退订。"
+RATED: Final = "感谢您的评价！详询12333。"
 KEYWORDS: Final = ("YE", "CX", "TD", "KT")
 _TD_CODE: Final = re.compile(r"^TD\s*(\d{6})$")
+# The answers to a survey sent by SMS (a work order's follow-up): 1 satisfied, 2 basically,
+# 3 dissatisfied, as the IVR's survey counts them.
+RATINGS: Final = ("1", "2", "3")
 PARTS: Table = SmsMoPart.__table__  # type: ignore[assignment]
 TEXTS: Table = SmsMoText.__table__  # type: ignore[assignment]
 REQUESTS: Table = SmsOptOutRequest.__table__  # type: ignore[assignment]
 OPTOUTS: Table = SmsOptOut.__table__  # type: ignore[assignment]
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
+SURVEYS: Table = SmsSurvey.__table__  # type: ignore[assignment]
 
 
 def _yuan(fen: int) -> str:
@@ -81,10 +88,13 @@ def _yuan(fen: int) -> str:
 
 
 def keyword_of(text: str) -> tuple[str, str | None]:
-    """The keyword (`YE`, `CX`, `TD`, `KT` or `OTHER`) and a TD's confirmation code."""
+    """The keyword (`YE`, `CX`, `TD`, `KT`, `RATE` or `OTHER`) and a TD's confirmation code
+    or the rating's digit."""
     word = text.strip().upper()
     if word in KEYWORDS:
         return word, None
+    if word in RATINGS:
+        return "RATE", word
     if match := _TD_CODE.match(word):
         return "TD", match.group(1)
     return "OTHER", None
@@ -270,7 +280,10 @@ class MoHandler:
         """Do what TD and KT ask (even without a reply: `send` False); the reply to send."""
         if keyword in ("YE", "CX"):
             return None  # capped: no data read, no reply
-        if keyword == "OTHER":
+        if keyword == "RATE" and code is not None:
+            rated = self._rate(c, phone, int(code), now)
+            return (RATED if rated else HELP) if send else None
+        if keyword in ("OTHER", "RATE"):
             return HELP if send else None
         if not owners.registered:
             return NOT_REGISTERED_TD if send else None  # nothing changes for a number nobody registered
@@ -292,6 +305,30 @@ class MoHandler:
         c.execute(upsert(c, SmsOptOut).values(phone=phone, at=now, source="mo").on_conflict_do_nothing())
         log.info("MO td from %s: opted out, confirmed with its code", mask_phone(phone))
         return OPTED_OUT if send else None
+
+    @staticmethod
+    def _rate(c: Connection, phone: str, answer: int, now: dt.datetime) -> bool:
+        """Record the digit as the answer to the number's latest open survey (`sms_surveys`,
+        written by whoever asked: a work order's follow-up); False if none is open. The
+        gateway knows nothing of what asked: the survey's key tells the asker."""
+        latest = (
+            select(SURVEYS.c.key)
+            .where(SURVEYS.c.phone == phone, SURVEYS.c.answer.is_(None), SURVEYS.c.open_until > now)
+            .order_by(SURVEYS.c.asked_at.desc())
+            .limit(1)
+        )
+        key = c.scalar(latest)
+        if key is None:
+            return False
+        done = c.execute(
+            update(SURVEYS)
+            .where(SURVEYS.c.key == key, SURVEYS.c.answer.is_(None))
+            .values(answer=answer, answered_at=now)
+            .returning(SURVEYS.c.key)
+        ).first()
+        if done is not None:
+            log.info("MO rating %d from %s recorded for survey %s", answer, mask_phone(phone), key)
+        return done is not None
 
     def _request_opt_out(self, c: Connection, phone: str, now: dt.datetime) -> str:
         if c.scalar(select(OPTOUTS.c.phone).where(OPTOUTS.c.phone == phone)) is not None:

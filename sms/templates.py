@@ -102,8 +102,9 @@ UNIT = _text(60)
 @dataclass(frozen=True)
 class Template:
     event_type: str
-    category: str  # employer_notice | resident_reminder | medical | statement | policy | security
-    subject_kind: str  # person | unit
+    category: str  # employer_notice | resident_reminder | medical | statement | policy | security | casework
+    # person (by ID number) | unit (by credit code) | phone (the number itself: a reply to whoever asked)
+    subject_kind: str
     text: str
     fields: Mapping[str, Check]
 
@@ -173,6 +174,22 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{title}：{body}",
             {"title": _text(30), "body": _text(300)},
+        ),
+        # Casework (cases/replies.py, cases/followup.py): to the number that asked (subject
+        # kind `phone`), not to a resident's registered phones; keyed by order, not by who.
+        Template(
+            "order_answered",
+            "casework",
+            "phone",
+            "您好，您反映的问题（工单号{order_no}）已办理：{answer}如有疑问请致电12333。",
+            {"order_no": _text(20), "answer": _text(300)},
+        ),
+        Template(
+            "order_followup",
+            "casework",
+            "phone",
+            "您好，您的工单{order_no}已办理。请对办理结果评价：满意请回复1，基本满意回复2，不满意回复3。",
+            {"order_no": _text(20)},
         ),
     )
 }

@@ -23,6 +23,8 @@ GOOD: dict[str, dict[str, Any]] = {
     "medical_settlement": {"name": "余雪英", "date": "2026-11-20", "total": 56000, "fund": 39200, "personal": 16800},
     "account_statement": {"name": "余雪英", "year": "2025", "pension": 1230560, "medical": 45000},
     "policy_news": {"title": "医保缴费提醒", "body": "2027年度城乡居民医保集中缴费期为9月1日至12月31日。"},
+    "order_answered": {"order_no": "42", "answer": "可携身份证到县社保中心窗口办理补缴。"},
+    "order_followup": {"order_no": "42"},
 }
 
 
@@ -45,6 +47,14 @@ def test_every_event_type_has_a_good_example_and_renders_with_the_signature() ->
             "您尾号4821的社会保障卡已于2026年11月28日14:05挂失，如非本人操作请立即致电12333。【安吉人社】",
         ),
         ("pension_credited", "余雪英您好，您2026年11月的养老金3,471.25元已发放到账，请注意查收。【安吉人社】"),
+        (
+            "order_answered",
+            "您好，您反映的问题（工单号42）已办理：可携身份证到县社保中心窗口办理补缴。如有疑问请致电12333。【安吉人社】",
+        ),
+        (
+            "order_followup",
+            "您好，您的工单42已办理。请对办理结果评价：满意请回复1，基本满意回复2，不满意回复3。【安吉人社】",
+        ),
     ],
 )
 def test_texts(event_type: str, expected: str) -> None:

@@ -1,0 +1,112 @@
+"""Follow-up (回访): some time after an order's answer, the resident is asked by SMS how
+satisfied they are (满意请回复1，基本满意回复2，不满意回复3), and their digit is stored with
+the order.
+
+The rooms stay apart through two core tables: the question is a business event
+(`order_followup`, rendered by sms/templates.py) and an `sms_surveys` row under the same
+key, for the caller's number; the SMS gateway (sms/mo.py) records the first 1, 2 or 3 that
+number texts while the survey is open, knowing nothing of orders; this module then copies
+the answer to the order it asked for (by the key) and writes the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Final
+
+from sqlalchemy import Table, select, update
+
+from cases.errors import NoReplyNumber
+from cases.events import add_event, moment
+from cases.orders import ORDERS, Order, order_of
+from cases.replies import FOLLOWUP_EVENT, emit_event, followup_key, reply_number
+from core.calendar import in_business_hours
+from core.db import Store, upsert
+from core.masking import mask_phone
+from core.models import SmsSurvey
+from core.settings import Settings
+
+log = logging.getLogger(__name__)
+SURVEYS: Final[Table] = SmsSurvey.__table__  # type: ignore[assignment]
+BATCH: Final = 200
+ACTOR: Final = "cases"
+
+
+def send_due_followups(store: Store, settings: Settings, now: dt.datetime | None = None) -> list[Order]:
+    """Ask for satisfaction on every answered order whose answer is `cases.followup_after_hours`
+    old and not yet followed up; only within business hours (nobody is texted at night about
+    an order). An order without a number to text is marked `no_number`."""
+    now = moment(now)
+    after = settings.cases.followup_after_hours
+    if after <= 0 or not in_business_hours(settings.queue, now):
+        return []
+    due = (
+        select(ORDERS.c.id)
+        .where(
+            ORDERS.c.status.in_(("answered", "closed")),
+            ORDERS.c.followup_state.is_(None),
+            ORDERS.c.answered_at <= now - dt.timedelta(hours=after),
+        )
+        .order_by(ORDERS.c.answered_at)
+        .limit(BATCH)
+    )
+    with store.transaction() as c:
+        ids = list(c.scalars(due))
+    sent = []
+    for order_id in ids:
+        order = _follow_up(store, settings, order_id, now)
+        if order is not None:
+            sent.append(order)
+    return sent
+
+
+def _follow_up(store: Store, settings: Settings, order_id: int, now: dt.datetime) -> Order | None:
+    with store.transaction() as c:
+        claim = update(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.followup_state.is_(None))
+        row = c.execute(claim.values(followup_state="sent", followup_at=now).returning(*ORDERS.c)).first()
+        if row is None:
+            return None  # another process followed it up
+        order = order_of(row)
+        try:
+            phone = reply_number(settings, order, "sms")
+        except NoReplyNumber:
+            c.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(followup_state="no_number"))
+            add_event(c, order_id, ACTOR, "followup_sent", {"sent": False, "reason": "no number"}, now)
+            return None
+        key = followup_key(order_id)
+        emit_event(c, FOLLOWUP_EVENT, phone, {"order_no": str(order_id)}, key, now)
+        open_until = now + dt.timedelta(hours=settings.cases.followup_reply_hours)
+        survey = upsert(c, SmsSurvey).values(key=key, phone=phone, asked_at=now, open_until=open_until)
+        c.execute(survey.on_conflict_do_nothing(index_elements=["key"]))
+        add_event(c, order_id, ACTOR, "followup_sent", {"sent": True, "sms_event": key}, now)
+    log.info("work order %d: follow-up sent to %s", order_id, mask_phone(phone))
+    return order
+
+
+def collect_followup_replies(store: Store, now: dt.datetime | None = None) -> list[Order]:
+    """Store the residents' answers with their orders (`satisfaction`, followup_state
+    `answered`); a survey closed unanswered leaves `no_reply`."""
+    now = moment(now)
+    with store.transaction() as c:
+        waiting = list(
+            c.scalars(select(ORDERS.c.id).where(ORDERS.c.followup_state == "sent").order_by(ORDERS.c.id).limit(BATCH))
+        )
+        keys = {followup_key(i): i for i in waiting}
+        surveys = c.execute(select(SURVEYS).where(SURVEYS.c.key.in_(list(keys)))).all() if keys else []
+        done = []
+        for survey in surveys:
+            order_id = keys[survey.key]
+            if survey.answer is not None:
+                values = {"followup_state": "answered", "satisfaction": survey.answer}
+                detail = {"satisfaction": survey.answer, "replied_at": survey.answered_at.isoformat()}
+            elif survey.open_until < now:
+                values, detail = {"followup_state": "no_reply"}, {"satisfaction": None}
+            else:
+                continue
+            claim = update(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.followup_state == "sent")
+            row = c.execute(claim.values(**values).returning(*ORDERS.c)).first()
+            if row is not None:
+                add_event(c, order_id, "sms", "followup_reply", detail, now)
+                done.append(order_of(row))
+    return done

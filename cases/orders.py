@@ -1,0 +1,439 @@
+"""Work orders (工单): created, listed, read (audited), answered, returned, reassigned, closed.
+
+Public API (stable: the console and the CLI call it; `settings` is core.settings.Settings,
+`now` an aware datetime defaulting to the present, `department` given for a `department`
+user restricts the call to that department's orders, and another's look like none at all):
+
+    create_order(store, settings, *, kind, category, summary, created_by, department=None,
+                 caller_number=None, resident_id=None, id_number_masked=None, call_id=None,
+                 voice_message_id=None, now=None) -> Order
+    order_from_call(store, settings, *, call_id, category, summary, created_by, department=None,
+                    kind='call', now=None) -> Order   (the caller's number and resident from `calls`)
+    orders_for(store, *, status=None, department=None, now=None, limit=500) -> list[Order]
+        status: None (all) | 'open' (open or returned: waiting for an answer) | 'overdue'
+        (waiting, past due) | 'answered' | 'returned' | 'closed'
+    get_order(store, order_id, *, actor, department=None) -> OrderDetail   (audited read:order)
+    answer_order(store, settings, order_id, *, actor, answer, reply_via, department=None, now=None) -> Order
+        reply_via: 'sms' (a business event order_answered to the caller's number) |
+        'callback' (a callbacks row for the caller's number) | 'none'
+    return_order(store, order_id, *, actor, reason, department=None, now=None) -> Order
+    reassign_order(store, settings, order_id, *, actor, department, now=None) -> Order
+    close_order(store, order_id, *, actor, note='', now=None) -> Order
+    cases.tasks: escalate_overdue(store, settings, now=None) -> list[Order]
+                 voice_messages_to_orders(store, settings, now=None) -> list[Order]
+                 run_once(store, settings, now=None) -> CaseworkReport
+    cases.followup: send_due_followups(store, settings, now=None) -> list[Order]
+                    collect_followup_replies(store, now=None) -> list[Order]
+
+Errors (cases.errors): OrderNotFound, OrderStateError (with .state), UnknownDepartment,
+UnknownCategory, BadOrderInput, NoReplyNumber.
+
+States (a small machine; each step is one conditional UPDATE, so two clerks acting at once
+cannot both win, plus one `work_order_events` row):
+
+    open ──answer──▶ answered ──close──▶ closed
+    open ──return──▶ returned ──reassign──▶ open        returned ──answer──▶ answered
+    open | returned ──close──▶ closed  (withdrawn or a duplicate: no reply goes out)
+
+An order is overdue while it waits for an answer (open or returned) past `due_at`, the close
+of business of its category's N-th working day after it was created (core.calendar).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Final
+
+from sqlalchemy import Connection, Row, Table, select, update
+
+from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
+from cases.events import add_event, check_department, events_of, moment
+from cases.replies import send_reply
+from core import audit
+from core.calendar import add_working_days
+from core.db import Store
+from core.models import Call, VoiceMessage, WorkOrder
+from core.settings import CASE_CATEGORIES, Settings
+
+ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
+MESSAGES: Final[Table] = VoiceMessage.__table__  # type: ignore[assignment]
+KINDS: Final = ("call", "voice_message", "callback")
+STATES: Final = ("open", "answered", "returned", "closed")
+WAITING: Final = ("open", "returned")  # for an answer
+REPLY_VIA: Final = ("sms", "callback", "none")
+SUMMARY_MAX: Final = 2000
+ANSWER_MAX: Final = 300  # it goes out by SMS as it is (sms/templates.py order_answered)
+REASON_MAX: Final = 500
+# What the SMS gateway refuses to send (sms/templates.py): refused here already, where the
+# clerk can still reword the answer, rather than as a failed event nobody sees.
+_FULL_ID: Final = re.compile(r"(?<!\d)\d{17}[\dXx](?!\d)|(?<!\d)\d{15}(?!\d)")
+_UNPRINTABLE: Final = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class Order:
+    id: int
+    kind: str
+    category: str
+    summary: str
+    department: str | None
+    status: str
+    resident_id: int | None
+    id_number_masked: str | None
+    caller_number: str | None
+    call_id: str | None
+    voice_message_id: int | None
+    created_by: str
+    created_at: dt.datetime
+    due_at: dt.datetime
+    answered_at: dt.datetime | None
+    answer: str | None
+    answered_by: str | None
+    reply_via: str | None
+    closed_at: dt.datetime | None
+    escalated_at: dt.datetime | None
+    followup_state: str | None
+    followup_at: dt.datetime | None
+    satisfaction: int | None
+
+    def overdue(self, now: dt.datetime) -> bool:
+        return self.status in WAITING and self.due_at < now
+
+    def near_deadline(self, now: dt.datetime, hours: float) -> bool:
+        """Waiting, not yet overdue, and due within `hours` (cases.near_deadline_hours)."""
+        return self.status in WAITING and now <= self.due_at <= now + dt.timedelta(hours=hours)
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class OrderEvent:
+    id: int
+    at: dt.datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True)
+class OrderDetail:
+    order: Order
+    events: tuple[OrderEvent, ...]
+    # A voice message's recording, relative to recordings.dir, and its length.
+    recording: str | None = None
+    recording_s: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.order.as_json(),
+            "recording": self.recording,
+            "recording_s": self.recording_s,
+            "history": [e.as_json() for e in self.events],
+        }
+
+
+def order_of(row: Row[Any]) -> Order:
+    return Order(**{name: row._mapping[name] for name in Order.__dataclass_fields__})
+
+
+def _text(value: str, what: str, limit: int) -> str:
+    value = value.strip()
+    if not value:
+        raise BadOrderInput(f"the {what} is empty")
+    if len(value) > limit:
+        raise BadOrderInput(f"the {what} has {len(value)} characters; at most {limit}")
+    if _UNPRINTABLE.search(value):
+        raise BadOrderInput(f"the {what} holds control characters")
+    if _FULL_ID.search(value):
+        raise BadOrderInput(f"the {what} holds what looks like a full ID number: write it masked")
+    return value
+
+
+def create_order(
+    store: Store,
+    settings: Settings,
+    *,
+    kind: str,
+    category: str,
+    summary: str,
+    created_by: str,
+    department: str | None = None,
+    caller_number: str | None = None,
+    resident_id: int | None = None,
+    id_number_masked: str | None = None,
+    call_id: str | None = None,
+    voice_message_id: int | None = None,
+    now: dt.datetime | None = None,
+) -> Order:
+    """A new open order, due on the calendar by its category's deadline."""
+    now = moment(now)
+    if kind not in KINDS:
+        raise BadOrderInput(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    values = order_values(settings, kind, category, summary, created_by, department, now)
+    values |= {
+        "caller_number": caller_number or None,
+        "resident_id": resident_id,
+        "id_number_masked": id_number_masked,
+        "call_id": call_id,
+        "voice_message_id": voice_message_id,
+    }
+    with store.transaction() as c:
+        return insert_order(c, values, now)
+
+
+def order_from_call(
+    store: Store,
+    settings: Settings,
+    *,
+    call_id: str,
+    category: str,
+    summary: str,
+    created_by: str,
+    department: str | None = None,
+    kind: str = "call",
+    now: dt.datetime | None = None,
+) -> Order:
+    """An order for a call an agent took (the wrap-up's "needs follow-up") or a callback that
+    could not be settled (`kind='callback'`): the caller's number and the identified resident
+    come from the call's record; BadOrderInput if there is no such call."""
+    with store.transaction() as c:
+        call = c.execute(select(Call.caller_number, Call.resident_id).where(Call.id == call_id)).first()
+    if call is None:
+        raise BadOrderInput(f"no call {call_id[:40]!r}")
+    return create_order(
+        store,
+        settings,
+        kind=kind,
+        category=category,
+        summary=summary,
+        created_by=created_by,
+        department=department,
+        caller_number=call.caller_number,
+        resident_id=call.resident_id,
+        call_id=call_id,
+        now=now,
+    )
+
+
+def order_values(
+    settings: Settings,
+    kind: str,
+    category: str,
+    summary: str,
+    created_by: str,
+    department: str | None,
+    created_at: dt.datetime,
+) -> dict[str, Any]:
+    if category not in CASE_CATEGORIES:
+        raise UnknownCategory(category, CASE_CATEGORIES)
+    if department:
+        check_department(settings.cases.departments, department)
+    days = settings.cases.deadline_days[category]
+    return {
+        "kind": kind,
+        "category": category,
+        "summary": _text(summary, "summary", SUMMARY_MAX),
+        "department": department or None,
+        "status": "open",
+        "created_by": created_by,
+        "created_at": created_at,
+        "due_at": add_working_days(settings.queue, created_at, days),
+    }
+
+
+def insert_order(c: Connection, values: dict[str, Any], now: dt.datetime) -> Order:
+    """Insert the order and its `created` event in the caller's transaction."""
+    row = c.execute(ORDERS.insert().values(**values).returning(*ORDERS.c)).one()
+    order = order_of(row)
+    detail: dict[str, Any] = {"kind": order.kind, "category": order.category, "department": order.department}
+    detail["due_at"] = order.due_at.isoformat()
+    if order.voice_message_id is not None:
+        detail["voice_message_id"] = order.voice_message_id
+    add_event(c, order.id, order.created_by, "created", detail, now)
+    return order
+
+
+def orders_for(
+    store: Store,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    now: dt.datetime | None = None,
+    limit: int = 500,
+) -> list[Order]:
+    """Orders, soonest due first (closed ones: latest closed first)."""
+    now = moment(now)
+    query = select(ORDERS)
+    if status in (None, "all"):
+        query = query.order_by(ORDERS.c.due_at, ORDERS.c.id)
+    elif status == "open":
+        query = query.where(ORDERS.c.status.in_(WAITING)).order_by(ORDERS.c.due_at, ORDERS.c.id)
+    elif status == "overdue":
+        query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < now).order_by(ORDERS.c.due_at)
+    elif status in STATES:
+        query = query.where(ORDERS.c.status == status)
+        order = ORDERS.c.closed_at.desc() if status == "closed" else ORDERS.c.due_at
+        query = query.order_by(order, ORDERS.c.id)
+    else:
+        raise BadOrderInput(f"unknown status {status!r} (open, overdue, answered, returned, closed)")
+    if department is not None:
+        query = query.where(ORDERS.c.department == department)
+    with store.transaction() as c:
+        return [order_of(r) for r in c.execute(query.limit(limit))]
+
+
+def _read(c: Connection, order_id: int, department: str | None) -> Order:
+    row = c.execute(select(ORDERS).where(ORDERS.c.id == order_id)).first()
+    if row is None:
+        raise OrderNotFound(order_id)
+    order = order_of(row)
+    if department is not None and order.department != department:
+        raise OrderNotFound(order_id)
+    return order
+
+
+def get_order(store: Store, order_id: int, *, actor: str, department: str | None = None) -> OrderDetail:
+    """The order with its history and recording; a view of a resident's order is audited
+    (`read:order`, in the same transaction as the read)."""
+    with store.transaction() as c:
+        order = _read(c, order_id, department)
+        events = events_of(c, order_id)
+        recording, seconds = None, None
+        if order.voice_message_id is not None:
+            message = c.execute(
+                select(MESSAGES.c.recording, MESSAGES.c.duration_s).where(MESSAGES.c.id == order.voice_message_id)
+            ).first()
+            if message is not None:
+                recording, seconds = message.recording, message.duration_s
+        if order.resident_id is not None:
+            audit.record(
+                c,
+                actor=actor,
+                action="read:order",
+                resident_id=order.resident_id,
+                call_id=order.call_id,
+                detail=f"work order {order_id}",
+            )
+    return OrderDetail(order, tuple(events), recording, seconds)
+
+
+def transition(
+    c: Connection,
+    order_id: int,
+    allowed: Sequence[str],
+    action: str,
+    values: dict[str, Any],
+    department: str | None = None,
+) -> Order:
+    """Move the order on if it is in one of `allowed` (and of `department`), in the caller's
+    transaction; OrderStateError (with its state) if it is not, OrderNotFound if there is none."""
+    condition = (ORDERS.c.id == order_id) & ORDERS.c.status.in_(allowed)
+    if department is not None:
+        condition &= ORDERS.c.department == department
+    row = c.execute(update(ORDERS).where(condition).values(**values).returning(*ORDERS.c)).first()
+    if row is not None:
+        return order_of(row)
+    current = _read(c, order_id, department)
+    raise OrderStateError(order_id, current.status, action)
+
+
+def answer_order(
+    store: Store,
+    settings: Settings,
+    order_id: int,
+    *,
+    actor: str,
+    answer: str,
+    reply_via: str,
+    department: str | None = None,
+    now: dt.datetime | None = None,
+) -> Order:
+    """Record the answer and send it to the resident as `reply_via` says, in one transaction."""
+    now = moment(now)
+    answer = _text(answer, "answer", ANSWER_MAX)
+    if reply_via not in REPLY_VIA:
+        raise BadOrderInput(f"unknown reply_via {reply_via!r} (sms, callback or none)")
+    with store.transaction() as c:
+        values = {"status": "answered", "answer": answer, "answered_by": actor, "answered_at": now}
+        order = transition(c, order_id, WAITING, "answered", values | {"reply_via": reply_via}, department)
+        if reply_via != "none" and not order.caller_number:
+            raise NoReplyNumber(order_id, reply_via)  # rolls the answer back: it would reach nobody
+        sent = send_reply(c, settings, order, now)
+        detail: dict[str, Any] = {"reply_via": reply_via, "answer": answer, "late": now > order.due_at} | sent
+        add_event(c, order_id, actor, "answered", detail, now)
+    return order
+
+
+def return_order(
+    store: Store,
+    order_id: int,
+    *,
+    actor: str,
+    reason: str,
+    department: str | None = None,
+    now: dt.datetime | None = None,
+) -> Order:
+    """The department sends the order back to the hotline (not theirs, or not enough to go on)."""
+    now = moment(now)
+    reason = _text(reason, "reason", REASON_MAX)
+    with store.transaction() as c:
+        order = transition(c, order_id, ("open",), "returned", {"status": "returned"}, department)
+        add_event(c, order_id, actor, "returned", {"reason": reason, "department": order.department}, now)
+    return order
+
+
+def reassign_order(
+    store: Store,
+    settings: Settings,
+    order_id: int,
+    *,
+    actor: str,
+    department: str,
+    now: dt.datetime | None = None,
+) -> Order:
+    """Hand a waiting order to a (new) department; it is open there. The deadline stays."""
+    now = moment(now)
+    check_department(settings.cases.departments, department)
+    with store.transaction() as c:
+        before = _read(c, order_id, None)
+        values = {"status": "open", "department": department}
+        order = transition(c, order_id, WAITING, "reassigned", values)
+        add_event(c, order_id, actor, "assigned", {"from": before.department, "to": department}, now)
+    return order
+
+
+def close_order(
+    store: Store,
+    order_id: int,
+    *,
+    actor: str,
+    note: str = "",
+    now: dt.datetime | None = None,
+) -> Order:
+    """Close an answered order (办结), or a waiting one without a reply (then `note`, the
+    reason, is required: withdrawn, a duplicate of another order)."""
+    now = moment(now)
+    note = note.strip()
+    with store.transaction() as c:
+        current = _read(c, order_id, None)
+        if current.status in WAITING and not note:
+            raise BadOrderInput(f"work order {order_id} was not answered: closing it needs a note saying why")
+        if len(note) > REASON_MAX:
+            raise BadOrderInput(f"the note has {len(note)} characters; at most {REASON_MAX}")
+        values = {"status": "closed", "closed_at": now}
+        order = transition(c, order_id, (*WAITING, "answered"), "closed", values)
+        add_event(c, order_id, actor, "closed", {"note": note, "answered": current.status == "answered"}, now)
+    return order

@@ -1,0 +1,186 @@
+"""`hotline orders ...`: work orders from the command line (cases/orders.py), for a county
+IT team and for scripts: list, show (audited as cli:<user>), answer, return, assign, close,
+and one round of the casework `hotline serve` runs (escalate, voice messages, follow-ups)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+from typing import Any
+
+from cases import orders
+from cases.orders import Order, OrderDetail
+from cases.tasks import escalate_overdue, run_once
+from core.masking import mask_phone
+from core.settings import CASE_CATEGORIES, Settings
+
+STATUSES = ("open", "overdue", "answered", "returned", "closed", "all")
+
+
+def add_parser(sub: Any, handler: Any) -> None:
+    s = sub.add_parser("orders", help="work orders (工单): list, show, answer, return, assign, close, escalate")
+    act = s.add_subparsers(dest="orders_action", required=True)
+    ls = act.add_parser("list", help="orders, soonest due first")
+    ls.add_argument("--status", choices=STATUSES, default="all", help="open: waiting for an answer (default all)")
+    ls.add_argument("--department", help="one department's orders")
+    ls.add_argument("--format", choices=("text", "json"), default="text")
+    show = act.add_parser("show", help="one order: its fields, history, due date, recording")
+    show.add_argument("id", type=int)
+    show.add_argument("--format", choices=("text", "json"), default="text")
+    new = act.add_parser("create", help="a new order (as an agent's wrap-up makes one)")
+    new.add_argument("--category", choices=CASE_CATEGORIES, required=True)
+    new.add_argument("--summary", required=True)
+    new.add_argument("--department")
+    new.add_argument("--number", help="the caller's number, to reply to")
+    new.add_argument("--call-id")
+    ans = act.add_parser("answer", help="record the answer and send it (SMS, a callback, or none)")
+    ans.add_argument("id", type=int)
+    ans.add_argument("--text", required=True)
+    ans.add_argument("--reply", choices=orders.REPLY_VIA, required=True)
+    ret = act.add_parser("return", help="send an order back to the hotline, with the reason")
+    ret.add_argument("id", type=int)
+    ret.add_argument("--reason", required=True)
+    asg = act.add_parser("assign", help="hand a waiting order to a department")
+    asg.add_argument("id", type=int)
+    asg.add_argument("--department", required=True)
+    close = act.add_parser("close", help="close an answered order (or a waiting one, with --note saying why)")
+    close.add_argument("id", type=int)
+    close.add_argument("--note", default="")
+    act.add_parser("escalate", help="escalate the overdue orders now (once each)")
+    act.add_parser("run", help="one round of casework: voice messages, escalation, follow-ups")
+    for p in (new, ans, ret, asg, close, act.choices["escalate"], act.choices["run"]):
+        p.add_argument("--format", choices=("text", "json"), default="text")
+    s.set_defaults(func=handler)
+
+
+def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
+    from hotline.wiring import open_store
+
+    store = open_store(settings)
+    try:
+        return _run(settings, store, args, actor)
+    finally:
+        store.dispose()
+
+
+def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -> int:
+    action = args.orders_action
+    if action == "list":
+        listed = orders.orders_for(store, status=args.status, department=args.department)
+        _out(args, [x.as_json() for x in listed], lambda: as_text(settings, listed))
+        return 0
+    if action == "show":
+        detail = orders.get_order(store, args.id, actor=actor)
+        _out(args, _with_path(settings, detail), lambda: detail_text(settings, detail))
+        return 0
+    if action in ("escalate", "run"):
+        if action == "escalate":
+            done = {"escalated": escalate_overdue(store, settings)}
+        else:
+            report = run_once(store, settings)
+            done = {k: getattr(report, k) for k in ("voice_orders", "escalated", "followups", "replies")}
+        shown = {k: [x.as_json() for x in v] for k, v in done.items()}
+        _out(args, shown, lambda: "\n".join(f"{k}: {', '.join(str(x.id) for x in v) or '-'}" for k, v in done.items()))
+        return 0
+    order = _change(settings, store, args, actor)
+    _out(args, order.as_json(), lambda: as_text(settings, [order]))
+    return 0
+
+
+def _change(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -> Order:
+    action = args.orders_action
+    if action == "create":
+        return orders.create_order(
+            store,
+            settings,
+            kind="call",
+            category=args.category,
+            summary=args.summary,
+            created_by=actor,
+            department=args.department,
+            caller_number=args.number,
+            call_id=args.call_id,
+        )
+    if action == "answer":
+        return orders.answer_order(store, settings, args.id, actor=actor, answer=args.text, reply_via=args.reply)
+    if action == "return":
+        return orders.return_order(store, args.id, actor=actor, reason=args.reason)
+    if action == "assign":
+        return orders.reassign_order(store, settings, args.id, actor=actor, department=args.department)
+    return orders.close_order(store, args.id, actor=actor, note=args.note)
+
+
+def _out(args: argparse.Namespace, data: Any, text: Any) -> None:
+    if args.format == "json":
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        print(text())
+
+
+def _with_path(settings: Settings, detail: OrderDetail) -> dict[str, Any]:
+    data = detail.as_json()
+    data["recording_path"] = str(settings.recordings.dir / detail.recording) if detail.recording else None
+    return data
+
+
+def _local(settings: Settings, at: dt.datetime | None) -> str:
+    if at is None:
+        return "-"
+    from core.calendar import local_now
+
+    return local_now(settings.queue, at).strftime("%Y-%m-%d %H:%M")
+
+
+def _flag(settings: Settings, order: Order, now: dt.datetime) -> str:
+    if order.overdue(now):
+        return "OVERDUE" + (" (escalated)" if order.escalated_at else "")
+    if order.near_deadline(now, settings.cases.near_deadline_hours):
+        return "due soon"
+    return ""
+
+
+def as_text(settings: Settings, listed: list[Order]) -> str:
+    if not listed:
+        return "no work orders"
+    now = dt.datetime.now(dt.UTC)
+    lines = [f"{'id':>6}  {'status':<9} {'category':<16} {'department':<8} {'due':<16}  {'caller':<13} summary"]
+    for x in listed:
+        summary = x.summary if len(x.summary) <= 30 else x.summary[:29] + "…"
+        flag = _flag(settings, x, now)
+        lines.append(
+            f"{x.id:>6}  {x.status:<9} {x.category:<16} {x.department or '(hotline)':<8} "
+            f"{_local(settings, x.due_at):<16}  {mask_phone(x.caller_number):<13} {summary}"
+            + (f"  [{flag}]" if flag else "")
+        )
+    return "\n".join(lines)
+
+
+def detail_text(settings: Settings, detail: OrderDetail) -> str:
+    x, now = detail.order, dt.datetime.now(dt.UTC)
+    rows = [
+        ("order", f"{x.id} ({x.kind}, {x.category})"),
+        ("status", x.status + (f" [{_flag(settings, x, now)}]" if _flag(settings, x, now) else "")),
+        ("department", x.department or "(at the hotline, to assign)"),
+        ("created", f"{_local(settings, x.created_at)} by {x.created_by}"),
+        ("due", _local(settings, x.due_at)),
+        ("caller", mask_phone(x.caller_number)),
+        ("id number", x.id_number_masked or "-"),
+        ("call", x.call_id or "-"),
+        ("summary", x.summary),
+    ]
+    if detail.recording:
+        rows.append(("recording", f"{settings.recordings.dir / detail.recording} ({detail.recording_s} s)"))
+    if x.answered_at:
+        rows.append(
+            ("answer", f"{x.answer} (by {x.answered_by}, {_local(settings, x.answered_at)}, via {x.reply_via})")
+        )
+    if x.followup_state:
+        rows.append(
+            ("follow-up", f"{x.followup_state}" + (f", satisfaction {x.satisfaction}" if x.satisfaction else ""))
+        )
+    lines = [f"{k:<11} {v}" for k, v in rows] + ["history:"]
+    for e in detail.events:
+        what = ", ".join(f"{k}={v}" for k, v in e.detail.items() if v not in (None, ""))
+        lines.append(f"  {_local(settings, e.at)}  {e.actor:<20} {e.action:<15} {what}")
+    return "\n".join(lines)
