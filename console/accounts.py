@@ -13,6 +13,7 @@ import hmac
 import logging
 import os
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, or_, select, update
@@ -24,7 +25,8 @@ from core.settings import WebSettings
 
 # An auditor sees the audit trail and nothing else; supervisors do not see the trail
 # (separation of duties: those who watch the agents are watched too). Admin sees both.
-ROLES = ("agent", "supervisor", "admin", "auditor")
+# A department user sees their department's work orders and nothing else.
+ROLES = ("agent", "supervisor", "admin", "department", "auditor")
 # scrypt N=2^14, r=8: 16 MiB and about 50 ms here, which is fine for a sign-in.
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -41,6 +43,7 @@ class User:
     role: str
     agent_id: str | None
     interface: str | None
+    department: str | None = None  # role department: whose work orders the account answers
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def _token_hash(token: str) -> str:
 
 
 def _user(u: ConsoleUser) -> User:
-    return User(u.username, u.display_name, u.role, u.agent_id, u.interface)
+    return User(u.username, u.display_name, u.role, u.agent_id, u.interface, u.department)
 
 
 def add_user(
@@ -86,8 +89,11 @@ def add_user(
     display_name: str | None = None,
     agent_id: str | None = None,
     interface: str | None = None,
+    department: str | None = None,
+    departments: Collection[str] = (),
 ) -> User:
-    """Create or replace an account (replacing sets a new password and signs it out everywhere)."""
+    """Create or replace an account (replacing sets a new password and signs it out everywhere).
+    A department account names one of `departments` (settings.cases.departments)."""
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
     if not username.isascii() or not username.replace("-", "").replace("_", "").isalnum():
@@ -96,6 +102,10 @@ def add_user(
         raise AccountError(f"a password needs at least {MIN_PASSWORD} characters")
     if role == "agent" and not (agent_id and interface):
         raise AccountError("an agent account needs --agent-id and --interface (the queue member, e.g. PJSIP/1001)")
+    if role == "department" and department not in departments:
+        raise AccountError(f"a department account needs --department, one of {', '.join(departments) or '(none set)'}")
+    if role != "department" and department is not None:
+        raise AccountError("--department is for department accounts only")
     user = ConsoleUser(
         username=username,
         display_name=display_name or username,
@@ -103,6 +113,7 @@ def add_user(
         password_hash=hash_password(password),
         agent_id=agent_id,
         interface=interface,
+        department=department,
         disabled=False,
         failed_logins=0,
         locked_until=None,

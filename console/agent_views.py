@@ -9,7 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from console import live, work
+from cases import orders as cases_orders
+from cases.errors import CasesError
+from console import live, order_views, work
 from console.errors import BadRequest, NotAllowed
 from console.request import deps, render, require_role
 from console.sse import sse
@@ -58,7 +60,15 @@ def _pop_dict(pop: ScreenPop) -> dict[str, Any]:
 
 async def desk(request: web.Request) -> web.StreamResponse:
     _agent(request)
-    return render(request, "agent.html", reasons=PAUSE_REASONS, codes=work.WRAPUP_CODES)
+    return render(
+        request,
+        "agent.html",
+        reasons=PAUSE_REASONS,
+        codes=work.WRAPUP_CODES,
+        order_categories=order_views.categories(request),
+        order_departments=deps(request).settings.cases.departments,
+        order_summary_max=cases_orders.SUMMARY_MAX,
+    )
 
 
 async def desk_stream(request: web.Request) -> web.StreamResponse:
@@ -167,8 +177,28 @@ async def wrapup(request: web.Request) -> web.StreamResponse:
     call_id, code, note = body.get("call_id"), body.get("code"), body.get("note", "")
     if not isinstance(call_id, str) or not isinstance(code, str) or not isinstance(note, str):
         raise BadRequest("call_id, code and note are strings")
-    await asyncio.to_thread(work.save_wrapup, deps(request).store, agent_id, call_id, code, note)
-    return web.json_response({"saved": call_id})
+    d, order = deps(request), body.get("order")
+    order_id = None
+    if code == "follow_up" and isinstance(order, dict):
+        # The call must be this agent's (checked first); its number and resident come from
+        # the call record, never from the page.
+        await asyncio.to_thread(work.check_own_call, d.store, agent_id, call_id)
+        try:
+            made = await asyncio.to_thread(
+                cases_orders.order_from_call,
+                d.store,
+                d.settings,
+                call_id=call_id,
+                category=str(order.get("category", "")),
+                summary=str(order.get("summary", "")),
+                department=str(order.get("department", "")) or None,
+                created_by=f"console:{agent_id}",
+            )
+        except CasesError as exc:
+            raise BadRequest(str(exc)) from exc
+        order_id = made.id
+    await asyncio.to_thread(work.save_wrapup, d.store, agent_id, call_id, code, note)
+    return web.json_response({"saved": call_id, "order_id": order_id})
 
 
 def _callback_id(request: web.Request) -> int:

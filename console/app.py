@@ -13,7 +13,16 @@ from __future__ import annotations
 import jinja2
 from aiohttp import web
 
-from console import agent_views, audit_views, kb_views, report_views, sign_in_views, twilio_views, wallboard_views
+from console import (
+    agent_views,
+    audit_views,
+    kb_views,
+    order_views,
+    report_views,
+    sign_in_views,
+    twilio_views,
+    wallboard_views,
+)
 from console.errors import ConsoleError
 from console.limits import Limits
 from console.middleware import authenticated, errors_as_statuses, security_headers
@@ -34,6 +43,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     report_views.add_routes(app)
     kb_views.add_routes(app)
     audit_views.add_routes(app)
+    order_views.add_routes(app)
     twilio_views.add_routes(app)
 
     async def close_limits(app: web.Application) -> None:

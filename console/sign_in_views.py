@@ -100,7 +100,7 @@ async def switch_lang(request: web.Request) -> web.StreamResponse:
 
 async def home(request: web.Request) -> web.StreamResponse:
     role = user(request).role
-    raise web.HTTPSeeOther({"agent": "/agent", "auditor": "/audit"}.get(role, "/wallboard"))
+    raise web.HTTPSeeOther({"agent": "/agent", "auditor": "/audit", "department": "/orders"}.get(role, "/wallboard"))
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:

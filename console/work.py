@@ -11,7 +11,7 @@ from console.i18n import local_time
 from core import audit
 from core.db import Store
 from core.masking import mask_phone
-from core.models import Agent, Call, Callback, Wrapup, utcnow
+from core.models import Agent, Call, Callback, WorkOrder, Wrapup, utcnow
 
 WRAPUP_CODES = ("resolved", "follow_up", "complaint", "transferred", "other")
 MAX_NOTE = 2000
@@ -24,6 +24,7 @@ class LastCall:
     started_at: str
     wrapup_code: str | None
     wrapup_note: str
+    order_id: int | None = None  # the work order opened from this call, if any
 
 
 def last_call(store: Store, agent_id: str, zone: str) -> LastCall | None:
@@ -36,12 +37,14 @@ def last_call(store: Store, agent_id: str, zone: str) -> LastCall | None:
         if call is None:
             return None
         wrap = s.get(Wrapup, call.id)
+        order_id = s.scalar(select(WorkOrder.id).where(WorkOrder.call_id == call.id).limit(1))
         return LastCall(
             call.id,
             mask_phone(call.caller_number),
             local_time(call.started_at, zone),
             wrap.code if wrap else None,
             wrap.note if wrap else "",
+            order_id,
         )
 
 
@@ -52,10 +55,19 @@ def save_wrapup(store: Store, agent_id: str, call_id: str, code: str, note: str)
     if len(note) > MAX_NOTE:
         raise BadRequest(f"the note is longer than {MAX_NOTE} characters")
     with store.session() as s:
-        agent = s.get(Agent, agent_id)
-        if agent is None or call_id not in (agent.current_call_id, agent.last_call_id):
-            raise NotAllowed(f"call {call_id} is not agent {agent_id}'s current or last call")
+        _own_call(s.get(Agent, agent_id), agent_id, call_id)
         s.merge(Wrapup(call_id=call_id, agent_id=agent_id, code=code, note=note.strip(), saved_at=utcnow()))
+
+
+def _own_call(agent: Agent | None, agent_id: str, call_id: str) -> None:
+    if agent is None or call_id not in (agent.current_call_id, agent.last_call_id):
+        raise NotAllowed(f"call {call_id} is not agent {agent_id}'s current or last call")
+
+
+def check_own_call(store: Store, agent_id: str, call_id: str) -> None:
+    """NotAllowed unless `call_id` is the agent's current or last call."""
+    with store.session() as s:
+        _own_call(s.get(Agent, agent_id), agent_id, call_id)
 
 
 @dataclass(frozen=True)

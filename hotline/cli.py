@@ -207,7 +207,17 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     store = open_store(settings)
     if args.users_action == "add":
         password = _new_password(args)
-        user = accounts.add_user(store, args.username, password, args.role, args.name, args.agent_id, args.interface)
+        user = accounts.add_user(
+            store,
+            args.username,
+            password,
+            args.role,
+            args.name,
+            args.agent_id,
+            args.interface,
+            args.department,
+            settings.cases.departments,
+        )
         log.info("console account %s (%s) saved by %s", user.username, user.role, _actor())
         _print_json(vars(user))
     else:
@@ -601,10 +611,11 @@ def parser() -> argparse.ArgumentParser:
     us.add_parser("list", help="accounts and their roles").set_defaults(func=cmd_users)
     add = us.add_parser("add", help="create an account, or replace one (new password; signs it out)")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin", "auditor"))
+    add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin", "department", "auditor"))
     add.add_argument("--name", help="display name")
     add.add_argument("--agent-id", help="agents: id in the agents table and queue_log, e.g. 1001")
     add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
+    add.add_argument("--department", help="department accounts: one of [cases] departments, e.g. 养老保险")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)
 

@@ -44,6 +44,7 @@ function text(id, value) {
 // --- agent desk ------------------------------------------------------------------------
 
 let wrapupCall = null;
+let wrapupOrder = null;
 
 function showMe(me) {
   const state = $("my-state");
@@ -89,7 +90,19 @@ function showLastCall(last) {
     $("wrapup-code").value = last.wrapup_code || "resolved";
     $("wrapup-note").value = last.wrapup_note || "";
     $("wrapup-saved").hidden = !last.wrapup_code;
+    $("order-summary").value = "";
   }
+  showOrderFields(last.order_id);
+}
+
+// "Needs follow-up" opens a work order with the wrap-up, once per call: the resident and
+// the caller's number are taken from the call record by the server, not from this page.
+function showOrderFields(orderId) {
+  if (orderId !== undefined) wrapupOrder = orderId;
+  $("order-created").hidden = !wrapupOrder;
+  $("order-id").textContent = wrapupOrder ? "#" + wrapupOrder : "";
+  $("order-fields").hidden = !!wrapupOrder || $("wrapup-code").value !== "follow_up";
+  $("order-summary").required = !$("order-fields").hidden;
 }
 
 function showCallbacks(callbacks) {
@@ -149,10 +162,22 @@ function agentPage() {
   }
   $("wrapup-form").onsubmit = (event) => {
     event.preventDefault();
-    post("/api/wrapup", { call_id: wrapupCall, code: $("wrapup-code").value, note: $("wrapup-note").value })
-      .then(() => { $("wrapup-saved").hidden = false; })
+    const body = { call_id: wrapupCall, code: $("wrapup-code").value, note: $("wrapup-note").value };
+    if (!$("order-fields").hidden) {
+      body.order = {
+        category: $("order-category").value,
+        department: $("order-department").value,
+        summary: $("order-summary").value,
+      };
+    }
+    post("/api/wrapup", body)
+      .then((data) => {
+        $("wrapup-saved").hidden = false;
+        showOrderFields(data.order_id || wrapupOrder);
+      })
       .catch(showError);
   };
+  $("wrapup-code").onchange = () => showOrderFields();
   softphone.start();
   follow("/agent/stream", (data) => {
     showMe(data.me);

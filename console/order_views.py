@@ -1,0 +1,234 @@
+"""Work orders (工单) in the console: a department's own orders, answered or sent back;
+all orders for supervisors, overdue ones escalated (督办) first, reassigned or closed.
+
+A department user asking for another department's order by id gets 404, as for an order
+that does not exist: the answer must not tell them it exists. Opening an order is
+audited by `cases.orders.get_order` (it shows the resident's data)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from cases import orders as cases_orders
+from cases.errors import CasesError, OrderNotFound
+from console.errors import BadRequest, NotAllowed
+from console.i18n import local_time, t
+from console.request import deps, lang, render, require_role, user
+from core.masking import mask_phone
+from core.models import utcnow
+from core.settings import CASE_CATEGORIES
+
+SUPERVISORS = ("supervisor", "admin")
+ROLES = (*SUPERVISORS, "department")
+STATUSES = ("open", "overdue", "answered", "returned", "closed")  # cases.orders.orders_for
+
+
+@dataclass(frozen=True)
+class Category:
+    key: str
+    label: str
+
+
+def categories(request: web.Request) -> list[Category]:
+    return [Category(key, t("order.cat." + key, lang(request))) for key in CASE_CATEGORIES]
+
+
+def _local(request: web.Request, value: dt.datetime | None) -> str:
+    return local_time(value, deps(request).settings.queue.timezone) if value else ""
+
+
+def _urgency(request: web.Request, order: cases_orders.Order, now: dt.datetime) -> str:
+    """overdue, near (due within cases.near_deadline_hours) or "" (in time, or answered)."""
+    if order.overdue(now):
+        return "overdue"
+    return "near" if order.near_deadline(now, deps(request).settings.cases.near_deadline_hours) else ""
+
+
+def _row(request: web.Request, order: cases_orders.Order, now: dt.datetime) -> dict[str, Any]:
+    return {
+        "id": order.id,
+        "status": order.status,
+        "escalated": order.escalated_at is not None and order.overdue(now),
+        "category": order.category,
+        "category_label": t("order.cat." + order.category, lang(request)),
+        "department": order.department or t("order.unassigned", lang(request)),
+        "summary": order.summary,
+        "due": _local(request, order.due_at),
+        "created": _local(request, order.created_at),
+        "urgency": _urgency(request, order, now),
+    }
+
+
+def _order_id(request: web.Request) -> int:
+    raw = request.match_info["order_id"]
+    if not raw.isdigit() or len(raw) > 12:
+        raise web.HTTPNotFound(text="no such work order")
+    return int(raw)
+
+
+def _own_department(request: web.Request) -> str | None:
+    """The department a department user is limited to; None for supervisors."""
+    u = require_role(request, *ROLES)
+    if u.role == "department":
+        if not u.department:
+            raise NotAllowed(f"department account {u.username} names no department")
+        return u.department
+    return None
+
+
+async def orders_page(request: web.Request) -> web.StreamResponse:
+    mine = _own_department(request)
+    d, now = deps(request), utcnow()
+    if mine is not None:  # a department: what waits for its answer, nothing else
+        filters = {"status": "open", "department": mine, "category": ""}
+    else:
+        filters = {k: request.query.get(k, "") for k in ("status", "department", "category")}
+        if filters["status"] not in ("", *STATUSES) or filters["category"] not in ("", *CASE_CATEGORIES):
+            raise BadRequest("unknown status or category")
+    found = await asyncio.to_thread(
+        cases_orders.orders_for, d.store, status=filters["status"] or None, department=filters["department"] or None
+    )
+    rows = [_row(request, o, now) for o in found if filters["category"] in ("", o.category)]
+    # Escalated (督办) orders first, then as they came: soonest due first.
+    rows.sort(key=lambda r: not r["escalated"])
+    return render(
+        request,
+        "orders.html",
+        orders=rows,
+        supervising=mine is None,
+        filters=filters,
+        statuses=STATUSES,
+        departments=d.settings.cases.departments,
+        categories=categories(request),
+    )
+
+
+async def _get(request: web.Request) -> cases_orders.OrderDetail:
+    """The order with its history, audited as a view of the resident's data; 404 for an
+    order outside a department user's own department, as for one that does not exist."""
+    mine, d = _own_department(request), deps(request)
+    try:
+        return await asyncio.to_thread(
+            cases_orders.get_order, d.store, _order_id(request), actor=_actor(request), department=mine
+        )
+    except OrderNotFound as exc:
+        raise web.HTTPNotFound(text="no such work order") from exc
+
+
+def _actor(request: web.Request) -> str:
+    return f"console:{user(request).username}"
+
+
+def _history(request: web.Request, event: cases_orders.OrderEvent) -> dict[str, str]:
+    language = lang(request)
+    detail = {k: v for k, v in event.detail.items() if k in HISTORY_DETAIL and v not in (None, "")}
+    if "reply_via" in detail:
+        detail["reply_via"] = t("order.reply." + str(detail["reply_via"]), language)
+    return {
+        "at": _local(request, event.at),
+        "actor": event.actor,
+        "what": t("order.event." + event.action, language),
+        "detail": " · ".join(str(v) for v in detail.values()),
+    }
+
+
+# What of an event's detail the history shows (not the due time in UTC, nor event keys).
+HISTORY_DETAIL = ("department", "from", "to", "reply_via", "answer", "reason", "note")
+
+
+async def order_page(request: web.Request) -> web.StreamResponse:
+    mine = _own_department(request)
+    detail = await _get(request)
+    order, now = detail.order, utcnow()
+    view = _row(request, order, now) | {
+        "caller": mask_phone(order.caller_number) if order.caller_number else "",
+        "resident": order.id_number_masked or "",
+        "answer": order.answer or "",
+        "history": [_history(request, e) for e in detail.events],
+    }
+    return render(
+        request,
+        "order.html",
+        order=view,
+        can_answer=mine is not None and order.status in cases_orders.WAITING,
+        can_return=mine is not None and order.status == "open",
+        supervising=mine is None and order.status != "closed",
+        can_reassign=mine is None and order.status in cases_orders.WAITING,
+        replies=cases_orders.REPLY_VIA,
+        departments=deps(request).settings.cases.departments,
+        answer_max=cases_orders.ANSWER_MAX,
+        reason_max=cases_orders.REASON_MAX,
+    )
+
+
+async def _field(request: web.Request, name: str) -> str:
+    return str((await request.post()).get(name, ""))
+
+
+async def _act(
+    request: web.Request, action: Callable[..., object], *args: object, **kwargs: object
+) -> web.StreamResponse:
+    """Run one step of the order's machine; back to the order's page (a department that
+    sent it back or answered it: back to its list)."""
+    try:
+        await asyncio.to_thread(action, *args, actor=_actor(request), **kwargs)
+    except OrderNotFound as exc:
+        raise web.HTTPNotFound(text="no such work order") from exc
+    except CasesError as exc:  # a state that does not allow it, a field that does not fit
+        raise BadRequest(str(exc)) from exc
+    where = "/orders" if user(request).role == "department" else f"/orders/{_order_id(request)}"
+    raise web.HTTPSeeOther(where)
+
+
+async def answer(request: web.Request) -> web.StreamResponse:
+    mine = _department_only(request)
+    d, order_id = deps(request), _order_id(request)
+    text, reply = await _field(request, "answer"), await _field(request, "reply")
+    return await _act(
+        request, cases_orders.answer_order, d.store, d.settings, order_id, answer=text, reply_via=reply, department=mine
+    )
+
+
+async def send_back(request: web.Request) -> web.StreamResponse:
+    mine = _department_only(request)
+    reason = await _field(request, "reason")
+    return await _act(
+        request, cases_orders.return_order, deps(request).store, _order_id(request), reason=reason, department=mine
+    )
+
+
+async def reassign(request: web.Request) -> web.StreamResponse:
+    require_role(request, *SUPERVISORS)
+    d, department = deps(request), await _field(request, "department")
+    return await _act(
+        request, cases_orders.reassign_order, d.store, d.settings, _order_id(request), department=department
+    )
+
+
+async def close(request: web.Request) -> web.StreamResponse:
+    require_role(request, *SUPERVISORS)
+    note = await _field(request, "note")
+    return await _act(request, cases_orders.close_order, deps(request).store, _order_id(request), note=note)
+
+
+def _department_only(request: web.Request) -> str:
+    """Answering and sending back are the department's: its own orders only (404 otherwise)."""
+    mine = _own_department(request)
+    if mine is None:
+        raise NotAllowed(f"{user(request).username} is not a department user")
+    return mine
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/orders", orders_page)
+    app.router.add_get("/orders/{order_id}", order_page)
+    app.router.add_post("/orders/{order_id}/answer", answer)
+    app.router.add_post("/orders/{order_id}/return", send_back)
+    app.router.add_post("/orders/{order_id}/reassign", reassign)
+    app.router.add_post("/orders/{order_id}/close", close)
