@@ -85,6 +85,8 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
         "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
         "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
         "HOTLINE_WEB_PORT": str(web_port),
+        # The directory the session's Asterisk has bound at recordings.asterisk_dir.
+        "HOTLINE_RECORDINGS_DIR": str(asterisk_settings.recordings.dir.resolve()),
         # The SIP settings the session's Asterisk was rendered with (the test carrier).
         "HOTLINE_CONFIG": str(tmp / "hotline.toml"),
         **ALWAYS_OPEN,
