@@ -12,7 +12,7 @@ from __future__ import annotations
 import jinja2
 from aiohttp import web
 
-from console import agent_views, report_views, sign_in_views, twilio_views, wallboard_views
+from console import agent_views, recording_views, report_views, sign_in_views, twilio_views, wallboard_views
 from console.errors import ConsoleError
 from console.limits import Limits
 from console.middleware import authenticated, errors_as_statuses, security_headers
@@ -31,6 +31,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     agent_views.add_routes(app)
     wallboard_views.add_routes(app)
     report_views.add_routes(app)
+    recording_views.add_routes(app)
     twilio_views.add_routes(app)
 
     async def close_limits(app: web.Application) -> None:

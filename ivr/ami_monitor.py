@@ -30,8 +30,8 @@ from ivr.agents import AgentControl
 from ivr.ami_events import CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
 from ivr.outbound import outcome_of, record_outcome
-from ivr.records import ImportReport, import_facts, import_files
 from ivr.recordings import RecordingChange, RecordingTracker, apply_change
+from ivr.records import ImportReport, import_facts, import_files
 from ivr.screenpop import agent_off_call, agent_on_call, clear_finished_agent_calls
 
 log = logging.getLogger(__name__)

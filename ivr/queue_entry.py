@@ -36,8 +36,8 @@ from core.settings import QueueSettings
 from ivr import dialplan, speech
 from ivr.fastagi import AgiChannel, AgiVoice, Route
 from ivr.hours import is_open, local_now
-from ivr.records import log_call_id
 from ivr.recordings import recording_path
+from ivr.records import log_call_id
 
 log = logging.getLogger(__name__)
 OFFER_TIMEOUT_MS = 5000

@@ -86,8 +86,8 @@ class RecordingTracker:
             return None
         if event in ("MixMonitorStop", "Hangup"):
             self.agents.pop(uid, None)
-            path = self.active.pop(uid, None)
-            return RecordingEnded(path) if path is not None else None
+            ended = self.active.pop(uid, None)
+            return RecordingEnded(ended) if ended is not None else None
         return None
 
 
@@ -96,9 +96,7 @@ def apply_change(store: Store, base: Path, change: RecordingChange) -> None:
     if isinstance(change, RecordingStarted):
         try:
             with store.session() as s:
-                s.add(
-                    Recording(call_id=change.call_id, agent=change.agent, path=change.path, started_at=change.at)
-                )
+                s.add(Recording(call_id=change.call_id, agent=change.agent, path=change.path, started_at=change.at))
         except IntegrityError:  # the same recording announced twice (a resent event)
             log.info("call %s: recording %s already recorded", change.call_id, change.path)
         return
@@ -121,9 +119,7 @@ def finish(store: Store, base: Path, path: str) -> bool:
         return False
     with store.session() as s:
         s.execute(
-            update(Recording)
-            .where(Recording.path == path)
-            .values(duration_s=round(info.duration_s, 2), size=size)
+            update(Recording).where(Recording.path == path).values(duration_s=round(info.duration_s, 2), size=size)
         )
     return True
 
