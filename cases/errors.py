@@ -83,3 +83,12 @@ class ImportFailed(KbError):
         shown = "; ".join(errors[:10]) + (f"; and {len(errors) - 10} more" if len(errors) > 10 else "")
         super().__init__(f"{path}: nothing imported: {shown}")
         self.errors = errors
+
+
+class RecordingNotFound(CasesError):
+    """No recording with that id (or it was never one of an agent call)."""
+
+
+class BadScore(CasesError):
+    """A quality score that does not fit the form: an unknown or missing item, or points
+    outside 0..the item's maximum."""

@@ -562,6 +562,41 @@ class KbUse(Base):
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class Recording(Base):
+    """An agent call's recording (MixMonitor, started when the agent answers): the AMI monitor
+    writes the row, the retention sweep deletes the file after recordings.retention_days and
+    keeps the row with why. The file name is a random id, never the caller's data."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (Index("ix_recordings_started", "started_at"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(36), index=True)
+    agent: Mapped[str | None] = mapped_column(String(64))  # the queue member's name, as calls.agent
+    # Relative to recordings.dir, e.g. calls/2026-12-02/<uuid>.wav
+    path: Mapped[str] = mapped_column(String(200), unique=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    duration_s: Mapped[float | None] = mapped_column(Float)  # from the WAV header once it is closed
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    delete_reason: Mapped[str | None] = mapped_column(String(200))  # retention | missing: ...
+
+
+class QualityScore(Base):
+    """A supervisor's score of a recorded call (质检) on the form of [quality] items."""
+
+    __tablename__ = "quality_scores"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    recording_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), index=True)
+    call_id: Mapped[str] = mapped_column(String(36))
+    agent: Mapped[str | None] = mapped_column(String(64), index=True)
+    scorer: Mapped[str] = mapped_column(String(64))
+    items: Mapped[dict[str, Any]] = mapped_column(JSON)  # item key -> points given
+    total: Mapped[int] = mapped_column(Integer)
+    max_total: Mapped[int] = mapped_column(Integer)  # the form's maximum when it was scored
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+
+
 # --- the SMS gateway's own ----------------------------------------------------------------
 
 

@@ -278,6 +278,37 @@ class RecordingSettings(_Section):
     asterisk_dir: str = "/var/spool/asterisk/hotline"
     retention_days: int = Field(180, ge=1)  # then the file is deleted and the deletion recorded
     message_max_s: int = Field(60, ge=5, le=600)  # one voice message
+    # How often `hotline serve` looks for recordings past retention_days (and files that vanished).
+    sweep_interval_s: float = Field(3600.0, gt=0)
+
+
+class QualityItem(_Section):
+    """One line of the quality-check form (质检评分表): its key, label and most points."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    label: str = Field(min_length=1, max_length=40)
+    max_score: int = Field(ge=1, le=100)
+
+
+class QualitySettings(_Section):
+    """The quality-check form supervisors score recorded calls on ([quality] items)."""
+
+    items: tuple[QualityItem, ...] = (
+        QualityItem(key="greeting", label="问候规范", max_score=20),
+        QualityItem(key="accuracy", label="业务准确", max_score=30),
+        QualityItem(key="attitude", label="服务态度", max_score=25),
+        QualityItem(key="resolution", label="问题解决", max_score=25),
+    )
+
+    @field_validator("items")
+    @classmethod
+    def _distinct_keys(cls, value: tuple[QualityItem, ...]) -> tuple[QualityItem, ...]:
+        keys = [item.key for item in value]
+        if not keys:
+            raise ValueError("the form needs at least one item")
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"item keys must be distinct: {keys}")
+        return value
 
 
 # Work-order categories as centres report them (GB/T 33358's 工单): the keys of
@@ -368,6 +399,7 @@ class Settings(_Section):
     sip: SipSettings = SipSettings()
     recordings: RecordingSettings = RecordingSettings()
     cases: CasesSettings = CasesSettings()
+    quality: QualitySettings = QualitySettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

@@ -31,7 +31,7 @@ from core.settings import Settings
 from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.supervise import Supervisor
 from hotline.wiring import business_port, ivr_services, open_store
-from ivr import dialplan
+from ivr import dialplan, recordings
 from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import LocalAsterisk, ami_login
@@ -261,6 +261,21 @@ async def seal_report_hours(settings: Settings, store: Store, stop: asyncio.Even
             await asyncio.wait_for(stop.wait(), SEAL_EVERY_S)
 
 
+async def sweep_recordings(settings: Settings, store: Store, stop: asyncio.Event) -> None:
+    """Delete recordings past recordings.retention_days, keeping their rows with the reason,
+    every recordings.sweep_interval_s (ivr.recordings.sweep)."""
+    rec = settings.recordings
+    while not stop.is_set():
+        try:
+            report = await asyncio.to_thread(recordings.sweep, store, rec.dir, rec.retention_days)
+            if report.deleted or report.missing or report.failed or report.finished:
+                log.info("recordings: retention sweep: %s", report.summary())
+        except StoreUnavailable as exc:
+            log.warning("recordings: no retention sweep now (%s); next in %.0f s", exc, rec.sweep_interval_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), rec.sweep_interval_s)
+
+
 async def _shut_down(running: Running) -> None:
     """Stop taking calls, give calls in progress a grace period, then stop the rest."""
     running.stage = "FastAGI calls in progress"
@@ -344,6 +359,7 @@ def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio
     running.supervisor.spawn("ami-watch", lambda: watch_asterisk(settings, stop))
     running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
     running.monitor.start()
+    running.supervisor.spawn("recordings-sweep", lambda: sweep_recordings(settings, store, stop))
 
 
 async def serve(

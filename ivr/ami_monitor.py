@@ -30,6 +30,7 @@ from ivr.agents import AgentControl
 from ivr.ami_events import CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
 from ivr.outbound import outcome_of, record_outcome
+from ivr.recordings import RecordingChange, RecordingTracker, apply_change
 from ivr.records import ImportReport, import_facts, import_files
 from ivr.screenpop import agent_off_call, agent_on_call, clear_finished_agent_calls
 
@@ -104,6 +105,8 @@ class AmiMonitor:
         self.store = store
         self.clock = clock
         self.tracker = CallTracker()
+        self.recordings = RecordingTracker()
+        self._recording_order = asyncio.Lock()
         self.devices = DeviceStates()  # agents' phones: registered or not, for the console
         self.pending: set[asyncio.Task[None]] = set()
         self.manager = MonitorManager(
@@ -130,9 +133,17 @@ class AmiMonitor:
         outcome = outcome_of(msg)
         if outcome is not None:  # a callback's call out ended (ivr/outbound.py)
             self._spawn(asyncio.to_thread(record_outcome, self.store, outcome))
+        change = self.recordings.feed(msg, self.clock())
+        if change is not None:
+            self._spawn(self._record(change))
         done = self.tracker.feed(msg, self.clock())
         if done is not None:
             self._spawn(self._write(done))
+
+    async def _record(self, change: RecordingChange) -> None:
+        # In the order the events came: a recording's agent or end never overtakes its row.
+        async with self._recording_order:
+            await asyncio.to_thread(apply_change, self.store, self.settings.recordings.dir, change)
 
     def on_login(self) -> None:
         self._spawn(self._device_states())

@@ -21,7 +21,7 @@ from typing import Final
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
 from ivr.asterisk_root import resolve_in_root
-from ivr.dialplan import GLOBAL_AGI_ADDR, SOUNDS_SUBDIR
+from ivr.dialplan import GLOBAL_AGI_ADDR, GLOBAL_RECORDINGS_DIR, SOUNDS_SUBDIR
 from ivr.errors import AsteriskConfigError
 from ivr.pjsip_config import (
     PJSIP_FILE,
@@ -102,6 +102,7 @@ def install_config(
     globals_text = (
         "; Written by `hotline asterisk up` from the settings; do not edit.\n"
         f"{GLOBAL_AGI_ADDR}={agi_address(settings)}\n"
+        f"{GLOBAL_RECORDINGS_DIR}={settings.recordings.asterisk_dir.rstrip('/')}\n"
     ) + "".join(f"{name}={value}\n" for name, value in outbound_globals(settings.sip).items())
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
     install_sip(root, settings, group_id, phones)

@@ -15,6 +15,7 @@ CTX_PHONES: Final = "hotline-phones"  # what agents' SIP phones and softphones m
 CTX_PHONES_REFUSED: Final = "hotline-phones-refused"  # what phones dial that leads nowhere: 404
 CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the outbound trunk
 CTX_OUTBOUND_ANSWERED: Final = "hotline-outbound-answered"  # Dial's U() routine: the resident answered
+CTX_RECORD_AGENT: Final = "hotline-record-agent"  # Queue()'s gosub on the answering agent: MixMonitor
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 # The departments' numbers (sip.departments), rendered beside the trunks' contexts and
@@ -92,3 +93,12 @@ OUTBOUND_GROUP: Final = "outbound@hotline"
 # CallbackId: ${HOTLINE_CALLBACK_ID} and DialStatus: DIALSTATUS of Dial() (ANSWER, BUSY,
 # NOANSWER, CONGESTION, CHANUNAVAIL, CANCEL, ...; app_dial docs) or HOTLINE_DIAL_RESULT.
 USEREVENT_CALLBACK_DIAL: Final = "HotlineCallbackDial"
+
+# Agent calls' recordings (CTX_RECORD_AGENT). The global: where Asterisk sees recordings.dir
+# (recordings.asterisk_dir). The variable: the recording's path relative to it, chosen by the
+# queue-entry script (calls/<date>/<uuid>.wav) and inherited by the agent's channel (`__`).
+GLOBAL_RECORDINGS_DIR: Final = "HOTLINE_RECORDINGS_DIR"
+VAR_RECORDING: Final = "HOTLINE_RECORDING"
+# AMI UserEvent sent from the agent's channel once MixMonitor started, with headers
+# CallId: ${HOTLINE_CALL_ID} and Recording: ${HOTLINE_RECORDING}.
+USEREVENT_RECORDING: Final = "HotlineRecording"

@@ -38,7 +38,8 @@ from core.phones import phone_number
 from core.settings import QueueSettings
 from ivr import dialplan, speech
 from ivr.fastagi import AgiChannel, AgiVoice, Route
-from ivr.hours import is_open
+from ivr.hours import is_open, local_now
+from ivr.recordings import recording_path
 from ivr.records import log_call_id
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,11 @@ class QueueEntry:
         queue = env.args[0] if env.args and env.args[0] else dialplan.QUEUE_GENERAL
         reply = await channel.command(f"GET VARIABLE {dialplan.VAR_CALL_ID}")
         call_id = reply.data if reply.result == "1" and reply.data else log_call_id(env.uniqueid)
+        # The recording's name if an agent answers (CTX_RECORD_AGENT): random, no caller data;
+        # `__` so the agent's channel inherits it. One per queue entry: a caller transferred
+        # back into a queue gets a second file, not an overwritten first.
+        path = recording_path(local_now(self.settings, now).date())
+        await channel.command(f"SET VARIABLE __{dialplan.VAR_RECORDING} {path}")
         # Only a number that looks like a real phone gets the offer: an agent would call
         # back whatever is booked (a 200-digit or lettered caller id is no line to call).
         number = phone_number(env.callerid)

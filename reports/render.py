@@ -52,6 +52,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "paused_seconds": ("示忙(秒)", "Paused (s)"),
     "logged_in_seconds": ("签入(秒)", "Logged in (s)"),
     "occupancy": ("占用率", "Occupancy"),
+    "quality_scores": ("质检次数", "Quality checks"),
+    "avg_quality_score": ("质检平均分", "Avg quality score"),
     "query": ("自助查询", "Self-service query"),
     "uses": ("使用次数", "Uses"),
     "succeeded": ("成功", "Succeeded"),
@@ -131,6 +133,8 @@ def cell(key: str, value: Any, lang: str) -> str:
         return str(WEEKDAYS[lang][int(value) - 1])
     if key == "hour":
         return f"{int(value):02d}:00"
+    if key == "avg_quality_score":
+        return f"{value:.1f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -154,7 +158,7 @@ def tables(report: Report) -> list[Table]:
         ("by_day", ("day", *PERIOD_COLUMNS), data["by_day"]),
         ("per_hour", ("hour", *PERIOD_COLUMNS), data["per_hour"]),
         ("per_weekday", ("weekday", *PERIOD_COLUMNS), data["per_weekday"]),
-        ("per_agent", (*AGENT_COLUMNS, "occupancy"), data["per_agent"]),
+        ("per_agent", (*AGENT_COLUMNS, "occupancy", "quality_scores", "avg_quality_score"), data["per_agent"]),
         ("menu_usage", ("query", "uses", "succeeded"), data["menu_usage"]),
         ("sms", SMS_COLUMNS, sms_rows),
     ]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from core.db import Store
-from core.models import Agent, AgentEvent, Callback
+from core.models import Agent, AgentEvent, Callback, QualityScore, Recording
 from core.states import NOT_DELIVERED
 from reports import sums
 from reports.period import Period
@@ -103,6 +103,8 @@ class AgentFigures:
     talk_s: int = 0
     logged_in_s: int = 0
     paused_s: int = 0
+    quality_scores: int = 0  # quality checks of this agent's calls in the period
+    quality_percent_sum: float = 0.0  # sum of 100 * total / max_total over them
 
     def as_dict(self) -> dict[str, Any]:
         available = self.logged_in_s - self.paused_s
@@ -115,6 +117,10 @@ class AgentFigures:
             "paused_seconds": self.paused_s,
             "logged_in_seconds": self.logged_in_s,
             "occupancy": min(1.0, self.talk_s / available) if available > 0 else None,
+            "quality_scores": self.quality_scores,
+            "avg_quality_score": (
+                round(self.quality_percent_sum / self.quality_scores, 1) if self.quality_scores else None
+            ),
         }
 
 
@@ -218,6 +224,7 @@ def _agents(c: Connection, period: Period, rows: list[dict[str, Any]]) -> list[A
             a.calls += int(row["agent_calls"])
             a.talk_s += int(row["talk_s"])
     _agent_time(c, period, of)
+    _quality(c, period, of)
     return sorted(figures.values(), key=lambda a: (-a.calls, a.agent))
 
 
@@ -262,6 +269,21 @@ def _agent_time(c: Connection, period: Period, of: Any) -> None:
         elif kind == "unpause":
             logged, paused = True, False
         state[agent_id] = (logged, paused, max(at, since))
+
+
+def _quality(c: Connection, period: Period, of: Any) -> None:
+    """Quality scores (cases' quality checks) of the recordings of calls in the period, each
+    as a percentage of its form's maximum, so a changed form still averages fairly."""
+    rows = c.execute(
+        select(QualityScore.agent, QualityScore.total, QualityScore.max_total)
+        .join(Recording, Recording.id == QualityScore.recording_id)
+        .where(Recording.started_at >= period.start, Recording.started_at < period.end)
+    )
+    for agent, total, max_total in rows:
+        if agent and max_total:
+            a = of(agent)
+            a.quality_scores += 1
+            a.quality_percent_sum += 100.0 * total / max_total
 
 
 def _menu(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:

@@ -48,6 +48,11 @@ def asterisk_settings() -> Settings:
 def asterisk(asterisk_settings: Settings) -> Iterator[LocalAsterisk]:
     """A running local Asterisk with our dialplans: started (or reconfigured and reloaded)
     for the session, and stopped at the end only if this session started it."""
+    # `asterisk up` mirrors prompts/build into the root, an empty build as none at all: every
+    # prompt then fails, the menu times out and hangs up, and tests fail far from the cause.
+    build = asterisk_settings.ivr.prompts_dir / "build"
+    if not any(build.glob("*/*.wav")):
+        pytest.fail(f"no built prompts in {build}: run `hotline prompts build` (make test does)")
     local = LocalAsterisk(asterisk_settings, phones=phone_entries(asterisk_settings))
     was_running = local.status().running
     local.up()

@@ -173,6 +173,8 @@ def test_every_figure_follows_its_definition(filled: Store) -> None:
         "paused_seconds": 1800,
         "logged_in_seconds": 4 * 3600,
         "occupancy": None,
+        "quality_scores": 0,
+        "avg_quality_score": None,
     }
     assert agents["1001"]["occupancy"] == pytest.approx(300 / (4 * 3600 - 1800))
     # Known by its queue member name; logged in since before the period, all of it.

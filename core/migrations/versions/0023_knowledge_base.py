@@ -1,7 +1,7 @@
 """knowledge base: articles, their versions, their use on calls, and Chinese full-text search
 
 Revision ID: 0023
-Revises: 0021
+Revises: 0022
 Create Date: 2026-12-02 05:00:00
 
 Search must work for Chinese, which has no spaces between words, without a word splitter:
@@ -24,7 +24,7 @@ import core.models
 
 
 revision = '0023'
-down_revision = '0021'
+down_revision = '0022'
 branch_labels = None
 depends_on = None
 
