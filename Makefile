@@ -56,6 +56,8 @@ run: deps venv prompts softphone
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load --if-empty
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline simulate --if-empty
 	@echo demo-supervisor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add supervisor --role supervisor --name 值班主管 --password-stdin >/dev/null
+	@echo demo-pension | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add pension --role department --department 养老保险 --name 养老保险科 --password-stdin >/dev/null
+	@echo demo-auditor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add auditor --role auditor --name 审计员 --password-stdin >/dev/null
 	@for a in 1001 1002; do echo demo-agent-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent$$a --role agent \
 	  --name 坐席$$a --agent-id $$a --interface PJSIP/$$a --password-stdin >/dev/null; \
 	  echo demo-sip-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones add $$a --password-stdin >/dev/null; \
@@ -80,6 +82,8 @@ run: deps venv prompts softphone
 	@echo "  its self-signed certificate), or register a SIP phone as 1001 / demo-sip-1001 (1002 / demo-sip-1002)"
 	@echo "  at 127.0.0.1:5060, UDP or TCP; it may dial 12333 too. agent1003 / demo-agent-1003 has a scripted"
 	@echo "  phone (rings 3 s, talks 20 s). supervisor / demo-supervisor for the wallboard."
+	@echo "  pension / demo-pension answers the 养老保险 department's work orders; auditor / demo-auditor reads the audit trail."
+	@echo "  Leave a voice message with 6 in the main menu; work orders: $(BIN)/hotline orders list; knowledge base: $(BIN)/hotline kb search 补缴"
 	@echo "  Press 0 in a call to reach an agent who has joined the queues."
 	@echo "SMS: an SMSC simulator runs on 127.0.0.1:2775 (log var/smsc-sim.log); send a notice with"
 	@echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline events emit pension_credited --subject 330523199411187594 \\"
