@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from console import accounts
 from core.masking import mask_id
-from core.models import AuditEntry, Callback, Wrapup
+from core.models import AuditEntry, Call, Callback, WorkOrder, Wrapup
 from ivr.agents import AgentControl
 from ivr.trail import show_call
 from tests.browser import chromium
@@ -84,8 +84,12 @@ def test_agent_desk_and_wallboard_follow_a_real_call(ivr: Ivr) -> None:
             await state_is(desk, "available")
             await desk.select_option("#wrapup-code", "follow_up")
             await desk.fill("#wrapup-note", "养老金到账时间需回访")
+            # "Needs follow-up" opens a work order for the call, to a department.
+            await desk.select_option("#order-department", "养老保险")
+            await desk.fill("#order-summary", "来电人询问养老金到账时间，请核实后答复")
             await desk.click("#wrapup-save")
             await desk.locator("#wrapup-saved").wait_for(state="visible")
+            await desk.locator("#order-created").wait_for(state="visible")
             trail = await call
             await board.locator("#wb-answered").filter(has_text=str(answered + 1)).wait_for()
             pop["board_kept"] = await board.evaluate("window.notReloaded")
@@ -112,6 +116,10 @@ def test_agent_desk_and_wallboard_follow_a_real_call(ivr: Ivr) -> None:
             "养老金到账时间需回访",
             AGENT,
         )
+        orders = s.scalars(select(WorkOrder).where(WorkOrder.call_id == call["id"])).all()
+        assert [(o.kind, o.department, o.status, o.resident_id, o.caller_number) for o in orders] == [
+            ("call", "养老保险", "open", resident.id, s.get_one(Call, call["id"]).caller_number)
+        ]
         viewed = s.scalars(
             select(AuditEntry).where(AuditEntry.call_id == call["id"], AuditEntry.action == "view:screen_pop")
         ).all()
