@@ -19,6 +19,7 @@ from core.errors import HotlineError
 from core.settings import Settings, load_settings
 from hotline import audit_cli, kb_cli
 from hotline.errors import UsageError
+from ivr.dialplan import CALLER_SPEECH
 
 log = logging.getLogger("hotline")
 Handler = Callable[[Settings, argparse.Namespace], int]
@@ -87,7 +88,15 @@ def cmd_call(settings: Settings, args: argparse.Namespace) -> int:
 
     settings.require_secrets("ami.secret")
     uniqueid = asyncio.run(
-        place_call(settings, args.dtmf, lead_s=args.lead, tail_s=args.tail, caller_id=args.caller_id)
+        place_call(
+            settings,
+            args.dtmf,
+            lead_s=args.lead,
+            tail_s=args.tail,
+            caller_id=args.caller_id,
+            speak=args.speak,
+            then=args.then,
+        )
     )
     print(f"placed call, Asterisk uniqueid {uniqueid}; waiting for it to end", file=sys.stderr)
     asyncio.run(wait_hung_up(settings, uniqueid, timeout_s=args.timeout))
@@ -549,6 +558,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--dtmf", required=True, help="digits to key; w = 0.5 s pause, W = 1 s pause")
     s.add_argument("--lead", type=float, default=1.0, help="seconds after answer before the first digit")
     s.add_argument("--tail", type=float, default=5.0, help="seconds to stay on the line after the last digit")
+    s.add_argument(
+        "--speak",
+        nargs="?",
+        const=CALLER_SPEECH,
+        default="",
+        metavar="SOUND",
+        help=f"after the digits, play a sound as the caller's voice (a voice message; default {CALLER_SPEECH})",
+    )
+    s.add_argument("--then", default="", metavar="DTMF", help="digits to key after --speak ('#WW3': end, then send)")
     s.add_argument("--caller-id", default="13800000000")
     s.add_argument("--timeout", type=float, default=180.0, help="longest the call may last")
     s.set_defaults(func=cmd_call)

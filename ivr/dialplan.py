@@ -48,6 +48,10 @@ VAR_CALLER_LEAD: Final = "CALLER_LEAD"  # seconds to wait after answer before th
 VAR_CALLER_TAIL: Final = "CALLER_TAIL"  # seconds to stay on the line after the last digit
 VAR_CALLER_SPEAK: Final = "CALLER_SPEAK"  # a sound the caller plays after CALLER_DTMF (speaking)
 VAR_CALLER_DTMF_AFTER: Final = "CALLER_DTMF_AFTER"  # digits keyed after CALLER_SPEAK
+# What a scripted caller "says" for a voice message: a built prompt of about 8 s. Playback
+# is the only voice a Local caller has: one that sends no audio frames leaves RECORD FILE
+# an empty take, however long it stays on the line.
+CALLER_SPEECH: Final = "hotline/zh/per.files"
 
 # Queues
 QUEUE_GENERAL: Final = "hotline-12333"

@@ -66,7 +66,9 @@ class Recorded:
     """A `Record` action ended: `recording` is the take's path relative to recordings.dir."""
 
     recording: str
-    ended: str  # dtmf (the caller pressed #) | timeout (the length limit) | silence | failed
+    # dtmf (the caller pressed #) | timeout (the length limit or silence) | failed (Asterisk
+    # could not record) | empty (no sound in the take; the transport removed the file)
+    ended: str
 
 
 @dataclass(frozen=True)

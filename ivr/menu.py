@@ -18,7 +18,7 @@ TRANSACTIONS = ("card_lost",)
 MENU_KEYS = frozenset("123456789#")  # 0 and * are reserved: agent and repeat
 # What a `message` node says besides its own prompt (intro) and confirm (the review's
 # choices): ask for the ID number, the ID number given up on, before the beep, could not record.
-MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed")
+MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed", "msg.empty")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ A message node runs in phases, kept in `CallState.phase`:
   or skip it with a bare `#`. A wrong one is asked again with the reason; after the node's
   `retries` the message goes on without one. A caller identified earlier with a PIN is not
   asked.
-- `record`: a `Record` action (the transport records after a beep until `#`).
+- `record`: a `Record` action (the transport records after a beep until `#`). A take with
+  no sound in it (`ended=empty`: the transport removed it) is not a message: the caller is
+  told and asked again, and after the node's `retries` empty takes the call goes `on_fail`
+  (one silent line cannot fill the work-order queue with empty messages).
 - `review`: 1 listens to the take, 2 records again, 3 sends it. Silence or wrong keys for
   `retries` prompts send it as it is (nothing the caller said is dropped).
 - `play`: the take is being played back; then the review again.
@@ -30,8 +33,8 @@ if TYPE_CHECKING:
     from ivr.engine import CallState, Step, _Flow
 
 # Ask for the ID number; said when its retries are used up; before the beep; Asterisk could
-# not record (disk full, directory not writable).
-ASK_ID, ID_SKIPPED, RECORD, FAILED = MESSAGE_PROMPTS
+# not record (disk full, directory not writable); the take held no sound.
+ASK_ID, ID_SKIPPED, RECORD, FAILED, EMPTY = MESSAGE_PROMPTS
 SAVE = "save_message"  # the name of the SaveMessage action's result
 KEY_LISTEN, KEY_AGAIN, KEY_SEND = "1", "2", "3"
 
@@ -154,8 +157,21 @@ def on_recorded(flow: _Flow, state: CallState, node: Node, event: engine.Recorde
     if event.ended == "failed":
         note = engine.Note("record_failed", node.id)
         return flow.enter(dataclasses.replace(state, recording=""), node.on_fail, (FAILED,), notes=(note,))
+    if event.ended == "empty":
+        return _empty_take(flow, dataclasses.replace(state, recording=""), node)
     took = dataclasses.replace(state, recording=event.recording)
     return _review(took, node, notes=(engine.Note("recorded", node.id, {"ended": event.ended}),))
+
+
+def _empty_take(flow: _Flow, state: CallState, node: Node) -> Step:
+    # Counted apart from the ID number's tries: a wrong ID number earlier costs no take.
+    key = f"{node.id}:empty"
+    tries = {**state.tries, key: state.tries.get(key, 0) + 1}
+    note = engine.Note("recorded", node.id, {"ended": "empty", "attempt": tries[key]})
+    counted = dataclasses.replace(state, tries=tries)
+    if tries[key] >= node.retries:
+        return flow.enter(counted, node.on_fail, (EMPTY,), notes=(note,))
+    return record(counted, node, (EMPTY,), (note,))
 
 
 def on_played(flow: _Flow, state: CallState, node: Node) -> Step:

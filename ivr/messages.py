@@ -33,6 +33,9 @@ from ivr.errors import MessageNotSaved
 log = logging.getLogger(__name__)
 SUBDIR = "messages"
 FORMAT = "wav"  # RECORD FILE's format argument: Asterisk's format_wav, 8 kHz mono 16-bit
+# A take shorter than this holds no message: a line that sent no audio (0 s), or a caller
+# who hung up at the beep.
+EMPTY_TAKE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,11 @@ class VoiceMessages:
                 self.settings.dir,
                 self.settings.asterisk_dir,
             )
-        elif seconds == 0 and message.ended == "hangup":
-            return Saved(None, 0, False)  # hung up at the beep: nothing was said
+        elif seconds < EMPTY_TAKE_S and message.ended == "hangup":
+            # Hung up at the beep, or stayed silent on a line that sent no audio at all: nothing
+            # was said, and the empty file Asterisk left is no one's message.
+            self.discard(message.recording)
+            return Saved(None, 0, False)
         resident = message.resident_id
         if resident is None and message.id_number is not None:
             resident = self._holder(call_id, message.id_number)

@@ -39,7 +39,7 @@ from ivr.engine import (
 )
 from ivr.errors import AgiError, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
-from ivr.messages import VoiceMessages
+from ivr.messages import EMPTY_TAKE_S, VoiceMessages
 from ivr.speech import text
 from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
 
@@ -324,6 +324,12 @@ class IvrSession:
         self.recording = take.relative  # kept if the caller hangs up mid-recording
         ended = await self.voice.record(take.asterisk_path, messages.max_s, action.silence_s)
         self.recording = None
+        if ended != "failed":
+            seconds = await asyncio.to_thread(messages.duration, take.relative)
+            if seconds is not None and seconds < EMPTY_TAKE_S:
+                await asyncio.to_thread(messages.discard, take.relative)
+                log.info("call %s: voice message take %s held no sound (%.1f s)", self.call_id, take.relative, seconds)
+                return engine.Recorded("", "empty")
         return engine.Recorded(take.relative, ended)
 
     async def _save_message(self, action: SaveMessage) -> QueryDone:

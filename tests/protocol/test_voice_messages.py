@@ -176,6 +176,30 @@ async def test_a_hang_up_at_the_beep_leaves_no_message(server: int, store: Store
     assert not [rec for rec in caplog.records if rec.levelno >= logging.ERROR]
 
 
+async def test_a_silent_line_that_hangs_up_leaves_no_message_and_no_empty_file(server: int, store: Store) -> None:
+    # A line that sends no audio (a Local channel keying digits only) gives RECORD FILE no
+    # frames: Asterisk leaves a header-only WAV and answers the hang-up when it comes.
+    silent = Recorder(["1", "6", ""], seconds=0, answer=b"HANGUP\n200 result=-1 (hangup) endpos=0\n")
+    await run_peer(server, silent)
+    call = await _ended_call(store)
+    assert call["outcome"] == "caller_hangup" and messages(store) == []
+    saved = [st for st in call["trail"] if st.get("query") == "save_message" and st["kind"] == "result"]
+    assert saved and saved[0]["message_id"] is None
+    assert silent.takes and not silent.takes[0].exists()
+
+
+async def test_takes_with_no_sound_are_asked_again_and_leave_nothing(server: int, store: Store) -> None:
+    # A caller who presses # at the beep twice: no message, no file, told twice.
+    quiet = Recorder(["1", "6", ""], seconds=0)
+    await run_peer(server, quiet)
+    call = await _ended_call(store)
+    assert messages(store) == []
+    assert [st.get("ended") for st in call["trail"] if st["kind"] == "recorded"] == ["empty", "empty"]
+    told = [st["prompts"] for st in call["trail"] if st["kind"] == "prompt" and "msg.empty" in st["prompts"]]
+    assert len(told) == 2
+    assert quiet.takes and len(quiet.takes) == 2 and not any(t.exists() for t in quiet.takes)
+
+
 async def test_asterisk_unable_to_record_is_told_and_logged(server: int, store: Store, caplog) -> None:  # type: ignore[no-untyped-def]
     commands = await run_peer(server, Recorder(["1", "6", ""], seconds=None, answer=b"200 result=-1 (writefile)\n"))
     assert "GET DATA hotline/zh/agent.offer" in " ".join(commands)

@@ -21,12 +21,13 @@ from sqlalchemy import select
 from core import idnumber
 from core.models import VoiceMessage
 from ivr.caller import place_call, wait_hung_up
+from ivr.dialplan import CALLER_SPEECH
 from tests.real.serving import Ivr, keypad, kinds
 
 pytestmark = pytest.mark.real
 # After the ID number's `#`: "after the tone, speak" (about 6.5 s of espeak) and the beep.
 BEFORE_BEEP = "W" * 8
-SPEECH = "hotline/zh/per.files"  # what the caller "says": 8 s of a built prompt
+SPEECH = CALLER_SPEECH  # what the caller "says": 8 s of a built prompt
 
 
 @dataclass(frozen=True)

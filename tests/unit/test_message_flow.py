@@ -198,3 +198,21 @@ def test_a_broken_message_node_is_refused(tmp_path: Path, old: str, new: str, me
     (tmp_path / "menu.toml").write_text(text.replace(old, new, 1), encoding="utf-8")
     with pytest.raises(MenuError, match=message):
         load_menu(tmp_path / "menu.toml")
+
+
+def test_an_empty_take_is_asked_again_then_the_call_goes_on_without_a_message() -> None:
+    c = Caller()
+    to_message(c)
+    c.keys("")
+    again = c.send(Recorded("", "empty"))
+    assert again == Record(("msg.empty", "msg.record"), silence_s=5)
+    c.send(Recorded("", "empty"))
+    assert c.state.node == "agent_offer" and c.prompts() == ("msg.empty", "agent.offer")
+
+
+def test_a_wrong_id_number_earlier_costs_no_take() -> None:
+    c = Caller()
+    to_message(c)
+    c.keys("3305231980")  # too short: asked again
+    c.keys("")
+    assert c.send(Recorded("", "empty")) == Record(("msg.empty", "msg.record"), silence_s=5)
