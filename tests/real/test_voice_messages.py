@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cases.orders import get_order
+from cases.tasks import voice_messages_to_orders
 from core import idnumber
+from core.calendar import day_hours, local_now
 from core.models import VoiceMessage
 from ivr.caller import place_call, wait_hung_up
 from ivr.dialplan import CALLER_SPEECH
@@ -139,3 +142,34 @@ def test_a_wrong_id_number_is_asked_again_then_the_message_goes_on_without(
     row = _row(ivr, call)
     assert (row.ended, row.id_number_masked, row.resident_id) == ("complete", None, None)
     assert idnumber.is_valid(ivr.resident(20).id_number)
+
+
+def _due_day(left_on: dt.date, holiday: dt.date, weekdays: tuple[int, ...], days: int) -> dt.date:
+    """The `days`-th working day after `left_on`, counted by hand: open weekdays, not the holiday."""
+    day, counted = left_on, 0
+    for _ in range(60):
+        day += dt.timedelta(days=1)
+        if day != holiday and day.isoweekday() in weekdays:
+            counted += 1
+            if counted == days:
+                return day
+    raise AssertionError("no due day within 60 days")
+
+
+def test_the_messages_become_orders_with_their_recording_due_after_a_holiday(
+    ivr: Ivr, left: dict[str, dict[str, Any]]
+) -> None:
+    sent, hung_up = _row(ivr, left["sent"]), _row(ivr, left["hangup"])
+    left_on = local_now(ivr.settings.queue, sent.created_at).date()
+    holiday = left_on + dt.timedelta(days=1)  # the message is left the day before a holiday
+    queue = ivr.settings.queue.model_copy(update={"holidays": (holiday,), "workdays": ()})
+    calendar = ivr.settings.model_copy(update={"queue": queue})
+    made = {x.voice_message_id: x for x in voice_messages_to_orders(ivr.store, calendar)}
+    days = ivr.settings.cases.deadline_days[ivr.settings.cases.voice_message_category]
+    due = day_hours(queue, _due_day(left_on, holiday, tuple(queue.open_weekdays), days))[1]
+    for row in (sent, hung_up):
+        order = get_order(ivr.store, made[row.id].id, actor="test")
+        assert (order.order.kind, order.order.status, order.order.due_at) == ("voice_message", "open", due)
+        assert order.recording == row.recording and order.recording_s == row.duration_s >= 3
+        assert (ivr.settings.recordings.dir / row.recording).stat().st_size > 3 * 8000 * 2  # > 3 s of 8 kHz 16-bit
+    assert get_order(ivr.store, made[sent.id].id, actor="test").order.resident_id == ivr.resident(20).id
