@@ -128,3 +128,17 @@ def working_days_between(settings: QueueSettings, a: dt.datetime, b: dt.datetime
         if covered > dt.timedelta(0):
             total += covered / (closes - opens)
     return round(total, 4)
+
+
+def deadline_text(settings: QueueSettings, at: dt.datetime) -> str:
+    """A deadline as people read it, local: a close of business at midnight (a queue open
+    all day) is that day's 24:00, not the next day's 00:00.
+
+    >>> q = QueueSettings(open_time=dt.time(0), close_time=dt.time(0))
+    >>> deadline_text(q, dt.datetime(2026, 12, 4, 16, 0, tzinfo=dt.UTC))  # midnight in Beijing
+    '2026-12-04 24:00'
+    """
+    local = local_now(settings, at)
+    if local.time() == dt.time(0):
+        return f"{(local.date() - dt.timedelta(days=1)).isoformat()} 24:00"
+    return local.strftime("%Y-%m-%d %H:%M")

@@ -12,6 +12,7 @@ from typing import Any
 from cases import orders
 from cases.orders import Order, OrderDetail
 from cases.tasks import escalate_overdue, run_once
+from core.calendar import deadline_text
 from core.masking import mask_phone
 from core.settings import CASE_CATEGORIES, Settings
 
@@ -144,13 +145,13 @@ def as_text(settings: Settings, listed: list[Order]) -> str:
     if not listed:
         return "no work orders"
     now = dt.datetime.now(dt.UTC)
-    lines = [f"{'id':>6}  {'status':<9} {'category':<16} {'department':<8} {'due':<16}  {'caller':<13} summary"]
+    lines = [f"{'id':>6}  {'status':<9} {'category':<16} {'department':<10} {'due':<16}  {'caller':<13} summary"]
     for x in listed:
         summary = x.summary if len(x.summary) <= 30 else x.summary[:29] + "…"
         flag = _flag(settings, x, now)
         lines.append(
-            f"{x.id:>6}  {x.status:<9} {x.category:<16} {x.department or '(hotline)':<8} "
-            f"{_local(settings, x.due_at):<16}  {mask_phone(x.caller_number):<13} {summary}"
+            f"{x.id:>6}  {x.status:<9} {x.category:<16} {x.department or '(hotline)':<10} "
+            f"{deadline_text(settings.queue, x.due_at):<16}  {mask_phone(x.caller_number):<13} {summary}"
             + (f"  [{flag}]" if flag else "")
         )
     return "\n".join(lines)
@@ -163,7 +164,7 @@ def detail_text(settings: Settings, detail: OrderDetail) -> str:
         ("status", x.status + (f" [{_flag(settings, x, now)}]" if _flag(settings, x, now) else "")),
         ("department", x.department or "(at the hotline, to assign)"),
         ("created", f"{_local(settings, x.created_at)} by {x.created_by}"),
-        ("due", _local(settings, x.due_at)),
+        ("due", deadline_text(settings.queue, x.due_at)),
         ("caller", mask_phone(x.caller_number)),
         ("id number", x.id_number_masked or "-"),
         ("call", x.call_id or "-"),
