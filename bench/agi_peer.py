@@ -3,7 +3,8 @@
 `AgiPeer` is the protocol without I/O (bytes in, reply bytes out); `PeerProtocol` is
 the thin asyncio adapter that timestamps each command. Replies follow the AGI command
 docs and what Asterisk 22 sends: GET DATA gets the caller's next entry, STREAM FILE
-`200 result=0 endpos=N`, everything else (SET VARIABLE, CHANNEL STATUS, ANSWER) `200 result=1`.
+`200 result=0 endpos=N`, WAIT FOR DIGIT `200 result=35` (the caller's `#` after a full
+entry), everything else (SET VARIABLE, CHANNEL STATUS, ANSWER) `200 result=1`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ HANGUP_COMMAND = 'SET VARIABLE HOTLINE_ACTION "hangup"'
 CALL_ID_PREFIX = "SET VARIABLE HOTLINE_CALL_ID "
 MAX_COMMANDS = 200  # a balance query takes ~20; more means the server is looping
 MAX_LINE = 4096
+
+HASH_KEY = b"200 result=35\n"  # WAIT FOR DIGIT: the caller pressed # (ASCII 35)
 
 
 def environment(script: str, uniqueid: str, callerid: str) -> bytes:
@@ -80,6 +83,8 @@ class AgiPeer:
             return f"200 result={self.entries.pop(0)}\n".encode()
         if verb == ["STREAM", "FILE"]:
             return b"200 result=0 endpos=8000\n"
+        if verb == ["WAIT", "FOR"]:
+            return HASH_KEY  # the `#` that ends a full entry, as the prompt asks
         return b"200 result=1\n"
 
     @property

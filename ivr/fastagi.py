@@ -40,6 +40,10 @@ from ivr.prompts import SILENCE_ID
 log = logging.getLogger(__name__)
 ALL_KEYS = "0123456789*#"
 RECORD_SLACK_S = 30  # beyond a recording's length limit: the beep, and Asterisk closing the file
+# After an entry that filled GET DATA's count (18 keys of an ID number), how long the `#`
+# the prompt asked for may still come. GET DATA returns at the count, before that `#`,
+# which would otherwise interrupt the next prompt and read as an empty entry.
+TERMINATOR_WAIT_MS = 1000
 MAX_LINE_BYTES = MAX_ENV_BYTES  # the StreamReader's limit: one environment, or one reply line
 
 
@@ -127,6 +131,10 @@ class AgiVoice:
 
     def __init__(self, channel: AgiChannel) -> None:
         self.ch = channel
+        # A key pressed just after a full entry (the next entry begun): the next collect's
+        # first key. Any other command in between drops it, as a key during a prompt that
+        # nothing interrupts is dropped.
+        self.carried = ""
 
     async def answer(self) -> None:
         reply = await self.ch.command("ANSWER")
@@ -134,8 +142,8 @@ class AgiVoice:
             raise CallerHungUp("answer failed")
 
     async def collect(self, prompts: Sequence[str], lang: str, max_digits: int, timeout_ms: int) -> str | None:
-        first = ""
-        for pid in prompts[:-1]:
+        first, self.carried = self.carried, ""
+        for pid in prompts[:-1] if not first else ():
             reply = await self.ch.command(f"STREAM FILE {sound(lang, pid)} {quote(ALL_KEYS)}")
             if reply.failed:
                 await self.ch.probe()
@@ -157,12 +165,26 @@ class AgiVoice:
             await self.ch.probe()
             log.warning("channel %s: GET DATA failed on %s", self.ch.env.channel, prompt)
             return first or None
-        digits = first + entered_digits(reply, want)
+        entered = entered_digits(reply, want)
+        digits = first + entered
         if not digits and reply.data == "timeout":
             return None
+        if max_digits > 1 and len(entered) == want and reply.data != "timeout":
+            await self._after_full_entry()
         return digits
 
+    async def _after_full_entry(self) -> None:
+        """Take the `#` that ends a full entry; keep another key for the next entry."""
+        reply = await self.ch.command(f"WAIT FOR DIGIT {TERMINATOR_WAIT_MS}")
+        if reply.failed:
+            await self.ch.probe()
+            return
+        key = interrupting_key(reply, ALL_KEYS)
+        if key is not None and key != "#":
+            self.carried = key
+
     async def play(self, prompts: Sequence[str], lang: str) -> None:
+        self.carried = ""
         for pid in prompts:
             reply = await self.ch.command(f"STREAM FILE {sound(lang, pid)} {quote('')}")
             if reply.failed:
@@ -180,6 +202,7 @@ class AgiVoice:
         the reply arrives, also after a hang-up). A hang-up raises CallerHungUp as for any
         command, whether Asterisk announced it inline or answered `result=-1 (hangup)`.
         """
+        self.carried = ""
         command = f"RECORD FILE {quote(path)} wav # {max_s * 1000} BEEP s={silence_s}"
         # The recording may outlast agi.command_timeout_s: its own limit, and the beep, bound it.
         reply = await self.ch.command(command, limit_s=max(self.ch.command_timeout, max_s + RECORD_SLACK_S))
@@ -195,6 +218,7 @@ class AgiVoice:
 
     async def play_file(self, path: str) -> None:
         """Play a file outside the prompts (a caller's own recording); no key interrupts."""
+        self.carried = ""
         reply = await self.ch.command(f"STREAM FILE {quote(path)} {quote('')}")
         if reply.failed:
             await self.ch.probe()

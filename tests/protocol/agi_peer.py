@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bench.agi_peer import HASH_KEY
 from bench.agi_peer import environment as bench_environment
 
 HANGUP_511 = b"HANGUP\n511 Command Not Permitted on a dead channel or intercept routine\n"
@@ -30,6 +31,8 @@ class Caller:
     fault: Callable[[int, str], bytes | None] = lambda i, c: None
     commands: list[str] = field(default_factory=list)
     hung_up: bool = False
+    # WAIT FOR DIGIT after a full entry: these replies in turn, then `#` as the prompt asks.
+    after_full: list[str] = field(default_factory=list)
 
     def reply(self, command: str) -> bytes:
         index = len(self.commands)
@@ -49,6 +52,8 @@ class Caller:
             return b"200 result=0 endpos=8000\n"
         if verb == ["CHANNEL", "STATUS"]:
             return b"200 result=6\n"
+        if verb == ["WAIT", "FOR"]:
+            return self.after_full.pop(0).encode() if self.after_full else HASH_KEY
         return b"200 result=1\n"
 
 

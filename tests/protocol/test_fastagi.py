@@ -211,6 +211,28 @@ async def test_a_key_during_an_error_prompt_starts_the_next_entry(server: int, s
     assert call["resident_id"] == r.id
 
 
+async def test_the_hash_after_a_full_id_number_is_not_an_empty_pin(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
+    """GET DATA returns at the 18th key, before the `#` the prompt asks for: that `#` is
+    waited for and taken, so the PIN prompt plays and the PIN is read whole."""
+    r = sample_data[1][0]
+    commands = await run_peer(server, Caller(["1", "1", "1", r.id_number, r.pin, "2"]))
+    after_id = commands.index("GET DATA hotline/zh/id.ask 8000 18") + 1
+    assert commands[after_id] == "WAIT FOR DIGIT 1000"
+    assert commands[after_id + 1].startswith("GET DATA hotline/zh/pin.ask ")
+    call = last_call(store)
+    assert call["resident_id"] == r.id
+    assert not [s for s in call["trail"] if s["kind"] in ("invalid", "timeout")]
+
+
+async def test_a_key_just_after_a_full_entry_starts_the_next_one(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
+    """No `#`: the caller goes straight on to the PIN; its first key is not lost."""
+    r = sample_data[1][0]
+    first = f"200 result={ord(r.pin[0])}\n"
+    commands = await run_peer(server, Caller(["1", "1", "1", r.id_number, r.pin[1:], "2"], after_full=[first]))
+    assert "GET DATA hotline/zh/sys.silence 8000 5" in commands  # the PIN's other five keys
+    assert last_call(store)["resident_id"] == r.id
+
+
 async def test_private_data_never_reaches_the_log(server: int, store: Store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
     caplog.set_level(logging.DEBUG)
     r = sample_data[1][2]

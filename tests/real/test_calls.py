@@ -45,6 +45,17 @@ def test_pension_balance_query(ivr: Ivr) -> None:
     assert (call["outcome"], call["ended_by"]) == ("caller_hangup", "caller")
 
 
+def test_a_caller_who_ends_each_entry_with_hash_as_asked_is_identified_at_once(ivr: Ivr) -> None:
+    # GET DATA returns at the 18th key and the 6th; each `#` after them is the caller's too.
+    r = ivr.resident(4)
+    call = ivr.call(f"1W1W1W{keypad(r.id_number)}#W{r.pin}#", tail_s=6)
+    assert call["resident_id"] == r.id
+    entering = [s for s in kinds(call, "invalid") + kinds(call, "timeout") if s["node"] in ("ask_id", "ask_pin")]
+    assert entering == []
+    said = " ".join(s["text"] for s in kinds(call, "prompt"))
+    assert "您的养老保险个人账户余额为" in said
+
+
 def test_wrong_id_then_right_one(ivr: Ivr) -> None:
     r = ivr.resident(5)
     wrong = r.id_number[:17] + ("1" if r.id_number[17] != "1" else "2")
