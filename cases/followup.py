@@ -17,9 +17,9 @@ from typing import Final
 
 from sqlalchemy import Table, select, update
 
-from cases.errors import NoReplyNumber
+from cases.errors import BadOrderInput, NoReplyNumber, OrderStateError
 from cases.events import add_event, moment
-from cases.orders import ORDERS, Order, order_of
+from cases.orders import ORDERS, Order, order_of, read_order
 from cases.replies import FOLLOWUP_EVENT, emit_event, followup_key, reply_number
 from core.calendar import in_business_hours
 from core.db import Store, upsert
@@ -110,3 +110,39 @@ def collect_followup_replies(store: Store, now: dt.datetime | None = None) -> li
                 add_event(c, order_id, "sms", "followup_reply", detail, now)
                 done.append(order_of(row))
     return done
+
+
+SATISFACTION: Final = (1, 2, 3)  # 满意, 基本满意, 不满意: the digits the SMS asks for
+
+
+def record_call_followup(
+    store: Store,
+    order_id: int,
+    satisfaction: int,
+    *,
+    actor: str,
+    department: str | None = None,
+    now: dt.datetime | None = None,
+) -> Order:
+    """A follow-up by telephone (电话回访): whoever called the resident records their answer
+    on an answered or closed order that has none yet (an SMS survey still open is settled by
+    the call: a later text is not counted again)."""
+    now = moment(now)
+    if satisfaction not in SATISFACTION:
+        raise BadOrderInput(f"satisfaction {satisfaction!r}: 1 satisfied, 2 fairly satisfied, 3 not satisfied")
+    with store.transaction() as c:
+        current = read_order(c, order_id, department)
+        if current.status not in ("answered", "closed"):
+            raise OrderStateError(order_id, current.status, "followed up before it is answered")
+        if current.followup_state == "answered":
+            raise OrderStateError(order_id, "followed up already", "followed up again")
+        values = {"followup_state": "answered", "satisfaction": satisfaction, "followup_at": now}
+        claim = update(ORDERS).where(
+            ORDERS.c.id == order_id, ORDERS.c.followup_state.is_not_distinct_from(current.followup_state)
+        )
+        row = c.execute(claim.values(**values).returning(*ORDERS.c)).first()
+        if row is None:
+            raise OrderStateError(order_id, "followed up meanwhile", "followed up again")
+        add_event(c, order_id, actor, "followup_reply", {"satisfaction": satisfaction, "via": "call"}, now)
+    log.info("work order %d: follow-up by call recorded (%d)", order_id, satisfaction)
+    return order_of(row)

@@ -295,7 +295,8 @@ def orders_for(
         return [order_of(r) for r in c.execute(query.limit(limit))]
 
 
-def _read(c: Connection, order_id: int, department: str | None) -> Order:
+def read_order(c: Connection, order_id: int, department: str | None) -> Order:
+    """The order in this transaction; OrderNotFound too when it is another department's."""
     row = c.execute(select(ORDERS).where(ORDERS.c.id == order_id)).first()
     if row is None:
         raise OrderNotFound(order_id)
@@ -309,7 +310,7 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
     """The order with its history and recording; a view of a resident's order is audited
     (`read:order`, in the same transaction as the read)."""
     with store.transaction() as c:
-        order = _read(c, order_id, department)
+        order = read_order(c, order_id, department)
         events = events_of(c, order_id)
         recording, seconds = None, None
         if order.voice_message_id is not None:
@@ -346,7 +347,7 @@ def transition(
     row = c.execute(update(ORDERS).where(condition).values(**values).returning(*ORDERS.c)).first()
     if row is not None:
         return order_of(row)
-    current = _read(c, order_id, department)
+    current = read_order(c, order_id, department)
     raise OrderStateError(order_id, current.status, action)
 
 
@@ -408,7 +409,7 @@ def reassign_order(
     now = moment(now)
     check_department(settings.cases.departments, department)
     with store.transaction() as c:
-        before = _read(c, order_id, None)
+        before = read_order(c, order_id, None)
         values = {"status": "open", "department": department}
         order = transition(c, order_id, WAITING, "reassigned", values)
         add_event(c, order_id, actor, "assigned", {"from": before.department, "to": department}, now)
@@ -428,7 +429,7 @@ def close_order(
     now = moment(now)
     note = note.strip()
     with store.transaction() as c:
-        current = _read(c, order_id, None)
+        current = read_order(c, order_id, None)
         if current.status in WAITING and not note:
             raise BadOrderInput(f"work order {order_id} was not answered: closing it needs a note saying why")
         if len(note) > REASON_MAX:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from cases import orders
+from cases.followup import SATISFACTION, record_call_followup
 from cases.orders import Order, OrderDetail
 from cases.tasks import escalate_overdue, run_once
 from core.calendar import deadline_text
@@ -20,7 +21,9 @@ STATUSES = ("open", "overdue", "answered", "returned", "closed", "all")
 
 
 def add_parser(sub: Any, handler: Any) -> None:
-    s = sub.add_parser("orders", help="work orders (工单): list, show, answer, return, assign, close, escalate")
+    s = sub.add_parser(
+        "orders", help="work orders (工单): list, show, answer, return, assign, close, follow up, escalate"
+    )
     act = s.add_subparsers(dest="orders_action", required=True)
     ls = act.add_parser("list", help="orders, soonest due first")
     ls.add_argument("--status", choices=STATUSES, default="all", help="open: waiting for an answer (default all)")
@@ -48,9 +51,14 @@ def add_parser(sub: Any, handler: Any) -> None:
     close = act.add_parser("close", help="close an answered order (or a waiting one, with --note saying why)")
     close.add_argument("id", type=int)
     close.add_argument("--note", default="")
+    fup = act.add_parser("followup", help="record a follow-up by telephone (电话回访): the resident's satisfaction")
+    fup.add_argument("id", type=int)
+    fup.add_argument(
+        "--satisfaction", type=int, choices=SATISFACTION, required=True, help="1 satisfied, 2 fairly, 3 not"
+    )
     act.add_parser("escalate", help="escalate the overdue orders now (once each)")
     act.add_parser("run", help="one round of casework: voice messages, escalation, follow-ups")
-    for p in (new, ans, ret, asg, close, act.choices["escalate"], act.choices["run"]):
+    for p in (new, ans, ret, asg, close, fup, act.choices["escalate"], act.choices["run"]):
         p.add_argument("--format", choices=("text", "json"), default="text")
     s.set_defaults(func=handler)
 
@@ -109,6 +117,8 @@ def _change(settings: Settings, store: Any, args: argparse.Namespace, actor: str
         return orders.return_order(store, args.id, actor=actor, reason=args.reason)
     if action == "assign":
         return orders.reassign_order(store, settings, args.id, actor=actor, department=args.department)
+    if action == "followup":
+        return record_call_followup(store, args.id, args.satisfaction, actor=actor)
     return orders.close_order(store, args.id, actor=actor, note=args.note)
 
 

@@ -90,3 +90,12 @@ def test_list_show_answer_and_escalate_from_the_command_line(cli, store: Store, 
     code, _, err = cli("orders", "show", "999999")
     assert code == 1 and "no work order 999999" in err
     assert o.get_order(store, card["id"], actor="t").order.status == "answered"
+
+    code, _, err = cli("orders", "followup", str(voice_id), "--satisfaction", "1")
+    assert code == 1 and "cannot be followed up before it is answered" in err
+    with pytest.raises(SystemExit):  # argparse: "invalid choice: 5 (choose from 1, 2, 3)"
+        cli("orders", "followup", str(card["id"]), "--satisfaction", "5")
+    code, out, _ = cli("orders", "followup", str(card["id"]), "--satisfaction", "2", "--format", "json")
+    assert code == 0 and (json.loads(out)["followup_state"], json.loads(out)["satisfaction"]) == ("answered", 2)
+    code, _, err = cli("orders", "followup", str(card["id"]), "--satisfaction", "1")
+    assert code == 1 and "followed up already" in err

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from cases import orders as o
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownDepartment
-from cases.followup import collect_followup_replies, send_due_followups
+from cases.followup import collect_followup_replies, record_call_followup, send_due_followups
 from cases.tasks import casework_loop, escalate_overdue, voice_messages_to_orders
 from core.business import AuditedReader
 from core.db import Store
@@ -273,6 +273,31 @@ def test_a_follow_up_nobody_answers_ends_without_a_reply(store: Store, settings:
     assert collect_followup_replies(store, now=tuesday + dt.timedelta(hours=71)) == []
     assert [x.id for x in collect_followup_replies(store, now=tuesday + dt.timedelta(hours=73))] == [order.id]
     assert o.get_order(store, order.id, actor="t").order.followup_state == "no_reply"
+
+
+def test_a_follow_up_by_call_settles_the_open_sms_survey(store: Store, settings: Settings) -> None:
+    order = _new(store, settings, department="养老保险")
+    with pytest.raises(OrderStateError, match="before it is answered"):
+        record_call_followup(store, order.id, 1, actor="console:zg")
+    o.answer_order(store, settings, order.id, actor="console:yl", answer="已办理。", reply_via="none", now=MONDAY)
+    tuesday = dt.datetime(2026, 12, 1, 11, 0, tzinfo=BEIJING)
+    assert [x.id for x in send_due_followups(store, settings, now=tuesday)] == [order.id]
+    for bad in (0, 4):
+        with pytest.raises(BadOrderInput, match="1 satisfied"):
+            record_call_followup(store, order.id, bad, actor="console:zg")
+    with pytest.raises(OrderNotFound):
+        record_call_followup(store, order.id, 1, actor="console:yb", department="医疗保险")
+    done = record_call_followup(store, order.id, 1, actor="console:zg", now=tuesday + dt.timedelta(hours=2))
+    assert (done.followup_state, done.satisfaction) == ("answered", 1)
+    with pytest.raises(OrderStateError, match="followed up already"):
+        record_call_followup(store, order.id, 3, actor="console:zg")
+    mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
+    mo.answer(NUMBER, "3")  # the SMS survey was still open: the text is kept, the order not changed
+    assert collect_followup_replies(store) == []
+    detail = o.get_order(store, order.id, actor="t")
+    assert detail.order.satisfaction == 1
+    assert (detail.events[-1].action, detail.events[-1].actor) == ("followup_reply", "console:zg")
+    assert detail.events[-1].detail == {"satisfaction": 1, "via": "call"}
 
 
 async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: Store, settings: Settings) -> None:
