@@ -12,7 +12,7 @@ from aiohttp import web
 
 from console import accounts
 from console.agent_views import wss_url
-from console.errors import BadRequest, NotAllowed, TooBusy
+from console.errors import BadRequest, NotAllowed, NotFound, TooBusy
 from console.request import CSRF, SESSION_COOKIE, USER, deps, render
 from core.errors import StoreUnavailable
 from ivr.errors import AgentError, AmiError, CallbackCallError
@@ -44,6 +44,7 @@ def wants_json(request: web.Request) -> bool:
 
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotAllowed, 403),
+    (NotFound, 404),
     (BadRequest, 400),
     (AgentError, 409),  # not logged in, or Asterisk refused the change
     (CallbackCallError, 409),  # a callback's call out already under way
@@ -60,12 +61,13 @@ async def errors_as_statuses(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except web.HTTPException:
         raise
-    except (NotAllowed, BadRequest, AgentError, AmiError, CallbackCallError, StoreUnavailable, TooBusy) as exc:
+    except tuple(kind for kind, _ in STATUSES) as exc:
         status = next(code for kind, code in STATUSES if isinstance(exc, kind))
         log.warning("console %s %s by %s: %s", request.method, request.path, who(request), exc)
         if wants_json(request):
             return web.json_response({"error": str(exc)}, status=status)
-        return render(request, "error.html", status=status, message=str(exc))
+        heading = {403: "forbidden", 404: "not_found"}.get(status, "cannot_do")
+        return render(request, "error.html", status=status, message=str(exc), heading=heading)
 
 
 def who(request: web.Request) -> str:
