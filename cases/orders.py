@@ -12,6 +12,7 @@ user restricts the call to that department's orders, and another's look like non
     orders_for(store, *, status=None, department=None, now=None, limit=500) -> list[Order]
         status: None (all) | 'open' (open or returned: waiting for an answer) | 'overdue'
         (waiting, past due) | 'answered' | 'returned' | 'closed'
+    overdue_count(store, *, department=None, now=None) -> int   (one COUNT: the overdue list's length)
     get_order(store, order_id, *, actor, department=None) -> OrderDetail   (audited read:order)
     answer_order(store, settings, order_id, *, actor, answer, reply_via, department=None, now=None) -> Order
         reply_via: 'sms' (a business event order_answered to the caller's number) |
@@ -47,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, Table, select, update
+from sqlalchemy import Connection, Row, Table, func, select, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
 from cases.events import add_event, check_department, events_of, moment
@@ -293,6 +294,17 @@ def orders_for(
         query = query.where(ORDERS.c.department == department)
     with store.transaction() as c:
         return [order_of(r) for r in c.execute(query.limit(limit))]
+
+
+def overdue_count(store: Store, *, department: str | None = None, now: dt.datetime | None = None) -> int:
+    """How many orders `orders_for(status='overdue')` lists: one COUNT in the database (on
+    the status/due index), for the supervisors' nav badge and the wallboard."""
+    query = select(func.count()).select_from(ORDERS)
+    query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < moment(now))
+    if department is not None:
+        query = query.where(ORDERS.c.department == department)
+    with store.transaction() as c:
+        return int(c.execute(query).scalar_one())
 
 
 def _read(c: Connection, order_id: int, department: str | None) -> Order:

@@ -1,5 +1,5 @@
 """The console's middlewares: security headers, our errors as HTTP statuses (here and
-nowhere else), the session, and the CSRF check on every POST."""
+nowhere else), the session, the CSRF check on every POST, and the supervisors' nav badge."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from cases.orders import overdue_count
 from console import accounts
 from console.agent_views import wss_url
 from console.errors import BadRequest, NotAllowed, NotFound, TooBusy
-from console.request import CSRF, SESSION_COOKIE, USER, deps, render
+from console.request import CSRF, OVERDUE, SESSION_COOKIE, USER, deps, render
 from core.errors import StoreUnavailable
 from ivr.errors import AgentError, AmiError, CallbackCallError
 
@@ -106,3 +107,18 @@ async def _check_csrf(request: web.Request) -> None:
     if not sent or not secrets.compare_digest(sent, request[CSRF]):
         log.warning("console: CSRF token missing or wrong on %s %s by %s", request.method, request.path, who(request))
         raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
+
+
+# Who sees the overdue orders' badge in the nav (console.order_views.SUPERVISORS).
+BADGE_ROLES = ("supervisor", "admin")
+
+
+@web.middleware
+async def nav_badges(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A supervisor's pages show how many orders are overdue (one COUNT per page, not for
+    the audio, the live streams or the JSON API)."""
+    u = request.get(USER)
+    page = request.method == "GET" and not wants_json(request) and not request.path.endswith("/audio")
+    if u is not None and u.role in BADGE_ROLES and page and not request.path.startswith(PUBLIC):
+        request[OVERDUE] = await asyncio.to_thread(overdue_count, deps(request).store)
+    return await handler(request)

@@ -229,3 +229,41 @@ async def test_a_supervisor_filters_in_chromium(desk: Desk) -> None:
 
 def _order(store: Store, order_id: int) -> cases_orders.Order:
     return cases_orders.get_order(store, order_id, actor="test").order
+
+
+async def test_supervisors_see_the_overdue_count_in_the_nav_and_live_on_the_wallboard(
+    desk: Desk, tmp_path: Path
+) -> None:
+    base, store, o = desk.base, desk.store, desk.orders
+    settings = make_settings(tmp_path, store.url)
+    async with _client() as sup, _client() as pension:
+        await _sign_in(sup, base, "sup", SUP_PW)
+        for path in ("/orders", "/reports", f"/orders/{o.pension}"):
+            page = await (await sup.get(f"{base}{path}")).text()
+            assert re.search(r'id="nav-overdue" class="badge" title="超期督办工单">1</b>', page), path
+        await _sign_in(pension, base, "pension", DEPT_PW)
+        assert 'id="nav-overdue"' not in await (await pension.get(f"{base}/orders")).text()
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(10_000)
+        await sign_in(page, base, "sup", SUP_PW)
+        await page.wait_for_url(f"{base}/wallboard")
+        await page.locator("#wb-overdue").filter(has_text="1").wait_for()
+        assert await page.locator("#nav-overdue").inner_text() == "1"
+        await page.evaluate("window.notReloaded = true")
+        # Another order runs past its deadline, then the department answers the first: the
+        # board follows without a reload, and the nav badge with it.
+        card = cases_orders.create_order(
+            store, settings, kind="call", category="how_to", summary="社保卡补办", created_by="test",
+            department="社保卡", now=LONG_AGO,
+        )  # fmt: skip
+        await page.locator("#wb-overdue").filter(has_text="2").wait_for()
+        assert await page.locator("#nav-overdue").inner_text() == "2"
+        for order_id in (o.late, card.id):
+            cases_orders.close_order(store, order_id, actor="console:sup", note="重复工单")
+        await page.locator("#wb-overdue").filter(has_text="0").wait_for()
+        assert await page.locator("#nav-overdue").is_hidden()
+        assert await page.evaluate("window.notReloaded") is True
+        await page.click("#wb-overdue")
+        await page.wait_for_url(f"{base}/orders?status=overdue")
+        assert await page.locator("#no-orders").inner_text() == "没有工单"
