@@ -224,6 +224,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "order.my_orders": ("本部门待办工单", "My department's open orders"),
     "order.all_orders": ("全部工单", "All work orders"),
     "order.not_found": ("没有这个工单，或它不归本部门办理", "No such work order, or not one for your department"),
+    "order.voice_message": ("语音留言", "Voice message"),
     "order.unassigned": ("待分派", "Not assigned"),
     "order.close_note": ("办结说明（未答复时必填）", "Closing note (required if not answered)"),
     "order.status.open": ("待办", "Open"),

@@ -159,6 +159,9 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         "resident": order.id_number_masked or "",
         "answer": order.answer or "",
         "history": [_history(request, e) for e in detail.events],
+        # A voice message's recording: played from /voice-messages/<id>/audio (audited there).
+        "voice_message_id": order.voice_message_id if detail.recording else None,
+        "recording_s": detail.recording_s,
     }
     return render(
         request,
