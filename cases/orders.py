@@ -133,15 +133,21 @@ class OrderEvent:
 class OrderDetail:
     order: Order
     events: tuple[OrderEvent, ...]
-    # A voice message's recording, relative to recordings.dir, and its length.
+    # A voice message's recording, relative to recordings.dir, and its length; when the
+    # retention sweep deleted its file (the order closed long ago), when and why.
     recording: str | None = None
     recording_s: int | None = None
+    recording_deleted_at: dt.datetime | None = None
+    recording_delete_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
+        deleted = self.recording_deleted_at
         return {
             **self.order.as_json(),
             "recording": self.recording,
             "recording_s": self.recording_s,
+            "recording_deleted_at": deleted.isoformat() if deleted else None,
+            "recording_delete_reason": self.recording_delete_reason,
             "history": [e.as_json() for e in self.events],
         }
 
@@ -323,13 +329,10 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
     with store.transaction() as c:
         order = _read(c, order_id, department)
         events = events_of(c, order_id)
-        recording, seconds = None, None
+        message = None
         if order.voice_message_id is not None:
-            message = c.execute(
-                select(MESSAGES.c.recording, MESSAGES.c.duration_s).where(MESSAGES.c.id == order.voice_message_id)
-            ).first()
-            if message is not None:
-                recording, seconds = message.recording, message.duration_s
+            columns = (MESSAGES.c.recording, MESSAGES.c.duration_s, MESSAGES.c.deleted_at, MESSAGES.c.delete_reason)
+            message = c.execute(select(*columns).where(MESSAGES.c.id == order.voice_message_id)).first()
         if order.resident_id is not None:
             audit.record(
                 c,
@@ -339,7 +342,11 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
                 call_id=order.call_id,
                 detail=f"work order {order_id}",
             )
-    return OrderDetail(order, tuple(events), recording, seconds)
+    if message is None:
+        return OrderDetail(order, tuple(events))
+    return OrderDetail(
+        order, tuple(events), message.recording, message.duration_s, message.deleted_at, message.delete_reason
+    )
 
 
 def transition(

@@ -225,6 +225,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "order.all_orders": ("全部工单", "All work orders"),
     "order.not_found": ("没有这个工单，或它不归本部门办理", "No such work order, or not one for your department"),
     "order.voice_message": ("语音留言", "Voice message"),
+    "order.voice_deleted": ("录音已于 {date} 按保存期限删除", "Deleted by retention on {date}"),
+    "order.voice_missing": (
+        "录音文件在保存期满时已不存在（{date} 记录）",
+        "The file was already gone when retention came (noted on {date})",
+    ),
     "order.unassigned": ("待分派", "Not assigned"),
     "order.close_note": ("办结说明（未答复时必填）", "Closing note (required if not answered)"),
     "order.status.open": ("待办", "Open"),

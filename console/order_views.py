@@ -162,6 +162,8 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         # A voice message's recording: played from /voice-messages/<id>/audio (audited there).
         "voice_message_id": order.voice_message_id if detail.recording else None,
         "recording_s": detail.recording_s,
+        "recording_deleted": _local(request, detail.recording_deleted_at),
+        "recording_missing": (detail.recording_delete_reason or "").startswith("missing"),
     }
     return render(
         request,

@@ -192,15 +192,17 @@ def _recording_file(store: Store, base: Path, recording_id: int) -> tuple[Path, 
 def _voice_message_file(
     store: Store, base: Path, message_id: int, department: str | None
 ) -> tuple[Path, str, int | None] | None:
-    """The file, call id and resident of a voice message; None if there is none or (for a
-    department user: `department` given) its order is not that department's."""
+    """The file, call id and resident of a voice message; None if there is none, retention
+    deleted its file, or (for a department user: `department` given) its order is not that
+    department's."""
     with store.session() as s:
         found = s.execute(
             select(VoiceMessage.recording, VoiceMessage.call_id, VoiceMessage.resident_id, WorkOrder.department)
+            .add_columns(VoiceMessage.deleted_at)
             .outerjoin(WorkOrder, WorkOrder.id == VoiceMessage.order_id)
             .where(VoiceMessage.id == message_id)
         ).first()
-    if found is None:
+    if found is None or found.deleted_at is not None:  # deleted by retention: nothing to serve
         return None
     if department is not None and found.department != department:
         return None

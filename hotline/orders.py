@@ -120,7 +120,8 @@ def _out(args: argparse.Namespace, data: Any, text: Any) -> None:
 
 def _with_path(settings: Settings, detail: OrderDetail) -> dict[str, Any]:
     data = detail.as_json()
-    data["recording_path"] = str(settings.recordings.dir / detail.recording) if detail.recording else None
+    kept = detail.recording if detail.recording_deleted_at is None else None
+    data["recording_path"] = str(settings.recordings.dir / kept) if kept else None
     return data
 
 
@@ -169,7 +170,10 @@ def detail_text(settings: Settings, detail: OrderDetail) -> str:
         ("call", x.call_id or "-"),
         ("summary", x.summary),
     ]
-    if detail.recording:
+    if detail.recording and detail.recording_deleted_at is not None:
+        when = _local(settings, detail.recording_deleted_at)
+        rows.append(("recording", f"deleted on {when} ({detail.recording_delete_reason})"))
+    elif detail.recording:
         rows.append(("recording", f"{settings.recordings.dir / detail.recording} ({detail.recording_s} s)"))
     if x.answered_at:
         rows.append(

@@ -6,6 +6,7 @@ form feeding the per-agent report."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cases import orders as cases_orders
 from cases.tasks import voice_messages_to_orders
 from core.db import Store
 from core.models import AuditEntry, QualityScore, Recording, VoiceMessage, utcnow
+from ivr.recordings import sweep
 from tests.browser import chromium
 from tests.conftest import make_settings
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _client, _console, _sign_in
@@ -194,6 +197,30 @@ async def test_a_department_user_plays_a_voice_message_in_chromium(console: Cons
     assert plays and {(p.actor, p.action, p.call_id, p.resident_id) for p in plays} == {
         ("pension", "play:voice_message", "call-m-ui", RESIDENT)
     }
+
+
+async def test_a_voice_message_deleted_by_retention_says_so_instead_of_a_player(
+    console: Console, tmp_path: Path
+) -> None:
+    url, store, base = console
+    add_department_users(store)
+    mid, order_id = _voice_order(store, tmp_path, base, "m-old", "养老保险")
+    with store.session() as s:  # left 200 days ago (the retention is 180)
+        s.get_one(VoiceMessage, mid).created_at = utcnow() - dt.timedelta(days=200)
+    file = base / f"messages/{utcnow().date().isoformat()}/m-old.wav"
+    settings = make_settings(tmp_path, store.url)
+    cases_orders.close_order(store, order_id, actor="console:sup", note="已电话答复")
+    swept = dt.datetime(2026, 12, 1, 16, 30, tzinfo=dt.UTC)  # 2026-12-02 00:30 in Beijing
+    assert sweep(store, base, settings.recordings.retention_days, now=swept).messages_deleted == 1
+    assert not file.exists()
+    for who, password in (("sup", SUP_PW), ("pension", DEPT_PW)):
+        async with _client() as http:
+            await _sign_in(http, url, who, password)
+            page = await (await http.get(f"{url}/orders/{order_id}")).text()
+            assert re.search(r'id="voice-deleted">录音已于 2026-12-02 00:30:\d\d 按保存期限删除<', page), who
+            assert "<audio" not in page
+            assert (await http.get(f"{url}/voice-messages/{mid}/audio")).status == 404
+    assert _plays(store) == []
 
 
 async def test_a_score_off_the_form_is_refused_and_an_agent_cannot_score(console: Console) -> None:
