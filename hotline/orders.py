@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from cases import orders
+from cases.events import check_department
 from cases.orders import Order, OrderDetail
 from cases.tasks import escalate_overdue, run_once
 from core.masking import mask_phone
@@ -23,7 +24,7 @@ def add_parser(sub: Any, handler: Any) -> None:
     act = s.add_subparsers(dest="orders_action", required=True)
     ls = act.add_parser("list", help="orders, soonest due first")
     ls.add_argument("--status", choices=STATUSES, default="all", help="open: waiting for an answer (default all)")
-    ls.add_argument("--department", help="one department's orders")
+    ls.add_argument("--department", help="one department's orders (one of cases.departments)")
     ls.add_argument("--format", choices=("text", "json"), default="text")
     show = act.add_parser("show", help="one order: its fields, history, due date, recording")
     show.add_argument("id", type=int)
@@ -67,6 +68,8 @@ def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
 def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -> int:
     action = args.orders_action
     if action == "list":
+        if args.department is not None:  # a typo would list nothing, as if all were done
+            check_department(settings.cases.departments, args.department)
         listed = orders.orders_for(store, status=args.status, department=args.department)
         _out(args, [x.as_json() for x in listed], lambda: as_text(settings, listed))
         return 0
