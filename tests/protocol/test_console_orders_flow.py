@@ -17,13 +17,14 @@ from cases.tasks import run_once
 from console import accounts
 from core.db import Store
 from core.models import AuditEntry, BusinessEvent, WorkOrder, utcnow
-from core.settings import Settings
+from core.settings import CasesSettings, Settings
+from sms.templates import render
 from tests.browser import chromium
 from tests.conftest import make_settings
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _call_on, _console
 
 DEPT_PW = "department-password-1"
-DEPARTMENTS = ("养老保险", "医疗保险", "就业", "劳动监察", "社保卡")  # core.settings.CasesSettings
+DEPARTMENTS = CasesSettings().departments
 ANSWER = "符合条件的可在参保地窗口办理补缴，请携带身份证。"
 LONG_AGO = dt.datetime(2026, 11, 2, 2, 0, tzinfo=dt.UTC)  # a Monday: due that Wednesday, long overdue
 
@@ -128,8 +129,10 @@ async def test_an_order_from_the_wrap_up_is_answered_by_its_department_and_an_ov
         assert (made.call_id, made.department, made.status) == ("call-flow", "养老保险", "answered")
         assert (made.resident_id, made.answered_by) == (resident.id, "console:pension")
         [event] = s.scalars(select(BusinessEvent).where(BusinessEvent.event_type == "order_answered")).all()
-        assert (event.subject_kind, event.subject_id[-11:]) == ("phone", "13812345678")
+        assert (event.subject_kind, event.subject_id) == ("phone", "13812345678")  # the caller's number
         assert event.payload == {"order_no": str(order_id), "answer": ANSWER}
         assert event.idempotency_key == f"order:{order_id}:answer"
+        sms = render(event.event_type, event.payload)  # what the gateway will send the resident
+        assert f"工单号{order_id}" in sms and ANSWER in sms
         viewed = s.scalars(select(AuditEntry.actor).where(AuditEntry.action == "read:order")).all()
     assert "console:pension" in viewed  # opening the resident's order was audited
