@@ -12,6 +12,7 @@ user restricts the call to that department's orders, and another's look like non
     orders_for(store, *, status=None, department=None, now=None, limit=500) -> list[Order]
         status: None (all) | 'open' (open or returned: waiting for an answer) | 'overdue'
         (waiting, past due) | 'answered' | 'returned' | 'closed'
+    overdue_count(store, *, department=None, now=None) -> int   (one COUNT: the overdue list's length)
     get_order(store, order_id, *, actor, department=None) -> OrderDetail   (audited read:order)
     answer_order(store, settings, order_id, *, actor, answer, reply_via, department=None, now=None) -> Order
         reply_via: 'sms' (a business event order_answered to the caller's number) |
@@ -47,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, Table, select, update
+from sqlalchemy import Connection, Row, Table, func, select, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
 from cases.events import add_event, check_department, events_of, moment
@@ -132,15 +133,21 @@ class OrderEvent:
 class OrderDetail:
     order: Order
     events: tuple[OrderEvent, ...]
-    # A voice message's recording, relative to recordings.dir, and its length.
+    # A voice message's recording, relative to recordings.dir, and its length; when the
+    # retention sweep deleted its file (the order closed long ago), when and why.
     recording: str | None = None
     recording_s: int | None = None
+    recording_deleted_at: dt.datetime | None = None
+    recording_delete_reason: str | None = None
 
     def as_json(self) -> dict[str, Any]:
+        deleted = self.recording_deleted_at
         return {
             **self.order.as_json(),
             "recording": self.recording,
             "recording_s": self.recording_s,
+            "recording_deleted_at": deleted.isoformat() if deleted else None,
+            "recording_delete_reason": self.recording_delete_reason,
             "history": [e.as_json() for e in self.events],
         }
 
@@ -295,6 +302,17 @@ def orders_for(
         return [order_of(r) for r in c.execute(query.limit(limit))]
 
 
+def overdue_count(store: Store, *, department: str | None = None, now: dt.datetime | None = None) -> int:
+    """How many orders `orders_for(status='overdue')` lists: one COUNT in the database (on
+    the status/due index), for the supervisors' nav badge and the wallboard."""
+    query = select(func.count()).select_from(ORDERS)
+    query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < moment(now))
+    if department is not None:
+        query = query.where(ORDERS.c.department == department)
+    with store.transaction() as c:
+        return int(c.execute(query).scalar_one())
+
+
 def read_order(c: Connection, order_id: int, department: str | None) -> Order:
     """The order in this transaction; OrderNotFound too when it is another department's."""
     row = c.execute(select(ORDERS).where(ORDERS.c.id == order_id)).first()
@@ -312,13 +330,10 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
     with store.transaction() as c:
         order = read_order(c, order_id, department)
         events = events_of(c, order_id)
-        recording, seconds = None, None
+        message = None
         if order.voice_message_id is not None:
-            message = c.execute(
-                select(MESSAGES.c.recording, MESSAGES.c.duration_s).where(MESSAGES.c.id == order.voice_message_id)
-            ).first()
-            if message is not None:
-                recording, seconds = message.recording, message.duration_s
+            columns = (MESSAGES.c.recording, MESSAGES.c.duration_s, MESSAGES.c.deleted_at, MESSAGES.c.delete_reason)
+            message = c.execute(select(*columns).where(MESSAGES.c.id == order.voice_message_id)).first()
         if order.resident_id is not None:
             audit.record(
                 c,
@@ -328,7 +343,11 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
                 call_id=order.call_id,
                 detail=f"work order {order_id}",
             )
-    return OrderDetail(order, tuple(events), recording, seconds)
+    if message is None:
+        return OrderDetail(order, tuple(events))
+    return OrderDetail(
+        order, tuple(events), message.recording, message.duration_s, message.deleted_at, message.delete_reason
+    )
 
 
 def transition(

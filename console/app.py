@@ -26,12 +26,13 @@ from console import (
 )
 from console.errors import ConsoleError
 from console.limits import Limits
-from console.middleware import authenticated, errors_as_statuses, security_headers
+from console.middleware import authenticated, errors_as_statuses, nav_badges, security_headers
 from console.request import DEPS, HERE, JINJA, LIMITS, ConsoleDeps
 
 
 def make_app(d: ConsoleDeps) -> web.Application:
-    app = web.Application(middlewares=[security_headers, errors_as_statuses, authenticated], client_max_size=64 * 1024)
+    middlewares = [security_headers, errors_as_statuses, authenticated, nav_badges]
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024)
     app[DEPS] = d
     app[LIMITS] = Limits(d.settings.web)
     app[JINJA] = jinja2.Environment(

@@ -22,6 +22,10 @@ class NotAllowed(ConsoleError):
     """The signed-in user may not do this (wrong role, not their call, not their callback)."""
 
 
+class NotFound(ConsoleError):
+    """No such thing, or not one the user may see: the two look the same (an id cannot be probed)."""
+
+
 class BadRequest(ConsoleError):
     """The request is malformed: a missing field, an unknown code, a note too long."""
 

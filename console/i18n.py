@@ -130,6 +130,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "updated": ("更新于", "Updated"),
     "link_lost": ("连接中断，正在重连…", "Connection lost, reconnecting…"),
     "forbidden": ("无权访问", "Not allowed"),
+    "not_found": ("未找到", "Not found"),
+    "cannot_do": ("无法办理", "Cannot be done"),
     # the knowledge base (console/kb_views.py)
     "kb": ("知识库", "Knowledge base"),
     "kb.panel": ("政策知识库", "Policy knowledge base"),
@@ -221,6 +223,13 @@ TEXT: dict[str, tuple[str, str]] = {
     "order.overdue_count": ("超期督办工单", "Overdue (escalated) orders"),
     "order.my_orders": ("本部门待办工单", "My department's open orders"),
     "order.all_orders": ("全部工单", "All work orders"),
+    "order.not_found": ("没有这个工单，或它不归本部门办理", "No such work order, or not one for your department"),
+    "order.voice_message": ("语音留言", "Voice message"),
+    "order.voice_deleted": ("录音已于 {date} 按保存期限删除", "Deleted by retention on {date}"),
+    "order.voice_missing": (
+        "录音文件在保存期满时已不存在（{date} 记录）",
+        "The file was already gone when retention came (noted on {date})",
+    ),
     "order.unassigned": ("待分派", "Not assigned"),
     "order.close_note": ("办结说明（未答复时必填）", "Closing note (required if not answered)"),
     "order.status.open": ("待办", "Open"),

@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import select
 
+from cases.orders import overdue_count
 from core.db import Store
 from core.models import Agent, utcnow
 from core.settings import QueueSettings
@@ -66,6 +67,7 @@ def wallboard(
             for a in agents
         ],
         "today": today.figures(),
+        "overdue_orders": overdue_count(store, now=now),  # waiting past their deadline (督办)
     }
 
 

@@ -1,5 +1,5 @@
 """The console's middlewares: security headers, our errors as HTTP statuses (here and
-nowhere else), the session, and the CSRF check on every POST."""
+nowhere else), the session, the CSRF check on every POST, and the supervisors' nav badge."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from cases.orders import overdue_count
 from console import accounts
 from console.agent_views import wss_url
-from console.errors import BadRequest, NotAllowed, TooBusy
-from console.request import CSRF, SESSION_COOKIE, USER, deps, render
+from console.errors import BadRequest, NotAllowed, NotFound, TooBusy
+from console.request import CSRF, OVERDUE, SESSION_COOKIE, USER, deps, render
 from core.errors import StoreUnavailable
 from ivr.errors import AgentError, AmiError, CallbackCallError
 
@@ -44,6 +45,7 @@ def wants_json(request: web.Request) -> bool:
 
 STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (NotAllowed, 403),
+    (NotFound, 404),
     (BadRequest, 400),
     (AgentError, 409),  # not logged in, or Asterisk refused the change
     (CallbackCallError, 409),  # a callback's call out already under way
@@ -60,12 +62,13 @@ async def errors_as_statuses(request: web.Request, handler: Handler) -> web.Stre
         return await handler(request)
     except web.HTTPException:
         raise
-    except (NotAllowed, BadRequest, AgentError, AmiError, CallbackCallError, StoreUnavailable, TooBusy) as exc:
+    except tuple(kind for kind, _ in STATUSES) as exc:
         status = next(code for kind, code in STATUSES if isinstance(exc, kind))
         log.warning("console %s %s by %s: %s", request.method, request.path, who(request), exc)
         if wants_json(request):
             return web.json_response({"error": str(exc)}, status=status)
-        return render(request, "error.html", status=status, message=str(exc))
+        heading = {403: "forbidden", 404: "not_found"}.get(status, "cannot_do")
+        return render(request, "error.html", status=status, message=str(exc), heading=heading)
 
 
 def who(request: web.Request) -> str:
@@ -104,3 +107,18 @@ async def _check_csrf(request: web.Request) -> None:
     if not sent or not secrets.compare_digest(sent, request[CSRF]):
         log.warning("console: CSRF token missing or wrong on %s %s by %s", request.method, request.path, who(request))
         raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page")
+
+
+# Who sees the overdue orders' badge in the nav (console.order_views.SUPERVISORS).
+BADGE_ROLES = ("supervisor", "admin")
+
+
+@web.middleware
+async def nav_badges(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A supervisor's pages show how many orders are overdue (one COUNT per page, not for
+    the audio, the live streams or the JSON API)."""
+    u = request.get(USER)
+    page = request.method == "GET" and not wants_json(request) and not request.path.endswith("/audio")
+    if u is not None and u.role in BADGE_ROLES and page and not request.path.startswith(PUBLIC):
+        request[OVERDUE] = await asyncio.to_thread(overdue_count, deps(request).store)
+    return await handler(request)

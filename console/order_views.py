@@ -17,7 +17,7 @@ from aiohttp import web
 
 from cases import orders as cases_orders
 from cases.errors import CasesError, OrderNotFound
-from console.errors import BadRequest, NotAllowed
+from console.errors import BadRequest, NotAllowed, NotFound
 from console.i18n import local_time, t
 from console.request import deps, lang, render, require_role, user
 from core.masking import mask_phone
@@ -68,8 +68,13 @@ def _row(request: web.Request, order: cases_orders.Order, now: dt.datetime) -> d
 def _order_id(request: web.Request) -> int:
     raw = request.match_info["order_id"]
     if not raw.isdigit() or len(raw) > 12:
-        raise web.HTTPNotFound(text="no such work order")
+        raise _not_found(request)
     return int(raw)
+
+
+def _not_found(request: web.Request) -> NotFound:
+    """The same page for an order that does not exist and for another department's."""
+    return NotFound(t("order.not_found", lang(request)))
 
 
 def _own_department(request: web.Request) -> str | None:
@@ -91,6 +96,9 @@ async def orders_page(request: web.Request) -> web.StreamResponse:
         filters = {k: request.query.get(k, "") for k in ("status", "department", "category")}
         if filters["status"] not in ("", *STATUSES) or filters["category"] not in ("", *CASE_CATEGORIES):
             raise BadRequest("unknown status or category")
+        if filters["department"] not in ("", *d.settings.cases.departments):
+            known = ", ".join(d.settings.cases.departments)
+            raise BadRequest(f"unknown department {filters['department'][:40]!r} (known: {known})")
     found = await asyncio.to_thread(
         cases_orders.orders_for, d.store, status=filters["status"] or None, department=filters["department"] or None
     )
@@ -118,7 +126,7 @@ async def _get(request: web.Request) -> cases_orders.OrderDetail:
             cases_orders.get_order, d.store, _order_id(request), actor=_actor(request), department=mine
         )
     except OrderNotFound as exc:
-        raise web.HTTPNotFound(text="no such work order") from exc
+        raise _not_found(request) from exc
 
 
 def _actor(request: web.Request) -> str:
@@ -151,6 +159,11 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         "resident": order.id_number_masked or "",
         "answer": order.answer or "",
         "history": [_history(request, e) for e in detail.events],
+        # A voice message's recording: played from /voice-messages/<id>/audio (audited there).
+        "voice_message_id": order.voice_message_id if detail.recording else None,
+        "recording_s": detail.recording_s,
+        "recording_deleted": _local(request, detail.recording_deleted_at),
+        "recording_missing": (detail.recording_delete_reason or "").startswith("missing"),
     }
     return render(
         request,
@@ -179,7 +192,7 @@ async def _act(
     try:
         await asyncio.to_thread(action, *args, actor=_actor(request), **kwargs)
     except OrderNotFound as exc:
-        raise web.HTTPNotFound(text="no such work order") from exc
+        raise _not_found(request) from exc
     except CasesError as exc:  # a state that does not allow it, a field that does not fit
         raise BadRequest(str(exc)) from exc
     where = "/orders" if user(request).role == "department" else f"/orders/{_order_id(request)}"

@@ -1,5 +1,6 @@
 """Recordings for supervisors: the list (by date, agent, queue, with the call record), a
-recording's page with the player and the quality-check form, and the audio itself.
+recording's page with the player and the quality-check form, and the audio itself; voice
+messages for supervisors and for the department whose order carries the message.
 
 The audio is found by the row's id, never by a path from the request, and served only
 inside recordings.dir (core.recordings.resolve). Every fetch of a recording or a voice
@@ -21,18 +22,19 @@ from sqlalchemy import select
 
 from cases.errors import BadScore, RecordingNotFound
 from cases.quality import ScoreView, max_total, score_recording, scores_of
-from console.errors import BadRequest
+from console.errors import BadRequest, NotAllowed
 from console.request import deps, render, require_role
 from core import audit
 from core.db import Store
 from core.masking import mask_phone
-from core.models import Call, Recording, VoiceMessage
+from core.models import Call, Recording, VoiceMessage, WorkOrder
 from core.recordings import RecordingPathRefused, resolve
 
 ROLES = ("supervisor", "admin")
-# Voice messages go to whoever may see work orders; until department users have their own
-# orders here, that is supervisors and admins only.
-VOICE_MESSAGE_ROLES = ("supervisor", "admin")
+# Voice messages go to whoever may see work orders: supervisors and admins all of them, a
+# department user only those of its own department's orders (404 for any other, as for an
+# order: the answer does not tell them it exists).
+VOICE_MESSAGE_ROLES = ("supervisor", "admin", "department")
 LIST_LIMIT = 200
 AUDIO_TYPE = "audio/wav"
 
@@ -187,14 +189,24 @@ def _recording_file(store: Store, base: Path, recording_id: int) -> tuple[Path, 
     return _existing(base, found.path), found.call_id, found.resident_id
 
 
-def _voice_message_file(store: Store, base: Path, message_id: int) -> tuple[Path, str, int | None] | None:
+def _voice_message_file(
+    store: Store, base: Path, message_id: int, department: str | None
+) -> tuple[Path, str, int | None] | None:
+    """The file, call id and resident of a voice message; None if there is none, retention
+    deleted its file, or (for a department user: `department` given) its order is not that
+    department's."""
     with store.session() as s:
         found = s.execute(
-            select(VoiceMessage.recording, VoiceMessage.call_id, VoiceMessage.resident_id).where(
-                VoiceMessage.id == message_id
-            )
+            select(VoiceMessage.recording, VoiceMessage.call_id, VoiceMessage.resident_id, WorkOrder.department)
+            .add_columns(VoiceMessage.deleted_at)
+            .outerjoin(WorkOrder, WorkOrder.id == VoiceMessage.order_id)
+            .where(VoiceMessage.id == message_id)
         ).first()
-    return None if found is None else (_existing(base, found.recording), found.call_id, found.resident_id)
+    if found is None or found.deleted_at is not None:  # deleted by retention: nothing to serve
+        return None
+    if department is not None and found.department != department:
+        return None
+    return _existing(base, found.recording), found.call_id, found.resident_id
 
 
 def _existing(base: Path, relative: str) -> Path:
@@ -236,8 +248,11 @@ async def audio(request: web.Request) -> web.StreamResponse:
 
 async def voice_message_audio(request: web.Request) -> web.StreamResponse:
     u = require_role(request, *VOICE_MESSAGE_ROLES)
+    if u.role == "department" and not u.department:
+        raise NotAllowed(f"department account {u.username} names no department")
+    mine = u.department if u.role == "department" else None
     d = deps(request)
-    found = await asyncio.to_thread(_voice_message_file, d.store, d.settings.recordings.dir, _id(request))
+    found = await asyncio.to_thread(_voice_message_file, d.store, d.settings.recordings.dir, _id(request), mine)
     return await _serve(request, u.username, "voice_message", found)
 
 

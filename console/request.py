@@ -47,6 +47,8 @@ DEPS = web.AppKey("deps", ConsoleDeps)
 LIMITS = web.AppKey("limits", Limits)
 JINJA = web.AppKey("jinja", jinja2.Environment)
 USER = web.RequestKey("user", User)
+# Orders past their deadline, for a supervisor's nav badge (console.middleware.nav_badges).
+OVERDUE = web.RequestKey("overdue", int)
 CSRF = web.RequestKey("csrf", str)
 
 
@@ -71,6 +73,7 @@ def render(request: web.Request, template: str, status: int = 200, **context: An
         t=lambda key: t(key, language),
         strings=table(language),
         user=request.get(USER),
+        overdue_orders=request.get(OVERDUE, 0),
         csrf=request.get(CSRF, ""),
         path=request.path,
         **context,

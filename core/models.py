@@ -397,7 +397,8 @@ class Callback(Base):
 
 class VoiceMessage(Base):
     """A message a caller left in the IVR (留言): the IVR writes the row, `cases` turns it into
-    a work order (sets order_id). The recording's name is a random id, never the caller's data."""
+    a work order (sets order_id). The recording's name is a random id, never the caller's data.
+    The retention sweep deletes the file of a closed order's message and keeps the row."""
 
     __tablename__ = "voice_messages"
     __table_args__ = (Index("ix_voice_messages_order_created", "order_id", "created_at"),)
@@ -416,6 +417,10 @@ class VoiceMessage(Base):
     reason: Mapped[str] = mapped_column(String(16), default="menu")  # menu | long_wait | after_hours
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     order_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    # Set by the retention sweep (ivr.recordings) when it deleted the file: only once the
+    # message's order is closed and the message older than recordings.retention_days.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    delete_reason: Mapped[str | None] = mapped_column(String(200))  # retention | missing: ...
 
 
 class WorkOrder(Base):

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from cases import orders
+from cases.events import check_department
 from cases.followup import SATISFACTION, record_call_followup
 from cases.orders import Order, OrderDetail
 from cases.tasks import escalate_overdue, run_once
@@ -27,7 +28,7 @@ def add_parser(sub: Any, handler: Any) -> None:
     act = s.add_subparsers(dest="orders_action", required=True)
     ls = act.add_parser("list", help="orders, soonest due first")
     ls.add_argument("--status", choices=STATUSES, default="all", help="open: waiting for an answer (default all)")
-    ls.add_argument("--department", help="one department's orders")
+    ls.add_argument("--department", help="one department's orders (one of cases.departments)")
     ls.add_argument("--format", choices=("text", "json"), default="text")
     show = act.add_parser("show", help="one order: its fields, history, due date, recording")
     show.add_argument("id", type=int)
@@ -76,6 +77,8 @@ def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
 def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -> int:
     action = args.orders_action
     if action == "list":
+        if args.department is not None:  # a typo would list nothing, as if all were done
+            check_department(settings.cases.departments, args.department)
         listed = orders.orders_for(store, status=args.status, department=args.department)
         _out(args, [x.as_json() for x in listed], lambda: as_text(settings, listed))
         return 0
@@ -131,7 +134,8 @@ def _out(args: argparse.Namespace, data: Any, text: Any) -> None:
 
 def _with_path(settings: Settings, detail: OrderDetail) -> dict[str, Any]:
     data = detail.as_json()
-    data["recording_path"] = str(settings.recordings.dir / detail.recording) if detail.recording else None
+    kept = detail.recording if detail.recording_deleted_at is None else None
+    data["recording_path"] = str(settings.recordings.dir / kept) if kept else None
     return data
 
 
@@ -180,7 +184,10 @@ def detail_text(settings: Settings, detail: OrderDetail) -> str:
         ("call", x.call_id or "-"),
         ("summary", x.summary),
     ]
-    if detail.recording:
+    if detail.recording and detail.recording_deleted_at is not None:
+        when = _local(settings, detail.recording_deleted_at)
+        rows.append(("recording", f"deleted on {when} ({detail.recording_delete_reason})"))
+    elif detail.recording:
         rows.append(("recording", f"{settings.recordings.dir / detail.recording} ({detail.recording_s} s)"))
     if x.answered_at:
         rows.append(

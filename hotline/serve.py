@@ -262,13 +262,14 @@ async def seal_report_hours(settings: Settings, store: Store, stop: asyncio.Even
 
 
 async def sweep_recordings(settings: Settings, store: Store, stop: asyncio.Event) -> None:
-    """Delete recordings past recordings.retention_days, keeping their rows with the reason,
-    every recordings.sweep_interval_s (ivr.recordings.sweep)."""
+    """Delete recordings past recordings.retention_days (and voice messages as old whose
+    order is closed), keeping their rows with the reason, every recordings.sweep_interval_s
+    (ivr.recordings.sweep)."""
     rec = settings.recordings
     while not stop.is_set():
         try:
             report = await asyncio.to_thread(recordings.sweep, store, rec.dir, rec.retention_days)
-            if report.deleted or report.missing or report.failed or report.finished:
+            if report:
                 log.info("recordings: retention sweep: %s", report.summary())
         except StoreUnavailable as exc:
             log.warning("recordings: no retention sweep now (%s); next in %.0f s", exc, rec.sweep_interval_s)

@@ -1,5 +1,6 @@
 """Agent calls' recordings: their rows, from the AMI events of the dialplan's MixMonitor,
-and the retention sweep that deletes old files and keeps the rows.
+and the retention sweep that deletes old files and keeps the rows (voice messages' files
+too, once their work order is closed).
 
 The dialplan (CTX_RECORD_AGENT, Queue()'s gosub on the agent who answered) starts
 MixMonitor and raises the UserEvent HotlineRecording from the agent's channel (Uniqueid:
@@ -21,8 +22,9 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from core import audit
 from core.db import Store
-from core.models import Recording, utcnow
+from core.models import Recording, VoiceMessage, WorkOrder, utcnow
 from core.recordings import NotAWav, RecordingPathRefused, resolve, wav_info
 from ivr.ami_events import Message
 from ivr.dialplan import USEREVENT_RECORDING
@@ -124,23 +126,36 @@ def finish(store: Store, base: Path, path: str) -> bool:
     return True
 
 
+# Who deleted a voice message's file, in the audit log (channel: recording).
+SWEEP_ACTOR = "retention"
+# What the sweep deletes of voice messages: only those whose order is closed (an open,
+# answered or returned order keeps its evidence however old; a message not yet an order too).
+CLOSED = "closed"
+
+
 @dataclass
 class SweepReport:
     deleted: int = 0
     missing: list[str] = field(default_factory=list)  # expired rows whose file was already gone
     failed: list[str] = field(default_factory=list)  # files that could not be deleted (retried)
     finished: int = 0  # rows completed from their file late (the stop event was missed)
+    messages_deleted: int = 0  # voice messages' files (their orders closed)
+
+    def __bool__(self) -> bool:
+        return bool(self.deleted or self.missing or self.failed or self.finished or self.messages_deleted)
 
     def summary(self) -> str:
         return (
             f"{self.deleted} deleted, {len(self.missing)} already missing, "
-            f"{len(self.failed)} not deletable, {self.finished} completed"
+            f"{len(self.failed)} not deletable, {self.finished} completed, "
+            f"{self.messages_deleted} voice messages deleted"
         )
 
 
 def sweep(store: Store, base: Path, retention_days: int, now: dt.datetime | None = None) -> SweepReport:
-    """Delete the files of recordings older than `retention_days`; keep each row with when
-    and why. A file already gone is reported (and its row marked), never a crash."""
+    """Delete the files of recordings older than `retention_days`, and of voice messages as
+    old whose work order is closed; keep each row with when and why. A file already gone is
+    reported (and its row marked), never a crash."""
     now = now or utcnow()
     cutoff = now - dt.timedelta(days=retention_days)
     report = SweepReport()
@@ -167,20 +182,68 @@ def sweep(store: Store, base: Path, retention_days: int, now: dt.datetime | None
             continue
         if old and finish(store, base, path):
             report.finished += 1
+    sweep_voice_messages(store, base, retention_days, now, report)
     return report
 
 
+def sweep_voice_messages(store: Store, base: Path, retention_days: int, now: dt.datetime, report: SweepReport) -> None:
+    """Delete the files of voice messages left before the cutoff whose work order is closed;
+    keep each row with when and why, and audit the deletion (the resident's message is gone)."""
+    cutoff = now - dt.timedelta(days=retention_days)
+    with store.session() as s:
+        expired = s.execute(
+            select(VoiceMessage.id, VoiceMessage.recording, VoiceMessage.call_id, VoiceMessage.resident_id)
+            .join(WorkOrder, WorkOrder.id == VoiceMessage.order_id)
+            .where(VoiceMessage.deleted_at.is_(None), VoiceMessage.created_at < cutoff, WorkOrder.status == CLOSED)
+            .order_by(VoiceMessage.id)
+        ).all()
+    for message in expired:
+        outcome, reason = _remove(base, message.recording, retention_days)
+        if reason is None:
+            report.failed.append(message.recording)
+            continue
+        if outcome == "missing":
+            report.missing.append(message.recording)
+        else:
+            report.messages_deleted += 1
+        with store.transaction() as c:
+            marked = c.execute(
+                update(VoiceMessage)
+                .where(VoiceMessage.id == message.id, VoiceMessage.deleted_at.is_(None))
+                .values(deleted_at=now, delete_reason=reason)
+            )
+            if marked.rowcount == 1:  # another sweep at once marked it first: one entry
+                audit.record(
+                    c,
+                    actor=SWEEP_ACTOR,
+                    action="delete:voice_message",
+                    resident_id=message.resident_id,
+                    call_id=message.call_id,
+                    detail=f"voice message {message.id}: {reason}",
+                )
+
+
 def _delete(base: Path, path: str, retention_days: int, report: SweepReport) -> str | None:
-    """Delete one expired file: the reason to record, or None to retry at the next sweep."""
+    """Delete one expired recording's file: the reason to record, or None to retry later."""
+    outcome, reason = _remove(base, path, retention_days)
+    if outcome == "deleted":
+        report.deleted += 1
+    elif outcome == "missing":
+        report.missing.append(path)
+    else:
+        report.failed.append(path)
+    return reason
+
+
+def _remove(base: Path, path: str, retention_days: int) -> tuple[str, str | None]:
+    """Delete one expired file: deleted, missing (already gone) or failed (None: retried at
+    the next sweep), with the reason to record."""
     try:
         resolve(base, path).unlink()
     except (FileNotFoundError, RecordingPathRefused):
         log.warning("recording %s: past retention, but its file was already missing", path)
-        report.missing.append(path)
-        return "missing: the file was gone when retention came"
+        return "missing", "missing: the file was gone when retention came"
     except OSError as exc:
         log.error("recording %s: cannot delete its file (%s); retried at the next sweep", path, exc)
-        report.failed.append(path)
-        return None
-    report.deleted += 1
-    return f"retention: older than {retention_days} days"
+        return "failed", None
+    return "deleted", f"retention: older than {retention_days} days"

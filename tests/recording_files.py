@@ -7,7 +7,7 @@ import wave
 from pathlib import Path
 
 from core.db import Store
-from core.models import Call, Recording
+from core.models import Call, Recording, VoiceMessage
 
 
 def write_wav(path: Path, seconds: float, rate: int = 8000) -> Path:
@@ -51,6 +51,33 @@ def add_recording(
             )
         )
         row = Recording(call_id=call_id, agent=agent, path=path, started_at=at, duration_s=seconds)
+        s.add(row)
+        s.flush()
+        return row.id
+
+
+def add_voice_message(
+    store: Store,
+    base: Path,
+    name: str,
+    *,
+    at: dt.datetime,
+    seconds: float | None = 1.0,
+    resident_id: int | None = None,
+) -> int:
+    """A voice message left at `at` (its WAV under messages/<day>/ unless `seconds` is None), not yet an order."""
+    path = f"messages/{at.date().isoformat()}/{name}.wav"
+    if seconds is not None:
+        write_wav(base / path, seconds)
+    with store.session() as s:
+        row = VoiceMessage(
+            call_id=f"call-{name}",
+            caller_number="13812345678",
+            resident_id=resident_id,
+            recording=path,
+            duration_s=round(seconds or 0),
+            created_at=at,
+        )
         s.add(row)
         s.flush()
         return row.id

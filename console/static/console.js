@@ -206,6 +206,9 @@ function wallboardPage() {
     text("wb-avg-wait", today.avg_wait_seconds + " " + tr("seconds"));
     text("wb-avg-talk", today.avg_agent_talk_seconds + " " + tr("seconds"));
     text("wb-satisfaction", percent(today.satisfaction_rate));
+    text("wb-overdue", data.overdue_orders);
+    $("nav-overdue").textContent = String(data.overdue_orders);
+    $("nav-overdue").hidden = !data.overdue_orders;
     $("wb-open").textContent = "(" + tr(data.open ? "open" : "closed") + ")";
     for (const [state, n] of Object.entries(data.agents)) text("wb-state-" + state, n);
     const body = $("wb-agents").querySelector("tbody");

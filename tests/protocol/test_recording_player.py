@@ -1,10 +1,12 @@
 """The console's recordings over real HTTP and in Chromium: who may play a recording, forged
 ids and paths, Range requests for the <audio> element, the audit entry committed before the
-first byte, voice messages, and the quality-check form feeding the per-agent report."""
+first byte, voice messages (a department plays its own orders' only), and the quality-check
+form feeding the per-agent report."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,11 +15,16 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from cases import orders as cases_orders
+from cases.tasks import voice_messages_to_orders
 from core.db import Store
 from core.models import AuditEntry, QualityScore, Recording, VoiceMessage, utcnow
+from ivr.recordings import sweep
 from tests.browser import chromium
+from tests.conftest import make_settings
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _client, _console, _sign_in
-from tests.recording_files import add_recording, write_wav
+from tests.protocol.test_console_orders_flow import DEPT_PW, add_department_users, sign_in
+from tests.recording_files import add_recording, add_voice_message, write_wav
 
 Console = tuple[str, Store, Path]
 RESIDENT = 4242
@@ -101,7 +108,7 @@ async def test_forged_ids_paths_and_deleted_files_get_nothing(console: Console) 
     assert _plays(store) == []
 
 
-async def test_voice_messages_are_served_to_supervisors_only(console: Console) -> None:
+async def test_voice_messages_are_served_to_supervisors_and_refused_to_agents(console: Console) -> None:
     url, store, base = console
     write_wav(base / "messages/2026-12-02/m1.wav", 1.0)
     with store.session() as s:
@@ -118,6 +125,102 @@ async def test_voice_messages_are_served_to_supervisors_only(console: Console) -
         assert r.status == 200 and (await r.read())[:4] == b"RIFF"
         assert (await http.get(f"{url}/voice-messages/{mid + 1}/audio")).status == 404
     assert [(p.action, p.resident_id) for p in _plays(store)] == [("play:voice_message", RESIDENT)]
+
+
+def _voice_order(store: Store, tmp_path: Path, base: Path, name: str, department: str | None) -> tuple[int, int]:
+    """A voice message and the order the casework makes of it, for `department`: (message, order)."""
+    mid = add_voice_message(store, base, name, at=utcnow(), resident_id=RESIDENT)
+    settings = make_settings(tmp_path, store.url, HOTLINE_CASES_VOICE_MESSAGE_DEPARTMENT=department or "")
+    [order] = voice_messages_to_orders(store, settings)
+    return mid, order.id
+
+
+async def test_a_department_plays_the_voice_messages_of_its_own_orders_only(console: Console, tmp_path: Path) -> None:
+    url, store, base = console
+    add_department_users(store)
+    mid, order_id = _voice_order(store, tmp_path, base, "m-pension", "养老保险")
+    loose, _ = _voice_order(store, tmp_path, base, "m-hotline", None)  # at the hotline, to assign
+    wav = (base / f"messages/{utcnow().date().isoformat()}/m-pension.wav").read_bytes()
+    async with _client() as medical:
+        await _sign_in(medical, url, "medical", DEPT_PW)
+        for message in (mid, loose, 999999):
+            assert (await medical.get(f"{url}/voice-messages/{message}/audio")).status == 404, message
+        assert (await medical.get(f"{url}/recordings")).status == 403  # call recordings stay supervisors'
+    assert _plays(store) == []  # nothing was served, nothing is recorded as heard
+    async with _client() as pension:
+        await _sign_in(pension, url, "pension", DEPT_PW)
+        page = await (await pension.get(f"{url}/orders/{order_id}")).text()
+        assert f'<audio id="voice-player" controls preload="metadata" src="/voice-messages/{mid}/audio">' in page
+        async with pension.get(f"{url}/voice-messages/{mid}/audio") as r:
+            assert [(p.actor, p.action, p.channel, p.resident_id) for p in _plays(store)] == [
+                ("pension", "play:voice_message", "recording", RESIDENT)
+            ]  # committed before the first byte, as a supervisor's playback is
+            assert r.status == 200 and r.headers["Content-Type"] == "audio/wav" and await r.read() == wav
+        r = await pension.get(f"{url}/voice-messages/{mid}/audio", headers={"Range": "bytes=44-99"})
+        assert r.status == 206 and await r.read() == wav[44:100]
+        assert (await pension.get(f"{url}/voice-messages/{loose}/audio")).status == 404
+    # Reassigned to 医疗保险: the message goes with the order.
+    async with _client() as sup:
+        csrf = await _sign_in(sup, url, "sup", SUP_PW)
+        r = await sup.post(f"{url}/orders/{order_id}/reassign", data={"department": "医疗保险", "csrf": csrf})
+        assert r.status == 200
+        assert (await sup.get(f"{url}/voice-messages/{loose}/audio")).status == 200  # supervisors: all of them
+    async with _client() as pension, _client() as medical:
+        await _sign_in(pension, url, "pension", DEPT_PW)
+        await _sign_in(medical, url, "medical", DEPT_PW)
+        assert (await pension.get(f"{url}/voice-messages/{mid}/audio")).status == 404
+        assert (await medical.get(f"{url}/voice-messages/{mid}/audio")).status == 200
+    assert [(p.actor, p.channel) for p in _plays(store)][-3:] == [
+        ("pension", "recording"),
+        ("sup", "recording"),
+        ("medical", "recording"),
+    ]
+
+
+async def test_a_department_user_plays_a_voice_message_in_chromium(console: Console, tmp_path: Path) -> None:
+    url, store, base = console
+    add_department_users(store)
+    _, order_id = _voice_order(store, tmp_path, base, "m-ui", "养老保险")
+    async with chromium() as browser:
+        page = await browser.new_page()
+        page.set_default_timeout(10_000)
+        await sign_in(page, url, "pension", DEPT_PW)
+        await page.click(f"#order-{order_id} a.open-order")
+        await page.wait_for_url(f"{url}/orders/{order_id}")
+        assert "语音留言 · 1 秒" in await page.locator("#voice-message-card h2").inner_text()
+        await _until(page, "document.querySelector('#voice-player').readyState >= 1")
+        assert abs(await page.evaluate("document.querySelector('#voice-player').duration") - 1.0) < 0.1
+        await page.evaluate("document.querySelector('#voice-player').muted = true")
+        await page.evaluate("document.querySelector('#voice-player').play()")
+        await _until(page, "document.querySelector('#voice-player').currentTime > 0")
+    plays = _plays(store)
+    assert plays and {(p.actor, p.action, p.call_id, p.resident_id) for p in plays} == {
+        ("pension", "play:voice_message", "call-m-ui", RESIDENT)
+    }
+
+
+async def test_a_voice_message_deleted_by_retention_says_so_instead_of_a_player(
+    console: Console, tmp_path: Path
+) -> None:
+    url, store, base = console
+    add_department_users(store)
+    mid, order_id = _voice_order(store, tmp_path, base, "m-old", "养老保险")
+    with store.session() as s:  # left 200 days ago (the retention is 180)
+        s.get_one(VoiceMessage, mid).created_at = utcnow() - dt.timedelta(days=200)
+    file = base / f"messages/{utcnow().date().isoformat()}/m-old.wav"
+    settings = make_settings(tmp_path, store.url)
+    cases_orders.close_order(store, order_id, actor="console:sup", note="已电话答复")
+    swept = dt.datetime(2026, 12, 1, 16, 30, tzinfo=dt.UTC)  # 2026-12-02 00:30 in Beijing
+    assert sweep(store, base, settings.recordings.retention_days, now=swept).messages_deleted == 1
+    assert not file.exists()
+    for who, password in (("sup", SUP_PW), ("pension", DEPT_PW)):
+        async with _client() as http:
+            await _sign_in(http, url, who, password)
+            page = await (await http.get(f"{url}/orders/{order_id}")).text()
+            assert re.search(r'id="voice-deleted">录音已于 2026-12-02 00:30:\d\d 按保存期限删除<', page), who
+            assert "<audio" not in page
+            assert (await http.get(f"{url}/voice-messages/{mid}/audio")).status == 404
+    assert _plays(store) == []
 
 
 async def test_a_score_off_the_form_is_refused_and_an_agent_cannot_score(console: Console) -> None:

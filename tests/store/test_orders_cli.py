@@ -99,3 +99,72 @@ def test_list_show_answer_and_escalate_from_the_command_line(cli, store: Store, 
     assert code == 0 and (json.loads(out)["followup_state"], json.loads(out)["satisfaction"]) == ("answered", 2)
     code, _, err = cli("orders", "followup", str(card["id"]), "--satisfaction", "1")
     assert code == 1 and "followed up already" in err
+
+
+def test_list_by_department_and_status_as_json_and_an_unknown_department(cli, store: Store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(tmp_path, store.url)
+
+    def new(department: str, summary: str, now: dt.datetime | None = None) -> int:
+        made = o.create_order(
+            store, settings, kind="call", category="policy_question", summary=summary, created_by="test",
+            department=department, caller_number="13812345678", now=now,
+        )  # fmt: skip
+        return made.id
+
+    late = new("养老保险", "养老金待遇核定", LONG_AGO)
+    fresh = new("养老保险", "补缴养老保险咨询")
+    medical_late = new("医疗保险", "医保转移接续", LONG_AGO + dt.timedelta(hours=1))
+    done = new("养老保险", "已办结的咨询", LONG_AGO)
+    o.close_order(store, done, actor="cli:test", note="重复工单")
+
+    code, out, err = cli("orders", "list", "--department", "养老保险", "--format", "json")
+    assert (code, err) == (0, "")
+    listed = json.loads(out)
+    assert sorted(x["id"] for x in listed) == sorted([late, fresh, done])
+    assert {x["department"] for x in listed} == {"养老保险"}
+    code, out, _ = cli("orders", "list", "--department", "养老保险", "--status", "overdue", "--format", "json")
+    [only] = json.loads(out)
+    assert (only["id"], only["status"], only["summary"]) == (late, "open", "养老金待遇核定")
+    assert only["due_at"] == "2026-11-04T09:30:00+00:00" and only["escalated_at"] is None
+    code, out, _ = cli("orders", "list", "--status", "overdue", "--format", "json")
+    assert [x["id"] for x in json.loads(out)] == [late, medical_late]  # soonest due first, any department
+    code, out, _ = cli("orders", "list", "--status", "open", "--department", "养老保险")
+    lines = out.splitlines()
+    assert code == 0 and len(lines) == 3 and lines[0].split()[:2] == ["id", "status"]
+    assert "[OVERDUE]" in lines[1] and "养老金待遇核定" in lines[1] and "138****5678" in lines[1]
+    assert "补缴养老保险咨询" in lines[2] and "[OVERDUE]" not in lines[2]
+    code, out, _ = cli("orders", "list", "--department", "就业")
+    assert (code, out.strip()) == (0, "no work orders")  # a configured department with nothing
+
+    # A department that is not configured: said so, with the ones that are; nothing listed.
+    code, out, err = cli("orders", "list", "--department", "养老", "--format", "json")
+    assert code != 0 and out == ""
+    assert err.strip() == "hotline: unknown department '养老' (known: 养老保险, 医疗保险, 就业, 劳动监察, 社保卡)"
+    code, out, err = cli("orders", "list", "--department", "财务", "--status", "overdue")
+    assert code == 1 and out == "" and "unknown department '财务' (known: 养老保险," in err
+    with pytest.raises(SystemExit) as exited:  # argparse: an unknown status, with the choices
+        cli("orders", "list", "--status", "late")
+    assert exited.value.code == 2
+
+
+def test_show_says_when_retention_deleted_a_voice_messages_recording(cli, store: Store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with store.session() as s:
+        s.add(
+            VoiceMessage(
+                call_id="vm-old", caller_number="13812345678", recording="messages/2026-06-01/" + "b" * 32 + ".wav",
+                duration_s=12, created_at=LONG_AGO, order_id=None,
+            )
+        )  # fmt: skip
+    code, out, _ = cli("orders", "run", "--format", "json")
+    order_id = json.loads(out)["voice_orders"][0]["id"]
+    with store.session() as s:
+        message = s.scalars(select(VoiceMessage)).one()
+        message.deleted_at = dt.datetime(2026, 12, 1, 16, 30, tzinfo=dt.UTC)
+        message.delete_reason = "retention: older than 180 days"
+    code, out, _ = cli("orders", "show", str(order_id), "--format", "json")
+    shown = json.loads(out)
+    assert code == 0 and shown["recording_path"] is None
+    assert shown["recording_deleted_at"] == "2026-12-01T16:30:00+00:00"
+    assert shown["recording_delete_reason"] == "retention: older than 180 days"
+    code, out, _ = cli("orders", "show", str(order_id))
+    assert code == 0 and "deleted on 2026-12-02 00:30 (retention: older than 180 days)" in out

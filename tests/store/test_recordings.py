@@ -1,6 +1,6 @@
 """Recordings in the store: the retention sweep (files deleted, rows kept with the reason, a
-missing file reported), quality scores and the per-agent report's average, on SQLite and
-PostgreSQL."""
+missing file reported; voice messages only once their order is closed), quality scores and
+the per-agent report's average, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -12,15 +12,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from cases import orders as o
 from cases.errors import BadScore, RecordingNotFound
 from cases.quality import score_recording, scores_of
+from cases.tasks import voice_messages_to_orders
 from core.db import Store
-from core.models import QualityScore, Recording, utcnow
-from core.settings import QualitySettings
+from core.models import AuditEntry, QualityScore, Recording, VoiceMessage, utcnow
+from core.settings import QualitySettings, Settings
 from ivr.recordings import sweep
 from reports.period import parse_period
 from reports.report import build
-from tests.recording_files import add_recording, write_wav
+from tests.conftest import make_settings
+from tests.recording_files import add_recording, add_voice_message, write_wav
 
 DAY = dt.timedelta(days=1)
 
@@ -107,3 +110,62 @@ def test_quality_scores_fit_the_form_and_feed_the_per_agent_report(store: Store,
     assert agents["坐席1001"]["quality_scores"] == 2 and agents["坐席1001"]["avg_quality_score"] == 75.0
     earlier = parse_period((today - 30 * DAY).isoformat(), (today - 10 * DAY).isoformat(), "Asia/Shanghai")
     assert all(a["avg_quality_score"] is None for a in build(store, earlier).as_dict()["per_agent"])
+
+
+def _closed(store: Store, settings: Settings, order_id: int, *, answered: bool = True) -> None:
+    if answered:
+        o.answer_order(store, settings, order_id, actor="console:pension", answer="已电话答复。", reply_via="none")
+    o.close_order(store, order_id, actor="console:sup", note="" if answered else "重复留言")
+
+
+def test_retention_deletes_voice_messages_of_closed_orders_only(store: Store, tmp_path: Path) -> None:
+    base, settings, now = tmp_path / "recordings", make_settings(tmp_path, store.url), utcnow()
+    old = now - 31 * DAY
+    left = {
+        name: add_voice_message(store, base, name, at=at, resident_id=7, seconds=None if name == "gone" else 1.0)
+        for name, at in (
+            ("closed", old), ("withdrawn", old), ("gone", old), ("open", old), ("answered", old),
+            ("recent", now - 29 * DAY),
+        )
+    }  # fmt: skip
+    orders = {v.voice_message_id: v.id for v in voice_messages_to_orders(store, settings, now)}
+    order = {name: orders[mid] for name, mid in left.items()}
+    for name in ("closed", "gone", "recent"):
+        _closed(store, settings, order[name])
+    _closed(store, settings, order["withdrawn"], answered=False)
+    o.answer_order(store, settings, order["answered"], actor="x", answer="已答复。", reply_via="none")
+    not_yet = add_voice_message(store, base, "not-yet", at=old)  # not an order yet: evidence too
+    files = {name: base / _message(store, mid).recording for name, mid in left.items()}
+
+    report = sweep(store, base, 30, now)
+    assert (report.messages_deleted, report.deleted, report.failed) == (2, 0, [])
+    assert report.missing == [_message(store, left["gone"]).recording]
+    assert "2 voice messages deleted" in report.summary()
+    assert not files["closed"].exists() and not files["withdrawn"].exists()
+    for name in ("open", "answered", "recent"):
+        assert files[name].exists(), name
+        assert _message(store, left[name]).deleted_at is None, name
+    assert (base / _message(store, not_yet).recording).exists()
+    gone = _message(store, left["gone"])
+    assert gone.deleted_at == now and (gone.delete_reason or "").startswith("missing")
+    for name in ("closed", "withdrawn"):
+        row = _message(store, left[name])
+        assert (row.deleted_at, row.delete_reason) == (now, "retention: older than 30 days")
+        assert row.recording.startswith("messages/")  # the row keeps what the message was
+    detail = o.get_order(store, order["closed"], actor="test")
+    assert (detail.recording_deleted_at, detail.recording_delete_reason) == (now, "retention: older than 30 days")
+    with store.session() as s:
+        entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "delete:voice_message")).all()
+        audited = sorted((a.actor, a.channel, a.resident_id, a.call_id) for a in entries)
+    assert audited == sorted(("retention", "recording", 7, f"call-{n}") for n in ("closed", "withdrawn", "gone"))
+    assert not sweep(store, base, 30, now + DAY)  # nothing more to do, nothing logged
+    # Once the open order is closed too, the next sweep takes its message.
+    _closed(store, settings, order["open"])
+    assert sweep(store, base, 30, now + DAY).messages_deleted == 1 and not files["open"].exists()
+
+
+def _message(store: Store, message_id: int) -> VoiceMessage:
+    with store.session() as s:
+        row = s.get_one(VoiceMessage, message_id)
+        s.expunge(row)
+        return row

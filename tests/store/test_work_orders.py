@@ -8,7 +8,7 @@ import datetime as dt
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from cases import orders as o
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownDepartment
@@ -153,6 +153,30 @@ def test_overdue_orders_are_escalated_once(store: Store, settings: Settings) -> 
     assert escalate_overdue(store, settings, now=thursday + dt.timedelta(hours=1)) == []
     assert _actions(store, late.id) == ["created", "escalated"]
     assert _actions(store, fresh.id) == ["created"]
+
+
+def test_the_overdue_count_is_one_count_past_the_lists_limit(store: Store, settings: Settings) -> None:
+    thursday = dt.datetime(2026, 12, 3, 9, 0, tzinfo=BEIJING)
+    created = MONDAY.astimezone(dt.UTC)
+    late = o.order_values(settings, "call", "policy_question", "到账时间", "test", "养老保险", created)
+    rows = [late] * 510 + [late | {"department": "就业"}] * 3
+    rows += [late | {"status": "answered"}] * 4 + [late | {"due_at": thursday + dt.timedelta(days=1)}] * 2
+    with store.transaction() as c:
+        c.execute(o.ORDERS.insert(), rows)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert o.overdue_count(store, now=thursday) == 513  # the list stops at 500
+        assert o.overdue_count(store, department="就业", now=thursday) == 3
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert len(statements) == 2 and all("count(*)" in x.lower() for x in statements)
+    assert len(o.orders_for(store, status="overdue", now=thursday)) == 500
+    assert o.overdue_count(store, now=MONDAY) == 0
 
 
 def test_voice_messages_become_orders_once_whoever_claims_them(store: Store, settings: Settings) -> None:
