@@ -17,9 +17,11 @@ from aiohttp import web
 
 from cases import orders as cases_orders
 from cases.errors import CasesError, OrderNotFound
+from cases.followup import SATISFACTION, record_call_followup
 from console.errors import BadRequest, NotAllowed, NotFound
 from console.i18n import local_time, t
 from console.request import deps, lang, render, require_role, user
+from core.calendar import deadline_text
 from core.masking import mask_phone
 from core.models import utcnow
 from core.settings import CASE_CATEGORIES
@@ -59,7 +61,7 @@ def _row(request: web.Request, order: cases_orders.Order, now: dt.datetime) -> d
         "category_label": t("order.cat." + order.category, lang(request)),
         "department": order.department or t("order.unassigned", lang(request)),
         "summary": order.summary,
-        "due": _local(request, order.due_at),
+        "due": deadline_text(deps(request).settings.queue, order.due_at),
         "created": _local(request, order.created_at),
         "urgency": _urgency(request, order, now),
     }
@@ -138,6 +140,10 @@ def _history(request: web.Request, event: cases_orders.OrderEvent) -> dict[str, 
     detail = {k: v for k, v in event.detail.items() if k in HISTORY_DETAIL and v not in (None, "")}
     if "reply_via" in detail:
         detail["reply_via"] = t("order.reply." + str(detail["reply_via"]), language)
+    if "satisfaction" in detail:
+        detail["satisfaction"] = t(f"order.satisfaction.{detail['satisfaction']}", language)
+    if detail.get("via") == "call":
+        detail["via"] = t("order.reply.callback", language)
     return {
         "at": _local(request, event.at),
         "actor": event.actor,
@@ -147,7 +153,7 @@ def _history(request: web.Request, event: cases_orders.OrderEvent) -> dict[str, 
 
 
 # What of an event's detail the history shows (not the due time in UTC, nor event keys).
-HISTORY_DETAIL = ("department", "from", "to", "reply_via", "answer", "reason", "note")
+HISTORY_DETAIL = ("department", "from", "to", "reply_via", "answer", "reason", "note", "satisfaction", "via")
 
 
 async def order_page(request: web.Request) -> web.StreamResponse:
@@ -164,6 +170,7 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         "recording_s": detail.recording_s,
         "recording_deleted": _local(request, detail.recording_deleted_at),
         "recording_missing": (detail.recording_delete_reason or "").startswith("missing"),
+        "followup": _followup(request, order),
     }
     return render(
         request,
@@ -173,11 +180,23 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         can_return=mine is not None and order.status == "open",
         supervising=mine is None and order.status != "closed",
         can_reassign=mine is None and order.status in cases_orders.WAITING,
+        # A follow-up by phone (电话回访): the hotline's, on an answered order not followed up.
+        can_follow_up=mine is None and order.status in ("answered", "closed") and order.followup_state != "answered",
+        satisfactions=SATISFACTION,
         replies=cases_orders.REPLY_VIA,
         departments=deps(request).settings.cases.departments,
         answer_max=cases_orders.ANSWER_MAX,
         reason_max=cases_orders.REASON_MAX,
     )
+
+
+def _followup(request: web.Request, order: cases_orders.Order) -> str:
+    if order.followup_state is None:
+        return ""
+    said = t("order.followup." + order.followup_state, lang(request))
+    if order.satisfaction is not None:
+        said += " · " + t(f"order.satisfaction.{order.satisfaction}", lang(request))
+    return said
 
 
 async def _field(request: web.Request, name: str) -> str:
@@ -230,6 +249,14 @@ async def close(request: web.Request) -> web.StreamResponse:
     return await _act(request, cases_orders.close_order, deps(request).store, _order_id(request), note=note)
 
 
+async def follow_up(request: web.Request) -> web.StreamResponse:
+    require_role(request, *SUPERVISORS)
+    given = await _field(request, "satisfaction")
+    if given not in {str(x) for x in SATISFACTION}:
+        raise BadRequest(f"satisfaction {given[:8]!r}: 1 satisfied, 2 fairly satisfied, 3 not satisfied")
+    return await _act(request, record_call_followup, deps(request).store, _order_id(request), int(given))
+
+
 def _department_only(request: web.Request) -> str:
     """Answering and sending back are the department's: its own orders only (404 otherwise)."""
     mine = _own_department(request)
@@ -245,3 +272,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/orders/{order_id}/return", send_back)
     app.router.add_post("/orders/{order_id}/reassign", reassign)
     app.router.add_post("/orders/{order_id}/close", close)
+    app.router.add_post("/orders/{order_id}/followup", follow_up)

@@ -178,6 +178,32 @@ async def test_another_departments_order_looks_like_none_and_is_not_recorded_as_
     assert [tuple(r) for r in seen] == [("read:order", f"work order {o.medical}")]
 
 
+async def test_a_supervisor_records_a_follow_up_by_phone(desk: Desk) -> None:
+    base, store, o = desk.base, desk.store, desk.orders
+    async with _client() as pension:
+        csrf = await _sign_in(pension, base, "pension", DEPT_PW)
+        r = await pension.post(f"{base}/orders/{o.answered_early}/followup", data={"satisfaction": "1", "csrf": csrf})
+        assert r.status == 403  # the hotline follows up, not the department that answered
+    async with _client() as sup:
+        csrf = await _sign_in(sup, base, "sup", SUP_PW)
+        waiting = await (await sup.get(f"{base}/orders/{o.pension}")).text()
+        assert 'id="followup-form"' not in waiting  # not answered yet
+        page = await (await sup.get(f"{base}/orders/{o.answered_early}")).text()
+        assert 'id="followup-form"' in page and "电话回访：居民满意度" in page
+        r = await sup.post(f"{base}/orders/{o.answered_early}/followup", data={"satisfaction": "2"})
+        assert r.status == 403  # no token
+        r = await sup.post(f"{base}/orders/{o.answered_early}/followup", data={"satisfaction": "9", "csrf": csrf})
+        assert r.status == 400 and "1 satisfied" in await r.text()
+        r = await sup.post(f"{base}/orders/{o.answered_early}/followup", data={"satisfaction": "2", "csrf": csrf})
+        shown = await r.text()
+        assert r.status == 200 and re.search(r'id="order-followup">已回访 · 基本满意<', shown)
+        assert re.search(r"回访答复</td><td>[^<]*</td>", shown) and "基本满意 · 电话回访" in shown
+        assert 'id="followup-form"' not in shown  # once
+        r = await sup.post(f"{base}/orders/{o.answered_early}/followup", data={"satisfaction": "1", "csrf": csrf})
+        assert r.status == 400 and "followed up already" in await r.text()
+    assert (_order(store, o.answered_early).satisfaction, _order(store, o.pension).satisfaction) == (2, None)
+
+
 async def test_agents_and_departments_are_refused_the_supervisors_page(desk: Desk) -> None:
     base, o = desk.base, desk.orders
     async with _client() as agent:
