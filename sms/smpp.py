@@ -55,6 +55,7 @@ from aiosmpplib.protocol import (
 )
 from aiosmpplib.state import SmppCommand
 
+from core.masking import mask_numbers
 from core.settings import SmppSettings
 from sms.encoding import DATA_CODING_UCS2, Segment
 from sms.pdu import BadPdu, Inbound, parse_deliver_sm
@@ -62,6 +63,21 @@ from sms.smpp_link import Backoff, LinkWatch, Unanswered
 from sms.smpp_wire import Broker, Correlator
 
 log = logging.getLogger(__name__)
+library_log = logging.getLogger("sms.aiosmpplib")
+
+
+class LibraryLog(logging.Handler):
+    """aiosmpplib's own error lines (its StructuredLogger writes bare `message >>> {json}`
+    lines to stderr by default) into the platform's log, under `sms.aiosmpplib`, with any
+    phone number in them masked."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            library_log.log(record.levelno, "%s", mask_numbers(self.format(record)))
+        except Exception:  # logging must not raise (logging.Handler.handleError)
+            self.handleError(record)
+
+
 # On stop: how long a peer has to answer our unbind, and what is being stored to be stored
 # (a deliver_sm left unanswered is delivered again); `stop()` returns within about both.
 UNBIND_WAIT_S = 1.0
@@ -235,6 +251,7 @@ class SmppTransport:
             correlator=Correlator(),
             retry_timer=Backoff(settings.rebind_first_s, settings.rebind_most_s),
             log_level=logging.ERROR,
+            log_handler=LibraryLog(),
         )
         self.esme.transport = self
         self.watch = LinkWatch(settings.enquire_link_s, settings.enquire_link_timeout_s, settings.response_timeout_s)

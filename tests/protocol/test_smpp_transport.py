@@ -4,9 +4,12 @@ the TPS limit honoured exactly, throttling, a dropped connection, receipts and M
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+
+import pytest
 
 from bench.procs import free_port
 from core.settings import SmppSettings
@@ -119,3 +122,23 @@ async def test_receipts_and_a_long_mo_text_arrive_with_their_bytes_intact() -> N
     parts = sorted((split_udh(m.short_message) for m in texts), key=lambda p: p[0].seq if p[0] else 0)
     assert [p[0].total for p in parts if p[0]] == [2, 2]
     assert decode(8, b"".join(body for _, body in parts)) == text
+
+
+async def test_an_smsc_that_is_down_is_said_in_our_log_not_in_bare_library_lines(
+    capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    settings = SmppSettings(port=free_port(), password="secret", rebind_first_s=0.2, rebind_most_s=0.2)
+    transport = SmppTransport(settings, lambda message: asyncio.sleep(0))
+    await transport.start()
+    try:
+        for _ in range(200):  # at most 10 s
+            if [r for r in caplog.records if r.name == "sms.aiosmpplib"]:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await transport.stop()
+    assert ">>>" not in capfd.readouterr().err  # aiosmpplib's own handler wrote nothing
+    said = [r for r in caplog.records if r.name == "sms.aiosmpplib"]
+    assert said[0].levelno == logging.ERROR and "Connection lost while connecting to SMSC" in said[0].getMessage()
+    assert [r for r in caplog.records if r.name == "sms.smpp" and "not bound" in r.getMessage()]
