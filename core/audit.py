@@ -2,7 +2,7 @@
 
 The log is append-only and tamper-evident. Each row carries `seq` (1, 2, 3, ... with no
 gap), `prev_hash` (row seq-1's `row_hash`; 64 zeros for row 1) and `row_hash`, the
-SHA-256 of `canonical(...)`: its fields and `prev_hash`. Altering a row breaks its own
+SHA-256 of its `ChainLink`: its fields and `prev_hash`. Altering a row breaks its own
 hash; deleting one leaves a gap in `seq` and a `prev_hash` that names no row. Triggers
 refuse UPDATE and DELETE (migration 0024); `core.audit_log.verify` walks the chain.
 
@@ -20,7 +20,8 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import dataclass, fields
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
@@ -76,41 +77,51 @@ def utc_text(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def canonical(
-    seq: int,
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    resident_id: int | None,
-    call_id: str | None,
-    detail: str,
-    channel: str,
-    prev_hash: str,
-) -> bytes:
-    """The bytes a row's hash covers: a JSON array of its fields in a fixed order, no
-    spaces, UTF-8 (one encoding of each value, whatever the database and driver).
+@dataclass(frozen=True)
+class ChainLink:
+    """The fields of an audit row that its hash covers, in the order the hash takes them.
 
-    >>> at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    >>> canonical(1, at, "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS)[:60]
-    b'["hotline-audit-v1",1,"2026-01-02T03:04:05.000000+00:00","iv'
+    The writer builds one to insert (`values`), the verifier one from each row it reads
+    back (`of`): both hash exactly these fields, so a field cannot be hashed by one and
+    not the other. Adding a field changes every hash: change FORMAT with it.
     """
-    fields = [FORMAT, seq, utc_text(at), actor, action, resident_id, call_id, detail, channel, prev_hash]
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    resident_id: int | None
+    call_id: str | None
+    detail: str
+    channel: str
+    prev_hash: str
+
+    @classmethod
+    def of(cls, row: Any) -> ChainLink:
+        """The link a row read from audit_log (anything with these attributes) holds."""
+        return cls(*(getattr(row, name) for name in LINK_FIELDS))
+
+    def canonical(self) -> bytes:
+        """The bytes the hash covers: a JSON array of FORMAT and the fields in order, no
+        spaces, UTF-8 (one encoding of each value, whatever the database and driver).
+
+        >>> at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        >>> ChainLink(1, at, "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS).canonical()[:60]
+        b'["hotline-audit-v1",1,"2026-01-02T03:04:05.000000+00:00","iv'
+        """
+        values = [getattr(self, name) for name in LINK_FIELDS]
+        encoded = [utc_text(v) if isinstance(v, dt.datetime) else v for v in values]
+        return json.dumps([FORMAT, *encoded], ensure_ascii=False, separators=(",", ":")).encode()
+
+    def row_hash(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    def values(self) -> dict[str, object]:
+        """The row to insert: the fields and their hash."""
+        return {**{name: getattr(self, name) for name in LINK_FIELDS}, "row_hash": self.row_hash()}
 
 
-def row_hash(
-    seq: int,
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    resident_id: int | None,
-    call_id: str | None,
-    detail: str,
-    channel: str,
-    prev_hash: str,
-) -> str:
-    encoded = canonical(seq, at, actor, action, resident_id, call_id, detail, channel, prev_hash)
-    return hashlib.sha256(encoded).hexdigest()
+LINK_FIELDS = tuple(f.name for f in fields(ChainLink))
 
 
 def _lock_head(conn: Connection) -> tuple[int, str]:
@@ -145,22 +156,8 @@ def record(
         raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
     conn = session.connection() if isinstance(session, Session) else session
     last, prev = _lock_head(conn)
-    seq, at = last + 1, utcnow()
-    conn.execute(
-        _INSERT,
-        {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "resident_id": resident_id,
-            "call_id": call_id,
-            "detail": detail,
-            "channel": chosen,
-            "seq": seq,
-            "prev_hash": prev,
-            "row_hash": row_hash(seq, at, actor, action, resident_id, call_id, detail, chosen, prev),
-        },
-    )
+    link = ChainLink(last + 1, utcnow(), actor, action, resident_id, call_id, detail, chosen, prev)
+    conn.execute(_INSERT, link.values())
 
 
 class Auditor:

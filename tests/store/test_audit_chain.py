@@ -4,13 +4,14 @@ back (as an attacker with the database's owner role could) found by verification
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from core import audit
@@ -138,6 +139,41 @@ def test_entries_written_through_an_orm_session_join_the_chain(store: Store) -> 
         rows = s.execute(select(AuditEntry.seq, AuditEntry.channel).order_by(AuditEntry.seq)).all()
     assert [tuple(r) for r in rows] == [(1, "ivr"), (2, "screen_pop"), (3, "ivr")]
     assert verify(store).ok
+
+
+# A chain as the code before core.audit.ChainLink wrote it (hashes computed then, by the
+# nine-argument row_hash()): seq, at, actor, action, resident_id, call_id, detail, channel, row_hash.
+WRITTEN_BEFORE = [
+    (1, dt.datetime(2026, 12, 1, 8, 0, 0, tzinfo=dt.UTC), "ivr", "identify", 7, "c-1", "", "ivr",
+     "b22372cf19afed7da2a0c6b8a975a5b74e7fa2d0e3aee7fda3a19152a80eb329"),
+    (2, dt.datetime(2026, 12, 1, 8, 0, 1, 250000, tzinfo=dt.UTC), "ivr", "read:pension", 7, "c-1", "", "ivr",
+     "eadad07f2f110c7772f17d6e1e2e4d6abc0535cf6c5bdcefb6e33e6ee0ce71ca"),
+    (3, dt.datetime(2026, 12, 1, 8, 3, 0, tzinfo=dt.UTC), "console:1001", "view:screen_pop", 7, "c-1", "",
+     "screen_pop", "ef9da0ef6829749c344564929bfaf2bf0579bb6d7012bfa224bafc2ad97aed05"),
+    (4, dt.datetime(2026, 12, 1, 9, 0, 0, tzinfo=dt.UTC), "cli:root", "view:audit_log", None, None,
+     "resident 3305**********1234: 3 rows", "cli", "3d6183bc98e29e5092c7a878fa85f8123b845f0aefbd4d7f8da3dbd0aa6a3663"),
+]  # fmt: skip
+
+
+def test_a_chain_written_before_still_verifies_and_grows(store: Store) -> None:
+    prev = audit.GENESIS
+    with store.engine.begin() as c:
+        for seq, at, actor, action, rid, call, detail, channel, digest in WRITTEN_BEFORE:
+            c.execute(
+                insert(audit.AUDIT),
+                {
+                    "seq": seq, "at": at, "actor": actor, "action": action, "resident_id": rid, "call_id": call,
+                    "detail": detail, "channel": channel, "prev_hash": prev, "row_hash": digest,
+                },
+            )  # fmt: skip
+            prev = digest
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == 4 and verdict.head_hash == WRITTEN_BEFORE[-1][-1]
+    _entry(store, 9)
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == 5
+    with store.session() as s:
+        assert s.scalar(select(AuditEntry.prev_hash).where(AuditEntry.seq == 5)) == WRITTEN_BEFORE[-1][-1]
 
 
 def _upgrade(store: Store, revision: str) -> None:
