@@ -10,7 +10,9 @@ Rows are written by several processes at once (FastAGI workers, the console, the
 dispatcher), each through its own transactions, so the head of the chain is read and
 extended under a lock held to the end of the inserting transaction: on PostgreSQL a
 transaction-level advisory lock, on SQLite the database's write lock (BEGIN IMMEDIATE,
-unless the transaction already wrote and so holds it).
+unless the transaction already wrote and so holds it). The lock is taken before the
+transaction's first write (`lock_chain`; the group writer takes it at the start of a batch
+that carries entries), so the order of locks is the same in every transaction.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.db import Store
-from core.errors import StoreUnavailable
+from core.errors import AuditLockOrder, StoreUnavailable
 from core.models import AuditEntry, utcnow
 from core.writer import GroupWriter, Op
 
@@ -37,7 +39,10 @@ _HEAD = select(AUDIT.c.seq, AUDIT.c.row_hash).order_by(AUDIT.c.seq.desc()).limit
 GENESIS = "0" * 64  # prev_hash of row 1
 # pg_advisory_xact_lock's key for "the head of audit_log" (any constant no other lock uses).
 CHAIN_LOCK = 0x12333_A0D17
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# Takes the lock and says whether this transaction had written before (it has an id then).
+_PG_LOCK = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL FROM pg_advisory_xact_lock(:key)")
+# conn.info key: the transaction that holds the chain's lock on this connection.
+_LOCKED_IN = "audit_chain_locked_in"
 # The format's name goes into every hash: a later format can be told apart from this one.
 FORMAT = "hotline-audit-v1"
 
@@ -124,17 +129,39 @@ class ChainLink:
 LINK_FIELDS = tuple(f.name for f in fields(ChainLink))
 
 
-def _lock_head(conn: Connection) -> tuple[int, str]:
-    """Hold the chain's lock to the end of this transaction; the last row's seq and hash."""
+def lock_chain(session: Session | Connection) -> None:
+    """Take the chain's lock for the rest of this transaction: first, before the transaction
+    writes anything, in every transaction that appends an entry.
+
+    Always in that order, no transaction can hold the lock while waiting for a row another
+    transaction wrote first and then waits for the lock with: on PostgreSQL that is a
+    deadlock, one transaction aborted after `deadlock_timeout`. So a transaction that has
+    written (it has a transaction id) before taking the lock is refused with AuditLockOrder.
+    Taking it again in the same transaction costs nothing (`record` takes it if not yet taken).
+    """
+    conn = session.connection() if isinstance(session, Session) else session
+    here = conn.get_transaction()
+    if here is not None and conn.info.get(_LOCKED_IN) is here:
+        return
     if conn.dialect.name == "postgresql":
-        conn.execute(_PG_LOCK, {"key": CHAIN_LOCK})
+        if conn.execute(_PG_LOCK, {"key": CHAIN_LOCK}).scalar_one():
+            raise AuditLockOrder(
+                "an audit entry in a transaction that wrote before taking the chain's lock"
+                " (call core.audit.lock_chain first): refused, that order can deadlock"
+            )
     elif conn.dialect.name == "sqlite":
         raw = conn.connection.driver_connection
         # pysqlite begins a transaction only before its first write: until then a read of the
         # head could be overtaken by another process's insert. BEGIN IMMEDIATE takes the write
-        # lock now (SQLite's docs, "BEGIN TRANSACTION"); once written, the lock is held already.
+        # lock now (SQLite's docs, "BEGIN TRANSACTION"); once written, the lock is held already
+        # (one writer at a time: no order to keep).
         if raw is not None and not getattr(raw, "in_transaction", True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.info[_LOCKED_IN] = here
+
+
+def _head(conn: Connection) -> tuple[int, str]:
+    """The last row's seq and hash (read under the chain's lock)."""
     head = conn.execute(_HEAD).first()
     return (0, GENESIS) if head is None else (int(head.seq), str(head.row_hash))
 
@@ -155,7 +182,8 @@ def record(
     if chosen not in CHANNELS:
         raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
     conn = session.connection() if isinstance(session, Session) else session
-    last, prev = _lock_head(conn)
+    lock_chain(conn)
+    last, prev = _head(conn)
     link = ChainLink(last + 1, utcnow(), actor, action, resident_id, call_id, detail, chosen, prev)
     conn.execute(_INSERT, link.values())
 
@@ -197,12 +225,13 @@ class Auditor:
         ops: list[Op] = [*also, entry]
         if self.writer is None:
             with self.store.transaction() as s:
+                lock_chain(s)
                 for op in ops:
                     op(s)
             return
         label = f"the audit entry {action} of call {call_id}"
         if not wait:
-            self.writer.submit(ops, label)
+            self.writer.submit(ops, label, lock=lock_chain)
             return
-        if not self.writer.write_blocking(ops, label):
+        if not self.writer.write_blocking(ops, label, lock=lock_chain):
             raise StoreUnavailable(f"audit entry {action} for call {call_id} could not be stored")
