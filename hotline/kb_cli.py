@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from cases import kb, kb_sample
-from cases.errors import CasesError, ImportFailed
+from cases.errors import ImportFailed
 from core.settings import Settings
 
 
@@ -124,11 +124,7 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_kb(settings: Settings, args: argparse.Namespace) -> int:
     handlers = {"search": _search, "show": _show, "list": _list, "import": _import, "seed": _seed}
-    try:
-        return handlers[args.kb_action](settings, args)
-    except CasesError as exc:
-        print(f"hotline kb {args.kb_action}: {exc}", file=sys.stderr)
-        return 1
+    return handlers[args.kb_action](settings, args)  # a CasesError is reported by hotline.cli.main, as any command's
 
 
 def add_parser(sub: Any) -> None:

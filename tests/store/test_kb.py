@@ -227,6 +227,9 @@ def test_cli_search_json_show_and_import(
     assert main(["kb", "import", str(good)]) == 0
     assert "1 added, 0 updated, 0 unchanged" in capsys.readouterr().out
     assert main(["kb", "search", ""]) == 1
+    assert "hotline: the search text is empty\n" in capsys.readouterr().err  # as every command reports an error
+    assert main(["kb", "show", "999"]) == 1
+    assert "hotline: no article 999\n" in capsys.readouterr().err
     store = Store(f"sqlite:///{tmp_path}/cli.db")
     with store.engine.connect() as c:  # the trigram FTS5 table is what answers 3+ characters
         assert c.execute(text("SELECT count(*) FROM kb_fts WHERE kb_fts MATCH '\"新政策\"'")).scalar() == 1
