@@ -28,8 +28,13 @@ def _jsonable(value: Any) -> dict[str, Any]:
     return data
 
 
+# What `kb search --format json` gives of each article found (its body only as the snippet).
+HIT_FIELDS = ("id", "title", "category", "tags", "effective_date", "version", "status", "sample")
+
+
 def _hit(h: kb.Hit) -> dict[str, Any]:
-    data = _jsonable(h)
+    article = _jsonable(h.article)
+    data = {name: article[name] for name in HIT_FIELDS}
     data["snippet"] = "".join(piece for piece, _ in h.snippet)
     return data
 
@@ -55,8 +60,9 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     if not hits:
         print(f"no article matches {args.text!r}")
     for h in hits:
-        mark = "" if h.status == "published" else f" [{h.status}]"
-        print(f"{h.id:>5}  {h.title}{mark}  ({h.category}, {h.effective_date})")
+        a = h.article
+        mark = "" if a.status == "published" else f" [{a.status}]"
+        print(f"{a.id:>5}  {a.title}{mark}  ({a.category}, {a.effective_date})")
         print(f"       {_hit(h)['snippet']}")
     return 0
 
