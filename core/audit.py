@@ -177,7 +177,8 @@ def record(
     channel: str | None = None,
 ) -> None:
     """Add an audit entry to the caller's transaction (it commits with whatever else that
-    transaction holds); `channel` defaults to `channel_of(actor, action)`."""
+    transaction holds); `channel` defaults to `channel_of(actor, action)`. Before the
+    transaction's first write: call it, or `lock_chain`, first (AuditLockOrder if not)."""
     chosen = channel or channel_of(actor, action)
     if chosen not in CHANNELS:
         raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
