@@ -157,7 +157,7 @@ def lock_chain(session: Session | Connection) -> None:
         # (one writer at a time: no order to keep).
         if raw is not None and not getattr(raw, "in_transaction", True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-    conn.info[_LOCKED_IN] = here
+    conn.info[_LOCKED_IN] = conn.get_transaction()  # begun by now, if it was not before (autobegin)
 
 
 def _head(conn: Connection) -> tuple[int, str]:
