@@ -114,21 +114,23 @@ class GroupWriter:
                     for op in r.ops:
                         op(s)
         except StoreUnavailable as exc:
-            log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
-            for r in batch:
-                r.done.set_result(False)
-            return
+            if not _rolled_back(exc):
+                log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
+                for r in batch:
+                    r.done.set_result(False)
+                return
+            reason = _first_line(exc)  # a deadlock: the database is there, the writes may be stored
         except Exception as exc:
             # One bad write (refused by the database, or an error of ours in building it)
             # must not sink the others: retry each in its own transaction.
-            log.warning(
-                "group writer: a batch of %d writes failed, storing each alone: %s", len(batch), _first_line(exc)
-            )
+            reason = _first_line(exc)
+        else:
             for r in batch:
-                r.done.set_result(self._commit_one(r))
+                r.done.set_result(True)
             return
+        log.warning("group writer: a batch of %d writes failed, storing each alone: %s", len(batch), reason)
         for r in batch:
-            r.done.set_result(True)
+            r.done.set_result(self._commit_one(r))
 
     def _commit_one(self, r: _Request) -> bool:
         label = r.label
@@ -153,3 +155,11 @@ def _first_line(exc: BaseException) -> str:
     """A database error's first line: its message, without the statement (core.db keeps
     bound values out of it)."""
     return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _rolled_back(exc: StoreUnavailable) -> bool:
+    """The database rolled the transaction back to resolve a conflict with another one
+    (SQLSTATE class 40: deadlock detected, serialization failure; PostgreSQL manual,
+    appendix A), which core.db reports as StoreUnavailable like an outage."""
+    sqlstate = getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("40")
