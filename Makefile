@@ -105,6 +105,7 @@ bench: deps venv prompts
 	$(BIN)/python -m bench.ami_ingest
 	$(BIN)/python -m bench.sms_gateway
 	$(BIN)/python -m bench.reports
+	$(BIN)/python -m bench.audit_chain
 	$(BIN)/python -m bench.console_load
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up >/dev/null
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.asterisk_calls

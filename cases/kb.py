@@ -83,14 +83,9 @@ class Article:
 
 @dataclass(frozen=True)
 class Hit:
-    id: int
-    title: str
-    category: str
-    tags: tuple[str, ...]
-    effective_date: dt.date
-    version: int
-    status: str
-    sample: bool
+    """An article found, with the piece of its body that shows why."""
+
+    article: Article
     snippet: tuple[tuple[str, bool], ...]  # pieces of the body; True where a term matched
 
 
@@ -204,20 +199,7 @@ def search(
         .limit(limit)
     )
     with store.session() as s:
-        return [
-            Hit(
-                a.id,
-                a.title,
-                a.category,
-                _tags(a.tags),
-                a.effective_date,
-                a.version,
-                a.status,
-                a.sample,
-                snippet(a.body, found),
-            )
-            for a in s.scalars(stmt)
-        ]
+        return [Hit(_article(a), snippet(a.body, found)) for a in s.scalars(stmt)]
 
 
 # --- reading -----------------------------------------------------------------------------------

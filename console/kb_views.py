@@ -34,14 +34,15 @@ def _article_id(request: web.Request) -> int:
 
 
 def _hit(h: kb.Hit) -> dict[str, Any]:
+    a = h.article
     return {
-        "id": h.id,
-        "title": h.title,
-        "category": h.category,
-        "tags": list(h.tags),
-        "effective_date": h.effective_date.isoformat(),
-        "status": h.status,
-        "sample": h.sample,
+        "id": a.id,
+        "title": a.title,
+        "category": a.category,
+        "tags": list(a.tags),
+        "effective_date": a.effective_date.isoformat(),
+        "status": a.status,
+        "sample": a.sample,
         "snippet": [[piece, hit] for piece, hit in h.snippet],
     }
 

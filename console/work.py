@@ -117,6 +117,7 @@ def take_callback(store: Store, agent_id: str, callback_id: int) -> str:
     """Claim an open callback (a conditional UPDATE: two agents cannot both take it) and
     return the number to dial. Showing the full number is audited."""
     with store.session() as s:
+        audit.lock_chain(s)  # before the claim's UPDATE: the order every audited transaction keeps
         taken = s.execute(
             update(Callback)
             .where(Callback.id == callback_id, Callback.status == "open")

@@ -2,7 +2,7 @@
 
 The log is append-only and tamper-evident. Each row carries `seq` (1, 2, 3, ... with no
 gap), `prev_hash` (row seq-1's `row_hash`; 64 zeros for row 1) and `row_hash`, the
-SHA-256 of `canonical(...)`: its fields and `prev_hash`. Altering a row breaks its own
+SHA-256 of its `ChainLink`: its fields and `prev_hash`. Altering a row breaks its own
 hash; deleting one leaves a gap in `seq` and a `prev_hash` that names no row. Triggers
 refuse UPDATE and DELETE (migration 0024); `core.audit_log.verify` walks the chain.
 
@@ -10,7 +10,9 @@ Rows are written by several processes at once (FastAGI workers, the console, the
 dispatcher), each through its own transactions, so the head of the chain is read and
 extended under a lock held to the end of the inserting transaction: on PostgreSQL a
 transaction-level advisory lock, on SQLite the database's write lock (BEGIN IMMEDIATE,
-unless the transaction already wrote and so holds it).
+unless the transaction already wrote and so holds it). The lock is taken before the
+transaction's first write (`lock_chain`; the group writer takes it at the start of a batch
+that carries entries), so the order of locks is the same in every transaction.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import functools
 import hashlib
 import json
 from collections.abc import Sequence
-from typing import cast
+from dataclasses import dataclass, fields
+from typing import Any, cast
 
 from sqlalchemy import Connection, Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from core.db import Store
-from core.errors import StoreUnavailable
+from core.errors import AuditLockOrder, StoreUnavailable
 from core.models import AuditEntry, utcnow
 from core.writer import GroupWriter, Op
 
@@ -36,7 +39,10 @@ _HEAD = select(AUDIT.c.seq, AUDIT.c.row_hash).order_by(AUDIT.c.seq.desc()).limit
 GENESIS = "0" * 64  # prev_hash of row 1
 # pg_advisory_xact_lock's key for "the head of audit_log" (any constant no other lock uses).
 CHAIN_LOCK = 0x12333_A0D17
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+# Takes the lock and says whether this transaction had written before (it has an id then).
+_PG_LOCK = text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL FROM pg_advisory_xact_lock(:key)")
+# conn.info key: the transaction that holds the chain's lock on this connection.
+_LOCKED_IN = "audit_chain_locked_in"
 # The format's name goes into every hash: a later format can be told apart from this one.
 FORMAT = "hotline-audit-v1"
 
@@ -76,54 +82,86 @@ def utc_text(at: dt.datetime) -> str:
     return at.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def canonical(
-    seq: int,
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    resident_id: int | None,
-    call_id: str | None,
-    detail: str,
-    channel: str,
-    prev_hash: str,
-) -> bytes:
-    """The bytes a row's hash covers: a JSON array of its fields in a fixed order, no
-    spaces, UTF-8 (one encoding of each value, whatever the database and driver).
+@dataclass(frozen=True)
+class ChainLink:
+    """The fields of an audit row that its hash covers, in the order the hash takes them.
 
-    >>> at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    >>> canonical(1, at, "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS)[:60]
-    b'["hotline-audit-v1",1,"2026-01-02T03:04:05.000000+00:00","iv'
+    The writer builds one to insert (`values`), the verifier one from each row it reads
+    back (`of`): both hash exactly these fields, so a field cannot be hashed by one and
+    not the other. Adding a field changes every hash: change FORMAT with it.
     """
-    fields = [FORMAT, seq, utc_text(at), actor, action, resident_id, call_id, detail, channel, prev_hash]
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+
+    seq: int
+    at: dt.datetime
+    actor: str
+    action: str
+    resident_id: int | None
+    call_id: str | None
+    detail: str
+    channel: str
+    prev_hash: str
+
+    @classmethod
+    def of(cls, row: Any) -> ChainLink:
+        """The link a row read from audit_log (anything with these attributes) holds."""
+        return cls(*(getattr(row, name) for name in LINK_FIELDS))
+
+    def canonical(self) -> bytes:
+        """The bytes the hash covers: a JSON array of FORMAT and the fields in order, no
+        spaces, UTF-8 (one encoding of each value, whatever the database and driver).
+
+        >>> at = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+        >>> ChainLink(1, at, "ivr", "read:pension", 7, "c-1", "", "ivr", GENESIS).canonical()[:60]
+        b'["hotline-audit-v1",1,"2026-01-02T03:04:05.000000+00:00","iv'
+        """
+        values = [getattr(self, name) for name in LINK_FIELDS]
+        encoded = [utc_text(v) if isinstance(v, dt.datetime) else v for v in values]
+        return json.dumps([FORMAT, *encoded], ensure_ascii=False, separators=(",", ":")).encode()
+
+    def row_hash(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    def values(self) -> dict[str, object]:
+        """The row to insert: the fields and their hash."""
+        return {**{name: getattr(self, name) for name in LINK_FIELDS}, "row_hash": self.row_hash()}
 
 
-def row_hash(
-    seq: int,
-    at: dt.datetime,
-    actor: str,
-    action: str,
-    resident_id: int | None,
-    call_id: str | None,
-    detail: str,
-    channel: str,
-    prev_hash: str,
-) -> str:
-    encoded = canonical(seq, at, actor, action, resident_id, call_id, detail, channel, prev_hash)
-    return hashlib.sha256(encoded).hexdigest()
+LINK_FIELDS = tuple(f.name for f in fields(ChainLink))
 
 
-def _lock_head(conn: Connection) -> tuple[int, str]:
-    """Hold the chain's lock to the end of this transaction; the last row's seq and hash."""
+def lock_chain(session: Session | Connection) -> None:
+    """Take the chain's lock for the rest of this transaction: first, before the transaction
+    writes anything, in every transaction that appends an entry.
+
+    Always in that order, no transaction can hold the lock while waiting for a row another
+    transaction wrote first and then waits for the lock with: on PostgreSQL that is a
+    deadlock, one transaction aborted after `deadlock_timeout`. So a transaction that has
+    written (it has a transaction id) before taking the lock is refused with AuditLockOrder.
+    Taking it again in the same transaction costs nothing (`record` takes it if not yet taken).
+    """
+    conn = session.connection() if isinstance(session, Session) else session
+    here = conn.get_transaction()
+    if here is not None and conn.info.get(_LOCKED_IN) is here:
+        return
     if conn.dialect.name == "postgresql":
-        conn.execute(_PG_LOCK, {"key": CHAIN_LOCK})
+        if conn.execute(_PG_LOCK, {"key": CHAIN_LOCK}).scalar_one():
+            raise AuditLockOrder(
+                "an audit entry in a transaction that wrote before taking the chain's lock"
+                " (call core.audit.lock_chain first): refused, that order can deadlock"
+            )
     elif conn.dialect.name == "sqlite":
         raw = conn.connection.driver_connection
         # pysqlite begins a transaction only before its first write: until then a read of the
         # head could be overtaken by another process's insert. BEGIN IMMEDIATE takes the write
-        # lock now (SQLite's docs, "BEGIN TRANSACTION"); once written, the lock is held already.
+        # lock now (SQLite's docs, "BEGIN TRANSACTION"); once written, the lock is held already
+        # (one writer at a time: no order to keep).
         if raw is not None and not getattr(raw, "in_transaction", True):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+    conn.info[_LOCKED_IN] = conn.get_transaction()  # begun by now, if it was not before (autobegin)
+
+
+def _head(conn: Connection) -> tuple[int, str]:
+    """The last row's seq and hash (read under the chain's lock)."""
     head = conn.execute(_HEAD).first()
     return (0, GENESIS) if head is None else (int(head.seq), str(head.row_hash))
 
@@ -139,28 +177,16 @@ def record(
     channel: str | None = None,
 ) -> None:
     """Add an audit entry to the caller's transaction (it commits with whatever else that
-    transaction holds); `channel` defaults to `channel_of(actor, action)`."""
+    transaction holds); `channel` defaults to `channel_of(actor, action)`. Before the
+    transaction's first write: call it, or `lock_chain`, first (AuditLockOrder if not)."""
     chosen = channel or channel_of(actor, action)
     if chosen not in CHANNELS:
         raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
     conn = session.connection() if isinstance(session, Session) else session
-    last, prev = _lock_head(conn)
-    seq, at = last + 1, utcnow()
-    conn.execute(
-        _INSERT,
-        {
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "resident_id": resident_id,
-            "call_id": call_id,
-            "detail": detail,
-            "channel": chosen,
-            "seq": seq,
-            "prev_hash": prev,
-            "row_hash": row_hash(seq, at, actor, action, resident_id, call_id, detail, chosen, prev),
-        },
-    )
+    lock_chain(conn)
+    last, prev = _head(conn)
+    link = ChainLink(last + 1, utcnow(), actor, action, resident_id, call_id, detail, chosen, prev)
+    conn.execute(_INSERT, link.values())
 
 
 class Auditor:
@@ -200,12 +226,13 @@ class Auditor:
         ops: list[Op] = [*also, entry]
         if self.writer is None:
             with self.store.transaction() as s:
+                lock_chain(s)
                 for op in ops:
                     op(s)
             return
         label = f"the audit entry {action} of call {call_id}"
         if not wait:
-            self.writer.submit(ops, label)
+            self.writer.submit(ops, label, lock=lock_chain)
             return
-        if not self.writer.write_blocking(ops, label):
+        if not self.writer.write_blocking(ops, label, lock=lock_chain):
             raise StoreUnavailable(f"audit entry {action} for call {call_id} could not be stored")

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Row, Select, func, select
 
-from core.audit import AUDIT, GENESIS, row_hash
+from core.audit import AUDIT, GENESIS, ChainLink
 from core.db import Store
 
 _BATCH = 5000
@@ -71,8 +71,7 @@ def check_row(r: Row[Any], last_seq: int, last_hash: str) -> Break | None:
     if r.prev_hash != last_hash:
         named = "the genesis hash" if last_seq == 0 else f"row {last_seq}'s hash"
         return Break(r.id, seq, "relinked", f"prev_hash {r.prev_hash[:12]}... is not {named} {last_hash[:12]}...")
-    fields = (r.at, r.actor, r.action, r.resident_id, r.call_id, r.detail, r.channel, r.prev_hash)
-    computed = row_hash(seq, *fields)
+    computed = ChainLink.of(r).row_hash()
     if computed != r.row_hash:
         return Break(
             r.id, seq, "altered", f"its fields hash to {computed[:12]}..., the row says {r.row_hash[:12]}...: changed"

@@ -49,6 +49,12 @@ class PhoneRefused(HotlineError):
     password, no softphone secret, no such phone)."""
 
 
+class AuditLockOrder(HotlineError):
+    """An audit entry was to join a PostgreSQL transaction that had written before it took
+    the chain's lock (core.audit.lock_chain): a fault of ours, refused because waiting for
+    the lock while holding rows others may want can deadlock."""
+
+
 class AuditQueryRefused(HotlineError):
     """An audit search cannot be run as asked: an ID number that is not one (GB 11643), an
     unknown channel or user, a date that is not a date."""

@@ -15,6 +15,7 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
@@ -26,7 +27,14 @@ from core.health import Health
 log = logging.getLogger(__name__)
 
 Op = Callable[[Connection], object]
-_Request = tuple[Sequence[Op], str, "Future[bool]"]
+
+
+@dataclass(frozen=True)
+class _Request:
+    ops: Sequence[Op]
+    label: str
+    done: Future[bool]
+    lock: Op | None  # to take before any write of the transaction that carries `ops`
 
 
 class GroupWriter:
@@ -41,23 +49,28 @@ class GroupWriter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
-    def submit(self, ops: Sequence[Op], label: str) -> Future[bool]:
+    def submit(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> Future[bool]:
         """Queue `ops` to run in order in one transaction with others; the future is True once
-        committed, False if the store cannot be reached or refused them (logged with `label`)."""
+        committed, False if the store cannot be reached or refused them (logged with `label`).
+
+        `lock` (the audit chain's, `core.audit.lock_chain`) is taken at the start of that
+        transaction, before any write of the batch, once however many requests name it:
+        taken after another request's writes it could deadlock with another process.
+        """
         done: Future[bool] = Future()
-        self._queue.put((ops, label, done))
+        self._queue.put(_Request(ops, label, done, lock))
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
                 self._thread.start()
         return done
 
-    async def write(self, ops: Sequence[Op], label: str) -> bool:
-        return await asyncio.wrap_future(self.submit(ops, label))
+    async def write(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> bool:
+        return await asyncio.wrap_future(self.submit(ops, label, lock=lock))
 
-    def write_blocking(self, ops: Sequence[Op], label: str) -> bool:
+    def write_blocking(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> bool:
         """From a worker thread (never from the event loop)."""
-        return self.submit(ops, label).result()
+        return self.submit(ops, label, lock=lock).result()
 
     def _run(self) -> None:
         while True:
@@ -82,9 +95,9 @@ class GroupWriter:
                 # `_commit_one`): the thread must not die with its waiters still waiting.
                 log.exception("group writer: %d writes failed", len(batch))
                 self._fault(exc)
-                for _, _, done in batch:
-                    if not done.done():
-                        done.set_result(False)
+                for r in batch:
+                    if not r.done.done():
+                        r.done.set_result(False)
                 if not isinstance(exc, Exception):
                     raise
 
@@ -95,30 +108,40 @@ class GroupWriter:
     def _commit(self, batch: list[_Request]) -> None:
         try:
             with self.store.transaction() as s:
-                for ops, _, _ in batch:
-                    for op in ops:
+                for lock in dict.fromkeys(r.lock for r in batch if r.lock is not None):
+                    lock(s)
+                for r in batch:
+                    for op in r.ops:
                         op(s)
         except StoreUnavailable as exc:
-            log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
-            for _, _, done in batch:
-                done.set_result(False)
-            return
-        except Exception:
+            if not _rolled_back(exc):
+                log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
+                for r in batch:
+                    r.done.set_result(False)
+                return
+            reason = _first_line(exc)  # a deadlock: the database is there, the writes may be stored
+        except Exception as exc:
             # One bad write (refused by the database, or an error of ours in building it)
             # must not sink the others: retry each in its own transaction.
-            for ops, label, done in batch:
-                done.set_result(self._commit_one(ops, label))
+            reason = _first_line(exc)
+        else:
+            for r in batch:
+                r.done.set_result(True)
             return
-        for _, _, done in batch:
-            done.set_result(True)
+        log.warning("group writer: a batch of %d writes failed, storing each alone: %s", len(batch), reason)
+        for r in batch:
+            r.done.set_result(self._commit_one(r))
 
-    def _commit_one(self, ops: Sequence[Op], label: str) -> bool:
+    def _commit_one(self, r: _Request) -> bool:
+        label = r.label
         try:
             with self.store.transaction() as s:
-                for op in ops:
+                if r.lock is not None:
+                    r.lock(s)
+                for op in r.ops:
                     op(s)
         except (StoreUnavailable, SQLAlchemyError) as exc:
-            log.error("group writer: could not store %s: %s", label, str(exc).splitlines()[0])
+            log.error("group writer: could not store %s: %s", label, _first_line(exc))
             return False
         except Exception as exc:
             # Not the database's refusal but a fault of ours: its waiter learns it failed.
@@ -126,3 +149,17 @@ class GroupWriter:
             self._fault(exc)
             return False
         return True
+
+
+def _first_line(exc: BaseException) -> str:
+    """A database error's first line: its message, without the statement (core.db keeps
+    bound values out of it)."""
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _rolled_back(exc: StoreUnavailable) -> bool:
+    """The database rolled the transaction back to resolve a conflict with another one
+    (SQLSTATE class 40: deadlock detected, serialization failure; PostgreSQL manual,
+    appendix A), which core.db reports as StoreUnavailable like an outage."""
+    sqlstate = getattr(getattr(exc.__cause__, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("40")

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from cases import kb, kb_sample
-from cases.errors import CasesError, ImportFailed
+from cases.errors import ImportFailed
 from core.settings import Settings
 
 
@@ -28,8 +28,13 @@ def _jsonable(value: Any) -> dict[str, Any]:
     return data
 
 
+# What `kb search --format json` gives of each article found (its body only as the snippet).
+HIT_FIELDS = ("id", "title", "category", "tags", "effective_date", "version", "status", "sample")
+
+
 def _hit(h: kb.Hit) -> dict[str, Any]:
-    data = _jsonable(h)
+    article = _jsonable(h.article)
+    data = {name: article[name] for name in HIT_FIELDS}
     data["snippet"] = "".join(piece for piece, _ in h.snippet)
     return data
 
@@ -55,8 +60,9 @@ def _search(settings: Settings, args: argparse.Namespace) -> int:
     if not hits:
         print(f"no article matches {args.text!r}")
     for h in hits:
-        mark = "" if h.status == "published" else f" [{h.status}]"
-        print(f"{h.id:>5}  {h.title}{mark}  ({h.category}, {h.effective_date})")
+        a = h.article
+        mark = "" if a.status == "published" else f" [{a.status}]"
+        print(f"{a.id:>5}  {a.title}{mark}  ({a.category}, {a.effective_date})")
         print(f"       {_hit(h)['snippet']}")
     return 0
 
@@ -124,11 +130,7 @@ def _seed(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_kb(settings: Settings, args: argparse.Namespace) -> int:
     handlers = {"search": _search, "show": _show, "list": _list, "import": _import, "seed": _seed}
-    try:
-        return handlers[args.kb_action](settings, args)
-    except CasesError as exc:
-        print(f"hotline kb {args.kb_action}: {exc}", file=sys.stderr)
-        return 1
+    return handlers[args.kb_action](settings, args)  # a CasesError is reported by hotline.cli.main, as any command's
 
 
 def add_parser(sub: Any) -> None:

@@ -141,9 +141,9 @@ class VoiceMessages:
                 reason=message.reason,
             )
             with self.store.session() as s:
-                s.add(row)
-                if resident is not None:
+                if resident is not None:  # first: the chain's lock before the message's row (core.audit)
                     audit.record(s, actor="ivr", action="write:voice_message", resident_id=resident, call_id=call_id)
+                s.add(row)
                 s.flush()
                 message_id = row.id
         except (StoreUnavailable, SQLAlchemyError) as exc:

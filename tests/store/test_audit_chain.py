@@ -4,19 +4,23 @@ back (as an attacker with the database's owner role could) found by verification
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import logging
 import threading
 from pathlib import Path
 
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from core import audit
 from core.audit_log import verify
 from core.db import MIGRATIONS, Store
-from core.models import AuditEntry, utcnow
+from core.errors import AuditLockOrder
+from core.models import AuditEntry, CallerFailures, utcnow
 from core.writer import GroupWriter
 
 THREADS = 6
@@ -140,6 +144,41 @@ def test_entries_written_through_an_orm_session_join_the_chain(store: Store) -> 
     assert verify(store).ok
 
 
+# A chain as the code before core.audit.ChainLink wrote it (hashes computed then, by the
+# nine-argument row_hash()): seq, at, actor, action, resident_id, call_id, detail, channel, row_hash.
+WRITTEN_BEFORE = [
+    (1, dt.datetime(2026, 12, 1, 8, 0, 0, tzinfo=dt.UTC), "ivr", "identify", 7, "c-1", "", "ivr",
+     "b22372cf19afed7da2a0c6b8a975a5b74e7fa2d0e3aee7fda3a19152a80eb329"),
+    (2, dt.datetime(2026, 12, 1, 8, 0, 1, 250000, tzinfo=dt.UTC), "ivr", "read:pension", 7, "c-1", "", "ivr",
+     "eadad07f2f110c7772f17d6e1e2e4d6abc0535cf6c5bdcefb6e33e6ee0ce71ca"),
+    (3, dt.datetime(2026, 12, 1, 8, 3, 0, tzinfo=dt.UTC), "console:1001", "view:screen_pop", 7, "c-1", "",
+     "screen_pop", "ef9da0ef6829749c344564929bfaf2bf0579bb6d7012bfa224bafc2ad97aed05"),
+    (4, dt.datetime(2026, 12, 1, 9, 0, 0, tzinfo=dt.UTC), "cli:root", "view:audit_log", None, None,
+     "resident 3305**********1234: 3 rows", "cli", "3d6183bc98e29e5092c7a878fa85f8123b845f0aefbd4d7f8da3dbd0aa6a3663"),
+]  # fmt: skip
+
+
+def test_a_chain_written_before_still_verifies_and_grows(store: Store) -> None:
+    prev = audit.GENESIS
+    with store.engine.begin() as c:
+        for seq, at, actor, action, rid, call, detail, channel, digest in WRITTEN_BEFORE:
+            c.execute(
+                insert(audit.AUDIT),
+                {
+                    "seq": seq, "at": at, "actor": actor, "action": action, "resident_id": rid, "call_id": call,
+                    "detail": detail, "channel": channel, "prev_hash": prev, "row_hash": digest,
+                },
+            )  # fmt: skip
+            prev = digest
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == 4 and verdict.head_hash == WRITTEN_BEFORE[-1][-1]
+    _entry(store, 9)
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == 5
+    with store.session() as s:
+        assert s.scalar(select(AuditEntry.prev_hash).where(AuditEntry.seq == 5)) == WRITTEN_BEFORE[-1][-1]
+
+
 def _upgrade(store: Store, revision: str) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
@@ -181,3 +220,84 @@ def test_the_migration_chains_and_classifies_the_rows_already_there(db_url: str,
             c.execute(text("DELETE FROM audit_log"))
     finally:
         store.dispose()
+
+
+WRITERS = 3  # processes' worth of group writers, each with its own store
+DIRECT = 2  # and transactions of their own (the console's, a CLI's)
+REQUESTS = 40
+SHARED = 3  # rows every writer updates, as calls without caller id share one failure budget
+DAY = dt.date(2026, 12, 2)
+
+
+def _bump(c: Connection, caller: str) -> None:
+    c.execute(
+        update(CallerFailures)
+        .where(CallerFailures.caller == caller, CallerFailures.day == DAY)
+        .values(failures=CallerFailures.failures + 1)
+    )
+
+
+def test_writers_that_also_write_shared_rows_neither_deadlock_nor_fork_the_chain(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Group writers and plain transactions, all at once, each appending audit entries in
+    transactions that also update rows the others update too (the chain's lock taken after
+    such a write could wait for a transaction that holds the lock and wants that row: on
+    PostgreSQL a deadlock, one side aborted after a second and retried)."""
+    with store.session() as s:
+        s.add_all(CallerFailures(caller=f"caller-{n}", day=DAY, failures=0) for n in range(SHARED))
+    stores = [Store(store.url) for _ in range(WRITERS + DIRECT)]
+    writers = [GroupWriter(own) for own in stores[:WRITERS]]
+    auditors = [audit.Auditor(own, w) for own, w in zip(stores, [*writers, *[None] * DIRECT], strict=True)]
+    start = threading.Barrier(len(auditors))
+    failures: list[BaseException] = []
+
+    def one_writer(k: int, auditor: audit.Auditor) -> None:
+        try:
+            start.wait(timeout=30)
+            for i in range(REQUESTS):
+                bump = functools.partial(_bump, caller=f"caller-{(k + i) % SHARED}")
+                last = i == REQUESTS - 1
+                auditor.record(
+                    actor=f"ivr:{k}", action="identify", resident_id=i, call_id=f"c-{k}-{i}", also=[bump], wait=last
+                )
+        except BaseException as exc:
+            failures.append(exc)
+
+    caplog.set_level(logging.WARNING)
+    threads = [threading.Thread(target=one_writer, args=(k, a)) for k, a in enumerate(auditors)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for s in stores:
+        s.dispose()
+    assert not any(t.is_alive() for t in threads)
+    assert failures == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []  # no batch retried
+    total = len(auditors) * REQUESTS
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == total and verdict.head_seq == total
+    with store.session() as s:
+        assert list(s.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq))) == list(range(1, total + 1))
+        assert s.scalar(select(func.sum(CallerFailures.failures))) == total  # every write stored, once
+
+
+def test_an_entry_after_a_write_without_the_lock_first_is_refused_on_postgresql(store: Store) -> None:
+    """The order that can deadlock is refused where it would, rather than left to chance."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one write lock: a transaction that wrote holds it already")
+    with store.session() as s:
+        s.add(CallerFailures(caller="caller-0", day=DAY, failures=0))
+    with pytest.raises(AuditLockOrder, match="lock_chain first"), store.transaction() as c:
+        _bump(c, "caller-0")
+        audit.record(c, actor="ivr", action="identify", resident_id=1, call_id="late")
+    with store.transaction() as c:
+        audit.lock_chain(c)
+        _bump(c, "caller-0")
+        audit.record(c, actor="ivr", action="identify", resident_id=1, call_id="first")
+        audit.record(c, actor="ivr", action="read:pension", resident_id=1, call_id="first")
+    with store.session() as s:
+        assert list(s.scalars(select(AuditEntry.call_id).order_by(AuditEntry.seq))) == ["first", "first"]
+        assert s.scalar(select(CallerFailures.failures)) == 1
+    assert verify(store).ok

@@ -25,7 +25,7 @@ def _add(store: Store, title: str, body: str, *, status: str = "published", date
 
 
 def _titles(store: Store, query: str, **kw: object) -> list[str]:
-    return [h.title for h in kb.search(store, query, today=TODAY, **kw)]  # type: ignore[arg-type]
+    return [h.article.title for h in kb.search(store, query, today=TODAY, **kw)]  # type: ignore[arg-type]
 
 
 def test_two_character_chinese_queries_find_articles_ranked_alike_on_both_databases(store: Store) -> None:
@@ -37,11 +37,11 @@ def test_two_character_chinese_queries_find_articles_ranked_alike_on_both_databa
     assert "灵活就业人员参加养老保险（示例内容）" in found  # 补缴 only in its body
     # Title hits before body hits (test_ranking_is_defined_and_the_same_on_both has the tie-breaks).
     ranked = kb.search(store, "养老", today=TODAY)
-    in_title = [("养老" in h.title) for h in ranked]
+    in_title = [("养老" in h.article.title) for h in ranked]
     assert in_title == sorted(in_title, reverse=True) and in_title.count(False) >= 1
-    assert all(h.sample for h in ranked)
+    assert all(h.article.sample for h in ranked)
     hit = next(h for h in kb.search(store, "医保", today=TODAY))
-    assert any(piece == "医保" and marked for piece, marked in hit.snippet) or "医保" in hit.title
+    assert any(piece == "医保" and marked for piece, marked in hit.snippet) or "医保" in hit.article.title
     assert _titles(store, "异地就医备案") == ["异地就医备案（示例内容）"]  # three and more: trigram index
     assert _titles(store, "社保卡 挂失") == ["社保卡补换（示例内容）"]  # every term must occur
     assert _titles(store, "12333")[0] == "社保卡补换（示例内容）"
@@ -53,10 +53,10 @@ def test_ranking_is_defined_and_the_same_on_both(store: Store) -> None:
     title_hit = _add(store, "补缴须知", "正文没有那个词。", date="2023-01-01")
     both = _add(store, "补缴 App 指南", "用 app 办理补缴。", date="2023-01-01")
     # Title hits first, then newest effective date, then id: the same list on both databases.
-    assert [h.id for h in kb.search(store, "补缴", today=TODAY)] == [title_hit, both, body_new, body_old]
+    assert [h.article.id for h in kb.search(store, "补缴", today=TODAY)] == [title_hit, both, body_new, body_old]
     # Two terms: the article with both in its title first. ASCII letters in either case.
-    assert [h.id for h in kb.search(store, "APP 补缴", today=TODAY)] == [both]
-    assert [h.id for h in kb.search(store, "补缴 app", today=TODAY, limit=1)] == [both]
+    assert [h.article.id for h in kb.search(store, "APP 补缴", today=TODAY)] == [both]
+    assert [h.article.id for h in kb.search(store, "补缴 app", today=TODAY, limit=1)] == [both]
 
 
 SYNTAX = ('"补缴', '补缴"', "NEAR(养老 补缴)", "养老*", "-补缴", "title:补缴", "补缴 OR 养老", "^养老", '"养老')
@@ -66,8 +66,8 @@ def test_query_syntax_characters_are_text_to_find(store: Store) -> None:
     plain = _add(store, "养老保险补缴", "按规定补缴。")
     odd = _add(store, '写法 NEAR(养老 补缴) 与 "补缴" 与 title:补缴 养老* -补缴 ^养老 OR "养老', "说明。")
     for query in SYNTAX:  # FTS5 would read these as query syntax (and fail on the unbalanced quote)
-        assert [h.id for h in kb.search(store, query, today=TODAY)] == [odd], query
-    assert [h.id for h in kb.search(store, "补缴 养老", today=TODAY)] == [plain, odd]
+        assert [h.article.id for h in kb.search(store, query, today=TODAY)] == [odd], query
+    assert [h.article.id for h in kb.search(store, "补缴 养老", today=TODAY)] == [plain, odd]
     assert kb.search(store, "'; DROP TABLE kb_articles; --", today=TODAY) == []
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(KbArticle)) == 2
@@ -173,7 +173,7 @@ def test_imports_name_the_wrong_lines_and_import_nothing_then(store: Store, tmp_
         assert s.scalar(select(func.count()).select_from(KbArticle)) == 0  # the good one neither
     md.write_text(MARKDOWN.split("# 失业")[0], encoding="utf-8")
     assert kb.import_file(store, md) == kb.ImportResult(1, 0, 0)
-    article = kb.search(store, "补缴", today=TODAY)[0]
+    article = kb.search(store, "补缴", today=TODAY)[0].article
     assert (article.category, article.tags) == ("养老保险", ("补缴", "养老"))
     assert "## 材料" in kb.get(store, article.id, today=TODAY).body
     csv_path = tmp_path / "articles.csv"
@@ -202,6 +202,10 @@ def test_imports_name_the_wrong_lines_and_import_nothing_then(store: Store, tmp_
         assert s.scalar(select(func.count()).select_from(KbArticleVersion)) == 3
 
 
+# `hotline kb search --format json`: what scripts read.
+SEARCH_JSON_KEYS = ("id", "title", "category", "tags", "effective_date", "version", "status", "sample", "snippet")
+
+
 def test_cli_search_json_show_and_import(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -213,6 +217,9 @@ def test_cli_search_json_show_and_import(
     assert results[0]["title"] == "养老保险补缴怎么办理（示例内容）"
     assert results[0]["sample"] is True and results[0]["effective_date"] == "2025-01-01"
     assert "补缴" in results[0]["snippet"]
+    assert [list(r) for r in results] == [list(SEARCH_JSON_KEYS)] * len(results)  # the keys and their order
+    assert isinstance(results[0]["tags"], list) and isinstance(results[0]["snippet"], str)
+    assert isinstance(results[0]["version"], int) and results[0]["status"] == "published"
     assert main(["kb", "show", str(results[0]["id"]), "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["status"] == "published" and "## 所需材料" in shown["body"]
@@ -227,6 +234,9 @@ def test_cli_search_json_show_and_import(
     assert main(["kb", "import", str(good)]) == 0
     assert "1 added, 0 updated, 0 unchanged" in capsys.readouterr().out
     assert main(["kb", "search", ""]) == 1
+    assert "hotline: the search text is empty\n" in capsys.readouterr().err  # as every command reports an error
+    assert main(["kb", "show", "999"]) == 1
+    assert "hotline: no article 999\n" in capsys.readouterr().err
     store = Store(f"sqlite:///{tmp_path}/cli.db")
     with store.engine.connect() as c:  # the trigram FTS5 table is what answers 3+ characters
         assert c.execute(text("SELECT count(*) FROM kb_fts WHERE kb_fts MATCH '\"新政策\"'")).scalar() == 1

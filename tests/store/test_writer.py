@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
+import threading
+import time
 
-from sqlalchemy import func, insert, select
+import pytest
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import Store
 from core.health import Health
-from core.models import AuditEntry, utcnow
+from core.models import AuditEntry, CallerFailures, utcnow
 from core.writer import GroupWriter
 
 
@@ -67,3 +71,67 @@ async def test_a_fault_outside_the_writes_fails_every_waiter(store: Store, monke
     monkeypatch.setattr(GroupWriter, "_commit", explode)
     waiting = [writer.write([functools.partial(add, actor=f"a{i}")], f"w{i}") for i in range(5)]
     assert await asyncio.wait_for(asyncio.gather(*waiting), 10) == [False] * 5
+
+
+DAY = dt.date(2026, 12, 2)
+
+
+def _bump(c: Connection, caller: str) -> None:
+    c.execute(
+        update(CallerFailures)
+        .where(CallerFailures.caller == caller, CallerFailures.day == DAY)
+        .values(failures=CallerFailures.failures + 1)
+    )
+
+
+def _waiting_for_a_lock(store: Store) -> bool:
+    with store.transaction() as c:
+        waiting = c.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        ).scalar_one()
+    return bool(waiting)
+
+
+def test_a_batch_rolled_back_by_a_deadlock_is_stored_again_not_refused(store: Store) -> None:
+    """A deadlock (or serialization failure) rolls the batch back with the database still
+    there: its writes are retried, not refused as if the store were down."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one write lock: no deadlock between two writers")
+    with store.session() as s:
+        s.add_all(CallerFailures(caller=name, day=DAY, failures=0) for name in ("a", "b"))
+    other = Store(store.url)
+    b_held, a_held = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def first_a(c: Connection) -> None:
+        assert b_held.wait(timeout=30)
+        _bump(c, "a")
+        a_held.set()
+
+    def b_then_a() -> None:
+        try:
+            with other.transaction() as c:
+                c.exec_driver_sql("SET LOCAL deadlock_timeout = '30s'")  # the writer's side finds the deadlock
+                _bump(c, "b")
+                b_held.set()
+                assert a_held.wait(timeout=30)
+                for _ in range(300):  # until the writer waits for row b (bounded: 30 s)
+                    if _waiting_for_a_lock(store):
+                        break
+                    time.sleep(0.1)
+                _bump(c, "a")
+        except BaseException as exc:
+            failures.append(exc)
+
+    thread = threading.Thread(target=b_then_a)
+    thread.start()
+    stored = GroupWriter(store).submit([first_a, functools.partial(_bump, caller="b")], "a then b")
+    assert stored.result(timeout=60) is True
+    thread.join(timeout=60)
+    other.dispose()
+    assert failures == []
+    with store.session() as s:
+        rows = s.execute(select(CallerFailures.caller, CallerFailures.failures)).all()
+    assert {caller: n for caller, n in rows} == {"a": 2, "b": 2}  # each side's writes once, none lost

@@ -14,11 +14,19 @@ from typing import Any
 import pytest
 
 from core import audit
-from core.audit import GENESIS, canonical, channel_of, row_hash
+from core.audit import GENESIS, LINK_FIELDS, ChainLink, channel_of
 from core.audit_log import check_row
 
 ROOT = Path(__file__).resolve().parents[2]
 AT = dt.datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+
+
+def canonical(*fields: Any) -> bytes:
+    return ChainLink(*fields).canonical()
+
+
+def row_hash(*fields: Any, **named: Any) -> str:
+    return ChainLink(*fields, **named).row_hash()
 
 
 def test_the_docstring_examples_hold() -> None:
@@ -38,6 +46,22 @@ def test_the_encoding_is_fixed_field_by_field() -> None:
     assert row_hash(7, AT, "ivr", "read:pension", 12, "call-1", "余额", "ivr", GENESIS) == (
         hashlib.sha256(encoded).hexdigest()
     )
+
+
+def test_the_hash_of_a_known_row_is_the_one_written_before() -> None:
+    """Computed by the nine-argument row_hash() this type replaced: rows already written
+    keep verifying."""
+    link = ChainLink(7, AT, "ivr", "read:pension", 12, "call-1", "余额", "ivr", GENESIS)
+    assert link.row_hash() == "f67da2289fc925d1fa840e17119f1991361799c6c0eb9640505a315341b3f0a6"
+
+
+def test_the_writer_stores_and_the_verifier_reads_the_same_fields() -> None:
+    """One list of hashed fields: what is inserted is what `of` reads back, plus the hash."""
+    link = ChainLink(7, AT, "ivr", "read:pension", 12, "call-1", "余额", "ivr", GENESIS)
+    values = link.values()
+    assert set(values) == {*LINK_FIELDS, "row_hash"}
+    assert ChainLink.of(SimpleNamespace(**values)) == link
+    assert LINK_FIELDS[0] == "seq" and LINK_FIELDS[-1] == "prev_hash"
 
 
 def test_the_same_instant_in_another_zone_encodes_alike() -> None:
@@ -132,7 +156,7 @@ def test_a_row_rehashed_after_altering_breaks_the_next_link() -> None:
     rows = _chain(5)
     r = rows[2]
     r.detail = "nothing to see"
-    r.row_hash = row_hash(r.seq, r.at, r.actor, r.action, r.resident_id, r.call_id, r.detail, r.channel, r.prev_hash)
+    r.row_hash = ChainLink.of(r).row_hash()
     broken = _first_break(rows)
     assert (broken.seq, broken.problem) == (4, "relinked")
 

@@ -15,7 +15,7 @@ from alembic import op
 import sqlalchemy as sa
 
 import core.models
-from core.audit import GENESIS, channel_of, row_hash
+from core.audit import GENESIS, ChainLink, channel_of
 
 
 revision = '0024'
@@ -71,7 +71,7 @@ def _chain_existing_rows() -> None:
     prev, values = GENESIS, []
     for seq, r in enumerate(rows, start=1):
         channel = channel_of(r.actor, r.action)
-        digest = row_hash(seq, r.at, r.actor, r.action, r.resident_id, r.call_id, r.detail, channel, prev)
+        digest = ChainLink(seq, r.at, r.actor, r.action, r.resident_id, r.call_id, r.detail, channel, prev).row_hash()
         values.append({'rid': r.id, 'c': channel, 's': seq, 'p': prev, 'h': digest})
         prev = digest
     for start in range(0, len(values), 1000):
