@@ -58,6 +58,7 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
+from core.errors import SettingsError
 from core.masking import mask_numbers, mask_openid
 from core.settings import WeChatSettings
 
@@ -192,6 +193,8 @@ class WeChatTransport:
     """Template messages through one official account, with its token cache and its pause."""
 
     def __init__(self, settings: WeChatSettings, *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+        if not settings.enabled:
+            raise SettingsError("the WeChat transport needs wechat.enabled = true (with app_id and app_secret)")
         self.settings = settings
         self.clock = clock
         self._http: aiohttp.ClientSession | None = None
@@ -275,8 +278,11 @@ class WeChatTransport:
             if self._usable(rejected):
                 assert self._token is not None
                 return self._token
-            if self._fetches != seen and self._last_fetch_failure is not None:
-                return self._last_fetch_failure  # the fetch we waited for failed: no second try now
+            if self._fetches != seen:  # a fetch ran while we waited: its outcome is ours too
+                if self._last_fetch_failure is not None:
+                    return self._last_fetch_failure  # no second try now
+                if self._token is not None:
+                    return self._token  # as fresh as WeChat gives, even if it is the one refused
             paused = self._paused_result()
             if paused is not None:
                 return paused
@@ -392,7 +398,9 @@ class WeChatTransport:
         if reply is None:
             reason = f"WeChat answered HTTP {status} with no JSON reply"
             log.warning("%s (%s %s): %s", reason, path, ref, self._excerpt(text, openid))
-            return WeChatResult(Outcome.TEMPORARY, reason=reason, maybe_sent=path == SEND_PATH and status == 200)
+            # A 200 that is not WeChat's JSON, or a proxy's 5xx, may hide a message that went.
+            maybe_sent = path == SEND_PATH and (status == 200 or status >= 500)
+            return WeChatResult(Outcome.TEMPORARY, reason=reason, maybe_sent=maybe_sent)
         return reply
 
     def _scrub(self, text: str, openid: str) -> str:

@@ -150,7 +150,7 @@ class FakeWeChat:
             self._current = secrets.token_urlsafe(96)
             current = _Token(now + self.expires_in)
             self._tokens[self._current] = current
-        return web.json_response({"access_token": self._current, "expires_in": int(current.expires_at - now)})
+        return web.json_response({"access_token": self._current, "expires_in": round(current.expires_at - now)})
 
     def _token_error(self, request: web.Request) -> web.Response | None:
         value = request.query.get("access_token", "")

@@ -11,7 +11,7 @@ import pytest
 from core.errors import SettingsError
 from core.masking import mask_openid
 from core.settings import load_settings
-from sms.wechat import Outcome, next_beijing_midnight, parse_reply, send_outcome, token_outcome
+from sms.wechat import Outcome, WeChatTransport, next_beijing_midnight, parse_reply, send_outcome, token_outcome
 
 
 def test_wechat_is_off_until_enabled() -> None:
@@ -85,3 +85,8 @@ def test_replies_that_are_not_wechat_json_are_told_apart() -> None:
     assert token is not None and token.errcode == 0
     for text in ("<html>502</html>", "[1, 2]", '{"errcode": "0"}', ""):
         assert parse_reply(text) is None
+
+
+def test_the_transport_refuses_settings_that_leave_wechat_off() -> None:
+    with pytest.raises(SettingsError, match=r"wechat\.enabled"):
+        WeChatTransport(load_settings(None, {}).wechat)
