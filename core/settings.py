@@ -174,7 +174,7 @@ class WeChatSettings(_Section):
     # A token is fetched again this long before WeChat said it runs out (at most half its life).
     token_margin_s: float = Field(300.0, ge=0)
     # A configuration error WeChat reports (a bad secret, an unknown template id) pauses the
-    # channel this long; then one notice tries again, in case the account was fixed meanwhile.
+    # channel this long; then notices are tried again, in case the account was fixed meanwhile.
     config_error_pause_s: float = Field(3600.0, gt=0)
 
     @field_validator("api_base")
