@@ -23,6 +23,16 @@ def mask_phone(phone: str | None) -> str:
     return phone[:3] + "*" * (len(phone) - 7) + phone[-4:]
 
 
+def mask_openid(openid: str | None) -> str:
+    """oAbC***: a WeChat openid names one resident to one official account, so only its
+    first four characters show (enough to tell two apart in a log, not to address one)."""
+    if not openid:
+        return "-"
+    if len(openid) < 8:
+        return "***"
+    return openid[:4] + "***"
+
+
 def mask_digits(digits: str | None) -> str:
     """Any entry that may be a PIN or an ID: only its length shows."""
     return "*" * len(digits or "")

@@ -158,6 +158,50 @@ class TwilioSettings(_Section):
     timeout_s: float = Field(15.0, gt=0)
 
 
+class WeChatSettings(_Section):
+    """The WeChat official account (微信公众号) whose template messages carry notices
+    (`sms/wechat.py`). Off unless `enabled`; then app_id and app_secret are required."""
+
+    enabled: bool = False
+    app_id: str = ""
+    # Secret: set it in the TOML file or HOTLINE_WECHAT_APP_SECRET. Never in a log line or a repr.
+    app_secret: str = Field("", repr=False)
+    # Where the official-account API is: WeChat's own unless a test points it at a local server.
+    api_base: str = "https://api.weixin.qq.com"
+    timeout_s: float = Field(10.0, gt=0, le=120)
+    # The template id (from the account's 模板库) per notice category, e.g. {pension_credited = "..."}.
+    templates: dict[str, str] = Field(default_factory=dict)
+    # A token is fetched again this long before WeChat said it runs out (at most half its life).
+    token_margin_s: float = Field(300.0, ge=0)
+    # A configuration error WeChat reports (a bad secret, an unknown template id) pauses the
+    # channel this long; then notices are tried again, in case the account was fixed meanwhile.
+    config_error_pause_s: float = Field(3600.0, gt=0)
+
+    @field_validator("api_base")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL, e.g. https://api.weixin.qq.com")
+        return value.rstrip("/")
+
+    @field_validator("templates")
+    @classmethod
+    def _template_ids(cls, value: dict[str, str]) -> dict[str, str]:
+        for category, template_id in value.items():
+            if not template_id.strip():
+                raise ValueError(f"{category}: an empty template id")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_when_enabled(self) -> WeChatSettings:
+        if self.enabled:
+            missing = [name for name in ("app_id", "app_secret") if not getattr(self, name)]
+            if missing:
+                hint = ", ".join(f"wechat.{name} (or {ENV_PREFIX}WECHAT_{name.upper()})" for name in missing)
+                raise ValueError(f"wechat.enabled needs {hint}")
+        return self
+
+
 class SmsSettings(_Section):
     """The gateway's own rules (the SMPP link is `smpp.*`)."""
 
@@ -396,6 +440,7 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     sms: SmsSettings = SmsSettings()
     twilio: TwilioSettings = TwilioSettings()
+    wechat: WeChatSettings = WeChatSettings()
     sip: SipSettings = SipSettings()
     recordings: RecordingSettings = RecordingSettings()
     cases: CasesSettings = CasesSettings()

@@ -1,0 +1,227 @@
+"""A local stand-in for WeChat's official-account API, written from WeChat's documentation
+(api.weixin.qq.com cannot be reached from here), independently of sms/wechat.py.
+
+- POST /cgi-bin/stable_token (getStableAccessToken), JSON `{"grant_type": "client_credential",
+  "appid", "secret", "force_refresh"?}` -> `{"access_token", "expires_in"}`. Normal mode
+  returns the current token while more than 5 minutes of it are left, then issues the next
+  one (the old one stays valid to its end); force_refresh issues a new one at once and ends
+  the old. Errors: 40002 invalid grant_type, 40013 invalid appid, 40125 invalid appsecret.
+- POST /cgi-bin/message/template/send?access_token=TOKEN, JSON `{"touser", "template_id",
+  "url"?, "data": {"key": {"value": "...", "color"?}}, "client_msg_id"?}` ->
+  `{"errcode": 0, "errmsg": "ok", "msgid": N}`. Errors: 41001 access_token missing, 40001
+  a token it never issued or revoked ("invalid credential, access_token is invalid or not
+  latest"), 42001 an expired token, 44002 an empty body, 40033 a body with \\uXXXX escapes,
+  47001 a body that is not the documented JSON, 41009 no touser, 40036 no template_id,
+  40037 a template id the account does not have, 43004 an openid of this account that does
+  not follow it (any more), 40003 an openid it never issued, 45009 past the daily limit,
+  -1 "system error" when asked. One message per openid and client_msg_id (10 minutes in
+  WeChat; for the whole life of the fake here): a repeat is answered ok with the first msgid.
+- Every request is a POST: anything else gets 43002 (require POST method).
+
+Faults are set on the object, never read from message text: `busy_next` sends answered -1,
+`drop_next` connections closed without an answer, `delay_s` before every send's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+NORMAL_MODE_RENEWAL_S = 300  # the docs: the next token comes in the last 5 minutes
+
+
+@dataclass
+class _Token:
+    expires_at: float  # loop time
+    revoked: bool = False
+
+
+@dataclass
+class FakeWeChat:
+    app_id: str = "wx0123456789abcdef"
+    app_secret: str = "fake-wechat-app-secret-00112233"
+    expires_in: int = 7200
+    followers: set[str] = field(default_factory=set)  # openids that follow the account
+    unfollowed: set[str] = field(default_factory=set)  # openids of the account that no longer follow
+    templates: set[str] = field(default_factory=set)  # the account's template ids
+    daily_limit: int | None = None  # accepted sends per day, then 45009
+    busy_next: int = 0  # answer this many next sends with -1 (system busy)
+    drop_next: int = 0  # close this many next send connections without answering
+    delay_s: float = 0.0  # wait before answering each send
+    token_requests: int = 0
+    send_requests: int = 0
+    send_errcodes: list[int] = field(default_factory=list)  # every answered send's errcode, in order
+    messages: list[dict[str, Any]] = field(default_factory=list)  # accepted sends' JSON, with "msgid"
+    port: int = 0
+    _tokens: dict[str, _Token] = field(default_factory=dict)
+    _current: str | None = None
+    _sent_today: int = 0
+    _next_msgid: int = 2_000_000_000
+    _dedup: dict[tuple[str, str], int] = field(default_factory=dict)
+    _runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, port: int = 0) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/cgi-bin/stable_token", self._stable_token)
+        app.router.add_route("*", "/cgi-bin/message/template/send", self._send)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # Faults and the day, as a test drives them ------------------------------------------
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is past its expires_in (42001 on use)."""
+        now = self._now()
+        for token in self._tokens.values():
+            token.expires_at = min(token.expires_at, now)
+
+    def revoke_tokens(self) -> None:
+        """Every token issued so far is no longer the latest (40001 on use)."""
+        for token in self._tokens.values():
+            token.revoked = True
+
+    def new_day(self) -> None:
+        """Beijing midnight: the daily quota starts again."""
+        self._sent_today = 0
+
+    # Handlers ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _now() -> float:
+        return asyncio.get_running_loop().time()
+
+    @staticmethod
+    def _error(errcode: int, errmsg: str) -> web.Response:
+        rid = f"{secrets.token_hex(4)}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
+        return web.json_response({"errcode": errcode, "errmsg": f"{errmsg} rid: {rid}"})
+
+    async def _json_body(self, request: web.Request) -> dict[str, Any] | web.Response:
+        raw = await request.read()
+        if not raw.strip():
+            return self._error(44002, "empty post data")
+        if b"\\u" in raw:
+            return self._error(
+                40033, "invalid charset. please check your request, if include \\uxxxx will create fail!"
+            )
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return self._error(47001, "data format error")
+        if not isinstance(body, dict):
+            return self._error(47001, "data format error")
+        return body
+
+    async def _stable_token(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return self._error(43002, "require POST method")
+        self.token_requests += 1
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        if body.get("grant_type") != "client_credential":
+            return self._error(40002, "invalid grant_type")
+        if body.get("appid") != self.app_id:
+            return self._error(40013, "invalid appid")
+        if body.get("secret") != self.app_secret:
+            return self._error(40125, "invalid appsecret")
+        now = self._now()
+        current = self._tokens.get(self._current or "")
+        if body.get("force_refresh") is True and current is not None:
+            current.revoked = True
+            current = None
+        if current is None or current.revoked or current.expires_at - now <= NORMAL_MODE_RENEWAL_S:
+            self._current = secrets.token_urlsafe(96)
+            current = _Token(now + self.expires_in)
+            self._tokens[self._current] = current
+        return web.json_response({"access_token": self._current, "expires_in": round(current.expires_at - now)})
+
+    def _token_error(self, request: web.Request) -> web.Response | None:
+        value = request.query.get("access_token", "")
+        if not value:
+            return self._error(41001, "access_token missing")
+        token = self._tokens.get(value)
+        if token is None or token.revoked:
+            return self._error(40001, "invalid credential, access_token is invalid or not latest")
+        if token.expires_at <= self._now():
+            return self._error(42001, "access_token expired")
+        return None
+
+    async def _send(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return self._error(43002, "require POST method")
+        self.send_requests += 1
+        if self.drop_next > 0:
+            self.drop_next -= 1
+            await request.read()
+            assert request.transport is not None
+            request.transport.abort()  # the connection ends with no answer at all
+            return web.Response()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        answer = await self._answer_send(request)
+        self.send_errcodes.append(json.loads(answer.text or "{}").get("errcode", 0))
+        return answer
+
+    async def _answer_send(self, request: web.Request) -> web.Response:
+        refused = self._token_error(request)
+        if refused is not None:
+            return refused
+        body = await self._json_body(request)
+        if isinstance(body, web.Response):
+            return body
+        if self.busy_next > 0:
+            self.busy_next -= 1
+            return self._error(-1, "system error")
+        shape = self._shape_error(body)
+        if shape is not None:
+            return shape
+        touser, client_msg_id = body["touser"], body.get("client_msg_id")
+        if touser not in self.followers:
+            if touser in self.unfollowed:
+                return self._error(43004, "require subscribe")
+            return self._error(40003, "invalid openid")
+        if isinstance(client_msg_id, str) and (touser, client_msg_id) in self._dedup:
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": self._dedup[(touser, client_msg_id)]})
+        if self.daily_limit is not None and self._sent_today >= self.daily_limit:
+            return self._error(45009, "reach max api daily quota limit")
+        self._sent_today += 1
+        self._next_msgid += 1
+        if isinstance(client_msg_id, str):
+            self._dedup[(touser, client_msg_id)] = self._next_msgid
+        self.messages.append({**body, "msgid": self._next_msgid})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": self._next_msgid})
+
+    def _shape_error(self, body: dict[str, Any]) -> web.Response | None:
+        """The request body as the docs describe it: touser, template_id and data required."""
+        if not isinstance(body.get("touser"), str) or not body["touser"]:
+            return self._error(41009, "missing openid")
+        if not isinstance(body.get("template_id"), str) or not body["template_id"]:
+            return self._error(40036, "invalid template_id size")
+        data = body.get("data")
+        if not isinstance(data, dict) or not all(
+            isinstance(item, dict) and isinstance(item.get("value"), str) for item in data.values()
+        ):
+            return self._error(47001, "data format error")
+        for optional in ("url", "client_msg_id"):
+            if optional in body and not isinstance(body[optional], str):
+                return self._error(47001, "data format error")
+        if body["template_id"] not in self.templates:
+            return self._error(40037, "invalid template_id")
+        return None
