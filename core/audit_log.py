@@ -21,8 +21,29 @@ class Break:
 
     id: int
     seq: int
-    problem: str  # altered | gap | relinked | out_of_order
+    problem: str  # altered | gap | relinked | out_of_order | truncated | rewritten (against a head kept elsewhere)
     detail: str
+
+
+@dataclass(frozen=True)
+class Head:
+    """The chain's last row as it was written down outside the database (a log line, a
+    printout): given to `verify`, it detects rows deleted from the end, or a chain rebuilt
+    from some row on, which the chain alone cannot show."""
+
+    seq: int
+    hash: str
+
+    @classmethod
+    def parse(cls, text: str) -> Head:
+        """`SEQ:HASH`, as `hotline audit verify` and `hotline serve`'s log print it."""
+        seq, _, digest = text.strip().partition(":")
+        if not seq.isdigit() or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+            raise ValueError(f"not a chain head {text[:80]!r}: SEQ:HASH, e.g. 1200:<64 hex digits>")
+        return cls(int(seq), digest)
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}"
 
 
 @dataclass(frozen=True)
@@ -79,15 +100,29 @@ def check_row(r: Row[Any], last_seq: int, last_hash: str) -> Break | None:
     return None
 
 
-def verify(store: Store) -> Verdict:
-    """Walk the chain from row 1; stop at the first row that breaks it."""
+def verify(store: Store, expect: Head | None = None) -> Verdict:
+    """Walk the chain from row 1; stop at the first row that breaks it. With `expect`, a
+    head written down earlier: the chain must still hold that row, with that hash."""
     rows, last_seq, last_hash = 0, 0, GENESIS
     for r in _rows(store):
         broken = check_row(r, last_seq, last_hash)
         if broken is not None:
             return Verdict(rows, last_seq, last_hash, broken)
         rows, last_seq, last_hash = rows + 1, int(r.seq), str(r.row_hash)
+        if expect is not None and last_seq == expect.seq and last_hash != expect.hash:
+            detail = f"row {last_seq} hashes to {last_hash[:12]}..., the head kept was {expect.hash[:12]}...: rebuilt"
+            return Verdict(rows, last_seq, last_hash, Break(int(r.id), last_seq, "rewritten", detail))
+    if expect is not None and last_seq < expect.seq:
+        detail = f"the chain ends at seq {last_seq}, the head kept was seq {expect.seq}: rows deleted from the end"
+        return Verdict(rows, last_seq, last_hash, Break(0, last_seq + 1, "truncated", detail))
     return Verdict(rows, last_seq, last_hash, None)
+
+
+def head(store: Store) -> Head:
+    """The chain's last row now (seq 0 and the genesis hash when it is empty)."""
+    with store.transaction() as c:
+        row = c.execute(select(AUDIT.c.seq, AUDIT.c.row_hash).order_by(AUDIT.c.seq.desc()).limit(1)).first()
+    return Head(0, GENESIS) if row is None else Head(int(row.seq), str(row.row_hash))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,11 @@ def add_parser(sub: Any, func: Callable[..., int]) -> None:
     s.add_argument("--to", metavar="DATE", default="", help="last day, included, YYYY-MM-DD (local)")
     s.add_argument("--channel", choices=CHANNELS)
     s.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    s.add_argument(
+        "--expect-head",
+        metavar="SEQ:HASH",
+        help="with verify: a head written down earlier (the output of verify, or hotline serve's hourly log line)",
+    )
     s.set_defaults(func=func)
 
 
@@ -30,20 +35,29 @@ def run(settings: Any, args: argparse.Namespace, actor: str) -> int:
     store = open_store(settings)
     try:
         if args.action == "verify":
-            return _verify(store, args.format)
+            return _verify(store, args.format, args.expect_head)
         return _search(settings, store, args, actor)
     finally:
         store.dispose()
 
 
-def _verify(store: Any, fmt: str) -> int:
-    from core.audit_log import verify
+def _verify(store: Any, fmt: str, expect_head: str | None) -> int:
+    from core.audit_log import Head, verify
+    from hotline.errors import UsageError
 
-    verdict = verify(store)
+    try:
+        expect = Head.parse(expect_head) if expect_head else None
+    except ValueError as exc:
+        raise UsageError(f"--expect-head: {exc}") from exc
+    verdict = verify(store, expect)
     if fmt == "json":
         print(json.dumps(verdict.as_json(), ensure_ascii=False, indent=2))
     elif verdict.broken is None:
-        print(f"audit log: {verdict.rows} rows, chain intact; head seq {verdict.head_seq} hash {verdict.head_hash}")
+        kept = f"; it holds the head kept ({expect.seq})" if expect else ""
+        print(
+            f"audit log: {verdict.rows} rows, chain intact{kept}; head {verdict.head_seq}:{verdict.head_hash}"
+            " (keep it outside the database: verify --expect-head)"
+        )
     else:
         b = verdict.broken
         print(

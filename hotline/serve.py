@@ -23,6 +23,7 @@ from aiohttp import web
 
 from cases.tasks import casework_loop
 from console.app import ConsoleDeps, make_app
+from core import audit_log
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
@@ -277,6 +278,26 @@ async def sweep_recordings(settings: Settings, store: Store, stop: asyncio.Event
             await asyncio.wait_for(stop.wait(), rec.sweep_interval_s)
 
 
+AUDIT_HEAD_EVERY_S = 3600.0
+
+
+async def log_audit_head(store: Store, stop: asyncio.Event, every_s: float = AUDIT_HEAD_EVERY_S) -> None:
+    """The audit chain's head into the log at start and then hourly when it moved: a copy
+    outside the database, for `hotline audit verify --expect-head` to detect rows deleted
+    from the end or a chain rebuilt (core.audit_log.Head)."""
+    last: audit_log.Head | None = None
+    while not stop.is_set():
+        try:
+            now = await asyncio.to_thread(audit_log.head, store)
+            if now != last:
+                log.info("audit: chain head %s (hotline audit verify --expect-head %s)", now, now)
+                last = now
+        except StoreUnavailable as exc:
+            log.warning("audit: chain head not read now (%s); next in %.0f s", exc, every_s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_s)
+
+
 async def _shut_down(running: Running) -> None:
     """Stop taking calls, give calls in progress a grace period, then stop the rest."""
     running.stage = "FastAGI calls in progress"
@@ -397,6 +418,7 @@ async def serve(
         # Casework beside the console that works the orders: voice messages become orders,
         # overdue ones are escalated, follow-ups go out (cases/tasks.py).
         running.supervisor.spawn("casework", lambda: casework_loop(store, settings, stop))
+        running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop))
     if "sms" in only and not worker:
         running.sms = SmsService(settings, store, port)
         await running.sms.start(running.supervisor.spawn)

@@ -110,6 +110,39 @@ def test_update_and_delete_are_refused_by_the_database(store: Store) -> None:
     assert verify(store).ok
 
 
+def test_a_row_cannot_be_replaced_or_inserted_behind_the_head(store: Store) -> None:
+    for n in range(4):
+        _entry(store, n)
+    with store.session() as s:
+        second = s.scalars(select(AuditEntry).where(AuditEntry.seq == 2)).one()
+        s.expunge(second)
+    columns = (
+        "id",
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "channel",
+        "resident_id",
+        "call_id",
+        "detail",
+        "prev_hash",
+        "row_hash",
+    )
+    values = {c: getattr(second, c) for c in columns} | {"actor": "console:someone_else"}
+    verb = "INSERT OR REPLACE" if store.engine.dialect.name == "sqlite" else "INSERT"
+    sql = text(f"{verb} INTO audit_log ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})")
+    with pytest.raises(DBAPIError), store.engine.begin() as c:
+        c.execute(sql, values)
+    behind = values | {"id": second.id + 1000, "seq": 3}  # a new id, an old place in the chain
+    with pytest.raises(DBAPIError), store.engine.begin() as c:
+        c.execute(sql, behind)
+    with store.session() as s:
+        assert s.scalar(select(AuditEntry.actor).where(AuditEntry.seq == 2)) == "ivr"
+    verdict = verify(store)
+    assert verdict.ok and verdict.rows == 4
+
+
 def test_a_row_altered_in_the_database_fails_verification_there(store: Store) -> None:
     for n in range(5):
         _entry(store, n)

@@ -3,7 +3,9 @@ and shown masked, the search itself audited, a broken chain named and exited on.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from core.masking import mask_id
 from core.models import AuditEntry
 from core.sample_port import SampleBusinessPort
 from hotline.cli import main
+from hotline.serve import log_audit_head
 from tests.conftest import PEPPER
 from tests.store.test_audit_chain import _behind_the_triggers
 
@@ -110,7 +113,7 @@ def test_verify_passes_then_names_the_altered_row_and_exits_non_zero(
     store: Store, cli: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["audit", "verify"]) == 0
-    assert "4 rows, chain intact; head seq 4" in capsys.readouterr().out
+    assert "4 rows, chain intact; head 4:" in capsys.readouterr().out
     _behind_the_triggers(store, "UPDATE audit_log SET action = 'read:medical' WHERE seq = 2")
     assert main(["audit", "verify", "--format", "json"]) == 1
     verdict = json.loads(capsys.readouterr().out)
@@ -118,3 +121,43 @@ def test_verify_passes_then_names_the_altered_row_and_exits_non_zero(
     assert (verdict["broken"]["seq"], verdict["broken"]["problem"]) == (2, "altered")
     assert main(["audit", "verify"]) == 1
     assert "chain BROKEN at row id" in capsys.readouterr().err
+
+
+def test_a_head_kept_outside_shows_rows_deleted_from_the_end_or_a_rebuilt_chain(
+    store: Store, cli: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["audit", "verify", "--format", "json"]) == 0
+    kept = json.loads(capsys.readouterr().out)["head"]
+    head = f"{kept['seq']}:{kept['hash']}"
+    assert main(["audit", "verify", "--expect-head", head]) == 0
+    assert "holds the head kept (4)" in capsys.readouterr().out
+    assert main(["audit", "verify", "--expect-head", "4:abc"]) == 1
+    assert "--expect-head: not a chain head '4:abc'" in capsys.readouterr().err
+    # The last row deleted behind the triggers: the chain alone still verifies, the kept head does not.
+    _behind_the_triggers(store, "DELETE FROM audit_log WHERE seq = 4")
+    assert main(["audit", "verify"]) == 0
+    capsys.readouterr()
+    assert main(["audit", "verify", "--expect-head", head, "--format", "json"]) == 1
+    broken = json.loads(capsys.readouterr().out)["broken"]
+    assert broken["problem"] == "truncated" and "ends at seq 3" in broken["detail"]
+    # A different row 3 hash than the one kept: rebuilt from some row on.
+    assert main(["audit", "verify", "--expect-head", f"3:{'0' * 64}"]) == 1
+    assert "rewritten" in capsys.readouterr().err
+
+
+async def test_serve_writes_the_chain_head_into_the_log(
+    store: Store, cli: Any, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.INFO, logger="hotline.serve")
+    stop = asyncio.Event()
+    task = asyncio.create_task(log_audit_head(store, stop, every_s=0.05))
+    for _ in range(100):  # at most 5 s
+        if [r for r in caplog.records if "chain head" in r.getMessage()]:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    [line] = [r.getMessage() for r in caplog.records if "chain head" in r.getMessage()]  # once: it did not move
+    assert main(["audit", "verify", "--format", "json"]) == 0
+    kept = json.loads(capsys.readouterr().out)["head"]
+    assert f"--expect-head {kept['seq']}:{kept['hash']}" in line

@@ -111,6 +111,7 @@ def test_status_asks_the_running_serve_and_says_when_it_is_not_running(store: St
         assert shown["components"]["web"]["state"] == "up"
         assert shown["components"]["report-sums"]["state"] == "up"
         assert shown["components"]["casework"]["state"] == "up"
+        assert shown["components"]["audit-head"]["state"] == "up"
         text = _status(env, "text")
         assert text.returncode == 0 and "all components up" in text.stdout and "report-sums" in text.stdout
         proc.send_signal(signal.SIGTERM)
