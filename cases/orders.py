@@ -325,8 +325,9 @@ def read_order(c: Connection, order_id: int, department: str | None) -> Order:
 
 
 def get_order(store: Store, order_id: int, *, actor: str, department: str | None = None) -> OrderDetail:
-    """The order with its history and recording; a view of a resident's order is audited
-    (`read:order`, in the same transaction as the read)."""
+    """The order with its history and recording; every view is audited (`read:order`, in
+    the same transaction as the read): an order holds the caller's number and what they
+    said, whether or not they named themselves as a resident."""
     with store.transaction() as c:
         order = read_order(c, order_id, department)
         events = events_of(c, order_id)
@@ -334,15 +335,14 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
         if order.voice_message_id is not None:
             columns = (MESSAGES.c.recording, MESSAGES.c.duration_s, MESSAGES.c.deleted_at, MESSAGES.c.delete_reason)
             message = c.execute(select(*columns).where(MESSAGES.c.id == order.voice_message_id)).first()
-        if order.resident_id is not None:
-            audit.record(
-                c,
-                actor=actor,
-                action="read:order",
-                resident_id=order.resident_id,
-                call_id=order.call_id,
-                detail=f"work order {order_id}",
-            )
+        audit.record(
+            c,
+            actor=actor,
+            action="read:order",
+            resident_id=order.resident_id,
+            call_id=order.call_id,
+            detail=f"work order {order_id}",
+        )
     if message is None:
         return OrderDetail(order, tuple(events))
     return OrderDetail(
@@ -446,13 +446,11 @@ def close_order(
     """Close an answered order (办结), or a waiting one without a reply (then `note`, the
     reason, is required: withdrawn, a duplicate of another order)."""
     now = moment(now)
-    note = note.strip()
+    note = _text(note, "note", REASON_MAX) if note.strip() else ""
     with store.transaction() as c:
         current = read_order(c, order_id, None)
         if current.status in WAITING and not note:
             raise BadOrderInput(f"work order {order_id} was not answered: closing it needs a note saying why")
-        if len(note) > REASON_MAX:
-            raise BadOrderInput(f"the note has {len(note)} characters; at most {REASON_MAX}")
         values = {"status": "closed", "closed_at": now}
         order = transition(c, order_id, (*WAITING, "answered"), "closed", values)
         add_event(c, order_id, actor, "closed", {"note": note, "answered": current.status == "answered"}, now)

@@ -243,7 +243,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
     u = require_role(request, *ROLES)
     d = deps(request)
     found = await asyncio.to_thread(_recording_file, d.store, d.settings.recordings.dir, _id(request))
-    return await _serve(request, u.username, "recording", found)
+    return await _serve(request, f"console:{u.username}", "recording", found)
 
 
 async def voice_message_audio(request: web.Request) -> web.StreamResponse:
@@ -253,7 +253,7 @@ async def voice_message_audio(request: web.Request) -> web.StreamResponse:
     mine = u.department if u.role == "department" else None
     d = deps(request)
     found = await asyncio.to_thread(_voice_message_file, d.store, d.settings.recordings.dir, _id(request), mine)
-    return await _serve(request, u.username, "voice_message", found)
+    return await _serve(request, f"console:{u.username}", "voice_message", found)
 
 
 def add_routes(app: web.Application) -> None:

@@ -15,7 +15,12 @@ CHANNELS = ("ivr", "screen_pop", "sms_reply", "work_order", "recording", "cli", 
 def add_parser(sub: Any, func: Callable[..., int]) -> None:
     s = sub.add_parser("audit", help="who saw or changed which resident's data (audited); `audit verify`: the chain")
     s.add_argument("action", nargs="?", choices=("verify",), help="verify the hash chain instead of searching")
-    s.add_argument("--resident", metavar="ID_NUMBER", help="the resident's full ID number (checked, then looked up)")
+    s.add_argument(
+        "--resident",
+        metavar="ID_NUMBER",
+        help="the resident's full ID number (checked, then looked up); '-' reads it from stdin or a prompt, "
+        "out of the process list and the shell's history",
+    )
     s.add_argument("--user", metavar="NAME", help="a console user, CLI user or actor (ivr, sms)")
     s.add_argument("--from", dest="from_", metavar="DATE", default="", help="first day, YYYY-MM-DD (local)")
     s.add_argument("--to", metavar="DATE", default="", help="last day, included, YYYY-MM-DD (local)")
@@ -68,11 +73,20 @@ def _verify(store: Any, fmt: str, expect_head: str | None) -> int:
     return 0 if verdict.ok else 1
 
 
+def _id_number_from_stdin() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("resident's ID number: ").strip()
+    return sys.stdin.readline().strip()
+
+
 def _search(settings: Any, store: Any, args: argparse.Namespace, actor: str) -> int:
     from core.audit_search import Ask, as_csv, rows, search
     from hotline.wiring import business_port
 
-    ask = Ask(args.resident or "", args.user or "", args.from_, args.to, args.channel or "")
+    resident = _id_number_from_stdin() if args.resident == "-" else args.resident or ""
+    ask = Ask(resident, args.user or "", args.from_, args.to, args.channel or "")
     zone = settings.queue.timezone
     found = search(store, business_port(settings, store), ask, viewer=actor, channel="cli", zone=zone)
     table = rows(found, zone)

@@ -80,7 +80,9 @@ def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -
         if args.department is not None:  # a typo would list nothing, as if all were done
             check_department(settings.cases.departments, args.department)
         listed = orders.orders_for(store, status=args.status, department=args.department)
-        _out(args, [x.as_json() for x in listed], lambda: as_text(settings, listed))
+        # A list is not audited view by view (`show` is): numbers masked, as in the text form.
+        masked = [x.as_json() | {"caller_number": mask_phone(x.caller_number)} for x in listed]
+        _out(args, masked, lambda: as_text(settings, listed))
         return 0
     if action == "show":
         detail = orders.get_order(store, args.id, actor=actor)

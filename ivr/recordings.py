@@ -207,6 +207,7 @@ def sweep_voice_messages(store: Store, base: Path, retention_days: int, now: dt.
         else:
             report.messages_deleted += 1
         with store.transaction() as c:
+            audit.lock_chain(c)  # before the row's update: the chain's lock comes first
             marked = c.execute(
                 update(VoiceMessage)
                 .where(VoiceMessage.id == message.id, VoiceMessage.deleted_at.is_(None))

@@ -63,7 +63,7 @@ async def test_only_supervisors_play_and_each_playback_is_audited(console: Conso
         async with http.get(f"{url}/recordings/{rid}/audio") as r:
             # The status line is here and the body not yet read: the audit entry is committed.
             assert [(p.actor, p.action, p.resident_id, p.call_id) for p in _plays(store)] == [
-                ("sup", "play:recording", RESIDENT, "c-play")
+                ("console:sup", "play:recording", RESIDENT, "c-play")
             ]
             assert r.status == 200 and r.headers["Content-Type"] == "audio/wav"
             assert r.headers["Cache-Control"] == "no-store" and r.headers["Accept-Ranges"] == "bytes"
@@ -150,10 +150,10 @@ async def test_a_department_plays_the_voice_messages_of_its_own_orders_only(cons
     async with _client() as pension:
         await _sign_in(pension, url, "pension", DEPT_PW)
         page = await (await pension.get(f"{url}/orders/{order_id}")).text()
-        assert f'<audio id="voice-player" controls preload="metadata" src="/voice-messages/{mid}/audio">' in page
+        assert f'<audio id="voice-player" controls preload="none" src="/voice-messages/{mid}/audio">' in page
         async with pension.get(f"{url}/voice-messages/{mid}/audio") as r:
             assert [(p.actor, p.action, p.channel, p.resident_id) for p in _plays(store)] == [
-                ("pension", "play:voice_message", "recording", RESIDENT)
+                ("console:pension", "play:voice_message", "recording", RESIDENT)
             ]  # committed before the first byte, as a supervisor's playback is
             assert r.status == 200 and r.headers["Content-Type"] == "audio/wav" and await r.read() == wav
         r = await pension.get(f"{url}/voice-messages/{mid}/audio", headers={"Range": "bytes=44-99"})
@@ -171,9 +171,9 @@ async def test_a_department_plays_the_voice_messages_of_its_own_orders_only(cons
         assert (await pension.get(f"{url}/voice-messages/{mid}/audio")).status == 404
         assert (await medical.get(f"{url}/voice-messages/{mid}/audio")).status == 200
     assert [(p.actor, p.channel) for p in _plays(store)][-3:] == [
-        ("pension", "recording"),
-        ("sup", "recording"),
-        ("medical", "recording"),
+        ("console:pension", "recording"),
+        ("console:sup", "recording"),
+        ("console:medical", "recording"),
     ]
 
 
@@ -188,14 +188,15 @@ async def test_a_department_user_plays_a_voice_message_in_chromium(console: Cons
         await page.click(f"#order-{order_id} a.open-order")
         await page.wait_for_url(f"{url}/orders/{order_id}")
         assert "语音留言 · 1 秒" in await page.locator("#voice-message-card h2").inner_text()
-        await _until(page, "document.querySelector('#voice-player').readyState >= 1")
-        assert abs(await page.evaluate("document.querySelector('#voice-player').duration") - 1.0) < 0.1
+        # Opening the page fetches no audio (preload none): a view is not a playback.
+        assert _plays(store) == []
         await page.evaluate("document.querySelector('#voice-player').muted = true")
         await page.evaluate("document.querySelector('#voice-player').play()")
         await _until(page, "document.querySelector('#voice-player').currentTime > 0")
+        assert abs(await page.evaluate("document.querySelector('#voice-player').duration") - 1.0) < 0.1
     plays = _plays(store)
     assert plays and {(p.actor, p.action, p.call_id, p.resident_id) for p in plays} == {
-        ("pension", "play:voice_message", "call-m-ui", RESIDENT)
+        ("console:pension", "play:voice_message", "call-m-ui", RESIDENT)
     }
 
 
@@ -265,12 +266,13 @@ async def test_a_supervisor_plays_scores_and_sees_it_in_the_report_in_chromium(c
         await page.wait_for_url(re.compile(r".*/recordings$"))
         await page.click(f'tr[data-recording="{rid}"] a.rec-open')
         await page.wait_for_url(f"{url}/recordings/{rid}")
-        # The element has loaded the WAV's header: it knows the length, and it plays.
-        await _until(page, "document.querySelector('#player').readyState >= 1")
-        assert abs(await page.evaluate("document.querySelector('#player').duration") - 2.0) < 0.1
+        # Opening the page fetches no audio (preload none): a view is not a playback.
+        assert not any(p.action == "play:recording" for p in _plays(store))
         await page.evaluate("document.querySelector('#player').muted = true")
         await page.evaluate("document.querySelector('#player').play()")
         await _until(page, "document.querySelector('#player').currentTime > 0")
+        # The WAV played is the recording: its length as the element reads it.
+        assert abs(await page.evaluate("document.querySelector('#player').duration") - 2.0) < 0.1
         assert any(p.action == "play:recording" and p.resident_id == RESIDENT for p in _plays(store))
         for key, points in (("greeting", "18"), ("accuracy", "27"), ("attitude", "25"), ("resolution", "20")):
             await page.fill(f"#item-{key}", points)

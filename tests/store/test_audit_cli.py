@@ -4,6 +4,7 @@ and shown masked, the search itself audited, a broken chain named and exited on.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 from typing import Any
@@ -96,6 +97,16 @@ def test_bad_filters_are_refused_without_echoing_the_number(
     assert main(["audit", *argv]) == 1
     err = capsys.readouterr().err
     assert message in err and "330523198001010012" not in err
+
+
+def test_the_id_number_may_come_from_stdin_out_of_the_process_list(
+    store: Store, cli: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    people, _ = cli
+    monkeypatch.setattr("sys.stdin", io.StringIO(people[0].id_number + "\n"))
+    assert main(["audit", "--resident", "-", "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and {r["resident"] for r in rows} == {mask_id(people[0].id_number)}
 
 
 def test_an_id_number_nobody_holds_is_said_and_its_look_up_audited(

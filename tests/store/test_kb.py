@@ -160,6 +160,14 @@ effective_date: 2025-01-01
 """
 
 
+def test_an_endless_file_is_refused_after_the_limit_not_read_whole(store: Store, tmp_path: Path) -> None:
+    endless = tmp_path / "articles.md"
+    endless.symlink_to("/dev/zero")
+    with pytest.raises(ImportFailed) as failed:
+        kb.import_file(store, endless)
+    assert failed.value.errors == ["larger than 5 MB"]
+
+
 def test_imports_name_the_wrong_lines_and_import_nothing_then(store: Store, tmp_path: Path) -> None:
     md = tmp_path / "articles.md"
     md.write_text(MARKDOWN, encoding="utf-8")

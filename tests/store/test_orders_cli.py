@@ -62,6 +62,8 @@ def test_list_show_answer_and_escalate_from_the_command_line(cli, store: Store, 
     assert [x["id"] for x in json.loads(out)] == [voice_id]
     code, out, _ = cli("orders", "list")
     assert "OVERDUE (escalated)" in out and "138****5678" in out and "13812345678" not in out
+    code, out, _ = cli("orders", "list", "--format", "json")
+    assert "13812345678" not in out and {x["caller_number"] for x in json.loads(out)} == {"138****5678", "139****1111"}
 
     code, out, _ = cli("orders", "show", str(voice_id), "--format", "json")
     shown = json.loads(out)

@@ -102,6 +102,10 @@ def test_bad_input_is_refused_by_name(store: Store, settings: Settings) -> None:
         o.answer_order(store, settings, order.id, actor="x", answer="好\x00", reply_via="sms")
     with pytest.raises(BadOrderInput, match="needs a note"):
         o.close_order(store, order.id, actor="x")
+    with pytest.raises(BadOrderInput, match="full ID number"):
+        o.close_order(store, order.id, actor="x", note="重复 11010519491231002X")
+    with pytest.raises(BadOrderInput, match="control characters"):
+        o.close_order(store, order.id, actor="x", note="重复\x1b[31m")
     with pytest.raises(OrderNotFound):
         o.get_order(store, 10**9, actor="cli:root")
     with pytest.raises(BadOrderInput, match="unknown status"):
@@ -127,7 +131,7 @@ def test_a_department_sees_and_answers_only_its_own_orders(store: Store, setting
     assert o.get_order(store, pension.id, actor="cli:root").order.status == "open"
 
 
-def test_reading_a_residents_order_is_audited_with_its_history(store: Store, settings: Settings) -> None:
+def test_reading_an_order_is_audited_with_its_history_named_resident_or_not(store: Store, settings: Settings) -> None:
     order = _new(store, settings, resident_id=7, id_number_masked="330523********123X")
     anonymous = _new(store, settings)
     detail = o.get_order(store, order.id, actor="console:agent1001")
@@ -136,7 +140,11 @@ def test_reading_a_residents_order_is_audited_with_its_history(store: Store, set
     o.get_order(store, anonymous.id, actor="console:agent1001")
     with store.session() as s:
         audits = [(a.actor, a.action, a.resident_id, a.call_id) for a in s.scalars(select(AuditEntry))]
-    assert audits == [("console:agent1001", "read:order", 7, "call-1")]
+    # An order of a caller who named nobody still holds their number and what they said.
+    assert audits == [
+        ("console:agent1001", "read:order", 7, "call-1"),
+        ("console:agent1001", "read:order", None, "call-1"),
+    ]
 
 
 def test_overdue_orders_are_escalated_once(store: Store, settings: Settings) -> None:
