@@ -444,7 +444,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "pdf" and args.output is None:
         print("report: a PDF needs --output FILE.pdf", file=sys.stderr)
         return 2
-    report = build(open_store(settings), period, settings.queue.service_level_s)
+    report = build(open_store(settings), period, settings.queue)
     if args.format == "csv":
         files = render.csv_tables(report)
         if args.output is None:

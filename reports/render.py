@@ -78,6 +78,50 @@ LABELS: dict[str, tuple[str, str]] = {
         "Note: includes {n} simulated calls (demo traffic from hotline simulate)",
     ),
     "generated": ("生成时间", "Generated"),
+    # casework (工单, 留言, 回访)
+    "casework": ("工单与回访", "Casework"),
+    "orders_created": ("新建工单", "Work orders created"),
+    "orders_open": ("待办(现状)", "Open now"),
+    "orders_returned": ("已退回(现状)", "Sent back now"),
+    "orders_answered": ("已答复(现状)", "Answered now"),
+    "orders_closed": ("已办结(现状)", "Closed now"),
+    "orders_overdue": ("超期未办(现状)", "Overdue now"),
+    "orders_decided": ("期内办结工单", "Orders decided in the period"),
+    "orders_on_time": ("按时办结", "Decided on time"),
+    "on_time_rate": ("按时办结率", "On-time closure rate"),
+    "avg_handling_working_days": ("平均办理时长(工作日)", "Avg handling time (working days)"),
+    "fcr_calls": ("人工来电(有号码)", "Agent calls with a number"),
+    "fcr_resolved": ("一次解决", "Resolved at the first call"),
+    "fcr_with_order": ("转工单", "Led to a work order"),
+    "fcr_repeated": ("7日内再次来电", "Called again within 7 days"),
+    "fcr_no_number": ("无主叫号码(不计)", "No caller number (not counted)"),
+    "first_call_resolution_rate": ("一次解决率", "First-call resolution"),
+    "voice_messages_left": ("语音留言", "Voice messages left"),
+    "voice_messages_answered": ("留言已答复", "Voice messages answered"),
+    "voice_answer_median_hours": ("留言答复时长中位数(小时)", "Voice message answer, median (h)"),
+    "voice_answer_p90_hours": ("留言答复时长90%(小时)", "Voice message answer, 90th pct (h)"),
+    "followups_asked": ("回访发送", "Follow-ups sent"),
+    "followups_answered": ("回访答复", "Follow-ups answered"),
+    "followups_satisfied": ("回访满意", "Follow-ups satisfied"),
+    "followup_satisfaction_rate": ("回访满意率", "Follow-up satisfaction"),
+    "orders_by_category": ("工单按类别", "Work orders by category"),
+    "orders_by_department": ("工单按承办部门", "Work orders by department"),
+    "order_category": ("工单类别", "Category"),
+    "department": ("承办部门", "Department"),
+    "orders": ("新建", "Created"),
+    "open": ("待办", "Open"),
+    "returned": ("已退回", "Sent back"),
+    "answered": ("已答复", "Answered"),
+    "closed": ("已办结", "Closed"),
+    "overdue": ("超期未办", "Overdue"),
+    "decided": ("期内办结", "Decided"),
+    "on_time": ("按时", "On time"),
+    "unassigned": ("热线(未分派)", "Hotline (not assigned)"),
+    "cat.policy_question": ("政策咨询", "Policy question"),
+    "cat.account_lookup": ("账户查询", "Account look-up"),
+    "cat.how_to": ("业务办理", "How-to"),
+    "cat.complaint": ("投诉举报", "Complaint or report"),
+    "cat.suggestion": ("意见建议", "Suggestion"),
 }
 WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 SUMMARY_KEYS = (
@@ -110,9 +154,59 @@ PERIOD_COLUMNS = (
     "service_level_20s",
     "abandonment_rate",
 )
+CASEWORK_KEYS = (
+    "orders_created",
+    "orders_open",
+    "orders_returned",
+    "orders_answered",
+    "orders_closed",
+    "orders_overdue",
+    "orders_decided",
+    "orders_on_time",
+    "on_time_rate",
+    "avg_handling_working_days",
+    "fcr_calls",
+    "fcr_resolved",
+    "fcr_with_order",
+    "fcr_repeated",
+    "fcr_no_number",
+    "first_call_resolution_rate",
+    "voice_messages_left",
+    "voice_messages_answered",
+    "voice_answer_median_hours",
+    "voice_answer_p90_hours",
+    "followups_asked",
+    "followups_answered",
+    "followups_satisfied",
+    "followup_satisfaction_rate",
+)
+ORDER_COLUMNS = (
+    "orders",
+    "open",
+    "returned",
+    "answered",
+    "closed",
+    "overdue",
+    "decided",
+    "on_time",
+    "on_time_rate",
+    "avg_handling_working_days",
+)
 AGENT_COLUMNS = ("agent", "name", "calls", "talk_seconds", "avg_handle_seconds", "paused_seconds", "logged_in_seconds")
 SMS_COLUMNS = ("category", "messages", "sent", "delivered", "failed", "avg_delivery_seconds")
-RATES = {"service_level_20s", "service_level_20s_with_abandoned", "abandonment_rate", "satisfaction_rate", "occupancy"}
+RATES = {
+    "service_level_20s",
+    "service_level_20s_with_abandoned",
+    "abandonment_rate",
+    "satisfaction_rate",
+    "occupancy",
+    "on_time_rate",
+    "first_call_resolution_rate",
+    "followup_satisfaction_rate",
+}
+DECIMALS = {"avg_quality_score": 1, "avg_handling_working_days": 2, "voice_answer_median_hours": 1}
+DECIMALS["voice_answer_p90_hours"] = 1
+KEY_VALUE = ("key", "value")  # a table of figures, one per row
 
 
 class RenderError(RuntimeError):
@@ -125,6 +219,8 @@ def label(key: str, lang: str) -> str:
 
 
 def cell(key: str, value: Any, lang: str) -> str:
+    if key == "department" and value is None:
+        return label("unassigned", lang)
     if value is None:
         return "-"
     if key in RATES:
@@ -133,8 +229,10 @@ def cell(key: str, value: Any, lang: str) -> str:
         return str(WEEKDAYS[lang][int(value) - 1])
     if key == "hour":
         return f"{int(value):02d}:00"
-    if key == "avg_quality_score":
-        return f"{value:.1f}"
+    if key in DECIMALS:
+        return f"{value:.{DECIMALS[key]}f}"
+    if key == "order_category":
+        return label(f"cat.{value}", lang)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -151,8 +249,11 @@ def tables(report: Report) -> list[Table]:
     summary = {**data, "callbacks_requested": data["callbacks"]["requested"]}
     summary["callbacks_completed"] = data["callbacks"]["completed"]
     sms_rows = [{"category": k, **v} for k, v in data["sms"]["by_category"].items()]
+    cases = data["casework"]
+    figures = {**cases, **{f"orders_{k}": v for k, v in cases["orders_by_state"].items()}}
+    by_category = [{"order_category": r["category"], **r} for r in cases["by_category"]]
     return [
-        ("summary", ("key", "value"), [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
+        ("summary", KEY_VALUE, [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
         ("by_month", ("month", *PERIOD_COLUMNS), data["by_month"]),
         ("by_week", ("week_of", *PERIOD_COLUMNS), data["by_week"]),
         ("by_day", ("day", *PERIOD_COLUMNS), data["by_day"]),
@@ -161,6 +262,9 @@ def tables(report: Report) -> list[Table]:
         ("per_agent", (*AGENT_COLUMNS, "occupancy", "quality_scores", "avg_quality_score"), data["per_agent"]),
         ("menu_usage", ("query", "uses", "succeeded"), data["menu_usage"]),
         ("sms", SMS_COLUMNS, sms_rows),
+        ("casework", KEY_VALUE, [{"key": k, "value": figures[k]} for k in CASEWORK_KEYS]),
+        ("orders_by_category", ("order_category", *ORDER_COLUMNS), by_category),
+        ("orders_by_department", ("department", *ORDER_COLUMNS), cases["by_department"]),
     ]
 
 
@@ -191,7 +295,7 @@ def text(report: Report, lang: str = "zh") -> str:
         out[1:1] = [_simulated(report, lang)]
     for name, columns, rows in tables(report):
         out.append(f"[{label(name, lang)}]")
-        if name == "summary":
+        if columns == KEY_VALUE:
             out.append(_grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
         elif not rows:
             out.append(label("no_rows", lang))
@@ -266,7 +370,8 @@ td,th{border:1px solid #ccd;padding:3px 8px;text-align:right}th{background:#eef1
 td:first-child,th:first-child{text-align:left}.chart{width:100%;max-width:860px;display:block;margin:8px 0}
 .chart .t{font-size:13px;font-weight:bold}.chart .x,.chart .l{font-size:10px}.chart .x{text-anchor:middle}
 .chart .y{font-size:10px;text-anchor:end}.chart .axis{stroke:#889}
-.kpis{display:flex;flex-wrap:wrap;gap:8px}.kpi{border:1px solid #ccd;padding:6px 10px;min-width:130px}
+.kpis,.casework-kpis{display:flex;flex-wrap:wrap;gap:8px;margin:0 0 8px}
+.kpi{border:1px solid #ccd;padding:6px 10px;min-width:130px}
 .kpi b{display:block;font-size:18px}.kpi span{font-size:11px;color:#556}
 .simulated{background:#fff3cd;border:1px solid #e0b252;padding:6px 10px}
 @media print{body{margin:0}h2{break-after:avoid}table,svg{break-inside:avoid}}
@@ -281,6 +386,23 @@ HEADLINE = (
     "abandonment_rate",
     "satisfaction_rate",
 )
+CASEWORK_HEADLINE = (
+    "orders_created",
+    "on_time_rate",
+    "avg_handling_working_days",
+    "orders_overdue",
+    "first_call_resolution_rate",
+    "voice_messages_left",
+    "followup_satisfaction_rate",
+)
+
+
+def _kpis(figures: dict[str, Any], keys: Sequence[str], lang: str) -> str:
+    return "".join(
+        f'<div class="kpi"><b>{html.escape(cell(k, figures[k], lang))}</b>'
+        f"<span>{html.escape(label(k, lang))}</span></div>"
+        for k in keys
+    )
 
 
 def _simulated(report: Report, lang: str) -> str:
@@ -322,16 +444,13 @@ def html_body(report: Report, lang: str = "zh") -> str:
             ],
         )
 
-    kpis = "".join(
-        f'<div class="kpi"><b>{html.escape(cell(k, data[k], lang))}</b><span>{html.escape(label(k, lang))}</span></div>'
-        for k in HEADLINE
-    )
     sections = [
         f"<h1>{label('title', lang)}</h1>",
         f'<p class="meta">{label("period", lang)}: {report.period.label()} ({report.period.zone}) · '
         f"{label('generated', lang)}: {report.generated_at.astimezone(report.period.tz):%Y-%m-%d %H:%M:%S}</p>",
         *([f'<p class="simulated">{html.escape(_simulated(report, lang))}</p>'] if report.simulated_calls else []),
-        f'<div class="kpis">{kpis}</div>',
+        f'<div class="kpis">{_kpis(data, HEADLINE, lang)}</div>',
+        f'<div class="casework-kpis">{_kpis(data["casework"], CASEWORK_HEADLINE, lang)}</div>',
         calls_chart(label("by_day", lang), data["by_day"], "day", lambda d: d[5:]),
         calls_chart(label("per_hour", lang), data["per_hour"], "hour", lambda h: f"{h:02d}"),
         calls_chart(label("per_weekday", lang), data["per_weekday"], "weekday", lambda d: cell("weekday", d, lang)),
@@ -350,7 +469,7 @@ def html_body(report: Report, lang: str = "zh") -> str:
         )
     for name, columns, rows in tables(report):
         sections.append(f"<h2>{label(name, lang)}</h2>")
-        if name == "summary":
+        if columns == KEY_VALUE:
             rows = [{"key": label(r["key"], lang), "value": cell(r["key"], r["value"], lang)} for r in rows]
             sections.append(
                 "<table><tbody>"

@@ -16,7 +16,7 @@ from cases.errors import BadScore, RecordingNotFound
 from cases.quality import score_recording, scores_of
 from core.db import Store
 from core.models import QualityScore, Recording, utcnow
-from core.settings import QualitySettings
+from core.settings import QualitySettings, QueueSettings
 from ivr.recordings import sweep
 from reports.period import parse_period
 from reports.report import build
@@ -102,8 +102,8 @@ def test_quality_scores_fit_the_form_and_feed_the_per_agent_report(store: Store,
     assert [s.total for s in scores_of(store, first)] == [90]
     today = now.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
     period = parse_period((today - DAY).isoformat(), (today + DAY).isoformat(), "Asia/Shanghai")
-    agents = {a["name"]: a for a in build(store, period).as_dict()["per_agent"]}
+    agents = {a["name"]: a for a in build(store, period, QueueSettings()).as_dict()["per_agent"]}
     # The mean of 100 * total / max_total: (90 + 60) / 2.
     assert agents["坐席1001"]["quality_scores"] == 2 and agents["坐席1001"]["avg_quality_score"] == 75.0
     earlier = parse_period((today - 30 * DAY).isoformat(), (today - 10 * DAY).isoformat(), "Asia/Shanghai")
-    assert all(a["avg_quality_score"] is None for a in build(store, earlier).as_dict()["per_agent"])
+    assert all(a["avg_quality_score"] is None for a in build(store, earlier, QueueSettings()).as_dict()["per_agent"])
