@@ -566,7 +566,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
 
-    s = sub.add_parser("report", help="the supervisors' call and SMS report for a period")
+    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period")
     s.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, YYYY-MM-DD (local)")
     s.add_argument("--to", required=True, metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
     s.add_argument("--format", choices=("text", "json", "csv", "html", "pdf"), default="text")

@@ -174,11 +174,13 @@ def _decided(c: Connection, period: Period, calendar: QueueSettings, sinks: Sink
 
 
 def _later(c: Connection, column: Any, span: dt.timedelta) -> Any:
-    """`column + span` in SQL. SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text,
-    and datetime() writes the same form without the fraction, so text comparison holds."""
+    """`column + span` in SQL. SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS.ffffff' text;
+    strftime's %f writes the same form to the millisecond, so comparing the text holds (to
+    under a millisecond)."""
+    seconds = int(span.total_seconds())
     if c.dialect.name == "postgresql":
-        return column + literal_column(f"interval '{int(span.total_seconds())} seconds'")
-    return func.datetime(column, f"+{int(span.total_seconds())} seconds")
+        return column + literal_column(f"interval '{seconds} seconds'")
+    return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{seconds} seconds")
 
 
 def _first_call_resolution(c: Connection, period: Period) -> dict[str, int]:
@@ -195,20 +197,28 @@ def _first_call_resolution(c: Connection, period: Period) -> dict[str, int]:
         again.started_at < _later(c, first.started_at, REPEAT_WINDOW),
     )
 
-    def count(condition: Any) -> Any:
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    row = c.execute(
-        select(
-            count(~has_number),
-            count(has_number),
-            count(has_number & with_order),
-            count(has_number & repeated),
-            count(has_number & ~or_(with_order, repeated)),
-        ).where(first.disposition == "agent", first.started_at >= period.start, first.started_at < period.end)
-    ).one()
-    no_number, calls, ordered, repeats, resolved = (int(x) for x in row)
-    return {"calls": calls, "resolved": resolved, "with_order": ordered, "repeated": repeats, "no_number": no_number}
+    # Grouped by the three flags: each EXISTS is evaluated once per call, and at most
+    # eight rows come back.
+    flags = (
+        case((has_number, 1), else_=0),
+        case((with_order, 1), else_=0),
+        case((repeated, 1), else_=0),
+    )
+    rows = c.execute(
+        select(*flags, func.count())
+        .where(first.disposition == "agent", first.started_at >= period.start, first.started_at < period.end)
+        .group_by(*flags)
+    )
+    out = dict.fromkeys(("calls", "resolved", "with_order", "repeated", "no_number"), 0)
+    for numbered, has_order, called_again, n in rows:
+        if not numbered:
+            out["no_number"] += n
+            continue
+        out["calls"] += n
+        out["with_order"] += n if has_order else 0
+        out["repeated"] += n if called_again else 0
+        out["resolved"] += 0 if has_order or called_again else n
+    return out
 
 
 def _hours(c: Connection, later: Any, earlier: Any) -> Any:

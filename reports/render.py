@@ -15,115 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reports.labels import WEEKDAYS, label
 from reports.report import Report
 
-LABELS: dict[str, tuple[str, str]] = {
-    "title": ("12333 热线服务报表", "12333 hotline report"),
-    "period": ("统计期间", "Period"),
-    "timezone": ("时区", "Time zone"),
-    "calls": ("来电总数", "Calls"),
-    "automated_calls": ("自动语音服务量", "Automated calls"),
-    "agent_calls": ("人工服务量", "Agent calls"),
-    "abandoned_calls": ("排队放弃", "Abandoned in queue"),
-    "timeout_calls": ("排队超时", "Queue timeouts"),
-    "callback_calls": ("选择回拨", "Left for a callback"),
-    "agent_talk_seconds": ("人工通话总时长(秒)", "Agent talk time (s)"),
-    "agent_talk_minutes": ("人工通话总时长(分钟)", "Agent talk time (min)"),
-    "avg_agent_talk_seconds": ("平均通话时长(秒)", "Average talk time (s)"),
-    "avg_wait_seconds": ("平均应答速度(秒)", "Average speed of answer (s)"),
-    "avg_abandoned_wait_seconds": ("放弃前平均等待(秒)", "Average wait before abandoning (s)"),
-    "service_level_20s": ("服务水平(20秒内接通)", "Service level (answered in 20 s)"),
-    "service_level_20s_with_abandoned": ("服务水平(含放弃)", "Service level (with abandons)"),
-    "abandonment_rate": ("放弃率", "Abandonment rate"),
-    "satisfaction_rate": ("满意率", "Satisfaction rate"),
-    "rated_calls": ("参与评价", "Rated calls"),
-    "ivr_resolved_calls": ("自助服务解决", "Resolved by the IVR"),
-    "callbacks_requested": ("回拨申请", "Callbacks requested"),
-    "callbacks_completed": ("回拨完成", "Callbacks completed"),
-    "day": ("日期", "Day"),
-    "week_of": ("周(周一)", "Week of"),
-    "month": ("月份", "Month"),
-    "hour": ("时段", "Hour"),
-    "weekday": ("星期", "Weekday"),
-    "agent": ("坐席", "Agent"),
-    "name": ("姓名", "Name"),
-    "talk_seconds": ("通话(秒)", "Talk (s)"),
-    "avg_handle_seconds": ("平均处理(秒)", "Avg handle (s)"),
-    "paused_seconds": ("示忙(秒)", "Paused (s)"),
-    "logged_in_seconds": ("签入(秒)", "Logged in (s)"),
-    "occupancy": ("占用率", "Occupancy"),
-    "quality_scores": ("质检次数", "Quality checks"),
-    "avg_quality_score": ("质检平均分", "Avg quality score"),
-    "query": ("自助查询", "Self-service query"),
-    "uses": ("使用次数", "Uses"),
-    "succeeded": ("成功", "Succeeded"),
-    "category": ("短信类别", "SMS category"),
-    "messages": ("短信条数", "Messages"),
-    "sent": ("已发送", "Sent"),
-    "delivered": ("已送达", "Delivered"),
-    "failed": ("失败", "Failed"),
-    "avg_delivery_seconds": ("平均送达(秒)", "Avg delivery (s)"),
-    "summary": ("总体指标", "Summary"),
-    "by_month": ("按月", "By month"),
-    "by_week": ("按周", "By week"),
-    "by_day": ("按日", "By day"),
-    "per_hour": ("按时段", "By hour of day"),
-    "per_weekday": ("按星期", "By day of week"),
-    "per_agent": ("坐席工作量", "Per agent"),
-    "menu_usage": ("语音菜单使用", "Menu usage"),
-    "sms": ("短信发送", "SMS"),
-    "no_rows": ("(无)", "(none)"),
-    "simulated": (
-        "注意：含 {n} 通模拟来电（hotline simulate 生成的演示数据）",
-        "Note: includes {n} simulated calls (demo traffic from hotline simulate)",
-    ),
-    "generated": ("生成时间", "Generated"),
-    # casework (工单, 留言, 回访)
-    "casework": ("工单与回访", "Casework"),
-    "orders_created": ("新建工单", "Work orders created"),
-    "orders_open": ("待办(现状)", "Open now"),
-    "orders_returned": ("已退回(现状)", "Sent back now"),
-    "orders_answered": ("已答复(现状)", "Answered now"),
-    "orders_closed": ("已办结(现状)", "Closed now"),
-    "orders_overdue": ("超期未办(现状)", "Overdue now"),
-    "orders_decided": ("期内办结工单", "Orders decided in the period"),
-    "orders_on_time": ("按时办结", "Decided on time"),
-    "on_time_rate": ("按时办结率", "On-time closure rate"),
-    "avg_handling_working_days": ("平均办理时长(工作日)", "Avg handling time (working days)"),
-    "fcr_calls": ("人工来电(有号码)", "Agent calls with a number"),
-    "fcr_resolved": ("一次解决", "Resolved at the first call"),
-    "fcr_with_order": ("转工单", "Led to a work order"),
-    "fcr_repeated": ("7日内再次来电", "Called again within 7 days"),
-    "fcr_no_number": ("无主叫号码(不计)", "No caller number (not counted)"),
-    "first_call_resolution_rate": ("一次解决率", "First-call resolution"),
-    "voice_messages_left": ("语音留言", "Voice messages left"),
-    "voice_messages_answered": ("留言已答复", "Voice messages answered"),
-    "voice_answer_median_hours": ("留言答复时长中位数(小时)", "Voice message answer, median (h)"),
-    "voice_answer_p90_hours": ("留言答复时长90%(小时)", "Voice message answer, 90th pct (h)"),
-    "followups_asked": ("回访发送", "Follow-ups sent"),
-    "followups_answered": ("回访答复", "Follow-ups answered"),
-    "followups_satisfied": ("回访满意", "Follow-ups satisfied"),
-    "followup_satisfaction_rate": ("回访满意率", "Follow-up satisfaction"),
-    "orders_by_category": ("工单按类别", "Work orders by category"),
-    "orders_by_department": ("工单按承办部门", "Work orders by department"),
-    "order_category": ("工单类别", "Category"),
-    "department": ("承办部门", "Department"),
-    "orders": ("新建", "Created"),
-    "open": ("待办", "Open"),
-    "returned": ("已退回", "Sent back"),
-    "answered": ("已答复", "Answered"),
-    "closed": ("已办结", "Closed"),
-    "overdue": ("超期未办", "Overdue"),
-    "decided": ("期内办结", "Decided"),
-    "on_time": ("按时", "On time"),
-    "unassigned": ("热线(未分派)", "Hotline (not assigned)"),
-    "cat.policy_question": ("政策咨询", "Policy question"),
-    "cat.account_lookup": ("账户查询", "Account look-up"),
-    "cat.how_to": ("业务办理", "How-to"),
-    "cat.complaint": ("投诉举报", "Complaint or report"),
-    "cat.suggestion": ("意见建议", "Suggestion"),
-}
-WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 SUMMARY_KEYS = (
     "calls",
     "automated_calls",
@@ -211,11 +105,6 @@ KEY_VALUE = ("key", "value")  # a table of figures, one per row
 
 class RenderError(RuntimeError):
     pass
-
-
-def label(key: str, lang: str) -> str:
-    zh, en = LABELS.get(key, (key, key))
-    return zh if lang == "zh" else en
 
 
 def cell(key: str, value: Any, lang: str) -> str:

@@ -1,4 +1,5 @@
-"""The supervisors' report over a period: call figures, breakdowns, SMS; read from the store.
+"""The supervisors' report over a period: call figures, breakdowns, SMS and casework
+(reports/casework.py); read from the store.
 
 Calls are counted by when they started (local time), messages by when they were created.
 Every figure comes from a few grouped queries over an index range (calls by `started_at`,
