@@ -183,35 +183,55 @@ def _later(c: Connection, column: Any, span: dt.timedelta) -> Any:
     return func.strftime("%Y-%m-%d %H:%M:%f", column, f"+{seconds} seconds")
 
 
-def _first_call_resolution(c: Connection, period: Period) -> dict[str, int]:
-    """Agent calls in the period: those with a caller number, how many led to a work order,
-    how many were followed by another call from the number within 7 days (168 hours), and
-    how many neither. One pass over the period's agent calls; each repeat test is a probe
-    of the index calls(caller_number, started_at) (migration 0025)."""
-    first, again = aliased(Call), aliased(Call)
-    has_number = and_(first.caller_number.is_not(None), first.caller_number != "")
-    with_order = exists().where(WorkOrder.call_id == first.id)
-    repeated = exists().where(
-        again.caller_number == first.caller_number,
-        again.started_at > first.started_at,
-        again.started_at < _later(c, first.started_at, REPEAT_WINDOW),
+def _called_again(c: Connection, call: Any) -> Any:
+    """Another call from `call`'s number started after it, within 7 days (168 hours): a
+    probe of the index calls(caller_number, started_at) (migration 0025)."""
+    again = aliased(Call)
+    return exists().where(
+        again.caller_number == call.caller_number,
+        again.started_at > call.started_at,
+        again.started_at < _later(c, call.started_at, REPEAT_WINDOW),
     )
 
-    # Grouped by the three flags: each EXISTS is evaluated once per call, and at most
-    # eight rows come back.
-    flags = (
-        case((has_number, 1), else_=0),
-        case((with_order, 1), else_=0),
-        case((repeated, 1), else_=0),
-    )
-    rows = c.execute(
-        select(*flags, func.count())
-        .where(first.disposition == "agent", first.started_at >= period.start, first.started_at < period.end)
-        .group_by(*flags)
-    )
+
+def _first_call_resolution(c: Connection, period: Period) -> dict[str, int]:
+    """Agent calls in the period: those with a caller number, how many led to a work order,
+    how many were followed by another call from the number within 7 days, and how many
+    neither; counted per combination of the three flags (at most eight rows back)."""
+
+    def agent_calls(call: Any) -> tuple[Any, ...]:
+        return (call.disposition == "agent", call.started_at >= period.start, call.started_at < period.end)
+
+    first = aliased(Call)
+    numbered = case((and_(first.caller_number.is_not(None), first.caller_number != ""), 1), else_=0)
+    query: Any
+    if c.dialect.name == "postgresql":
+        # PostgreSQL runs an EXISTS in a WHERE as a semi-join, but one in a CASE as a subplan
+        # per row, four times slower (3.9 s against 0.8 s for 320,000 agent calls): so the
+        # repeated calls are found first and joined, as are the calls with an order.
+        probe = aliased(Call)
+        repeated = select(probe.id).where(*agent_calls(probe), _called_again(c, probe)).cte("repeated")
+        ordered = select(WorkOrder.call_id).where(WorkOrder.call_id.is_not(None)).distinct().cte("ordered")
+        flags = (
+            numbered,
+            case((ordered.c.call_id.is_not(None), 1), else_=0),
+            case((repeated.c.id.is_not(None), 1), else_=0),
+        )
+        query = (
+            select(*flags, func.count())
+            .select_from(first)
+            .outerjoin(ordered, ordered.c.call_id == first.id)
+            .outerjoin(repeated, repeated.c.id == first.id)
+        )
+    else:
+        # SQLite probes the indexes from each row either way; in the CASE, once per row.
+        with_order = exists().where(WorkOrder.call_id == first.id)
+        flags = (numbered, case((with_order, 1), else_=0), case((_called_again(c, first), 1), else_=0))
+        query = select(*flags, func.count())
+    rows = c.execute(query.where(*agent_calls(first)).group_by(*flags))
     out = dict.fromkeys(("calls", "resolved", "with_order", "repeated", "no_number"), 0)
-    for numbered, has_order, called_again, n in rows:
-        if not numbered:
+    for has_number, has_order, called_again, n in rows:
+        if not has_number:
             out["no_number"] += n
             continue
         out["calls"] += n

@@ -231,3 +231,17 @@ def test_no_orders_shows_no_rate_rather_than_zero(store: Store) -> None:
     assert any(line.startswith("按时办结率") and line.endswith(" -") for line in lines)
     figures = {r["key"]: r["value"] for r in csv.DictReader(io.StringIO(render.csv_tables(report)["casework.csv"]))}
     assert figures["on_time_rate"] == "" and figures["orders_created"] == "0"
+
+
+def test_an_overdue_order_counts_against_on_time_when_it_is_decided(filled: Store, casework: Settings) -> None:
+    (late,) = o.orders_for(filled, status="overdue", now=NOW)
+    assert late.category == "how_to"  # D, sent back, due Saturday 10-10
+    o.answer_order(filled, casework, late.id, actor="console:sup", answer="已转窗口办理。", reply_via="none", now=NOW)
+    before = build(filled, PERIOD, NATIONAL_DAY, now=NOW).as_dict()["casework"]
+    assert before["orders_overdue"] == 0 and before["orders_by_state"]["answered"] == 5
+    assert (before["orders_decided"], before["orders_on_time"]) == (6, 5)  # decided after the period
+    monday = build(filled, parse_period("2026-10-12", "2026-10-12", "Asia/Shanghai"), NATIONAL_DAY, now=NOW)
+    cases = monday.as_dict()["casework"]
+    assert (cases["orders_created"], cases["orders_decided"], cases["on_time_rate"]) == (0, 1, 0.0)
+    # Thursday 10:00 .. Monday 10:00: 7.5 h + Friday + Saturday (adjusted) + 1.5 h = 3.0 days.
+    assert cases["avg_handling_working_days"] == 3.0
