@@ -165,7 +165,6 @@ def _decided(c: Connection, period: Period, calendar: QueueSettings, sinks: Sink
     )
     total, by_category, by_department = sinks
     for category, department, created_at, at, due_at in rows:
-        at = at if at.tzinfo else at.replace(tzinfo=dt.UTC)  # SQLite's coalesce is untyped text
         days = working_days_between(calendar, created_at, at)
         for counts in (total, by_category[category], by_department[department]):
             counts.decided += 1

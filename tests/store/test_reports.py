@@ -269,6 +269,9 @@ def test_outputs_csv_tables_html_and_english(filled: Store) -> None:
             "per_agent",
             "menu_usage",
             "sms",
+            "casework",
+            "orders_by_category",
+            "orders_by_department",
         )
     ]
     summary = {r["key"]: r["value"] for r in csv.DictReader(io.StringIO(files["summary.csv"]))}
