@@ -40,7 +40,7 @@ def _period(request: web.Request) -> Period:
 
 async def _build(request: web.Request, period: Period) -> Report:
     d = deps(request)
-    return await asyncio.to_thread(build, d.store, period, d.settings.queue.service_level_s)
+    return await asyncio.to_thread(build, d.store, period, d.settings.queue)
 
 
 async def page(request: web.Request) -> web.StreamResponse:

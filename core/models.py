@@ -194,6 +194,8 @@ class Call(Base):
     """One call into 12333 as the IVR saw it."""
 
     __tablename__ = "calls"
+    # A number's calls in time order: the report's repeat-call test (first-call resolution).
+    __table_args__ = (Index("ix_calls_caller_started", "caller_number", "started_at"),)
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     asterisk_uniqueid: Mapped[str | None] = mapped_column(String(40), index=True)
     channel: Mapped[str | None] = mapped_column(String(120))

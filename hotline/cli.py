@@ -453,7 +453,7 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "pdf" and args.output is None:
         print("report: a PDF needs --output FILE.pdf", file=sys.stderr)
         return 2
-    report = build(open_store(settings), period, settings.queue.service_level_s)
+    report = build(open_store(settings), period, settings.queue)
     if args.format == "csv":
         files = render.csv_tables(report)
         if args.output is None:
@@ -584,7 +584,7 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
 
-    s = sub.add_parser("report", help="the supervisors' call and SMS report for a period")
+    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period")
     s.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, YYYY-MM-DD (local)")
     s.add_argument("--to", required=True, metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
     s.add_argument("--format", choices=("text", "json", "csv", "html", "pdf"), default="text")

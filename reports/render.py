@@ -15,71 +15,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from reports.labels import WEEKDAYS, label
 from reports.report import Report
 
-LABELS: dict[str, tuple[str, str]] = {
-    "title": ("12333 热线服务报表", "12333 hotline report"),
-    "period": ("统计期间", "Period"),
-    "timezone": ("时区", "Time zone"),
-    "calls": ("来电总数", "Calls"),
-    "automated_calls": ("自动语音服务量", "Automated calls"),
-    "agent_calls": ("人工服务量", "Agent calls"),
-    "abandoned_calls": ("排队放弃", "Abandoned in queue"),
-    "timeout_calls": ("排队超时", "Queue timeouts"),
-    "callback_calls": ("选择回拨", "Left for a callback"),
-    "agent_talk_seconds": ("人工通话总时长(秒)", "Agent talk time (s)"),
-    "agent_talk_minutes": ("人工通话总时长(分钟)", "Agent talk time (min)"),
-    "avg_agent_talk_seconds": ("平均通话时长(秒)", "Average talk time (s)"),
-    "avg_wait_seconds": ("平均应答速度(秒)", "Average speed of answer (s)"),
-    "avg_abandoned_wait_seconds": ("放弃前平均等待(秒)", "Average wait before abandoning (s)"),
-    "service_level_20s": ("服务水平(20秒内接通)", "Service level (answered in 20 s)"),
-    "service_level_20s_with_abandoned": ("服务水平(含放弃)", "Service level (with abandons)"),
-    "abandonment_rate": ("放弃率", "Abandonment rate"),
-    "satisfaction_rate": ("满意率", "Satisfaction rate"),
-    "rated_calls": ("参与评价", "Rated calls"),
-    "ivr_resolved_calls": ("自助服务解决", "Resolved by the IVR"),
-    "callbacks_requested": ("回拨申请", "Callbacks requested"),
-    "callbacks_completed": ("回拨完成", "Callbacks completed"),
-    "day": ("日期", "Day"),
-    "week_of": ("周(周一)", "Week of"),
-    "month": ("月份", "Month"),
-    "hour": ("时段", "Hour"),
-    "weekday": ("星期", "Weekday"),
-    "agent": ("坐席", "Agent"),
-    "name": ("姓名", "Name"),
-    "talk_seconds": ("通话(秒)", "Talk (s)"),
-    "avg_handle_seconds": ("平均处理(秒)", "Avg handle (s)"),
-    "paused_seconds": ("示忙(秒)", "Paused (s)"),
-    "logged_in_seconds": ("签入(秒)", "Logged in (s)"),
-    "occupancy": ("占用率", "Occupancy"),
-    "quality_scores": ("质检次数", "Quality checks"),
-    "avg_quality_score": ("质检平均分", "Avg quality score"),
-    "query": ("自助查询", "Self-service query"),
-    "uses": ("使用次数", "Uses"),
-    "succeeded": ("成功", "Succeeded"),
-    "category": ("短信类别", "SMS category"),
-    "messages": ("短信条数", "Messages"),
-    "sent": ("已发送", "Sent"),
-    "delivered": ("已送达", "Delivered"),
-    "failed": ("失败", "Failed"),
-    "avg_delivery_seconds": ("平均送达(秒)", "Avg delivery (s)"),
-    "summary": ("总体指标", "Summary"),
-    "by_month": ("按月", "By month"),
-    "by_week": ("按周", "By week"),
-    "by_day": ("按日", "By day"),
-    "per_hour": ("按时段", "By hour of day"),
-    "per_weekday": ("按星期", "By day of week"),
-    "per_agent": ("坐席工作量", "Per agent"),
-    "menu_usage": ("语音菜单使用", "Menu usage"),
-    "sms": ("短信发送", "SMS"),
-    "no_rows": ("(无)", "(none)"),
-    "simulated": (
-        "注意：含 {n} 通模拟来电（hotline simulate 生成的演示数据）",
-        "Note: includes {n} simulated calls (demo traffic from hotline simulate)",
-    ),
-    "generated": ("生成时间", "Generated"),
-}
-WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 SUMMARY_KEYS = (
     "calls",
     "automated_calls",
@@ -110,21 +48,68 @@ PERIOD_COLUMNS = (
     "service_level_20s",
     "abandonment_rate",
 )
+CASEWORK_KEYS = (
+    "orders_created",
+    "orders_open",
+    "orders_returned",
+    "orders_answered",
+    "orders_closed",
+    "orders_overdue",
+    "orders_decided",
+    "orders_on_time",
+    "on_time_rate",
+    "avg_handling_working_days",
+    "fcr_calls",
+    "fcr_resolved",
+    "fcr_with_order",
+    "fcr_repeated",
+    "fcr_no_number",
+    "first_call_resolution_rate",
+    "voice_messages_left",
+    "voice_messages_answered",
+    "voice_answer_median_hours",
+    "voice_answer_p90_hours",
+    "followups_asked",
+    "followups_answered",
+    "followups_satisfied",
+    "followup_satisfaction_rate",
+)
+ORDER_COLUMNS = (
+    "orders",
+    "open",
+    "returned",
+    "answered",
+    "closed",
+    "overdue",
+    "decided",
+    "on_time",
+    "on_time_rate",
+    "avg_handling_working_days",
+)
 AGENT_COLUMNS = ("agent", "name", "calls", "talk_seconds", "avg_handle_seconds", "paused_seconds", "logged_in_seconds")
 SMS_COLUMNS = ("category", "messages", "sent", "delivered", "failed", "avg_delivery_seconds")
-RATES = {"service_level_20s", "service_level_20s_with_abandoned", "abandonment_rate", "satisfaction_rate", "occupancy"}
+RATES = {
+    "service_level_20s",
+    "service_level_20s_with_abandoned",
+    "abandonment_rate",
+    "satisfaction_rate",
+    "occupancy",
+    "on_time_rate",
+    "first_call_resolution_rate",
+    "followup_satisfaction_rate",
+}
+DECIMALS = {"avg_quality_score": 1, "avg_handling_working_days": 2, "voice_answer_median_hours": 1}
+DECIMALS["voice_answer_p90_hours"] = 1
+KEY_VALUE = ("key", "value")  # a table of figures, one per row
 
 
 class RenderError(RuntimeError):
     pass
 
 
-def label(key: str, lang: str) -> str:
-    zh, en = LABELS.get(key, (key, key))
-    return zh if lang == "zh" else en
-
-
 def cell(key: str, value: Any, lang: str) -> str:
+    if key == "department" and value is None:
+        return label("unassigned", lang)
     if value is None:
         return "-"
     if key in RATES:
@@ -133,8 +118,10 @@ def cell(key: str, value: Any, lang: str) -> str:
         return str(WEEKDAYS[lang][int(value) - 1])
     if key == "hour":
         return f"{int(value):02d}:00"
-    if key == "avg_quality_score":
-        return f"{value:.1f}"
+    if key in DECIMALS:
+        return f"{value:.{DECIMALS[key]}f}"
+    if key == "order_category":
+        return label(f"cat.{value}", lang)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -151,8 +138,11 @@ def tables(report: Report) -> list[Table]:
     summary = {**data, "callbacks_requested": data["callbacks"]["requested"]}
     summary["callbacks_completed"] = data["callbacks"]["completed"]
     sms_rows = [{"category": k, **v} for k, v in data["sms"]["by_category"].items()]
+    cases = data["casework"]
+    figures = {**cases, **{f"orders_{k}": v for k, v in cases["orders_by_state"].items()}}
+    by_category = [{"order_category": r["category"], **r} for r in cases["by_category"]]
     return [
-        ("summary", ("key", "value"), [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
+        ("summary", KEY_VALUE, [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
         ("by_month", ("month", *PERIOD_COLUMNS), data["by_month"]),
         ("by_week", ("week_of", *PERIOD_COLUMNS), data["by_week"]),
         ("by_day", ("day", *PERIOD_COLUMNS), data["by_day"]),
@@ -161,6 +151,9 @@ def tables(report: Report) -> list[Table]:
         ("per_agent", (*AGENT_COLUMNS, "occupancy", "quality_scores", "avg_quality_score"), data["per_agent"]),
         ("menu_usage", ("query", "uses", "succeeded"), data["menu_usage"]),
         ("sms", SMS_COLUMNS, sms_rows),
+        ("casework", KEY_VALUE, [{"key": k, "value": figures[k]} for k in CASEWORK_KEYS]),
+        ("orders_by_category", ("order_category", *ORDER_COLUMNS), by_category),
+        ("orders_by_department", ("department", *ORDER_COLUMNS), cases["by_department"]),
     ]
 
 
@@ -191,7 +184,7 @@ def text(report: Report, lang: str = "zh") -> str:
         out[1:1] = [_simulated(report, lang)]
     for name, columns, rows in tables(report):
         out.append(f"[{label(name, lang)}]")
-        if name == "summary":
+        if columns == KEY_VALUE:
             out.append(_grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
         elif not rows:
             out.append(label("no_rows", lang))
@@ -266,7 +259,8 @@ td,th{border:1px solid #ccd;padding:3px 8px;text-align:right}th{background:#eef1
 td:first-child,th:first-child{text-align:left}.chart{width:100%;max-width:860px;display:block;margin:8px 0}
 .chart .t{font-size:13px;font-weight:bold}.chart .x,.chart .l{font-size:10px}.chart .x{text-anchor:middle}
 .chart .y{font-size:10px;text-anchor:end}.chart .axis{stroke:#889}
-.kpis{display:flex;flex-wrap:wrap;gap:8px}.kpi{border:1px solid #ccd;padding:6px 10px;min-width:130px}
+.kpis,.casework-kpis{display:flex;flex-wrap:wrap;gap:8px;margin:0 0 8px}
+.kpi{border:1px solid #ccd;padding:6px 10px;min-width:130px}
 .kpi b{display:block;font-size:18px}.kpi span{font-size:11px;color:#556}
 .simulated{background:#fff3cd;border:1px solid #e0b252;padding:6px 10px}
 @media print{body{margin:0}h2{break-after:avoid}table,svg{break-inside:avoid}}
@@ -281,6 +275,23 @@ HEADLINE = (
     "abandonment_rate",
     "satisfaction_rate",
 )
+CASEWORK_HEADLINE = (
+    "orders_created",
+    "on_time_rate",
+    "avg_handling_working_days",
+    "orders_overdue",
+    "first_call_resolution_rate",
+    "voice_messages_left",
+    "followup_satisfaction_rate",
+)
+
+
+def _kpis(figures: dict[str, Any], keys: Sequence[str], lang: str) -> str:
+    return "".join(
+        f'<div class="kpi"><b>{html.escape(cell(k, figures[k], lang))}</b>'
+        f"<span>{html.escape(label(k, lang))}</span></div>"
+        for k in keys
+    )
 
 
 def _simulated(report: Report, lang: str) -> str:
@@ -322,16 +333,13 @@ def html_body(report: Report, lang: str = "zh") -> str:
             ],
         )
 
-    kpis = "".join(
-        f'<div class="kpi"><b>{html.escape(cell(k, data[k], lang))}</b><span>{html.escape(label(k, lang))}</span></div>'
-        for k in HEADLINE
-    )
     sections = [
         f"<h1>{label('title', lang)}</h1>",
         f'<p class="meta">{label("period", lang)}: {report.period.label()} ({report.period.zone}) · '
         f"{label('generated', lang)}: {report.generated_at.astimezone(report.period.tz):%Y-%m-%d %H:%M:%S}</p>",
         *([f'<p class="simulated">{html.escape(_simulated(report, lang))}</p>'] if report.simulated_calls else []),
-        f'<div class="kpis">{kpis}</div>',
+        f'<div class="kpis">{_kpis(data, HEADLINE, lang)}</div>',
+        f'<div class="casework-kpis">{_kpis(data["casework"], CASEWORK_HEADLINE, lang)}</div>',
         calls_chart(label("by_day", lang), data["by_day"], "day", lambda d: d[5:]),
         calls_chart(label("per_hour", lang), data["per_hour"], "hour", lambda h: f"{h:02d}"),
         calls_chart(label("per_weekday", lang), data["per_weekday"], "weekday", lambda d: cell("weekday", d, lang)),
@@ -350,7 +358,7 @@ def html_body(report: Report, lang: str = "zh") -> str:
         )
     for name, columns, rows in tables(report):
         sections.append(f"<h2>{label(name, lang)}</h2>")
-        if name == "summary":
+        if columns == KEY_VALUE:
             rows = [{"key": label(r["key"], lang), "value": cell(r["key"], r["value"], lang)} for r in rows]
             sections.append(
                 "<table><tbody>"

@@ -1,4 +1,5 @@
-"""The supervisors' report over a period: call figures, breakdowns, SMS; read from the store.
+"""The supervisors' report over a period: call figures, breakdowns, SMS and casework
+(reports/casework.py); read from the store.
 
 Calls are counted by when they started (local time), messages by when they were created.
 Every figure comes from a few grouped queries over an index range (calls by `started_at`,
@@ -20,8 +21,9 @@ from sqlalchemy import Connection, func, select
 
 from core.db import Store
 from core.models import Agent, AgentEvent, Callback, QualityScore, Recording
+from core.settings import QueueSettings
 from core.states import NOT_DELIVERED
-from reports import sums
+from reports import casework, sums
 from reports.period import Period
 
 FAILED = NOT_DELIVERED
@@ -134,6 +136,7 @@ class Report:
     ivr_resolved: int
     callbacks: dict[str, int]
     sms: dict[str, Any]
+    casework: casework.Casework
     simulated_calls: int = 0  # written by `hotline simulate`: demo traffic, not real callers
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
@@ -183,6 +186,7 @@ class Report:
             "by_month": self.by_month(),
             "menu_usage": self.menu,
             "sms": self.sms,
+            "casework": self.casework.as_dict(),
             "generated_at": self.generated_at.isoformat(timespec="seconds"),
         }
 
@@ -340,18 +344,22 @@ def _mean(total: float, n: int) -> int | None:
     return half_up(total / n) if n else None
 
 
-def build(store: Store, period: Period, service_level_s: int = 20) -> Report:
-    """The report for `period`. Closed hours not summed yet are summed first and kept
+def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime | None = None) -> Report:
+    """The report for `period`, with the queue's service-level threshold and its calendar
+    of working days (handling time); `now` (default the present) decides which waiting
+    orders are overdue. Closed hours not summed yet are summed first and kept
     (`reports.sums.seal`: a read, then a short write); then one read transaction takes
     the sums and sums the open hours from the records. Neither holds up call recording."""
-    sums.seal_all(store, period.start, period.end, service_level_s)
-    sl, start, end = service_level_s, period.start, period.end
+    now = dt.datetime.now(dt.UTC) if now is None else now.astimezone(dt.UTC)
+    sl, start, end = queue.service_level_s, period.start, period.end
+    sums.seal_all(store, start, end, sl)
     with store.transaction() as c:
         call_rows = sums.read(c, "calls", start, end, sl)
         agents = _agents(c, period, sums.read(c, "calls", start, end, sl, by=("agent",)))
         menu_rows = sums.read(c, "menu", start, end, sl, by=("query",))
         sms_rows = sums.read(c, "sms", start, end, sl, by=("category", "status"))
         callbacks = _callbacks(c, period)
+        cases = casework.build(c, period, queue, now)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
     total, simulated = Totals(), 0
     for row in call_rows:
@@ -362,4 +370,5 @@ def build(store: Store, period: Period, service_level_s: int = 20) -> Report:
         total += t
         simulated += int(row["simulated"])
     menu, resolved = _menu(menu_rows)
-    return Report(period, total, dict(by_hour), agents, menu, resolved, callbacks, _sms(sms_rows), simulated)
+    sms = _sms(sms_rows)
+    return Report(period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now)

@@ -546,8 +546,10 @@ async def test_reports_are_for_supervisors_with_a_period_and_downloads(console: 
         )
         with zipfile.ZipFile(io.BytesIO(await zipped.read())) as z:
             names = z.namelist()
-            assert len(names) == 9 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
+            assert len(names) == 12 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
             assert "agent_calls,2" in z.read("hotline-report-2026-11-02-2026-11-03/summary.csv").decode()
+            casework = z.read("hotline-report-2026-11-02-2026-11-03/casework.csv").decode()
+            assert "fcr_no_number,2" in casework and "on_time_rate,\n" in casework  # no orders: no rate
         html_file = await (await http.get(f"{base}/reports/download?{period}&format=html")).text()
         assert html_file.startswith("<!doctype html>") and "<style>" in html_file
         pdf = await http.get(f"{base}/reports/download?{period}&format=pdf")
@@ -573,6 +575,8 @@ async def test_a_supervisor_picks_a_period_and_downloads_in_chromium(console: An
         await page.wait_for_url(re.compile(r".*/reports\?from=2026-11-02&to=2026-11-03$"))
         headline = await page.locator("#report .kpis").inner_text()
         assert "151" in headline and "人工通话总时长(分钟)" in headline
+        casework = await page.locator("#report .casework-kpis").inner_text()
+        assert "按时办结率" in casework and "一次解决率" in casework
         assert await page.locator("#report svg").count() >= 3
         async with page.expect_download() as got:
             await page.click("#download-json")

@@ -4,7 +4,9 @@ the per-agent report's average, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import logging
 import os
 from pathlib import Path
@@ -18,8 +20,9 @@ from cases.quality import score_recording, scores_of
 from cases.tasks import voice_messages_to_orders
 from core.db import Store
 from core.models import AuditEntry, QualityScore, Recording, VoiceMessage, utcnow
-from core.settings import QualitySettings, Settings
+from core.settings import QualitySettings, QueueSettings, Settings
 from ivr.recordings import sweep
+from reports import render
 from reports.period import parse_period
 from reports.report import build
 from tests.conftest import make_settings
@@ -105,11 +108,17 @@ def test_quality_scores_fit_the_form_and_feed_the_per_agent_report(store: Store,
     assert [s.total for s in scores_of(store, first)] == [90]
     today = now.astimezone(dt.timezone(dt.timedelta(hours=8))).date()
     period = parse_period((today - DAY).isoformat(), (today + DAY).isoformat(), "Asia/Shanghai")
-    agents = {a["name"]: a for a in build(store, period).as_dict()["per_agent"]}
+    report = build(store, period, QueueSettings())
+    agents = {a["name"]: a for a in report.as_dict()["per_agent"]}
     # The mean of 100 * total / max_total: (90 + 60) / 2.
     assert agents["坐席1001"]["quality_scores"] == 2 and agents["坐席1001"]["avg_quality_score"] == 75.0
+    row = next(line for line in render.text(report).splitlines() if "坐席1001" in line)
+    assert row.split()[-2:] == ["2", "75.0"] and "质检平均分" in render.text(report)
+    assert "<td>75.0</td>" in render.as_html(report) and "质检平均分" in render.as_html(report)
+    per_agent = list(csv.DictReader(io.StringIO(render.csv_tables(report)["per_agent.csv"])))
+    assert [(a["quality_scores"], a["avg_quality_score"]) for a in per_agent] == [("2", "75.0")]
     earlier = parse_period((today - 30 * DAY).isoformat(), (today - 10 * DAY).isoformat(), "Asia/Shanghai")
-    assert all(a["avg_quality_score"] is None for a in build(store, earlier).as_dict()["per_agent"])
+    assert all(a["avg_quality_score"] is None for a in build(store, earlier, QueueSettings()).as_dict()["per_agent"])
 
 
 def _closed(store: Store, settings: Settings, order_id: int, *, answered: bool = True) -> None:

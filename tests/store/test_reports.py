@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from core import rollups
 from core.db import Store
 from core.models import Agent, AgentEvent, Call, Callback, CallStep, ReportSealed, SmsMessage
+from core.settings import QueueSettings
 from ivr.asterisk_logs import CallFacts
 from ivr.records import ImportReport, import_facts
 from reports import render, sums
@@ -29,6 +30,7 @@ from reports.report import build, half_up
 ROOT = Path(__file__).resolve().parents[2]
 BJ = zoneinfo.ZoneInfo("Asia/Shanghai")
 PERIOD = parse_period("2026-11-02", "2026-11-03", "Asia/Shanghai")  # a Monday and a Tuesday
+QUEUE = QueueSettings()  # 20 s service level, Monday to Friday
 
 
 def at(day: int, hour: int, minute: int = 0) -> dt.datetime:
@@ -140,7 +142,7 @@ def filled(store: Store) -> Store:
 
 
 def test_every_figure_follows_its_definition(filled: Store) -> None:
-    data = build(filled, PERIOD).as_dict()
+    data = build(filled, PERIOD, QUEUE).as_dict()
     assert data["period"] == {"from": "2026-11-02", "to": "2026-11-03", "timezone": "Asia/Shanghai"}
     expected = {
         "calls": 9,
@@ -204,14 +206,14 @@ def test_every_figure_follows_its_definition(filled: Store) -> None:
 
 
 def test_a_period_without_calls_is_a_report_of_zeros(store: Store) -> None:
-    data = build(store, parse_period("2020-01-01", "2020-01-07", "Asia/Shanghai")).as_dict()
+    data = build(store, parse_period("2020-01-01", "2020-01-07", "Asia/Shanghai"), QUEUE).as_dict()
     assert data["calls"] == data["agent_calls"] == data["automated_calls"] == data["agent_talk_minutes"] == 0
     assert data["avg_agent_talk_seconds"] == 0 and data["service_level_20s"] is None
     assert data["satisfaction_rate"] is None and data["abandonment_rate"] is None
     assert len(data["per_hour"]) == 24 and len(data["per_weekday"]) == 7
     assert data["by_day"] == [] and data["per_agent"] == [] and data["menu_usage"] == []
     assert data["sms"]["messages"] == 0 and data["sms"]["avg_delivery_seconds"] is None
-    assert "人工服务量" in render.text(build(store, parse_period("2020-01-01", "2020-01-01", "Asia/Shanghai")))
+    assert "人工服务量" in render.text(build(store, parse_period("2020-01-01", "2020-01-01", "Asia/Shanghai"), QUEUE))
 
 
 def test_rounding_is_half_up() -> None:
@@ -253,7 +255,7 @@ def test_the_cli_refuses_a_bad_period_and_writes_nothing(store: Store, tmp_path:
 
 
 def test_outputs_csv_tables_html_and_english(filled: Store) -> None:
-    report = build(filled, PERIOD)
+    report = build(filled, PERIOD, QUEUE)
     files = render.csv_tables(report)
     assert list(files) == [
         f"{t}.csv"
@@ -267,6 +269,9 @@ def test_outputs_csv_tables_html_and_english(filled: Store) -> None:
             "per_agent",
             "menu_usage",
             "sms",
+            "casework",
+            "orders_by_category",
+            "orders_by_department",
         )
     ]
     summary = {r["key"]: r["value"] for r in csv.DictReader(io.StringIO(files["summary.csv"]))}
@@ -284,7 +289,7 @@ def test_outputs_csv_tables_html_and_english(filled: Store) -> None:
 
 
 def test_a_pdf_prints_from_chromium(filled: Store) -> None:
-    pdf = render.as_pdf(build(filled, PERIOD), "zh")
+    pdf = render.as_pdf(build(filled, PERIOD, QUEUE), "zh")
     assert pdf.startswith(b"%PDF-") and len(pdf) > 10_000
     assert b"/FontFile" in pdf or b"/FontFile2" in pdf  # the CJK font travels inside the file
 
@@ -309,7 +314,7 @@ def test_reading_a_report_never_holds_up_call_recording(filled: Store) -> None:
         writer.start()
         writer.join(timeout=30)
         assert committed.is_set(), failure  # committed while the report's transaction is open
-    assert build(filled, PERIOD).as_dict()["automated_calls"] == 3
+    assert build(filled, PERIOD, QUEUE).as_dict()["automated_calls"] == 3
 
 
 def test_simulated_traffic_is_marked_replaced_and_cleared(filled: Store) -> None:
@@ -321,7 +326,7 @@ def test_simulated_traffic_is_marked_replaced_and_cleared(filled: Store) -> None
     again = simulate.simulate(filled, dt.date(2026, 11, 2), dt.date(2026, 11, 8), "Asia/Shanghai", traffic)
     assert again == first  # the same days again: replaced, not added
     week = parse_period("2026-11-02", "2026-11-08", "Asia/Shanghai")
-    report = build(filled, week)
+    report = build(filled, week, QUEUE)
     data = report.as_dict()
     assert data["simulated_calls"] == first["calls"] and data["calls"] == first["calls"] + 10  # with "after"
     hours = {h["hour"]: h["calls"] for h in data["per_hour"]}
@@ -330,7 +335,7 @@ def test_simulated_traffic_is_marked_replaced_and_cleared(filled: Store) -> None
     assert min(weekdays[:5]) > 2 * max(weekdays[5:])
     assert "含 " in render.text(report) and "simulated calls" in render.as_html(report, "en")
     assert simulate.clear(filled) == first["calls"]
-    assert build(filled, PERIOD).as_dict()["calls"] == 9  # the real records are all still there
+    assert build(filled, PERIOD, QUEUE).as_dict()["calls"] == 9  # the real records are all still there
     with filled.transaction() as c:
         assert c.execute(select(SmsMessage.id).where(SmsMessage.event_type == "simulated")).first() is None
 
@@ -344,10 +349,10 @@ def _sealed(store: Store, kind: str) -> int:
 
 
 def test_closed_hours_are_summed_once_and_read_back_the_same(filled: Store) -> None:
-    first = build(filled, PERIOD).as_dict()
+    first = build(filled, PERIOD, QUEUE).as_dict()
     assert _sealed(filled, "calls") == _sealed(filled, "menu") == 48  # two closed days
     assert _sealed(filled, "sms") == 47  # one hour still has a queued message: not sealed
-    again = build(filled, PERIOD).as_dict()
+    again = build(filled, PERIOD, QUEUE).as_dict()
     assert {k: v for k, v in again.items() if k != "generated_at"} == {
         k: v for k, v in first.items() if k != "generated_at"
     }
@@ -358,20 +363,20 @@ def test_closed_hours_are_summed_once_and_read_back_the_same(filled: Store) -> N
             .where(SmsMessage.status == "queued")
             .values(status="delivered", submitted_at=at(3, 12), final_at=at(3, 12) + dt.timedelta(seconds=9))
         )
-    sms = build(filled, PERIOD).as_dict()["sms"]
+    sms = build(filled, PERIOD, QUEUE).as_dict()["sms"]
     assert sms["by_category"]["pension"]["states"] == {"delivered": 2} and sms["delivered"] == 5
     assert _sealed(filled, "sms") == 48
 
 
 def test_an_import_into_a_closed_hour_unseals_it(filled: Store) -> None:
-    assert build(filled, PERIOD).as_dict()["abandoned_calls"] == 2
+    assert build(filled, PERIOD, QUEUE).as_dict()["abandoned_calls"] == 2
     with filled.transaction() as c:  # a call Asterisk's files will speak of
         c.execute(update(Call).where(Call.id == "auto-2").values(asterisk_uniqueid="1762047600.7"))
     facts = {"1762047600.7": CallFacts("1762047600.7", at(2, 9, 40), at(2, 9, 45), queue="hotline-12333")}
     facts["1762047600.7"].queue_entered_at, facts["1762047600.7"].queue_wait_s = at(2, 9, 41), 50
     facts["1762047600.7"].disposition = "abandoned"
     import_facts(filled, facts, ImportReport())
-    data = build(filled, PERIOD).as_dict()
+    data = build(filled, PERIOD, QUEUE).as_dict()
     assert (data["abandoned_calls"], data["automated_calls"]) == (3, 1)
 
 
@@ -379,17 +384,19 @@ def test_open_hours_are_read_live(store: Store) -> None:
     now = dt.datetime.now(dt.UTC)
     today = now.astimezone(BJ).date()
     period = parse_period(today.isoformat(), today.isoformat(), "Asia/Shanghai")
-    assert build(store, period).as_dict()["calls"] == 0
+    assert build(store, period, QUEUE).as_dict()["calls"] == 0
     with store.transaction() as c:
         c.execute(insert(Call), [_call("now-1", now - dt.timedelta(minutes=1), "automated")])
-    assert build(store, period).as_dict()["automated_calls"] == 1
+    assert build(store, period, QUEUE).as_dict()["automated_calls"] == 1
     assert _sealed(store, "calls") == 0  # nothing of today is closed
 
 
 def test_another_service_level_threshold_sums_again(filled: Store) -> None:
-    assert build(filled, PERIOD, 20).as_dict()["service_level_20s"] == 2 / 3
-    assert build(filled, PERIOD, 5).as_dict()["service_level_20s"] == 1 / 3  # 5 s answered within 5
-    assert build(filled, PERIOD, 20).as_dict()["service_level_20s"] == 2 / 3
+    assert build(filled, PERIOD, QUEUE).as_dict()["service_level_20s"] == 2 / 3
+    assert (
+        build(filled, PERIOD, QueueSettings(service_level_s=5)).as_dict()["service_level_20s"] == 1 / 3
+    )  # 5 s answered within 5
+    assert build(filled, PERIOD, QUEUE).as_dict()["service_level_20s"] == 2 / 3
 
 
 def test_sums_read_before_an_unseal_are_not_kept(filled: Store, monkeypatch: pytest.MonkeyPatch) -> None:
