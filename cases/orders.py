@@ -9,9 +9,12 @@ user restricts the call to that department's orders, and another's look like non
                  voice_message_id=None, now=None) -> Order
     order_from_call(store, settings, *, call_id, category, summary, created_by, department=None,
                     kind='call', now=None) -> Order   (the caller's number and resident from `calls`)
-    orders_for(store, *, status=None, department=None, now=None, limit=500) -> list[Order]
-        status: None (all) | 'open' (open or returned: waiting for an answer) | 'overdue'
-        (waiting, past due) | 'answered' | 'returned' | 'closed'
+    orders_for(store, *, status=None, department=None, category=None, now=None, limit=500, offset=0)
+        -> list[Order]   status: None (all) | 'open' (open or returned: waiting for an answer) |
+        'overdue' (waiting, past due) | 'answered' | 'returned' | 'closed'; escalated ones first,
+        then all and closed newest first, the others soonest due first
+    count_orders(store, *, status=None, department=None, category=None, now=None) -> int  (one COUNT)
+    page_of_orders(store, *, status, department, category, page=1, per_page=100, now=None) -> OrderPage
     overdue_count(store, *, department=None, now=None) -> int   (one COUNT: the overdue list's length)
     get_order(store, order_id, *, actor, department=None) -> OrderDetail   (audited read:order)
     answer_order(store, settings, order_id, *, actor, answer, reply_via, department=None, now=None) -> Order
@@ -48,7 +51,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy import Connection, Row, Select, Table, case, func, select, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
 from cases.events import add_event, check_department, events_of, moment
@@ -273,44 +276,124 @@ def insert_order(c: Connection, values: dict[str, Any], now: dt.datetime) -> Ord
     return order
 
 
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a list of orders, and how many the whole list holds (one COUNT)."""
+
+    orders: tuple[Order, ...]
+    total: int
+    page: int  # from 1
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """The position of the page's first order in the whole list (1-based; 0 when empty)."""
+        return (self.page - 1) * self.per_page + 1 if self.orders else 0
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.per_page < self.total
+
+
+def _listed(
+    query: Select[Any], status: str | None, department: str | None, category: str | None, now: dt.datetime
+) -> Select[Any]:
+    """The list's filters, all in SQL (so that a limit or a page cuts the filtered list)."""
+    if status == "open":
+        query = query.where(ORDERS.c.status.in_(WAITING))
+    elif status == "overdue":
+        query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < now)
+    elif status in STATES:
+        query = query.where(ORDERS.c.status == status)
+    elif status not in (None, "all"):
+        raise BadOrderInput(f"unknown status {status!r} (open, overdue, answered, returned, closed)")
+    if department is not None:
+        query = query.where(ORDERS.c.department == department)
+    if category is not None:
+        if category not in CASE_CATEGORIES:
+            raise UnknownCategory(category, CASE_CATEGORIES)
+        query = query.where(ORDERS.c.category == category)
+    return query
+
+
+def _ordering(status: str | None, now: dt.datetime) -> tuple[Any, ...]:
+    """Escalated (督办) orders still waiting past due first; then the whole list and the closed
+    newest first (a new order is on page 1), what waits soonest due first."""
+    escalated = ORDERS.c.escalated_at.is_not(None) & ORDERS.c.status.in_(WAITING) & (ORDERS.c.due_at < now)
+    first = case((escalated, 0), else_=1)
+    if status in (None, "all"):
+        return first, ORDERS.c.created_at.desc(), ORDERS.c.id.desc()
+    if status == "closed":
+        return ORDERS.c.closed_at.desc(), ORDERS.c.id.desc()
+    return first, ORDERS.c.due_at, ORDERS.c.id
+
+
 def orders_for(
     store: Store,
     *,
     status: str | None = None,
     department: str | None = None,
+    category: str | None = None,
     now: dt.datetime | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[Order]:
-    """Orders, soonest due first (closed ones: latest closed first)."""
+    """Orders, escalated ones first; then waiting ones soonest due first, all and closed ones
+    newest first. `limit` cuts the list: count_orders says how long it is."""
     now = moment(now)
-    query = select(ORDERS)
-    if status in (None, "all"):
-        query = query.order_by(ORDERS.c.due_at, ORDERS.c.id)
-    elif status == "open":
-        query = query.where(ORDERS.c.status.in_(WAITING)).order_by(ORDERS.c.due_at, ORDERS.c.id)
-    elif status == "overdue":
-        query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < now).order_by(ORDERS.c.due_at)
-    elif status in STATES:
-        query = query.where(ORDERS.c.status == status)
-        order = ORDERS.c.closed_at.desc() if status == "closed" else ORDERS.c.due_at
-        query = query.order_by(order, ORDERS.c.id)
-    else:
-        raise BadOrderInput(f"unknown status {status!r} (open, overdue, answered, returned, closed)")
-    if department is not None:
-        query = query.where(ORDERS.c.department == department)
+    query = _listed(select(ORDERS), status, department, category, now).order_by(*_ordering(status, now))
     with store.transaction() as c:
-        return [order_of(r) for r in c.execute(query.limit(limit))]
+        return [order_of(r) for r in c.execute(query.limit(limit).offset(offset))]
+
+
+def count_orders(
+    store: Store,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    category: str | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """How many orders `orders_for` would list without a limit: one COUNT in the database."""
+    query = _listed(select(func.count()).select_from(ORDERS), status, department, category, moment(now))
+    with store.transaction() as c:
+        return int(c.execute(query).scalar_one())
+
+
+def page_of_orders(
+    store: Store,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    category: str | None = None,
+    page: int = 1,
+    per_page: int = 100,
+    now: dt.datetime | None = None,
+) -> OrderPage:
+    """Page `page` (from 1) of `orders_for`'s list, with the list's length: two queries."""
+    if page < 1 or per_page < 1:
+        raise BadOrderInput(f"page {page} of {per_page} orders: both count from 1")
+    now = moment(now)
+    found = orders_for(
+        store, status=status, department=department, category=category, now=now,
+        limit=per_page, offset=(page - 1) * per_page,
+    )  # fmt: skip
+    total = count_orders(store, status=status, department=department, category=category, now=now)
+    return OrderPage(tuple(found), total, page, per_page)
 
 
 def overdue_count(store: Store, *, department: str | None = None, now: dt.datetime | None = None) -> int:
     """How many orders `orders_for(status='overdue')` lists: one COUNT in the database (on
     the status/due index), for the supervisors' nav badge and the wallboard."""
-    query = select(func.count()).select_from(ORDERS)
-    query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < moment(now))
-    if department is not None:
-        query = query.where(ORDERS.c.department == department)
-    with store.transaction() as c:
-        return int(c.execute(query).scalar_one())
+    return count_orders(store, status="overdue", department=department, now=now)
 
 
 def read_order(c: Connection, order_id: int, department: str | None) -> Order:
