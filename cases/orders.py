@@ -9,6 +9,8 @@ user restricts the call to that department's orders, and another's look like non
                  voice_message_id=None, now=None) -> Order
     order_from_call(store, settings, *, call_id, category, summary, created_by, department=None,
                     kind='call', now=None) -> Order   (the caller's number and resident from `calls`)
+    call_order(conn, settings, <the same>) -> (Order, new)   in the caller's transaction; one order
+        of kind 'call' per call: asked again, the one made before (uq_work_orders_call, 0027)
     orders_for(store, *, status=None, department=None, category=None, now=None, limit=500, offset=0)
         -> list[Order]   status: None (all) | 'open' (open or returned: waiting for an answer) |
         'overdue' (waiting, past due) | 'answered' | 'returned' | 'closed'; escalated ones first,
@@ -51,15 +53,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, Select, Table, case, func, select, update
+from sqlalchemy import Connection, Row, Select, Table, case, func, select, text, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
 from cases.events import add_event, check_department, events_of, moment
 from cases.replies import send_reply
 from core import audit
 from core.calendar import add_working_days
-from core.db import Store
-from core.models import Call, VoiceMessage, WorkOrder
+from core.db import Store, upsert
+from core.models import CALL_ORDER_WHERE, Call, VoiceMessage, WorkOrder
 from core.settings import CASE_CATEGORIES, Settings
 
 ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
@@ -201,6 +203,9 @@ def create_order(
         "voice_message_id": voice_message_id,
     }
     with store.transaction() as c:
+        made = existing_call_order(c, call_id) if kind == "call" and call_id else None
+        if made is not None and call_id:
+            raise BadOrderInput(f"call {call_id[:40]!r} has work order {made.id} already (one order per call)")
         return insert_order(c, values, now)
 
 
@@ -217,25 +222,62 @@ def order_from_call(
     now: dt.datetime | None = None,
 ) -> Order:
     """An order for a call an agent took (the wrap-up's "needs follow-up") or a callback that
-    could not be settled (`kind='callback'`): the caller's number and the identified resident
-    come from the call's record; BadOrderInput if there is no such call."""
+    could not be settled (`kind='callback'`), in a transaction of its own: see call_order."""
     with store.transaction() as c:
-        call = c.execute(select(Call.caller_number, Call.resident_id).where(Call.id == call_id)).first()
+        order, _ = call_order(
+            c, settings, call_id=call_id, category=category, summary=summary, created_by=created_by,
+            department=department, kind=kind, now=now,
+        )  # fmt: skip
+    return order
+
+
+def call_order(
+    c: Connection,
+    settings: Settings,
+    *,
+    call_id: str,
+    category: str,
+    summary: str,
+    created_by: str,
+    department: str | None = None,
+    kind: str = "call",
+    now: dt.datetime | None = None,
+) -> tuple[Order, bool]:
+    """The call's order in the caller's transaction, and whether it is new. The caller's
+    number and the identified resident come from the call's record (BadOrderInput if there
+    is no such call). A call has one order of kind 'call': asking again (the wrap-up saved
+    again) returns the one made before, unchanged, in whatever state it is now."""
+    now = moment(now)
+    if kind not in KINDS:
+        raise BadOrderInput(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    values = order_values(settings, kind, category, summary, created_by, department, now)
+    call = c.execute(select(Call.caller_number, Call.resident_id).where(Call.id == call_id)).first()
     if call is None:
         raise BadOrderInput(f"no call {call_id[:40]!r}")
-    return create_order(
-        store,
-        settings,
-        kind=kind,
-        category=category,
-        summary=summary,
-        created_by=created_by,
-        department=department,
-        caller_number=call.caller_number,
-        resident_id=call.resident_id,
-        call_id=call_id,
-        now=now,
-    )
+    values |= {"caller_number": call.caller_number or None, "resident_id": call.resident_id, "call_id": call_id}
+    if kind != "call":
+        return insert_order(c, values, now), True
+    made = existing_call_order(c, call_id)
+    if made is not None:
+        return made, False
+    # Two saves at once: the partial unique index (uq_work_orders_call) lets one insert win.
+    statement = upsert(c, ORDERS).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["call_id"], index_where=text(CALL_ORDER_WHERE))
+    row = c.execute(statement.returning(*ORDERS.c)).first()
+    if row is None:
+        made = existing_call_order(c, call_id)
+        assert made is not None  # the conflicting order is there: the index says so
+        return made, False
+    order = order_of(row)
+    add_created(c, order, now)
+    return order, True
+
+
+def existing_call_order(c: Connection, call_id: str) -> Order | None:
+    """The call's order of kind 'call' (the first, should older duplicates be closed)."""
+    query = select(ORDERS).where(ORDERS.c.call_id == call_id, ORDERS.c.kind == "call")
+    row = c.execute(query.order_by(ORDERS.c.status == "closed", ORDERS.c.id).limit(1)).first()
+    return order_of(row) if row is not None else None
 
 
 def order_values(
@@ -266,14 +308,17 @@ def order_values(
 
 def insert_order(c: Connection, values: dict[str, Any], now: dt.datetime) -> Order:
     """Insert the order and its `created` event in the caller's transaction."""
-    row = c.execute(ORDERS.insert().values(**values).returning(*ORDERS.c)).one()
-    order = order_of(row)
+    order = order_of(c.execute(ORDERS.insert().values(**values).returning(*ORDERS.c)).one())
+    add_created(c, order, now)
+    return order
+
+
+def add_created(c: Connection, order: Order, now: dt.datetime) -> None:
     detail: dict[str, Any] = {"kind": order.kind, "category": order.category, "department": order.department}
     detail["due_at"] = order.due_at.isoformat()
     if order.voice_message_id is not None:
         detail["voice_message_id"] = order.voice_message_id
     add_event(c, order.id, order.created_by, "created", detail, now)
-    return order
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,11 @@ MONDAY = dt.datetime(2026, 11, 30, 10, 0, tzinfo=BEIJING)  # created: due Wednes
 NUMBER = "13812345678"
 
 
+def _count(store: Store) -> int:
+    with store.transaction() as c:
+        return int(c.execute(select(func.count()).select_from(o.ORDERS)).scalar_one())
+
+
 def _new(store: Store, settings: Settings, **kw: object) -> o.Order:
     args: dict[str, object] = {
         "kind": "call",
@@ -37,7 +42,7 @@ def _new(store: Store, settings: Settings, **kw: object) -> o.Order:
         "created_by": "console:agent1001",
         "department": "养老保险",
         "caller_number": NUMBER,
-        "call_id": "call-1",
+        "call_id": f"call-{_count(store) + 1}",  # one order per call (uq_work_orders_call)
         "now": MONDAY,
     }
     return o.create_order(store, settings, **(args | kw))  # type: ignore[arg-type]
@@ -371,3 +376,15 @@ def test_an_order_from_a_call_takes_the_callers_number_and_resident(store: Store
     assert (order.caller_number, order.resident_id, order.call_id, order.kind) == (NUMBER, 12, "call-9", "call")
     with pytest.raises(BadOrderInput, match="no call"):
         o.order_from_call(store, settings, call_id="forged", category="how_to", summary="x", created_by="t")
+    # One order of kind 'call' per call: asked again, the same one; a callback's may be more.
+    again = o.order_from_call(store, settings, call_id="call-9", category="how_to", summary="再问", created_by="t")
+    assert (again.id, again.summary) == (order.id, "窗口态度差")
+    with pytest.raises(BadOrderInput, match=f"has work order {order.id} already"):
+        _new(store, settings, call_id="call-9")
+    callbacks = [
+        o.order_from_call(
+            store, settings, call_id="call-9", category="how_to", summary="回拨", created_by="t", kind="callback"
+        )
+        for _ in range(2)
+    ]
+    assert len({x.id for x in callbacks} | {order.id}) == 3
