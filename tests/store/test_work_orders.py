@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy import text as sql
 
 from cases import orders as o
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownDepartment
@@ -388,3 +390,39 @@ def test_an_order_from_a_call_takes_the_callers_number_and_resident(store: Store
         for _ in range(2)
     ]
     assert len({x.id for x in callbacks} | {order.id}) == 3
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has one writer at a time
+def test_two_saves_at_once_meet_at_the_index_and_share_one_order(store: Store, settings: Settings) -> None:
+    with store.session() as s:
+        s.add(Call(id="call-r", caller_number=NUMBER, disposition="agent"))
+    asked = {"call_id": "call-r", "category": "how_to", "summary": "同时保存", "created_by": "t"}
+    got: list[object] = []
+
+    def second() -> None:
+        try:
+            got.append(o.order_from_call(store, settings, **asked))  # type: ignore[arg-type]
+        except Exception as exc:  # handed to the test's thread, which asserts on it
+            got.append(exc)
+
+    with store.transaction() as c:
+        first, new = o.call_order(c, settings, **asked)  # type: ignore[arg-type]
+        other = threading.Thread(target=second)
+        other.start()
+        waiting = 0
+        for _ in range(400):  # until the other insert waits on this uncommitted order
+            with store.engine.connect() as watch:
+                waiting = watch.execute(
+                    sql(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar_one()
+            if waiting or not other.is_alive():
+                break
+            time.sleep(0.05)
+        assert new and waiting == 1
+    other.join(timeout=30)
+    assert [getattr(x, "id", x) for x in got] == [first.id]
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(WorkOrder)) == 1
