@@ -9,9 +9,14 @@ user restricts the call to that department's orders, and another's look like non
                  voice_message_id=None, now=None) -> Order
     order_from_call(store, settings, *, call_id, category, summary, created_by, department=None,
                     kind='call', now=None) -> Order   (the caller's number and resident from `calls`)
-    orders_for(store, *, status=None, department=None, now=None, limit=500) -> list[Order]
-        status: None (all) | 'open' (open or returned: waiting for an answer) | 'overdue'
-        (waiting, past due) | 'answered' | 'returned' | 'closed'
+    call_order(conn, settings, <the same>) -> (Order, new)   in the caller's transaction; one order
+        of kind 'call' per call: asked again, the one made before (uq_work_orders_call, 0028)
+    orders_for(store, *, status=None, department=None, category=None, now=None, limit=500, offset=0)
+        -> list[Order]   status: None (all) | 'open' (open or returned: waiting for an answer) |
+        'overdue' (waiting, past due) | 'answered' | 'returned' | 'closed'; escalated ones first,
+        then all and closed newest first, the others soonest due first
+    count_orders(store, *, status=None, department=None, category=None, now=None) -> int  (one COUNT)
+    page_of_orders(store, *, status, department, category, page=1, per_page=100, now=None) -> OrderPage
     overdue_count(store, *, department=None, now=None) -> int   (one COUNT: the overdue list's length)
     get_order(store, order_id, *, actor, department=None) -> OrderDetail   (audited read:order)
     answer_order(store, settings, order_id, *, actor, answer, reply_via, department=None, now=None) -> Order
@@ -48,15 +53,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, Table, func, select, update
+from sqlalchemy import Connection, Row, Select, Table, case, func, select, text, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
 from cases.events import add_event, check_department, events_of, moment
 from cases.replies import send_reply
 from core import audit
 from core.calendar import add_working_days
-from core.db import Store
-from core.models import Call, VoiceMessage, WorkOrder
+from core.db import Store, upsert
+from core.models import CALL_ORDER_WHERE, Call, VoiceMessage, WorkOrder
 from core.settings import CASE_CATEGORIES, Settings
 
 ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
@@ -198,6 +203,9 @@ def create_order(
         "voice_message_id": voice_message_id,
     }
     with store.transaction() as c:
+        made = existing_call_order(c, call_id) if kind == "call" and call_id else None
+        if made is not None and call_id:
+            raise BadOrderInput(f"call {call_id[:40]!r} has work order {made.id} already (one order per call)")
         return insert_order(c, values, now)
 
 
@@ -214,25 +222,62 @@ def order_from_call(
     now: dt.datetime | None = None,
 ) -> Order:
     """An order for a call an agent took (the wrap-up's "needs follow-up") or a callback that
-    could not be settled (`kind='callback'`): the caller's number and the identified resident
-    come from the call's record; BadOrderInput if there is no such call."""
+    could not be settled (`kind='callback'`), in a transaction of its own: see call_order."""
     with store.transaction() as c:
-        call = c.execute(select(Call.caller_number, Call.resident_id).where(Call.id == call_id)).first()
+        order, _ = call_order(
+            c, settings, call_id=call_id, category=category, summary=summary, created_by=created_by,
+            department=department, kind=kind, now=now,
+        )  # fmt: skip
+    return order
+
+
+def call_order(
+    c: Connection,
+    settings: Settings,
+    *,
+    call_id: str,
+    category: str,
+    summary: str,
+    created_by: str,
+    department: str | None = None,
+    kind: str = "call",
+    now: dt.datetime | None = None,
+) -> tuple[Order, bool]:
+    """The call's order in the caller's transaction, and whether it is new. The caller's
+    number and the identified resident come from the call's record (BadOrderInput if there
+    is no such call). A call has one order of kind 'call': asking again (the wrap-up saved
+    again) returns the one made before, unchanged, in whatever state it is now."""
+    now = moment(now)
+    if kind not in KINDS:
+        raise BadOrderInput(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
+    values = order_values(settings, kind, category, summary, created_by, department, now)
+    call = c.execute(select(Call.caller_number, Call.resident_id).where(Call.id == call_id)).first()
     if call is None:
         raise BadOrderInput(f"no call {call_id[:40]!r}")
-    return create_order(
-        store,
-        settings,
-        kind=kind,
-        category=category,
-        summary=summary,
-        created_by=created_by,
-        department=department,
-        caller_number=call.caller_number,
-        resident_id=call.resident_id,
-        call_id=call_id,
-        now=now,
-    )
+    values |= {"caller_number": call.caller_number or None, "resident_id": call.resident_id, "call_id": call_id}
+    if kind != "call":
+        return insert_order(c, values, now), True
+    made = existing_call_order(c, call_id)
+    if made is not None:
+        return made, False
+    # Two saves at once: the partial unique index (uq_work_orders_call) lets one insert win.
+    statement = upsert(c, ORDERS).values(**values)
+    statement = statement.on_conflict_do_nothing(index_elements=["call_id"], index_where=text(CALL_ORDER_WHERE))
+    row = c.execute(statement.returning(*ORDERS.c)).first()
+    if row is None:
+        made = existing_call_order(c, call_id)
+        assert made is not None  # the conflicting order is there: the index says so
+        return made, False
+    order = order_of(row)
+    add_created(c, order, now)
+    return order, True
+
+
+def existing_call_order(c: Connection, call_id: str) -> Order | None:
+    """The call's order of kind 'call' (the first, should older duplicates be closed)."""
+    query = select(ORDERS).where(ORDERS.c.call_id == call_id, ORDERS.c.kind == "call")
+    row = c.execute(query.order_by(ORDERS.c.status == "closed", ORDERS.c.id).limit(1)).first()
+    return order_of(row) if row is not None else None
 
 
 def order_values(
@@ -263,14 +308,77 @@ def order_values(
 
 def insert_order(c: Connection, values: dict[str, Any], now: dt.datetime) -> Order:
     """Insert the order and its `created` event in the caller's transaction."""
-    row = c.execute(ORDERS.insert().values(**values).returning(*ORDERS.c)).one()
-    order = order_of(row)
+    order = order_of(c.execute(ORDERS.insert().values(**values).returning(*ORDERS.c)).one())
+    add_created(c, order, now)
+    return order
+
+
+def add_created(c: Connection, order: Order, now: dt.datetime) -> None:
     detail: dict[str, Any] = {"kind": order.kind, "category": order.category, "department": order.department}
     detail["due_at"] = order.due_at.isoformat()
     if order.voice_message_id is not None:
         detail["voice_message_id"] = order.voice_message_id
     add_event(c, order.id, order.created_by, "created", detail, now)
-    return order
+
+
+@dataclass(frozen=True)
+class OrderPage:
+    """One page of a list of orders, and how many the whole list holds (one COUNT)."""
+
+    orders: tuple[Order, ...]
+    total: int
+    page: int  # from 1
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """The position of the page's first order in the whole list (1-based; 0 when empty)."""
+        return (self.page - 1) * self.per_page + 1 if self.orders else 0
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.per_page < self.total
+
+
+def _listed(
+    query: Select[Any], status: str | None, department: str | None, category: str | None, now: dt.datetime
+) -> Select[Any]:
+    """The list's filters, all in SQL (so that a limit or a page cuts the filtered list)."""
+    if status == "open":
+        query = query.where(ORDERS.c.status.in_(WAITING))
+    elif status == "overdue":
+        query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < now)
+    elif status in STATES:
+        query = query.where(ORDERS.c.status == status)
+    elif status not in (None, "all"):
+        raise BadOrderInput(f"unknown status {status!r} (open, overdue, answered, returned, closed)")
+    if department is not None:
+        query = query.where(ORDERS.c.department == department)
+    if category is not None:
+        if category not in CASE_CATEGORIES:
+            raise UnknownCategory(category, CASE_CATEGORIES)
+        query = query.where(ORDERS.c.category == category)
+    return query
+
+
+def _ordering(status: str | None, now: dt.datetime) -> tuple[Any, ...]:
+    """Escalated (督办) orders still waiting past due first; then the whole list and the closed
+    newest first (a new order is on page 1), what waits soonest due first."""
+    escalated = ORDERS.c.escalated_at.is_not(None) & ORDERS.c.status.in_(WAITING) & (ORDERS.c.due_at < now)
+    first = case((escalated, 0), else_=1)
+    if status in (None, "all"):
+        return first, ORDERS.c.created_at.desc(), ORDERS.c.id.desc()
+    if status == "closed":
+        return ORDERS.c.closed_at.desc(), ORDERS.c.id.desc()
+    return first, ORDERS.c.due_at, ORDERS.c.id
 
 
 def orders_for(
@@ -278,39 +386,59 @@ def orders_for(
     *,
     status: str | None = None,
     department: str | None = None,
+    category: str | None = None,
     now: dt.datetime | None = None,
     limit: int = 500,
+    offset: int = 0,
 ) -> list[Order]:
-    """Orders, soonest due first (closed ones: latest closed first)."""
+    """Orders, escalated ones first; then waiting ones soonest due first, all and closed ones
+    newest first. `limit` cuts the list: count_orders says how long it is."""
     now = moment(now)
-    query = select(ORDERS)
-    if status in (None, "all"):
-        query = query.order_by(ORDERS.c.due_at, ORDERS.c.id)
-    elif status == "open":
-        query = query.where(ORDERS.c.status.in_(WAITING)).order_by(ORDERS.c.due_at, ORDERS.c.id)
-    elif status == "overdue":
-        query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < now).order_by(ORDERS.c.due_at)
-    elif status in STATES:
-        query = query.where(ORDERS.c.status == status)
-        order = ORDERS.c.closed_at.desc() if status == "closed" else ORDERS.c.due_at
-        query = query.order_by(order, ORDERS.c.id)
-    else:
-        raise BadOrderInput(f"unknown status {status!r} (open, overdue, answered, returned, closed)")
-    if department is not None:
-        query = query.where(ORDERS.c.department == department)
+    query = _listed(select(ORDERS), status, department, category, now).order_by(*_ordering(status, now))
     with store.transaction() as c:
-        return [order_of(r) for r in c.execute(query.limit(limit))]
+        return [order_of(r) for r in c.execute(query.limit(limit).offset(offset))]
+
+
+def count_orders(
+    store: Store,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    category: str | None = None,
+    now: dt.datetime | None = None,
+) -> int:
+    """How many orders `orders_for` would list without a limit: one COUNT in the database."""
+    query = _listed(select(func.count()).select_from(ORDERS), status, department, category, moment(now))
+    with store.transaction() as c:
+        return int(c.execute(query).scalar_one())
+
+
+def page_of_orders(
+    store: Store,
+    *,
+    status: str | None = None,
+    department: str | None = None,
+    category: str | None = None,
+    page: int = 1,
+    per_page: int = 100,
+    now: dt.datetime | None = None,
+) -> OrderPage:
+    """Page `page` (from 1) of `orders_for`'s list, with the list's length: two queries."""
+    if page < 1 or per_page < 1:
+        raise BadOrderInput(f"page {page} of {per_page} orders: both count from 1")
+    now = moment(now)
+    found = orders_for(
+        store, status=status, department=department, category=category, now=now,
+        limit=per_page, offset=(page - 1) * per_page,
+    )  # fmt: skip
+    total = count_orders(store, status=status, department=department, category=category, now=now)
+    return OrderPage(tuple(found), total, page, per_page)
 
 
 def overdue_count(store: Store, *, department: str | None = None, now: dt.datetime | None = None) -> int:
     """How many orders `orders_for(status='overdue')` lists: one COUNT in the database (on
     the status/due index), for the supervisors' nav badge and the wallboard."""
-    query = select(func.count()).select_from(ORDERS)
-    query = query.where(ORDERS.c.status.in_(WAITING), ORDERS.c.due_at < moment(now))
-    if department is not None:
-        query = query.where(ORDERS.c.department == department)
-    with store.transaction() as c:
-        return int(c.execute(query).scalar_one())
+    return count_orders(store, status="overdue", department=department, now=now)
 
 
 def read_order(c: Connection, order_id: int, department: str | None) -> Order:

@@ -13,7 +13,7 @@ from cases import orders as cases_orders
 from cases.errors import CasesError
 from console import live, order_views, work
 from console.errors import BadRequest, NotAllowed
-from console.request import deps, render, require_role
+from console.request import ConsoleDeps, deps, render, require_role
 from console.sse import sse
 from core.masking import mask_numbers
 from core.phones import BadPhoneNumber
@@ -172,33 +172,47 @@ async def caller_data(request: web.Request) -> web.StreamResponse:
 
 
 async def wrapup(request: web.Request) -> web.StreamResponse:
+    """Save the wrap-up; with "needs follow-up", the call's work order in the same transaction
+    (everything checked first: a refused note leaves no order). Saving again replaces the
+    wrap-up and finds the order made before: the answer names it each time."""
     agent_id, _, _ = _agent(request)
     body = await _json(request)
     call_id, code, note = body.get("call_id"), body.get("code"), body.get("note", "")
     if not isinstance(call_id, str) or not isinstance(code, str) or not isinstance(note, str):
         raise BadRequest("call_id, code and note are strings")
-    d, order = deps(request), body.get("order")
-    order_id = None
-    if code == "follow_up" and isinstance(order, dict):
-        # The call must be this agent's (checked first); its number and resident come from
-        # the call record, never from the page.
-        await asyncio.to_thread(work.check_own_call, d.store, agent_id, call_id)
-        try:
-            made = await asyncio.to_thread(
-                cases_orders.order_from_call,
-                d.store,
-                d.settings,
-                call_id=call_id,
-                category=str(order.get("category", "")),
-                summary=str(order.get("summary", "")),
-                department=str(order.get("department", "")) or None,
-                created_by=f"console:{agent_id}",
-            )
-        except CasesError as exc:
-            raise BadRequest(str(exc)) from exc
-        order_id = made.id
-    await asyncio.to_thread(work.save_wrapup, d.store, agent_id, call_id, code, note)
-    return web.json_response({"saved": call_id, "order_id": order_id})
+    work.check_wrapup(code, note)
+    order = body.get("order")
+    if order is not None and not isinstance(order, dict):
+        raise BadRequest("order is an object: category, department, summary")
+    wanted = order if code == "follow_up" else None
+    d = deps(request)
+    try:
+        order_id, new = await asyncio.to_thread(_save, d, agent_id, call_id, code, note, wanted)
+    except CasesError as exc:
+        raise BadRequest(str(exc)) from exc
+    return web.json_response({"saved": call_id, "order_id": order_id, "order_new": new})
+
+
+def _save(
+    d: ConsoleDeps, agent_id: str, call_id: str, code: str, note: str, order: dict[str, Any] | None
+) -> tuple[int | None, bool]:
+    """One transaction: the wrap-up (the call must be this agent's: checked first), then the
+    order, its number and resident from the call record, never from the page."""
+    with d.store.transaction() as c:
+        work.write_wrapup(c, agent_id, call_id, code, note)
+        if order is None:
+            made = cases_orders.existing_call_order(c, call_id)
+            return (made.id if made else None), False
+        made, new = cases_orders.call_order(
+            c,
+            d.settings,
+            call_id=call_id,
+            category=str(order.get("category", "")),
+            summary=str(order.get("summary", "")),
+            department=str(order.get("department", "")) or None,
+            created_by=f"console:{agent_id}",
+        )
+        return made.id, new
 
 
 def _callback_id(request: web.Request) -> int:

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -89,9 +90,37 @@ def _own_department(request: web.Request) -> str | None:
     return None
 
 
+PER_PAGE = 100  # orders on one page of /orders
+
+
+def _page_number(request: web.Request) -> int:
+    raw = request.query.get("page", "1")
+    if not raw.isdigit() or len(raw) > 6 or int(raw) < 1:
+        raise BadRequest(f"page {raw[:12]!r}: a whole number from 1")
+    return int(raw)
+
+
+def _pager(filters: dict[str, str], found: cases_orders.OrderPage) -> dict[str, Any]:
+    """Links to the previous and next page that keep the filters, and where this page is."""
+    kept = {k: v for k, v in filters.items() if v}
+
+    def link(page: int) -> str:
+        return "/orders?" + urlencode(kept | {"page": str(page)})
+
+    return {
+        "page": found.page,
+        "pages": found.pages,
+        "total": found.total,
+        "first": found.first,
+        "last": found.first + len(found.orders) - 1 if found.orders else 0,
+        "previous": link(found.page - 1) if found.has_previous else "",
+        "next": link(found.page + 1) if found.has_next else "",
+    }
+
+
 async def orders_page(request: web.Request) -> web.StreamResponse:
     mine = _own_department(request)
-    d, now = deps(request), utcnow()
+    d, now, page = deps(request), utcnow(), _page_number(request)
     if mine is not None:  # a department: what waits for its answer, nothing else
         filters = {"status": "open", "department": mine, "category": ""}
     else:
@@ -101,16 +130,22 @@ async def orders_page(request: web.Request) -> web.StreamResponse:
         if filters["department"] not in ("", *d.settings.cases.departments):
             known = ", ".join(d.settings.cases.departments)
             raise BadRequest(f"unknown department {filters['department'][:40]!r} (known: {known})")
+    # Filtered, ordered (escalated 督办 first) and cut into pages in the database.
     found = await asyncio.to_thread(
-        cases_orders.orders_for, d.store, status=filters["status"] or None, department=filters["department"] or None
+        cases_orders.page_of_orders,
+        d.store,
+        status=filters["status"] or None,
+        department=filters["department"] or None,
+        category=filters["category"] or None,
+        page=page,
+        per_page=PER_PAGE,
+        now=now,
     )
-    rows = [_row(request, o, now) for o in found if filters["category"] in ("", o.category)]
-    # Escalated (督办) orders first, then as they came: soonest due first.
-    rows.sort(key=lambda r: not r["escalated"])
     return render(
         request,
         "orders.html",
-        orders=rows,
+        orders=[_row(request, o, now) for o in found.orders],
+        pager=_pager({} if mine is not None else filters, found),
         supervising=mine is None,
         filters=filters,
         statuses=STATUSES,

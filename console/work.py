@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from console.errors import BadRequest, NotAllowed
 from console.i18n import local_time
 from core import audit
-from core.db import Store
+from core.db import Store, upsert
 from core.masking import mask_phone
 from core.models import Agent, Call, Callback, WorkOrder, Wrapup, utcnow
 
@@ -48,26 +48,24 @@ def last_call(store: Store, agent_id: str, zone: str) -> LastCall | None:
         )
 
 
-def save_wrapup(store: Store, agent_id: str, call_id: str, code: str, note: str) -> None:
-    """Only for the agent's current or last call; saving again replaces the earlier wrap-up."""
+def check_wrapup(code: str, note: str) -> None:
+    """BadRequest for a code or note the wrap-up refuses: checked before anything is written."""
     if code not in WRAPUP_CODES:
         raise BadRequest(f"unknown wrap-up code {code!r} (one of {', '.join(WRAPUP_CODES)})")
     if len(note) > MAX_NOTE:
-        raise BadRequest(f"the note is longer than {MAX_NOTE} characters")
-    with store.session() as s:
-        _own_call(s.get(Agent, agent_id), agent_id, call_id)
-        s.merge(Wrapup(call_id=call_id, agent_id=agent_id, code=code, note=note.strip(), saved_at=utcnow()))
+        raise BadRequest(f"the note has {len(note)} characters; at most {MAX_NOTE}")
 
 
-def _own_call(agent: Agent | None, agent_id: str, call_id: str) -> None:
+def write_wrapup(c: Connection, agent_id: str, call_id: str, code: str, note: str) -> None:
+    """The wrap-up (checked by check_wrapup) in the caller's transaction, replacing one
+    saved before; NotAllowed unless the call is the agent's current or last one."""
+    agent = c.execute(select(Agent.current_call_id, Agent.last_call_id).where(Agent.id == agent_id)).first()
     if agent is None or call_id not in (agent.current_call_id, agent.last_call_id):
         raise NotAllowed(f"call {call_id} is not agent {agent_id}'s current or last call")
-
-
-def check_own_call(store: Store, agent_id: str, call_id: str) -> None:
-    """NotAllowed unless `call_id` is the agent's current or last call."""
-    with store.session() as s:
-        _own_call(s.get(Agent, agent_id), agent_id, call_id)
+    values = {"call_id": call_id, "agent_id": agent_id, "code": code, "note": note.strip(), "saved_at": utcnow()}
+    statement = upsert(c, Wrapup.__table__).values(**values)
+    changed = {k: statement.excluded[k] for k in ("agent_id", "code", "note", "saved_at")}
+    c.execute(statement.on_conflict_do_update(index_elements=["call_id"], set_=changed))
 
 
 @dataclass(frozen=True)

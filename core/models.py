@@ -425,6 +425,9 @@ class VoiceMessage(Base):
     delete_reason: Mapped[str | None] = mapped_column(String(200))  # retention | missing: ...
 
 
+CALL_ORDER_WHERE = "kind = 'call' AND status <> 'closed'"  # uq_work_orders_call
+
+
 class WorkOrder(Base):
     """A work order (工单): a question the hotline hands to a department (cases/orders.py).
 
@@ -437,6 +440,9 @@ class WorkOrder(Base):
     __table_args__ = (
         Index("ix_work_orders_status_due", "status", "due_at"),
         Index("ix_work_orders_department_status", "department", "status"),
+        # One order per call from the agent's wrap-up, however often it is saved (0028); a
+        # closed one leaves the index, so that duplicates from before can be closed away.
+        Index("uq_work_orders_call", "call_id", unique=True, **_while(CALL_ORDER_WHERE)),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # call | voice_message | callback

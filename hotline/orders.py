@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import sys
 from typing import Any
 
 from cases import orders
@@ -26,9 +27,15 @@ def add_parser(sub: Any, handler: Any) -> None:
         "orders", help="work orders (工单): list, show, answer, return, assign, close, follow up, escalate"
     )
     act = s.add_subparsers(dest="orders_action", required=True)
-    ls = act.add_parser("list", help="orders, soonest due first")
+    ls = act.add_parser(
+        "list", help="orders: escalated first, then waiting ones soonest due first, all and closed ones newest first"
+    )
     ls.add_argument("--status", choices=STATUSES, default="all", help="open: waiting for an answer (default all)")
     ls.add_argument("--department", help="one department's orders (one of cases.departments)")
+    ls.add_argument("--category", choices=CASE_CATEGORIES, help="one category's orders")
+    ls.add_argument("--limit", type=_positive, default=500, help="orders per page (default 500)")
+    ls.add_argument("--page", type=_positive, default=1, help="which page of --limit orders (default 1)")
+    ls.add_argument("--all", action="store_true", help="every order, however many (no pages)")
     ls.add_argument("--format", choices=("text", "json"), default="text")
     show = act.add_parser("show", help="one order: its fields, history, due date, recording")
     show.add_argument("id", type=int)
@@ -79,10 +86,7 @@ def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -
     if action == "list":
         if args.department is not None:  # a typo would list nothing, as if all were done
             check_department(settings.cases.departments, args.department)
-        listed = orders.orders_for(store, status=args.status, department=args.department)
-        # A list is not audited view by view (`show` is): numbers masked, as in the text form.
-        masked = [x.as_json() | {"caller_number": mask_phone(x.caller_number)} for x in listed]
-        _out(args, masked, lambda: as_text(settings, listed))
+        _list(settings, store, args)
         return 0
     if action == "show":
         detail = orders.get_order(store, args.id, actor=actor)
@@ -100,6 +104,29 @@ def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -
     order = _change(settings, store, args, actor)
     _out(args, order.as_json(), lambda: as_text(settings, [order]))
     return 0
+
+
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number from 1")
+    return int(raw)
+
+
+def _list(settings: Settings, store: Any, args: argparse.Namespace) -> None:
+    """One page of the list (or all of it); when the page is not the whole list, text says
+    which part it shows, and JSON (a list, as before) says so on stderr."""
+    where = {"status": args.status, "department": args.department, "category": args.category}
+    total = orders.count_orders(store, **where)
+    per_page = max(total, 1) if args.all else args.limit
+    listed = orders.orders_for(store, **where, limit=per_page, offset=0 if args.all else (args.page - 1) * per_page)
+    # A list is not audited view by view (`show` is): numbers masked, as in the text form.
+    masked = [x.as_json() | {"caller_number": mask_phone(x.caller_number)} for x in listed]
+    _out(args, masked, lambda: as_text(settings, listed))
+    if len(listed) < total:
+        first = (args.page - 1) * per_page + 1
+        said = f"showing {first}-{first + len(listed) - 1} of {total} orders" if listed else f"none of {total} orders"
+        said += f" (page {args.page}; --page N or --all for the others)"
+        print(said, file=sys.stderr if args.format == "json" else sys.stdout)
 
 
 def _change(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -> Order:

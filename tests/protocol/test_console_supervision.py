@@ -79,14 +79,14 @@ async def test_filters_and_escalated_orders_first(desk: Desk) -> None:
     async with _client() as http:
         await _sign_in(http, base, "sup", SUP_PW)
         page = await (await http.get(f"{base}/orders")).text()
-        # The answered order is due first, but the escalated one heads the list.
-        assert listed(page) == [o.late, o.answered_early, o.pension, o.medical]
+        # The escalated one heads the list of all orders, then the newest first.
+        assert listed(page) == [o.late, o.medical, o.pension, o.answered_early]
         assert re.search(rf'<tr id="order-{o.late}"[^>]*>.*?督办', page, re.S)
         cases = {
             "status=overdue": [o.late],
             "status=answered": [o.answered_early],
             "status=open": [o.late, o.pension, o.medical],
-            "department=养老保险": [o.answered_early, o.pension],
+            "department=养老保险": [o.pension, o.answered_early],
             "status=open&department=养老保险": [o.pension],
             "status=closed": [],
         }

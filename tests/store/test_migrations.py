@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
@@ -51,5 +52,30 @@ def test_altering_calls_keeps_every_calls_trail(db_url: str) -> None:
             )
             if store.engine.dialect.name == "sqlite":
                 assert c.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # on again for the platform
+    finally:
+        store.dispose()
+
+
+def test_one_order_per_call_stops_at_open_duplicates_and_names_them(db_url: str) -> None:
+    """Before 0028 each re-save of a wrap-up made another order: the index cannot be built
+    over them, and the migration says which to close rather than closing any itself."""
+    store = Store(db_url)
+    try:
+        _upgrade(store, "0027")
+        now = utcnow()
+        insert = text(
+            "INSERT INTO work_orders (kind, category, summary, status, call_id, created_by, created_at, due_at)"
+            " VALUES ('call', 'how_to', 'x', :status, :call, 'test', :t, :t)"
+        )
+        with store.engine.begin() as c:
+            for status, call in (("open", "c-dup"), ("answered", "c-dup"), ("open", "c-one"), ("closed", "c-one")):
+                c.execute(insert, {"status": status, "call": call, "t": now})
+        with pytest.raises(RuntimeError, match=r"call c-dup has 2 open orders \(the first 1\).*hotline orders close"):
+            _upgrade(store, "0028")
+        with store.engine.begin() as c:  # the supervisor closes the duplicate
+            c.execute(text("UPDATE work_orders SET status = 'closed' WHERE id = 2"))
+        store.migrate()
+        with store.engine.begin() as c:
+            assert c.execute(text("SELECT count(*) FROM work_orders")).scalar_one() == 4
     finally:
         store.dispose()

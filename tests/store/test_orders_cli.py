@@ -170,3 +170,30 @@ def test_show_says_when_retention_deleted_a_voice_messages_recording(cli, store:
     assert shown["recording_delete_reason"] == "retention: older than 180 days"
     code, out, _ = cli("orders", "show", str(order_id))
     assert code == 0 and "deleted on 2026-12-02 00:30 (retention: older than 180 days)" in out
+
+
+def test_list_says_when_it_shows_part_of_the_orders_and_pages_on(cli, store: Store, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    settings = make_settings(tmp_path, store.url)
+    start = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
+    rows = [
+        o.order_values(settings, "call", category, f"工单{i}", "test", "就业", start + dt.timedelta(minutes=i))
+        for i, category in enumerate(["how_to"] * 6 + ["policy_question"] * 2)
+    ]
+    with store.transaction() as c:
+        ids = sorted(c.execute(o.ORDERS.insert().returning(o.ORDERS.c.id), rows).scalars().all())
+    code, out, _ = cli("orders", "list", "--limit", "3")
+    lines = out.splitlines()
+    assert code == 0 and [int(x.split()[0]) for x in lines[1:4]] == ids[::-1][:3]  # newest first
+    assert lines[4] == "showing 1-3 of 8 orders (page 1; --page N or --all for the others)"
+    code, out, _ = cli("orders", "list", "--limit", "3", "--page", "3")
+    assert out.splitlines()[-1].startswith("showing 7-8 of 8 orders (page 3;")
+    code, out, err = cli("orders", "list", "--limit", "5", "--category", "how_to", "--format", "json")
+    assert [x["id"] for x in json.loads(out)] == ids[:6][::-1][:5]
+    assert err.strip() == "showing 1-5 of 6 orders (page 1; --page N or --all for the others)"
+    code, out, err = cli("orders", "list", "--limit", "5", "--all", "--format", "json")
+    assert len(json.loads(out)) == 8 and err == ""
+    code, out, _ = cli("orders", "list", "--category", "policy_question")
+    assert len(out.splitlines()) == 3 and "showing" not in out  # all of them: nothing to say
+    with pytest.raises(SystemExit) as exited:
+        cli("orders", "list", "--page", "0")
+    assert exited.value.code == 2

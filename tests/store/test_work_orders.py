@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy import text as sql
 
 from cases import orders as o
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownDepartment
@@ -29,6 +31,11 @@ MONDAY = dt.datetime(2026, 11, 30, 10, 0, tzinfo=BEIJING)  # created: due Wednes
 NUMBER = "13812345678"
 
 
+def _count(store: Store) -> int:
+    with store.transaction() as c:
+        return int(c.execute(select(func.count()).select_from(o.ORDERS)).scalar_one())
+
+
 def _new(store: Store, settings: Settings, **kw: object) -> o.Order:
     args: dict[str, object] = {
         "kind": "call",
@@ -37,7 +44,7 @@ def _new(store: Store, settings: Settings, **kw: object) -> o.Order:
         "created_by": "console:agent1001",
         "department": "养老保险",
         "caller_number": NUMBER,
-        "call_id": "call-1",
+        "call_id": f"call-{_count(store) + 1}",  # one order per call (uq_work_orders_call)
         "now": MONDAY,
     }
     return o.create_order(store, settings, **(args | kw))  # type: ignore[arg-type]
@@ -142,8 +149,8 @@ def test_reading_an_order_is_audited_with_its_history_named_resident_or_not(stor
         audits = [(a.actor, a.action, a.resident_id, a.call_id) for a in s.scalars(select(AuditEntry))]
     # An order of a caller who named nobody still holds their number and what they said.
     assert audits == [
-        ("console:agent1001", "read:order", 7, "call-1"),
-        ("console:agent1001", "read:order", None, "call-1"),
+        ("console:agent1001", "read:order", 7, order.call_id),
+        ("console:agent1001", "read:order", None, anonymous.call_id),
     ]
 
 
@@ -379,3 +386,51 @@ def test_an_order_from_a_call_takes_the_callers_number_and_resident(store: Store
     assert (order.caller_number, order.resident_id, order.call_id, order.kind) == (NUMBER, 12, "call-9", "call")
     with pytest.raises(BadOrderInput, match="no call"):
         o.order_from_call(store, settings, call_id="forged", category="how_to", summary="x", created_by="t")
+    # One order of kind 'call' per call: asked again, the same one; a callback's may be more.
+    again = o.order_from_call(store, settings, call_id="call-9", category="how_to", summary="再问", created_by="t")
+    assert (again.id, again.summary) == (order.id, "窗口态度差")
+    with pytest.raises(BadOrderInput, match=f"has work order {order.id} already"):
+        _new(store, settings, call_id="call-9")
+    callbacks = [
+        o.order_from_call(
+            store, settings, call_id="call-9", category="how_to", summary="回拨", created_by="t", kind="callback"
+        )
+        for _ in range(2)
+    ]
+    assert len({x.id for x in callbacks} | {order.id}) == 3
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has one writer at a time
+def test_two_saves_at_once_meet_at_the_index_and_share_one_order(store: Store, settings: Settings) -> None:
+    with store.session() as s:
+        s.add(Call(id="call-r", caller_number=NUMBER, disposition="agent"))
+    asked = {"call_id": "call-r", "category": "how_to", "summary": "同时保存", "created_by": "t"}
+    got: list[object] = []
+
+    def second() -> None:
+        try:
+            got.append(o.order_from_call(store, settings, **asked))  # type: ignore[arg-type]
+        except Exception as exc:  # handed to the test's thread, which asserts on it
+            got.append(exc)
+
+    with store.transaction() as c:
+        first, new = o.call_order(c, settings, **asked)  # type: ignore[arg-type]
+        other = threading.Thread(target=second)
+        other.start()
+        waiting = 0
+        for _ in range(400):  # until the other insert waits on this uncommitted order
+            with store.engine.connect() as watch:
+                waiting = watch.execute(
+                    sql(
+                        "SELECT count(*) FROM pg_stat_activity"
+                        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                    )
+                ).scalar_one()
+            if waiting or not other.is_alive():
+                break
+            time.sleep(0.05)
+        assert new and waiting == 1
+    other.join(timeout=30)
+    assert [getattr(x, "id", x) for x in got] == [first.id]
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(WorkOrder)) == 1
