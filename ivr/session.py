@@ -379,6 +379,8 @@ class IvrSession:
         """Run a query in a worker thread; every failure becomes a status the engine handles."""
         actor = "ivr"
         try:
+            if action.name == message_flow.BUDGET:
+                return self._message_budget()
             if action.name == "identify":
                 ident = self.svc.identifier.verify(
                     str(action.args["id_number"]),
@@ -402,3 +404,17 @@ class IvrSession:
                 "call %s: business data unavailable for %s: %s", self.call_id, action.name, str(exc).splitlines()[0]
             )
             return QueryDone(action.name, QueryStatus.UNAVAILABLE)
+
+    def _message_budget(self) -> QueryDone:
+        """May this calling number leave another voice message today? Without message storage
+        the answer is yes: the recording then fails and the caller is told so."""
+        messages = self.svc.messages
+        if messages is None or messages.may_leave(self.info.caller):
+            return QueryDone(message_flow.BUDGET, QueryStatus.OK)
+        log.info(
+            "call %s: caller %s has left %d voice messages today (the limit); no more",
+            self.call_id,
+            mask_phone(self.info.caller),
+            messages.settings.messages_per_number_day,
+        )
+        return QueryDone(message_flow.BUDGET, QueryStatus.REFUSED, {"reason": "limit"})

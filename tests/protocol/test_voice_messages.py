@@ -258,3 +258,26 @@ async def test_the_queue_offers_a_message_on_3_and_it_continues_the_calls_trail(
     assert [s["seq"] for s in call["trail"]] == list(range(len(call["trail"])))
     assert call["trail"][3]["node"] == "message" and call["outcome"] == "completed"
     assert find_call_id(store) == "call-q"  # no second call record
+
+
+async def test_a_number_that_left_three_messages_today_hears_so_and_is_offered_an_agent(
+    server: int, store: Store
+) -> None:
+    for _ in range(3):  # recordings.messages_per_number_day's default
+        await run_peer(server, Recorder(["1", "6", "", "3"]))
+    assert len(messages(store)) == 3
+    fourth = Recorder(["1", "6", "1"])  # 1 at the agent offer
+    commands = await run_peer(server, fourth)
+    # Told before keying or saying anything: no ID number asked, nothing recorded.
+    assert not any(c.startswith("RECORD FILE") or "msg.id.ask" in c or "msg.intro" in c for c in commands)
+    assert any(c.startswith("STREAM FILE hotline/zh/msg.limit") for c in commands)
+    assert "GET DATA hotline/zh/agent.offer" in " ".join(commands)
+    assert len(messages(store)) == 3
+    call = await recorded_end(store, 3)
+    assert call["outcome"] == "transferred"
+    refused = [st for st in call["trail"] if st["kind"] == "message_refused"]
+    assert [(st["node"], st["reason"]) for st in refused] == [("message", "limit")]
+    # Another number still may leave one.
+    other = environment(callerid="13987654321")
+    await run_peer(server, Recorder(["1", "6", "", "3"]), env=other)
+    assert [row.caller_number for row in messages(store)][-1] == "13987654321"
