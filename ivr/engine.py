@@ -388,13 +388,13 @@ class _Flow:
         carry = state.carry
         state = dataclasses.replace(state, awaiting="", carry=())
         node = self.menu.node(state.node)
+        if done.name == messages.BUDGET:
+            return messages.on_budget(self, state, node, done, carry)
         note = Note("query", node.id, {"query": done.name, "status": done.status.value})
         if done.status is QueryStatus.UNAVAILABLE:
             return self.enter(state, self.menu.unavailable_node, notes=(note,))
         if done.name == "identify":
             return self._on_identify(state, node, done, note)
-        if done.name == messages.BUDGET:
-            return messages.on_budget(self, state, node, done, carry, note)
         if node.type == "message":
             return self.enter(state, node.next, notes=(note,))
         if node.type == "transaction":

@@ -52,10 +52,13 @@ def enter(flow: _Flow, state: CallState, node: Node, notice: tuple[str, ...]) ->
     return engine.Step(asking, engine.Query(BUDGET, {}))
 
 
-def on_budget(
-    flow: _Flow, state: CallState, node: Node, done: engine.QueryDone, notice: tuple[str, ...], note: engine.Note
-) -> Step:
-    """The budget's answer: the message begins, or the caller hears why not and goes on_fail."""
+def on_budget(flow: _Flow, state: CallState, node: Node, done: engine.QueryDone, notice: tuple[str, ...]) -> Step:
+    """The budget's answer: the message begins, or the caller hears why not and goes on_fail.
+    Noted as `message_budget`, not `query`: the reports' menu usage and calls resolved by the
+    IVR count what callers asked for, and nobody asks for this."""
+    note = engine.Note(BUDGET, node.id, {"status": done.status.value})
+    if done.status is engine.QueryStatus.UNAVAILABLE:
+        return flow.enter(state, flow.menu.unavailable_node, notes=(note,))
     if done.status is engine.QueryStatus.REFUSED:
         refused = engine.Note("message_refused", node.id, {"reason": str(done.data.get("reason", "limit"))})
         return flow.enter(state, node.on_fail, notice + (LIMIT,), notes=(note, refused))

@@ -302,6 +302,8 @@ class IvrSession:
         if done is None:
             loop = asyncio.get_running_loop()
             done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action)
+        if done.name == message_flow.BUDGET:
+            return done  # the engine notes it (message_budget): no caller's query, none on the screen pop
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
         if done.name != "identify":
             shown["data"] = dict(done.data)

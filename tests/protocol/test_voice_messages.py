@@ -277,6 +277,9 @@ async def test_a_number_that_left_three_messages_today_hears_so_and_is_offered_a
     assert call["outcome"] == "transferred"
     refused = [st for st in call["trail"] if st["kind"] == "message_refused"]
     assert [(st["node"], st["reason"]) for st in refused] == [("message", "limit")]
+    assert [st["status"] for st in call["trail"] if st["kind"] == "message_budget"] == ["refused"]
+    # Not among the caller's queries (the screen pop's list, the report's menu usage).
+    assert not [st for st in call["trail"] if st["kind"] in ("query", "result")]
     # Another number still may leave one.
     other = environment(callerid="13987654321")
     await run_peer(server, Recorder(["1", "6", "", "3"]), env=other)

@@ -57,6 +57,9 @@ def test_a_number_past_its_messages_for_today_is_told_and_offered_an_agent() -> 
     assert c.state.node == "agent_offer"
     refused = [n for n in c.notes if n.kind == "message_refused"]
     assert [(n.node, dict(n.detail)) for n in refused] == [("message", {"reason": "limit"})]
+    assert [dict(n.detail) for n in c.notes if n.kind == BUDGET] == [{"status": "refused"}]
+    # Not a query the caller chose: the reports' menu usage never sees it.
+    assert not [n for n in c.notes if n.kind == "query"]
     # Nothing was asked of the caller in the message node: no ID number, no recording.
     assert "msg.id.ask" not in action.prompts and "msg.intro" not in action.prompts
     c.keys("1")
