@@ -284,3 +284,29 @@ async def test_a_number_that_left_three_messages_today_hears_so_and_is_offered_a
     other = environment(callerid="13987654321")
     await run_peer(server, Recorder(["1", "6", "", "3"]), env=other)
     assert [row.caller_number for row in messages(store)][-1] == "13987654321"
+
+
+async def test_from_the_queue_offer_a_number_past_its_messages_is_told_and_may_still_wait(
+    msg_services: IvrServices, store: Store
+) -> None:
+    with store.session() as s:
+        s.add(Call(id="call-q", started_at=utcnow(), caller_number="13912345678", outcome="transferred"))
+        s.add_all(
+            VoiceMessage(call_id=f"vm-{i}", caller_number="13912345678", recording=f"messages/x/{i}.wav")
+            for i in range(3)
+        )
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
+    app.add_route("queue-entry", queue_entry_route(store, ALWAYS, message_runner(msg_services, store, "message")))
+    srv = await app.serve("127.0.0.1", 0)
+    env = environment(script="queue-entry", callerid="+8613912345678")[:-1] + b"agi_arg_1: hotline-12333\n\n"
+    try:
+        # 3 at the offer: a message; 1 at the agent offer that follows the refusal.
+        commands = await run_peer(srv.sockets[0].getsockname()[1], _queue_peer(["3", "1"]), env=env)
+    finally:
+        srv.close()
+    assert not any(c.startswith("RECORD FILE") for c in commands)
+    assert any(c.startswith("STREAM FILE hotline/zh/msg.limit") for c in commands)
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "queue"'  # back on the way to the queue
+    assert len(messages(store)) == 3
+    call = show_call(store, "call-q", actor="test")
+    assert [st["reason"] for st in call["trail"] if st["kind"] == "message_refused"] == ["limit"]
