@@ -6,7 +6,8 @@ The rooms stay apart through two core tables: the question is a business event
 (`order_followup`, rendered by sms/templates.py) and an `sms_surveys` row under the same
 key, for the caller's number; the SMS gateway (sms/mo.py) records the first 1, 2 or 3 that
 number texts while the survey is open, knowing nothing of orders; this module then copies
-the answer to the order it asked for (by the key) and writes the history.
+the answer to the order it asked for (by the key) and writes the history. A digit says
+nothing of which order it rates, so a number has one survey open at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import datetime as dt
 import logging
 from typing import Final
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Connection, Table, func, select, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderStateError
 from cases.events import add_event, moment
@@ -36,7 +37,8 @@ ACTOR: Final = "cases"
 def send_due_followups(store: Store, settings: Settings, now: dt.datetime | None = None) -> list[Order]:
     """Ask for satisfaction on every answered order whose answer is `cases.followup_after_hours`
     old and not yet followed up; only within business hours (nobody is texted at night about
-    an order). An order without a number to text is marked `no_number`."""
+    an order). An order without a number to text is marked `no_number`. While the number has
+    a survey open, its other orders wait for a later round (the oldest answer asks first)."""
     now = moment(now)
     after = settings.cases.followup_after_hours
     if after <= 0 or not in_business_hours(settings.queue, now):
@@ -61,8 +63,22 @@ def send_due_followups(store: Store, settings: Settings, now: dt.datetime | None
     return sent
 
 
+class _SurveyOpen(Exception):
+    """The number has a survey open: this order's follow-up waits (its claim is rolled back)."""
+
+
 def _follow_up(store: Store, settings: Settings, order_id: int, now: dt.datetime) -> Order | None:
+    try:
+        return _ask(store, settings, order_id, now)
+    except _SurveyOpen:
+        log.debug("work order %d: follow-up waits for the number's open survey to close", order_id)
+        return None
+
+
+def _ask(store: Store, settings: Settings, order_id: int, now: dt.datetime) -> Order | None:
     with store.transaction() as c:
+        # The claim is the transaction's first write: on SQLite it takes the database's write
+        # lock, so the look for an open survey below sees every survey committed before.
         claim = update(ORDERS).where(ORDERS.c.id == order_id, ORDERS.c.followup_state.is_(None))
         row = c.execute(claim.values(followup_state="sent", followup_at=now).returning(*ORDERS.c)).first()
         if row is None:
@@ -74,6 +90,8 @@ def _follow_up(store: Store, settings: Settings, order_id: int, now: dt.datetime
             c.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(followup_state="no_number"))
             add_event(c, order_id, ACTOR, "followup_sent", {"sent": False, "reason": "no number"}, now)
             return None
+        if _survey_open(c, phone, now):
+            raise _SurveyOpen(order_id)
         key = followup_key(order_id)
         emit_event(c, FOLLOWUP_EVENT, phone, {"order_no": str(order_id)}, key, now)
         open_until = now + dt.timedelta(hours=settings.cases.followup_reply_hours)
@@ -82,6 +100,19 @@ def _follow_up(store: Store, settings: Settings, order_id: int, now: dt.datetime
         add_event(c, order_id, ACTOR, "followup_sent", {"sent": True, "sms_event": key}, now)
     log.info("work order %d: follow-up sent to %s", order_id, mask_phone(phone))
     return order
+
+
+def _survey_open(c: Connection, phone: str, now: dt.datetime) -> bool:
+    """Whether the number has a survey unanswered and open. A reply says only a digit, so
+    with two open it could not say which order it rates: one at a time per number. On
+    PostgreSQL a lock per number, held to the end of the transaction, keeps two processes
+    from both finding none and both asking."""
+    if c.dialect.name == "postgresql":
+        c.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("survey:" + phone, 0))))
+    open_ = select(SURVEYS.c.key).where(
+        SURVEYS.c.phone == phone, SURVEYS.c.answer.is_(None), SURVEYS.c.open_until > now
+    )
+    return c.execute(open_.limit(1)).first() is not None
 
 
 def collect_followup_replies(store: Store, now: dt.datetime | None = None) -> list[Order]:

@@ -403,7 +403,11 @@ class VoiceMessage(Base):
     The retention sweep deletes the file of a closed order's message and keeps the row."""
 
     __tablename__ = "voice_messages"
-    __table_args__ = (Index("ix_voice_messages_order_created", "order_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_voice_messages_order_created", "order_id", "created_at"),
+        # The day's messages of one calling number (recordings.messages_per_number_day).
+        Index("ix_voice_messages_caller_created", "caller_number", "created_at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     call_id: Mapped[str] = mapped_column(String(36), index=True)
     caller_number: Mapped[str | None] = mapped_column(String(32))

@@ -322,6 +322,10 @@ class RecordingSettings(_Section):
     asterisk_dir: str = "/var/spool/asterisk/hotline"
     retention_days: int = Field(180, ge=1)  # then the file is deleted and the deletion recorded
     message_max_s: int = Field(60, ge=5, le=600)  # one voice message
+    # Voice messages one calling number may leave in a local day (queue.timezone); 0: no limit.
+    # Callers without a usable number share one budget. Each message becomes a work order: one
+    # line must not fill the departments' queue (300 messages from one number were 300 orders).
+    messages_per_number_day: int = Field(3, ge=0)
     # How often `hotline serve` looks for recordings past retention_days (and files that vanished).
     sweep_interval_s: float = Field(3600.0, gt=0)
 

@@ -51,7 +51,9 @@ class QueryStatus(enum.StrEnum):
     # the business port does not tell apart, so neither can the caller.
     WRONG_PIN = "wrong_pin"
     LOCKED = "locked"
-    REFUSED = "refused"  # this call tried too many ID numbers, or its number failed too often today
+    # This call tried too many ID numbers, or its number failed too often today; or (a message
+    # node's budget) its number left as many voice messages today as one may.
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,7 @@ class CallState:
     id_number: str | None = None
     resident_id: int | None = None
     resume: str | None = None  # the query to run once the caller is identified
-    phase: str = ""  # transaction: "confirm" | "run"
+    phase: str = ""  # transaction: "confirm" | "run"; message: see ivr.message_flow
     repeat: tuple[str, ...] = ()  # what `*` plays again
     awaiting: str = ""  # the query whose result is expected next
     carry: tuple[str, ...] = ()  # notices to say before the query's answer (e.g. id.ok)
@@ -386,6 +388,8 @@ class _Flow:
         carry = state.carry
         state = dataclasses.replace(state, awaiting="", carry=())
         node = self.menu.node(state.node)
+        if done.name == messages.BUDGET:
+            return messages.on_budget(self, state, node, done, carry)
         note = Note("query", node.id, {"query": done.name, "status": done.status.value})
         if done.status is QueryStatus.UNAVAILABLE:
             return self.enter(state, self.menu.unavailable_node, notes=(note,))

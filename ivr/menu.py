@@ -17,8 +17,9 @@ QUERIES = ("pension", "medical", "contributions", "unemployment", "card")
 TRANSACTIONS = ("card_lost",)
 MENU_KEYS = frozenset("123456789#")  # 0 and * are reserved: agent and repeat
 # What a `message` node says besides its own prompt (intro) and confirm (the review's
-# choices): ask for the ID number, the ID number given up on, before the beep, could not record.
-MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed", "msg.empty")
+# choices): ask for the ID number, the ID number given up on, before the beep, could not record,
+# the take held no sound, this number left its messages for today.
+MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed", "msg.empty", "msg.limit")
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,10 @@
 
 A message node runs in phases, kept in `CallState.phase`:
 
+- `budget`: a `Query("message_budget")` first, before the caller says or keys anything: has
+  this calling number left its messages for today (`recordings.messages_per_number_day`)?
+  If so (`refused`), the caller is told so and goes `on_fail` (the agent offer), and the
+  trail notes `message_refused`.
 - `id`: the caller may key their ID number (checked like identification, GB 11643 check
   character, but no PIN is asked: the message is what they say, not who they proved to be)
   or skip it with a bare `#`. A wrong one is asked again with the reason; after the node's
@@ -33,17 +37,37 @@ if TYPE_CHECKING:
     from ivr.engine import CallState, Step, _Flow
 
 # Ask for the ID number; said when its retries are used up; before the beep; Asterisk could
-# not record (disk full, directory not writable); the take held no sound.
-ASK_ID, ID_SKIPPED, RECORD, FAILED, EMPTY = MESSAGE_PROMPTS
+# not record (disk full, directory not writable); the take held no sound; the number's
+# messages for today are used up.
+ASK_ID, ID_SKIPPED, RECORD, FAILED, EMPTY, LIMIT = MESSAGE_PROMPTS
 SAVE = "save_message"  # the name of the SaveMessage action's result
+BUDGET = "message_budget"  # the query: may this calling number leave another message today?
 KEY_LISTEN, KEY_AGAIN, KEY_SEND = "1", "2", "3"
 
 
 def enter(flow: _Flow, state: CallState, node: Node, notice: tuple[str, ...]) -> Step:
-    state = dataclasses.replace(state, message_id_number=None, recording="")
+    asking = dataclasses.replace(
+        state, message_id_number=None, recording="", phase="budget", awaiting=BUDGET, carry=notice
+    )
+    return engine.Step(asking, engine.Query(BUDGET, {}))
+
+
+def on_budget(flow: _Flow, state: CallState, node: Node, done: engine.QueryDone, notice: tuple[str, ...]) -> Step:
+    """The budget's answer: the message begins, or the caller hears why not and goes on_fail.
+    Noted as `message_budget`, not `query`: the reports' menu usage and calls resolved by the
+    IVR count what callers asked for, and nobody asks for this."""
+    note = engine.Note(BUDGET, node.id, {"status": done.status.value})
+    if done.status is engine.QueryStatus.UNAVAILABLE:
+        return flow.enter(state, flow.menu.unavailable_node, notes=(note,))
+    if done.status is engine.QueryStatus.REFUSED:
+        refused = engine.Note("message_refused", node.id, {"reason": str(done.data.get("reason", "limit"))})
+        return flow.enter(state, node.on_fail, notice + (LIMIT,), notes=(note, refused))
+    if done.status is not engine.QueryStatus.OK:
+        raise ValueError(f"{BUDGET} answered {done.status.value!r}")
     if state.resident_id is not None:
-        return record(state, node, notice + (node.prompt,))
-    return _ask_id(state, node, notice + (node.prompt, ASK_ID))
+        return record(state, node, notice + (node.prompt,), (note,))
+    step = _ask_id(state, node, notice + (node.prompt, ASK_ID))
+    return dataclasses.replace(step, notes=(note,))
 
 
 def _ask_id(state: CallState, node: Node, prompts: tuple[str, ...]) -> Step:

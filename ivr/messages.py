@@ -17,6 +17,7 @@ import zoneinfo
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import audit
@@ -69,6 +70,26 @@ class VoiceMessages:
     @property
     def max_s(self) -> int:
         return self.settings.message_max_s
+
+    def left_today(self, caller: str | None, now: dt.datetime | None = None) -> int:
+        """The voice messages this calling number left in the local day of `now`. Numbers are
+        compared in their stored form (`phone_number`); callers without one (withheld, not a
+        phone number) are counted together. Raises StoreUnavailable or SQLAlchemyError."""
+        moment = now or utcnow()
+        day = moment.astimezone(self.zone).date()
+        start = dt.datetime.combine(day, dt.time(), self.zone).astimezone(dt.UTC)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self.zone).astimezone(dt.UTC)
+        number = phone_number(caller)
+        same_caller = VoiceMessage.caller_number.is_(None) if number is None else VoiceMessage.caller_number == number
+        query = select(func.count()).where(same_caller, VoiceMessage.created_at >= start, VoiceMessage.created_at < end)
+        with self.store.session() as s:
+            return int(s.scalar(query) or 0)
+
+    def may_leave(self, caller: str | None, now: dt.datetime | None = None) -> bool:
+        """Whether this calling number may leave another message today
+        (`recordings.messages_per_number_day`, 0: no limit)."""
+        limit = self.settings.messages_per_number_day
+        return limit == 0 or self.left_today(caller, now) < limit
 
     def local(self, relative: str) -> Path:
         """The file as the platform sees it; refuses a path that would leave recordings.dir."""

@@ -302,6 +302,8 @@ class IvrSession:
         if done is None:
             loop = asyncio.get_running_loop()
             done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action)
+        if done.name == message_flow.BUDGET:
+            return done  # the engine notes it (message_budget): no caller's query, none on the screen pop
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
         if done.name != "identify":
             shown["data"] = dict(done.data)
@@ -379,6 +381,8 @@ class IvrSession:
         """Run a query in a worker thread; every failure becomes a status the engine handles."""
         actor = "ivr"
         try:
+            if action.name == message_flow.BUDGET:
+                return self._message_budget()
             if action.name == "identify":
                 ident = self.svc.identifier.verify(
                     str(action.args["id_number"]),
@@ -402,3 +406,17 @@ class IvrSession:
                 "call %s: business data unavailable for %s: %s", self.call_id, action.name, str(exc).splitlines()[0]
             )
             return QueryDone(action.name, QueryStatus.UNAVAILABLE)
+
+    def _message_budget(self) -> QueryDone:
+        """May this calling number leave another voice message today? Without message storage
+        the answer is yes: the recording then fails and the caller is told so."""
+        messages = self.svc.messages
+        if messages is None or messages.may_leave(self.info.caller):
+            return QueryDone(message_flow.BUDGET, QueryStatus.OK)
+        log.info(
+            "call %s: caller %s has left %d voice messages today (the limit); no more",
+            self.call_id,
+            mask_phone(self.info.caller),
+            messages.settings.messages_per_number_day,
+        )
+        return QueryDone(message_flow.BUDGET, QueryStatus.REFUSED, {"reason": "limit"})

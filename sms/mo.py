@@ -314,7 +314,9 @@ class MoHandler:
         latest = (
             select(SURVEYS.c.key)
             .where(SURVEYS.c.phone == phone, SURVEYS.c.answer.is_(None), SURVEYS.c.open_until > now)
-            .order_by(SURVEYS.c.asked_at.desc())
+            # The key breaks a tie: the asker opens one survey per number at a time
+            # (cases.followup), yet the choice stays the same whatever the rows' order.
+            .order_by(SURVEYS.c.asked_at.desc(), SURVEYS.c.key.desc())
             .limit(1)
         )
         key = c.scalar(latest)

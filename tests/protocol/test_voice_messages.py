@@ -258,3 +258,55 @@ async def test_the_queue_offers_a_message_on_3_and_it_continues_the_calls_trail(
     assert [s["seq"] for s in call["trail"]] == list(range(len(call["trail"])))
     assert call["trail"][3]["node"] == "message" and call["outcome"] == "completed"
     assert find_call_id(store) == "call-q"  # no second call record
+
+
+async def test_a_number_that_left_three_messages_today_hears_so_and_is_offered_an_agent(
+    server: int, store: Store
+) -> None:
+    for _ in range(3):  # recordings.messages_per_number_day's default
+        await run_peer(server, Recorder(["1", "6", "", "3"]))
+    assert len(messages(store)) == 3
+    fourth = Recorder(["1", "6", "1"])  # 1 at the agent offer
+    commands = await run_peer(server, fourth)
+    # Told before keying or saying anything: no ID number asked, nothing recorded.
+    assert not any(c.startswith("RECORD FILE") or "msg.id.ask" in c or "msg.intro" in c for c in commands)
+    assert any(c.startswith("STREAM FILE hotline/zh/msg.limit") for c in commands)
+    assert "GET DATA hotline/zh/agent.offer" in " ".join(commands)
+    assert len(messages(store)) == 3
+    call = await recorded_end(store, 3)
+    assert call["outcome"] == "transferred"
+    refused = [st for st in call["trail"] if st["kind"] == "message_refused"]
+    assert [(st["node"], st["reason"]) for st in refused] == [("message", "limit")]
+    assert [st["status"] for st in call["trail"] if st["kind"] == "message_budget"] == ["refused"]
+    # Not among the caller's queries (the screen pop's list, the report's menu usage).
+    assert not [st for st in call["trail"] if st["kind"] in ("query", "result")]
+    # Another number still may leave one.
+    other = environment(callerid="13987654321")
+    await run_peer(server, Recorder(["1", "6", "", "3"]), env=other)
+    assert [row.caller_number for row in messages(store)][-1] == "13987654321"
+
+
+async def test_from_the_queue_offer_a_number_past_its_messages_is_told_and_may_still_wait(
+    msg_services: IvrServices, store: Store
+) -> None:
+    with store.session() as s:
+        s.add(Call(id="call-q", started_at=utcnow(), caller_number="13912345678", outcome="transferred"))
+        s.add_all(
+            VoiceMessage(call_id=f"vm-{i}", caller_number="13912345678", recording=f"messages/x/{i}.wav")
+            for i in range(3)
+        )
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
+    app.add_route("queue-entry", queue_entry_route(store, ALWAYS, message_runner(msg_services, store, "message")))
+    srv = await app.serve("127.0.0.1", 0)
+    env = environment(script="queue-entry", callerid="+8613912345678")[:-1] + b"agi_arg_1: hotline-12333\n\n"
+    try:
+        # 3 at the offer: a message; 1 at the agent offer that follows the refusal.
+        commands = await run_peer(srv.sockets[0].getsockname()[1], _queue_peer(["3", "1"]), env=env)
+    finally:
+        srv.close()
+    assert not any(c.startswith("RECORD FILE") for c in commands)
+    assert any(c.startswith("STREAM FILE hotline/zh/msg.limit") for c in commands)
+    assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "queue"'  # back on the way to the queue
+    assert len(messages(store)) == 3
+    call = show_call(store, "call-q", actor="test")
+    assert [st["reason"] for st in call["trail"] if st["kind"] == "message_refused"] == ["limit"]

@@ -19,7 +19,17 @@ from bench.procs import free_port
 from core.business import AuditedReader
 from core.db import MIGRATIONS, Store
 from core.masking import mask_phone
-from core.models import AuditEntry, ResidentPhone, SmsDeadLetter, SmsMessage, SmsMoPart, SmsMoText, SmsOptOut, utcnow
+from core.models import (
+    AuditEntry,
+    ResidentPhone,
+    SmsDeadLetter,
+    SmsMessage,
+    SmsMoPart,
+    SmsMoText,
+    SmsOptOut,
+    SmsSurvey,
+    utcnow,
+)
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings, SmppSettings
 from sms.encoding import encode
@@ -351,3 +361,20 @@ async def test_two_dispatchers_holding_the_last_parts_at_once_reply_once(store: 
         assert s.scalars(select(SmsMoText.text)).all() == [text] * 8  # each text once, never none, never twice
         assert s.scalars(select(SmsMoPart)).all() == []
     assert len(_replies(store)) == 5  # and the number's replies capped
+
+
+def test_a_digit_rates_the_same_one_of_two_surveys_asked_at_once(store: Store) -> None:
+    # cases.followup opens one survey per number at a time; rows from before it did may tie
+    # on asked_at, and the digit must not go to whichever the database returns first.
+    asked, until = utcnow(), utcnow() + dt.timedelta(hours=72)
+    with store.session() as s:
+        s.add_all(
+            SmsSurvey(key=key, phone="13812345678", asked_at=asked, open_until=until)
+            for key in ("order:2:followup", "order:1:followup")  # the later key written first
+        )
+    mo = _handler(store)
+    mo.answer("13812345678", "1")
+    mo.answer("13812345678", "3")
+    with store.session() as s:
+        answers = {key: answer for key, answer in s.execute(select(SmsSurvey.key, SmsSurvey.answer))}
+    assert answers == {"order:2:followup": 1, "order:1:followup": 3}

@@ -339,6 +339,54 @@ def test_a_follow_up_by_call_settles_the_open_sms_survey(store: Store, settings:
     assert detail.events[-1].detail == {"satisfaction": 1, "via": "call"}
 
 
+def _surveys(store: Store) -> list[tuple[str, int | None]]:
+    with store.session() as s:
+        return [(x.key, x.answer) for x in s.scalars(select(SmsSurvey).order_by(SmsSurvey.asked_at))]
+
+
+def test_two_orders_of_one_number_are_followed_up_one_after_the_other(store: Store, settings: Settings) -> None:
+    # A reply is only a digit: with two surveys open it could not say which order it rates.
+    first, second = _new(store, settings), _new(store, settings, call_id="call-2")
+    for i, x in enumerate((first, second)):
+        when = MONDAY + dt.timedelta(minutes=i)
+        o.answer_order(store, settings, x.id, actor="console:yl", answer="已办理。", reply_via="none", now=when)
+    tuesday = dt.datetime(2026, 12, 1, 11, 0, tzinfo=BEIJING)
+    assert [x.id for x in send_due_followups(store, settings, now=tuesday)] == [first.id]
+    assert send_due_followups(store, settings, now=tuesday + dt.timedelta(minutes=5)) == []  # still open
+    assert _surveys(store) == [(f"order:{first.id}:followup", None)]
+    assert o.get_order(store, second.id, actor="t").order.followup_state is None  # waiting, not lost
+    mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
+    assert mo.answer(NUMBER, "1") == RATED + SIGNATURE
+    assert [x.id for x in collect_followup_replies(store, now=tuesday + dt.timedelta(minutes=10))] == [first.id]
+    # Answered: the next round asks about the other order, and the next digit rates that one.
+    later = tuesday + dt.timedelta(minutes=15)
+    assert [x.id for x in send_due_followups(store, settings, now=later)] == [second.id]
+    assert mo.answer(NUMBER, "3") == RATED + SIGNATURE
+    assert [x.id for x in collect_followup_replies(store, now=later)] == [second.id]
+    rated = [o.get_order(store, x.id, actor="t").order for x in (first, second)]
+    assert [(x.followup_state, x.satisfaction) for x in rated] == [("answered", 1), ("answered", 3)]
+    with store.session() as s:
+        events = s.scalars(select(BusinessEvent.idempotency_key).order_by(BusinessEvent.id)).all()
+    assert events == [f"order:{first.id}:followup", f"order:{second.id}:followup"]
+
+
+def test_the_waiting_order_is_asked_once_the_first_survey_expires(store: Store, settings: Settings) -> None:
+    first, second = _new(store, settings), _new(store, settings, call_id="call-2")
+    for x in (first, second):
+        o.answer_order(store, settings, x.id, actor="console:yl", answer="已办理。", reply_via="none", now=MONDAY)
+    tuesday = dt.datetime(2026, 12, 1, 11, 0, tzinfo=BEIJING)
+    [asked] = send_due_followups(store, settings, now=tuesday)
+    waiting = second if asked.id == first.id else first
+    expired = tuesday + dt.timedelta(hours=settings.cases.followup_reply_hours, minutes=1)  # Friday 11:01
+    assert send_due_followups(store, settings, now=expired - dt.timedelta(minutes=2)) == []
+    assert [x.id for x in send_due_followups(store, settings, now=expired)] == [waiting.id]
+    mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
+    assert mo.answer(NUMBER, "2") == RATED + SIGNATURE  # the newest survey: the waiting order's
+    done = {x.id: x for x in collect_followup_replies(store, now=expired + dt.timedelta(minutes=2))}
+    assert (done[asked.id].followup_state, done[asked.id].satisfaction) == ("no_reply", None)
+    assert (done[waiting.id].followup_state, done[waiting.id].satisfaction) == ("answered", 2)
+
+
 async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: Store, settings: Settings) -> None:
     with store.session() as s:
         s.add(VoiceMessage(call_id="vm-1", caller_number=NUMBER, recording="messages/x.wav", duration_s=9))

@@ -15,6 +15,7 @@ from ivr.engine import (
     HungUp,
     Played,
     PlayRecording,
+    Query,
     QueryDone,
     QueryStatus,
     Record,
@@ -26,6 +27,7 @@ from ivr.engine import (
 )
 from ivr.errors import MenuError
 from ivr.menu import DEFAULT_MENU, load_menu
+from ivr.message_flow import BUDGET
 from tests.unit.test_engine import GOOD_ID, MENU, Caller, identify
 
 TAKE = "messages/2026-12-02/0f0e.wav"
@@ -33,9 +35,49 @@ TAKE2 = "messages/2026-12-02/1a1b.wav"
 
 
 def to_message(c: Caller) -> Collect:
-    action = c.keys("1", "6")  # any key ends the welcome, 6 in the main menu
+    ask = c.keys("1", "6")  # any key ends the welcome, 6 in the main menu
+    assert ask == Query(BUDGET, {})
+    action = c.send(QueryDone(BUDGET, QueryStatus.OK))
     assert isinstance(action, Collect)
     return action
+
+
+def test_the_budget_is_asked_before_the_caller_hears_or_keys_anything_of_the_message() -> None:
+    c = Caller()
+    c.keys("1")
+    assert c.keys("6") == Query(BUDGET, {})
+    assert c.state.node == "message" and c.state.awaiting == BUDGET
+
+
+def test_a_number_past_its_messages_for_today_is_told_and_offered_an_agent() -> None:
+    c = Caller()
+    c.keys("1", "6")
+    action = c.send(QueryDone(BUDGET, QueryStatus.REFUSED, {"reason": "limit"}))
+    assert isinstance(action, Collect) and action.prompts == ("msg.limit", "agent.offer")
+    assert c.state.node == "agent_offer"
+    refused = [n for n in c.notes if n.kind == "message_refused"]
+    assert [(n.node, dict(n.detail)) for n in refused] == [("message", {"reason": "limit"})]
+    assert [dict(n.detail) for n in c.notes if n.kind == BUDGET] == [{"status": "refused"}]
+    # Not a query the caller chose: the reports' menu usage never sees it.
+    assert not [n for n in c.notes if n.kind == "query"]
+    # Nothing was asked of the caller in the message node: no ID number, no recording.
+    assert "msg.id.ask" not in action.prompts and "msg.intro" not in action.prompts
+    c.keys("1")
+    assert isinstance(c.action, Transfer)
+
+
+def test_from_the_queue_offer_a_number_past_its_messages_goes_to_the_agent_offer() -> None:
+    step = engine.step(MENU, None, Start(node="message", reason="long_wait"))
+    assert step.action == Query(BUDGET, {})
+    step = engine.step(MENU, step.state, QueryDone(BUDGET, QueryStatus.REFUSED, {"reason": "limit"}))
+    assert isinstance(step.action, Collect) and step.action.prompts == ("msg.limit", "agent.offer")
+
+
+def test_a_budget_that_cannot_be_read_apologises_and_transfers() -> None:
+    c = Caller()
+    c.keys("1", "6")
+    action = c.send(QueryDone(BUDGET, QueryStatus.UNAVAILABLE))
+    assert isinstance(action, Transfer) and action.prompts == ("sys.unavailable",)
 
 
 def test_key_6_asks_for_the_id_number_as_a_secret_entry() -> None:
@@ -161,6 +203,7 @@ def test_a_message_that_cannot_be_stored_apologises_and_transfers() -> None:
 
 def test_from_the_queue_offer_the_reason_is_kept() -> None:
     step = engine.step(MENU, None, Start(node="message", reason="after_hours"))
+    step = engine.step(MENU, step.state, QueryDone(BUDGET, QueryStatus.OK))
     assert isinstance(step.action, Collect) and step.action.prompts == ("msg.intro", "msg.id.ask")
     step = engine.step(MENU, step.state, Digits(""))
     step = engine.step(MENU, step.state, Recorded(TAKE, "dtmf"))
@@ -174,7 +217,8 @@ def test_an_identified_caller_is_not_asked_for_the_id_number_again() -> None:
     c.send(QueryDone("identify", QueryStatus.OK, {"resident_id": 7}))
     c.send(QueryDone("pension", QueryStatus.OK, {"balance_fen": 100, "months": 2}))
     c.keys("1")  # after the answer: back to the main menu
-    assert c.keys("6") == Record(("msg.intro", "msg.record"), silence_s=5)
+    assert c.keys("6") == Query(BUDGET, {})
+    assert c.send(QueryDone(BUDGET, QueryStatus.OK)) == Record(("msg.intro", "msg.record"), silence_s=5)
     c.send(Recorded(TAKE, "dtmf"))
     assert c.keys("3") == SaveMessage(TAKE, "complete", "menu", GOOD_ID, 7)
 
