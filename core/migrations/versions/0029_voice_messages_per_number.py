@@ -1,7 +1,7 @@
 """voice messages: index by calling number and time
 
-Revision ID: 0026
-Revises: 0025
+Revision ID: 0029
+Revises: 0028
 Create Date: 2026-12-02 14:30:00
 
 The IVR counts a calling number's voice messages of the local day before it lets the
@@ -12,8 +12,8 @@ created_at) keeps that count from reading the whole table.
 from alembic import op
 
 
-revision = '0026'
-down_revision = '0025'
+revision = '0029'
+down_revision = '0028'
 branch_labels = None
 depends_on = None
 
