@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import traceback
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import DataError, IntegrityError
 
 from core.db import Store
-from core.models import Call, Resident
+from core.models import Call, Resident, VoiceMessage
 
 ID_NUMBER = "330523199411187594"
 PHONE = "13812345678"
@@ -56,3 +57,15 @@ def test_a_phone_too_long_or_not_a_number_is_not_in_the_error(store: Store, capl
         c.execute(text("SELECT CAST(:phone AS integer)"), {"phone": PHONE + "x"})
     printed = _everything_printed(caught.value, caplog)
     assert "type integer" in printed and PHONE not in printed
+
+
+def test_an_aware_time_in_another_zone_comes_back_the_same_instant(store: Store) -> None:
+    beijing = dt.timezone(dt.timedelta(hours=8))
+    left = dt.datetime(2026, 4, 3, 23, 30, tzinfo=beijing)  # Friday night in Beijing, 15:30 UTC
+    with store.session() as s:
+        s.add(VoiceMessage(call_id="tz-1", recording="messages/x.wav", duration_s=1, created_at=left))
+    with store.session() as s:
+        stored = s.scalars(select(VoiceMessage.created_at).where(VoiceMessage.call_id == "tz-1")).one()
+        found = s.scalar(select(func.count()).select_from(VoiceMessage).where(VoiceMessage.created_at < left))
+    assert stored == left and stored.utcoffset() == dt.timedelta(0)
+    assert found == 0  # a bound comparison means the same instant too
