@@ -5,7 +5,9 @@ and how a writer that changes old records unseals them.
 messages more than a day after they started (or were created) must call `unseal` for
 the hours it touched, in its own transaction: importing Asterisk's files or spooled
 calls, `hotline simulate`. The live paths (the IVR, the AMI monitor, the survey, the SMS
-dispatcher) only touch recent hours, which are never sealed.
+dispatcher) only touch recent hours, which are never sealed. A changed call also changes
+whether the calls of the 7 days before it were called again (first-call resolution), so
+unsealing `calls` unseals the first-call counts (`fcr`) of those days too.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, text
 
 from core.db import chunks, upsert
-from core.models import ReportCallHour, ReportMenuHour, ReportSealed, ReportSmsHour, ReportState
+from core.models import ReportCallHour, ReportFcrHour, ReportMenuHour, ReportSealed, ReportSmsHour, ReportState
 
-KINDS: dict[str, Any] = {"calls": ReportCallHour, "menu": ReportMenuHour, "sms": ReportSmsHour}
+KINDS: dict[str, Any] = {"calls": ReportCallHour, "menu": ReportMenuHour, "sms": ReportSmsHour, "fcr": ReportFcrHour}
+REPEAT_WINDOW = dt.timedelta(days=7)  # first-call resolution: a call again within 7 days (168 h) is a repeat
+HOUR = dt.timedelta(hours=1)
 LOCK_KEY = 12333005  # PostgreSQL advisory lock: sealing and unsealing one at a time
 
 
@@ -51,30 +55,58 @@ def _bump(c: Connection, kinds: tuple[str, ...]) -> None:
 def unseal(c: Connection, moments: Iterable[dt.datetime], kinds: Iterable[str] = ("calls", "menu")) -> int:
     """Forget the sums of the hours these moments fall in; the next report sums them again
     from the records. Returns how many hours were unsealed."""
+    moments = list(moments)
     hours = sorted({hour_of(m) for m in moments})
     if not hours:
         return 0
     serialize(c)
     kinds = tuple(kinds)
-    _bump(c, kinds)
+    _bump(c, (*kinds, "fcr") if "calls" in kinds else kinds)
     for part in chunks(hours):
         for kind in kinds:
-            c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(part)))
-            table = KINDS[kind]
-            c.execute(delete(table).where(table.hour.in_(part)))
+            _forget(c, kind, part)
+    if "calls" in kinds:
+        for part in chunks(sorted(_looking_back(moments))):
+            _forget(c, "fcr", part)
     return len(hours)
 
 
+def _forget(c: Connection, kind: str, hours: Iterable[dt.datetime]) -> None:
+    hours = list(hours)
+    c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(hours)))
+    table = KINDS[kind]
+    c.execute(delete(table).where(table.hour.in_(hours)))
+
+
+def _looking_back(moments: Iterable[dt.datetime]) -> set[dt.datetime]:
+    """The hours whose calls a call at these moments may repeat: from 7 days before each
+    to its own hour."""
+    out: set[dt.datetime] = set()
+    for m in moments:
+        h = hour_of(m - REPEAT_WINDOW)
+        while h <= m:
+            out.add(h)
+            h += HOUR
+    return out
+
+
 def unseal_range(c: Connection, start: dt.datetime, end: dt.datetime, kinds: Iterable[str]) -> None:
-    """Forget the sums of every hour in [start, end)."""
+    """Forget the sums of every hour in [start, end) (and, with `calls`, the first-call
+    counts of the 7 days before it as well)."""
     serialize(c)
     kinds = tuple(kinds)
+    if "calls" in kinds:
+        kinds = (*kinds, "fcr")
     _bump(c, kinds)
     for kind in kinds:
+        first = hour_of(_week_before(start) if kind == "fcr" else start)
         c.execute(
-            delete(ReportSealed).where(
-                ReportSealed.kind == kind, ReportSealed.hour >= hour_of(start), ReportSealed.hour < end
-            )
+            delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour >= first, ReportSealed.hour < end)
         )
         table = KINDS[kind]
-        c.execute(delete(table).where(table.hour >= hour_of(start), table.hour < end))
+        c.execute(delete(table).where(table.hour >= first, table.hour < end))
+
+
+def _week_before(moment: dt.datetime) -> dt.datetime:
+    earliest = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return earliest if moment - earliest < REPEAT_WINDOW else moment - REPEAT_WINDOW
