@@ -55,7 +55,6 @@ def _bump(c: Connection, kinds: tuple[str, ...]) -> None:
 def unseal(c: Connection, moments: Iterable[dt.datetime], kinds: Iterable[str] = ("calls", "menu")) -> int:
     """Forget the sums of the hours these moments fall in; the next report sums them again
     from the records. Returns how many hours were unsealed."""
-    moments = list(moments)
     hours = sorted({hour_of(m) for m in moments})
     if not hours:
         return 0
@@ -64,30 +63,34 @@ def unseal(c: Connection, moments: Iterable[dt.datetime], kinds: Iterable[str] =
     _bump(c, (*kinds, "fcr") if "calls" in kinds else kinds)
     for part in chunks(hours):
         for kind in kinds:
-            _forget(c, kind, part)
+            c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(part)))
+            table = KINDS[kind]
+            c.execute(delete(table).where(table.hour.in_(part)))
     if "calls" in kinds:
-        for part in chunks(sorted(_looking_back(moments))):
-            _forget(c, "fcr", part)
+        for first, end in _weeks_before(hours):
+            _forget_range(c, "fcr", first, end)
     return len(hours)
 
 
-def _forget(c: Connection, kind: str, hours: Iterable[dt.datetime]) -> None:
-    hours = list(hours)
-    c.execute(delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour.in_(hours)))
+def _weeks_before(hours: list[dt.datetime]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The hours whose calls a call in these (sorted) hours may repeat, from 7 days before
+    each to its own hour, as ranges [first, end): a few deletes for a half-year's import."""
+    ranges: list[tuple[dt.datetime, dt.datetime]] = []
+    for h in hours:
+        first, end = _week_before(h), h + HOUR
+        if ranges and first <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], end)
+        else:
+            ranges.append((first, end))
+    return ranges
+
+
+def _forget_range(c: Connection, kind: str, first: dt.datetime, end: dt.datetime) -> None:
+    c.execute(
+        delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour >= first, ReportSealed.hour < end)
+    )
     table = KINDS[kind]
-    c.execute(delete(table).where(table.hour.in_(hours)))
-
-
-def _looking_back(moments: Iterable[dt.datetime]) -> set[dt.datetime]:
-    """The hours whose calls a call at these moments may repeat: from 7 days before each
-    to its own hour."""
-    out: set[dt.datetime] = set()
-    for m in moments:
-        h = hour_of(m - REPEAT_WINDOW)
-        while h <= m:
-            out.add(h)
-            h += HOUR
-    return out
+    c.execute(delete(table).where(table.hour >= first, table.hour < end))
 
 
 def unseal_range(c: Connection, start: dt.datetime, end: dt.datetime, kinds: Iterable[str]) -> None:
@@ -99,12 +102,7 @@ def unseal_range(c: Connection, start: dt.datetime, end: dt.datetime, kinds: Ite
         kinds = (*kinds, "fcr")
     _bump(c, kinds)
     for kind in kinds:
-        first = hour_of(_week_before(start) if kind == "fcr" else start)
-        c.execute(
-            delete(ReportSealed).where(ReportSealed.kind == kind, ReportSealed.hour >= first, ReportSealed.hour < end)
-        )
-        table = KINDS[kind]
-        c.execute(delete(table).where(table.hour >= first, table.hour < end))
+        _forget_range(c, kind, hour_of(_week_before(start) if kind == "fcr" else start), end)
 
 
 def _week_before(moment: dt.datetime) -> dt.datetime:

@@ -165,7 +165,10 @@ def test_a_call_imported_later_unseals_the_week_before_it(traffic: Store) -> Non
         late = lone.started_at + dt.timedelta(days=6)
         c.execute(insert(Call), [_call("imported", late, lone.caller_number, "abandoned")])
         assert rollups.unseal(c, [late]) == 1  # as ivr.records does
-    assert rollups.hour_of(lone.started_at) not in _sealed(traffic)
+    sealed, hour = _sealed(traffic), rollups.hour_of(late)
+    assert rollups.hour_of(lone.started_at) not in sealed
+    assert not {h for h in sealed if hour - WEEK <= h <= hour}  # the week it may repeat
+    assert {hour - WEEK - dt.timedelta(hours=1), hour + dt.timedelta(hours=1)} <= sealed  # no more
     after = _by_hand(traffic)
     assert after["fcr_repeated"] == before["fcr_repeated"] + 1
     assert _figures(traffic) == after
@@ -183,3 +186,14 @@ def test_hours_sealed_before_the_first_call_counts_get_them_at_the_next_report(t
     data = build(traffic, PERIOD, QUEUE).as_dict()["casework"]
     assert {k: data[k] for k in KEYS} == expected
     assert len(_sealed(traffic)) == HOURS
+
+
+def test_clearing_simulated_days_unseals_the_week_before_them(traffic: Store) -> None:
+    build(traffic, PERIOD, QUEUE)
+    day = PERIOD.start + dt.timedelta(days=10)
+    with traffic.transaction() as c:  # as `hotline simulate` does before it writes the days
+        rollups.unseal_range(c, day, day + dt.timedelta(days=1), ("calls", "menu", "sms"))
+    sealed = _sealed(traffic)
+    assert len(sealed) == HOURS - 8 * 24
+    assert not {h for h in sealed if day - WEEK <= h < day + dt.timedelta(days=1)}
+    assert _figures(traffic) == _by_hand(traffic)
