@@ -832,6 +832,20 @@ class ReportCallHour(Base):
     sl_s: Mapped[int] = mapped_column(Integer, default=20)  # the service-level threshold used
 
 
+class ReportFcrHour(Base):
+    """Per UTC hour (agent calls by start): the first-call counts, sealed (kind 'fcr') once
+    the hour's 7-day repeat window has closed. Agent calls with a caller number, those
+    called again from the number within 7 days, and those without a number. Whether a call
+    became a work order is not kept: an order can be made from a call later, and is
+    counted live (reports.casework)."""
+
+    __tablename__ = "report_fcr_hours"
+    hour: Mapped[dt.datetime] = mapped_column(UtcDateTime(), primary_key=True)
+    calls: Mapped[int] = mapped_column(BigInteger, default=0)
+    repeated: Mapped[int] = mapped_column(BigInteger, default=0)
+    no_number: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
 class ReportMenuHour(Base):
     """Per UTC hour (calls by start) and self-service query: how many times callers used it
     and how many times it succeeded; query '' counts the automated calls the IVR resolved."""
