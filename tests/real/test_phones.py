@@ -40,17 +40,19 @@ QUEUE = "hotline-12333"
 
 def _finished_trunk_call(ivr: Ivr) -> dict[str, object]:
     """The last call, once it came in over the carrier trunk and its record is complete."""
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30  # the machine may be busy with the other test tiers
+    seen: dict[str, object] = {}
     while time.monotonic() < deadline:
         call_id = find_call_id(ivr.store)
         if call_id is not None:
             call = show_call(ivr.store, call_id, actor="test")
+            seen = {k: v for k, v in call.items() if k != "trail"}
             if str(call["channel"]).startswith("PJSIP/trunk-carrier") and call["ended_at"] and call["talk_s"]:
                 with ivr.store.session() as s:
                     call["ring_no_answer"] = s.get_one(Call, call_id).ring_no_answer
                 return call
         time.sleep(0.2)
-    raise AssertionError("no finished call from the carrier trunk recorded")
+    raise AssertionError(f"no finished, answered call from the carrier trunk recorded; the last call: {seen}")
 
 
 async def _sign_in(browser: Browser, base: str, user: str) -> Page:
@@ -65,8 +67,9 @@ async def _sign_in(browser: Browser, base: str, user: str) -> Page:
 
 def _call_through_the_trunk(ivr: Ivr, work: Path) -> dict[str, object]:
     """The caller presses 0 at the welcome, hears the transfer prompt (4 s), is answered
-    at once and hangs up 14 s after the 0."""
-    plan = UacPlan((CarrierCall("13900001001", "12333"),), dtmf="0", lead_s=1.0, tail_s=14.0)
+    at once and hangs up 18 s after the 0 (time for the phone to answer on a busy machine,
+    and talk left over)."""
+    plan = UacPlan((CarrierCall("13900001001", "12333"),), dtmf="0", lead_s=1.0, tail_s=18.0)
     result = place_calls(hotline_address(ivr.settings), plan, work)
     assert result.successful == 1, result.log
     return _finished_trunk_call(ivr)
