@@ -49,10 +49,13 @@ async def test_a_bind_that_hangs_mid_batch_is_dropped_and_the_batch_completes(
         messages = await until_final(store, 60, limit_s=30)
         assert simulator.counts["hangs"] == 1
     assert {m.status for m in messages} == {"delivered"}
-    assert transport.drops == 1 and transport.binds == 2
-    # What the dead bind left unanswered went out again, flagged; no more than the window.
+    # The hung bind is dropped and bound again. On a machine busy with other work a healthy
+    # bind's answer may also come later than the 1 s here: that bind is dropped and bound
+    # again too, and nothing is lost either way (the statuses above, the counts below).
+    assert transport.drops >= 1 and transport.binds == transport.drops + 1
+    # What a dropped bind left unanswered went out again, flagged; no more than the window.
     suspects = [m for m in messages if m.duplicate_suspect]
-    assert 1 <= len(suspects) <= 10
+    assert 1 <= len(suspects) <= 10 * transport.drops
     # Each message reached the SMSC; twice at most for a suspect (taken by the SMSC as the
     # bind hung, its answer lost with it).
     assert 60 <= simulator.counts["accepted"] <= 60 + len(suspects)
