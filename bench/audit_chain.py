@@ -18,18 +18,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select
 
 from bench.fastagi_load import percentile_ms
-from bench.procs import ROOT, free_port
+from bench.procs import postgres_url
 from core import audit
 from core.audit_log import verify
 from core.db import Store
@@ -137,23 +135,6 @@ def run(db: str, url: str, writers: list[int], seconds: float, most: int) -> lis
     return results
 
 
-def _pg(tmp: Path) -> Iterator[str]:
-    given = os.environ.get("BENCH_PG_URL")
-    if given:
-        yield given
-        return
-    data = tmp / "pg"
-    out = subprocess.run(
-        [str(ROOT / "tools" / "pg.sh"), "up", str(data), str(free_port())], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"PostgreSQL did not start: {out.stderr}")
-    try:
-        yield out.stdout.strip()
-    finally:
-        subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
-
-
 def report(results: list[Result], seconds: float) -> None:
     print(f"\nAudit chain: a screen pop's transaction (agent, call, {STEPS} trail steps read) with its audit row")
     print(f"and without (the baseline, same run and store), {seconds:g} s per row; with audit, txn/s = appends/s")
@@ -191,7 +172,7 @@ def main() -> None:
             if db == "sqlite":
                 results += run(db, f"sqlite:///{tmp}/bench.db", writers, args.seconds, args.max)
             elif db == "postgresql":
-                for url in _pg(tmp):
+                for url in postgres_url(tmp):
                     results += run(db, url, writers, args.seconds, args.max)
             else:
                 raise SystemExit(f"--db: unknown database {db!r} (sqlite, postgresql)")

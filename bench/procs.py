@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -131,3 +132,22 @@ class MemorySampler:
             self.peak_bytes = max(self.peak_bytes, total)
             self.peak_children = max(self.peak_children, children)
             time.sleep(self.interval_s)
+
+
+def postgres_url(tmp: Path) -> Iterator[str]:
+    """One PostgreSQL URL for a benchmark: BENCH_PG_URL when given, else a fresh cluster
+    from tools/pg.sh under `tmp` (owned by postgres), stopped when the generator ends."""
+    given = os.environ.get("BENCH_PG_URL")
+    if given:
+        yield given
+        return
+    data = tmp / "pg"
+    out = subprocess.run(
+        [str(ROOT / "tools" / "pg.sh"), "up", str(data), str(free_port())], capture_output=True, text=True
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"PostgreSQL did not start: {out.stderr}")
+    try:
+        yield out.stdout.strip()
+    finally:
+        subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)

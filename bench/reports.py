@@ -20,18 +20,17 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
 
-from bench.procs import ROOT, free_port
+from bench.procs import postgres_url
 from core.db import Store
 from core.models import AgentEvent, Call, CallStep, SmsMessage
 from core.settings import QueueSettings
@@ -138,23 +137,6 @@ def run(db: str, url: str, calls: int, messages: int) -> Result:
     return Result(db, n_calls, n_messages, load_s, count_s, times, first_s, peak / 2**20)
 
 
-def _pg(tmp: Path) -> Iterator[str]:
-    given = os.environ.get("BENCH_PG_URL")
-    if given:
-        yield given
-        return
-    data = tmp / "pg"
-    out = subprocess.run(
-        [str(ROOT / "tools" / "pg.sh"), "up", str(data), str(free_port())], capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"PostgreSQL did not start: {out.stderr}")
-    try:
-        yield out.stdout.strip()
-    finally:
-        subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1_000_000)
@@ -171,7 +153,7 @@ def main() -> None:
             if db == "sqlite":
                 results.append(run(db, f"sqlite:///{tmp}/bench.db", args.calls, args.messages))
             elif db == "postgresql":
-                for url in _pg(tmp):
+                for url in postgres_url(tmp):
                     results.append(run(db, url, args.calls, args.messages))
             else:
                 raise SystemExit(f"--db: unknown database {db!r} (sqlite, postgresql)")
