@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import functools
 import threading
 import time
 
 import pytest
-from sqlalchemy import Connection, func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -17,6 +16,7 @@ from core.db import Store
 from core.health import Health
 from core.models import AuditEntry, CallerFailures, utcnow
 from core.writer import GroupWriter
+from tests.store.test_audit_chain import DAY, _bump
 
 
 def add(s: Session, *, actor: str) -> None:
@@ -71,17 +71,6 @@ async def test_a_fault_outside_the_writes_fails_every_waiter(store: Store, monke
     monkeypatch.setattr(GroupWriter, "_commit", explode)
     waiting = [writer.write([functools.partial(add, actor=f"a{i}")], f"w{i}") for i in range(5)]
     assert await asyncio.wait_for(asyncio.gather(*waiting), 10) == [False] * 5
-
-
-DAY = dt.date(2026, 12, 2)
-
-
-def _bump(c: Connection, caller: str) -> None:
-    c.execute(
-        update(CallerFailures)
-        .where(CallerFailures.caller == caller, CallerFailures.day == DAY)
-        .values(failures=CallerFailures.failures + 1)
-    )
 
 
 def _waiting_for_a_lock(store: Store) -> bool:
