@@ -23,6 +23,7 @@ from core.settings import QueueSettings, Settings
 from reports import casework, sums
 from reports.period import parse_period
 from reports.report import build
+from tests.store.test_reports_casework import _call
 
 BJ = zoneinfo.ZoneInfo("Asia/Shanghai")
 PERIOD = parse_period("2026-10-01", "2026-10-21", "Asia/Shanghai")
@@ -30,23 +31,6 @@ QUEUE = QueueSettings()
 WEEK = dt.timedelta(days=7)
 HOURS = int((PERIOD.end - PERIOD.start) / dt.timedelta(hours=1))
 KEYS = ("fcr_calls", "fcr_resolved", "fcr_with_order", "fcr_repeated", "fcr_no_number")
-
-
-def _call(cid: str, started: dt.datetime, number: str | None, disposition: str) -> dict[str, Any]:
-    return {
-        "id": cid,
-        "caller_number": number,
-        "started_at": started,
-        "ended_at": started + dt.timedelta(minutes=3),
-        "disposition": disposition,
-        "transport": "fastagi",
-        "language": "zh",
-        "ring_no_answer": 0,
-        "source": "ivr",
-        "queue_wait_s": 8 if disposition == "agent" else None,
-        "talk_s": 120 if disposition == "agent" else None,
-        "agent": "1001" if disposition == "agent" else None,
-    }
 
 
 def _traffic() -> list[dict[str, Any]]:
