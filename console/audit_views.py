@@ -15,7 +15,7 @@ import asyncio
 from aiohttp import web
 
 from console.errors import BadRequest
-from console.request import deps, render, require_role
+from console.request import actor, deps, render, require_role
 from core import audit
 from core.audit_search import Ask, Found, as_csv, rows, search
 from core.errors import AuditQueryRefused
@@ -31,10 +31,10 @@ async def _ask(request: web.Request) -> Ask:
 
 
 async def _search(request: web.Request, ask: Ask, how: str) -> Found:
-    u = require_role(request, *ROLES)
+    require_role(request, *ROLES)
     d = deps(request)
     try:
-        zone, viewer = d.settings.queue.timezone, f"console:{u.username}"
+        zone, viewer = d.settings.queue.timezone, actor(request)
         return await asyncio.to_thread(search, d.store, d.port, ask, viewer=viewer, channel="console", zone=zone)
     except AuditQueryRefused as exc:
         raise BadRequest(f"{how}: {exc}") from exc

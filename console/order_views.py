@@ -21,7 +21,7 @@ from cases.errors import CasesError, OrderNotFound
 from cases.followup import SATISFACTION, record_call_followup
 from console.errors import BadRequest, NotAllowed, NotFound
 from console.i18n import local_time, t
-from console.request import deps, lang, render, require_role, user
+from console.request import actor, deps, lang, render, require_role, user
 from core.calendar import deadline_text
 from core.masking import mask_phone
 from core.models import utcnow
@@ -160,14 +160,10 @@ async def _get(request: web.Request) -> cases_orders.OrderDetail:
     mine, d = _own_department(request), deps(request)
     try:
         return await asyncio.to_thread(
-            cases_orders.get_order, d.store, _order_id(request), actor=_actor(request), department=mine
+            cases_orders.get_order, d.store, _order_id(request), actor=actor(request), department=mine
         )
     except OrderNotFound as exc:
         raise _not_found(request) from exc
-
-
-def _actor(request: web.Request) -> str:
-    return f"console:{user(request).username}"
 
 
 def _history(request: web.Request, event: cases_orders.OrderEvent) -> dict[str, str]:
@@ -244,7 +240,7 @@ async def _act(
     """Run one step of the order's machine; back to the order's page (a department that
     sent it back or answered it: back to its list)."""
     try:
-        await asyncio.to_thread(action, *args, actor=_actor(request), **kwargs)
+        await asyncio.to_thread(action, *args, actor=actor(request), **kwargs)
     except OrderNotFound as exc:
         raise _not_found(request) from exc
     except CasesError as exc:  # a state that does not allow it, a field that does not fit

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from cases.errors import BadScore, RecordingNotFound
 from cases.quality import ScoreView, max_total, score_recording, scores_of
 from console.errors import BadRequest, NotAllowed
-from console.request import deps, render, require_role
+from console.request import actor, deps, render, require_role
 from core import audit
 from core.db import Store
 from core.masking import mask_phone
@@ -240,10 +240,10 @@ async def _serve(
 
 
 async def audio(request: web.Request) -> web.StreamResponse:
-    u = require_role(request, *ROLES)
+    require_role(request, *ROLES)
     d = deps(request)
     found = await asyncio.to_thread(_recording_file, d.store, d.settings.recordings.dir, _id(request))
-    return await _serve(request, f"console:{u.username}", "recording", found)
+    return await _serve(request, actor(request), "recording", found)
 
 
 async def voice_message_audio(request: web.Request) -> web.StreamResponse:
@@ -253,7 +253,7 @@ async def voice_message_audio(request: web.Request) -> web.StreamResponse:
     mine = u.department if u.role == "department" else None
     d = deps(request)
     found = await asyncio.to_thread(_voice_message_file, d.store, d.settings.recordings.dir, _id(request), mine)
-    return await _serve(request, f"console:{u.username}", "voice_message", found)
+    return await _serve(request, actor(request), "voice_message", found)
 
 
 def add_routes(app: web.Application) -> None:

@@ -60,6 +60,11 @@ def user(request: web.Request) -> User:
     return request[USER]
 
 
+def actor(request: web.Request) -> str:
+    """How the signed-in user is named in the audit log and an order's history."""
+    return f"console:{user(request).username}"
+
+
 def lang(request: web.Request) -> str:
     chosen = request.cookies.get(LANG_COOKIE, DEFAULT_LANG)
     return chosen if chosen in LANGS else DEFAULT_LANG
