@@ -657,6 +657,12 @@ class SmsMessage(Base):
             "batch_id",
             **_while("batch_id IS NOT NULL"),
         ),
+        # The SMS steps of notices (core/notices.py): found by their notice.
+        Index(
+            "ix_sms_messages_notice_id",
+            "notice_id",
+            **_while("notice_id IS NOT NULL"),
+        ),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     # The business event it was made for; None for a reply to a resident's text (MO).
@@ -681,6 +687,9 @@ class SmsMessage(Base):
     final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # Sent again after a dispatcher died between submit and its record: may have arrived twice.
     duplicate_suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # The notice (over the channels the subject chose) this message is a step of; None for a
+    # message sent as every message was before channel preferences (no preference kept).
+    notice_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
 
 
 class SmsSegment(Base):
@@ -780,6 +789,156 @@ class SmsDeadLetter(Base):
     dead: Mapped[bool] = mapped_column(default=False)
     first_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     last_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+# --- notices over the channels each resident chose (core/preferences.py, core/notices.py) --
+
+
+class NoticePreference(Base):
+    """How a resident (`person`, by ID number) or an employer (`unit`, by unified social credit
+    code) wants notices of a category: channels in order of preference, language and quiet
+    hours. Category '*' holds the choice for every category without a row of its own. Set
+    by the resident in the IVR, by an agent in the console, or by the business system,
+    which may INSERT and UPDATE these rows itself (README "Notice channels")."""
+
+    __tablename__ = "notice_preferences"
+    subject_kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # person | unit
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    category: Mapped[str] = mapped_column(String(20), primary_key=True)  # a template category or '*'
+    channels: Mapped[str] = mapped_column(String(40))  # e.g. "voice,sms": core.states.Channel values
+    language: Mapped[str] = mapped_column(String(5), default="zh", server_default="zh")  # zh | en
+    # Local "HH:MM" (queue.timezone); both or neither; the window may cross midnight.
+    quiet_start: Mapped[str | None] = mapped_column(String(5))
+    quiet_end: Mapped[str | None] = mapped_column(String(5))
+    # The number to call for voice notices; None: the subject's first registered phone.
+    voice_number: Mapped[str | None] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(48), default="business", server_default="business")
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class Notice(Base):
+    """One business event's notice to its subject, moved along the channels of its plan
+    (the subject's preferences when the event was taken up) until one delivers it. Made
+    only for subjects with preferences; every other event's messages are plain SMS rows."""
+
+    __tablename__ = "notices"
+    __table_args__ = (
+        # The gateway's work: notices whose channel gave up, and SMS steps waiting for receipts.
+        Index("ix_notices_open", "state", "channel", "id", **_while("state IN ('pending', 'advance')")),
+        Index("ix_notices_subject", "subject_kind", "subject_id"),
+        Index("ix_notices_created", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("business_events.id"), unique=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(20))
+    subject_kind: Mapped[str] = mapped_column(String(8))
+    subject_id: Mapped[str] = mapped_column(String(32))
+    plan: Mapped[str] = mapped_column(String(40))  # channels in order, e.g. "voice,sms"
+    step: Mapped[int] = mapped_column(Integer, default=0)  # index of `channel` in `plan`
+    channel: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(10), default="pending")  # core.states.NoticeState
+    fallbacks: Mapped[int] = mapped_column(Integer, default=0)
+    language: Mapped[str] = mapped_column(String(5), default="zh")
+    text: Mapped[str] = mapped_column(Text)  # the rendered notice, as every channel sends it
+    reason: Mapped[str | None] = mapped_column(Text)  # why the last channel gave up
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class NoticeStep(Base):
+    """The notice's history: each attempt on each channel and how it ended, appended by the
+    room that made it (sms/ for SMS and WeChat, ivr/ for calls), never changed."""
+
+    __tablename__ = "notice_steps"
+    __table_args__ = (Index("ix_notice_steps_notice", "notice_id", "id"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    notice_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    channel: Mapped[str] = mapped_column(String(8))
+    # queued | skipped | delivered | failed | busy | no_answer | confirmed | heard | ... :
+    # the channel's own word, with Asterisk's or WeChat's in `detail`
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class VoiceNotice(Base):
+    """A notice to be read to the resident in a call out: the gateway writes it, the IVR's
+    notice dialler claims it as the dispatcher claims its messages, calls, and ends it."""
+
+    __tablename__ = "voice_notices"
+    __table_args__ = (
+        Index("ix_voice_notices_queued", "next_attempt_at", "id", **_while("status = 'queued'")),
+        # Numbers with a call under way: never two calls to one number at once.
+        Index("ix_voice_notices_calling", "number", **_while("status = 'calling'")),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    notice_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    number: Mapped[str] = mapped_column(String(20))  # core.phones.store_form
+    text: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(5), default="zh")
+    category: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(12), default="queued")  # core.states.VoiceState
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_result: Mapped[str | None] = mapped_column(String(32))  # DIALSTATUS, or ours
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class VoiceOptOut(Base):
+    """A number that asked not to be called with notices (in a notice call, or by an agent)."""
+
+    __tablename__ = "voice_optouts"
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)  # core.phones.store_form
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    source: Mapped[str] = mapped_column(String(48), default="call")
+
+
+class WeChatMessage(Base):
+    """A notice as a template message to the resident's bound WeChat account."""
+
+    __tablename__ = "wechat_messages"
+    __table_args__ = (Index("ix_wechat_messages_queued", "next_attempt_at", "id", **_while("status = 'queued'")),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    notice_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(20))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(10), default="queued")  # core.states.WeChatState
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    msgid: Mapped[str | None] = mapped_column(String(32))  # WeChat's id of the sent message
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class WeChatBinding(Base):
+    """A resident's WeChat account (the official account's openid for them), bound after they
+    proved the ID number with a code sent to its registered phone. Unbound (row deleted) when
+    they unbind or unfollow."""
+
+    __tablename__ = "wechat_bindings"
+    subject_id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the ID number
+    openid: Mapped[str] = mapped_column(String(64), unique=True)
+    bound_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class WeChatBindCode(Base):
+    """A binding waiting for its code: kept as a hash, with the tries left."""
+
+    __tablename__ = "wechat_bind_codes"
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    tries: Mapped[int] = mapped_column(Integer, default=0)
 
 
 # --- the reports' own: hourly sums of closed hours -----------------------------------------

@@ -240,6 +240,42 @@ class SmsSettings(_Section):
     inbound_max_tries: int = Field(5, ge=1)
 
 
+class NoticeSettings(_Section):
+    """How notices reach residents over the channels they chose (core/preferences.py): the
+    voice channel's calls out (ivr/notice_calls.py) and the gateway's moves between channels."""
+
+    # Calls out only in these local hours (queue.timezone), every day: stricter than SMS
+    # quiet hours. A notice due outside them waits for the next start.
+    calling_hours: tuple[dt.time, dt.time] = (dt.time(9), dt.time(20))
+    # Calls out for one notice, each `retry_after_s` after the last (busy, no answer, failed);
+    # then the notice moves to the resident's next channel.
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_after_s: float = Field(600.0, gt=0)
+    # Notice calls up at once (also counted among sip.outbound_channels with callbacks):
+    # inbound callers keep the rest of the trunk's lines.
+    max_calls: int = Field(4, ge=0, le=200)
+    # How long a resident's phone rings before the attempt counts as unanswered.
+    ring_s: int = Field(30, ge=5, le=120)
+    # The outbound trunk down (Asterisk refuses the channel, no trunk registered): the call is
+    # not counted as an attempt and is placed again after this long.
+    trunk_retry_s: float = Field(60.0, gt=0)
+    # A call claimed this long without an outcome (its dialler died) is queued again.
+    reclaim_after_s: int = Field(600, ge=60)
+    # The hotline's name, spoken first in every notice call ("这里是12333...").
+    caller_name: str = "12333人社服务热线"
+    # Where the notices' speech is kept, by a digest of its text (made once per text).
+    speech_dir: Path = Path("var/notice-speech")
+    # How often the gateway looks for notices whose channel gave up.
+    poll_s: float = Field(1.0, gt=0)
+
+    @field_validator("calling_hours")
+    @classmethod
+    def _a_day_window(cls, value: tuple[dt.time, dt.time]) -> tuple[dt.time, dt.time]:
+        if value[0] >= value[1]:
+            raise ValueError('calling hours are start < end within one day, e.g. ["09:00", "20:00"]')
+        return value
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
@@ -445,6 +481,7 @@ class Settings(_Section):
     sms: SmsSettings = SmsSettings()
     twilio: TwilioSettings = TwilioSettings()
     wechat: WeChatSettings = WeChatSettings()
+    notices: NoticeSettings = NoticeSettings()
     sip: SipSettings = SipSettings()
     recordings: RecordingSettings = RecordingSettings()
     cases: CasesSettings = CasesSettings()
