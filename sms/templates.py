@@ -1,4 +1,4 @@
-"""Event types, their Mandarin templates and fields.
+"""Event types, their templates (Mandarin, and English for those who chose it) and fields.
 
 The business system INSERTs `business_events` rows (DESIGN.md); each `event_type` here
 names a template, the category it belongs to (for opt-outs and quiet hours) and the typed
@@ -6,7 +6,9 @@ fields its payload must carry. A payload that is not a JSON object, or has a fie
 or of the wrong form, renders nothing: `TemplateError` says what is wrong (which field and
 why, never its value), and the event is marked failed with that reason. Every message
 ends with the signature 【安吉人社】 and never carries a full ID number (a rendered text
-that looks like one is refused).
+that looks like one is refused). A resident whose notice preferences say `en`
+(core/preferences.py) gets the English text, with amounts, months and dates in English;
+names and free texts stay as the business system wrote them.
 """
 
 from __future__ import annotations
@@ -61,6 +63,30 @@ def _date(value: Any, _zone: ZoneInfo) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+_MONTHS: Final = (
+    "January", "February", "March", "April", "May", "June",
+    "July", "August", "September", "October", "November", "December",
+)  # fmt: skip
+
+
+def _money_en(value: Any, _zone: ZoneInfo) -> str:
+    return f"CNY {value // 100:,}.{value % 100:02d}"
+
+
+def _period_en(value: Any, _zone: ZoneInfo) -> str:
+    return f"{_MONTHS[int(value[5:]) - 1]} {value[:4]}"
+
+
+def _date_en(value: Any, _zone: ZoneInfo) -> str:
+    day = dt.date.fromisoformat(value)
+    return f"{day.day} {_MONTHS[day.month - 1]} {day.year}"
+
+
+def _moment_en(value: Any, zone: ZoneInfo) -> str:
+    local = dt.datetime.fromisoformat(value).astimezone(zone)
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year} {local.hour:02d}:{local.minute:02d}"
+
+
 def _text(limit: int) -> Check:
     def check(value: Any, _zone: ZoneInfo) -> str:
         if not isinstance(value, str) or not value.strip():
@@ -97,6 +123,14 @@ def _tail(value: Any, _zone: ZoneInfo) -> str:
 
 NAME = _text(20)
 UNIT = _text(60)
+# A field's English form, from a value its check has accepted (other fields read as in Mandarin).
+ENGLISH: Final[dict[Check, Check]] = {
+    _money: _money_en,
+    _period: _period_en,
+    _date: _date_en,
+    _moment: _moment_en,
+}
+LANGUAGES: Final = ("zh", "en")
 
 
 @dataclass(frozen=True)
@@ -107,6 +141,7 @@ class Template:
     subject_kind: str
     text: str
     fields: Mapping[str, Check]
+    text_en: str = ""
 
 
 TEMPLATES: Final[dict[str, Template]] = {
@@ -118,6 +153,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "unit",
             "{unit_name}：请于{deadline}前完成{period}社会保险费申报，逾期将产生滞纳金。",
             {"unit_name": UNIT, "period": _period, "deadline": _date},
+            "{unit_name}: please declare your social insurance contributions for {period} by {deadline}; a late "
+            "declaration incurs a surcharge.",
         ),
         Template(
             "arrears_notice",
@@ -125,6 +162,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "unit",
             "{unit_name}：贵单位{period}社会保险费欠缴{amount}，请于{deadline}前足额缴纳。",
             {"unit_name": UNIT, "period": _period, "amount": _money, "deadline": _date},
+            "{unit_name}: your social insurance contributions for {period} are {amount} in arrears; please pay "
+            "them in full by {deadline}.",
         ),
         Template(
             "pension_credited",
@@ -132,6 +171,7 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{name}您好，您{period}的养老金{amount}已发放到账，请注意查收。",
             {"name": NAME, "period": _period, "amount": _money},
+            "Dear {name}, your pension of {amount} for {period} has been paid into your account.",
         ),
         Template(
             "contribution_interrupted",
@@ -139,6 +179,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{name}您好，您的社会保险自{since}起中断缴费，可能影响待遇享受，详询12333。",
             {"name": NAME, "since": _period},
+            "Dear {name}, your social insurance contributions have been interrupted since {since}, which may "
+            "affect your benefits. Call 12333 for details.",
         ),
         Template(
             "retirement_approved",
@@ -146,6 +188,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{name}您好，您的退休申请已审批通过，自{start}起按月领取基本养老金{monthly}。",
             {"name": NAME, "start": _period, "monthly": _money},
+            "Dear {name}, your retirement has been approved: from {start} you receive a basic pension of "
+            "{monthly} a month.",
         ),
         Template(
             "card_loss_confirmed",
@@ -153,6 +197,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "您尾号{card_tail}的社会保障卡已于{reported_at}挂失，如非本人操作请立即致电12333。",
             {"card_tail": _tail, "reported_at": _moment},
+            "Your social security card ending {card_tail} was reported lost at {reported_at}. If this was not "
+            "you, call 12333 at once.",
         ),
         Template(
             "medical_settlement",
@@ -160,6 +206,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{name}您好，您{date}的医疗费用已结算：总额{total}，统筹基金支付{fund}，个人账户支付{personal}。",
             {"name": NAME, "date": _date, "total": _money, "fund": _money, "personal": _money},
+            "Dear {name}, your medical costs of {date} are settled: {total} in total, {fund} paid by the pooled "
+            "fund, {personal} by your personal account.",
         ),
         Template(
             "account_statement",
@@ -167,6 +215,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{name}您好，截至{year}年底，您的养老保险个人账户余额{pension}，医保个人账户余额{medical}。",
             {"name": NAME, "year": _text(4), "pension": _money, "medical": _money},
+            "Dear {name}, at the end of {year} your pension personal account held {pension} and your medical "
+            "insurance personal account {medical}.",
         ),
         Template(
             "policy_news",
@@ -174,6 +224,7 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "{title}：{body}",
             {"title": _text(30), "body": _text(300)},
+            "{title}: {body}",
         ),
         # Casework (cases/replies.py, cases/followup.py): to the number that asked (subject
         # kind `phone`), not to a resident's registered phones; keyed by order, not by who.
@@ -183,6 +234,7 @@ TEMPLATES: Final[dict[str, Template]] = {
             "phone",
             "您好，您反映的问题（工单号{order_no}）已办理：{answer}如有疑问请致电12333。",
             {"order_no": _text(20), "answer": _text(300)},
+            "Your case (order {order_no}) has been handled: {answer} Call 12333 with any questions.",
         ),
         Template(
             "order_followup",
@@ -190,6 +242,8 @@ TEMPLATES: Final[dict[str, Template]] = {
             "phone",
             "您好，您的工单{order_no}已办理。请对办理结果评价：满意请回复1，基本满意回复2，不满意回复3。",
             {"order_no": _text(20)},
+            "Your order {order_no} has been handled. Please rate the result: reply 1 if satisfied, 2 if fairly "
+            "satisfied, 3 if not satisfied.",
         ),
     )
 }
@@ -232,12 +286,13 @@ def _kind(value: Any) -> str:
     return next((name for t, name in _JSON_KINDS if isinstance(value, t)), "a number")
 
 
-def render(event_type: str, payload: Any, zone: str = "Asia/Shanghai") -> str:
-    """The message text, signature included; TemplateError if the payload (any JSON value)
-    does not fit."""
+def render(event_type: str, payload: Any, zone: str = "Asia/Shanghai", language: str = "zh") -> str:
+    """The message text in `language` (zh, or en where the template has an English text),
+    signature included; TemplateError if the payload (any JSON value) does not fit."""
     template = TEMPLATES.get(event_type)
     if template is None:
         raise TemplateError(f"unknown event type {shown(event_type)}")
+    english = language == "en" and bool(template.text_en)
     if not isinstance(payload, Mapping):
         raise TemplateError(f"{event_type}: the payload must be a JSON object, not {_kind(payload)}")
     values = {}
@@ -249,7 +304,9 @@ def render(event_type: str, payload: Any, zone: str = "Asia/Shanghai") -> str:
             values[name] = check(payload[name], tz)
         except ValueError as exc:
             raise TemplateError(f"{event_type}: field {name!r} must be {exc}") from None
-    text = template.text.format(**values) + SIGNATURE
+        if english and check in ENGLISH:
+            values[name] = ENGLISH[check](payload[name], tz)
+    text = (template.text_en if english else template.text).format(**values) + SIGNATURE
     if _FULL_ID.search(text):
         raise TemplateError(f"{event_type}: the text would carry a full ID number")
     return text

@@ -139,3 +139,44 @@ def test_an_integer_too_long_to_read_fits_no_field() -> None:
     with pytest.raises(TemplateError, match="field 'amount' must be an amount in fen"):
         render("pension_credited", {**GOOD["pension_credited"], **payload})
     assert parse_payload('{"amount": 347125}') == {"amount": 347125}
+
+
+def _han(text: str) -> set[str]:
+    return {ch for ch in text if "\u4e00" <= ch <= "\u9fff"}
+
+
+def test_every_template_has_an_english_text_with_the_same_fields() -> None:
+    for event_type, payload in GOOD.items():
+        text = render(event_type, payload, language="en")
+        assert text.endswith(SIGNATURE) and "{" not in text
+        # Mandarin only where the business system wrote it (names, titles, answers) and in the signature.
+        given = _han(SIGNATURE + "".join(str(v) for v in payload.values()))
+        assert _han(text) <= given, event_type
+
+
+@pytest.mark.parametrize(
+    ("event_type", "expected"),
+    [
+        (
+            "arrears_notice",
+            "安吉竹艺有限公司: your social insurance contributions for October 2026 are CNY 12,345.67 in arrears; "
+            "please pay them in full by 15 December 2026.【安吉人社】",
+        ),
+        (
+            "card_loss_confirmed",
+            "Your social security card ending 4821 was reported lost at 28 November 2026 14:05. If this was not "
+            "you, call 12333 at once.【安吉人社】",
+        ),
+        (
+            "pension_credited",
+            "Dear 余雪英, your pension of CNY 3,471.25 for November 2026 has been paid into your account.【安吉人社】",
+        ),
+    ],
+)
+def test_english_texts_read_amounts_months_and_times_in_english(event_type: str, expected: str) -> None:
+    assert render(event_type, GOOD[event_type], language="en") == expected
+
+
+def test_an_english_payload_that_does_not_fit_is_refused_as_the_mandarin_one_is() -> None:
+    with pytest.raises(TemplateError, match="field 'period' must be a month as YYYY-MM"):
+        render("pension_credited", {"name": "x", "period": "2026-13", "amount": 1}, language="en")
