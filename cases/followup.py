@@ -156,8 +156,8 @@ def record_call_followup(
     now: dt.datetime | None = None,
 ) -> Order:
     """A follow-up by telephone (电话回访): whoever called the resident records their answer
-    on an answered or closed order that has none yet (an SMS survey still open is settled by
-    the call: a later text is not counted again)."""
+    on an answered or closed order that has none yet (an SMS survey still open is closed by
+    the call: a later text rates nothing, and the number's next survey may go out)."""
     now = moment(now)
     if satisfaction not in SATISFACTION:
         raise BadOrderInput(f"satisfaction {satisfaction!r}: 1 satisfied, 2 fairly satisfied, 3 not satisfied")
@@ -175,5 +175,11 @@ def record_call_followup(
         if row is None:
             raise OrderStateError(order_id, "followed up meanwhile", "followed up again")
         add_event(c, order_id, actor, "followup_reply", {"satisfaction": satisfaction, "via": "call"}, now)
+        # Its SMS survey, if one is open, is closed now: the number's next survey need not
+        # wait out the 72 hours, and a late digit rates nothing.
+        closing = update(SURVEYS).where(
+            SURVEYS.c.key == followup_key(order_id), SURVEYS.c.answer.is_(None), SURVEYS.c.open_until > now
+        )
+        c.execute(closing.values(open_until=now))
     log.info("work order %d: follow-up by call recorded (%d)", order_id, satisfaction)
     return order_of(row)

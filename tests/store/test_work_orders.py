@@ -331,8 +331,13 @@ def test_a_follow_up_by_call_settles_the_open_sms_survey(store: Store, settings:
     with pytest.raises(OrderStateError, match="followed up already"):
         record_call_followup(store, order.id, 3, actor="console:zg")
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
-    mo.answer(NUMBER, "3")  # the SMS survey was still open: the text is kept, the order not changed
+    assert mo.answer(NUMBER, "3") == HELP + SIGNATURE  # the call closed the SMS survey: nothing to rate
     assert collect_followup_replies(store) == []
+    # The number's next order is followed up at once, not after the closed survey's 72 hours.
+    following = _new(store, settings)
+    o.answer_order(store, settings, following.id, actor="console:yl", answer="已办理。", reply_via="none", now=MONDAY)
+    later = tuesday + dt.timedelta(hours=3)
+    assert [x.id for x in send_due_followups(store, settings, now=later)] == [following.id]
     detail = o.get_order(store, order.id, actor="t")
     assert detail.order.satisfaction == 1
     assert (detail.events[-1].action, detail.events[-1].actor) == ("followup_reply", "console:zg")
