@@ -17,7 +17,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, kb_cli
+from hotline import audit_cli, kb_cli, notices_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -234,6 +234,10 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notices(settings: Settings, args: argparse.Namespace) -> int:
+    return notices_cli.run(settings, args, _actor())
+
+
 def cmd_orders(settings: Settings, args: argparse.Namespace) -> int:
     from hotline import orders
 
@@ -342,8 +346,12 @@ def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
     from sms.outbox import counts, event_counts, failure_reasons
 
     store = open_store(settings)
-    events, messages, inbound = event_counts(store), counts(store), inbound_counts(store)
-    reasons = failure_reasons(store)
+    try:
+        events, messages, inbound = event_counts(store), counts(store), inbound_counts(store)
+        reasons = failure_reasons(store)
+        notices = notices_cli.counts(store)
+    finally:
+        store.dispose()
     if args.format == "json":
         _print_json(
             {
@@ -351,6 +359,7 @@ def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
                 "messages": messages,
                 "inbound": inbound,
                 "event_failures": [{"reason": r, "events": n} for r, n in reasons],
+                "notices": notices,
             }
         )
         return 0
@@ -360,6 +369,8 @@ def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
     print("inbound: " + ", ".join(f"{k} {v}" for k, v in inbound.items()))
     for reason, n in reasons:
         print(f"  failed events, {n}: {reason}")
+    if notices["total"]:
+        print(notices_cli.pointer(notices))
     return 0
 
 
@@ -722,6 +733,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     kb_cli.add_parser(sub)
+    notices_cli.add_parser(sub, cmd_notices)
 
     s = sub.add_parser("db", help="database schema")
     s.add_argument("action", choices=("upgrade",))

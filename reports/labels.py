@@ -57,6 +57,18 @@ LABELS: dict[str, tuple[str, str]] = {
     "per_agent": ("坐席工作量", "Per agent"),
     "menu_usage": ("语音菜单使用", "Menu usage"),
     "sms": ("短信发送", "SMS"),
+    # notices over the channels residents chose (sms/channels.py)
+    "notices": ("通知按渠道", "Notices by channel"),
+    "notice_totals": ("通知改道与失败", "Notices fallen back and failed"),
+    "notice_channel": ("渠道", "Channel"),
+    "ch.sms": ("短信", "SMS"),
+    "ch.voice": ("语音外呼", "Voice call"),
+    "ch.wechat": ("微信", "WeChat"),
+    "pending": ("进行中", "Pending"),
+    "advance": ("待改道", "Moving on"),
+    "heard": ("已收听", "Heard"),
+    "notices_fallbacks": ("改用其他渠道的通知", "Notices that fell back"),
+    "notices_failed": ("各渠道均未送达", "Notices failed on every channel"),
     "no_rows": ("(无)", "(none)"),
     "simulated": (
         "注意：含 {n} 通模拟来电（hotline simulate 生成的演示数据）",

@@ -87,6 +87,8 @@ ORDER_COLUMNS = (
     "avg_handling_working_days",
 )
 AGENT_COLUMNS = ("agent", "name", "calls", "talk_seconds", "avg_handle_seconds", "paused_seconds", "logged_in_seconds")
+NOTICE_COLUMNS = ("notice_channel", "pending", "advance", "delivered", "heard", "failed")
+NOTICE_KEYS = ("notices_fallbacks", "notices_failed")
 SMS_COLUMNS = ("category", "messages", "sent", "delivered", "failed", "avg_delivery_seconds")
 RATES = {
     "service_level_20s",
@@ -122,6 +124,8 @@ def cell(key: str, value: Any, lang: str) -> str:
         return f"{value:.{DECIMALS[key]}f}"
     if key == "order_category":
         return label(f"cat.{value}", lang)
+    if key == "notice_channel":
+        return label(f"ch.{value}", lang)
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -141,6 +145,11 @@ def tables(report: Report) -> list[Table]:
     cases = data["casework"]
     figures = {**cases, **{f"orders_{k}": v for k, v in cases["orders_by_state"].items()}}
     by_category = [{"order_category": r["category"], **r} for r in cases["by_category"]]
+    notice_rows = [
+        {"notice_channel": ch, **{s: states.get(s, 0) for s in NOTICE_COLUMNS[1:]}}
+        for ch, states in data["notices"]["by_channel"].items()
+    ]
+    notice_figures = {f"notices_{k}": data["notices"][k] for k in ("fallbacks", "failed")}
     return [
         ("summary", KEY_VALUE, [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
         ("by_month", ("month", *PERIOD_COLUMNS), data["by_month"]),
@@ -151,6 +160,8 @@ def tables(report: Report) -> list[Table]:
         ("per_agent", (*AGENT_COLUMNS, "occupancy", "quality_scores", "avg_quality_score"), data["per_agent"]),
         ("menu_usage", ("query", "uses", "succeeded"), data["menu_usage"]),
         ("sms", SMS_COLUMNS, sms_rows),
+        ("notices", NOTICE_COLUMNS, notice_rows),
+        ("notice_totals", KEY_VALUE, [{"key": k, "value": notice_figures[k]} for k in NOTICE_KEYS]),
         ("casework", KEY_VALUE, [{"key": k, "value": figures[k]} for k in CASEWORK_KEYS]),
         ("orders_by_category", ("order_category", *ORDER_COLUMNS), by_category),
         ("orders_by_department", ("department", *ORDER_COLUMNS), cases["by_department"]),

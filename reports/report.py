@@ -23,7 +23,7 @@ from core.db import Store
 from core.models import Agent, AgentEvent, Callback, QualityScore, Recording
 from core.settings import QueueSettings
 from core.states import NOT_DELIVERED
-from reports import casework, sums
+from reports import casework, notices, sums
 from reports.period import Period
 
 FAILED = NOT_DELIVERED
@@ -139,6 +139,7 @@ class Report:
     casework: casework.Casework
     simulated_calls: int = 0  # written by `hotline simulate`: demo traffic, not real callers
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    notices: notices.Notices = field(default_factory=notices.Notices)  # over the channels residents chose
 
     def rollup(self, key: Any) -> list[tuple[Any, Totals]]:
         out: dict[Any, Totals] = defaultdict(Totals)
@@ -187,6 +188,7 @@ class Report:
             "menu_usage": self.menu,
             "sms": self.sms,
             "casework": self.casework.as_dict(),
+            "notices": self.notices.as_dict(),
             "generated_at": self.generated_at.isoformat(timespec="seconds"),
         }
 
@@ -360,6 +362,7 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
         sms_rows = sums.read(c, "sms", start, end, sl, by=("category", "status"))
         callbacks = _callbacks(c, period)
         cases = casework.build(c, period, queue, now)
+        notice_figures = notices.build(c, start, end)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
     total, simulated = Totals(), 0
     for row in call_rows:
@@ -371,4 +374,6 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
         simulated += int(row["simulated"])
     menu, resolved = _menu(menu_rows)
     sms = _sms(sms_rows)
-    return Report(period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now)
+    return Report(
+        period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now, notice_figures
+    )

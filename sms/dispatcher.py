@@ -155,7 +155,8 @@ class Dispatcher:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            taken = await asyncio.to_thread(intake, self.store, self.port, self.sms, zone, INTAKE, now, (True,))
+            take = partial(intake, passes=(True,), wechat=self.settings.wechat)
+            taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, now)
             if taken.messages:
                 claimed += await self._claim(now, instant_only=True)  # into the room kept for them
         return claimed + await self._claim(now)
@@ -168,9 +169,8 @@ class Dispatcher:
         while not stop.is_set():
             self.batch_events.clear()
             try:
-                taken = await asyncio.to_thread(
-                    intake, self.store, self.port, self.sms, zone, INTAKE, utcnow(), (False,)
-                )
+                take = partial(intake, passes=(False,), wechat=self.settings.wechat)
+                taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, utcnow())
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
                 await asyncio.sleep(1.0)

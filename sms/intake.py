@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import traceback
-import zoneinfo
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,16 +36,27 @@ from core.errors import StoreUnavailable
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, SmsMessage, SmsOptOut, utcnow
 from core.phones import BadPhoneNumber, store_form
-from core.settings import SmsSettings
-from core.states import EventState, MessageState
+from core.preferences import Preference, choose, load
+from core.settings import SmsSettings, WeChatSettings
+from core.states import EventState
+from sms.channels import (
+    INSTANT_CATEGORIES,
+    SMS_ONLY_TYPES,
+    Channels,
+    NewNotice,
+    bindings,
+    once_per_recipient,
+    quiet_until,
+    sms_row,
+    start_notice,
+)
 from sms.outbox import LockAndUpdate
 from sms.templates import OPTIONAL_CATEGORIES, TEMPLATES, TemplateError, parse_payload, render, shown
 
 log = logging.getLogger(__name__)
 EVENTS: Table = BusinessEvent.__table__  # type: ignore[assignment]
 MESSAGES: Table = SmsMessage.__table__  # type: ignore[assignment]
-# Sent as soon as the event is committed, ahead of any batch.
-INSTANT_CATEGORIES = frozenset({"resident_reminder", "security", "medical", "casework"})
+__all__ = ["INSTANT_CATEGORIES", "IntakeReport", "emit", "intake", "quiet_until", "recipients"]
 INSTANT_TYPES = sorted(t.event_type for t in TEMPLATES.values() if t.category in INSTANT_CATEGORIES)
 SUBJECT_KINDS = frozenset(t.subject_kind for t in TEMPLATES.values())
 
@@ -58,6 +68,7 @@ class IntakeReport:
     failed: int = 0
     messages: int = 0
     skipped: int = 0  # opted out
+    notices: int = 0  # events whose subject chose channels (sms/channels.py)
     # (event id, its type, the reason): logged once committed
     failures: list[tuple[int, str, str]] = field(default_factory=list)
 
@@ -67,6 +78,7 @@ class IntakeReport:
         self.failed += other.failed
         self.messages += other.messages
         self.skipped += other.skipped
+        self.notices += other.notices
         self.failures += other.failures
 
 
@@ -143,27 +155,6 @@ def recipients(
     return {subject: sorted(numbers) for subject, numbers in found.items()}
 
 
-def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetime) -> dt.datetime:
-    """`now`, or the end of the category's quiet hours if `now` falls inside them."""
-    window = settings.quiet_hours.get(category)
-    if window is None or category in INSTANT_CATEGORIES:
-        return now
-    start, end = window
-    local = now.astimezone(zoneinfo.ZoneInfo(zone))
-    t = local.time().replace(tzinfo=None)
-    inside = (start <= t or t < end) if start > end else (start <= t < end)
-    if not inside:
-        return now
-    wake = local.replace(hour=end.hour, minute=end.minute, second=end.second, microsecond=0)
-    if wake <= local:
-        wake += dt.timedelta(days=1)
-    return wake.astimezone(dt.UTC)
-
-
-def _once_per_recipient(insert: Any) -> Any:
-    return insert.on_conflict_do_nothing(index_elements=["event_id", "recipient"])
-
-
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
     c.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(status=EventState.FAILED, reason=reason))
     report.failed += 1
@@ -205,24 +196,44 @@ def _nobody(event: Claimed) -> str:
     return f"no registered phone for {event.subject_kind} {shown(event.subject_id)}"
 
 
+Chosen = dict[tuple[str, str], dict[str, Preference | str]]
+
+
+def _preferences(c: Connection, rendered: list[tuple[Claimed, str]]) -> Chosen:
+    """The preference rows of the events' subjects: one query per subject kind."""
+    chosen: Chosen = {}
+    for kind in {event.subject_kind for event, _ in rendered} & {"person", "unit"}:
+        subjects = [event.subject_id for event, _ in rendered if event.subject_kind == kind]
+        chosen.update(((kind, subject), rows) for subject, rows in load(c, kind, subjects).items())
+    return chosen
+
+
 def _expand(
     c: Connection,
     port: BusinessPort,
     events: list[Claimed],
-    settings: SmsSettings,
-    zone: str,
+    channels: Channels,
     report: IntakeReport,
     now: dt.datetime,
 ) -> None:
     """Turn taken events into their messages (or their failures): one query for the
-    recipients, one for opt-outs, one INSERT; an UPDATE only for those that fail."""
+    recipients, one for preferences, one for opt-outs, one INSERT; an UPDATE only for
+    those that fail. Subjects with preferences get notices (sms/channels.py)."""
+    settings = channels.sms
     report.events += len(events)
-    rendered = _render_all(c, events, zone, report)
+    rendered = _render_all(c, events, channels.zone, report)
     phones: dict[tuple[str, str], list[str]] = {}
     for kind in {event.subject_kind for event, _ in rendered}:
         subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
         found = recipients(port, kind, subjects, settings.country_code)
         phones.update(((kind, subject), numbers) for subject, numbers in found.items())
+    chosen = _preferences(c, rendered)
+    if chosen:
+        notices = [(e, t) for e, t in rendered if (e.subject_kind, e.subject_id) in chosen]
+        notices = [(e, t) for e, t in notices if e.event_type not in SMS_ONLY_TYPES]
+        if notices:
+            rendered = [pair for pair in rendered if pair not in notices]
+            _start_notices(c, notices, chosen, phones, channels, report, now)
     optional = {
         phone
         for event, _ in rendered
@@ -240,24 +251,11 @@ def _expand(
             _fail(c, event, _nobody(event), report)
             continue
         skipped = opted_out if template.category in OPTIONAL_CATEGORIES else set()
-        due = quiet_until(settings, zone, template.category, now)
+        due = quiet_until(settings, channels.zone, template.category, now)
         rows += [
-            {
-                "event_id": event.id,
-                "event_type": event.event_type,
-                "category": template.category,
-                "recipient": phone,
-                "text": text,
-                "priority": 0 if template.category in INSTANT_CATEGORIES else 1,
-                "batch_id": event.batch_id,
-                "status": MessageState.SKIPPED if phone in skipped else MessageState.QUEUED,
-                "last_error": "opted out (TD)" if phone in skipped else None,
-                "attempts": 0,
-                "next_attempt_at": due,
-                "segments": 1,
-                "created_at": now,
-                "duplicate_suspect": False,
-            }
+            sms_row(
+                event.id, event.event_type, template.category, event.batch_id, phone, text, due, now, phone in skipped
+            )
             for phone in to
         ]
         report.queued += 1
@@ -267,7 +265,36 @@ def _expand(
                 log.info("event %d: %s opted out of %s", event.id, mask_phone(phone), template.category)
             else:
                 report.messages += 1
-    insert_rows(c, MESSAGES, rows, _once_per_recipient)
+    insert_rows(c, MESSAGES, rows, once_per_recipient)
+
+
+def _start_notices(
+    c: Connection,
+    events: list[tuple[Claimed, str]],
+    chosen: Chosen,
+    phones: dict[tuple[str, str], list[str]],
+    channels: Channels,
+    report: IntakeReport,
+    now: dt.datetime,
+) -> None:
+    """A notice per event, on the first usable channel its subject chose."""
+    bound = bindings(c, [e.subject_id for e, _ in events if e.subject_kind == "person"])
+    for event, text in events:
+        category = TEMPLATES[event.event_type].category
+        choice = choose(chosen[(event.subject_kind, event.subject_id)], category)
+        new = NewNotice(
+            event.id, event.event_type, category, event.subject_kind, event.subject_id, event.batch_id, text
+        )
+        to = phones.get((event.subject_kind, event.subject_id), [])
+        openid = bound.get(event.subject_id) if event.subject_kind == "person" else None
+        opened = start_notice(c, channels, new, choice, to, openid, now)
+        report.notices += 1
+        if opened.step is None:
+            _fail(c, event, f"{_nobody(event)}, and no other channel it chose can carry it", report)
+            continue
+        report.queued += 1
+        report.messages += opened.messages
+        log.info("event %d: notice %s by %s", event.id, opened.notice_id, opened.channel)
 
 
 def _out_of_reach(exc: Exception) -> bool:
@@ -289,11 +316,11 @@ def _fault(exc: Exception) -> str:
 
 
 def _expand_saved(
-    c: Connection, port: BusinessPort, events: list[Claimed], settings: SmsSettings, zone: str, now: dt.datetime
+    c: Connection, port: BusinessPort, events: list[Claimed], channels: Channels, now: dt.datetime
 ) -> IntakeReport:
     part = IntakeReport()
     with c.begin_nested():
-        _expand(c, port, events, settings, zone, part, now)
+        _expand(c, port, events, channels, part, now)
     return part
 
 
@@ -301,15 +328,14 @@ def _expand_apart(
     c: Connection,
     port: BusinessPort,
     events: list[Claimed],
-    settings: SmsSettings,
-    zone: str,
+    channels: Channels,
     report: IntakeReport,
     now: dt.datetime,
 ) -> None:
     """`_expand` for all the events together in a savepoint (one query of each kind); if
     that fails, for each on its own, and an event that fails alone ends failed."""
     try:
-        report.add(_expand_saved(c, port, events, settings, zone, now))
+        report.add(_expand_saved(c, port, events, channels, now))
         return
     except Exception as exc:  # sorted out below: the store's trouble is raised, an event's is not
         if _out_of_reach(exc):
@@ -322,7 +348,7 @@ def _expand_apart(
         )
     for event in events:
         try:
-            report.add(_expand_saved(c, port, [event], settings, zone, now))
+            report.add(_expand_saved(c, port, [event], channels, now))
         except Exception as exc:  # a fault of ours or a row refused: this event fails, not the take
             if _out_of_reach(exc):
                 raise
@@ -346,20 +372,22 @@ def intake(
     limit: int = 500,
     now: dt.datetime | None = None,
     passes: tuple[bool, ...] = (True, False),
+    wechat: WeChatSettings | None = None,
 ) -> IntakeReport:
     """Take up to `limit` pending events and make their messages, instant types first, each
     pass in one transaction; returns what happened. `passes`: (True,) for the instant types,
     (False,) for the others, (True, False) for all. The store out of reach (or a crash)
     before the commit leaves the events pending and adds nothing; a fault in one event
-    fails that event alone."""
+    fails that event alone. `wechat`: the account notices may go through (None: off)."""
     now = now or utcnow()
+    channels = Channels(settings, zone, wechat)
     report = IntakeReport()
     for instant_only in passes:
         logged = len(report.failures)
         with store.transaction() as c:
             events = _take(c, limit, now, instant_only=instant_only)
             if events:
-                _expand_apart(c, port, events, settings, zone, report, now)
+                _expand_apart(c, port, events, channels, report, now)
         for event_id, event_type, reason in report.failures[logged:]:
             log.warning("event %d (%s) not sent: %s", event_id, shown(event_type), reason)
     return report

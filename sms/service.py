@@ -20,9 +20,12 @@ from core.settings import Settings
 from sms.dispatcher import Dispatcher
 from sms.inbound import DeadLetters
 from sms.mo import MoHandler
+from sms.notice_moves import run_moves
 from sms.pdu import Inbound
 from sms.smpp import SmppTransport
 from sms.twilio import TwilioTransport
+from sms.wechat import WeChatTransport
+from sms.wechat_sender import WeChatSender
 
 log = logging.getLogger(__name__)
 CHANNEL = "hotline_events"
@@ -55,6 +58,11 @@ class SmsService:
         reader = AuditedReader(store, port)
         self.mo = MoHandler(store, reader, self.dispatcher.wake, settings.sms)
         self.dead_letters = DeadLetters(store, settings.sms.inbound_max_tries)
+        self.port = port
+        # WeChat notices only when the account is configured (sms/wechat_sender.py).
+        self.wechat: WeChatSender | None = None
+        if settings.wechat.enabled:
+            self.wechat = WeChatSender(settings, store, WeChatTransport(settings.wechat), worker)
         self.stop_event = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -74,6 +82,13 @@ class SmsService:
             await self.twilio.start()
             log.info("SMS gateway: sending through Twilio at %s; replies over SMPP", self.settings.twilio.base_url)
         self.tasks.append(spawn("sms-dispatcher", lambda: self.dispatcher.run(self.stop_event), self.stop_event))
+        # Notices moved along their channels (sms/notice_moves.py), every notices.poll_s.
+        moves = lambda: run_moves(self.settings, self.store, self.port, self.stop_event)  # noqa: E731
+        self.tasks.append(spawn("sms-notices", moves, self.stop_event))
+        if self.wechat is not None:
+            await self.wechat.transport.start()
+            wechat = self.wechat
+            self.tasks.append(spawn("wechat-sender", lambda: wechat.run(self.stop_event), self.stop_event))
         if self.store.engine.dialect.name == "postgresql":
             self.tasks.append(spawn("sms-listen", self._listen, self.stop_event))
         log.info(
@@ -119,3 +134,5 @@ class SmsService:
         await asyncio.gather(*self.tasks, return_exceptions=True)  # a cancelled stop() stays cancelled
         if self.twilio is not None:
             await self.twilio.stop()
+        if self.wechat is not None:
+            await self.wechat.transport.stop()

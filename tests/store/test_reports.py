@@ -269,6 +269,8 @@ def test_outputs_csv_tables_html_and_english(filled: Store) -> None:
             "per_agent",
             "menu_usage",
             "sms",
+            "notices",
+            "notice_totals",
             "casework",
             "orders_by_category",
             "orders_by_department",
