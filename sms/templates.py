@@ -95,6 +95,18 @@ def _tail(value: Any, _zone: ZoneInfo) -> str:
     return value
 
 
+def _code(value: Any, _zone: ZoneInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{6}", value):
+        raise ValueError("a code of six digits")
+    return value
+
+
+def _minutes(value: Any, _zone: ZoneInfo) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 60:
+        raise ValueError("whole minutes, 1 to 60")
+    return str(value)
+
+
 NAME = _text(20)
 UNIT = _text(60)
 
@@ -153,6 +165,14 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "您尾号{card_tail}的社会保障卡已于{reported_at}挂失，如非本人操作请立即致电12333。",
             {"card_tail": _tail, "reported_at": _moment},
+        ),
+        # Written by the console's WeChat binding page (console/wechat_bind.py).
+        Template(
+            "wechat_bind_code",
+            "security",
+            "person",
+            "您正在绑定微信，验证码{code}，{minutes}分钟内有效。如非本人操作请忽略。",
+            {"code": _code, "minutes": _minutes},
         ),
         Template(
             "medical_settlement",
