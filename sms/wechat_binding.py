@@ -176,6 +176,13 @@ class Binder:
             audit.record(c, actor=actor(openid), action=ACTION, resident_id=resident_id, detail="; ".join(notes))
         log.info("wechat bind: %s", "; ".join(notes))
 
+    def waiting(self, openid: str, now: dt.datetime | None = None) -> bool:
+        """Whether a code sent for this WeChat account can still be entered."""
+        since = (now or utcnow()) - self._lifetime
+        with self.store.transaction() as c:
+            row = c.execute(select(CODES.c.tries).where(CODES.c.openid == openid, CODES.c.requested_at > since)).first()
+        return row is not None and row.tries < self.settings.bind_code_tries
+
     def bound_to(self, openid: str) -> str | None:
         """The ID number this WeChat account is bound to, if any."""
         with self.store.transaction() as c:
@@ -190,7 +197,9 @@ class Binder:
         with self.store.transaction() as c:
             audit.lock_chain(c)
             c.execute(delete(CODES).where(CODES.c.openid == openid))
-            gone = c.execute(delete(BINDINGS).where(BINDINGS.c.openid == openid).returning(BINDINGS.c.subject_id)).first()
+            gone = c.execute(
+                delete(BINDINGS).where(BINDINGS.c.openid == openid).returning(BINDINGS.c.subject_id)
+            ).first()
             if gone is None:
                 return False
             detail = f"unbound {mask_openid(openid)} from {mask_id(gone.subject_id)} ({why})"

@@ -47,7 +47,13 @@ def authorize_url(settings: WeChatSettings, redirect_uri: str, state: str) -> st
     if not state.isalnum() or len(state) > MAX_STATE:
         raise ValueError("state: up to 128 letters and digits")
     query = urlencode(
-        {"appid": settings.app_id, "redirect_uri": redirect_uri, "response_type": "code", "scope": SCOPE, "state": state}
+        {
+            "appid": settings.app_id,
+            "redirect_uri": redirect_uri,
+            "response_type": "code",
+            "scope": SCOPE,
+            "state": state,
+        }
     )
     return f"{settings.oauth_base}{AUTHORIZE_PATH}?{query}#wechat_redirect"
 
