@@ -3,8 +3,9 @@
 After WeChat's web authorisation the openid is kept in `hotline_wechat` (HttpOnly,
 SameSite=Lax, `wechat.bind_session_minutes`): `<openid, base64>.<expiry, epoch seconds>.<MAC>`,
 the MAC an HMAC-SHA256 under a key derived from `security.pin_pepper`. Lax, not Strict:
-the page is entered from WeChat (another site), and a Strict cookie set on that way in
-would not come back on the redirect that follows; cross-site POSTs still go without it.
+the cookie is set on the way back from WeChat (another site), and a browser that counts
+that redirect chain as cross-site would hold a Strict cookie back from the page that
+follows; cross-site POSTs still go without a Lax one.
 Forms carry a token derived from the cookie as well (`form_token`), checked on every POST.
 The OAuth round's `state` waits in `hotline_wechat_state`, so a code fetched by someone
 else (a link sent to the resident) cannot slip their account into this browser.

@@ -69,6 +69,7 @@ class FakeWeChat:
     send_errcodes: list[int] = field(default_factory=list)  # every answered send's errcode, in order
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted sends' JSON, with "msgid"
     port: int = 0
+    host: str = "127.0.0.1"  # another loopback address makes it another site, as WeChat is
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _current: str | None = None
     _sent_today: int = 0
@@ -81,7 +82,7 @@ class FakeWeChat:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self, port: int = 0) -> None:
         app = web.Application()
@@ -91,7 +92,7 @@ class FakeWeChat:
         app.router.add_get("/sns/oauth2/access_token", self._oauth_token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        site = web.TCPSite(self._runner, self.host, port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 

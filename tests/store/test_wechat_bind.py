@@ -21,7 +21,7 @@ from core.models import AuditEntry, BusinessEvent, Resident, WeChatBindCode, WeC
 from sms.templates import render
 from sms.wechat_push import signature
 from tests.conftest import SAMPLE_RESIDENTS
-from tests.store.wechat_bind_support import (
+from tests.wechat_bind_support import (
     PUSH_TOKEN,
     Site,
     browser,
@@ -134,7 +134,7 @@ async def test_wrong_codes_count_and_the_fifth_ends_the_code(site: Site) -> None
             status, page = await enter_code(http, site, wrong)
             assert status == 400 and f"验证码不正确，还可以再试{left}次" in page
         status, page = await enter_code(http, site, wrong)
-        assert status == 400 and "请重新获取验证码" in page and 'id="id-form"' in page
+        assert status == 400 and "请重新获取验证码" in page and 'id="code-form"' not in page
         status, page = await enter_code(http, site, code)  # the right one, too late
         assert status == 400 and "请重新获取验证码" in page
     assert bindings(site.store) == {}

@@ -31,8 +31,10 @@ class Site:
 
 
 @asynccontextmanager
-async def wechat_console(store: Store, tmp_path: Path, **env: str) -> AsyncIterator[Site]:
-    fake = FakeWeChat()
+async def wechat_console(
+    store: Store, tmp_path: Path, wechat_host: str = "127.0.0.1", **env: str
+) -> AsyncIterator[Site]:
+    fake = FakeWeChat(host=wechat_host)
     await fake.start()
     settings = make_settings(
         tmp_path,
