@@ -289,3 +289,26 @@ class FakeWeChat:
         if body["template_id"] not in self.templates:
             return self._error(40037, "invalid template_id")
         return None
+
+
+async def _serve(host: str, port: int, openid: str) -> None:
+    fake = FakeWeChat(host=host, browser_openid=openid, followers={openid})
+    await fake.start(port)
+    print(f"fake WeChat on {fake.base_url}, app_id {fake.app_id}, the browser is {openid} (Ctrl-C stops it)")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":  # a local try-out of the binding page (README "WeChat binding")
+    import argparse
+    import contextlib
+
+    parser = argparse.ArgumentParser(description="WeChat's official-account API and web authorisation, locally")
+    parser.add_argument("--host", default="127.0.0.2")
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--openid", default="oDemoResident0000000000001")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.host, args.port, args.openid))
