@@ -23,6 +23,8 @@ from console import (
     sign_in_views,
     twilio_views,
     wallboard_views,
+    wechat_bind,
+    wechat_events,
 )
 from console.errors import ConsoleError
 from console.limits import Limits
@@ -48,6 +50,8 @@ def make_app(d: ConsoleDeps) -> web.Application:
     order_views.add_routes(app)
     recording_views.add_routes(app)
     twilio_views.add_routes(app)
+    wechat_bind.add_routes(app)
+    wechat_events.add_routes(app)
 
     async def close_limits(app: web.Application) -> None:
         app[LIMITS].close()

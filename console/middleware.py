@@ -19,8 +19,9 @@ from core.errors import StoreUnavailable
 from ivr.errors import AgentError, AmiError, CallbackCallError
 
 log = logging.getLogger(__name__)
-# Without a session: sign-in, assets, health, and Twilio's callbacks (signed instead).
-PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico", "/twilio/")
+# Without a session: sign-in, assets, health, Twilio's callbacks and WeChat's pushes (signed
+# instead), and the residents' WeChat binding page (its own session: console/wechat_session.py).
+PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico", "/twilio/", "/wechat/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -941,6 +941,23 @@ class WeChatBindCode(Base):
     tries: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class WeChatBindRequest(Base):
+    """One request for a binding code (migration 0032): counted per WeChat account and per ID
+    number over the last hour, so neither can be used to flood a phone or to look up many ID
+    numbers. Rows older than a day are pruned as new ones come."""
+
+    __tablename__ = "wechat_bind_requests"
+    __table_args__ = (
+        Index("ix_wechat_bind_requests_openid", "openid", "requested_at"),
+        Index("ix_wechat_bind_requests_subject", "subject_id", "requested_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(32))
+    requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    sent: Mapped[bool] = mapped_column(default=False)  # a code went to the registered phone
+
+
 # --- the reports' own: hourly sums of closed hours -----------------------------------------
 
 

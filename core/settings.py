@@ -160,7 +160,8 @@ class TwilioSettings(_Section):
 
 class WeChatSettings(_Section):
     """The WeChat official account (微信公众号) whose template messages carry notices
-    (`sms/wechat.py`). Off unless `enabled`; then app_id and app_secret are required."""
+    (`sms/wechat.py`), and the binding of residents' accounts to their ID numbers. Off unless
+    `enabled`; then app_id, app_secret and token are required."""
 
     enabled: bool = False
     app_id: str = ""
@@ -176,8 +177,22 @@ class WeChatSettings(_Section):
     # A configuration error WeChat reports (a bad secret, an unknown template id) pauses the
     # channel this long; then notices are tried again, in case the account was fixed meanwhile.
     config_error_pause_s: float = Field(3600.0, gt=0)
+    # Secret: the token entered with the server URL in the account's 基本配置, which signs the
+    # event pushes (console/wechat_events.py). HOTLINE_WECHAT_TOKEN; never in a log line.
+    token: str = Field("", repr=False)
+    # Binding a resident's openid to their ID number (console/wechat_bind.py): where WeChat's
+    # web authorisation (网页授权) page is, and our page's public address (its redirect_uri;
+    # empty: the address the request came to).
+    oauth_base: str = "https://open.weixin.qq.com"
+    bind_url: str = ""
+    bind_session_minutes: int = Field(30, ge=1, le=24 * 60)
+    bind_code_minutes: int = Field(10, ge=1, le=60)
+    bind_code_tries: int = Field(5, ge=1, le=10)
+    # Codes asked for in any rolling hour, per WeChat account and per ID number.
+    bind_codes_per_openid_per_hour: int = Field(5, ge=1)
+    bind_codes_per_id_per_hour: int = Field(3, ge=1)
 
-    @field_validator("api_base")
+    @field_validator("api_base", "oauth_base")
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("https://", "http://")):
@@ -195,7 +210,7 @@ class WeChatSettings(_Section):
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> WeChatSettings:
         if self.enabled:
-            missing = [name for name in ("app_id", "app_secret") if not getattr(self, name)]
+            missing = [name for name in ("app_id", "app_secret", "token") if not getattr(self, name)]
             if missing:
                 hint = ", ".join(f"wechat.{name} (or {ENV_PREFIX}WECHAT_{name.upper()})" for name in missing)
                 raise ValueError(f"wechat.enabled needs {hint}")

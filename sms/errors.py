@@ -9,3 +9,50 @@ class BatchError(HotlineError):
 
 class DispatcherFault(HotlineError):
     """A part of the dispatcher (its group commit, its batch intake) stopped on a fault."""
+
+
+class WeChatOAuthRefused(HotlineError):
+    """WeChat would not exchange a web-authorisation code for an openid (40029 invalid code,
+    40163 code already used...): the resident opens the page from the menu again."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"WeChat refused the authorisation code (errcode {errcode}: {errmsg[:80]})")
+        self.errcode = errcode
+
+
+class WeChatUnreachable(HotlineError):
+    """WeChat's API did not answer, or not with its documented JSON: try again shortly."""
+
+
+class BadPush(HotlineError):
+    """An event push from WeChat that is not the documented XML."""
+
+
+class BindRefused(HotlineError):
+    """A step of binding a WeChat account to an ID number cannot be done (the page says why)."""
+
+
+class BadIdNumber(BindRefused):
+    """The ID number entered is not a well-formed GB 11643 number."""
+
+
+class TooManyCodes(BindRefused):
+    """More codes asked for in the last hour than one WeChat account or one ID number may."""
+
+
+class NoRegisteredPhone(BindRefused):
+    """No phone to send the code to: nobody holds the ID number, or they registered none
+    (the two look the same to whoever asks)."""
+
+
+class NoCodePending(BindRefused):
+    """No code is waiting for this WeChat account: it expired, ran out of tries, or none was
+    asked for. A new one is needed."""
+
+
+class WrongCode(BindRefused):
+    """The code entered is not the one sent; `tries_left` more may be made."""
+
+    def __init__(self, tries_left: int) -> None:
+        super().__init__(f"wrong code, {tries_left} tries left")
+        self.tries_left = tries_left

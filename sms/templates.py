@@ -121,6 +121,18 @@ def _tail(value: Any, _zone: ZoneInfo) -> str:
     return value
 
 
+def _code(value: Any, _zone: ZoneInfo) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{6}", value):
+        raise ValueError("a code of six digits")
+    return value
+
+
+def _minutes(value: Any, _zone: ZoneInfo) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 60:
+        raise ValueError("whole minutes, 1 to 60")
+    return str(value)
+
+
 NAME = _text(20)
 UNIT = _text(60)
 # A field's English form, from a value its check has accepted (other fields read as in Mandarin).
@@ -199,6 +211,14 @@ TEMPLATES: Final[dict[str, Template]] = {
             {"card_tail": _tail, "reported_at": _moment},
             "Your social security card ending {card_tail} was reported lost at {reported_at}. If this was not "
             "you, call 12333 at once.",
+        ),
+        # Written by the console's WeChat binding page (console/wechat_bind.py).
+        Template(
+            "wechat_bind_code",
+            "security",
+            "person",
+            "您正在绑定微信，验证码{code}，{minutes}分钟内有效。如非本人操作请忽略。",
+            {"code": _code, "minutes": _minutes},
         ),
         Template(
             "medical_settlement",

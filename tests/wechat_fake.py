@@ -16,7 +16,16 @@
   not follow it (any more), 40003 an openid it never issued, 45009 past the daily limit,
   -1 "system error" when asked. One message per openid and client_msg_id (10 minutes in
   WeChat; for the whole life of the fake here): a repeat is answered ok with the first msgid.
-- Every request is a POST: anything else gets 43002 (require POST method).
+- Every request above is a POST: anything else gets 43002 (require POST method).
+- Web authorisation (网页授权), snsapi_base: GET /connect/oauth2/authorize?appid&redirect_uri
+  &response_type=code&scope&state (open.weixin.qq.com: here the same server) stands for the
+  resident's WeChat client, signed in as `browser_openid`: it redirects (302) at once to
+  `redirect_uri?code=CODE&state=STATE`. GET /sns/oauth2/access_token?appid&secret&code
+  &grant_type=authorization_code -> `{"access_token", "expires_in": 7200, "refresh_token",
+  "openid", "scope": "snsapi_base"}`. A code is good once, for 5 minutes: 40029 invalid code
+  (never issued or past its 5 minutes), 40163 code been used; 40013 invalid appid, 40125
+  invalid appsecret, 40002 invalid grant_type. `issue_code(openid)` hands out a code as the
+  authorise step would (for tests that play the browser themselves).
 
 Faults are set on the object, never read from message text: `busy_next` sends answered -1,
 `drop_next` connections closed without an answer, `delay_s` before every send's answer.
@@ -31,8 +40,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 NORMAL_MODE_RENEWAL_S = 300  # the docs: the next token comes in the last 5 minutes
+OAUTH_CODE_S = 300  # the docs: a web-authorisation code is good once, for 5 minutes
 
 
 @dataclass
@@ -58,24 +69,30 @@ class FakeWeChat:
     send_errcodes: list[int] = field(default_factory=list)  # every answered send's errcode, in order
     messages: list[dict[str, Any]] = field(default_factory=list)  # accepted sends' JSON, with "msgid"
     port: int = 0
+    host: str = "127.0.0.1"  # another loopback address makes it another site, as WeChat is
     _tokens: dict[str, _Token] = field(default_factory=dict)
     _current: str | None = None
     _sent_today: int = 0
     _next_msgid: int = 2_000_000_000
     _dedup: dict[tuple[str, str], int] = field(default_factory=dict)
+    browser_openid: str = ""  # who the WeChat client opening an authorise link is
+    oauth_requests: int = 0
+    _codes: dict[str, tuple[str, float, bool]] = field(default_factory=dict)  # code: openid, issued, used
     _runner: web.AppRunner | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     async def start(self, port: int = 0) -> None:
         app = web.Application()
         app.router.add_route("*", "/cgi-bin/stable_token", self._stable_token)
         app.router.add_route("*", "/cgi-bin/message/template/send", self._send)
+        app.router.add_get("/connect/oauth2/authorize", self._authorize)
+        app.router.add_get("/sns/oauth2/access_token", self._oauth_token)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", port)
+        site = web.TCPSite(self._runner, self.host, port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
@@ -96,6 +113,17 @@ class FakeWeChat:
         """Every token issued so far is no longer the latest (40001 on use)."""
         for token in self._tokens.values():
             token.revoked = True
+
+    def issue_code(self, openid: str) -> str:
+        """A web-authorisation code for `openid`, as the authorise step hands it to the page."""
+        code = secrets.token_hex(16)
+        self._codes[code] = (openid, self._now(), False)
+        return code
+
+    def expire_codes(self) -> None:
+        """Every code issued so far is past its 5 minutes."""
+        for code, (openid, _, used) in self._codes.items():
+            self._codes[code] = (openid, self._now() - OAUTH_CODE_S - 1, used)
 
     def new_day(self) -> None:
         """Beijing midnight: the daily quota starts again."""
@@ -151,6 +179,42 @@ class FakeWeChat:
             current = _Token(now + self.expires_in)
             self._tokens[self._current] = current
         return web.json_response({"access_token": self._current, "expires_in": round(current.expires_at - now)})
+
+    async def _authorize(self, request: web.Request) -> web.StreamResponse:
+        q = request.query
+        if q.get("appid") != self.app_id or q.get("response_type") != "code" or q.get("scope") != "snsapi_base":
+            return web.Response(status=400, text="invalid appid, response_type or scope")
+        redirect_uri, state = q.get("redirect_uri", ""), q.get("state", "")
+        if not redirect_uri.startswith(("http://", "https://")) or len(state) > 128 or not self.browser_openid:
+            return web.Response(status=400, text="redirect_uri or state refused, or nobody signed in to WeChat")
+        target = URL(redirect_uri).update_query(code=self.issue_code(self.browser_openid), state=state)
+        raise web.HTTPFound(str(target))
+
+    async def _oauth_token(self, request: web.Request) -> web.Response:
+        self.oauth_requests += 1
+        q = request.query
+        if q.get("grant_type") != "authorization_code":
+            return self._error(40002, "invalid grant_type")
+        if q.get("appid") != self.app_id:
+            return self._error(40013, "invalid appid")
+        if q.get("secret") != self.app_secret:
+            return self._error(40125, "invalid appsecret")
+        issued = self._codes.get(q.get("code", ""))
+        if issued is None or self._now() - issued[1] > OAUTH_CODE_S:
+            return self._error(40029, "invalid code")
+        openid, at, used = issued
+        if used:
+            return self._error(40163, "code been used")
+        self._codes[q["code"]] = (openid, at, True)
+        return web.json_response(
+            {
+                "access_token": secrets.token_urlsafe(64),
+                "expires_in": 7200,
+                "refresh_token": secrets.token_urlsafe(64),
+                "openid": openid,
+                "scope": "snsapi_base",
+            }
+        )
 
     def _token_error(self, request: web.Request) -> web.Response | None:
         value = request.query.get("access_token", "")
@@ -225,3 +289,26 @@ class FakeWeChat:
         if body["template_id"] not in self.templates:
             return self._error(40037, "invalid template_id")
         return None
+
+
+async def _serve(host: str, port: int, openid: str) -> None:
+    fake = FakeWeChat(host=host, browser_openid=openid, followers={openid})
+    await fake.start(port)
+    print(f"fake WeChat on {fake.base_url}, app_id {fake.app_id}, the browser is {openid} (Ctrl-C stops it)")
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await fake.stop()
+
+
+if __name__ == "__main__":  # a local try-out of the binding page (README "WeChat binding")
+    import argparse
+    import contextlib
+
+    parser = argparse.ArgumentParser(description="WeChat's official-account API and web authorisation, locally")
+    parser.add_argument("--host", default="127.0.0.2")
+    parser.add_argument("--port", type=int, default=8091)
+    parser.add_argument("--openid", default="oDemoResident0000000000001")
+    args = parser.parse_args()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.host, args.port, args.openid))

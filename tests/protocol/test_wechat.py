@@ -61,6 +61,7 @@ def settings_for(fake: FakeWeChat, **overrides: object) -> WeChatSettings:
         "enabled": True,
         "app_id": fake.app_id,
         "app_secret": fake.app_secret,
+        "token": "push-token",
         "api_base": fake.base_url,
         "timeout_s": 2.0,
         "templates": {"pension_credited": TEMPLATE},
@@ -344,7 +345,7 @@ async def test_a_reply_that_is_not_wechat_json_is_temporary_and_logged_masked(
     page = f"<html><body>upstream error for {FOLLOWER} phone 13912345678 {'x' * 400}</body></html>"
     async with stranger(status, page) as base:
         transport = WeChatTransport(
-            WeChatSettings(enabled=True, app_id="wx1", app_secret="s3cret-value", api_base=base), clock=clock
+            WeChatSettings(enabled=True, app_id="wx1", app_secret="s3cret-value", token="t", api_base=base), clock=clock
         )
         await transport.start()
         try:

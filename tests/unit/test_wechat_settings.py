@@ -30,10 +30,19 @@ def test_the_secret_comes_from_the_environment_and_stays_out_of_reprs(tmp_path: 
         '[wechat.templates]\npension_credited = "TPL-1"\ncard_loss_confirmed = "TPL-2"\n',
         encoding="utf-8",
     )
-    settings = load_settings(config, {"HOTLINE_WECHAT_APP_SECRET": "very-secret-value"})
+    environ = {"HOTLINE_WECHAT_APP_SECRET": "very-secret-value", "HOTLINE_WECHAT_TOKEN": "push-token-value"}
+    settings = load_settings(config, environ)
     assert settings.wechat.app_secret == "very-secret-value"
+    assert settings.wechat.token == "push-token-value"
     assert settings.wechat.templates == {"pension_credited": "TPL-1", "card_loss_confirmed": "TPL-2"}
     assert "very-secret-value" not in repr(settings) + str(settings.wechat)
+    assert "push-token-value" not in repr(settings) + str(settings.wechat)
+
+
+def test_enabled_without_the_push_token_names_it() -> None:
+    environ = {"HOTLINE_WECHAT_ENABLED": "true", "HOTLINE_WECHAT_APP_ID": "wx1", "HOTLINE_WECHAT_APP_SECRET": "s"}
+    with pytest.raises(SettingsError, match="HOTLINE_WECHAT_TOKEN"):
+        load_settings(None, environ)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +50,8 @@ def test_the_secret_comes_from_the_environment_and_stays_out_of_reprs(tmp_path: 
     [
         ({"HOTLINE_WECHAT_API_BASE": "api.weixin.qq.com"}, "http"),
         ({"HOTLINE_WECHAT_TIMEOUT_S": "0"}, "timeout_s"),
+        ({"HOTLINE_WECHAT_OAUTH_BASE": "open.weixin.qq.com"}, "http"),
+        ({"HOTLINE_WECHAT_BIND_CODE_TRIES": "0"}, "bind_code_tries"),
     ],
 )
 def test_bad_wechat_settings_are_refused(environ: dict[str, str], message: str) -> None:
