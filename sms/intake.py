@@ -282,6 +282,9 @@ def _start_notices(
     for event, text in events:
         category = TEMPLATES[event.event_type].category
         choice = choose(chosen[(event.subject_kind, event.subject_id)], category)
+        if not isinstance(choice, str) and choice.language != "zh":
+            # Rendered once more in the language they chose (the payload fitted already).
+            text = render(event.event_type, parse_payload(event.payload), channels.zone, choice.language)
         new = NewNotice(
             event.id, event.event_type, category, event.subject_kind, event.subject_id, event.batch_id, text
         )

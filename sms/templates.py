@@ -219,6 +219,7 @@ TEMPLATES: Final[dict[str, Template]] = {
             "person",
             "您正在绑定微信，验证码{code}，{minutes}分钟内有效。如非本人操作请忽略。",
             {"code": _code, "minutes": _minutes},
+            "Your code to bind WeChat is {code}, valid for {minutes} minutes. If this was not you, ignore it.",
         ),
         Template(
             "medical_settlement",

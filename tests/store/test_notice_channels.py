@@ -25,7 +25,7 @@ from tests.store.sms_support import sample_port
 SETTINGS = SmsSettings()
 ZONE = "Asia/Shanghai"
 DAY = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing, a Friday
-WECHAT = WeChatSettings(enabled=True, app_id="wx1", app_secret="s", templates={"resident_reminder": "TPL-1"})
+WECHAT = WeChatSettings(enabled=True, app_id="wx1", app_secret="s", token="t", templates={"resident_reminder": "TPL-1"})
 OPENID = "oLk3s5y0uFollowsTheAccount01"
 
 
@@ -85,6 +85,7 @@ def test_voice_first_queues_a_call_and_no_sms(store: Store, sample_data: Any) ->
     notice = _notice(store)
     assert (call.notice_id, call.number, call.status, call.language) == (notice.id, r.phone, "queued", "en")
     assert call.text == notice.text and r.name in call.text
+    assert call.text.startswith(f"Dear {r.name}, your pension of CNY ")  # the English text they chose
     assert (notice.plan, notice.channel, notice.state, notice.fallbacks) == ("voice,sms", "voice", "pending", 0)
     assert _history(store, notice.id) == [("voice", "queued")]
 

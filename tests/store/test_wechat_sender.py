@@ -47,6 +47,7 @@ def _settings(tmp_path: Path, store: Store, fake: FakeWeChat) -> Settings:
         enabled=True,
         app_id=fake.app_id,
         app_secret=fake.app_secret,
+        token="push-token",
         api_base=fake.base_url,
         timeout_s=2.0,
         templates={"resident_reminder": TEMPLATE},
