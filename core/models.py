@@ -869,8 +869,8 @@ class VoiceNotice(Base):
     __tablename__ = "voice_notices"
     __table_args__ = (
         Index("ix_voice_notices_queued", "next_attempt_at", "id", **_while("status = 'queued'")),
-        # Numbers with a call under way: never two calls to one number at once.
-        Index("ix_voice_notices_calling", "number", **_while("status = 'calling'")),
+        # Numbers with a call under way: never two calls to one number at once (0033).
+        Index("ix_voice_notices_calling", "number", unique=True, **_while("status = 'calling'")),
     )
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     notice_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), unique=True)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Notice, NoticeStep, utcnow
+from core.settings import Settings
 from core.states import Channel, NoticeState
 
 NOTICES: Table = Notice.__table__  # type: ignore[assignment]
@@ -76,6 +77,16 @@ def finish(
         .values(**values)
     ).rowcount
     return bool(done)
+
+
+def voice_unavailable(settings: Settings) -> str:
+    """Why no notice call can be placed ("" if they can): the gateway skips the voice
+    channel then, with this as the history's reason, rather than queue calls nobody places."""
+    if settings.notices.max_calls == 0:
+        return "notice calls are off (notices.max_calls = 0)"
+    if settings.sip.outbound_trunk() is None:
+        return "no outbound trunk for notice calls ([[sip.trunks]] with outbound = true)"
+    return ""
 
 
 @dataclass(frozen=True)

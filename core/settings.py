@@ -278,8 +278,12 @@ class NoticeSettings(_Section):
     reclaim_after_s: int = Field(600, ge=60)
     # The hotline's name, spoken first in every notice call ("这里是12333...").
     caller_name: str = "12333人社服务热线"
-    # Where the notices' speech is kept, by a digest of its text (made once per text).
+    caller_name_en: str = "the 12333 social security hotline"
+    # Where the notices' speech is kept, by a digest of its text (made once per text), and
+    # where Asterisk reads it (for the local Asterisk, `speech_dir` is bind-mounted there in
+    # its root; on a site whose Asterisk runs elsewhere, the two name one shared directory).
     speech_dir: Path = Path("var/notice-speech")
+    speech_asterisk_dir: str = "/var/spool/asterisk/hotline-notices"
     # How often the gateway looks for notices whose channel gave up.
     poll_s: float = Field(1.0, gt=0)
 

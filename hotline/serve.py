@@ -28,6 +28,7 @@ from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
 from core.health import Health
+from core.notices import voice_unavailable
 from core.settings import Settings
 from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.supervise import Supervisor
@@ -39,6 +40,8 @@ from ivr.asterisk import LocalAsterisk, ami_login
 from ivr.engine import Start
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
+from ivr.notice_calls import NoticeDialler
+from ivr.notice_flow import notice_route
 from ivr.queue_entry import LeaveMessage, queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
@@ -187,6 +190,7 @@ async def _start_agi(
     )
     agi.add_route(dialplan.AGI_SCRIPT_IVR, ivr_route(services))
     agi.add_route(dialplan.AGI_SCRIPT_SURVEY, survey_route(store))
+    agi.add_route(dialplan.AGI_SCRIPT_NOTICE, notice_route(store, settings.notices))
     node = services.menu.first_of_type("message")
     leave = message_runner(services, store, node) if node is not None else None
     agi.add_route(dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue, leave))
@@ -382,6 +386,11 @@ def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio
     running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
     running.monitor.start()
     running.supervisor.spawn("recordings-sweep", lambda: sweep_recordings(settings, store, stop))
+    why_not = voice_unavailable(settings)
+    if why_not:
+        log.info("notice calls: none placed (%s); notices chosen for a call go by the next channel", why_not)
+    else:
+        running.supervisor.spawn("voice-notices", lambda: NoticeDialler(settings, store, stop).run())
 
 
 async def serve(

@@ -6,7 +6,8 @@ login it resyncs with QueueStatus, so callers already waiting when the link came
 are followed too; forgets calls that ended while it was away (Status lists the live
 channels); and imports Asterisk's queue_log and Master.csv, so those calls, and any that
 ended while `hotline serve` was down, are recorded. It also records how callbacks' calls
-out ended (ivr/outbound.py). Finished calls are written through
+out ended (ivr/outbound.py), and notice calls that were not answered (ivr/notice_calls.py).
+Finished calls are written through
 `ivr.records.import_facts`, the same reconciling path as `hotline calls import`: a call seen
 live and later imported from queue_log is one record.
 """
@@ -29,6 +30,8 @@ from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.ami_events import CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
+from ivr.notice_calls import outcome_of as notice_outcome_of
+from ivr.notice_calls import record_dial
 from ivr.outbound import outcome_of, record_outcome
 from ivr.recordings import RecordingChange, RecordingTracker, apply_change
 from ivr.records import ImportReport, import_facts, import_files
@@ -133,6 +136,9 @@ class AmiMonitor:
         outcome = outcome_of(msg)
         if outcome is not None:  # a callback's call out ended (ivr/outbound.py)
             self._spawn(asyncio.to_thread(record_outcome, self.store, outcome))
+        ended = notice_outcome_of(msg)
+        if ended is not None:  # a notice call's dialing half ended (ivr/notice_calls.py)
+            self._spawn(asyncio.to_thread(record_dial, self.store, ended, self.settings.notices))
         change = self.recordings.feed(msg, self.clock())
         if change is not None:
             self._spawn(self._record(change))

@@ -108,7 +108,10 @@ class LocalAsterisk:
             roots.provision(self.root, source.suite, source.mirror, self.cache_dir / "debootstrap.log")
         roots.mount_root(self.root)
         recordings = self.settings.recordings
-        roots.bind_directory(self.root, recordings.dir, recordings.asterisk_dir, roots.account_ids(self.root, RUN_USER))
+        owner = roots.account_ids(self.root, RUN_USER)
+        roots.bind_directory(self.root, recordings.dir, recordings.asterisk_dir, owner)
+        notices = self.settings.notices
+        roots.bind_directory(self.root, notices.speech_dir, notices.speech_asterisk_dir, owner)
         self._install()
         pid = self.running_pid()
         if pid is None:

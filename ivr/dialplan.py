@@ -15,6 +15,8 @@ CTX_PHONES: Final = "hotline-phones"  # what agents' SIP phones and softphones m
 CTX_PHONES_REFUSED: Final = "hotline-phones-refused"  # what phones dial that leads nowhere: 404
 CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the outbound trunk
 CTX_OUTBOUND_ANSWERED: Final = "hotline-outbound-answered"  # Dial's U() routine: the resident answered
+CTX_NOTICE_DIAL: Final = "hotline-notice-dial"  # a notice call's dialing half: counted, then the trunk
+CTX_NOTICE_PLAY: Final = "hotline-notice-play"  # its answered half: the FastAGI script `notice`
 CTX_RECORD_AGENT: Final = "hotline-record-agent"  # Queue()'s gosub on the answering agent: MixMonitor
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
@@ -28,6 +30,7 @@ EXTEN_HOTLINE: Final = "12333"
 AGI_SCRIPT_IVR: Final = "ivr"
 AGI_SCRIPT_SURVEY: Final = "survey"  # after an agent call: 1 satisfied, 2 basically, 3 dissatisfied
 AGI_SCRIPT_QUEUE_ENTRY: Final = "queue-entry"  # before Queue(): position, estimated wait, callback offer
+AGI_SCRIPT_NOTICE: Final = "notice"  # a notice call answered: who calls, the notice, 1 again / 2 confirm / 9 no calls
 GLOBAL_AGI_ADDR: Final = "HOTLINE_AGI_ADDR"
 
 # Channel variables the FastAGI session sets for the dialplan after it returns.
@@ -106,3 +109,16 @@ VAR_RECORDING: Final = "HOTLINE_RECORDING"
 # AMI UserEvent sent from the agent's channel once MixMonitor started, with headers
 # CallId: ${HOTLINE_CALL_ID} and Recording: ${HOTLINE_RECORDING}.
 USEREVENT_RECORDING: Final = "HotlineRecording"
+
+# Notice calls (ivr/notice_calls.py). The dialler's AMI Originate of
+# Local/<voice notice id>@CTX_NOTICE_DIAL sets these on the channel (a Local channel's
+# variables are copied to its other half): which voice notice, the number in the carrier's
+# form, and how long it rings. The dialing half counts itself in OUTBOUND_GROUP as a callback
+# does; once the resident answers the other half runs CTX_NOTICE_PLAY.
+VAR_NOTICE_CALL: Final = "HOTLINE_NOTICE_CALL"
+VAR_NOTICE_NUMBER: Final = "HOTLINE_NOTICE_NUMBER"
+VAR_NOTICE_RING_S: Final = "HOTLINE_NOTICE_RING_S"
+# AMI UserEvent sent when a notice call's dialing half ends (its `h` extension), with headers
+# NoticeCall: ${HOTLINE_NOTICE_CALL}, DialStatus: DIALSTATUS or HOTLINE_DIAL_RESULT, and
+# HangupCause: the dialed channel's cause (Q.850: 1 unallocated number, 17 busy, ...).
+USEREVENT_NOTICE_DIAL: Final = "HotlineNoticeDial"

@@ -107,7 +107,7 @@ def _wait_for_file(path: Path, timeout_s: float) -> bool:
     return False
 
 
-def _convert(pieces: list[Path], out: Path) -> None:
+def convert(pieces: list[Path], out: Path) -> None:
     sox = shutil.which("sox")
     if sox is None:
         raise PromptBuildError("sox is not installed: apt-get install sox")
@@ -173,4 +173,4 @@ def _build_one(synth: Synthesizer, text: str, lang: str, target: Path) -> None:
             piece = Path(tmp) / f"{i}.wav"
             synth.speak(sentence, VOICES[lang], piece)
             pieces.append(piece)
-        _convert(pieces, target)
+        convert(pieces, target)

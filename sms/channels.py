@@ -143,10 +143,11 @@ class Opened:
 class Channels:
     """Opens notices' channels: knows what makes each usable (settings, opt-outs, bindings)."""
 
-    def __init__(self, sms: SmsSettings, zone: str, wechat: WeChatSettings | None) -> None:
+    def __init__(self, sms: SmsSettings, zone: str, wechat: WeChatSettings | None, voice_off: str = "") -> None:
         self.sms = sms
         self.zone = zone
         self.wechat = wechat
+        self.voice_off = voice_off  # why notice calls cannot be placed (core.notices.voice_unavailable)
 
     def open_from(self, c: Connection, o: Opening, start: int, now: dt.datetime) -> Opened:
         """Open the first usable channel of the plan from `start`, writing a history line
@@ -192,6 +193,8 @@ class Channels:
         return len(rows)
 
     def _open_voice(self, c: Connection, o: Opening, due: dt.datetime, now: dt.datetime) -> int | str:
+        if self.voice_off:
+            return self.voice_off
         chosen = o.preference.voice_number
         if chosen:
             try:

@@ -33,6 +33,7 @@ from core.db import Store
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import utcnow
+from core.notices import voice_unavailable
 from core.settings import Settings
 from sms import outbox
 from sms.encoding import Segment, encode
@@ -68,6 +69,7 @@ class Dispatcher:
         given, sends a whole text in one request instead (Twilio: it splits, and answers
         with one id)."""
         self.settings = settings
+        self.voice_off = voice_unavailable(settings)  # notice calls cannot be placed: why
         self.sms = settings.sms
         self.store = store
         self.port = port
@@ -155,7 +157,7 @@ class Dispatcher:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            take = partial(intake, passes=(True,), wechat=self.settings.wechat)
+            take = partial(intake, passes=(True,), wechat=self.settings.wechat, voice_off=self.voice_off)
             taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, now)
             if taken.messages:
                 claimed += await self._claim(now, instant_only=True)  # into the room kept for them
@@ -169,7 +171,7 @@ class Dispatcher:
         while not stop.is_set():
             self.batch_events.clear()
             try:
-                take = partial(intake, passes=(False,), wechat=self.settings.wechat)
+                take = partial(intake, passes=(False,), wechat=self.settings.wechat, voice_off=self.voice_off)
                 taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, utcnow())
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)

@@ -376,14 +376,16 @@ def intake(
     now: dt.datetime | None = None,
     passes: tuple[bool, ...] = (True, False),
     wechat: WeChatSettings | None = None,
+    voice_off: str = "",
 ) -> IntakeReport:
     """Take up to `limit` pending events and make their messages, instant types first, each
     pass in one transaction; returns what happened. `passes`: (True,) for the instant types,
     (False,) for the others, (True, False) for all. The store out of reach (or a crash)
     before the commit leaves the events pending and adds nothing; a fault in one event
-    fails that event alone. `wechat`: the account notices may go through (None: off)."""
+    fails that event alone. `wechat`: the account notices may go through (None: off);
+    `voice_off`: why notice calls cannot be placed ("" if they can)."""
     now = now or utcnow()
-    channels = Channels(settings, zone, wechat)
+    channels = Channels(settings, zone, wechat, voice_off)
     report = IntakeReport()
     for instant_only in passes:
         logged = len(report.failures)

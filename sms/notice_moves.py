@@ -23,7 +23,7 @@ from core.business import BusinessPort
 from core.db import Store
 from core.errors import StoreUnavailable
 from core.models import BusinessEvent, utcnow
-from core.notices import NOTICES, finish
+from core.notices import NOTICES, finish, voice_unavailable
 from core.preferences import DEFAULT, Preference, choose, load
 from core.settings import Settings
 from core.states import IN_FLIGHT, Channel, MessageState, NoticeState
@@ -141,7 +141,7 @@ def move_notices(store: Store, port: BusinessPort, channels: Channels, now: dt.d
 
 async def run_moves(settings: Settings, store: Store, port: BusinessPort, stop: asyncio.Event) -> None:
     """`hotline serve`'s notice chore: a pass every `notices.poll_s` until `stop`."""
-    channels = Channels(settings.sms, settings.queue.timezone, settings.wechat)
+    channels = Channels(settings.sms, settings.queue.timezone, settings.wechat, voice_unavailable(settings))
     while not stop.is_set():
         try:
             moves = await asyncio.to_thread(move_notices, store, port, channels)
