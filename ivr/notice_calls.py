@@ -181,7 +181,7 @@ def claim(store: Store, notices: NoticeSettings, dialler: str, now: dt.datetime)
             c.execute(
                 update(VOICE)
                 .where(among(c, VOICE.c.id, [call.id for call in chosen.values()]), VOICE.c.status == VoiceState.QUEUED)
-                .values(status=VoiceState.CALLING, claimed_by=dialler[:64], claimed_at=now, last_result=None)
+                .values(status=VoiceState.CALLING, claimed_by=dialler[:64], claimed_at=now)
             )
     return list(chosen.values())
 
