@@ -260,7 +260,7 @@ class NoticeSettings(_Section):
     voice channel's calls out (ivr/notice_calls.py) and the gateway's moves between channels."""
 
     # Calls out only in these local hours (queue.timezone), every day: stricter than SMS
-    # quiet hours. A notice due outside them waits for the next start.
+    # quiet hours. A notice due outside them waits for the next start. Start = end: all day.
     calling_hours: tuple[dt.time, dt.time] = (dt.time(9), dt.time(20))
     # Calls out for one notice, each `retry_after_s` after the last (busy, no answer, failed);
     # then the notice moves to the resident's next channel.
@@ -290,8 +290,8 @@ class NoticeSettings(_Section):
     @field_validator("calling_hours")
     @classmethod
     def _a_day_window(cls, value: tuple[dt.time, dt.time]) -> tuple[dt.time, dt.time]:
-        if value[0] >= value[1]:
-            raise ValueError('calling hours are start < end within one day, e.g. ["09:00", "20:00"]')
+        if value[0] > value[1]:
+            raise ValueError('calling hours are start < end within one day, e.g. ["09:00", "20:00"] (equal: all day)')
         return value
 
 

@@ -63,8 +63,9 @@ ANSWERED: Final = "ANSWERED"
 # DIALSTATUS and our refusals that are the trunk's state, not the resident's: no attempt.
 _TRUNK_WORDS: Final = frozenset({dialplan.OUTCOME_LINES_FULL, dialplan.OUTCOME_NO_TRUNK})
 # Q.850 causes of CHANUNAVAIL that are the number's fault (a wrong number fails every time):
-# 1 unallocated, 3 no route to destination, 28 invalid number format.
-_NUMBER_CAUSES: Final = frozenset({"1", "3", "28"})
+# 1 unallocated, 28 invalid number format. The trunk's contact found unreachable (qualify)
+# gives CHANUNAVAIL with cause 3, no route to destination: the trunk's, not the number's.
+_NUMBER_CAUSES: Final = frozenset({"1", "28"})
 _OUTCOME_WORDS: Final = {"BUSY": "busy", "NOANSWER": "no_answer", "ANSWER": "not_played"}
 # pg_advisory_xact_lock's key for "claiming notice calls": diallers claim one at a time.
 CLAIM_LOCK: Final = 0x12333_CA11
@@ -123,7 +124,7 @@ def calling_window(now: dt.datetime, zone: ZoneInfo, hours: tuple[dt.time, dt.ti
     """
     local = now.astimezone(zone)
     start, end = hours
-    if start <= local.time() < end:
+    if start == end or start <= local.time() < end:  # equal: around the clock
         return None
     day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
     return dt.datetime.combine(day, start, zone).astimezone(dt.UTC)

@@ -30,6 +30,16 @@ ALWAYS_OPEN = {
     "HOTLINE_QUEUE_OPEN_WEEKDAYS": "1,2,3,4,5,6,7",
 }
 
+# Notice calls around the clock, quick to ring out and to try again (their rules have store tests).
+NOTICE_CALLS = {
+    "HOTLINE_NOTICES_CALLING_HOURS": "00:00,00:00",
+    "HOTLINE_NOTICES_RING_S": "6",
+    "HOTLINE_NOTICES_RETRY_AFTER_S": "4",
+    "HOTLINE_NOTICES_TRUNK_RETRY_S": "2",
+    "HOTLINE_NOTICES_MAX_ATTEMPTS": "2",
+    "HOTLINE_NOTICES_POLL_S": "0.3",
+}
+
 
 class Ivr:
     """`hotline serve` on its own SQLite file, with the sample loaded; the console at `web`."""
@@ -74,7 +84,7 @@ class Ivr:
 
 
 @contextmanager
-def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
+def serving(asterisk_settings: Settings, tmp: Path, extra_env: dict[str, str] | None = None) -> Iterator[Ivr]:
     url = f"sqlite:///{tmp}/calls.db"
     store = Store(url)
     store.migrate()
@@ -90,9 +100,13 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
         "HOTLINE_WEB_PORT": str(web_port),
         # Where the session's Asterisk root has recordings.dir bound (`hotline asterisk up`).
         "HOTLINE_RECORDINGS_DIR": str(asterisk_settings.recordings.dir.resolve()),
+        # Where the session's Asterisk root has notices.speech_dir bound.
+        "HOTLINE_NOTICES_SPEECH_DIR": str(asterisk_settings.notices.speech_dir.resolve()),
         # The SIP settings the session's Asterisk was rendered with (the test carrier).
         "HOTLINE_CONFIG": str(tmp / "hotline.toml"),
         **ALWAYS_OPEN,
+        **NOTICE_CALLS,
+        **(extra_env or {}),
     }
     (tmp / "hotline.toml").write_text(sip_toml(asterisk_settings.sip), encoding="utf-8")
     log = (tmp / "serve.log").open("w")
@@ -117,10 +131,18 @@ def serving(asterisk_settings: Settings, tmp: Path) -> Iterator[Ivr]:
             "recordings": asterisk_settings.recordings.model_copy(
                 update={"dir": asterisk_settings.recordings.dir.resolve()}
             ),
+            "notices": asterisk_settings.notices.model_copy(
+                update={"speech_dir": asterisk_settings.notices.speech_dir.resolve()}
+            ),
         }
     )
     people = sample.generate(residents=SAMPLE_RESIDENTS)[1]
-    yield Ivr(settings, store, people, proc.pid, tmp / "serve.log", f"http://127.0.0.1:{web_port}")
+    try:
+        yield Ivr(settings, store, people, proc.pid, tmp / "serve.log", f"http://127.0.0.1:{web_port}")
+    except BaseException:
+        proc.kill()  # a failed test's serve must not outlive it holding the FastAGI port
+        proc.wait(15)
+        raise
     proc.terminate()
     code = proc.wait(15)
     proc.stdout.close()

@@ -377,8 +377,13 @@ def place_calls(target: tuple[str, int], plan: UacPlan, workdir: Path, name: str
 
 # --- the answering side -------------------------------------------------------------------
 
-UasMode = Literal["answer", "busy", "no_answer"]
-_UAS_SCENARIOS: Final = {"answer": "uas_answer.xml", "busy": "uas_busy.xml", "no_answer": "uas_no_answer.xml"}
+UasMode = Literal["answer", "answer_keys", "busy", "no_answer"]
+_UAS_SCENARIOS: Final = {
+    "answer": "uas_answer.xml",
+    "answer_keys": "uas_answer_keys.xml",
+    "busy": "uas_busy.xml",
+    "no_answer": "uas_no_answer.xml",
+}
 
 
 @dataclass(frozen=True)
@@ -395,7 +400,9 @@ class Invite:
 class CarrierUas(SippProcess):
     """The carrier's side of calls out: SIPp listening on `address:port`, answering every
     INVITE (`answer`; then waits for the hotline's BYE, or hangs up after `hold_s`), or
-    busy (486), or ringing until cancelled (`no_answer`). Use as a context manager.
+    answering and keying `keys` `lead_s` after the answer, then waiting for the hotline's
+    BYE (`answer_keys`: a resident answering a notice call), or busy (486), or ringing until
+    cancelled (`no_answer`). Use as a context manager.
 
     Asterisk qualifies the trunk's contact (OPTIONS every qualify_frequency) and dials no
     contact it last found unreachable, as it was before this side started: given
@@ -415,15 +422,22 @@ class CarrierUas(SippProcess):
         name: str = "uas",
         asterisk: LocalAsterisk | None = None,
         trunk: str = "carrier",
+        keys: str = "",
+        lead_s: float = 0.0,
     ) -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         argv = [
             *("-sf", str(SCENARIOS / _UAS_SCENARIOS[mode])),
             *("-i", address, "-mi", address, "-p", str(port)),
             *("-t", _TRANSPORTS[transport]),
-            *("-set", "hold_ms", str(int(hold_s * 1000))),
             "-aa",  # 200 to out-of-call OPTIONS (Asterisk qualifies the trunk's contact)
         ]
+        if mode != "answer_keys":
+            argv += ["-set", "hold_ms", str(int(hold_s * 1000))]
+        else:
+            pcap = workdir / f"{name}_keys.pcap"
+            dtmf_pcap(pcap, keys or "w")  # no keys: half a second of silence
+            argv += [*("-key", "dtmf_pcap", str(pcap)), *("-set", "lead_ms", str(int(lead_s * 1000)))]
         super().__init__(argv, workdir, name, lifetime_s)
         self._wait_listening(address, port, transport)
         if asterisk is not None:
