@@ -10,6 +10,7 @@ subject kind: a person's notices are not an employer's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -17,7 +18,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core import preference_audit, preferences
+from core import audit, preference_audit, preferences
 from core.business import BusinessPort
 from core.db import Store
 from core.idnumber import IdProblem, problem
@@ -202,11 +203,19 @@ def set_choice(
     category: str,
     preference: Preference,
     channel: str,
+    keep_voice_number: bool = False,
 ) -> None:
-    """Keep `preference` for the category ('*': every one without its own row), audited."""
+    """Keep `preference` for the category ('*': every one without its own row), audited.
+    With `keep_voice_number`, a preference naming no number to call keeps the one the
+    category's row named (a form that does not show the number does not drop it)."""
     check_subject(kind, subject_id)
     check_category(kind, category)
     with store.session() as s:
+        audit.lock_chain(s)
+        if keep_voice_number and preference.voice_number is None:
+            before = preferences.show(s, kind, subject_id).get(category)
+            if isinstance(before, Preference) and before.voice_number:
+                preference = dataclasses.replace(preference, voice_number=before.voice_number)
         preference_audit.change(
             s, actor=actor, kind=kind, subject_id=subject_id, category=category, preference=preference, channel=channel
         )
