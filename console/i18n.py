@@ -293,6 +293,10 @@ TEXT: dict[str, tuple[str, str]] = {
         "Notification settings are for agents and supervisors; a {role} account may not open them",
     ),
     "prefs.no_resident": ("没有这位居民", "No such resident"),
+    "prefs.not_your_caller": (
+        "只能查看您当前或上一通电话中已核实身份的居民的通知设置",
+        "You may open the notification settings only of the verified caller of your current or last call",
+    ),
     "prefs.wechat": ("已绑定微信", "WeChat bound"),
     "prefs.yes": ("是", "yes"),
     "prefs.no": ("否", "no"),

@@ -16,12 +16,14 @@ from typing import Any, Final
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from console.errors import NotAllowed, NotFound
 from console.i18n import TEXT, t
 from console.request import deps, lang, render, user
+from core import audit
 from core.masking import mask_id, mask_phone
-from core.models import Resident
+from core.models import Agent, Call, Resident
 from core.preferences import ALL, CHANNELS, LANGUAGES, Preference, PreferenceRefused, parse
 from sms import preference_view as pv
 
@@ -29,6 +31,8 @@ EDITORS: Final = ("agent", "supervisor", "admin")
 CHANNEL_SLOTS: Final = len(CHANNELS)
 CHANNEL: Final = "console"
 DONE: Final = ("saved", "cleared")  # what the page says after a change (?done=)
+DENIED: Final = "denied:preferences"
+NOT_ON_CALL: Final = "resident not on the agent's current or last call"
 
 
 def _editor(request: web.Request) -> str:
@@ -46,15 +50,34 @@ def _resident_id(request: web.Request) -> int:
     return int(raw)
 
 
-def _id_number(request: web.Request, resident_id: int) -> tuple[str, str]:
-    """The resident's name and ID number (NotFound for an id nobody has)."""
-    d = deps(request)
+def _id_number(request: web.Request, actor: str, resident_id: int) -> tuple[str, str]:
+    """The resident's name and ID number (NotFound for an id nobody has). An agent may
+    open only the settings of the resident on their current or last call, as the screen
+    pop is theirs only; a refusal is audited."""
+    d, u = deps(request), user(request)
     with d.store.session() as s:
         known = s.scalar(select(Resident.id).where(Resident.id == resident_id))
-    if known is None:
-        raise NotFound(t("prefs.no_resident", lang(request)))
+        if known is None:
+            raise NotFound(t("prefs.no_resident", lang(request)))
+        if u.role == "agent" and resident_id not in _callers(s, u.agent_id):
+            audit.record(s, actor=actor, action=DENIED, resident_id=resident_id, channel=CHANNEL, detail=NOT_ON_CALL)
+            refused = True
+        else:
+            refused = False
+    if refused:
+        raise NotAllowed(t("prefs.not_your_caller", lang(request)))
     person = d.port.person(resident_id)
     return person.name, person.id_number
+
+
+def _callers(s: Session, agent_id: str | None) -> set[int]:
+    """The residents of the agent's current and last call (those the IVR identified)."""
+    agent = s.get(Agent, agent_id) if agent_id else None
+    calls = {c for c in (agent.current_call_id, agent.last_call_id) if c} if agent else set()
+    if not calls:
+        return set()
+    found = s.scalars(select(Call.resident_id).where(Call.id.in_(calls), Call.resident_id.is_not(None)))
+    return {r for r in found if r is not None}
 
 
 def _row(request: web.Request, category: str, choice: Preference | str | None) -> dict[str, Any]:
@@ -83,7 +106,7 @@ async def _page(
     request: web.Request, actor: str, resident_id: int, *, status: int = 200, **extra: Any
 ) -> web.StreamResponse:
     d = deps(request)
-    name, id_number = await asyncio.to_thread(_id_number, request, resident_id)
+    name, id_number = await asyncio.to_thread(_id_number, request, actor, resident_id)
     shown = await asyncio.to_thread(
         pv.view,
         d.store,
@@ -148,7 +171,7 @@ async def change(request: web.Request) -> web.StreamResponse:
     form with the refusal."""
     actor, resident_id = _editor(request), _resident_id(request)
     form = await _posted(request)
-    _, id_number = await asyncio.to_thread(_id_number, request, resident_id)
+    _, id_number = await asyncio.to_thread(_id_number, request, actor, resident_id)
     try:
         preference = _preference(form, actor)
         await asyncio.to_thread(
@@ -177,7 +200,7 @@ async def clear(request: web.Request) -> web.StreamResponse:
     """Drop one category's row ('*' or a category), or with none given every row."""
     actor, resident_id = _editor(request), _resident_id(request)
     category = (await _posted(request)).get("category", "").strip() or None
-    _, id_number = await asyncio.to_thread(_id_number, request, resident_id)
+    _, id_number = await asyncio.to_thread(_id_number, request, actor, resident_id)
     try:
         await asyncio.to_thread(
             pv.clear_choice,

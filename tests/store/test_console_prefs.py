@@ -124,6 +124,7 @@ async def test_auditors_and_departments_are_refused(store: Any, tmp_path: Any, s
 async def test_a_bad_choice_re_shows_the_form_with_the_refusal(store: Any, tmp_path: Any, sample_data: Any) -> None:
     async with _console(store, tmp_path) as (base, store, _):
         r = sample_data[1][0]
+        _call_on(store, "call-p3", "1001", r.id, current=False)  # the agent's last call
         async with _client() as agent:
             csrf = await _sign_in(agent, base, "a1001", AGENT_PW)
             cases = [
@@ -144,10 +145,38 @@ async def test_a_bad_choice_re_shows_the_form_with_the_refusal(store: Any, tmp_p
         assert {act for _, act, _ in _entries(store, r.id)} == {"read:preferences"}  # each re-shown form
 
 
+async def test_an_agent_opens_only_the_caller_of_their_current_or_last_call(
+    store: Any, tmp_path: Any, sample_data: Any
+) -> None:
+    async with _console(store, tmp_path) as (base, store, _):
+        caller, other = sample_data[1][0], sample_data[1][1]
+        _call_on(store, "call-p5", "1001", caller.id, current=True)
+        async with _client() as agent:
+            csrf = await _sign_in(agent, base, "a1002", AGENT_PW)  # not on that call
+            got = await agent.get(_url(base, caller.id))
+            assert got.status == 403 and "当前或上一通电话" in await got.text()
+        async with _client() as agent:
+            csrf = await _sign_in(agent, base, "a1001", AGENT_PW)
+            assert (await agent.get(_url(base, caller.id))).status == 200
+            got = await agent.get(_url(base, other.id))
+            assert got.status == 403 and other.name not in await got.text()
+            posted = await agent.post(_url(base, other.id), data={"csrf": csrf, "channel0": "voice"})
+            assert posted.status == 403
+        assert _rows(store) == {}
+        with store.session() as s:
+            denied = s.scalars(select(AuditEntry).where(AuditEntry.action == "denied:preferences")).all()
+            assert [(e.actor, e.resident_id) for e in denied] == [
+                ("console:1002", caller.id),
+                ("console:1001", other.id),
+                ("console:1001", other.id),
+            ]
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_an_agent_changes_the_choice_in_chromium(store: Any, tmp_path: Any, sample_data: Any) -> None:
     async with _console(store, tmp_path) as (base, store, _):
         r = sample_data[1][2]
+        _call_on(store, "call-p4", "1001", r.id, current=True)
         async with chromium() as browser:
             page = await browser.new_page()
             page.set_default_timeout(10_000)
