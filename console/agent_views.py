@@ -55,6 +55,8 @@ def _pop_dict(pop: ScreenPop) -> dict[str, Any]:
     out = dataclasses.asdict(pop)
     for key in ("pension_balance_fen", "medical_balance_fen"):
         out[key.replace("_fen", "_yuan")] = _yuan(out.pop(key))
+    rid = out.pop("resident_id")
+    out["notices_url"] = f"/residents/{rid}/notices" if rid is not None else None
     return out
 
 

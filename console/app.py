@@ -18,6 +18,7 @@ from console import (
     audit_views,
     kb_views,
     order_views,
+    prefs_views,
     recording_views,
     report_views,
     sign_in_views,
@@ -48,6 +49,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     kb_views.add_routes(app)
     audit_views.add_routes(app)
     order_views.add_routes(app)
+    prefs_views.add_routes(app)
     recording_views.add_routes(app)
     twilio_views.add_routes(app)
     wechat_bind.add_routes(app)

@@ -17,7 +17,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, kb_cli, notices_cli
+from hotline import audit_cli, kb_cli, notices_cli, prefs_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -236,6 +236,10 @@ def cmd_users(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_notices(settings: Settings, args: argparse.Namespace) -> int:
     return notices_cli.run(settings, args, _actor())
+
+
+def cmd_prefs(settings: Settings, args: argparse.Namespace) -> int:
+    return prefs_cli.run(settings, args, _actor())
 
 
 def cmd_orders(settings: Settings, args: argparse.Namespace) -> int:
@@ -734,6 +738,7 @@ def parser() -> argparse.ArgumentParser:
 
     kb_cli.add_parser(sub)
     notices_cli.add_parser(sub, cmd_notices)
+    prefs_cli.add_parser(sub, cmd_prefs)
 
     s = sub.add_parser("db", help="database schema")
     s.add_argument("action", choices=("upgrade",))

@@ -59,6 +59,7 @@ class ScreenPop:
     pension_balance_fen: int | None
     pension_months: int | None
     medical_balance_fen: int | None
+    resident_id: int | None = None  # who the caller proved to be: the console links their settings by it
 
 
 def screen_pop(store: Store, port: BusinessPort, agent_id: str, call_id: str) -> ScreenPop:
@@ -100,5 +101,14 @@ def screen_pop(store: Store, port: BusinessPort, agent_id: str, call_id: str) ->
     with store.session() as s:
         audit.record(s, actor=actor, action="view:screen_pop", resident_id=resident_id, call_id=call_id)
     return ScreenPop(
-        call_id, mask_phone(caller), resident_id is not None, name, id_number, phone, menu_path, queries, **summary
+        call_id,
+        mask_phone(caller),
+        resident_id is not None,
+        name,
+        id_number,
+        phone,
+        menu_path,
+        queries,
+        **summary,
+        resident_id=resident_id,
     )

@@ -65,6 +65,9 @@ function showMe(me) {
 function showPop(pop) {
   $("screen-pop").hidden = !pop;
   $("no-call").hidden = !!pop;
+  // The caller's notification settings, once the IVR knows who they are.
+  $("pop-notices").hidden = !(pop && pop.notices_url);
+  if (pop && pop.notices_url) $("pop-notices").href = pop.notices_url;
   if (!pop) return;
   text("pop-caller", pop.caller);
   $("pop-verified-label").textContent = pop.verified ? tr("verified") : tr("not_verified");
