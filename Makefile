@@ -98,7 +98,8 @@ stop: venv
 
 # The FastAGI load twice: a burst (throughput ceiling) and callers keying at a human pace
 # (latency with 500 calls connected); then concurrent real calls through the local Asterisk
-# (Local channels, then SIP calls from SIPp as the carrier beside the same calls as Local ones).
+# (Local channels, then SIP calls from SIPp as the carrier beside the same calls as Local ones),
+# and notice calls out at the dialler's cap beside the same inbound calls without them.
 bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load
 	$(BIN)/python -m bench.fastagi_load --think-ms 1000 --only ab
@@ -111,3 +112,4 @@ bench: deps venv prompts
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.asterisk_calls
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.sip_calls
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.queued_calls
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.notice_calls
