@@ -40,12 +40,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from core import audit
 from core.db import Store, among
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
-from core.models import Notice, VoiceNotice, VoiceOptOut, utcnow
+from core.models import Notice, Resident, VoiceNotice, VoiceOptOut, utcnow
 from core.notices import add_step, finish
 from core.phones import national, to_e164
+from core.preference_audit import ACTION_OPT_OUT
 from core.settings import NoticeSettings, Settings
 from core.states import Channel, NoticeState, VoiceState
 from ivr import dialplan
@@ -331,6 +333,8 @@ def end_answered(
     before the notice began, an attempt like a no answer."""
     now = now or utcnow()
     with store.transaction() as c:
+        if state is VoiceState.OPTED_OUT:
+            _audit_opt_out(c, call)  # before the transaction's first write (core/audit.py)
         row = _calling(c, call.id)
         if row is None:
             return ""
@@ -345,6 +349,25 @@ def end_answered(
         else:
             return attempt_failed(c, row, notices, "hung_up", detail, now)
     return str(state)
+
+
+def _audit_opt_out(c: Connection, call: NoticeCall) -> None:
+    """The resident's own change, pressing 9, in the audit trail like any other change."""
+    subject = c.execute(
+        select(NOTICES.c.subject_kind, NOTICES.c.subject_id).where(NOTICES.c.id == call.notice_id)
+    ).first()
+    resident = None
+    if subject is not None and subject.subject_kind == "person":
+        resident = c.scalar(select(Resident.id).where(Resident.id_number == subject.subject_id))
+    audit.record(
+        c,
+        actor="ivr",
+        action=ACTION_OPT_OUT,
+        resident_id=resident,
+        call_id=None,
+        detail=f"{mask_phone(call.number)} no notice calls (pressed 9 in notice call {call.id})",
+        channel="ivr",
+    )
 
 
 class NoticeDialler:

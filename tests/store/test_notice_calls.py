@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 import ivr.notice_calls
 from core import notices
 from core.db import Store
-from core.models import Notice, SmsMessage, VoiceNotice, VoiceOptOut
+from core.models import AuditEntry, Notice, Resident, SmsMessage, VoiceNotice, VoiceOptOut
 from core.preferences import parse, save
 from core.settings import AmiSettings, NoticeSettings, Settings, SmsSettings
 from core.sip_settings import SipSettings, SipTrunk
@@ -191,6 +191,10 @@ def test_what_the_answered_call_ends_as(store: Store, sample_data: Any) -> None:
     ]
     with store.session() as s:
         assert s.get(VoiceOptOut, residents[2].phone) is not None
+        (entry,) = s.scalars(select(AuditEntry).where(AuditEntry.action == "change:voice_optout"))
+        holder = s.scalar(select(Resident.id).where(Resident.id_number == residents[2].id_number))
+    assert (entry.actor, entry.channel, entry.resident_id) == ("ivr", "ivr", holder)
+    assert residents[2].phone not in entry.detail and "pressed 9" in entry.detail
     assert _history(store, _call(store, ids[0]).notice_id) == [
         ("voice", "queued"),
         ("voice", "answered"),
