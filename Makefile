@@ -89,6 +89,7 @@ run: deps venv prompts softphone
 	@echo "  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline events emit pension_credited --subject 330523199411187594 \\"
 	@echo "    --payload '{\"name\": \"余雪英\", \"period\": \"2026-11\", \"amount\": 347125}'"
 	@echo "  and see it with: HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sms status"
+	@echo "  By a call instead: README \"Voice notices\" (hotline prefs set ... --channels voice,sms; SIPp answers on 127.0.0.2:5070)."
 	@echo
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline serve
 
