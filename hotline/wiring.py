@@ -15,6 +15,7 @@ from core.writer import GroupWriter
 from ivr.catalogue import load_catalogue
 from ivr.menu import load_menu
 from ivr.messages import VoiceMessages
+from ivr.notice_settings import NoticeSettings
 from ivr.session import IvrServices
 from ivr.trail import SqlCallSink
 
@@ -61,4 +62,5 @@ def ivr_services(
         sink=SqlCallSink(store, writer),
         executor=executor,
         messages=VoiceMessages(store, port, settings.recordings, settings.queue.timezone),
+        prefs=NoticeSettings(store),
     )

@@ -16,6 +16,7 @@ from typing import Any
 
 from core import idnumber
 from ivr import message_flow as messages
+from ivr import prefs_flow as prefs
 from ivr import speech
 from ivr.menu import Menu, Node
 
@@ -100,7 +101,7 @@ class Play:
 
 @dataclass(frozen=True)
 class Query:
-    name: str  # identify | pension | ... | card_lost
+    name: str  # identify | pension | ... | card_lost | prefs | prefs_change | voice_calls
     args: Mapping[str, Any]
 
 
@@ -171,6 +172,7 @@ class CallState:
     reason: str = "menu"  # why a message would be left (Start.reason)
     message_id_number: str | None = None  # the ID number keyed for a message (no PIN: not an identity)
     recording: str = ""  # the message's current take, relative to recordings.dir
+    prefs: Mapping[str, Any] = field(default_factory=dict)  # a prefs node's choice, while in it
     finished: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -180,6 +182,7 @@ class CallState:
     def from_json(cls, data: Mapping[str, Any]) -> CallState:
         values = dict(data)
         values["tries"] = dict(values.get("tries", {}))
+        values["prefs"] = dict(values.get("prefs", {}))
         for name in ("repeat", "carry"):
             values[name] = tuple(values.get(name, ()))
         return cls(**values)
@@ -214,7 +217,8 @@ class _Flow:
         tries = dict(state.tries)
         if not retry:
             tries.pop(node_id, None)
-        state = dataclasses.replace(state, node=node_id, tries=tries, phase="")
+        kept = state.prefs if node_id == state.node else {}  # what a prefs node read, while in it
+        state = dataclasses.replace(state, node=node_id, tries=tries, phase="", prefs=kept)
         notes = notes + (Note("node", node_id, {"type": node.type}),)
         handler = getattr(self, f"_enter_{node.type}")
         step: Step = handler(state, node, notice, content, pin)
@@ -259,7 +263,7 @@ class _Flow:
         waiting = dataclasses.replace(state, awaiting="identify")
         return Step(waiting, Query("identify", {"id_number": state.id_number, "pin": pin}))
 
-    def _gate(self, state: CallState, node: Node, notice: tuple[str, ...]) -> Step | None:
+    def gate(self, state: CallState, node: Node, notice: tuple[str, ...]) -> Step | None:
         """Send an unidentified caller to identification first, remembering where to resume."""
         if state.resident_id is not None:
             return None
@@ -271,7 +275,7 @@ class _Flow:
     def _enter_query(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
     ) -> Step:
-        gated = self._gate(state, node, notice)
+        gated = self.gate(state, node, notice)
         if gated is not None:
             return gated
         waiting = dataclasses.replace(state, awaiting=node.query, carry=notice)
@@ -280,7 +284,7 @@ class _Flow:
     def _enter_transaction(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
     ) -> Step:
-        gated = self._gate(state, node, notice)
+        gated = self.gate(state, node, notice)
         if gated is not None:
             return gated
         step = self._collect(state, node, notice, content, 1)
@@ -290,6 +294,11 @@ class _Flow:
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
     ) -> Step:
         return messages.enter(self, state, node, notice + content)
+
+    def _enter_prefs(
+        self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
+    ) -> Step:
+        return prefs.enter(self, state, node, notice + content)
 
     def _enter_transfer(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
@@ -332,11 +341,13 @@ class _Flow:
             return self._on_collect(state, node, value)
         if node.type == "message":
             return messages.on_digits(self, state, node, value)
+        if node.type == "prefs":
+            return prefs.on_digits(self, state, node, value)
         if node.type in ("menu", "transaction") or state.phase == "confirm":
-            return self._on_key(state, node, value)
+            return self.on_key(state, node, value)
         return Step(state, None)  # digits where none were asked: ignored by construction
 
-    def _on_key(self, state: CallState, node: Node, value: str) -> Step:
+    def on_key(self, state: CallState, node: Node, value: str) -> Step:
         note = Note("digits", node.id, {"digits": value})
         if value == "":
             return self.on_timeout(state)
@@ -397,6 +408,8 @@ class _Flow:
             return self._on_identify(state, node, done, note)
         if node.type == "message":
             return self.enter(state, node.next, notes=(note,))
+        if node.type == "prefs":
+            return prefs.on_result(self, state, node, done, carry, note)
         if node.type == "transaction":
             say = node.say_already if done.data.get("already") and node.say_already else node.say
             return self.enter(state, node.next, carry, self.say(state.language, say, done.data), notes=(note,))

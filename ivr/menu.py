@@ -20,6 +20,18 @@ MENU_KEYS = frozenset("123456789#")  # 0 and * are reserved: agent and repeat
 # choices): ask for the ID number, the ID number given up on, before the beep, could not record,
 # the take held no sound, this number left its messages for today.
 MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed", "msg.empty", "msg.limit")
+# What a `prefs` node says besides its own prompt (the menu's closing words): the choice read
+# out (its start, "then" between channels, each channel, each language, calls stopped), other
+# categories have their own, saved, calls allowed again, WeChat not bound, no number shown; then
+# the keys on offer (1, 2, 3 only to a bound caller, 4 to English or to Chinese, 5 stop or allow).
+PREFS_PROMPTS = (
+    *("prefs.current", "prefs.then", "prefs.ch.sms", "prefs.ch.voice", "prefs.ch.wechat"),
+    *("prefs.lang.zh", "prefs.lang.en", "prefs.calls.stopped", "prefs.others", "prefs.saved"),
+    *("prefs.calls.allowed", "prefs.wechat.unbound", "prefs.no_number"),
+    *("prefs.menu.sms", "prefs.menu.voice", "prefs.menu.wechat", "prefs.menu.to_en", "prefs.menu.to_zh"),
+    *("prefs.menu.stop_calls", "prefs.menu.allow_calls"),
+)
+PREFS_KEYS = frozenset("12345")  # a prefs node's own choices: not for its options
 
 
 @dataclass(frozen=True)
@@ -57,6 +69,8 @@ class Node:
         plain = [p for p in (self.prompt, self.confirm) if p]
         if self.type == "message":
             plain += MESSAGE_PROMPTS
+        if self.type == "prefs":
+            plain += PREFS_PROMPTS
         says = self.say + self.say_each + self.say_empty + self.say_already
         return plain + [s[2:] for s in says if s.startswith("p:") and "{" not in s]
 
@@ -86,6 +100,7 @@ REQUIRED = {
     "query": ("query", "say"),
     "transaction": ("transaction", "confirm", "say", "cancel_next"),
     "message": ("prompt", "confirm", "next"),
+    "prefs": ("prompt",),
     "transfer": ("prompt", "queue"),
     "hangup": ("prompt",),
 }
@@ -120,6 +135,8 @@ def _check_node(node: Node, nodes: dict[str, Node]) -> None:
     bad_keys = set(node.options) - MENU_KEYS
     if bad_keys:
         raise MenuError(f"node {node.id!r}: option keys {sorted(bad_keys)} not allowed (0 and * are reserved)")
+    if node.type == "prefs" and set(node.options) & PREFS_KEYS:
+        raise MenuError(f"node {node.id!r}: a prefs node's keys 1-5 are its choices, not options")
     if node.validate and node.validate not in VALIDATORS:
         raise MenuError(f"node {node.id!r}: unknown validator {node.validate!r}")
     if node.query and node.query not in QUERIES:

@@ -22,7 +22,7 @@ from core.errors import IdentifyRefused, IdentityLocked, StoreUnavailable, Wrong
 from core.identify import Identifier
 from core.masking import mask_phone
 from core.models import utcnow
-from ivr import engine, message_flow
+from ivr import engine, message_flow, prefs_flow
 from ivr.catalogue import Catalogue
 from ivr.engine import (
     Action,
@@ -40,6 +40,7 @@ from ivr.engine import (
 from ivr.errors import AgiError, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
 from ivr.messages import EMPTY_TAKE_S, VoiceMessages
+from ivr.notice_settings import Caller, NoNumberShown, NoticeSettings, WeChatNotBound
 from ivr.speech import text
 from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
 
@@ -74,6 +75,7 @@ class IvrServices:
     # and the SMS gateway share: their load cannot make a caller wait (None: the default).
     executor: Executor | None = None
     messages: VoiceMessages | None = None  # None: a message node answers as if it could not record
+    prefs: NoticeSettings | None = None  # None: the notification settings answer as unavailable
 
 
 @dataclass(frozen=True)
@@ -383,6 +385,8 @@ class IvrSession:
         try:
             if action.name == message_flow.BUDGET:
                 return self._message_budget()
+            if action.name in prefs_flow.QUERIES:
+                return self._notice_settings(action)
             if action.name == "identify":
                 ident = self.svc.identifier.verify(
                     str(action.args["id_number"]),
@@ -396,6 +400,10 @@ class IvrSession:
             return QueryDone(action.name, QueryStatus.OK, data)
         except IdentifyRefused as exc:
             return QueryDone(action.name, QueryStatus.REFUSED, {"reason": exc.reason})
+        except WeChatNotBound:
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.WECHAT_UNBOUND})
+        except NoNumberShown:
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.NO_NUMBER_SHOWN})
         except WrongPin as exc:
             return QueryDone(action.name, QueryStatus.WRONG_PIN, {"failures": exc.failures})
         except IdentityLocked as exc:
@@ -406,6 +414,22 @@ class IvrSession:
                 "call %s: business data unavailable for %s: %s", self.call_id, action.name, str(exc).splitlines()[0]
             )
             return QueryDone(action.name, QueryStatus.UNAVAILABLE)
+
+    def _notice_settings(self, action: Query) -> QueryDone:
+        """The caller's notice choice read or changed (ivr/notice_settings.py), audited there."""
+        settings = self.svc.prefs
+        if settings is None:
+            log.error("call %s: no notice settings configured; %s unavailable", self.call_id, action.name)
+            return QueryDone(action.name, QueryStatus.UNAVAILABLE)
+        who = Caller(str(action.args["id_number"]), self.call_id, self.info.caller)
+        args = action.args
+        if action.name == prefs_flow.READ:
+            data = settings.read(who)
+        elif action.name == prefs_flow.CHANGE:
+            data = settings.change(who, channels=args.get("channels"), language=args.get("language"))
+        else:
+            data = settings.allow_calls(who, allowed=bool(args["allowed"]))
+        return QueryDone(action.name, QueryStatus.OK, data)
 
     def _message_budget(self) -> QueryDone:
         """May this calling number leave another voice message today? Without message storage

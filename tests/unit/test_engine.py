@@ -179,7 +179,7 @@ def test_silence_reprompts_then_gives_up() -> None:
 
 def test_invalid_key_says_so() -> None:
     c = Caller()
-    c.keys("1", "7")
+    c.keys("1", "8")
     assert c.prompts() == ("input.invalid", "main.menu")
 
 
