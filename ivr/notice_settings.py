@@ -1,5 +1,8 @@
 """The store's side of the notification settings menu (ivr/prefs_flow.py): a caller's choice
-for all notices read, changed, and notice calls to their number stopped or allowed.
+for all notices read, changed, and notice calls stopped or allowed. Key 5 acts on the
+number notice calls ring (the number to call their row names, else their registered phone,
+as sms/channels.py chooses), not on whatever phone they call from: that is the number 9
+in a notice call stops too.
 
 Every read and change goes through core/preference_audit.py with actor `ivr` and the call
 id, in the same transaction as the rows it reads or writes. A change reads the row first
@@ -14,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import preference_audit, preferences
 from core.db import Store
-from core.models import VoiceOptOut, WeChatBinding
+from core.models import Resident, VoiceOptOut, WeChatBinding
 from core.phones import phone_number
 from core.preferences import ALL, DEFAULT, Preference, parse_channels
 from core.states import Channel
@@ -33,7 +37,7 @@ class WeChatNotBound(preferences.PreferenceRefused):
 
 
 class NoNumberShown(preferences.PreferenceRefused):
-    """Notice calls to stop or allow for a call that shows no phone number."""
+    """Notice calls to stop or allow for a resident with no number on record to call."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,7 +46,7 @@ class Caller:
 
     id_number: str
     call_id: str
-    caller: str | None  # the caller id as presented; notice calls are stopped for it
+    caller: str | None  # the caller id as presented
 
     @property
     def number(self) -> str | None:
@@ -81,11 +85,12 @@ class NoticeSettings:
             return _summary(s, who, {**rows, ALL: new})
 
     def allow_calls(self, who: Caller, *, allowed: bool) -> dict[str, Any]:
-        """Stop (or allow again) notice calls to the calling number; it must be a phone number."""
-        number = who.number
-        if number is None:
-            raise NoNumberShown("the call shows no phone number to stop or allow notice calls for")
+        """Stop (or allow again) notice calls to the number they ring (see the module doc)."""
         with self.store.session() as s:
+            rows = self._rows(s, who)
+            number = _notice_number(s, who, rows)
+            if number is None:
+                raise NoNumberShown("no number on record for notice calls to stop or allow")
             preference_audit.set_voice_opt_out(
                 s,
                 actor=ACTOR,
@@ -95,7 +100,7 @@ class NoticeSettings:
                 resident_id=preference_audit.resident_of(s, KIND, who.id_number),
                 call_id=who.call_id,
             )
-            return _summary(s, who, self._rows(s, who))
+            return _summary(s, who, rows)
 
     @staticmethod
     def _rows(s: Session, who: Caller) -> dict[str, Preference | str]:
@@ -112,9 +117,17 @@ def _quiet(p: Preference) -> tuple[str | None, str | None]:
     return (f"{p.quiet[0]:%H:%M}", f"{p.quiet[1]:%H:%M}") if p.quiet else (None, None)
 
 
+def _notice_number(s: Session, who: Caller, rows: dict[str, Preference | str]) -> str | None:
+    """The number notice calls ring: the row's number to call, else the registered phone."""
+    chosen = _current(rows).voice_number
+    if chosen:
+        return phone_number(chosen)
+    return s.scalar(select(Resident.phone).where(Resident.id_number == who.id_number))
+
+
 def _summary(s: Session, who: Caller, rows: dict[str, Preference | str]) -> dict[str, Any]:
     now = _current(rows)
-    number = who.number
+    number = _notice_number(s, who, rows)
     return {
         "channels": ",".join(now.channels),
         "language": now.language,

@@ -9,7 +9,8 @@ data is what the store says, in words the engine can speak:
     {"channels": "voice,sms", "language": "zh", "wechat": True, "voice_calls": True, "others": 0}
 
 `wechat`: the ID number is bound to WeChat; `voice_calls`: whether notice calls may ring
-the calling number (None when the call shows no usable number); `others`: categories with
+the number they go to (the row's number to call, else the registered phone; None when there
+is none on record); `others`: categories with
 a choice of their own, which this menu does not change.
 
 The keys: 1 text messages only, 2 a call to the registered phone first then a text message,

@@ -19,8 +19,6 @@ from ivr.session import IvrServices
 from tests.protocol.agi_peer import Caller, environment, run_peer
 from tests.protocol.test_fastagi import last_call
 
-CALLER = "13812345678"  # the AGI peer's caller id
-
 
 @pytest.fixture
 async def server(services: IvrServices) -> AsyncIterator[int]:
@@ -131,16 +129,17 @@ async def test_4_and_5_switch_the_language_and_stop_then_allow_notice_calls(
     with store.session() as s:
         row = s.scalars(select(NoticePreference).where(NoticePreference.subject_id == r.id_number)).one()
         assert (row.channels, row.language, row.quiet_start, row.quiet_end) == ("voice,sms", "en", "21:00", "08:00")
-        assert s.scalars(select(VoiceOptOut.source).where(VoiceOptOut.phone == CALLER)).all() == ["ivr"]
+        # The number notice calls ring (the registered phone), not the one calling in.
+        assert s.scalars(select(VoiceOptOut.source).where(VoiceOptOut.phone == r.phone)).all() == ["ivr"]
     call = last_call(store)
-    assert "设置成功。本号码已停止接收通知电话。" in spoken(call)
+    assert "设置成功。以后不再给您打通知电话。" in spoken(call)
     optout = [a for a in audits(store, call["id"]) if a.action == "change:voice_optout"]
-    assert [(a.actor, a.detail) for a in optout] == [("ivr", "138****5678 no notice calls")]
+    assert [(a.actor, a.detail) for a in optout] == [("ivr", f"{r.phone[:3]}****{r.phone[-4:]} no notice calls")]
     # A second call: the menu offers to allow them again, and 5 does.
     await run_peer(server, Caller(settings_entries(r, "5")))
-    assert "恢复往本号码打通知电话请按5" in spoken(last_call(store))
+    assert "恢复给您打通知电话请按5" in spoken(last_call(store))
     with store.session() as s:
-        assert s.scalar(select(VoiceOptOut.phone).where(VoiceOptOut.phone == CALLER)) is None
+        assert s.scalar(select(VoiceOptOut.phone).where(VoiceOptOut.phone == r.phone)) is None
 
 
 async def test_an_unidentified_caller_pressing_7_is_asked_to_identify_first(server: int, store: Store) -> None:
@@ -153,9 +152,11 @@ async def test_an_unidentified_caller_pressing_7_is_asked_to_identify_first(serv
     assert not [a for a in audits(store, call["id"]) if a.action.endswith(":preferences")]
 
 
-async def test_5_on_a_call_showing_no_number_says_so(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
+async def test_5_from_a_call_showing_no_number_stops_calls_to_the_registered_phone(
+    server: int, store: Store, sample_data
+) -> None:  # type: ignore[no-untyped-def]
     r = sample_data[1][5]
     await run_peer(server, Caller(settings_entries(r, "5")), env=environment(callerid="anonymous"))
-    assert "您的来电没有显示号码" in spoken(last_call(store))
+    assert "以后不再给您打通知电话" in spoken(last_call(store))
     with store.session() as s:
-        assert s.scalar(select(VoiceOptOut.phone)) is None
+        assert s.scalars(select(VoiceOptOut.phone)).all() == [r.phone]
