@@ -326,11 +326,14 @@ def end_answered(
     detail: str,
     notices: NoticeSettings,
     now: dt.datetime | None = None,
+    *,
+    word: str = "hung_up",
 ) -> str:
     """What the resident did in the answered call: CONFIRMED (2) delivers the notice, HEARD
     (played to its end, or hung up once it began) ends it heard, OPTED_OUT (9) keeps the
-    number off notice calls and moves the notice on; UNANSWERED here means they hung up
-    before the notice began, an attempt like a no answer."""
+    number off notice calls and moves the notice on; UNANSWERED here means nothing of the
+    notice was said (hung up before it began, or its speech missing: `word`), an attempt
+    like a no answer."""
     now = now or utcnow()
     with store.transaction() as c:
         if state is VoiceState.OPTED_OUT:
@@ -347,7 +350,7 @@ def end_answered(
                 c.execute(insert(VoiceOptOut).values(phone=call.number, at=now, source="notice call"))
             _end(c, call.id, call.notice_id, state, None, "opted_out", detail, now)
         else:
-            return attempt_failed(c, row, notices, "hung_up", detail, now)
+            return attempt_failed(c, row, notices, word, detail, now)
     return str(state)
 
 

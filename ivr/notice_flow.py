@@ -8,12 +8,14 @@ Keys are taken while the notice plays too. What they did ends the call's step:
 - no key (played to its end, or hung up once it began, or an answering machine's
   greeting that outlasted it): heard;
 - 9: the number goes on `voice_optouts`, and the notice moves to the next channel;
-- hung up during the opening, before the notice began: an attempt like a no answer.
+- hung up during the opening, before the notice began: an attempt like a no answer;
+- its speech not there to play (Asterisk reads another directory): an attempt too, logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Final
 
@@ -36,11 +38,16 @@ MENU_TIMEOUT_MS: Final = 6000
 MENU_TRIES: Final = 2  # a key that is not 1, 2 or 9 hears the menu once more
 
 
+class SpeechNotPlayed(Exception):
+    """Asterisk could not play a notice's speech (its file is not where Asterisk reads)."""
+
+
 class NoticeOutcome:
     """What the call came to so far: a hang-up keeps the last thing decided."""
 
     def __init__(self) -> None:
         self.state = VoiceState.UNANSWERED
+        self.word = "hung_up"  # the history's word for an attempt that ends unanswered
         self.detail = "hung up during the opening, before the notice"
         self.decided = False
 
@@ -56,7 +63,7 @@ async def _stream(channel: AgiChannel, path: str, keys: str) -> str | None:
     if reply.failed:
         await channel.probe()  # CallerHungUp if gone; else the file is missing
         log.error("notice call on %s: could not play %s", channel.env.channel, path)
-        return None
+        raise SpeechNotPlayed(path)
     return interrupting_key(reply, keys)
 
 
@@ -115,9 +122,14 @@ def notice_route(store: Store, notices: NoticeSettings) -> Route:
         except CallerHungUp:
             if not outcome.decided:
                 log.info("notice call %d: hung up (%s)", call.id, outcome.detail)
+        except SpeechNotPlayed:
+            # Nothing was said: an attempt, tried again (and after the last, the next channel).
+            outcome.state, outcome.word = VoiceState.UNANSWERED, "not_played"
+            outcome.detail = f"its speech could not be played (not in {notices.speech_asterisk_dir})"
         finally:
             try:
-                word = await asyncio.to_thread(end_answered, store, call, outcome.state, outcome.detail, notices)
+                end = functools.partial(end_answered, word=outcome.word)
+                word = await asyncio.to_thread(end, store, call, outcome.state, outcome.detail, notices)
             except StoreUnavailable as exc:
                 # The call stays `calling`: the dialler reclaims it later as an attempt.
                 log.error("notice call %d: outcome %s not stored (%s)", call.id, outcome.state, exc)
