@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import zoneinfo
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -77,6 +78,25 @@ def parse_channels(text: str) -> tuple[Channel, ...]:
             raise PreferenceRefused(f"channel {name} is named twice")
         chosen.append(Channel(name))
     return tuple(chosen)
+
+
+def quiet_end(window: tuple[dt.time, dt.time], zone: str, now: dt.datetime) -> dt.datetime:
+    """`now`, or the end of the local `window` (which may cross midnight) if `now` is inside.
+
+    >>> at = dt.datetime(2026, 12, 3, 14, 0, tzinfo=dt.UTC)  # 22:00 in Beijing
+    >>> quiet_end((dt.time(21), dt.time(8)), "Asia/Shanghai", at)
+    datetime.datetime(2026, 12, 4, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    start, end = window
+    local = now.astimezone(zoneinfo.ZoneInfo(zone))
+    t = local.time().replace(tzinfo=None)
+    inside = (start <= t or t < end) if start > end else (start <= t < end)
+    if not inside:
+        return now
+    wake = local.replace(hour=end.hour, minute=end.minute, second=end.second, microsecond=0)
+    if wake <= local:
+        wake += dt.timedelta(days=1)
+    return wake.astimezone(dt.UTC)
 
 
 def parse_clock(text: str) -> dt.time:

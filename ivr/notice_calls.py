@@ -13,7 +13,8 @@ The rules a call keeps:
 - at most `notices.max_calls` notice calls up at once (and every call out, callbacks too,
   within `sip.outbound_channels` in the dialplan), so inbound callers find free lines;
 - never two calls to one number at once (a unique index of calls under way, migration 0033);
-- never a call to a number in `voice_optouts`;
+- never a call to a number in `voice_optouts`, nor within the resident's own quiet hours
+  (core/preferences.py; for every category, instant ones too: a call rings);
 - busy, unanswered or failed attempts (Asterisk's DIALSTATUS and hangup cause recorded)
   are tried again `notices.retry_after_s` later, `notices.max_attempts` in all; then the
   notice moves on to the resident's next channel (SMS for most) with the history saying so;
@@ -40,7 +41,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, Table, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from core import audit
+from core import audit, preferences
 from core.db import Store, among
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
@@ -144,10 +145,31 @@ def _lock_claims(c: Connection) -> None:
         c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
 
 
-def claim(store: Store, notices: NoticeSettings, dialler: str, now: dt.datetime) -> list[NoticeCall]:
+def _quiet_windows(c: Connection, notice_ids: list[int]) -> dict[int, tuple[dt.time, dt.time]]:
+    """The quiet hours each notice's subject keeps now (their preference for its category),
+    for the notices that have any. A call rings: it keeps them for every category, instant
+    ones too, which an SMS need not."""
+    rows = c.execute(
+        select(NOTICES.c.id, NOTICES.c.subject_kind, NOTICES.c.subject_id, NOTICES.c.category).where(
+            among(c, NOTICES.c.id, notice_ids)
+        )
+    ).all()
+    out: dict[int, tuple[dt.time, dt.time]] = {}
+    for kind in {r.subject_kind for r in rows}:
+        chosen = preferences.load(c, kind, [r.subject_id for r in rows if r.subject_kind == kind])
+        for r in rows:
+            if r.subject_kind == kind:
+                pick = preferences.choose(chosen.get(r.subject_id), r.category)
+                if not isinstance(pick, str) and pick.quiet:
+                    out[r.id] = pick.quiet
+    return out
+
+
+def claim(store: Store, notices: NoticeSettings, dialler: str, now: dt.datetime, *, zone: str) -> list[NoticeCall]:
     """Due calls to place now: as many as the cap leaves room for, one per number, none to
     a number under a call already. A due call to a number that opted out ends here (the
-    notice moves on). Calling hours are the caller's to check."""
+    notice moves on); one due within its resident's own quiet hours waits for their end.
+    Calling hours are the caller's to check."""
     with store.transaction() as c:
         _lock_claims(c)
         calling = c.scalar(select(func.count()).select_from(VOICE).where(VOICE.c.status == VoiceState.CALLING)) or 0
@@ -165,9 +187,15 @@ def claim(store: Store, notices: NoticeSettings, dialler: str, now: dt.datetime)
             return []
         numbers = sorted({r.number for r in due})
         out = set(c.scalars(select(VoiceOptOut.phone).where(among(c, VoiceOptOut.phone, numbers))))
+        quiet = _quiet_windows(c, [r.notice_id for r in due])
         chosen: dict[str, NoticeCall] = {}
         for r in due:
-            if r.number in out:
+            wake = preferences.quiet_end(quiet[r.notice_id], zone, now) if r.notice_id in quiet else now
+            if wake > now and r.number not in out:
+                c.execute(update(VOICE).where(VOICE.c.id == r.id).values(next_attempt_at=wake))
+                local = wake.astimezone(ZoneInfo(zone))
+                add_step(c, r.notice_id, Channel.VOICE, "waiting", f"their quiet hours, until {local:%H:%M}", now)
+            elif r.number in out:
                 _end(
                     c,
                     r.id,
@@ -431,7 +459,7 @@ class NoticeDialler:
 
     def _claim(self, now: dt.datetime) -> list[NoticeCall]:
         try:
-            return claim(self.store, self.notices, self.name, now)
+            return claim(self.store, self.notices, self.name, now, zone=self.settings.queue.timezone)
         except IntegrityError:
             # Another dialler put a call to one of these numbers under way at the same moment.
             log.info("notice calls: a number's call was claimed elsewhere at once; next round")

@@ -14,7 +14,6 @@ opens the next one the same way when a channel gives up.
 from __future__ import annotations
 
 import datetime as dt
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -26,7 +25,7 @@ from core.masking import mask_openid, mask_phone
 from core.models import SmsMessage, SmsOptOut, VoiceNotice, VoiceOptOut, WeChatBinding, WeChatMessage
 from core.notices import NOTICES, add_step
 from core.phones import BadPhoneNumber, store_form
-from core.preferences import Preference
+from core.preferences import Preference, quiet_end
 from core.settings import SmsSettings, WeChatSettings
 from core.states import Channel, MessageState, NoticeState, VoiceState, WeChatState
 from sms.templates import OPTIONAL_CATEGORIES
@@ -40,26 +39,12 @@ INSTANT_CATEGORIES: Final = frozenset({"resident_reminder", "security", "medical
 SMS_ONLY_TYPES: Final = frozenset({"wechat_bind_code"})
 
 
-def _wake(window: tuple[dt.time, dt.time], zone: str, now: dt.datetime) -> dt.datetime:
-    """`now`, or the end of the local `window` (which may cross midnight) if `now` is inside."""
-    start, end = window
-    local = now.astimezone(zoneinfo.ZoneInfo(zone))
-    t = local.time().replace(tzinfo=None)
-    inside = (start <= t or t < end) if start > end else (start <= t < end)
-    if not inside:
-        return now
-    wake = local.replace(hour=end.hour, minute=end.minute, second=end.second, microsecond=0)
-    if wake <= local:
-        wake += dt.timedelta(days=1)
-    return wake.astimezone(dt.UTC)
-
-
 def quiet_until(settings: SmsSettings, zone: str, category: str, now: dt.datetime) -> dt.datetime:
     """`now`, or the end of the category's quiet hours if `now` falls inside them."""
     window = settings.quiet_hours.get(category)
     if window is None or category in INSTANT_CATEGORIES:
         return now
-    return _wake(window, zone, now)
+    return quiet_end(window, zone, now)
 
 
 def due_at(
@@ -70,7 +55,7 @@ def due_at(
     due = quiet_until(settings, zone, category, now)
     if quiet is None or category in INSTANT_CATEGORIES:
         return due
-    return max(due, _wake(quiet, zone, now))
+    return max(due, quiet_end(quiet, zone, now))
 
 
 def plan_of(preference: Preference) -> tuple[str, ...]:

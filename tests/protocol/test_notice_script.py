@@ -18,7 +18,7 @@ from ivr.fastagi import FastAgiServer
 from ivr.notice_calls import claim
 from ivr.notice_flow import notice_route
 from tests.protocol.agi_peer import Caller, environment, run_peer
-from tests.store.test_notice_calls import DAY, RULES, _queue_calls
+from tests.store.test_notice_calls import DAY, RULES, ZONE, _queue_calls
 
 TEXT_KEYS = '"129"'  # the notice's own STREAM FILE: 1, 2 and 9 may interrupt it
 GONE = b"200 result=-1 endpos=0\n"
@@ -46,7 +46,7 @@ def _key(digit: str) -> bytes:
 
 async def _answered(store: Store, sample_data: Any, peer: Callable[[int], Caller]) -> tuple[VoiceNotice, list[str]]:
     (call_id,) = _queue_calls(store, sample_data[1][:1])
-    claim(store, RULES, "d1", DAY)
+    claim(store, RULES, "d1", DAY, zone=ZONE)
     app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
     app.add_route("notice", notice_route(store, NoticeSettings()))
     srv = await app.serve("127.0.0.1", 0)

@@ -91,36 +91,36 @@ def test_the_module_examples() -> None:
 def test_the_cap_and_one_call_per_number(store: Store, sample_data: Any) -> None:
     residents = sample_data[1][:3]
     ids = _queue_calls(store, residents)
-    first = claim(store, RULES, "d1", DAY)
+    first = claim(store, RULES, "d1", DAY, zone=ZONE)
     assert [c.id for c in first] == ids[:2]  # two at once (max_calls), oldest first
-    assert claim(store, RULES, "d1", DAY) == []  # the cap holds until one ends
+    assert claim(store, RULES, "d1", DAY, zone=ZONE) == []  # the cap holds until one ends
     assert {_call(store, i).status for i in ids} == {"calling", "queued"}
     assert first[0].text.startswith(f"{residents[0].name}您好") and first[0].number == residents[0].phone
 
 
 def test_two_notices_to_one_number_are_never_called_at_once(store: Store, sample_data: Any) -> None:
     ids = _queue_calls(store, sample_data[1][:2], number="0572-5123456")
-    (only,) = claim(store, RULES, "d1", DAY)
-    assert only.id == ids[0] and claim(store, RULES, "d1", DAY) == []
+    (only,) = claim(store, RULES, "d1", DAY, zone=ZONE)
+    assert only.id == ids[0] and claim(store, RULES, "d1", DAY, zone=ZONE) == []
     # The database keeps it too, whoever writes: a second call to the number under way fails.
     with pytest.raises(IntegrityError), store.transaction() as c:
         c.execute(VoiceNotice.__table__.update().where(VoiceNotice.id == ids[1]).values(status="calling"))
     record_dial(store, DialResult(ids[0], "NOANSWER", "19"), RULES, DAY)
-    (then,) = claim(store, RULES, "d1", DAY)
+    (then,) = claim(store, RULES, "d1", DAY, zone=ZONE)
     assert then.id == ids[1]
 
 
 def test_busy_then_no_answer_gives_up_and_the_sms_follows(store: Store, sample_data: Any) -> None:
     r = sample_data[1][0]
     (call_id,) = _queue_calls(store, [r])
-    claim(store, RULES, "d1", DAY)
+    claim(store, RULES, "d1", DAY, zone=ZONE)
     assert record_dial(store, DialResult(call_id, "BUSY", "17"), RULES, DAY) == "busy"
     queued = _call(store, call_id)
     assert (queued.status, queued.attempts, queued.last_result) == ("queued", 1, "busy")
     assert queued.next_attempt_at == DAY + dt.timedelta(seconds=600)
-    assert claim(store, RULES, "d1", DAY + dt.timedelta(seconds=599)) == []  # spaced out
+    assert claim(store, RULES, "d1", DAY + dt.timedelta(seconds=599), zone=ZONE) == []  # spaced out
     later = DAY + dt.timedelta(seconds=600)
-    assert len(claim(store, RULES, "d1", later)) == 1
+    assert len(claim(store, RULES, "d1", later, zone=ZONE)) == 1
     assert record_dial(store, DialResult(call_id, "NOANSWER", "19"), RULES, later) == "unanswered"
     ended = _call(store, call_id)
     assert (ended.status, ended.attempts) == ("unanswered", 1)
@@ -146,14 +146,14 @@ def test_the_trunk_down_is_no_attempt_and_is_said_once(store: Store, sample_data
     (call_id,) = _queue_calls(store, sample_data[1][:1])
     for minute in range(3):
         at = DAY + dt.timedelta(minutes=minute)
-        assert len(claim(store, RULES, "d1", at)) == 1
+        assert len(claim(store, RULES, "d1", at, zone=ZONE)) == 1
         assert record_dial(store, DialResult(call_id, "CHANUNAVAIL", "0"), RULES, at) == "waiting"
     waiting = _call(store, call_id)
     assert (waiting.status, waiting.attempts) == ("queued", 0)
     assert waiting.next_attempt_at == DAY + dt.timedelta(minutes=3)
     assert _history(store, waiting.notice_id) == [("voice", "queued"), ("voice", "waiting")]
     # A wrong number (cause 1, unallocated) is the resident's attempt, not the trunk's.
-    claim(store, RULES, "d1", DAY + dt.timedelta(minutes=3))
+    claim(store, RULES, "d1", DAY + dt.timedelta(minutes=3), zone=ZONE)
     assert record_dial(store, DialResult(call_id, "CHANUNAVAIL", "1"), RULES, DAY) == "failed"
     assert _call(store, call_id).attempts == 1
 
@@ -163,7 +163,7 @@ def test_a_number_that_opted_out_is_not_called(store: Store, sample_data: Any) -
     (call_id,) = _queue_calls(store, [r])
     with store.transaction() as c:
         c.execute(insert(VoiceOptOut).values(phone=r.phone, at=DAY, source="agent"))
-    assert claim(store, RULES, "d1", DAY) == []
+    assert claim(store, RULES, "d1", DAY, zone=ZONE) == []
     call = _call(store, call_id)
     assert call.status == VoiceState.OPTED_OUT
     assert _notice(store, call.notice_id).state == NoticeState.ADVANCE
@@ -174,7 +174,7 @@ def test_what_the_answered_call_ends_as(store: Store, sample_data: Any) -> None:
     residents = sample_data[1][:4]
     ids = _queue_calls(store, residents)
     rules = RULES.model_copy(update={"max_calls": 4})
-    claim(store, rules, "d1", DAY)
+    claim(store, rules, "d1", DAY, zone=ZONE)
     taken = [take_answered(store, i, DAY) for i in ids]
     assert all(t is not None for t in taken)
     confirmed, heard, opted, early = (t for t in taken if t is not None)
@@ -208,7 +208,7 @@ def test_what_the_answered_call_ends_as(store: Store, sample_data: Any) -> None:
 
 def test_answered_but_never_played_counts_as_an_attempt(store: Store, sample_data: Any) -> None:
     (call_id,) = _queue_calls(store, sample_data[1][:1])
-    claim(store, RULES, "d1", DAY)
+    claim(store, RULES, "d1", DAY, zone=ZONE)
     # The notice script never took the call (FastAGI down): the dialing half says ANSWER.
     assert record_dial(store, DialResult(call_id, "ANSWER", "16"), RULES, DAY) == "not_played"
     assert (_call(store, call_id).status, _call(store, call_id).attempts) == ("queued", 1)
@@ -216,7 +216,7 @@ def test_answered_but_never_played_counts_as_an_attempt(store: Store, sample_dat
 
 def test_a_call_whose_dialler_died_is_queued_again_as_an_attempt(store: Store, sample_data: Any) -> None:
     (call_id,) = _queue_calls(store, sample_data[1][:1])
-    claim(store, RULES, "d1", DAY)
+    claim(store, RULES, "d1", DAY, zone=ZONE)
     assert reclaim_stale(store, RULES, DAY + dt.timedelta(seconds=599)) == 0
     assert reclaim_stale(store, RULES, DAY + dt.timedelta(seconds=601)) == 1
     call = _call(store, call_id)
@@ -259,3 +259,19 @@ def test_with_asterisk_away_a_call_waits_unplaced_and_its_speech_is_kept(
     assert _history(store, call.notice_id) == [("voice", "queued"), ("voice", "waiting")]
     made = sorted(p.name for p in (tmp_path / "speech").iterdir())
     assert len(made) == 2 and all(name.startswith("zh-") and name.endswith(".wav") for name in made)
+
+
+def test_a_call_waits_out_the_residents_own_quiet_hours(store: Store, sample_data: Any) -> None:
+    r = sample_data[1][0]
+    (call_id,) = _queue_calls(store, [r])
+    # Set after the notice was queued: the call keeps the choice as it is now, and holds
+    # it for pension_credited, an instant category an SMS would not hold.
+    with store.transaction() as c:
+        save(c, "person", r.id_number, "*", parse("voice,sms", quiet_start="09:30", quiet_end="11:00"), now=DAY)
+    assert claim(store, RULES, "d1", DAY, zone=ZONE) == []  # 10:00 in Beijing
+    waiting = _call(store, call_id)
+    assert (waiting.status, waiting.attempts) == ("queued", 0)
+    assert waiting.next_attempt_at == dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC)  # 11:00 there
+    assert _history(store, waiting.notice_id)[-1] == ("voice", "waiting")
+    (placed,) = claim(store, RULES, "d1", dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC), zone=ZONE)
+    assert placed.id == call_id
