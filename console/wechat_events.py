@@ -2,7 +2,8 @@
 
 `GET` is WeChat's check of the server (echo `echostr` when the signature holds); `POST` a
 push in plaintext mode (sms/wechat_push.py). Every request must carry the signature of
-`wechat.token`: a wrong or missing one is refused (403) and logged. A body that is not the
+`wechat.token`, with a fresh timestamp and a nonce not used before: anything else is
+refused (403) and logged. A body that is not the
 documented XML is refused (400), one over 16 KiB too (413). An `unsubscribe` drops the
 binding of that openid (audited): notices for that resident go by their other channels.
 Other pushes are acknowledged and left alone. The answer is `success`, which sends the
@@ -20,10 +21,11 @@ from console.request import deps
 from console.wechat_bind import binder
 from core.masking import mask_openid
 from sms.errors import BadPush
-from sms.wechat_push import ACK, MAX_PUSH_BYTES, parse_push, signed
+from sms.wechat_push import ACK, MAX_PUSH_BYTES, Replays, parse_push, signed
 
 log = logging.getLogger(__name__)
 PATH = "/wechat/events"
+REPLAYS = web.AppKey("wechat_replays", Replays)
 
 
 def _check(request: web.Request) -> None:
@@ -34,6 +36,10 @@ def _check(request: web.Request) -> None:
     if not signed(settings.token, q.get("timestamp", ""), q.get("nonce", ""), q.get("signature", "")):
         log.warning("wechat: a push to %s from %s with a wrong or missing signature, refused", PATH, request.remote)
         raise web.HTTPForbidden(text="signature does not match")
+    why = request.app[REPLAYS].refuse(q["timestamp"], q["nonce"])
+    if why:
+        log.warning("wechat: a signed request to %s from %s refused: %s", PATH, request.remote, why)
+        raise web.HTTPForbidden(text=f"refused: {why}")
 
 
 async def verify_server(request: web.Request) -> web.StreamResponse:
@@ -60,5 +66,6 @@ async def push(request: web.Request) -> web.StreamResponse:
 
 
 def add_routes(app: web.Application) -> None:
+    app[REPLAYS] = Replays()
     app.router.add_get(PATH, verify_server)
     app.router.add_post(PATH, push)

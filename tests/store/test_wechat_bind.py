@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -240,7 +242,10 @@ async def test_forms_need_the_session_and_its_token(site: Site) -> None:
     assert sent_codes(site.store, RESIDENTS[0].id_number) == []
 
 
-def signed_query(timestamp: str = "1733150000", nonce: str = "482910") -> dict[str, str]:
+def signed_query(timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+    """As WeChat signs a request: now, with a nonce of its own."""
+    timestamp = timestamp or str(int(time.time()))
+    nonce = nonce or str(secrets.randbelow(10**9))
     return {"timestamp": timestamp, "nonce": nonce, "signature": signature(PUSH_TOKEN, timestamp, nonce)}
 
 
@@ -269,7 +274,8 @@ async def test_an_unsubscribe_push_drops_the_binding_and_bad_pushes_are_refused(
     url = f"{site.base}/wechat/events"
     async with browser() as http:
         await bind(http, site, ALICE, resident.id_number)
-        forged = {**signed_query(), "signature": signature("not-our-token", "1733150000", "482910")}
+        signed = signed_query()
+        forged = {**signed, "signature": signature("not-our-token", signed["timestamp"], signed["nonce"])}
         r = await http.post(url, params=forged, data=push_xml(ALICE, "unsubscribe"))
         assert r.status == 403 and bindings(site.store) == {resident.id_number: ALICE}
         for body in (b"<xml><FromUserName>", b'<!DOCTYPE x [<!ENTITY a "b">]><xml/>', b"<html></html>", b""):
@@ -280,6 +286,15 @@ async def test_an_unsubscribe_push_drops_the_binding_and_bad_pushes_are_refused(
         assert r.status == 413
         r = await http.post(url, params=signed_query(), data=push_xml(ALICE, "subscribe"))
         assert r.status == 200 and await r.text() == "success"
+        assert bindings(site.store) == {resident.id_number: ALICE}
+        # A signed query seen once (the signature does not cover the body) or an old one
+        # cannot be used to post a push of someone else's making.
+        once = signed_query()
+        assert (await http.post(url, params=once, data=push_xml(ALICE, "subscribe"))).status == 200
+        replayed = await http.post(url, params=once, data=push_xml(ALICE, "unsubscribe"))
+        assert replayed.status == 403 and "used before" in await replayed.text()
+        stale = signed_query(timestamp=str(int(time.time()) - 3600))
+        assert (await http.post(url, params=stale, data=push_xml(ALICE, "unsubscribe"))).status == 403
         assert bindings(site.store) == {resident.id_number: ALICE}
         r = await http.post(url, params=signed_query(), data=push_xml(ALICE, "unsubscribe"))
         assert r.status == 200 and await r.text() == "success"
