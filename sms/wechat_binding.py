@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
 
 from core import audit, idnumber
 from core.business import BusinessPort
@@ -38,6 +38,8 @@ EVENT_TYPE: Final = "wechat_bind_code"
 ACTION: Final = "change:wechat_binding"
 HOUR: Final = dt.timedelta(hours=1)
 KEEP_REQUESTS: Final = dt.timedelta(days=1)
+# pg_advisory_xact_lock's key for "counting bind-code requests" (no other lock uses it).
+REQUESTS_LOCK: Final = 0x12333_B1D0
 CODES = cast(Table, WeChatBindCode.__table__)
 BINDINGS = cast(Table, WeChatBinding.__table__)
 REQUESTS = cast(Table, WeChatBindRequest.__table__)
@@ -107,6 +109,12 @@ class Binder:
         """Record the request, or TooManyCodes if this account or this ID number had its fill."""
         since = now - HOUR
         with self.store.transaction() as c:
+            # Counted and recorded under one lock, so two requests at once cannot both pass
+            # the limit's last place: PostgreSQL's advisory lock for bind requests, SQLite's
+            # write lock (taken by this first write: the sweep of old requests).
+            if c.dialect.name == "postgresql":
+                c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REQUESTS_LOCK})
+            c.execute(delete(REQUESTS).where(REQUESTS.c.requested_at < now - KEEP_REQUESTS))
             by_openid = _count(c, REQUESTS.c.openid == openid, since)
             by_id = _count(c, REQUESTS.c.subject_id == id_number, since)
             if by_openid >= self.settings.bind_codes_per_openid_per_hour:
@@ -115,7 +123,6 @@ class Binder:
             if by_id >= self.settings.bind_codes_per_id_per_hour:
                 log.warning("wechat bind: %d codes for %s this hour, refused", by_id, mask_id(id_number))
                 raise TooManyCodes("this ID number")
-            c.execute(delete(REQUESTS).where(REQUESTS.c.requested_at < now - KEEP_REQUESTS))
             row = c.execute(
                 insert(REQUESTS)
                 .values(openid=openid, subject_id=id_number, requested_at=now, sent=False)

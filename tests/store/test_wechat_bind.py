@@ -9,18 +9,31 @@ import datetime as dt
 import logging
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp import ClientSession
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from core import idnumber, sample
 from core.db import Store
 from core.masking import mask_id, mask_openid, mask_phone
-from core.models import AuditEntry, BusinessEvent, Resident, WeChatBindCode, WeChatBinding
+from core.models import (
+    AuditEntry,
+    BusinessEvent,
+    Resident,
+    WeChatBindCode,
+    WeChatBinding,
+    WeChatBindRequest,
+    utcnow,
+)
+from core.sample_port import SampleBusinessPort
+from core.settings import WeChatSettings
+from sms.errors import TooManyCodes
 from sms.templates import render
+from sms.wechat_binding import Binder
 from sms.wechat_push import signature
 from tests.conftest import SAMPLE_RESIDENTS
 from tests.wechat_bind_support import (
@@ -304,3 +317,26 @@ async def test_an_unsubscribe_push_drops_the_binding_and_bad_pushes_are_refused(
     said = caplog.text
     for private in (ALICE, resident.id_number, resident.phone, *sent_codes(site.store, resident.id_number)):
         assert private not in said
+
+
+def test_requests_at_the_same_moment_cannot_both_take_the_last_place(store: Store) -> None:
+    """Eight code requests for one ID number at once, from eight accounts, with room for
+    three an hour: exactly three are counted, on either database."""
+    sample.load(store, "pepper", residents=SAMPLE_RESIDENTS)
+    settings = WeChatSettings(enabled=True, app_id="wx1", app_secret="s", token="t", bind_codes_per_id_per_hour=3)
+    binder = Binder(store, SampleBusinessPort(store, "pepper"), settings, "pepper")
+    now = utcnow()
+    target = RESIDENTS[1].id_number
+
+    def ask(i: int) -> bool:
+        try:
+            binder._count_request(f"o-race-{i:02d}-account-0123456789", target, now)
+        except TooManyCodes:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        passed = list(pool.map(ask, range(8)))
+    assert sum(passed) == 3
+    with store.session() as s:
+        assert s.scalar(select(func.count()).select_from(WeChatBindRequest)) == 3
