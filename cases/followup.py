@@ -16,14 +16,14 @@ import datetime as dt
 import logging
 from typing import Final
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from cases.errors import BadOrderInput, NoReplyNumber, OrderStateError
 from cases.events import add_event, moment
 from cases.orders import ORDERS, Order, order_of, read_order
 from cases.replies import FOLLOWUP_EVENT, emit_event, followup_key, reply_number
 from core.calendar import in_business_hours
-from core.db import Store, upsert
+from core.db import Store, pg_lock, upsert
 from core.masking import mask_phone
 from core.models import SmsSurvey
 from core.settings import Settings
@@ -107,8 +107,7 @@ def _survey_open(c: Connection, phone: str, now: dt.datetime) -> bool:
     with two open it could not say which order it rates: one at a time per number. On
     PostgreSQL a lock per number, held to the end of the transaction, keeps two processes
     from both finding none and both asking."""
-    if c.dialect.name == "postgresql":
-        c.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("survey:" + phone, 0))))
+    pg_lock(c, "survey:" + phone)
     open_ = select(SURVEYS.c.key).where(
         SURVEYS.c.phone == phone, SURVEYS.c.answer.is_(None), SURVEYS.c.open_until > now
     )

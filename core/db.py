@@ -196,6 +196,17 @@ def chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
         yield values[i : i + size]
 
 
+def pg_lock(conn: Connection, key: int | str) -> None:
+    """On PostgreSQL, a transaction-level advisory lock on `key` (a number, or a name such
+    as `mo:<phone>` hashed to one), held until the transaction ends: what it guards is read
+    and written by one transaction at a time across processes. SQLite has one writer at a
+    time already; there the caller's first statement must be its first write."""
+    if conn.dialect.name != "postgresql":
+        return
+    number = func.hashtextextended(key, 0) if isinstance(key, str) else key
+    conn.execute(select(func.pg_advisory_xact_lock(number)))
+
+
 def among(conn: Connection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one statement text for any
     number of values: psycopg prepares it after a few runs, where an IN list is new SQL for

@@ -16,9 +16,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, delete, select, text
+from sqlalchemy import Connection, delete, select
 
-from core.db import chunks, upsert
+from core.db import chunks, pg_lock, upsert
 from core.models import ReportCallHour, ReportFcrHour, ReportMenuHour, ReportSealed, ReportSmsHour, ReportState
 
 KINDS: dict[str, Any] = {"calls": ReportCallHour, "menu": ReportMenuHour, "sms": ReportSmsHour, "fcr": ReportFcrHour}
@@ -36,8 +36,7 @@ def serialize(c: Connection) -> None:
     """Sealing and unsealing exclude each other until the transaction ends, so a seal is
     never written from a snapshot taken before an unseal committed. (SQLite has one writer
     at a time already: both begin by writing.)"""
-    if c.dialect.name == "postgresql":
-        c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK_KEY})
+    pg_lock(c, LOCK_KEY)
 
 
 def generation(c: Connection, kind: str) -> int:

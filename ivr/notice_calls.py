@@ -38,11 +38,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import audit, preferences
-from core.db import Store, among
+from core.db import Store, among, pg_lock
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import Notice, Resident, VoiceNotice, VoiceOptOut, utcnow
@@ -140,11 +140,6 @@ def carrier_form(number: str, settings: Settings) -> str:
     return e164 if trunk is not None and trunk.dial_format == "e164" else national(e164, settings.sip.country_code)
 
 
-def _lock_claims(c: Connection) -> None:
-    if c.dialect.name == "postgresql":
-        c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
-
-
 def _quiet_windows(c: Connection, notice_ids: list[int]) -> dict[int, tuple[dt.time, dt.time]]:
     """The quiet hours each notice's subject keeps now (their preference for its category),
     for the notices that have any. A call rings: it keeps them for every category, instant
@@ -171,7 +166,7 @@ def claim(store: Store, notices: NoticeSettings, dialler: str, now: dt.datetime,
     notice moves on); one due within its resident's own quiet hours waits for their end.
     Calling hours are the caller's to check."""
     with store.transaction() as c:
-        _lock_claims(c)
+        pg_lock(c, CLAIM_LOCK)
         calling = c.scalar(select(func.count()).select_from(VOICE).where(VOICE.c.status == VoiceState.CALLING)) or 0
         room = notices.max_calls - calling
         if room <= 0:

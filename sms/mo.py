@@ -39,7 +39,7 @@ from typing import Any, Final, cast
 from sqlalchemy import Connection, Table, func, select, update
 
 from core.business import AuditedReader, PhoneOwners
-from core.db import Store, upsert
+from core.db import Store, pg_lock, upsert
 from core.masking import mask_phone
 from core.models import (
     SmsMessage,
@@ -219,8 +219,7 @@ class MoHandler:
         """The text, stored first: on SQLite this write takes the database's write lock, on
         PostgreSQL a lock per number is taken before it, so the count that follows sees
         every reply to this number committed before."""
-        if c.dialect.name == "postgresql":
-            c.execute(select(func.pg_advisory_xact_lock(func.hashtextextended("mo:" + phone, 0))))
+        pg_lock(c, "mo:" + phone)
         row = {"phone": phone, "text": text[:1000], "keyword": keyword.lower(), "received_at": now}
         return int(c.execute(TEXTS.insert().values(**row, replied=False).returning(TEXTS.c.id)).scalar_one())
 

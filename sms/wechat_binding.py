@@ -23,11 +23,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Final, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 
 from core import audit, idnumber
 from core.business import BusinessPort
-from core.db import Store, upsert
+from core.db import Store, pg_lock, upsert
 from core.masking import mask_id, mask_openid, mask_phone
 from core.models import BusinessEvent, WeChatBindCode, WeChatBinding, WeChatBindRequest, utcnow
 from core.settings import WeChatSettings
@@ -112,8 +112,7 @@ class Binder:
             # Counted and recorded under one lock, so two requests at once cannot both pass
             # the limit's last place: PostgreSQL's advisory lock for bind requests, SQLite's
             # write lock (taken by this first write: the sweep of old requests).
-            if c.dialect.name == "postgresql":
-                c.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": REQUESTS_LOCK})
+            pg_lock(c, REQUESTS_LOCK)
             c.execute(delete(REQUESTS).where(REQUESTS.c.requested_at < now - KEEP_REQUESTS))
             by_openid = _count(c, REQUESTS.c.openid == openid, since)
             by_id = _count(c, REQUESTS.c.subject_id == id_number, since)
