@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import logging
 import re
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Final
 
 from ivr import speech
 from ivr.errors import PromptBuildError
-from ivr.prompts import RECIPE, VOICES, Synthesizer, check_wav, convert, sentences
+from ivr.prompts import RECIPE, VOICES, Synthesizer, check_wav, speak_into
 
 log = logging.getLogger(__name__)
 
@@ -119,18 +118,16 @@ class NoticeSpeech:
         if self._synth is None:
             self._synth = self._make_synthesizer()
         self.directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="notice-speech-") as tmp:
-            pieces = []
-            for i, sentence in enumerate(sentences(words)):
-                piece = Path(tmp) / f"{i:03d}.wav"
-                self._synth.speak(sentence, VOICES[language], piece)
-                pieces.append(piece)
-            made = Path(tmp) / "notice.wav"
-            convert(pieces, made)
+        # Made beside its place, then moved into it in one step (the same file system): a
+        # call never plays half a file, nor one that failed its check.
+        made = target.with_suffix(".part.wav")
+        try:
+            speak_into(self._synth, words, language, made)
             check_wav(made, words)
             made.chmod(0o644)
-            # Into place in one step: a call never plays half a file.
             made.replace(target)
+        finally:
+            made.unlink(missing_ok=True)
         log.info("notice speech made: %s (%d characters)", target.name, len(words))
 
     def close(self) -> None:

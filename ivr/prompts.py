@@ -107,7 +107,7 @@ def _wait_for_file(path: Path, timeout_s: float) -> bool:
     return False
 
 
-def convert(pieces: list[Path], out: Path) -> None:
+def _convert(pieces: list[Path], out: Path) -> None:
     sox = shutil.which("sox")
     if sox is None:
         raise PromptBuildError("sox is not installed: apt-get install sox")
@@ -150,7 +150,7 @@ def build(catalogue: Catalogue, out_dir: Path, *, force: bool = False) -> BuildR
                 unchanged += 1
                 continue
             synth = synth or Synthesizer()
-            _build_one(synth, text, lang, target)
+            speak_into(synth, text, lang, target)
             manifest[key] = fingerprint(text, lang)
             built += 1
             manifest_path.write_text(json.dumps(manifest, indent=0, sort_keys=True), encoding="utf-8")
@@ -166,11 +166,13 @@ def build(catalogue: Catalogue, out_dir: Path, *, force: bool = False) -> BuildR
     return BuildReport(built, unchanged, files)
 
 
-def _build_one(synth: Synthesizer, text: str, lang: str, target: Path) -> None:
+def speak_into(synth: Synthesizer, text: str, lang: str, target: Path) -> None:
+    """`text` sentence by sentence (pyttsx3 writes nothing for two at once), joined into
+    `target` at 8 kHz (prompts here, notices' speech in ivr/notice_speech.py)."""
     with tempfile.TemporaryDirectory(prefix="hotline-tts-") as tmp:
         pieces = []
         for i, sentence in enumerate(sentences(text)):
             piece = Path(tmp) / f"{i}.wav"
             synth.speak(sentence, VOICES[lang], piece)
             pieces.append(piece)
-        convert(pieces, target)
+        _convert(pieces, target)
