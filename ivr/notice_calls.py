@@ -47,7 +47,6 @@ from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import Notice, Resident, VoiceNotice, VoiceOptOut, utcnow
 from core.notices import add_step, finish
-from core.phones import national, to_e164
 from core.preference_audit import ACTION_OPT_OUT
 from core.settings import NoticeSettings, Settings
 from core.states import Channel, NoticeState, VoiceState
@@ -55,6 +54,7 @@ from ivr import dialplan
 from ivr.ami_client import AmiSession
 from ivr.errors import AmiError, PromptBuildError
 from ivr.notice_speech import NoticeSpeech
+from ivr.outbound import dial_number
 
 log = logging.getLogger(__name__)
 VOICE: Table = VoiceNotice.__table__  # type: ignore[assignment]
@@ -131,13 +131,6 @@ def calling_window(now: dt.datetime, zone: ZoneInfo, hours: tuple[dt.time, dt.ti
         return None
     day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
     return dt.datetime.combine(day, start, zone).astimezone(dt.UTC)
-
-
-def carrier_form(number: str, settings: Settings) -> str:
-    """The stored number as the outbound trunk's carrier wants it in the Request-URI."""
-    trunk = settings.sip.outbound_trunk()
-    e164 = to_e164(number, settings.sip.country_code)
-    return e164 if trunk is not None and trunk.dial_format == "e164" else national(e164, settings.sip.country_code)
 
 
 def _quiet_windows(c: Connection, notice_ids: list[int]) -> dict[int, tuple[dt.time, dt.time]]:
@@ -481,7 +474,7 @@ class NoticeDialler:
             ami = AmiSession(self.settings)
             await ami.open()
             self._ami = ami
-        exten = carrier_form(call.number, self.settings)
+        exten = dial_number(call.number, self.settings.sip)  # as callbacks dial: the carrier's form
         action = originate_action(call, exten, self.notices.ring_s)
         reply = (await self._ami.send(action, as_list=False))[0]
         if reply.get("Response") != "Success":
