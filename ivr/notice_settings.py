@@ -42,16 +42,10 @@ class NoNumberShown(preferences.PreferenceRefused):
 
 @dataclasses.dataclass(frozen=True)
 class Caller:
-    """Who is choosing: the identified ID number, this call, the number it comes from."""
+    """Who is choosing: the identified ID number, and this call."""
 
     id_number: str
     call_id: str
-    caller: str | None  # the caller id as presented
-
-    @property
-    def number(self) -> str | None:
-        """The calling number in store form, if it looks like a real phone number."""
-        return phone_number(self.caller)
 
 
 class NoticeSettings:

@@ -421,7 +421,7 @@ class IvrSession:
         if settings is None:
             log.error("call %s: no notice settings configured; %s unavailable", self.call_id, action.name)
             return QueryDone(action.name, QueryStatus.UNAVAILABLE)
-        who = Caller(str(action.args["id_number"]), self.call_id, self.info.caller)
+        who = Caller(str(action.args["id_number"]), self.call_id)
         args = action.args
         if action.name == prefs_flow.READ:
             data = settings.read(who)

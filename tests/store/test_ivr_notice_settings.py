@@ -22,8 +22,8 @@ def settings(store: Store) -> NoticeSettings:
     return NoticeSettings(store)
 
 
-def who(r: SampleResident, caller: str | None = "+86 138-1234-5678") -> Caller:
-    return Caller(r.id_number, CALL, caller)
+def who(r: SampleResident) -> Caller:
+    return Caller(r.id_number, CALL)
 
 
 def put_row(store: Store, r: SampleResident, category: str = "*", channels: str = "voice,sms", **more: str) -> None:
@@ -120,12 +120,12 @@ def test_notice_calls_to_the_number_they_ring_stop_and_are_allowed_again(
     store: Store, settings: NoticeSettings, sample_data
 ) -> None:  # type: ignore[no-untyped-def]
     r = sample_data[1][4]
-    # From another phone than the registered one: it is the registered one notices ring.
+    # The registered phone, the one notices ring (the phone a call comes from plays no part).
     assert settings.allow_calls(who(r), allowed=False)["voice_calls"] is False
     assert settings.allow_calls(who(r), allowed=False)["voice_calls"] is False  # already stopped: still
     with store.session() as s:
         assert s.scalars(select(VoiceOptOut.phone)).all() == [r.phone]
-    assert settings.allow_calls(who(r, "anonymous"), allowed=True)["voice_calls"] is True
+    assert settings.allow_calls(who(r), allowed=True)["voice_calls"] is True
     with store.session() as s:
         assert s.scalar(select(VoiceOptOut.phone)) is None
     assert actions(store).count(("ivr", "change:voice_optout")) == 3
@@ -134,13 +134,13 @@ def test_notice_calls_to_the_number_they_ring_stop_and_are_allowed_again(
 def test_a_number_to_call_in_their_row_is_the_one_stopped(store: Store, settings: NoticeSettings, sample_data) -> None:  # type: ignore[no-untyped-def]
     r = sample_data[1][5]
     put_row(store, r, voice_number="0572-5123456")
-    assert settings.allow_calls(who(r, "anonymous"), allowed=False)["voice_calls"] is False
+    assert settings.allow_calls(who(r), allowed=False)["voice_calls"] is False
     with store.session() as s:
         assert s.scalars(select(VoiceOptOut.phone)).all() == ["05725123456"]
 
 
 def test_without_a_number_on_record_notice_calls_cannot_be_set(store: Store, settings: NoticeSettings) -> None:
-    nobody = Caller("330523199001010011", CALL, "13812345678")  # not one of the platform's residents
+    nobody = Caller("330523199001010011", CALL)  # not one of the platform's residents
     assert settings.read(nobody)["voice_calls"] is None
     with pytest.raises(NoNumberShown):
         settings.allow_calls(nobody, allowed=False)
