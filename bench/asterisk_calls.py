@@ -141,20 +141,29 @@ async def run_rounds(settings: Settings, store: Store, people: list[SampleReside
     return rounds
 
 
+def free_agi_port(tool: str, settings: Settings) -> int | None:
+    """The FastAGI port the running Asterisk sends calls to, if nothing listens there yet;
+    else None, with the reason printed for `tool`'s user."""
+    if not settings.ami.secret:
+        print(f"{tool}: set HOTLINE_AMI_SECRET (the running Asterisk's AMI secret)", file=sys.stderr)
+        return None
+    try:
+        port = asyncio.run(agi_port(settings))
+    except HotlineError as exc:  # AMI down or login refused
+        print(f"{tool}: is the local Asterisk up (`hotline asterisk up`)? {exc}", file=sys.stderr)
+        return None
+    if port_in_use(port):
+        print(f"{tool}: {listener(port)} already listens on {AGI_HOST}:{port}; stop it first", file=sys.stderr)
+        return None
+    return port
+
+
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     environ = {k: v for k, v in os.environ.items() if k.startswith("HOTLINE_")}
     settings = load_settings(None, environ)
-    if not settings.ami.secret:
-        print("asterisk_calls: set HOTLINE_AMI_SECRET (the running Asterisk's AMI secret)", file=sys.stderr)
-        return 2
-    try:
-        port = asyncio.run(agi_port(settings))
-    except HotlineError as exc:  # AMI down or login refused
-        print(f"asterisk_calls: is the local Asterisk up (`hotline asterisk up`)? {exc}", file=sys.stderr)
-        return 2
-    if port_in_use(port):
-        print(f"asterisk_calls: {listener(port)} already listens on {AGI_HOST}:{port}; stop it first", file=sys.stderr)
+    port = free_agi_port("asterisk_calls", settings)
+    if port is None:
         return 2
     people = sample.generate(residents=RESIDENTS)[1]
     with tempfile.TemporaryDirectory(prefix="hotline-bench-ast-") as name:

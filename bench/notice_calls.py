@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -36,18 +35,16 @@ from pathlib import Path
 import psutil
 from sqlalchemy import func, select, update
 
-from bench.asterisk_calls import AGI_HOST, agi_port, listener, one_call, trail_failure
+from bench.asterisk_calls import AGI_HOST, free_agi_port, run_round
 from bench.fastagi_load import PEPPER, log_problems, percentile_ms
-from bench.procs import ServerProcess, child_env, free_port, port_in_use
+from bench.procs import ServerProcess, child_env, free_port
 from bench.sip_calls import load_people, restore_asterisk, with_carrier
 from core.db import Store
-from core.errors import HotlineError
 from core.models import VoiceNotice, utcnow
 from core.preferences import parse, save
 from core.sample import SampleResident
 from core.settings import Settings, SmsSettings, load_settings
 from ivr.asterisk import LocalAsterisk
-from ivr.caller import ScriptedCaller
 from sms.intake import emit, intake
 from tests.real.sip_setup import sip_toml
 from tests.sip_peers.sipp import CarrierUas
@@ -131,20 +128,10 @@ class Inbound:
 
 
 async def inbound_round(settings: Settings, store: Store, relay: AgiRelay, people: list[SampleResident]) -> Inbound:
+    """bench/asterisk_calls.py's round of balance queries, the relay's stamps of it kept."""
     relay.sessions = []
-    async with ScriptedCaller(settings) as ami:
-        placed = await asyncio.gather(
-            *(one_call(ami, r, f"1390000{i:04d}") for i, r in enumerate(people)), return_exceptions=True
-        )
-    failures: list[str] = []
-    for r, uid in zip(people, placed, strict=True):
-        if isinstance(uid, HotlineError):
-            failures.append(f"{type(uid).__name__}: {uid}")
-        elif isinstance(uid, BaseException):
-            raise uid
-        elif (problem := await trail_failure(store, uid, r)) is not None:
-            failures.append(problem)
-    return Inbound(len(people), len(people) - len(failures), failures, relay.inbound())
+    done = await run_round(settings, store, people)
+    return Inbound(done.calls, done.ok, done.failures, relay.inbound())
 
 
 def queue_notices(store: Store, zone: str, people: list[SampleResident]) -> None:
@@ -306,16 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     environ = {k: v for k, v in os.environ.items() if k.startswith("HOTLINE_")}
     settings, added = with_carrier(load_settings(None, environ))
-    if not settings.ami.secret:
-        print("notice_calls: set HOTLINE_AMI_SECRET (the running Asterisk's AMI secret)", file=sys.stderr)
-        return 2
-    try:
-        port = asyncio.run(agi_port(settings))
-    except HotlineError as exc:
-        print(f"notice_calls: is the local Asterisk up (`hotline asterisk up`)? {exc}", file=sys.stderr)
-        return 2
-    if port_in_use(port):
-        print(f"notice_calls: {listener(port)} already listens on {AGI_HOST}:{port}; stop it first", file=sys.stderr)
+    port = free_agi_port("notice_calls", settings)
+    if port is None:
         return 2
     local = LocalAsterisk(settings)
     if added:

@@ -26,9 +26,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.asterisk_calls import AGI_HOST, agi_port, listener
+from bench.asterisk_calls import AGI_HOST, free_agi_port
 from bench.fastagi_load import PEPPER, load_sample, log_problems
-from bench.procs import ServerProcess, child_env, port_in_use
+from bench.procs import ServerProcess, child_env
 from core.db import Store
 from core.errors import HotlineError
 from core.models import Call
@@ -184,16 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     environ = {k: v for k, v in os.environ.items() if k.startswith("HOTLINE_")}
     settings = load_settings(None, environ)
-    if not settings.ami.secret:
-        print("queued_calls: set HOTLINE_AMI_SECRET (the running Asterisk's AMI secret)", file=sys.stderr)
-        return 2
-    try:
-        port = asyncio.run(agi_port(settings))
-    except HotlineError as exc:
-        print(f"queued_calls: is the local Asterisk up (`hotline asterisk up`)? {exc}", file=sys.stderr)
-        return 2
-    if port_in_use(port):
-        print(f"queued_calls: {listener(port)} already listens on {AGI_HOST}:{port}; stop it first", file=sys.stderr)
+    port = free_agi_port("queued_calls", settings)
+    if port is None:
         return 2
     with tempfile.TemporaryDirectory(prefix="hotline-bench-queue-") as name:
         tmp = Path(name)

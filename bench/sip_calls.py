@@ -39,9 +39,9 @@ from pathlib import Path
 import psutil
 from sqlalchemy import select
 
-from bench.asterisk_calls import AGI_HOST, LEAD_S, TAIL_S, agi_port, listener, one_call, trail_failure
+from bench.asterisk_calls import AGI_HOST, LEAD_S, TAIL_S, free_agi_port, one_call, trail_failure
 from bench.fastagi_load import PEPPER, log_problems
-from bench.procs import ServerProcess, child_env, port_in_use
+from bench.procs import ServerProcess, child_env
 from core import sample
 from core.db import Store
 from core.errors import HotlineError
@@ -277,16 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     environ = {k: v for k, v in os.environ.items() if k.startswith("HOTLINE_")}
     settings, added = with_carrier(load_settings(None, environ))
-    if not settings.ami.secret:
-        print("sip_calls: set HOTLINE_AMI_SECRET (the running Asterisk's AMI secret)", file=sys.stderr)
-        return 2
-    try:
-        port = asyncio.run(agi_port(settings))
-    except HotlineError as exc:  # AMI down or login refused
-        print(f"sip_calls: is the local Asterisk up (`hotline asterisk up`)? {exc}", file=sys.stderr)
-        return 2
-    if port_in_use(port):
-        print(f"sip_calls: {listener(port)} already listens on {AGI_HOST}:{port}; stop it first", file=sys.stderr)
+    port = free_agi_port("sip_calls", settings)
+    if port is None:
         return 2
     local = LocalAsterisk(settings)
     if added:
