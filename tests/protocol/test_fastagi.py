@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,6 @@ from ivr.session import IvrServices
 from ivr.trail import find_call_id, import_spool, show_call
 from tests.conftest import make_settings
 from tests.protocol.agi_peer import HANGUP_511, Caller, environment, run_peer
-
-
-@pytest.fixture
-async def server(services: IvrServices) -> AsyncIterator[int]:
-    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
-    app.add_route("ivr", ivr_route(services))
-    srv = await app.serve("127.0.0.1", 0)
-    yield srv.sockets[0].getsockname()[1]
-    srv.close()
-    await srv.wait_closed()
 
 
 def pension_entries(r: SampleResident) -> list[str | None]:

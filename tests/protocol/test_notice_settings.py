@@ -5,29 +5,14 @@ and change in the audit log with actor `ivr` and the call's id, and in the call'
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
-import pytest
 from sqlalchemy import insert, select
 
 from core.db import Store
 from core.models import AuditEntry, NoticePreference, VoiceOptOut, WeChatBinding, utcnow
 from core.sample import SampleResident
-from hotline.serve import ivr_route
-from ivr.fastagi import FastAgiServer
-from ivr.session import IvrServices
 from tests.protocol.agi_peer import Caller, environment, run_peer
 from tests.protocol.test_fastagi import last_call
-
-
-@pytest.fixture
-async def server(services: IvrServices) -> AsyncIterator[int]:
-    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
-    app.add_route("ivr", ivr_route(services))
-    srv = await app.serve("127.0.0.1", 0)
-    yield srv.sockets[0].getsockname()[1]
-    srv.close()
-    await srv.wait_closed()
 
 
 def settings_entries(r: SampleResident, *keys: str) -> list[str | None]:
