@@ -44,14 +44,22 @@ def _key(digit: str) -> bytes:
     return f"200 result={ord(digit)} endpos=4000\n".encode()
 
 
-async def _answered(store: Store, sample_data: Any, peer: Callable[[int], Caller]) -> tuple[VoiceNotice, list[str]]:
-    (call_id,) = _queue_calls(store, sample_data[1][:1])
-    claim(store, RULES, "d1", DAY, zone=ZONE)
+async def _notice_script(store: Store, caller: Caller) -> list[str]:
+    """The commands the notice script sent to `caller`, through a FastAGI server of its own."""
     app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
     app.add_route("notice", notice_route(store, NoticeSettings()))
     srv = await app.serve("127.0.0.1", 0)
-    commands = await run_peer(srv.sockets[0].getsockname()[1], peer(call_id), env=environment(script="notice"))
-    srv.close()
+    try:
+        return await run_peer(srv.sockets[0].getsockname()[1], caller, env=environment(script="notice"))
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def _answered(store: Store, sample_data: Any, peer: Callable[[int], Caller]) -> tuple[VoiceNotice, list[str]]:
+    (call_id,) = _queue_calls(store, sample_data[1][:1])
+    claim(store, RULES, "d1", DAY, zone=ZONE)
+    commands = await _notice_script(store, peer(call_id))
     with store.session() as s:
         call = s.get(VoiceNotice, call_id)
         assert call is not None
@@ -131,13 +139,7 @@ async def test_speech_asterisk_cannot_play_is_an_attempt_not_heard(store: Store,
 
 async def test_a_notice_call_not_under_way_is_hung_up_at_once(store: Store, sample_data: Any) -> None:
     (call_id,) = _queue_calls(store, sample_data[1][:1])  # queued, never claimed
-    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
-    app.add_route("notice", notice_route(store, NoticeSettings()))
-    srv = await app.serve("127.0.0.1", 0)
-    commands = await run_peer(
-        srv.sockets[0].getsockname()[1], _peer(call_id, ["2"], []), env=environment(script="notice")
-    )
-    srv.close()
+    commands = await _notice_script(store, _peer(call_id, ["2"], []))
     assert commands == ["GET VARIABLE HOTLINE_NOTICE_CALL"]
     with store.session() as s:
         assert s.get_one(VoiceNotice, call_id).status == "queued"
