@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psutil
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+async def sign_in(page: Page, base: str, username: str, password: str, lands_on: str | None = None) -> None:
+    """The sign-in form, as a person fills it; waits for `base/lands_on`, or for whichever
+    page the role lands on."""
+    await page.goto(f"{base}/login")
+    await page.fill("#username", username)
+    await page.fill("#password", password)
+    await page.click("#login-submit")
+    await page.wait_for_url(f"{base}/{lands_on}" if lands_on else re.compile(r".*/(agent|orders|wallboard|audit)$"))
 
 
 # The softphone's: grant the microphone without asking and feed it a test tone, and accept

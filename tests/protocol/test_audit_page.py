@@ -15,7 +15,7 @@ from core.db import Store
 from core.masking import mask_id
 from core.models import AuditEntry
 from core.sample_port import SampleBusinessPort
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.conftest import PEPPER
 from tests.protocol.test_console import SUP_PW, _client, _console, _sign_in
 
@@ -74,11 +74,7 @@ async def test_in_chromium_the_auditor_finds_a_residents_ivr_balance_read(
         async with chromium() as browser:
             page = await browser.new_page()
             page.set_default_timeout(10_000)
-            await page.goto(f"{base}/login")
-            await page.fill("#username", "aud")
-            await page.fill("#password", AUD_PW)
-            await page.click("#login-submit")
-            await page.wait_for_url(f"{base}/audit")
+            await sign_in(page, base, "aud", AUD_PW, lands_on="audit")
             assert await page.locator("#nav-wallboard").count() == 0
             await page.fill("#audit-id-number", person.id_number)
             await page.select_option("#audit-channel", "ivr")

@@ -40,7 +40,7 @@ from core.models import (
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from ivr.agents import AgentControl
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.conftest import PEPPER, load_sample, make_settings
 
 AGENT_PW = "agent-password-1"
@@ -563,11 +563,7 @@ async def test_a_supervisor_picks_a_period_and_downloads_in_chromium(console: An
     async with chromium() as browser:
         page = await browser.new_page(accept_downloads=True)
         page.set_default_timeout(15_000)
-        await page.goto(f"{base}/login")
-        await page.fill("#username", "sup")
-        await page.fill("#password", SUP_PW)
-        await page.click("#login-submit")
-        await page.wait_for_url(f"{base}/wallboard")
+        await sign_in(page, base, "sup", SUP_PW, lands_on="wallboard")
         await page.click("#nav-reports")
         await page.wait_for_url(re.compile(r".*/reports$"))
         await page.fill("#from", "2026-11-02")

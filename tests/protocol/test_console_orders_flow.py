@@ -19,7 +19,7 @@ from core.db import Store
 from core.models import AuditEntry, BusinessEvent, WorkOrder, utcnow
 from core.settings import CasesSettings, Settings
 from sms.templates import render
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.conftest import make_settings
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _call_on, _console
 
@@ -33,15 +33,6 @@ def add_department_users(store: Store) -> None:
     """pension (养老保险) and medical (医疗保险), as `hotline users add --role department` makes them."""
     for name, dept in (("pension", "养老保险"), ("medical", "医疗保险")):
         accounts.add_user(store, name, DEPT_PW, "department", f"{dept}经办", department=dept, departments=DEPARTMENTS)
-
-
-async def sign_in(page: Any, base: str, username: str, password: str) -> None:
-    """The sign-in form, as a person fills it; waits for the page the role lands on."""
-    await page.goto(f"{base}/login")
-    await page.fill("#username", username)
-    await page.fill("#password", password)
-    await page.click("#login-submit")
-    await page.wait_for_url(re.compile(r".*/(agent|orders|wallboard|audit)$"))
 
 
 def row_ids(texts: list[str]) -> list[int]:

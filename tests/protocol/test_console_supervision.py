@@ -21,10 +21,10 @@ from cases.tasks import escalate_overdue
 from core.db import Store
 from core.models import AuditEntry, utcnow
 from core.settings import Settings
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.conftest import make_settings
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _client, _console, _sign_in
-from tests.protocol.test_console_orders_flow import DEPT_PW, LONG_AGO, add_department_users, sign_in
+from tests.protocol.test_console_orders_flow import DEPT_PW, LONG_AGO, add_department_users
 
 DAY = dt.timedelta(days=1)
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from cases import kb, kb_sample
 from core.db import Store
 from core.models import KbArticle, KbUse
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _call_on, _client, _console, _sign_in
 
 PENSION = "养老保险补缴怎么办理（示例内容）"
@@ -120,11 +120,7 @@ async def test_an_agent_searches_opens_and_marks_an_article_in_chromium(console:
     async with chromium() as browser:
         page = await browser.new_page()
         page.set_default_timeout(10_000)
-        await page.goto(f"{base}/login")
-        await page.fill("#username", "a1001")
-        await page.fill("#password", AGENT_PW)
-        await page.click("#login-submit")
-        await page.wait_for_url(f"{base}/agent")
+        await sign_in(page, base, "a1001", AGENT_PW, lands_on="agent")
         await page.fill("#kb-q", "补缴")
         await page.click("#kb-search")
         first = page.locator("#kb-results .kb-hit").first

@@ -20,10 +20,10 @@ from cases.tasks import voice_messages_to_orders
 from core.db import Store
 from core.models import AuditEntry, QualityScore, Recording, VoiceMessage, utcnow
 from ivr.recordings import sweep
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.conftest import make_settings
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _client, _console, _sign_in
-from tests.protocol.test_console_orders_flow import DEPT_PW, add_department_users, sign_in
+from tests.protocol.test_console_orders_flow import DEPT_PW, add_department_users
 from tests.recording_files import add_recording, add_voice_message, write_wav
 
 Console = tuple[str, Store, Path]
@@ -257,11 +257,7 @@ async def test_a_supervisor_plays_scores_and_sees_it_in_the_report_in_chromium(c
     async with chromium() as browser:
         page = await browser.new_page()
         page.set_default_timeout(10_000)
-        await page.goto(f"{url}/login")
-        await page.fill("#username", "sup")
-        await page.fill("#password", SUP_PW)
-        await page.click("#login-submit")
-        await page.wait_for_url(f"{url}/wallboard")
+        await sign_in(page, url, "sup", SUP_PW, lands_on="wallboard")
         await page.click("#nav-recordings")
         await page.wait_for_url(re.compile(r".*/recordings$"))
         await page.click(f'tr[data-recording="{rid}"] a.rec-open')

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from console import accounts
 from core.models import AuditEntry, NoticePreference
 from core.preferences import parse, save
-from tests.browser import chromium
+from tests.browser import chromium, sign_in
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _call_on, _client, _console, _sign_in
 
 OTHER_PW = "other-role-password-1"
@@ -180,11 +180,7 @@ async def test_an_agent_changes_the_choice_in_chromium(store: Any, tmp_path: Any
         async with chromium() as browser:
             page = await browser.new_page()
             page.set_default_timeout(10_000)
-            await page.goto(f"{base}/login")
-            await page.fill("#username", "a1001")
-            await page.fill("#password", AGENT_PW)
-            await page.click("#login-submit")
-            await page.wait_for_url(f"{base}/agent")
+            await sign_in(page, base, "a1001", AGENT_PW, lands_on="agent")
             await page.goto(_url(base, r.id))
             await page.select_option("#prefs-channel0", "voice")
             await page.select_option("#prefs-channel1", "wechat")
