@@ -252,6 +252,14 @@ def attempt_failed(
     return outcome
 
 
+def _no_attempt(c: Connection, row: Any, notices: NoticeSettings, result: str, why: str, now: dt.datetime) -> None:
+    """Queued again `trunk_retry_s` later, not counted as an attempt; the history says so
+    once while the same `result` repeats (one line per outage, not one per retry)."""
+    _requeue(c, row.id, row.attempts, now + dt.timedelta(seconds=notices.trunk_retry_s), result)
+    if row.last_result != result:
+        add_step(c, row.notice_id, Channel.VOICE, "waiting", f"{why}; again in {notices.trunk_retry_s:g} s", now)
+
+
 def _calling(c: Connection, call_id: int) -> Any:
     return c.execute(select(VOICE).where(VOICE.c.id == call_id, VOICE.c.status == VoiceState.CALLING)).first()
 
@@ -265,11 +273,7 @@ def record_dial(store: Store, result: DialResult, notices: NoticeSettings, now: 
         if row is None or row.last_result == ANSWERED:
             return ""
         if not result.counts:
-            retry = now + dt.timedelta(seconds=notices.trunk_retry_s)
-            _requeue(c, row.id, row.attempts, retry, result.status)
-            if row.last_result != result.status:  # one line per outage, not one per retry
-                why = f"trunk unavailable ({result.describe()}), no attempt; again every {notices.trunk_retry_s:g} s"
-                add_step(c, row.notice_id, Channel.VOICE, "waiting", why, now)
+            _no_attempt(c, row, notices, result.status, f"trunk unavailable ({result.describe()}), no attempt", now)
             word = "waiting"
         else:
             word = attempt_failed(c, row, notices, _OUTCOME_WORDS.get(result.status, "failed"), result.describe(), now)
@@ -282,18 +286,8 @@ def release(store: Store, call: NoticeCall, notices: NoticeSettings, why: str, n
     now = now or utcnow()
     with store.transaction() as c:
         row = _calling(c, call.id)
-        if row is None:
-            return
-        _requeue(c, call.id, row.attempts, now + dt.timedelta(seconds=notices.trunk_retry_s), "NOT_PLACED")
-        if row.last_result != "NOT_PLACED":
-            add_step(
-                c,
-                call.notice_id,
-                Channel.VOICE,
-                "waiting",
-                f"not placed ({why}); again in {notices.trunk_retry_s:g} s",
-                now,
-            )
+        if row is not None:
+            _no_attempt(c, row, notices, "NOT_PLACED", f"not placed ({why})", now)
 
 
 def give_up(store: Store, call: NoticeCall, why: str, now: dt.datetime | None = None) -> None:
