@@ -21,13 +21,12 @@ from core.preferences import parse, save
 from core.settings import Settings, SmsSettings
 from core.states import NoticeState
 from ivr.asterisk import LocalAsterisk
-from ivr.pjsip_config import TRUNK_PREFIX
 from sms.channels import Channels
 from sms.intake import emit, intake
 from sms.notice_moves import move_notices
 from tests.real.serving import Ivr, serving
 from tests.real.sip_setup import CARRIER_UAS_PORT
-from tests.sip_peers.sipp import CarrierUas, UasMode
+from tests.sip_peers.sipp import CarrierUas, UasMode, qualify_trunk
 from tests.store.sms_support import sample_port
 
 pytestmark = pytest.mark.real
@@ -81,18 +80,10 @@ def _resident_side(workdir: Path, asterisk: LocalAsterisk, mode: UasMode, **kwar
     return CarrierUas(workdir, CARRIER_UAS_PORT, mode=mode, asterisk=asterisk, lifetime_s=120, **kwargs)
 
 
-def _trunk_unreachable(asterisk: LocalAsterisk, timeout_s: float = 20) -> None:
+def _trunk_unreachable(asterisk: LocalAsterisk) -> None:
     """Qualify the trunk with nothing listening on the carrier's side, until Asterisk finds
     its contact unreachable (as it does for a carrier that went away)."""
-    endpoint = TRUNK_PREFIX + "carrier"
-    asterisk.cli(f"pjsip qualify {endpoint}")
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = [line.split() for line in asterisk.cli("pjsip show contacts").splitlines()]
-        if any(len(row) > 3 and row[1].startswith(endpoint + "/") and row[3] == "Unavail" for row in rows):
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"{endpoint}'s contact still reachable after {timeout_s:g} s")
+    qualify_trunk(asterisk, timeout_s=20, want="Unavail")
 
 
 def _window_without_now(zone: str) -> str:

@@ -481,9 +481,11 @@ class CarrierUas(SippProcess):
         return got
 
 
-def qualify_trunk(asterisk: LocalAsterisk, trunk: str = "carrier", timeout_s: float = 10.0) -> None:
+def qualify_trunk(
+    asterisk: LocalAsterisk, trunk: str = "carrier", timeout_s: float = 10.0, want: str = "Avail"
+) -> None:
     """Qualify the trunk's contact now (`pjsip qualify`) and wait until Asterisk finds it
-    reachable; TimeoutError if it does not within `timeout_s`."""
+    reachable (`want` "Unavail": unreachable); TimeoutError if it does not within `timeout_s`."""
     endpoint = TRUNK_PREFIX + trunk
     deadline = time.monotonic() + timeout_s
     asked = False
@@ -495,7 +497,7 @@ def qualify_trunk(asterisk: LocalAsterisk, trunk: str = "carrier", timeout_s: fl
             rows = [line.split() for line in asterisk.cli("pjsip show contacts").splitlines()]
         except AsteriskCommandFailed:
             rows = []
-        if any(len(r) > 3 and r[1].startswith(endpoint + "/") and r[3] == "Avail" for r in rows):
+        if any(len(r) > 3 and r[1].startswith(endpoint + "/") and r[3] == want for r in rows):
             return
         time.sleep(0.2)
-    raise TimeoutError(f"{endpoint}'s contact not reachable after {timeout_s:.0f} s")
+    raise TimeoutError(f"{endpoint}'s contact not {want} after {timeout_s:.0f} s")
