@@ -95,9 +95,6 @@ class NoticeSpeech:
         self._synth: Synthesizer | None = None
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="notice-speech")
 
-    def name_for(self, words: str, language: str) -> str:
-        return speech_name(words, language)
-
     async def ensure(self, text: str, language: str, *, words: str | None = None) -> str:
         """The name of the speech for `text` (spoken() unless `words` are given), made if
         missing. PromptBuildError if espeak-ng or sox cannot make it."""
@@ -106,7 +103,7 @@ class NoticeSpeech:
             raise PromptBuildError("a notice with nothing to say")
         if len(said) > MAX_CHARS:
             raise PromptBuildError(f"a notice of {len(said)} characters is too long to read out (at most {MAX_CHARS})")
-        name = self.name_for(said, language)
+        name = speech_name(said, language)
         target = self.directory / f"{name}.wav"
         if not target.exists():
             await asyncio.get_running_loop().run_in_executor(self._thread, self._make, said, language, target)
