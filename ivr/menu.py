@@ -22,7 +22,7 @@ MENU_KEYS = frozenset("123456789#")  # 0 and * are reserved: agent and repeat
 MESSAGE_PROMPTS = ("msg.id.ask", "msg.id.skipped", "msg.record", "msg.failed", "msg.empty", "msg.limit")
 # What a `prefs` node says besides its own prompt (the menu's closing words): the choice read
 # out (its start, "then" between channels, each channel, each language, calls stopped), other
-# categories have their own, saved, calls allowed again, WeChat not bound, no number shown; then
+# categories have their own, saved, calls allowed again, WeChat not bound, no number to call; then
 # the keys on offer (1, 2, 3 only to a bound caller, 4 to English or to Chinese, 5 stop or allow).
 PREFS_PROMPTS = (
     *("prefs.current", "prefs.then", "prefs.ch.sms", "prefs.ch.voice", "prefs.ch.wechat"),

@@ -36,7 +36,7 @@ class WeChatNotBound(preferences.PreferenceRefused):
     """WeChat chosen by an ID number with no WeChat binding (it may have unbound since the read)."""
 
 
-class NoNumberShown(preferences.PreferenceRefused):
+class NoNumberToCall(preferences.PreferenceRefused):
     """Notice calls to stop or allow for a resident with no number on record to call."""
 
 
@@ -84,7 +84,7 @@ class NoticeSettings:
             rows = self._rows(s, who)
             number = _notice_number(s, who, rows)
             if number is None:
-                raise NoNumberShown("no number on record for notice calls to stop or allow")
+                raise NoNumberToCall("no number on record for notice calls to stop or allow")
             preference_audit.set_voice_opt_out(
                 s,
                 actor=ACTOR,

@@ -40,7 +40,7 @@ VOICE_CALLS: Final = "voice_calls"
 QUERIES: Final = (READ, CHANGE, VOICE_CALLS)
 CHOICES: Final = {"1": "sms", "2": "voice,sms", "3": "wechat,sms"}
 KEY_WECHAT, KEY_LANGUAGE, KEY_VOICE_CALLS = "3", "4", "5"
-WECHAT_UNBOUND, NO_NUMBER_SHOWN = "wechat_unbound", "no_number"  # why a change was refused
+WECHAT_UNBOUND, NO_NUMBER_TO_CALL = "wechat_unbound", "no_number"  # why a change was refused
 
 (CURRENT, THEN, CH_SMS, CH_VOICE, CH_WECHAT, LANG_ZH, LANG_EN, CALLS_STOPPED, OTHERS, SAVED) = PREFS_PROMPTS[:10]
 (CALLS_ALLOWED, UNBOUND, NO_NUMBER, MENU_SMS, MENU_VOICE, MENU_WECHAT, MENU_TO_EN, MENU_TO_ZH) = PREFS_PROMPTS[10:18]
@@ -108,7 +108,7 @@ def on_digits(flow: _Flow, state: CallState, node: Node, value: str) -> Step:
         other = "en" if state.prefs.get("language", "zh") == "zh" else "zh"
         return _ask(state, CHANGE, {"language": other}, note)
     if state.prefs.get("voice_calls") is None:
-        return _refused(state, node, NO_NUMBER_SHOWN, (), (note,))
+        return _refused(state, node, NO_NUMBER_TO_CALL, (), (note,))
     return _ask(state, VOICE_CALLS, {"allowed": state.prefs.get("voice_calls") is False}, note)
 
 
@@ -131,7 +131,7 @@ def _refused(
     if reason == WECHAT_UNBOUND:
         unbound = dataclasses.replace(state, prefs={**state.prefs, "wechat": False})
         return _menu(unbound, node, (*notice, UNBOUND), (*notes, refused))
-    if reason == NO_NUMBER_SHOWN:
+    if reason == NO_NUMBER_TO_CALL:
         unknown = dataclasses.replace(state, prefs={**state.prefs, "voice_calls": None})
         return _menu(unknown, node, (*notice, NO_NUMBER), (*notes, refused))
     raise ValueError(f"a notice settings change refused for {reason!r}")

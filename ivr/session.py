@@ -40,7 +40,7 @@ from ivr.engine import (
 from ivr.errors import AgiError, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
 from ivr.messages import EMPTY_TAKE_S, VoiceMessages
-from ivr.notice_settings import Caller, NoNumberShown, NoticeSettings, WeChatNotBound
+from ivr.notice_settings import Caller, NoNumberToCall, NoticeSettings, WeChatNotBound
 from ivr.speech import text
 from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
 
@@ -402,8 +402,8 @@ class IvrSession:
             return QueryDone(action.name, QueryStatus.REFUSED, {"reason": exc.reason})
         except WeChatNotBound:
             return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.WECHAT_UNBOUND})
-        except NoNumberShown:
-            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.NO_NUMBER_SHOWN})
+        except NoNumberToCall:
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.NO_NUMBER_TO_CALL})
         except WrongPin as exc:
             return QueryDone(action.name, QueryStatus.WRONG_PIN, {"failures": exc.failures})
         except IdentityLocked as exc:

@@ -10,7 +10,7 @@ from sqlalchemy import insert, select
 from core.db import Store
 from core.models import AuditEntry, NoticePreference, VoiceOptOut, WeChatBinding, utcnow
 from core.sample import SampleResident
-from ivr.notice_settings import Caller, NoNumberShown, NoticeSettings, WeChatNotBound
+from ivr.notice_settings import Caller, NoNumberToCall, NoticeSettings, WeChatNotBound
 from tests.conftest import load_sample
 
 CALL = "call-prefs-1"
@@ -142,6 +142,6 @@ def test_a_number_to_call_in_their_row_is_the_one_stopped(store: Store, settings
 def test_without_a_number_on_record_notice_calls_cannot_be_set(store: Store, settings: NoticeSettings) -> None:
     nobody = Caller("330523199001010011", CALL)  # not one of the platform's residents
     assert settings.read(nobody)["voice_calls"] is None
-    with pytest.raises(NoNumberShown):
+    with pytest.raises(NoNumberToCall):
         settings.allow_calls(nobody, allowed=False)
     assert ("ivr", "change:voice_optout") not in actions(store)
