@@ -17,17 +17,15 @@ from sqlalchemy import select, update
 from core import notices
 from core.db import Store
 from core.models import Notice, SmsMessage, VoiceNotice, utcnow
-from core.preferences import parse, save
 from core.settings import Settings, SmsSettings
 from core.states import NoticeState
 from ivr.asterisk import LocalAsterisk
 from sms.channels import Channels
-from sms.intake import emit, intake
 from sms.notice_moves import move_notices
 from tests.real.serving import Ivr, serving
 from tests.real.sip_setup import CARRIER_UAS_PORT
 from tests.sip_peers.sipp import CarrierUas, UasMode, qualify_trunk
-from tests.store.sms_support import sample_port
+from tests.store.sms_support import queue_voice_notices, sample_port
 
 pytestmark = pytest.mark.real
 FINAL = ("confirmed", "heard", "unanswered", "opted_out", "cancelled")
@@ -36,11 +34,7 @@ FINAL = ("confirmed", "heard", "unanswered", "opted_out", "cancelled")
 def _queue_notice(store: Store, zone: str, r: Any, key: str) -> int:
     """A pension notice for `r`, who chose a call first, then SMS; due now whatever the SMS
     quiet hours of the hour say (they have their own tests)."""
-    with store.transaction() as c:
-        save(c, "person", r.id_number, "*", parse("voice,sms"))
-    payload = {"name": r.name, "period": "2026-11", "amount": r.pension_balance_fen}
-    assert emit(store, "pension_credited", "person", r.id_number, payload, key)
-    intake(store, sample_port(store), SmsSettings(), zone)
+    queue_voice_notices(store, zone, [r], key)
     with store.transaction() as c:
         (call_id,) = c.execute(select(VoiceNotice.id).where(VoiceNotice.status == "queued")).scalars()
         c.execute(update(VoiceNotice).where(VoiceNotice.id == call_id).values(next_attempt_at=utcnow()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -15,10 +16,11 @@ from bench.sms_gateway import people
 from core.business import BusinessPort
 from core.db import Store
 from core.models import BusinessEvent, Resident, SmsMessage
+from core.preferences import parse, save
 from core.sample_port import SampleBusinessPort
-from core.settings import Settings
+from core.settings import Settings, SmsSettings
 from sms.dispatcher import Dispatcher
-from sms.intake import emit
+from sms.intake import emit, intake
 from sms.pdu import Inbound
 from sms.simulator import SimConfig, Simulator
 from sms.smpp import SmppTransport
@@ -116,3 +118,17 @@ async def dispatching(
         await asyncio.wait_for(loop, 20)
         await transport.stop()
         await simulator.stop()
+
+
+def queue_voice_notices(
+    store: Store, zone: str, residents: list[Any], key: str, now: dt.datetime | None = None, number: str | None = None
+) -> None:
+    """A pension notice by call (then SMS) for each resident, their preference set first;
+    `number`: every call to that one. Idempotency keys `key`0, `key`1, ..."""
+    with store.transaction() as c:
+        for r in residents:
+            save(c, "person", r.id_number, "*", parse("voice,sms", voice_number=number), now=now)
+    for i, r in enumerate(residents):
+        payload = {"name": r.name, "period": "2026-11", "amount": r.pension_balance_fen}
+        assert emit(store, "pension_credited", "person", r.id_number, payload, f"{key}{i}")
+    intake(store, sample_port(store), SmsSettings(), zone, now=now)

@@ -33,10 +33,9 @@ from ivr.notice_calls import (
     take_answered,
 )
 from sms.channels import Channels
-from sms.intake import emit, intake
 from sms.notice_moves import move_notices
 from tests.conftest import load_sample
-from tests.store.sms_support import sample_port
+from tests.store.sms_support import queue_voice_notices, sample_port
 
 ZONE = "Asia/Shanghai"
 DAY = dt.datetime(2026, 11, 27, 2, 0, tzinfo=dt.UTC)  # 10:00 in Beijing
@@ -46,13 +45,7 @@ RULES = NoticeSettings(max_calls=2, max_attempts=2, retry_after_s=600, trunk_ret
 def _queue_calls(store: Store, residents: list[Any], number: str | None = None) -> list[int]:
     """A pension notice by call (then SMS) for each resident; `number`: all to that one."""
     load_sample(store)
-    with store.transaction() as c:
-        for r in residents:
-            save(c, "person", r.id_number, "*", parse("voice,sms", voice_number=number), now=DAY)
-    for i, r in enumerate(residents):
-        payload = {"name": r.name, "period": "2026-11", "amount": r.pension_balance_fen}
-        assert emit(store, "pension_credited", "person", r.id_number, payload, f"p{i}")
-    intake(store, sample_port(store), SmsSettings(), ZONE, now=DAY)
+    queue_voice_notices(store, ZONE, residents, "p", DAY, number)
     return [v.id for v in _calls(store)]
 
 
