@@ -136,18 +136,20 @@ class MoHandler:
         if replied is not None and self.wake is not None:
             self.wake.set()  # the reply is due now
 
-    def receive(self, inbound: Inbound) -> str | None:
+    def receive(self, inbound: Inbound, *, now: dt.datetime | None = None) -> str | None:
+        """The reply queued for `inbound` (None: none), at `now` (the present by default)."""
+        now = now or utcnow()
         try:
             phone = store_form(inbound.source, self.settings.country_code)
         except BadPhoneNumber as exc:
             log.warning("MO from %s dropped, no reply: %s", mask_phone(inbound.source), exc)
             return None
-        whole = self._whole(inbound, phone)
+        whole = self._whole(inbound, phone, now)
         if whole is None:
             return None
-        return self.answer(phone, *whole)
+        return self.answer(phone, *whole, now=now)
 
-    def _whole(self, inbound: Inbound, phone: str) -> tuple[str, PartsOf | None] | None:
+    def _whole(self, inbound: Inbound, phone: str, now: dt.datetime) -> tuple[str, PartsOf | None] | None:
         """The whole text (and its stored parts, to take), or None while parts are missing."""
         if not inbound.esm_class & 0x40:
             return decode(inbound.data_coding, inbound.short_message), None
@@ -163,7 +165,6 @@ class MoHandler:
             )
             return None
         parts = PartsOf(phone, concat.reference, concat.total)
-        now = utcnow()
         with self.store.transaction() as c:
             c.execute(PARTS.delete().where(PARTS.c.received_at < now - dt.timedelta(seconds=PARTS_TTL_S)))
             row = {"phone": phone, "reference": concat.reference, "total": concat.total, "seq": concat.seq}
@@ -177,11 +178,14 @@ class MoHandler:
             return None
         return decode(inbound.data_coding, b"".join(b for _, b in got)), parts
 
-    def answer(self, phone: str, text: str, parts: PartsOf | None = None) -> str | None:
-        """Store the text, do what it asks, queue the reply and return it (None: no reply)."""
+    def answer(
+        self, phone: str, text: str, parts: PartsOf | None = None, *, now: dt.datetime | None = None
+    ) -> str | None:
+        """Store the text, do what it asks, queue the reply and return it (None: no reply).
+        `now` (the present by default) decides which survey is open and which code expired."""
         phone = store_form(phone, self.settings.country_code)
         keyword, code = keyword_of(text)
-        now = utcnow()
+        now = now or utcnow()
         owners = self._owners(phone)
         replied, silent = self._recent(phone, now)
         capped = replied >= self.settings.mo_replies_per_hour
