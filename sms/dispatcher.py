@@ -29,7 +29,9 @@ from functools import partial
 from typing import Any
 
 from core.business import BusinessPort
+from core.calls_out import refuse
 from core.db import Store
+from core.destinations import DestinationPolicy, DestinationRefused
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import utcnow
@@ -70,7 +72,10 @@ class Dispatcher:
         with one id)."""
         self.settings = settings
         self.voice_off = voice_unavailable(settings)  # notice calls cannot be placed: why
+        policy = settings.destinations
+        self.intake = partial(intake, wechat=settings.wechat, voice_off=self.voice_off, destinations=policy)
         self.sms = settings.sms
+        self.destinations = DestinationPolicy(settings.destinations, settings.sms.country_code)
         self.store = store
         self.port = port
         self.submit = submit
@@ -157,7 +162,7 @@ class Dispatcher:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            take = partial(intake, passes=(True,), wechat=self.settings.wechat, voice_off=self.voice_off)
+            take = partial(self.intake, passes=(True,))
             taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, now)
             if taken.messages:
                 claimed += await self._claim(now, instant_only=True)  # into the room kept for them
@@ -171,7 +176,7 @@ class Dispatcher:
         while not stop.is_set():
             self.batch_events.clear()
             try:
-                take = partial(intake, passes=(False,), wechat=self.settings.wechat, voice_off=self.voice_off)
+                take = partial(self.intake, passes=(False,))
                 taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, utcnow())
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
@@ -261,6 +266,9 @@ class Dispatcher:
     # --- one message ----------------------------------------------------------------------
 
     async def send(self, message: Due) -> None:
+        if (refused := self.destinations.refusal(message.recipient)) is not None:
+            await self._refused(message, refused)
+            return
         if self.submit_text is not None:
             await self._send_whole(message, self.submit_text)
             return
@@ -351,6 +359,14 @@ class Dispatcher:
             "still throttled after every resubmission",
         )
         return None
+
+    async def _refused(self, message: Due, refused: DestinationRefused) -> None:
+        """The last check before the submit (intake refused it already, unless the policy
+        changed or a path skipped it): failed with the rule, on record, never sent."""
+        where = f"sms submit of message {message.id}"
+        await asyncio.to_thread(refuse, self.store, refused, where=where, actor="sms")
+        reason = f"destination refused ({refused.rule}): {refused}"
+        await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow(), [])
 
     async def _retry_later(self, message: Due, error: str, accepted: list[tuple[int, str]]) -> None:
         if message.attempts >= self.sms.max_attempts:

@@ -39,7 +39,9 @@ from typing import Any, Final, cast
 from sqlalchemy import Connection, Table, func, select, update
 
 from core.business import AuditedReader, PhoneOwners
+from core.calls_out import refuse
 from core.db import Store, pg_lock, upsert
+from core.destinations import DestinationPolicy, DestinationSettings
 from core.masking import mask_phone
 from core.models import (
     SmsMessage,
@@ -123,11 +125,15 @@ class MoHandler:
         reader: AuditedReader,
         wake: asyncio.Event | None = None,
         settings: SmsSettings | None = None,
+        destinations: DestinationSettings | None = None,
     ) -> None:
         self.store = store
         self.reader = reader
         self.wake = wake
         self.settings = settings if settings is not None else SmsSettings()
+        # A reply goes only to a number the platform may text (core.destinations): a text
+        # from abroad, or a spoofed premium sender, is stored and handled without one.
+        self.destinations = DestinationPolicy(destinations or DestinationSettings(), self.settings.country_code)
 
     async def on_text(self, inbound: Inbound) -> None:
         """Store the text (or its part) and queue its reply; the deliver_sm may be answered
@@ -188,7 +194,8 @@ class MoHandler:
         now = now or utcnow()
         owners = self._owners(phone)
         replied, silent = self._recent(phone, now)
-        capped = replied >= self.settings.mo_replies_per_hour
+        refused = self.destinations.refusal(phone)
+        capped = replied >= self.settings.mo_replies_per_hour or refused is not None
         data = None if capped else self._data_reply(keyword, owners)
         try:
             with self.store.transaction() as c:
@@ -209,7 +216,9 @@ class MoHandler:
                     c.execute(MESSAGES.insert().values(**self._reply_row(phone, reply + SIGNATURE, keyword, now)))
         except _TakenElsewhere:
             return None
-        if capped and not silent:
+        if refused is not None:
+            refuse(self.store, refused, where=f"MO {keyword.lower()} reply", actor="sms")
+        elif capped and not silent:
             log.warning(
                 "MO from %s: replies capped at %d an hour; its texts are stored and handled without a reply",
                 mask_phone(phone),
