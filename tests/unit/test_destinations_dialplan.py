@@ -31,7 +31,8 @@ def test_the_default_allows_mainland_shapes_and_blocks_400_and_800_in_both_forms
 
 
 def test_both_ways_out_dial_only_what_the_policy_returns_allowed() -> None:
-    for context, number in ((dialplan.CTX_OUTBOUND, "${EXTEN}"), (dialplan.CTX_NOTICE_DIAL, "${HOTLINE_NOTICE_NUMBER}")):
+    ways = ((dialplan.CTX_OUTBOUND, "${EXTEN}"), (dialplan.CTX_NOTICE_DIAL, "${HOTLINE_NOTICE_NUMBER}"))
+    for context, number in ways:
         body = EXTENSIONS.split(f"[{context}]", 1)[1].split("\n[", 1)[0]
         gosub = body.index(f"Gosub({dialplan.DESTINATIONS_CONTEXT},{number},1)")
         check = body.index(f'GotoIf($["${{GOSUB_RETVAL}}" != "{dialplan.RETURN_ALLOWED}"]?destination)')
