@@ -100,11 +100,12 @@ class DestinationPolicy:
 
     def check(self, raw: str) -> str:
         """`raw` in the store's form (core.phones.store_form) if it may be called or texted;
-        DestinationRefused (naming the rule) if not, BadPhoneNumber if it is no number."""
-        refused = self.refusal(raw)
+        DestinationRefused (naming the rule) if not, BadPhoneNumber if it is no number at all."""
+        e164 = to_e164(raw, self.country_code)
+        refused = self.refusal(e164)
         if refused is not None:
             raise refused
-        return national(to_e164(raw, self.country_code), self.country_code)
+        return national(e164, self.country_code)
 
     def allows(self, raw: str) -> bool:
         return self.refusal(raw) is None
