@@ -49,10 +49,12 @@ def test_no_outbound_trunk_and_no_number_are_refused_before_dialing() -> None:
         dial_number("anonymous", _settings(_sip()))
 
 
-@pytest.mark.parametrize("number", ["+8821612345678", "008821612345678", "+447700900123", "95588", "4008123123"])
+@pytest.mark.parametrize("number", ["+8821612345678", "008821612345678", "+447700900123", "95105555", "4008123123"])
 def test_a_number_the_destination_policy_refuses_is_never_dialled(number: str) -> None:
     with pytest.raises(DestinationRefused, match="may not be called or texted"):
         dial_number(number, _settings(_sip("e164")))
+    with pytest.raises(BadPhoneNumber, match="not a phone number"):
+        dial_number("95588", _settings(_sip("e164")))  # too short to be any number
 
 
 def test_a_trunk_knows_only_the_two_dial_forms() -> None:
