@@ -88,10 +88,19 @@ class IvrSettings(_Section):
     caller_failures_per_day: int = Field(10, ge=1)
 
 
+# The shortest AMI secret `hotline serve` (with AMI) and `hotline asterisk up` accept outside
+# the demo: AMI can originate calls through the trunk.
+AMI_SECRET_MIN = 16
+
+
 class SecuritySettings(_Section):
     # A server-side secret mixed into every PIN hash: a copy of the database alone cannot
     # be searched for the million possible 6-digit PINs.
     pin_pepper: str = Field("", description="no default: set it in the TOML file or HOTLINE_SECURITY_PIN_PEPPER")
+    # The local demo (`hotline.demo.toml` sets it): its published secrets are accepted as
+    # they are. Never set on a site: then short secrets are refused and an unsealed audit
+    # chain is warned about.
+    demo: bool = False
 
 
 class SmppSettings(_Section):
@@ -515,6 +524,16 @@ class Settings(_Section):
                 missing.append(f"{dotted} (or {ENV_PREFIX}{section.upper()}_{field.upper()})")
         if missing:
             raise SettingsError("missing secret setting: " + ", ".join(missing))
+
+    def require_strong_ami_secret(self) -> None:
+        """The AMI secret set, and at least AMI_SECRET_MIN characters outside the demo."""
+        self.require_secrets("ami.secret")
+        if len(self.ami.secret) < AMI_SECRET_MIN and not self.security.demo:
+            raise SettingsError(
+                f"ami.secret (or {ENV_PREFIX}AMI_SECRET) has {len(self.ami.secret)} characters: at least "
+                f"{AMI_SECRET_MIN} are needed (AMI can place calls through the trunk); e.g. "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+            )
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:

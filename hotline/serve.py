@@ -412,7 +412,7 @@ async def serve(
     if "agi" in only:
         settings.require_secrets("security.pin_pepper")
     if "ami" in only:
-        settings.require_secrets("ami.secret")
+        settings.require_strong_ami_secret()
     store = open_store(settings, migrate=not worker)
     port = business_port(settings, store)  # one door to the business system for every component
     running = Running()

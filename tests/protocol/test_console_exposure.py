@@ -1,6 +1,7 @@
 """The console as an outsider meets it over real HTTP: the language switch sends a browser
 back only to a path of this site, cookies carry Secure and the page HSTS once the console is
-reached over HTTPS (a TLS proxy named in `web.trusted_proxies`)(/healthz naming no host: test_supervise.py)."""
+reached over HTTPS (a TLS proxy named in `web.trusted_proxies`). /healthz naming no host:
+tests/protocol/test_supervise.py."""
 
 from __future__ import annotations
 
