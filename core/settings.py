@@ -91,6 +91,7 @@ class IvrSettings(_Section):
 # The shortest AMI secret `hotline serve` (with AMI) and `hotline asterisk up` accept outside
 # the demo: AMI can originate calls through the trunk.
 AMI_SECRET_MIN = 16
+AUDIT_KEY_MIN = 32
 
 
 class SecuritySettings(_Section):
@@ -101,6 +102,35 @@ class SecuritySettings(_Section):
     # they are. Never set on a site: then short secrets are refused and an unsealed audit
     # chain is warned about.
     demo: bool = False
+    # The key that seals the audit chain's head (core/audit_seal.py), kept outside the
+    # database so a copy of it cannot be rebuilt into a chain that verifies: the key itself
+    # (HOTLINE_SECURITY_AUDIT_KEY; never in a log line) or a file holding it (readable by
+    # the hotline's user only). At least AUDIT_KEY_MIN characters. Unset: the head is
+    # logged but not sealed, and `hotline serve` and `hotline audit verify` say so loudly.
+    audit_key: str = Field("", repr=False)
+    audit_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_audit_key(self) -> SecuritySettings:
+        if self.audit_key and self.audit_key_file is not None:
+            raise ValueError("set security.audit_key or security.audit_key_file, not both")
+        if self.audit_key and len(self.audit_key) < AUDIT_KEY_MIN:
+            raise ValueError(f"security.audit_key: at least {AUDIT_KEY_MIN} characters")
+        return self
+
+    def audit_seal_key(self) -> bytes | None:
+        """The audit chain's sealing key (from the file if one is named), or None if unset."""
+        if self.audit_key_file is None:
+            return self.audit_key.encode() or None
+        try:
+            key = self.audit_key_file.expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"security.audit_key_file: cannot read {self.audit_key_file}: {exc}") from exc
+        if len(key) < AUDIT_KEY_MIN:
+            raise SettingsError(
+                f"security.audit_key_file: {self.audit_key_file} holds under {AUDIT_KEY_MIN} characters"
+            )
+        return key.encode()
 
 
 class SmppSettings(_Section):
