@@ -227,9 +227,11 @@ class WeChatSettings(_Section):
     bind_session_minutes: int = Field(30, ge=1, le=24 * 60)
     bind_code_minutes: int = Field(10, ge=1, le=60)
     bind_code_tries: int = Field(5, ge=1, le=10)
-    # Codes asked for in any rolling hour, per WeChat account and per ID number.
+    # Codes asked for in any rolling hour, per WeChat account, per ID number and across the
+    # hotline (each one an SMS to the number's registered phone, if it has one).
     bind_codes_per_openid_per_hour: int = Field(5, ge=1)
     bind_codes_per_id_per_hour: int = Field(3, ge=1)
+    bind_codes_per_hour: int = Field(300, ge=1)
 
     @field_validator("api_base", "oauth_base")
     @classmethod
