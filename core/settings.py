@@ -7,6 +7,8 @@ Secrets have no default: the local demo writes its own (see `hotline.demo.toml`)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import ipaddress
 import os
@@ -232,6 +234,25 @@ class WeChatSettings(_Section):
     bind_codes_per_openid_per_hour: int = Field(5, ge=1)
     bind_codes_per_id_per_hour: int = Field(3, ge=1)
     bind_codes_per_hour: int = Field(300, ge=1)
+    # Security mode (安全模式, sms/wechat_crypt.py): the account's EncodingAESKey (43 characters,
+    # secret: HOTLINE_WECHAT_ENCODING_AES_KEY, never in a log line). With it, pushes that come
+    # encrypted (encrypt_type=aes) are decrypted and answered encrypted; `security_mode`
+    # refuses every push that is not (set it once the account is switched to 安全模式).
+    encoding_aes_key: str = Field("", repr=False)
+    security_mode: bool = False
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            key = base64.b64decode(value + "=", validate=True)
+        except binascii.Error:
+            key = b""
+        if len(value) != 43 or len(key) != 32:
+            raise ValueError("an EncodingAESKey: the 43 characters of base64 the account's 基本配置 shows")
+        return value
 
     @field_validator("api_base", "oauth_base")
     @classmethod
@@ -251,7 +272,8 @@ class WeChatSettings(_Section):
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> WeChatSettings:
         if self.enabled:
-            missing = [name for name in ("app_id", "app_secret", "token") if not getattr(self, name)]
+            needed = ("app_id", "app_secret", "token") + ("encoding_aes_key",) * self.security_mode
+            missing = [name for name in needed if not getattr(self, name)]
             if missing:
                 hint = ", ".join(f"wechat.{name} (or {ENV_PREFIX}WECHAT_{name.upper()})" for name in missing)
                 raise ValueError(f"wechat.enabled needs {hint}")
