@@ -102,28 +102,28 @@ def seal_head(store: Store, key: bytes, now: dt.datetime | None = None) -> Seal 
 
 
 def verify_sealed(store: Store, key: bytes, expect: Head | None = None) -> Verdict:
-    """The chain verified (core.audit_log.verify) against every seal in the store, and a
-    kept head's MAC if it has one: a seal or a head whose MAC does not verify under `key`
-    is forged; a chain with rows and no seal at all is unsealed."""
+    """The chain verified (core.audit_log.verify) against every seal in the store that the
+    key made, then: a seal, or a kept head's MAC, that `key` did not make is forged; a chain
+    with rows and no seal at all is unsealed."""
     found = seals(store)
-    forged = [s for s in found if not holds(key, s.seq, s.row_hash, s.mac)]
+    good = [s for s in found if holds(key, s.seq, s.row_hash, s.mac)]
+    kept = [Kept(s.seq, s.row_hash, f"its seal of {s.sealed_at:%Y-%m-%d %H:%M}") for s in good]
+    verdict = verify(store, expect, kept)
+    last = good[-1] if good else None
+    verdict = dataclasses.replace(
+        verdict, seals=len(good), sealed_seq=last.seq if last else 0, sealed_at=last.sealed_at if last else None
+    )
+    if not verdict.ok:
+        return verdict
+    forged = [s for s in found if s not in good]
     if expect is not None and expect.mac and not holds(key, expect.seq, expect.hash, expect.mac):
         detail = f"the kept head {expect.seq}:{expect.hash[:12]}... has a MAC that security.audit_key did not make"
-        return Verdict(0, 0, audit.GENESIS, Break(0, expect.seq, "forged_seal", detail), seals=len(found))
+        return dataclasses.replace(verdict, broken=Break(0, expect.seq, "forged_seal", detail))
     if forged:
         s = forged[0]
         detail = f"the seal of seq {s.seq} (dated {s.sealed_at:%Y-%m-%d %H:%M}) was not made with security.audit_key"
-        return Verdict(0, 0, audit.GENESIS, Break(0, s.seq, "forged_seal", detail), seals=len(found))
-    kept = [Kept(s.seq, s.row_hash, f"its seal of {s.sealed_at:%Y-%m-%d %H:%M}") for s in found]
-    verdict = verify(store, expect, kept)
-    last = found[-1] if found else None
-    verdict = dataclasses.replace(
-        verdict,
-        seals=len(found),
-        sealed_seq=last.seq if last else 0,
-        sealed_at=last.sealed_at if last else None,
-    )
-    if verdict.ok and last is None and verdict.head_seq > 0:
+        return dataclasses.replace(verdict, broken=Break(0, s.seq, "forged_seal", detail))
+    if last is None and verdict.head_seq > 0:
         detail = (
             f"{verdict.head_seq} rows and no seal: the seals were deleted and the chain rebuilt, or no "
             "`hotline serve` with security.audit_key has run since the key was set (it seals at start)"

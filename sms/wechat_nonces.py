@@ -42,7 +42,11 @@ class PushNonces:
         at = dt.datetime.fromtimestamp(now, dt.UTC)
         with self.store.transaction() as c:
             c.execute(delete(NONCES).where(NONCES.c.taken_at < at - dt.timedelta(seconds=2 * self.fresh_s)))
+            # RETURNING, not rowcount: psycopg gives no count for an INSERT that did nothing.
             taken = c.execute(
-                upsert(c, NONCES).values(timestamp=timestamp, nonce=nonce, taken_at=at).on_conflict_do_nothing()
-            ).rowcount
-        return "" if taken == 1 else "its timestamp and nonce were used before"
+                upsert(c, NONCES)
+                .values(timestamp=timestamp, nonce=nonce, taken_at=at)
+                .on_conflict_do_nothing()
+                .returning(NONCES.c.nonce)
+            ).first()
+        return "" if taken is not None else "its timestamp and nonce were used before"
