@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
@@ -14,7 +14,7 @@ from cases.orders import overdue_count
 from console import accounts
 from console.agent_views import wss_url
 from console.errors import BadRequest, NotAllowed, NotFound, TooBusy
-from console.request import CSRF, OVERDUE, SESSION_COOKIE, USER, deps, render
+from console.request import CSRF, OVERDUE, SESSION_COOKIE, USER, deps, render, secure_cookies
 from core.errors import StoreUnavailable
 from ivr.errors import AgentError, AmiError, CallbackCallError
 
@@ -23,21 +23,34 @@ log = logging.getLogger(__name__)
 # instead), and the residents' WeChat binding page (its own session: console/wechat_session.py).
 PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico", "/twilio/", "/wechat/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Strict-Transport-Security (RFC 6797) once the console is reached over HTTPS: 180 days, this
+# host only (a county's other hosts may still be plain HTTP).
+HSTS = "max-age=15552000"
 
 
 @web.middleware
 async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
-    response = await handler(request)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:  # a redirect raised (sign-in, the language switch) gets them too
+        _add_security_headers(request, exc.headers)
+        raise
+    _add_security_headers(request, response.headers)
+    return response
+
+
+def _add_security_headers(request: web.Request, headers: MutableMapping[str, str]) -> None:
     # connect-src: the console itself and the softphone's WebSocket to Asterisk, no more.
     connect = " ".join(filter(None, ["'self'", wss_url(request)]))
-    response.headers["Content-Security-Policy"] = (
+    headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src 'self'; style-src 'self'; connect-src {connect}; "
         "frame-ancestors 'none'; form-action 'self'"
     )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "same-origin"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "same-origin"
+    headers["Cache-Control"] = "no-store"
+    if secure_cookies(request):  # browsers ignore the header over plain HTTP (RFC 6797 §8.1)
+        headers["Strict-Transport-Security"] = HSTS
 
 
 def wants_json(request: web.Request) -> bool:

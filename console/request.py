@@ -98,6 +98,23 @@ def client_address(request: web.Request) -> str:
     return outside[-1][:64] if outside else peer
 
 
+def over_tls(request: web.Request) -> bool:
+    """Whether the browser reached the console over HTTPS: a TLS connection of our own, or
+    a trusted proxy (`web.trusted_proxies`) that says so in X-Forwarded-Proto (its last
+    entry: the one our proxy added). From anyone else the header is ignored."""
+    if request.secure:
+        return True
+    if not deps(request).settings.web.is_trusted_proxy(request.remote or ""):
+        return False
+    protos = [p.strip().lower() for p in ",".join(request.headers.getall("X-Forwarded-Proto", [])).split(",")]
+    return bool(protos) and protos[-1] == "https"
+
+
+def secure_cookies(request: web.Request) -> bool:
+    """Cookies carry Secure when `web.secure_cookies` says so or the request came over HTTPS."""
+    return deps(request).settings.web.secure_cookies or over_tls(request)
+
+
 def require_role(request: web.Request, *roles: str) -> User:
     u = user(request)
     if u.role not in roles:
@@ -111,7 +128,7 @@ def set_cookie(response: web.StreamResponse, request: web.Request, name: str, va
         value,
         httponly=True,
         samesite="Strict",
-        secure=deps(request).settings.web.secure_cookies,
+        secure=secure_cookies(request),
         path="/",
         **extra,
     )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -91,10 +92,31 @@ async def logout(request: web.Request) -> web.StreamResponse:
     raise response
 
 
+def same_site_path(value: str) -> str | None:
+    """`value` if it is a path on this site to send the browser back to, else None.
+
+    Browsers read `//host`, `/\\host` and `/<tab>/host` as another site (the WHATWG URL
+    standard: a backslash counts as a slash, tabs and newlines are dropped), so a path may
+    hold no backslash, control character or space, and may not begin with two slashes.
+    The query string arrives percent-decoded: `/%09/evil` is checked as `/<tab>/evil`.
+
+    >>> [same_site_path(v) for v in ("/agent", "/orders?page=2", "//evil.example", "/\\evil.example")]
+    ['/agent', '/orders?page=2', None, None]
+    >>> [same_site_path(v) for v in ("/\t/evil", "https://evil", "evil", "/a b", "")]
+    [None, None, None, None, None]
+    """
+    if not value.startswith("/") or value.startswith("//") or len(value) > 512:
+        return None
+    if any(ch == "\\" or ch.isspace() or not ch.isprintable() for ch in value):
+        return None
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else None
+
+
 async def switch_lang(request: web.Request) -> web.StreamResponse:
     chosen = request.query.get("to", DEFAULT_LANG)
-    back = request.query.get("next", "/")
-    if chosen not in LANGS or not back.startswith("/") or back.startswith("//"):
+    back = same_site_path(request.query.get("next", "/"))
+    if chosen not in LANGS or back is None:
         raise web.HTTPBadRequest(text="unknown language or return path")
     response = web.HTTPSeeOther(back)
     set_cookie(response, request, LANG_COOKIE, chosen, max_age=365 * 86400)
@@ -108,7 +130,8 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.StreamResponse:
     """Without sign-in, for a load balancer and `hotline status`: component names, states,
-    restart counts and error texts (digits masked), nothing about callers or accounts."""
+    restart counts and the kind of their last error (never its text, which can name hosts and
+    addresses), nothing about callers or accounts."""
     health = deps(request).health
     body = health.as_json() if health is not None else {"ok": True, "components": {}}
     body |= await _calls_out(request)

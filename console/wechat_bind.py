@@ -24,8 +24,8 @@ from console.request import deps, render
 from core.masking import mask_id
 from sms.errors import (
     BadIdNumber,
+    CodesForAllSpent,
     NoCodePending,
-    NoRegisteredPhone,
     TooManyCodes,
     WeChatOAuthRefused,
     WeChatUnreachable,
@@ -40,12 +40,13 @@ HTTP = web.AppKey("wechat_http", aiohttp.ClientSession)
 
 SAY: Final = {
     "bad_id": "身份证号码有误，请核对后重新输入（18位，最后一位可能是X）。",
-    "no_phone": "无法向这个身份证号码登记的手机发送验证码：号码可能输错了，或者还没有登记手机号码。"
-    "请核对后重试，或带上身份证到社保经办窗口登记，或拨打12333。",
     "too_many": "获取验证码的次数太多了，请一小时后再试。",
+    "too_many_all": "现在获取验证码的人太多，请稍后再试，或拨打12333。",
     "no_code": "验证码已失效（超过有效时间或输错次数过多），请重新获取验证码。",
     "wrong_code": "验证码不正确，还可以再试{left}次。",
-    "sent": "验证码已发送到手机{phone}，{minutes}分钟内有效。",
+    # The same words whether the number has a registered phone or not (sms/wechat_binding.py).
+    "sent": "如果这个身份证号码登记了手机，验证码已发送到登记的手机，{minutes}分钟内有效。"
+    "没有收到：请核对身份证号码，或带上身份证到社保经办窗口登记手机号码，或拨打12333。",
     "expired": "页面已过期，请从公众号菜单重新打开本页。",
     "oauth_refused": "微信授权已失效，请从公众号菜单重新打开本页。",
     "unreachable": "暂时无法连接微信，请稍后再试。",
@@ -131,15 +132,15 @@ async def submit_id(request: web.Request) -> web.StreamResponse:
     openid, fields = got
     work = binder(request)
     try:
-        phone = await asyncio.to_thread(work.request_code, openid, fields.get("id_number", ""))
+        await asyncio.to_thread(work.request_code, openid, fields.get("id_number", ""))
     except BadIdNumber:
         return await _current(request, openid, status=400, message=SAY["bad_id"])
-    except NoRegisteredPhone:
-        return await _current(request, openid, status=400, message=SAY["no_phone"])
+    except CodesForAllSpent:
+        return await _current(request, openid, status=429, message=SAY["too_many_all"])
     except TooManyCodes:
         return await _current(request, openid, status=429, message=SAY["too_many"])
     minutes = deps(request).settings.wechat.bind_code_minutes
-    return _page(request, "code", notice=SAY["sent"].format(phone=phone, minutes=minutes))
+    return _page(request, "code", notice=SAY["sent"].format(minutes=minutes))
 
 
 async def submit_code(request: web.Request) -> web.StreamResponse:

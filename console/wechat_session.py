@@ -23,7 +23,7 @@ from typing import Final
 
 from aiohttp import web
 
-from console.request import deps
+from console.request import deps, secure_cookies
 
 SESSION_COOKIE: Final = "hotline_wechat"
 STATE_COOKIE: Final = "hotline_wechat_state"
@@ -40,7 +40,7 @@ def _mac(key: bytes, text: str) -> str:
 
 
 def _set(response: web.StreamResponse, request: web.Request, name: str, value: str, max_age: int) -> None:
-    secure = deps(request).settings.web.secure_cookies
+    secure = secure_cookies(request)
     response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="Lax", secure=secure, path="/wechat/")
 
 

@@ -21,7 +21,9 @@ class Break:
 
     id: int
     seq: int
-    problem: str  # altered | gap | relinked | out_of_order | truncated | rewritten (against a head kept elsewhere)
+    # altered | gap | relinked | out_of_order (the chain itself); truncated | rewritten (against a
+    # head kept elsewhere or a seal); forged_seal | unsealed (core.audit_seal)
+    problem: str
     detail: str
 
 
@@ -33,17 +35,34 @@ class Head:
 
     seq: int
     hash: str
+    mac: str = ""  # its seal's HMAC, when it was copied from a sealed head (core.audit_seal)
 
     @classmethod
     def parse(cls, text: str) -> Head:
-        """`SEQ:HASH`, as `hotline audit verify` and `hotline serve`'s log print it."""
-        seq, _, digest = text.strip().partition(":")
-        if not seq.isdigit() or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
-            raise ValueError(f"not a chain head {text[:80]!r}: SEQ:HASH, e.g. 1200:<64 hex digits>")
-        return cls(int(seq), digest)
+        """`SEQ:HASH`, or `SEQ:HASH:MAC` for a sealed head, as `hotline audit verify` and
+        `hotline serve`'s log print it."""
+        seq, _, rest = text.strip().partition(":")
+        digest, _, mac = rest.partition(":")
+        if not seq.isdigit() or not _hex64(digest) or (mac and not _hex64(mac)):
+            raise ValueError(f"not a chain head {text[:80]!r}: SEQ:HASH[:MAC], e.g. 1200:<64 hex digits>")
+        return cls(int(seq), digest, mac)
 
     def __str__(self) -> str:
-        return f"{self.seq}:{self.hash}"
+        return f"{self.seq}:{self.hash}" + (f":{self.mac}" if self.mac else "")
+
+
+def _hex64(text: str) -> bool:
+    return len(text) == 64 and all(ch in "0123456789abcdef" for ch in text)
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A row's hash recorded outside the chain (a head kept, a seal): the chain must still
+    hold row `seq` with hash `hash`. `what` names it in a Break's detail."""
+
+    seq: int
+    hash: str
+    what: str
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,10 @@ class Verdict:
     head_seq: int  # the last row's seq (0 when empty): keep it elsewhere to detect truncation
     head_hash: str
     broken: Break | None
+    # With a sealing key (core.audit_seal): seals checked, and the last one (seq, when made).
+    seals: int | None = None
+    sealed_seq: int = 0
+    sealed_at: dt.datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -64,6 +87,14 @@ class Verdict:
             "rows": self.rows,
             "head": {"seq": self.head_seq, "hash": self.head_hash},
             "broken": None if b is None else {"id": b.id, "seq": b.seq, "problem": b.problem, "detail": b.detail},
+            "sealed": None
+            if self.seals is None
+            else {
+                "seals": self.seals,
+                "seq": self.sealed_seq,
+                "at": self.sealed_at.isoformat(timespec="seconds") if self.sealed_at else None,
+                "unsealed_rows": self.head_seq - self.sealed_seq,
+            },
         }
 
 
@@ -100,20 +131,27 @@ def check_row(r: Row[Any], last_seq: int, last_hash: str) -> Break | None:
     return None
 
 
-def verify(store: Store, expect: Head | None = None) -> Verdict:
+def verify(store: Store, expect: Head | None = None, kept: Sequence[Kept] = ()) -> Verdict:
     """Walk the chain from row 1; stop at the first row that breaks it. With `expect`, a
-    head written down earlier: the chain must still hold that row, with that hash."""
+    head written down earlier, and `kept`, hashes recorded elsewhere (seals): the chain must
+    still hold each of those rows, with that hash."""
+    held = {k.seq: k for k in kept}
+    if expect is not None:
+        held[expect.seq] = Kept(expect.seq, expect.hash, "the head kept")
     rows, last_seq, last_hash = 0, 0, GENESIS
     for r in _rows(store):
         broken = check_row(r, last_seq, last_hash)
         if broken is not None:
             return Verdict(rows, last_seq, last_hash, broken)
         rows, last_seq, last_hash = rows + 1, int(r.seq), str(r.row_hash)
-        if expect is not None and last_seq == expect.seq and last_hash != expect.hash:
-            detail = f"row {last_seq} hashes to {last_hash[:12]}..., the head kept was {expect.hash[:12]}...: rebuilt"
+        k = held.get(last_seq)
+        if k is not None and last_hash != k.hash:
+            detail = f"row {last_seq} hashes to {last_hash[:12]}..., {k.what} says {k.hash[:12]}...: rebuilt"
             return Verdict(rows, last_seq, last_hash, Break(int(r.id), last_seq, "rewritten", detail))
-    if expect is not None and last_seq < expect.seq:
-        detail = f"the chain ends at seq {last_seq}, the head kept was seq {expect.seq}: rows deleted from the end"
+    beyond = [k for k in held.values() if k.seq > last_seq]
+    if beyond:
+        k = max(beyond, key=lambda k: k.seq)
+        detail = f"the chain ends at seq {last_seq}, {k.what} was seq {k.seq}: rows deleted from the end"
         return Verdict(rows, last_seq, last_hash, Break(0, last_seq + 1, "truncated", detail))
     return Verdict(rows, last_seq, last_hash, None)
 

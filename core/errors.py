@@ -58,3 +58,7 @@ class AuditLockOrder(HotlineError):
 class AuditQueryRefused(HotlineError):
     """An audit search cannot be run as asked: an ID number that is not one (GB 11643), an
     unknown channel or user, a date that is not a date."""
+
+
+class AuditTailBroken(HotlineError):
+    """The audit rows after the last seal do not link onto it: the head is not sealed."""

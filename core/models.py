@@ -304,6 +304,20 @@ class AuditEntry(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditSeal(Base):
+    """An HMAC of the audit chain's head under `security.audit_key`, a key kept outside the
+    database (core.audit_seal, migration 0036): whoever rebuilds the chain from a copy of the
+    database cannot make a seal that `hotline audit verify` accepts for the rebuilt head."""
+
+    __tablename__ = "audit_seals"
+    seq: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    row_hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    mac: Mapped[str] = mapped_column(String(64))
+
+
 class ConsoleUser(Base):
     """A person who signs in to the web console. Passwords are stored only as scrypt hashes."""
 
@@ -939,6 +953,17 @@ class WeChatBindCode(Base):
     code_hash: Mapped[str] = mapped_column(String(128))
     requested_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     tries: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class WeChatPushNonce(Base):
+    """A signed WeChat push taken (its timestamp and nonce, migration 0036): kept in the store,
+    so that no console process takes the same signed request again. Rows older than the
+    freshness window are pruned as new ones come (sms.wechat_push.FRESH_S)."""
+
+    __tablename__ = "wechat_push_nonces"
+    timestamp: Mapped[str] = mapped_column(String(12), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    taken_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 
 class WeChatBindRequest(Base):

@@ -7,6 +7,8 @@ Secrets have no default: the local demo writes its own (see `hotline.demo.toml`)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import ipaddress
 import os
@@ -89,10 +91,49 @@ class IvrSettings(_Section):
     caller_failures_per_day: int = Field(10, ge=1)
 
 
+# The shortest AMI secret `hotline serve` (with AMI) and `hotline asterisk up` accept outside
+# the demo: AMI can originate calls through the trunk.
+AMI_SECRET_MIN = 16
+AUDIT_KEY_MIN = 32
+
+
 class SecuritySettings(_Section):
     # A server-side secret mixed into every PIN hash: a copy of the database alone cannot
     # be searched for the million possible 6-digit PINs.
     pin_pepper: str = Field("", description="no default: set it in the TOML file or HOTLINE_SECURITY_PIN_PEPPER")
+    # The local demo (`hotline.demo.toml` sets it): its published secrets are accepted as
+    # they are. Never set on a site: then short secrets are refused and an unsealed audit
+    # chain is warned about.
+    demo: bool = False
+    # The key that seals the audit chain's head (core/audit_seal.py), kept outside the
+    # database so a copy of it cannot be rebuilt into a chain that verifies: the key itself
+    # (HOTLINE_SECURITY_AUDIT_KEY; never in a log line) or a file holding it (readable by
+    # the hotline's user only). At least AUDIT_KEY_MIN characters. Unset: the head is
+    # logged but not sealed, and `hotline serve` and `hotline audit verify` say so loudly.
+    audit_key: str = Field("", repr=False)
+    audit_key_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_audit_key(self) -> SecuritySettings:
+        if self.audit_key and self.audit_key_file is not None:
+            raise ValueError("set security.audit_key or security.audit_key_file, not both")
+        if self.audit_key and len(self.audit_key) < AUDIT_KEY_MIN:
+            raise ValueError(f"security.audit_key: at least {AUDIT_KEY_MIN} characters")
+        return self
+
+    def audit_seal_key(self) -> bytes | None:
+        """The audit chain's sealing key (from the file if one is named), or None if unset."""
+        if self.audit_key_file is None:
+            return self.audit_key.encode() or None
+        try:
+            key = self.audit_key_file.expanduser().read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"security.audit_key_file: cannot read {self.audit_key_file}: {exc}") from exc
+        if len(key) < AUDIT_KEY_MIN:
+            raise SettingsError(
+                f"security.audit_key_file: {self.audit_key_file} holds under {AUDIT_KEY_MIN} characters"
+            )
+        return key.encode()
 
 
 class SmppSettings(_Section):
@@ -189,9 +230,30 @@ class WeChatSettings(_Section):
     bind_session_minutes: int = Field(30, ge=1, le=24 * 60)
     bind_code_minutes: int = Field(10, ge=1, le=60)
     bind_code_tries: int = Field(5, ge=1, le=10)
-    # Codes asked for in any rolling hour, per WeChat account and per ID number.
+    # Codes asked for in any rolling hour, per WeChat account, per ID number and across the
+    # hotline (each one an SMS to the number's registered phone, if it has one).
     bind_codes_per_openid_per_hour: int = Field(5, ge=1)
     bind_codes_per_id_per_hour: int = Field(3, ge=1)
+    bind_codes_per_hour: int = Field(300, ge=1)
+    # Security mode (安全模式, sms/wechat_crypt.py): the account's EncodingAESKey (43 characters,
+    # secret: HOTLINE_WECHAT_ENCODING_AES_KEY, never in a log line). With it, pushes that come
+    # encrypted (encrypt_type=aes) are decrypted and answered encrypted; `security_mode`
+    # refuses every push that is not (set it once the account is switched to 安全模式).
+    encoding_aes_key: str = Field("", repr=False)
+    security_mode: bool = False
+
+    @field_validator("encoding_aes_key")
+    @classmethod
+    def _aes_key(cls, value: str) -> str:
+        if not value:
+            return value
+        try:
+            key = base64.b64decode(value + "=", validate=True)
+        except binascii.Error:
+            key = b""
+        if len(value) != 43 or len(key) != 32:
+            raise ValueError("an EncodingAESKey: the 43 characters of base64 the account's 基本配置 shows")
+        return value
 
     @field_validator("api_base", "oauth_base")
     @classmethod
@@ -211,7 +273,8 @@ class WeChatSettings(_Section):
     @model_validator(mode="after")
     def _credentials_when_enabled(self) -> WeChatSettings:
         if self.enabled:
-            missing = [name for name in ("app_id", "app_secret", "token") if not getattr(self, name)]
+            needed = ("app_id", "app_secret", "token") + ("encoding_aes_key",) * self.security_mode
+            missing = [name for name in needed if not getattr(self, name)]
             if missing:
                 hint = ", ".join(f"wechat.{name} (or {ENV_PREFIX}WECHAT_{name.upper()})" for name in missing)
                 raise ValueError(f"wechat.enabled needs {hint}")
@@ -520,6 +583,16 @@ class Settings(_Section):
                 missing.append(f"{dotted} (or {ENV_PREFIX}{section.upper()}_{field.upper()})")
         if missing:
             raise SettingsError("missing secret setting: " + ", ".join(missing))
+
+    def require_strong_ami_secret(self) -> None:
+        """The AMI secret set, and at least AMI_SECRET_MIN characters outside the demo."""
+        self.require_secrets("ami.secret")
+        if len(self.ami.secret) < AMI_SECRET_MIN and not self.security.demo:
+            raise SettingsError(
+                f"ami.secret (or {ENV_PREFIX}AMI_SECRET) has {len(self.ami.secret)} characters: at least "
+                f"{AMI_SECRET_MIN} are needed (AMI can place calls through the trunk); e.g. "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`"
+            )
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:

@@ -40,28 +40,39 @@ def run(settings: Any, args: argparse.Namespace, actor: str) -> int:
     store = open_store(settings)
     try:
         if args.action == "verify":
-            return _verify(store, args.format, args.expect_head)
+            return _verify(settings, store, args.format, args.expect_head)
         return _search(settings, store, args, actor)
     finally:
         store.dispose()
 
 
-def _verify(store: Any, fmt: str, expect_head: str | None) -> int:
+def _verify(settings: Any, store: Any, fmt: str, expect_head: str | None) -> int:
     from core.audit_log import Head, verify
+    from core.audit_seal import verify_sealed
     from hotline.errors import UsageError
 
     try:
         expect = Head.parse(expect_head) if expect_head else None
     except ValueError as exc:
         raise UsageError(f"--expect-head: {exc}") from exc
-    verdict = verify(store, expect)
+    key = settings.security.audit_seal_key()
+    if key is None:
+        if expect is not None and expect.mac:
+            raise UsageError("--expect-head: a sealed head (SEQ:HASH:MAC) needs security.audit_key to check")
+        if not settings.security.demo:
+            print(
+                "audit log: WARNING: security.audit_key is not set: the seals are not checked, and a chain "
+                "rebuilt from a copy of the database would verify",
+                file=sys.stderr,
+            )
+    verdict = verify(store, expect) if key is None else verify_sealed(store, key, expect)
     if fmt == "json":
         print(json.dumps(verdict.as_json(), ensure_ascii=False, indent=2))
     elif verdict.broken is None:
         kept = f"; it holds the head kept ({expect.seq})" if expect else ""
         print(
-            f"audit log: {verdict.rows} rows, chain intact{kept}; head {verdict.head_seq}:{verdict.head_hash}"
-            " (keep it outside the database: verify --expect-head)"
+            f"audit log: {verdict.rows} rows, chain intact{kept}{_sealed(verdict)}; head "
+            f"{verdict.head_seq}:{verdict.head_hash} (keep it outside the database: verify --expect-head)"
         )
     else:
         b = verdict.broken
@@ -71,6 +82,15 @@ def _verify(store: Any, fmt: str, expect_head: str | None) -> int:
             file=sys.stderr,
         )
     return 0 if verdict.ok else 1
+
+
+def _sealed(verdict: Any) -> str:
+    if verdict.seals is None:
+        return ""
+    after = verdict.head_seq - verdict.sealed_seq
+    tail = f", {after} rows after it not sealed yet" if after else ""
+    when = f"{verdict.sealed_at:%Y-%m-%d %H:%M} UTC"
+    return f"; {verdict.seals} seals hold, the last at seq {verdict.sealed_seq} ({when}){tail}"
 
 
 def _id_number_from_stdin() -> str:

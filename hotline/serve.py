@@ -23,10 +23,10 @@ from aiohttp import web
 
 from cases.tasks import casework_loop
 from console.app import ConsoleDeps, make_app
-from core import audit_log
+from core import audit_log, audit_seal
 from core.business import BusinessPort
 from core.db import Store
-from core.errors import StoreUnavailable
+from core.errors import AuditTailBroken, StoreUnavailable
 from core.health import Health
 from core.notices import voice_unavailable
 from core.settings import Settings
@@ -287,21 +287,43 @@ async def sweep_recordings(settings: Settings, store: Store, stop: asyncio.Event
 AUDIT_HEAD_EVERY_S = 3600.0
 
 
-async def log_audit_head(store: Store, stop: asyncio.Event, every_s: float = AUDIT_HEAD_EVERY_S) -> None:
+async def log_audit_head(
+    store: Store, stop: asyncio.Event, every_s: float = AUDIT_HEAD_EVERY_S, key: bytes | None = None
+) -> None:
     """The audit chain's head into the log at start and then hourly when it moved: a copy
     outside the database, for `hotline audit verify --expect-head` to detect rows deleted
-    from the end or a chain rebuilt (core.audit_log.Head)."""
+    from the end or a chain rebuilt (core.audit_log.Head). With `key` (security.audit_key)
+    the head is sealed too (core.audit_seal), and the line carries the seal's MAC."""
     last: audit_log.Head | None = None
     while not stop.is_set():
         try:
             now = await asyncio.to_thread(audit_log.head, store)
             if now != last:
-                log.info("audit: chain head %s (hotline audit verify --expect-head %s)", now, now)
+                shown = now
+                if key is not None:
+                    seal = await asyncio.to_thread(audit_seal.seal_head, store, key)
+                    shown = seal.head if seal is not None else now
+                log.info("audit: chain head %s (hotline audit verify --expect-head %s)", now, shown)
                 last = now
         except StoreUnavailable as exc:
             log.warning("audit: chain head not read now (%s); next in %.0f s", exc, every_s)
+        except AuditTailBroken as exc:
+            log.error("audit: the chain's head NOT sealed: %s; run `hotline audit verify`", exc)
+            last = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)
+
+
+def audit_key(settings: Settings) -> bytes | None:
+    """The chain's sealing key, or None, said loudly outside the demo: then a copy of the
+    database can be rebuilt into a chain that verifies."""
+    key = settings.security.audit_seal_key()
+    if key is None and not settings.security.demo:
+        log.warning(
+            "audit: security.audit_key (or security.audit_key_file) is NOT SET: the audit chain's head is "
+            "logged but not sealed, and whoever copies the database can rebuild a chain that verifies"
+        )
+    return key
 
 
 async def _shut_down(running: Running) -> None:
@@ -414,7 +436,7 @@ async def serve(
     if "agi" in only:
         settings.require_secrets("security.pin_pepper")
     if "ami" in only:
-        settings.require_secrets("ami.secret")
+        settings.require_strong_ami_secret()
     store = open_store(settings, migrate=not worker)
     port = business_port(settings, store)  # one door to the business system for every component
     running = Running()
@@ -429,7 +451,8 @@ async def serve(
         # Casework beside the console that works the orders: voice messages become orders,
         # overdue ones are escalated, follow-ups go out (cases/tasks.py).
         running.supervisor.spawn("casework", lambda: casework_loop(store, settings, stop))
-        running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop))
+        seal_key = audit_key(settings)
+        running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop, key=seal_key))
     if "sms" in only and not worker:
         running.sms = SmsService(settings, store, port)
         await running.sms.start(running.supervisor.spawn)

@@ -51,7 +51,7 @@ def as_text(answer: dict[str, Any]) -> str:
         if part.get("restarts"):
             line += f", {part['restarts']} restarts"
         if part.get("last_error"):
-            line += f"; last error at {part['last_error_at']}: {part['last_error']}"
+            line += f"; last error at {part['last_error_at']}: {part['last_error']} (the serve log has it whole)"
         lines.append(line)
     calls_out = answer.get("calls_out")
     if calls_out:

@@ -101,7 +101,7 @@ class LocalAsterisk:
     def up(self) -> AsteriskStatus:
         """Provision if needed, install the configuration, then start (or reload) and wait for AMI."""
         roots.require_superuser()
-        self.settings.require_secrets("ami.secret")
+        self.settings.require_strong_ami_secret()
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         if not roots.root_present(self.root):
             source = self.settings.asterisk

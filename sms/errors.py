@@ -40,9 +40,8 @@ class TooManyCodes(BindRefused):
     """More codes asked for in the last hour than one WeChat account or one ID number may."""
 
 
-class NoRegisteredPhone(BindRefused):
-    """No phone to send the code to: nobody holds the ID number, or they registered none
-    (the two look the same to whoever asks)."""
+class CodesForAllSpent(TooManyCodes):
+    """More codes asked for in the last hour across the hotline than `wechat.bind_codes_per_hour`."""
 
 
 class NoCodePending(BindRefused):

@@ -4,10 +4,16 @@ number, proved by a code sent by SMS to the phone the business system holds for 
 The code goes as a `wechat_bind_code` business event (the gateway texts it like any
 security notice) and is kept here only as an HMAC under `security.pin_pepper`, with the
 tries made. A code lasts `wechat.bind_code_minutes`; `wechat.bind_code_tries` wrong entries
-end it. Every request counts, whatever its outcome, against two limits over the last hour:
-per WeChat account (nobody looks up many ID numbers) and per ID number (nobody floods one
-phone with codes, from however many accounts). An ID number nobody holds and one without a
-phone are told apart from nobody: both are `NoRegisteredPhone`.
+end it. Every request counts, whatever its outcome, against three limits over the last
+hour: per WeChat account (nobody looks up many ID numbers), per ID number (nobody floods one
+phone with codes, from however many accounts) and for the whole hotline (nobody spends the
+SMS budget on codes, from however many accounts; `wechat.bind_codes_per_hour`).
+
+The page answers an ID number with a registered phone, one without a phone and one nobody
+holds the same way (as the IVR does: who holds which ID number is not told to whoever
+types one): "a code went to the phone registered for it, if any", and a code to enter. For
+a number without a phone that code is one nobody was sent (a random hash no code matches),
+so entering codes goes the same way too: wrong, tries left, spent.
 
 Binding, unbinding and unfollowing are audited (`change:wechat_binding`, actor
 `wechat:<masked openid>`). Openids, ID numbers and phones reach logs only masked.
@@ -23,7 +29,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final, cast
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, true, update
 
 from core import audit, idnumber
 from core.business import BusinessPort
@@ -31,7 +37,7 @@ from core.db import Store, pg_lock, upsert
 from core.masking import mask_id, mask_openid, mask_phone
 from core.models import BusinessEvent, WeChatBindCode, WeChatBinding, WeChatBindRequest, utcnow
 from core.settings import WeChatSettings
-from sms.errors import BadIdNumber, NoCodePending, NoRegisteredPhone, TooManyCodes, WrongCode
+from sms.errors import BadIdNumber, CodesForAllSpent, NoCodePending, TooManyCodes, WrongCode
 
 log = logging.getLogger(__name__)
 EVENT_TYPE: Final = "wechat_bind_code"
@@ -63,8 +69,9 @@ class Binder:
     settings: WeChatSettings
     pepper: str
 
-    def request_code(self, openid: str, id_number: str, now: dt.datetime | None = None) -> str:
-        """Send a code to the registered phone of `id_number`; returns that phone masked."""
+    def request_code(self, openid: str, id_number: str, now: dt.datetime | None = None) -> None:
+        """Send a code to the registered phone of `id_number`, if it has one; either way this
+        account now waits for a code (BadIdNumber, TooManyCodes before anything is sent)."""
         now = now or utcnow()
         id_number = id_number.strip().upper()
         problem = idnumber.problem(id_number)
@@ -73,37 +80,43 @@ class Binder:
         request_id = self._count_request(openid, id_number, now)
         phones = self.port.recipients("person", [id_number]).get(id_number, [])
         resident_id = self.port.resident_of(id_number) if phones else None
-        if not phones or resident_id is None:
-            log.info("wechat bind: no phone for %s (asked by %s)", mask_id(id_number), mask_openid(openid))
-            raise NoRegisteredPhone("no registered phone")
         code = f"{secrets.randbelow(10**6):06d}"
+        sent = bool(phones) and resident_id is not None
+        # Without a phone: a hash no code has (a random one), so the page goes on the same way.
+        kept = code_hash(self.pepper, openid, id_number, code) if sent else secrets.token_hex(32)
         with self.store.transaction() as c:
             audit.lock_chain(c)
-            values = {
-                "openid": openid,
-                "subject_id": id_number,
-                "code_hash": code_hash(self.pepper, openid, id_number, code),
-                "requested_at": now,
-                "tries": 0,
-            }
+            values = {"openid": openid, "subject_id": id_number, "code_hash": kept, "requested_at": now, "tries": 0}
             c.execute(upsert(c, CODES).values(values).on_conflict_do_update(index_elements=["openid"], set_=values))
-            c.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(sent=True))
-            payload = {"code": code, "minutes": self.settings.bind_code_minutes}
-            c.execute(
-                insert(EVENTS).values(
-                    event_type=EVENT_TYPE,
-                    subject_kind="person",
-                    subject_id=id_number,
-                    payload=payload,
-                    idempotency_key=f"wechat_bind:{request_id}",
-                    created_at=now,
-                    status="pending",
+            c.execute(update(REQUESTS).where(REQUESTS.c.id == request_id).values(sent=sent))
+            if sent:
+                self._send_code(c, openid, id_number, code, request_id, now)
+                detail = f"code sent to {mask_phone(phones[0])} for {mask_openid(openid)}"
+                audit.record(
+                    c, actor=actor(openid), action="send:wechat_bind_code", resident_id=resident_id, detail=detail
                 )
+        if sent:
+            log.info("wechat bind: code sent for %s to %s", mask_id(id_number), mask_phone(phones[0]))
+        else:
+            log.info(
+                "wechat bind: no phone for %s (asked by %s), no code sent", mask_id(id_number), mask_openid(openid)
             )
-            detail = f"code sent to {mask_phone(phones[0])} for {mask_openid(openid)}"
-            audit.record(c, actor=actor(openid), action="send:wechat_bind_code", resident_id=resident_id, detail=detail)
-        log.info("wechat bind: code sent for %s to %s", mask_id(id_number), mask_phone(phones[0]))
-        return mask_phone(phones[0])
+
+    def _send_code(
+        self, c: Connection, openid: str, id_number: str, code: str, request_id: int, now: dt.datetime
+    ) -> None:
+        payload = {"code": code, "minutes": self.settings.bind_code_minutes}
+        c.execute(
+            insert(EVENTS).values(
+                event_type=EVENT_TYPE,
+                subject_kind="person",
+                subject_id=id_number,
+                payload=payload,
+                idempotency_key=f"wechat_bind:{request_id}",
+                created_at=now,
+                status="pending",
+            )
+        )
 
     def _count_request(self, openid: str, id_number: str, now: dt.datetime) -> int:
         """Record the request, or TooManyCodes if this account or this ID number had its fill."""
@@ -116,6 +129,14 @@ class Binder:
             c.execute(delete(REQUESTS).where(REQUESTS.c.requested_at < now - KEEP_REQUESTS))
             by_openid = _count(c, REQUESTS.c.openid == openid, since)
             by_id = _count(c, REQUESTS.c.subject_id == id_number, since)
+            in_all = _count(c, true(), since)
+            if in_all >= self.settings.bind_codes_per_hour:
+                log.warning(
+                    "wechat bind: %d codes asked for across the hotline this hour (wechat.bind_codes_per_hour), "
+                    "refused",
+                    in_all,
+                )
+                raise CodesForAllSpent("the hotline")
             if by_openid >= self.settings.bind_codes_per_openid_per_hour:
                 log.warning("wechat bind: %s asked for %d codes this hour, refused", mask_openid(openid), by_openid)
                 raise TooManyCodes("this WeChat account")
@@ -215,5 +236,6 @@ class Binder:
 
 
 def _count(c: Connection, who: object, since: dt.datetime) -> int:
+    """Requests since `since` matching `who` (a condition on REQUESTS; `true()` for all)."""
     query = select(func.count()).select_from(REQUESTS).where(who, REQUESTS.c.requested_at >= since)  # type: ignore[arg-type]
     return int(c.execute(query).scalar_one())

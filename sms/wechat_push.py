@@ -8,14 +8,20 @@ From WeChat's documentation for official accounts (基本配置, 接入指南; �
   as it came; pushes are POSTs of XML in plaintext mode (明文模式).
 - A push is `<xml><ToUserName>` (the account) `<FromUserName>` (the resident's openid)
   `<CreateTime>` (seconds) `<MsgType>event` `<Event>subscribe|unsubscribe|...` `</xml>`,
-  values mostly in CDATA. WeChat waits 5 seconds and retries 3 times; an answer of
-  `success` (or an empty body) ends it and sends the resident nothing.
+  values mostly in CDATA, in UTF-8. WeChat waits 5 seconds and retries 3 times; an answer
+  of `success` (or an empty body) ends it and sends the resident nothing.
 
 In plaintext mode the signature covers the token, timestamp and nonce, not the body: one
 signed query seen (a proxy's log, a browser's history) would let anyone post any push
 with it. So a push is taken only while its timestamp is fresh (FRESH_S either side of our
 clock, beyond WeChat's three retries 5 s apart) and only once per timestamp and nonce
-(`Replays`); WeChat's own retries of one push come with a new nonce each.
+(sms/wechat_nonces.py, in the store: every console process refuses a pair any of them
+took); WeChat's own retries of one push come with a new nonce each. Security mode
+(sms/wechat_crypt.py) signs the body as well.
+
+The XML is read by defusedxml with DTDs refused (no entity of any kind: WeChat's pushes
+have none), and only in UTF-8: a body that is not UTF-8, or declares another encoding, is
+refused rather than guessed at.
 
 >>> signature("token", "1714112445", "415670741")
 '0c48e8def4a21319f45c1175aef96e9ee9bf0ba3'
@@ -25,52 +31,35 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from typing import Final
+
+import defusedxml.ElementTree as DefusedET
+from defusedxml import DefusedXmlException
 
 from sms.errors import BadPush
 
 MAX_PUSH_BYTES: Final = 16 * 1024  # a push is well under 1 KiB; anything far larger is not WeChat's
 ACK: Final = "success"
 FRESH_S: Final = 300
-# Signed requests remembered at most (a flood of fresh ones cannot grow memory past it).
-MAX_REMEMBERED: Final = 50_000
 
 
-class Replays:
-    """The signed (timestamp, nonce) pairs taken within the window: each is taken once."""
+def stale(timestamp: str, now: float | None = None, fresh_s: float = FRESH_S) -> str:
+    """Why a signed request's timestamp is not taken ("" if it is fresh).
 
-    def __init__(self, fresh_s: float = FRESH_S, limit: int = MAX_REMEMBERED) -> None:
-        self.fresh_s = fresh_s
-        self.limit = limit
-        self.seen: dict[tuple[str, str], float] = {}
-
-    def refuse(self, timestamp: str, nonce: str, now: float | None = None) -> str:
-        """Why this signed request is not taken ("" if it is; then it is remembered).
-
-        >>> r = Replays()
-        >>> r.refuse("1000", "7", now=1100.0), r.refuse("1000", "7", now=1101.0)
-        ('', 'its timestamp and nonce were used before')
-        >>> r.refuse("1000", "8", now=2000.0)
-        'its timestamp is 1000 s from our clock (at most 300)'
-        """
-        now = time.time() if now is None else now
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            return "its timestamp is not a number of seconds"
-        off = abs(now - int(timestamp))
-        if off > self.fresh_s:
-            return f"its timestamp is {off:.0f} s from our clock (at most {self.fresh_s:g})"
-        key = (timestamp, nonce[:64])
-        if key in self.seen:
-            return "its timestamp and nonce were used before"
-        if len(self.seen) >= self.limit:
-            self.seen = {k: at for k, at in self.seen.items() if now - at <= 2 * self.fresh_s}
-            if len(self.seen) >= self.limit:
-                return "too many signed requests within the window"
-        self.seen[key] = now
-        return ""
+    >>> stale("1000", now=1100.0), stale("1000", now=2000.0), stale("x")
+    ('', 'its timestamp is 1000 s from our clock (at most 300)', 'its timestamp is not a number of seconds')
+    """
+    now = time.time() if now is None else now
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return "its timestamp is not a number of seconds"
+    off = abs(now - int(timestamp))
+    if off > fresh_s:
+        return f"its timestamp is {off:.0f} s from our clock (at most {fresh_s:g})"
+    return ""
 
 
 def signature(token: str, timestamp: str, nonce: str) -> str:
@@ -93,24 +82,41 @@ class Push:
     event: str  # "" for a message that is not an event
 
 
+def _root(body: bytes) -> ET.Element:
+    """The root of a UTF-8 XML body with no DTD, read by defusedxml; BadPush if not that."""
+    if len(body) > MAX_PUSH_BYTES:
+        raise BadPush(f"a push of {len(body)} bytes (at most {MAX_PUSH_BYTES})")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadPush("not UTF-8") from None
+    declared = _DECLARED.match(text)
+    if declared and declared.group(1).lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise BadPush(f"declares the encoding {declared.group(1)[:20]!r}: only UTF-8 is taken")
+    try:
+        root = DefusedET.fromstring(body, forbid_dtd=True)
+    except DefusedXmlException:
+        raise BadPush("a push with a DTD or an entity declaration") from None  # WeChat's never have one
+    except ET.ParseError as exc:
+        raise BadPush(f"not XML: {exc}") from None
+    if root.tag != "xml":
+        raise BadPush(f"the root element is <{root.tag[:20]}>, not <xml>")
+    return root
+
+
+# An XML declaration's encoding (XML 1.0 §4.3.3).
+_DECLARED = re.compile(r"""\A\ufeff?<\?xml[^>]*?\sencoding\s*=\s*["']([A-Za-z0-9._-]*)["']""")
+
+
 def parse_push(body: bytes) -> Push:
-    """The fields of a push, or BadPush saying what is wrong (no DTD, no entities).
+    """The fields of a push, or BadPush saying what is wrong (no DTD, no entities, UTF-8).
 
     >>> parse_push(b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[oAb1]]>"
     ...            b"</FromUserName><CreateTime>1</CreateTime><MsgType><![CDATA[event]]></MsgType>"
     ...            b"<Event><![CDATA[unsubscribe]]></Event></xml>").event
     'unsubscribe'
     """
-    if len(body) > MAX_PUSH_BYTES:
-        raise BadPush(f"a push of {len(body)} bytes (at most {MAX_PUSH_BYTES})")
-    if b"<!" in body.replace(b"<![CDATA[", b""):
-        raise BadPush("a push with a DTD or an entity declaration")  # WeChat's never have one
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise BadPush(f"not XML: {exc}") from None
-    if root.tag != "xml":
-        raise BadPush(f"the root element is <{root.tag[:20]}>, not <xml>")
+    root = _root(body)
 
     def text(name: str, required: bool = True) -> str:
         value = (root.findtext(name) or "").strip()
@@ -122,3 +128,11 @@ def parse_push(body: bytes) -> Push:
     if not created.isdigit():
         raise BadPush("<CreateTime> is not a number of seconds")
     return Push(text("ToUserName"), text("FromUserName"), int(created), text("MsgType"), text("Event", False))
+
+
+def ciphertext(body: bytes) -> str:
+    """The `<Encrypt>` of a push in security mode (sms/wechat_crypt.py); BadPush if none."""
+    value = (_root(body).findtext("Encrypt") or "").strip()
+    if not value:
+        raise BadPush("<Encrypt> is missing (a push in security mode carries it)")
+    return value

@@ -26,7 +26,7 @@ def make_settings(tmp_path: Path, url: str, **env: str) -> Settings:
     environ = {
         "HOTLINE_DATABASE_URL": url,
         "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
-        "HOTLINE_AMI_SECRET": "test-secret",
+        "HOTLINE_AMI_SECRET": "test-ami-secret-0123456789",
         **env,
     }
     return load_settings(None, environ)

@@ -28,11 +28,12 @@ class Site:
     base: str
     store: Store
     fake: FakeWeChat
+    other: str = ""  # a second console process on the same store (`second=True`)
 
 
 @asynccontextmanager
 async def wechat_console(
-    store: Store, tmp_path: Path, wechat_host: str = "127.0.0.1", **env: str
+    store: Store, tmp_path: Path, wechat_host: str = "127.0.0.1", second: bool = False, **env: str
 ) -> AsyncIterator[Site]:
     fake = FakeWeChat(host=wechat_host)
     await fake.start()
@@ -49,12 +50,15 @@ async def wechat_console(
     )
     load_sample(store)
     deps = ConsoleDeps(settings, store, SampleBusinessPort(store, PEPPER), AgentControl(settings, store), None)
-    server = TestServer(make_app(deps), host="127.0.0.1")
-    await server.start_server()
+    servers = [TestServer(make_app(deps), host="127.0.0.1") for _ in range(1 + second)]
+    for server in servers:
+        await server.start_server()
     try:
-        yield Site(str(server.make_url("")).rstrip("/"), store, fake)
+        bases = [str(server.make_url("")).rstrip("/") for server in servers]
+        yield Site(bases[0], store, fake, bases[1] if second else "")
     finally:
-        await server.close()
+        for server in servers:
+            await server.close()
         await fake.stop()
 
 

@@ -34,12 +34,17 @@ Faults are set on the object, never read from message text: `busy_next` sends an
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import json
 import secrets
+import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import ClientSession, web
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from yarl import URL
 
 NORMAL_MODE_RENEWAL_S = 300  # the docs: the next token comes in the last 5 minutes
@@ -289,6 +294,124 @@ class FakeWeChat:
         if body["template_id"] not in self.templates:
             return self._error(40037, "invalid template_id")
         return None
+
+
+# WeChat's side of the event pushes ---------------------------------------------------------
+#
+# Written from WeChat's documentation (接收事件推送; 消息加解密说明 and its 技术方案), not from
+# console/wechat_events.py or sms/wechat_crypt.py:
+# - every push's query has signature = sha1 of token, timestamp, nonce sorted and joined;
+# - plaintext mode (明文模式): the body is the event's XML;
+# - security mode (安全模式): the query adds encrypt_type=aes and msg_signature = sha1 of token,
+#   timestamp, nonce and the ciphertext sorted and joined; the body is
+#   <xml><ToUserName/><Encrypt>ciphertext</Encrypt></xml>. Compatible mode (兼容模式) sends the
+#   event's plain fields and <Encrypt> together;
+# - ciphertext = base64(AES-256-CBC(key, iv=key[:16], pad(random 16 bytes + len(xml) as 4
+#   bytes big-endian + xml + appid))), key = base64decode(EncodingAESKey + "="), padded
+#   PKCS#7-style to a multiple of 32 bytes;
+# - the account's reply to an encrypted push must be encrypted the same way:
+#   <xml><Encrypt/><MsgSignature/><TimeStamp/><Nonce/></xml>.
+
+
+def new_encoding_aes_key() -> str:
+    """An EncodingAESKey as the account's 基本配置 makes one: 43 characters of base64."""
+    return base64.b64encode(secrets.token_bytes(32)).decode()[:43]
+
+
+def _aes(encoding_aes_key: str) -> tuple[Cipher[modes.CBC], bytes]:
+    key = base64.b64decode(encoding_aes_key + "=")
+    return Cipher(algorithms.AES(key), modes.CBC(key[:16])), key
+
+
+def wechat_encrypt(encoding_aes_key: str, xml: bytes, app_id: str) -> str:
+    cipher, _ = _aes(encoding_aes_key)
+    text = secrets.token_bytes(16) + len(xml).to_bytes(4, "big") + xml + app_id.encode()
+    amount = 32 - len(text) % 32
+    text += bytes([amount]) * amount
+    enc = cipher.encryptor()
+    return base64.b64encode(enc.update(text) + enc.finalize()).decode()
+
+
+def wechat_decrypt(encoding_aes_key: str, encrypted: str) -> tuple[bytes, str]:
+    """The XML and the appid inside a ciphertext (ValueError if the padding is not WeChat's)."""
+    cipher, _ = _aes(encoding_aes_key)
+    dec = cipher.decryptor()
+    text = dec.update(base64.b64decode(encrypted)) + dec.finalize()
+    amount = text[-1]
+    if not 1 <= amount <= 32:
+        raise ValueError("bad padding")
+    text = text[:-amount]
+    length = int.from_bytes(text[16:20], "big")
+    return text[20 : 20 + length], text[20 + length :].decode()
+
+
+def _sha1_sorted(*parts: str) -> str:
+    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Pushed:
+    status: int
+    text: str
+    reply: str | None  # the reply's XML decrypted, when it came encrypted and signed as WeChat checks
+    reply_refused: str  # why WeChat would not take the reply to an encrypted push ("" if it would)
+
+
+@dataclass
+class WeChatPusher:
+    """WeChat's servers pushing events to an account's server URL."""
+
+    token: str
+    app_id: str = "wx0123456789abcdef"
+    encoding_aes_key: str = ""
+    account: str = "gh_0123456789ab"
+
+    def event_xml(self, openid: str, event: str) -> bytes:
+        return (
+            f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName><FromUserName><![CDATA[{openid}]]>"
+            f"</FromUserName><CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            f"<Event><![CDATA[{event}]]></Event></xml>"
+        ).encode()
+
+    def query(self, timestamp: str | None = None, nonce: str | None = None) -> dict[str, str]:
+        timestamp = timestamp or str(int(time.time()))
+        nonce = nonce or str(secrets.randbelow(10**10))
+        return {"signature": _sha1_sorted(self.token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce}
+
+    def sealed(
+        self, xml: bytes, *, compat: bool = False, app_id: str | None = None, aes_key: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """The query and body of `xml` pushed in security mode (or compatible mode)."""
+        encrypted = wechat_encrypt(aes_key or self.encoding_aes_key, xml, app_id or self.app_id)
+        q = self.query()
+        q.update(encrypt_type="aes", msg_signature=_sha1_sorted(self.token, q["timestamp"], q["nonce"], encrypted))
+        # Compatible mode: the event's own fields and <Encrypt>; security mode: the account and <Encrypt>.
+        head = xml.decode()[: -len("</xml>")] if compat else f"<xml><ToUserName><![CDATA[{self.account}]]></ToUserName>"
+        return q, f"{head}<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
+
+    async def post(self, http: ClientSession, url: str, query: dict[str, str], body: bytes) -> Pushed:
+        async with http.post(url, params=query, data=body, headers={"Content-Type": "text/xml"}) as r:
+            text = await r.text()
+            status = r.status
+        if query.get("encrypt_type") != "aes" or status != 200:
+            return Pushed(status, text, None, "")
+        reply, why = self._open_reply(text)
+        return Pushed(status, text, reply, why)
+
+    def _open_reply(self, text: str) -> tuple[str | None, str]:
+        try:
+            root = ET.fromstring(text)
+        except ET.ParseError:
+            return None, "the reply to an encrypted push is not XML"
+        fields = {name: (root.findtext(name) or "") for name in ("Encrypt", "MsgSignature", "TimeStamp", "Nonce")}
+        if not all(fields.values()):
+            return None, "the reply lacks one of Encrypt, MsgSignature, TimeStamp, Nonce"
+        if _sha1_sorted(self.token, fields["TimeStamp"], fields["Nonce"], fields["Encrypt"]) != fields["MsgSignature"]:
+            return None, "the reply's MsgSignature does not match"
+        xml, app_id = wechat_decrypt(self.encoding_aes_key, fields["Encrypt"])
+        if app_id != self.app_id:
+            return None, f"the reply is for another appid {app_id!r}"
+        return xml.decode(), ""
 
 
 async def _serve(host: str, port: int, openid: str) -> None:

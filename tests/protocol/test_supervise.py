@@ -1,9 +1,10 @@
 """Supervised tasks of `hotline serve`: a task that raises is logged, started again after
-a backoff, and `/healthz` says so, with its error, until it runs again."""
+a backoff, and `/healthz` says so, with the kind of its error (never its text), until it runs again."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -66,7 +67,7 @@ async def test_a_task_that_raises_is_restarted_and_healthz_shows_its_error(
         runs.append(1)
         if len(runs) == 1:
             await hold.wait()
-            raise RuntimeError("claim failed for 13800001234")
+            raise RuntimeError("claim failed for 13800001234 at db.internal.example:5432 (10.1.2.3)")
         await asyncio.Event().wait()  # the second run stays up
 
     stop = asyncio.Event()
@@ -82,7 +83,10 @@ async def test_a_task_that_raises_is_restarted_and_healthz_shows_its_error(
     shown = body["components"]["sms-dispatcher"]
     assert status == 503 and body["ok"] is False and body["components"]["web"]["state"] == "up"
     assert shown["state"] == "restarting" and shown["restarts"] == 1
-    assert shown["last_error"] == "RuntimeError: claim failed for ***********" and shown["last_error_at"]
+    # The kind of error, not its text: /healthz answers anyone, and the text names hosts.
+    assert shown["last_error"] == "RuntimeError" and shown["last_error_at"]
+    said = json.dumps(body)
+    assert not [x for x in ("db.internal.example", "10.1.2.3", "5432", "13800001234") if x in said]
     await _until(lambda: len(runs) == 2 and _state(health, "sms-dispatcher") is State.UP)
     status, body = await _get(url)
     assert status == 200 and body["components"]["sms-dispatcher"]["restarts"] == 1

@@ -33,7 +33,8 @@ async def test_in_chromium_a_resident_binds_from_the_menu_to_bound(
             await page.click("#send-code")
             notice = page.locator("#bind-notice")
             await notice.wait_for()
-            assert mask_phone(resident.phone) in await notice.inner_text()
+            said = await notice.inner_text()
+            assert "验证码已发送到登记的手机" in said and mask_phone(resident.phone) not in said
             [code] = sent_codes(sqlite_store, resident.id_number)  # what the SMS carries
             await page.fill("#code", code)
             await page.click("#confirm-code")

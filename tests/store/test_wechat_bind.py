@@ -48,6 +48,7 @@ from tests.wechat_bind_support import (
 
 ALICE = "oLk3s5y0uAliceFollows000001"
 BOB = "oMn4t6z1vBobFollows00000002"
+CAROL = "oNo5u7a2wCarolFollows000003"
 RESIDENTS = sample.generate(residents=SAMPLE_RESIDENTS)[1]
 NOBODY = idnumber.complete("11010119900307123")
 
@@ -117,7 +118,8 @@ async def test_a_resident_binds_with_the_code_sent_to_their_registered_phone(sit
         await open_from_menu(http, site, ALICE)
         status, page = await ask_code(http, site, resident.id_number.lower())
         assert status == 200
-        assert f"验证码已发送到手机{mask_phone(resident.phone)}" in page and resident.phone not in page
+        assert "验证码已发送到登记的手机" in page and resident.phone not in page
+        assert mask_phone(resident.phone) not in page  # nor whether, or which, phone it holds
         [code] = sent_codes(site.store, resident.id_number)
         with site.store.session() as s:
             event = s.scalars(select(BusinessEvent).where(BusinessEvent.event_type == "wechat_bind_code")).one()
@@ -186,20 +188,49 @@ async def test_codes_per_account_and_per_id_number_are_limited_per_hour(site: Si
     assert len(sent_codes(site.store, RESIDENTS[0].id_number)) == 3
 
 
-async def test_unknown_and_phoneless_id_numbers_get_the_same_answer_and_no_code(site: Site) -> None:
-    phoneless = RESIDENTS[3]
+def _without_token(page: str) -> str:
+    return page.replace(form_token(page), "TOKEN")
+
+
+async def test_registered_unknown_and_phoneless_id_numbers_get_the_same_answers(site: Site) -> None:
+    """Whoever types an ID number learns nothing of who holds it: the same page (and status)
+    for a number with a registered phone, one without a phone and one nobody holds, and the
+    same answers to the codes entered after it; only the registered phone gets a code."""
+    registered, phoneless = RESIDENTS[4], RESIDENTS[3]
     assert NOBODY not in {r.id_number for r in RESIDENTS}
     with site.store.session() as s:
         s.execute(update(Resident).where(Resident.id == phoneless.id).values(phone=""))
+    answers = []
+    for openid, id_number in ((ALICE, registered.id_number), (BOB, phoneless.id_number), (CAROL, NOBODY)):
+        async with browser() as http:
+            await open_from_menu(http, site, openid)
+            status, page = await ask_code(http, site, id_number)
+            reload = await (await http.get(f"{site.base}/wechat/bind")).text()
+            tries = [await enter_code(http, site, "000000") for _ in range(2)]
+            answers.append(
+                (status, _without_token(page), _without_token(reload), [(st, _without_token(pg)) for st, pg in tries])
+            )
+    assert answers[0] == answers[1] == answers[2]
+    assert answers[0][0] == 200 and "还可以再试3次" in answers[0][3][1][1]
+    assert len(sent_codes(site.store, registered.id_number)) == 1
+    assert sent_codes(site.store, NOBODY) == sent_codes(site.store, phoneless.id_number) == []
     async with browser() as http:
         await open_from_menu(http, site, ALICE)
-        unknown = await ask_code(http, site, NOBODY)
-        no_phone = await ask_code(http, site, phoneless.id_number)
         bad_check = await ask_code(http, site, NOBODY[:17] + ("0" if NOBODY[17] != "0" else "1"))
-    assert unknown[0] == no_phone[0] == 400
-    assert "还没有登记手机号码" in unknown[1] and unknown[1] == no_phone[1]
     assert bad_check[0] == 400 and "身份证号码有误" in bad_check[1]
-    assert sent_codes(site.store, NOBODY) == sent_codes(site.store, phoneless.id_number) == []
+
+
+async def test_codes_across_the_hotline_are_capped_per_hour(store: Store, tmp_path: Path) -> None:
+    async with wechat_console(store, tmp_path, HOTLINE_WECHAT_BIND_CODES_PER_HOUR="3") as site:
+        for n, openid in enumerate((ALICE, BOB, CAROL)):
+            async with browser() as http:
+                await open_from_menu(http, site, openid)
+                assert (await ask_code(http, site, RESIDENTS[n].id_number))[0] == 200
+        async with browser() as http:
+            await open_from_menu(http, site, "oPq7r8s9tDaveFollows0000004")
+            status, page = await ask_code(http, site, RESIDENTS[5].id_number)
+    assert status == 429 and "现在获取验证码的人太多" in page
+    assert sent_codes(store, RESIDENTS[5].id_number) == []
 
 
 async def test_a_code_wechat_refuses_or_a_foreign_state_gets_a_page_saying_to_reopen(site: Site) -> None:
@@ -340,3 +371,23 @@ def test_requests_at_the_same_moment_cannot_both_take_the_last_place(store: Stor
     assert sum(passed) == 3
     with store.session() as s:
         assert s.scalar(select(func.count()).select_from(WeChatBindRequest)) == 3
+
+
+def test_requests_at_the_same_moment_cannot_pass_the_hotline_wide_cap(store: Store) -> None:
+    """Eight code requests at once, for eight ID numbers from eight accounts, with room for
+    three an hour across the hotline: exactly three are counted, on either database."""
+    sample.load(store, "pepper", residents=SAMPLE_RESIDENTS)
+    settings = WeChatSettings(enabled=True, app_id="wx1", app_secret="s", token="t", bind_codes_per_hour=3)
+    binder = Binder(store, SampleBusinessPort(store, "pepper"), settings, "pepper")
+    now = utcnow()
+
+    def ask(i: int) -> bool:
+        try:
+            binder._count_request(f"o-race-{i:02d}-account-0123456789", RESIDENTS[i].id_number, now)
+        except TooManyCodes:
+            return False
+        return True
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        passed = list(pool.map(ask, range(8)))
+    assert sum(passed) == 3

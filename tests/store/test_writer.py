@@ -58,8 +58,7 @@ async def test_a_write_that_raises_fails_its_waiter_and_the_writer_goes_on(store
     assert await asyncio.wait_for(writer.write([functools.partial(add, actor="after")], "after"), 10) is True
     assert count(store) == 21
     shown = health.as_json()["components"]["group-writer"]
-    assert shown["state"] == "up" and "RuntimeError: a bug" in shown["last_error"]
-    assert "13800001234" not in shown["last_error"]
+    assert shown["state"] == "up" and shown["last_error"] == "RuntimeError"  # its kind, not its text
 
 
 async def test_a_fault_outside_the_writes_fails_every_waiter(store: Store, monkeypatch) -> None:  # type: ignore[no-untyped-def]

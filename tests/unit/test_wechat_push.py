@@ -48,6 +48,9 @@ def test_a_push_is_read_as_the_docs_show_it() -> None:
         (b"<xml><ToUserName>a</ToUserName><FromUserName>o</FromUserName><CreateTime>x</CreateTime></xml>", "seconds"),
         (b'<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY e "x">]><xml>&e;</xml>', "DTD"),
         (b"<xml>" + b" " * 20_000 + b"</xml>", "at most"),
+        ('<?xml version="1.0" encoding="gbk"?><xml/>'.encode("gbk"), "only UTF-8"),
+        ("<xml><ToUserName>公众号</ToUserName></xml>".encode("gbk"), "not UTF-8"),
+        (b'<!DOCTYPE xml SYSTEM "http://127.0.0.1:9/x.dtd"><xml/>', "DTD"),
     ],
 )
 def test_what_is_not_a_push_is_refused_saying_why(body: bytes, reason: str) -> None:
