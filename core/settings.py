@@ -257,9 +257,13 @@ class SmsSettings(_Section):
     # An event stuck in `claimed`, or a message stuck in `sending`, this long (its claimer
     # died) is claimed again; a message so reclaimed is flagged as a possible duplicate.
     reclaim_after_s: int = Field(120, ge=1)
-    # Temporary SMSC errors: retries with exponential backoff, then a dead letter.
+    # Attempts whose answer was lost with the link (the SMSC may have it): then a dead letter.
     max_attempts: int = Field(5, ge=1)
+    # Temporary refusals (0x14, 0x58, 0x08...: nothing accepted) are no attempts: the message
+    # is queued again after retry_base_s, doubling up to 32 times that, and is a dead letter
+    # after `max_refusals` of them.
     retry_base_s: float = Field(2.0, gt=0)
+    max_refusals: int = Field(50, ge=1)
     # Throttled segments are resubmitted after the transport's pause, this many times at most.
     max_resubmits: int = Field(50, ge=1)
     # A message without its final receipt this long after submission ends `unknown`.

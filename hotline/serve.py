@@ -429,7 +429,7 @@ async def serve(
         running.supervisor.spawn("casework", lambda: casework_loop(store, settings, stop))
         running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop))
     if "sms" in only and not worker:
-        running.sms = SmsService(settings, store, port)
+        running.sms = SmsService(settings, store, port, running.health)
         await running.sms.start(running.supervisor.spawn)
     # What start-up made (modules, settings, the store, compiled statements) lives as long
     # as the process: out of the collector's sight from now on, once its garbage is gone.

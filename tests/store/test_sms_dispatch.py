@@ -71,8 +71,10 @@ async def test_throttling_and_temporary_errors_slow_down_and_retry(
         messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     assert simulator.counts["rejected_0x58"] >= 1 and simulator.counts["rejected_0x08"] >= 1
-    # Each system error cost exactly one attempt; the throttled answers cost none.
-    assert sum(m.attempts - 1 for m in messages) == simulator.counts["rejected_0x08"]
+    # A system error or a throttled answer refused the message for now: no attempt is
+    # spent on either; each system error is counted as one refusal.
+    assert {m.attempts for m in messages} == {1}
+    assert sum(m.refusals for m in messages) == simulator.counts["rejected_0x08"]
 
 
 async def test_permanent_errors_fail_at_once_and_endless_ones_become_dead_letters(
@@ -80,12 +82,12 @@ async def test_permanent_errors_fail_at_once_and_endless_ones_become_dead_letter
 ) -> None:
     load_sample(store)
     emit_pensions(store, sample_data[1][:6])
-    async with dispatching(store, tmp_path, {"fail_every": {0x0B: 3, 0x08: 2}}, HOTLINE_SMS_MAX_ATTEMPTS="2"):
+    async with dispatching(store, tmp_path, {"fail_every": {0x0B: 3, 0x08: 2}}, HOTLINE_SMS_MAX_REFUSALS="2"):
         messages = await until_final(store, 6)
     failed = [m for m in messages if m.status == "failed"]
     assert failed
     assert any("0x0B (permanent)" in (m.last_error or "") for m in failed)
-    assert any((m.last_error or "").startswith("dead letter after 2 attempts") for m in failed)
+    assert any((m.last_error or "").startswith("dead letter after 2 temporary refusals") for m in failed)
 
 
 async def test_receipts_before_their_responses_and_ids_in_another_base(
