@@ -53,10 +53,7 @@ class Sick:
     status: int
 
     def __str__(self) -> str:
-        return (
-            f"{self.refused} submit_sm refused in a row over {self.for_s:.1f} s, nothing accepted"
-            f" (last status 0x{self.status:02X})"
-        )
+        return f"{self.refused} submit_sm refused in a row over {self.for_s:.1f} s, nothing accepted"
 
 
 class BindHealth:

@@ -115,6 +115,7 @@ class Simulator:
         self._links: list[_Link] = []
         self.hung = asyncio.Event()  # set once hang() has run
         self.sick: set[str] = set()  # sessions that answer every submit_sm with 0x14
+        self._sessions: set[str] = set()  # that submitted (their bind event may not be read yet)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -168,7 +169,7 @@ class Simulator:
     def sicken(self) -> int:
         """The current binds turn sick: open, answering every submit_sm with ESME_RMSGQFUL,
         taking nothing; a new bind is served normally. Returns how many."""
-        fresh = set(self.esmes) - self.sick
+        fresh = (set(self.esmes) | self._sessions) - self.sick
         self.sick |= fresh
         self.counts["sickened"] += 1
         log.info("SMSC simulator: %d bind(s) sick (every submit_sm answered 0x14)", len(fresh))
@@ -226,6 +227,7 @@ class Simulator:
             elif isinstance(event, smpp34.Unbound):
                 self.esmes.pop(event.session_id, None)
                 self.sick.discard(event.session_id)
+                self._sessions.discard(event.session_id)
                 self.counts["unbinds"] += 1
             elif isinstance(event, smpp34.SubmitSmEvent):
                 self._on_submit(event)
@@ -272,6 +274,7 @@ class Simulator:
     def _answer(self, event: smpp34.SubmitSmEvent) -> None:
         self.outstanding -= 1
         too_long = user_data_octets(event.data_coding, event.esm_class, event.short_message) > USER_DATA_OCTETS
+        self._sessions.add(event.session_id)
         sick = event.session_id in self.sick
         status = ESME_RMSGQFUL if sick else ESME_RINVMSGLEN if too_long else self._verdict()
         number = self.counts["accepted"] + 1

@@ -194,15 +194,16 @@ class SmppTransport:
         unbinds it (`keep_bind`); what waits for the wire goes out on the next bind."""
         self.sick_at = asyncio.get_running_loop().time()
         self.throttle.hold()
-        nxt = self.addresses[(self.at + 1) % len(self.addresses)]
+        sick_peer = self._peer()
+        self.at = (self.at + 1) % len(self.addresses)  # the next bind: to the next address, if any
         log.warning(
-            "SMSC %s:%d (bind %d as %s) is sick: %s, last answered %s; unbinding, binding again to %s:%d",
-            *self._peer(),
+            "SMSC %s:%d (bind %d as %s) is sick: %s, the last answered %s; unbinding, binding again to %s:%d",
+            *sick_peer,
             self.binds,
             self.settings.system_id,
             sick,
             status_name(sick.status),
-            *nxt,
+            *self._peer(),
         )
         self._track(LinkState.REFUSING, f"sick bind dropped: {sick}")
         self.watch.end(sick)
@@ -217,8 +218,11 @@ class SmppTransport:
         drop of a bind that left a request unanswered or turned sick."""
         reason = await self.watch.keep(lambda: self.esme._send_data(EnquireLink()))
         if isinstance(reason, Sick):
-            await self._unbind()
-        if reason is not None:
+            try:
+                await self._unbind()
+            finally:  # also when the SMSC closed the connection on our unbind (this is cancelled then)
+                self._drop(reason)
+        elif reason is not None:
             self._drop(reason)
 
     async def _unbind(self) -> None:
@@ -226,13 +230,18 @@ class SmppTransport:
         the dispatcher puts back in line), then unbind (SMPP 3.4 §4.2), each for at most
         UNBIND_WAIT_S; `_drop` closes the connection whatever the SMSC did."""
         deadline = asyncio.get_running_loop().time() + UNBIND_WAIT_S
-        while self.sent and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110  (a few ms)
+        while self._writing() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110  (a few ms)
             await asyncio.sleep(0.01)
         self.unbound.clear()
         with contextlib.suppress(ConnectionError, OSError, TimeoutError):
             async with asyncio.timeout(UNBIND_WAIT_S):
                 await self.esme._send_data(Unbind())
                 await self.unbound.wait()
+
+    def _writing(self) -> bool:
+        """Submits on the wire unanswered, or one the sender took before the hold and is
+        about to write (pacing): a sick bind answers them, so none is lost with it."""
+        return bool(self.sent) or (self.broker.in_hand is not None and not self.throttle.parked)
 
     def _drop(self, reason: Reason) -> None:
         """A dead or sick bind: forget it at once and let aiosmpplib bind again (after its
@@ -241,9 +250,7 @@ class SmppTransport:
         out on the next bind."""
         self.drops += 1
         self.dropped_at = asyncio.get_running_loop().time()
-        if isinstance(reason, Sick):
-            self.at = (self.at + 1) % len(self.addresses)
-        else:
+        if not isinstance(reason, Sick):  # a sick one was logged when found
             log.warning(
                 "SMSC %s:%d: %s; dropping the bind, %d submit_sm unanswered go back to the queue"
                 " as possible duplicates",

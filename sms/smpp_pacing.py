@@ -36,6 +36,7 @@ class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib shi
         self.until = 0.0
         self.count = 0
         self.held = False
+        self.parked = False  # the sender was last told to wait because of the hold
 
     async def throttled(self) -> None:
         self.count += 1
@@ -49,10 +50,11 @@ class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib shi
 
     def release(self) -> None:
         """A new bind: the old one's pause and hold end with it."""
-        self.held = False
+        self.held = self.parked = False
         self.until = 0.0
 
     async def allow_request(self) -> bool:
+        self.parked = self.held
         return not self.held and time.monotonic() >= self.until
 
     async def throttle_delay(self) -> float:
