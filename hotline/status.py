@@ -54,7 +54,7 @@ def as_text(answer: dict[str, Any]) -> str:
             line += f"; last error at {part['last_error_at']}: {part['last_error']}"
         lines.append(line)
     for name, link in answer.get("links", {}).items():
-        line = f"  smpp link {name}: {link['state']} since {link['since']}"
+        line = f"  {name} link: {link['state']} since {link['since']}"
         if link.get("sick_binds"):
             line += f", {link['sick_binds']} sick binds dropped"
         lines.append(line)

@@ -67,6 +67,7 @@ class BindHealth:
         self.refused = 0  # temporary refusals in the current run
         self.first_refused_at: float | None = None
         self.last_status: int | None = None  # of the last refusal
+        self.accepted = 0  # on this bind
         self.sick_binds = 0
 
     def _enter(self, state: LinkState, now: float) -> None:
@@ -75,7 +76,7 @@ class BindHealth:
 
     def bound(self, now: float) -> None:
         """A new bind: nothing refused on it yet."""
-        self.refused, self.first_refused_at = 0, None
+        self.refused, self.first_refused_at, self.accepted = 0, None, 0
         self._enter(LinkState.BOUND, now)
 
     def lost(self, now: float) -> None:
@@ -91,6 +92,7 @@ class BindHealth:
         if self.state in (LinkState.REBINDING, LinkState.STOPPED, LinkState.CONNECTING):
             return None  # a late answer on a bind already given up
         if status == ESME_ROK:
+            self.accepted += 1
             self.refused, self.first_refused_at = 0, None
             self._enter(LinkState.BOUND, now)
             return None

@@ -2,7 +2,7 @@
 
 The transport keeps its link's state (`sms.bind_health`); `publish` writes it to the store
 (`sms_links`) on every change and every REFRESH_S while the gateway runs, and to the
-process's `Health` for `/healthz` and `hotline status`. `hotline sms status` reads the
+process's `Health` for `/healthz` and `hotline status` (as `smpp`: no host name there). `hotline sms status` reads the
 rows: one not refreshed for STALE_S belongs to a gateway that is gone.
 """
 
@@ -27,6 +27,7 @@ from sms.bind_health import LinkState
 log = logging.getLogger(__name__)
 LINKS: Table = SmsLink.__table__  # type: ignore[assignment]
 REFRESH_S = 10.0
+HEALTH_NAME = "smpp"
 STALE_S = 60.0
 
 
@@ -108,7 +109,7 @@ async def publish(
         changed.clear()
         now = report()
         if health is not None:
-            health.link(name, now.as_health())
+            health.link(HEALTH_NAME, now.as_health())
         try:
             await asyncio.to_thread(record, store, name, now, dt.datetime.now(dt.UTC))
         except StoreUnavailable as exc:

@@ -144,7 +144,7 @@ class SmsService:
         await asyncio.gather(*self.tasks, return_exceptions=True)  # a cancelled stop() stays cancelled
         stopped = self.transport.report()
         if self.health is not None:
-            self.health.link(self.worker, stopped.as_health())
+            self.health.link(link_status.HEALTH_NAME, stopped.as_health())
         with contextlib.suppress(StoreUnavailable):  # the link's row then ages into "gone"
             await asyncio.to_thread(link_status.record, self.store, self.worker, stopped, dt.datetime.now(dt.UTC))
         if self.twilio is not None:

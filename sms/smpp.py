@@ -89,6 +89,7 @@ class SmppTransport:
         self.addresses = settings.addresses()
         self.at = 0  # the address in use: addresses[at]
         self.health = BindHealth(settings.sick_after_refusals, settings.sick_after_s)
+        self.backoff = Backoff(settings.rebind_first_s, settings.rebind_most_s)
         self.changed = asyncio.Event()  # the link's state changed (sms.link_status publishes it)
         self._since = dt.datetime.now(dt.UTC)  # when the state last changed, on the wall clock
         self._detail: str | None = None  # why it is refusing or rebinding
@@ -107,7 +108,7 @@ class SmppTransport:
             socket_timeout=float(settings.socket_timeout_s),  # connect, bind (session_init_timer)
             custom_codecs=CODECS,
             correlator=Correlator(),
-            retry_timer=Backoff(settings.rebind_first_s, settings.rebind_most_s),
+            retry_timer=self.backoff,
             log_level=logging.ERROR,
             log_handler=LibraryLog(),
         )
@@ -170,8 +171,9 @@ class SmppTransport:
 
     def _track(self, before: LinkState, detail: str | None = None) -> None:
         """After any change to `health`: note when its state changed, and say so."""
-        if detail is not None:
+        if detail is not None and detail != self._detail:
             self._detail = detail
+            self.changed.set()
         if self.health.state is not before:
             self._since = dt.datetime.now(dt.UTC)
             if self.health.state in (LinkState.BOUND, LinkState.STOPPED):
@@ -182,6 +184,8 @@ class SmppTransport:
         """A submit_sm_resp: is the bind still taking anything?"""
         before = self.health.state
         sick = self.health.answered(status, asyncio.get_running_loop().time())
+        if status == 0 and self.health.accepted == 1:
+            self.backoff.relax()  # this bind takes segments: binds are retried quickly again
         if self.health.state in (LinkState.REFUSING, LinkState.THROTTLED):
             self._track(before, f"{self.health.refused} submit_sm refused, last {status_name(status)}")
         else:
@@ -195,6 +199,8 @@ class SmppTransport:
         self.sick_at = asyncio.get_running_loop().time()
         self.throttle.hold()
         sick_peer = self._peer()
+        if not self.health.accepted:  # a bind that takes nothing from the start: back off more
+            self.backoff.escalate()
         self.at = (self.at + 1) % len(self.addresses)  # the next bind: to the next address, if any
         log.warning(
             "SMSC %s:%d (bind %d as %s) is sick: %s, the last answered %s; unbinding, binding again to %s:%d",

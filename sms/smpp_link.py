@@ -129,19 +129,29 @@ class LinkWatch:
 
 class Backoff(AbstractRetryTimer):  # type: ignore[misc]  # aiosmpplib ships no type hints
     """Between binds: `first_s`, then twice as long each time up to `most_s`; after a bind
-    that held, `first_s` again."""
+    that held, `first_s` again. A bind that turns sick before it accepted anything held no
+    better than one that failed: each such one in a row doubles the delay after a bind
+    (`escalate`), until a bind accepts a segment again (`relax`)."""
 
     def __init__(self, first_s: float, most_s: float) -> None:
         self.first_s = first_s
         self.most_s = most_s
         self.delay_s = first_s
+        self.floor_s = first_s  # what `reset` goes back to
 
     async def wait(self) -> None:
         delay, self.delay_s = self.delay_s, min(self.most_s, self.delay_s * 2)
         await asyncio.sleep(delay)
 
     def reset(self) -> None:
-        self.delay_s = self.first_s
+        self.delay_s = self.floor_s
+
+    def escalate(self) -> None:
+        """The bind just given up accepted nothing: the next one waits twice as long as it did."""
+        self.floor_s = self.delay_s = min(self.most_s, self.floor_s * 2)
+
+    def relax(self) -> None:
+        self.floor_s = self.first_s
 
     def next_delay(self) -> float:
         return self.delay_s

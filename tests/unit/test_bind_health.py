@@ -9,6 +9,7 @@ import pytest
 from core.settings import SmppSettings
 from sms import bind_health
 from sms.bind_health import BindHealth, LinkState, Sick
+from sms.smpp_link import Backoff
 from sms.status import ESME_RINVDSTADR, ESME_RMSGQFUL, ESME_ROK, ESME_RSYSERR, ESME_RTHROTTLED
 
 
@@ -90,3 +91,24 @@ def test_the_smsc_addresses_in_the_order_they_are_tried() -> None:
     assert settings.addresses() == [("10.0.0.1", 2775), ("10.0.0.2", 2776), ("smsc-b.example", 2775)]
     with pytest.raises(ValueError, match="expected host:port"):
         SmppSettings(fallbacks=("10.0.0.2:port",))
+
+
+def test_binds_that_take_nothing_back_off_like_binds_that_fail() -> None:
+    backoff = Backoff(1.0, 8.0)
+    backoff.reset()  # bound
+    backoff.escalate()  # sick before it accepted anything
+    assert backoff.next_delay() == 2.0
+    backoff.reset()  # bound again (aiosmpplib resets after each bind)
+    backoff.escalate()  # sick again at once
+    assert backoff.next_delay() == 4.0
+    backoff.relax()  # a bind took a segment
+    backoff.reset()
+    assert backoff.next_delay() == 1.0
+
+
+def test_the_accepted_count_of_a_bind() -> None:
+    health = bound(refusals=3)
+    health.answered(ESME_ROK, 1.0)
+    assert health.accepted == 1
+    health.bound(2.0)
+    assert health.accepted == 0
