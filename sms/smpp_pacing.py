@@ -36,7 +36,7 @@ class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib shi
         self.until = 0.0
         self.count = 0
         self.held = False
-        self.parked = False  # the sender was last told to wait because of the hold
+        self.parked = False  # the sender was last told to wait (it asks again before writing)
 
     async def throttled(self) -> None:
         self.count += 1
@@ -54,8 +54,9 @@ class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib shi
         self.until = 0.0
 
     async def allow_request(self) -> bool:
-        self.parked = self.held
-        return not self.held and time.monotonic() >= self.until
+        allowed = not self.held and time.monotonic() >= self.until
+        self.parked = not allowed  # aiosmpplib's sender waits, and asks again before it writes
+        return allowed
 
     async def throttle_delay(self) -> float:
         return HELD_POLL_S if self.held else max(0.0, self.until - time.monotonic())
