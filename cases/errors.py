@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.destinations import DestinationRefused
 from core.errors import HotlineError
 
 
@@ -45,11 +46,18 @@ class BadOrderInput(CasesError):
 
 
 class NoReplyNumber(CasesError):
-    """The answer should go by SMS or callback, but the order has no number to reach."""
+    """The answer should go by SMS or callback, but the order has no number to reach, or
+    one the destination policy refuses (`refused`: calling or texting it abroad)."""
 
-    def __init__(self, order_id: int, reply_via: str) -> None:
-        super().__init__(f"work order {order_id} has no caller number: it cannot be answered by {reply_via}")
+    def __init__(self, order_id: int, reply_via: str, refused: DestinationRefused | None = None) -> None:
+        if refused is None:
+            text = f"work order {order_id} has no caller number: it cannot be answered by {reply_via}"
+        else:
+            text = f"work order {order_id} cannot be answered by {reply_via}: {refused}"
+        super().__init__(text)
         self.order_id = order_id
+        self.reply_via = reply_via
+        self.refused = refused
 
 
 class KbError(CasesError):

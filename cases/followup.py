@@ -86,9 +86,12 @@ def _ask(store: Store, settings: Settings, order_id: int, now: dt.datetime) -> O
         order = order_of(row)
         try:
             phone = reply_number(settings, order, "sms")
-        except NoReplyNumber:
+        except NoReplyNumber as exc:
             c.execute(update(ORDERS).where(ORDERS.c.id == order_id).values(followup_state="no_number"))
-            add_event(c, order_id, ACTOR, "followup_sent", {"sent": False, "reason": "no number"}, now)
+            reason = "no number" if exc.refused is None else f"number refused ({exc.refused.rule})"
+            add_event(c, order_id, ACTOR, "followup_sent", {"sent": False, "reason": reason}, now)
+            if exc.refused is not None:
+                log.warning("work order %d: no follow-up: %s", order_id, exc.refused)
             return None
         if _survey_open(c, phone, now):
             raise _SurveyOpen(order_id)

@@ -60,8 +60,11 @@ from cases.events import add_event, check_department, events_of, moment
 from cases.replies import send_reply
 from core import audit
 from core.calendar import add_working_days
+from core.calls_out import refuse
 from core.db import Store, upsert
+from core.destinations import DestinationPolicy, DestinationRefused
 from core.models import CALL_ORDER_WHERE, Call, VoiceMessage, WorkOrder
+from core.phones import BadPhoneNumber
 from core.settings import CASE_CATEGORIES, Settings
 
 ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
@@ -196,7 +199,7 @@ def create_order(
         raise BadOrderInput(f"unknown kind {kind!r} (known: {', '.join(KINDS)})")
     values = order_values(settings, kind, category, summary, created_by, department, now)
     values |= {
-        "caller_number": caller_number or None,
+        "caller_number": _reachable(store, settings, caller_number, created_by) if caller_number else None,
         "resident_id": resident_id,
         "id_number_masked": id_number_masked,
         "call_id": call_id,
@@ -207,6 +210,18 @@ def create_order(
         if made is not None and call_id:
             raise BadOrderInput(f"call {call_id[:40]!r} has work order {made.id} already (one order per call)")
         return insert_order(c, values, now)
+
+
+def _reachable(store: Store, settings: Settings, number: str, actor: str) -> str:
+    """A number typed for a new order, in the store's form, if the hotline may call or text it
+    (an answer goes to it by SMS or callback); BadOrderInput naming the rule if not."""
+    try:
+        return DestinationPolicy(settings.destinations, settings.sms.country_code).check(number)
+    except DestinationRefused as exc:
+        refuse(store, exc, where="new work order's caller number", actor=actor)
+        raise BadOrderInput(f"the caller number {exc}") from None
+    except BadPhoneNumber as exc:
+        raise BadOrderInput(f"the caller number: {exc}") from None
 
 
 def order_from_call(
@@ -514,14 +529,19 @@ def answer_order(
     answer = _text(answer, "answer", ANSWER_MAX)
     if reply_via not in REPLY_VIA:
         raise BadOrderInput(f"unknown reply_via {reply_via!r} (sms, callback or none)")
-    with store.transaction() as c:
-        values = {"status": "answered", "answer": answer, "answered_by": actor, "answered_at": now}
-        order = transition(c, order_id, WAITING, "answered", values | {"reply_via": reply_via}, department)
-        if reply_via != "none" and not order.caller_number:
-            raise NoReplyNumber(order_id, reply_via)  # rolls the answer back: it would reach nobody
-        sent = send_reply(c, settings, order, now)
-        detail: dict[str, Any] = {"reply_via": reply_via, "answer": answer, "late": now > order.due_at} | sent
-        add_event(c, order_id, actor, "answered", detail, now)
+    try:
+        with store.transaction() as c:
+            values = {"status": "answered", "answer": answer, "answered_by": actor, "answered_at": now}
+            order = transition(c, order_id, WAITING, "answered", values | {"reply_via": reply_via}, department)
+            if reply_via != "none" and not order.caller_number:
+                raise NoReplyNumber(order_id, reply_via)  # rolls the answer back: it would reach nobody
+            sent = send_reply(c, settings, order, now)
+            detail: dict[str, Any] = {"reply_via": reply_via, "answer": answer, "late": now > order.due_at} | sent
+            add_event(c, order_id, actor, "answered", detail, now)
+    except NoReplyNumber as exc:
+        if exc.refused is not None:  # a number abroad (or a premium one) to call or text: on record
+            refuse(store, exc.refused, where=f"work order {order_id} answer by {reply_via}", actor=actor)
+        raise
     return order
 
 

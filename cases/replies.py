@@ -13,8 +13,9 @@ from sqlalchemy import Connection, Table
 
 from cases.errors import NoReplyNumber
 from core.db import upsert
+from core.destinations import DestinationPolicy, DestinationRefused
 from core.models import BusinessEvent, Callback
-from core.phones import BadPhoneNumber, store_form
+from core.phones import BadPhoneNumber
 from core.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,12 +42,16 @@ def callback_call_id(order_id: int) -> str:
 
 
 def reply_number(settings: Settings, order: Order, reply_via: str) -> str:
-    """The caller's number in the store's form; NoReplyNumber if there is none to reach."""
-    try:
-        if order.caller_number:
-            return store_form(order.caller_number, settings.sms.country_code)
-    except BadPhoneNumber:
-        pass
+    """The caller's number in the store's form; NoReplyNumber if there is none to reach, or
+    none the destination policy lets the hotline call or text (its `refused` says why)."""
+    if order.caller_number:
+        policy = DestinationPolicy(settings.destinations, settings.sms.country_code)
+        try:
+            return policy.check(order.caller_number)
+        except DestinationRefused as exc:
+            raise NoReplyNumber(order.id, reply_via, exc) from None
+        except BadPhoneNumber:
+            pass
     raise NoReplyNumber(order.id, reply_via)
 
 

@@ -15,7 +15,9 @@ from console import live, order_views, work
 from console.errors import BadRequest, NotAllowed
 from console.request import ConsoleDeps, deps, render, require_role
 from console.sse import sse
-from core.masking import mask_numbers
+from core.calls_out import DialCapped, refuse
+from core.destinations import DestinationRefused
+from core.masking import mask_numbers, mask_phone
 from core.phones import BadPhoneNumber
 from core.sip_phones import softphone_credentials, softphone_endpoint
 from core.states import DialState
@@ -232,13 +234,21 @@ async def take_callback(request: web.Request) -> web.StreamResponse:
     d, callback_id = deps(request), _callback_id(request)
     number = await asyncio.to_thread(work.take_callback, d.store, agent_id, callback_id)
     try:
-        outbound.dial_number(number, d.settings.sip)
+        outbound.dial_number(number, d.settings)
+    except DestinationRefused as exc:
+        where = f"callback {callback_id}"
+        await asyncio.to_thread(refuse, d.store, exc, where=where, actor=f"console:{agent_id}")
+        return web.json_response({"number": mask_phone(number), "dialing": False, "error": str(exc)})
     except (NoOutboundTrunk, BadPhoneNumber) as exc:
         return web.json_response({"number": number, "dialing": False, "error": mask_numbers(str(exc))})
     if not await asyncio.to_thread(outbound.start_dial, d.store, agent_id, callback_id):
         raise NotAllowed(f"callback {callback_id} is no longer taken by agent {agent_id}")
     try:
-        await outbound.originate(d.settings, interface, callback_id, number)
+        await outbound.originate(d.settings, d.store, interface, callback_id, number)
+    except DialCapped as exc:
+        capped = outbound.DialOutcome(callback_id, DialState.FAILED, f"capped_{exc.cap}")
+        await asyncio.to_thread(outbound.record_outcome, d.store, capped)
+        return web.json_response({"number": number, "dialing": False, "error": str(exc)})
     except AmiError as exc:
         failed = outbound.DialOutcome(callback_id, DialState.FAILED, "originate")
         await asyncio.to_thread(outbound.record_outcome, d.store, failed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from typing import Any
 
 from aiohttp import web
 
@@ -23,6 +24,8 @@ from console.request import (
     set_cookie,
     user,
 )
+from core.calls_out import dial_summary
+from core.errors import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +111,23 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     restart counts and error texts (digits masked), nothing about callers or accounts."""
     health = deps(request).health
     body = health.as_json() if health is not None else {"ok": True, "components": {}}
+    body |= await _calls_out(request)
     return web.json_response(body, status=200 if body["ok"] else 503)
+
+
+async def _calls_out(request: web.Request) -> dict[str, Any]:
+    """Calls out in the last hour, and a warning when a cap kept one from being placed
+    (core.calls_out): not a component down, but what an operator must hear of."""
+    d = deps(request)
+    try:
+        summary = await asyncio.to_thread(dial_summary, d.store, d.settings.destinations)
+    except StoreUnavailable:
+        return {}
+    body: dict[str, Any] = {"calls_out": summary.as_json()}
+    if summary.capped:
+        refused = ", ".join(f"{n} by {cap}" for cap, n in summary.refused_last_hour.items() if n)
+        body["warnings"] = [f"calls out refused by a cap in the last hour: {refused} (destinations.calls_per_*)"]
+    return body
 
 
 async def favicon(_request: web.Request) -> web.StreamResponse:

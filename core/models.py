@@ -1061,3 +1061,21 @@ class ReportSmsHour(Base):
     messages: Mapped[int] = mapped_column(BigInteger, default=0)
     sent: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class OutboundDial(Base):
+    """A call out about to be placed (a callback dialled, a voice notice's call), or one a
+    cap kept from being placed (`refused`): the ledger the caps on calls out count
+    (core.calls_out; destinations.calls_per_number_day and calls_per_hour)."""
+
+    __tablename__ = "outbound_dials"
+    __table_args__ = (
+        Index("ix_outbound_dials_number_at", "number", "at"),
+        Index("ix_outbound_dials_at", "at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))  # core.phones.store_form
+    purpose: Mapped[str] = mapped_column(String(12))  # callback | notice
+    ref_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))  # its callback or notice call
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    refused: Mapped[str | None] = mapped_column(String(16))  # None: placed; number_day | hotline_hour

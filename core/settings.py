@@ -19,6 +19,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.destinations import DestinationSettings
 from core.errors import SettingsError
 from core.sip_settings import SipSettings, check_networks
 
@@ -374,6 +375,9 @@ class QueueSettings(_Section):
     service_level_s: int = Field(20, ge=1)
     # Offer "press 1 to be called back" when the estimated wait exceeds this.
     callback_offer_wait_s: int = Field(120, ge=0)
+    # Callbacks one calling number may book in any 24 hours (0: none); past it the IVR makes
+    # no callback offer, so one caller (or a spoofed caller id) cannot fill the agents' list.
+    callbacks_per_number_day: int = Field(2, ge=0)
     # Until there are answered calls to average, an agent call is assumed to take this long.
     default_talk_s: int = Field(180, ge=1)
     timezone: str = "Asia/Shanghai"
@@ -534,6 +538,7 @@ class Settings(_Section):
     recordings: RecordingSettings = RecordingSettings()
     cases: CasesSettings = CasesSettings()
     quality: QualitySettings = QualitySettings()
+    destinations: DestinationSettings = DestinationSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

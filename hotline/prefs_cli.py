@@ -106,6 +106,8 @@ def _show(settings: Settings, store: Any, args: argparse.Namespace, actor: str) 
 
 
 def _set(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -> int:
+    from core.calls_out import refuse
+    from core.destinations import DestinationPolicy, DestinationRefused
     from core.masking import mask_id
     from core.preferences import parse
     from sms import preference_view as pv
@@ -114,7 +116,13 @@ def _set(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -
     pv.check_subject(kind, subject_id)
     pv.check_category(kind, args.category)
     quiet = pv.parse_quiet(args.quiet)
-    number = pv.phone_number(args.call, settings.sms.country_code)
+    policy = DestinationPolicy(settings.destinations, settings.sms.country_code)
+    try:
+        number = pv.phone_number(args.call, settings.sms.country_code, policy=policy)
+    except PreferenceRefused as exc:
+        if isinstance(exc.__cause__, DestinationRefused):
+            refuse(store, exc.__cause__, where="prefs set --call", actor=actor)
+        raise
     start, end = quiet if quiet else (None, None)
     preference = parse(args.channels, args.language.strip().lower(), start, end, number, source=actor)
     pv.set_choice(

@@ -193,7 +193,9 @@ async def _start_agi(
     agi.add_route(dialplan.AGI_SCRIPT_NOTICE, notice_route(store, settings.notices))
     node = services.menu.first_of_type("message")
     leave = message_runner(services, store, node) if node is not None else None
-    agi.add_route(dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue, leave))
+    agi.add_route(
+        dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue, leave, settings.destinations)
+    )
     shared = worker or settings.agi.workers > 1
     running.agi = agi
     running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)

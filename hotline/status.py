@@ -58,4 +58,11 @@ def as_text(answer: dict[str, Any]) -> str:
         if link.get("sick_binds"):
             line += f", {link['sick_binds']} sick binds dropped"
         lines.append(line)
+    calls_out = answer.get("calls_out")
+    if calls_out:
+        lines.append(
+            f"  calls out        {calls_out['placed_last_hour']} in the last hour"
+            f" (cap {calls_out['calls_per_hour']} an hour)"
+        )
+    lines += [f"  WARNING: {warning}" for warning in answer.get("warnings", [])]
     return "\n".join(lines)

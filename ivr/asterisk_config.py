@@ -21,6 +21,7 @@ from typing import Final
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
 from ivr.asterisk_root import resolve_in_root
+from ivr.destinations_dialplan import render_destinations
 from ivr.dialplan import GLOBAL_AGI_ADDR, GLOBAL_RECORDINGS_DIR, SOUNDS_SUBDIR
 from ivr.errors import AsteriskConfigError
 from ivr.pjsip_config import (
@@ -139,7 +140,8 @@ def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[
         logger.warning("SIP: %s", warning)
     _write(etc / PJSIP_FILE, render_pjsip(settings, phones), group_id, secret=True)
     _write(etc / RTP_FILE, render_rtp(settings.sip), group_id, secret=False)
-    _write(etc / TRUNKS_DIALPLAN_FILE, render_trunk_dialplan(settings.sip), group_id, secret=False)
+    dialplan = render_trunk_dialplan(settings.sip) + "\n" + render_destinations(settings.destinations)
+    _write(etc / TRUNKS_DIALPLAN_FILE, dialplan, group_id, secret=False)
     logger.info(
         "SIP: transports on %s:%d, %d trunk(s), %d phone(s)",
         settings.sip.bind,

@@ -94,6 +94,11 @@ VAR_CALLBACK_ID: Final = "HOTLINE_CALLBACK_ID"
 VAR_DIAL_RESULT: Final = "HOTLINE_DIAL_RESULT"
 OUTCOME_LINES_FULL: Final = "LINESFULL"
 OUTCOME_NO_TRUNK: Final = "NOTRUNK"
+OUTCOME_REFUSED: Final = "REFUSED"  # the number is not one the destination policy allows
+# Rendered by `hotline asterisk up` from [destinations] (ivr/destinations_dialplan.py): every
+# call out first Gosubs here with the number it would dial, and dials only on RETURN_ALLOWED.
+DESTINATIONS_CONTEXT: Final = "hotline-destinations"
+RETURN_ALLOWED: Final = "allowed"
 # The GROUP() category and name every call out is counted in (GROUP_COUNT, func_groupcount).
 OUTBOUND_GROUP: Final = "outbound@hotline"
 # AMI UserEvent sent when a call out ends (its `h` extension), with headers

@@ -42,7 +42,9 @@ from sqlalchemy import Connection, Table, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from core import audit, preferences
+from core.calls_out import DialCapped, refuse, take_dial
 from core.db import Store, among, pg_lock
+from core.destinations import DestinationRefused
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import Notice, Resident, VoiceNotice, VoiceOptOut, utcnow
@@ -458,6 +460,15 @@ class NoticeDialler:
             return
         try:
             await self._originate(call)
+        except DestinationRefused as exc:
+            # Refused at entry already; only a changed policy (or a path that skipped it) gets here.
+            await asyncio.to_thread(refuse, self.store, exc, where=f"notice call {call.id}", actor="dialler")
+            await asyncio.to_thread(give_up, self.store, call, f"number refused ({exc.rule})")
+        except DialCapped as exc:
+            if exc.cap == "number_day":  # the number was called enough today: its next channel
+                await asyncio.to_thread(give_up, self.store, call, str(exc)[:200])
+            else:  # the hotline's hourly cap: later, not an attempt
+                await asyncio.to_thread(release, self.store, call, self.notices, str(exc)[:200])
         except (AmiError, OSError) as exc:
             self._close_ami()
             log.warning("notice call %d not placed: %s", call.id, exc)
@@ -468,7 +479,9 @@ class NoticeDialler:
             ami = AmiSession(self.settings)
             await ami.open()
             self._ami = ami
-        exten = dial_number(call.number, self.settings.sip)  # as callbacks dial: the carrier's form
+        exten = dial_number(call.number, self.settings)  # as callbacks dial: the carrier's form
+        caps = self.settings.destinations
+        await asyncio.to_thread(take_dial, self.store, caps, call.number, "notice", call.id)
         action = originate_action(call, exten, self.notices.ring_s)
         reply = (await self._ami.send(action, as_list=False))[0]
         if reply.get("Response") != "Success":

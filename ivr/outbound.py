@@ -16,6 +16,7 @@ ring time): the desk request returns at once and the outcome follows on the desk
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -24,12 +25,13 @@ from typing import Any, Final
 from sqlalchemy import exists, select, update
 from sqlalchemy.orm import aliased
 
+from core.calls_out import take_dial
 from core.db import Store
+from core.destinations import DestinationPolicy
 from core.masking import mask_phone
 from core.models import Agent, Callback, utcnow
 from core.phones import national, to_e164
 from core.settings import Settings
-from core.sip_settings import SipSettings
 from core.states import DialState
 from ivr.ami_client import AmiSession
 from ivr.dialplan import (
@@ -68,20 +70,27 @@ class DialOutcome:
     detail: str  # Asterisk's word: DIALSTATUS, LINESFULL, NOTRUNK or the agent leg's reason
 
 
-def dial_number(number: str, sip: SipSettings) -> str:
-    """The resident's number as the outbound trunk's carrier wants it in the Request-URI.
+def dial_number(number: str, settings: Settings) -> str:
+    """The resident's number as the outbound trunk's carrier wants it in the Request-URI,
+    once the destination policy allows it (DestinationRefused names the rule if not): the
+    last check before any call out, callbacks' and notices' alike.
 
-    >>> from core.sip_settings import SipTrunk
+    >>> from core.sip_settings import SipSettings, SipTrunk
     >>> trunk = SipTrunk(name="c", match=("10.0.0.1",), host="10.0.0.1", outbound=True)
-    >>> dial_number("+86 138 1234 5678", SipSettings(trunks=(trunk,)))
+    >>> dial_number("+86 138 1234 5678", Settings(sip=SipSettings(trunks=(trunk,))))
     '13812345678'
     >>> e164 = trunk.model_copy(update={"dial_format": "e164"})
-    >>> dial_number("0571-1234567", SipSettings(trunks=(e164,)))
-    '+865711234567'
+    >>> dial_number("0571-2234567", Settings(sip=SipSettings(trunks=(e164,))))
+    '+865712234567'
+    >>> dial_number("+882 16 1234 5678", Settings(sip=SipSettings(trunks=(trunk,))))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    core.destinations.DestinationRefused: +88*******5678 may not be called or texted: an international number...
     """
+    sip = settings.sip
     trunk = sip.outbound_trunk()
     if trunk is None:
         raise NoOutboundTrunk("no outbound trunk is configured ([[sip.trunks]] with outbound = true)")
+    DestinationPolicy(settings.destinations, sip.country_code).check(number)
     e164 = to_e164(number, sip.country_code)
     return e164 if trunk.dial_format == "e164" else national(e164, sip.country_code)
 
@@ -165,9 +174,11 @@ def record_outcome(store: Store, outcome: DialOutcome) -> bool:
     return bool(done)
 
 
-async def originate(settings: Settings, interface: str, callback_id: int, number: str) -> None:
-    """Ring the agent's `interface`; once answered, dial `number` out (see the module doc)."""
-    exten = dial_number(number, settings.sip)
+async def originate(settings: Settings, store: Store, interface: str, callback_id: int, number: str) -> None:
+    """Ring the agent's `interface`; once answered, dial `number` out (see the module doc).
+    DestinationRefused or DialCapped (core.calls_out) before anything rings if it may not."""
+    exten = dial_number(number, settings)
+    await asyncio.to_thread(take_dial, store, settings.destinations, number, "callback", callback_id)
     async with AmiSession(settings) as ami:
         reply = (await ami.send(originate_action(interface, exten, callback_id), as_list=False))[0]
     if reply.get("Response") != "Success":

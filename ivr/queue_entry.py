@@ -31,8 +31,11 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from core.calls_out import refuse
 from core.db import Store
+from core.destinations import DestinationPolicy, DestinationSettings
 from core.errors import StoreUnavailable
+from core.masking import mask_phone
 from core.models import Agent, Call, Callback, utcnow
 from core.phones import phone_number
 from core.settings import QueueSettings
@@ -116,11 +119,26 @@ KEY_CALLBACK, KEY_MESSAGE = "1", "3"
 PROMPT_MESSAGE_OFFER = "queue.message_offer"
 
 
+def callbacks_booked(store: Store, number: str, now: dt.datetime) -> int:
+    """Callbacks `number` booked in the 24 hours before `now`."""
+    since = now - dt.timedelta(hours=24)
+    with store.session() as s:
+        query = select(func.count()).where(Callback.number == number, Callback.requested_at > since)
+        return int(s.scalar(query) or 0)
+
+
 class QueueEntry:
-    def __init__(self, store: Store, settings: QueueSettings, leave_message: LeaveMessage | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings: QueueSettings,
+        leave_message: LeaveMessage | None = None,
+        destinations: DestinationSettings | None = None,
+    ) -> None:
         self.store = store
         self.settings = settings
         self.leave_message = leave_message
+        self.destinations = DestinationPolicy(destinations or DestinationSettings())
         self._talk: dict[str, tuple[float, int]] = {}  # queue -> (when read, seconds)
 
     async def _talk_s(self, queue: str) -> int:
@@ -171,7 +189,7 @@ class QueueEntry:
         await channel.command(f"SET VARIABLE __{dialplan.VAR_RECORDING} {path}")
         # Only a number that looks like a real phone gets the offer: an agent would call
         # back whatever is booked (a 200-digit or lettered caller id is no line to call).
-        number = phone_number(env.callerid)
+        number = await self._callback_number(call_id, phone_number(env.callerid), now)
         voice = AgiVoice(channel)
         lang = await self._language(channel, call_id)
         if not is_open(self.settings, now):
@@ -202,6 +220,31 @@ class QueueEntry:
         offer = [*words, "queue.callback_offer"]
         if await self._offer(channel, lang, call_id, number, queue, "long_wait", offer) == KEY_CALLBACK:
             await self._hang_up(channel)
+
+    async def _callback_number(self, call_id: str, number: str | None, now: dt.datetime) -> str | None:
+        """The number a callback may be offered to: one the destination policy allows, that
+        has not booked `queue.callbacks_per_number_day` callbacks in the last 24 hours."""
+        if number is None:
+            return None
+        refused = self.destinations.refusal(number)
+        try:
+            if refused is not None:
+                where = f"call {call_id}: callback offer"
+                await asyncio.to_thread(refuse, self.store, refused, where=where, actor="ivr")
+                return None
+            booked = await asyncio.to_thread(callbacks_booked, self.store, number, now)
+        except StoreUnavailable as exc:
+            log.error("call %s: no callback offer (store unavailable: %s)", call_id, exc)
+            return None
+        if booked >= self.settings.callbacks_per_number_day:
+            log.warning(
+                "call %s: no callback offer: %s booked %d callbacks in 24 hours (queue.callbacks_per_number_day)",
+                call_id,
+                mask_phone(number),
+                booked,
+            )
+            return None
+        return number
 
     async def _offer(
         self,
@@ -244,9 +287,15 @@ class QueueEntry:
         await channel.command(f"SET VARIABLE {dialplan.VAR_ACTION} {dialplan.ACTION_HANGUP}")
 
 
-def queue_entry_route(store: Store, settings: QueueSettings, leave_message: LeaveMessage | None = None) -> Route:
-    """The FastAGI route before the queue; with `leave_message`, messages are offered too."""
-    entry = QueueEntry(store, settings, leave_message)
+def queue_entry_route(
+    store: Store,
+    settings: QueueSettings,
+    leave_message: LeaveMessage | None = None,
+    destinations: DestinationSettings | None = None,
+) -> Route:
+    """The FastAGI route before the queue; with `leave_message`, messages are offered too;
+    callbacks only to numbers `destinations` (the default policy if None) allows."""
+    entry = QueueEntry(store, settings, leave_message, destinations)
 
     async def route(channel: AgiChannel) -> None:
         await entry.run(channel, utcnow())

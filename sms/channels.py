@@ -21,10 +21,11 @@ from typing import Any, Final
 from sqlalchemy import Connection, Table, insert, select, update
 
 from core.db import among, chunks, insert_rows
+from core.destinations import DestinationPolicy, DestinationRefused, DestinationSettings
 from core.masking import mask_openid, mask_phone
 from core.models import SmsMessage, SmsOptOut, VoiceNotice, VoiceOptOut, WeChatBinding, WeChatMessage
 from core.notices import NOTICES, add_step
-from core.phones import BadPhoneNumber, store_form
+from core.phones import BadPhoneNumber
 from core.preferences import Preference, quiet_end
 from core.settings import SmsSettings, WeChatSettings
 from core.states import Channel, MessageState, NoticeState, VoiceState, WeChatState
@@ -128,11 +129,26 @@ class Opened:
 class Channels:
     """Opens notices' channels: knows what makes each usable (settings, opt-outs, bindings)."""
 
-    def __init__(self, sms: SmsSettings, zone: str, wechat: WeChatSettings | None, voice_off: str = "") -> None:
+    def __init__(
+        self,
+        sms: SmsSettings,
+        zone: str,
+        wechat: WeChatSettings | None,
+        voice_off: str = "",
+        destinations: DestinationSettings | None = None,
+    ) -> None:
         self.sms = sms
         self.zone = zone
         self.wechat = wechat
         self.voice_off = voice_off  # why notice calls cannot be placed (core.notices.voice_unavailable)
+        # Numbers to text or call pass the policy (the default one unless given) where they
+        # enter; those it refused wait here to go on record once the transaction commits.
+        self.destinations = DestinationPolicy(destinations or DestinationSettings(), sms.country_code)
+        self.refused: list[tuple[str, DestinationRefused]] = []
+
+    def take_refused(self) -> list[tuple[str, DestinationRefused]]:
+        taken, self.refused = self.refused, []
+        return taken
 
     def open_from(self, c: Connection, o: Opening, start: int, now: dt.datetime) -> Opened:
         """Open the first usable channel of the plan from `start`, writing a history line
@@ -183,7 +199,10 @@ class Channels:
         chosen = o.preference.voice_number
         if chosen:
             try:
-                number = store_form(chosen, self.sms.country_code)
+                number = self.destinations.check(chosen)
+            except DestinationRefused as exc:
+                self.refused.append((f"voice notice of notice {o.notice_id}", exc))
+                return f"the preferred number to call is refused ({exc.rule})"
             except BadPhoneNumber:
                 return "the preferred number to call is not a phone number"
         elif o.phones:

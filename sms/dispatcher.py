@@ -35,7 +35,9 @@ from functools import partial
 from typing import Any
 
 from core.business import BusinessPort
+from core.calls_out import refuse
 from core.db import Store
+from core.destinations import DestinationPolicy, DestinationRefused
 from core.errors import StoreUnavailable
 from core.masking import mask_phone
 from core.models import utcnow
@@ -76,7 +78,10 @@ class Dispatcher:
         with one id)."""
         self.settings = settings
         self.voice_off = voice_unavailable(settings)  # notice calls cannot be placed: why
+        policy = settings.destinations
+        self.intake = partial(intake, wechat=settings.wechat, voice_off=self.voice_off, destinations=policy)
         self.sms = settings.sms
+        self.destinations = DestinationPolicy(settings.destinations, settings.sms.country_code)
         self.store = store
         self.port = port
         self.submit = submit
@@ -163,7 +168,7 @@ class Dispatcher:
             self.new_events = False
             self.events_at = tick + self.sms.poll_s
             zone = self.settings.queue.timezone
-            take = partial(intake, passes=(True,), wechat=self.settings.wechat, voice_off=self.voice_off)
+            take = partial(self.intake, passes=(True,))
             taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, now)
             if taken.messages:
                 claimed += await self._claim(now, instant_only=True)  # into the room kept for them
@@ -177,7 +182,7 @@ class Dispatcher:
         while not stop.is_set():
             self.batch_events.clear()
             try:
-                take = partial(intake, passes=(False,), wechat=self.settings.wechat, voice_off=self.voice_off)
+                take = partial(self.intake, passes=(False,))
                 taken = await asyncio.to_thread(take, self.store, self.port, self.sms, zone, INTAKE, utcnow())
             except StoreUnavailable as exc:
                 log.error("dispatcher %s: batch intake: store unavailable (%s); retrying", self.worker, exc)
@@ -267,6 +272,9 @@ class Dispatcher:
     # --- one message ----------------------------------------------------------------------
 
     async def send(self, message: Due) -> None:
+        if (refused := self.destinations.refusal(message.recipient)) is not None:
+            await self._refused(message, refused)
+            return
         if self.submit_text is not None:
             await self._send_whole(message, self.submit_text)
             return
@@ -349,18 +357,26 @@ class Dispatcher:
                 continue  # the transport paused; send it again
             error = result.detail or f"SMSC answered 0x{result.status:02X}"
             if result.status in TEMPORARY:
-                await self._refused(message, error, accepted)
+                await self._refused_for_now(message, error, accepted)
             else:
                 log.warning("message %d to %s failed: %s", message.id, mask_phone(message.recipient), error)
                 await asyncio.to_thread(outbox.fail, self.store, message.id, f"{error} (permanent)", utcnow(), accepted)
             return None
-        await self._refused(message, "still refused after every resubmission", accepted)
+        await self._refused_for_now(message, "still refused after every resubmission", accepted)
         return None
 
-    async def _refused(self, message: Due, error: str, accepted: list[tuple[int, str]]) -> None:
-        """Refused for now (never accepted): back to the queue after a short delay, which
-        doubles with each refusal up to 32 times `sms.retry_base_s`; the attempt is given
-        back; after `sms.max_refusals` refusals, a dead letter."""
+    async def _refused(self, message: Due, refused: DestinationRefused) -> None:
+        """The last check before the submit (intake refused it already, unless the policy
+        changed or a path skipped it): failed with the rule, on record, never sent."""
+        where = f"sms submit of message {message.id}"
+        await asyncio.to_thread(refuse, self.store, refused, where=where, actor="sms")
+        reason = f"destination refused ({refused.rule}): {refused}"
+        await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow(), [])
+
+    async def _refused_for_now(self, message: Due, error: str, accepted: list[tuple[int, str]]) -> None:
+        """Refused for now by the SMSC (never accepted): back to the queue after a short
+        delay, which doubles with each refusal up to 32 times `sms.retry_base_s`; the attempt
+        is given back; after `sms.max_refusals` refusals, a dead letter."""
         refusals = message.refusals + 1
         if refusals >= self.sms.max_refusals:
             reason = f"dead letter after {refusals} temporary refusals: {error}"

@@ -31,11 +31,13 @@ from sqlalchemy import ColumnElement, Connection, Table, Text, bindparam, cast, 
 from sqlalchemy.exc import DBAPIError, OperationalError, StatementError
 
 from core.business import BusinessPort
+from core.calls_out import refuse
 from core.db import Store, among, chunks, insert_rows, upsert
+from core.destinations import DestinationPolicy, DestinationRefused, DestinationSettings
 from core.errors import StoreUnavailable
 from core.masking import mask_id, mask_phone
 from core.models import BusinessEvent, SmsMessage, SmsOptOut, utcnow
-from core.phones import BadPhoneNumber, store_form
+from core.phones import BadPhoneNumber
 from core.preferences import Preference, choose, load
 from core.settings import SmsSettings, WeChatSettings
 from core.states import EventState
@@ -132,12 +134,19 @@ def _take(c: Connection, limit: int, now: dt.datetime, *, instant_only: bool) ->
 
 
 def recipients(
-    port: BusinessPort, subject_kind: str, subject_ids: list[str], country_code: str = "86"
+    port: BusinessPort,
+    subject_kind: str,
+    subject_ids: list[str],
+    country_code: str = "86",
+    policy: DestinationPolicy | None = None,
+    refused: list[tuple[str, DestinationRefused]] | None = None,
 ) -> dict[str, list[str]]:
     """Phones by subject, as the business port gives them (a person's registered phones by ID
     number, an employer's contact phone by unified social credit code), in the store's one
     form (core.phones), as opt-outs and replies are, whatever form the business system wrote
-    them in. One that is no phone number is left out (and logged)."""
+    them in. One that is no phone number is left out (and logged); so is one `policy` (the
+    default destination policy unless given) refuses, added to `refused` to go on record."""
+    policy = policy or DestinationPolicy(DestinationSettings(), country_code)
     found: dict[str, set[str]] = {}
     # A `phone` subject is the number to text (a reply to whoever asked the hotline): no
     # registration to look up.
@@ -147,12 +156,18 @@ def recipients(
             if not number:
                 continue
             try:
-                found.setdefault(subject, set()).add(store_form(number, country_code))
+                found.setdefault(subject, set()).add(policy.check(number))
+            except DestinationRefused as exc:
+                where = f"{subject_kind} {mask_id(subject)}: registered number"
+                if refused is None:
+                    log.warning("%s left out: %s", where, exc)
+                else:
+                    refused.append((where, exc))
             except BadPhoneNumber as exc:
                 log.warning(
                     "%s %s: registered number %s left out: %s", subject_kind, mask_id(subject), mask_phone(number), exc
                 )
-    return {subject: sorted(numbers) for subject, numbers in found.items()}
+    return {subject: sorted(numbers) for subject, numbers in found.items() if numbers}
 
 
 def _fail(c: Connection, event: Claimed, reason: str, report: IntakeReport) -> None:
@@ -188,7 +203,11 @@ def _render_all(c: Connection, events: list[Claimed], zone: str, report: IntakeR
     return rendered
 
 
-def _nobody(event: Claimed) -> str:
+def _nobody(event: Claimed, channels: Channels) -> str:
+    where = f"{event.subject_kind} {mask_id(event.subject_id)}: registered number"
+    refused = [exc for at, exc in channels.refused if at == where]
+    if refused:
+        return f"every registered number refused by the destination policy ({refused[0].rule}): {refused[0]}"
     if event.subject_kind == "person":
         return f"no registered phone for person {mask_id(event.subject_id[:32])}"
     if event.subject_kind == "phone":
@@ -225,7 +244,7 @@ def _expand(
     phones: dict[tuple[str, str], list[str]] = {}
     for kind in {event.subject_kind for event, _ in rendered}:
         subjects = sorted({event.subject_id for event, _ in rendered if event.subject_kind == kind})
-        found = recipients(port, kind, subjects, settings.country_code)
+        found = recipients(port, kind, subjects, settings.country_code, channels.destinations, channels.refused)
         phones.update(((kind, subject), numbers) for subject, numbers in found.items())
     chosen = _preferences(c, rendered)
     if chosen:
@@ -248,7 +267,7 @@ def _expand(
         template = TEMPLATES[event.event_type]
         to = phones.get((event.subject_kind, event.subject_id))
         if not to:
-            _fail(c, event, _nobody(event), report)
+            _fail(c, event, _nobody(event, channels), report)
             continue
         skipped = opted_out if template.category in OPTIONAL_CATEGORIES else set()
         due = quiet_until(settings, channels.zone, template.category, now)
@@ -293,7 +312,7 @@ def _start_notices(
         opened = start_notice(c, channels, new, choice, to, openid, now)
         report.notices += 1
         if opened.step is None:
-            _fail(c, event, f"{_nobody(event)}, and no other channel it chose can carry it", report)
+            _fail(c, event, f"{_nobody(event, channels)}, and no other channel it chose can carry it", report)
             continue
         report.queued += 1
         report.messages += opened.messages
@@ -377,22 +396,27 @@ def intake(
     passes: tuple[bool, ...] = (True, False),
     wechat: WeChatSettings | None = None,
     voice_off: str = "",
+    destinations: DestinationSettings | None = None,
 ) -> IntakeReport:
     """Take up to `limit` pending events and make their messages, instant types first, each
     pass in one transaction; returns what happened. `passes`: (True,) for the instant types,
     (False,) for the others, (True, False) for all. The store out of reach (or a crash)
     before the commit leaves the events pending and adds nothing; a fault in one event
     fails that event alone. `wechat`: the account notices may go through (None: off);
-    `voice_off`: why notice calls cannot be placed ("" if they can)."""
+    `voice_off`: why notice calls cannot be placed ("" if they can); `destinations`: the
+    policy numbers pass (the default one if None), its refusals audited after the commit."""
     now = now or utcnow()
-    channels = Channels(settings, zone, wechat, voice_off)
+    channels = Channels(settings, zone, wechat, voice_off, destinations)
     report = IntakeReport()
     for instant_only in passes:
         logged = len(report.failures)
         with store.transaction() as c:
+            channels.take_refused()  # of a transaction that did not commit: tried again now
             events = _take(c, limit, now, instant_only=instant_only)
             if events:
                 _expand_apart(c, port, events, channels, report, now)
+        for where, refused in channels.take_refused():
+            refuse(store, refused, where=f"business event intake, {where}", actor="sms")
         for event_id, event_type, reason in report.failures[logged:]:
             log.warning("event %d (%s) not sent: %s", event_id, shown(event_type), reason)
     return report

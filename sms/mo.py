@@ -39,7 +39,9 @@ from typing import Any, Final, cast
 from sqlalchemy import Connection, Table, func, select, update
 
 from core.business import AuditedReader, PhoneOwners
+from core.calls_out import refuse
 from core.db import Store, pg_lock, upsert
+from core.destinations import DestinationPolicy, DestinationSettings
 from core.masking import mask_phone
 from core.models import (
     SmsMessage,
@@ -123,11 +125,15 @@ class MoHandler:
         reader: AuditedReader,
         wake: asyncio.Event | None = None,
         settings: SmsSettings | None = None,
+        destinations: DestinationSettings | None = None,
     ) -> None:
         self.store = store
         self.reader = reader
         self.wake = wake
         self.settings = settings if settings is not None else SmsSettings()
+        # A reply goes only to a number the platform may text (core.destinations): a text
+        # from abroad, or a spoofed premium sender, is stored and handled without one.
+        self.destinations = DestinationPolicy(destinations or DestinationSettings(), self.settings.country_code)
 
     async def on_text(self, inbound: Inbound) -> None:
         """Store the text (or its part) and queue its reply; the deliver_sm may be answered
@@ -136,18 +142,20 @@ class MoHandler:
         if replied is not None and self.wake is not None:
             self.wake.set()  # the reply is due now
 
-    def receive(self, inbound: Inbound) -> str | None:
+    def receive(self, inbound: Inbound, *, now: dt.datetime | None = None) -> str | None:
+        """The reply queued for `inbound` (None: none), at `now` (the present by default)."""
+        now = now or utcnow()
         try:
             phone = store_form(inbound.source, self.settings.country_code)
         except BadPhoneNumber as exc:
             log.warning("MO from %s dropped, no reply: %s", mask_phone(inbound.source), exc)
             return None
-        whole = self._whole(inbound, phone)
+        whole = self._whole(inbound, phone, now)
         if whole is None:
             return None
-        return self.answer(phone, *whole)
+        return self.answer(phone, *whole, now=now)
 
-    def _whole(self, inbound: Inbound, phone: str) -> tuple[str, PartsOf | None] | None:
+    def _whole(self, inbound: Inbound, phone: str, now: dt.datetime) -> tuple[str, PartsOf | None] | None:
         """The whole text (and its stored parts, to take), or None while parts are missing."""
         if not inbound.esm_class & 0x40:
             return decode(inbound.data_coding, inbound.short_message), None
@@ -163,7 +171,6 @@ class MoHandler:
             )
             return None
         parts = PartsOf(phone, concat.reference, concat.total)
-        now = utcnow()
         with self.store.transaction() as c:
             c.execute(PARTS.delete().where(PARTS.c.received_at < now - dt.timedelta(seconds=PARTS_TTL_S)))
             row = {"phone": phone, "reference": concat.reference, "total": concat.total, "seq": concat.seq}
@@ -177,14 +184,18 @@ class MoHandler:
             return None
         return decode(inbound.data_coding, b"".join(b for _, b in got)), parts
 
-    def answer(self, phone: str, text: str, parts: PartsOf | None = None) -> str | None:
-        """Store the text, do what it asks, queue the reply and return it (None: no reply)."""
+    def answer(
+        self, phone: str, text: str, parts: PartsOf | None = None, *, now: dt.datetime | None = None
+    ) -> str | None:
+        """Store the text, do what it asks, queue the reply and return it (None: no reply).
+        `now` (the present by default) decides which survey is open and which code expired."""
         phone = store_form(phone, self.settings.country_code)
         keyword, code = keyword_of(text)
-        now = utcnow()
+        now = now or utcnow()
         owners = self._owners(phone)
         replied, silent = self._recent(phone, now)
-        capped = replied >= self.settings.mo_replies_per_hour
+        refused = self.destinations.refusal(phone)
+        capped = replied >= self.settings.mo_replies_per_hour or refused is not None
         data = None if capped else self._data_reply(keyword, owners)
         try:
             with self.store.transaction() as c:
@@ -205,7 +216,9 @@ class MoHandler:
                     c.execute(MESSAGES.insert().values(**self._reply_row(phone, reply + SIGNATURE, keyword, now)))
         except _TakenElsewhere:
             return None
-        if capped and not silent:
+        if refused is not None:
+            refuse(self.store, refused, where=f"MO {keyword.lower()} reply", actor="sms")
+        elif capped and not silent:
             log.warning(
                 "MO from %s: replies capped at %d an hour; its texts are stored and handled without a reply",
                 mask_phone(phone),

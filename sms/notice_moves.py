@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, Connection, Table, exists, literal_column, select, update
 
 from core.business import BusinessPort
+from core.calls_out import refuse
 from core.db import Store
 from core.errors import StoreUnavailable
 from core.models import BusinessEvent, utcnow
@@ -87,7 +88,7 @@ def advance(c: Connection, port: BusinessPort, channels: Channels, moves: Moves,
     chosen: dict[tuple[str, str], dict[str, Preference | str]] = {}
     for kind in {r.subject_kind for r in rows}:
         subjects = sorted({r.subject_id for r in rows if r.subject_kind == kind})
-        found = recipients(port, kind, subjects, channels.sms.country_code)
+        found = recipients(port, kind, subjects, channels.sms.country_code, channels.destinations, channels.refused)
         phones.update(((kind, s), numbers) for s, numbers in found.items())
         chosen.update(((kind, s), prefs) for s, prefs in load(c, kind, subjects).items())
     bound = bindings(c, [r.subject_id for r in rows if r.subject_kind == "person"])
@@ -135,13 +136,17 @@ def move_notices(store: Store, port: BusinessPort, channels: Channels, now: dt.d
     with store.transaction() as c:
         settle_sms(c, moves, now)
     with store.transaction() as c:
+        channels.take_refused()  # of a transaction that did not commit: tried again now
         advance(c, port, channels, moves, now)
+    for where, refused in channels.take_refused():
+        refuse(store, refused, where=f"notice on its next channel, {where}", actor="sms")
     return moves
 
 
 async def run_moves(settings: Settings, store: Store, port: BusinessPort, stop: asyncio.Event) -> None:
     """`hotline serve`'s notice chore: a pass every `notices.poll_s` until `stop`."""
-    channels = Channels(settings.sms, settings.queue.timezone, settings.wechat, voice_unavailable(settings))
+    zone, wechat, voice_off = settings.queue.timezone, settings.wechat, voice_unavailable(settings)
+    channels = Channels(settings.sms, zone, wechat, voice_off, settings.destinations)
     while not stop.is_set():
         try:
             moves = await asyncio.to_thread(move_notices, store, port, channels)

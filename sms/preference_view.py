@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from core import audit, preference_audit, preferences
 from core.business import BusinessPort
 from core.db import Store
+from core.destinations import DestinationPolicy, DestinationRefused
 from core.idnumber import IdProblem, problem
 from core.masking import mask_phone
 from core.models import VoiceOptOut, WeChatBinding
@@ -247,11 +248,16 @@ def parse_quiet(text: str) -> tuple[str, str] | None:
     return start.strip(), end.strip()
 
 
-def phone_number(text: str | None, country_code: str, what: str = "the number to call") -> str | None:
-    """`text` in store form (None if empty); PreferenceRefused naming `what` if it is no number."""
+def phone_number(
+    text: str | None, country_code: str, what: str = "the number to call", policy: DestinationPolicy | None = None
+) -> str | None:
+    """`text` in store form (None if empty); PreferenceRefused naming `what` if it is no number,
+    or (with `policy`: a number to call) one the destination policy refuses (its cause)."""
     if not text or not text.strip():
         return None
     try:
-        return store_form(text, country_code)
+        return store_form(text, country_code) if policy is None else policy.check(text)
+    except DestinationRefused as exc:
+        raise PreferenceRefused(f"{what}: {exc}") from exc
     except BadPhoneNumber as exc:
         raise PreferenceRefused(f"{what} is not a phone number ({exc})") from exc

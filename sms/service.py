@@ -62,7 +62,7 @@ class SmsService:
         submit_text = self.twilio.submit_text if self.twilio is not None else None
         self.dispatcher = Dispatcher(settings, store, port, self.transport.submit, worker, submit_text)
         reader = AuditedReader(store, port)
-        self.mo = MoHandler(store, reader, self.dispatcher.wake, settings.sms)
+        self.mo = MoHandler(store, reader, self.dispatcher.wake, settings.sms, settings.destinations)
         self.dead_letters = DeadLetters(store, settings.sms.inbound_max_tries)
         self.port = port
         # WeChat notices only when the account is configured (sms/wechat_sender.py).

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import Store
-from core.models import Agent, Call, Callback, utcnow
+from core.models import Agent, AuditEntry, Call, Callback, utcnow
 from core.phones import clean_caller_id
 from core.settings import QueueSettings
 from ivr.fastagi import FastAgiServer
@@ -137,3 +137,29 @@ async def test_no_callback_offer_for_what_is_not_a_phone_number(
 async def test_a_number_with_the_country_code_is_booked_as_the_national_number(store: Store) -> None:
     await _run(store, ALWAYS, _asterisk(["1"], waiting=2, ready=0, logged=0), callerid="+8613912345678")
     assert _callbacks(store) == [("call-q", "13912345678", "long_wait", "open")]
+
+
+@pytest.mark.parametrize("callerid", ["+8821612345678", "008821612345678", "+447700900123", "+864008123123"])
+async def test_no_callback_offer_to_a_number_abroad_or_a_premium_range(store: Store, callerid: str) -> None:
+    """A fraudster presenting a premium number and pressing 1 would have an agent call it:
+    the caller hears the wait without the offer; a 400 number (which looks like a fixed line)
+    is refused by the destination policy, on record."""
+    commands = await _run(store, ALWAYS, _asterisk(["1"], waiting=2, ready=0, logged=0), callerid=callerid)
+    assert "GET DATA" not in " ".join(commands) and "queue.callback_offer" not in _played(commands)
+    assert _callbacks(store) == []
+    with store.session() as s:
+        refusals = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "refuse:destination")).all()
+    assert len(refusals) == (1 if callerid.startswith("+86") else 0)  # the others are no Chinese number at all
+
+
+async def test_a_number_that_booked_its_callbacks_today_gets_no_more_offers(store: Store) -> None:
+    capped = ALWAYS.model_copy(update={"callbacks_per_number_day": 2})
+    with store.session() as s:
+        for i in range(2):
+            s.add(Callback(call_id=f"earlier-{i}", number="13912345678", queue="hotline-12333", reason="long_wait"))
+    commands = await _run(store, capped, _asterisk(["1"], waiting=2, ready=0, logged=0))
+    assert "queue.callback_offer" not in _played(commands) and "GET DATA" not in " ".join(commands)
+    assert len(_callbacks(store)) == 2
+    # Another number still has its offer.
+    commands = await _run(store, capped, _asterisk(["1"], waiting=2, ready=0, logged=0), callerid="13700001111")
+    assert _played(commands)[-1] == "queue.callback_ok"

@@ -46,9 +46,8 @@ def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dt.
 
 @pytest.fixture
 def casework(settings: Settings) -> Settings:
-    """The holiday calendar; follow-ups an hour after the answer, and open long enough that
-    the SMS gateway (which takes replies at the present time) still takes them."""
-    cases = settings.cases.model_copy(update={"followup_after_hours": 1.0, "followup_reply_hours": 24.0 * 400})
+    """The holiday calendar; follow-ups an hour after the answer."""
+    cases = settings.cases.model_copy(update={"followup_after_hours": 1.0})
     return settings.model_copy(update={"queue": NATIONAL_DAY, "cases": cases})
 
 
@@ -141,8 +140,8 @@ def filled(store: Store, casework: Settings) -> Store:
     # Follow-ups on Saturday afternoon (a working day): F, A, E1, E2 are asked; A says 1, E1 3.
     assert len(send_due_followups(store, s, now=at(10, 10, 14))) == 4
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=s.sms)
-    assert mo.answer("13900000001", "1") == RATED + SIGNATURE
-    assert mo.answer("13900000101", "3") == RATED + SIGNATURE
+    assert mo.answer("13900000001", "1", now=at(10, 10, 14, 30)) == RATED + SIGNATURE
+    assert mo.answer("13900000101", "3", now=at(10, 10, 14, 31)) == RATED + SIGNATURE
     assert len(collect_followup_replies(store, now=at(10, 10, 15))) == 2
     return store
 

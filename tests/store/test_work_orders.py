@@ -293,11 +293,12 @@ def test_a_follow_up_asks_by_sms_once_and_stores_the_residents_digit(store: Stor
     ratings = [keyword_of(t) for t in ("1", " 3 ", "4", "12")]
     assert ratings == [("RATE", "1"), ("RATE", "3"), ("OTHER", None), ("OTHER", None)]
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
-    assert mo.answer("13900001111", "2") == HELP + SIGNATURE  # no survey open for that number
-    assert mo.answer("+8613812345678", " 2 ") == RATED + SIGNATURE
-    assert mo.answer(NUMBER, "3") == HELP + SIGNATURE  # answered already: the first digit counts
-    assert [x.id for x in collect_followup_replies(store)] == [order.id]
-    assert collect_followup_replies(store) == []
+    replied = tuesday + dt.timedelta(hours=2)
+    assert mo.answer("13900001111", "2", now=replied) == HELP + SIGNATURE  # no survey open for that number
+    assert mo.answer("+8613812345678", " 2 ", now=replied) == RATED + SIGNATURE
+    assert mo.answer(NUMBER, "3", now=replied) == HELP + SIGNATURE  # answered already: the first digit counts
+    assert [x.id for x in collect_followup_replies(store, now=replied)] == [order.id]
+    assert collect_followup_replies(store, now=replied) == []
     done = o.get_order(store, order.id, actor="t")
     assert (done.order.satisfaction, done.order.followup_state) == (2, "answered")
     assert [e.action for e in done.events][-2:] == ["followup_sent", "followup_reply"]
@@ -331,8 +332,9 @@ def test_a_follow_up_by_call_settles_the_open_sms_survey(store: Store, settings:
     with pytest.raises(OrderStateError, match="followed up already"):
         record_call_followup(store, order.id, 3, actor="console:zg")
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
-    assert mo.answer(NUMBER, "3") == HELP + SIGNATURE  # the call closed the SMS survey: nothing to rate
-    assert collect_followup_replies(store) == []
+    closed = tuesday + dt.timedelta(hours=2, minutes=30)
+    assert mo.answer(NUMBER, "3", now=closed) == HELP + SIGNATURE  # the call closed the SMS survey: nothing to rate
+    assert collect_followup_replies(store, now=closed) == []
     # The number's next order is followed up at once, not after the closed survey's 72 hours.
     following = _new(store, settings)
     o.answer_order(store, settings, following.id, actor="console:yl", answer="已办理。", reply_via="none", now=MONDAY)
@@ -361,12 +363,12 @@ def test_two_orders_of_one_number_are_followed_up_one_after_the_other(store: Sto
     assert _surveys(store) == [(f"order:{first.id}:followup", None)]
     assert o.get_order(store, second.id, actor="t").order.followup_state is None  # waiting, not lost
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
-    assert mo.answer(NUMBER, "1") == RATED + SIGNATURE
+    assert mo.answer(NUMBER, "1", now=tuesday + dt.timedelta(minutes=8)) == RATED + SIGNATURE
     assert [x.id for x in collect_followup_replies(store, now=tuesday + dt.timedelta(minutes=10))] == [first.id]
     # Answered: the next round asks about the other order, and the next digit rates that one.
     later = tuesday + dt.timedelta(minutes=15)
     assert [x.id for x in send_due_followups(store, settings, now=later)] == [second.id]
-    assert mo.answer(NUMBER, "3") == RATED + SIGNATURE
+    assert mo.answer(NUMBER, "3", now=later) == RATED + SIGNATURE
     assert [x.id for x in collect_followup_replies(store, now=later)] == [second.id]
     rated = [o.get_order(store, x.id, actor="t").order for x in (first, second)]
     assert [(x.followup_state, x.satisfaction) for x in rated] == [("answered", 1), ("answered", 3)]
@@ -386,7 +388,7 @@ def test_the_waiting_order_is_asked_once_the_first_survey_expires(store: Store, 
     assert send_due_followups(store, settings, now=expired - dt.timedelta(minutes=2)) == []
     assert [x.id for x in send_due_followups(store, settings, now=expired)] == [waiting.id]
     mo = MoHandler(store, AuditedReader(store, SampleBusinessPort(store, PEPPER)), settings=settings.sms)
-    assert mo.answer(NUMBER, "2") == RATED + SIGNATURE  # the newest survey: the waiting order's
+    assert mo.answer(NUMBER, "2", now=expired + dt.timedelta(minutes=1)) == RATED + SIGNATURE  # the waiting order's
     done = {x.id: x for x in collect_followup_replies(store, now=expired + dt.timedelta(minutes=2))}
     assert (done[asked.id].followup_state, done[asked.id].satisfaction) == ("no_reply", None)
     assert (done[waiting.id].followup_state, done[waiting.id].satisfaction) == ("answered", 2)

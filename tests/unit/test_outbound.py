@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from core.destinations import DestinationRefused, DestinationSettings
 from core.phones import BadPhoneNumber
+from core.settings import Settings
 from core.sip_settings import SipSettings, SipTrunk
 from core.states import DialState
 from ivr import dialplan
@@ -20,27 +22,39 @@ def _sip(dial_format: str = "national", *, outbound: bool = True, **more: object
     return SipSettings.model_validate({"trunks": [{**trunk, "dial_format": dial_format}], **more})
 
 
+def _settings(sip: SipSettings, **destinations: object) -> Settings:
+    return Settings(sip=sip, destinations=DestinationSettings.model_validate(destinations))
+
+
 @pytest.mark.parametrize(
     ("stored", "national", "e164"),
     [
         ("13812345678", "13812345678", "+8613812345678"),
         ("+86 138-1234-5678", "13812345678", "+8613812345678"),
-        ("05711234567", "05711234567", "+865711234567"),
-        ("+442079460000", "+442079460000", "+442079460000"),  # abroad stays E.164 in both
+        ("05712234567", "05712234567", "+865712234567"),
+        ("+442079460000", "+442079460000", "+442079460000"),  # abroad stays E.164 in both, if allowed
     ],
 )
 def test_the_number_goes_out_in_the_carriers_form(stored: str, national: str, e164: str) -> None:
-    assert dial_number(stored, _sip("national")) == national
-    assert dial_number(stored, _sip("e164")) == e164
+    assert dial_number(stored, _settings(_sip("national"), allow=["+44"])) == national
+    assert dial_number(stored, _settings(_sip("e164"), allow=["+44"])) == e164
 
 
 def test_no_outbound_trunk_and_no_number_are_refused_before_dialing() -> None:
     with pytest.raises(NoOutboundTrunk):
-        dial_number("13812345678", _sip(outbound=False))
+        dial_number("13812345678", _settings(_sip(outbound=False)))
     with pytest.raises(NoOutboundTrunk):
-        dial_number("13812345678", SipSettings())
+        dial_number("13812345678", _settings(SipSettings()))
     with pytest.raises(BadPhoneNumber):
-        dial_number("anonymous", _sip())
+        dial_number("anonymous", _settings(_sip()))
+
+
+@pytest.mark.parametrize("number", ["+8821612345678", "008821612345678", "+447700900123", "95105555", "4008123123"])
+def test_a_number_the_destination_policy_refuses_is_never_dialled(number: str) -> None:
+    with pytest.raises(DestinationRefused, match="may not be called or texted"):
+        dial_number(number, _settings(_sip("e164")))
+    with pytest.raises(BadPhoneNumber, match="not a phone number"):
+        dial_number("95588", _settings(_sip("e164")))  # too short to be any number
 
 
 def test_a_trunk_knows_only_the_two_dial_forms() -> None:

@@ -1,7 +1,7 @@
 """sms: the state of each SMPP link, and temporary refusals counted apart from attempts
 
 Revision ID: 0038
-Revises: 0033
+Revises: 0034
 Create Date: 2026-12-07 06:00:00
 
 A bind can answer every submit_sm with a temporary error (an SMSC restarted behind a
@@ -17,7 +17,7 @@ import core.models
 
 
 revision = "0038"
-down_revision = "0033"
+down_revision = "0034"
 branch_labels = None
 depends_on = None
 
