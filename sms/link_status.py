@@ -3,7 +3,8 @@
 The transport keeps its link's state (`sms.bind_health`); `publish` writes it to the store
 (`sms_links`) on every change and every REFRESH_S while the gateway runs, and to the
 process's `Health` for `/healthz` and `hotline status` (as `smpp`: no host name there). `hotline sms status` reads the
-rows: one not refreshed for STALE_S belongs to a gateway that is gone.
+rows: one not refreshed for STALE_S belongs to a gateway that is gone, and one not refreshed
+for a day is deleted.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, delete, select
 
 from core.db import Store, upsert
 from core.errors import StoreUnavailable
@@ -27,6 +28,7 @@ from sms.bind_health import LinkState
 log = logging.getLogger(__name__)
 LINKS: Table = SmsLink.__table__  # type: ignore[assignment]
 REFRESH_S = 10.0
+KEEP = dt.timedelta(days=1)  # a gateway gone this long is forgotten (each start is a new row)
 HEALTH_NAME = "smpp"
 STALE_S = 60.0
 
@@ -60,6 +62,7 @@ def record(store: Store, name: str, report: LinkReport, now: dt.datetime) -> Non
     with store.transaction() as c:
         insert = upsert(c, LINKS).values(name=name, **values)
         c.execute(insert.on_conflict_do_update(index_elements=["name"], set_=values))
+        c.execute(delete(LINKS).where(LINKS.c.updated_at < now - KEEP))
 
 
 def links(store: Store, now: dt.datetime) -> list[dict[str, Any]]:

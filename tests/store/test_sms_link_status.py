@@ -64,12 +64,15 @@ async def test_a_sick_bind_and_the_bind_after_it_show_in_both_status_commands(
     old = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     report = LinkReport(LinkState.REFUSING, "10.0.0.9:2775", "3 submit_sm refused, last 0x14 ESME_RMSGQFUL", old, 0)
     link_status.record(store, "gw-0", report, old)
+    link_status.record(store, "gw-old", report, old - dt.timedelta(days=2))  # then forgotten:
+    link_status.record(store, "gw-0", report, old)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOTLINE_DATABASE_URL", store.url)
     assert main(["sms", "status", "--format", "json"]) == 0
     links = {r["name"]: r for r in json.loads(capsys.readouterr().out)["links"]}
     assert links["gw-1"]["state"] == "bound" and links["gw-1"]["current"]
     assert links["gw-0"]["state"] == "refusing" and not links["gw-0"]["current"]
+    assert "gw-old" not in links
     assert main(["sms", "status"]) == 0
     text = capsys.readouterr().out
     assert f"smpp link gw-1: bound since {row['since']} (127.0.0.1:{sim.config.port}, 1 sick binds dropped)" in text
