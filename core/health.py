@@ -61,6 +61,7 @@ class Health:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._parts: dict[str, Component] = {}
+        self._links: dict[str, dict[str, Any]] = {}  # the SMS gateway's SMPP links (sms.link_status)
 
     def _set(self, name: str, state: State, **changes: Any) -> None:
         now = dt.datetime.now(dt.UTC)
@@ -91,13 +92,22 @@ class Health:
             state = self._parts[name].state if name in self._parts else State.UP
         self._set(name, state, last_error=error_text(exc), last_error_at=dt.datetime.now(dt.UTC))
 
+    def link(self, name: str, state: dict[str, Any]) -> None:
+        """An SMPP link's state (bound, throttled, refusing, rebinding...): shown beside the
+        components, without making `ok` false (a refusing SMSC is not this process down)."""
+        with self._lock:
+            self._links[name] = dict(state)
+
     def components(self) -> list[Component]:
         with self._lock:
             return sorted(self._parts.values(), key=lambda c: c.name)
 
     def as_json(self) -> dict[str, Any]:
         parts = self.components()
+        with self._lock:
+            links = {name: dict(state) for name, state in sorted(self._links.items())}
         return {
             "ok": all(c.state in HEALTHY for c in parts),
             "components": {c.name: c.as_json() for c in parts},
+            "links": links,
         }

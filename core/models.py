@@ -701,9 +701,26 @@ class SmsMessage(Base):
     final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # Sent again after a dispatcher died between submit and its record: may have arrived twice.
     duplicate_suspect: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Temporary refusals (0x14, 0x58, 0x08...: never accepted) that put it back in the queue;
+    # they are not `attempts`, and after `sms.max_refusals` it is a dead letter all the same.
+    refusals: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The notice (over the channels the subject chose) this message is a step of; None for a
     # message sent as every message was before channel preferences (no preference kept).
     notice_id: Mapped[int | None] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
+
+
+class SmsLink(Base):
+    """The state of each SMPP link of each running gateway (sms/link_status.py), written on
+    every change and refreshed while it runs, for `hotline sms status` in another process."""
+
+    __tablename__ = "sms_links"
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)  # worker and link
+    state: Mapped[str] = mapped_column(String(12))  # sms.bind_health.LinkState
+    address: Mapped[str] = mapped_column(String(128))  # the SMSC host:port it is (or was) bound to
+    detail: Mapped[str | None] = mapped_column(Text)  # why, for refusing/rebinding (no numbers)
+    since: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sick_binds: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class SmsSegment(Base):

@@ -160,6 +160,14 @@ class SmppSettings(_Section):
     rebind_first_s: float = Field(1.0, gt=0, le=600)
     rebind_most_s: float = Field(30.0, gt=0, le=3600)
     socket_timeout_s: int = Field(10, ge=1)  # connect and bind (§7.2's session_init_timer)
+    # A bind that answers but takes nothing (sms/bind_health.py): `sick_after_refusals`
+    # submit_sm refused in a row with temporary errors (0x14, 0x58, 0x08...), or refusals
+    # only for `sick_after_s`, and it is unbound and bound again (to the next address).
+    sick_after_refusals: int = Field(50, ge=1)
+    sick_after_s: float = Field(30.0, gt=0)
+    # More SMSC addresses ("host:port", or "host" for `port`), tried in turn after
+    # host:port when a bind fails or turns sick. Env: comma-separated.
+    fallbacks: tuple[str, ...] = ()
     # How message ids are written in submit_sm_resp and in receipts: 16, 10, or 0 (opaque).
     # Receipts' base, unset, is learnt per link from the first receipts that match (sms/receipts.py).
     submit_id_base: int = 16
@@ -177,6 +185,23 @@ class SmppSettings(_Section):
         if self.rebind_most_s < self.rebind_first_s:
             raise ValueError("rebind_most_s must be at least rebind_first_s")
         return self
+
+    @field_validator("fallbacks")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            host, sep, port = address.rpartition(":")
+            if not address.strip() or (sep and (not host or not port.isdigit() or not 1 <= int(port) <= 65535)):
+                raise ValueError(f"{address!r}: expected host:port or host")
+        return value
+
+    def addresses(self) -> list[tuple[str, int]]:
+        """host:port, then each fallback, in the order they are tried."""
+        out = [(self.host, self.port)]
+        for address in self.fallbacks:
+            host, sep, port = address.rpartition(":")
+            out.append((host, int(port)) if sep else (address, self.port))
+        return out
 
 
 class TwilioSettings(_Section):
@@ -296,9 +321,13 @@ class SmsSettings(_Section):
     # An event stuck in `claimed`, or a message stuck in `sending`, this long (its claimer
     # died) is claimed again; a message so reclaimed is flagged as a possible duplicate.
     reclaim_after_s: int = Field(120, ge=1)
-    # Temporary SMSC errors: retries with exponential backoff, then a dead letter.
+    # Attempts whose answer was lost with the link (the SMSC may have it): then a dead letter.
     max_attempts: int = Field(5, ge=1)
+    # Temporary refusals (0x14, 0x58, 0x08...: nothing accepted) are no attempts: the message
+    # is queued again after retry_base_s, doubling up to 32 times that, and is a dead letter
+    # after `max_refusals` of them.
     retry_base_s: float = Field(2.0, gt=0)
+    max_refusals: int = Field(50, ge=1)
     # Throttled segments are resubmitted after the transport's pause, this many times at most.
     max_resubmits: int = Field(50, ge=1)
     # A message without its final receipt this long after submission ends `unknown`.

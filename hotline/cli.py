@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import getpass
 import json
 import logging
@@ -346,6 +347,7 @@ def cmd_sms_batch(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
+    from sms import link_status
     from sms.inbound import inbound_counts
     from sms.outbox import counts, event_counts, failure_reasons
 
@@ -354,6 +356,7 @@ def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
         events, messages, inbound = event_counts(store), counts(store), inbound_counts(store)
         reasons = failure_reasons(store)
         notices = notices_cli.counts(store)
+        links = link_status.links(store, dt.datetime.now(dt.UTC))
     finally:
         store.dispose()
     if args.format == "json":
@@ -364,9 +367,12 @@ def cmd_sms(settings: Settings, args: argparse.Namespace) -> int:
                 "inbound": inbound,
                 "event_failures": [{"reason": r, "events": n} for r, n in reasons],
                 "notices": notices,
+                "links": links,
             }
         )
         return 0
+    for line in link_status.as_text(links) or ["smpp link: none recorded (no gateway has run `hotline serve` here)"]:
+        print(line)
     print("events: " + ", ".join(f"{k} {v}" for k, v in sorted(events.items())))
     for category, states in sorted(messages.items()):
         print(f"{category}: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
@@ -397,6 +403,7 @@ def cmd_smsc_sim(settings: Settings, args: argparse.Namespace) -> int:
             early_receipts=args.early_receipts,
             down_s=args.down,
             hang_after=args.hang_after,
+            sick_after=args.sick_after,
         )
     except ValueError as exc:
         raise UsageError(f"smsc-sim: {exc}") from None
@@ -720,7 +727,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--hang-after", type=int, metavar="N", help="after N submit_sm, the binds stop answering (TCP kept open)"
     )
-    s.add_argument("--control-port", type=int, help="line commands: stats | drop | hang | unhang | mo HANDSET ...")
+    s.add_argument(
+        "--sick-after",
+        type=int,
+        metavar="N",
+        help="after N accepted segments, the binds answer every submit_sm with 0x14 (ESME_RMSGQFUL), new binds work",
+    )
+    s.add_argument("--control-port", type=int, help="line commands: stats | drop | hang | unhang | sick | mo ...")
     s.set_defaults(func=cmd_smsc_sim)
 
     s = sub.add_parser("prompts", help="speech prompts")

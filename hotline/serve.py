@@ -454,7 +454,7 @@ async def serve(
         seal_key = audit_key(settings)
         running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop, key=seal_key))
     if "sms" in only and not worker:
-        running.sms = SmsService(settings, store, port)
+        running.sms = SmsService(settings, store, port, running.health)
         await running.sms.start(running.supervisor.spawn)
     # What start-up made (modules, settings, the store, compiled statements) lives as long
     # as the process: out of the collector's sight from now on, once its garbage is gone.

@@ -53,6 +53,11 @@ def as_text(answer: dict[str, Any]) -> str:
         if part.get("last_error"):
             line += f"; last error at {part['last_error_at']}: {part['last_error']} (the serve log has it whole)"
         lines.append(line)
+    for name, link in answer.get("links", {}).items():
+        line = f"  {name} link: {link['state']} since {link['since']}"
+        if link.get("sick_binds"):
+            line += f", {link['sick_binds']} sick binds dropped"
+        lines.append(line)
     calls_out = answer.get("calls_out")
     if calls_out:
         lines.append(

@@ -5,12 +5,18 @@ send each through the transport segment by segment, and record every answer:
 
 - accepted: the segment's SMSC id is kept for its receipt;
 - ESME_RTHROTTLED / ESME_RMSGQFUL: the transport pauses; the segment is resubmitted
-  (up to `sms.max_resubmits`), without counting an attempt;
-- other temporary errors: the message is queued again with exponential backoff, and after
-  `sms.max_attempts` it is a dead letter (`failed`, with the last error);
+  (up to `sms.max_resubmits`), without counting an attempt (on a sick bind it waits for
+  the next bind: `sms.bind_health`);
+- other temporary errors (ESME_RSYSERR...), and a segment still refused after every
+  resubmission: the SMSC refused it for now, which is no failure of the message (it was
+  never accepted): queued again after a short delay, counted as a refusal and not as an
+  attempt; after `sms.max_refusals` of them it is a dead letter all the same, so nothing
+  goes round for ever;
+- the link lost before the answer: queued again at once and marked as a possible
+  duplicate (not when the transport says the segment never left: stopped before sending
+  it); after `sms.max_attempts` such attempts it is a dead letter (`failed`, with the
+  reason): a message that takes the link down every time goes no further;
 - permanent errors: `failed` at once, with the reason;
-- the link lost before the answer: queued again and marked as a possible duplicate (not
-  when the transport says the segment never left: stopped before sending it).
 
 Messages to one recipient are sent one at a time, in order, so the 16-bit concatenation
 reference (the message id modulo 65,536) cannot collide on a handset while they are in
@@ -331,6 +337,11 @@ class Dispatcher:
         for _ in range(self.sms.max_resubmits):
             result = await attempt()
             self.sent_segments += 1
+            if result.lost and result.sent and message.attempts >= self.sms.max_attempts:
+                reason = f"dead letter after {message.attempts} attempts: {result.detail or 'link lost'}"
+                log.warning("message %d to %s: %s", message.id, mask_phone(message.recipient), reason)
+                await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow(), accepted)
+                return None
             if result.lost:
                 await asyncio.to_thread(
                     partial(outbox.requeue, suspect=result.sent, accepted=accepted),
@@ -346,18 +357,12 @@ class Dispatcher:
                 continue  # the transport paused; send it again
             error = result.detail or f"SMSC answered 0x{result.status:02X}"
             if result.status in TEMPORARY:
-                await self._retry_later(message, error, accepted)
+                await self._refused_for_now(message, error, accepted)
             else:
                 log.warning("message %d to %s failed: %s", message.id, mask_phone(message.recipient), error)
                 await asyncio.to_thread(outbox.fail, self.store, message.id, f"{error} (permanent)", utcnow(), accepted)
             return None
-        await asyncio.to_thread(
-            partial(outbox.requeue, refund=True, accepted=accepted),
-            self.store,
-            message.id,
-            utcnow() + dt.timedelta(seconds=self.sms.retry_base_s),
-            "still throttled after every resubmission",
-        )
+        await self._refused_for_now(message, "still refused after every resubmission", accepted)
         return None
 
     async def _refused(self, message: Due, refused: DestinationRefused) -> None:
@@ -368,17 +373,20 @@ class Dispatcher:
         reason = f"destination refused ({refused.rule}): {refused}"
         await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow(), [])
 
-    async def _retry_later(self, message: Due, error: str, accepted: list[tuple[int, str]]) -> None:
-        if message.attempts >= self.sms.max_attempts:
-            reason = f"dead letter after {message.attempts} attempts: {error}"
+    async def _refused_for_now(self, message: Due, error: str, accepted: list[tuple[int, str]]) -> None:
+        """Refused for now by the SMSC (never accepted): back to the queue after a short
+        delay, which doubles with each refusal up to 32 times `sms.retry_base_s`; the attempt
+        is given back; after `sms.max_refusals` refusals, a dead letter."""
+        refusals = message.refusals + 1
+        if refusals >= self.sms.max_refusals:
+            reason = f"dead letter after {refusals} temporary refusals: {error}"
             log.warning("message %d to %s: %s", message.id, mask_phone(message.recipient), reason)
             await asyncio.to_thread(outbox.fail, self.store, message.id, reason, utcnow(), accepted)
             return
-        delay = self.sms.retry_base_s * 2 ** (message.attempts - 1)
+        delay = self.sms.retry_base_s * 2 ** min(refusals - 1, 5)
         at = utcnow() + dt.timedelta(seconds=delay)
-        await asyncio.to_thread(
-            partial(outbox.requeue, accepted=accepted), self.store, message.id, at, f"{error}; retry in {delay:.0f} s"
-        )
+        requeue = partial(outbox.requeue, refund=True, accepted=accepted)
+        await asyncio.to_thread(requeue, self.store, message.id, at, f"{error}; refused for now, again in {delay:g} s")
 
     # --- receipts -------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ class Due:
     attempts: int
     accepted: frozenset[int]
     priority: int = 1  # 0: instant
+    refusals: int = 0  # temporary refusals so far (not attempts: nothing was accepted)
 
 
 class LockAndUpdate:
@@ -137,6 +138,7 @@ def _claim_statement(instant_only: bool) -> LockAndUpdate:
         MESSAGES.c.attempts,
         MESSAGES.c.last_error,
         MESSAGES.c.priority,
+        MESSAGES.c.refusals,
     )
     return LockAndUpdate(MESSAGES, due, MESSAGES.c.status == QUEUED, claim, returned)
 
@@ -174,7 +176,10 @@ def claim_due(
             ):
                 taken.setdefault(message_id, set()).add(seq)
     return sorted(
-        (Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ())), r.priority) for r in rows),
+        (
+            Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ())), r.priority, r.refusals)
+            for r in rows
+        ),
         key=lambda d: d.id,
     )
 
@@ -332,8 +337,9 @@ def requeue(
     refund: bool = False,
     accepted: list[tuple[int, str]] | None = None,
 ) -> None:
-    """Back to the queue for `at`. `refund` gives back the attempt (throttling is not the
-    message's fault); `suspect` marks a segment that may have reached the SMSC unanswered."""
+    """Back to the queue for `at`. `refund` gives back the attempt and counts a refusal
+    instead (the SMSC refused it for now: not the message's fault); `suspect` marks a
+    segment that may have reached the SMSC unanswered."""
     values: dict[str, object] = {
         "status": MessageState.QUEUED,
         "next_attempt_at": at,
@@ -344,6 +350,7 @@ def requeue(
         values["duplicate_suspect"] = True
     if refund:
         values["attempts"] = MESSAGES.c.attempts - 1
+        values["refusals"] = MESSAGES.c.refusals + 1
     with store.transaction() as c:
         _record_segments(c, [(message_id, accepted or [])], at)  # not sent again on the retry
         c.execute(update(MESSAGES).where(MESSAGES.c.id == message_id).values(**values))

@@ -5,6 +5,8 @@ the moment the business system commits it (SQLite: the dispatcher's short poll).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import logging
 import os
 import socket
@@ -15,10 +17,13 @@ import psycopg
 
 from core.business import AuditedReader, BusinessPort
 from core.db import Store
-from core.errors import SettingsError
+from core.errors import SettingsError, StoreUnavailable
+from core.health import Health
 from core.settings import Settings
+from sms import link_status
 from sms.dispatcher import Dispatcher
 from sms.inbound import DeadLetters
+from sms.link_status import publish
 from sms.mo import MoHandler
 from sms.notice_moves import run_moves
 from sms.pdu import Inbound
@@ -41,9 +46,10 @@ def _plain_task(name: str, factory: Factory, _stop: asyncio.Event) -> asyncio.Ta
 
 
 class SmsService:
-    def __init__(self, settings: Settings, store: Store, port: BusinessPort) -> None:
+    def __init__(self, settings: Settings, store: Store, port: BusinessPort, health: Health | None = None) -> None:
         self.settings = settings
         self.store = store
+        self.health = health
         # SMPP always: it carries residents' replies (MO) even when Twilio sends.
         self.transport = SmppTransport(settings.smpp, self.on_deliver)
         self.twilio: TwilioTransport | None = None
@@ -52,7 +58,7 @@ class SmsService:
             if not (settings.twilio.from_number or settings.twilio.messaging_service_sid):
                 raise SettingsError("sms.transport is twilio: set twilio.from_number or twilio.messaging_service_sid")
             self.twilio = TwilioTransport(settings.twilio)
-        worker = f"{socket.gethostname()}:{os.getpid()}"
+        worker = self.worker = f"{socket.gethostname()}:{os.getpid()}"
         submit_text = self.twilio.submit_text if self.twilio is not None else None
         self.dispatcher = Dispatcher(settings, store, port, self.transport.submit, worker, submit_text)
         reader = AuditedReader(store, port)
@@ -82,6 +88,10 @@ class SmsService:
             await self.twilio.start()
             log.info("SMS gateway: sending through Twilio at %s; replies over SMPP", self.settings.twilio.base_url)
         self.tasks.append(spawn("sms-dispatcher", lambda: self.dispatcher.run(self.stop_event), self.stop_event))
+        # The SMPP link's state, for `hotline sms status` and `hotline status` (sms/link_status.py).
+        t = self.transport
+        link = lambda: publish(self.store, self.worker, t.report, t.changed, self.stop_event, self.health)  # noqa: E731
+        self.tasks.append(spawn("sms-link-status", link, self.stop_event))
         # Notices moved along their channels (sms/notice_moves.py), every notices.poll_s.
         moves = lambda: run_moves(self.settings, self.store, self.port, self.stop_event)  # noqa: E731
         self.tasks.append(spawn("sms-notices", moves, self.stop_event))
@@ -132,6 +142,11 @@ class SmsService:
                 log.warning("SMS gateway: sends still waiting after %g s; stopping the SMPP link", DRAIN_S)
         await self.transport.stop()
         await asyncio.gather(*self.tasks, return_exceptions=True)  # a cancelled stop() stays cancelled
+        stopped = self.transport.report()
+        if self.health is not None:
+            self.health.link(link_status.HEALTH_NAME, stopped.as_health())
+        with contextlib.suppress(StoreUnavailable):  # the link's row then ages into "gone"
+            await asyncio.to_thread(link_status.record, self.store, self.worker, stopped, dt.datetime.now(dt.UTC))
         if self.twilio is not None:
             await self.twilio.stop()
         if self.wechat is not None:

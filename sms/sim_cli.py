@@ -2,7 +2,9 @@
 
 The control port takes one command per line and answers one JSON line:
 `stats`, `drop`, `hang` (the current binds stop answering anything, their connections
-kept open; a new bind is served), `unhang` (the hung connections are reset at last), and
+kept open; a new bind is served), `unhang` (the hung connections are reset at last), `sick` (the current binds answer
+every submit_sm with ESME_RMSGQFUL, 0x14, their connections kept open; a new bind is
+served), and
 `mo HANDSET SHORT_CODE TEXT...` (a resident's text to the gateway).
 """
 
@@ -55,11 +57,13 @@ async def _control(sim: Simulator, reader: asyncio.StreamReader, writer: asyncio
                 answer = {"hung": sim.hang()}
             elif verb == "unhang":
                 answer = {"reset": sim.unhang()}
+            elif verb == "sick":
+                answer = {"sick": sim.sicken()}
             elif verb == "mo" and len(rest.split(" ", 2)) == 3:
                 handset, short_code, text = rest.split(" ", 2)
                 answer = {"deliver_sm": await sim.inject_mo(handset, short_code, text)}
             else:
-                answer = {"error": "commands: stats | drop | hang | unhang | mo HANDSET SHORT_CODE TEXT"}
+                answer = {"error": "commands: stats | drop | hang | unhang | sick | mo HANDSET SHORT_CODE TEXT"}
             writer.write((json.dumps(answer, ensure_ascii=False) + "\n").encode())
             await writer.drain()
     finally:

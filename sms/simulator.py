@@ -18,6 +18,10 @@ by message text):
   restarted behind a connection a firewall keeps open: their TCP connections stay open,
   nothing sent on them is read or answered, and a new bind is served normally;
   `unhang()` resets those connections at last (what a client without timers waits for);
+- `sicken()` (or `sick_after` accepted segments) leaves the current binds sick, as an SMSC
+  that restarted behind connections that outlived it: each stays open and answers every
+  submit_sm at once with ESME_RMSGQFUL (0x14), enquire_link as ever, and gets no receipts
+  or MO any more, while a new bind is served normally;
 - `inject_mo(...)` sends a resident's text (split with a UDH when long).
 
 As a real SMSC does, it refuses with ESME_RINVMSGLEN a short_message whose user data
@@ -43,7 +47,7 @@ import smpp34
 
 from sms.encoding import encode
 from sms.receipts import receipt_text
-from sms.status import ESME_RINVMSGLEN, ESME_ROK, ESME_RTHROTTLED
+from sms.status import ESME_RINVMSGLEN, ESME_RMSGQFUL, ESME_ROK, ESME_RTHROTTLED
 
 log = logging.getLogger(__name__)
 RELAY_CHUNK = 65536
@@ -70,6 +74,7 @@ class SimConfig:
     resp_delay_s: float = 0.0  # answer each submit_sm this late (to see a client's window)
     down_s: float = 1.0
     hang_after: int | None = None  # hang() once this many submit_sm have been answered
+    sick_after: int | None = None  # sicken() once this many segments have been accepted
     seed: int = 12333
 
 
@@ -109,6 +114,8 @@ class Simulator:
         self._relay: asyncio.Server | None = None
         self._links: list[_Link] = []
         self.hung = asyncio.Event()  # set once hang() has run
+        self.sick: set[str] = set()  # sessions that answer every submit_sm with 0x14
+        self._sessions: set[str] = set()  # that submitted (their bind event may not be read yet)
 
     # --- running ---------------------------------------------------------------------------
 
@@ -158,6 +165,15 @@ class Simulator:
         self.hung.set()
         log.info("SMSC simulator: %d bind(s) hung (connections kept open, nothing answered)", hung)
         return hung
+
+    def sicken(self) -> int:
+        """The current binds turn sick: open, answering every submit_sm with ESME_RMSGQFUL,
+        taking nothing; a new bind is served normally. Returns how many."""
+        fresh = (set(self.esmes) | self._sessions) - self.sick
+        self.sick |= fresh
+        self.counts["sickened"] += 1
+        log.info("SMSC simulator: %d bind(s) sick (every submit_sm answered 0x14)", len(fresh))
+        return len(fresh)
 
     def unhang(self) -> int:
         """Reset the hung connections at last; `hang_after` fires no more. Returns how many."""
@@ -210,6 +226,8 @@ class Simulator:
                 log.info("SMSC simulator: %s bound (%s)", event.system_id, event.session_id)
             elif isinstance(event, smpp34.Unbound):
                 self.esmes.pop(event.session_id, None)
+                self.sick.discard(event.session_id)
+                self._sessions.discard(event.session_id)
                 self.counts["unbinds"] += 1
             elif isinstance(event, smpp34.SubmitSmEvent):
                 self._on_submit(event)
@@ -256,7 +274,9 @@ class Simulator:
     def _answer(self, event: smpp34.SubmitSmEvent) -> None:
         self.outstanding -= 1
         too_long = user_data_octets(event.data_coding, event.esm_class, event.short_message) > USER_DATA_OCTETS
-        status = ESME_RINVMSGLEN if too_long else self._verdict()
+        self._sessions.add(event.session_id)
+        sick = event.session_id in self.sick
+        status = ESME_RMSGQFUL if sick else ESME_RINVMSGLEN if too_long else self._verdict()
         number = self.counts["accepted"] + 1
         message_id = self._id(number, self.config.id_format) if status == 0 else None
         self.submitted.append(
@@ -276,6 +296,9 @@ class Simulator:
             event.reject(status)
             return
         self.counts["accepted"] += 1
+        if self.config.sick_after is not None and self.counts["accepted"] >= self.config.sick_after:
+            self.config.sick_after = None
+            self.sicken()  # this segment is accepted all the same; the next ones are not
         wants_receipt = bool(event.registered_delivery & 0x01)
         esme = self.esmes.get(event.session_id)
         if wants_receipt and esme is not None:
@@ -303,7 +326,8 @@ class Simulator:
         """To the session that submitted, else to another bind of the same system_id; held
         for the next bind when there is none, as an SMSC stores receipts."""
         short_code, handset, text, stat = receipt
-        candidates = [e for e in self.esmes.values() if e.system_id == system_id and e.can_receive]
+        healthy = [e for e in self.esmes.values() if e.session_id not in self.sick]
+        candidates = [e for e in healthy if e.system_id == system_id and e.can_receive]
         candidates.sort(key=lambda e: e.session_id != session_id)
         for esme in candidates:
             try:
@@ -334,7 +358,7 @@ class Simulator:
         encoded = encode(text, self._mo_ref)
         sent = 0
         for esme in list(self.esmes.values()):
-            if not esme.can_receive:
+            if not esme.can_receive or esme.session_id in self.sick:
                 continue
             for segment in encoded.segments:
                 await esme.deliver_sm(

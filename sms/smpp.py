@@ -22,203 +22,53 @@ may not have taken it, which the caller records. So does one left unanswered pas
 then dead, or as good as dead (a hung SMSC, or a firewall that forgot the connection, keeps
 the TCP connection open and answers nothing), and it is dropped and bound again after a
 backoff; so is a bind whose enquire_link goes unanswered past `smpp.enquire_link_timeout_s`.
+
+A bind that answers everything and takes nothing (only temporary refusals, `smpp.sick_after_
+refusals` in a row or for `smpp.sick_after_s`: `sms.bind_health`) is sick: sending on it
+stops, it is unbound and bound again after the backoff, to the next of `smpp.fallbacks` when
+there are any; the refused segments wait for the new bind. The link's state (bound,
+throttled, refusing, rebinding) is `report()`ed for `hotline sms status` (`sms.link_status`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import codecs
 import contextlib
+import datetime as dt
 import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
 
 from aiosmpplib import (
-    ESME,
-    AbstractHook,
-    AbstractRateLimiter,
-    AbstractThrottleHandler,
     PhoneNumber,
 )
 from aiosmpplib.protocol import (
-    BindTransceiverResp,
-    DeliverSm,
     DeliverSmResp,
     EnquireLink,
-    GenericNack,
-    SmppMessage,
     SubmitSm,
-    SubmitSmResp,
+    Unbind,
 )
-from aiosmpplib.state import SmppCommand
 
-from core.masking import mask_numbers
 from core.settings import SmppSettings
-from sms.encoding import DATA_CODING_UCS2, Segment
+from sms.bind_health import BindHealth, LinkState, Sick
+from sms.encoding import Segment
+from sms.link_status import LinkReport
 from sms.pdu import BadPdu, Inbound, parse_deliver_sm
-from sms.smpp_link import Backoff, LinkWatch, Unanswered
+from sms.smpp_adapter import CODECS, ENCODING_NAMES, UNSENT, Esme, Hook, LibraryLog, SubmitResult
+from sms.smpp_link import Backoff, LinkWatch, Reason
+from sms.smpp_pacing import Pacer, Throttle
 from sms.smpp_wire import Broker, Correlator
+from sms.status import status_name
 
 log = logging.getLogger(__name__)
 library_log = logging.getLogger("sms.aiosmpplib")
-
-
-class LibraryLog(logging.Handler):
-    """aiosmpplib's own error lines (its StructuredLogger writes bare `message >>> {json}`
-    lines to stderr by default) into the platform's log, under `sms.aiosmpplib`, with any
-    phone number in them masked."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            library_log.log(record.levelno, "%s", mask_numbers(self.format(record)))
-        except Exception:  # logging must not raise (logging.Handler.handleError)
-            self.handleError(record)
 
 
 # On stop: how long a peer has to answer our unbind, and what is being stored to be stored
 # (a deliver_sm left unanswered is delivered again); `stop()` returns within about both.
 UNBIND_WAIT_S = 1.0
 HANDLING_WAIT_S = 1.0
-ENCODING_NAMES = {0x00: "gsm0338", DATA_CODING_UCS2: "ucs2"}
-BOUND = (0x00, 0x05)  # bind_transceiver_resp: ESME_ROK, or ESME_RALYBND (aiosmpplib takes both)
-
-
-def _passthrough(name: str) -> codecs.CodecInfo:
-    """A codec that maps bytes 1:1 to code points 0-255 and back: our bytes, untouched."""
-
-    def encode(text: str, errors: str = "strict") -> tuple[bytes, int]:
-        return text.encode("latin-1", errors), len(text)
-
-    def decode(data: Any, errors: str = "strict") -> tuple[str, int]:
-        return bytes(data).decode("latin-1", errors), len(data)
-
-    return codecs.CodecInfo(encode, decode, name=name)
-
-
-CODECS = {name: _passthrough(name) for name in ENCODING_NAMES.values()}
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    status: int | None  # command_status; None when the connection was lost first
-    smsc_id: str | None = None
-    detail: str | None = None  # the peer's own words, when it gave any (Twilio does)
-    sent: bool = True  # False (with status None): it never left, so it is no possible duplicate
-
-    @property
-    def lost(self) -> bool:
-        return self.status is None
-
-
-UNSENT = SubmitResult(None, detail="not sent: the SMPP transport stopped", sent=False)
-
-
-class Pacer(AbstractRateLimiter):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """At least 1/tps s between submits (also the Twilio transport's requests)."""
-
-    def __init__(self, tps: float) -> None:
-        self.interval = 1.0 / tps
-        self.next_at = 0.0
-
-    async def limit(self) -> None:
-        now = time.monotonic()
-        if self.next_at > now:
-            await asyncio.sleep(self.next_at - now)
-            now = time.monotonic()
-        self.next_at = max(now, self.next_at) + self.interval
-
-
-class Throttle(AbstractThrottleHandler):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """A throttled answer pauses all sending for a while; the next success ends nothing early."""
-
-    def __init__(self, pause_s: float) -> None:
-        self.pause_s = pause_s
-        self.until = 0.0
-        self.count = 0
-
-    async def throttled(self) -> None:
-        self.count += 1
-        self.until = time.monotonic() + self.pause_s
-
-    async def not_throttled(self) -> None:
-        pass
-
-    async def allow_request(self) -> bool:
-        return time.monotonic() >= self.until
-
-    async def throttle_delay(self) -> float:
-        return max(0.0, self.until - time.monotonic())
-
-
-class _Esme(ESME):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    """aiosmpplib answers a deliver_sm as soon as its hook returns, before a receipt or a
-    resident's text is in the store: a crash then would lose what the SMSC believes
-    delivered. Here deliver_sm is left unanswered by aiosmpplib (its request handler
-    returns None, which it treats as "answered already") and the transport answers it
-    once what it carries is stored; what is never answered, the SMSC delivers again.
-
-    aiosmpplib's connection keeper sends enquire_link only after a quiet spell and waits for
-    any data in reply (so a peer that answers enquire_link and nothing else looks alive);
-    here the keeper of each bind is the transport's `LinkWatch`, whose return ends the bind
-    (aiosmpplib then binds again). A bind attempt that fails closes its connection (aiosmpplib
-    leaves it open, one socket per attempt against a refusing SMSC). To drop a bind the
-    transport reaches into `_bound`, `_writer` and `_send_data`: aiosmpplib 0.7.4's own
-    (pinned), used as its connection keeper and disconnect use them."""
-
-    transport: SmppTransport
-
-    async def _handle_request(self, pdu: bytes, header: Any) -> SmppMessage | None:
-        if header.smpp_command == SmppCommand.DELIVER_SM:
-            return None
-        result: SmppMessage | None = await super()._handle_request(pdu, header)
-        return result
-
-    async def _connection_keeper(self) -> None:
-        await self.transport.keep_bind()
-
-    async def connect(self) -> None:
-        self.transport.connecting()
-        try:
-            await super().connect()
-        except BaseException as exc:
-            self.transport.bind_failed(exc)
-            raise
-
-
-class _Hook(AbstractHook):  # type: ignore[misc]  # aiosmpplib ships no type hints
-    def __init__(self, transport: SmppTransport) -> None:
-        self.t = transport
-
-    async def sending(self, smpp_message: SmppMessage, pdu: bytes, client_id: str) -> None:
-        if isinstance(smpp_message, SubmitSm):
-            self.t.broker.written(smpp_message)
-            if smpp_message.log_id in self.t.waiting:
-                self.t.sent.add(smpp_message.log_id)
-            self.t.watch.sent("submit_sm", smpp_message.sequence_num)
-        elif isinstance(smpp_message, EnquireLink):
-            self.t.watch.sent("enquire_link", smpp_message.sequence_num)
-
-    async def received(self, smpp_message: SmppMessage | None, pdu: bytes, client_id: str) -> None:
-        if len(pdu) >= 16:  # every PDU, read or not: the link is alive, and a response is in
-            self.t.watch.received(int.from_bytes(pdu[4:8], "big"), int.from_bytes(pdu[12:16], "big"))
-        if isinstance(smpp_message, BindTransceiverResp) and smpp_message.command_status in BOUND:
-            self.t.on_bound()
-        elif isinstance(smpp_message, SubmitSmResp | GenericNack):
-            tag: str = getattr(smpp_message, "log_id", "") or ""
-            message_id: str | None = getattr(smpp_message, "message_id", None) or None
-            if tag:
-                self.t.settle(tag, SubmitResult(int(smpp_message.command_status), message_id))
-        elif isinstance(smpp_message, DeliverSm) or (smpp_message is None and len(pdu) > 8 and pdu[7] == 0x05):
-            # Our own reading of the PDU: aiosmpplib strips the UDH of inbound texts.
-            await self.t.deliver(pdu)
-
-    async def send_error(self, smpp_message: SmppMessage, error: Exception, client_id: str) -> None:
-        if isinstance(smpp_message, SubmitSm) and smpp_message.log_id:
-            log.warning("submit %s not sent: %r", smpp_message.log_id, error)
-            self.t.settle(smpp_message.log_id, SubmitResult(None))
+__all__ = ["Pacer", "SmppTransport", "SubmitResult", "Throttle"]  # Pacer, Throttle: for Twilio too
 
 
 class SmppTransport:
@@ -236,20 +86,29 @@ class SmppTransport:
         self._tags = itertools.count(1)
         self.broker = Broker()
         self.throttle = Throttle(settings.throttle_pause_s)
-        self.esme = _Esme(
+        self.addresses = settings.addresses()
+        self.at = 0  # the address in use: addresses[at]
+        self.health = BindHealth(settings.sick_after_refusals, settings.sick_after_s)
+        self.backoff = Backoff(settings.rebind_first_s, settings.rebind_most_s)
+        self.changed = asyncio.Event()  # the link's state changed (sms.link_status publishes it)
+        self._since = dt.datetime.now(dt.UTC)  # when the state last changed, on the wall clock
+        self._detail: str | None = None  # why it is refusing or rebinding
+        self.sick_at: float | None = None  # when the last sick bind was found
+        self.unbound = asyncio.Event()  # the SMSC answered our unbind
+        self.esme = Esme(
             settings.host,
             settings.port,
             settings.system_id,
             settings.password,
             broker=self.broker,
-            hook=_Hook(self),
+            hook=Hook(self),
             rate_limiter=Pacer(settings.tps),
             throttle_handler=self.throttle,
             enquire_link_interval=float(settings.enquire_link_s),  # unused: our keeper's
             socket_timeout=float(settings.socket_timeout_s),  # connect, bind (session_init_timer)
             custom_codecs=CODECS,
             correlator=Correlator(),
-            retry_timer=Backoff(settings.rebind_first_s, settings.rebind_most_s),
+            retry_timer=self.backoff,
             log_level=logging.ERROR,
             log_handler=LibraryLog(),
         )
@@ -296,11 +155,64 @@ class SmppTransport:
         self.watch.reset()
         self._settle_sent()  # nothing more will answer what is still waiting
         self._stopped = True
+        before = self.health.state
+        self.health.stopped(asyncio.get_running_loop().time())
+        self._track(before)
         for tag in list(self.waiting):  # and what never went out will not go now
             self.settle(tag, UNSENT)
 
     def _peer(self) -> tuple[str, int]:
-        return self.settings.host, self.settings.port
+        return self.addresses[self.at]
+
+    def report(self) -> LinkReport:
+        """The link's state now, for `hotline sms status` and `/healthz`."""
+        host, port = self._peer()
+        return LinkReport(self.health.state, f"{host}:{port}", self._detail, self._since, self.health.sick_binds)
+
+    def _track(self, before: LinkState, detail: str | None = None) -> None:
+        """After any change to `health`: note when its state changed, and say so."""
+        if detail is not None and detail != self._detail:
+            self._detail = detail
+            self.changed.set()
+        if self.health.state is not before:
+            self._since = dt.datetime.now(dt.UTC)
+            if self.health.state in (LinkState.BOUND, LinkState.STOPPED):
+                self._detail = None
+            self.changed.set()
+
+    def answered(self, status: int) -> None:
+        """A submit_sm_resp: is the bind still taking anything?"""
+        before = self.health.state
+        sick = self.health.answered(status, asyncio.get_running_loop().time())
+        if status == 0 and self.health.accepted == 1:
+            self.backoff.relax()  # this bind takes segments: binds are retried quickly again
+        if self.health.state in (LinkState.REFUSING, LinkState.THROTTLED):
+            self._track(before, f"{self.health.refused} submit_sm refused, last {status_name(status)}")
+        else:
+            self._track(before)
+        if sick is not None:
+            self._sick(sick)
+
+    def _sick(self, sick: Sick) -> None:
+        """A bind that answers and takes nothing: no more submits on it, and its keeper
+        unbinds it (`keep_bind`); what waits for the wire goes out on the next bind."""
+        self.sick_at = asyncio.get_running_loop().time()
+        self.throttle.hold()
+        sick_peer = self._peer()
+        if not self.health.accepted:  # a bind that takes nothing from the start: back off more
+            self.backoff.escalate()
+        self.at = (self.at + 1) % len(self.addresses)  # the next bind: to the next address, if any
+        log.warning(
+            "SMSC %s:%d (bind %d as %s) is sick: %s, the last answered %s; unbinding, binding again to %s:%d",
+            *sick_peer,
+            self.binds,
+            self.settings.system_id,
+            sick,
+            status_name(sick.status),
+            *self._peer(),
+        )
+        self._track(LinkState.REFUSING, f"sick bind dropped: {sick}")
+        self.watch.end(sick)
 
     def _settle_sent(self) -> None:
         """Submits sent on a connection that is gone will never be answered: lost."""
@@ -309,23 +221,52 @@ class SmppTransport:
 
     async def keep_bind(self) -> None:
         """For the life of each bind (aiosmpplib's connection keeper): its timers, and the
-        drop of a bind that left a request unanswered."""
-        unanswered = await self.watch.keep(lambda: self.esme._send_data(EnquireLink()))
-        if unanswered is not None:
-            self._drop(unanswered)
+        drop of a bind that left a request unanswered or turned sick."""
+        reason = await self.watch.keep(lambda: self.esme._send_data(EnquireLink()))
+        if isinstance(reason, Sick):
+            try:
+                await self._unbind()
+            finally:  # also when the SMSC closed the connection on our unbind (this is cancelled then)
+                self._drop(reason)
+        elif reason is not None:
+            self._drop(reason)
 
-    def _drop(self, unanswered: Unanswered) -> None:
-        """A dead bind: forget it at once and let aiosmpplib bind again (after its backoff).
-        What was sent on it and not answered is lost (queued again as a possible duplicate);
-        what was waiting for the wire goes out on the next bind."""
+    async def _unbind(self) -> None:
+        """A sick bind still answers: let it answer what is on the wire (refusals, which
+        the dispatcher puts back in line), then unbind (SMPP 3.4 §4.2), each for at most
+        UNBIND_WAIT_S; `_drop` closes the connection whatever the SMSC did."""
+        deadline = asyncio.get_running_loop().time() + UNBIND_WAIT_S
+        while self._writing() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110  (a few ms)
+            await asyncio.sleep(0.01)
+        self.unbound.clear()
+        with contextlib.suppress(ConnectionError, OSError, TimeoutError):
+            async with asyncio.timeout(UNBIND_WAIT_S):
+                await self.esme._send_data(Unbind())
+                await self.unbound.wait()
+
+    def _writing(self) -> bool:
+        """Submits on the wire unanswered, or one the sender took before the hold and is
+        about to write (pacing): a sick bind answers them, so none is lost with it."""
+        return bool(self.sent) or (self.broker.in_hand is not None and not self.throttle.parked)
+
+    def _drop(self, reason: Reason) -> None:
+        """A dead or sick bind: forget it at once and let aiosmpplib bind again (after its
+        backoff; to the next address after a sick one). What was sent on it and not answered
+        is lost (queued again as a possible duplicate); what was waiting for the wire goes
+        out on the next bind."""
         self.drops += 1
         self.dropped_at = asyncio.get_running_loop().time()
-        log.warning(
-            "SMSC %s:%d: %s; dropping the bind, %d submit_sm unanswered go back to the queue as possible duplicates",
-            *self._peer(),
-            unanswered,
-            len(self.sent),
-        )
+        if not isinstance(reason, Sick):  # a sick one was logged when found
+            log.warning(
+                "SMSC %s:%d: %s; dropping the bind, %d submit_sm unanswered go back to the queue"
+                " as possible duplicates",
+                *self._peer(),
+                reason,
+                len(self.sent),
+            )
+        before = self.health.state
+        self.health.lost(self.dropped_at)
+        self._track(before, f"dropped: {reason}")
         self.esme._bound.clear()  # aiosmpplib's sender holds what it has until the next bind
         self.bound.clear()
         writer = self.esme._writer
@@ -335,10 +276,16 @@ class SmppTransport:
         self.watch.reset()
         self._settle_sent()
 
-    def connecting(self) -> None:
-        """A new connection: nothing sent on the last one will be answered now (aiosmpplib
-        found it gone, or we dropped it): lost, without waiting for the bind."""
+    def connecting(self) -> tuple[str, int]:
+        """A new connection (to the address returned): nothing sent on the last one will be
+        answered now (aiosmpplib found it gone, or we dropped it): lost, without waiting for
+        the bind."""
         self._settle_sent()
+        if self.binds:
+            before = self.health.state
+            self.health.lost(asyncio.get_running_loop().time())
+            self._track(before, self._detail or "the connection was lost")
+        return self._peer()
 
     def bind_failed(self, error: BaseException) -> None:
         """A connect or bind that failed (or was cancelled): close what it opened."""
@@ -348,7 +295,11 @@ class SmppTransport:
             self.esme._writer = None
         if isinstance(error, Exception):
             delay = self.esme.retry_timer.next_delay()
-            log.warning("SMSC %s:%d: not bound (%r); next attempt in %.1f s", *self._peer(), error, delay)
+            peer = self._peer()
+            self.at = (self.at + 1) % len(self.addresses)  # the next address, if there are several
+            nxt = self._peer()
+            log.warning("SMSC %s:%d: not bound (%r); next attempt in %.1f s, to %s:%d", *peer, error, delay, *nxt)
+            self._track(self.health.state, f"not bound ({type(error).__name__})")
 
     def on_bound(self) -> None:
         """A (new) bind: what was sent on an earlier connection is lost."""
@@ -356,8 +307,21 @@ class SmppTransport:
         self.watch.reset()
         self.esme.correlator.clear()
         self.broker.give_back()
-        if self.dropped_at is not None:
-            since = asyncio.get_running_loop().time() - self.dropped_at
+        self.throttle.release()
+        now = asyncio.get_running_loop().time()
+        before = self.health.state
+        self.health.bound(now)
+        self._track(before)
+        if self.sick_at is not None:
+            log.warning(
+                "SMSC %s:%d: bound again (bind %d), %.1f s after the sick bind was found; sending resumes",
+                *self._peer(),
+                self.binds,
+                now - self.sick_at,
+            )
+            self.sick_at = self.dropped_at = None
+        elif self.dropped_at is not None:
+            since = now - self.dropped_at
             log.warning("SMSC %s:%d: bound again, %.1f s after the dead bind was dropped", *self._peer(), since)
             self.dropped_at = None
         elif self.binds > 1:

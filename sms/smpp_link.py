@@ -26,6 +26,8 @@ from typing import Any
 
 from aiosmpplib import AbstractRetryTimer
 
+from sms.bind_health import Sick
+
 log = logging.getLogger(__name__)
 RESPONSE_BIT = 0x80000000  # command_id of every response (SMPP 3.4 §5.1.2.1)
 
@@ -42,6 +44,9 @@ class Unanswered:
         return f"no {self.command}_resp to sequence {self.sequence} within {self.after_s:g} s"
 
 
+Reason = Unanswered | Sick  # why a bind is dropped: it answers nothing, or takes nothing
+
+
 class LinkWatch:
     """The response timers of one bind's requests in flight, and its enquire_link timer."""
 
@@ -50,7 +55,7 @@ class LinkWatch:
         self.timeouts = {"submit_sm": response_timeout_s, "enquire_link": enquire_link_timeout_s}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self.received_at = 0.0
-        self.expired: Unanswered | None = None
+        self.expired: Reason | None = None
         self._wake = asyncio.Event()
         self._stopping = False
 
@@ -70,8 +75,12 @@ class LinkWatch:
 
     def _expire(self, unanswered: Unanswered) -> None:
         self._timers.pop(unanswered.sequence, None)
+        self.end(unanswered)
+
+    def end(self, reason: Reason) -> None:
+        """The bind must go (the first reason given is kept): `keep` returns it."""
         if self.expired is None:
-            self.expired = unanswered
+            self.expired = reason
         self._wake.set()
 
     def reset(self) -> None:
@@ -88,9 +97,10 @@ class LinkWatch:
         self._stopping = True
         self._wake.set()
 
-    async def keep(self, enquire_link: Callable[[], Coroutine[Any, Any, None]]) -> Unanswered | None:
+    async def keep(self, enquire_link: Callable[[], Coroutine[Any, Any, None]]) -> Reason | None:
         """For the life of one bind: send enquire_link when the SMSC has been quiet for
-        `enquire_link_s`, and return the first request left unanswered (None on shutdown)."""
+        `enquire_link_s`, and return why the bind must go: the first request left unanswered,
+        or the transport found it sick (None on shutdown)."""
         loop = asyncio.get_running_loop()
         asked_at = 0.0
         sending: set[asyncio.Task[None]] = set()
@@ -119,19 +129,29 @@ class LinkWatch:
 
 class Backoff(AbstractRetryTimer):  # type: ignore[misc]  # aiosmpplib ships no type hints
     """Between binds: `first_s`, then twice as long each time up to `most_s`; after a bind
-    that held, `first_s` again."""
+    that held, `first_s` again. A bind that turns sick before it accepted anything held no
+    better than one that failed: each such one in a row doubles the delay after a bind
+    (`escalate`), until a bind accepts a segment again (`relax`)."""
 
     def __init__(self, first_s: float, most_s: float) -> None:
         self.first_s = first_s
         self.most_s = most_s
         self.delay_s = first_s
+        self.floor_s = first_s  # what `reset` goes back to
 
     async def wait(self) -> None:
         delay, self.delay_s = self.delay_s, min(self.most_s, self.delay_s * 2)
         await asyncio.sleep(delay)
 
     def reset(self) -> None:
-        self.delay_s = self.first_s
+        self.delay_s = self.floor_s
+
+    def escalate(self) -> None:
+        """The bind just given up accepted nothing: the next one waits twice as long as it did."""
+        self.floor_s = self.delay_s = min(self.most_s, self.floor_s * 2)
+
+    def relax(self) -> None:
+        self.floor_s = self.first_s
 
     def next_delay(self) -> float:
         return self.delay_s

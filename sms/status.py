@@ -21,3 +21,23 @@ SLOW_DOWN: Final = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
 # Worth retrying with backoff: the SMSC's trouble, not the message's.
 TEMPORARY: Final = frozenset({ESME_RSYSERR, ESME_RUNKNOWNERR})
 # Anything else (bad address, bad length, bad coding...) fails the message at once.
+
+NAMES: Final = {
+    ESME_ROK: "ESME_ROK",
+    ESME_RINVMSGLEN: "ESME_RINVMSGLEN",
+    ESME_RINVCMDLEN: "ESME_RINVCMDLEN",
+    ESME_RSYSERR: "ESME_RSYSERR",
+    ESME_RINVSRCADR: "ESME_RINVSRCADR",
+    ESME_RINVDSTADR: "ESME_RINVDSTADR",
+    ESME_RMSGQFUL: "ESME_RMSGQFUL",
+    ESME_RSUBMITFAIL: "ESME_RSUBMITFAIL",
+    ESME_RTHROTTLED: "ESME_RTHROTTLED",
+    ESME_RINVDCS: "ESME_RINVDCS",
+    ESME_RUNKNOWNERR: "ESME_RUNKNOWNERR",
+}
+
+
+def status_name(status: int) -> str:
+    """ "0x14 ESME_RMSGQFUL"; the bare code for one not named here."""
+    name = NAMES.get(status)
+    return f"0x{status:02X} {name}" if name else f"0x{status:02X}"

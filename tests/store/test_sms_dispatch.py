@@ -22,6 +22,7 @@ from sms.encoding import split_udh
 from sms.errors import DispatcherFault
 from sms.intake import emit, intake
 from sms.simulator import user_data_octets
+from sms.smpp import SubmitResult
 from tests.conftest import load_sample, make_settings
 from tests.store.sms_support import dispatching, emit_pensions, messages_of, sample_port, until_final
 
@@ -71,8 +72,10 @@ async def test_throttling_and_temporary_errors_slow_down_and_retry(
         messages = await until_final(store, 20)
     assert {m.status for m in messages} == {"delivered"}
     assert simulator.counts["rejected_0x58"] >= 1 and simulator.counts["rejected_0x08"] >= 1
-    # Each system error cost exactly one attempt; the throttled answers cost none.
-    assert sum(m.attempts - 1 for m in messages) == simulator.counts["rejected_0x08"]
+    # A system error or a throttled answer refused the message for now: no attempt is
+    # spent on either; each system error is counted as one refusal.
+    assert {m.attempts for m in messages} == {1}
+    assert sum(m.refusals for m in messages) == simulator.counts["rejected_0x08"]
 
 
 async def test_permanent_errors_fail_at_once_and_endless_ones_become_dead_letters(
@@ -80,12 +83,12 @@ async def test_permanent_errors_fail_at_once_and_endless_ones_become_dead_letter
 ) -> None:
     load_sample(store)
     emit_pensions(store, sample_data[1][:6])
-    async with dispatching(store, tmp_path, {"fail_every": {0x0B: 3, 0x08: 2}}, HOTLINE_SMS_MAX_ATTEMPTS="2"):
+    async with dispatching(store, tmp_path, {"fail_every": {0x0B: 3, 0x08: 2}}, HOTLINE_SMS_MAX_REFUSALS="2"):
         messages = await until_final(store, 6)
     failed = [m for m in messages if m.status == "failed"]
     assert failed
     assert any("0x0B (permanent)" in (m.last_error or "") for m in failed)
-    assert any((m.last_error or "").startswith("dead letter after 2 attempts") for m in failed)
+    assert any((m.last_error or "").startswith("dead letter after 2 temporary refusals") for m in failed)
 
 
 async def test_receipts_before_their_responses_and_ids_in_another_base(
@@ -155,6 +158,35 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
     assert {(m.status, m.duplicate_suspect) for m in messages} == {("queued", True)}
     assert all("transport bug" in (m.last_error or "") for m in messages)
     assert "a send failed: RuntimeError('transport bug')" in caplog.text
+
+
+async def test_an_answer_lost_with_the_link_is_an_attempt_and_a_refusal_is_not(
+    store: Store, tmp_path: Path, sample_data: Any
+) -> None:
+    """A refusal (never accepted) gives its attempt back; a segment that may have reached the
+    SMSC, its answer lost with the link, spends one, and after `sms.max_attempts` of them
+    the message is a dead letter rather than going round for ever."""
+    load_sample(store)
+    emit_pensions(store, sample_data[1][:1])
+    settings = make_settings(tmp_path, store.url, HOTLINE_SMS_MAX_ATTEMPTS="2", HOTLINE_SMS_RETRY_BASE_S="0.001")
+    settings = settings.model_copy(update={"sms": settings.sms.model_copy(update={"quiet_hours": {}})})
+    answers = iter([SubmitResult(0x08), SubmitResult(None), SubmitResult(None)])
+
+    async def submit(*_args: Any) -> SubmitResult:
+        return next(answers)
+
+    dispatcher = Dispatcher(settings, store, sample_port(store), submit, "lossy")
+    seen = []
+    for _ in range(3):
+        for _poll in range(1000):  # the refusal's short delay, then it is due again
+            if await dispatcher.step():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*dispatcher.sending)
+        (message,) = messages_of(store)
+        seen.append((message.status, message.attempts, message.refusals))
+    assert seen == [("queued", 0, 1), ("queued", 1, 1), ("failed", 2, 1)]
+    assert (message.last_error or "").startswith("dead letter after 2 attempts")
 
 
 async def test_a_dispatcher_started_again_after_a_crash_runs_its_helpers_once(store: Store, tmp_path: Path) -> None:
