@@ -49,6 +49,7 @@ _PREFIX: Final = re.compile(r"\+[1-9][0-9]{0,14}")
 _ONE_DIGIT: Final = ("1", "7")
 _TWO_DIGIT: Final = re.compile(r"2[07]|3[0-469]|4[013-9]|5[1-8]|6[0-6]|8[1246]|9[0-58]")
 MAINLAND: Final = "86"
+_MAINLAND_PLUS: Final = "+" + MAINLAND
 # The national significant number (after +86) of a mainland mobile or fixed line.
 _MOBILE: Final = re.compile(r"1[3-9][0-9]{9}")
 _FIXED: Final = re.compile(r"(?:10|2[0-9])[2-9][0-9]{7}|[3-9][0-9]{2}[2-9][0-9]{6,7}")
@@ -102,7 +103,7 @@ class DestinationPolicy:
         """`raw` in the store's form (core.phones.store_form) if it may be called or texted;
         DestinationRefused (naming the rule) if not, BadPhoneNumber if it is no number at all."""
         e164 = to_e164(raw, self.country_code)
-        refused = self.refusal(e164)
+        refused = self._judge(e164)
         if refused is not None:
             raise refused
         return national(e164, self.country_code)
@@ -116,23 +117,25 @@ class DestinationPolicy:
             e164 = to_e164(raw, self.country_code)
         except BadPhoneNumber as exc:
             return DestinationRefused(mask_phone(raw), str(exc), "shape")
-        shown = mask_phone(e164)
-        for prefix in self.settings.block:
-            if e164.startswith(prefix):
-                return DestinationRefused(shown, f"in destinations.block ({prefix})", "destinations.block")
-        if any(e164.startswith(prefix) for prefix in self.settings.allow):
+        return self._judge(e164)
+
+    def _judge(self, e164: str) -> DestinationRefused | None:
+        block = self.settings.block
+        if block and e164.startswith(block):
+            prefix = next(p for p in block if e164.startswith(p))
+            return DestinationRefused(mask_phone(e164), f"in destinations.block ({prefix})", "destinations.block")
+        if self.settings.allow and e164.startswith(self.settings.allow):
             return None
-        if not e164.startswith("+" + MAINLAND):
-            code = country_of(e164)
-            reason = f"an international number (+{code}…), not in destinations.allow"
-            return DestinationRefused(shown, reason, "destinations.allow")
-        kind = mainland_kind(e164[1 + len(MAINLAND) :])
+        if not e164.startswith(_MAINLAND_PLUS):
+            reason = f"an international number (+{country_of(e164)}…), not in destinations.allow"
+            return DestinationRefused(mask_phone(e164), reason, "destinations.allow")
+        kind = mainland_kind(e164[len(_MAINLAND_PLUS) :])
         if kind is None:
             reason = "not a mainland mobile or fixed-line number (a service, short or non-geographic number)"
-            return DestinationRefused(shown, reason, "shape")
+            return DestinationRefused(mask_phone(e164), reason, "shape")
         if kind not in self.settings.kinds:
             reason = f"a {kind} number, and destinations.kinds allows {', '.join(self.settings.kinds) or 'none'}"
-            return DestinationRefused(shown, reason, "destinations.kinds")
+            return DestinationRefused(mask_phone(e164), reason, "destinations.kinds")
         return None
 
 
