@@ -17,7 +17,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, kb_cli, notices_cli, prefs_cli
+from hotline import audit_cli, kb_cli, notices_cli, prefs_cli, sip_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -47,17 +47,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.sip_cli import ban_state
     from hotline.status import NotRunning, as_text, ask_health
 
+    # The SIP bans belong to this host's Asterisk, not to `hotline serve`: asked here.
+    bans = ban_state(settings)
     try:
         answer = ask_health(settings.web)
     except NotRunning as exc:
         print(f"hotline status: {exc}", file=sys.stderr)
+        print(bans.as_text(), file=sys.stderr)
         return 3  # LSB: "program is not running"
     if args.format == "json":
-        _print_json(answer)
+        _print_json({**answer, "sip_bans": bans.as_json()})
     else:
         print(as_text(answer))
+        print(bans.as_text())
     return 0 if answer.get("ok") else 1
 
 
@@ -252,6 +257,10 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.audit_cli import run
 
     return run(settings, args, _actor())
+
+
+def cmd_sip(settings: Settings, args: argparse.Namespace) -> int:
+    return sip_cli.run(settings, args, _actor())
 
 
 def cmd_phones(settings: Settings, args: argparse.Namespace) -> int:
@@ -671,6 +680,8 @@ def parser() -> argparse.ArgumentParser:
     prm.add_argument("agent", metavar="AGENT_ID")
     prm.add_argument("--softphone", action="store_true")
     prm.set_defaults(func=cmd_phones)
+
+    sip_cli.add_parser(sub, cmd_sip)
 
     s = sub.add_parser("events", help="business events, as the social-insurance system writes them")
     ev = s.add_subparsers(dest="events_action", required=True)
