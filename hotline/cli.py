@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,11 +78,11 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
         # The agents' phones in the store become pjsip.conf's endpoints.
         local = LocalAsterisk(settings, phones=phone_entries(open_store(settings), settings))
         status = local.up()
-    elif args.action == "down":
-        local.down()
-        status = local.status()
     else:
-        status = local.status()
+        if args.action == "down":
+            local.down()
+        bans = local.sip_bans().state()
+        status = replace(local.status(), bans=bans.state + (f": {bans.reason}" if bans.reason else ""))
     _print_json({k: str(v) if isinstance(v, Path) else v for k, v in vars(status).items()})
     return 0 if args.action == "down" or status.running else 1
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from core.sip_settings import SipSettings, SipTrunk
 from ivr.fail2ban_config import (
     JAIL,
@@ -17,6 +19,7 @@ from ivr.fail2ban_config import (
     render_server,
     utc_offset_name,
 )
+from ivr.sip_bans import asterisk_timezone
 
 LOG = Path("/cache/asterisk-22-root/var/log/asterisk/security")
 
@@ -79,3 +82,13 @@ def test_utc_offsets_as_fail2ban_spells_them() -> None:
     assert utc_offset_name(dt.timedelta(hours=8)) == "UTC+0800"
     assert utc_offset_name(dt.timedelta(hours=-3, minutes=-30)) == "UTC-0330"
     assert utc_offset_name(dt.timedelta(0)) == "UTC"
+
+
+def test_the_log_times_zone_is_the_asterisk_roots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TZ", raising=False)
+    (tmp_path / "etc").mkdir()
+    assert asterisk_timezone(tmp_path) == "UTC"  # no zone file: glibc's UTC
+    (tmp_path / "etc" / "localtime").symlink_to("/usr/share/zoneinfo/Asia/Shanghai")
+    assert asterisk_timezone(tmp_path) == "UTC+0800"  # no summer time there
+    monkeypatch.setenv("TZ", ":UTC")  # Asterisk inherits `hotline asterisk up`'s TZ
+    assert asterisk_timezone(tmp_path) == "UTC"
