@@ -43,11 +43,13 @@ from tests.real.sip_setup import (
     SECOND_GUESSER_ADDR,
     TEST_PHONES,
 )
+from tests.sip_peers.guesser import guess
 from tests.sip_peers.registrar import register, send_message
 from tests.sip_peers.sipp import CarrierCall, UacPlan, hotline_address, place_calls
 
 pytestmark = pytest.mark.real
 GUESSES = 400
+GUESS_RATE = 160  # a second: the rate seen from a common guessing tool (401 passwords in 2.5 s)
 QUEUE = "hotline-12333"
 
 
@@ -116,20 +118,19 @@ def test_password_guessing_is_banned_while_a_phone_elsewhere_works(
     security = _Log(asterisk.security_log)
     fail2ban_log = _Log(bans.files.log_file)
 
-    guesses = [("1002", f"guess-{n:04d}") for n in range(GUESSES)]
-    started = time.monotonic()
-    guessed = register(target, guesses, tmp_path / "guesses", source=GUESSER_ADDR, rate_per_s=200, concurrency=200)
-    took_s = time.monotonic() - started
+    passwords = [f"guess-{n:04d}" for n in range(GUESSES)]
+    guessed = guess(target, "1002", passwords, source=GUESSER_ADDR, rate_per_s=GUESS_RATE)
     checked = guessed.count(401)  # wrong passwords that Asterisk checked and refused
     logged = _security_events(security, "ChallengeResponseFailed", GUESSER_ADDR)
     print(
-        f"\n{GUESSES} guesses from {GUESSER_ADDR} in {took_s:.1f} s: {checked} got through to Asterisk "
-        f"(ban after {BAN_AFTER}), {len(logged)} ChallengeResponseFailed in its security log; answers "
-        f"{dict(guessed.answers)}"
+        f"\n{GUESSES} guesses from {GUESSER_ADDR} at {GUESS_RATE}/s ({guessed.seconds:.1f} s): {checked} checked "
+        f"and refused by Asterisk before the ban (ban after {BAN_AFTER}), {len(logged)} ChallengeResponseFailed "
+        f"in its security log; the first unanswered was guess {guessed.first_unanswered()}; answers "
+        f"{dict(guessed.counted)}"
     )
     assert guessed.count(200) == 0
     assert checked >= BAN_AFTER and len(logged) >= BAN_AFTER
-    assert guessed.count(None) >= GUESSES // 2, guessed.answers  # the rest found the port closed
+    assert guessed.count(None) >= GUESSES // 2, guessed.counted  # the rest found the ports closed
     assert GUESSER_ADDR in [b.address for b in bans.bans()]
 
     # What the operator sees: `hotline sip bans` and `hotline status`, and fail2ban's log.
@@ -141,7 +142,7 @@ def test_password_guessing_is_banned_while_a_phone_elsewhere_works(
     assert any(f"[{JAIL}] Ban {GUESSER_ADDR}" in line for line in fail2ban_log.lines())
 
     # The right password from the banned address gets nothing either.
-    right = register(target, [("1002", TEST_PHONES["1002"])], tmp_path / "right-banned", source=GUESSER_ADDR)
+    right = register(target, "1002", TEST_PHONES["1002"], tmp_path / "right-banned", source=GUESSER_ADDR)
     assert right.answers == Counter({None: 1}), right.answers
 
     # A phone elsewhere (127.0.0.1) registers and answers a queued carrier call meanwhile.
@@ -151,9 +152,9 @@ def test_password_guessing_is_banned_while_a_phone_elsewhere_works(
     # When the ban ends the address is let in again.
     _wait("the ban lifted", lambda: GUESSER_ADDR not in [b.address for b in bans.bans()], BAN_S + 30)
     assert any(f"[{JAIL}] Unban {GUESSER_ADDR}" in line for line in fail2ban_log.lines())
-    again = register(target, [("1002", TEST_PHONES["1002"])], tmp_path / "right-after", source=GUESSER_ADDR)
+    again = register(target, "1002", TEST_PHONES["1002"], tmp_path / "right-after", source=GUESSER_ADDR)
     assert again.answers == Counter({200: 1}), again.answers
-    gone = register(target, [("1002", TEST_PHONES["1002"])], tmp_path / "unregister", source=GUESSER_ADDR, expires=0)
+    gone = register(target, "1002", TEST_PHONES["1002"], tmp_path / "unregister", source=GUESSER_ADDR, expires=0)
     assert gone.answers == Counter({200: 1}), gone.answers
 
 
@@ -163,16 +164,15 @@ def test_sip_unban_lifts_a_ban_at_once(asterisk: LocalAsterisk, tmp_path: Path) 
     bans = asterisk.sip_bans()
     target = hotline_address(asterisk.settings)
     guesser = SECOND_GUESSER_ADDR
-    guesses = [("1002", f"again-{n:02d}") for n in range(BAN_AFTER)]
-    guessed = register(target, guesses, tmp_path / "guesses", source=guesser, rate_per_s=5, concurrency=1)
-    assert guessed.answers == Counter({401: BAN_AFTER}), guessed.answers
+    guessed = guess(target, "1002", [f"again-{n:02d}" for n in range(BAN_AFTER)], source=guesser, rate_per_s=5)
+    assert guessed.counted == Counter({401: BAN_AFTER}), guessed.counted
     _wait("the ban", lambda: guesser in [b.address for b in bans.bans()], 10)
     code, shown = _cli(cli.cmd_sip, Namespace(sip_action="unban", address=guesser), asterisk.settings)
     assert (code, shown.strip()) == (0, f"{guesser} unbanned")
     assert guesser not in [b.address for b in bans.bans()]
     code, shown = _cli(cli.cmd_sip, Namespace(sip_action="unban", address=guesser), asterisk.settings)
     assert (code, shown.strip()) == (1, f"{guesser} was not banned")
-    right = register(target, [("1002", TEST_PHONES["1002"])], tmp_path / "right", source=guesser, expires=0)
+    right = register(target, "1002", TEST_PHONES["1002"], tmp_path / "right", source=guesser, expires=0)
     assert right.answers == Counter({200: 1}), right.answers
     assert guesser not in [b.address for b in sip_cli.ban_state(asterisk.settings).bans]
 
@@ -180,7 +180,7 @@ def test_sip_unban_lifts_a_ban_at_once(asterisk: LocalAsterisk, tmp_path: Path) 
 def test_a_phone_registering_from_outside_its_networks_is_refused(asterisk: LocalAsterisk, tmp_path: Path) -> None:
     security = _Log(asterisk.security_log)
     target = hotline_address(asterisk.settings)
-    outside = register(target, [("1002", TEST_PHONES["1002"])], tmp_path / "outside", source=OUTSIDER_ADDR)
+    outside = register(target, "1002", TEST_PHONES["1002"], tmp_path / "outside", source=OUTSIDER_ADDR)
     # Refused before authentication, like an unknown user: the challenge cannot be met.
     assert outside.answers == Counter({401: 1}), outside.answers
     assert _security_events(security, "FailedACL", OUTSIDER_ADDR), security.lines()
@@ -193,7 +193,7 @@ def test_a_second_registration_from_elsewhere_does_not_take_the_phone(asterisk: 
     messages = _Log(asterisk.messages_log)
     target = hotline_address(asterisk.settings)
     with baresip_phone(tmp_path / "baresip", "1001", TEST_PHONES["1001"], asterisk.settings.sip.port):
-        second = register(target, [("1001", TEST_PHONES["1001"])], tmp_path / "second", source=GUESSER_ADDR)
+        second = register(target, "1001", TEST_PHONES["1001"], tmp_path / "second", source=GUESSER_ADDR)
         assert second.answers == Counter({403: 1}), second.answers
         contacts = [line for line in asterisk.cli("pjsip show contacts").splitlines() if "1001/sip:" in line]
         assert len(contacts) == 1 and "@127.0.0.1:" in contacts[0], contacts

@@ -1,12 +1,12 @@
-"""SIPp as a phone registering, as someone guessing a phone's password, and as a sender of
-a SIP MESSAGE (scenarios/register.xml, scenarios/message.xml).
+"""SIPp as a phone registering and as a sender of a SIP MESSAGE (scenarios/register.xml,
+scenarios/message.xml); the password guesser is guesser.py.
 
-What each attempt got is read from SIPp's message log, as in sipp.py: the response to the
-REGISTER that answered the challenge (200, 401, 403), or none (the address is banned and
-its packets are dropped).
+What a registration got is read from SIPp's message log, as in sipp.py: the response to
+the REGISTER that answered the challenge (200, 401, 403), or none (the address is banned
+and its packets are dropped).
 
-    result = register(hotline_address(settings), [("1002", "guess-1"), ...], tmp_path, source="127.0.0.7")
-    result.count(401)  # wrong passwords Asterisk checked
+    result = register(hotline_address(settings), "1002", "its-password", tmp_path, source="127.0.0.7")
+    assert result.answers == Counter({200: 1})
 """
 
 from __future__ import annotations
@@ -82,34 +82,28 @@ def _csv(workdir: Path, name: str, rows: Sequence[tuple[str, str]]) -> Path:
 
 def register(
     target: tuple[str, int],
-    credentials: Sequence[tuple[str, str]],
+    user: str,
+    password: str,
     workdir: Path,
     *,
     source: str,
     expires: int = 60,
-    rate_per_s: float = 100.0,
-    concurrency: int = 100,
     name: str = "register",
 ) -> RegisterResult:
-    """One REGISTER (answering the challenge) per (user, password), from `source` over UDP,
-    `rate_per_s` new ones a second, at most `concurrency` under way; wait for all."""
-    if not credentials:
-        raise ValueError("no registrations to send")
+    """One REGISTER as `user`, answering the challenge with `password`, from `source` over
+    UDP (`expires` 0: un-register); wait for its answer."""
     workdir.mkdir(parents=True, exist_ok=True)
-    csv = _csv(workdir, name, credentials)
-    waves = -(-len(credentials) // concurrency)
-    timeout_s = len(credentials) / rate_per_s + waves * 2 * _WAIT_S * 3 + _MARGIN_S
+    csv = _csv(workdir, name, [(user, "")])
     argv = [
         f"{target[0]}:{target[1]}",
         *("-sf", str(REGISTER_SCENARIO), "-inf", str(csv)),
+        *("-au", user, "-ap", password),
         *("-set", "expires", str(expires)),
-        *("-i", source, "-p", str(free_port(source)), "-t", "u1"),
-        *("-m", str(len(credentials)), "-l", str(concurrency)),
-        *("-r", f"{rate_per_s:g}", "-rp", "1000"),
+        *("-i", source, "-p", str(free_port(source)), "-t", "u1", "-m", "1"),
     ]
-    with SippProcess(argv, workdir, name, timeout_s) as run:
+    with SippProcess(argv, workdir, name, 4 * _WAIT_S + _MARGIN_S) as run:
         run.wait()
-        return RegisterResult(_attempts(run.messages()), len(credentials), run.output())
+        return RegisterResult(_attempts(run.messages()), 1, run.output())
 
 
 def send_message(target: tuple[str, int], sender: str, to: str, workdir: Path, *, source: str) -> int | None:
