@@ -132,10 +132,10 @@ class LocalAsterisk:
             logger.info("Asterisk already running (pid %d): reloading its configuration", pid)
             self.cli("core reload")
             self._wait_ready(None)
-        bans = self._bans_up(owner)
+        bans = self.start_bans(owner)
         return replace(self.status(), bans=bans.state if bans.reason is None else f"{bans.state}: {bans.reason}")
 
-    def _bans_up(self, owner: tuple[int, int]) -> BanState:
+    def start_bans(self, owner: tuple[int, int]) -> BanState:
         """Start (or reconfigure) the SIP bans. Where they cannot work, Asterisk still
         answers the hotline: a county's line stays open, and this says plainly that password
         guessing is not banned, here and in `hotline status`."""

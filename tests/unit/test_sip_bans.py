@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 import pytest
 
 from core.sip_settings import SipSettings, SipTrunk
+from ivr.asterisk import LocalAsterisk
 from ivr.fail2ban_config import (
     JAIL,
     NFT_TABLE,
@@ -19,7 +21,8 @@ from ivr.fail2ban_config import (
     render_server,
     utc_offset_name,
 )
-from ivr.sip_bans import asterisk_timezone
+from ivr.sip_bans import SipBans, asterisk_timezone
+from tests.conftest import make_settings
 
 LOG = Path("/cache/asterisk-22-root/var/log/asterisk/security")
 
@@ -92,3 +95,17 @@ def test_the_log_times_zone_is_the_asterisk_roots(tmp_path: Path, monkeypatch: p
     assert asterisk_timezone(tmp_path) == "UTC+0800"  # no summer time there
     monkeypatch.setenv("TZ", ":UTC")  # Asterisk inherits `hotline asterisk up`'s TZ
     assert asterisk_timezone(tmp_path) == "UTC"
+
+
+def test_asterisk_up_says_plainly_when_the_bans_cannot_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/x.db")
+    settings = settings.model_copy(update={"asterisk": settings.asterisk.model_copy(update={"cache_dir": tmp_path})})
+    monkeypatch.setattr(SipBans, "missing", lambda self: "nft is not installed (apt-get install nftables)")
+    with caplog.at_level(logging.WARNING):
+        state = LocalAsterisk(settings).start_bans((0, 0))
+    assert (state.state, state.reason) == ("unavailable", "nft is not installed (apt-get install nftables)")
+    assert "SIP bans NOT active: nft is not installed" in caplog.text
+    assert "is not banned on this machine" in caplog.text
+    assert state.as_text() == "SIP bans: unavailable (nft is not installed (apt-get install nftables))"
