@@ -35,6 +35,12 @@ _BAN_LINE: Final = re.compile(
     r"\s*(?P<until>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)"
 )
 _TIME: Final = "%Y-%m-%d %H:%M:%S"
+# fail2ban's own log (its actions at NOTICE):
+#   2026-12-07 05:36:57,020 fail2ban.actions        [17922]: NOTICE  [hotline-sip] Ban 127.0.0.99
+_EVENT_LINE: Final = re.compile(
+    r"^(?P<at>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ fail2ban\.actions\s+\[\d+\]:\s+NOTICE\s+"
+    r"\[(?P<jail>[^\]]+)\] (?P<what>Ban|Unban) (?P<address>[0-9A-Fa-f:.]+)\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,34 @@ class Ban:
             "banned_at": self.banned_at.isoformat(timespec="seconds") if self.banned_at else None,
             "until": self.until.isoformat(timespec="seconds") if self.until else None,
         }
+
+
+@dataclass(frozen=True)
+class BanEvent:
+    """A ban or an unban, as fail2ban's log has it (the host's local time)."""
+
+    at: dt.datetime
+    what: str  # "ban" or "unban"
+    address: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"at": self.at.isoformat(timespec="seconds"), "what": self.what, "address": self.address}
+
+
+def parse_events(text: str, jail: str = JAIL) -> list[BanEvent]:
+    """The bans and unbans of `jail` in fail2ban's log, in order.
+
+    >>> line = "2026-12-07 05:36:57,020 fail2ban.actions        [17922]: NOTICE  [hotline-sip] Ban 127.0.0.7"
+    >>> parse_events(line)[0].what
+    'ban'
+    """
+    events = []
+    for line in text.splitlines():
+        match = _EVENT_LINE.match(line)
+        if match and match["jail"] == jail:
+            at = dt.datetime.strptime(match["at"], _TIME)
+            events.append(BanEvent(at, match["what"].lower(), match["address"]))
+    return events
 
 
 def render_server(files: BanFiles) -> str:

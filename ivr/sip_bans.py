@@ -26,8 +26,10 @@ from ivr.fail2ban_config import (
     JAIL,
     NFT_TABLE,
     Ban,
+    BanEvent,
     BanFiles,
     parse_bans,
+    parse_events,
     render_jail,
     render_server,
     utc_offset_name,
@@ -41,6 +43,8 @@ STOCK_SUBDIRS: Final = ("filter.d", "action.d")
 _CLIENT_TIMEOUT_S: Final = 30.0
 _START_TIMEOUT_S: Final = 30.0
 _POLL_S: Final = 0.2
+RECENT_EVENTS: Final = 10
+_LOG_TAIL_BYTES: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,17 +54,27 @@ class BanState:
     state: str  # "active", "stopped", "off" (sip.bans = false), "unavailable", "unknown" (not root)
     reason: str | None = None
     bans: tuple[Ban, ...] = ()
+    recent: tuple[BanEvent, ...] = ()  # the last bans and unbans in fail2ban's log
 
     def as_json(self) -> dict[str, object]:
-        return {"state": self.state, "reason": self.reason, "bans": [b.as_json() for b in self.bans]}
+        return {
+            "state": self.state,
+            "reason": self.reason,
+            "bans": [b.as_json() for b in self.bans],
+            "recent": [e.as_json() for e in self.recent],
+        }
 
     def as_text(self) -> str:
         if self.state != "active":
-            return f"SIP bans: {self.state}" + (f" ({self.reason})" if self.reason else "")
-        if not self.bans:
-            return "SIP bans: active, no address banned"
-        listed = ", ".join(f"{b.address} until {b.until:%F %T}" if b.until else b.address for b in self.bans)
-        return f"SIP bans: active, {len(self.bans)} banned: {listed}"
+            text = f"SIP bans: {self.state}" + (f" ({self.reason})" if self.reason else "")
+        elif not self.bans:
+            text = "SIP bans: active, no address banned"
+        else:
+            listed = ", ".join(f"{b.address} until {b.until:%F %T}" if b.until else b.address for b in self.bans)
+            text = f"SIP bans: active, {len(self.bans)} banned: {listed}"
+        if self.recent:
+            text += "\n  recent: " + ", ".join(f"{e.at:%F %T} {e.what} {e.address}" for e in self.recent)
+        return text
 
 
 def asterisk_timezone(root: Path) -> str | None:
@@ -140,9 +154,20 @@ class SipBans:
         reason = self.missing()
         if reason is not None:
             return BanState("unavailable", reason)
+        recent = tuple(self.recent_events())
         if not self.answering():
-            return BanState("stopped", "hotline asterisk up starts it")
-        return BanState("active", None, tuple(self.bans()))
+            return BanState("stopped", "hotline asterisk up starts it", (), recent)
+        return BanState("active", None, tuple(self.bans()), recent)
+
+    def recent_events(self, count: int = RECENT_EVENTS) -> list[BanEvent]:
+        """The last bans and unbans in fail2ban's log (its last 256 KiB)."""
+        try:
+            with self.files.log_file.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+                text = log.read().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        return parse_events(text)[-count:]
 
     def bans(self) -> list[Ban]:
         return parse_bans(self._client("get", JAIL, "banip", "--with-time"))

@@ -17,11 +17,12 @@ from ivr.fail2ban_config import (
     banned_ports,
     never_banned,
     parse_bans,
+    parse_events,
     render_jail,
     render_server,
     utc_offset_name,
 )
-from ivr.sip_bans import SipBans, asterisk_timezone
+from ivr.sip_bans import BanState, SipBans, asterisk_timezone
 from tests.conftest import make_settings
 
 LOG = Path("/cache/asterisk-22-root/var/log/asterisk/security")
@@ -109,3 +110,21 @@ def test_asterisk_up_says_plainly_when_the_bans_cannot_work(
     assert "SIP bans NOT active: nft is not installed" in caplog.text
     assert "is not banned on this machine" in caplog.text
     assert state.as_text() == "SIP bans: unavailable (nft is not installed (apt-get install nftables))"
+
+
+def test_bans_and_unbans_as_fail2ban_logs_them() -> None:
+    # fail2ban 1.0.2's log, as seen here (other jails' and other lines left out)
+    log = (
+        "2026-12-07 05:36:56,966 fail2ban.filter         [17922]: INFO    [hotline-sip] Found 127.0.0.7 - 2026-12-07\n"
+        "2026-12-07 05:36:57,020 fail2ban.actions        [17922]: NOTICE  [hotline-sip] Ban 127.0.0.7\n"
+        "2026-12-07 05:36:58,020 fail2ban.actions        [17922]: NOTICE  [sshd] Ban 192.0.2.1\n"
+        "2026-12-07 05:37:27,101 fail2ban.actions        [17922]: NOTICE  [hotline-sip] Unban 127.0.0.7\n"
+    )
+    events = parse_events(log)
+    assert [(e.what, e.address) for e in events] == [("ban", "127.0.0.7"), ("unban", "127.0.0.7")]
+    assert events[1].as_json() == {"at": "2026-12-07T05:37:27", "what": "unban", "address": "127.0.0.7"}
+    state = BanState("active", None, (), tuple(events))
+    assert state.as_text() == (
+        "SIP bans: active, no address banned\n"
+        "  recent: 2026-12-07 05:36:57 ban 127.0.0.7, 2026-12-07 05:37:27 unban 127.0.0.7"
+    )
