@@ -81,8 +81,7 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
     else:
         if args.action == "down":
             local.down()
-        bans = local.sip_bans().state()
-        status = replace(local.status(), bans=bans.state + (f": {bans.reason}" if bans.reason else ""))
+        status = replace(local.status(), bans=local.sip_bans().state().label)
     _print_json({k: str(v) if isinstance(v, Path) else v for k, v in vars(status).items()})
     return 0 if args.action == "down" or status.running else 1
 

@@ -133,7 +133,7 @@ class LocalAsterisk:
             self.cli("core reload")
             self._wait_ready(None)
         bans = self.start_bans(owner)
-        return replace(self.status(), bans=bans.state if bans.reason is None else f"{bans.state}: {bans.reason}")
+        return replace(self.status(), bans=bans.label)
 
     def start_bans(self, owner: tuple[int, int]) -> BanState:
         """Start (or reconfigure) the SIP bans. Where they cannot work, Asterisk still

@@ -56,6 +56,11 @@ class BanState:
     bans: tuple[Ban, ...] = ()
     recent: tuple[BanEvent, ...] = ()  # the last bans and unbans in fail2ban's log
 
+    @property
+    def label(self) -> str:
+        """One line for `asterisk up|status|down`: the state, and why where it is not active."""
+        return self.state if self.reason is None else f"{self.state}: {self.reason}"
+
     def as_json(self) -> dict[str, object]:
         return {
             "state": self.state,
