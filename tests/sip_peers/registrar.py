@@ -88,18 +88,25 @@ def register(
     *,
     source: str,
     expires: int = 60,
+    port: int | None = None,
+    everywhere: bool = False,
     name: str = "register",
 ) -> RegisterResult:
     """One REGISTER as `user`, answering the challenge with `password`, from `source` over
-    UDP (`expires` 0: un-register); wait for its answer."""
+    UDP; wait for its answer. The Contact is `source:port` (a free port if None): to
+    un-register (`expires` 0), give the port that registered, or `everywhere` (Contact: *)."""
     workdir.mkdir(parents=True, exist_ok=True)
     csv = _csv(workdir, name, [(user, "")])
+    port = port or free_port(source)
+    if everywhere and expires != 0:
+        raise ValueError("Contact: * goes with Expires: 0 only (RFC 3261 §10.2.2)")
+    contact = "*" if everywhere else f"<sip:{user}@{source}:{port}>"
     argv = [
         f"{target[0]}:{target[1]}",
         *("-sf", str(REGISTER_SCENARIO), "-inf", str(csv)),
         *("-au", user, "-ap", password),
-        *("-set", "expires", str(expires)),
-        *("-i", source, "-p", str(free_port(source)), "-t", "u1", "-m", "1"),
+        *("-set", "expires", str(expires), "-set", "contact", contact),
+        *("-i", source, "-p", str(port), "-t", "u1", "-m", "1"),
     ]
     with SippProcess(argv, workdir, name, 4 * _WAIT_S + _MARGIN_S) as run:
         run.wait()
