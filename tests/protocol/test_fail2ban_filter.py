@@ -28,9 +28,10 @@ def test_the_stock_asterisk_filter_finds_asterisk_22s_failures() -> None:
         check=True,
     )
     # Two wrong passwords from 127.0.0.7 (PJSIP ChallengeResponseFailed), a REGISTER from
-    # outside the phones' networks (FailedACL, 127.0.0.8) and a wrong AMI secret
-    # (InvalidPassword); not the challenge itself, a success, or an AMI action refused.
-    assert done.stdout.split() == ["127.0.0.7", "127.0.0.7", "127.0.0.8", "127.0.0.1"]
+    # outside the phones' networks (FailedACL, 127.0.0.8), a wrong AMI secret
+    # (InvalidPassword) and a second registration of a registered phone (FailedACL); not
+    # the challenge itself, a success, or an AMI action refused.
+    assert done.stdout.split() == ["127.0.0.7", "127.0.0.7", "127.0.0.8", "127.0.0.1", "127.0.0.7"]
     events = [line.split('SecurityEvent="')[1].split('"')[0] for line in SAMPLE.read_text().splitlines()]
     assert events == [
         "ChallengeResponseFailed",
@@ -40,4 +41,5 @@ def test_the_stock_asterisk_filter_finds_asterisk_22s_failures() -> None:
         "SuccessfulAuth",
         "InvalidPassword",
         "RequestNotAllowed",
+        "FailedACL",
     ]
