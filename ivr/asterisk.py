@@ -31,6 +31,7 @@ from ivr.errors import (
     AsteriskNotReady,
     BansUnavailable,
 )
+from ivr.fail2ban_config import banned_ports
 from ivr.sip_bans import BanState, SipBans
 
 logger = logging.getLogger(__name__)
@@ -147,11 +148,11 @@ class LocalAsterisk:
         try:
             return bans.up(owner)
         except BansUnavailable as exc:
+            ports = " and ".join(str(p) for p in banned_ports(self.settings.sip))
             logger.warning(
-                "SIP bans NOT active: %s. Password guessing against ports %d and %d is not banned on this machine",
+                "SIP bans NOT active: %s. Password guessing against port(s) %s is not banned on this machine",
                 exc,
-                self.settings.sip.port,
-                self.settings.sip.https_port,
+                ports,
             )
             return BanState("unavailable", str(exc))
 
