@@ -24,6 +24,7 @@ STRANGER_ADDR: Final = "127.0.0.3"
 # guesser on a county's LAN would be; OUTSIDER_ADDR is outside them.
 GUESSER_ADDR: Final = "127.0.0.7"
 SECOND_GUESSER_ADDR: Final = "127.0.0.6"
+ENUMERATOR_ADDR: Final = "127.0.0.5"
 OUTSIDER_ADDR: Final = "127.0.0.8"
 PHONE_NETWORKS: Final = ("127.0.0.1/32", "127.0.0.4/30")
 # The bans: 10 failures in 10 minutes, as by default, but banned for 30 s, so that the

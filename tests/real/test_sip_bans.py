@@ -1,13 +1,15 @@
 """SIP password guessing against the real Asterisk, and where phones may register from.
 
-SIPp on 127.0.0.7 (inside the phones' networks, as a guesser on a county's LAN would be)
-sends hundreds of REGISTERs for phone 1002 with wrong passwords; the session's fail2ban
+A password guesser on 127.0.0.7 (tests/sip_peers/guesser.py; inside the phones' networks,
+as a guesser on a county's LAN would be) sends hundreds of REGISTERs for phone 1002 with
+wrong passwords; the session's fail2ban
 (started by `asterisk up`, sip_setup: 10 failures, banned 30 s) bans the address on the SIP
 and WSS ports, after which even the right password from there gets nothing, while baresip
 at 127.0.0.1 registers as 1001 and answers a carrier call queued for agent 1001; when the
 ban ends the address registers again. A registration from outside sip.phone_networks is
-refused; so is a second registration of a registered phone from another address; a SIP
-MESSAGE to 12333 from the trunk's address runs no AGI.
+refused; so is a second registration of a registered phone from another address; an
+unknown user and a wrong password are answered alike; a SIP MESSAGE to 12333 from the
+trunk's address runs no AGI. Registrations are SIPp's (tests/sip_peers/registrar.py).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from core.settings import Settings
 from hotline import cli, sip_cli
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
+from ivr.dialplan import QUEUE_GENERAL
 from ivr.fail2ban_config import JAIL, NFT_TABLE
 from tests.real.baresip_phone import baresip_phone
 from tests.real.serving import Ivr
@@ -38,6 +41,7 @@ from tests.real.sip_setup import (
     BAN_AFTER,
     BAN_S,
     CARRIER_ADDR,
+    ENUMERATOR_ADDR,
     GUESSER_ADDR,
     OUTSIDER_ADDR,
     SECOND_GUESSER_ADDR,
@@ -49,9 +53,7 @@ from tests.sip_peers.sipp import CarrierCall, UacPlan, free_port, hotline_addres
 
 pytestmark = pytest.mark.real
 GUESSES = 400
-ENUMERATOR_ADDR = "127.0.0.5"  # inside sip.phone_networks (127.0.0.4/30)
 GUESS_RATE = 160  # a second: the rate seen from a common guessing tool (401 passwords in 2.5 s)
-QUEUE = "hotline-12333"
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -108,7 +110,7 @@ def _queued_call_answered_by_1001(ivr: Ivr, asterisk: LocalAsterisk, work: Path)
     """The carrier's caller presses 0 and is queued; agent 1001 (baresip) answers."""
     control = AgentControl(ivr.settings, ivr.store)
     queue_log = _Log(asterisk.queue_log)
-    asyncio.run(control.login("1001", "Agent 1001", "PJSIP/1001", (QUEUE,)))
+    asyncio.run(control.login("1001", "Agent 1001", "PJSIP/1001", (QUEUE_GENERAL,)))
     try:
         plan = UacPlan((CarrierCall("13900001077", "12333"),), dtmf="0", lead_s=1.0, tail_s=18.0)
         result = place_calls(hotline_address(ivr.settings), plan, work)
