@@ -42,6 +42,9 @@ def _as_text(state: BanState) -> str:
         at = f"{ban.banned_at:%F %T}" if ban.banned_at else "?"
         until = f"{ban.until:%F %T}" if ban.until else "?"
         lines.append(f"{ban.address:<40} {at:<19}  {until}")
+    if state.recent:
+        lines.append("recent bans and unbans:")
+        lines += [f"  {e.at:%F %T} {e.what:<5} {e.address}" for e in state.recent]
     return "\n".join(lines)
 
 

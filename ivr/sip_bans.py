@@ -43,7 +43,7 @@ STOCK_SUBDIRS: Final = ("filter.d", "action.d")
 _CLIENT_TIMEOUT_S: Final = 30.0
 _START_TIMEOUT_S: Final = 30.0
 _POLL_S: Final = 0.2
-RECENT_EVENTS: Final = 10
+RECENT_EVENTS: Final = 6
 _LOG_TAIL_BYTES: Final = 256 * 1024
 
 
@@ -77,9 +77,8 @@ class BanState:
         else:
             listed = ", ".join(f"{b.address} until {b.until:%F %T}" if b.until else b.address for b in self.bans)
             text = f"SIP bans: active, {len(self.bans)} banned: {listed}"
-        if self.recent:
-            text += "\n  recent: " + ", ".join(f"{e.at:%F %T} {e.what} {e.address}" for e in self.recent)
-        return text
+        lines = [text] + [f"  {e.at:%F %T} {e.what:<5} {e.address}" for e in self.recent]
+        return "\n".join(lines)
 
 
 def asterisk_timezone(root: Path) -> str | None:

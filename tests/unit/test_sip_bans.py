@@ -126,5 +126,6 @@ def test_bans_and_unbans_as_fail2ban_logs_them() -> None:
     state = BanState("active", None, (), tuple(events))
     assert state.as_text() == (
         "SIP bans: active, no address banned\n"
-        "  recent: 2026-12-07 05:36:57 ban 127.0.0.7, 2026-12-07 05:37:27 unban 127.0.0.7"
+        "  2026-12-07 05:36:57 ban   127.0.0.7\n"
+        "  2026-12-07 05:37:27 unban 127.0.0.7"
     )
