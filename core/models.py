@@ -306,7 +306,7 @@ class AuditEntry(Base):
 
 class AuditSeal(Base):
     """An HMAC of the audit chain's head under `security.audit_key`, a key kept outside the
-    database (core.audit_seal, migration 0036): whoever rebuilds the chain from a copy of the
+    database (core.audit_seal, migration 0035): whoever rebuilds the chain from a copy of the
     database cannot make a seal that `hotline audit verify` accepts for the rebuilt head."""
 
     __tablename__ = "audit_seals"
@@ -973,7 +973,7 @@ class WeChatBindCode(Base):
 
 
 class WeChatPushNonce(Base):
-    """A signed WeChat push taken (its timestamp and nonce, migration 0036): kept in the store,
+    """A signed WeChat push taken (its timestamp and nonce, migration 0035): kept in the store,
     so that no console process takes the same signed request again. Rows older than the
     freshness window are pruned as new ones come (sms.wechat_push.FRESH_S)."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -24,6 +24,9 @@ _QUEUE_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 _SHORT_NUMBER = re.compile(r"[0-9]{2,8}")
 # What pjsip.conf can carry in a value: printable ASCII without the comment character.
 _CONF_VALUE = re.compile(r"[!-~]*")
+# Loopback and the private ranges (RFC 1918, RFC 4193): where phones may register from
+# when the site names no network of its own.
+PRIVATE_NETWORKS: Final = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
 
 
 def check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
@@ -148,6 +151,19 @@ class SipSettings(_Section):
     # short number, e.g. {"hotline-labour" = "8002"}. Only these numbers and 12333 are
     # reachable from a phone; nothing leads to the outbound trunk.
     departments: dict[str, str] = Field(default_factory=dict)
+    # Where agents' phones and softphones may register and call from (PJSIP permit/deny and
+    # contact ACLs). Empty: sip.local_networks; both empty: loopback and the private ranges,
+    # so a server reachable from the Internet never takes a phone's registration from there.
+    phone_networks: tuple[str, ...] = ()
+    # Password guessing (README "Security"): fail2ban, started by `hotline asterisk up`,
+    # bans an address from the SIP and WSS ports for ban_s after ban_after authentication
+    # failures within ban_window_s, as Asterisk's security log shows them. The trunks'
+    # addresses, this host's own and ban_ignore are never banned.
+    bans: bool = True
+    ban_after: int = Field(10, ge=1, le=1000)
+    ban_window_s: int = Field(600, ge=10, le=7 * 86400)
+    ban_s: int = Field(3600, ge=5, le=365 * 86400)
+    ban_ignore: tuple[str, ...] = ()
 
     @field_validator("departments")
     @classmethod
@@ -161,7 +177,7 @@ class SipSettings(_Section):
             raise ValueError("departments: each department needs a number of its own")
         return value
 
-    @field_validator("local_networks")
+    @field_validator("local_networks", "phone_networks", "ban_ignore")
     @classmethod
     def _local(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return check_networks(value)
@@ -194,6 +210,10 @@ class SipSettings(_Section):
         if len(set(self.identify_order)) != len(self.identify_order) or not self.identify_order:
             raise ValueError("identify_order names ip and/or username, each once")
         return self
+
+    def phone_nets(self) -> tuple[str, ...]:
+        """Where phones may register from: phone_networks, else local_networks, else private."""
+        return self.phone_networks or self.local_networks or PRIVATE_NETWORKS
 
     def outbound_trunk(self) -> SipTrunk | None:
         return next((t for t in self.trunks if t.outbound), None)

@@ -12,13 +12,14 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, kb_cli, notices_cli, prefs_cli
+from hotline import audit_cli, kb_cli, notices_cli, prefs_cli, sip_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -48,17 +49,22 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.sip_cli import ban_state
     from hotline.status import NotRunning, as_text, ask_health
 
+    # The SIP bans belong to this host's Asterisk, not to `hotline serve`: asked here.
+    bans = ban_state(settings)
     try:
         answer = ask_health(settings.web)
     except NotRunning as exc:
         print(f"hotline status: {exc}", file=sys.stderr)
+        print(bans.as_text(), file=sys.stderr)
         return 3  # LSB: "program is not running"
     if args.format == "json":
-        _print_json(answer)
+        _print_json({**answer, "sip_bans": bans.as_json()})
     else:
         print(as_text(answer))
+        print(bans.as_text())
     return 0 if answer.get("ok") else 1
 
 
@@ -73,11 +79,10 @@ def cmd_asterisk(settings: Settings, args: argparse.Namespace) -> int:
         # The agents' phones in the store become pjsip.conf's endpoints.
         local = LocalAsterisk(settings, phones=phone_entries(open_store(settings), settings))
         status = local.up()
-    elif args.action == "down":
-        local.down()
-        status = local.status()
     else:
-        status = local.status()
+        if args.action == "down":
+            local.down()
+        status = replace(local.status(), bans=local.sip_bans().state().label)
     _print_json({k: str(v) if isinstance(v, Path) else v for k, v in vars(status).items()})
     return 0 if args.action == "down" or status.running else 1
 
@@ -253,6 +258,10 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.audit_cli import run
 
     return run(settings, args, _actor())
+
+
+def cmd_sip(settings: Settings, args: argparse.Namespace) -> int:
+    return sip_cli.run(settings, args, _actor())
 
 
 def cmd_phones(settings: Settings, args: argparse.Namespace) -> int:
@@ -678,6 +687,8 @@ def parser() -> argparse.ArgumentParser:
     prm.add_argument("agent", metavar="AGENT_ID")
     prm.add_argument("--softphone", action="store_true")
     prm.set_defaults(func=cmd_phones)
+
+    sip_cli.add_parser(sub, cmd_sip)
 
     s = sub.add_parser("events", help="business events, as the social-insurance system writes them")
     ev = s.add_subparsers(dest="events_action", required=True)

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -29,7 +29,10 @@ from ivr.errors import (
     AsteriskCommandFailed,
     AsteriskError,
     AsteriskNotReady,
+    BansUnavailable,
 )
+from ivr.fail2ban_config import banned_ports
+from ivr.sip_bans import BanState, SipBans
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ class AsteriskStatus:
     root_present: bool
     pid: int | None  # the chrooted asterisk process, if running
     ami_answering: bool  # something sends the AMI banner on settings.ami.host:port
+    # The SIP bans (fail2ban): "active", "stopped", "off", or "unavailable: why" (up only).
+    bans: str = ""
 
     @property
     def running(self) -> bool:
@@ -90,6 +95,14 @@ class LocalAsterisk:
     def cdr_csv(self) -> Path:
         return self.log_dir / "cdr-csv" / "Master.csv"
 
+    @property
+    def security_log(self) -> Path:
+        """Asterisk's security events (dialplans/logger.conf), what fail2ban reads."""
+        return self.log_dir / "security"
+
+    def sip_bans(self) -> SipBans:
+        return SipBans(self.settings.sip, self.cache_dir, self.security_log, self.root)
+
     def status(self) -> AsteriskStatus:
         return AsteriskStatus(
             root=self.root,
@@ -120,11 +133,34 @@ class LocalAsterisk:
             logger.info("Asterisk already running (pid %d): reloading its configuration", pid)
             self.cli("core reload")
             self._wait_ready(None)
-        return self.status()
+        bans = self.start_bans(owner)
+        return replace(self.status(), bans=bans.label)
+
+    def start_bans(self, owner: tuple[int, int]) -> BanState:
+        """Start (or reconfigure) the SIP bans. Where they cannot work, Asterisk still
+        answers the hotline: a county's line stays open, and this says plainly that password
+        guessing is not banned, here and in `hotline status`."""
+        bans = self.sip_bans()
+        if not self.settings.sip.bans:
+            bans.down()
+            logger.warning("SIP bans are off (sip.bans = false): password guessing is not banned")
+            return bans.state()
+        try:
+            return bans.up(owner)
+        except BansUnavailable as exc:
+            ports = " and ".join(str(p) for p in banned_ports(self.settings.sip))
+            logger.warning(
+                "SIP bans NOT active: %s. Password guessing against port(s) %s is not banned on this machine",
+                exc,
+                ports,
+            )
+            return BanState("unavailable", str(exc))
 
     def down(self) -> None:
-        """Stop Asterisk (gracefully, then by signal) and unmount the root's /proc and /dev."""
+        """Stop the SIP bans' fail2ban (removing its nftables rules) and Asterisk
+        (gracefully, then by signal), and unmount the root's /proc and /dev."""
         roots.require_superuser()
+        self.sip_bans().down()
         pid = self.running_pid()
         if pid is not None:
             self._stop(pid)

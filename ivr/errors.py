@@ -95,3 +95,8 @@ class CallbackCallInProgress(CallbackCallError):
 
 class MessageNotSaved(HotlineError):
     """A voice message was recorded but its row could not be stored (the store is down)."""
+
+
+class BansUnavailable(AsteriskError):
+    """The SIP bans cannot work on this machine (no fail2ban or nftables, or the kernel
+    refuses nftables rules), or our fail2ban server does not answer."""

@@ -203,16 +203,46 @@ def _phone(sip: SipSettings, phone: PhoneEntry) -> str:
         # webrtc=yes: AVPF, DTLS-SRTP with a generated certificate, ICE, rtcp-mux, and
         # replies over the WebSocket the request came in on.
         endpoint += [("transport", TRANSPORT_WSS), ("webrtc", "yes"), ("dtls_auto_generate_cert", "yes")]
+    endpoint += phone_acl(sip, webrtc=phone.webrtc)
     auth = [("type", "auth"), ("auth_type", "digest"), ("username", name), ("realm", sip.realm)]
     auth += [("password_digest", d) for d in phone.digests]
     aor: list[tuple[str, str | int]] = [
         ("type", "aor"),
-        # One registration per phone: a re-registering phone replaces its old contact.
+        # One registration per phone, and the first keeps it: a second REGISTER from
+        # another contact (someone else with the password) gets 403 and Asterisk logs
+        # "will exceed max contacts" with its address, instead of taking the agent's calls.
+        # A phone that restarted with a new contact gets in once its old one stops
+        # answering qualify (remove_unavailable); a phone closing cleanly unregisters, and
+        # a WebSocket's contact goes with its connection.
         ("max_contacts", 1),
-        ("remove_existing", "yes"),
+        ("remove_existing", "no"),
+        ("remove_unavailable", "yes"),
         ("qualify_frequency", 30),
     ]
     return "\n".join([_section(name, endpoint), _section(name, auth), _section(name, aor)])
+
+
+def _deny_all(key: str) -> list[tuple[str, str | int]]:
+    return [(key, "0.0.0.0/0.0.0.0"), (key, "::/0")]
+
+
+def phone_acl(sip: SipSettings, *, webrtc: bool) -> list[tuple[str, str | int]]:
+    """Where a phone may send from (`deny`/`permit`: the request's source address) and, for
+    a desk phone, what it may register (`contact_deny`/`contact_permit`: its Contact).
+
+    res_pjsip checks both before authentication (pjsip_distributor.c, apply_acls): a request
+    failing them is handled as from an unknown endpoint (401 and a challenge nobody can
+    meet) and raises a FailedACL security event, which counts towards a ban. Rules are read
+    in order and the last match wins, so everything is denied first. A softphone gets no
+    contact ACL: its Contact names a random `.invalid` host (RFC 7118 §5.2), and Asterisk
+    resolves a Contact's host for the check (netsock2.c ast_sockaddr_resolve), a DNS lookup
+    and an ERROR in `messages` at every REGISTER.
+    """
+    nets = sip.phone_nets()
+    options = _deny_all("deny") + [("permit", net) for net in nets]
+    if webrtc:
+        return options
+    return options + _deny_all("contact_deny") + [("contact_permit", net) for net in nets]
 
 
 def render_rtp(sip: SipSettings) -> str:

@@ -19,6 +19,18 @@ from core.sip_settings import SipSettings, SipTrunk
 
 CARRIER_ADDR: Final = "127.0.0.2"
 STRANGER_ADDR: Final = "127.0.0.3"
+# Phones may register from 127.0.0.1 and 127.0.0.4-7 only (sip.phone_networks): the
+# password guessers of tests/real/test_sip_bans.py are inside the phones' networks, as a
+# guesser on a county's LAN would be; OUTSIDER_ADDR is outside them.
+GUESSER_ADDR: Final = "127.0.0.7"
+SECOND_GUESSER_ADDR: Final = "127.0.0.6"
+ENUMERATOR_ADDR: Final = "127.0.0.5"
+OUTSIDER_ADDR: Final = "127.0.0.8"
+PHONE_NETWORKS: Final = ("127.0.0.1/32", "127.0.0.4/30")
+# The bans: 10 failures in 10 minutes, as by default, but banned for 30 s, so that the
+# test sees a ban end.
+BAN_AFTER: Final = 10
+BAN_S: Final = 30
 # Where the test carrier's answering side (SIPp UAS) listens for calls out.
 CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
 # Called numbers the carrier may send for the hotline (all reach the IVR as 12333).
@@ -44,6 +56,10 @@ def with_test_sip(settings: Settings) -> Settings:
             "trunks": (carrier,),
             "softphone_secret": settings.sip.softphone_secret or SOFTPHONE_SECRET,
             "departments": settings.sip.departments or DEPARTMENTS,
+            "phone_networks": PHONE_NETWORKS,
+            "ban_after": BAN_AFTER,
+            "ban_window_s": 600,
+            "ban_s": BAN_S,
         }
     )
     return settings.model_copy(update={"sip": SipSettings.model_validate(sip.model_dump())})

@@ -1,7 +1,7 @@
 """sms: the state of each SMPP link, and temporary refusals counted apart from attempts
 
-Revision ID: 0038
-Revises: 0036
+Revision ID: 0036
+Revises: 0035
 Create Date: 2026-12-07 06:00:00
 
 A bind can answer every submit_sm with a temporary error (an SMSC restarted behind a
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import core.models
 
 
-revision = "0038"
-down_revision = "0036"
+revision = "0036"
+down_revision = "0035"
 branch_labels = None
 depends_on = None
 

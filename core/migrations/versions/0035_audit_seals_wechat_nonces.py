@@ -1,6 +1,6 @@
 """audit seals and WeChat push nonces
 
-Revision ID: 0036
+Revision ID: 0035
 Revises: 0034
 Create Date: 2026-12-07 06:00:00
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 import core.models
 
 
-revision = "0036"
+revision = "0035"
 down_revision = "0034"
 branch_labels = None
 depends_on = None
