@@ -475,11 +475,11 @@ class NoticeDialler:
             await asyncio.to_thread(release, self.store, call, self.notices, str(exc)[:200])
 
     async def _originate(self, call: NoticeCall) -> None:
+        exten = dial_number(call.number, self.settings)  # as callbacks dial: the carrier's form
         if self._ami is None:
             ami = AmiSession(self.settings)
             await ami.open()
             self._ami = ami
-        exten = dial_number(call.number, self.settings)  # as callbacks dial: the carrier's form
         caps = self.settings.destinations
         await asyncio.to_thread(take_dial, self.store, caps, call.number, "notice", call.id)
         action = originate_action(call, exten, self.notices.ring_s)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 import ivr.notice_calls
@@ -268,3 +268,31 @@ def test_a_call_waits_out_the_residents_own_quiet_hours(store: Store, sample_dat
     assert _history(store, waiting.notice_id)[-1] == ("voice", "waiting")
     (placed,) = claim(store, RULES, "d1", dt.datetime(2026, 11, 27, 3, 0, tzinfo=dt.UTC), zone=ZONE)
     assert placed.id == call_id
+
+
+@pytest.mark.parametrize("number", ["+8821612345678", "008821612345678", "+447700900123", "95105555"])
+def test_a_call_to_a_number_the_policy_refuses_is_never_placed(
+    store: Store, sample_data: Any, tmp_path: Path, number: str
+) -> None:
+    # Queued to a good number, then changed behind the platform's back (a path that skipped
+    # the checks where numbers enter): the dialler's own check gives the voice channel up.
+    (call_id,) = _queue_calls(store, sample_data[1][:1])
+    with store.transaction() as c:
+        c.execute(update(VoiceNotice).where(VoiceNotice.id == call_id).values(number=number))
+    settings = _settings(tmp_path, 1)  # no AMI either: the refusal comes before it is asked
+
+    async def one_round() -> None:
+        dialler = NoticeDialler(settings, store, asyncio.Event())
+        await dialler.tick(DAY)
+        await asyncio.gather(*dialler.placing)
+        dialler.speech.close()
+
+    asyncio.run(one_round())
+    call = _call(store, call_id)
+    assert (call.status, call.attempts) == ("unanswered", 0)
+    with store.transaction() as c:
+        last = notices.history(c, call.notice_id)[-1]
+    assert (last.channel, last.outcome) == ("voice", "failed") and "number refused (" in last.detail
+    with store.session() as s:
+        refusals = s.scalars(select(AuditEntry).where(AuditEntry.action == "refuse:destination")).all()
+    assert [(e.actor, e.channel) for e in refusals] == [("dialler", "ivr")]
