@@ -106,6 +106,8 @@ bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load --think-ms 1000 --only ab
 	$(BIN)/python -m bench.ami_ingest
 	$(BIN)/python -m bench.sms_gateway
+	$(BIN)/python -m bench.sick_bind
+	$(BIN)/python -m bench.destinations
 	$(BIN)/python -m bench.reports
 	$(BIN)/python -m bench.audit_chain
 	$(BIN)/python -m bench.console_load
