@@ -1,9 +1,12 @@
 """FastAGI load: N concurrent complete balance-query calls against three servers.
 
-    python -m bench.fastagi_load [--calls 500] [--concurrency 500]
+    python -m bench.fastagi_load [--calls 500] [--concurrency 500] [--think-ms 1000]
+        [--db sqlite|postgresql] [--one-caller] [--profile OUT]
 
 Targets, each in its own process on an ephemeral loopback port:
-  a  ours:  `hotline serve --only agi` on a temporary SQLite file with the sample loaded
+  a  ours:  `hotline serve --only agi` on a temporary SQLite file (or, with `--db
+     postgresql`, a fresh PostgreSQL cluster from tools/pg.sh, or BENCH_PG_URL) with the
+     sample loaded
   b  floor: stock panoramisk `Application` replaying the commands (a) sent for one call
   c  pyst2: pyst2's FastAGI server (ForkingTCPServer + `AGI`) replaying the same commands
 
@@ -14,7 +17,11 @@ command. A call is complete when the server's last command was
 pension balance in the call's stored trail must equal the resident's, for (b) and (c) the
 commands must be exactly the recorded ones. By default the calls have no think time:
 every target runs flat out, so at high concurrency latency is mostly queueing for the
-server's CPU. `--think-ms` paces each entry like a caller keying it.
+server's CPU. `--think-ms` paces each entry like a caller keying it. `--one-caller` gives
+every call the same calling number (an employer's switchboard, a village's one phone):
+they share one identification budget row. `--profile OUT` runs py-spy against (a) and its
+worker processes for the measured calls and writes collapsed stacks to OUT (`--idle` too:
+`--profile-idle`, for where the threads wait rather than where the CPU goes).
 """
 
 from __future__ import annotations
@@ -22,7 +29,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +45,7 @@ from pathlib import Path
 import psutil
 
 from bench.agi_peer import CallOutcome, run_call
-from bench.procs import MemorySampler, ServerProcess, child_env, free_port
+from bench.procs import MemorySampler, ServerProcess, child_env, free_port, postgres_url
 from core import sample
 from core.db import Store
 from core.sample import SampleResident
@@ -49,6 +59,13 @@ ASYNCIO_BACKLOG = 100  # asyncio.start_server's default listen queue, used by (a
 TARGET_CALLS_PER_S = 200.0
 TARGET_P99_OVER_FLOOR_MS = 5.0
 TARGET_RSS_MB = 200.0
+# Issue 23's targets: the step after the PIN (identification and the chosen query) paced,
+# every other step beside the floor's, CPU per call, and a burst's share of the floor.
+TARGET_AFTER_PIN_P99_MS = 50.0
+TARGET_CPU_PER_CALL_MS = 8.0
+TARGET_BURST_RATIO = 0.3
+AFTER_PIN = "id.ok"  # the prompt that follows a right PIN: its command ends the identification's wait
+SWITCHBOARD = "057187654321"  # --one-caller: every call's calling number
 
 
 def entries(r: SampleResident) -> list[str]:
@@ -89,12 +106,18 @@ class Run:
 
 
 async def drive(
-    port: int, people: list[SampleResident], calls: int, concurrency: int, think_s: float = 0.0
+    port: int,
+    people: list[SampleResident],
+    calls: int,
+    concurrency: int,
+    think_s: float = 0.0,
+    caller: str | None = None,
 ) -> tuple[list[CallOutcome], float]:
     """Run `calls` calls, at most `concurrency` at once; returns outcomes and wall time.
 
     With think time, callers also arrive spread over one call's length (as they do on a
-    real line) instead of all in the same millisecond."""
+    real line) instead of all in the same millisecond. `caller`: every call's calling number
+    (else each resident's own)."""
     gate = asyncio.Semaphore(concurrency)
     rng = random.Random(12333)
     spread_s = think_s * len(entries(people[0]))
@@ -104,7 +127,8 @@ async def drive(
         r = people[i % len(people)]
         await asyncio.sleep(offsets[i])
         async with gate:
-            return await run_call(port, entries(r), f"1795835831.{i}", r.phone, CALL_LIMIT_S, think_s)
+            number = caller or r.phone
+            return await run_call(port, entries(r), f"1795835831.{i}", number, CALL_LIMIT_S, think_s)
 
     start = time.perf_counter()
     async with asyncio.timeout(RUN_LIMIT_S):
@@ -160,7 +184,8 @@ def measure(
     proc = psutil.Process(server.proc.pid)
     cpu0 = tree_cpu_s(proc)
     with MemorySampler(server.proc.pid) as mem:
-        outcomes, wall = asyncio.run(drive(port, people, args.calls, args.concurrency, args.think_ms / 1000))
+        caller = SWITCHBOARD if args.one_caller else None
+        outcomes, wall = asyncio.run(drive(port, people, args.calls, args.concurrency, args.think_ms / 1000, caller))
         cpu1 = tree_cpu_s(proc)
     cpu = cpu1 - cpu0
     failures = [f for i, o in enumerate(outcomes) if (f := check(i, o)) is not None]
@@ -186,9 +211,37 @@ def log_problems(path: Path) -> list[str]:
     return [f"server log: {len(bad)} ERROR/Traceback lines, first: {bad[0][:160]}"] if bad else []
 
 
-def run_ours(tmp: Path, people: list[SampleResident], args: argparse.Namespace) -> tuple[Run, list[str]]:
-    """Target (a); also returns the commands of one recorded call, for (b) and (c)."""
-    url = f"sqlite:///{tmp}/bench.db"
+class Profiler:
+    """py-spy recording a process and its children (our FastAGI workers) while in the block;
+    collapsed stacks (`--format raw`) into `out`, one line per stack with its sample count."""
+
+    def __init__(self, pid: int, out: Path | None, idle: bool) -> None:
+        self.pid = pid
+        self.out = out
+        self.idle = idle
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profiler:
+        if self.out is None:
+            return self
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        argv = [spy, "record", "--pid", str(self.pid), "--subprocesses", "--threads", "--nonblocking"]
+        argv += ["--rate", "200", "--format", "raw", "--output", str(self.out)] + (["--idle"] if self.idle else [])
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)  # py-spy attaches to every process before the first call
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        _, err = self.proc.communicate(timeout=60)
+        if self.proc.returncode not in (0, -signal.SIGINT):
+            print(f"py-spy: {err.decode(errors='replace')[-500:]}", file=sys.stderr)
+
+
+def run_ours(tmp: Path, url: str, people: list[SampleResident], args: argparse.Namespace) -> tuple[Run, list[str]]:
+    """Target (a) on the store at `url`; also returns the commands of one recorded call, for (b) and (c)."""
     load_sample(tmp, url)
     port = free_port()
     env = child_env(
@@ -210,7 +263,9 @@ def run_ours(tmp: Path, people: list[SampleResident], args: argparse.Namespace) 
         def check(i: int, o: CallOutcome) -> str | None:
             return call_failure(o, None) or store_failure(store, o, callers[i % len(callers)])
 
-        run = measure(f"a ours ({args.workers} proc)", server, port, callers, args, check)
+        name = f"a ours ({args.workers} proc{', PG' if url.startswith('postgresql') else ''})"
+        with Profiler(server.proc.pid, args.profile, args.profile_idle):
+            run = measure(name, server, port, callers, args, check)
     finally:
         server.stop()
         store.dispose()
@@ -235,21 +290,69 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "MISSED"
 
 
-def slowest_steps(run: Run) -> list[tuple[str, float, float]]:
-    """Per-command turnarounds grouped by the step they lead into, slowest p99 first."""
-    by_kind: dict[str, list[float]] = {}
+def by_step(run: Run) -> dict[str, list[float]]:
+    """Per-command turnarounds grouped by the step they lead into (the command that ended the wait)."""
+    steps: dict[str, list[float]] = {}
     for o in run.outcomes:
         # turnaround i ends with command i + 1 (the first command ends the setup)
         for wait, command in zip(o.turnarounds_s, o.commands[1:], strict=False):
             kind = " ".join(command.split(" ")[:3])
-            by_kind.setdefault(kind, []).append(wait)
-    rows = [(k, percentile_ms(v, 0.5), percentile_ms(v, 0.99)) for k, v in by_kind.items()]
+            steps.setdefault(kind, []).append(wait)
+    return steps
+
+
+def slowest_steps(run: Run) -> list[tuple[str, float, float]]:
+    """Steps by p99, slowest first."""
+    rows = [(k, percentile_ms(v, 0.5), percentile_ms(v, 0.99)) for k, v in by_step(run).items()]
     return sorted(rows, key=lambda r: -r[2])
+
+
+def after_pin(run: Run) -> tuple[float, float]:
+    """p50 and p99 of the step after the PIN (the wait for identification and the chosen query)."""
+    waits = [w for kind, ws in by_step(run).items() if kind.endswith(AFTER_PIN) for w in ws]
+    return percentile_ms(waits, 0.5), percentile_ms(waits, 0.99)
+
+
+def worst_other_step(run: Run, floor: Run) -> tuple[str, float]:
+    """Of every step but the one after the PIN, the one furthest above the floor's p99 of the
+    same step, and by how much (ms)."""
+    floor_steps = by_step(floor)
+    rows = [
+        (kind, percentile_ms(ws, 0.99) - percentile_ms(floor_steps.get(kind, []), 0.99))
+        for kind, ws in by_step(run).items()
+        if not kind.endswith(AFTER_PIN)
+    ]
+    return max(rows, key=lambda r: r[1], default=("-", float("nan")))
+
+
+def issue_23_targets(ours: Run, floor: Run, runs: list[Run], args: argparse.Namespace) -> str:
+    cpu_ms = 1000 * ours.cpu_s / max(1, len(ours.outcomes))
+    if args.think_ms:
+        _, p99 = after_pin(ours)
+        kind, over = worst_other_step(ours, floor)
+        return (
+            f"targets (issue 23, paced): after the PIN p99 <= {TARGET_AFTER_PIN_P99_MS:g} ms: "
+            f"{verdict(p99 <= TARGET_AFTER_PIN_P99_MS)} ({p99:.1f})"
+            f"; other steps p99 <= floor + {TARGET_P99_OVER_FLOOR_MS:g} ms: "
+            f"{verdict(over <= TARGET_P99_OVER_FLOOR_MS)} (worst {kind} {over:+.2f})"
+            f"; CPU/call <= {TARGET_CPU_PER_CALL_MS:g} ms: {verdict(cpu_ms <= TARGET_CPU_PER_CALL_MS)} ({cpu_ms:.1f})"
+            f"; RSS < {TARGET_RSS_MB:g} MB: {verdict(ours.peak_rss_mb < TARGET_RSS_MB)}"
+        )
+    ratio = ours.calls_per_s / floor.calls_per_s if floor.calls_per_s else float("nan")
+    pyst2 = [r for r in runs if r.name.startswith("c ")]
+    ahead = all(ours.calls_per_s > r.calls_per_s for r in pyst2)
+    return (
+        f"targets (issue 23, burst): calls/s >= x{TARGET_BURST_RATIO:g} the floor's: "
+        f"{verdict(ratio >= TARGET_BURST_RATIO)} (x{ratio:.2f})"
+        + (f"; ahead of pyst2: {verdict(ahead)}" if pyst2 else "")
+    )
 
 
 def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
     pace = f"{args.think_ms} ms think time per entry" if args.think_ms else "no think time"
-    print(f"\nFastAGI load: {args.calls} balance-query calls, {args.concurrency} at once, {pace}, loopback")
+    callers = f", every call from {SWITCHBOARD}" if args.one_caller else ""
+    print(f"\nFastAGI load: {args.calls} balance-query calls, {args.concurrency} at once, {pace}{callers}, loopback")
+    print(f"(a)'s store: {args.db}")
     print("per-command = reply sent -> next command received; setup = environment sent -> first command")
     print(
         f"{'target':<24}{'ok':>5}{'fail':>5}{'calls/s':>9}{'cmd p50':>9}{'cmd p99':>9}{'cmd max':>9}"
@@ -277,6 +380,9 @@ def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
     print(f"{ours.name}: slowest steps by p99 (the command that ended the wait):")
     for kind, p50, p99 in slowest_steps(ours)[:3]:
         print(f"  {kind:<42} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms")
+    pin50, pin99 = after_pin(ours)
+    print(f"{ours.name}: the step after the PIN p50 {pin50:.2f} ms, p99 {pin99:.2f} ms")
+    print(issue_23_targets(ours, floor, runs, args))
     over = ours.turnaround_ms(0.99) - floor.turnaround_ms(0.99)
     print(
         f"targets (ours): cmd p99 <= floor + {TARGET_P99_OVER_FLOOR_MS:g} ms: "
@@ -304,6 +410,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     cli.add_argument("--workers", type=int, default=2, help="our FastAGI processes (hotline serve --workers)")
     cli.add_argument("--only", default="abc", help="targets, e.g. ab ((a) always runs: it records the commands)")
+    cli.add_argument("--db", default="sqlite", choices=("sqlite", "postgresql"), help="(a)'s store (default sqlite)")
+    cli.add_argument("--one-caller", action="store_true", help=f"every call from one calling number ({SWITCHBOARD})")
+    cli.add_argument("--profile", type=Path, help="py-spy: (a)'s collapsed stacks while measured, into this file")
+    cli.add_argument("--profile-idle", action="store_true", help="with --profile: idle threads' stacks too (wall time)")
     args = cli.parse_args(argv)
     if not 1 <= args.concurrency <= 2000 or not 1 <= args.calls <= 20000:
         cli.error("--concurrency must be 1..2000 and --calls 1..20000")
@@ -315,7 +425,13 @@ def main(argv: list[str] | None = None) -> int:
     people = sample.generate(residents=RESIDENTS)[1]
     with tempfile.TemporaryDirectory(prefix="hotline-bench-") as name:
         tmp = Path(name)
-        ours, commands = run_ours(tmp, people, args)
+        if args.db == "postgresql":
+            if os.geteuid() == 0:
+                shutil.chown(tmp, "postgres")  # pg.sh runs initdb as postgres under it
+            for url in postgres_url(tmp):
+                ours, commands = run_ours(tmp, url, people, args)
+        else:
+            ours, commands = run_ours(tmp, f"sqlite:///{tmp}/bench.db", people, args)
         print(f"recorded call: {len(commands)} commands, first {commands[0]!r}, last {commands[-1]!r}")
         floor = run_replay("b floor (panoramisk)", ["bench.floor_server"], tmp, commands, people, args)
         runs = [ours, floor]
