@@ -207,6 +207,17 @@ def pg_lock(conn: Connection, key: int | str) -> None:
     conn.execute(select(func.pg_advisory_xact_lock(number)))
 
 
+def begin_write(conn: Connection) -> None:
+    """On SQLite, take the database's write lock now (BEGIN IMMEDIATE), unless this
+    transaction holds it already. pysqlite begins a transaction only before its first write
+    (and not before a SAVEPOINT, whose RELEASE would then commit). Elsewhere nothing."""
+    if conn.dialect.name != "sqlite":
+        return
+    raw = conn.connection.driver_connection
+    if raw is not None and not getattr(raw, "in_transaction", True):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def among(conn: Connection, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
     """`column IN (values)`; on PostgreSQL `column = ANY(array)`, one statement text for any
     number of values: psycopg prepares it after a few runs, where an IN list is new SQL for

@@ -7,9 +7,13 @@ every FastAGI worker (and every webhook) sees the same numbers:
 - per call, the different ID numbers tried: at most `ids_per_call`;
 - per calling number, failed identifications in a local day: at most `caller_failures_per_day`.
 
-An attempt is counted *before* its PIN is checked, in one short write transaction, and
-given back when the PIN is right: two calls trying one ID number at once cannot get more
-tries than allowed between them (counting after the check let both read the same count).
+An attempt is counted *before* its PIN is checked, in one write transaction committed
+before the check, and given back when the PIN is right: two calls trying one ID number at
+once cannot get more tries than allowed between them (counting after the check let both
+read the same count). With the process's group writer the count rides in the writer's next
+commit, in a savepoint of its own (`GroupWriter.call_blocking`): the same atomic statements
+and the same commit before the check, without a second writer per call contending for
+SQLite's write lock (issue 23: that contention, not the counting, was the caller's wait).
 
 An ID number that nobody holds fails exactly as a wrong PIN does: same answer, same count,
 same audit entry, and the port spends the same time on it (`BusinessPort.check_pin`), so the
@@ -19,6 +23,7 @@ IVR never tells a caller which ID numbers are registered.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import logging
@@ -83,6 +88,7 @@ class Identifier:
         self.limits = limits
         self.zone = zoneinfo.ZoneInfo(limits.timezone)
         self.secret = id_secret.encode()
+        self.writer = writer
         self.auditor = audit.Auditor(store, writer)
 
     def verify(
@@ -123,12 +129,21 @@ class Identifier:
     def _count_attempt(self, id_number: str, call_id: str | None, budget: tuple[str, dt.date], now: dt.datetime) -> int:
         """Count the attempt as a failure in advance, atomically, or refuse it: the call's
         ID numbers first (a caller cannot learn a further ID number's lock), then the calling
-        number's budget, then the ID number's own lock. A refusal counts nothing."""
-        with self.store.transaction() as c:
-            if call_id is not None:
-                self._claim_id_for_call(c, call_id, self.id_key(id_number), now)
-            self._take_from_budget(c, budget, now)
-            return self._count_failure(c, id_number, now)
+        number's budget, then the ID number's own lock. A refusal counts nothing. Committed
+        before this returns: through the group writer when there is one, else alone."""
+        count = functools.partial(self._count, id_number=id_number, call_id=call_id, budget=budget, now=now)
+        if self.writer is None:
+            with self.store.transaction() as c:
+                return count(c)
+        return self.writer.call_blocking(count, f"the identification attempt of call {call_id}")
+
+    def _count(
+        self, c: Connection, *, id_number: str, call_id: str | None, budget: tuple[str, dt.date], now: dt.datetime
+    ) -> int:
+        if call_id is not None:
+            self._claim_id_for_call(c, call_id, self.id_key(id_number), now)
+        self._take_from_budget(c, budget, now)
+        return self._count_failure(c, id_number, now)
 
     def _claim_id_for_call(self, c: Connection, call_id: str, key: str, now: dt.datetime) -> None:
         c.execute(

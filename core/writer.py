@@ -4,7 +4,9 @@ progress (trail steps, audit entries), as many as are waiting, in one transactio
 Under load a commit then carries the writes of hundreds of calls instead of each paying
 for its own, and no two threads of ours fight over SQLite's single write lock (whose busy
 handler sleeps in steps of up to 100 ms). Callers wait for their write to commit: from
-asyncio with `write`, from a worker thread with `write_blocking`.
+asyncio with `write`, from a worker thread with `write_blocking`. A write whose answer
+the caller needs (an identification attempt counted, or refused) runs with `call_blocking`:
+in a savepoint of the batch, so a refusal rolls back its own writes and no one else's.
 """
 
 from __future__ import annotations
@@ -16,25 +18,34 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from core.db import Store
-from core.errors import StoreUnavailable
+from core.db import Store, begin_write
+from core.errors import HotlineError, StoreUnavailable
 from core.health import Health
 
 log = logging.getLogger(__name__)
 
 Op = Callable[[Connection], object]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class _Request:
     ops: Sequence[Op]
     label: str
-    done: Future[bool]
+    done: Future[Any]  # True once committed (False if not); an `answers` request: its op's value
     lock: Op | None  # to take before any write of the transaction that carries `ops`
+    answers: bool = False  # one op, run in a savepoint: its value, or the HotlineError it raised
+
+
+@dataclass(frozen=True)
+class _Answer:
+    value: object
+    error: HotlineError | None
 
 
 class GroupWriter:
@@ -58,12 +69,23 @@ class GroupWriter:
         taken after another request's writes it could deadlock with another process.
         """
         done: Future[bool] = Future()
-        self._queue.put(_Request(ops, label, done, lock))
+        self._enqueue(_Request(ops, label, done, lock))
+        return done
+
+    def _enqueue(self, request: _Request) -> None:
+        self._queue.put(request)
         with self._lock:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
                 self._thread.start()
-        return done
+
+    def call_blocking(self, op: Callable[[Connection], T], label: str) -> T:
+        """Run `op` in the next batch and return its value once that batch is committed, or
+        raise the HotlineError it raised (its writes rolled back, the batch's kept), or
+        StoreUnavailable. From a worker thread (never from the event loop)."""
+        done: Future[Any] = Future()
+        self._enqueue(_Request([op], label, done, None, answers=True))
+        return cast(T, done.result())
 
     async def write(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> bool:
         return await asyncio.wrap_future(self.submit(ops, label, lock=lock))
@@ -97,7 +119,7 @@ class GroupWriter:
                 self._fault(exc)
                 for r in batch:
                     if not r.done.done():
-                        r.done.set_result(False)
+                        _settle(r, None, stored=False)
                 if not isinstance(exc, Exception):
                     raise
 
@@ -106,18 +128,23 @@ class GroupWriter:
             self.health.fault("group-writer", exc)
 
     def _commit(self, batch: list[_Request]) -> None:
+        answers: dict[int, _Answer] = {}
         try:
             with self.store.transaction() as s:
+                begin_write(s)  # a savepoint needs the transaction begun
                 for lock in dict.fromkeys(r.lock for r in batch if r.lock is not None):
                     lock(s)
-                for r in batch:
+                for i, r in enumerate(batch):
+                    if r.answers:
+                        answers[i] = _in_savepoint(s, r.ops[0])
+                        continue
                     for op in r.ops:
                         op(s)
         except StoreUnavailable as exc:
             if not _rolled_back(exc):
                 log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
                 for r in batch:
-                    r.done.set_result(False)
+                    _settle(r, None, stored=False)
                 return
             reason = _first_line(exc)  # a deadlock: the database is there, the writes may be stored
         except Exception as exc:
@@ -125,30 +152,61 @@ class GroupWriter:
             # must not sink the others: retry each in its own transaction.
             reason = _first_line(exc)
         else:
-            for r in batch:
-                r.done.set_result(True)
+            for i, r in enumerate(batch):
+                _settle(r, answers.get(i), stored=True)
             return
         log.warning("group writer: a batch of %d writes failed, storing each alone: %s", len(batch), reason)
         for r in batch:
-            r.done.set_result(self._commit_one(r))
+            self._commit_one(r)
 
-    def _commit_one(self, r: _Request) -> bool:
+    def _commit_one(self, r: _Request) -> None:
         label = r.label
+        answer = None
         try:
             with self.store.transaction() as s:
+                begin_write(s)
                 if r.lock is not None:
                     r.lock(s)
-                for op in r.ops:
-                    op(s)
+                if r.answers:
+                    answer = _in_savepoint(s, r.ops[0])
+                else:
+                    for op in r.ops:
+                        op(s)
         except (StoreUnavailable, SQLAlchemyError) as exc:
             log.error("group writer: could not store %s: %s", label, _first_line(exc))
-            return False
+            _settle(r, None, stored=False)
+            return
         except Exception as exc:
             # Not the database's refusal but a fault of ours: its waiter learns it failed.
             log.exception("group writer: could not store %s", label)
             self._fault(exc)
-            return False
-        return True
+            _settle(r, None, stored=False)
+            return
+        _settle(r, answer, stored=True)
+
+
+def _in_savepoint(s: Connection, op: Op) -> _Answer:
+    """Run an answering request's op in a savepoint: a HotlineError it raises (a refusal)
+    rolls back its own writes only, as its own transaction's rollback would have."""
+    try:
+        with s.begin_nested():
+            return _Answer(op(s), None)
+    except StoreUnavailable:
+        raise
+    except HotlineError as exc:
+        return _Answer(None, exc)
+
+
+def _settle(r: _Request, answer: _Answer | None, *, stored: bool) -> None:
+    """Tell the waiter: committed or not; an answering request gets its op's value or error."""
+    if not r.answers:
+        r.done.set_result(stored)
+    elif not stored or answer is None:
+        r.done.set_exception(StoreUnavailable(f"{r.label} could not be stored"))
+    elif answer.error is not None:
+        r.done.set_exception(answer.error)
+    else:
+        r.done.set_result(answer.value)
 
 
 def _first_line(exc: BaseException) -> str:

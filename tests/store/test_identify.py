@@ -18,6 +18,7 @@ from core.identify import Identifier, IdentifyLimits, caller_key
 from core.models import AuditEntry, CallerFailures, CallIdentity, PinLock
 from core.sample import SampleResident
 from core.sample_port import SampleBusinessPort
+from core.writer import GroupWriter
 from tests.conftest import PEPPER, load_sample
 
 UNREGISTERED = "110105194912310021"  # well formed (GB 11643 check digit), held by nobody
@@ -29,14 +30,23 @@ def loaded(store: Store) -> Store:
     return store
 
 
+@pytest.fixture(params=["own transaction", "group writer"])
+def counting(request: pytest.FixtureRequest, loaded: Store) -> GroupWriter | None:
+    """Where attempts are counted: each in its own transaction (no writer), or in the group
+    writer's batches, each in a savepoint (as `hotline serve` counts them)."""
+    return GroupWriter(loaded) if request.param == "group writer" else None
+
+
 @pytest.fixture
 def people(sample_data) -> list[SampleResident]:  # type: ignore[no-untyped-def]
     return list(sample_data[1])
 
 
-def identifier(store: Store, port: object | None = None, **limits: int) -> Identifier:
+def identifier(
+    store: Store, port: object | None = None, writer: GroupWriter | None = None, **limits: int
+) -> Identifier:
     chosen = port or SampleBusinessPort(store, PEPPER)
-    return Identifier(store, chosen, IdentifyLimits(**limits), id_secret=PEPPER, writer=None)  # type: ignore[arg-type]
+    return Identifier(store, chosen, IdentifyLimits(**limits), id_secret=PEPPER, writer=writer)  # type: ignore[arg-type]
 
 
 def wrong(r: SampleResident) -> str:
@@ -81,10 +91,12 @@ def test_an_unregistered_id_fails_as_a_wrong_pin_does(
     assert locks == {r.id_number: 5, UNREGISTERED: 5}
 
 
-def test_a_call_tries_at_most_two_id_numbers(loaded: Store, people: list[SampleResident]) -> None:
+def test_a_call_tries_at_most_two_id_numbers(
+    loaded: Store, people: list[SampleResident], counting: GroupWriter | None
+) -> None:
     """Seen before: ID A failed, then ID B identified, then any further ID in the same call."""
     a, b, c = people[0], people[1], people[2]
-    ids = identifier(loaded)
+    ids = identifier(loaded, writer=counting)
     call = {"call_id": "call-1", "caller": "13800000001"}
     assert outcome(ids, a.id_number, wrong(a), **call) == "failed:1"
     assert outcome(ids, b.id_number, b.pin, **call) == "ok"
@@ -101,10 +113,14 @@ def test_a_call_tries_at_most_two_id_numbers(loaded: Store, people: list[SampleR
 
 
 def test_a_calling_number_has_a_daily_budget_shared_by_every_worker(
-    loaded: Store, people: list[SampleResident]
+    loaded: Store, people: list[SampleResident], counting: GroupWriter | None
 ) -> None:
     """Two Identifiers stand for two FastAGI workers: the budget is the store's, not theirs."""
-    workers = [identifier(loaded, caller_failures_per_day=4), identifier(loaded, caller_failures_per_day=4)]
+    other = GroupWriter(loaded) if counting is not None else None  # each worker has its own writer
+    workers = [
+        identifier(loaded, writer=counting, caller_failures_per_day=4),
+        identifier(loaded, writer=other, caller_failures_per_day=4),
+    ]
     caller = "+86 138-0000-0002"
     for n in range(4):
         r = people[n]
@@ -119,8 +135,12 @@ def test_a_calling_number_has_a_daily_budget_shared_by_every_worker(
     assert outcome(workers[0], r.id_number, r.pin, call_id="c10", caller=caller) == "ok"
 
 
-def test_a_right_pin_gives_the_callers_attempt_back(loaded: Store, people: list[SampleResident]) -> None:
-    ids = identifier(loaded, caller_failures_per_day=2)
+def test_a_right_pin_gives_the_callers_attempt_back(
+    loaded: Store, people: list[SampleResident], counting: GroupWriter | None
+) -> None:
+    """With the group writer the give-back is queued without waiting; the writer commits in
+    order, so the next attempt's count sees it."""
+    ids = identifier(loaded, writer=counting, caller_failures_per_day=2)
     r = people[0]
     for n in range(5):
         assert outcome(ids, r.id_number, r.pin, call_id=f"c{n}", caller="13800000003") == "ok"
@@ -137,9 +157,12 @@ class SlowPort(SampleBusinessPort):
         return super().check_pin(id_number, pin)
 
 
-def test_parallel_wrong_pins_get_no_more_than_the_allowed_tries(loaded: Store, people: list[SampleResident]) -> None:
+def test_parallel_wrong_pins_get_no_more_than_the_allowed_tries(
+    loaded: Store, people: list[SampleResident], counting: GroupWriter | None
+) -> None:
     """Seen by reading: the count was read before the PIN check and written after it, so
-    calls at once all saw the same count and each got a try."""
+    calls at once all saw the same count and each got a try. The same with the count in the
+    group writer's batches (each in its savepoint), as `hotline serve` counts."""
     r = people[0]
     port = SlowPort(loaded, PEPPER)
     checks = Counter[str]()
@@ -150,7 +173,7 @@ def test_parallel_wrong_pins_get_no_more_than_the_allowed_tries(loaded: Store, p
         return real(id_number, pin)
 
     port.check_pin = counted  # type: ignore[method-assign]
-    ids = identifier(loaded, port, caller_failures_per_day=100)
+    ids = identifier(loaded, port, counting, caller_failures_per_day=100)
     start = threading.Barrier(12)
     results: list[str] = []
 

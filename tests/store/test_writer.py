@@ -6,6 +6,7 @@ import asyncio
 import functools
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Connection, func, insert, select, text
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.db import Store
+from core.errors import IdentifyRefused
 from core.health import Health
 from core.models import AuditEntry, CallerFailures, utcnow
 from core.writer import GroupWriter
@@ -123,3 +125,53 @@ def test_a_batch_rolled_back_by_a_deadlock_is_stored_again_not_refused(store: St
     with store.session() as s:
         rows = s.execute(select(CallerFailures.caller, CallerFailures.failures)).all()
     assert {caller: n for caller, n in rows} == {"a": 2, "b": 2}  # each side's writes once, none lost
+
+
+def _bump_and_refuse(c: Connection, caller: str) -> None:
+    _bump(c, caller)
+    raise IdentifyRefused("caller_budget")
+
+
+def test_an_answer_comes_after_the_commit_and_a_refusal_undoes_only_its_own_writes(store: Store) -> None:
+    """`call_blocking`: the op's value once its batch is committed; an op that refuses (a
+    HotlineError) has its writes rolled back in its savepoint, and the batch's other writes stay."""
+    with store.session() as s:
+        s.add_all(CallerFailures(caller=name, day=DAY, failures=0) for name in ("a", "b"))
+    writer = GroupWriter(store)
+    release = threading.Event()
+
+    def held(c: Connection) -> None:
+        assert release.wait(timeout=30)  # the writer is busy: the next requests share one batch
+
+    first = writer.submit([held], "held")
+    answers: list[object] = []
+
+    def ask(op: Callable[[Connection], object]) -> None:
+        try:
+            answers.append(writer.call_blocking(op, "an answer"))
+        except IdentifyRefused as exc:
+            answers.append(exc.reason)
+
+    def counted(c: Connection) -> int:
+        _bump(c, "a")
+        return int(c.scalar(select(CallerFailures.failures).where(CallerFailures.caller == "a")) or 0)
+
+    askers = [
+        threading.Thread(target=ask, args=(counted,)),
+        threading.Thread(target=ask, args=(functools.partial(_bump_and_refuse, caller="b"),)),
+    ]
+    for t in askers:
+        t.start()
+    later = writer.submit([functools.partial(_bump, caller="b")], "after the refusal")
+    for _ in range(3000):  # until all three wait behind the held batch (bounded: 30 s)
+        if writer._queue.qsize() == 3:
+            break
+        time.sleep(0.01)
+    release.set()
+    for t in askers:
+        t.join(timeout=30)
+    assert first.result(timeout=30) is True and later.result(timeout=30) is True
+    assert sorted(map(str, answers)) == ["1", "caller_budget"]
+    with store.session() as s:
+        rows = dict(s.execute(select(CallerFailures.caller, CallerFailures.failures)).all())
+    assert rows == {"a": 1, "b": 1}  # the refused bump rolled back, the later one kept
