@@ -17,12 +17,8 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from cases.tasks import casework_loop
-from console.app import ConsoleDeps, make_app
 from core import audit_log, audit_seal
 from core.business import BusinessPort
 from core.db import Store
@@ -34,7 +30,6 @@ from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.supervise import Supervisor
 from hotline.wiring import business_port, ivr_services, open_store
 from ivr import dialplan, recordings
-from ivr.agents import AgentControl
 from ivr.ami_monitor import AmiMonitor
 from ivr.asterisk import LocalAsterisk, ami_login
 from ivr.engine import Start
@@ -46,8 +41,14 @@ from ivr.queue_entry import LeaveMessage, queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
 from ivr.trail import next_seq_of
-from reports import sums
-from sms.service import SmsService
+
+if TYPE_CHECKING:
+    # Imported where they start (`_start_web`, `_start_sms`, ...): a FastAGI worker, and a
+    # serve with `--only agi`, never load the console, the SMS gateway, casework or the
+    # reports (aiohttp, jinja2, twilio and theirs: about 40 MB of each process's RSS).
+    from aiohttp import web
+
+    from sms.service import SmsService
 
 log = logging.getLogger(__name__)
 COMPONENTS = ("agi", "ami", "web", "sms")
@@ -225,6 +226,11 @@ def asterisk_records(settings: Settings) -> tuple[Path | None, Path | None]:
 
 
 async def _start_web(settings: Settings, store: Store, port: BusinessPort, running: Running) -> None:
+    from aiohttp import web
+
+    from console.app import ConsoleDeps, make_app
+    from ivr.agents import AgentControl
+
     d = ConsoleDeps(
         settings=settings,
         store=store,
@@ -254,6 +260,8 @@ SEAL_DAYS = 35  # a month's reports stay quick; older hours are summed by the fi
 async def seal_report_hours(settings: Settings, store: Store, stop: asyncio.Event) -> None:
     """Sum the hours that closed lately into the report tables, every ten minutes, so a
     supervisor's report of the last month never waits for it (reports.sums.seal)."""
+    from reports import sums
+
     while not stop.is_set():
         now = dt.datetime.now(dt.UTC)
         try:
@@ -450,10 +458,14 @@ async def serve(
         running.supervisor.spawn("report-sums", lambda: seal_report_hours(settings, store, stop))
         # Casework beside the console that works the orders: voice messages become orders,
         # overdue ones are escalated, follow-ups go out (cases/tasks.py).
+        from cases.tasks import casework_loop
+
         running.supervisor.spawn("casework", lambda: casework_loop(store, settings, stop))
         seal_key = audit_key(settings)
         running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop, key=seal_key))
     if "sms" in only and not worker:
+        from sms.service import SmsService
+
         running.sms = SmsService(settings, store, port, running.health)
         await running.sms.start(running.supervisor.spawn)
     # What start-up made (modules, settings, the store, compiled statements) lives as long
