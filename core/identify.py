@@ -29,15 +29,17 @@ import hmac
 import logging
 import zoneinfo
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from core import audit
 from core.business import BusinessPort
-from core.db import Store, upsert
+from core.db import Store
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
 from core.masking import mask_id, mask_phone
-from core.models import CallerFailures, CallIdentity, PinLock, utcnow
+from core.models import CallerFailures, CallIdentity, PinLock, UtcDateTime, utcnow
 from core.phones import BadPhoneNumber, store_form
 from core.writer import GroupWriter, Op
 
@@ -146,51 +148,32 @@ class Identifier:
         return self._count_failure(c, id_number, now)
 
     def _claim_id_for_call(self, c: Connection, call_id: str, key: str, now: dt.datetime) -> None:
-        c.execute(
-            upsert(c, CallIdentity).values(call_id=call_id, id_key=key, at=now).on_conflict_do_nothing(),
-        )
-        tried = c.scalar(select(func.count()).where(CallIdentity.call_id == call_id)) or 0
+        st = _statements(c.dialect.name)
+        c.execute(st.claim, {"p_call": call_id, "p_key": key, "p_at": now})
+        tried = c.scalar(st.tried, {"p_call": call_id}) or 0
         if tried > self.limits.ids_per_call:
             raise IdentifyRefused("ids_per_call")  # the transaction rolls back this ID number's row
 
     def _take_from_budget(self, c: Connection, budget: tuple[str, dt.date], now: dt.datetime) -> None:
         caller, day = budget
-        c.execute(
-            upsert(c, CallerFailures)
-            .values(caller=caller, day=day, failures=0, updated_at=now)
-            .on_conflict_do_nothing(),
-        )
+        st = _statements(c.dialect.name)
+        c.execute(st.budget_row, {"p_caller": caller, "p_day": day, "p_now": now})
         taken = c.execute(
-            update(CallerFailures)
-            .where(
-                CallerFailures.caller == caller,
-                CallerFailures.day == day,
-                CallerFailures.failures < self.limits.caller_failures_per_day,
-            )
-            .values(failures=CallerFailures.failures + 1, updated_at=now)
+            st.take, {"p_caller": caller, "p_day": day, "p_now": now, "p_limit": self.limits.caller_failures_per_day}
         )
         if taken.rowcount == 0:
             raise IdentifyRefused("caller_budget")
 
     def _count_failure(self, c: Connection, id_number: str, now: dt.datetime) -> int:
-        c.execute(
-            upsert(c, PinLock)
-            .values(id_number=id_number, failures=0, locked_until=None, updated_at=now)
-            .on_conflict_do_nothing(),
-        )
-        # Unlocked rows only; an expired lock starts a fresh count.
-        fresh = PinLock.locked_until.is_not(None)
-        count = case((fresh, 1), else_=PinLock.failures + 1)
-        counted = c.execute(
-            update(PinLock)
-            .where(PinLock.id_number == id_number, or_(PinLock.locked_until.is_(None), PinLock.locked_until <= now))
-            .values(
-                failures=count,
-                locked_until=case((count >= self.limits.max_failures, now + self.limits.lockout), else_=None),
-                updated_at=now,
-            )
-            .returning(PinLock.failures)
-        ).scalar()
+        st = _statements(c.dialect.name)
+        c.execute(st.lock_row, {"p_id": id_number, "p_now": now})
+        given = {
+            "p_id": id_number,
+            "p_now": now,
+            "p_max": self.limits.max_failures,
+            "p_until": now + self.limits.lockout,
+        }
+        counted = c.execute(st.count, given).scalar()
         if counted is None:
             raise IdentityLocked(c.scalar(_LOCKED_UNTIL, {"id_number": id_number}))
         return int(counted)
@@ -199,17 +182,73 @@ class Identifier:
         """A right PIN: the ID number's failures are cleared and the caller's budget gets its
         attempt back, in the audit entry's transaction."""
         caller, day = budget
-        reset = (
-            update(PinLock).where(PinLock.id_number == id_number).values(failures=0, locked_until=None, updated_at=now)
-        )
-        refund = (
-            update(CallerFailures)
-            .where(and_(CallerFailures.caller == caller, CallerFailures.day == day, CallerFailures.failures > 0))
-            .values(failures=CallerFailures.failures - 1, updated_at=now)
-        )
 
         def give_back(c: Connection) -> None:
-            c.execute(reset)
-            c.execute(refund)
+            c.execute(_RESET, {"p_id": id_number, "p_now": now})
+            c.execute(_REFUND, {"p_caller": caller, "p_day": day, "p_now": now})
 
         return give_back
+
+
+# The counting statements, built once (per dialect for the upserts) and run with parameters:
+# building and keying them anew for every attempt was a visible share of a call's CPU.
+_NOW = bindparam("p_now", type_=UtcDateTime())
+_CALL_IDS = select(func.count()).where(CallIdentity.call_id == bindparam("p_call"))
+_BUDGET = and_(CallerFailures.caller == bindparam("p_caller"), CallerFailures.day == bindparam("p_day"))
+_FRESH = PinLock.locked_until.is_not(None)  # an expired lock starts a fresh count
+_COUNT = case((_FRESH, 1), else_=PinLock.failures + 1)
+_TAKE = (
+    update(CallerFailures)
+    .where(_BUDGET, CallerFailures.failures < bindparam("p_limit"))
+    .values(failures=CallerFailures.failures + 1, updated_at=_NOW)
+)
+_COUNTED = (
+    update(PinLock)
+    .where(
+        PinLock.id_number == bindparam("p_id"),
+        or_(PinLock.locked_until.is_(None), PinLock.locked_until <= _NOW),  # unlocked rows only
+    )
+    .values(
+        failures=_COUNT,
+        locked_until=case((bindparam("p_max") <= _COUNT, bindparam("p_until", type_=UtcDateTime())), else_=None),
+        updated_at=_NOW,
+    )
+    .returning(PinLock.failures)
+)
+_RESET = (
+    update(PinLock).where(PinLock.id_number == bindparam("p_id")).values(failures=0, locked_until=None, updated_at=_NOW)
+)
+_REFUND = (
+    update(CallerFailures)
+    .where(_BUDGET, CallerFailures.failures > 0)
+    .values(failures=CallerFailures.failures - 1, updated_at=_NOW)
+)
+
+
+@dataclass(frozen=True)
+class _Counting:
+    claim: Any
+    tried: Any
+    budget_row: Any
+    take: Any
+    lock_row: Any
+    count: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Counting:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return _Counting(
+        claim=insert(CallIdentity)
+        .values(call_id=bindparam("p_call"), id_key=bindparam("p_key"), at=bindparam("p_at", type_=UtcDateTime()))
+        .on_conflict_do_nothing(),
+        tried=_CALL_IDS,
+        budget_row=insert(CallerFailures)
+        .values(caller=bindparam("p_caller"), day=bindparam("p_day"), failures=0, updated_at=_NOW)
+        .on_conflict_do_nothing(),
+        take=_TAKE,
+        lock_row=insert(PinLock)
+        .values(id_number=bindparam("p_id"), failures=0, locked_until=None, updated_at=_NOW)
+        .on_conflict_do_nothing(),
+        count=_COUNTED,
+    )
