@@ -7,17 +7,28 @@ handler sleeps in steps of up to 100 ms). Callers wait for their write to commit
 asyncio with `write`, from a worker thread with `write_blocking`. A write whose answer
 the caller needs (an identification attempt counted, or refused) runs with `call_blocking`:
 in a savepoint of the batch, so a refusal rolls back its own writes and no one else's.
+
+On a SQLite file the writers of several processes (`hotline serve --workers`) take turns
+through an flock on a file beside the database (`WriteTurns`) before they ask for SQLite's
+write lock: a writer that finds it taken otherwise sleeps in SQLite's busy handler, in
+steps growing to 100 ms, while the other process's writer, back within microseconds, takes
+it again and again (issue 23: seconds of a caller's wait in a burst). A writer waiting in
+flock is woken as soon as the other lets go.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection
@@ -48,6 +59,31 @@ class _Answer:
     error: HotlineError | None
 
 
+class WriteTurns:
+    """Turns at a SQLite file's write lock among the processes' group writers: an exclusive
+    flock on `<database>-writers`, held from before BEGIN IMMEDIATE to after COMMIT. Other
+    databases (and SQLite in memory) need none: `turn` is then a no-op."""
+
+    def __init__(self, store: Store) -> None:
+        url = store.engine.url
+        database = url.database if url.get_backend_name() == "sqlite" else None
+        self.path = Path(f"{database}-writers") if database not in (None, "", ":memory:") else None
+        self._fd: int | None = None
+
+    @contextlib.contextmanager
+    def turn(self) -> Iterator[None]:
+        if self.path is None:
+            yield
+            return
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without the GIL
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+
 class GroupWriter:
     """The thread starts with the first write and ends after `idle_s` without work."""
 
@@ -57,6 +93,7 @@ class GroupWriter:
         self.max_batch = max_batch
         self.idle_s = idle_s
         self._queue: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._turns = WriteTurns(store)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -130,7 +167,7 @@ class GroupWriter:
     def _commit(self, batch: list[_Request]) -> None:
         answers: dict[int, _Answer] = {}
         try:
-            with self.store.transaction() as s:
+            with self._turns.turn(), self.store.transaction() as s:
                 begin_write(s)  # a savepoint needs the transaction begun
                 for lock in dict.fromkeys(r.lock for r in batch if r.lock is not None):
                     lock(s)
@@ -163,7 +200,7 @@ class GroupWriter:
         label = r.label
         answer = None
         try:
-            with self.store.transaction() as s:
+            with self._turns.turn(), self.store.transaction() as s:
                 begin_write(s)
                 if r.lock is not None:
                     r.lock(s)
