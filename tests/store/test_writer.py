@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, func, insert, select, text
@@ -17,7 +20,7 @@ from core.db import Store
 from core.errors import IdentifyRefused
 from core.health import Health
 from core.models import AuditEntry, CallerFailures, utcnow
-from core.writer import GroupWriter
+from core.writer import GroupWriter, WriteTurns
 from tests.store.test_audit_chain import DAY, _bump
 
 
@@ -175,3 +178,19 @@ def test_an_answer_comes_after_the_commit_and_a_refusal_undoes_only_its_own_writ
     with store.session() as s:
         rows = dict(s.execute(select(CallerFailures.caller, CallerFailures.failures)).all())
     assert rows == {"a": 1, "b": 1}  # the refused bump rolled back, the later one kept
+
+
+def test_writers_of_several_processes_take_turns_on_a_sqlite_file(tmp_path: Path) -> None:
+    """A writer holds its turn (an flock another process's writer waits in) around its
+    transaction; on a file's store only (PostgreSQL's writers need none)."""
+    store = Store(f"sqlite:///{tmp_path}/turns.db")
+    mine, theirs = WriteTurns(store), WriteTurns(store)  # two open files: as two processes hold them
+    assert theirs.path is not None
+    with mine.turn():
+        fd = os.open(theirs.path, os.O_RDWR)
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free once the turn is over
+    os.close(fd)
+    store.dispose()
+    assert WriteTurns(Store("postgresql+psycopg://nobody@127.0.0.1:9/none")).path is None
