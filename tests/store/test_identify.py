@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select, update
@@ -31,10 +32,14 @@ def loaded(store: Store) -> Store:
 
 
 @pytest.fixture(params=["own transaction", "group writer"])
-def counting(request: pytest.FixtureRequest, loaded: Store) -> GroupWriter | None:
+def counting(request: pytest.FixtureRequest, loaded: Store) -> Iterator[GroupWriter | None]:
     """Where attempts are counted: each in its own transaction (no writer), or in the group
-    writer's batches, each in a savepoint (as `hotline serve` counts them)."""
-    return GroupWriter(loaded) if request.param == "group writer" else None
+    writer's batches, each in a savepoint (as `hotline serve` counts them). What the test
+    queued without waiting is committed before the store is closed."""
+    writer = GroupWriter(loaded) if request.param == "group writer" else None
+    yield writer
+    if writer is not None:
+        writer.write_blocking([], "the test's last writes")
 
 
 @pytest.fixture
@@ -131,6 +136,8 @@ def test_a_calling_number_has_a_daily_budget_shared_by_every_worker(
     for form in ("13800000002", "8613800000002", caller):  # the carrier's forms of one number
         assert outcome(workers[0], r.id_number, r.pin, call_id="c9", caller=form) == "refused:caller_budget"
     assert outcome(workers[1], r.id_number, r.pin, call_id="c9", caller="13900000009") == "ok"
+    if other is not None:
+        other.write_blocking([], "the other worker's last writes")
     # A new local day gives the number its budget back.
     with loaded.session() as s:
         s.execute(update(CallerFailures).values(day=CallerFailures.day - dt.timedelta(days=1)))
