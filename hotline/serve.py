@@ -60,11 +60,6 @@ SHUTDOWN_GRACE_S = 7.0
 # much later (a thread that does not return), it exits regardless.
 SHUTDOWN_FORCE_AFTER_S = 3.0
 QUERY_THREADS = 8
-# A caller's identification holds its thread through two group commits (the attempt
-# counted, then the chosen query's audit entry): with 8 threads a process took about 40
-# identifications a second when a commit took 100 ms, and past that they queued for seconds
-# (issue 23). Threads that wait on a commit cost no CPU.
-IVR_THREADS = 16
 
 
 def ivr_route(services: IvrServices) -> Route:
@@ -186,7 +181,7 @@ async def _start_agi(
     settings: Settings, store: Store, port: BusinessPort, running: Running, *, worker: bool, config: Path | None
 ) -> None:
     # The callers' queries have threads of their own: a console under load cannot take them.
-    queries = ThreadPoolExecutor(max_workers=IVR_THREADS, thread_name_prefix="ivr")
+    queries = ThreadPoolExecutor(max_workers=QUERY_THREADS, thread_name_prefix="ivr")
     services = ivr_services(settings, store, port, health=running.health, executor=queries)
     agi = FastAgiServer(
         settings.agi.allowed_peers,
