@@ -15,7 +15,7 @@ from core import pins
 from core.business import PinCheck
 from core.db import Store
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
-from core.identify import Identifier, IdentifyLimits, caller_key
+from core.identify import BUDGET_RETRY_S, Identifier, IdentifyLimits, caller_key
 from core.models import AuditEntry, CallerFailures, CallIdentity, PinLock
 from core.sample import SampleResident
 from core.sample_port import SampleBusinessPort
@@ -142,6 +142,42 @@ def test_a_calling_number_has_a_daily_budget_shared_by_every_worker(
     with loaded.session() as s:
         s.execute(update(CallerFailures).values(day=CallerFailures.day - dt.timedelta(days=1)))
     assert outcome(workers[0], r.id_number, r.pin, call_id="c10", caller=caller) == "ok"
+
+
+def test_callers_behind_one_number_wait_for_an_attempt_in_flight(
+    loaded: Store, people: list[SampleResident], counting: GroupWriter | None
+) -> None:
+    """A budget full only of an attempt in flight (a right PIN being checked) refuses no one:
+    the next caller's attempt is counted again once that one is given back."""
+    a, b = people[0], people[1]
+    checking, release = threading.Event(), threading.Event()
+    base = SampleBusinessPort(loaded, PEPPER)
+
+    class HeldPort(SampleBusinessPort):
+        def check_pin(self, id_number: str, pin: str) -> PinCheck:
+            if id_number == a.id_number:
+                checking.set()
+                assert release.wait(timeout=30)
+            return base.check_pin(id_number, pin)
+
+    results: dict[str, str] = {}
+    paused: list[float] = []
+
+    def pause(seconds: float) -> None:
+        paused.append(seconds)
+        release.set()  # the attempt in flight ends while this one waits
+        first.join(timeout=30)
+
+    limits = IdentifyLimits(caller_failures_per_day=1)
+    ids = Identifier(loaded, HeldPort(loaded, PEPPER), limits, id_secret=PEPPER, writer=counting, sleep=pause)
+    switchboard = "057187654321"
+    first = threading.Thread(
+        target=lambda: results.update(a=outcome(ids, a.id_number, a.pin, call_id="s1", caller=switchboard))
+    )
+    first.start()
+    assert checking.wait(timeout=30)
+    assert outcome(ids, b.id_number, b.pin, call_id="s2", caller=switchboard) == "ok"
+    assert results == {"a": "ok"} and paused == [BUDGET_RETRY_S[0]]
 
 
 def test_a_right_pin_gives_the_callers_attempt_back(
