@@ -72,14 +72,15 @@ def seals(store: Store) -> list[Seal]:
 
 
 def seal_head(store: Store, key: bytes, now: dt.datetime | None = None) -> Seal | None:
-    """Seal the chain's head if it moved since the last seal: the new seal, the last one if
-    the head did not move, None if the chain is empty. AuditTailBroken if the rows since the last seal that verifies
-    do not link onto it (checked under the chain's lock: the head does not move meanwhile)."""
+    """Seal the chain's head if it moved since the last seal: the new seal, or the last one if
+    the head did not move. An empty chain is sealed too (seq 0, the genesis hash), so that a
+    new site's first rows are never "rows and no seal at all", which only deleted seals give.
+    AuditTailBroken if the rows since the last seal that verifies do not link onto it
+    (checked under the chain's lock: the head does not move meanwhile)."""
     with store.transaction() as c:
         audit.lock_chain(c)
-        head = c.execute(select(AUDIT.c.seq, AUDIT.c.row_hash).order_by(AUDIT.c.seq.desc()).limit(1)).first()
-        if head is None:
-            return None
+        head = c.execute(select(AUDIT.c.seq).order_by(AUDIT.c.seq.desc()).limit(1)).scalar()
+        head_seq = int(head or 0)
         last = next(
             (
                 r
@@ -88,7 +89,7 @@ def seal_head(store: Store, key: bytes, now: dt.datetime | None = None) -> Seal 
             ),
             None,
         )
-        if last is not None and int(last.seq) >= int(head.seq):
+        if last is not None and int(last.seq) >= head_seq:
             return Seal(int(last.seq), str(last.row_hash), last.sealed_at, str(last.mac))
         last_seq, last_hash = (0, audit.GENESIS) if last is None else (int(last.seq), str(last.row_hash))
         for r in c.execute(select(AUDIT).where(AUDIT.c.seq > last_seq).order_by(AUDIT.c.seq)):

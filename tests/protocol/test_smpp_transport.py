@@ -75,9 +75,12 @@ async def test_the_window_is_never_exceeded_and_is_used_in_full() -> None:
 
 
 async def test_no_second_holds_more_submits_than_the_tps_limit() -> None:
-    async with linked({"tps": 20}, window=50, tps=20) as (sim, transport, _):
+    # The simulator counts arrivals in fixed one-second windows, so a submit written a few ms
+    # late by a busy loop can land as a 21st in one window: its cap is one above our pace, and
+    # the pace itself is checked below on the arrival times.
+    async with linked({"tps": 21}, window=50, tps=20) as (sim, transport, _):
         results = await _send(transport, 50)
-    assert [r.status for r in results] == [0] * 50  # the SMSC's own cap of 20/s never bit
+    assert [r.status for r in results] == [0] * 50  # the SMSC's own cap never bit
     times = sorted(s.at for s in sim.submitted)
     assert all(times[i + 20] - times[i] >= 0.95 for i in range(len(times) - 20))
     assert times[-1] - times[0] >= 2.3  # 50 at 20/s: about 2.45 s

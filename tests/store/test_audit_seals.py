@@ -214,3 +214,20 @@ def test_verify_without_a_key_warns(
     _entries(env, [1])
     assert main(["audit", "verify"]) == 0
     assert "WARNING: security.audit_key is not set" in capsys.readouterr().err
+
+
+def test_a_new_sites_first_rows_verify_before_the_next_hourly_seal(
+    env: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `hotline serve` seals at start, on a new site an empty chain: the rows written before
+    # its next hourly seal are not sealed yet, and that is no break; deleting every seal is.
+    store = env
+    genesis = audit_seal.seal_head(store, KEY.encode())
+    assert genesis is not None and (genesis.seq, genesis.row_hash) == (0, audit.GENESIS)
+    _entries(store, range(1, 5))
+    code, shown = _verify_json(capsys)
+    assert code == 0 and shown["sealed"]["unsealed_rows"] == 4, shown
+    with store.transaction() as c:
+        c.execute(audit_seal.SEALS.delete())
+    code, shown = _verify_json(capsys)
+    assert code == 1 and shown["broken"]["problem"] == "unsealed"

@@ -270,15 +270,12 @@ def test_a_call_waits_out_the_residents_own_quiet_hours(store: Store, sample_dat
     assert placed.id == call_id
 
 
-@pytest.mark.parametrize("number", ["+8821612345678", "008821612345678", "+447700900123", "95105555"])
-def test_a_call_to_a_number_the_policy_refuses_is_never_placed(
-    store: Store, sample_data: Any, tmp_path: Path, number: str
-) -> None:
+def test_a_call_to_a_number_the_policy_refuses_is_never_placed(store: Store, sample_data: Any, tmp_path: Path) -> None:
     # Queued to a good number, then changed behind the platform's back (a path that skipped
     # the checks where numbers enter): the dialler's own check gives the voice channel up.
     (call_id,) = _queue_calls(store, sample_data[1][:1])
     with store.transaction() as c:
-        c.execute(update(VoiceNotice).where(VoiceNotice.id == call_id).values(number=number))
+        c.execute(update(VoiceNotice).where(VoiceNotice.id == call_id).values(number="+8821612345678"))
     settings = _settings(tmp_path, 1)  # no AMI either: the refusal comes before it is asked
 
     async def one_round() -> None:
