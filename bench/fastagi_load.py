@@ -20,8 +20,9 @@ every target runs flat out, so at high concurrency latency is mostly queueing fo
 server's CPU. `--think-ms` paces each entry like a caller keying it. `--one-caller` gives
 every call the same calling number (an employer's switchboard, a village's one phone):
 they share one identification budget row. `--profile OUT` runs py-spy against (a) and its
-worker processes for the measured calls and writes collapsed stacks to OUT (`--idle` too:
-`--profile-idle`, for where the threads wait rather than where the CPU goes).
+worker processes for the measured calls and writes collapsed stacks to OUT (`--profile-what
+idle`: idle threads too, for where they wait; `gil`: only the thread holding the GIL, for
+Python's own CPU, which py-spy's idle detection otherwise blurs with short waits).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import psutil
 
 from bench.agi_peer import CallOutcome, run_call
 from bench.procs import MemorySampler, ServerProcess, child_env, free_port, postgres_url
-from core import sample
+from core import sample, stage_times
 from core.db import Store
 from core.sample import SampleResident
 from ivr.trail import show_call
@@ -89,6 +90,7 @@ class Run:
     peak_rss_mb: float
     cpu_s: float
     notes: list[str] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=dict)  # (a) with --stages: core.stage_times
 
     @property
     def ok(self) -> int:
@@ -215,10 +217,10 @@ class Profiler:
     """py-spy recording a process and its children (our FastAGI workers) while in the block;
     collapsed stacks (`--format raw`) into `out`, one line per stack with its sample count."""
 
-    def __init__(self, pid: int, out: Path | None, idle: bool) -> None:
+    def __init__(self, pid: int, out: Path | None, what: str) -> None:
         self.pid = pid
         self.out = out
-        self.idle = idle
+        self.what = what
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Profiler:
@@ -226,7 +228,8 @@ class Profiler:
             return self
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         argv = [spy, "record", "--pid", str(self.pid), "--subprocesses", "--threads", "--nonblocking"]
-        argv += ["--rate", "200", "--format", "raw", "--output", str(self.out)] + (["--idle"] if self.idle else [])
+        argv += ["--rate", "200", "--format", "raw", "--output", str(self.out)]
+        argv += {"idle": ["--idle"], "gil": ["--gil"]}.get(self.what, [])
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         time.sleep(1.0)  # py-spy attaches to every process before the first call
         return self
@@ -251,6 +254,10 @@ def run_ours(tmp: Path, url: str, people: list[SampleResident], args: argparse.N
         HOTLINE_AGI_PORT=str(port),
         HOTLINE_AGI_MAX_SESSIONS="2000",  # the benchmark's highest --concurrency: measure the server, not the cap
     )
+    stages = tmp / "stages"
+    if args.stages:
+        stages.mkdir(exist_ok=True)
+        env[stage_times.ENV] = str(stages)
     argv = ["-m", "hotline", "serve", "--only", "agi", "--workers", str(args.workers)]
     server = ServerProcess("ours", argv, env, tmp, tmp / "ours.log")
     store = Store(url)
@@ -264,12 +271,14 @@ def run_ours(tmp: Path, url: str, people: list[SampleResident], args: argparse.N
             return call_failure(o, None) or store_failure(store, o, callers[i % len(callers)])
 
         name = f"a ours ({args.workers} proc{', PG' if url.startswith('postgresql') else ''})"
-        with Profiler(server.proc.pid, args.profile, args.profile_idle):
+        with Profiler(server.proc.pid, args.profile, args.profile_what):
             run = measure(name, server, port, callers, args, check)
     finally:
         server.stop()
         store.dispose()
     run.notes += log_problems(tmp / "ours.log")
+    if args.stages:
+        run.stages = stage_times.load(stages)
     return run, recorded.commands
 
 
@@ -348,6 +357,19 @@ def issue_23_targets(ours: Run, floor: Run, runs: list[Run], args: argparse.Name
     )
 
 
+def print_stages(ours: Run) -> None:
+    """The server's own stage times (--stages), all processes merged."""
+    if not ours.stages:
+        return
+    print(f"{ours.name}: stages inside the server (core.stage_times; ms unless a count)")
+    print(f"  {'stage':<32}{'n':>7}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}{'sum s':>8}")
+    for stage, values in sorted(ours.stages.items()):
+        count = stage.endswith("_size")
+        scale = 1.0 if count else 1000.0
+        cells = "".join(f"{scale * v / 1000:>9.2f}" for v in (percentile_ms(values, q) for q in (0.5, 0.9, 0.99, 1.0)))
+        print(f"  {stage:<32}{len(values):>7}{cells}{'' if count else f'{sum(values):>8.2f}'}")
+
+
 def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
     pace = f"{args.think_ms} ms think time per entry" if args.think_ms else "no think time"
     callers = f", every call from {SWITCHBOARD}" if args.one_caller else ""
@@ -382,6 +404,7 @@ def report(runs: list[Run], floor: Run, args: argparse.Namespace) -> None:
         print(f"  {kind:<42} p50 {p50:8.2f} ms  p99 {p99:8.2f} ms")
     pin50, pin99 = after_pin(ours)
     print(f"{ours.name}: the step after the PIN p50 {pin50:.2f} ms, p99 {pin99:.2f} ms")
+    print_stages(ours)
     print(issue_23_targets(ours, floor, runs, args))
     over = ours.turnaround_ms(0.99) - floor.turnaround_ms(0.99)
     print(
@@ -413,7 +436,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cli.add_argument("--db", default="sqlite", choices=("sqlite", "postgresql"), help="(a)'s store (default sqlite)")
     cli.add_argument("--one-caller", action="store_true", help=f"every call from one calling number ({SWITCHBOARD})")
     cli.add_argument("--profile", type=Path, help="py-spy: (a)'s collapsed stacks while measured, into this file")
-    cli.add_argument("--profile-idle", action="store_true", help="with --profile: idle threads' stacks too (wall time)")
+    cli.add_argument("--stages", action="store_true", help="(a)'s stage times (core.stage_times), printed")
+    cli.add_argument(
+        "--profile-what",
+        choices=("cpu", "idle", "gil"),
+        default="cpu",
+        help="with --profile: running threads (py-spy's default), idle ones too (wall time), or the GIL's holder",
+    )
     args = cli.parse_args(argv)
     if not 1 <= args.concurrency <= 2000 or not 1 <= args.calls <= 20000:
         cli.error("--concurrency must be 1..2000 and --calls 1..20000")

@@ -18,7 +18,6 @@ that carries entries), so the order of locks is the same in every transaction.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ from sqlalchemy.orm import Session
 from core.db import Store
 from core.errors import AuditLockOrder, StoreUnavailable
 from core.models import AuditEntry, utcnow
-from core.writer import GroupWriter, Op
+from core.writer import GroupWriter, Later, Op
 
 AUDIT = cast(Table, AuditEntry.__table__)  # Core inserts: no ORM bookkeeping on the hot path
 _INSERT = insert(AUDIT)
@@ -179,14 +178,46 @@ def record(
     """Add an audit entry to the caller's transaction (it commits with whatever else that
     transaction holds); `channel` defaults to `channel_of(actor, action)`. Before the
     transaction's first write: call it, or `lock_chain`, first (AuditLockOrder if not)."""
-    chosen = channel or channel_of(actor, action)
-    if chosen not in CHANNELS:
-        raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
     conn = session.connection() if isinstance(session, Session) else session
+    append(conn, [Entry.of(actor, action, resident_id, call_id, detail, channel)])
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An audit entry waiting for its place in the chain (the group writer's `Later`)."""
+
+    actor: str
+    action: str
+    resident_id: int | None
+    call_id: str | None
+    detail: str
+    channel: str
+
+    @classmethod
+    def of(
+        cls, actor: str, action: str, resident_id: int | None, call_id: str | None, detail: str, channel: str | None
+    ) -> Entry:
+        """`channel` defaults to `channel_of(actor, action)`; ValueError if it is none of CHANNELS."""
+        chosen = channel or channel_of(actor, action)
+        if chosen not in CHANNELS:
+            raise ValueError(f"audit channel {chosen!r} is not one of {', '.join(CHANNELS)}")
+        return cls(actor, action, resident_id, call_id, detail, chosen)
+
+
+def append(conn: Connection, entries: list[Entry]) -> None:
+    """Add `entries` to the chain in order, in the caller's transaction, on one read of the
+    head: the same rows, links and lock as `record` once per entry."""
     lock_chain(conn)
     last, prev = _head(conn)
-    link = ChainLink(last + 1, utcnow(), actor, action, resident_id, call_id, detail, chosen, prev)
-    conn.execute(_INSERT, link.values())
+    rows = []
+    for e in entries:
+        last += 1
+        link = ChainLink(last, utcnow(), e.actor, e.action, e.resident_id, e.call_id, e.detail, e.channel, prev)
+        row = link.values()
+        prev = str(row["row_hash"])
+        rows.append(row)
+    if rows:
+        conn.execute(_INSERT, rows)
 
 
 class Auditor:
@@ -214,15 +245,7 @@ class Auditor:
         `wait=False` (with a group writer) queues it without waiting: for entries that hand
         out no data. The writer commits in order, so the next entry waited for lands after it.
         """
-        entry = functools.partial(
-            record,
-            actor=actor,
-            action=action,
-            resident_id=resident_id,
-            call_id=call_id,
-            detail=detail,
-            channel=channel,
-        )
+        entry = Later(append, Entry.of(actor, action, resident_id, call_id, detail, channel))
         ops: list[Op] = [*also, entry]
         if self.writer is None:
             with self.store.transaction() as s:

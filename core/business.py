@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from core import audit
+from core import audit, stage_times
 from core.db import Store
 from core.writer import GroupWriter
 
@@ -141,9 +141,11 @@ class AuditedReader:
         self.auditor = audit.Auditor(store, writer)
 
     def read(self, name: str, resident_id: int, *, actor: str, call_id: str) -> dict[str, object]:
-        data = self._run(name, resident_id, call_id)
+        with stage_times.timed("read.data"):
+            data = self._run(name, resident_id, call_id)
         action = f"{'write' if name == 'card_lost' else 'read'}:{name}"
-        self.auditor.record(actor=actor, action=action, resident_id=resident_id, call_id=call_id)
+        with stage_times.timed("read.audit"):
+            self.auditor.record(actor=actor, action=action, resident_id=resident_id, call_id=call_id)
         return data
 
     def _run(self, name: str, resident_id: int, call_id: str) -> dict[str, object]:

@@ -36,7 +36,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core import audit
+from core import audit, stage_times
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
@@ -118,13 +118,15 @@ class Identifier:
         now = utcnow()
         budget = (caller_key(caller), now.astimezone(self.zone).date())
         try:
-            failures = self._count_patiently(id_number, call_id, budget, now)
+            with stage_times.timed("identify.count"):
+                failures = self._count_patiently(id_number, call_id, budget, now)
         except IdentifyRefused as exc:
             shown = budget[0] if budget[0] == ANONYMOUS else mask_phone(budget[0])
             log.warning("call %s: identification refused (%s) for caller %s", call_id, exc.reason, shown)
             self.auditor.record(actor=actor, action=f"identify_refused:{exc.reason}", resident_id=None, call_id=call_id)
             raise
-        check = self.port.check_pin(id_number, pin)
+        with stage_times.timed("identify.check_pin"):
+            check = self.port.check_pin(id_number, pin)
         if check.matched and check.resident_id is not None:
             self.auditor.record(
                 actor=actor,

@@ -28,13 +28,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import stage_times
 from core.db import Store, begin_write
 from core.errors import HotlineError, StoreUnavailable
 from core.health import Health
@@ -46,6 +47,23 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class Later:
+    """An op the writer runs after the other ops of its batch, together with the batch's
+    other `Later`s of the same `run_all` in one call: the trail steps of a hundred calls in
+    one INSERT, the audit entries of a batch on one read of the chain's head. Under load a
+    statement per write was most of the writer's time, and each one's return to the GIL
+    queued behind the event loop. Called alone (a write stored by itself), it runs alone.
+    `run_all` gets the items in the order they were queued; kinds run in the order first seen.
+    """
+
+    run_all: Callable[[Connection, list[Any]], object]
+    item: Any
+
+    def __call__(self, c: Connection) -> None:
+        self.run_all(c, [self.item])
+
+
+@dataclass(frozen=True)
 class _Request:
     ops: Sequence[Op]
     label: str
@@ -53,6 +71,7 @@ class _Request:
     lock: Op | None  # to take before any write of the transaction that carries `ops`
     answers: bool = False  # one op, run in a savepoint: its value, or the HotlineError it raised
     waited: bool = False  # a thread is blocked on it: its batch is committed without lingering
+    queued_at: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,8 @@ class WriteTurns:
             return
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without the GIL
+        with stage_times.timed("writer.turn"):
+            fcntl.flock(self._fd, fcntl.LOCK_EX)  # waits without the GIL
         try:
             yield
         finally:
@@ -193,18 +213,10 @@ class GroupWriter:
             self.health.fault("group-writer", exc)
 
     def _commit(self, batch: list[_Request]) -> None:
-        answers: dict[int, _Answer] = {}
+        _time_queueing(batch)
         try:
-            with self._turns.turn(), self.store.transaction() as s:
-                begin_write(s)  # a savepoint needs the transaction begun
-                for lock in dict.fromkeys(r.lock for r in batch if r.lock is not None):
-                    lock(s)
-                for i, r in enumerate(batch):
-                    if r.answers:
-                        answers[i] = _in_savepoint(s, r.ops[0])
-                        continue
-                    for op in r.ops:
-                        op(s)
+            with stage_times.timed("writer.commit"), self._turns.turn(), self.store.transaction() as s:
+                answers = _run_batch(s, batch)
         except StoreUnavailable as exc:
             if not _rolled_back(exc):
                 log.error("group writer: store unavailable (%d writes refused): %s", len(batch), exc)
@@ -248,6 +260,37 @@ class GroupWriter:
             _settle(r, None, stored=False)
             return
         _settle(r, answer, stored=True)
+
+
+def _run_batch(s: Connection, batch: list[_Request]) -> dict[int, _Answer]:
+    """The batch's writes in one transaction: the locks first, each request's ops in order
+    (an answering one in its savepoint), then the `Later`s by kind; the answers by index."""
+    begin_write(s)  # a savepoint needs the transaction begun
+    for lock in dict.fromkeys(r.lock for r in batch if r.lock is not None):
+        lock(s)
+    answers: dict[int, _Answer] = {}
+    later: dict[Callable[[Connection, list[Any]], object], list[Any]] = {}
+    for i, r in enumerate(batch):
+        if r.answers:
+            answers[i] = _in_savepoint(s, r.ops[0])
+            continue
+        for op in r.ops:
+            if isinstance(op, Later):
+                later.setdefault(op.run_all, []).append(op.item)
+            else:
+                op(s)
+    for run_all, items in later.items():
+        run_all(s, items)
+    return answers
+
+
+def _time_queueing(batch: list[_Request]) -> None:
+    """How long each write waited for its batch to begin (when stage times are kept)."""
+    if stage_times.enabled():
+        began = time.perf_counter()
+        stage_times.add("writer.batch_size", len(batch))
+        for r in batch:
+            stage_times.add("writer.waited_queued" if r.waited else "writer.queued", began - r.queued_at)
 
 
 def _in_savepoint(s: Connection, op: Op) -> _Answer:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import audit_log, audit_seal
+from core import audit_log, audit_seal, stage_times
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import AuditTailBroken, StoreUnavailable
@@ -481,3 +481,4 @@ async def serve(
     if await shut_down_within(running, SHUTDOWN_DEADLINE_S):
         log.info("shut down")
     store.dispose()
+    stage_times.dump()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import stage_times
 from core.business import AuditedReader
 from core.errors import IdentifyRefused, IdentityLocked, StoreUnavailable, WrongPin
 from core.identify import Identifier
@@ -303,7 +305,9 @@ class IvrSession:
         done = self._prefetched.pop(_query_key(action), None)
         if done is None:
             loop = asyncio.get_running_loop()
-            done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action)
+            asked = time.perf_counter()
+            done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action, asked)
+            stage_times.add(f"query.{action.name}.wall", time.perf_counter() - asked)
         if done.name == message_flow.BUDGET:
             return done  # the engine notes it (message_budget): no caller's query, none on the screen pop
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
@@ -367,16 +371,20 @@ class IvrSession:
         self._record([TrailEntry("result", self._node(), {**shown, "status": done.status.value})])
         return done
 
-    def _query_then_prefetch(self, action: Query) -> QueryDone:
+    def _query_then_prefetch(self, action: Query, asked: float | None = None) -> QueryDone:
         """Run a query; after a successful identification, also run the query the engine will
         ask for next (the one the caller chose before being identified), in the same thread:
         the engine is pure, so its next action is known now, and the caller waits for one
         hop to the store instead of two."""
+        began = time.perf_counter()
+        if asked is not None:
+            stage_times.add("query.to_thread", began - asked)
         done = self._query(action)
         if action.name == "identify" and done.status is QueryStatus.OK and self.state is not None:
             following = engine.step(self.svc.menu, self.state, done).action
             if isinstance(following, Query) and following.name != "identify":
                 self._prefetched[_query_key(following)] = self._query(following)
+        stage_times.add(f"query.{action.name}.thread", time.perf_counter() - began)
         return done
 
     def _query(self, action: Query) -> QueryDone:

@@ -17,7 +17,7 @@ from core.db import Store
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
 from core.phones import clean_caller_id
-from core.writer import GroupWriter
+from core.writer import GroupWriter, Later, Op
 
 CALLS, STEPS = cast(Table, Call.__table__), cast(Table, CallStep.__table__)  # Core writes: no ORM bookkeeping per step
 
@@ -85,7 +85,22 @@ class SqlCallSink:
 
     async def write(self, ops: Sequence[TrailOp]) -> bool:
         label = f"the trail of call {ops[0].call_id}" if ops else "a trail"
-        return await self.writer.write([functools.partial(_apply, op=op) for op in ops], label)
+        return await self.writer.write([_op(op) for op in ops], label)
+
+
+def _op(op: TrailOp) -> Op:
+    """A call's row is written in its place; steps with every call's steps of the batch."""
+    return Later(_insert_steps, op) if isinstance(op, CallSteps) else functools.partial(_apply, op=op)
+
+
+def _insert_steps(s: Connection, steps: list[CallSteps]) -> None:
+    rows = [
+        {"call_id": op.call_id, "seq": op.first_seq + i, "at": e.at, "kind": e.kind, "node": e.node, "detail": e.detail}
+        for op in steps
+        for i, e in enumerate(op.entries)
+    ]
+    if rows:
+        s.execute(_STEPS, rows)
 
 
 # Built once: executing a prepared statement with parameters skips building and keying a
@@ -131,21 +146,7 @@ def _apply(s: Connection, op: TrailOp) -> None:
             },
         )
     elif isinstance(op, CallSteps):
-        if op.entries:
-            s.execute(
-                _STEPS,
-                [
-                    {
-                        "call_id": op.call_id,
-                        "seq": op.first_seq + i,
-                        "at": e.at,
-                        "kind": e.kind,
-                        "node": e.node,
-                        "detail": e.detail,
-                    }
-                    for i, e in enumerate(op.entries)
-                ],
-            )
+        _insert_steps(s, [op])
     else:
         s.execute(
             _END,
