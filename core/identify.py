@@ -192,16 +192,12 @@ class Identifier:
     def _take_from_budget(self, c: Connection, budget: tuple[str, dt.date], now: dt.datetime) -> None:
         caller, day = budget
         st = _statements(c.dialect.name)
-        c.execute(st.budget_row, {"p_caller": caller, "p_day": day, "p_now": now})
-        taken = c.execute(
-            st.take, {"p_caller": caller, "p_day": day, "p_now": now, "p_limit": self.limits.caller_failures_per_day}
-        )
-        if taken.rowcount == 0:
+        given = {"p_caller": caller, "p_day": day, "p_now": now, "p_limit": self.limits.caller_failures_per_day}
+        if c.execute(st.take, given).first() is None:
             raise IdentifyRefused("caller_budget")
 
     def _count_failure(self, c: Connection, id_number: str, now: dt.datetime) -> int:
         st = _statements(c.dialect.name)
-        c.execute(st.lock_row, {"p_id": id_number, "p_now": now})
         given = {
             "p_id": id_number,
             "p_now": now,
@@ -232,24 +228,8 @@ _CALL_IDS = select(func.count()).where(CallIdentity.call_id == bindparam("p_call
 _BUDGET = and_(CallerFailures.caller == bindparam("p_caller"), CallerFailures.day == bindparam("p_day"))
 _FRESH = PinLock.locked_until.is_not(None)  # an expired lock starts a fresh count
 _COUNT = case((_FRESH, 1), else_=PinLock.failures + 1)
-_TAKE = (
-    update(CallerFailures)
-    .where(_BUDGET, CallerFailures.failures < bindparam("p_limit"))
-    .values(failures=CallerFailures.failures + 1, updated_at=_NOW)
-)
-_COUNTED = (
-    update(PinLock)
-    .where(
-        PinLock.id_number == bindparam("p_id"),
-        or_(PinLock.locked_until.is_(None), PinLock.locked_until <= _NOW),  # unlocked rows only
-    )
-    .values(
-        failures=_COUNT,
-        locked_until=case((bindparam("p_max") <= _COUNT, bindparam("p_until", type_=UtcDateTime())), else_=None),
-        updated_at=_NOW,
-    )
-    .returning(PinLock.failures)
-)
+_UNTIL = bindparam("p_until", type_=UtcDateTime())
+_MAX = bindparam("p_max")
 _RESET = (
     update(PinLock).where(PinLock.id_number == bindparam("p_id")).values(failures=0, locked_until=None, updated_at=_NOW)
 )
@@ -264,26 +244,34 @@ _REFUND = (
 class _Counting:
     claim: Any
     tried: Any
-    budget_row: Any
     take: Any
-    lock_row: Any
     count: Any
 
 
 @functools.cache
 def _statements(dialect: str) -> _Counting:
+    """Each count one statement (an upsert): a first row is made counted, an existing one
+    counted only within its limit (`DO UPDATE ... WHERE`), and RETURNING says which. Both
+    databases take this form (SQLite 3.35 for RETURNING, PostgreSQL 9.5 for ON CONFLICT)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    budget = {"caller": bindparam("p_caller"), "day": bindparam("p_day")}
+    take = insert(CallerFailures).values(**budget, failures=1, updated_at=_NOW)
+    count = insert(PinLock).values(
+        id_number=bindparam("p_id"), failures=1, locked_until=case((_MAX <= 1, _UNTIL), else_=None), updated_at=_NOW
+    )
     return _Counting(
         claim=insert(CallIdentity)
         .values(call_id=bindparam("p_call"), id_key=bindparam("p_key"), at=bindparam("p_at", type_=UtcDateTime()))
         .on_conflict_do_nothing(),
         tried=_CALL_IDS,
-        budget_row=insert(CallerFailures)
-        .values(caller=bindparam("p_caller"), day=bindparam("p_day"), failures=0, updated_at=_NOW)
-        .on_conflict_do_nothing(),
-        take=_TAKE,
-        lock_row=insert(PinLock)
-        .values(id_number=bindparam("p_id"), failures=0, locked_until=None, updated_at=_NOW)
-        .on_conflict_do_nothing(),
-        count=_COUNTED,
+        take=take.on_conflict_do_update(
+            index_elements=[CallerFailures.caller, CallerFailures.day],
+            set_={"failures": CallerFailures.failures + 1, "updated_at": _NOW},
+            where=CallerFailures.failures < bindparam("p_limit"),
+        ).returning(CallerFailures.failures),
+        count=count.on_conflict_do_update(
+            index_elements=[PinLock.id_number],
+            set_={"failures": _COUNT, "locked_until": case((_MAX <= _COUNT, _UNTIL), else_=None), "updated_at": _NOW},
+            where=or_(PinLock.locked_until.is_(None), PinLock.locked_until <= _NOW),  # unlocked rows only
+        ).returning(PinLock.failures),
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from core.db import Store
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
 from core.phones import clean_caller_id
-from core.writer import GroupWriter, Later, Op
+from core.writer import GroupWriter, Later
 
 CALLS, STEPS = cast(Table, Call.__table__), cast(Table, CallStep.__table__)  # Core writes: no ORM bookkeeping per step
 
@@ -85,22 +84,7 @@ class SqlCallSink:
 
     async def write(self, ops: Sequence[TrailOp]) -> bool:
         label = f"the trail of call {ops[0].call_id}" if ops else "a trail"
-        return await self.writer.write([_op(op) for op in ops], label)
-
-
-def _op(op: TrailOp) -> Op:
-    """A call's row is written in its place; steps with every call's steps of the batch."""
-    return Later(_insert_steps, op) if isinstance(op, CallSteps) else functools.partial(_apply, op=op)
-
-
-def _insert_steps(s: Connection, steps: list[CallSteps]) -> None:
-    rows = [
-        {"call_id": op.call_id, "seq": op.first_seq + i, "at": e.at, "kind": e.kind, "node": e.node, "detail": e.detail}
-        for op in steps
-        for i, e in enumerate(op.entries)
-    ]
-    if rows:
-        s.execute(_STEPS, rows)
+        return await self.writer.write([Later(_write_trail, op) for op in ops], label)
 
 
 # Built once: executing a prepared statement with parameters skips building and keying a
@@ -129,39 +113,51 @@ _END = (
 )
 
 
-def _apply(s: Connection, op: TrailOp) -> None:
-    if isinstance(op, CallBegin):
-        caller, flag = clean_caller_id(op.caller)
-        s.execute(
-            _BEGIN,
-            {
-                "id": op.call_id,
-                "asterisk_uniqueid": op.uniqueid,
-                "channel": op.channel,
-                "caller_number": caller,
-                "caller_flag": flag,
-                "transport": op.transport,
-                "language": "zh",
-                "started_at": op.started_at,
-            },
-        )
-    elif isinstance(op, CallSteps):
-        _insert_steps(s, [op])
-    else:
-        s.execute(
-            _END,
-            {
-                "call_id": op.call_id,
-                "ended_at": op.ended_at,
-                "outcome": op.outcome,
-                "ended_by": op.ended_by,
-                "last_node": op.last_node,
-                "resident_id": op.resident_id,
-                "queue": op.queue,
-                "language": op.language,
-                "disposition": op.disposition,
-            },
-        )
+def _write_trail(s: Connection, ops: list[TrailOp]) -> None:
+    """A batch's trail writes, every call's together: the calls begun, then the steps, then
+    the calls ended (one statement each; a call's own writes keep that order)."""
+    begins = [op for op in ops if isinstance(op, CallBegin)]
+    steps = [op for op in ops if isinstance(op, CallSteps)]
+    ends = [op for op in ops if isinstance(op, CallEnd)]
+    if begins:
+        s.execute(_BEGIN, [_begin_row(op) for op in begins])
+    rows = [
+        {"call_id": op.call_id, "seq": op.first_seq + i, "at": e.at, "kind": e.kind, "node": e.node, "detail": e.detail}
+        for op in steps
+        for i, e in enumerate(op.entries)
+    ]
+    if rows:
+        s.execute(_STEPS, rows)
+    if ends:
+        s.execute(_END, [_end_row(op) for op in ends])
+
+
+def _begin_row(op: CallBegin) -> dict[str, object]:
+    caller, flag = clean_caller_id(op.caller)
+    return {
+        "id": op.call_id,
+        "asterisk_uniqueid": op.uniqueid,
+        "channel": op.channel,
+        "caller_number": caller,
+        "caller_flag": flag,
+        "transport": op.transport,
+        "language": "zh",
+        "started_at": op.started_at,
+    }
+
+
+def _end_row(op: CallEnd) -> dict[str, object]:
+    return {
+        "call_id": op.call_id,
+        "ended_at": op.ended_at,
+        "outcome": op.outcome,
+        "ended_by": op.ended_by,
+        "last_node": op.last_node,
+        "resident_id": op.resident_id,
+        "queue": op.queue,
+        "language": op.language,
+        "disposition": op.disposition,
+    }
 
 
 SPOOL_DIR = Path("var/spool/calls")
