@@ -24,16 +24,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, text
+from sqlalchemy import Connection, Table, select, text
 from sqlalchemy.orm import Session
 
-from core.db import Store
+from core.db import Store, insert_rows
 from core.errors import AuditLockOrder, StoreUnavailable
 from core.models import AuditEntry, utcnow
 from core.writer import GroupWriter, Later, Op
 
 AUDIT = cast(Table, AuditEntry.__table__)  # Core inserts: no ORM bookkeeping on the hot path
-_INSERT = insert(AUDIT)
 _HEAD = select(AUDIT.c.seq, AUDIT.c.row_hash).order_by(AUDIT.c.seq.desc()).limit(1)
 GENESIS = "0" * 64  # prev_hash of row 1
 # pg_advisory_xact_lock's key for "the head of audit_log" (any constant no other lock uses).
@@ -216,8 +215,7 @@ def append(conn: Connection, entries: list[Entry]) -> None:
         row = link.values()
         prev = str(row["row_hash"])
         rows.append(row)
-    if rows:
-        conn.execute(_INSERT, rows)
+    insert_rows(conn, AUDIT, rows)
 
 
 class Auditor:

@@ -114,7 +114,9 @@ class GroupWriter:
     commit; a write a thread waits for (`write_blocking`, `call_blocking`: an attempt
     counted, an audit entry before data is handed out) is committed at once, with whatever
     is queued. At a human pace every trail step was a commit of its own: the most of a
-    call's CPU, and of the write lock's time (issue 23)."""
+    call's CPU, and of the write lock's time (issue 23).
+    Writes commit in the order they were queued (a budget's give-back before the next
+    attempt's count: `core.identify`)."""
 
     def __init__(
         self,

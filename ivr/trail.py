@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 
 from core import audit, rollups
-from core.db import Store
+from core.db import Store, insert_rows
 from core.masking import mask_phone
 from core.models import Call, CallStep, utcnow
 from core.phones import clean_caller_id
@@ -89,8 +89,6 @@ class SqlCallSink:
 
 # Built once: executing a prepared statement with parameters skips building and keying a
 # new statement per write (a visible share of the writer's time under load).
-_BEGIN = insert(CALLS)
-_STEPS = insert(STEPS)
 _END = (
     update(CALLS)
     .where(CALLS.c.id == bindparam("call_id"))
@@ -120,14 +118,13 @@ def _write_trail(s: Connection, ops: list[TrailOp]) -> None:
     steps = [op for op in ops if isinstance(op, CallSteps)]
     ends = [op for op in ops if isinstance(op, CallEnd)]
     if begins:
-        s.execute(_BEGIN, [_begin_row(op) for op in begins])
+        insert_rows(s, CALLS, [_begin_row(op) for op in begins])
     rows = [
         {"call_id": op.call_id, "seq": op.first_seq + i, "at": e.at, "kind": e.kind, "node": e.node, "detail": e.detail}
         for op in steps
         for i, e in enumerate(op.entries)
     ]
-    if rows:
-        s.execute(_STEPS, rows)
+    insert_rows(s, STEPS, rows)
     if ends:
         s.execute(_END, [_end_row(op) for op in ends])
 
