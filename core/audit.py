@@ -251,9 +251,23 @@ class Auditor:
                 for op in ops:
                     op(s)
             return
-        label = f"the audit entry {action} of call {call_id}"
+        label = self._label(action, call_id)
         if not wait:
             self.writer.submit(ops, label, lock=lock_chain)
             return
         if not self.writer.write_blocking(ops, label, lock=lock_chain):
             raise StoreUnavailable(f"audit entry {action} for call {call_id} could not be stored")
+
+    async def record_async(
+        self, *, actor: str, action: str, resident_id: int | None, call_id: str | None, detail: str = ""
+    ) -> None:
+        """`record` (waited for) from the event loop, through the group writer."""
+        if self.writer is None:
+            raise ValueError("record_async needs the group writer")
+        entry = Later(append, Entry.of(actor, action, resident_id, call_id, detail, None))
+        if not await self.writer.write([entry], self._label(action, call_id), lock=lock_chain, waited=True):
+            raise StoreUnavailable(f"audit entry {action} for call {call_id} could not be stored")
+
+    @staticmethod
+    def _label(action: str, call_id: str | None) -> str:
+        return f"the audit entry {action} of call {call_id}"

@@ -22,6 +22,7 @@ IVR never tells a caller which ID numbers are registered.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import hashlib
@@ -29,15 +30,16 @@ import hmac
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, func, or_, select, update
+from sqlalchemy import BindParameter, Connection, and_, bindparam, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from core import audit, stage_times
-from core.business import BusinessPort
+from core.business import BusinessPort, PinCheck
 from core.db import Store
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
 from core.masking import mask_id, mask_phone
@@ -99,6 +101,7 @@ class Identifier:
         writer: GroupWriter | None,
         budget_retry_s: Sequence[float] = BUDGET_RETRY_S,
         sleep: Callable[[float], None] = time.sleep,
+        async_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if not id_secret:
             raise ValueError("an Identifier needs a secret to key the ID numbers it counts")
@@ -111,22 +114,81 @@ class Identifier:
         self.auditor = audit.Auditor(store, writer)
         self.budget_retry_s = tuple(budget_retry_s)
         self.sleep = sleep
+        self.async_sleep = async_sleep
 
     def verify(
         self, id_number: str, pin: str, *, actor: str, call_id: str | None, caller: str | None = None
     ) -> Identity:
+        """From a worker thread: the count, the PIN check and the audit entry waited for here."""
         now = utcnow()
-        budget = (caller_key(caller), now.astimezone(self.zone).date())
+        budget = self._budget(caller, now)
         try:
             with stage_times.timed("identify.count"):
                 failures = self._count_patiently(id_number, call_id, budget, now)
         except IdentifyRefused as exc:
-            shown = budget[0] if budget[0] == ANONYMOUS else mask_phone(budget[0])
-            log.warning("call %s: identification refused (%s) for caller %s", call_id, exc.reason, shown)
+            self._log_refused(exc, call_id, budget)
             self.auditor.record(actor=actor, action=f"identify_refused:{exc.reason}", resident_id=None, call_id=call_id)
             raise
         with stage_times.timed("identify.check_pin"):
             check = self.port.check_pin(id_number, pin)
+        return self._conclude(check, id_number, budget, now, failures, actor=actor, call_id=call_id)
+
+    async def verify_async(
+        self,
+        id_number: str,
+        pin: str,
+        *,
+        actor: str,
+        call_id: str | None,
+        caller: str | None = None,
+        executor: Executor | None = None,
+    ) -> Identity:
+        """`verify` from the event loop, with the group writer: the count and a refusal's
+        audit entry are awaited, and only the PIN check (a read and scrypt) takes a thread of
+        `executor`. Waited for in threads, a burst's identifications held every thread while
+        they waited for the writer, and the callers behind them queued for a thread (issue
+        23: 1.9 s of a 2.0 s wait after the PIN). The same statements, in the same order."""
+        if self.writer is None:
+            raise ValueError("verify_async needs the group writer")
+        now = utcnow()
+        budget = self._budget(caller, now)
+        began = time.perf_counter()
+        try:
+            failures = await self._count_patiently_async(id_number, call_id, budget, now)
+        except IdentifyRefused as exc:
+            self._log_refused(exc, call_id, budget)
+            action = f"identify_refused:{exc.reason}"
+            await self.auditor.record_async(actor=actor, action=action, resident_id=None, call_id=call_id)
+            raise
+        checking = time.perf_counter()
+        stage_times.add("identify.count", checking - began)
+        loop = asyncio.get_running_loop()
+        check = await loop.run_in_executor(executor, self.port.check_pin, id_number, pin)
+        stage_times.add("identify.check_pin", time.perf_counter() - checking)
+        return self._conclude(check, id_number, budget, now, failures, actor=actor, call_id=call_id)
+
+    def _budget(self, caller: str | None, now: dt.datetime) -> tuple[str, dt.date]:
+        return caller_key(caller), now.astimezone(self.zone).date()
+
+    @staticmethod
+    def _log_refused(exc: IdentifyRefused, call_id: str | None, budget: tuple[str, dt.date]) -> None:
+        shown = budget[0] if budget[0] == ANONYMOUS else mask_phone(budget[0])
+        log.warning("call %s: identification refused (%s) for caller %s", call_id, exc.reason, shown)
+
+    def _conclude(
+        self,
+        check: PinCheck,
+        id_number: str,
+        budget: tuple[str, dt.date],
+        now: dt.datetime,
+        failures: int,
+        *,
+        actor: str,
+        call_id: str | None,
+    ) -> Identity:
+        """After the check: the audit entry queued (identification hands out no data; the
+        read that follows waits for its own entry, and the writer commits in order), and the
+        identity, or WrongPin / IdentityLocked."""
         if check.matched and check.resident_id is not None:
             self.auditor.record(
                 actor=actor,
@@ -134,7 +196,7 @@ class Identifier:
                 resident_id=check.resident_id,
                 call_id=call_id,
                 also=[self._give_back(id_number, budget, now)],
-                wait=False,  # identification hands out no data; the read that follows waits for its own entry
+                wait=False,
             )
             return Identity(check.resident_id)
         log.info("call %s: identification failed for %s (%d consecutive)", call_id, mask_id(id_number), failures)
@@ -161,6 +223,21 @@ class Identifier:
                 if exc.reason != "caller_budget" or pause is None:
                     raise
                 self.sleep(pause)
+        raise AssertionError("unreachable: the last pass returns or raises")
+
+    async def _count_patiently_async(
+        self, id_number: str, call_id: str | None, budget: tuple[str, dt.date], now: dt.datetime
+    ) -> int:
+        """`_count_patiently` from the event loop, through the group writer."""
+        assert self.writer is not None
+        count = functools.partial(self._count, id_number=id_number, call_id=call_id, budget=budget, now=now)
+        for pause in (*self.budget_retry_s, None):
+            try:
+                return await self.writer.call(count, f"the identification attempt of call {call_id}")
+            except IdentifyRefused as exc:
+                if exc.reason != "caller_budget" or pause is None:
+                    raise
+                await self.async_sleep(pause)
         raise AssertionError("unreachable: the last pass returns or raises")
 
     def _count_attempt(self, id_number: str, call_id: str | None, budget: tuple[str, dt.date], now: dt.datetime) -> int:
@@ -229,7 +306,7 @@ _BUDGET = and_(CallerFailures.caller == bindparam("p_caller"), CallerFailures.da
 _FRESH = PinLock.locked_until.is_not(None)  # an expired lock starts a fresh count
 _COUNT = case((_FRESH, 1), else_=PinLock.failures + 1)
 _UNTIL = bindparam("p_until", type_=UtcDateTime())
-_MAX = bindparam("p_max")
+_MAX: BindParameter[int] = bindparam("p_max")
 _RESET = (
     update(PinLock).where(PinLock.id_number == bindparam("p_id")).values(failures=0, locked_until=None, updated_at=_NOW)
 )
@@ -254,7 +331,7 @@ def _statements(dialect: str) -> _Counting:
     counted only within its limit (`DO UPDATE ... WHERE`), and RETURNING says which. Both
     databases take this form (SQLite 3.35 for RETURNING, PostgreSQL 9.5 for ON CONFLICT)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    budget = {"caller": bindparam("p_caller"), "day": bindparam("p_day")}
+    budget: dict[str, Any] = {"caller": bindparam("p_caller"), "day": bindparam("p_day")}
     take = insert(CallerFailures).values(**budget, failures=1, updated_at=_NOW)
     count = insert(PinLock).values(
         id_number=bindparam("p_id"), failures=1, locked_until=case((_MAX <= 1, _UNTIL), else_=None), updated_at=_NOW

@@ -163,8 +163,15 @@ class GroupWriter:
         self._enqueue(_Request([op], label, done, None, answers=True, waited=True))
         return cast(T, done.result())
 
-    async def write(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> bool:
-        return await asyncio.wrap_future(self.submit(ops, label, lock=lock))
+    async def call(self, op: Callable[[Connection], T], label: str) -> T:
+        """`call_blocking` from the event loop: awaited, no thread held while it waits."""
+        done: Future[Any] = Future()
+        self._enqueue(_Request([op], label, done, None, answers=True, waited=True))
+        return cast(T, await asyncio.wrap_future(done))
+
+    async def write(self, ops: Sequence[Op], label: str, *, lock: Op | None = None, waited: bool = False) -> bool:
+        """`waited`: someone is waiting for it now (its batch does not linger)."""
+        return await asyncio.wrap_future(self.submit(ops, label, lock=lock, waited=waited))
 
     def write_blocking(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> bool:
         """From a worker thread (never from the event loop)."""
@@ -269,7 +276,8 @@ def _run_batch(s: Connection, batch: list[_Request]) -> dict[int, _Answer]:
     (an answering one in its savepoint), then the `Later`s by kind; the answers by index."""
     begin_write(s)  # a savepoint needs the transaction begun
     for lock in dict.fromkeys(r.lock for r in batch if r.lock is not None):
-        lock(s)
+        with stage_times.timed("writer.lock"):
+            lock(s)
     answers: dict[int, _Answer] = {}
     later: dict[Callable[[Connection, list[Any]], object], list[Any]] = {}
     for i, r in enumerate(batch):

@@ -88,6 +88,18 @@ class CallInfo:
     transport: str = "fastagi"
 
 
+# What a query may raise that the caller is answered for (`IvrSession._failed`).
+_ANSWERED = (
+    IdentifyRefused,
+    WeChatNotBound,
+    NoNumberToCall,
+    WrongPin,
+    IdentityLocked,
+    StoreUnavailable,
+    SQLAlchemyError,
+)
+
+
 def _query_key(action: Query) -> tuple[str, str]:
     return action.name, repr(sorted(action.args.items()))
 
@@ -304,9 +316,12 @@ class IvrSession:
         assert isinstance(action, Query)
         done = self._prefetched.pop(_query_key(action), None)
         if done is None:
-            loop = asyncio.get_running_loop()
             asked = time.perf_counter()
-            done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action, asked)
+            if self._awaited(action):
+                done = await self._query_then_prefetch_async(action)
+            else:
+                loop = asyncio.get_running_loop()
+                done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action, asked)
             stage_times.add(f"query.{action.name}.wall", time.perf_counter() - asked)
         if done.name == message_flow.BUDGET:
             return done  # the engine notes it (message_budget): no caller's query, none on the screen pop
@@ -387,6 +402,58 @@ class IvrSession:
         stage_times.add(f"query.{action.name}.thread", time.perf_counter() - began)
         return done
 
+    def _awaited(self, action: Query) -> bool:
+        """Identification and the data reads, with the group writer: awaited on the loop,
+        a thread taken only for the PIN check and the read itself (`verify_async`)."""
+        if self.svc.identifier.writer is None:
+            return False
+        return action.name not in (message_flow.BUDGET, *prefs_flow.QUERIES)
+
+    async def _query_then_prefetch_async(self, action: Query) -> QueryDone:
+        """`_query_then_prefetch` on the loop (see `_awaited`)."""
+        done = await self._query_async(action)
+        if action.name == "identify" and done.status is QueryStatus.OK and self.state is not None:
+            following = engine.step(self.svc.menu, self.state, done).action
+            if isinstance(following, Query) and following.name != "identify" and self._awaited(following):
+                self._prefetched[_query_key(following)] = await self._query_async(following)
+        return done
+
+    async def _query_async(self, action: Query) -> QueryDone:
+        try:
+            if action.name == "identify":
+                ident = await self.svc.identifier.verify_async(
+                    str(action.args["id_number"]),
+                    str(action.args["pin"]),
+                    actor="ivr",
+                    call_id=self.call_id,
+                    caller=self.info.caller,
+                    executor=self.svc.executor,
+                )
+                return QueryDone("identify", QueryStatus.OK, {"resident_id": ident.resident_id})
+            rid = int(action.args["resident_id"])
+            data = await self.svc.reader.read_async(
+                action.name, rid, actor="ivr", call_id=self.call_id, executor=self.svc.executor
+            )
+            return QueryDone(action.name, QueryStatus.OK, data)
+        except _ANSWERED as exc:
+            return self._failed(action, exc)
+
+    def _failed(self, action: Query, exc: Exception) -> QueryDone:
+        """A query's failure as the status the engine handles."""
+        if isinstance(exc, IdentifyRefused):
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": exc.reason})
+        if isinstance(exc, WeChatNotBound):
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.WECHAT_UNBOUND})
+        if isinstance(exc, NoNumberToCall):
+            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.NO_NUMBER_TO_CALL})
+        if isinstance(exc, WrongPin):
+            return QueryDone(action.name, QueryStatus.WRONG_PIN, {"failures": exc.failures})
+        if isinstance(exc, IdentityLocked):
+            until = exc.until.isoformat() if isinstance(exc.until, dt.datetime) else str(exc.until)
+            return QueryDone(action.name, QueryStatus.LOCKED, {"until": until})
+        log.error("call %s: business data unavailable for %s: %s", self.call_id, action.name, str(exc).splitlines()[0])
+        return QueryDone(action.name, QueryStatus.UNAVAILABLE)
+
     def _query(self, action: Query) -> QueryDone:
         """Run a query in a worker thread; every failure becomes a status the engine handles."""
         actor = "ivr"
@@ -406,22 +473,8 @@ class IvrSession:
                 return QueryDone("identify", QueryStatus.OK, {"resident_id": ident.resident_id})
             data = self.svc.reader.read(action.name, int(action.args["resident_id"]), actor=actor, call_id=self.call_id)
             return QueryDone(action.name, QueryStatus.OK, data)
-        except IdentifyRefused as exc:
-            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": exc.reason})
-        except WeChatNotBound:
-            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.WECHAT_UNBOUND})
-        except NoNumberToCall:
-            return QueryDone(action.name, QueryStatus.REFUSED, {"reason": prefs_flow.NO_NUMBER_TO_CALL})
-        except WrongPin as exc:
-            return QueryDone(action.name, QueryStatus.WRONG_PIN, {"failures": exc.failures})
-        except IdentityLocked as exc:
-            until = exc.until.isoformat() if isinstance(exc.until, dt.datetime) else str(exc.until)
-            return QueryDone(action.name, QueryStatus.LOCKED, {"until": until})
-        except (StoreUnavailable, SQLAlchemyError) as exc:
-            log.error(
-                "call %s: business data unavailable for %s: %s", self.call_id, action.name, str(exc).splitlines()[0]
-            )
-            return QueryDone(action.name, QueryStatus.UNAVAILABLE)
+        except _ANSWERED as exc:
+            return self._failed(action, exc)
 
     def _notice_settings(self, action: Query) -> QueryDone:
         """The caller's notice choice read or changed (ivr/notice_settings.py), audited there."""
