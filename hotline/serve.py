@@ -182,7 +182,7 @@ async def _start_agi(
 ) -> None:
     # The callers' queries have threads of their own: a console under load cannot take them.
     queries = ThreadPoolExecutor(max_workers=QUERY_THREADS, thread_name_prefix="ivr")
-    services = ivr_services(settings, store, port, health=running.health, executor=queries)
+    services = ivr_services(settings, store, port, health=running.health, executor=queries, threads=QUERY_THREADS)
     agi = FastAgiServer(
         settings.agi.allowed_peers,
         settings.agi.header_timeout_s,

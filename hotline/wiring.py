@@ -40,6 +40,7 @@ def ivr_services(
     *,
     health: Health | None = None,
     executor: Executor | None = None,
+    threads: int = 8,
 ) -> IvrServices:
     settings.require_secrets("security.pin_pepper")
     catalogue = load_catalogue(settings.ivr.prompts_dir / "catalogue.toml")
@@ -61,6 +62,7 @@ def ivr_services(
         reader=AuditedReader(store, port, writer),
         sink=SqlCallSink(store, writer),
         executor=executor,
+        threads=threads,
         messages=VoiceMessages(store, port, settings.recordings, settings.queue.timezone),
         prefs=NoticeSettings(store),
     )

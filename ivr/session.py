@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -66,6 +66,13 @@ class Voice(Protocol):
     async def finish(self, call_id: str) -> None: ...
 
 
+class QueryLoad:
+    """How many of the callers' queries hold a thread now (changed on the event loop only)."""
+
+    def __init__(self) -> None:
+        self.busy = 0
+
+
 @dataclass(frozen=True)
 class IvrServices:
     menu: Menu
@@ -76,6 +83,8 @@ class IvrServices:
     # The callers' queries run here, not in the loop's default executor that the console
     # and the SMS gateway share: their load cannot make a caller wait (None: the default).
     executor: Executor | None = None
+    threads: int = 8  # the executor's threads
+    load: QueryLoad = field(default_factory=QueryLoad)
     messages: VoiceMessages | None = None  # None: a message node answers as if it could not record
     prefs: NoticeSettings | None = None  # None: the notification settings answer as unavailable
 
@@ -317,11 +326,16 @@ class IvrSession:
         done = self._prefetched.pop(_query_key(action), None)
         if done is None:
             asked = time.perf_counter()
-            if self._awaited(action):
+            load = self.svc.load
+            if load.busy >= self.svc.threads and self._awaited(action):
                 done = await self._query_then_prefetch_async(action)
             else:
-                loop = asyncio.get_running_loop()
-                done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action, asked)
+                load.busy += 1
+                try:
+                    loop = asyncio.get_running_loop()
+                    done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action, asked)
+                finally:
+                    load.busy -= 1
             stage_times.add(f"query.{action.name}.wall", time.perf_counter() - asked)
         if done.name == message_flow.BUDGET:
             return done  # the engine notes it (message_budget): no caller's query, none on the screen pop
@@ -403,8 +417,12 @@ class IvrSession:
         return done
 
     def _awaited(self, action: Query) -> bool:
-        """Identification and the data reads, with the group writer: awaited on the loop,
-        a thread taken only for the PIN check and the read itself (`verify_async`)."""
+        """May this query be awaited on the loop rather than run in a thread? Identification
+        and the data reads, with the group writer: a thread is then taken only for the PIN
+        check and the read itself (`verify_async`). Used once every thread is taken: in a
+        thread a query waits for the writer without the loop's hops (at a human pace its
+        wait after the PIN was half the loop's), but a burst blocked every thread on the
+        writer while the callers behind queued for one (issue 23)."""
         if self.svc.identifier.writer is None:
             return False
         return action.name not in (message_flow.BUDGET, *prefs_flow.QUERIES)
