@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -31,12 +32,19 @@ def loaded(store: Store) -> Store:
     return store
 
 
-@pytest.fixture(params=["own transaction", "group writer"])
+class AwaitedWriter(GroupWriter):
+    """The group writer, with `outcome` awaiting `verify_async` (the event loop's way)."""
+
+
+@pytest.fixture(params=["own transaction", "group writer", "awaited"])
 def counting(request: pytest.FixtureRequest, loaded: Store) -> Iterator[GroupWriter | None]:
     """Where attempts are counted: each in its own transaction (no writer), or in the group
-    writer's batches, each in a savepoint (as `hotline serve` counts them). What the test
-    queued without waiting is committed before the store is closed."""
-    writer = GroupWriter(loaded) if request.param == "group writer" else None
+    writer's batches, each in a savepoint (as `hotline serve` counts them), waited for in a
+    thread or awaited on an event loop. What the test queued without waiting is committed
+    before the store is closed."""
+    kinds = {"own transaction": None, "group writer": GroupWriter, "awaited": AwaitedWriter}
+    kind = kinds[request.param]
+    writer = kind(loaded) if kind is not None else None
     yield writer
     if writer is not None:
         writer.write_blocking([], "the test's last writes")
@@ -59,8 +67,12 @@ def wrong(r: SampleResident) -> str:
 
 
 def outcome(ids: Identifier, id_number: str, pin: str, **where: str | None) -> str:
+    call_id, caller = where.get("call_id"), where.get("caller")
     try:
-        ids.verify(id_number, pin, actor="ivr", call_id=where.get("call_id"), caller=where.get("caller"))
+        if isinstance(ids.writer, AwaitedWriter):
+            asyncio.run(ids.verify_async(id_number, pin, actor="ivr", call_id=call_id, caller=caller))
+        else:
+            ids.verify(id_number, pin, actor="ivr", call_id=call_id, caller=caller)
     except WrongPin as exc:
         return f"failed:{exc.failures}"
     except IdentityLocked:
@@ -169,7 +181,19 @@ def test_callers_behind_one_number_wait_for_an_attempt_in_flight(
         first.join(timeout=30)
 
     limits = IdentifyLimits(caller_failures_per_day=1)
-    ids = Identifier(loaded, HeldPort(loaded, PEPPER), limits, id_secret=PEPPER, writer=counting, sleep=pause)
+
+    async def pause_async(seconds: float) -> None:
+        await asyncio.to_thread(pause, seconds)
+
+    ids = Identifier(
+        loaded,
+        HeldPort(loaded, PEPPER),
+        limits,
+        id_secret=PEPPER,
+        writer=counting,
+        sleep=pause,
+        async_sleep=pause_async,
+    )
     switchboard = "057187654321"
     first = threading.Thread(
         target=lambda: results.update(a=outcome(ids, a.id_number, a.pin, call_id="s1", caller=switchboard))

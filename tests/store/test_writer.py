@@ -15,12 +15,13 @@ import pytest
 from sqlalchemy import Connection, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from core import audit
+from core import audit, audit_log
 from core.db import Store
 from core.errors import IdentifyRefused
 from core.health import Health
-from core.models import AuditEntry, CallerFailures, utcnow
+from core.models import AuditEntry, Call, CallerFailures, CallStep, utcnow
 from core.writer import GroupWriter, WriteTurns
+from ivr.trail import CallBegin, CallEnd, CallSteps, SqlCallSink, TrailEntry, TrailOp
 from tests.store.test_audit_chain import DAY, _bump
 
 
@@ -194,3 +195,61 @@ def test_writers_of_several_processes_take_turns_on_a_sqlite_file(tmp_path: Path
     os.close(fd)
     store.dispose()
     assert WriteTurns(Store("postgresql+psycopg://nobody@127.0.0.1:9/none")).path is None
+
+
+async def test_a_batchs_audit_entries_extend_the_chain_in_order_beside_other_writers(store: Store) -> None:
+    """The entries of a batch are appended together on one read of the head (`Later`); with
+    entries written meanwhile by another transaction (another process), a bad write in a batch
+    (stored each alone then) and entries queued without waiting, the chain still verifies,
+    every entry once, and the entries waited for in the order they were queued."""
+    writer = GroupWriter(store)
+    auditor = audit.Auditor(store, writer)
+
+    def elsewhere(i: int) -> None:
+        with store.transaction() as c:
+            audit.record(c, actor=f"cli:{i}", action="view:call_trail", resident_id=i)
+
+    queued = [
+        auditor.record_async(actor="ivr", action="read:pension", resident_id=i, call_id=f"c{i}") for i in range(60)
+    ]
+    for i in range(20):
+        auditor.record(actor="ivr", action="identify", resident_id=i, call_id=f"n{i}", wait=False)
+    bad_one = writer.write([bad], "the bad one")
+    await asyncio.gather(
+        *queued[:30], asyncio.to_thread(elsewhere, 1), bad_one, *queued[30:], asyncio.to_thread(elsewhere, 2)
+    )
+    assert writer.write_blocking([], "the last") is True
+    verdict = audit_log.verify(store)
+    assert verdict.ok and verdict.rows == 60 + 20 + 2
+    with store.session() as s:
+        reads = s.scalars(
+            select(AuditEntry.call_id).where(AuditEntry.action == "read:pension").order_by(AuditEntry.seq)
+        )
+        assert list(reads) == [f"c{i}" for i in range(60)]
+
+
+async def test_a_batchs_trails_are_stored_whole_and_a_broken_one_alone(store: Store) -> None:
+    """Calls begun, stepped and ended within one batch, with other calls' steps: every step in
+    order and every end recorded; a step of a call never begun (its row refused by the
+    foreign key) fails its own write only."""
+    writer = GroupWriter(store, linger_s=0.5)  # everything below shares a batch or two
+    sink = SqlCallSink(store, writer)
+    at = utcnow()
+
+    def call(i: int) -> list[TrailOp]:
+        steps = [TrailEntry("prompt", f"n{k}", {"k": k}, at) for k in range(3)]
+        return [
+            CallBegin(f"call-{i}", None, None, "13800000000", "fastagi", at),
+            CallSteps(f"call-{i}", 0, steps[:2]),
+            CallSteps(f"call-{i}", 2, steps[2:]),
+            CallEnd(f"call-{i}", "completed", "caller", "n2", None, None, "zh", at),
+        ]
+
+    orphan = CallSteps("never-begun", 0, [TrailEntry("prompt", "x", {}, at)])
+    results = await asyncio.gather(*(sink.write(call(i)) for i in range(10)), sink.write([orphan]))
+    assert results == [True] * 10 + [False]
+    with store.session() as s:
+        steps = s.execute(select(CallStep.call_id, CallStep.seq).order_by(CallStep.call_id, CallStep.seq)).all()
+        ended = s.scalars(select(Call.outcome)).all()
+    assert [tuple(r) for r in steps] == [(f"call-{i}", k) for i in sorted(range(10), key=str) for k in range(3)]
+    assert ended == ["completed"] * 10
