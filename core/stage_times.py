@@ -11,6 +11,7 @@ Samples are appended from several threads: `list.append` is atomic in CPython.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import time
@@ -42,6 +43,22 @@ def timed(stage: str) -> Iterator[None]:
         yield
     finally:
         _samples[stage].append(time.perf_counter() - began)
+
+
+def watch_gc() -> None:
+    """Time the garbage collector's passes too (`gc.gen0` ... `gc.gen2`): every thread of
+    the process stands still while one runs."""
+    if _DIR is None:
+        return
+    began: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            began[:] = [time.perf_counter()]
+        elif began:
+            _samples[f"gc.gen{info['generation']}"].append(time.perf_counter() - began[0])
+
+    gc.callbacks.append(callback)
 
 
 def dump() -> Path | None:

@@ -474,6 +474,7 @@ async def serve(
     # while the SMS gateway was busy, the slowest instant reminders' delay.
     gc.collect()
     gc.freeze()
+    stage_times.watch_gc()
     print("hotline serve: ready", flush=True)
     await stop.wait()
     log.info("shutting down (at most %.0f s)", SHUTDOWN_DEADLINE_S)
