@@ -66,13 +66,19 @@ async def test_no_fastagi_means_queue(asterisk: LocalAsterisk, asterisk_settings
     host, _, port = agi_address(asterisk_settings).rpartition(":")
     with pytest.raises(OSError):  # nothing may answer FastAGI for this test
         await asyncio.open_connection(host, int(port))
-    # The caller stays through the apology (when built) and hangs up waiting in the queue.
-    stay_s = await asyncio.to_thread(_apology_seconds, asterisk) + 1.5
+    # The caller stays through the apology (when built) until the queue has it, then hangs
+    # up waiting there (waited for, not timed: under load the apology ends later).
+    stay_s = await asyncio.to_thread(_apology_seconds, asterisk) + 60
     async with ScriptedCaller(asterisk_settings) as ami:
         uniqueid = await ami.originate_caller("", lead_s=0, tail_s=stay_s)
-        await ami.wait_hangup(uniqueid, stay_s + 10)
-    enter = f"|{uniqueid}|{QUEUE_GENERAL}|NONE|ENTERQUEUE|"
-    assert any(enter in line for line in await _lines_soon(asterisk.queue_log, uniqueid))
+        enter = f"|{uniqueid}|{QUEUE_GENERAL}|NONE|ENTERQUEUE|"
+        entered = any(enter in line for line in await _lines_soon(asterisk.queue_log, enter, timeout_s=stay_s))
+        status = await ami.send({"Action": "Status"})
+        channels = [m["Channel"] for m in status if m.get("Event") == "Status" and m.get("Uniqueid") == uniqueid]
+        for channel in channels:
+            await ami.send({"Action": "Hangup", "Channel": channel})
+        await ami.wait_hangup(uniqueid, 20)
+    assert entered
     rows = [row for row in await _lines_soon(asterisk.cdr_csv, uniqueid) if f'"{uniqueid}"' in row]
     assert len(rows) == 1 and f'"{EXTEN_HOTLINE}"' in rows[0].split(",")[2]
 
