@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -17,9 +18,9 @@ from core.sample import SampleResident
 from hotline.serve import ivr_route
 from hotline.wiring import ivr_services
 from ivr.fastagi import FastAgiServer
-from ivr.session import IvrServices
+from ivr.session import IvrServices, IvrSession
 from ivr.trail import find_call_id, import_spool, show_call
-from tests.conftest import make_settings
+from tests.conftest import load_sample, make_settings
 from tests.protocol.agi_peer import HANGUP_511, Caller, environment, run_peer
 
 
@@ -50,9 +51,34 @@ async def recorded_end(store: Store, calls_before: int) -> dict:  # type: ignore
 
 
 async def test_pension_balance_query(server: int, store: Store, sample_data) -> None:  # type: ignore[no-untyped-def]
-    resident = sample_data[1][3]  # the sample's fourth resident has an ID ending in X
-    assert resident.id_number.endswith("X")
-    commands = await run_peer(server, Caller(pension_entries(resident)))
+    await _pension_call(server, store, sample_data[1][3])
+
+
+async def test_pension_balance_query_awaited_once_every_query_thread_is_taken(  # type: ignore[no-untyped-def]
+    settings, store: Store, sample_data, monkeypatch
+) -> None:
+    """With no query thread free (as in a burst) identification and the read are awaited on
+    the event loop (`verify_async`, `read_async`): the same answers, trail and audit entries."""
+
+    def in_a_thread(*_: object) -> None:
+        raise AssertionError("a query ran in a thread although none was free")
+
+    monkeypatch.setattr(IvrSession, "_query_then_prefetch", in_a_thread)
+    load_sample(store)
+    services = dataclasses.replace(ivr_services(settings, store), threads=0)
+    app = FastAgiServer(["127.0.0.1"], header_timeout=1.0, command_timeout=2.0)
+    app.add_route("ivr", ivr_route(services))
+    srv = await app.serve("127.0.0.1", 0)
+    try:
+        await _pension_call(srv.sockets[0].getsockname()[1], store, sample_data[1][3])
+    finally:
+        srv.close()
+        await srv.wait_closed()
+
+
+async def _pension_call(port: int, store: Store, resident: SampleResident) -> None:
+    assert resident.id_number.endswith("X")  # the sample's fourth resident has an ID ending in X
+    commands = await run_peer(port, Caller(pension_entries(resident)))
     assert commands[-1] == 'SET VARIABLE HOTLINE_ACTION "hangup"'
     call = last_call(store)
     assert call["outcome"] == "completed" and call["ended_by"] == "system"
