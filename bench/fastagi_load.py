@@ -364,9 +364,9 @@ def print_stages(ours: Run) -> None:
     print(f"{ours.name}: stages inside the server (core.stage_times; ms unless a count)")
     print(f"  {'stage':<32}{'n':>7}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}{'sum s':>8}")
     for stage, values in sorted(ours.stages.items()):
-        count = stage.endswith("_size")
-        scale = 1.0 if count else 1000.0
-        cells = "".join(f"{scale * v / 1000:>9.2f}" for v in (percentile_ms(values, q) for q in (0.5, 0.9, 0.99, 1.0)))
+        count = stage.endswith("_size")  # a batch's size, not seconds: shown as it is
+        shown = [percentile_ms(values, q) / (1000 if count else 1) for q in (0.5, 0.9, 0.99, 1.0)]
+        cells = "".join(f"{v:>9.2f}" for v in shown)
         print(f"  {stage:<32}{len(values):>7}{cells}{'' if count else f'{sum(values):>8.2f}'}")
 
 

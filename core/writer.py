@@ -159,15 +159,17 @@ class GroupWriter:
         """Run `op` in the next batch and return its value once that batch is committed, or
         raise the HotlineError it raised (its writes rolled back, the batch's kept), or
         StoreUnavailable. From a worker thread (never from the event loop)."""
-        done: Future[Any] = Future()
-        self._enqueue(_Request([op], label, done, None, answers=True, waited=True))
-        return cast(T, done.result())
+        return cast(T, self._answer(op, label).result())
 
     async def call(self, op: Callable[[Connection], T], label: str) -> T:
         """`call_blocking` from the event loop: awaited, no thread held while it waits."""
+        return cast(T, await asyncio.wrap_future(self._answer(op, label)))
+
+    def _answer(self, op: Callable[[Connection], object], label: str) -> Future[Any]:
+        """Queue `op` as an answering request (its savepoint, its value): the future of both."""
         done: Future[Any] = Future()
         self._enqueue(_Request([op], label, done, None, answers=True, waited=True))
-        return cast(T, await asyncio.wrap_future(done))
+        return done
 
     async def write(self, ops: Sequence[Op], label: str, *, lock: Op | None = None, waited: bool = False) -> bool:
         """`waited`: someone is waiting for it now (its batch does not linger)."""

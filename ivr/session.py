@@ -349,7 +349,8 @@ class IvrSession:
                     done = await loop.run_in_executor(self.svc.executor, self._query_then_prefetch, action, asked)
                 finally:
                     load.busy -= 1
-            stage_times.add(f"query.{action.name}.wall", time.perf_counter() - asked)
+            if stage_times.enabled():
+                stage_times.add(f"query.{action.name}.wall", time.perf_counter() - asked)
         if done.name == message_flow.BUDGET:
             return done  # the engine notes it (message_budget): no caller's query, none on the screen pop
         shown: dict[str, Any] = {"query": done.name, "status": done.status.value}
@@ -422,12 +423,20 @@ class IvrSession:
         if asked is not None:
             stage_times.add("query.to_thread", began - asked)
         done = self._query(action)
-        if action.name == "identify" and done.status is QueryStatus.OK and self.state is not None:
-            following = engine.step(self.svc.menu, self.state, done).action
-            if isinstance(following, Query) and following.name != "identify":
-                self._prefetched[_query_key(following)] = self._query(following)
-        stage_times.add(f"query.{action.name}.thread", time.perf_counter() - began)
+        following = self._following(action, done)
+        if following is not None:
+            self._prefetched[_query_key(following)] = self._query(following)
+        if stage_times.enabled():
+            stage_times.add(f"query.{action.name}.thread", time.perf_counter() - began)
         return done
+
+    def _following(self, action: Query, done: QueryDone) -> Query | None:
+        """After a successful identification, the query the engine will ask for next, to
+        run at once; None otherwise."""
+        if action.name != "identify" or done.status is not QueryStatus.OK or self.state is None:
+            return None
+        following = engine.step(self.svc.menu, self.state, done).action
+        return following if isinstance(following, Query) and following.name != "identify" else None
 
     def _awaited(self, action: Query) -> bool:
         """May this query be awaited on the loop rather than run in a thread? Identification
@@ -443,10 +452,9 @@ class IvrSession:
     async def _query_then_prefetch_async(self, action: Query) -> QueryDone:
         """`_query_then_prefetch` on the loop (see `_awaited`)."""
         done = await self._query_async(action)
-        if action.name == "identify" and done.status is QueryStatus.OK and self.state is not None:
-            following = engine.step(self.svc.menu, self.state, done).action
-            if isinstance(following, Query) and following.name != "identify" and self._awaited(following):
-                self._prefetched[_query_key(following)] = await self._query_async(following)
+        following = self._following(action, done)
+        if following is not None and self._awaited(following):
+            self._prefetched[_query_key(following)] = await self._query_async(following)
         return done
 
     async def _query_async(self, action: Query) -> QueryDone:
