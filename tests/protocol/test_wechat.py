@@ -63,7 +63,7 @@ def settings_for(fake: FakeWeChat, **overrides: object) -> WeChatSettings:
         "app_secret": fake.app_secret,
         "token": "push-token",
         "api_base": fake.base_url,
-        "timeout_s": 2.0,
+        "timeout_s": 15.0,  # a loaded CI machine has stalled a local answer past 2 s
         "templates": {"pension_credited": TEMPLATE},
         **overrides,
     }

@@ -49,7 +49,7 @@ def _settings(tmp_path: Path, store: Store, fake: FakeWeChat) -> Settings:
         app_secret=fake.app_secret,
         token="push-token",
         api_base=fake.base_url,
-        timeout_s=2.0,
+        timeout_s=15.0,
         templates={"resident_reminder": TEMPLATE},
     )
     return settings.model_copy(update={"wechat": wechat})
