@@ -830,7 +830,8 @@ class NoticePreference(Base):
     code) wants notices of a category: channels in order of preference, language and quiet
     hours. Category '*' holds the choice for every category without a row of its own. Set
     by the resident in the IVR, by an agent in the console, or by the business system,
-    which may INSERT and UPDATE these rows itself (README "Notice channels")."""
+    which may INSERT and UPDATE these rows itself (docs/sms-and-notices.md, "Notice
+    channels: preferences")."""
 
     __tablename__ = "notice_preferences"
     subject_kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # person | unit

@@ -155,7 +155,7 @@ class SipSettings(_Section):
     # contact ACLs). Empty: sip.local_networks; both empty: loopback and the private ranges,
     # so a server reachable from the Internet never takes a phone's registration from there.
     phone_networks: tuple[str, ...] = ()
-    # Password guessing (README "Security"): fail2ban, started by `hotline asterisk up`,
+    # Password guessing (docs/security.md): fail2ban, started by `hotline asterisk up`,
     # bans an address from the SIP and WSS ports for ban_s after ban_after authentication
     # failures within ban_window_s, as Asterisk's security log shows them. The trunks'
     # addresses, this host's own and ban_ignore are never banned.

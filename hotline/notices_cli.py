@@ -1,5 +1,5 @@
-"""`hotline notices status|show`: notices over the channels residents chose (README
-"Notice channels")."""
+"""`hotline notices status|show`: notices over the channels residents chose
+(docs/sms-and-notices.md, "Notice channels")."""
 
 from __future__ import annotations
 

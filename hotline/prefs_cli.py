@@ -1,7 +1,7 @@
 """`hotline prefs show|set|clear|optout-voice`: a resident's (or an employer's) notice
-channels from the command line (README "Notice channels: preferences"). Every read and
-change is audited as cli:<user>; input the preferences cannot keep exits 2 with one line
-saying what is allowed."""
+channels from the command line (docs/sms-and-notices.md, "Notice channels: preferences").
+Every read and change is audited as cli:<user>; input the preferences cannot keep exits 2
+with one line saying what is allowed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`hotline sip bans|unban`: the addresses the SIP bans' fail2ban holds off the SIP and WSS
-ports (README "Security"), and lifting one."""
+ports (docs/security.md), and lifting one."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 working-day calendar, first-call resolution, voice messages, follow-up satisfaction.
 
 Read from the tables `cases` writes (work_orders, voice_messages) and the call records,
-with grouped queries; the definitions are in the README ("Casework figures"). An order is
+with grouped queries; the definitions are in docs/reports.md ("Casework figures"). An order is
 *decided* when it is answered, or closed without an answer (withdrawn, a duplicate): at
 `answered_at`, else `closed_at` (cases/orders.py's states). Counts of orders are of the
 orders created in the period, in the state they are in now; on-time closure and handling

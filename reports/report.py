@@ -5,7 +5,7 @@ Calls are counted by when they started (local time), messages by when they were 
 Every figure comes from a few grouped queries over an index range (calls by `started_at`,
 messages by `created_at`): the calls are summed per UTC hour in the database and those
 hourly sums are rolled up here into days, weeks, months, hours of the day and days of the
-week, so a half-year is one pass over its rows. The definitions are in the README
+week, so a half-year is one pass over its rows. The definitions are in docs/reports.md
 ("Report figures"); `Totals` holds the sums every figure is derived from.
 """
 

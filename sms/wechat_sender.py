@@ -45,7 +45,7 @@ TRIES: Final = 3
 BATCH: Final = 50
 RECLAIM_AFTER: Final = dt.timedelta(minutes=10)
 # The one field of the template every notice fills: the template in the account's library
-# must show {{content.DATA}} (README "Notice channels").
+# must show {{content.DATA}} (docs/sms-and-notices.md, "Notice channels").
 FIELD: Final = "content"
 _QUEUED: ColumnElement[str] = literal_column(f"'{WeChatState.QUEUED}'")
 _RETURNED = (WECHAT.c.id, WECHAT.c.notice_id, WECHAT.c.openid, WECHAT.c.category, WECHAT.c.text, WECHAT.c.attempts)

@@ -424,7 +424,7 @@ async def _serve(host: str, port: int, openid: str) -> None:
         await fake.stop()
 
 
-if __name__ == "__main__":  # a local try-out of the binding page (README "WeChat binding")
+if __name__ == "__main__":  # a local try-out of the binding page (docs/sms-and-notices.md, "WeChat binding")
     import argparse
     import contextlib
 

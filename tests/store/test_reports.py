@@ -1,5 +1,5 @@
 """The report's figures against a small hand-made store whose answers are worked out by
-hand (README, "Report figures"), on SQLite and PostgreSQL; its outputs; bad periods."""
+hand (docs/reports.md, "Report figures"), on SQLite and PostgreSQL; its outputs; bad periods."""
 
 from __future__ import annotations
 

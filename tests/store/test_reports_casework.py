@@ -1,4 +1,4 @@
-"""The report's casework figures (README, "Casework figures") over orders made, answered,
+"""The report's casework figures (docs/reports.md, "Casework figures") over orders made, answered,
 returned and closed through `cases`' own functions, voice messages turned into orders by
 its task, follow-ups answered by SMS through the gateway's MO handler, and call records,
 on SQLite and PostgreSQL. The period holds National Day 2026 (holidays 10-01..10-07, the

@@ -1,4 +1,4 @@
-"""First-call resolution from sealed hourly counts (README, "Casework figures"; kind `fcr`
+"""First-call resolution from sealed hourly counts (docs/reports.md, "Casework figures"; kind `fcr`
 in reports/sums.py): a period partly sealed, partly counted live, gives the figures the
 definition gives counted by hand over the records, on SQLite and PostgreSQL; orders made
 from a call after its hour was sealed count; a call imported later unseals the week
