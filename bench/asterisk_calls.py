@@ -33,7 +33,7 @@ from core.errors import HotlineError
 from core.sample import SampleResident
 from core.settings import Settings, load_settings
 from ivr.caller import ScriptedCaller
-from ivr.dialplan import GLOBAL_AGI_ADDR
+from ivr.dialplan import AGI_SERVER_SEPARATOR, GLOBAL_AGI_SERVERS
 from ivr.trail import find_call_id, show_call
 
 ROUNDS = (10, 25, 50, 75, 100)
@@ -58,10 +58,11 @@ def keypad(r: SampleResident) -> str:
 
 
 async def agi_port(settings: Settings) -> int:
-    """The FastAGI port Asterisk's dialplan uses (global HOTLINE_AGI_ADDR, host:port)."""
+    """The FastAGI port Asterisk's dialplan tries first (global HOTLINE_AGI_SERVERS, host:port&...)."""
     async with ScriptedCaller(settings) as ami:
-        reply = (await ami.send({"Action": "Getvar", "Variable": GLOBAL_AGI_ADDR}))[0]
-    host, _, port = str(reply.get("Value") or "").rpartition(":")
+        reply = (await ami.send({"Action": "Getvar", "Variable": GLOBAL_AGI_SERVERS}))[0]
+    first = str(reply.get("Value") or "").split(AGI_SERVER_SEPARATOR)[0]
+    host, _, port = first.rpartition(":")
     if host != AGI_HOST or not port.isdigit():
         raise SystemExit(f"Asterisk sends FastAGI to {reply.get('Value')!r}, not to {AGI_HOST}:<port>")
     return int(port)

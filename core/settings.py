@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from core.cluster_settings import ClusterSettings
 from core.destinations import DestinationSettings
 from core.errors import SettingsError
 from core.sip_settings import SipSettings, check_networks
@@ -57,6 +58,27 @@ class AgiSettings(_Section):
     # Sessions (calls in the IVR) one process serves at once; over it a call is refused at
     # once and the dialplan apologises and queues it, instead of every caller waiting longer.
     max_sessions: int = Field(1000, ge=1)
+    # The FastAGI servers Asterisk tries, in order, as "host:port": a call goes to the next
+    # when one cannot be reached (the dialplan's hotline-agi). Empty: host:port above alone.
+    servers: tuple[str, ...] = ()
+
+    def address(self) -> str:
+        """host:port that Asterisk dials for this server (it listens everywhere: loopback)."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
+
+    def dial_servers(self) -> tuple[str, ...]:
+        """The FastAGI servers Asterisk tries in order: `servers`, else this one."""
+        return self.servers or (self.address(),)
+
+    @field_validator("servers")
+    @classmethod
+    def _servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for server in value:
+            host, _, port = server.rpartition(":")
+            if not host or not port.isdigit() or not 0 < int(port) < 65536 or any(c in host for c in "&,;/ "):
+                raise ValueError(f"agi.servers: {server!r} is not host:port")
+        return value
 
 
 class AmiSettings(_Section):
@@ -65,6 +87,17 @@ class AmiSettings(_Section):
     user: str = "hotline"
     secret: str = Field("", description="no default: set it in the TOML file or HOTLINE_AMI_SECRET")
     connect_attempts: int = Field(8, ge=1)
+    # Who may log in to AMI (manager.conf permit): this host, and on a site whose nodes are
+    # other machines, the hosts that run `hotline serve`.
+    permit: tuple[str, ...] = ("127.0.0.1/32",)
+
+    @field_validator("permit")
+    @classmethod
+    def _permit(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("ami.permit: at least this host (127.0.0.1/32)")
+        return check_networks(value)
+
     # Asterisk's queue_log and cdr-csv Master.csv as this host sees them. After every AMI
     # (re)login the monitor imports them, so calls that ended while the link (or `hotline
     # serve`) was down are recorded. Unset: the local Asterisk's (`hotline asterisk up`), if any.
@@ -602,6 +635,7 @@ class Settings(_Section):
     cases: CasesSettings = CasesSettings()
     quality: QualitySettings = QualitySettings()
     destinations: DestinationSettings = DestinationSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""

@@ -19,7 +19,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, kb_cli, notices_cli, prefs_cli, sip_cli
+from hotline import audit_cli, cluster_cli, kb_cli, notices_cli, prefs_cli, sip_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -584,6 +584,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("asterisk", help="local Asterisk 22 in a debootstrap root")
     s.add_argument("action", choices=("up", "down", "status"))
     s.set_defaults(func=cmd_asterisk)
+    cluster_cli.add_parser(sub)
 
     s = sub.add_parser("call", help="place a scripted test call into 12333 and print its trail")
     s.add_argument("--dtmf", required=True, help="digits to key; w = 0.5 s pause, W = 1 s pause")

@@ -19,10 +19,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Final
 
+from core.cluster_settings import ClusterNode
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
 from ivr import asterisk_root as roots
-from ivr.asterisk_config import DIALPLANS_DIR, install_config, install_prompts, install_sip
+from ivr.asterisk_config import (
+    DIALPLANS_DIR,
+    ETC_DIR,
+    install_config,
+    install_node_layout,
+    install_prompts,
+    install_sip,
+    node_dir,
+)
 from ivr.errors import (
     AmiLoginRefused,
     AmiUnavailable,
@@ -58,6 +67,10 @@ class AsteriskStatus:
 
 
 class LocalAsterisk:
+    """The local Asterisk, or one node of a cluster (`node`): several nodes share the one
+    root, each with its own configuration, run, log, spool and astdb directories in it
+    (`/etc/asterisk-<node>` …, named by its asterisk.conf, passed with -C)."""
+
     def __init__(
         self,
         settings: Settings,
@@ -65,23 +78,39 @@ class LocalAsterisk:
         dialplans_dir: Path = DIALPLANS_DIR,
         start_timeout_s: float = 60.0,
         phones: Sequence[PhoneEntry] = (),
+        node: ClusterNode | None = None,
     ) -> None:
         self.settings = settings
         # Agents' phones for pjsip.conf (from the store: `hotline asterisk up` reads them).
         self.phones = tuple(phones)
         self.dialplans_dir = dialplans_dir
         self.start_timeout_s = start_timeout_s
+        self.node = node
         self.cache_dir = settings.asterisk.cache_dir.expanduser().resolve()
         self.root = roots.root_path(self.cache_dir)
-        self.process_log = self.cache_dir / "asterisk-22.log"  # Asterisk's stdout and stderr
-        self.pid_file = self.cache_dir / "asterisk-22.pid"
+        suffix = "" if node is None else f"-{node.name}"
+        self.process_log = self.cache_dir / f"asterisk-22{suffix}.log"  # Asterisk's stdout and stderr
+        self.pid_file = self.cache_dir / f"asterisk-22{suffix}.pid"
         # Kept while it runs, so its exit status is collected (no zombie, no ResourceWarning).
         self._process: subprocess.Popen[bytes] | None = None
+
+    def _inner(self, path: str) -> str:
+        """An Asterisk directory as this instance has it inside the root."""
+        return path if self.node is None else node_dir(path, self.node.name)
+
+    @property
+    def etc_dir(self) -> str:
+        return self._inner(ETC_DIR)
+
+    @property
+    def config_option(self) -> list[str]:
+        """-C <asterisk.conf> for a node; the local Asterisk reads Debian's default."""
+        return [] if self.node is None else ["-C", f"{self.etc_dir}/asterisk.conf"]
 
     # Files Asterisk writes, as host paths.
     @property
     def log_dir(self) -> Path:
-        return roots.resolve_in_root(self.root, LOG_DIR)
+        return roots.resolve_in_root(self.root, self._inner(LOG_DIR))
 
     @property
     def messages_log(self) -> Path:
@@ -133,6 +162,8 @@ class LocalAsterisk:
             logger.info("Asterisk already running (pid %d): reloading its configuration", pid)
             self.cli("core reload")
             self._wait_ready(None)
+        if self.node is not None:  # a cluster's bans are the edge's
+            return replace(self.status(), bans="edge")
         bans = self.start_bans(owner)
         return replace(self.status(), bans=bans.label)
 
@@ -160,11 +191,12 @@ class LocalAsterisk:
         """Stop the SIP bans' fail2ban (removing its nftables rules) and Asterisk
         (gracefully, then by signal), and unmount the root's /proc and /dev."""
         roots.require_superuser()
-        self.sip_bans().down()
+        if self.node is None:
+            self.sip_bans().down()
         pid = self.running_pid()
         if pid is not None:
             self._stop(pid)
-        if self.root.exists():
+        if self.root.exists() and not asterisks_in(self.root):  # the last one out unmounts
             roots.unmount_under(self.root)
         self.pid_file.unlink(missing_ok=True)
 
@@ -179,7 +211,7 @@ class LocalAsterisk:
         (registrations of phones still listed stay; removed phones lose theirs)."""
         self.phones = tuple(phones)
         _, group_id = roots.account_ids(self.root, RUN_USER)
-        install_sip(self.root, self.settings, group_id, self.phones)
+        install_sip(self.root, self.settings, group_id, self.phones, etc_dir=self.etc_dir, node=self.node)
         if self.running_pid() is not None:
             self.cli("module reload res_pjsip.so")
             self.cli("dialplan reload")
@@ -194,15 +226,20 @@ class LocalAsterisk:
 
     def running_pid(self) -> int | None:
         """Our pid file first, then Asterisk's own; only a live asterisk chrooted in our root counts."""
-        for path in (self.pid_file, roots.resolve_in_root(self.root, f"{RUN_DIR}/asterisk.pid")):
+        for path in (self.pid_file, roots.resolve_in_root(self.root, f"{self._inner(RUN_DIR)}/asterisk.pid")):
             pid = _read_pid(path)
-            if pid is not None and _is_asterisk_in(pid, self.root):
+            if pid is not None and _is_asterisk_in(pid, self.root, self.config_option):
                 return pid
         return None
 
     def _install(self) -> None:
-        _, group_id = roots.account_ids(self.root, RUN_USER)
-        install_config(self.root, self.settings, group_id, self.dialplans_dir, self.phones)
+        owner = roots.account_ids(self.root, RUN_USER)
+        group_id = owner[1]
+        if self.node is not None:
+            install_node_layout(self.root, self.node.name, owner)
+        install_config(
+            self.root, self.settings, group_id, self.dialplans_dir, self.phones, etc_dir=self.etc_dir, node=self.node
+        )
         install_prompts(self.root, self.settings.ivr.prompts_dir / "build")
 
     def _start(self) -> None:
@@ -210,11 +247,12 @@ class LocalAsterisk:
         if ami_answering(host, port):
             raise AsteriskError(f"another AMI already answers on {host}:{port}: stop it or change ami.port")
         user_id, group_id = roots.account_ids(self.root, RUN_USER)
-        run_dir = roots.resolve_in_root(self.root, RUN_DIR)  # a tmpfs under systemd; absent here
+        run_dir = roots.resolve_in_root(self.root, self._inner(RUN_DIR))  # a tmpfs under systemd; absent here
         run_dir.mkdir(parents=True, exist_ok=True)
         os.chown(run_dir, user_id, group_id)
         # -f: stay in the foreground (we detach it ourselves); -n: no colour codes in the log.
-        command = ["chroot", str(self.root), roots.ASTERISK_BINARY, "-fn", "-U", RUN_USER, "-G", RUN_USER]
+        command = ["chroot", str(self.root), roots.ASTERISK_BINARY, *self.config_option, "-fn"]
+        command += ["-U", RUN_USER, "-G", RUN_USER]
         with self.process_log.open("ab") as log:
             log.write(f"--- {time.strftime('%F %T')} {' '.join(command)}\n".encode())
             log.flush()
@@ -277,7 +315,7 @@ class LocalAsterisk:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             self._reap(pid)
-            if not _is_asterisk_in(pid, self.root):
+            if not _is_asterisk_in(pid, self.root, self.config_option):
                 return True
             time.sleep(_POLL_S)
         return False
@@ -299,7 +337,7 @@ class LocalAsterisk:
             os.waitpid(pid, os.WNOHANG)
 
     def _remote(self, command: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
-        argv = ["chroot", str(self.root), roots.ASTERISK_BINARY, "-rx", command]
+        argv = ["chroot", str(self.root), roots.ASTERISK_BINARY, *self.config_option, "-rx", command]
         try:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
@@ -354,16 +392,38 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def _is_asterisk_in(pid: int, root: Path) -> bool:
-    """A live (not zombie) asterisk process whose filesystem root is `root`."""
+def _is_asterisk_in(pid: int, root: Path, config_option: Sequence[str] = ()) -> bool:
+    """A live (not zombie) asterisk process whose filesystem root is `root`, started with
+    this -C option (a node) or none (the local Asterisk)."""
     proc = Path(f"/proc/{pid}")
     try:
         if os.readlink(proc / "root") != str(root):
             return False
         state = (proc / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-        return state != "Z" and Path(os.readlink(proc / "exe")).name == "asterisk"
+        if state == "Z" or Path(os.readlink(proc / "exe")).name != "asterisk":
+            return False
+        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
     except (OSError, IndexError):
         return False
+    if config_option:
+        return any(argv[i : i + 2] == list(config_option) for i in range(len(argv) - 1))
+    return "-C" not in argv
+
+
+def asterisks_in(root: Path) -> list[int]:
+    """Every live asterisk process running in `root` (the local one and any nodes)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError):
+            if os.readlink(entry / "root") != str(root) or Path(os.readlink(entry / "exe")).name != "asterisk":
+                continue
+            state = (entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if state != "Z" and b"-rx" not in argv:  # not a passing `asterisk -rx` console
+                found.append(int(entry.name))
+    return found
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

@@ -8,6 +8,7 @@ no secret lives in the repository.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import re
@@ -18,11 +19,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from core.cluster_settings import ClusterNode
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
 from ivr.asterisk_root import resolve_in_root
+from ivr.cluster_config import render_node_pjsip
 from ivr.destinations_dialplan import render_destinations
-from ivr.dialplan import GLOBAL_AGI_ADDR, GLOBAL_RECORDINGS_DIR, SOUNDS_SUBDIR
+from ivr.dialplan import AGI_SERVER_SEPARATOR, GLOBAL_AGI_SERVERS, GLOBAL_RECORDINGS_DIR, SOUNDS_SUBDIR
 from ivr.errors import AsteriskConfigError
 from ivr.pjsip_config import (
     PJSIP_FILE,
@@ -59,7 +62,18 @@ def template_values(settings: Settings) -> dict[str, str]:
     # In Asterisk's .conf syntax ';' starts a comment and whitespace is trimmed.
     if any(not 33 <= ord(c) <= 126 or c in ";\\[]" for c in ami.secret):
         raise AsteriskConfigError("ami.secret: use printable ASCII without spaces, ';', '\\', '[' or ']'")
-    return {"AMI_PORT": str(ami.port), "AMI_USER": ami.user, "AMI_SECRET": ami.secret}
+    try:
+        bind = str(ipaddress.ip_address(ami.host))
+    except ValueError:
+        bind = "127.0.0.1"  # a host name: AMI stays on loopback, as before nodes had addresses
+    permit = "\n".join(f"permit = {ipaddress.ip_network(net, strict=False).with_netmask}" for net in ami.permit)
+    return {
+        "AMI_BIND": bind,
+        "AMI_PORT": str(ami.port),
+        "AMI_USER": ami.user,
+        "AMI_SECRET": ami.secret,
+        "AMI_PERMIT": permit,
+    }
 
 
 def render(text: str, values: dict[str, str], source: str) -> str:
@@ -74,12 +88,70 @@ def render(text: str, values: dict[str, str], source: str) -> str:
 
 def agi_address(settings: Settings) -> str:
     """host:port that Asterisk dials for FastAGI (same network namespace as the server)."""
-    host = settings.agi.host
-    if host in _UNSPECIFIED_HOSTS:  # the server listens everywhere: reach it on loopback
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{settings.agi.port}"
+    return settings.agi.address()
+
+
+# A node's own directories in the shared root (asterisk.conf [directories]); the rest
+# (modules, sounds, music on hold) is shared.
+NODE_DIRECTORIES: Final = {
+    "astetcdir": ETC_DIR,
+    "astrundir": "/var/run/asterisk",
+    "astlogdir": "/var/log/asterisk",
+    "astspooldir": "/var/spool/asterisk",
+    "astdbdir": "/var/lib/asterisk",
+    "astcachedir": "/var/cache/asterisk",
+}
+
+
+def node_dir(path: str, node: str) -> str:
+    """A node's own copy of one of Asterisk's directories: /var/log/asterisk -> /var/log/asterisk-node1."""
+    return f"{path.rstrip('/')}-{node}"
+
+
+def install_node_layout(root: Path, node: str, owner: tuple[int, int]) -> None:
+    """A node's directories in the root, Debian's configuration files copied into its
+    /etc/asterisk-<node> (ours are written over them next), and its asterisk.conf naming
+    its own directories and its system name, which prefixes every UNIQUEID, so call ids of
+    different nodes never collide. Everything else (modules, sounds, keys) keeps Asterisk's
+    compiled-in places, as the local Asterisk does: Debian's asterisk.conf only lists them
+    in a template section, which Asterisk does not apply."""
+    source_etc = resolve_in_root(root, ETC_DIR)
+    etc = resolve_in_root(root, node_dir(ETC_DIR, node))
+    etc.mkdir(parents=True, exist_ok=True)
+    for conf in sorted(source_etc.iterdir()):
+        target = etc / conf.name
+        if conf.is_file() and not conf.name.startswith("."):
+            shutil.copy2(conf, target)
+            stat = conf.stat()
+            os.chown(target, stat.st_uid, stat.st_gid)  # some are readable by the asterisk group only
+    lines = ["; Written by `hotline cluster up`; do not edit.", "[directories]"]
+    for key, directory_path in NODE_DIRECTORIES.items():
+        inner = node_dir(directory_path, node)
+        lines.append(f"{key} => {inner}")
+        if key != "astetcdir":
+            _mirror_directories(resolve_in_root(root, directory_path), resolve_in_root(root, inner), owner)
+    lines += ["[options]", f"systemname = {node}"]
+    _write(etc / "asterisk.conf", "\n".join(lines) + "\n", owner[1], secret=False)
+
+
+def _mirror_directories(source: Path, target: Path, owner: tuple[int, int]) -> None:
+    """`target` and the subdirectories Debian made in `source` (cdr-csv, outgoing, tmp …),
+    owned by Asterisk's user; not the platform's bind-mounted recordings and speech, which
+    every node shares at their own paths."""
+    for directory in [target, *(target / d.name for d in _subdirectories(source))]:
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, *owner)
+
+
+def _subdirectories(path: Path) -> list[Path]:
+    if not path.is_dir():
+        return []
+    return [d for d in path.iterdir() if d.is_dir() and not d.is_symlink() and not d.name.startswith("hotline")]
+
+
+def agi_servers(settings: Settings) -> tuple[str, ...]:
+    """The FastAGI servers Asterisk tries in order: agi.servers, else this host's own."""
+    return settings.agi.dial_servers()
 
 
 def install_config(
@@ -88,12 +160,15 @@ def install_config(
     group_id: int,
     sources_dir: Path = DIALPLANS_DIR,
     phones: Sequence[PhoneEntry] = (),
+    *,
+    etc_dir: str = ETC_DIR,
+    node: ClusterNode | None = None,
 ) -> None:
     """Copy dialplans/*.conf (rendered), the generated globals and the SIP configuration
     (pjsip.conf with the trunks and `phones`, rtp.conf, the trunks' contexts) into the
-    root's /etc/asterisk."""
+    root's /etc/asterisk, or a cluster node's /etc/asterisk-<node>."""
     values = template_values(settings)
-    etc = resolve_in_root(root, ETC_DIR)
+    etc = resolve_in_root(root, etc_dir)
     sources = sorted(sources_dir.glob("*.conf"))
     if not sources:
         raise AsteriskConfigError(f"no .conf files in {sources_dir}")
@@ -102,19 +177,20 @@ def install_config(
         _write(etc / source.name, text, group_id, secret=source.name in SECRET_FILES)
     globals_text = (
         "; Written by `hotline asterisk up` from the settings; do not edit.\n"
-        f"{GLOBAL_AGI_ADDR}={agi_address(settings)}\n"
+        f"{GLOBAL_AGI_SERVERS}={AGI_SERVER_SEPARATOR.join(agi_servers(settings))}\n"
         f"{GLOBAL_RECORDINGS_DIR}={settings.recordings.asterisk_dir.rstrip('/')}\n"
     ) + "".join(f"{name}={value}\n" for name, value in outbound_globals(settings.sip).items())
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
-    install_sip(root, settings, group_id, phones)
+    install_sip(root, settings, group_id, phones, etc_dir=etc_dir, node=node)
     if settings.sip.webrtc:
         install_tls(settings.sip, etc, group_id)
-    _write(etc / HTTP_FILE, render_http(settings.sip, ETC_DIR), group_id, secret=False)
+    _write(etc / HTTP_FILE, render_http(settings.sip, etc_dir), group_id, secret=False)
     _write(resolve_in_root(root, "/etc/hosts"), hosts_file(), group_id, secret=False)
     for name in DISABLED_FILES:
         if (etc / name).exists():
             (etc / name).replace(etc / f"{name}.disabled")
-    logger.info("installed %d config files into %s (FastAGI at %s)", len(sources), etc, agi_address(settings))
+    servers = ", ".join(agi_servers(settings))
+    logger.info("installed %d config files into %s (FastAGI at %s)", len(sources), etc, servers)
 
 
 def hosts_file() -> str:
@@ -132,13 +208,26 @@ def hosts_file() -> str:
     )
 
 
-def install_sip(root: Path, settings: Settings, group_id: int, phones: Sequence[PhoneEntry]) -> None:
+def install_sip(
+    root: Path,
+    settings: Settings,
+    group_id: int,
+    phones: Sequence[PhoneEntry],
+    *,
+    etc_dir: str = ETC_DIR,
+    node: ClusterNode | None = None,
+) -> None:
     """Write pjsip.conf (readable by the asterisk group only: a trunk's password), rtp.conf
-    and the trunks' dialplan; `hotline phones add` calls this alone, then reloads res_pjsip."""
-    etc = resolve_in_root(root, ETC_DIR)
-    for warning in identify_warnings(settings.sip, phones):
-        logger.warning("SIP: %s", warning)
-    _write(etc / PJSIP_FILE, render_pjsip(settings, phones), group_id, secret=True)
+    and the trunks' dialplan; `hotline phones add` calls this alone, then reloads res_pjsip.
+    A cluster node's pjsip.conf answers the edge only (ivr.cluster_config)."""
+    etc = resolve_in_root(root, etc_dir)
+    if node is None:
+        for warning in identify_warnings(settings.sip, phones):
+            logger.warning("SIP: %s", warning)
+        pjsip = render_pjsip(settings, phones)
+    else:
+        pjsip = render_node_pjsip(settings, node, phones)
+    _write(etc / PJSIP_FILE, pjsip, group_id, secret=True)
     _write(etc / RTP_FILE, render_rtp(settings.sip), group_id, secret=False)
     dialplan = render_trunk_dialplan(settings.sip) + "\n" + render_destinations(settings.destinations)
     _write(etc / TRUNKS_DIALPLAN_FILE, dialplan, group_id, secret=False)

@@ -17,6 +17,8 @@ CTX_OUTBOUND: Final = "hotline-outbound"  # calls out (callbacks) through the ou
 CTX_OUTBOUND_ANSWERED: Final = "hotline-outbound-answered"  # Dial's U() routine: the resident answered
 CTX_NOTICE_DIAL: Final = "hotline-notice-dial"  # a notice call's dialing half: counted, then the trunk
 CTX_NOTICE_PLAY: Final = "hotline-notice-play"  # its answered half: the FastAGI script `notice`
+CTX_AGI: Final = "hotline-agi"  # a FastAGI script on the first server that answers
+CTX_EDGE: Final = "hotline-edge"  # a cluster node: every call the SIP edge sends, by its source
 CTX_RECORD_AGENT: Final = "hotline-record-agent"  # Queue()'s gosub on the answering agent: MixMonitor
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
@@ -26,12 +28,20 @@ DEPARTMENTS_CONTEXT: Final = "hotline-departments"
 
 EXTEN_HOTLINE: Final = "12333"
 
-# FastAGI: agi://${HOTLINE_AGI_ADDR}/<script>
+# FastAGI: Gosub(hotline-agi,s,1(<script>[,<argument>])), on the servers of HOTLINE_AGI_SERVERS
 AGI_SCRIPT_IVR: Final = "ivr"
 AGI_SCRIPT_SURVEY: Final = "survey"  # after an agent call: 1 satisfied, 2 basically, 3 dissatisfied
 AGI_SCRIPT_QUEUE_ENTRY: Final = "queue-entry"  # before Queue(): position, estimated wait, callback offer
 AGI_SCRIPT_NOTICE: Final = "notice"  # a notice call answered: who calls, the notice, 1 again / 2 confirm / 9 no calls
-GLOBAL_AGI_ADDR: Final = "HOTLINE_AGI_ADDR"
+GLOBAL_AGI_SERVERS: Final = "HOTLINE_AGI_SERVERS"
+AGI_SERVER_SEPARATOR: Final = "&"
+
+# A cluster's edge names where a call came from in this SIP header: a trunk (the prefix and
+# its name; its context is TRUNK_CONTEXT_PREFIX + name) or an agent's phone.
+SOURCE_HEADER: Final = "X-Hotline-Source"
+SOURCE_TRUNK_PREFIX: Final = "trunk-"
+SOURCE_PHONE: Final = "phone"
+VAR_SOURCE: Final = "HOTLINE_SOURCE"
 
 # Channel variables the FastAGI session sets for the dialplan after it returns.
 VAR_ACTION: Final = "HOTLINE_ACTION"  # "queue" or "hangup"

@@ -100,3 +100,11 @@ class MessageNotSaved(HotlineError):
 class BansUnavailable(AsteriskError):
     """The SIP bans cannot work on this machine (no fail2ban or nftables, or the kernel
     refuses nftables rules), or our fail2ban server does not answer."""
+
+
+class ClusterRefused(AsteriskError):
+    """A cluster cannot be set up with these settings or on this machine (SQLite, no Kamailio)."""
+
+
+class EdgeNotReady(AsteriskError):
+    """The SIP edge (Kamailio) refused its configuration, exited, or did not answer in time."""

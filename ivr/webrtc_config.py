@@ -61,7 +61,7 @@ def render_http(sip: SipSettings, etc_in_root: str) -> str:
         f"bindport = {plain_port(sip)}",
         "enablestatic = no",
         "enable_status = no",
-        "tlsenable = yes",
+        f"tlsenable = {'yes' if sip.webrtc else 'no'}",
         f"tlsbindaddr = {bind}:{sip.https_port}",
         f"tlscertfile = {keys}/{CERT_FILE}",
         f"tlsprivatekey = {keys}/{KEY_FILE}",

@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lead", type=float, default=1.0, help="seconds after the answer before the first key")
     parser.add_argument("--tail", type=float, default=20.0, help="seconds to stay on the line after the keys")
     parser.add_argument("--tcp", action="store_true", help="SIP over TCP instead of UDP")
+    parser.add_argument("--edge", action="store_true", help="call the cluster's SIP edge (`hotline cluster up`)")
     args = parser.parse_args(argv)
     settings = load_settings()
     plan = UacPlan(
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
         transport="tcp" if args.tcp else "udp",
     )
     with tempfile.TemporaryDirectory(prefix="sip-call-") as work:
-        result = place_calls(hotline_address(settings), plan, Path(work))
+        target = (settings.cluster.edge_address, settings.cluster.edge_port) if args.edge else hotline_address(settings)
+        result = place_calls(target, plan, Path(work))
     for call in result.calls:
         print(f"call {call.call_id}: INVITE answered {list(call.invite_codes)}, final {call.final_code}")
     if not result.successful:

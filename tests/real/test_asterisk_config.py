@@ -48,8 +48,8 @@ def test_start_and_reload_log_no_warning_or_error(asterisk: LocalAsterisk) -> No
 def test_entry_context_runs_fastagi(asterisk: LocalAsterisk, asterisk_settings: Settings) -> None:
     shown = asterisk.cli(f"dialplan show {EXTEN_HOTLINE}@{CTX_ENTRY}")
     assert f"'{EXTEN_HOTLINE}' =>" in shown
-    assert "AGI(agi://${HOTLINE_AGI_ADDR}/ivr)" in shown
-    assert f"HOTLINE_AGI_ADDR={agi_address(asterisk_settings)}" in asterisk.cli("dialplan show globals")
+    assert "Gosub(hotline-agi,s,1(ivr))" in shown
+    assert f"HOTLINE_AGI_SERVERS={agi_address(asterisk_settings)}" in asterisk.cli("dialplan show globals")
 
 
 def test_every_context_and_queue_loaded(asterisk: LocalAsterisk) -> None:

@@ -34,7 +34,8 @@ def test_channel_variables_are_exactly_the_python_ones() -> None:
 
 
 def test_fastagi_script_and_actions() -> None:
-    assert f"AGI(agi://${{{dialplan.GLOBAL_AGI_ADDR}}}/{dialplan.AGI_SCRIPT_IVR})" in EXTENSIONS
+    assert f"Gosub({dialplan.CTX_AGI},s,1({dialplan.AGI_SCRIPT_IVR}))" in EXTENSIONS
+    assert f"CUT({dialplan.GLOBAL_AGI_SERVERS},{dialplan.AGI_SERVER_SEPARATOR}," in EXTENSIONS
     for action in (dialplan.ACTION_QUEUE, dialplan.ACTION_HANGUP):
         assert f'"${{{dialplan.VAR_ACTION}}}" = "{action}"' in EXTENSIONS
     assert f"{dialplan.SOUNDS_SUBDIR}/zh/{dialplan.PROMPT_SYSTEM_APOLOGY}" in EXTENSIONS
@@ -42,7 +43,7 @@ def test_fastagi_script_and_actions() -> None:
 
 
 def test_queue_entry_hold_music_and_periodic_announcement() -> None:
-    assert f"AGI(agi://${{{dialplan.GLOBAL_AGI_ADDR}}}/{dialplan.AGI_SCRIPT_QUEUE_ENTRY}," in EXTENSIONS
+    assert f"Gosub({dialplan.CTX_AGI},s,1({dialplan.AGI_SCRIPT_QUEUE_ENTRY}," in EXTENSIONS
     assert f"periodic-announce = {dialplan.SOUNDS_SUBDIR}/zh/{dialplan.PROMPT_QUEUE_PERIODIC}" in QUEUES
     moh = (CONF / "musiconhold.conf").read_text(encoding="utf-8")
     assert f"directory = /usr/share/asterisk/sounds/{dialplan.SOUNDS_SUBDIR}/{dialplan.MOH_DIR}" in moh

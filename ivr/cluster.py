@@ -1,0 +1,341 @@
+"""The cluster on this machine: the SIP edge (Kamailio from Debian) and N Asterisk nodes.
+
+`hotline cluster up --nodes N | down | status` use it. The nodes share the one debootstrap
+root (ivr.asterisk's LocalAsterisk with a `node`), each on its own loopback address; the
+edge is Kamailio run in the foreground of its own session, like Asterisk, its files under
+`<cache_dir>/cluster/`. What was started is written to `cluster.json` there, so `status`
+and `down` find the same nodes. A cluster needs PostgreSQL (the edge reads the phones'
+digests from it, and several `hotline serve` share it); SQLite is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from core.cluster_settings import ClusterNode
+from core.settings import Settings
+from core.sip_phones import PhoneEntry
+from ivr.asterisk import LocalAsterisk
+from ivr.cluster_config import EdgePaths, node_settings, render_dispatcher, render_kamailio
+from ivr.errors import AsteriskError, ClusterRefused, EdgeNotReady
+
+logger = logging.getLogger(__name__)
+
+KAMCMD: Final = "/usr/sbin/kamcmd"
+STATE_FILE: Final = "cluster.json"
+_POLL_S: Final = 0.2
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    address: str
+    sip_port: int
+    ami_port: int
+    pid: int | None
+    # "active" (the edge sends it calls), "inactive" (it does not answer the edge's
+    # probes), "stopped" (no Asterisk), or "unknown" (the edge is down).
+    state: str
+    calls: int | None  # channels in progress, as its Asterisk counts them
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    edge_address: str
+    edge_port: int
+    edge_pid: int | None
+    nodes: tuple[NodeStatus, ...]
+
+    @property
+    def running(self) -> bool:
+        return self.edge_pid is not None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "edge": {
+                "address": self.edge_address,
+                "port": self.edge_port,
+                "pid": self.edge_pid,
+                "state": "running" if self.edge_pid else "stopped",
+            },
+            "nodes": [asdict(n) for n in self.nodes],
+        }
+
+
+def require_postgresql(settings: Settings) -> None:
+    if not settings.database.url.startswith("postgresql"):
+        raise ClusterRefused(
+            "a cluster needs PostgreSQL (database.url = postgresql+psycopg://…): its nodes' FastAGI servers "
+            "share one store and the edge reads the phones' digests from it; SQLite is one file on one machine"
+        )
+
+
+class Cluster:
+    def __init__(self, settings: Settings, *, phones: Sequence[PhoneEntry] = (), start_timeout_s: float = 60.0) -> None:
+        self.settings = settings
+        self.phones = tuple(phones)
+        self.start_timeout_s = start_timeout_s
+        cache_dir = settings.asterisk.cache_dir.expanduser().resolve()
+        self.paths = EdgePaths(cache_dir / "cluster")
+        self._edge: subprocess.Popen[bytes] | None = None
+
+    # The nodes: the settings' own, else those `up` made and wrote down.
+    def nodes(self, count: int | None = None) -> tuple[ClusterNode, ...]:
+        cluster, sip = self.settings.cluster, self.settings.sip
+        if cluster.nodes:
+            return cluster.nodes if count is None else cluster.nodes[:count]
+        if count is not None:
+            return cluster.local_nodes(count, sip.rtp_start, sip.rtp_end)
+        state = self.paths.directory / STATE_FILE
+        try:
+            saved = json.loads(state.read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return ()
+        return tuple(ClusterNode.model_validate(n) for n in saved.get("nodes", ()))
+
+    def asterisks(self, nodes: Sequence[ClusterNode]) -> list[LocalAsterisk]:
+        return [
+            LocalAsterisk(
+                node_settings(self.settings, node, i),
+                node=node,
+                phones=self.phones,
+                start_timeout_s=self.start_timeout_s,
+            )
+            for i, node in enumerate(nodes)
+        ]
+
+    def up(self, count: int | None = None) -> ClusterStatus:
+        """Start (or reconfigure) every node, then the edge in front of them."""
+        require_postgresql(self.settings)
+        if not Path(self.settings.cluster.kamailio).is_file():
+            raise ClusterRefused(
+                f"{self.settings.cluster.kamailio} not found: apt-get install kamailio kamailio-postgres-modules"
+            )
+        nodes = self.nodes(count or (None if self.settings.cluster.nodes else 2))
+        self.paths.directory.mkdir(parents=True, exist_ok=True)
+        state = {"nodes": [n.model_dump() for n in nodes]}
+        (self.paths.directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+        for asterisk in self.asterisks(nodes):
+            status = asterisk.up()
+            logger.info("node %s: Asterisk pid %s", asterisk.node.name if asterisk.node else "?", status.pid)
+        pid = self.edge_pid()
+        changed = self._write_edge(nodes)
+        if pid is None:
+            self._start_edge()
+        elif "config" in changed:
+            logger.info("restarting the SIP edge (pid %d) with its new configuration: calls being set up may fail", pid)
+            self._stop_edge(pid)
+            self._start_edge()
+        elif "nodes" in changed:
+            self._control("dispatcher.reload")
+            logger.info("the SIP edge (pid %d) reloaded its list of nodes", pid)
+        return self.wait_active(nodes)
+
+    def wait_active(self, nodes: Sequence[ClusterNode]) -> ClusterStatus:
+        """The status once the edge's probes found every node answering, or after three
+        probe intervals (a node that stays inactive is shown so)."""
+        deadline = time.monotonic() + 3 * self.settings.cluster.probe_interval_s + 2
+        wanted = {n.address for n in nodes}
+        while time.monotonic() < deadline:
+            states = self.dispatcher_states()
+            if all(states.get(address) == "active" for address in wanted):
+                break
+            time.sleep(_POLL_S)
+        return self.status()
+
+    def down(self) -> None:
+        """Stop the edge, then every node (the root is unmounted when the last Asterisk is gone)."""
+        pid = self.edge_pid()
+        if pid is not None:
+            self._stop_edge(pid)
+        for asterisk in self.asterisks(self.nodes()):
+            asterisk.down()
+
+    def status(self) -> ClusterStatus:
+        nodes = self.nodes()
+        edge_pid = self.edge_pid()
+        states = self.dispatcher_states() if edge_pid else {}
+        shown = []
+        for node, asterisk in zip(nodes, self.asterisks(nodes), strict=True):
+            pid = asterisk.running_pid()
+            calls = None
+            if pid is None:
+                state = "stopped"
+            else:
+                state = states.get(node.address, "unknown")
+                with contextlib.suppress(AsteriskError):
+                    calls = _active_calls(asterisk.cli("core show channels count", timeout_s=5.0))
+            shown.append(NodeStatus(node.name, node.address, node.sip_port, node.ami_port, pid, state, calls))
+        cluster = self.settings.cluster
+        return ClusterStatus(cluster.edge_address, cluster.edge_port, edge_pid, tuple(shown))
+
+    def dispatcher_states(self) -> dict[str, str]:
+        """Each node's address -> "active" or "inactive", as the edge's dispatcher sees it."""
+        try:
+            return parse_dispatcher_list(self._control("dispatcher.list"))
+        except EdgeNotReady as exc:
+            logger.warning("%s", exc)
+            return {}
+
+    def edge_pid(self) -> int | None:
+        try:
+            pid = int(self.paths.pid_file.read_text(encoding="utf-8").strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+            stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return None
+        return pid if Path(exe).name == "kamailio" and stat != "Z" else None
+
+    def _write_edge(self, nodes: Sequence[ClusterNode]) -> set[str]:
+        """Write kamailio.cfg and the dispatcher list, checked by `kamailio -c`; say which changed."""
+        secret_file = self.paths.directory / "auth-secret"  # the digest nonces' key, kept across restarts
+        if not secret_file.exists():
+            _write_private(secret_file, secrets.token_hex(16))
+        secret = secret_file.read_text(encoding="utf-8").strip()
+        files = {
+            "config": (self.paths.config, render_kamailio(self.settings, nodes, self.paths, secret)),
+            "nodes": (self.paths.dispatcher_list, render_dispatcher(nodes)),
+        }
+        changed = set()
+        for what, (path, text) in files.items():
+            with contextlib.suppress(FileNotFoundError):
+                if path.read_text(encoding="utf-8") == text:
+                    continue
+            _write_private(path, text)  # kamailio.cfg holds the database's URL
+            changed.add(what)
+        check = subprocess.run(
+            [self.settings.cluster.kamailio, "-c", "-f", str(self.paths.config)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if check.returncode != 0:
+            raise EdgeNotReady(f"kamailio -c refused {self.paths.config}:\n{check.stderr.strip()[-2000:]}")
+        return changed
+
+    def _control(self, command: str) -> str:
+        """A command to the running edge over its control socket (kamcmd)."""
+        try:
+            done = subprocess.run(
+                [KAMCMD, "-s", f"unix:{self.paths.control_socket}", command],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise EdgeNotReady(f"the SIP edge's control socket does not answer: {exc}") from exc
+        if done.returncode != 0:
+            raise EdgeNotReady(f"kamcmd {command}: {(done.stdout + done.stderr).strip()}")
+        return done.stdout
+
+    def _start_edge(self) -> None:
+        self.paths.control_socket.unlink(missing_ok=True)
+        self.paths.pid_file.unlink(missing_ok=True)  # a stale one: kamailio refuses to start
+        # -DD: stay in the foreground (we detach it ourselves) with its worker processes;
+        # -E: log to stderr, our log file.
+        command = [
+            self.settings.cluster.kamailio,
+            "-f",
+            str(self.paths.config),
+            "-P",
+            str(self.paths.pid_file),
+            "-w",
+            str(self.paths.directory),
+            "-DD",
+            "-E",
+        ]
+        with self.paths.log.open("ab") as log:
+            log.write(f"--- {time.strftime('%F %T')} {' '.join(command)}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
+            )
+        self._edge = process  # kamailio writes its pid file itself
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise EdgeNotReady(f"kamailio exited with {process.returncode}:\n{_tail(self.paths.log)}")
+            answered = False
+            if self.paths.control_socket.exists():
+                with contextlib.suppress(EdgeNotReady):
+                    answered = bool(parse_dispatcher_list(self._control("dispatcher.list")))
+            if answered:
+                logger.info("SIP edge (kamailio pid %d) answers; log %s", process.pid, self.paths.log)
+                return
+            time.sleep(_POLL_S)
+        raise EdgeNotReady(f"kamailio did not answer on {self.paths.control_socket} in time:\n{_tail(self.paths.log)}")
+
+    def _stop_edge(self, pid: int) -> None:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                if self._edge is not None and self._edge.pid == pid:
+                    self._edge.poll()
+                else:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
+                if self.edge_pid() is None:
+                    self._edge = None
+                    self.paths.pid_file.unlink(missing_ok=True)
+                    logger.info("SIP edge (pid %d) stopped", pid)
+                    return
+                time.sleep(_POLL_S)
+            logger.warning("SIP edge (pid %d) still running after %s", pid, sig.name)
+        raise AsteriskError(f"the SIP edge (kamailio pid {pid}) survived SIGKILL")
+
+
+def parse_dispatcher_list(text: str) -> dict[str, str]:
+    """kamcmd's `dispatcher.list`: for each destination its URI and FLAGS (A active,
+    I inactive, D disabled; P probing): address -> "active" or "inactive"."""
+    states: dict[str, str] = {}
+    uri = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("URI:"):
+            uri = line.split(":", 1)[1].strip()
+        elif line.startswith("FLAGS:") and uri:
+            flags = line.split(":", 1)[1].strip()
+            host = uri.removeprefix("sip:").rsplit(":", 1)[0].strip("[]")
+            states[host] = "active" if flags.startswith("A") else "inactive"
+            uri = ""
+    return states
+
+
+def _active_calls(text: str) -> int | None:
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[1:3] == ["active", "calls"] and words[0].isdigit():
+            return int(words[0])
+    return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.chmod(0o600)
+    temp.replace(path)
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
