@@ -243,6 +243,10 @@ class LocalAsterisk:
         install_prompts(self.root, self.settings.ivr.prompts_dir / "build")
 
     def _start(self) -> None:
+        if self._process is not None:  # an earlier run that died (killed): collect its status
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._process.wait(timeout=5)
+            self._process = None
         host, port = self.settings.ami.host, self.settings.ami.port
         if ami_answering(host, port):
             raise AsteriskError(f"another AMI already answers on {host}:{port}: stop it or change ami.port")

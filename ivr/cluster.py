@@ -89,6 +89,7 @@ class Cluster:
         cache_dir = settings.asterisk.cache_dir.expanduser().resolve()
         self.paths = EdgePaths(cache_dir / "cluster")
         self._edge: subprocess.Popen[bytes] | None = None
+        self._asterisks: dict[str, LocalAsterisk] = {}
 
     # The nodes: the settings' own, else those `up` made and wrote down.
     def nodes(self, count: int | None = None) -> tuple[ClusterNode, ...]:
@@ -105,15 +106,21 @@ class Cluster:
         return tuple(ClusterNode.model_validate(n) for n in saved.get("nodes", ()))
 
     def asterisks(self, nodes: Sequence[ClusterNode]) -> list[LocalAsterisk]:
-        return [
-            LocalAsterisk(
-                node_settings(self.settings, node, i),
-                node=node,
-                phones=self.phones,
-                start_timeout_s=self.start_timeout_s,
-            )
-            for i, node in enumerate(nodes)
-        ]
+        """Each node's Asterisk; the same object for the same node while this Cluster lives
+        (it holds the process it started, so the exit status is collected)."""
+        found = []
+        for i, node in enumerate(nodes):
+            known = self._asterisks.get(node.name)
+            if known is None or known.node != node:
+                known = LocalAsterisk(
+                    node_settings(self.settings, node, i),
+                    node=node,
+                    phones=self.phones,
+                    start_timeout_s=self.start_timeout_s,
+                )
+                self._asterisks[node.name] = known
+            found.append(known)
+        return found
 
     def up(self, count: int | None = None) -> ClusterStatus:
         """Start (or reconfigure) every node, then the edge in front of them."""

@@ -1,0 +1,236 @@
+"""The cluster for real: Kamailio as the SIP edge in front of two Asterisk nodes (the
+session's root, each node on its own loopback address), two `hotline serve` FastAGI
+servers on one PostgreSQL, and SIPp as the carrier calling the edge.
+
+The session's own Asterisk keeps running beside the nodes (0.0.0.0:5060), so the nodes
+answer SIP on port 5160 and the edge on 5180, and take RTP ports of their own."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core import sample
+from core.cluster_settings import ClusterSettings
+from core.db import Store
+from core.models import Call
+from core.settings import Settings
+from ivr.cluster import Cluster
+from ivr.trail import show_call
+from tests.conftest import PEPPER, PG_URL, REQUIRE_PG, SAMPLE_RESIDENTS, _fresh_pg_database, load_sample
+from tests.real.serving import keypad
+from tests.real.sip_setup import sip_toml
+from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, free_port, place_calls
+
+pytestmark = pytest.mark.real
+
+EDGE_PORT = 5180
+NODE_SIP_PORT = 5160
+
+
+@dataclass
+class Serve:
+    port: int
+    process: subprocess.Popen[str]
+    log: Path
+
+
+@dataclass
+class Running:
+    settings: Settings
+    cluster: Cluster
+    store: Store
+    serves: list[Serve]
+    residents: list[sample.SampleResident]
+    tmp: Path
+
+    @property
+    def edge(self) -> tuple[str, int]:
+        return self.settings.cluster.edge_address, self.settings.cluster.edge_port
+
+
+def _start_serve(settings: Settings, tmp: Path, port: int) -> Serve:
+    toml = tmp / f"serve-{port}.toml"
+    toml.write_text(
+        sip_toml(settings.sip) + f"\n[agi]\nservers = {list(settings.agi.servers)!r}\n".replace("'", '"'),
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "HOTLINE_CONFIG": str(toml),
+        "HOTLINE_DATABASE_URL": settings.database.url,
+        "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
+        "HOTLINE_AMI_SECRET": settings.ami.secret,
+        "HOTLINE_AGI_PORT": str(port),
+        "HOTLINE_QUEUE_OPEN_TIME": "00:00:00",
+        "HOTLINE_QUEUE_CLOSE_TIME": "00:00:00",
+    }
+    log = tmp / f"serve-{port}.log"
+    with log.open("w") as stderr:  # the child has its own copy of the descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "hotline", "serve", "--only", "agi"],
+            cwd=tmp,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    assert process.stdout is not None
+    assert "ready" in process.stdout.readline(), log.read_text()
+    return Serve(port, process, log)
+
+
+@pytest.fixture(scope="module")
+def running(asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    if not PG_URL:
+        if REQUIRE_PG:
+            pytest.fail("TEST_PG_URL is not set but PostgreSQL is required (make test sets it)")
+        pytest.skip("PostgreSQL not configured: run through `make test`")
+    tmp = tmp_path_factory.mktemp("cluster")
+    url = _fresh_pg_database()
+    store = Store(url)
+    store.migrate()
+    load_sample(store)
+    ports = [free_port("127.0.0.1", tcp_too=True) for _ in range(2)]
+    sip = asterisk_settings.sip.model_copy(update={"rtp_start": 30000, "rtp_end": 31999})
+    settings = asterisk_settings.model_copy(
+        update={
+            "database": asterisk_settings.database.model_copy(update={"url": url}),
+            "sip": sip,
+            "agi": asterisk_settings.agi.model_copy(update={"servers": tuple(f"127.0.0.1:{p}" for p in ports)}),
+            "cluster": ClusterSettings(edge_port=EDGE_PORT, node_sip_port=NODE_SIP_PORT),
+        }
+    )
+    serves = [_start_serve(settings, tmp, p) for p in ports]
+    cluster = Cluster(settings)
+    status = cluster.up(2)
+    residents = sample.generate(residents=SAMPLE_RESIDENTS)[1]
+    try:
+        assert [n.state for n in status.nodes] == ["active", "active"], status
+        yield Running(settings, cluster, store, serves, residents, tmp)
+    finally:
+        cluster.down()
+        for serve in serves:
+            if serve.process.poll() is None:
+                serve.process.terminate()
+                serve.process.wait(15)
+            assert serve.process.stdout is not None
+            serve.process.stdout.close()
+        store.dispose()
+
+
+def _pension_calls(running: Running, name: str, callers: list[str], index: int = 0) -> UacResult:
+    r = running.residents[index]
+    plan = UacPlan(
+        tuple(CarrierCall(c, "12333") for c in callers),
+        dtmf=f"1W1W1W{keypad(r.id_number)}W{r.pin}",
+        lead_s=1.0,
+        tail_s=4.0,
+        rate_per_s=5.0,
+    )
+    return place_calls(running.edge, plan, running.tmp / name, name)
+
+
+def _finished_calls(running: Running, callers: list[str], timeout_s: float = 20.0) -> list[Call]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with running.store.session() as s:
+            calls = list(s.scalars(select(Call).where(Call.caller_number.in_(callers))).all())
+        if len(calls) == len(callers) and all(c.ended_at is not None for c in calls):
+            return calls
+        assert time.monotonic() < deadline, f"{len(calls)} of {len(callers)} calls recorded and ended"
+        time.sleep(0.2)
+
+
+def _heard_balance(running: Running, call: Call) -> bool:
+    trail = show_call(running.store, call.id, actor="test")
+    return any(
+        s["kind"] == "result" and s.get("query") == "pension" and s.get("status") == "ok" for s in trail["trail"]
+    )
+
+
+def _node_of(call: Call) -> str:
+    return (call.asterisk_uniqueid or "").split("-", 1)[0]
+
+
+def test_carrier_calls_through_the_edge_spread_over_both_nodes(running: Running) -> None:
+    callers = [f"138000{n:05d}" for n in range(1, 7)]
+    result = _pension_calls(running, "spread", callers)
+    assert result.successful, result.log[-3000:]
+    calls = _finished_calls(running, callers)
+    assert all(_heard_balance(running, c) for c in calls)
+    # Each node's system name prefixes its uniqueids: both nodes took calls.
+    assert {_node_of(c) for c in calls} == {"node1", "node2"}
+
+
+def test_status_lists_the_edge_and_each_node(running: Running) -> None:
+    shown = running.cluster.status().as_json()
+    assert shown["edge"]["state"] == "running"
+    assert shown["edge"]["port"] == EDGE_PORT
+    nodes = {n["name"]: n for n in shown["nodes"]}
+    assert set(nodes) == {"node1", "node2"}
+    assert nodes["node1"]["address"] == "127.0.0.11"
+    assert all(n["state"] == "active" and n["pid"] and n["calls"] == 0 for n in nodes.values())
+
+
+def test_a_fastagi_server_gone_the_other_serves_every_call(running: Running) -> None:
+    gone = running.serves[0]
+    gone.process.send_signal(signal.SIGKILL)
+    gone.process.wait(10)
+    callers = [f"138100{n:05d}" for n in range(1, 5)]
+    result = _pension_calls(running, "agi-gone", callers, index=1)
+    assert result.successful, result.log[-3000:]
+    calls = _finished_calls(running, callers)
+    assert all(_heard_balance(running, c) for c in calls)
+    assert {_node_of(c) for c in calls} == {"node1", "node2"}  # both nodes fell over to the live server
+    live = running.serves[1].log.read_text()
+    assert sum(f"start ({_node_of(c)}-" in live for c in calls) >= 2
+
+
+def test_a_node_killed_new_calls_go_to_the_other_and_it_rejoins(running: Running) -> None:
+    node1 = running.cluster.asterisks(running.cluster.nodes())[0]
+    pid = node1.running_pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    callers = [f"138200{n:05d}" for n in range(1, 5)]
+    result = _pension_calls(running, "node-gone", callers, index=2)
+    # Calls placed at once after the kill: the edge tried node1, heard nothing within
+    # cluster.node_answer_ms, marked it down and sent them to node2.
+    assert result.successful, result.log[-3000:]
+    calls = _finished_calls(running, callers)
+    assert {_node_of(c) for c in calls} == {"node2"}
+    assert all(_heard_balance(running, c) for c in calls)
+    states = running.cluster.dispatcher_states()
+    assert states["127.0.0.11"] == "inactive"
+    assert time.monotonic() - killed_at < 120
+    # Started again (`hotline cluster up` does the same): the edge's probes take it back.
+    status = running.cluster.up(2)
+    assert [n.state for n in status.nodes] == ["active", "active"], status
+    callers = [f"138300{n:05d}" for n in range(1, 5)]
+    assert _pension_calls(running, "rejoined", callers, index=3).successful
+    assert {_node_of(c) for c in _finished_calls(running, callers)} == {"node1", "node2"}
+
+
+def test_a_cluster_on_sqlite_is_refused_with_the_reason(tmp_path: Path) -> None:
+    env = {**os.environ, "HOTLINE_DATABASE_URL": f"sqlite:///{tmp_path}/one.db", "HOTLINE_CONFIG": "/dev/null"}
+    done = subprocess.run(
+        [sys.executable, "-m", "hotline", "cluster", "up", "--nodes", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "needs PostgreSQL" in done.stderr
+    assert "SQLite" in done.stderr
