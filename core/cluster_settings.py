@@ -69,6 +69,9 @@ class ClusterSettings(_Section):
     # on the same port, so the edge cannot take 0.0.0.0).
     edge_address: str = "127.0.0.1"
     edge_port: int = Field(5060, ge=1, le=65535)
+    # Whether `hotline serve` follows every node (one AMI link each, agents' changes sent to
+    # all): on with a site's nodes below, or with the nodes `hotline cluster up` started here.
+    enabled: bool = False
     # A site's nodes; empty: `hotline cluster up --nodes N` makes N on this machine, each
     # answering SIP on node_sip_port of its own address.
     nodes: tuple[ClusterNode, ...] = ()

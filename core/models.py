@@ -194,6 +194,15 @@ class BusinessEvent(Base):
     batch_id: Mapped[int | None] = mapped_column(Integer)  # set by `hotline sms batch`
 
 
+def node_of(uniqueid: str | None) -> str | None:
+    """The cluster node an Asterisk uniqueid comes from: a node's asterisk.conf sets its
+    systemname, which Asterisk puts before every uniqueid (`node2-1796650815.0`); one
+    Asterisk on its own sets none (`1796650815.0`)."""
+    if not uniqueid or "-" not in uniqueid:
+        return None
+    return uniqueid.rsplit("-", 1)[0]
+
+
 class Call(Base):
     """One call into 12333 as the IVR saw it."""
 

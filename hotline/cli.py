@@ -141,9 +141,10 @@ def cmd_calls(settings: Settings, args: argparse.Namespace) -> int:
     if args.format == "json":
         _print_json(data)
         return 0
+    node = f"  on {data['node']}" if data["node"] else ""
     print(
         f"call {data['id']}  {data['started_at']} .. {data['ended_at']}  {data['outcome']} "
-        f"(ended by {data['ended_by']})"
+        f"(ended by {data['ended_by']}){node}"
     )
     for st in data["trail"]:
         extra = {k: v for k, v in st.items() if k not in ("seq", "at", "kind", "node")}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import gc
 import logging
 import os
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from core import audit_log, audit_seal, stage_times
 from core.business import BusinessPort
+from core.cluster_settings import ClusterNode
 from core.db import Store
 from core.errors import AuditTailBroken, StoreUnavailable
 from core.health import Health
@@ -30,8 +32,9 @@ from hotline.errors import WebUnavailable, WorkerFailed
 from hotline.supervise import Supervisor
 from hotline.wiring import business_port, ivr_services, open_store
 from ivr import dialplan, recordings
-from ivr.ami_monitor import AmiMonitor
+from ivr.ami_monitor import AmiMonitor, Monitors
 from ivr.asterisk import LocalAsterisk, ami_login
+from ivr.cluster_config import ami_targets
 from ivr.engine import Start
 from ivr.errors import AmiError, AsteriskError
 from ivr.fastagi import AgiChannel, AgiVoice, FastAgiServer, Route
@@ -169,7 +172,7 @@ class Running:
     server: asyncio.Server | None = None
     agi: FastAgiServer | None = None
     workers: Workers | None = None
-    monitor: AmiMonitor | None = None
+    monitor: AmiMonitor | Monitors | None = None
     web: web.AppRunner | None = None
     sms: SmsService | None = None
     supervisor: Supervisor | None = None
@@ -215,11 +218,14 @@ async def _start_agi(
     )
 
 
-def asterisk_records(settings: Settings) -> tuple[Path | None, Path | None]:
-    """queue_log and Master.csv for the monitor's catch-up: as set, else the local Asterisk's."""
+def asterisk_records(settings: Settings, node: ClusterNode | None = None) -> tuple[Path | None, Path | None]:
+    """queue_log and Master.csv for the monitor's catch-up: as set, else the local Asterisk's
+    (or the local cluster node's)."""
     if settings.ami.queue_log or settings.ami.cdr_csv:
         return settings.ami.queue_log, settings.ami.cdr_csv
-    local = LocalAsterisk(settings)
+    local = LocalAsterisk(settings, node=node)
+    if node is not None:
+        return (local.queue_log, local.cdr_csv) if local.queue_log.parent.is_dir() else (None, None)
     if settings.ami.host in ("127.0.0.1", "localhost") and local.queue_log.parent.is_dir():
         return local.queue_log, local.cdr_csv
     return None, None
@@ -414,8 +420,14 @@ def _exit_regardless(after_s: float) -> threading.Timer:
 
 def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio.Event) -> None:
     assert running.supervisor is not None
-    running.supervisor.spawn("ami-watch", lambda: watch_asterisk(settings, stop))
-    running.monitor = AmiMonitor(settings, store, logs=asterisk_records(settings))
+    supervisor = running.supervisor
+    monitors = []
+    # One AMI link per Asterisk: the one, or each node of the cluster (cluster.enabled).
+    for node, target in ami_targets(settings):
+        name = "ami-watch" if node is None else f"ami-watch-{node.name}"
+        supervisor.spawn(name, functools.partial(watch_asterisk, target, stop))
+        monitors.append(AmiMonitor(target, store, logs=asterisk_records(target, node)))
+    running.monitor = monitors[0] if len(monitors) == 1 else Monitors(monitors)
     running.monitor.start()
     running.supervisor.spawn("recordings-sweep", lambda: sweep_recordings(settings, store, stop))
     why_not = voice_unavailable(settings)

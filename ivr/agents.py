@@ -1,11 +1,15 @@
 """Agent control through AMI: log in (QueueAdd), log out (QueueRemove), pause with a
 reason and unpause (QueuePause). The desired state lives in the store, so it survives a
 restart of the console or of `hotline serve`, and `restore` re-applies it to Asterisk.
+In a cluster every node gets each change (each node queues its own callers; the edge
+rings an agent's phone for one call at a time): a node that is down gets it from
+`restore` when its AMI monitor logs in again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +19,7 @@ from core.db import Store
 from core.models import Agent, AgentEvent, utcnow
 from core.settings import Settings
 from ivr.ami_client import AmiSession
+from ivr.cluster_config import ami_targets
 from ivr.dialplan import QUEUE_GENERAL
 from ivr.errors import AgentError, AmiError
 
@@ -38,12 +43,31 @@ def _view(a: Agent) -> AgentView:
 
 
 class AgentControl:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, *, targets: Sequence[Settings] | None = None) -> None:
         self.settings = settings
         self.store = store
+        # The Asterisks to tell: the one, every node of a cluster, or those given.
+        self.targets = list(targets) if targets is not None else [t for _, t in ami_targets(settings)]
 
     async def _ami(self, actions: list[dict[str, Any]]) -> None:
-        async with AmiSession(self.settings) as ami:
+        """Send the actions to every target; an Asterisk that cannot be reached is skipped
+        while another took them (it gets them from `restore` when it is back)."""
+        unreachable: list[str] = []
+        for target in self.targets:
+            try:
+                await self._ami_one(target, actions)
+            except AmiError as exc:
+                if len(self.targets) == 1:
+                    raise
+                unreachable.append(f"{target.ami.host}:{target.ami.port} ({exc})")
+        if unreachable and len(unreachable) == len(self.targets):
+            raise AgentError("no Asterisk node answers AMI: " + "; ".join(unreachable))
+        for where in unreachable:
+            log.warning("agent change not applied at %s: applied when its monitor logs in again", where)
+
+    @staticmethod
+    async def _ami_one(target: Settings, actions: list[dict[str, Any]]) -> None:
+        async with AmiSession(target) as ami:
             for action in actions:
                 reply = (await ami.send(action, as_list=False))[0]
                 response = str(reply.get("Response", ""))

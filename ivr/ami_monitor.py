@@ -173,7 +173,7 @@ class AmiMonitor:
     async def _restore_agents(self) -> None:
         """After every login, the first or after Asterisk restarted, put logged-in agents
         back in their queues as the store says they were."""
-        restored = await AgentControl(self.settings, self.store).restore()
+        restored = await AgentControl(self.settings, self.store, targets=[self.settings]).restore()
         log.info("AMI monitor: %d logged-in agents restored to their queues", restored)
 
     def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
@@ -265,3 +265,28 @@ class AmiMonitor:
         self.manager.close()
         if self.pending:
             await asyncio.gather(*self.pending, return_exceptions=True)
+
+
+class Monitors:
+    """One AmiMonitor per Asterisk node of a cluster, seen by the console as one: the
+    callers waiting on every node, and a phone registered wherever one node says so."""
+
+    def __init__(self, monitors: list[AmiMonitor]) -> None:
+        self.monitors = monitors
+
+    def start(self) -> None:
+        for monitor in self.monitors:
+            monitor.start()
+
+    async def stop(self) -> None:
+        for monitor in self.monitors:
+            await monitor.stop()
+
+    def waiting(self) -> list[tuple[str, dt.datetime]]:
+        return sorted((w for m in self.monitors for w in m.waiting()), key=lambda w: w[1])
+
+    def phone_registered(self, interface: str) -> bool | None:
+        answers = [m.phone_registered(interface) for m in self.monitors]
+        if any(answers):
+            return True
+        return False if any(a is False for a in answers) else None

@@ -27,13 +27,12 @@ from core.cluster_settings import ClusterNode
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
 from ivr.asterisk import LocalAsterisk
-from ivr.cluster_config import EdgePaths, node_settings, render_dispatcher, render_kamailio
+from ivr.cluster_config import STATE_FILE, edge_paths, node_settings, render_dispatcher, render_kamailio, saved_nodes
 from ivr.errors import AsteriskError, ClusterRefused, EdgeNotReady
 
 logger = logging.getLogger(__name__)
 
 KAMCMD: Final = "/usr/sbin/kamcmd"
-STATE_FILE: Final = "cluster.json"
 _POLL_S: Final = 0.2
 
 
@@ -86,8 +85,7 @@ class Cluster:
         self.settings = settings
         self.phones = tuple(phones)
         self.start_timeout_s = start_timeout_s
-        cache_dir = settings.asterisk.cache_dir.expanduser().resolve()
-        self.paths = EdgePaths(cache_dir / "cluster")
+        self.paths = edge_paths(settings)
         self._edge: subprocess.Popen[bytes] | None = None
         self._asterisks: dict[str, LocalAsterisk] = {}
 
@@ -98,12 +96,7 @@ class Cluster:
             return cluster.nodes if count is None else cluster.nodes[:count]
         if count is not None:
             return cluster.local_nodes(count, sip.rtp_start, sip.rtp_end)
-        state = self.paths.directory / STATE_FILE
-        try:
-            saved = json.loads(state.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            return ()
-        return tuple(ClusterNode.model_validate(n) for n in saved.get("nodes", ()))
+        return saved_nodes(self.settings)
 
     def asterisks(self, nodes: Sequence[ClusterNode]) -> list[LocalAsterisk]:
         """Each node's Asterisk; the same object for the same node while this Cluster lives

@@ -23,6 +23,7 @@ The design (README "Growing past one machine"):
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +69,39 @@ class EdgePaths:
     @property
     def log(self) -> Path:
         return self.directory / "kamailio.log"
+
+
+STATE_FILE: Final = "cluster.json"
+
+
+def edge_paths(settings: Settings) -> EdgePaths:
+    return EdgePaths(settings.asterisk.cache_dir.expanduser().resolve() / "cluster")
+
+
+def saved_nodes(settings: Settings) -> tuple[ClusterNode, ...]:
+    """The nodes `hotline cluster up` last started on this machine (its cluster.json)."""
+    try:
+        saved = json.loads((edge_paths(settings).directory / STATE_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return ()
+    return tuple(ClusterNode.model_validate(n) for n in saved.get("nodes", ()))
+
+
+def cluster_nodes(settings: Settings) -> tuple[ClusterNode, ...]:
+    """The nodes the platform serves: none (one Asterisk) unless cluster.enabled; then the
+    site's listed nodes, else those started on this machine."""
+    if not settings.cluster.enabled:
+        return ()
+    return settings.cluster.nodes or saved_nodes(settings)
+
+
+def ami_targets(settings: Settings) -> list[tuple[ClusterNode | None, Settings]]:
+    """Each Asterisk the platform talks AMI to, with the settings that reach it: the one
+    Asterisk, or every node of the cluster."""
+    nodes = cluster_nodes(settings)
+    if not nodes:
+        return [(None, settings)]
+    return [(node, node_settings(settings, node, i)) for i, node in enumerate(nodes)]
 
 
 def edge_trunk_port(settings: Settings) -> int:
@@ -238,7 +272,7 @@ def render_kamailio(settings: Settings, nodes: Sequence[ClusterNode], paths: Edg
         f'$var(source) = "{SOURCE_TRUNK_PREFIX}{t.name}"; return; }}'
         for t in sip.trunks
     )
-    ignore = [*sip.ban_ignore, *(n for t in sip.trunks for n in t.match), f"{edge}/32"]
+    ignore = [*sip.ban_ignore, *(n for t in sip.trunks for n in t.match)] or ["255.255.255.255/32"]
     trunk = sip.outbound_trunk()
     if trunk is not None:
         carrier = (
@@ -294,6 +328,7 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "db_postgres.so"
 loadmodule "auth_db.so"
+loadmodule "dialog.so"
 
 modparam("ctl", "binrpc", "unix:{paths.control_socket}")
 # No answer at all from a node (or phone) within this: the next node is tried.
@@ -321,6 +356,16 @@ modparam("auth_db", "password_column", "md5_digest")
 modparam("auth_db", "calculate_ha1", 0)
 modparam("auth_db", "use_domain", 0)
 modparam("auth_db", "version_table", 0)
+
+# Calls through the edge that must be counted across nodes: an agent's phone rings for one
+# call at a time, and calls out stay within the cluster's cap. A dialog whose node stopped
+# answering in-dialog OPTIONS (a node gone) is ended with a BYE, so the agent is free again.
+modparam("dialog", "profiles_with_value", "agent")
+modparam("dialog", "profiles_no_value", "outbound")
+modparam("dialog", "default_timeout", 14400)
+modparam("dialog", "send_bye", 1)
+modparam("dialog", "ka_timer", 10)
+modparam("dialog", "ka_interval", 30)
 
 # Password guessing: failures per address over the window, then a ban for ban_s.
 modparam("htable", "htable", "authfail=>size=8;autoexpire={sip.ban_window_s};")
@@ -409,6 +454,7 @@ route[IN_DIALOG] {{
         sl_send_reply("404", "Not Here");
         exit;
     }}
+    dlg_manage();
     # Only a node's requests may lead anywhere but to a node: nobody steers a made-up
     # in-dialog request through the edge to the carrier.
     if ($var(source) != "node") {{
@@ -516,15 +562,33 @@ route[FROM_NODE] {{
         route(TO_CARRIER);
         exit;
     }}
-    # A node rings an agent: the phone registered here.
+    # A node rings an agent: the phone registered here, unless it is on a call or ringing
+    # for one already (another node's, maybe): app_queue hears busy and tries the next agent.
+    $var(agent) = $rU;
     if (!lookup("location")) {{
         sl_send_reply("480", "Phone Not Registered");
         exit;
     }}
+    get_profile_size("agent", "$var(agent)", "$var(busy)");
+    if ($var(busy) > 0) {{
+        sl_send_reply("486", "Busy Here");
+        exit;
+    }}
+    dlg_manage();
+    set_dlg_profile("agent", "$var(agent)");
+    dlg_set_property("ka-src");
     route(RELAY);
 }}
 
 route[TO_CARRIER] {{
+    get_profile_size("outbound", "$var(out)");
+    if ($var(out) >= {sip.outbound_channels}) {{
+        xlog("L_WARN", "SIP edge: a call out refused: {sip.outbound_channels} calls out already\\n");
+        sl_send_reply("503", "Lines Full");
+        exit;
+    }}
+    dlg_manage();
+    set_dlg_profile("outbound");
 {carrier}
 }}
 """

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Table, bindparam, func, select, update
 from core import audit, rollups
 from core.db import Store, insert_rows
 from core.masking import mask_phone
-from core.models import Call, CallStep, utcnow
+from core.models import Call, CallStep, node_of, utcnow
 from core.phones import clean_caller_id
 from core.writer import GroupWriter, Later
 
@@ -253,6 +253,7 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
         return {
             "id": call.id,
             "asterisk_uniqueid": call.asterisk_uniqueid,
+            "node": node_of(call.asterisk_uniqueid),
             "channel": call.channel,
             "caller": mask_phone(call.caller_number),
             "caller_flag": call.caller_flag,

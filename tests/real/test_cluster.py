@@ -7,6 +7,8 @@ answer SIP on port 5160 and the edge on 5180, and take RTP ports of their own.""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -19,16 +21,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core import sample
+from core import sample, sip_phones
 from core.cluster_settings import ClusterSettings
 from core.db import Store
 from core.models import Call
 from core.settings import Settings
+from ivr.agents import AgentControl
 from ivr.cluster import Cluster
+from ivr.dialplan import QUEUE_GENERAL
 from ivr.trail import show_call
 from tests.conftest import PEPPER, PG_URL, REQUIRE_PG, SAMPLE_RESIDENTS, _fresh_pg_database, load_sample
-from tests.real.serving import keypad
-from tests.real.sip_setup import sip_toml
+from tests.real.baresip_phone import baresip_phone
+from tests.real.serving import ALWAYS_OPEN, keypad
+from tests.real.sip_setup import TEST_PHONES, sip_toml
 from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, free_port, place_calls
 
 pytestmark = pytest.mark.real
@@ -58,11 +63,12 @@ class Running:
         return self.settings.cluster.edge_address, self.settings.cluster.edge_port
 
 
-def _start_serve(settings: Settings, tmp: Path, port: int) -> Serve:
+def _start_serve(settings: Settings, tmp: Path, port: int, only: str = "agi") -> Serve:
     toml = tmp / f"serve-{port}.toml"
+    servers = ", ".join(f'"{s}"' for s in settings.agi.servers)
+    cluster = f"enabled = true\nedge_port = {EDGE_PORT}\nnode_sip_port = {NODE_SIP_PORT}\n"
     toml.write_text(
-        sip_toml(settings.sip) + f"\n[agi]\nservers = {list(settings.agi.servers)!r}\n".replace("'", '"'),
-        encoding="utf-8",
+        sip_toml(settings.sip) + f"\n[agi]\nservers = [{servers}]\n\n[cluster]\n{cluster}", encoding="utf-8"
     )
     env = {
         **os.environ,
@@ -71,13 +77,12 @@ def _start_serve(settings: Settings, tmp: Path, port: int) -> Serve:
         "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
         "HOTLINE_AMI_SECRET": settings.ami.secret,
         "HOTLINE_AGI_PORT": str(port),
-        "HOTLINE_QUEUE_OPEN_TIME": "00:00:00",
-        "HOTLINE_QUEUE_CLOSE_TIME": "00:00:00",
+        **ALWAYS_OPEN,
     }
     log = tmp / f"serve-{port}.log"
     with log.open("w") as stderr:  # the child has its own copy of the descriptor
         process = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--only", "agi"],
+            [sys.executable, "-m", "hotline", "serve", "--only", only],
             cwd=tmp,
             env=env,
             stdout=subprocess.PIPE,
@@ -110,9 +115,15 @@ def running(asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactor
             "cluster": ClusterSettings(edge_port=EDGE_PORT, node_sip_port=NODE_SIP_PORT),
         }
     )
-    serves = [_start_serve(settings, tmp, p) for p in ports]
-    cluster = Cluster(settings)
+    for agent, password in TEST_PHONES.items():
+        sip_phones.add_phone(store, settings, agent, password)
+    cluster = Cluster(settings, phones=sip_phones.phone_entries(store, settings))
     status = cluster.up(2)
+    # The first server also follows both nodes over AMI (the cluster's queue records).
+    serves = [_start_serve(settings, tmp, ports[0], "agi,ami"), _start_serve(settings, tmp, ports[1])]
+    deadline = time.monotonic() + 30
+    while serves[0].log.read_text().count("AMI monitor: caught up") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
     residents = sample.generate(residents=SAMPLE_RESIDENTS)[1]
     try:
         assert [n.state for n in status.nodes] == ["active", "active"], status
@@ -182,8 +193,37 @@ def test_status_lists_the_edge_and_each_node(running: Running) -> None:
     assert all(n["state"] == "active" and n["pid"] and n["calls"] == 0 for n in nodes.values())
 
 
+def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_a_time(running: Running) -> None:
+    """Agent 1001's baresip registers with the edge; callers reaching either node press 0
+    and queue on their node; the edge rings the phone for one call at a time (486 to the
+    other node's queue, which tries again), so the agent talks to each caller in turn."""
+    cluster_settings = running.settings.model_copy(
+        update={"cluster": running.settings.cluster.model_copy(update={"enabled": True})}
+    )
+    control = AgentControl(cluster_settings, running.store)
+    assert len(control.targets) == 2
+    callers = ["13840000001", "13840000002"]
+    plan = UacPlan(tuple(CarrierCall(c, "12333") for c in callers), dtmf="0", lead_s=1.0, tail_s=45.0, rate_per_s=1)
+    with baresip_phone(running.tmp / "baresip", "1001", TEST_PHONES["1001"], EDGE_PORT, run_s=240):
+        asyncio.run(control.login("1001", "Agent 1001", "PJSIP/1001", (QUEUE_GENERAL,)))
+        try:
+            result = place_calls(running.edge, plan, running.tmp / "queued", "queued")
+        finally:
+            asyncio.run(control.logout("1001"))
+    assert result.successful, result.log[-3000:]
+    calls = _finished_calls(running, callers, timeout_s=30)
+    assert {_node_of(c) for c in calls} == {"node1", "node2"}
+    assert all((c.disposition, c.agent) == ("agent", "Agent 1001") for c in calls), [
+        (c.disposition, c.agent, c.queue_exit) for c in calls
+    ]
+    first, second = sorted(calls, key=lambda c: c.answered_at or c.started_at)
+    assert first.answered_at is not None and second.answered_at is not None and first.talk_s is not None
+    # Never two at once: the second caller was answered after the first call's talk ended.
+    assert second.answered_at >= first.answered_at + dt.timedelta(seconds=first.talk_s)
+
+
 def test_a_fastagi_server_gone_the_other_serves_every_call(running: Running) -> None:
-    gone = running.serves[0]
+    gone = running.serves[1]
     gone.process.send_signal(signal.SIGKILL)
     gone.process.wait(10)
     callers = [f"138100{n:05d}" for n in range(1, 5)]
@@ -192,7 +232,7 @@ def test_a_fastagi_server_gone_the_other_serves_every_call(running: Running) -> 
     calls = _finished_calls(running, callers)
     assert all(_heard_balance(running, c) for c in calls)
     assert {_node_of(c) for c in calls} == {"node1", "node2"}  # both nodes fell over to the live server
-    live = running.serves[1].log.read_text()
+    live = running.serves[0].log.read_text()
     assert sum(f"start ({_node_of(c)}-" in live for c in calls) >= 2
 
 
