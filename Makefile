@@ -5,11 +5,11 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := debootstrap espeak-ng sox postgresql iproute2 chromium fonts-wqy-microhei sip-tester baresip-core openssl fail2ban nftables
+APT_PACKAGES := debootstrap espeak-ng sox postgresql iproute2 chromium fonts-wqy-microhei sip-tester baresip-core openssl fail2ban nftables kamailio kamailio-postgres-modules
 PG_DIR := /tmp/hotline-test-pg
 DEMO_CONFIG := $(if $(wildcard hotline.toml),hotline.toml,hotline.demo.toml)
 
-.PHONY: run test bench deps venv prompts softphone lint pytest
+.PHONY: run run-cluster stop stop-cluster test bench deps venv prompts softphone lint pytest
 
 deps:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -52,19 +52,7 @@ pytest: deps venv prompts softphone
 test: lint pytest
 
 run: deps venv prompts softphone
-	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline db upgrade
-	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline sample load --if-empty
-	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline simulate --if-empty
-	@echo demo-supervisor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add supervisor --role supervisor --name 值班主管 --password-stdin >/dev/null
-	@echo demo-pension | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add pension --role department --department 养老保险 --name 养老保险科 --password-stdin >/dev/null
-	@echo demo-auditor | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add auditor --role auditor --name 审计员 --password-stdin >/dev/null
-	@for a in 1001 1002; do echo demo-agent-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent$$a --role agent \
-	  --name 坐席$$a --agent-id $$a --interface PJSIP/$$a --password-stdin >/dev/null; \
-	  echo demo-sip-$$a | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones add $$a --password-stdin >/dev/null; \
-	  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones list --format json | grep -q "\"$$a-web\"" || \
-	  HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline phones add $$a --softphone >/dev/null; done
-	@echo demo-agent-1003 | HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline users add agent1003 --role agent \
-	  --name 坐席1003 --agent-id 1003 --interface Local/1003-3-20@hotline-agents/n --password-stdin >/dev/null
+	HOTLINE_CONFIG=$(DEMO_CONFIG) BIN=$(BIN) tools/demo_setup.sh
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk up
 	@mkdir -p var; if [ -f var/smsc-sim.pid ] && kill -0 $$(cat var/smsc-sim.pid) 2>/dev/null; then :; else \
 	  HOTLINE_CONFIG=$(DEMO_CONFIG) nohup $(BIN)/hotline smsc-sim --control-port 2776 >var/smsc-sim.log 2>&1 & echo $$! >var/smsc-sim.pid; fi
@@ -96,6 +84,44 @@ run: deps venv prompts softphone
 stop: venv
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk down
 	@if [ -f var/smsc-sim.pid ]; then kill $$(cat var/smsc-sim.pid) 2>/dev/null || true; rm -f var/smsc-sim.pid; fi
+
+# The same demo as a cluster: PostgreSQL (started here, data in var/cluster-pg), the SIP edge
+# (Kamailio) on 127.0.0.1:5060 in front of two Asterisk nodes (127.0.0.11, 127.0.0.12), and
+# two FastAGI servers (4573 in the foreground `hotline serve`, 4574 in the background).
+CLUSTER_PG_PORT := 55433
+CLUSTER_ENV = HOTLINE_CONFIG=$(DEMO_CONFIG) HOTLINE_DATABASE_URL=$$(cat var/cluster-pg.url) \
+  HOTLINE_CLUSTER_ENABLED=true HOTLINE_AGI_SERVERS=127.0.0.1:4573,127.0.0.1:4574
+
+run-cluster: deps venv prompts softphone
+	@if HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/hotline asterisk status >/dev/null 2>&1; then \
+	  echo "make run's Asterisk holds 127.0.0.1:5060: 'make stop' first" >&2; exit 1; fi
+	@mkdir -p var; tools/pg.sh up $(CURDIR)/var/cluster-pg $(CLUSTER_PG_PORT) >var/cluster-pg.url
+	$(CLUSTER_ENV) BIN=$(BIN) tools/demo_setup.sh
+	$(CLUSTER_ENV) $(BIN)/hotline cluster up --nodes 2
+	@if [ -f var/smsc-sim.pid ] && kill -0 $$(cat var/smsc-sim.pid) 2>/dev/null; then :; else \
+	  HOTLINE_CONFIG=$(DEMO_CONFIG) nohup $(BIN)/hotline smsc-sim --control-port 2776 >var/smsc-sim.log 2>&1 & echo $$! >var/smsc-sim.pid; fi
+	@if [ -f var/cluster-serve2.pid ] && kill -0 $$(cat var/cluster-serve2.pid) 2>/dev/null; then :; else \
+	  $(CLUSTER_ENV) HOTLINE_AGI_PORT=4574 nohup $(BIN)/hotline serve --only agi >var/cluster-serve2.log 2>&1 & \
+	  echo $$! >var/cluster-serve2.pid; fi
+	@echo
+	@echo "The SIP edge answers on 127.0.0.1:5060 in front of node1 (127.0.0.11) and node2 (127.0.0.12)."
+	@echo "Call in as the carrier (SIPp from 127.0.0.2, as root), a few times: the calls alternate between the nodes"
+	@set -- $$($(BIN)/hotline sample residents | head -n 1); \
+	echo "  $(CLUSTER_ENV) $(BIN)/python -m tools.sip_call --dtmf \"1W1W1W$${1/X/*}W$$3\""
+	@echo "  then: $(CLUSTER_ENV) $(BIN)/hotline calls show --last   (it says which node)"
+	@echo "See the cluster: $(CLUSTER_ENV) $(BIN)/hotline cluster status"
+	@echo "Kill a node:     kill -9 \$$(cat ~/.cache/hotline/asterisk-22-node1.pid); new calls go to node2 at once,"
+	@echo "  and status shows node1 inactive; '$(CLUSTER_ENV) $(BIN)/hotline cluster up' brings it back."
+	@echo "Phones register at the edge: 1001 / demo-sip-1001 (1002 / demo-sip-1002) at 127.0.0.1:5060."
+	@echo "Console: http://127.0.0.1:8080/ as in make run. 'make stop-cluster' stops it all."
+	@echo
+	$(CLUSTER_ENV) $(BIN)/hotline serve
+
+stop-cluster: venv
+	@if [ -f var/cluster-serve2.pid ]; then kill $$(cat var/cluster-serve2.pid) 2>/dev/null || true; rm -f var/cluster-serve2.pid; fi
+	@if [ -f var/cluster-pg.url ]; then $(CLUSTER_ENV) $(BIN)/hotline cluster down; fi
+	@if [ -f var/smsc-sim.pid ]; then kill $$(cat var/smsc-sim.pid) 2>/dev/null || true; rm -f var/smsc-sim.pid; fi
+	tools/pg.sh down $(CURDIR)/var/cluster-pg
 
 # The FastAGI load twice: a burst (throughput ceiling) and callers keying at a human pace
 # (latency with 500 calls connected); then concurrent real calls through the local Asterisk
