@@ -222,7 +222,7 @@ class Call(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
     # completed | transferred | caller_hangup | failed
     outcome: Mapped[str | None] = mapped_column(String(20))
-    ended_by: Mapped[str | None] = mapped_column(String(10))  # caller | system
+    ended_by: Mapped[str | None] = mapped_column(String(10))  # caller | system | asterisk (it went away)
     # The business system's resident id (through the business port): no key into the sample.
     resident_id: Mapped[int | None] = mapped_column(Integer)
     queue: Mapped[str | None] = mapped_column(String(40))

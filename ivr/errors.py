@@ -69,6 +69,11 @@ class CallerHungUp(HotlineError):  # names the event, which is not a failure
     """The caller hung up: inline HANGUP, 511 on a dead channel, or the socket closed."""
 
 
+class AsteriskGone(CallerHungUp):
+    """The FastAGI connection closed before Asterisk said the caller hung up: Asterisk (a
+    cluster node) went away with the call. The call is over, but the caller did not end it."""
+
+
 class PromptBuildError(HotlineError):
     """A prompt's audio could not be synthesised or converted."""
 

@@ -34,7 +34,7 @@ from ivr.agi import (
     parse_reply,
     quote,
 )
-from ivr.errors import AgiError, CallerHungUp
+from ivr.errors import AgiError, AsteriskGone, CallerHungUp
 from ivr.prompts import SILENCE_ID
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,20 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
         except TimeoutError:
             raise AgiError(f"no reply from Asterisk within {limit:.0f} s") from None
         except (ConnectionError, asyncio.IncompleteReadError):
-            raise CallerHungUp("connection lost") from None
+            raise self._gone("connection lost") from None
         except ValueError:
             # StreamReader.readline past the reader's limit (asyncio streams docs): not a
             # reply Asterisk sends. End the session; the dialplan queues the caller.
             raise AgiError(f"reply line longer than {MAX_LINE_BYTES} bytes") from None
         if not raw:
-            raise CallerHungUp("connection closed by Asterisk")
+            raise self._gone("connection closed by Asterisk")
         line: str = raw.decode("utf-8", "replace")
         return line.rstrip("\r\n")
+
+    def _gone(self, why: str) -> CallerHungUp:
+        """A closed connection after Asterisk said HANGUP is the caller's hang-up; before it,
+        Asterisk itself went away (a node killed) and the records say so."""
+        return CallerHungUp(why) if self.hung_up else AsteriskGone(why)
 
     async def command(self, command: str, limit_s: float | None = None) -> AgiReply:
         """Send one command and read its reply, within `limit_s` (default agi.command_timeout_s)."""

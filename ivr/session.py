@@ -40,7 +40,7 @@ from ivr.engine import (
     SaveMessage,
     Transfer,
 )
-from ivr.errors import AgiError, CallerHungUp, MessageNotSaved
+from ivr.errors import AgiError, AsteriskGone, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
 from ivr.messages import EMPTY_TAKE_S, VoiceMessages
 from ivr.notice_settings import Caller, NoNumberToCall, NoticeSettings, WeChatNotBound
@@ -248,6 +248,10 @@ class IvrSession:
         outcome, ended_by, queue = "failed", "system", None
         try:
             outcome, ended_by, queue = await self._loop()
+        except AsteriskGone as exc:
+            log.warning("call %s: Asterisk went away at %s (%s): the call is lost", self.call_id, self._node(), exc)
+            self._record([TrailEntry("error", self._node(), {"error": f"Asterisk went away: {exc}"})])
+            outcome, ended_by = "failed", "asterisk"
         except CallerHungUp:
             await self._hung_up()
             outcome, ended_by = "caller_hangup", "caller"

@@ -101,7 +101,6 @@ async def test_every_hangup_ends_cleanly(server: int, store: Store, sample_data,
     variants = {
         "inline HANGUP then 511": lambda k: lambda i, c: HANGUP_511 if i == k else None,
         "result=-1 then HANGUP": lambda k: lambda i, c: b"200 result=-1\n" if i == k else None,
-        "socket closed": lambda k: lambda i, c: b"" if i == k else None,
     }
     caplog.set_level(logging.INFO)
     for name, make in variants.items():
@@ -111,6 +110,22 @@ async def test_every_hangup_ends_cleanly(server: int, store: Store, sample_data,
             call = await recorded_end(store, before)
             assert (call["outcome"], call["ended_by"]) == ("caller_hangup", "caller"), (name, k, full[k])
             assert call["trail"][-1]["kind"] == "outcome"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+
+
+async def test_asterisk_gone_mid_command_is_recorded_as_such(server: int, store: Store, sample_data, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Asterisk answers every command, a hang-up too, before it closes the connection; a
+    connection closed with a command unanswered and no HANGUP is Asterisk gone (a cluster
+    node killed): the call is lost, not hung up by the caller, and the record says so."""
+    resident = sample_data[1][0]
+    full = await run_peer(server, Caller(pension_entries(resident)))
+    caplog.set_level(logging.INFO)
+    for k in range(len(full) - 1):
+        before = _calls(store)
+        await run_peer(server, Caller(pension_entries(resident), fault=lambda i, c, k=k: b"" if i == k else None))
+        call = await recorded_end(store, before)
+        assert (call["outcome"], call["ended_by"]) == ("failed", "asterisk"), (k, full[k])
+        assert "Asterisk went away" in call["trail"][-1]["error"]
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
 
 
