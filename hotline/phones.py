@@ -26,8 +26,19 @@ def _password(args: argparse.Namespace) -> str:
 def _apply(settings: Settings, store: Store) -> str:
     """Rewrite pjsip.conf and have a running Asterisk read it; say which happened."""
     from ivr.asterisk import LocalAsterisk
+    from ivr.cluster import Cluster
+    from ivr.cluster_config import cluster_nodes
 
-    local = LocalAsterisk(settings, phones=sip_phones.phone_entries(store, settings))
+    phones = sip_phones.phone_entries(store, settings)
+    if cluster_nodes(settings):
+        # The edge reads the phones' digests from the store at each REGISTER; the nodes
+        # ring a phone by its endpoint, so theirs are rewritten.
+        cluster = Cluster(settings, phones=phones)
+        running = [a for a in cluster.asterisks(cluster.nodes()) if a.running_pid() is not None]
+        for asterisk in running:
+            asterisk.reload_sip(phones)
+        return f"the edge takes it at the phone's next REGISTER; {len(running)} running node(s) reloaded"
+    local = LocalAsterisk(settings, phones=phones)
     if not local.status().running:
         return "Asterisk is not running: the change takes effect at the next `hotline asterisk up`"
     local.reload_sip(local.phones)

@@ -51,7 +51,6 @@ SECRET_FILES: Final = frozenset({"manager.conf"})
 DISABLED_FILES: Final = ("users.conf",)
 _TOKEN = re.compile(r"@([A-Z][A-Z0-9_]*)@")
 _USER = re.compile(r"[A-Za-z0-9_.-]+")
-_UNSPECIFIED_HOSTS: Final = frozenset({"", "0.0.0.0", "::"})
 
 
 def template_values(settings: Settings) -> dict[str, str]:

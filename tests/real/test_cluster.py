@@ -34,7 +34,7 @@ from tests.conftest import PEPPER, PG_URL, REQUIRE_PG, SAMPLE_RESIDENTS, _fresh_
 from tests.real.baresip_phone import baresip_phone
 from tests.real.serving import ALWAYS_OPEN, keypad
 from tests.real.sip_setup import TEST_PHONES, sip_toml
-from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, free_port, place_calls
+from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, UacRun, free_port, place_calls
 
 pytestmark = pytest.mark.real
 
@@ -236,22 +236,50 @@ def test_a_fastagi_server_gone_the_other_serves_every_call(running: Running) -> 
     assert sum(f"start ({_node_of(c)}-" in live for c in calls) >= 2
 
 
-def test_a_node_killed_new_calls_go_to_the_other_and_it_rejoins(running: Running) -> None:
+def _in_progress_on(running: Running, node: str, callers: list[str]) -> list[Call]:
+    with running.store.session() as s:
+        calls = s.scalars(select(Call).where(Call.caller_number.in_(callers), Call.ended_at.is_(None))).all()
+    return [c for c in calls if _node_of(c) == node]
+
+
+def test_a_node_killed_mid_call_its_calls_end_as_lost_new_calls_go_to_the_other_and_it_rejoins(
+    running: Running,
+) -> None:
     node1 = running.cluster.asterisks(running.cluster.nodes())[0]
     pid = node1.running_pid()
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
-    killed_at = time.monotonic()
-    callers = [f"138200{n:05d}" for n in range(1, 5)]
-    result = _pension_calls(running, "node-gone", callers, index=2)
-    # Calls placed at once after the kill: the edge tried node1, heard nothing within
-    # cluster.node_answer_ms, marked it down and sent them to node2.
+    r = running.residents[2]
+    during = [f"138200{n:05d}" for n in range(1, 5)]
+    plan = UacPlan(
+        tuple(CarrierCall(c, "12333") for c in during),
+        dtmf=f"1W1W1W{keypad(r.id_number)}W{r.pin}",
+        tail_s=4.0,
+        rate_per_s=2.0,
+    )
+    with UacRun(running.edge, plan, running.tmp / "node-gone", "node-gone") as run:
+        # Killed while its calls are in the IVR (their records begun, not ended).
+        deadline = time.monotonic() + 30
+        while not _in_progress_on(running, "node1", during):
+            assert time.monotonic() < deadline, "no call in progress on node1"
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        # Calls placed at once after the kill: the edge tries node1, hears nothing within
+        # cluster.node_answer_ms, marks it down and sends them to node2.
+        after = [f"138250{n:05d}" for n in range(1, 5)]
+        result = _pension_calls(running, "after-kill", after, index=3)
+        run.result()
     assert result.successful, result.log[-3000:]
-    calls = _finished_calls(running, callers)
+    calls = _finished_calls(running, after)
     assert {_node_of(c) for c in calls} == {"node2"}
     assert all(_heard_balance(running, c) for c in calls)
-    states = running.cluster.dispatcher_states()
-    assert states["127.0.0.11"] == "inactive"
+    assert running.cluster.dispatcher_states()["127.0.0.11"] == "inactive"
+    # The calls that were on node1 are over, and their records say Asterisk went away;
+    # node2's calls of that round went on to the balance.
+    during_calls = _finished_calls(running, during)
+    lost = [c for c in during_calls if _node_of(c) == "node1"]
+    assert lost and all((c.outcome, c.ended_by) == ("failed", "asterisk") for c in lost)
+    assert all(_heard_balance(running, c) for c in during_calls if _node_of(c) == "node2")
     assert time.monotonic() - killed_at < 120
     # Started again (`hotline cluster up` does the same): the edge's probes take it back.
     status = running.cluster.up(2)
