@@ -177,9 +177,6 @@ def render_node_pjsip(settings: Settings, node: ClusterNode, phones: Sequence[Ph
                 ("dtmf_mode", "rfc4733"),
                 ("direct_media", "no"),
                 ("rtp_symmetric", "yes"),
-                # A caller whose audio stops (the far end's machine gone) is hung up, so
-                # the call record ends instead of staying in progress.
-                ("rtp_timeout", 30),
                 ("aors", EDGE_ENDPOINT),
             ],
         )
@@ -329,6 +326,7 @@ loadmodule "auth.so"
 loadmodule "db_postgres.so"
 loadmodule "auth_db.so"
 loadmodule "dialog.so"
+loadmodule "cfgutils.so"
 
 modparam("ctl", "binrpc", "unix:{paths.control_socket}")
 # No answer at all from a node (or phone) within this: the next node is tried.
@@ -569,13 +567,18 @@ route[FROM_NODE] {{
         sl_send_reply("480", "Phone Not Registered");
         exit;
     }}
+    # Checked and counted under the agent's lock: two nodes' INVITEs in the same moment,
+    # in two of the edge's processes, must not both find the phone free.
+    lock("$var(agent)");
     get_profile_size("agent", "$var(agent)", "$var(busy)");
     if ($var(busy) > 0) {{
+        unlock("$var(agent)");
         sl_send_reply("486", "Busy Here");
         exit;
     }}
     dlg_manage();
     set_dlg_profile("agent", "$var(agent)");
+    unlock("$var(agent)");
     dlg_set_property("ka-src");
     route(RELAY);
 }}
