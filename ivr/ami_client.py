@@ -9,6 +9,7 @@ end never race). The long-lived AMI monitor (ivr/ami_monitor.py) is a different 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from dataclasses import dataclass
 from types import TracebackType
@@ -18,6 +19,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from core.settings import Settings
+from ivr.cluster_config import ami_targets
 from ivr.errors import AmiLoginRefused, AmiUnavailable, CallTimeout
 
 logger = logging.getLogger(__name__)
@@ -165,3 +167,27 @@ class AmiSession:
         if lost in done:
             lost.result()  # raises AmiUnavailable
         raise TimeoutError
+
+
+class AnyNodeSession(AmiSession):
+    """An AMI session for placing calls out: with the one Asterisk, or with a live node of
+    the cluster, each session starting from the next node so calls out spread over them;
+    a node that does not answer is passed over. (The edge caps the cluster's calls out.)"""
+
+    _turn = itertools.count()
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.targets = [target for _, target in ami_targets(settings)]
+
+    async def open(self) -> None:
+        start = next(self._turn)
+        errors = []
+        for i in range(len(self.targets)):
+            self.settings = self.targets[(start + i) % len(self.targets)]
+            try:
+                await super().open()
+                return
+            except AmiUnavailable as exc:
+                errors.append(str(exc))
+        raise AmiUnavailable("no Asterisk answers AMI: " + "; ".join(errors))

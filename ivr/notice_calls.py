@@ -53,7 +53,7 @@ from core.preference_audit import ACTION_OPT_OUT
 from core.settings import NoticeSettings, Settings
 from core.states import Channel, NoticeState, VoiceState
 from ivr import dialplan
-from ivr.ami_client import AmiSession
+from ivr.ami_client import AmiSession, AnyNodeSession
 from ivr.errors import AmiError, PromptBuildError
 from ivr.notice_speech import NoticeSpeech
 from ivr.outbound import dial_number
@@ -477,7 +477,7 @@ class NoticeDialler:
     async def _originate(self, call: NoticeCall) -> None:
         exten = dial_number(call.number, self.settings)  # as callbacks dial: the carrier's form
         if self._ami is None:
-            ami = AmiSession(self.settings)
+            ami = AnyNodeSession(self.settings)
             await ami.open()
             self._ami = ami
         caps = self.settings.destinations

@@ -33,7 +33,7 @@ from core.models import Agent, Callback, utcnow
 from core.phones import national, to_e164
 from core.settings import Settings
 from core.states import DialState
-from ivr.ami_client import AmiSession
+from ivr.ami_client import AnyNodeSession
 from ivr.dialplan import (
     CTX_OUTBOUND,
     OUTCOME_LINES_FULL,
@@ -179,7 +179,7 @@ async def originate(settings: Settings, store: Store, interface: str, callback_i
     DestinationRefused or DialCapped (core.calls_out) before anything rings if it may not."""
     exten = dial_number(number, settings)
     await asyncio.to_thread(take_dial, store, settings.destinations, number, "callback", callback_id)
-    async with AmiSession(settings) as ami:
+    async with AnyNodeSession(settings) as ami:
         reply = (await ami.send(originate_action(interface, exten, callback_id), as_list=False))[0]
     if reply.get("Response") != "Success":
         raise OriginateFailed(f"callback {callback_id}: Asterisk refused the call out: {reply.get('Message')}")
