@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -494,6 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     if why := refusal(base):
         print(f"cluster_calls: {why}", file=sys.stderr)
         return 2
+    # A TERM (a supervisor giving up) unwinds like an error: the cluster down, all stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-cluster-"))
     shutil.chown(tmp, "postgres")  # tools/pg.sh runs initdb as postgres under it
     try:
