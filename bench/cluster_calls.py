@@ -76,6 +76,7 @@ CALLS: Final = 20
 RATE_PER_S: Final = 10.0
 FAILOVER_RATE: Final = 4.0
 FAILOVER_S: Final = 40.0
+IDLE_S: Final = 5.0  # each part's CPU with no call, measured before each round
 SETUPS: Final = ("(a) one Asterisk", "(b) edge + 1 node", "(c) edge + 2 nodes")
 
 
@@ -142,6 +143,7 @@ class Round:
     failures: list[str]
     wall_s: float
     cpu: Cpu
+    idle: Cpu  # over IDLE_S just before the round
     answer_s: list[float] = field(repr=False)
     held_s: list[float] = field(repr=False)  # from the answer to the caller's BYE
     spread: dict[str, int]
@@ -187,7 +189,10 @@ def pension_round(b: Bench, index: int, target: tuple[str, int], meter: Meter) -
     plan = UacPlan(
         tuple(CarrierCall(c) for c in callers), dtmf=keys(r), lead_s=LEAD_S, tail_s=TAIL_S, rate_per_s=b.args.rate
     )
+    idle_from = meter.read()
+    time.sleep(IDLE_S)
     before = meter.read()
+    idle = meter.spent(idle_from, before)
     start = time.perf_counter()
     result = place_calls(target, plan, b.tmp / f"round-{index}", name="carrier")
     wall = time.perf_counter() - start
@@ -199,7 +204,7 @@ def pension_round(b: Bench, index: int, target: tuple[str, int], meter: Meter) -
         if c.completed and c.caller and (problem := trail_problem(b.store, c.caller, r)):
             failures.append(problem)
     answers, held = timings(result.calls)
-    return Round(SETUPS[index], n, failures, wall, cpu, answers, held, calls_per_node(b.store, callers))
+    return Round(SETUPS[index], n, failures, wall, cpu, idle, answers, held, calls_per_node(b.store, callers))
 
 
 def hang_up_local(local: LocalAsterisk) -> int:
@@ -242,7 +247,7 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 def line(r: Round) -> str:
     asterisks = "+".join(fmt(r.per_call(s)) for s in r.cpu.asterisks)
-    answers = f"{statistics.median(r.answer_s):.2f}/{max(r.answer_s):.2f}" if r.answer_s else "-"
+    answers = f"{1000 * statistics.median(r.answer_s):.1f}/{1000 * max(r.answer_s):.1f}" if r.answer_s else "-"
     edge = fmt(r.per_call(r.cpu.edge)) if r.setup != SETUPS[0] else "-"
     return (
         f"{r.setup:<19} {r.completed:>4} {len(r.failures):>4} {r.wall_s:6.1f} {answers:>10}  "
@@ -252,8 +257,16 @@ def line(r: Round) -> str:
     )
 
 
+def idle_line(cpu: Cpu) -> str:
+    def pct(seconds: float | None) -> str:
+        return "-" if seconds is None else f"{100 * seconds / IDLE_S:.1f}"
+
+    asterisks = "+".join(pct(s) for s in cpu.asterisks)
+    return f"edge {pct(cpu.edge)}, asterisk {asterisks}, fastagi {pct(cpu.fastagi)}, postgres {pct(cpu.postgres)}"
+
+
 HEADER: Final = (
-    f"{'setup':<19} {'done':>4} {'fail':>4} {'wall s':>6} {'answer s':>10}  "
+    f"{'setup':<19} {'done':>4} {'fail':>4} {'wall s':>6} {'answer ms':>10}  "
     f"{'edge':>6} {'asterisk':>13} {'fastagi':>7} {'total':>6}  {'postgres':>8} {'sipp':>6}  calls per node"
 )
 
@@ -425,11 +438,14 @@ def measure(b: Bench, local: LocalAsterisk, cluster: Cluster) -> dict[str, Any]:
         f"(UDP, RFC 4733), PostgreSQL, two FastAGI servers; {os.cpu_count()} cores"
     )
     print(
-        "answer s: INVITE to 200, median/max; then CPU seconds per call of the edge (Kamailio and its children), "
+        "answer ms: INVITE to 200, median/max; then CPU seconds per call of the edge (Kamailio and its children), "
         "each Asterisk, the FastAGI servers, their total, and PostgreSQL and SIPp beside"
     )
     print(HEADER)
     rounds = run_rounds(b, local, cluster)
+    print(f"idle, {IDLE_S:g} s before each round, % of one core: edge, each Asterisk, the FastAGI servers, PostgreSQL")
+    for r in rounds:
+        print(f"  {r.setup:<19} {idle_line(r.idle)}")
     ratios = overheads(rounds)
     print("edge overhead: " + ", ".join(f"{k} {fmt(v, 2)}" for k, v in ratios.items()))
     for r in rounds:
