@@ -329,11 +329,12 @@ def print_estimate(rounds: Sequence[Round]) -> list[dict[str, Any]]:
 
 def print_verdict(rounds: Sequence[Round]) -> None:
     one, two = rounds[1], rounds[2]
+    spread = ", ".join(f"{k} {v}" for k, v in two.spread.items())
     print(
         f"\nOn this machine (2 cores shared by the edge, the nodes, both FastAGI servers, PostgreSQL and SIPp) "
         f"two nodes ran {two.calls} calls in {two.wall_s:.1f} s against one node's {one.wall_s:.1f} s, at "
         f"{two.cpu.total / two.calls:.3f} against {one.cpu.total / one.calls:.3f} CPU s per call: a second node "
-        f"on the same cores adds no capacity; it spreads the calls ({two.spread}) and keeps calls going when "
+        f"on the same cores adds no capacity; it spreads the calls ({spread}) and keeps calls going when "
         "one node dies."
     )
 
