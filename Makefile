@@ -126,7 +126,8 @@ stop-cluster: venv
 # The FastAGI load twice: a burst (throughput ceiling) and callers keying at a human pace
 # (latency with 500 calls connected); then concurrent real calls through the local Asterisk
 # (Local channels, then SIP calls from SIPp as the carrier beside the same calls as Local ones),
-# and notice calls out at the dialler's cap beside the same inbound calls without them.
+# notice calls out at the dialler's cap beside the same inbound calls without them, and the
+# same SIP calls through the cluster's edge to one and two nodes, one node killed mid-run.
 bench: deps venv prompts
 	$(BIN)/python -m bench.fastagi_load
 	$(BIN)/python -m bench.fastagi_load --think-ms 1000 --only ab
@@ -142,3 +143,4 @@ bench: deps venv prompts
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.sip_calls
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.queued_calls
 	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.notice_calls
+	HOTLINE_CONFIG=$(DEMO_CONFIG) $(BIN)/python -m bench.cluster_calls

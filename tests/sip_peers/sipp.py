@@ -53,6 +53,7 @@ _TRANSPORTS: Final = {"udp": "u1", "tcp": "tn"}
 _SEPARATOR: Final = re.compile(r"^-{40,} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)$", re.MULTILINE)
 _HEAD: Final = re.compile(r"^(UDP|TCP|TLS) message (sent|received)\b[^\n]*\n\n", re.MULTILINE)
 _USER: Final = re.compile(r"sips?:([^@;>]+)@")
+_CONTACT_HOST: Final = re.compile(r"sips?:(?:[^@;>]*@)?\[?([^\];>]+?)\]?(?::\d+)?[;>]")
 
 Transport = Literal["udp", "tcp"]
 
@@ -158,6 +159,34 @@ class CallResult:
     def completed(self) -> bool:
         """Answered, and our BYE was accepted: the caller hung up as planned."""
         return self.answered and self.bye_code == 200
+
+    # The call's timeline, from the message log's times (SIPp's clock: local time).
+    @property
+    def invited_at(self) -> dt.datetime | None:
+        """When our first INVITE went out."""
+        return next((m.at for m in self.messages if m.direction == "sent" and m.method == "INVITE"), None)
+
+    def _answer(self) -> SipMessage | None:
+        return next(
+            (m for m in self.messages if m.direction == "received" and m.status == 200 and m.cseq_method == "INVITE"),
+            None,
+        )
+
+    @property
+    def answered_at(self) -> dt.datetime | None:
+        answer = self._answer()
+        return answer.at if answer else None
+
+    @property
+    def answered_by(self) -> str | None:
+        """The host of the answer's Contact: who took the call (a cluster node behind a proxy)."""
+        answer = self._answer()
+        match = _CONTACT_HOST.search(answer.header("Contact") or "") if answer else None
+        return match.group(1) if match else None
+
+    @property
+    def bye_sent_at(self) -> dt.datetime | None:
+        return next((m.at for m in self.messages if m.direction == "sent" and m.method == "BYE"), None)
 
 
 def _call_results(messages: Sequence[SipMessage]) -> tuple[CallResult, ...]:
