@@ -207,7 +207,7 @@ class Cluster:
             _write_private(secret_file, secrets.token_hex(16))
         secret = secret_file.read_text(encoding="utf-8").strip()
         files = {
-            "config": (self.paths.config, render_kamailio(self.settings, nodes, self.paths, secret)),
+            "config": (self.paths.config, render_kamailio(self.settings, self.paths, secret)),
             "nodes": (self.paths.dispatcher_list, render_dispatcher(nodes)),
         }
         changed = set()

@@ -256,14 +256,12 @@ def _subnets(networks: Sequence[str]) -> str:
     return ",".join(str(ipaddress.ip_network(n, strict=False)) for n in networks)
 
 
-def render_kamailio(settings: Settings, nodes: Sequence[ClusterNode], paths: EdgePaths, auth_secret: str) -> str:
+def render_kamailio(settings: Settings, paths: EdgePaths, auth_secret: str) -> str:
     """The edge's kamailio.cfg (Kamailio 5.6 native language)."""
     sip, cluster = settings.sip, settings.cluster
     edge, port, out_port = cluster.edge_address, cluster.edge_port, edge_trunk_port(settings)
     db_url = _kamailio_string(kamailio_db_url(settings.database.url), "database.url")
     realm = sip.realm
-    node_addresses = sorted({n.address for n in nodes})
-    is_node = " || ".join(f'$si == "{a}"' for a in node_addresses)
     trunk_tests = "\n".join(
         f'    if (is_in_subnet("$si", "{_subnets(t.match)}")) {{ '
         f'$var(source) = "{SOURCE_TRUNK_PREFIX}{t.name}"; return; }}'
@@ -420,7 +418,9 @@ request_route {{
 
 route[SOURCE] {{
     $var(source) = "";
-    if ({is_node or "0"}) {{ $var(source) = "node"; return; }}
+    # A node: any address of the dispatcher list (port and protocol aside), so the list can
+    # change with a reload, without a restart.
+    if (ds_is_from_list("{SET_NODES}", "3")) {{ $var(source) = "node"; return; }}
 {trunk_tests}
     if (is_in_subnet("$si", "{_subnets(sip.phone_nets())}")) {{ $var(source) = "phones"; return; }}
 }}
@@ -461,7 +461,7 @@ route[IN_DIALOG] {{
         }} else {{
             $var(next) = $rd;
         }}
-        if (!({" || ".join(f'$var(next) == "{a}"' for a in node_addresses) or "0"})) {{
+        if (!ds_is_from_list("{SET_NODES}", "3", "sip:$var(next)")) {{
             sl_send_reply("403", "Forbidden");
             exit;
         }}
