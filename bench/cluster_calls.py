@@ -369,7 +369,10 @@ def bench_settings(base: Settings, url: str, ports: Sequence[int]) -> tuple[Sett
     )
     sip = local.sip.model_copy(update={"rtp_start": CLUSTER_RTP[0], "rtp_end": CLUSTER_RTP[1]})
     cluster = local.model_copy(
-        update={"sip": sip, "cluster": ClusterSettings(edge_port=EDGE_PORT, node_sip_port=NODE_SIP_PORT)}
+        update={
+            "sip": sip,
+            "cluster": ClusterSettings(name="bench-cluster", edge_port=EDGE_PORT, node_sip_port=NODE_SIP_PORT),
+        }
     )
     return local, cluster
 

@@ -65,6 +65,9 @@ class ClusterNode(_Section):
 
 
 class ClusterSettings(_Section):
+    # This cluster's name on this machine: its edge's files are under <cache_dir>/<name>/
+    # (a test or a benchmark runs a cluster of its own beside the demo's).
+    name: str = "cluster"
     # The edge: where carriers and phones send SIP. One address (the nodes listen on theirs
     # on the same port, so the edge cannot take 0.0.0.0).
     edge_address: str = "127.0.0.1"
@@ -83,6 +86,13 @@ class ClusterSettings(_Section):
     node_answer_ms: int = Field(2000, ge=200, le=30000)
     # The Kamailio binary (Debian's package puts it in /usr/sbin).
     kamailio: str = "/usr/sbin/kamailio"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError("a cluster name is lower-case letters, digits and '-', starting with a letter")
+        return value
 
     @field_validator("edge_address")
     @classmethod

@@ -75,7 +75,7 @@ STATE_FILE: Final = "cluster.json"
 
 
 def edge_paths(settings: Settings) -> EdgePaths:
-    return EdgePaths(settings.asterisk.cache_dir.expanduser().resolve() / "cluster")
+    return EdgePaths(settings.asterisk.cache_dir.expanduser().resolve() / settings.cluster.name)
 
 
 def saved_nodes(settings: Settings) -> tuple[ClusterNode, ...]:

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from core import sample, sip_phones
-from core.cluster_settings import ClusterSettings
+from core.cluster_settings import ClusterNode, ClusterSettings
 from core.db import Store
 from core.models import Call
 from core.settings import Settings
@@ -40,6 +40,17 @@ pytestmark = pytest.mark.real
 
 EDGE_PORT = 5180
 NODE_SIP_PORT = 5160
+# Nodes of the tests' own (their logs, spool and astdb apart from the demo's node1 and node2).
+NODES = tuple(
+    ClusterNode(
+        name=f"tnode{i}",
+        address=f"127.0.0.1{i}",
+        sip_port=NODE_SIP_PORT,
+        rtp_start=30000 + 1000 * (i - 1),
+        rtp_end=30999 + 1000 * (i - 1),
+    )
+    for i in (1, 2)
+)
 
 
 @dataclass
@@ -67,7 +78,11 @@ class Running:
 def _start_serve(settings: Settings, tmp: Path, port: int, only: str = "agi") -> Serve:
     toml = tmp / f"serve-{port}.toml"
     servers = ", ".join(f'"{s}"' for s in settings.agi.servers)
-    cluster = f"enabled = true\nedge_port = {EDGE_PORT}\nnode_sip_port = {NODE_SIP_PORT}\n"
+    cluster = f'enabled = true\nname = "{settings.cluster.name}"\nedge_port = {EDGE_PORT}\n'
+    for node in settings.cluster.nodes:
+        cluster += "\n[[cluster.nodes]]\n" + "".join(
+            f"{key} = {value!r}\n".replace("'", '"') for key, value in node.model_dump().items()
+        )
     toml.write_text(
         sip_toml(settings.sip) + f"\n[agi]\nservers = [{servers}]\n\n[cluster]\n{cluster}", encoding="utf-8"
     )
@@ -111,13 +126,11 @@ def running(asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactor
     store.migrate()
     load_sample(store)
     ports = [free_port("127.0.0.1", tcp_too=True) for _ in range(2)]
-    sip = asterisk_settings.sip.model_copy(update={"rtp_start": 30000, "rtp_end": 31999})
     settings = asterisk_settings.model_copy(
         update={
             "database": asterisk_settings.database.model_copy(update={"url": url}),
-            "sip": sip,
             "agi": asterisk_settings.agi.model_copy(update={"servers": tuple(f"127.0.0.1:{p}" for p in ports)}),
-            "cluster": ClusterSettings(edge_port=EDGE_PORT, node_sip_port=NODE_SIP_PORT),
+            "cluster": ClusterSettings(name="test-cluster", edge_port=EDGE_PORT, nodes=NODES),
         }
     )
     for agent, password in TEST_PHONES.items():
@@ -195,7 +208,7 @@ def test_carrier_calls_through_the_edge_spread_over_both_nodes(running: Running)
     calls = _finished_calls(running, callers)
     assert all(_heard_balance(running, c) for c in calls)
     # Each node's system name prefixes its uniqueids: both nodes took calls.
-    assert {_node_of(c) for c in calls} == {"node1", "node2"}
+    assert {_node_of(c) for c in calls} == {"tnode1", "tnode2"}
 
 
 def test_status_lists_the_edge_and_each_node(running: Running) -> None:
@@ -203,8 +216,8 @@ def test_status_lists_the_edge_and_each_node(running: Running) -> None:
     assert shown["edge"]["state"] == "running"
     assert shown["edge"]["port"] == EDGE_PORT
     nodes = {n["name"]: n for n in shown["nodes"]}
-    assert set(nodes) == {"node1", "node2"}
-    assert nodes["node1"]["address"] == "127.0.0.11"
+    assert set(nodes) == {"tnode1", "tnode2"}
+    assert nodes["tnode1"]["address"] == "127.0.0.11"
     assert all(n["state"] == "active" and n["pid"] and n["calls"] == 0 for n in nodes.values())
 
 
@@ -239,7 +252,7 @@ def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_
             asyncio.run(control.logout("1001"))
     assert all(r.successful for r in results), [r.log[-2000:] for r in results]
     calls = _finished_calls(running, callers, timeout_s=30)
-    assert {_node_of(c) for c in calls} == {"node1", "node2"}
+    assert {_node_of(c) for c in calls} == {"tnode1", "tnode2"}
     assert all((c.disposition, c.agent) == ("agent", "Agent 1001") for c in calls), [
         (c.disposition, c.agent, c.queue_exit) for c in calls
     ]
@@ -258,7 +271,7 @@ def test_a_fastagi_server_gone_the_other_serves_every_call(running: Running) -> 
     assert result.successful, result.log[-3000:]
     calls = _finished_calls(running, callers)
     assert all((c.outcome, c.ended_by) == ("caller_hangup", "caller") for c in calls)
-    assert {_node_of(c) for c in calls} == {"node1", "node2"}  # both nodes fell over to the live server
+    assert {_node_of(c) for c in calls} == {"tnode1", "tnode2"}  # both nodes fell over to the live server
     live = running.serves[0].log.read_text()
     assert all(f"call {c.id}: start" in live for c in calls)
 
@@ -289,7 +302,7 @@ def test_a_node_killed_mid_call_its_calls_end_as_lost_new_calls_go_to_the_other_
     with UacRun(running.edge, plan, running.tmp / "node-gone", "node-gone") as run:
         # Killed while its calls are in the IVR (their records begun, not ended).
         deadline = time.monotonic() + 30
-        while not _in_progress_on(running, "node1", during):
+        while not _in_progress_on(running, "tnode1", during):
             assert time.monotonic() < deadline, "no call in progress on node1"
             time.sleep(0.1)
         os.kill(pid, signal.SIGKILL)
@@ -301,22 +314,22 @@ def test_a_node_killed_mid_call_its_calls_end_as_lost_new_calls_go_to_the_other_
         run.result()
     assert result.successful, result.log[-3000:]
     calls = _finished_calls(running, after)
-    assert {_node_of(c) for c in calls} == {"node2"}
+    assert {_node_of(c) for c in calls} == {"tnode2"}
     assert all((c.outcome, c.ended_by) == ("caller_hangup", "caller") for c in calls)
     assert running.cluster.dispatcher_states()["127.0.0.11"] == "inactive"
     # The calls that were on node1 are over, and their records say Asterisk went away;
     # node2's calls of that round went on to the balance.
     during_calls = _finished_calls(running, during)
-    lost = [c for c in during_calls if _node_of(c) == "node1"]
+    lost = [c for c in during_calls if _node_of(c) == "tnode1"]
     assert lost and all((c.outcome, c.ended_by) == ("failed", "asterisk") for c in lost)
-    assert all(_heard_balance(running, c) for c in during_calls if _node_of(c) == "node2")
+    assert all(_heard_balance(running, c) for c in during_calls if _node_of(c) == "tnode2")
     assert time.monotonic() - killed_at < 120
     # Started again (`hotline cluster up` does the same): the edge's probes take it back.
     status = running.cluster.up(2)
     assert [n.state for n in status.nodes] == ["active", "active"], status
     callers = [f"138300{n:05d}" for n in range(1, 5)]
     assert _short_calls(running, "rejoined", callers).successful
-    assert {_node_of(c) for c in _finished_calls(running, callers)} == {"node1", "node2"}
+    assert {_node_of(c) for c in _finished_calls(running, callers)} == {"tnode1", "tnode2"}
 
 
 def test_a_cluster_on_sqlite_is_refused_with_the_reason(tmp_path: Path) -> None:
