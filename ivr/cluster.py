@@ -122,7 +122,9 @@ class Cluster:
             raise ClusterRefused(
                 f"{self.settings.cluster.kamailio} not found: apt-get install kamailio kamailio-postgres-modules"
             )
-        nodes = self.nodes(count or (None if self.settings.cluster.nodes else 2))
+        # --nodes N, else the site's nodes, else those started last time, else two.
+        nodes = self.nodes(count) if count else (self.nodes() or self.nodes(2))
+        dropped = [n for n in saved_nodes(self.settings) if n.name not in {m.name for m in nodes}]
         self.paths.directory.mkdir(parents=True, exist_ok=True)
         state = {"nodes": [n.model_dump() for n in nodes]}
         (self.paths.directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
@@ -140,6 +142,10 @@ class Cluster:
         elif "nodes" in changed:
             self._control("dispatcher.reload")
             logger.info("the SIP edge (pid %d) reloaded its list of nodes", pid)
+        # A node no longer in the list: out of the edge's list first (above), then stopped.
+        for node, asterisk in zip(dropped, self.asterisks(dropped), strict=True):
+            logger.info("node %s is no longer in the cluster: stopping its Asterisk", node.name)
+            asterisk.down()
         return self.wait_active(nodes)
 
     def wait_active(self, nodes: Sequence[ClusterNode]) -> ClusterStatus:
