@@ -15,11 +15,18 @@ real=$!
 trap 'kill $real 2>/dev/null' INT TERM
 "$pytest" -n 2 --dist loadfile tests/unit tests/protocol tests/store
 rest=$?
+# LINT (make test sets it: ruff and mypy) runs here, while the real tier still runs.
+lint_rc=0
+if [ -n "${LINT:-}" ]; then
+  $LINT
+  lint_rc=$?
+fi
 wait $real
 real_rc=$?
 echo
 echo "=============================== tests/real ($log) ==============================="
 cat "$log"
-echo "tiers: unit+protocol+store exit $rest, real exit $real_rc"
+echo "tiers: unit+protocol+store exit $rest, real exit $real_rc, lint exit $lint_rc"
 [ $rest -ne 0 ] && exit $rest
+[ $lint_rc -ne 0 ] && exit $lint_rc
 exit $real_rc

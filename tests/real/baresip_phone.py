@@ -10,6 +10,7 @@ fails when the call is answered and baresip drops the call at once.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.procs import free_port
+from tests.sip_peers import sipp
 
 MODULES = "/usr/lib/baresip/modules"
 REGISTERED = re.compile(rb"\{0/UDP/v4\} 200 OK")
@@ -43,13 +45,27 @@ def _config(sip_port: int, rtp_port: int, heard: Path) -> str:
     )
 
 
+def _sip_listen_port() -> int:
+    """A port baresip can listen on: it binds UDP and TCP on it and SIP over TLS on the
+    next one, and a port free on UDP alone has met a TCP client's ephemeral port there."""
+    for _ in range(50):
+        port = sipp.free_port("127.0.0.1", tcp_too=True)
+        with socket.socket() as tls:
+            try:
+                tls.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise AssertionError("no port free for baresip's SIP transports")
+
+
 @contextmanager
 def baresip_phone(work: Path, user: str, password: str, asterisk_port: int, run_s: int = 120) -> Iterator[Path]:
     """A registered, auto-answering baresip for `user` while the block runs (killed after;
     `-t run_s` bounds it if the test dies). Yields its log file."""
     work.mkdir(parents=True, exist_ok=True)
     rtp = free_port()
-    (work / "config").write_text(_config(free_port(), rtp, work / "heard.wav"), encoding="utf-8")
+    (work / "config").write_text(_config(_sip_listen_port(), rtp, work / "heard.wav"), encoding="utf-8")
     # regint 60: Asterisk's aor minimum_expiration; re-registered well within the test.
     account = f"<sip:{user}@127.0.0.1:{asterisk_port};transport=udp>;auth_pass={password};answermode=auto;regint=60"
     (work / "accounts").write_text(account + "\n", encoding="utf-8")

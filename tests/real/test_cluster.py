@@ -231,11 +231,11 @@ def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_
     control = AgentControl(cluster_settings, running.store)
     assert len(control.targets) == 2
     # Two callers one after the other (the edge sends them to different nodes): the first
-    # talks 12 s; the second, calling while the agent talks, waits and is answered after.
+    # talks 8 s; the second, calling while the agent talks, waits and is answered after.
     callers = ["13840000001", "13840000002"]
     plans = [
-        UacPlan((CarrierCall(callers[0], "12333"),), dtmf="0", lead_s=1.0, tail_s=12.0),
-        UacPlan((CarrierCall(callers[1], "12333"),), dtmf="0", lead_s=1.0, tail_s=40.0),
+        UacPlan((CarrierCall(callers[0], "12333"),), dtmf="0", lead_s=1.0, tail_s=8.0),
+        UacPlan((CarrierCall(callers[1], "12333"),), dtmf="0", lead_s=1.0, tail_s=30.0),
     ]
     with baresip_phone(running.tmp / "baresip", "1001", TEST_PHONES["1001"], EDGE_PORT, run_s=240) as phone_log:
         asyncio.run(control.login("1001", "Agent 1001", "PJSIP/1001", (QUEUE_GENERAL,)))
