@@ -299,6 +299,11 @@ class Cluster:
                     with contextlib.suppress(ChildProcessError):
                         os.waitpid(pid, os.WNOHANG)
                 if self.edge_pid() is None:
+                    if self._edge is not None and self._edge.pid == pid:
+                        # Gone between the poll above and this look: collect its status
+                        # before the Popen is dropped (no zombie, no ResourceWarning).
+                        with contextlib.suppress(subprocess.TimeoutExpired):
+                            self._edge.wait(timeout=5)
                     self._edge = None
                     self.paths.pid_file.unlink(missing_ok=True)
                     logger.info("SIP edge (pid %d) stopped", pid)
