@@ -396,37 +396,50 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+@dataclass(frozen=True)
+class LiveProcess:
+    """What /proc says of a live (not zombie) process: its program, filesystem root and argv."""
+
+    program: str
+    root: str
+    argv: tuple[str, ...]
+
+
+def live_process(pid: int) -> LiveProcess | None:
+    """The process `pid` if it is alive and not a zombie, else None (gone, or not ours to read)."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        state = (proc / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            return None
+        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        return LiveProcess(Path(os.readlink(proc / "exe")).name, os.readlink(proc / "root"), tuple(argv))
+    except (OSError, IndexError):
+        return None
+
+
 def _is_asterisk_in(pid: int, root: Path, config_option: Sequence[str] = ()) -> bool:
     """A live (not zombie) asterisk process whose filesystem root is `root`, started with
     this -C option (a node) or none (the local Asterisk)."""
-    proc = Path(f"/proc/{pid}")
-    try:
-        if os.readlink(proc / "root") != str(root):
-            return False
-        state = (proc / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-        if state == "Z" or Path(os.readlink(proc / "exe")).name != "asterisk":
-            return False
-        argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-    except (OSError, IndexError):
+    process = live_process(pid)
+    if process is None or process.program != "asterisk" or process.root != str(root):
         return False
+    argv = list(process.argv)
     if config_option:
         return any(argv[i : i + 2] == list(config_option) for i in range(len(argv) - 1))
     return "-C" not in argv
 
 
 def asterisks_in(root: Path) -> list[int]:
-    """Every live asterisk process running in `root` (the local one and any nodes)."""
+    """Every live asterisk process running in `root` (the local one and any nodes), not a
+    passing `asterisk -rx` console."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        with contextlib.suppress(OSError, IndexError):
-            if os.readlink(entry / "root") != str(root) or Path(os.readlink(entry / "exe")).name != "asterisk":
-                continue
-            state = (entry / "stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if state != "Z" and b"-rx" not in argv:  # not a passing `asterisk -rx` console
-                found.append(int(entry.name))
+        process = live_process(int(entry.name))
+        if process and process.program == "asterisk" and process.root == str(root) and "-rx" not in process.argv:
+            found.append(int(entry.name))
     return found
 
 

@@ -26,7 +26,8 @@ from typing import Any, Final
 from core.cluster_settings import ClusterNode
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
-from ivr.asterisk import LocalAsterisk
+from ivr.asterisk import LocalAsterisk, live_process
+from ivr.asterisk_root import tail
 from ivr.cluster_config import STATE_FILE, edge_paths, node_settings, render_dispatcher, render_kamailio, saved_nodes
 from ivr.errors import AsteriskError, ClusterRefused, EdgeNotReady
 
@@ -199,12 +200,8 @@ class Cluster:
             pid = int(self.paths.pid_file.read_text(encoding="utf-8").strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            exe = os.readlink(f"/proc/{pid}/exe")
-            stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return None
-        return pid if Path(exe).name == "kamailio" and stat != "Z" else None
+        process = live_process(pid)
+        return pid if process is not None and process.program == "kamailio" else None
 
     def _write_edge(self, nodes: Sequence[ClusterNode]) -> set[str]:
         """Write kamailio.cfg and the dispatcher list, checked by `kamailio -c`; say which changed."""
@@ -276,7 +273,7 @@ class Cluster:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise EdgeNotReady(f"kamailio exited with {process.returncode}:\n{_tail(self.paths.log)}")
+                raise EdgeNotReady(f"kamailio exited with {process.returncode}:\n{tail(self.paths.log, 30)}")
             answered = False
             if self.paths.control_socket.exists():
                 with contextlib.suppress(EdgeNotReady):
@@ -285,7 +282,9 @@ class Cluster:
                 logger.info("SIP edge (kamailio pid %d) answers; log %s", process.pid, self.paths.log)
                 return
             time.sleep(_POLL_S)
-        raise EdgeNotReady(f"kamailio did not answer on {self.paths.control_socket} in time:\n{_tail(self.paths.log)}")
+        raise EdgeNotReady(
+            f"kamailio did not answer on {self.paths.control_socket} in time:\n{tail(self.paths.log, 30)}"
+        )
 
     def _stop_edge(self, pid: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -343,10 +342,3 @@ def _write_private(path: Path, text: str) -> None:
     temp.write_text(text, encoding="utf-8")
     temp.chmod(0o600)
     temp.replace(path)
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
