@@ -13,8 +13,8 @@ log=var/test-real.log
 "$pytest" tests/real >"$log" 2>&1 &
 real=$!
 trap 'kill $real 2>/dev/null' INT TERM
-# Niced: the real tier's callers key on a clock (a resident's phone presses 2 eight seconds
-# after it answers), and its Asterisk and serve must not wait behind two CPU-bound workers.
+# Niced: the real tier's calls have timers (ring times, SIP timers, menus that wait for a
+# key), and its Asterisk and serve must not wait behind two CPU-bound workers.
 nice -n 10 "$pytest" -n 2 --dist loadfile tests/unit tests/protocol tests/store
 rest=$?
 # LINT (make test sets it: ruff and mypy) runs here, while the real tier still runs.
