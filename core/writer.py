@@ -69,7 +69,8 @@ class _Request:
     label: str
     done: Future[Any]  # True once committed (False if not); an `answers` request: its op's value
     lock: Op | None  # to take before any write of the transaction that carries `ops`
-    answers: bool = False  # one op, run in a savepoint: its value, or the HotlineError it raised
+    answers: bool = False  # one op: its value, or the HotlineError it raised (its writes undone)
+    savepoint: bool = True  # an answering op run in a savepoint (False: it undoes its own writes)
     waited: bool = False  # a thread is blocked on it: its batch is committed without lingering
     queued_at: float = field(default_factory=time.perf_counter)
 
@@ -155,25 +156,37 @@ class GroupWriter:
                 self._thread = threading.Thread(target=self._run, name="group-writer", daemon=True)
                 self._thread.start()
 
-    def call_blocking(self, op: Callable[[Connection], T], label: str) -> T:
+    def call_blocking(self, op: Callable[[Connection], T], label: str, *, savepoint: bool = True) -> T:
         """Run `op` in the next batch and return its value once that batch is committed, or
         raise the HotlineError it raised (its writes rolled back, the batch's kept), or
-        StoreUnavailable. From a worker thread (never from the event loop)."""
-        return cast(T, self._answer(op, label).result())
+        StoreUnavailable. From a worker thread (never from the event loop).
 
-    async def call(self, op: Callable[[Connection], T], label: str) -> T:
+        `savepoint=False`: `op` has written nothing when it raises a HotlineError (one
+        statement that refuses as a whole, as core.identify's count on PostgreSQL), so it
+        runs without a savepoint of its own: two round trips fewer on a server."""
+        return cast(T, self._answer(op, label, savepoint).result())
+
+    async def call(self, op: Callable[[Connection], T], label: str, *, savepoint: bool = True) -> T:
         """`call_blocking` from the event loop: awaited, no thread held while it waits."""
-        return cast(T, await asyncio.wrap_future(self._answer(op, label)))
+        done = self._answer(op, label, savepoint)
+        try:
+            return cast(T, await asyncio.wrap_future(done))
+        finally:
+            _time_resumed(done)
 
-    def _answer(self, op: Callable[[Connection], object], label: str) -> Future[Any]:
+    def _answer(self, op: Callable[[Connection], object], label: str, savepoint: bool) -> Future[Any]:
         """Queue `op` as an answering request (its savepoint, its value): the future of both."""
         done: Future[Any] = Future()
-        self._enqueue(_Request([op], label, done, None, answers=True, waited=True))
+        self._enqueue(_Request([op], label, done, None, answers=True, waited=True, savepoint=savepoint))
         return done
 
     async def write(self, ops: Sequence[Op], label: str, *, lock: Op | None = None, waited: bool = False) -> bool:
         """`waited`: someone is waiting for it now (its batch does not linger)."""
-        return await asyncio.wrap_future(self.submit(ops, label, lock=lock, waited=waited))
+        done = self.submit(ops, label, lock=lock, waited=waited)
+        try:
+            return await asyncio.wrap_future(done)
+        finally:
+            _time_resumed(done)
 
     def write_blocking(self, ops: Sequence[Op], label: str, *, lock: Op | None = None) -> bool:
         """From a worker thread (never from the event loop)."""
@@ -256,7 +269,7 @@ class GroupWriter:
                 if r.lock is not None:
                     r.lock(s)
                 if r.answers:
-                    answer = _in_savepoint(s, r.ops[0])
+                    answer = _answering(s, r)
                 else:
                     for op in r.ops:
                         op(s)
@@ -284,7 +297,7 @@ def _run_batch(s: Connection, batch: list[_Request]) -> dict[int, _Answer]:
     later: dict[Callable[[Connection, list[Any]], object], list[Any]] = {}
     for i, r in enumerate(batch):
         if r.answers:
-            answers[i] = _in_savepoint(s, r.ops[0])
+            answers[i] = _answering(s, r)
             continue
         for op in r.ops:
             if isinstance(op, Later):
@@ -305,10 +318,14 @@ def _time_queueing(batch: list[_Request]) -> None:
             stage_times.add("writer.waited_queued" if r.waited else "writer.queued", began - r.queued_at)
 
 
-def _in_savepoint(s: Connection, op: Op) -> _Answer:
-    """Run an answering request's op in a savepoint: a HotlineError it raises (a refusal)
-    rolls back its own writes only, as its own transaction's rollback would have."""
+def _answering(s: Connection, r: _Request) -> _Answer:
+    """Run an answering request's op, in a savepoint unless it undoes its own writes: a
+    HotlineError it raises (a refusal) leaves none of its writes, as its own transaction's
+    rollback would have, and no one else's is touched."""
+    op = r.ops[0]
     try:
+        if not r.savepoint:
+            return _Answer(op(s), None)
         with s.begin_nested():
             return _Answer(op(s), None)
     except StoreUnavailable:
@@ -317,8 +334,18 @@ def _in_savepoint(s: Connection, op: Op) -> _Answer:
         return _Answer(None, exc)
 
 
+def _time_resumed(done: Future[Any]) -> None:
+    """How long a waiter on the event loop took to resume after its batch settled: the
+    loop's lag (when stage times are kept)."""
+    settled = getattr(done, "settled_at", None)
+    if settled is not None:
+        stage_times.add("writer.resume", time.perf_counter() - settled)
+
+
 def _settle(r: _Request, answer: _Answer | None, *, stored: bool) -> None:
     """Tell the waiter: committed or not; an answering request gets its op's value or error."""
+    if stage_times.enabled():
+        r.done.settled_at = time.perf_counter()  # type: ignore[attr-defined]
     if not r.answers:
         r.done.set_result(stored)
     elif not stored or answer is None:

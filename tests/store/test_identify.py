@@ -131,6 +131,29 @@ def test_a_call_tries_at_most_two_id_numbers(
     assert c_lock is not None and c_lock.failures == 0  # the refused attempt counted nothing
 
 
+def test_an_attempt_on_a_locked_id_number_counts_nothing(
+    loaded: Store, people: list[SampleResident], counting: GroupWriter | None
+) -> None:
+    """Refused at the ID number's lock, the last of the three counts: the call's ID numbers
+    and the calling number's budget, counted before it, are as they were (on PostgreSQL one
+    function counts all three, its inner block standing for the savepoint)."""
+    a, b = people[0], people[1]
+    ids = identifier(loaded, writer=counting, max_failures=1)
+    assert outcome(ids, a.id_number, wrong(a), call_id="c1", caller="13800000003") == "locked"
+    before = _counts(loaded)
+    assert outcome(ids, a.id_number, a.pin, call_id="c2", caller="13800000004") == "locked"
+    assert _counts(loaded) == before  # no budget row for ...0004, no ID number for call c2
+    assert outcome(ids, b.id_number, b.pin, call_id="c2", caller="13800000004") == "ok"
+
+
+def _counts(store: Store) -> tuple[list[tuple[str, int]], list[str], list[tuple[str, int]]]:
+    with store.session() as s:
+        budgets = sorted((f.caller, f.failures) for f in s.scalars(select(CallerFailures)))
+        calls = sorted(s.scalars(select(CallIdentity.call_id)))
+        locks = sorted((p.id_number, p.failures) for p in s.scalars(select(PinLock)))
+    return budgets, calls, locks
+
+
 def test_a_calling_number_has_a_daily_budget_shared_by_every_worker(
     loaded: Store, people: list[SampleResident], counting: GroupWriter | None
 ) -> None:
