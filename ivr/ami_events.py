@@ -97,12 +97,23 @@ def _agent_event(facts: CallFacts, msg: Message, now: dt.datetime) -> None:
         facts.transferred_to = transfer_target(msg) or facts.transferred_to
 
 
+# How long a call an agent answered waits after its Hangup for its AgentComplete (talk time,
+# who hung up): app_queue sends that from its own subscription, and on a busy Asterisk it
+# came after the caller's Hangup (a record without talk time).
+COMPLETE_GRACE = dt.timedelta(seconds=3)
+
+
 @dataclass
 class CallTracker:
-    """Follows callers from QueueCallerJoin to their Hangup; returns each finished call."""
+    """Follows callers from QueueCallerJoin to their Hangup; returns each finished call.
+
+    A call an agent answered is finished by its Hangup and its AgentComplete, whichever
+    comes last; one whose AgentComplete has not come `COMPLETE_GRACE` after its Hangup is
+    given up by `overdue` without it (queue_log's import completes the record later)."""
 
     calls: dict[str, CallFacts] = field(default_factory=dict)
     left: set[str] = field(default_factory=set)
+    closing: set[str] = field(default_factory=set)  # hung up, waiting for AgentComplete
 
     def feed(self, msg: Message, now: dt.datetime) -> CallFacts | None:
         event = msg.get("Event")
@@ -126,6 +137,9 @@ class CallTracker:
             return None
         if event in AGENT_EVENTS:
             _agent_event(facts, msg, now)
+            if event == "AgentComplete" and uid in self.closing:
+                self.closing.discard(uid)
+                return self.calls.pop(uid)
         elif event == "UserEvent" and msg.get("UserEvent") == USEREVENT_QUEUE_EXIT:
             # Queue() returned with the caller still on the line: unless an agent answered,
             # the queue gave up on them (timeout, emptied), whatever QueueCallerAbandon said.
@@ -138,15 +152,29 @@ class CallTracker:
             if facts.answered_at is None and facts.queue_entered_at is not None:
                 # Left without an answer and without hanging up: the queue timed out on them.
                 facts.queue_wait_s = facts.queue_wait_s or int((now - facts.queue_entered_at).total_seconds())
-        elif event == "Hangup":
-            facts.ended_at = now
-            self.left.discard(uid)
-            return self.calls.pop(uid)
+        elif event == "Hangup" and uid not in self.closing:
+            return self._hung_up(uid, facts, now)
         return None
+
+    def _hung_up(self, uid: str, facts: CallFacts, now: dt.datetime) -> CallFacts | None:
+        facts.ended_at = now
+        self.left.discard(uid)
+        if facts.answered_at is not None and facts.queue_exit is None and facts.talk_s is None:
+            self.closing.add(uid)  # its AgentComplete is still to come
+            return None
+        return self.calls.pop(uid)
+
+    def overdue(self, now: dt.datetime) -> list[CallFacts]:
+        """The calls that hung up `COMPLETE_GRACE` ago or longer and are still waiting for
+        their AgentComplete: finished without it."""
+        due = [uid for uid in self.closing if (self.calls[uid].ended_at or now) + COMPLETE_GRACE <= now]
+        self.closing.difference_update(due)
+        return [self.calls.pop(uid) for uid in due]
 
     def forget(self, uid: str) -> None:
         self.calls.pop(uid, None)
         self.left.discard(uid)
+        self.closing.discard(uid)
 
     def waiting(self) -> list[tuple[str, dt.datetime]]:
         """The callers in a queue now: (queue, since when), longest waiting first."""

@@ -28,7 +28,7 @@ from core.errors import StoreUnavailable
 from core.models import utcnow
 from core.settings import Settings
 from ivr.agents import AgentControl
-from ivr.ami_events import CallTracker, DeviceStates, Message
+from ivr.ami_events import COMPLETE_GRACE, CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
 from ivr.notice_calls import outcome_of as notice_outcome_of
 from ivr.notice_calls import record_dial
@@ -145,6 +145,15 @@ class AmiMonitor:
         done = self.tracker.feed(msg, self.clock())
         if done is not None:
             self._spawn(self._write(done))
+        elif event == "Hangup" and msg.get("Uniqueid") in self.tracker.closing:
+            # Waiting for its AgentComplete: written when that comes, or without it after the grace.
+            grace = COMPLETE_GRACE.total_seconds() + 0.1
+            asyncio.get_running_loop().call_later(grace, self._write_overdue)
+
+    def _write_overdue(self) -> None:
+        for facts in self.tracker.overdue(self.clock()):
+            log.warning("AMI monitor: call %s ended without AgentComplete; queue_log completes it", facts.uniqueid)
+            self._spawn(self._write(facts))
 
     async def _record(self, change: RecordingChange) -> None:
         # In the order the events came: a recording's agent or end never overtakes its row.
@@ -238,7 +247,7 @@ class AmiMonitor:
             for msg in map(_plain, await self.manager.send_action({"Action": "Status"}, as_list=True) or [])
             if msg.get("Event") == "Status"
         }
-        gone = [uid for uid in self.tracker.calls if uid not in live]
+        gone = [uid for uid in self.tracker.calls if uid not in live and uid not in self.tracker.closing]
         for uid in gone:
             self.tracker.forget(uid)
         members = await self.manager.send_action({"Action": "QueueStatus"}, as_list=True)

@@ -120,3 +120,38 @@ async def test_a_fault_in_one_updates_handling_is_logged_at_once_and_the_monitor
 
     await AmiMonitor._guard(broken())
     assert "AMI monitor: an update failed" in caplog.text and "bug in an update" in caplog.text
+
+
+def _answered(tracker: CallTracker, uid: str) -> None:
+    tracker.feed({"Event": "QueueCallerJoin", "Uniqueid": uid, "Queue": "hotline-12333"}, T0)
+    tracker.feed({"Event": "AgentConnect", "Uniqueid": uid, "MemberName": "Agent 1001", "HoldTime": "1"}, T0)
+
+
+def test_an_agent_complete_after_the_callers_hangup_still_gives_the_talk_time() -> None:
+    """app_queue sends AgentComplete from its own subscription: on a busy Asterisk it came
+    after the caller's Hangup, and the record had no talk time."""
+    tracker = CallTracker()
+    _answered(tracker, "3.1")
+    ended = T0 + dt.timedelta(seconds=20)
+    assert tracker.feed({"Event": "Hangup", "Uniqueid": "3.1"}, ended) is None  # waits for AgentComplete
+    assert tracker.waiting() == [] and tracker.overdue(ended + dt.timedelta(seconds=1)) == []
+    complete = {"Event": "AgentComplete", "Uniqueid": "3.1", "HoldTime": "1", "TalkTime": "18", "Reason": "caller"}
+    f = tracker.feed(complete, ended + dt.timedelta(seconds=1))
+    assert f is not None and (f.talk_s, f.queue_exit, f.ended_at) == (18, "caller_hangup", ended)
+    assert tracker.calls == {} and tracker.closing == set()
+
+
+def test_a_call_whose_agent_complete_never_comes_is_finished_after_the_grace() -> None:
+    tracker = CallTracker()
+    _answered(tracker, "4.1")
+    _answered(tracker, "4.2")
+    ended = T0 + dt.timedelta(seconds=20)
+    tracker.feed({"Event": "Hangup", "Uniqueid": "4.1"}, ended)
+    assert tracker.overdue(ended + dt.timedelta(seconds=2)) == []
+    (f,) = tracker.overdue(ended + dt.timedelta(seconds=3))
+    assert (f.uniqueid, f.talk_s, f.disposition, f.ended_at) == ("4.1", None, "agent", ended)
+    assert list(tracker.calls) == ["4.2"]  # still talking
+    # A call whose AgentComplete came first ends at its Hangup, as before.
+    tracker.feed({"Event": "AgentComplete", "Uniqueid": "4.2", "TalkTime": "5", "Reason": "agent"}, ended)
+    done = tracker.feed({"Event": "Hangup", "Uniqueid": "4.2"}, ended)
+    assert done is not None and (done.talk_s, done.queue_exit) == (5, "agent_hangup")
