@@ -11,9 +11,11 @@ digests from it, and several `hotline serve` share it); SQLite is refused.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -231,11 +233,27 @@ class Cluster:
             raise EdgeNotReady(f"kamailio -c refused {self.paths.config}:\n{check.stderr.strip()[-2000:]}")
         return changed
 
-    def _control(self, command: str) -> str:
+    def bans(self) -> list[str]:
+        """The addresses the edge bans now (password guessing, floods): its `ipban` table.
+        EdgeNotReady if the edge does not answer."""
+        return sorted(set(re.findall(r"^\s*name: (\S+)$", self._control("htable.dump", "ipban"), re.MULTILINE)))
+
+    def unban(self, address: str) -> bool:
+        """Lift the edge's ban on `address`; False if it was not banned. ValueError if it
+        is no IP address."""
+        shown = str(ipaddress.ip_address(address))
+        if shown not in self.bans():
+            return False
+        self._control("htable.delete", "ipban", shown)
+        with contextlib.suppress(EdgeNotReady):  # its failures so far forgotten too, if any
+            self._control("htable.delete", "authfail", shown)
+        return True
+
+    def _control(self, *command: str) -> str:
         """A command to the running edge over its control socket (kamcmd)."""
         try:
             done = subprocess.run(
-                [KAMCMD, "-s", f"unix:{self.paths.control_socket}", command],
+                [KAMCMD, "-s", f"unix:{self.paths.control_socket}", *command],
                 capture_output=True,
                 text=True,
                 timeout=5,
@@ -244,7 +262,7 @@ class Cluster:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise EdgeNotReady(f"the SIP edge's control socket does not answer: {exc}") from exc
         if done.returncode != 0:
-            raise EdgeNotReady(f"kamcmd {command}: {(done.stdout + done.stderr).strip()}")
+            raise EdgeNotReady(f"kamcmd {' '.join(command)}: {(done.stdout + done.stderr).strip()}")
         return done.stdout
 
     def _start_edge(self) -> None:

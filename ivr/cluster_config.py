@@ -534,9 +534,15 @@ route[AUTHENTICATE] {{
     }}
     # A wrong password or an unknown user name (the same challenge follows either way).
     if ($var(rc) == -2 || $var(rc) == -3 || $var(rc) == -8) {{
-        $sht(authfail=>$si) = $sht(authfail=>$si) + 1;
-        xlog("L_NOTICE", "SIP edge: failed authentication from $si ($sht(authfail=>$si))\\n");
-        if ($sht(authfail=>$si) >= {sip.ban_after} && !is_in_subnet("$si", "{_subnets(ignore)}")) {{
+        # $shtinc: an integer item incremented atomically across the worker processes, once
+        # it exists (the sum `$sht(...) + 1` made a string of it: "1" + 1 is "11", a ban at
+        # the second failure).
+        if ($sht(authfail=>$si) == $null) {{
+            $sht(authfail=>$si) = 0;
+        }}
+        $var(fails) = $shtinc(authfail=>$si);
+        xlog("L_NOTICE", "SIP edge: failed authentication from $si ($var(fails))\\n");
+        if ($var(fails) >= {sip.ban_after} && !is_in_subnet("$si", "{_subnets(ignore)}")) {{
             $sht(ipban=>$si) = 1;
             xlog("L_WARN", "SIP edge: banned $si for {sip.ban_s} s: {sip.ban_after} failed authentications\\n");
             exit;

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from argparse import Namespace
 from collections.abc import Iterator
+from contextlib import redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,7 @@ from core.cluster_settings import ClusterNode, ClusterSettings
 from core.db import Store
 from core.models import Call
 from core.settings import Settings
+from hotline import cluster_cli
 from ivr.agents import AgentControl
 from ivr.cluster import Cluster
 from ivr.dialplan import QUEUE_GENERAL
@@ -33,7 +38,9 @@ from ivr.trail import show_call
 from tests.conftest import PEPPER, PG_URL, REQUIRE_PG, SAMPLE_RESIDENTS, _fresh_pg_database, load_sample
 from tests.real.baresip_phone import baresip_phone
 from tests.real.serving import ALWAYS_OPEN, keypad
-from tests.real.sip_setup import TEST_PHONES, sip_toml
+from tests.real.sip_setup import BAN_AFTER, GUESSER_ADDR, TEST_PHONES, sip_toml
+from tests.sip_peers.guesser import guess
+from tests.sip_peers.registrar import register
 from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, UacRun, free_port, place_calls
 
 pytestmark = pytest.mark.real
@@ -345,3 +352,44 @@ def test_a_cluster_on_sqlite_is_refused_with_the_reason(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "needs PostgreSQL" in done.stderr
     assert "SQLite" in done.stderr
+
+
+def test_password_guessing_at_the_edge_is_banned_while_phones_elsewhere_register(running: Running) -> None:
+    """The edge counts failed authentications per address as fail2ban does for one Asterisk
+    (sip.ban_after, then a ban of sip.ban_s): a guesser from inside the phones' networks is
+    answered ban_after - 1 times, then nothing, not even for the right password; a phone
+    elsewhere registers meanwhile; `hotline cluster bans` lists it and `unban` lets it in.
+    At a common tool's rate (160 a second) it gets no further: ban_after - 1 answers."""
+    work = running.tmp / "guessing"
+    # Slowly (8 guesses a second, below pike's flood density): the failures are what bans.
+    # (The count was once a string: "1" + 1 is "11", and a phone with a mistyped password
+    # was banned at its second try.)
+    guessed = guess(running.edge, "1002", [f"slow-{n:02d}" for n in range(30)], source=GUESSER_ADDR, rate_per_s=8)
+    assert guessed.count(200) == 0
+    # The ban is taken in the route that counts the failure: no reply to the ban_after'th.
+    assert guessed.count(401) == BAN_AFTER - 1, guessed.counted
+    assert guessed.count(None) == 30 - (BAN_AFTER - 1)
+    code, shown = _cluster_cli(running, "bans", "json")
+    assert code == 0 and json.loads(shown)["bans"] == [GUESSER_ADDR]
+    right = register(running.edge, "1002", TEST_PHONES["1002"], work / "banned", source=GUESSER_ADDR)
+    assert 200 not in right.answers, right.answers
+    elsewhere = register(running.edge, "1001", TEST_PHONES["1001"], work / "elsewhere", source="127.0.0.1")
+    assert elsewhere.answers[200] == 1, elsewhere.answers
+    code, shown = _cluster_cli(running, "unban", "text", GUESSER_ADDR)
+    assert (code, shown.strip()) == (0, f"{GUESSER_ADDR} may reach the SIP edge again")
+    assert running.cluster.bans() == []
+    again = register(running.edge, "1002", TEST_PHONES["1002"], work / "unbanned", source=GUESSER_ADDR, expires=0)
+    assert again.answers[200] == 1, again.answers
+    # At a common guessing tool's rate: the same count, kept across Kamailio's processes.
+    fast = guess(running.edge, "1002", [f"fast-{n:03d}" for n in range(100)], source=GUESSER_ADDR, rate_per_s=160)
+    assert (fast.count(200), fast.count(401)) == (0, BAN_AFTER - 1), fast.counted
+    assert running.cluster.bans() == [GUESSER_ADDR]
+    assert running.cluster.unban(GUESSER_ADDR)
+    register(running.edge, "1001", TEST_PHONES["1001"], work / "gone", source="127.0.0.1", expires=0, everywhere=True)
+
+
+def _cluster_cli(running: Running, action: str, form: str, address: str | None = None) -> tuple[int, str]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        code = cluster_cli.run(running.settings, Namespace(action=action, format=form, address=address, nodes=None))
+    return code, out.getvalue()
