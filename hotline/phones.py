@@ -63,14 +63,10 @@ def remove(settings: Settings, store: Store, args: argparse.Namespace, actor: st
 
 
 def listing(settings: Settings, store: Store) -> list[dict[str, Any]]:
-    """Each stored phone with its registration as the running Asterisk has it (none when
-    Asterisk is not running: `registered` is then null, not false)."""
-    from ivr.asterisk import LocalAsterisk
-    from ivr.pjsip_status import registrations
-
-    local = LocalAsterisk(settings)
-    running = local.status().running
-    seen = registrations(local.cli) if running else {}
+    """Each stored phone with its registration as the running Asterisk has it, or in a
+    cluster the SIP edge (none when it is not running: `registered` is then null, not
+    false)."""
+    running, seen = _registrations(settings)
     rows = []
     for phone in sip_phones.list_phones(store):
         contact = seen.get(phone.endpoint)
@@ -90,12 +86,30 @@ def listing(settings: Settings, store: Store) -> list[dict[str, Any]]:
     return rows
 
 
+def _registrations(settings: Settings) -> tuple[bool, dict[str, Any]]:
+    """Whether the registrar answers, and the contacts it holds by endpoint."""
+    if settings.cluster.enabled:
+        from ivr.cluster import Cluster
+        from ivr.errors import EdgeNotReady
+
+        try:
+            return True, dict(Cluster(settings).registrations())
+        except EdgeNotReady:
+            return False, {}
+    from ivr.asterisk import LocalAsterisk
+    from ivr.pjsip_status import registrations
+
+    local = LocalAsterisk(settings)
+    running = local.status().running
+    return running, (dict(registrations(local.cli)) if running else {})
+
+
 def as_text(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no phones (hotline phones add AGENT_ID --password-stdin)"
     lines = []
     for r in rows:
-        state = {True: "registered", False: "not registered", None: "unknown (Asterisk not running)"}[r["registered"]]
+        state = {True: "registered", False: "not registered", None: "unknown (registrar not running)"}[r["registered"]]
         where = ""
         if r["registered"]:
             where = f" from {r['address']} ({r['user_agent'] or 'no user agent'}), expires {r['expires']}"

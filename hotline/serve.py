@@ -427,7 +427,15 @@ def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio
         name = "ami-watch" if node is None else f"ami-watch-{node.name}"
         supervisor.spawn(name, functools.partial(watch_asterisk, target, stop))
         monitors.append(AmiMonitor(target, store, logs=asterisk_records(target, node)))
-    running.monitor = monitors[0] if len(monitors) == 1 else Monitors(monitors)
+    if settings.cluster.enabled:
+        # Registered or not is the edge's to say: the nodes ring every phone through it.
+        from ivr.cluster import Cluster, EdgePhones
+
+        edge_phones = EdgePhones(Cluster(settings))
+        supervisor.spawn("edge-phones", lambda: edge_phones.run(stop))
+        running.monitor = Monitors(monitors, phones=edge_phones)
+    else:
+        running.monitor = monitors[0] if len(monitors) == 1 else Monitors(monitors)
     running.monitor.start()
     running.supervisor.spawn("recordings-sweep", lambda: sweep_recordings(settings, store, stop))
     why_not = voice_unavailable(settings)

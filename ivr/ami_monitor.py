@@ -19,7 +19,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from panoramisk import Manager
 
@@ -276,12 +276,18 @@ class AmiMonitor:
             await asyncio.gather(*self.pending, return_exceptions=True)
 
 
+class PhoneStates(Protocol):
+    def phone_registered(self, interface: str) -> bool | None: ...
+
+
 class Monitors:
     """One AmiMonitor per Asterisk node of a cluster, seen by the console as one: the
-    callers waiting on every node, and a phone registered wherever one node says so."""
+    callers waiting on every node, and a phone registered as `phones` says (the edge's
+    registrations, ivr.cluster.EdgePhones), or wherever one node says so without it."""
 
-    def __init__(self, monitors: list[AmiMonitor]) -> None:
+    def __init__(self, monitors: list[AmiMonitor], phones: PhoneStates | None = None) -> None:
         self.monitors = monitors
+        self.phones = phones
 
     def start(self) -> None:
         for monitor in self.monitors:
@@ -295,6 +301,8 @@ class Monitors:
         return sorted((w for m in self.monitors for w in m.waiting()), key=lambda w: w[1])
 
     def phone_registered(self, interface: str) -> bool | None:
+        if self.phones is not None:
+            return self.phones.phone_registered(interface)
         answers = [m.phone_registered(interface) for m in self.monitors]
         if any(answers):
             return True

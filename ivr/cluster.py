@@ -10,7 +10,9 @@ digests from it, and several `hotline serve` share it); SQLite is refused.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import ipaddress
 import json
 import logging
@@ -32,6 +34,7 @@ from ivr.asterisk import LocalAsterisk, live_process
 from ivr.asterisk_root import tail
 from ivr.cluster_config import STATE_FILE, edge_paths, node_settings, render_dispatcher, render_kamailio, saved_nodes
 from ivr.errors import AsteriskError, ClusterRefused, EdgeNotReady
+from ivr.pjsip_status import Contact
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +236,11 @@ class Cluster:
             raise EdgeNotReady(f"kamailio -c refused {self.paths.config}:\n{check.stderr.strip()[-2000:]}")
         return changed
 
+    def registrations(self) -> dict[str, Contact]:
+        """The phones registered at the edge now (its `location` table), by endpoint.
+        EdgeNotReady if the edge does not answer."""
+        return parse_registrations(self._control("ul.dump"), dt.datetime.now(dt.UTC))
+
     def bans(self) -> list[str]:
         """The addresses the edge bans now (password guessing, floods): its `ipban` table.
         EdgeNotReady if the edge does not answer."""
@@ -328,6 +336,71 @@ class Cluster:
                 time.sleep(_POLL_S)
             logger.warning("SIP edge (pid %d) still running after %s", pid, sig.name)
         raise AsteriskError(f"the SIP edge (kamailio pid {pid}) survived SIGKILL")
+
+
+class EdgePhones:
+    """The agents' phones registered at the edge, read every `every_s` (`run`, supervised
+    by `hotline serve`), for the console: in a cluster the nodes ring every phone through
+    the edge and cannot tell which one answers REGISTERs."""
+
+    def __init__(self, cluster: Cluster, every_s: float = 2.0) -> None:
+        self.cluster = cluster
+        self.every_s = every_s
+        self.seen: set[str] | None = None  # None: the edge has not answered (unknown)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                self.seen = set(await asyncio.to_thread(self.cluster.registrations))
+            except EdgeNotReady as exc:
+                if self.seen is not None:
+                    logger.warning("SIP edge: phones' registrations not readable (%s); shown as unknown", exc)
+                self.seen = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.every_s)
+
+    def phone_registered(self, interface: str) -> bool | None:
+        """Whether `PJSIP/<endpoint>` is registered at the edge; None while unknown."""
+        if self.seen is None:
+            return None
+        return interface.removeprefix("PJSIP/") in self.seen
+
+
+def parse_registrations(text: str, now: dt.datetime) -> dict[str, Contact]:
+    """kamcmd's `ul.dump` to each AoR's first contact: where the phone registered from
+    (the contact's host and port, or the source address Kamailio received it from when
+    that differs), its user agent and when it expires (its seconds left from `now`, in
+    ISO 8601 UTC as `pjsip show contacts` gives it). The format is Kamailio 5.6's, as
+    tests/unit/test_cluster_config.py keeps it.
+    """
+    found: dict[str, Contact] = {}
+    aor = None
+    fields: dict[str, str] = {}
+
+    def close() -> None:
+        if aor is not None and "Address" in fields and aor not in found:
+            uri = fields["Address"]
+            received = fields.get("Received", "")
+            where = received if received.startswith("sip:") else uri
+            address = where.split("@", 1)[-1].removeprefix("sip:").split(";", 1)[0]
+            left = fields.get("Expires", "")
+            expires = (now + dt.timedelta(seconds=int(left))).isoformat(timespec="seconds") if left.isdigit() else None
+            found[aor] = Contact(aor, uri, "Avail", address, fields.get("User-Agent", ""), expires)
+
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition(": ")
+        if not sep:
+            if line.strip() == "Contact: {":
+                close()
+                fields = {}
+            continue
+        if key == "AoR":
+            close()
+            aor, fields = value, {}
+        elif aor is not None:
+            fields.setdefault(key, value)
+    close()
+    return found
 
 
 def parse_dispatcher_list(text: str) -> dict[str, str]:

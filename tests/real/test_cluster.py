@@ -30,7 +30,7 @@ from core.cluster_settings import ClusterNode, ClusterSettings
 from core.db import Store
 from core.models import Call
 from core.settings import Settings
-from hotline import cluster_cli
+from hotline import cluster_cli, phones
 from ivr.agents import AgentControl
 from ivr.cluster import Cluster
 from ivr.dialplan import QUEUE_GENERAL
@@ -245,6 +245,11 @@ def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_
         UacPlan((CarrierCall(callers[1], "12333"),), dtmf="0", lead_s=1.0, tail_s=30.0),
     ]
     with baresip_phone(running.tmp / "baresip", "1001", TEST_PHONES["1001"], EDGE_PORT, run_s=240) as phone_log:
+        # `hotline phones list` reads the edge's registrations: 1001 there, 1002 not.
+        listed = {row["endpoint"]: row for row in phones.listing(cluster_settings, running.store)}
+        assert (listed["1001"]["registered"], listed["1002"]["registered"]) == (True, False), listed
+        assert str(listed["1001"]["user_agent"]).startswith("baresip"), listed["1001"]
+        assert str(listed["1001"]["address"]).startswith("127.0.0.1:"), listed["1001"]
         asyncio.run(control.login("1001", "Agent 1001", "PJSIP/1001", (QUEUE_GENERAL,)))
         try:
             with UacRun(running.edge, plans[0], running.tmp / "queued-1", "queued-1") as first_run:

@@ -3,6 +3,8 @@ and pjsip.conf, the edge's kamailio.cfg, and what the edge's control socket says
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import itertools
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from core.models import node_of
 from core.settings import Settings, load_settings
 from core.sip_phones import PhoneEntry, password_digests
 from core.sip_settings import SipSettings, SipTrunk
-from ivr.cluster import _active_calls, parse_dispatcher_list, require_postgresql
+from ivr.ami_monitor import Monitors
+from ivr.cluster import EdgePhones, _active_calls, parse_dispatcher_list, parse_registrations, require_postgresql
 from ivr.cluster_config import (
     EdgePaths,
     ami_targets,
@@ -24,7 +27,7 @@ from ivr.cluster_config import (
     render_kamailio,
     render_node_pjsip,
 )
-from ivr.errors import AsteriskConfigError, ClusterRefused
+from ivr.errors import AsteriskConfigError, ClusterRefused, EdgeNotReady
 
 PG = "postgresql+psycopg://hotline:pw@10.1.0.5:5432/hotline"
 
@@ -158,3 +161,110 @@ def test_what_the_edge_and_a_node_say_is_read() -> None:
     assert _active_calls("3 active channels\n2 active calls\n41 calls processed\n") == 2
     assert node_of("node2-1796650815.0") == "node2"
     assert node_of("1796650815.0") is None
+
+
+# `kamcmd ul.dump` from Kamailio 5.6 with one phone registered at the edge (2026-12-07).
+UL_DUMP = """{
+\tDomains: {
+\t\tDomain: {
+\t\t\tDomain: location
+\t\t\tSize: 1024
+\t\t\tAoRs: {
+\t\t\t\tInfo: {
+\t\t\t\t\tAoR: 1001
+\t\t\t\t\tHashID: 924766748
+\t\t\t\t\tContacts: {
+\t\t\t\t\t\tContact: {
+\t\t\t\t\t\t\tAddress: sip:1001@127.0.0.1:40638
+\t\t\t\t\t\t\tExpires: 60
+\t\t\t\t\t\t\tQ: -1
+\t\t\t\t\t\t\tCall-ID: 1-29354@127.0.0.1
+\t\t\t\t\t\t\tCSeq: 2
+\t\t\t\t\t\t\tUser-Agent: hotline-tests-sipp
+\t\t\t\t\t\t\tReceived: [not set]
+\t\t\t\t\t\t\tPath: [not set]
+\t\t\t\t\t\t\tState: CS_NEW
+\t\t\t\t\t\t\tSocket: udp:127.0.0.1:5180
+\t\t\t\t\t\t}
+\t\t\t\t\t}
+\t\t\t\t}
+\t\t\t\tInfo: {
+\t\t\t\t\tAoR: 1002
+\t\t\t\t\tContacts: {
+\t\t\t\t\t\tContact: {
+\t\t\t\t\t\t\tAddress: sip:1002@192.168.1.20:5060;transport=udp
+\t\t\t\t\t\t\tExpires: 3580
+\t\t\t\t\t\t\tUser-Agent: Yealink SIP-T46U 108.86.0.45
+\t\t\t\t\t\t\tReceived: sip:203.0.113.9:61002
+\t\t\t\t\t\t}
+\t\t\t\t\t\tContact: {
+\t\t\t\t\t\t\tAddress: sip:1002@192.168.1.21:5060
+\t\t\t\t\t\t\tExpires: 10
+\t\t\t\t\t\t}
+\t\t\t\t\t}
+\t\t\t\t}
+\t\t\t}
+\t\t\tStats: {
+\t\t\t\tRecords: 2
+\t\t\t\tMax-Slots: 1
+\t\t\t}
+\t\t}
+\t}
+}
+"""
+
+
+def test_the_edges_registrations_read_from_its_location_table() -> None:
+    now = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
+    seen = parse_registrations(UL_DUMP, now)
+    assert sorted(seen) == ["1001", "1002"]
+    one, two = seen["1001"], seen["1002"]
+    assert (one.uri, one.address, one.user_agent, one.expires) == (
+        "sip:1001@127.0.0.1:40638",
+        "127.0.0.1:40638",
+        "hotline-tests-sipp",
+        "2026-12-07T08:01:00+00:00",
+    )
+    # Behind NAT: where it came from, not what it wrote in its Contact; the first contact.
+    assert (two.address, two.user_agent) == ("203.0.113.9:61002", "Yealink SIP-T46U 108.86.0.45")
+    assert two.expires == "2026-12-07T08:59:40+00:00"
+    assert parse_registrations("{\n\tDomains: {\n\t}\n}\n", now) == {}
+
+
+class _Edge:
+    """Stands for ivr.cluster.Cluster: the edge's answers in turn (a dict, or EdgeNotReady)."""
+
+    def __init__(self, *answers: object) -> None:
+        self.answers = list(answers)
+
+    def registrations(self) -> object:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+def test_the_console_sees_a_phone_registered_as_the_edge_has_it() -> None:
+    now = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
+    edge = _Edge(parse_registrations(UL_DUMP, now), EdgeNotReady("no answer"))
+    phones = EdgePhones(edge, every_s=0.01)  # type: ignore[arg-type]
+    assert phones.phone_registered("PJSIP/1001") is None  # not read yet: unknown
+    monitors = Monitors([], phones=phones)
+    seen: list[tuple[bool | None, bool | None]] = []
+
+    async def watch() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(phones.run(stop))
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            now_seen = (monitors.phone_registered("PJSIP/1001"), monitors.phone_registered("PJSIP/1003"))
+            if not seen or seen[-1] != now_seen:
+                seen.append(now_seen)
+            if len(seen) == 3:
+                break
+        stop.set()
+        await task
+
+    asyncio.run(watch())
+    # Registered 1001, not 1003; then the edge stops answering: unknown, not "unregistered".
+    assert seen[-2:] == [(True, False), (None, None)], seen
