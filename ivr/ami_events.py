@@ -166,10 +166,16 @@ class CallTracker:
 
     def overdue(self, now: dt.datetime) -> list[CallFacts]:
         """The calls that hung up `COMPLETE_GRACE` ago or longer and are still waiting for
-        their AgentComplete: finished without it."""
+        their AgentComplete: finished without it, their talk time measured from the agent's
+        answer to the hang-up as the events came (queue_log's import puts app_queue's own
+        figure and who hung up in their place later)."""
         due = [uid for uid in self.closing if (self.calls[uid].ended_at or now) + COMPLETE_GRACE <= now]
         self.closing.difference_update(due)
-        return [self.calls.pop(uid) for uid in due]
+        finished = [self.calls.pop(uid) for uid in due]
+        for facts in finished:
+            if facts.answered_at is not None and facts.ended_at is not None:
+                facts.talk_s = max(0, int((facts.ended_at - facts.answered_at).total_seconds()))
+        return finished
 
     def forget(self, uid: str) -> None:
         self.calls.pop(uid, None)

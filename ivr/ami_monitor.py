@@ -152,7 +152,13 @@ class AmiMonitor:
 
     def _write_overdue(self) -> None:
         for facts in self.tracker.overdue(self.clock()):
-            log.warning("AMI monitor: call %s ended without AgentComplete; queue_log completes it", facts.uniqueid)
+            log.warning(
+                "AMI monitor: no AgentComplete for call %s %.0f s after its hang-up; talk time %s s as seen,"
+                " queue_log's import completes it",
+                facts.uniqueid,
+                COMPLETE_GRACE.total_seconds(),
+                facts.talk_s,
+            )
             self._spawn(self._write(facts))
 
     async def _record(self, change: RecordingChange) -> None:

@@ -274,6 +274,7 @@ class Cluster:
         return done.stdout
 
     def _start_edge(self) -> None:
+        self._reap_orphans()
         self.paths.control_socket.unlink(missing_ok=True)
         self.paths.pid_file.unlink(missing_ok=True)  # a stale one: kamailio refuses to start
         # -DD: stay in the foreground (we detach it ourselves) with its worker processes;
@@ -295,6 +296,8 @@ class Cluster:
             process = subprocess.Popen(
                 command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True
             )
+        if self._edge is not None:
+            self._edge.poll()  # the edge this one replaces: reaped if it died
         self._edge = process  # kamailio writes its pid file itself
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
@@ -311,6 +314,26 @@ class Cluster:
         raise EdgeNotReady(
             f"kamailio did not answer on {self.paths.control_socket} in time:\n{tail(self.paths.log, 30)}"
         )
+
+    def _reap_orphans(self) -> None:
+        """A killed edge's worker processes outlive it, holding its ports (kamailio gives
+        its children no parent-death signal; systemd would end the whole unit): any
+        kamailio still running this edge's configuration is ended before it starts again."""
+        config = str(self.paths.config)
+        orphans = []
+        for entry in Path("/proc").iterdir():
+            p = live_process(int(entry.name)) if entry.name.isdigit() else None
+            if p is not None and p.program == "kamailio" and config in p.argv:
+                orphans.append(int(entry.name))
+        if not orphans:
+            return
+        logger.warning("SIP edge: %d processes left by an edge that died, ended", len(orphans))
+        for pid in orphans:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while any(live_process(pid) is not None for pid in orphans) and time.monotonic() < deadline:
+            time.sleep(_POLL_S)
 
     def _stop_edge(self, pid: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):

@@ -364,6 +364,9 @@ modparam("dialog", "ka_timer", 10)
 modparam("dialog", "ka_interval", 30)
 
 # Password guessing: failures per address over the window, then a ban for ban_s.
+# The agents' locks (route FROM_NODE): 2^8 of them, an agent's chosen by its name's hash.
+# Without a set, lock() does nothing but log an error and two nodes may ring one phone.
+modparam("cfgutils", "lock_set_size", 8)
 modparam("htable", "htable", "authfail=>size=8;autoexpire={sip.ban_window_s};")
 modparam("htable", "htable", "ipban=>size=8;autoexpire={sip.ban_s};")
 modparam("pike", "sampling_time_unit", 2)

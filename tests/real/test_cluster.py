@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import redirect_stdout
@@ -28,20 +29,21 @@ from sqlalchemy import select
 from core import sample, sip_phones
 from core.cluster_settings import ClusterNode, ClusterSettings
 from core.db import Store
-from core.models import Call
+from core.models import Call, Callback
 from core.settings import Settings
 from hotline import cluster_cli, phones
 from ivr.agents import AgentControl
 from ivr.cluster import Cluster
 from ivr.dialplan import QUEUE_GENERAL
+from ivr.outbound import originate, start_dial
 from ivr.trail import show_call
 from tests.conftest import PEPPER, PG_URL, REQUIRE_PG, SAMPLE_RESIDENTS, _fresh_pg_database, load_sample
 from tests.real.baresip_phone import baresip_phone
 from tests.real.serving import ALWAYS_OPEN, keypad
-from tests.real.sip_setup import BAN_AFTER, GUESSER_ADDR, TEST_PHONES, sip_toml
+from tests.real.sip_setup import BAN_AFTER, CARRIER_UAS_PORT, GUESSER_ADDR, TEST_PHONES, sip_toml
 from tests.sip_peers.guesser import guess
 from tests.sip_peers.registrar import register
-from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, UacRun, free_port, place_calls
+from tests.sip_peers.sipp import CarrierCall, CarrierUas, UacPlan, UacResult, UacRun, free_port, place_calls
 
 pytestmark = pytest.mark.real
 
@@ -245,6 +247,7 @@ def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_
         UacPlan((CarrierCall(callers[1], "12333"),), dtmf="0", lead_s=1.0, tail_s=30.0),
     ]
     with baresip_phone(running.tmp / "baresip", "1001", TEST_PHONES["1001"], EDGE_PORT, run_s=240) as phone_log:
+        edge_log = running.cluster.paths.log.stat().st_size
         # `hotline phones list` reads the edge's registrations: 1001 there, 1002 not.
         listed = {row["endpoint"]: row for row in phones.listing(cluster_settings, running.store)}
         assert (listed["1001"]["registered"], listed["1002"]["registered"]) == (True, False), listed
@@ -268,6 +271,10 @@ def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_
     assert all((c.disposition, c.agent) == ("agent", "Agent 1001") for c in calls), [
         (c.disposition, c.agent, c.queue_exit) for c in calls
     ]
+    with running.cluster.paths.log.open("rb") as log:
+        log.seek(edge_log)
+        errors = [line for line in log.read().decode(errors="replace").splitlines() if " ERROR: " in line]
+    assert errors == [], errors[:5]  # e.g. the agents' lock without its lock set
     first, second = sorted(calls, key=lambda c: c.answered_at or c.started_at)
     assert first.answered_at is not None and second.answered_at is not None and first.talk_s is not None
     # Never two at once: the second caller was answered after the first call's talk ended.
@@ -398,3 +405,67 @@ def _cluster_cli(running: Running, action: str, form: str, address: str | None =
     with redirect_stdout(out):
         code = cluster_cli.run(running.settings, Namespace(action=action, format=form, address=address, nodes=None))
     return code, out.getvalue()
+
+
+def test_a_restart_of_the_edge_leaves_established_calls_up(running: Running) -> None:
+    """The edge keeps no state that an established call needs: killed (-9) and started
+    again while pension calls are in the IVR, the calls go on to the balance and end with a
+    BYE through the new edge (record-route names its address, not its process)."""
+    callers = [f"138450{n:05d}" for n in range(1, 3)]
+    r = running.residents[3]
+    plan = UacPlan(
+        tuple(CarrierCall(c, "12333") for c in callers),
+        dtmf=f"1W1W1W{keypad(r.id_number)}W{r.pin}",
+        lead_s=1.0,
+        tail_s=4.0,
+        rate_per_s=5.0,
+    )
+    with UacRun(running.edge, plan, running.tmp / "edge-restart", "edge-restart") as run:
+        deadline = time.monotonic() + 30
+        while len(_in_progress_on(running, "tnode1", callers) + _in_progress_on(running, "tnode2", callers)) < 2:
+            assert time.monotonic() < deadline, "the calls did not begin"
+            time.sleep(0.1)
+        pid = running.cluster.edge_pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        status = running.cluster.up(2)  # what a supervisor (systemd) does: start it again
+        assert status.edge_pid not in (None, pid)
+        result = run.result()
+    assert result.successful == len(callers), result.log[-3000:]
+    calls = _finished_calls(running, callers, timeout_s=30)
+    assert all(_heard_balance(running, c) for c in calls)
+    assert all(c.outcome != "failed" for c in calls), [(c.outcome, c.ended_by) for c in calls]
+
+
+def test_a_callback_leaves_through_a_node_and_the_edges_trunk_port_to_the_carrier(running: Running) -> None:
+    """A callback's call out, placed through whichever node answers AMI first, goes to the
+    carrier through the edge in the carrier's form with the hotline's number, and its
+    outcome comes back through that node's AMI monitor to the callback."""
+    settings = running.settings.model_copy(
+        update={"cluster": running.settings.cluster.model_copy(update={"enabled": True})}
+    )
+    with running.store.session() as s:
+        cb = Callback(
+            call_id=str(uuid.uuid4()),
+            number="+86 138-0013-8002",
+            queue=QUEUE_GENERAL,
+            reason="long_wait",
+            status="taken",  # by agent 1001 on the desk
+            agent_id="1001",
+        )
+        s.add(cb)
+        s.flush()
+        callback_id = cb.id
+    assert start_dial(running.store, "1001", callback_id)
+    with CarrierUas(running.tmp / "callback-uas", CARRIER_UAS_PORT, mode="answer", hold_s=2.0) as uas:
+        asyncio.run(originate(settings, running.store, "Local/1001-0-4@hotline-agents/n", callback_id, cb.number))
+        (invite,) = uas.wait_invites(1, timeout_s=30)
+        deadline = time.monotonic() + 30
+        while True:
+            with running.store.session() as s:
+                done = s.get_one(Callback, callback_id)
+            if done.dial_state != "dialing" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    assert (invite.request_user, invite.from_user) == ("13800138002", "12333")
+    assert (done.dial_state, done.dial_detail) == ("answered", "ANSWER"), (done.dial_state, done.dial_detail)

@@ -149,7 +149,8 @@ def test_a_call_whose_agent_complete_never_comes_is_finished_after_the_grace() -
     tracker.feed({"Event": "Hangup", "Uniqueid": "4.1"}, ended)
     assert tracker.overdue(ended + dt.timedelta(seconds=2)) == []
     (f,) = tracker.overdue(ended + dt.timedelta(seconds=3))
-    assert (f.uniqueid, f.talk_s, f.disposition, f.ended_at) == ("4.1", None, "agent", ended)
+    # Talk time as the events showed it: from AgentConnect (T0) to the Hangup.
+    assert (f.uniqueid, f.talk_s, f.queue_exit, f.disposition, f.ended_at) == ("4.1", 20, None, "agent", ended)
     assert list(tracker.calls) == ["4.2"]  # still talking
     # A call whose AgentComplete came first ends at its Hangup, as before.
     tracker.feed({"Event": "AgentComplete", "Uniqueid": "4.2", "TalkTime": "5", "Reason": "agent"}, ended)

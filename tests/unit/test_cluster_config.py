@@ -119,6 +119,8 @@ def test_the_edge_config_names_nodes_trunks_phone_networks_and_bans(tmp_path: Pa
     assert 'is_in_subnet("$si", "192.0.2.0/28")) { $var(source) = "trunk-carrier"' in text
     assert 'is_in_subnet("$si", "10.2.0.0/16")) { $var(source) = "phones"' in text
     assert ">= 7 &&" in text and "autoexpire=900;" in text
+    assert "$var(fails) = $shtinc(authfail=>$si);" in text  # an integer, not "1" + 1
+    assert 'modparam("cfgutils", "lock_set_size", 8)' in text  # lock() works only with a set
     assert "$var(out) >= 12" in text
     assert '"postgres://hotline:pw@10.1.0.5:5432/hotline"' in text
     assert '$ru = "sip:" + $rU + "@192.0.2.1:5060"' in text
