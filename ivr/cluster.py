@@ -412,16 +412,11 @@ def parse_registrations(text: str, now: dt.datetime) -> dict[str, Contact]:
 
     for line in text.splitlines():
         key, sep, value = line.strip().partition(": ")
-        if not sep:
-            if line.strip() == "Contact: {":
-                close()
-                fields = {}
-            continue
         if key == "AoR":
             close()
             aor, fields = value, {}
-        elif aor is not None:
-            fields.setdefault(key, value)
+        elif sep and aor is not None:
+            fields.setdefault(key, value)  # a later contact's fields do not replace the first's
     close()
     return found
 
