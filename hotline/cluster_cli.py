@@ -4,6 +4,7 @@ nodes behind it on this machine (docs/cluster.md)."""
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import sys
@@ -84,7 +85,7 @@ def _bans(settings: Settings, args: argparse.Namespace) -> int:
             if not cluster.unban(args.address):
                 print(f"{args.address} was not banned at the edge")
                 return 0
-            log.warning("SIP edge: ban on %s lifted by the operator", args.address)
+            log.warning("SIP edge: ban on %s lifted by %s", args.address, _user())
             print(f"{args.address} may reach the SIP edge again")
             return 0
         banned = cluster.bans()
@@ -102,3 +103,10 @@ def _bans(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print("no address is banned at the SIP edge")
     return 0
+
+
+def _user() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
