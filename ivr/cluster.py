@@ -259,6 +259,8 @@ class Cluster:
 
     def _control(self, *command: str) -> str:
         """A command to the running edge over its control socket (kamcmd)."""
+        if not self.paths.control_socket.exists():
+            raise EdgeNotReady(f"the SIP edge is not running (no {self.paths.control_socket}): hotline cluster up")
         try:
             done = subprocess.run(
                 [KAMCMD, "-s", f"unix:{self.paths.control_socket}", *command],
