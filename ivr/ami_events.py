@@ -101,6 +101,7 @@ def _agent_event(facts: CallFacts, msg: Message, now: dt.datetime) -> None:
 # who hung up): app_queue sends that from its own subscription, and on a busy Asterisk it
 # came after the caller's Hangup (a record without talk time).
 COMPLETE_GRACE = dt.timedelta(seconds=3)
+LATE_KEPT = 256  # calls given up on whose AgentComplete may still come
 
 
 @dataclass
@@ -114,6 +115,7 @@ class CallTracker:
     calls: dict[str, CallFacts] = field(default_factory=dict)
     left: set[str] = field(default_factory=set)
     closing: set[str] = field(default_factory=set)  # hung up, waiting for AgentComplete
+    late: dict[str, CallFacts] = field(default_factory=dict)  # given up on (`overdue`), newest last
 
     def feed(self, msg: Message, now: dt.datetime) -> CallFacts | None:
         event = msg.get("Event")
@@ -134,7 +136,7 @@ class CallTracker:
             return None
         facts = self.calls.get(uid)
         if facts is None:
-            return None
+            return self._late_complete(uid, msg, now) if event == "AgentComplete" else None
         if event in AGENT_EVENTS:
             _agent_event(facts, msg, now)
             if event == "AgentComplete" and uid in self.closing:
@@ -156,6 +158,13 @@ class CallTracker:
             return self._hung_up(uid, facts, now)
         return None
 
+    def _late_complete(self, uid: str, msg: Message, now: dt.datetime) -> CallFacts | None:
+        """An AgentComplete come after the grace: the record, written without it, completed."""
+        facts = self.late.pop(uid, None)
+        if facts is not None:
+            _agent_event(facts, msg, now)
+        return facts
+
     def _hung_up(self, uid: str, facts: CallFacts, now: dt.datetime) -> CallFacts | None:
         facts.ended_at = now
         self.left.discard(uid)
@@ -175,6 +184,9 @@ class CallTracker:
         for facts in finished:
             if facts.answered_at is not None and facts.ended_at is not None:
                 facts.talk_s = max(0, int((facts.ended_at - facts.answered_at).total_seconds()))
+            self.late[facts.uniqueid] = facts
+        while len(self.late) > LATE_KEPT:
+            self.late.pop(next(iter(self.late)))
         return finished
 
     def forget(self, uid: str) -> None:

@@ -144,6 +144,12 @@ class AmiMonitor:
             self._spawn(self._record(change))
         done = self.tracker.feed(msg, self.clock())
         if done is not None:
+            if event == "AgentComplete" and done.ended_at is not None and done.queue_exit is not None:
+                late = (self.clock() - done.ended_at).total_seconds()
+                if late > COMPLETE_GRACE.total_seconds():
+                    log.info(
+                        "AMI monitor: AgentComplete for call %s came %.1f s after its hang-up", done.uniqueid, late
+                    )
             self._spawn(self._write(done))
         elif event == "Hangup" and msg.get("Uniqueid") in self.tracker.closing:
             # Waiting for its AgentComplete: written when that comes, or without it after the grace.

@@ -185,15 +185,20 @@ def _short_calls(running: Running, name: str, callers: list[str]) -> UacResult:
     return place_calls(running.edge, plan, running.tmp / name, name)
 
 
-def _finished_calls(running: Running, callers: list[str], timeout_s: float = 20.0) -> list[Call]:
+def _finished_calls(
+    running: Running, callers: list[str], timeout_s: float = 20.0, *, queued: bool = False
+) -> list[Call]:
     """The calls from these numbers since the cluster came up: the nodes' queue_log and
-    Master.csv keep earlier runs' calls, which the AMI monitor imports too."""
+    Master.csv keep earlier runs' calls, which the AMI monitor imports too. `queued`: once
+    the AMI monitor wrote their queue facts too (a call an agent answered waits up to
+    ivr.ami_events.COMPLETE_GRACE after its hang-up for its AgentComplete)."""
     deadline = time.monotonic() + timeout_s
     while True:
         with running.store.session() as s:
             query = select(Call).where(Call.caller_number.in_(callers), Call.started_at >= running.since)
             calls = list(s.scalars(query).all())
-        if len(calls) == len(callers) and all(c.ended_at is not None for c in calls):
+        ended = all(c.ended_at is not None and (c.disposition is not None or not queued) for c in calls)
+        if len(calls) == len(callers) and ended:
             return calls
         assert time.monotonic() < deadline, f"{len(calls)} of {len(callers)} calls recorded and ended"
         time.sleep(0.2)
@@ -266,7 +271,7 @@ def test_phones_registered_at_the_edge_answer_queued_calls_of_both_nodes_one_at_
         finally:
             asyncio.run(control.logout("1001"))
     assert all(r.successful for r in results), [r.log[-2000:] for r in results]
-    calls = _finished_calls(running, callers, timeout_s=30)
+    calls = _finished_calls(running, callers, timeout_s=30, queued=True)
     assert {_node_of(c) for c in calls} == {"tnode1", "tnode2"}
     assert all((c.disposition, c.agent) == ("agent", "Agent 1001") for c in calls), [
         (c.disposition, c.agent, c.queue_exit) for c in calls

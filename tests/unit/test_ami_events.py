@@ -156,3 +156,16 @@ def test_a_call_whose_agent_complete_never_comes_is_finished_after_the_grace() -
     tracker.feed({"Event": "AgentComplete", "Uniqueid": "4.2", "TalkTime": "5", "Reason": "agent"}, ended)
     done = tracker.feed({"Event": "Hangup", "Uniqueid": "4.2"}, ended)
     assert done is not None and (done.talk_s, done.queue_exit) == (5, "agent_hangup")
+
+
+def test_an_agent_complete_after_the_grace_completes_the_record_written_without_it() -> None:
+    tracker = CallTracker()
+    _answered(tracker, "5.1")
+    ended = T0 + dt.timedelta(seconds=20)
+    tracker.feed({"Event": "Hangup", "Uniqueid": "5.1"}, ended)
+    (given_up,) = tracker.overdue(ended + dt.timedelta(seconds=3))
+    assert (given_up.talk_s, given_up.queue_exit) == (20, None)  # as the events showed it
+    complete = {"Event": "AgentComplete", "Uniqueid": "5.1", "HoldTime": "1", "TalkTime": "19", "Reason": "caller"}
+    again = tracker.feed(complete, ended + dt.timedelta(seconds=5))
+    assert again is not None and (again.talk_s, again.queue_exit, again.ended_at) == (19, "caller_hangup", ended)
+    assert tracker.feed(complete, ended + dt.timedelta(seconds=6)) is None  # once
