@@ -265,6 +265,10 @@ def cmd_sip(settings: Settings, args: argparse.Namespace) -> int:
     return sip_cli.run(settings, args, _actor())
 
 
+def cmd_cluster(settings: Settings, args: argparse.Namespace) -> int:
+    return cluster_cli.run(settings, args, _actor())
+
+
 def cmd_phones(settings: Settings, args: argparse.Namespace) -> int:
     from hotline import phones
     from hotline.wiring import open_store
@@ -585,7 +589,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("asterisk", help="local Asterisk 22 in a debootstrap root")
     s.add_argument("action", choices=("up", "down", "status"))
     s.set_defaults(func=cmd_asterisk)
-    cluster_cli.add_parser(sub)
+    cluster_cli.add_parser(sub, cmd_cluster)
 
     s = sub.add_parser("call", help="place a scripted test call into 12333 and print its trail")
     s.add_argument("--dtmf", required=True, help="digits to key; w = 0.5 s pause, W = 1 s pause")

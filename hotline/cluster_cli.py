@@ -4,23 +4,26 @@ nodes behind it on this machine (docs/cluster.md)."""
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import logging
 import sys
+from collections.abc import Callable
 
 from core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], handler: Callable[[Settings, argparse.Namespace], int]
+) -> None:
+    """`handler` calls `run` with who runs the command (hotline.cli's actor, as for `sip`)."""
     s = sub.add_parser("cluster", help="the SIP edge (Kamailio) and several Asterisk nodes (needs PostgreSQL)")
     s.add_argument("action", choices=("up", "down", "status", "bans", "unban"))
     s.add_argument("address", nargs="?", help="unban: the address to let in again")
     s.add_argument("--nodes", type=_count, help="nodes to start on this machine (127.0.0.11, .12, …; default 2)")
     s.add_argument("--format", choices=("json", "text"), default="text")
-    s.set_defaults(func=run)
+    s.set_defaults(func=handler)
 
 
 def _count(text: str) -> int:
@@ -33,12 +36,12 @@ def _count(text: str) -> int:
     return value
 
 
-def run(settings: Settings, args: argparse.Namespace) -> int:
+def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
     from ivr.cluster import Cluster, require_postgresql
     from ivr.errors import AsteriskError
 
     if args.action in ("bans", "unban"):
-        return _bans(settings, args)
+        return _bans(settings, args, actor)
     try:
         if args.action == "up":
             require_postgresql(settings)  # before the store is opened for the phones
@@ -70,7 +73,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if healthy else 1
 
 
-def _bans(settings: Settings, args: argparse.Namespace) -> int:
+def _bans(settings: Settings, args: argparse.Namespace, actor: str) -> int:
     """The addresses the edge bans (its own counting of failed authentications and floods,
     as fail2ban does for one Asterisk), or one ban lifted."""
     from ivr.cluster import Cluster
@@ -85,7 +88,7 @@ def _bans(settings: Settings, args: argparse.Namespace) -> int:
             if not cluster.unban(args.address):
                 print(f"{args.address} was not banned at the edge")
                 return 0
-            log.warning("SIP edge: ban on %s lifted by %s", args.address, _user())
+            log.warning("SIP edge: ban on %s lifted by %s", args.address, actor)
             print(f"{args.address} may reach the SIP edge again")
             return 0
         banned = cluster.bans()
@@ -103,10 +106,3 @@ def _bans(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print("no address is banned at the SIP edge")
     return 0
-
-
-def _user() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"

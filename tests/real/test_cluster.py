@@ -408,7 +408,8 @@ def test_password_guessing_at_the_edge_is_banned_while_phones_elsewhere_register
 def _cluster_cli(running: Running, action: str, form: str, address: str | None = None) -> tuple[int, str]:
     out = io.StringIO()
     with redirect_stdout(out):
-        code = cluster_cli.run(running.settings, Namespace(action=action, format=form, address=address, nodes=None))
+        args = Namespace(action=action, format=form, address=address, nodes=None)
+        code = cluster_cli.run(running.settings, args, "cli:test")
     return code, out.getvalue()
 
 
