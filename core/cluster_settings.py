@@ -9,12 +9,12 @@ a site lists its nodes here, one Asterisk per machine, and the same rendering se
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+from core.sip_settings import config_name
+
 # Where `--nodes N` puts the nodes on one machine: 127.0.0.11, 127.0.0.12, …
 LOCAL_FIRST_ADDRESS: Final = "127.0.0.11"
 MAX_NODES: Final = 16
@@ -48,9 +48,7 @@ class ClusterNode(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError("a node name is lower-case letters, digits and '-', starting with a letter")
-        return value
+        return config_name(value, "node")
 
     @field_validator("address")
     @classmethod
@@ -90,9 +88,7 @@ class ClusterSettings(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError("a cluster name is lower-case letters, digits and '-', starting with a letter")
-        return value
+        return config_name(value, "cluster")
 
     @field_validator("edge_address")
     @classmethod

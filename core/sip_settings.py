@@ -29,6 +29,14 @@ _CONF_VALUE = re.compile(r"[!-~]*")
 PRIVATE_NETWORKS: Final = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
 
 
+def config_name(value: str, what: str) -> str:
+    """`value` if it may name `what` (a trunk, a node, a cluster) in pjsip.conf section
+    names, dialplan context names and file names; ValueError otherwise."""
+    if not _NAME.fullmatch(value):
+        raise ValueError(f"a {what} name is lower-case letters, digits and '-', starting with a letter")
+    return value
+
+
 def check_networks(value: tuple[str, ...]) -> tuple[str, ...]:
     """Each entry an IP address or network (`10.0.0.5`, `10.0.0.0/24`, `::1`), never a host name."""
     for entry in value:
@@ -78,9 +86,7 @@ class SipTrunk(_Section):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.fullmatch(value):
-            raise ValueError("a trunk name is lower-case letters, digits and '-', starting with a letter")
-        return value
+        return config_name(value, "trunk")
 
     @field_validator("match")
     @classmethod
