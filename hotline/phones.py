@@ -93,7 +93,7 @@ def _registrations(settings: Settings) -> tuple[bool, dict[str, Any]]:
         from ivr.errors import EdgeNotReady
 
         try:
-            return True, dict(Cluster(settings).registrations())
+            return True, Cluster(settings).registrations()
         except EdgeNotReady:
             return False, {}
     from ivr.asterisk import LocalAsterisk
@@ -101,7 +101,7 @@ def _registrations(settings: Settings) -> tuple[bool, dict[str, Any]]:
 
     local = LocalAsterisk(settings)
     running = local.status().running
-    return running, (dict(registrations(local.cli)) if running else {})
+    return running, (registrations(local.cli) if running else {})
 
 
 def as_text(rows: list[dict[str, Any]]) -> str:

@@ -418,7 +418,8 @@ def _exit_regardless(after_s: float) -> threading.Timer:
     return timer
 
 
-def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio.Event) -> None:
+def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio.Event, *, console: bool) -> None:
+    """`console`: the web console runs here too, and asks which phones are registered."""
     assert running.supervisor is not None
     supervisor = running.supervisor
     monitors = []
@@ -427,7 +428,7 @@ def _start_ami(settings: Settings, store: Store, running: Running, stop: asyncio
         name = "ami-watch" if node is None else f"ami-watch-{node.name}"
         supervisor.spawn(name, functools.partial(watch_asterisk, target, stop))
         monitors.append(AmiMonitor(target, store, logs=asterisk_records(target, node)))
-    if settings.cluster.enabled:
+    if settings.cluster.enabled and console:
         # Registered or not is the edge's to say: the nodes ring every phone through it.
         from ivr.cluster import Cluster, EdgePhones
 
@@ -472,7 +473,7 @@ async def serve(
     if "agi" in only:
         await _start_agi(settings, store, port, running, worker=worker, config=config)
     if "ami" in only and not worker:
-        _start_ami(settings, store, running, stop)
+        _start_ami(settings, store, running, stop, console="web" in only)
     if "web" in only and not worker:
         await _start_web(settings, store, port, running)
         running.supervisor.spawn("report-sums", lambda: seal_report_hours(settings, store, stop))

@@ -166,16 +166,20 @@ def running(asterisk_settings: Settings, tmp_path_factory: pytest.TempPathFactor
         store.dispose()
 
 
-def _pension_calls(running: Running, name: str, callers: list[str], index: int = 0) -> UacResult:
+def _pension_plan(running: Running, callers: list[str], index: int = 0) -> UacPlan:
+    """Pension balance queries by resident `index`, one call from each of `callers`."""
     r = running.residents[index]
-    plan = UacPlan(
+    return UacPlan(
         tuple(CarrierCall(c, "12333") for c in callers),
         dtmf=f"1W1W1W{keypad(r.id_number)}W{r.pin}",
         lead_s=1.0,
         tail_s=4.0,
         rate_per_s=5.0,
     )
-    return place_calls(running.edge, plan, running.tmp / name, name)
+
+
+def _pension_calls(running: Running, name: str, callers: list[str], index: int = 0) -> UacResult:
+    return place_calls(running.edge, _pension_plan(running, callers, index), running.tmp / name, name)
 
 
 def _short_calls(running: Running, name: str, callers: list[str]) -> UacResult:
@@ -418,14 +422,7 @@ def test_a_restart_of_the_edge_leaves_established_calls_up(running: Running) -> 
     again while pension calls are in the IVR, the calls go on to the balance and end with a
     BYE through the new edge (record-route names its address, not its process)."""
     callers = [f"138450{n:05d}" for n in range(1, 3)]
-    r = running.residents[3]
-    plan = UacPlan(
-        tuple(CarrierCall(c, "12333") for c in callers),
-        dtmf=f"1W1W1W{keypad(r.id_number)}W{r.pin}",
-        lead_s=1.0,
-        tail_s=4.0,
-        rate_per_s=5.0,
-    )
+    plan = _pension_plan(running, callers, 3)
     with UacRun(running.edge, plan, running.tmp / "edge-restart", "edge-restart") as run:
         deadline = time.monotonic() + 30
         while len(_in_progress_on(running, "tnode1", callers) + _in_progress_on(running, "tnode2", callers)) < 2:
