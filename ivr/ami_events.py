@@ -114,7 +114,6 @@ class CallTracker:
 
     calls: dict[str, CallFacts] = field(default_factory=dict)
     left: set[str] = field(default_factory=set)
-    closing: set[str] = field(default_factory=set)  # hung up, waiting for AgentComplete
     late: dict[str, CallFacts] = field(default_factory=dict)  # given up on (`overdue`), newest last
 
     def feed(self, msg: Message, now: dt.datetime) -> CallFacts | None:
@@ -139,8 +138,7 @@ class CallTracker:
             return self._late_complete(uid, msg, now) if event == "AgentComplete" else None
         if event in AGENT_EVENTS:
             _agent_event(facts, msg, now)
-            if event == "AgentComplete" and uid in self.closing:
-                self.closing.discard(uid)
+            if event == "AgentComplete" and facts.ended_at is not None:  # hung up already
                 return self.calls.pop(uid)
         elif event == "UserEvent" and msg.get("UserEvent") == USEREVENT_QUEUE_EXIT:
             # Queue() returned with the caller still on the line: unless an agent answered,
@@ -154,7 +152,7 @@ class CallTracker:
             if facts.answered_at is None and facts.queue_entered_at is not None:
                 # Left without an answer and without hanging up: the queue timed out on them.
                 facts.queue_wait_s = facts.queue_wait_s or int((now - facts.queue_entered_at).total_seconds())
-        elif event == "Hangup" and uid not in self.closing:
+        elif event == "Hangup" and facts.ended_at is None:
             return self._hung_up(uid, facts, now)
         return None
 
@@ -169,8 +167,7 @@ class CallTracker:
         facts.ended_at = now
         self.left.discard(uid)
         if facts.answered_at is not None and facts.queue_exit is None and facts.talk_s is None:
-            self.closing.add(uid)  # its AgentComplete is still to come
-            return None
+            return None  # kept, hung up (ended_at): its AgentComplete is still to come
         return self.calls.pop(uid)
 
     def overdue(self, now: dt.datetime) -> list[CallFacts]:
@@ -178,8 +175,7 @@ class CallTracker:
         their AgentComplete: finished without it, their talk time measured from the agent's
         answer to the hang-up as the events came (queue_log's import puts app_queue's own
         figure and who hung up in their place later)."""
-        due = [uid for uid in self.closing if (self.calls[uid].ended_at or now) + COMPLETE_GRACE <= now]
-        self.closing.difference_update(due)
+        due = [uid for uid, f in self.calls.items() if f.ended_at is not None and f.ended_at + COMPLETE_GRACE <= now]
         finished = [self.calls.pop(uid) for uid in due]
         for facts in finished:
             if facts.answered_at is not None and facts.ended_at is not None:
@@ -192,7 +188,11 @@ class CallTracker:
     def forget(self, uid: str) -> None:
         self.calls.pop(uid, None)
         self.left.discard(uid)
-        self.closing.discard(uid)
+
+    def closing(self, uid: str) -> bool:
+        """Whether call `uid` hung up and waits for its AgentComplete."""
+        facts = self.calls.get(uid)
+        return facts is not None and facts.ended_at is not None
 
     def waiting(self) -> list[tuple[str, dt.datetime]]:
         """The callers in a queue now: (queue, since when), longest waiting first."""

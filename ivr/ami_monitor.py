@@ -151,7 +151,7 @@ class AmiMonitor:
                         "AMI monitor: AgentComplete for call %s came %.1f s after its hang-up", done.uniqueid, late
                     )
             self._spawn(self._write(done))
-        elif event == "Hangup" and msg.get("Uniqueid") in self.tracker.closing:
+        elif event == "Hangup" and self.tracker.closing(msg.get("Uniqueid", "")):
             # Waiting for its AgentComplete: written when that comes, or without it after the grace.
             grace = COMPLETE_GRACE.total_seconds() + 0.1
             asyncio.get_running_loop().call_later(grace, self._write_overdue)
@@ -259,7 +259,7 @@ class AmiMonitor:
             for msg in map(_plain, await self.manager.send_action({"Action": "Status"}, as_list=True) or [])
             if msg.get("Event") == "Status"
         }
-        gone = [uid for uid in self.tracker.calls if uid not in live and uid not in self.tracker.closing]
+        gone = [uid for uid in self.tracker.calls if uid not in live and not self.tracker.closing(uid)]
         for uid in gone:
             self.tracker.forget(uid)
         members = await self.manager.send_action({"Action": "QueueStatus"}, as_list=True)
