@@ -430,17 +430,20 @@ def _is_asterisk_in(pid: int, root: Path, config_option: Sequence[str] = ()) -> 
     return "-C" not in argv
 
 
+def live_processes(program: str) -> list[tuple[int, LiveProcess]]:
+    """Every live process of `program` (its executable's name), with its pid."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        process = live_process(int(entry.name)) if entry.name.isdigit() else None
+        if process is not None and process.program == program:
+            found.append((int(entry.name), process))
+    return found
+
+
 def asterisks_in(root: Path) -> list[int]:
     """Every live asterisk process running in `root` (the local one and any nodes), not a
     passing `asterisk -rx` console."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        process = live_process(int(entry.name))
-        if process and process.program == "asterisk" and process.root == str(root) and "-rx" not in process.argv:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, p in live_processes("asterisk") if p.root == str(root) and "-rx" not in p.argv]
 
 
 def _terminate(process: subprocess.Popen[bytes]) -> None:

@@ -30,7 +30,7 @@ from typing import Any, Final
 from core.cluster_settings import ClusterNode
 from core.settings import Settings
 from core.sip_phones import PhoneEntry
-from ivr.asterisk import LocalAsterisk, live_process
+from ivr.asterisk import LocalAsterisk, live_process, live_processes
 from ivr.asterisk_root import tail
 from ivr.cluster_config import STATE_FILE, edge_paths, node_settings, render_dispatcher, render_kamailio, saved_nodes
 from ivr.errors import AsteriskError, ClusterRefused, EdgeNotReady
@@ -321,12 +321,7 @@ class Cluster:
         """A killed edge's worker processes outlive it, holding its ports (kamailio gives
         its children no parent-death signal; systemd would end the whole unit): any
         kamailio still running this edge's configuration is ended before it starts again."""
-        config = str(self.paths.config)
-        orphans = []
-        for entry in Path("/proc").iterdir():
-            p = live_process(int(entry.name)) if entry.name.isdigit() else None
-            if p is not None and p.program == "kamailio" and config in p.argv:
-                orphans.append(int(entry.name))
+        orphans = [pid for pid, p in live_processes("kamailio") if str(self.paths.config) in p.argv]
         if not orphans:
             return
         logger.warning("SIP edge: %d processes left by an edge that died, ended", len(orphans))
