@@ -58,8 +58,17 @@ def people(sample_data) -> list[SampleResident]:  # type: ignore[no-untyped-def]
 def identifier(
     store: Store, port: object | None = None, writer: GroupWriter | None = None, **limits: int
 ) -> Identifier:
+    """With short pauses before a full budget refuses (the default schedule waits 3 s; the
+    test of the waiting itself, below, uses it)."""
     chosen = port or SampleBusinessPort(store, PEPPER)
-    return Identifier(store, chosen, IdentifyLimits(**limits), id_secret=PEPPER, writer=writer)  # type: ignore[arg-type]
+    return Identifier(
+        store,
+        chosen,  # type: ignore[arg-type]
+        IdentifyLimits(**limits),
+        id_secret=PEPPER,
+        writer=writer,
+        budget_retry_s=(0.01, 0.02),
+    )
 
 
 def wrong(r: SampleResident) -> str:
