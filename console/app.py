@@ -17,6 +17,7 @@ from console import (
     agent_views,
     audit_views,
     kb_views,
+    metrics_views,
     order_views,
     prefs_views,
     recording_views,
@@ -42,6 +43,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
         loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
     )
     sign_in_views.add_routes(app)
+    metrics_views.add_routes(app)
     app.router.add_static("/static/", HERE / "static")
     agent_views.add_routes(app)
     wallboard_views.add_routes(app)

@@ -21,7 +21,7 @@ from ivr.errors import AgentError, AmiError, CallbackCallError
 log = logging.getLogger(__name__)
 # Without a session: sign-in, assets, health, Twilio's callbacks and WeChat's pushes (signed
 # instead), and the residents' WeChat binding page (its own session: console/wechat_session.py).
-PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/favicon.ico", "/twilio/", "/wechat/")
+PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/metrics", "/favicon.ico", "/twilio/", "/wechat/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Strict-Transport-Security (RFC 6797) once the console is reached over HTTPS: 180 days, this
 # host only (a county's other hosts may still be plain HTTP).

@@ -51,7 +51,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from core import audit, stage_times
+from core import audit, metrics, stage_times
 from core.business import BusinessPort, PinCheck
 from core.db import Store
 from core.errors import IdentifyRefused, IdentityLocked, WrongPin
@@ -146,6 +146,9 @@ class Identifier:
         try:
             with stage_times.timed("identify.count"):
                 failures = self._count_patiently(id_number, call_id, budget, now)
+        except IdentityLocked:
+            metrics.identification("locked")
+            raise
         except IdentifyRefused as exc:
             self._log_refused(exc, call_id, budget)
             self.auditor.record(actor=actor, action=f"identify_refused:{exc.reason}", resident_id=None, call_id=call_id)
@@ -176,6 +179,9 @@ class Identifier:
         began = time.perf_counter()
         try:
             failures = await self._count_patiently_async(id_number, call_id, budget, now)
+        except IdentityLocked:
+            metrics.identification("locked")
+            raise
         except IdentifyRefused as exc:
             self._log_refused(exc, call_id, budget)
             action = f"identify_refused:{exc.reason}"
@@ -193,6 +199,7 @@ class Identifier:
 
     @staticmethod
     def _log_refused(exc: IdentifyRefused, call_id: str | None, budget: tuple[str, dt.date]) -> None:
+        metrics.identification("refused")
         shown = budget[0] if budget[0] == ANONYMOUS else mask_phone(budget[0])
         log.warning("call %s: identification refused (%s) for caller %s", call_id, exc.reason, shown)
 
@@ -219,13 +226,16 @@ class Identifier:
                 also=[self._give_back(id_number, budget, now)],
                 wait=False,
             )
+            metrics.identification("ok")
             return Identity(check.resident_id)
         log.info("call %s: identification failed for %s (%d consecutive)", call_id, mask_id(id_number), failures)
         self.auditor.record(
             actor=actor, action="identify_failed", resident_id=check.resident_id, call_id=call_id, wait=False
         )
         if failures >= self.limits.max_failures:
+            metrics.identification("locked")
             raise IdentityLocked(now + self.limits.lockout)
+        metrics.identification("wrong_pin")
         raise WrongPin(failures)
 
     def id_key(self, id_number: str) -> str:

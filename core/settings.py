@@ -449,6 +449,9 @@ class WebSettings(_Section):
     # anyone else the header is ignored, or a client could name any address it likes.
     # Addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `::1`); a hostname is refused.
     trusted_proxies: tuple[str, ...] = ()
+    # `/metrics` (Prometheus' text format) answers a request bearing this token
+    # (`Authorization: Bearer ...`, Prometheus' scrape `authorization`); empty: no metrics.
+    metrics_token: str = ""
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -9,9 +9,11 @@ import functools
 import gc
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections import Counter
 from collections.abc import Iterable
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core import audit_log, audit_seal, stage_times
+from core import audit_log, audit_seal, metrics, stage_times
 from core.business import BusinessPort
 from core.cluster_settings import ClusterNode
 from core.db import Store
@@ -161,6 +163,7 @@ class Workers:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+            metrics.process_gone(proc.pid)
             if proc.stdout is not None:
                 proc.stdout.close()
 
@@ -455,6 +458,8 @@ async def serve(
     # back. With the default 5 ms GIL switch interval each hop could wait 5 ms for the
     # GIL; 0.5 ms keeps a query's hops from adding up to tens of milliseconds of silence.
     sys.setswitchinterval(0.0005)
+    made_metrics_dir = None if worker else _metrics_dir()
+    metrics.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Query threads spend most of their time waiting (on SQLite, on scrypt outside the GIL,
@@ -504,3 +509,20 @@ async def serve(
         log.info("shut down")
     store.dispose()
     stage_times.dump()
+    if made_metrics_dir is not None:
+        shutil.rmtree(made_metrics_dir, ignore_errors=True)
+
+
+def _metrics_dir() -> Path | None:
+    """The directory where this serve and its FastAGI workers keep their metrics
+    (core.metrics): the one named by PROMETHEUS_MULTIPROC_DIR, emptied of an earlier run's
+    files, or a new temporary one, returned to be removed at the end."""
+    given = metrics.multiproc_dir()
+    if given is not None:
+        given.mkdir(parents=True, exist_ok=True)
+        for stale in given.glob("*.db"):  # a dead run's values would be added to ours
+            stale.unlink()
+        return None
+    made = Path(tempfile.mkdtemp(prefix="hotline-metrics-"))
+    os.environ[metrics.MULTIPROC_ENV] = str(made)  # inherited by the workers
+    return made

@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from panoramisk.fast_agi import Application, Request
 
+from core import metrics
 from ivr import dialplan
 from ivr.agi import (
     HANGUP_LINE,
@@ -62,6 +64,8 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
         self.env = env
         self.command_timeout = command_timeout
         self.hung_up = False
+        # When the last reply (or the environment) was read: the next command's turnaround.
+        self._replied_at = time.monotonic()
 
     async def _line(self, limit_s: float | None = None) -> str:
         limit = limit_s or self.command_timeout
@@ -90,6 +94,7 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
         """Send one command and read its reply, within `limit_s` (default agi.command_timeout_s)."""
         if self.hung_up:
             raise CallerHungUp("caller already hung up")
+        metrics.agi_turnaround(command, time.monotonic() - self._replied_at)
         try:
             self.writer.write(command.encode("utf-8") + b"\n")
             await self.writer.drain()
@@ -115,6 +120,7 @@ class AgiChannel(Request):  # type: ignore[misc]  # panoramisk ships no type hin
                 raise AgiError(f"{reply.code} {reply.data} for {command.split(' ', 1)[0]}")
             if self.hung_up:
                 raise CallerHungUp("hung up during command")
+            self._replied_at = time.monotonic()
             return reply
 
     async def send_command(self, command: str) -> dict[str, str]:
