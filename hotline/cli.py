@@ -48,6 +48,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline import doctor
+
+    findings = doctor.run(settings, expect_head=args.expect_head)
+    if args.format == "json":
+        _print_json({"status": doctor.exit_status(findings), "findings": [f.as_json() for f in findings]})
+    else:
+        print(doctor.as_text(findings))
+    return doctor.exit_status(findings)
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.sip_cli import ban_state
     from hotline.status import NotRunning, as_text, ask_health
@@ -585,6 +596,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="ask the running `hotline serve` (its web port) which components are up")
     s.add_argument("--format", choices=("json", "text"), default="text")
     s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("doctor", help="check the running site end to end; exit 0 all well, 1 warnings, 2 failures")
+    s.add_argument("--format", choices=("json", "text"), default="text")
+    s.add_argument("--expect-head", help="the audit chain's head kept outside the database (SEQ:HASH[:MAC])")
+    s.set_defaults(func=cmd_doctor)
 
     s = sub.add_parser("asterisk", help="local Asterisk 22 in a debootstrap root")
     s.add_argument("action", choices=("up", "down", "status"))

@@ -13,3 +13,7 @@ class WebUnavailable(HotlineError):
 
 class UsageError(HotlineError):
     """The command was given something it cannot use (two different passwords)."""
+
+
+class NoDatabase(HotlineError):
+    """The settings name a SQLite file that is not there (`hotline doctor` makes none)."""
