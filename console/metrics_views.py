@@ -25,7 +25,9 @@ import asyncio
 import datetime as dt
 import hmac
 import logging
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -70,6 +72,13 @@ class LiveFigures(Collector):
         else:
             yield GaugeMetricFamily("hotline_store_up", "1 when the store answered this scrape", value=1)
         yield from self._bans()
+        yield from self._asterisk()
+        usage = shutil.disk_usage(_existing(self.d.settings.recordings.dir))
+        yield GaugeMetricFamily(
+            "hotline_recordings_disk_free_ratio",
+            "Free share of the disk under the recordings",
+            value=usage.free / usage.total,
+        )
 
     def _components(self) -> Iterator[Any]:
         up = GaugeMetricFamily(
@@ -169,6 +178,41 @@ class LiveFigures(Collector):
             yield GaugeMetricFamily(
                 "hotline_sip_bans", "Addresses the SIP bans (fail2ban) hold now", value=len(state.bans)
             )
+
+    def _asterisk(self) -> Iterator[Any]:
+        """Registering trunks as the local Asterisk has them (a trunk the carrier sends to
+        without registering shows nothing here; `hotline doctor` says so)."""
+        from ivr.asterisk import LocalAsterisk
+        from ivr.errors import AsteriskError
+        from ivr.pjsip_config import trunk_endpoint
+        from ivr.pjsip_status import registration_states
+
+        settings = self.d.settings
+        registering = [t for t in settings.sip.trunks if t.registration]
+        if settings.cluster.enabled or not registering:
+            return
+        local = LocalAsterisk(settings)
+        if local.running_pid() is None:
+            return
+        try:
+            shown = local.cli("pjsip show registrations", timeout_s=5)
+        except AsteriskError as exc:
+            log.warning("metrics: pjsip show registrations failed (%s); trunks left out of this scrape", exc)
+            return
+        trunks = GaugeMetricFamily(
+            "hotline_trunk_registered",
+            "1 while a trunk that registers is registered with its carrier",
+            labels=["trunk"],
+        )
+        states = registration_states(shown)
+        for trunk in registering:
+            registered = states.get(trunk_endpoint(trunk) + "-registration") == "Registered"
+            trunks.add_metric([trunk.name], 1 if registered else 0)
+        yield trunks
+
+
+def _existing(path: Path) -> Path:
+    return path if path.exists() else next((p for p in path.parents if p.exists()), Path("/"))
 
 
 def _registry(d: ConsoleDeps) -> CollectorRegistry:

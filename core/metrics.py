@@ -25,14 +25,15 @@ IDENTIFY_RESULTS = ("ok", "wrong_pin", "locked", "refused")
 
 _turnaround: Any = None
 _identified: Any = None
+_audit_tail: Any = None
 
 
 def start() -> None:
     """Create this process's metrics (after `MULTIPROC_ENV` is settled, if it is to be)."""
-    global _turnaround, _identified
+    global _turnaround, _identified, _audit_tail
     if _turnaround is not None:
         return
-    from prometheus_client import Counter, Histogram
+    from prometheus_client import Counter, Gauge, Histogram
 
     _turnaround = Histogram(
         "hotline_agi_turnaround_seconds",
@@ -43,6 +44,18 @@ def start() -> None:
     _identified = Counter("hotline_identifications", "Identifications by ID number and PIN, by result", ["result"])
     for result in IDENTIFY_RESULTS:
         _identified.labels(result)  # present at 0 from the start: rate() needs the series
+    # Set by the serve that seals the chain's head (hotline/serve.py, log_audit_head):
+    # "liveall" keeps one series per live process, so a worker's absence is no zero.
+    _audit_tail = Gauge(
+        "hotline_audit_tail_ok",
+        "1 when the audit chain's rows since its last seal linked onto it at the last hourly check",
+        multiprocess_mode="liveall",
+    )
+
+
+def audit_tail(ok: bool) -> None:
+    if _audit_tail is not None:
+        _audit_tail.set(1 if ok else 0)
 
 
 def agi_turnaround(command: str, seconds: float) -> None:

@@ -173,17 +173,20 @@ def _trunks(settings: Settings, registrations: str) -> Iterator[Finding]:
     """A trunk that registers with its carrier must show as Registered; one that does not
     register takes the carrier's calls from its `match` addresses, which nothing here can
     test without a call (`hotline call` through it)."""
+    from ivr.pjsip_config import trunk_endpoint
+    from ivr.pjsip_status import registration_states
+
+    states = registration_states(registrations)
     for trunk in settings.sip.trunks:
         if not trunk.registration:
             yield Finding(
                 "trunk", Level.OK, f"{trunk.name}: takes calls from {', '.join(trunk.match)}; no registration"
             )
             continue
-        line = next((ln for ln in registrations.splitlines() if f"{trunk.name}-registration" in ln), "")
-        if "Registered" in line:
+        state = states.get(trunk_endpoint(trunk) + "-registration", "not configured in Asterisk")
+        if state == "Registered":
             yield Finding("trunk", Level.OK, f"{trunk.name}: registered with {trunk.host}")
         else:
-            state = line.split()[-1] if line.split() else "not configured in Asterisk"
             yield Finding("trunk", Level.FAILURE, f"{trunk.name}: not registered with {trunk.host} ({state})")
 
 

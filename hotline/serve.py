@@ -321,11 +321,13 @@ async def log_audit_head(
                     seal = await asyncio.to_thread(audit_seal.seal_head, store, key)
                     shown = seal.head if seal is not None else now
                 log.info("audit: chain head %s (hotline audit verify --expect-head %s)", now, shown)
+                metrics.audit_tail(True)
                 last = now
         except StoreUnavailable as exc:
             log.warning("audit: chain head not read now (%s); next in %.0f s", exc, every_s)
         except AuditTailBroken as exc:
             log.error("audit: the chain's head NOT sealed: %s; run `hotline audit verify`", exc)
+            metrics.audit_tail(False)
             last = None
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every_s)

@@ -82,3 +82,27 @@ def registrations(cli: Cli) -> dict[str, Contact]:
             _expiry(detail.get("expiration_time", "")),
         )
     return found
+
+
+def registration_states(text: str) -> dict[str, str]:
+    """`pjsip show registrations` as {registration name: status}, status as Asterisk 22
+    shows it (Registered, Unregistered, Rejected, Failed, Stopped, ...).
+
+    >>> shown = '''
+    ...  <Registration/ServerURI..............................>  <Auth....................>  <Status.......>
+    ... ==========================================================================================
+    ...
+    ...  trunk-demo-registration/sip:127.0.0.2:5070              trunk-demo-auth             Registered (exp. 3585s)
+    ...  trunk-b-registration/sip:10.0.0.9                        trunk-b-auth                Rejected
+    ...
+    ... Objects found: 2
+    ... '''
+    >>> registration_states(shown)
+    {'trunk-demo-registration': 'Registered', 'trunk-b-registration': 'Rejected'}
+    """
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and "/" in words[0] and not words[0].startswith("<"):
+            out[words[0].split("/", 1)[0]] = words[2]
+    return out
