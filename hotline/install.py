@@ -63,7 +63,7 @@ class Action:
     def describe(self) -> str:
         if self.kind in (Kind.DIRECTORY, Kind.FILE):
             return f"{self.what}: {self.path} ({self.mode:04o} {self.owner}:{self.group})"
-        if self.kind is Kind.COMMAND:
+        if self.kind in (Kind.COMMAND, Kind.USER):
             who = f" (as {self.run_as})" if self.run_as else ""
             return f"{self.what}: {shlex.join(self.argv)}{who}"
         if self.kind is Kind.REMOVE:
