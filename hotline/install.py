@@ -14,6 +14,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlsplit
 
 from core.settings import Settings
 from hotline.install_config import (
@@ -58,6 +59,7 @@ class Action:
     stdin: str = field(default="", repr=False)
     mask: tuple[str, ...] = field(default=(), repr=False)
     run_as: str = ""  # COMMAND: the account it runs as (runuser), "" for root
+    cwd: Path = Path("/")  # COMMAND: where it runs (the account may not read the operator's)
     system: bool = False  # reaches beyond files: skipped with --root
 
     def describe(self) -> str:
@@ -112,7 +114,20 @@ def install_plan(settings: Settings, layout: Layout, facts: Facts, made: Secrets
     plan += [Action(Kind.REMOVE, "unit no longer rendered", UNIT_DIR / n) for n in facts.unit_files if n not in units]
     plan.append(Action(Kind.COMMAND, "systemd reads the units", argv=("systemctl", "daemon-reload"), system=True))
     upgrade = (str(layout.program), "--config", str(layout.config), "db", "upgrade")
-    plan.append(Action(Kind.COMMAND, "database schema", argv=upgrade, run_as=user, system=True))
+    # As serve runs: its user, its working directory (a relative SQLite path), and the
+    # password of database.url hidden from what `db upgrade` prints (it names the URL).
+    hidden = (*made.values(), urlsplit(served.database.url).password or made.db_password)
+    plan.append(
+        Action(
+            Kind.COMMAND,
+            "database schema",
+            argv=upgrade,
+            mask=hidden,
+            run_as=user,
+            cwd=layout.data_dir,
+            system=True,
+        )
+    )
     plan.append(Action(Kind.NOTE, _next_steps(served, layout)))
     return plan
 

@@ -83,10 +83,20 @@ def under(root: Path | None, path: Path) -> Path:
     return path if root is None else root / path.relative_to("/")
 
 
+def _exists(path: Path) -> bool:
+    """Whether something is there; a directory we may not search (--dry-run as a user,
+    /etc/hotline is root:hotline 0750) counts as holding it."""
+    try:
+        return path.exists()
+    except PermissionError:
+        return True
+
+
 def read_facts(layout: Layout, root: Path | None) -> Facts:
     config = under(root, layout.config)
     installed = None
-    if config.exists():
+    exists = _exists(config)
+    if exists:
         try:
             installed = load_settings(config, environ={})
         except (SettingsError, OSError):
@@ -96,8 +106,8 @@ def read_facts(layout: Layout, root: Path | None) -> Facts:
         user_exists = True
     except KeyError:
         user_exists = False
-    units = tuple(n for n in ALL_UNIT_FILES if under(root, UNIT_DIR / n).exists())
-    return Facts(config.exists(), installed, user_exists, units)
+    units = tuple(n for n in ALL_UNIT_FILES if _exists(under(root, UNIT_DIR / n)))
+    return Facts(exists, installed, user_exists, units)
 
 
 def apply(plan: Sequence[Action], root: Path | None, *, dry_run: bool, out: Callable[[str], None] = print) -> None:
@@ -105,7 +115,7 @@ def apply(plan: Sequence[Action], root: Path | None, *, dry_run: bool, out: Call
     if root is not None:
         out(f"working under {root}: owners are not set, system actions are skipped")
     for action in plan:
-        line = action.describe()
+        line = _masked(action.describe(), action.mask)  # plans put no secret in argv; in case one does
         if action.kind is Kind.NOTE:
             out(line)
         elif dry_run:
@@ -187,7 +197,7 @@ def _command(action: Action) -> None:
             text=True,
             timeout=COMMAND_TIMEOUT_S,
             check=False,
-            cwd="/",  # runuser's account may not read the operator's working directory
+            cwd=action.cwd,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InstallFailed(f"{action.what}: {argv[0]}: {exc}") from None

@@ -261,3 +261,19 @@ def test_installed_serve_unit_starts_and_answers_healthz(tmp_path: Path) -> None
         if proc.stdout is not None:
             proc.stdout.close()
     assert proc.returncode == 0
+
+
+def test_a_command_runs_where_it_is_told_and_never_prints_a_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hotline.install import Action, Kind
+
+    script = 'echo "url postgresql://hotline:s3cret-pw@localhost"; pwd; test -z "$FAIL" || exit 3'
+    action = Action(Kind.COMMAND, "a step", argv=("sh", "-c", script), mask=("s3cret-pw",), cwd=tmp_path)
+    install_cli.apply([action], None, dry_run=False)
+    out = capsys.readouterr().out
+    assert "hotline:***@localhost" in out and str(tmp_path) in out and "s3cret-pw" not in out
+    failing = Action(Kind.COMMAND, "a step", argv=("sh", "-c", f"FAIL=1; {script}"), mask=("s3cret-pw",))
+    with pytest.raises(install_cli.InstallFailed, match=r"a step: exit 3: url postgresql://hotline:\*\*\*@") as exc:
+        install_cli.apply([failing], None, dry_run=False)
+    assert "s3cret-pw" not in str(exc.value)
