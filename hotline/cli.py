@@ -19,7 +19,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, cluster_cli, kb_cli, notices_cli, prefs_cli, sip_cli
+from hotline import audit_cli, cluster_cli, install_cli, kb_cli, notices_cli, prefs_cli, sip_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -789,6 +789,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("db", help="database schema")
     s.add_argument("action", choices=("upgrade",))
     s.set_defaults(func=cmd_db)
+    install_cli.add_parser(sub)
     return p
 
 
