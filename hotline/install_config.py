@@ -38,6 +38,7 @@ class Secrets:
     audit_key: str = field(repr=False)
     softphone_secret: str = field(repr=False)
     db_password: str = field(repr=False)
+    metrics_token: str = field(repr=False)  # Prometheus' bearer token for /metrics
 
     @classmethod
     def generate(cls) -> Secrets:
@@ -48,13 +49,21 @@ class Secrets:
             audit_key=secrets.token_urlsafe(32),
             softphone_secret=secrets.token_urlsafe(32),
             db_password=secrets.token_urlsafe(24),
+            metrics_token=secrets.token_urlsafe(32),
         )
         assert len(made.ami_secret) >= AMI_SECRET_MIN and len(made.audit_key) >= AUDIT_KEY_MIN
         return made
 
     def values(self) -> tuple[str, ...]:
         """Every secret, for masking them in what a command prints."""
-        return (self.ami_secret, self.pin_pepper, self.audit_key, self.softphone_secret, self.db_password)
+        return (
+            self.ami_secret,
+            self.pin_pepper,
+            self.audit_key,
+            self.softphone_secret,
+            self.db_password,
+            self.metrics_token,
+        )
 
 
 def local_database_url(password: str) -> str:
@@ -73,6 +82,7 @@ def server_values(settings: Settings, made: Secrets, data_dir: Path = DATA_DIR) 
         "asterisk": {"cache_dir": str(data_dir / ASTERISK_CACHE)},
         "security": {"pin_pepper": made.pin_pepper, "audit_key": made.audit_key},
         "sip": {"softphone_secret": made.softphone_secret},
+        "web": {"metrics_token": made.metrics_token},
         "recordings": {"dir": str(data_dir / RECORDINGS)},
         "notices": {"speech_dir": str(data_dir / NOTICE_SPEECH)},
     }
