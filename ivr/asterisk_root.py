@@ -144,13 +144,27 @@ def bind_directory(root: Path, source: Path, inner: str, owner: tuple[int, int])
     """Bind a host directory (recordings) at `inner` in the root, owned by Asterisk's account
     there so it may write; left alone when already bound."""
     source.mkdir(parents=True, exist_ok=True)
-    os.chown(source, *owner)
+    share_with_asterisk(source, owner)
     target = root / PurePosixPath(inner).relative_to("/")
     if target in set(mount_points()):
         return
     target.mkdir(parents=True, exist_ok=True)
     _run(["mount", "--bind", str(source.resolve()), str(target)])
     logger.debug("bound %s at %s in %s", source, inner, root)
+
+
+def share_with_asterisk(source: Path, owner: tuple[int, int]) -> None:
+    """Make `source` Asterisk's to write. A directory given to a group of its own (`hotline
+    install` gives the recordings and the notice speech to the `hotline` group) keeps that
+    group, writable and setgid: `hotline serve`, running as `hotline`, deletes recordings
+    past their retention and writes notice speech there, and what Asterisk writes inherits
+    the group. A directory of root's group (the demo's, made by root) becomes Asterisk's."""
+    group = source.stat().st_gid
+    if group in (0, owner[1]):
+        os.chown(source, *owner)
+        return
+    os.chown(source, owner[0], group)
+    os.chmod(source, 0o2770)
 
 
 def unmount_under(path: Path) -> None:
