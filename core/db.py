@@ -36,10 +36,13 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import StoreUnavailable
+from core.errors import MigrationBlocked, StoreUnavailable
 
 log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+MIGRATION_LOCK_TIMEOUT_S = 3.0  # the longest a schema upgrade may hold calls' writes behind it
+MIGRATION_RETRY_S = (1.0, 2.0, 4.0, 8.0)
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout (Appendix A, class 55)
 IDLE_PING_S = 1.0  # a PostgreSQL connection unused this long is pinged before use
 T = TypeVar("T")
 
@@ -53,6 +56,33 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _sqlite_migration_engine(url: str) -> Engine:
+    """An engine for one schema upgrade of a SQLite file, its DDL in one transaction.
+
+    Python's sqlite3 module begins a transaction only before an INSERT, UPDATE or DELETE,
+    so a migration's CREATE and ALTER ran outside one: a migration that failed half way left
+    its first statements applied (tests/store/test_upgrade.py found it). As SQLAlchemy's
+    docs on the pysqlite driver advise ("Serializable isolation / Savepoints / Transactional
+    DDL"), the driver begins nothing here and the engine says BEGIN itself (IMMEDIATE: the
+    write lock at once, waiting up to busy_timeout behind a running serve's writes).
+    Foreign keys are off on its connections: SQLite alters a table by copying it and
+    dropping the old one, and with them on that DROP deletes the rows and cascades (a call's
+    trail went with a change to `calls`), as SQLite's docs on ALTER TABLE say; the pragma
+    only takes effect outside a transaction, so it is set when the connection is made."""
+    engine = make_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _own_transactions(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        dbapi_conn.execute("PRAGMA foreign_keys=OFF")
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
 
 
 # PostgreSQL's message for these classes of error may quote the bound value itself
@@ -121,6 +151,10 @@ def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
         raise DisconnectionError(str(exc)) from exc
 
 
+def _sqlstate(exc: DBAPIError) -> str | None:
+    return getattr(exc.orig, "sqlstate", None)
+
+
 @contextmanager
 def _unavailable_as_ours() -> Iterator[None]:
     try:
@@ -156,34 +190,64 @@ class Store:
         with _unavailable_as_ours(), self.engine.begin() as conn:
             yield conn
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision."""
+    def migrate(
+        self,
+        *,
+        lock_timeout_s: float = MIGRATION_LOCK_TIMEOUT_S,
+        pauses_s: Sequence[float] = MIGRATION_RETRY_S,
+        script_location: Path = MIGRATIONS,
+    ) -> None:
+        """Bring the schema to the newest revision, all of it in one transaction: a
+        migration that fails leaves the schema as it was (PostgreSQL's DDL is transactional;
+        on SQLite the same holds for the statements Alembic's batch mode issues).
+
+        On PostgreSQL beside a running `hotline serve`: a DDL statement queues for its
+        table's lock behind the transactions holding it, and every call's INSERT queues
+        behind the DDL. `lock_timeout` bounds that queue: a statement that waits longer
+        gives up, the upgrade rolls back and is tried again after each of `pauses_s`
+        (PostgreSQL's docs on lock_timeout; the practice of zero-downtime migrations).
+        Still blocked after those, MigrationBlocked: nothing changed, try again later."""
+        for pause in (*pauses_s, None):
+            try:
+                self._migrate_once(lock_timeout_s, script_location)
+                return
+            except DBAPIError as exc:
+                if _sqlstate(exc) != LOCK_NOT_AVAILABLE:
+                    raise
+                if pause is None:
+                    raise MigrationBlocked(
+                        f"the schema upgrade waited more than {lock_timeout_s:g} s for a table's lock "
+                        f"{len(pauses_s) + 1} times (a long transaction holds it: a report, a backup, an "
+                        "open psql session); it was rolled back and nothing changed: try again"
+                    ) from exc
+                log.warning(
+                    "schema upgrade: a table's lock was not free within %g s; rolled back, again in %g s",
+                    lock_timeout_s,
+                    pause,
+                )
+                time.sleep(pause)
+
+    def _migrate_once(self, lock_timeout_s: float, script_location: Path) -> None:
         cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("script_location", str(script_location))
         cfg.attributes["connection_url"] = self.url
         sqlite = self.engine.dialect.name == "sqlite"
-        with self.engine.connect() as conn:
-            if sqlite:
-                # SQLite alters a table by copying it and dropping the old one; with foreign
-                # keys on, that DROP deletes its rows first and cascades (a call's trail went
-                # with a change to `calls`). Off for the migration, as SQLite's docs on
-                # ALTER TABLE say, and checked afterwards. (Outside a transaction: inside
-                # one the pragma does nothing.)
-                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-                conn.commit()
-            try:
-                with conn.begin():
-                    cfg.attributes["connection"] = conn
-                    command.upgrade(cfg, "head")
+        engine = _sqlite_migration_engine(self.url) if sqlite else self.engine
+        try:
+            with engine.connect() as conn, conn.begin():
+                if not sqlite:
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
                 if sqlite:
+                    # Checked inside the transaction: a migration that breaks a foreign key
+                    # is rolled back with the rest.
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:
-                        raise StoreUnavailable(f"after the migration {len(broken)} rows break a foreign key")
-            finally:
-                if sqlite:
-                    conn.rollback()
-                    conn.exec_driver_sql("PRAGMA foreign_keys=ON")
-                    conn.commit()
+                        raise StoreUnavailable(f"the migration would leave {len(broken)} rows breaking a foreign key")
+        finally:
+            if sqlite:
+                engine.dispose()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -13,6 +13,11 @@ class StoreUnavailable(HotlineError):
     """The database cannot be reached or refused the operation."""
 
 
+class MigrationBlocked(HotlineError):
+    """A schema upgrade could not get a table's lock in time, however often it was tried:
+    rolled back, nothing changed."""
+
+
 class IdentifyRefused(HotlineError):
     """Identification is not attempted: this call tried too many ID numbers, or this calling
     number failed too often today (`reason`: `ids_per_call` | `caller_budget`)."""

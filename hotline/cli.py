@@ -568,10 +568,13 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    from sqlalchemy import make_url
+
     from hotline.wiring import open_store
 
-    open_store(settings)
-    print(f"database {settings.database.url}: schema up to date")
+    open_store(settings).dispose()
+    shown = make_url(settings.database.url).render_as_string(hide_password=True)
+    print(f"database {shown}: schema up to date")
     return 0
 
 
