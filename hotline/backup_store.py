@@ -15,6 +15,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -181,7 +182,29 @@ def restore(url: str, dumped: Path, *, force: bool) -> None:
     database = make_url(url).database
     if not database:
         raise BackupRefused("the settings' PostgreSQL URL names no database to restore into")
-    _run([*argv, f"--dbname={database}", str(dumped)], _libpq_env(make_url(url)))
+    env = _libpq_env(make_url(url))
+    with tempfile.TemporaryDirectory(prefix="hotline-restore-") as tmp:
+        listing = Path(tmp) / "toc"
+        listing.write_text(_without_extension_entries(_toc(dumped, env), force=force), encoding="utf-8")
+        _run([*argv, f"--use-list={listing}", f"--dbname={database}", str(dumped)], env)
+
+
+def _toc(dumped: Path, env: dict[str, str]) -> str:
+    result = subprocess.run(
+        [_tool("pg_restore"), "--list", str(dumped)], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise BackupToolFailed(f"pg_restore --list exited {result.returncode}: {result.stderr.strip()[-300:]}")
+    return result.stdout
+
+
+def _without_extension_entries(toc: str, *, force: bool) -> str:
+    """The dump's table of contents without `COMMENT ON EXTENSION`, and with `force` (the
+    database has the schema already, pg_trgm with it) without the extension itself: only the
+    extension's owner may comment on it or drop it (`--clean`), and where a superuser created
+    pg_trgm beforehand (operations.md, "Migration 0023") the user restoring is not its owner."""
+    unwanted = (" COMMENT - EXTENSION ", " EXTENSION - ") if force else (" COMMENT - EXTENSION ",)
+    return "".join(line for line in toc.splitlines(keepends=True) if not any(u in line for u in unwanted))
 
 
 def _restore_sqlite(dumped: Path, target: Path) -> None:

@@ -10,21 +10,25 @@ import datetime as dt
 import json
 import os
 import stat
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from core import audit
 from core.db import Store
 from core.settings import load_settings
 from hotline import simulate
+from hotline.backup_store import kind_of as site_kind
+from hotline.backup_store import tables
 from hotline.cli import main
 from reports import render
 from reports.period import parse_period
 from reports.report import build
-from tests.conftest import PEPPER, _fresh_pg_database
+from tests.conftest import PEPPER, PG_URL, _fresh_pg_database
 from tests.recording_files import add_recording, add_voice_message, write_wav
 
 pytestmark = pytest.mark.postgres
@@ -115,6 +119,17 @@ def test_a_restore_onto_an_empty_server_holds_the_same_chain_report_and_recordin
     assert f"audit head {head}" in out
     assert (tmp_path / "b1" / "audit-head.txt").read_text() == head + "\n"
 
+    # Not into a database of the other kind (checked before connecting to it).
+    other_kind = (
+        "postgresql+psycopg://nobody@127.0.0.1:1/none"
+        if site_kind(empty_url) == "sqlite"
+        else f"sqlite:///{tmp_path}/x.db"
+    )
+    _point_at(monkeypatch, other_kind, tmp_path / "elsewhere")
+    code, _, err = cli("restore", str(tmp_path / "b1"))
+    assert code == 2 and "same kind of database" in err
+    assert not (tmp_path / "x.db").exists() and not (tmp_path / "elsewhere").exists()
+
     restored = tmp_path / "restored-recordings"
     _point_at(monkeypatch, empty_url, restored)
     code, out, err = cli("restore", str(tmp_path / "b1"))
@@ -177,13 +192,11 @@ def test_a_tampered_backup_fails_verify_and_restore_before_anything_changes(
     code, _, err = cli("restore", str(backup))
     assert code == 1 and f"{name}: sha256 differs" in err
     assert not restored.exists()
-    from hotline.backup_store import tables
-
     assert tables(empty_url) == []
 
 
 def test_a_restore_onto_a_server_with_data_is_refused_unless_forced(
-    site: Path, store: Store, tmp_path: Path, cli: Cli
+    site: Path, store: Store, empty_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     assert cli("backup", str(tmp_path / "b1"))[0] == 0
     head = (tmp_path / "b1" / "audit-head.txt").read_text().strip()
@@ -194,41 +207,60 @@ def test_a_restore_onto_a_server_with_data_is_refused_unless_forced(
     assert code == 2 and "the database holds" in err and "--force" in err
     assert _head(cli) == later  # nothing changed
 
+    # An empty database, but recordings left in the directory: refused too.
+    leftover = write_wav(tmp_path / "busy" / "calls" / "old.wav", 0.1)
+    _point_at(monkeypatch, empty_url, tmp_path / "busy")
+    code, _, err = cli("restore", str(tmp_path / "b1"))
+    assert code == 2 and "recordings directory" in err and "is not empty" in err
+    assert tables(empty_url) == [] and os.listdir(tmp_path / "busy" / "calls") == [leftover.name]
+
+    _point_at(monkeypatch, store.url, site)
     store.dispose()  # the fixture's pooled connections: not in the way of the restore
     code, _, err = cli("restore", "--force", str(tmp_path / "b1"))
     assert code == 0, err
     assert cli("audit", "verify", "--expect-head", head)[0] == 0  # the entry after the backup is gone
 
 
-def test_recordings_left_in_the_directory_refuse_a_restore(
-    site: Path, empty_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
-) -> None:
-    assert cli("backup", str(tmp_path / "b1"))[0] == 0
-    leftover = write_wav(tmp_path / "busy" / "calls" / "old.wav", 0.1)
-    _point_at(monkeypatch, empty_url, tmp_path / "busy")
-    code, _, err = cli("restore", str(tmp_path / "b1"))
-    assert code == 2 and "recordings directory" in err and "is not empty" in err
-    from hotline.backup_store import tables
-
-    assert tables(empty_url) == [] and os.listdir(tmp_path / "busy" / "calls") == [leftover.name]
-
-
-def test_a_backup_of_one_kind_is_not_restored_into_the_other(
-    site: Path, db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
-) -> None:
-    assert cli("backup", str(tmp_path / "b1"))[0] == 0
-    other = (
-        "postgresql+psycopg://nobody@127.0.0.1:1/none" if db_url.startswith("sqlite") else f"sqlite:///{tmp_path}/x.db"
-    )
-    _point_at(monkeypatch, other, tmp_path / "empty")
-    code, _, err = cli("restore", str(tmp_path / "b1"))
-    assert code == 2 and "same kind of database" in err
-    assert not (tmp_path / "x.db").exists()
-
-
-def test_a_backup_goes_into_a_new_directory(site: Path, tmp_path: Path, cli: Cli) -> None:
+def test_a_backup_goes_into_a_new_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> None:
+    _point_at(monkeypatch, f"sqlite:///{tmp_path}/hotline.db", tmp_path / "recordings")
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "x").write_text("")
     code, _, err = cli("backup", str(tmp_path / "used"))
     assert code == 2 and "not an empty directory" in err
     assert os.listdir(tmp_path / "used") == ["x"]
+
+
+def test_a_database_owner_restores_where_a_superuser_created_pg_trgm(
+    db_url: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    """The site's usual PostgreSQL: the hotline's user owns the database and is no superuser,
+    and pg_trgm was created by a superuser beforehand (operations.md, "Migration 0023"). Only
+    the extension's owner may COMMENT ON or DROP it, which the dump carries."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's roles and extensions")
+    request.getfixturevalue("site")
+    assert cli("backup", str(tmp_path / "b1"))[0] == 0
+    head = (tmp_path / "b1" / "audit-head.txt").read_text().strip()
+    role, database = f"r_{uuid.uuid4().hex[:10]}", f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT", hide_parameters=True)
+    with admin.connect() as c:
+        c.execute(text(f"CREATE ROLE {role} LOGIN PASSWORD 'secret-{role}'"))
+        c.execute(text(f'CREATE DATABASE "{database}" OWNER {role}'))
+    site_url = PG_URL.rsplit("/", 1)[0] + "/" + database
+    superuser = create_engine(site_url, isolation_level="AUTOCOMMIT", hide_parameters=True)
+    with superuser.connect() as c:
+        c.execute(text("CREATE EXTENSION pg_trgm"))
+    superuser.dispose()
+    owner_url = site_url.replace("://hotline@", f"://{role}:secret-{role}@")
+    try:
+        _point_at(monkeypatch, owner_url, tmp_path / "restored")
+        code, _, err = cli("restore", str(tmp_path / "b1"))
+        assert code == 0, err
+        assert cli("audit", "verify", "--expect-head", head)[0] == 0
+        code, _, err = cli("restore", "--force", str(tmp_path / "b1"))
+        assert code == 0, err
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+            c.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
