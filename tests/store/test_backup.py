@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
+from cases.orders import create_order
 from core import audit
 from core.db import Store
 from core.settings import load_settings
@@ -54,7 +55,7 @@ def _point_at(monkeypatch: pytest.MonkeyPatch, url: str, recordings: Path) -> No
 
 
 @pytest.fixture
-def site(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Path:
+def site(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The source server: simulated calls and SMS, two work orders, audit entries, two call
     recordings and a voice message. Returns its recordings directory."""
     recordings = tmp_path / "recordings"
@@ -66,9 +67,9 @@ def site(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
     add_recording(store, recordings, "rec-1", at=AT, seconds=1.0)
     add_recording(store, recordings, "rec-2", at=AT + dt.timedelta(hours=1), seconds=0.5)
     add_voice_message(store, recordings, "vm-1", at=AT, seconds=0.5)
+    settings = load_settings(None)
     for summary in ("社保卡补办流程", "养老金到账查询"):
-        code, _, err = cli("orders", "create", "--category", "how_to", "--summary", summary, "--department", "社保卡")
-        assert code == 0, err
+        create_order(store, settings, kind="call", category="how_to", summary=summary, created_by="cli:test")
     with store.transaction() as c:
         audit.record(c, actor="ivr", action="read:pension", resident_id=None, call_id="sim-call")
         audit.record(c, actor="console:1001", action="view:screen_pop", resident_id=None, call_id="sim-call")
