@@ -228,23 +228,27 @@ class Store:
                 time.sleep(pause)
 
     def _migrate_once(self, lock_timeout_s: float, script_location: Path) -> None:
+        """One upgrade to head in the transaction core/migrations/env.py begins (Alembic's
+        own, so that a revision may step out of it with `autocommit_block` to build an
+        index CONCURRENTLY: tests/unit/test_migration_safety.py)."""
         cfg = Config()
         cfg.set_main_option("script_location", str(script_location))
         cfg.attributes["connection_url"] = self.url
         sqlite = self.engine.dialect.name == "sqlite"
         engine = _sqlite_migration_engine(self.url) if sqlite else self.engine
         try:
-            with engine.connect() as conn, conn.begin():
-                if not sqlite:
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
-                if sqlite:
-                    # Checked inside the transaction: a migration that breaks a foreign key
-                    # is rolled back with the rest.
-                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                    if broken:
-                        raise StoreUnavailable(f"the migration would leave {len(broken)} rows breaking a foreign key")
+            with engine.connect() as conn:
+                if not sqlite:  # for this connection's every transaction, until RESET below
+                    conn.exec_driver_sql(f"SET lock_timeout = '{int(lock_timeout_s * 1000)}ms'")
+                    conn.commit()
+                try:
+                    cfg.attributes["connection"] = conn
+                    command.upgrade(cfg, "head")
+                finally:
+                    if not sqlite:
+                        conn.rollback()
+                        conn.exec_driver_sql("RESET lock_timeout")
+                        conn.commit()
         finally:
             if sqlite:
                 engine.dispose()

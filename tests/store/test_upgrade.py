@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -87,3 +89,52 @@ def test_an_upgrade_behind_a_long_transaction_gives_up_and_changes_nothing(
             assert c.scalar(select(Call.id).where(Call.id == call_id)) == call_id
     finally:
         other.dispose()
+
+
+def test_an_index_built_concurrently_leaves_the_calls_writes_free(store: Store, tmp_path: Path) -> None:
+    """The way tests/unit/test_migration_safety.py asks new indexes to be built: outside
+    the upgrade's transaction (PostgreSQL builds CONCURRENTLY only there). On PostgreSQL,
+    while a call's transaction is open on `calls` the build waits for it, and other calls'
+    writes go on meanwhile: a plain CREATE INDEX would hold them all."""
+    index = _with_extra_revision(
+        tmp_path,
+        "    with op.get_context().autocommit_block():\n"
+        '        op.create_index("ix_calls_agent_test", "calls", ["agent"], postgresql_concurrently=True)',
+    )
+    if store.engine.dialect.name != "postgresql":
+        store.migrate(script_location=index)
+    else:
+        other = create_engine(store.url)
+        try:
+            with other.connect() as holder:
+                holder.execute(text("BEGIN"))
+                holder.execute(insert(Call).values(id=str(uuid.uuid4()), started_at=utcnow()))
+                upgrade = threading.Thread(target=store.migrate, kwargs={"script_location": index})
+                upgrade.start()
+                _wait_for_the_build_to_wait(store)
+                with store.transaction() as c:  # another call's write, while the build waits
+                    c.execute(text("SET LOCAL statement_timeout = '10s'"))  # fail, do not hang, if held
+                    c.execute(insert(Call).values(id=str(uuid.uuid4()), started_at=utcnow()))
+                holder.execute(text("COMMIT"))
+                upgrade.join(timeout=60)
+                assert not upgrade.is_alive()
+        finally:
+            other.dispose()
+    assert _version(store) == "9999"
+    assert "ix_calls_agent_test" in {i["name"] for i in inspect(store.engine).get_indexes("calls")}
+
+
+def _wait_for_the_build_to_wait(store: Store) -> None:
+    """Until PostgreSQL shows the CREATE INDEX CONCURRENTLY waiting (bounded: 30 s)."""
+    for _ in range(300):
+        with store.transaction() as c:
+            waiting = c.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'CREATE INDEX CONCURRENTLY%'"
+                    " AND wait_event_type IS NOT NULL"
+                )
+            )
+        if waiting:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the index build never showed as waiting")
