@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core import idnumber
 from core.errors import WrongPin
 from core.identify import Identifier, IdentifyLimits
-from core.models import AuditEntry, BusinessEvent, Call
+from core.models import Agent, AuditEntry, BusinessEvent, Call
 from core.sample_port import SampleBusinessPort
 from ivr.agents import AgentControl
 from ivr.ami_client import AmiSession
@@ -231,6 +231,21 @@ def cut_ami_links(pid: int, ami_port: int) -> int:
     return len(ports)
 
 
+def _wait_for_the_agent_on(ivr: Ivr, agent_id: str, uniqueid: str, limit_s: float = 40.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        with ivr.store.session() as s:
+            on = s.scalar(
+                select(Agent.id)
+                .join(Call, Call.id == Agent.current_call_id)
+                .where(Agent.id == agent_id, Call.asterisk_uniqueid == uniqueid)
+            )
+        if on is not None:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"agent {agent_id} never took call {uniqueid} within {limit_s:.0f} s")
+
+
 def test_ami_link_cut_mid_call_then_records_completed_from_queue_log(ivr: Ivr, asterisk: LocalAsterisk) -> None:
     control = AgentControl(ivr.settings, ivr.store)
     asyncio.run(control.login("1003", "Agent 1003", "Local/1003-2-8@hotline-agents/n"))
@@ -238,7 +253,9 @@ def test_ami_link_cut_mid_call_then_records_completed_from_queue_log(ivr: Ivr, a
 
         async def call_and_cut() -> tuple[str, int]:
             uid = await place_call(ivr.settings, "0", lead_s=1, tail_s=22)
-            await asyncio.sleep(8)  # in the queue or talking to the agent by now
+            # Cut while the agent talks to the caller: once the monitor saw AgentConnect.
+            # (A fixed 8 s once cut while the agent was still being rung, on a loaded run.)
+            await asyncio.to_thread(_wait_for_the_agent_on, ivr, "1003", uid)
             cut = cut_ami_links(ivr.pid, ivr.settings.ami.port)
             await wait_hung_up(ivr.settings, uid, timeout_s=60)
             return uid, cut
