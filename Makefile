@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := debootstrap espeak-ng sox postgresql iproute2 chromium fonts-wqy-microhei sip-tester baresip-core openssl fail2ban nftables kamailio kamailio-postgres-modules
+APT_PACKAGES := debootstrap espeak-ng sox postgresql iproute2 chromium fonts-wqy-microhei sip-tester baresip-core openssl fail2ban nftables kamailio kamailio-postgres-modules nginx-light
 PG_DIR := /tmp/hotline-test-pg
 DEMO_CONFIG := $(if $(wildcard hotline.toml),hotline.toml,hotline.demo.toml)
 

@@ -27,9 +27,13 @@ from hotline.install_config import (
     check_config,
     render_config,
 )
+from hotline.nginx_config import render_nginx
 from hotline.units import SERVE, Layout, is_cluster, render_units
 
 UNIT_DIR: Final = Path("/etc/systemd/system")
+# Beside hotline.toml, written, not enabled: the site links it into /etc/nginx/sites-enabled/
+# once its certificate is in place.
+NGINX_SITE: Final = "nginx-hotline.conf"
 NOLOGIN: Final = "/usr/sbin/nologin"
 
 
@@ -106,6 +110,17 @@ def install_plan(settings: Settings, layout: Layout, facts: Facts, made: Secrets
             plan.append(_postgresql(made))
         else:
             plan.append(Action(Kind.NOTE, "database.url names a PostgreSQL already: no role or database created"))
+    tls = layout.config.parent / "tls"
+    site = render_nginx(served, cert=tls / "console.pem", key=tls / "console.key")
+    plan.append(
+        Action(
+            Kind.FILE,
+            f"the console's TLS site for nginx (certificate into {tls})",
+            layout.config.parent / NGINX_SITE,
+            0o644,
+            text=site,
+        )
+    )
     units = render_units(served, layout)
     for name, text in units.items():
         if "/" in name:

@@ -82,7 +82,8 @@ def server_values(settings: Settings, made: Secrets, data_dir: Path = DATA_DIR) 
         "asterisk": {"cache_dir": str(data_dir / ASTERISK_CACHE)},
         "security": {"pin_pepper": made.pin_pepper, "audit_key": made.audit_key},
         "sip": {"softphone_secret": made.softphone_secret},
-        "web": {"metrics_token": made.metrics_token},
+        # The console listens on 127.0.0.1 behind nginx's TLS (hotline/nginx_config.py).
+        "web": {"metrics_token": made.metrics_token, "secure_cookies": True, "trusted_proxies": ["127.0.0.1"]},
         "recordings": {"dir": str(data_dir / RECORDINGS)},
         "notices": {"speech_dir": str(data_dir / NOTICE_SPEECH)},
     }
