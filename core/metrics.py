@@ -26,11 +26,15 @@ IDENTIFY_RESULTS = ("ok", "wrong_pin", "locked", "refused")
 _turnaround: Any = None
 _identified: Any = None
 _audit_tail: Any = None
+_receipt: Any = None
+# From a segment's submission to its final receipt: seconds for most, the SMSC's retry
+# schedule (hours) for a handset that was off.
+RECEIPT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0, 24 * 3600.0)
 
 
 def start() -> None:
     """Create this process's metrics (after `MULTIPROC_ENV` is settled, if it is to be)."""
-    global _turnaround, _identified, _audit_tail
+    global _turnaround, _identified, _audit_tail, _receipt
     if _turnaround is not None:
         return
     from prometheus_client import Counter, Gauge, Histogram
@@ -44,6 +48,11 @@ def start() -> None:
     _identified = Counter("hotline_identifications", "Identifications by ID number and PIN, by result", ["result"])
     for result in IDENTIFY_RESULTS:
         _identified.labels(result)  # present at 0 from the start: rate() needs the series
+    _receipt = Histogram(
+        "hotline_sms_receipt_seconds",
+        "SMS: from a segment's submission to its final delivery receipt",
+        buckets=RECEIPT_BUCKETS,
+    )
     # Set by the serve that seals the chain's head (hotline/serve.py, log_audit_head):
     # "liveall" keeps one series per live process, so a worker's absence is no zero.
     _audit_tail = Gauge(
@@ -51,6 +60,11 @@ def start() -> None:
         "1 when the audit chain's rows since its last seal linked onto it at the last hourly check",
         multiprocess_mode="liveall",
     )
+
+
+def sms_receipt(seconds: float) -> None:
+    if _receipt is not None:
+        _receipt.observe(max(seconds, 0.0))
 
 
 def audit_tail(ok: bool) -> None:

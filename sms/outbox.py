@@ -30,6 +30,7 @@ from sqlalchemy import (
     update,
 )
 
+from core import metrics
 from core.db import Store, among, among_param, chunks, insert_rows, upsert
 from core.models import BusinessEvent, SmsBatch, SmsMessage, SmsReceipt, SmsSegment
 from core.states import EventState, MessageState
@@ -251,6 +252,7 @@ def _record_segments(c: Connection, messages: list[tuple[int, list[tuple[int, st
     for state, smsc_ids in early.items():
         for row in c.execute(built.receipted, {"ids": smsc_ids, "p_state": state, "p_now": now}):
             receipted.add(row.message_id)
+            metrics.sms_receipt(0.0)  # the receipt came before its submission was recorded
     return receipted
 
 
@@ -271,7 +273,7 @@ class _Built:
             update(SEGMENTS)
             .where(smsc_ids)
             .values(state=bindparam("p_state"), receipt_at=bindparam("p_now"))
-            .returning(SEGMENTS.c.message_id, SEGMENTS.c.smsc_id)
+            .returning(SEGMENTS.c.message_id, SEGMENTS.c.smsc_id, SEGMENTS.c.submitted_at)
         )
         messages = among_param(dialect, MESSAGES.c.id, "ids")
         self.submitted = (
@@ -401,6 +403,7 @@ def _receipts(c: Connection, receipts: list[Receipt], now: dt.datetime) -> int:
             for row in c.execute(built.receipted, {"ids": list(ids), "p_state": state, "p_now": now}).all():
                 matched_ids.add(row.smsc_id)
                 found.add(row.message_id)
+                metrics.sms_receipt((now - row.submitted_at).total_seconds())
             # A message of one segment takes its receipt's state at once (most of them);
             # the others are settled below once all their segments are final.
             if not found:
@@ -431,7 +434,7 @@ def rematch_receipts(store: Store, now: dt.datetime, limit: int = 500) -> int:
     receipt and its submission recorded at the same moment by two transactions)."""
     with store.transaction() as c:
         found = c.execute(
-            select(RECEIPTS.c.smsc_id, RECEIPTS.c.stat)
+            select(RECEIPTS.c.smsc_id, RECEIPTS.c.stat, RECEIPTS.c.received_at, SEGMENTS.c.submitted_at)
             .join(SEGMENTS, SEGMENTS.c.smsc_id == RECEIPTS.c.smsc_id)
             .limit(limit)
         ).all()
@@ -446,6 +449,7 @@ def rematch_receipts(store: Store, now: dt.datetime, limit: int = 500) -> int:
                 .returning(SEGMENTS.c.message_id)
             ).all()
             messages.update(r.message_id for r in updated)
+            metrics.sms_receipt((row.received_at - row.submitted_at).total_seconds())
         c.execute(delete(RECEIPTS).where(among(c, RECEIPTS.c.smsc_id, [row.smsc_id for row in found])))
         _settle(c, sorted(messages), now)
     return len(found)

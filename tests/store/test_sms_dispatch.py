@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import insert
 
 from bench.sms_gateway import people, statement
+from core import metrics
 from core.db import Store
 from core.models import BusinessEvent, Resident, SmsMessage, SmsReceipt, SmsSegment, utcnow
 from core.settings import SmsSettings
@@ -28,6 +30,8 @@ from tests.store.sms_support import dispatching, emit_pensions, messages_of, sam
 
 
 async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: Path, sample_data: Any) -> None:
+    metrics.start()  # the receipts' latency, as /metrics shows it
+    counted = _receipts_counted()
     load_sample(store)
     people = sample_data[1][:20]
     emit_pensions(store, people[:15])
@@ -42,6 +46,12 @@ async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: P
     assert len(destinations) == 30 and len(set(destinations)) == 20
     with store.session() as s:
         assert s.query(SmsSegment).filter(SmsSegment.state == "delivered").count() == 30
+    assert _receipts_counted() - counted == 30  # one receipt per segment, each timed
+
+
+def _receipts_counted() -> float:
+    value = REGISTRY.get_sample_value("hotline_sms_receipt_seconds_count")
+    return value or 0.0
 
 
 async def test_long_texts_go_out_in_parts_the_smsc_takes(store: Store, tmp_path: Path, sample_data: Any) -> None:
