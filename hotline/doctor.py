@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import make_url, text
+from sqlalchemy.exc import DBAPIError
 
 from core.db import Store
 from core.errors import HotlineError
@@ -63,6 +64,9 @@ def run(settings: Settings, checks: tuple[Check, ...] | None = None, expect_head
             out.extend(check_audit(settings, expect_head) if check is check_audit else check(settings))
         except (HotlineError, OSError, subprocess.SubprocessError) as exc:
             out.append(Finding(name, Level.FAILURE, f"could not be checked: {exc}"))
+        except DBAPIError as exc:  # a store without its schema, or one that refused the read
+            first = str(exc.orig).splitlines()[0] if exc.orig is not None else type(exc).__name__
+            out.append(Finding(name, Level.FAILURE, f"could not be checked: the store said {first}"))
     return out
 
 

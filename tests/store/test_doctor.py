@@ -116,3 +116,17 @@ def test_the_command_prints_json_and_exits_with_the_worst_level(
     assert status == answer["status"] == 2
     seen = {(f["check"], f["level"]) for f in answer["findings"]}
     assert {("database", "ok"), ("serve", "failure"), ("audit", "ok")} <= seen
+
+
+def test_a_store_without_its_schema_fails_every_check_that_reads_it_and_the_rest_still_run(
+    db_url: str, tmp_path: Path
+) -> None:
+    if db_url.startswith("sqlite"):
+        Path(db_url.removeprefix("sqlite:///")).touch()  # there, but empty
+    settings = make_settings(tmp_path, db_url)
+    findings = doctor.run(settings, (doctor.check_database, doctor.check_phones, doctor.check_disk))
+    levels = _levels(findings)
+    assert levels["database"] is Level.FAILURE and levels["phones"] is Level.FAILURE
+    assert "disk" in levels
+    database = next(f for f in findings if f.check == "database")
+    assert "hotline db upgrade" in database.message
