@@ -7,6 +7,10 @@ class WorkerFailed(HotlineError):
     """A FastAGI worker process of `hotline serve` did not start."""
 
 
+class AgiUnavailable(HotlineError):
+    """The FastAGI server could not listen on its address (port taken, address not here)."""
+
+
 class WebUnavailable(HotlineError):
     """The web console could not listen on its address (port taken, address not here)."""
 

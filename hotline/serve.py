@@ -30,7 +30,7 @@ from core.errors import AuditTailBroken, StoreUnavailable
 from core.health import Health
 from core.notices import voice_unavailable
 from core.settings import Settings
-from hotline.errors import WebUnavailable, WorkerFailed
+from hotline.errors import AgiUnavailable, WebUnavailable, WorkerFailed
 from hotline.supervise import Supervisor
 from hotline.wiring import business_port, ivr_services, open_store
 from ivr import dialplan, recordings
@@ -205,7 +205,11 @@ async def _start_agi(
     )
     shared = worker or settings.agi.workers > 1
     running.agi = agi
-    running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)
+    try:
+        running.server = await agi.serve(settings.agi.host, settings.agi.port, reuse_port=shared)
+    except OSError as exc:
+        where = f"{settings.agi.host}:{settings.agi.port}"
+        raise AgiUnavailable(f"FastAGI cannot listen on {where}: {exc.strerror} (another serve? agi.port)") from exc
     running.health.up("agi")
     processes = 1 if worker else settings.agi.workers
     if processes > 1:

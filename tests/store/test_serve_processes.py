@@ -121,3 +121,24 @@ def test_status_asks_the_running_serve_and_says_when_it_is_not_running(store: St
     gone = _status(env)
     assert gone.returncode == 3 and gone.stdout == ""
     assert "`hotline serve` is not running" in gone.stderr and f":{env['HOTLINE_WEB_PORT']}/healthz" in gone.stderr
+
+
+@pytest.mark.parametrize("component", ["agi", "web"])
+def test_a_port_already_taken_is_named_not_a_traceback(store: Store, tmp_path: Path, component: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        env = _env(store.url, HOTLINE_AGI_PORT=port, HOTLINE_WEB_PORT=port)
+        if component == "web":
+            env["HOTLINE_SECURITY_AUDIT_KEY"] = "test-audit-key-0123456789abcdef-0123"
+        done = subprocess.run(
+            [sys.executable, "-m", "hotline", "serve", "--only", component],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
