@@ -166,8 +166,11 @@ class LiveFigures(Collector):
         links = GaugeMetricFamily(
             "hotline_sms_link_up", "1 while an SMPP link is bound (its gateway reported lately)", labels=["link"]
         )
+        # Current links only: a link is named by its gateway process, so the links of
+        # gateways gone (restarted) would pile up as series that never change again.
         for link in link_status.links(store, now):
-            links.add_metric([link["name"]], 1 if link["current"] and link["state"] == "bound" else 0)
+            if link["current"]:
+                links.add_metric([link["name"]], 1 if link["state"] == "bound" else 0)
         yield links
 
     def _bans(self) -> Iterator[Any]:
