@@ -3,6 +3,7 @@ accepted SUBMIT and quotes in its status report, read as the typed value it is."
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
@@ -50,6 +51,15 @@ class MsgId:
         if len(raw) != 8:
             raise BadCmppPdu(f"a Msg_Id is 8 octets, not {len(raw)}")
         return cls.from_int(int.from_bytes(raw, "big"))
+
+    @classmethod
+    def parse(cls, text: str) -> MsgId:
+        """The canonical string back (what the store kept)."""
+        if len(text) != 22 or not text.isdigit():
+            raise BadCmppPdu(f"{text[:40]!r} is not a 22-digit Msg_Id")
+        cuts = (0, 2, 4, 6, 8, 10, 17, 22)
+        month, day, hour, minute, second, gateway, sequence = (int(text[a:b]) for a, b in itertools.pairwise(cuts))
+        return cls(month, day, hour, minute, second, gateway, sequence)
 
     def to_int(self) -> int:
         value = 0
