@@ -388,7 +388,8 @@ class IsmgSimulator:
                 self._send_deliver(link, dest_id, udh + part, 0, handset, fmt, int(bool(udh)))
                 sent += 1
             await link.writer.drain()
-        self.counts["mo"] += 1
+        if sent:
+            self.counts["mo"] += 1
         return sent
 
     # --- ACTIVE_TEST (§6.3.9) --------------------------------------------------------------

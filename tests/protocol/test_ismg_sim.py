@@ -153,6 +153,13 @@ async def test_active_test_both_ways(version: Version) -> None:
     assert (sim.counts["active_test"], sim.counts["active_test_resp"]) == (2, 1)
 
 
+async def test_the_gateway_tests_the_link_on_its_own_when_told_to() -> None:
+    async with connected(Version.V20, active_test_s=0.05) as (_sim, client):
+        async with asyncio.timeout(2):
+            first, second = await client.active_tests.get(), await client.active_tests.get()
+    assert second > first  # each with a sequence of its own
+
+
 async def test_terminate_is_answered_and_the_link_closed() -> None:
     async with connected(Version.V20) as (_sim, client):
         assert await client.terminate() == TerminateResp()
