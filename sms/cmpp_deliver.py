@@ -18,6 +18,7 @@ from typing import ClassVar, Final
 from sms.cmpp_msgid import MsgId
 from sms.cmpp_pdu import (
     MSG_FMT_ASCII,
+    STATUS_CODE,
     TERMINAL_WIDTH,
     Command,
     byte_of,
@@ -145,11 +146,11 @@ class DeliverResp:
     result: int = 0
 
     def to_body(self, version: Version) -> bytes:
-        return self.msg_id.to_bytes() + struct.pack("!B" if version == Version.V20 else "!I", self.result)
+        return self.msg_id.to_bytes() + struct.pack("!" + STATUS_CODE[version], self.result)
 
     @classmethod
     def from_body(cls, body: bytes, version: Version) -> DeliverResp:
-        layout = struct.Struct("!8sB" if version == Version.V20 else "!8sI")
+        layout = struct.Struct(f"!8s{STATUS_CODE[version]}")
         exact_length(body, layout.size, f"CMPP_DELIVER_RESP ({version.name})")
         raw, result = layout.unpack(body)
         return cls(MsgId.from_bytes(raw), result)

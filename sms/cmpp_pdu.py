@@ -38,7 +38,7 @@ from sms.errors import (
 )
 
 HEADER: Final = struct.Struct("!III")  # Total_Length, Command_Id, Sequence_Id (§6.2)
-# No PDU of §6.3 comes near this (a 3.0 SUBMIT to 100 numbers is 3,507 octets); a larger
+# No PDU of §6.3 comes near this (a 3.0 SUBMIT to 100 numbers is 3,503 octets); a larger
 # Total_Length is a misframed stream, not a PDU to wait for.
 MAX_LENGTH: Final = 4096
 
@@ -155,15 +155,15 @@ class Connect:
         return cls(text_of(addr), auth, ver, stamp)
 
 
-def _status_width(version: Version) -> str:
-    return "!B" if version == Version.V20 else "!I"  # 1 octet in 2.0 (§6.3.2), 4 in 3.0
+# CONNECT_RESP's Status and the RESPs' Result: one octet in 2.0, four in 3.0 (§6.3.2, §6.3.4, §6.3.8).
+STATUS_CODE: Final = {Version.V20: "B", Version.V30: "I"}
 
 
 def authenticator_ismg(status: int, auth_source: bytes, secret: str, version: Version) -> bytes:
     """MD5(Status + AuthenticatorSource + shared secret) (§6.3.2), Status in its field's
     width: one octet in 2.0, four big-endian in 3.0 (gocmpp does the same; some gateways
     hash one octet in 3.0 as well: `check_connect_resp` says so when that is what came)."""
-    material = struct.pack(_status_width(version), status) + auth_source + secret.encode("utf-8")
+    material = struct.pack("!" + STATUS_CODE[version], status) + auth_source + secret.encode("utf-8")
     return hashlib.md5(material, usedforsecurity=False).digest()
 
 
@@ -176,13 +176,11 @@ class ConnectResp:
     version: int
 
     def to_body(self, version: Version) -> bytes:
-        return struct.pack(
-            _status_width(version)[1:].join(("!", "16sB")), self.status, self.authenticator, self.version
-        )
+        return struct.pack(f"!{STATUS_CODE[version]}16sB", self.status, self.authenticator, self.version)
 
     @classmethod
     def from_body(cls, body: bytes, version: Version) -> ConnectResp:
-        layout = struct.Struct(_status_width(version)[1:].join(("!", "16sB")))
+        layout = struct.Struct(f"!{STATUS_CODE[version]}16sB")
         exact_length(body, layout.size, f"CMPP_CONNECT_RESP ({version.name})")
         status, auth, ver = layout.unpack(body)
         return cls(status, auth, ver)
@@ -316,11 +314,11 @@ class SubmitResp:
     result: int
 
     def to_body(self, version: Version) -> bytes:
-        return self.msg_id.to_bytes() + struct.pack(_status_width(version), self.result)
+        return self.msg_id.to_bytes() + struct.pack("!" + STATUS_CODE[version], self.result)
 
     @classmethod
     def from_body(cls, body: bytes, version: Version) -> SubmitResp:
-        layout = struct.Struct(_status_width(version).replace("!", "!8s"))
+        layout = struct.Struct(f"!8s{STATUS_CODE[version]}")
         exact_length(body, layout.size, f"CMPP_SUBMIT_RESP ({version.name})")
         raw, result = layout.unpack(body)
         return cls(MsgId.from_bytes(raw), result)
