@@ -3,12 +3,15 @@ two independent readings of the spec meeting on the wire. Both versions througho
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 
+from sms import ismg_sim
 from sms.cmpp_deliver import Deliver
 from sms.cmpp_pdu import (
     ActiveTest,
@@ -60,6 +63,13 @@ async def _next(client: CmppTestClient) -> Deliver:
         return await client.delivers.get()
 
 
+def test_the_simulator_reads_the_wire_without_the_codec() -> None:
+    tree = ast.parse(Path(ismg_sim.__file__).read_text(encoding="utf-8"))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("sms")}, imported
+
+
 @VERSIONS
 async def test_the_right_secret_connects_and_the_gateway_proves_it_knows_it(version: Version) -> None:
     async with gateway(version) as (sim, client):
@@ -90,8 +100,10 @@ async def test_a_version_the_gateway_does_not_speak_is_status_4() -> None:
 async def test_a_submit_gets_its_msg_id_and_then_a_report_quoting_it(version: Version) -> None:
     async with connected(version) as (sim, client):
         resp = await client.submit(_submit())
-        report = (await _next(client)).report(version)
+        deliver = await _next(client)
+        report = deliver.report(version)
     assert resp.result == 0 and resp.msg_id.gateway == 12333
+    assert (deliver.dest_id, deliver.src_terminal_id) == ("12333", "13800000000")  # our Src_Id, the handset
     assert (report.msg_id, report.stat, report.dest_terminal_id) == (resp.msg_id, "DELIVRD", "13800000000")
     assert sim.submitted[0].msg_fmt == 8 and sim.submitted[0].content.decode("utf-16-be").endswith("【安吉人社】")
     assert sim.deliver_results == [0]
@@ -107,6 +119,13 @@ async def test_two_destinations_each_get_a_report_with_the_configured_outcome(ve
         (resp.msg_id, "UNDELIV", "13800000001"),
         (resp.msg_id, "UNDELIV", "13800000002"),
     }
+
+
+@VERSIONS
+async def test_content_beyond_140_octets_is_result_6_and_not_reported(version: Version) -> None:
+    async with connected(version) as (sim, client):
+        resp = await client.submit(Submit(("13800000000",), b"x" * 141, msg_fmt=0))
+    assert resp.result == 6 and sim.counts["report_DELIVRD"] == 0
 
 
 @VERSIONS
