@@ -436,6 +436,17 @@ def cmd_smsc_sim(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ismg_sim(settings: Settings, args: argparse.Namespace) -> int:
+    from sms.ismg_sim import IsmgConfig, run
+
+    account, _, secret = args.account.partition(":")
+    config = IsmgConfig(args.host, args.port, {"2.0": 0x20, "3.0": 0x30}[args.version], {account: secret})
+    config.flow_every, config.flow_window, config.stall_after = args.flow_every, args.flow_window, args.stall_after
+    config.early_reports, config.always_status3 = args.early_reports, args.status3
+    asyncio.run(run(config, args.control_port))
+    return 0
+
+
 def cmd_prompts(settings: Settings, args: argparse.Namespace) -> int:
     from ivr.catalogue import load_catalogue
     from ivr.prompts import build
@@ -771,6 +782,19 @@ def parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--control-port", type=int, help="line commands: stats | drop | hang | unhang | sick | mo ...")
     s.set_defaults(func=cmd_smsc_sim)
+
+    s = sub.add_parser("ismg-sim", help="a CMPP 2.0/3.0 gateway simulator (reports, MO, flow control, faults)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=7890)
+    s.add_argument("--version", choices=("2.0", "3.0"), default="3.0")
+    s.add_argument("--account", default="901234:secret", metavar="SOURCE_ADDR:SECRET")
+    s.add_argument("--flow-every", type=int, metavar="N", help="every Nth SUBMIT answered Result 8")
+    s.add_argument("--flow-window", type=int, metavar="W", help="SUBMITs beyond W a second answered Result 8")
+    s.add_argument("--early-reports", action="store_true", help="each report before its SUBMIT_RESP")
+    s.add_argument("--stall-after", type=int, metavar="N", help="a link stops reading after N PDUs, kept open")
+    s.add_argument("--status3", action="store_true", help="every CONNECT answered Status 3")
+    s.add_argument("--control-port", type=int, help="line commands: stats | drop | active | mo ...")
+    s.set_defaults(func=cmd_ismg_sim)
 
     s = sub.add_parser("prompts", help="speech prompts")
     pr = s.add_subparsers(dest="prompts_action", required=True)

@@ -55,3 +55,38 @@ class WrongCode(BindRefused):
     def __init__(self, tries_left: int) -> None:
         super().__init__(f"wrong code, {tries_left} tries left")
         self.tries_left = tries_left
+
+
+class BadCmppPdu(HotlineError):
+    """Bytes that do not parse as the CMPP PDU they claim to be: shorter than the header,
+    a Total_Length that is not the PDU's, a body the command's layout does not fit."""
+
+
+class UnknownCmppCommand(BadCmppPdu):
+    """A CMPP Command_Id that is none of those this codec speaks."""
+
+    def __init__(self, command_id: int) -> None:
+        super().__init__(f"unknown CMPP Command_Id 0x{command_id:08X}")
+        self.command_id = command_id
+
+
+class CmppFieldTooLong(HotlineError):
+    """A value to encode does not fit its fixed-width CMPP field (or a count its octet)."""
+
+
+class CmppConnectRefused(HotlineError):
+    """The gateway answered CMPP_CONNECT with a non-zero Status (3: bad authenticator,
+    4: a version it does not speak)."""
+
+    def __init__(self, status: int, meaning: str) -> None:
+        super().__init__(f"the gateway refused CMPP_CONNECT: Status {status} ({meaning})")
+        self.status = status
+
+
+class CmppGatewayNotAuthentic(HotlineError):
+    """CMPP_CONNECT_RESP's AuthenticatorISMG is not the one our shared secret gives: the
+    peer is not the gateway we share the secret with (or reads the spec differently)."""
+
+
+class CmppTextTooLong(HotlineError):
+    """A text that needs more than 255 parts: Pk_total is one octet."""
