@@ -15,8 +15,10 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,17 @@ class Sender:
         headers.pop(drop, None)
         r = await self.http.post(self.url, data=body, headers=headers)
         return r.status, await r.json()
+
+
+async def _chunked(sender: Sender, size: int) -> tuple[int, dict[str, Any]]:
+    """A body sent in chunks, with no Content-Length to refuse it by: read up to the limit only."""
+
+    async def body() -> AsyncIterator[bytes]:
+        for _ in range(size // 1024):
+            yield b" " * 1024
+
+    r = await sender.http.post(sender.url, data=body(), headers={"X-12345-Counterpart": NAME})
+    return r.status, await r.json()
 
 
 @pytest.fixture
@@ -171,6 +184,7 @@ async def test_every_refusal_has_its_status_and_stores_nothing(
             ("full ID", await sender.send(ORDER | {"content": "身份证330106199001011234"}), 400, "content"),
             ("long order_no", await sender.send(ORDER | {"order_no": "N" * 41}), 400, "order_no"),
         ]
+        refusals.append(("too large, chunked", await _chunked(sender, 65 * 1024), 413, "at most 65536"))
         for what, (status, answer), expected, said in refusals:
             assert status == expected and said in answer["error"], (what, status, answer)
         assert _count(store, WorkOrder) == 0 and _count(store, Hotline12345Order) == 0
@@ -228,3 +242,22 @@ def test_nonces_are_swept_after_twice_the_skew(store: Store, tmp_path: Path) -> 
     with store.session() as s:
         kept = {tuple(r) for r in s.execute(select(Hotline12345Nonce.counterpart, Hotline12345Nonce.nonce))}
     assert kept == {(NAME, "m" * 16)}
+
+
+def test_the_same_order_sent_at_once_is_one_work_order(store: Store, tmp_path: Path) -> None:
+    """12345 retrying before its first try was answered: the key decides, one order wins and
+    the others are read back as duplicates of it (cases.intake12345._LostRace)."""
+    settings = make_settings(tmp_path, store.url, **ENV)
+    body = json.dumps(ORDER).encode()
+    start = threading.Barrier(6)
+
+    def send(n: int) -> tuple[int, str]:
+        start.wait()
+        got = receive(store, settings, Signed(NAME, 0, f"nonce-at-once-{n:04d}"), body)
+        return got.order_id, got.status
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, range(6)))
+    assert len({order_id for order_id, _ in answers}) == 1
+    assert sorted(status for _, status in answers) == ["accepted"] + ["duplicate"] * 5
+    assert _count(store, WorkOrder) == 1
