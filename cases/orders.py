@@ -30,6 +30,8 @@ user restricts the call to that department's orders, and another's look like non
                  run_once(store, settings, now=None) -> CaseworkReport
     cases.followup: send_due_followups(store, settings, now=None) -> list[Order]
                     collect_followup_replies(store, now=None) -> list[Order]
+    cases.intake12345: receive(store, settings, signed, body, now=None) -> Received   (an order 12345
+                    sent, kind '12345', once per counterpart and number; OrderDetail.from_12345)
 
 Errors (cases.errors): OrderNotFound, OrderStateError (with .state), UnknownDepartment,
 UnknownCategory, BadOrderInput, NoReplyNumber.
@@ -70,7 +72,7 @@ from core.settings import CASE_CATEGORIES, Settings
 ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
 MESSAGES: Final[Table] = VoiceMessage.__table__  # type: ignore[assignment]
 FROM_12345: Final[Table] = Hotline12345Order.__table__  # type: ignore[assignment]
-KINDS: Final = ("call", "voice_message", "callback", "12345")  # 12345: cases.intake12345
+KINDS: Final = ("call", "voice_message", "callback")  # and "12345", made only by cases.intake12345
 STATES: Final = ("open", "answered", "returned", "closed")
 WAITING: Final = ("open", "returned")  # for an answer
 REPLY_VIA: Final = ("sms", "callback", "none")
