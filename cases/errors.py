@@ -100,3 +100,57 @@ class RecordingNotFound(CasesError):
 class BadScore(CasesError):
     """A quality score that does not fit the form: an unknown or missing item, or points
     outside 0..the item's maximum."""
+
+
+class Refused12345(CasesError):
+    """A work order pushed by the 12345 hotline (cases.contract12345) is refused; nothing of
+    it is stored. Messages never hold the caller's number or the order's text."""
+
+
+class Hotline12345Off(Refused12345):
+    """12345's orders are not taken here (hotline12345.enabled is false)."""
+
+
+class BodyTooLarge(Refused12345):
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"the body has {size} bytes or more; at most {limit} (hotline12345.max_body_bytes)")
+
+
+class NotSigned(Refused12345):
+    """An unknown counterpart, a header missing or malformed, or a signature that does not
+    match: the request is not known to come from a counterpart."""
+
+
+class UnknownCounterpart(NotSigned):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown counterpart {name[:40]!r} (X-12345-Counterpart)")
+
+
+class BadSignature(NotSigned):
+    """X-12345-Signature missing, or not the HMAC of this request under the counterpart's key."""
+
+
+class StaleRequest(Refused12345):
+    """Signed, but its X-12345-Timestamp is outside hotline12345.max_skew_s of our clock."""
+
+
+class ReplayedNonce(Refused12345):
+    """Signed and fresh, but this counterpart's nonce was taken before: a replay."""
+
+
+class BadOrder12345(Refused12345):
+    """The body is not the documented JSON, or a field does not fit; `field` names it."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field}: {why}")
+        self.field = field
+
+
+class OrderNoConflict(Refused12345):
+    """12345 sent an order number taken before with different fields: not a resend."""
+
+    def __init__(self, counterpart: str, order_no: str, order_id: int) -> None:
+        super().__init__(
+            f"order {order_no!r} of {counterpart} was taken before as work order {order_id} with other fields"
+        )
+        self.order_id = order_id

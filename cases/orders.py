@@ -30,6 +30,8 @@ user restricts the call to that department's orders, and another's look like non
                  run_once(store, settings, now=None) -> CaseworkReport
     cases.followup: send_due_followups(store, settings, now=None) -> list[Order]
                     collect_followup_replies(store, now=None) -> list[Order]
+    cases.intake12345: receive(store, settings, signed, body, now=None) -> Received   (an order 12345
+                    sent, kind '12345', once per counterpart and number; OrderDetail.from_12345)
 
 Errors (cases.errors): OrderNotFound, OrderStateError (with .state), UnknownDepartment,
 UnknownCategory, BadOrderInput, NoReplyNumber.
@@ -63,13 +65,14 @@ from core.calendar import add_working_days
 from core.calls_out import refuse
 from core.db import Store, upsert
 from core.destinations import DestinationPolicy, DestinationRefused
-from core.models import CALL_ORDER_WHERE, Call, VoiceMessage, WorkOrder
+from core.models import CALL_ORDER_WHERE, Call, Hotline12345Order, VoiceMessage, WorkOrder
 from core.phones import BadPhoneNumber
 from core.settings import CASE_CATEGORIES, Settings
 
 ORDERS: Final[Table] = WorkOrder.__table__  # type: ignore[assignment]
 MESSAGES: Final[Table] = VoiceMessage.__table__  # type: ignore[assignment]
-KINDS: Final = ("call", "voice_message", "callback")
+FROM_12345: Final[Table] = Hotline12345Order.__table__  # type: ignore[assignment]
+KINDS: Final = ("call", "voice_message", "callback")  # and "12345", made only by cases.intake12345
 STATES: Final = ("open", "answered", "returned", "closed")
 WAITING: Final = ("open", "returned")  # for an answer
 REPLY_VIA: Final = ("sms", "callback", "none")
@@ -138,6 +141,14 @@ class OrderEvent:
 
 
 @dataclass(frozen=True)
+class From12345:
+    """Where an order the 12345 hotline sent came from: the counterpart and its number there."""
+
+    counterpart: str
+    order_no: str
+
+
+@dataclass(frozen=True)
 class OrderDetail:
     order: Order
     events: tuple[OrderEvent, ...]
@@ -147,11 +158,13 @@ class OrderDetail:
     recording_s: int | None = None
     recording_deleted_at: dt.datetime | None = None
     recording_delete_reason: str | None = None
+    from_12345: From12345 | None = None
 
     def as_json(self) -> dict[str, Any]:
         deleted = self.recording_deleted_at
         return {
             **self.order.as_json(),
+            "from_12345": asdict(self.from_12345) if self.from_12345 else None,
             "recording": self.recording,
             "recording_s": self.recording_s,
             "recording_deleted_at": deleted.isoformat() if deleted else None,
@@ -164,7 +177,9 @@ def order_of(row: Row[Any]) -> Order:
     return Order(**{name: row._mapping[name] for name in Order.__dataclass_fields__})
 
 
-def _text(value: str, what: str, limit: int) -> str:
+def checked_text(value: str, what: str, limit: int) -> str:
+    """`value` stripped, if it is text an order may hold (not empty, at most `limit`
+    characters, no control characters, no full ID number); BadOrderInput naming `what` if not."""
     value = value.strip()
     if not value:
         raise BadOrderInput(f"the {what} is empty")
@@ -312,7 +327,7 @@ def order_values(
     return {
         "kind": kind,
         "category": category,
-        "summary": _text(summary, "summary", SUMMARY_MAX),
+        "summary": checked_text(summary, "summary", SUMMARY_MAX),
         "department": department or None,
         "status": "open",
         "created_by": created_by,
@@ -321,16 +336,20 @@ def order_values(
     }
 
 
-def insert_order(c: Connection, values: dict[str, Any], now: dt.datetime) -> Order:
-    """Insert the order and its `created` event in the caller's transaction."""
+def insert_order(
+    c: Connection, values: dict[str, Any], now: dt.datetime, origin: dict[str, Any] | None = None
+) -> Order:
+    """Insert the order and its `created` event in the caller's transaction; `origin`, where
+    it came from when that is not our own (12345's counterpart and number), goes in the event."""
     order = order_of(c.execute(ORDERS.insert().values(**values).returning(*ORDERS.c)).one())
-    add_created(c, order, now)
+    add_created(c, order, now, origin)
     return order
 
 
-def add_created(c: Connection, order: Order, now: dt.datetime) -> None:
+def add_created(c: Connection, order: Order, now: dt.datetime, origin: dict[str, Any] | None = None) -> None:
     detail: dict[str, Any] = {"kind": order.kind, "category": order.category, "department": order.department}
     detail["due_at"] = order.due_at.isoformat()
+    detail |= origin or {}
     if order.voice_message_id is not None:
         detail["voice_message_id"] = order.voice_message_id
     add_event(c, order.id, order.created_by, "created", detail, now)
@@ -478,6 +497,7 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
         if order.voice_message_id is not None:
             columns = (MESSAGES.c.recording, MESSAGES.c.duration_s, MESSAGES.c.deleted_at, MESSAGES.c.delete_reason)
             message = c.execute(select(*columns).where(MESSAGES.c.id == order.voice_message_id)).first()
+        origin = _from_12345(c, order_id) if order.kind == "12345" else None
         audit.record(
             c,
             actor=actor,
@@ -487,10 +507,17 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
             detail=f"work order {order_id}",
         )
     if message is None:
-        return OrderDetail(order, tuple(events))
+        return OrderDetail(order, tuple(events), from_12345=origin)
     return OrderDetail(
-        order, tuple(events), message.recording, message.duration_s, message.deleted_at, message.delete_reason
-    )
+        order, tuple(events), message.recording, message.duration_s, message.deleted_at, message.delete_reason,
+        from_12345=origin,
+    )  # fmt: skip
+
+
+def _from_12345(c: Connection, order_id: int) -> From12345 | None:
+    query = select(FROM_12345.c.counterpart, FROM_12345.c.order_no).where(FROM_12345.c.order_id == order_id)
+    row = c.execute(query).first()
+    return From12345(row.counterpart, row.order_no) if row is not None else None
 
 
 def transition(
@@ -526,7 +553,7 @@ def answer_order(
 ) -> Order:
     """Record the answer and send it to the resident as `reply_via` says, in one transaction."""
     now = moment(now)
-    answer = _text(answer, "answer", ANSWER_MAX)
+    answer = checked_text(answer, "answer", ANSWER_MAX)
     if reply_via not in REPLY_VIA:
         raise BadOrderInput(f"unknown reply_via {reply_via!r} (sms, callback or none)")
     try:
@@ -556,7 +583,7 @@ def return_order(
 ) -> Order:
     """The department sends the order back to the hotline (not theirs, or not enough to go on)."""
     now = moment(now)
-    reason = _text(reason, "reason", REASON_MAX)
+    reason = checked_text(reason, "reason", REASON_MAX)
     with store.transaction() as c:
         order = transition(c, order_id, ("open",), "returned", {"status": "returned"}, department)
         add_event(c, order_id, actor, "returned", {"reason": reason, "department": order.department}, now)
@@ -594,7 +621,7 @@ def close_order(
     """Close an answered order (办结), or a waiting one without a reply (then `note`, the
     reason, is required: withdrawn, a duplicate of another order)."""
     now = moment(now)
-    note = _text(note, "note", REASON_MAX) if note.strip() else ""
+    note = checked_text(note, "note", REASON_MAX) if note.strip() else ""
     with store.transaction() as c:
         current = read_order(c, order_id, None)
         if current.status in WAITING and not note:

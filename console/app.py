@@ -16,6 +16,7 @@ from aiohttp import web
 from console import (
     agent_views,
     audit_views,
+    hotline12345_views,
     kb_views,
     metrics_views,
     order_views,
@@ -56,6 +57,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     twilio_views.add_routes(app)
     wechat_bind.add_routes(app)
     wechat_events.add_routes(app)
+    hotline12345_views.add_routes(app)
 
     async def close_limits(app: web.Application) -> None:
         app[LIMITS].close()

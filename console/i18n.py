@@ -229,6 +229,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "order.all_orders": ("全部工单", "All work orders"),
     "order.not_found": ("没有这个工单，或它不归本部门办理", "No such work order, or not one for your department"),
     "order.voice_message": ("语音留言", "Voice message"),
+    "order.from_12345": ("12345工单号", "12345 order no."),
     "order.voice_deleted": ("录音已于 {date} 按保存期限删除", "Deleted by retention on {date}"),
     "order.voice_missing": (
         "录音文件在保存期满时已不存在（{date} 记录）",

@@ -10,6 +10,15 @@ from collections.abc import Awaitable, Callable, MutableMapping
 
 from aiohttp import web
 
+from cases.errors import (
+    BadOrder12345,
+    BodyTooLarge,
+    Hotline12345Off,
+    NotSigned,
+    OrderNoConflict,
+    ReplayedNonce,
+    StaleRequest,
+)
 from cases.orders import overdue_count
 from console import accounts
 from console.agent_views import wss_url
@@ -19,9 +28,10 @@ from core.errors import StoreUnavailable
 from ivr.errors import AgentError, AmiError, CallbackCallError
 
 log = logging.getLogger(__name__)
-# Without a session: sign-in, assets, health, Twilio's callbacks and WeChat's pushes (signed
-# instead), and the residents' WeChat binding page (its own session: console/wechat_session.py).
-PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/metrics", "/favicon.ico", "/twilio/", "/wechat/")
+# Without a session: sign-in, assets, health, Twilio's callbacks, WeChat's pushes and 12345's
+# work orders (signed instead), and the residents' WeChat binding page (its own session:
+# console/wechat_session.py).
+PUBLIC = ("/login", "/lang", "/static/", "/healthz", "/metrics", "/favicon.ico", "/twilio/", "/wechat/", "/api/12345/")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Strict-Transport-Security (RFC 6797) once the console is reached over HTTPS: 180 days, this
 # host only (a county's other hosts may still be plain HTTP).
@@ -66,6 +76,14 @@ STATUSES: tuple[tuple[type[Exception], int], ...] = (
     (AmiError, 502),
     (StoreUnavailable, 503),
     (TooBusy, 429),
+    # 12345's work orders (console/hotline12345_views.py; documented by hotline12345_openapi.py).
+    (BadOrder12345, 400),
+    (NotSigned, 401),  # unknown counterpart, bad or missing signature
+    (StaleRequest, 403),  # signed, but too old or too far ahead
+    (ReplayedNonce, 403),  # signed and fresh, but its nonce was taken before
+    (Hotline12345Off, 404),
+    (OrderNoConflict, 409),
+    (BodyTooLarge, 413),
 )
 
 
@@ -80,7 +98,8 @@ async def errors_as_statuses(request: web.Request, handler: Handler) -> web.Stre
         status = next(code for kind, code in STATUSES if isinstance(exc, kind))
         log.warning("console %s %s by %s: %s", request.method, request.path, who(request), exc)
         if wants_json(request):
-            return web.json_response({"error": str(exc)}, status=status)
+            field = {"field": exc.field} if isinstance(exc, BadOrder12345) else {}
+            return web.json_response({"error": str(exc)} | field, status=status)
         heading = {403: "forbidden", 404: "not_found"}.get(status, "cannot_do")
         return render(request, "error.html", status=status, message=str(exc), heading=heading)
 

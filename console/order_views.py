@@ -184,7 +184,10 @@ def _history(request: web.Request, event: cases_orders.OrderEvent) -> dict[str, 
 
 
 # What of an event's detail the history shows (not the due time in UTC, nor event keys).
-HISTORY_DETAIL = ("department", "from", "to", "reply_via", "answer", "reason", "note", "satisfaction", "via")
+HISTORY_DETAIL = (
+    "department", "from", "counterpart", "order_no", "to", "reply_via", "answer", "reason", "note", "satisfaction",
+    "via",
+)  # fmt: skip
 
 
 async def order_page(request: web.Request) -> web.StreamResponse:
@@ -202,6 +205,8 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         "recording_deleted": _local(request, detail.recording_deleted_at),
         "recording_missing": (detail.recording_delete_reason or "").startswith("missing"),
         "followup": _followup(request, order),
+        # Sent by 12345 (派单): its number there and which counterpart sent it.
+        "from_12345": f"{detail.from_12345.order_no} · {detail.from_12345.counterpart}" if detail.from_12345 else "",
     }
     return render(
         request,

@@ -993,6 +993,33 @@ class WeChatPushNonce(Base):
     taken_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
 
 
+class Hotline12345Nonce(Base):
+    """A signed request from a 12345 counterpart taken (its nonce, migration 0038): one-time
+    per counterpart across every console process. Rows are kept twice
+    `hotline12345.max_skew_s` (as long as a replay's timestamp could still be fresh) and
+    pruned as new ones come (cases/intake12345.py)."""
+
+    __tablename__ = "hotline12345_nonces"
+    counterpart: Mapped[str] = mapped_column(String(40), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    taken_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+
+
+class Hotline12345Order(Base):
+    """A work order 12345 sent (派单, migration 0038): its number at that counterpart and the
+    local order it became. The primary key makes the same order sent again the same local
+    order; `digest` (SHA-256 of its fields as taken) tells a resend from a changed order."""
+
+    __tablename__ = "hotline12345_orders"
+    counterpart: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_no: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("work_orders.id"), unique=True
+    )
+    digest: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class WeChatBindRequest(Base):
     """One request for a binding code (migration 0032): counted per WeChat account and per ID
     number over the last hour, so neither can be used to flood a phone or to look up many ID

@@ -11,7 +11,9 @@ import base64
 import binascii
 import datetime as dt
 import ipaddress
+import json
 import os
+import re
 import tomllib
 import typing
 import zoneinfo
@@ -619,6 +621,46 @@ class CasesSettings(_Section):
         return self
 
 
+# The shortest shared key of a 12345 counterpart outside the demo: it signs work orders
+# that become the departments' deadlines.
+COUNTERPART_KEY_MIN = 32
+
+
+class Hotline12345Settings(_Section):
+    """Work orders sent (派单) by the 12345 government service hotline, of which 12333 is a
+    sub-centre, to the console's `/api/12345/orders` (console/hotline12345_views.py). Off
+    unless `enabled`; then at least one counterpart is required."""
+
+    enabled: bool = False
+    # The 12345 platforms that may send orders: name (X-12345-Counterpart) -> the shared key
+    # that signs their requests (HMAC-SHA256). Secret: in the TOML file as a table, or
+    # HOTLINE_HOTLINE12345_COUNTERPARTS as a JSON object; never in a log line or a repr.
+    counterparts: dict[str, str] = Field(default_factory=dict, repr=False)
+    # A request's X-12345-Timestamp may be this far from our clock either way; its nonce
+    # is kept twice as long, so a replay is refused for as long as its timestamp is fresh.
+    max_skew_s: int = Field(300, ge=1, le=3600)
+    # The largest body taken (a request over it is refused before it is read).
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+
+    @field_validator("counterparts")
+    @classmethod
+    def _names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, key in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+                raise ValueError(f"counterpart {name[:40]!r}: a name of 1 to 40 of A-Z a-z 0-9 _ -")
+            if not key.strip():
+                raise ValueError(f"counterpart {name!r}: an empty key")
+        return value
+
+    @model_validator(mode="after")
+    def _someone_when_enabled(self) -> Hotline12345Settings:
+        if self.enabled and not self.counterparts:
+            raise ValueError(
+                f"hotline12345.enabled needs hotline12345.counterparts (or {ENV_PREFIX}HOTLINE12345_COUNTERPARTS)"
+            )
+        return self
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     agi: AgiSettings = AgiSettings()
@@ -639,6 +681,17 @@ class Settings(_Section):
     quality: QualitySettings = QualitySettings()
     destinations: DestinationSettings = DestinationSettings()
     cluster: ClusterSettings = ClusterSettings()
+    hotline12345: Hotline12345Settings = Hotline12345Settings()
+
+    @model_validator(mode="after")
+    def _strong_counterpart_keys(self) -> Settings:
+        short = sorted(n for n, k in self.hotline12345.counterparts.items() if len(k) < COUNTERPART_KEY_MIN)
+        if short and not self.security.demo:
+            raise ValueError(
+                f"hotline12345.counterparts: the keys of {', '.join(short)} have under {COUNTERPART_KEY_MIN} "
+                "characters (e.g. `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
+        return self
 
     def require_secrets(self, *names: str) -> None:
         """Fail clearly when a secret the caller needs is still empty."""
@@ -676,15 +729,30 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
                 if field not in model.model_fields:
                     raise SettingsError(f"{key}: {section} has no setting {field!r}")
                 parsed: Any = value
-                if typing.get_origin(model.model_fields[field].annotation) is tuple:
+                origin = typing.get_origin(model.model_fields[field].annotation)
+                if origin is tuple:
                     # Lists in the environment are comma-separated: HOTLINE_QUEUE_HOLIDAYS=2026-10-01,2026-10-02
                     parsed = tuple(p.strip() for p in value.split(",") if p.strip())
+                elif origin is dict:
+                    parsed = _env_table(key, value)
                 out.setdefault(section, {})[field] = parsed
                 break
         else:
             if key not in ("HOTLINE_CONFIG",):
                 raise SettingsError(f"{key}: unknown setting (sections: {', '.join(sections)})")
     return out
+
+
+def _env_table(key: str, value: str) -> dict[str, Any]:
+    """A table in the environment is a JSON object: HOTLINE_HOTLINE12345_COUNTERPARTS='{"city": "..."}'.
+    The error names the variable, never its value (it may hold keys)."""
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        raise SettingsError(f'{key}: a table is written as a JSON object, e.g. {{"name": "value"}}')
+    return parsed
 
 
 def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:

@@ -213,6 +213,8 @@ def detail_text(settings: Settings, detail: OrderDetail) -> str:
         ("call", x.call_id or "-"),
         ("summary", x.summary),
     ]
+    if detail.from_12345 is not None:
+        rows.insert(1, ("12345", f"{detail.from_12345.order_no} from {detail.from_12345.counterpart}"))
     if detail.recording and detail.recording_deleted_at is not None:
         when = _local(settings, detail.recording_deleted_at)
         rows.append(("recording", f"deleted on {when} ({detail.recording_delete_reason})"))

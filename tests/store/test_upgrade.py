@@ -19,7 +19,7 @@ from core.db import MIGRATIONS, Store
 from core.errors import MigrationBlocked
 from core.models import Call, utcnow
 
-HEAD = "0037"
+HEAD = "0038"
 
 
 def _with_extra_revision(tmp: Path, body: str) -> Path:
