@@ -1020,6 +1020,39 @@ class Hotline12345Order(Base):
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class Hotline12345Outbound(Base):
+    """A message to 12345 about one of its orders (migration 0039): accepted (签收), answered
+    (办结) or returned (退单), written in the transaction of the change it tells of, keyed by
+    (counterpart, 12345's number, kind, the order event) so each change is sent once, and
+    sent by cases/sender12345.py: pending → sending → sent, or failed (a dead letter, with
+    its reason). A failed try puts it back to pending at `next_attempt_at`."""
+
+    __tablename__ = "hotline12345_outbox"
+    __table_args__ = (
+        UniqueConstraint("counterpart", "order_no", "kind", "event_id"),
+        Index("ix_hotline12345_outbox_due", "status", "next_attempt_at"),
+    )
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    counterpart: Mapped[str] = mapped_column(String(40))
+    order_no: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))  # accepted | answered | returned
+    event_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("work_order_events.id")
+    )
+    order_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("work_orders.id"), index=True
+    )
+    body: Mapped[str] = mapped_column(Text)  # the JSON sent, as written with the change
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    final_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())  # sent, or dead-lettered
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
 class WeChatBindRequest(Base):
     """One request for a binding code (migration 0032): counted per WeChat account and per ID
     number over the last hour, so neither can be used to flood a phone or to look up many ID
