@@ -37,10 +37,12 @@ def moment(now: dt.datetime | None) -> dt.datetime:
     return now.astimezone(dt.UTC)
 
 
-def add_event(c: Connection, order_id: int, actor: str, action: str, detail: dict[str, Any], at: dt.datetime) -> None:
+def add_event(c: Connection, order_id: int, actor: str, action: str, detail: dict[str, Any], at: dt.datetime) -> int:
+    """The event's id (an order from 12345 keys its outbound message by it: cases.outbox12345)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown work-order action {action!r}")
-    c.execute(EVENTS.insert().values(order_id=order_id, at=at, actor=actor[:64], action=action, detail=detail))
+    values = {"order_id": order_id, "at": at, "actor": actor[:64], "action": action, "detail": detail}
+    return int(c.execute(EVENTS.insert().values(**values).returning(EVENTS.c.id)).scalar_one())
 
 
 def events_of(c: Connection, order_id: int) -> list[OrderEvent]:

@@ -24,9 +24,10 @@ from typing import Final, Literal
 
 from sqlalchemy import Connection, Table, delete, select
 
+from cases import outbox12345
 from cases.contract12345 import KIND, Order12345, Signed, parse_order
 from cases.errors import OrderNoConflict, ReplayedNonce
-from cases.events import moment
+from cases.events import EVENTS, moment
 from cases.orders import insert_order, order_values
 from core.db import Store, upsert
 from core.models import Hotline12345Nonce, Hotline12345Order
@@ -94,4 +95,7 @@ def _insert(c: Connection, settings: Settings, counterpart: str, order: Order123
     statement = upsert(c, FROM_12345).values(**link, digest=order.digest(), received_at=now)
     if c.execute(statement.on_conflict_do_nothing().returning(FROM_12345.c.order_id)).first() is None:
         raise _LostRace
+    # 签收: 12345 hears that the order was taken, keyed by its `created` event (cases.outbox12345).
+    created = select(EVENTS.c.id).where(EVENTS.c.order_id == made.id, EVENTS.c.action == "created")
+    outbox12345.enqueue(c, made, c.execute(created).scalar_one(), "created", now)
     return made.id

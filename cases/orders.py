@@ -57,6 +57,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Row, Select, Table, case, func, select, text, update
 
+from cases import outbox12345
 from cases.errors import BadOrderInput, NoReplyNumber, OrderNotFound, OrderStateError, UnknownCategory
 from cases.events import add_event, check_department, events_of, moment
 from cases.replies import send_reply
@@ -159,12 +160,14 @@ class OrderDetail:
     recording_deleted_at: dt.datetime | None = None
     recording_delete_reason: str | None = None
     from_12345: From12345 | None = None
+    to_12345: tuple[outbox12345.Outbound, ...] = ()  # what 12345 was (or is to be) told of it
 
     def as_json(self) -> dict[str, Any]:
         deleted = self.recording_deleted_at
         return {
             **self.order.as_json(),
             "from_12345": asdict(self.from_12345) if self.from_12345 else None,
+            "to_12345": [m.as_json() for m in self.to_12345],
             "recording": self.recording,
             "recording_s": self.recording_s,
             "recording_deleted_at": deleted.isoformat() if deleted else None,
@@ -498,6 +501,7 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
             columns = (MESSAGES.c.recording, MESSAGES.c.duration_s, MESSAGES.c.deleted_at, MESSAGES.c.delete_reason)
             message = c.execute(select(*columns).where(MESSAGES.c.id == order.voice_message_id)).first()
         origin = _from_12345(c, order_id) if order.kind == "12345" else None
+        told = tuple(outbox12345.messages_of(c, order_id)) if origin is not None else ()
         audit.record(
             c,
             actor=actor,
@@ -507,10 +511,10 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
             detail=f"work order {order_id}",
         )
     if message is None:
-        return OrderDetail(order, tuple(events), from_12345=origin)
+        return OrderDetail(order, tuple(events), from_12345=origin, to_12345=told)
     return OrderDetail(
         order, tuple(events), message.recording, message.duration_s, message.deleted_at, message.delete_reason,
-        from_12345=origin,
+        from_12345=origin, to_12345=told,
     )  # fmt: skip
 
 
@@ -564,7 +568,8 @@ def answer_order(
                 raise NoReplyNumber(order_id, reply_via)  # rolls the answer back: it would reach nobody
             sent = send_reply(c, settings, order, now)
             detail: dict[str, Any] = {"reply_via": reply_via, "answer": answer, "late": now > order.due_at} | sent
-            add_event(c, order_id, actor, "answered", detail, now)
+            event_id = add_event(c, order_id, actor, "answered", detail, now)
+            outbox12345.enqueue(c, order, event_id, "answered", now, answer=answer)  # 办结, if from 12345
     except NoReplyNumber as exc:
         if exc.refused is not None:  # a number abroad (or a premium one) to call or text: on record
             refuse(store, exc.refused, where=f"work order {order_id} answer by {reply_via}", actor=actor)
@@ -586,7 +591,8 @@ def return_order(
     reason = checked_text(reason, "reason", REASON_MAX)
     with store.transaction() as c:
         order = transition(c, order_id, ("open",), "returned", {"status": "returned"}, department)
-        add_event(c, order_id, actor, "returned", {"reason": reason, "department": order.department}, now)
+        event_id = add_event(c, order_id, actor, "returned", {"reason": reason, "department": order.department}, now)
+        outbox12345.enqueue(c, order, event_id, "returned", now, reason=reason)  # 退单, if from 12345
     return order
 
 

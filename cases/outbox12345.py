@@ -1,0 +1,186 @@
+"""The store side of telling 12345 about its orders: the outbox (`hotline12345_outbox`).
+
+    enqueue(c, order, event_id, action, at, **fields) -> int | None   in the change's transaction
+    claim(store, counterpart, worker, limit, now) -> list[Claimed]
+    sent(store, m, now) / retry(store, m, reason, delay_s, now) / dead(store, m, reason, now)
+    reclaim_stale(store, now) -> int
+    messages_of(c, order_id) -> list[Outbound]   (for `hotline orders show`)
+
+A message is written by the same transaction as the order event it tells of, so a change
+that rolls back sends nothing and one that commits is never lost; its key (counterpart,
+12345's number, kind, the event's id) makes each change one message, however often the
+writer is asked. Which events 12345 hears of (KINDS):
+
+- `created` → `accepted` (签收): the one event every order from 12345 has, once, at the
+  moment the hotline takes it (cases/intake12345.py). `assigned` is not it: an order that
+  came with its department is never assigned, and one may be reassigned many times.
+- `answered` → `answered` (办结), with the answer text.
+- `returned` → `returned` (退单), with the reason.
+
+States: pending → sending (claimed) → sent; or back to pending with `next_attempt_at` later
+(cases/sender12345.py decides how much later); or failed, a dead letter with `last_error`,
+never tried again. Claims are `FOR UPDATE SKIP LOCKED` on PostgreSQL and an UPDATE
+conditioned on `pending` on SQLite (sms.outbox.LockAndUpdate), so two senders never send one
+message; a claim left `sending` by a sender that died is pending again after RECLAIM_AFTER.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from sqlalchemy import Connection, Table, bindparam, literal_column, select, update
+
+from core.db import Store, upsert
+from core.models import Hotline12345Order, Hotline12345Outbound
+from sms.outbox import LockAndUpdate
+
+if TYPE_CHECKING:
+    from cases.orders import Order
+
+OUTBOX: Final[Table] = Hotline12345Outbound.__table__  # type: ignore[assignment]
+FROM_12345: Final[Table] = Hotline12345Order.__table__  # type: ignore[assignment]
+KINDS: Final = {"created": "accepted", "answered": "answered", "returned": "returned"}
+PENDING: Final = "pending"
+SENDING: Final = "sending"
+SENT: Final = "sent"
+FAILED: Final = "failed"
+RECLAIM_AFTER: Final = dt.timedelta(minutes=10)
+ERROR_MAX: Final = 500
+_RETURNED = (OUTBOX.c.id, OUTBOX.c.counterpart, OUTBOX.c.order_no, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts)
+_CLAIM = LockAndUpdate(
+    OUTBOX,
+    select(OUTBOX.c.id)
+    .where(
+        OUTBOX.c.status == literal_column(f"'{PENDING}'"),
+        OUTBOX.c.counterpart == bindparam("counterpart"),
+        OUTBOX.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True),
+    OUTBOX.c.status == literal_column(f"'{PENDING}'"),
+    {
+        "status": SENDING,
+        "claimed_by": bindparam("p_worker"),
+        "claimed_at": bindparam("p_now"),
+        "attempts": OUTBOX.c.attempts + 1,
+    },
+    _RETURNED,
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A message claimed for one try; `attempts` counts this one."""
+
+    id: int
+    counterpart: str
+    order_no: str
+    kind: str
+    body: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message to 12345 as `hotline orders show` lists it."""
+
+    kind: str
+    event_id: int
+    status: str
+    attempts: int
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime
+    final_at: dt.datetime | None
+    last_error: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in self.__dict__.items()}
+
+
+def message_id(counterpart: str, order_no: str, kind: str, event_id: int) -> str:
+    """The message's key, sent in its body: 12345 can tell a resend (our answer lost) by it."""
+    return f"{counterpart}:{order_no}:{kind}:{event_id}"
+
+
+def enqueue(c: Connection, order: Order, event_id: int, action: str, at: dt.datetime, **fields: str) -> int | None:
+    """In the caller's transaction: the message for this event of this order, if 12345 sent
+    the order and hears of `action` (KINDS); its id, or None if there is none (or it was
+    written before: the key holds)."""
+    kind = KINDS.get(action)
+    if kind is None or order.kind != "12345":
+        return None
+    link = c.execute(select(FROM_12345).where(FROM_12345.c.order_id == order.id)).first()
+    if link is None:
+        return None
+    body = {
+        "message_id": message_id(link.counterpart, link.order_no, kind, event_id),
+        "order_no": link.order_no,
+        "kind": kind,
+        "at": at.isoformat(),
+        "order_id": order.id,
+        **fields,
+    }
+    values = {
+        "counterpart": link.counterpart,
+        "order_no": link.order_no,
+        "kind": kind,
+        "event_id": event_id,
+        "order_id": order.id,
+        "body": json.dumps(body, ensure_ascii=False, sort_keys=True),
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+    }
+    # RETURNING, not rowcount: psycopg gives no count for an INSERT that did nothing.
+    statement = upsert(c, OUTBOX).values(**values).on_conflict_do_nothing().returning(OUTBOX.c.id)
+    made = c.execute(statement).first()
+    return int(made.id) if made is not None else None
+
+
+def claim(store: Store, counterpart: str, worker: str, limit: int, now: dt.datetime) -> list[Claimed]:
+    """Up to `limit` of this counterpart's messages due by `now`, oldest due first, now `sending`."""
+    params = {"counterpart": counterpart, "now": now, "limit": limit, "p_worker": worker[:64], "p_now": now}
+    with store.transaction() as c:
+        rows = _CLAIM.run(c, params)
+    return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda m: m.id)
+
+
+def _finish(store: Store, m: Claimed, values: dict[str, Any]) -> None:
+    with store.transaction() as c:
+        c.execute(update(OUTBOX).where(OUTBOX.c.id == m.id, OUTBOX.c.status == SENDING).values(**values))
+
+
+def sent(store: Store, m: Claimed, now: dt.datetime) -> None:
+    _finish(store, m, {"status": SENT, "final_at": now, "last_error": None, "claimed_by": None})
+
+
+def retry(store: Store, m: Claimed, reason: str, delay_s: float, now: dt.datetime) -> None:
+    """Pending again, due `delay_s` from `now`; the reason is kept until a try succeeds."""
+    values = {"status": PENDING, "next_attempt_at": now + dt.timedelta(seconds=delay_s)}
+    _finish(store, m, values | {"last_error": reason[:ERROR_MAX], "claimed_by": None})
+
+
+def dead(store: Store, m: Claimed, reason: str, now: dt.datetime) -> None:
+    """Failed for good (a dead letter): kept with its reason, never claimed again."""
+    _finish(store, m, {"status": FAILED, "final_at": now, "last_error": reason[:ERROR_MAX], "claimed_by": None})
+
+
+def reclaim_stale(store: Store, now: dt.datetime) -> int:
+    """Claims of a sender that died (left `sending`) pending again."""
+    stale = (OUTBOX.c.status == SENDING) & (OUTBOX.c.claimed_at < now - RECLAIM_AFTER)
+    with store.transaction() as c:
+        values = {"status": PENDING, "claimed_by": None, "last_error": "reclaimed: its sender stopped"}
+        return int(c.execute(update(OUTBOX).where(stale).values(**values)).rowcount)
+
+
+def messages_of(c: Connection, order_id: int) -> list[Outbound]:
+    query = select(OUTBOX).where(OUTBOX.c.order_id == order_id).order_by(OUTBOX.c.id)
+    return [
+        Outbound(r.kind, r.event_id, r.status, r.attempts, r.created_at, r.next_attempt_at, r.final_at, r.last_error)
+        for r in c.execute(query)
+    ]
