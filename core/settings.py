@@ -641,6 +641,17 @@ class Hotline12345Settings(_Section):
     max_skew_s: int = Field(300, ge=1, le=3600)
     # The largest body taken (a request over it is refused before it is read).
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=1024 * 1024)
+    # Outbound (cases/sender12345.py): where each counterpart takes our messages about its
+    # orders (签收, 办结, 退单), name -> URL, signed with the same shared key; a counterpart
+    # without one gets its messages kept until it has one. `our_name` is our
+    # X-12345-Counterpart on them (the name 12345 knows this sub-centre by).
+    endpoints: dict[str, str] = Field(default_factory=dict)
+    our_name: str = ""
+    send_timeout_s: float = Field(10.0, gt=0, le=120)
+    # A try that failed for a while (network, 5xx, 429) is tried again after retry_base_s,
+    # doubled each time up to retry_max_s, for as long as it takes: never given up.
+    retry_base_s: float = Field(30.0, gt=0, le=3600)
+    retry_max_s: float = Field(1800.0, gt=0, le=86400)
 
     @field_validator("counterparts")
     @classmethod
@@ -658,6 +669,19 @@ class Hotline12345Settings(_Section):
             raise ValueError(
                 f"hotline12345.enabled needs hotline12345.counterparts (or {ENV_PREFIX}HOTLINE12345_COUNTERPARTS)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _endpoints(self) -> Hotline12345Settings:
+        for name, url in self.endpoints.items():
+            if name not in self.counterparts:
+                raise ValueError(f"hotline12345.endpoints: {name[:40]!r} is not among hotline12345.counterparts")
+            if not re.fullmatch(r"https?://[^\s]+", url):
+                raise ValueError(f"hotline12345.endpoints: {name!r}: an http:// or https:// URL")
+        if self.endpoints and not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", self.our_name):
+            raise ValueError("hotline12345.endpoints needs hotline12345.our_name (1 to 40 of A-Z a-z 0-9 _ -)")
+        if self.retry_max_s < self.retry_base_s:
+            raise ValueError("hotline12345.retry_max_s is under retry_base_s")
         return self
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -493,6 +494,11 @@ async def serve(
         from cases.tasks import casework_loop
 
         running.supervisor.spawn("casework", lambda: casework_loop(store, settings, stop))
+        if settings.hotline12345.endpoints:  # tell 12345 of its orders (cases/sender12345.py)
+            from cases.sender12345 import Sender12345
+
+            sender12345 = Sender12345(settings.hotline12345, store, worker=f"{socket.gethostname()}:{os.getpid()}")
+            running.supervisor.spawn("12345-outbox", lambda: sender12345.run(stop))
         seal_key = audit_key(settings)
         running.supervisor.spawn("audit-head", lambda: log_audit_head(store, stop, key=seal_key))
     if "sms" in only and not worker:
