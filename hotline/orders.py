@@ -14,6 +14,7 @@ from cases import orders
 from cases.events import check_department
 from cases.followup import SATISFACTION, record_call_followup
 from cases.orders import Order, OrderDetail
+from cases.outbox12345 import Outbound
 from cases.tasks import escalate_overdue, run_once
 from core.calendar import deadline_text
 from core.masking import mask_phone
@@ -200,6 +201,18 @@ def as_text(settings: Settings, listed: list[Order]) -> str:
     return "\n".join(lines)
 
 
+def _told(settings: Settings, m: Outbound) -> str:
+    """One message to 12345: its kind and state, with tries and the last reason when not sent."""
+    if m.status == "sent" and m.final_at is not None:
+        state = f"sent {_local(settings, m.final_at)}"
+    elif m.status == "failed":
+        state = f"failed (dead letter) after {m.attempts} tries: {m.last_error}"
+    else:
+        state = f"{m.status}, {m.attempts} tries, next {_local(settings, m.next_attempt_at)}"
+        state += f" (last: {m.last_error})" if m.last_error else ""
+    return f"  {m.kind:<9} event {m.event_id:<6} {state}"
+
+
 def detail_text(settings: Settings, detail: OrderDetail) -> str:
     x, now = detail.order, dt.datetime.now(dt.UTC)
     rows = [
@@ -228,7 +241,11 @@ def detail_text(settings: Settings, detail: OrderDetail) -> str:
         rows.append(
             ("follow-up", f"{x.followup_state}" + (f", satisfaction {x.satisfaction}" if x.satisfaction else ""))
         )
-    lines = [f"{k:<11} {v}" for k, v in rows] + ["history:"]
+    lines = [f"{k:<11} {v}" for k, v in rows]
+    if detail.from_12345 is not None:
+        told = [_told(settings, m) for m in detail.to_12345]
+        lines += ["to 12345:", *told] if told else ["to 12345:   (nothing)"]
+    lines.append("history:")
     for e in detail.events:
         what = ", ".join(f"{k}={v}" for k, v in e.detail.items() if v not in (None, ""))
         lines.append(f"  {_local(settings, e.at)}  {e.actor:<20} {e.action:<15} {what}")
