@@ -55,7 +55,7 @@ _CLAIM = LockAndUpdate(
     select(OUTBOX.c.id)
     .where(
         OUTBOX.c.status == literal_column(f"'{PENDING}'"),
-        OUTBOX.c.counterpart == bindparam("counterpart"),
+        OUTBOX.c.counterpart == bindparam("b_counterpart"),
         OUTBOX.c.next_attempt_at <= bindparam("now"),
     )
     .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
@@ -144,7 +144,7 @@ def enqueue(c: Connection, order: Order, event_id: int, action: str, at: dt.date
 
 def claim(store: Store, counterpart: str, worker: str, limit: int, now: dt.datetime) -> list[Claimed]:
     """Up to `limit` of this counterpart's messages due by `now`, oldest due first, now `sending`."""
-    params = {"counterpart": counterpart, "now": now, "limit": limit, "p_worker": worker[:64], "p_now": now}
+    params = {"b_counterpart": counterpart, "now": now, "limit": limit, "p_worker": worker[:64], "p_now": now}
     with store.transaction() as c:
         rows = _CLAIM.run(c, params)
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda m: m.id)
