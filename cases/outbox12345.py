@@ -20,7 +20,7 @@ writer is asked. Which events 12345 hears of (KINDS):
 States: pending → sending (claimed) → sent; or back to pending with `next_attempt_at` later
 (cases/sender12345.py decides how much later); or failed, a dead letter with `last_error`,
 never tried again. Claims are `FOR UPDATE SKIP LOCKED` on PostgreSQL and an UPDATE
-conditioned on `pending` on SQLite (sms.outbox.LockAndUpdate), so two senders never send one
+conditioned on `pending` on SQLite (as sms/outbox.py claims), so two senders never send one
 message; a claim left `sending` by a sender that died is pending again after RECLAIM_AFTER.
 """
 
@@ -31,11 +31,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from sqlalchemy import Connection, Table, bindparam, literal_column, select, update
+from sqlalchemy import ColumnElement, Connection, Table, bindparam, literal_column, select, update
 
 from core.db import Store, upsert
 from core.models import Hotline12345Order, Hotline12345Outbound
-from sms.outbox import LockAndUpdate
 
 if TYPE_CHECKING:
     from cases.orders import Order
@@ -50,26 +49,19 @@ FAILED: Final = "failed"
 RECLAIM_AFTER: Final = dt.timedelta(minutes=10)
 ERROR_MAX: Final = 500
 _RETURNED = (OUTBOX.c.id, OUTBOX.c.counterpart, OUTBOX.c.order_no, OUTBOX.c.kind, OUTBOX.c.body, OUTBOX.c.attempts)
-_CLAIM = LockAndUpdate(
-    OUTBOX,
+_WAITING = OUTBOX.c.status == literal_column(f"'{PENDING}'")
+_DUE = (
     select(OUTBOX.c.id)
-    .where(
-        OUTBOX.c.status == literal_column(f"'{PENDING}'"),
-        OUTBOX.c.counterpart == bindparam("b_counterpart"),
-        OUTBOX.c.next_attempt_at <= bindparam("now"),
-    )
+    .where(_WAITING, OUTBOX.c.counterpart == bindparam("b_counterpart"), OUTBOX.c.next_attempt_at <= bindparam("now"))
     .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id)
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True),
-    OUTBOX.c.status == literal_column(f"'{PENDING}'"),
-    {
-        "status": SENDING,
-        "claimed_by": bindparam("p_worker"),
-        "claimed_at": bindparam("p_now"),
-        "attempts": OUTBOX.c.attempts + 1,
-    },
-    _RETURNED,
 )
+_TAKE = {
+    "status": SENDING,
+    "claimed_by": bindparam("p_worker"),
+    "claimed_at": bindparam("p_now"),
+    "attempts": OUTBOX.c.attempts + 1,
+}
 
 
 @dataclass(frozen=True)
@@ -146,7 +138,14 @@ def claim(store: Store, counterpart: str, worker: str, limit: int, now: dt.datet
     """Up to `limit` of this counterpart's messages due by `now`, oldest due first, now `sending`."""
     params = {"b_counterpart": counterpart, "now": now, "limit": limit, "p_worker": worker[:64], "p_now": now}
     with store.transaction() as c:
-        rows = _CLAIM.run(c, params)
+        if c.dialect.name == "postgresql":
+            # Rows another sender holds are skipped, not waited for; ours are updated by id.
+            ids = list(c.scalars(_DUE.with_for_update(skip_locked=True), params))
+            chosen: ColumnElement[bool] = OUTBOX.c.id.in_(ids)
+        else:
+            # SQLite: one statement, the claim conditioned on `pending` (writers take turns).
+            chosen = OUTBOX.c.id.in_(_DUE.scalar_subquery()) & _WAITING
+        rows = c.execute(update(OUTBOX).where(chosen).values(**_TAKE).returning(*_RETURNED), params).all()
     return sorted((Claimed(*r) for r in map(tuple, rows)), key=lambda m: m.id)
 
 
