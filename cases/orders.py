@@ -591,8 +591,9 @@ def return_order(
     reason = checked_text(reason, "reason", REASON_MAX)
     with store.transaction() as c:
         order = transition(c, order_id, ("open",), "returned", {"status": "returned"}, department)
-        event_id = add_event(c, order_id, actor, "returned", {"reason": reason, "department": order.department}, now)
-        outbox12345.enqueue(c, order, event_id, "returned", now, reason=reason)  # 退单, if from 12345
+        # Not told to 12345: a department giving the order back to the hotline is ours alone
+        # (the hotline reassigns it); 退单 to 12345 is the hotline giving it back to 12345.
+        add_event(c, order_id, actor, "returned", {"reason": reason, "department": order.department}, now)
     return order
 
 
