@@ -96,6 +96,10 @@ def render_config(settings: Settings, made: Secrets, when: dt.datetime, data_dir
     # The demo's published secrets are accepted only with demo set: never on a server.
     security.pop("demo", None)
     security.pop("audit_key_file", None)  # the key is generated into this file instead
+    if settings.security.demo:
+        # The demo's 12345 counterpart signs with a key published in hotline.demo.toml: a
+        # server taking orders with it would take them from anyone who read the repository.
+        data.pop("hotline12345", None)
     for section, values in server_values(settings, made, data_dir).items():
         data.setdefault(section, {}).update(values)
     head = (
