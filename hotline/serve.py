@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import datetime as dt
 import functools
 import gc
@@ -133,6 +134,10 @@ async def watch_asterisk(settings: Settings, stop: asyncio.Event) -> None:
         delay = min(delay * 2, 30.0)
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_ENV = "SERVE_PARENT_PID"  # not HOTLINE_*: those are settings, and unknown ones are refused
+
+
 class Workers:
     """The extra FastAGI processes of `agi.workers > 1`: each runs `hotline serve --worker`
     on the same port (SO_REUSEPORT) and stops when we do."""
@@ -141,8 +146,9 @@ class Workers:
         argv = [sys.executable, "-m", "hotline"]
         if config is not None:
             argv += ["--config", str(config)]
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}  # checked by the worker (_die_with_parent)
         self.procs = [
-            subprocess.Popen([*argv, "serve", "--only", "agi", "--worker"], stdout=subprocess.PIPE, text=True)
+            subprocess.Popen([*argv, "serve", "--only", "agi", "--worker"], stdout=subprocess.PIPE, text=True, env=env)
             for _ in range(count)
         ]
 
@@ -465,6 +471,8 @@ async def serve(
     # back. With the default 5 ms GIL switch interval each hop could wait 5 ms for the
     # GIL; 0.5 ms keeps a query's hops from adding up to tens of milliseconds of silence.
     sys.setswitchinterval(0.0005)
+    if worker:
+        _die_with_parent()
     made_metrics_dir = None if worker else _metrics_dir()
     metrics.start()
     stop = asyncio.Event()
@@ -523,6 +531,20 @@ async def serve(
     stage_times.dump()
     if made_metrics_dir is not None:
         shutil.rmtree(made_metrics_dir, ignore_errors=True)
+
+
+def _die_with_parent() -> None:
+    """A FastAGI worker ends when the serve that started it does, however that one ended:
+    a parent killed outright (SIGKILL, the OOM killer) left its workers running on the shared
+    port (SO_REUSEPORT), taking a share of the next serve's calls with the old code and
+    settings. Linux's PR_SET_PDEATHSIG (prctl(2)) sends this process SIGTERM, its orderly
+    shutdown, when the parent goes; a parent already gone before that is checked here."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        log.warning("FastAGI worker: prctl(PR_SET_PDEATHSIG) failed (errno %d)", ctypes.get_errno())
+    started_by = os.environ.get(PARENT_ENV, "")
+    if started_by and os.getppid() != int(started_by):
+        raise WorkerFailed("the serve that started this FastAGI worker is gone")
 
 
 def _metrics_dir() -> Path | None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from bench.procs import free_port
@@ -142,3 +143,19 @@ def test_a_port_already_taken_is_named_not_a_traceback(store: Store, tmp_path: P
         )
     assert done.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_fastagi_workers_end_with_a_serve_killed_outright(store: Store, tmp_path: Path) -> None:
+    """SIGKILL gives serve no chance to stop its workers: they go by themselves (Linux's
+    parent-death signal), not on serving the shared port with the dead serve's settings."""
+    env = _env(store.url, HOTLINE_AGI_PORT=str(free_port()), HOTLINE_AGI_WORKERS="2")
+    proc = _serve(tmp_path, env, "agi")
+    try:
+        workers = psutil.Process(proc.pid).children()
+        assert len(workers) == 1  # agi.workers = 2: serve itself and one more process
+        proc.kill()
+        proc.wait()
+        _gone, alive = psutil.wait_procs(workers, timeout=20)
+        assert not alive, [w.cmdline() for w in alive]
+    finally:
+        _end(proc)
