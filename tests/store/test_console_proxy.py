@@ -11,7 +11,6 @@ import re
 import shutil
 import ssl
 import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from core.db import Store
 from hotline.nginx_config import render_nginx
 from tests.conftest import make_settings
 from tests.store.test_doctor import _certificate
-from tests.store.test_serve_processes import _end, _env
+from tests.store.test_serve_processes import _end, _env, _serve
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENT = "127.0.0.5"  # the browser: an address of its own, not the proxy's
@@ -43,15 +42,7 @@ def proxied(sqlite_store: Store, tmp_path: Path) -> Iterator[tuple[int, int]]:
         HOTLINE_WEB_SIGN_IN_FAILURES_PER_ADDRESS="2",
         HOTLINE_SECURITY_AUDIT_KEY="test-audit-key-0123456789abcdef-0123",
     )
-    with (tmp_path / "serve.log").open("a") as log:
-        serve = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--only", "web"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
+    serve = _serve(tmp_path, env, "web")
     cert = tmp_path / "console.pem"
     _certificate(cert, dt.datetime.now(dt.UTC) + dt.timedelta(days=90))
     settings = make_settings(tmp_path, sqlite_store.url, HOTLINE_WEB_PORT=str(web))
@@ -75,8 +66,6 @@ def proxied(sqlite_store: Store, tmp_path: Path) -> Iterator[tuple[int, int]]:
         text=True,
     )
     try:
-        assert serve.stdout is not None
-        assert "ready" in serve.stdout.readline(), (tmp_path / "serve.log").read_text()
         _wait_listening(https, nginx)
         yield https, plain
     finally:

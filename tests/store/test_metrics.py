@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from bench.fastagi_load import entries
 from bench.procs import free_port
 from core.db import Store
 from tests.conftest import SAMPLE_RESIDENTS, load_sample
-from tests.store.test_serve_processes import _end, _env
+from tests.store.test_serve_processes import _end, _env, _serve
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "test-metrics-token-0123456789"
@@ -40,18 +38,8 @@ def serving(store: Store, tmp_path: Path) -> Iterator[tuple[int, int]]:
         HOTLINE_WEB_METRICS_TOKEN=TOKEN,
         HOTLINE_SECURITY_AUDIT_KEY="test-audit-key-0123456789abcdef-0123",
     )
-    with (tmp_path / "serve.log").open("a") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--only", "agi,web"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
+    proc = _serve(tmp_path, env, "agi,web")
     try:
-        assert proc.stdout is not None
-        assert "ready" in proc.stdout.readline(), (tmp_path / "serve.log").read_text()
         yield agi, web
     finally:
         _end(proc)
@@ -117,18 +105,8 @@ def test_metrics_add_up_both_fastagi_processes_and_name_no_caller(
 def test_metrics_are_off_without_a_token(store: Store, tmp_path: Path) -> None:
     web = free_port()
     env = _env(store.url, HOTLINE_WEB_PORT=str(web), HOTLINE_SECURITY_AUDIT_KEY="test-audit-key-0123456789abcdef-0123")
-    with (tmp_path / "serve.log").open("a") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hotline", "serve", "--only", "web"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
+    proc = _serve(tmp_path, env, "web")
     try:
-        assert proc.stdout is not None
-        assert "ready" in proc.stdout.readline(), (tmp_path / "serve.log").read_text()
         status, body = _scrape(web, "Bearer anything")
         assert status == 404 and "web.metrics_token" in body
     finally:
