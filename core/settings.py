@@ -474,6 +474,9 @@ class QueueSettings(_Section):
     """Service targets and when a caller is offered a callback instead of waiting."""
 
     service_level_s: int = Field(20, ge=1)
+    # Agents see on their desk that a supervisor is listening to, whispering to or barging
+    # into their call (many centres tell their agents; a site whose rules allow may not).
+    monitor_notice: bool = True
     # Offer "press 1 to be called back" when the estimated wait exceeds this.
     callback_offer_wait_s: int = Field(120, ge=0)
     # Callbacks one calling number may book in any 24 hours (0: none); past it the IVR makes
