@@ -230,7 +230,7 @@ def _monitor(settings: Settings, args: argparse.Namespace) -> int:
         _print_json(vars(asyncio.run(monitoring.stop(args.stop))))
         return 0
     if args.agent is None:
-        _print_json([vars(v) for v in monitoring.list(open_only=not args.all)])
+        _print_json([vars(v) for v in monitoring.sessions(open_only=not args.all)])
         return 0
     if args.phone is None:
         raise SystemExit("hotline agents monitor: --from PHONE is required with an agent")
@@ -717,11 +717,16 @@ def parser() -> argparse.ArgumentParser:
     pause.set_defaults(func=cmd_agents)
     mon = ag.add_parser(
         "monitor",
-        help="a supervisor listens to, whispers to or barges into an agent's call (ChanSpy); without an agent: sessions now",
+        help="a supervisor listens to, whispers to or barges into an agent's call (ChanSpy);"
+        " without an agent: the sessions open now",
     )
     mon.add_argument("agent", nargs="?", help="the agent whose call (none: list the sessions open now)")
-    mon.add_argument("--mode", choices=("listen", "whisper", "barge"), default="listen",
-                     help="how it starts; the supervisor switches with keys 4 listen, 5 whisper, 6 barge")
+    mon.add_argument(
+        "--mode",
+        choices=("listen", "whisper", "barge"),
+        default="listen",
+        help="how it starts; the supervisor switches with keys 4 listen, 5 whisper, 6 barge",
+    )
     mon.add_argument("--from", dest="phone", help="the supervisor's phone to ring: 2001 or PJSIP/2001")
     mon.add_argument("--supervisor", help="the supervisor's console account (audited as them; default: the CLI user)")
     mon.add_argument("--all", action="store_true", help="with no agent: ended sessions too (the last 200)")

@@ -289,7 +289,7 @@ class Monitoring:
             detail=f"session {m.id}: agent {m.agent_id}" + (f", {detail}" if detail else ""),
         )  # fmt: skip
 
-    def list(self, *, open_only: bool = True) -> list[MonitorView]:
+    def sessions(self, *, open_only: bool = True) -> list[MonitorView]:
         with self.store.session() as s:
             q = select(MonitorSession).order_by(MonitorSession.id.desc()).limit(200)
             if open_only:
@@ -299,9 +299,7 @@ class Monitoring:
     def watching(self, agent_id: str) -> list[str]:
         """The modes of the supervisors on the agent's call now (for the desk's notice)."""
         with self.store.session() as s:
-            q = select(MonitorSession.mode).where(
-                MonitorSession.agent_id == agent_id, MonitorSession.state == "active"
-            )
+            q = select(MonitorSession.mode).where(MonitorSession.agent_id == agent_id, MonitorSession.state == "active")
             return list(s.scalars(q))
 
 

@@ -76,9 +76,7 @@ def test_a_supervisor_listens_whispers_and_barges_into_an_agents_call(
     async def scenario() -> list[tuple[str, str]]:
         # The caller keys 0 at the welcome and stays long enough for three sessions.
         plan = UacPlan((CarrierCall("13900001003", "12333"),), dtmf="0", lead_s=1.0, tail_s=45.0)
-        caller = asyncio.create_task(
-            asyncio.to_thread(place_calls, hotline_address(settings), plan, tmp_path / "sipp")
-        )
+        caller = asyncio.create_task(asyncio.to_thread(place_calls, hotline_address(settings), plan, tmp_path / "sipp"))
         await control.login("1001", "Agent 1001", "PJSIP/1001", (QUEUE,))
         try:
             call_id = await asyncio.to_thread(_wait, "agent 1001 on the caller's call", agent_call)
@@ -103,7 +101,7 @@ def test_a_supervisor_listens_whispers_and_barges_into_an_agents_call(
                 assert channel.startswith("PJSIP/1001-") and options == "bqsESd", spying
                 await desk.locator("#my-monitored", has_text="主管正在介入本通话：监听").wait_for()
                 await row.locator("td.monitor", has_text="监听").wait_for()
-                listen = (await asyncio.to_thread(monitoring.list))[0]
+                listen = (await asyncio.to_thread(monitoring.sessions))[0]
                 assert (listen.supervisor, listen.call_id, listen.state) == ("console:boss", call_id, "active")
                 # The supervisor ends it; then whispers, then barges, through the API the CLI uses.
                 await monitoring.stop(listen.id)
@@ -113,7 +111,9 @@ def test_a_supervisor_listens_whispers_and_barges_into_an_agents_call(
                     view = await monitoring.start(username="boss", agent_id="1001", mode=mode, phone="1003")
                     spying = await asyncio.to_thread(_wait, f"ChanSpy in {mode}", lambda: _spy(asterisk))
                     assert spying.endswith(",bqsESd" + option), spying
-                    await asyncio.to_thread(_wait, f"{mode} active", lambda: _session(ivr, view.id).state == "active")
+                    await asyncio.to_thread(
+                        _wait, f"{mode} active", lambda v=view.id: _session(ivr, v).state == "active"
+                    )
                     if mode == "whisper":
                         await monitoring.stop(view.id)
                         await asyncio.to_thread(_wait, "the whisper channel gone", lambda: _spy(asterisk) is None)

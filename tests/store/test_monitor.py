@@ -58,13 +58,15 @@ def test_a_supervisor_listens_switches_and_ends_all_audited(floor: Store, sample
     # The supervisor's phone answers, presses 5 (whisper) then 6 (barge), then hangs up.
     events = MonitorEvents()
     spy = "PJSIP/2001-0000000a"
+    user_event = {"Event": "UserEvent", "UserEvent": "HotlineMonitor", "MonitorId": str(view.id), "Channel": spy}
+    key = {"Event": "DTMFEnd", "Channel": spy, "Direction": "Received"}
     for msg in (
-        {"Event": "UserEvent", "UserEvent": "HotlineMonitor", "MonitorId": str(view.id), "State": "start", "Channel": spy},
-        {"Event": "DTMFEnd", "Channel": spy, "Digit": "5", "Direction": "Received"},
-        {"Event": "DTMFEnd", "Channel": spy, "Digit": "5", "Direction": "Received"},  # already whispering
-        {"Event": "DTMFEnd", "Channel": "PJSIP/1001-00000007", "Digit": "6", "Direction": "Received"},  # the agent's key
-        {"Event": "DTMFEnd", "Channel": spy, "Digit": "6", "Direction": "Received"},
-        {"Event": "UserEvent", "UserEvent": "HotlineMonitor", "MonitorId": str(view.id), "State": "end", "Channel": spy},
+        {**user_event, "State": "start"},
+        {**key, "Digit": "5"},
+        {**key, "Digit": "5"},  # already whispering
+        {**key, "Channel": "PJSIP/1001-00000007", "Digit": "6"},  # the agent's own key
+        {**key, "Digit": "6"},
+        {**user_event, "State": "end"},
     ):
         change = events.feed(msg)
         if change is not None:
@@ -73,9 +75,7 @@ def test_a_supervisor_listens_switches_and_ends_all_audited(floor: Store, sample
     ended = m.get(view.id)
     assert (ended.state, ended.mode, ended.ended_at) == ("ended", "barge", START.isoformat(timespec="seconds"))
     # The end event seen twice (or a --stop meeting it) is audited once.
-    again = events.feed(
-        {"Event": "UserEvent", "UserEvent": "HotlineMonitor", "MonitorId": str(view.id), "State": "end", "Channel": spy}
-    )
+    again = events.feed({**user_event, "State": "end"})
     assert again is not None
     apply(m, again)
     assert [a[1] for a in _audit(floor)].count("monitor:ended") == 1
@@ -105,8 +105,8 @@ def test_who_may_listen_to_what(floor: Store) -> None:
     with pytest.raises(MonitorRefused, match="already on agent 1001's call"):
         m.open_session(username="boss", agent_id="1001", mode="whisper", phone="2001")
     second = m.open_session(username="boss2", agent_id="1001", mode="whisper", phone="2002")  # two may listen
-    assert {v.id for v in m.list()} == {listen.id, second.id}
-    assert [v.state for v in m.list(open_only=False)] == ["ringing", "ringing", "failed"]
+    assert {v.id for v in m.sessions()} == {listen.id, second.id}
+    assert [v.state for v in m.sessions(open_only=False)] == ["ringing", "ringing", "failed"]
     # The CLI with no account named is audited as whoever runs it.
     with floor.session() as s:
         s.get_one(Agent, "1002").current_call_id = "c1"
