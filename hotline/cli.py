@@ -741,7 +741,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin", "department", "auditor"))
     add.add_argument("--name", help="display name")
     add.add_argument("--agent-id", help="agents: id in the agents table and queue_log, e.g. 1001")
-    add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
+    add.add_argument(
+        "--interface", help="agents: the queue member, e.g. PJSIP/1001; supervisors: the phone monitoring rings"
+    )
     add.add_argument("--department", help="department accounts: one of [cases] departments, e.g. 养老保险")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)
