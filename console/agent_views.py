@@ -13,7 +13,7 @@ from cases import orders as cases_orders
 from cases.errors import CasesError
 from console import live, order_views, work
 from console.errors import BadRequest, NotAllowed
-from console.request import ConsoleDeps, deps, render, require_role
+from console.request import USER, ConsoleDeps, deps, render, require_role
 from console.sse import sse
 from core.calls_out import DialCapped, refuse
 from core.destinations import DestinationRefused
@@ -23,7 +23,8 @@ from core.sip_phones import softphone_credentials, softphone_endpoint
 from core.states import DialState
 from ivr import outbound
 from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
-from ivr.errors import AmiError, NoOutboundTrunk
+from ivr.conference import Conferences
+from ivr.errors import AmiError, ConferenceRefused, NoOutboundTrunk
 from ivr.screenpop import NotOnThisCall, ScreenPop, screen_pop
 from ivr.webrtc_config import WEBSOCKET_PATH
 
@@ -72,6 +73,7 @@ async def desk(request: web.Request) -> web.StreamResponse:
         order_categories=order_views.categories(request),
         order_departments=deps(request).settings.cases.departments,
         order_summary_max=cases_orders.SUMMARY_MAX,
+        departments=sorted(deps(request).settings.sip.departments.items(), key=lambda item: item[1]),
     )
 
 
@@ -79,6 +81,7 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
     agent_id, _, interface = _agent(request)
     d = deps(request)
     shown: dict[str, Any] = {"call": None, "pop": None}
+    conferences = Conferences(d.settings, d.store)
 
     async def snapshot() -> dict[str, Any]:
         me = await asyncio.to_thread(
@@ -102,8 +105,10 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
         zone = d.settings.queue.timezone
         last = await asyncio.to_thread(work.last_call, d.store, agent_id, zone)
         callbacks = await asyncio.to_thread(work.my_callbacks, d.store, agent_id, AGENT_QUEUES, zone)
+        conference = await asyncio.to_thread(conferences.of_agent, agent_id)
         return {
             "me": me,
+            "conference": dataclasses.asdict(conference) if conference else None,
             "screen_pop": shown["pop"],
             "last_call": dataclasses.asdict(last) if last else None,
             "callbacks": [dataclasses.asdict(cb) for cb in callbacks],
@@ -274,6 +279,34 @@ async def finish_callback(request: web.Request) -> web.StreamResponse:
     return web.json_response({"finished": _callback_id(request), "outcome": outcome})
 
 
+async def conference(request: web.Request) -> web.StreamResponse:
+    """三方通话: ring a department's number or a phone into my call; 409 with the reason if not."""
+    agent_id, _, _ = _agent(request)
+    body = await _json(request)
+    target = body.get("target")
+    if not isinstance(target, str) or not 1 <= len(target) <= 20:
+        raise BadRequest("target: a department's number or a phone (up to 20 characters)")
+    d = deps(request)
+    try:
+        view = await Conferences(d.settings, d.store).start(
+            agent_id=agent_id, target=target, actor=f"console:{request[USER].username}"
+        )
+    except ConferenceRefused as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response({"conference": view.id, "state": view.state, "target": view.target})
+
+
+async def conference_leave(request: web.Request) -> web.StreamResponse:
+    """Leave my three-party call: the caller stays with the department."""
+    agent_id, _, _ = _agent(request)
+    d = deps(request)
+    try:
+        view = await Conferences(d.settings, d.store).leave(agent_id)
+    except ConferenceRefused as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response({"conference": view.id, "state": view.state})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/agent", desk)
     app.router.add_get("/agent/stream", desk_stream)
@@ -281,5 +314,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/softphone", softphone)
     app.router.add_get("/api/calls/{call_id}/screenpop", caller_data)
     app.router.add_post("/api/wrapup", wrapup)
+    app.router.add_post("/api/agent/conference", conference)
+    app.router.add_post("/api/agent/conference/leave", conference_leave)
     app.router.add_post("/api/callbacks/{callback_id}/take", take_callback)
     app.router.add_post("/api/callbacks/{callback_id}/finish", finish_callback)

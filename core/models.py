@@ -296,6 +296,40 @@ class MonitorSession(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
+class Conference(Base):
+    """A three-party call (三方通话, ivr/conference.py): the agent brings a department's
+    expert or another phone into the caller's call; ConfBridge hotline-<id>."""
+
+    __tablename__ = "conferences"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    call_id: Mapped[str] = mapped_column(String(36), index=True)
+    agent_id: Mapped[str] = mapped_column(String(32), index=True)
+    actor: Mapped[str] = mapped_column(String(64))  # who asked: console:<user>, phone:<agent>, cli:<user>
+    target_kind: Mapped[str] = mapped_column(String(12))  # department | phone
+    target: Mapped[str] = mapped_column(String(64))  # the department's queue and number, or the endpoint
+    member_interface: Mapped[str] = mapped_column(String(120))  # what was rung: PJSIP/1002
+    caller_channel: Mapped[str] = mapped_column(String(120))
+    agent_channel: Mapped[str] = mapped_column(String(120))
+    state: Mapped[str] = mapped_column(String(8))  # dialing | active | ended | failed
+    detail: Mapped[str | None] = mapped_column(String(200))  # why it failed
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+class ConferenceLeg(Base):
+    """One party's time in a three-party call, from ConfBridge's join to its leave."""
+
+    __tablename__ = "conference_legs"
+    __table_args__ = (UniqueConstraint("conference_id", "uniqueid"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    conference_id: Mapped[int] = mapped_column(ForeignKey("conferences.id"), index=True)
+    party: Mapped[str] = mapped_column(String(12))  # caller | agent | member
+    channel: Mapped[str] = mapped_column(String(120))
+    uniqueid: Mapped[str] = mapped_column(String(40))
+    joined_at: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    left_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
 class AgentEvent(Base):
     """Log-ins, log-outs and pauses, for logged-in and paused time in the reports."""
 

@@ -214,9 +214,29 @@ def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
         views = [asyncio.run(control.pause(args.agent, args.reason))]
     elif args.agents_action == "unpause":
         views = [asyncio.run(control.unpause(args.agent))]
+    elif args.agents_action == "conference":
+        return _conference(settings, args)
     else:
         return _monitor(settings, args)
     _print_json([vars(v) for v in views])
+    return 0
+
+
+def _conference(settings: Settings, args: argparse.Namespace) -> int:
+    """`hotline agents conference AGENT NUMBER` (三方通话), or `--leave`."""
+    import dataclasses
+
+    from hotline.wiring import open_store
+    from ivr.conference import Conferences
+
+    conferences = Conferences(settings, open_store(settings))
+    if args.leave:
+        view = asyncio.run(conferences.leave(args.agent))
+    elif args.target is None:
+        raise SystemExit("hotline agents conference: give the department's number or the phone to add, or --leave")
+    else:
+        view = asyncio.run(conferences.start(agent_id=args.agent, target=args.target, actor=_actor()))
+    _print_json(dataclasses.asdict(view))
     return 0
 
 
@@ -715,6 +735,13 @@ def parser() -> argparse.ArgumentParser:
     pause.add_argument("agent")
     pause.add_argument("--reason", required=True, help="e.g. break, training, wrap-up")
     pause.set_defaults(func=cmd_agents)
+    conf = ag.add_parser(
+        "conference", help="三方通话: add a department's number (sip.departments) or a phone to the agent's call"
+    )
+    conf.add_argument("agent")
+    conf.add_argument("target", nargs="?", help="a department's number, e.g. 8002, or a phone, e.g. 1002")
+    conf.add_argument("--leave", action="store_true", help="the agent leaves; the caller stays with the department")
+    conf.set_defaults(func=cmd_agents)
     mon = ag.add_parser(
         "monitor",
         help="a supervisor listens to, whispers to or barges into an agent's call (ChanSpy);"

@@ -30,6 +30,8 @@ from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.ami_events import COMPLETE_GRACE, CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
+from ivr.conference import ConferenceChange, Conferences
+from ivr.conference import change_of as conference_change
 from ivr.monitor import MonitorChange, MonitorEvents, Monitoring
 from ivr.monitor import apply as apply_monitor
 from ivr.notice_calls import outcome_of as notice_outcome_of
@@ -115,6 +117,8 @@ class AmiMonitor:
         self.monitor_events = MonitorEvents()  # supervisors' listen / whisper / barge (ivr/monitor.py)
         self.monitoring = Monitoring(settings, store, clock)
         self._monitor_order = asyncio.Lock()
+        self.conferences = Conferences(settings, store, clock)  # three-party calls (ivr/conference.py)
+        self._conference_order = asyncio.Lock()
         self.devices = DeviceStates()  # agents' phones: registered or not, for the console
         self.pending: set[asyncio.Task[None]] = set()
         self.manager = MonitorManager(
@@ -144,6 +148,9 @@ class AmiMonitor:
         ended = notice_outcome_of(msg)
         if ended is not None:  # a notice call's dialing half ended (ivr/notice_calls.py)
             self._spawn(asyncio.to_thread(record_dial, self.store, ended, self.settings.notices))
+        conference = conference_change(msg)
+        if conference is not None:
+            self._spawn(self._conference(conference))
         spying = self.monitor_events.feed(msg)
         if spying is not None:
             self._spawn(self._monitor(spying))
@@ -184,6 +191,11 @@ class AmiMonitor:
         # In the order the events came: a session's mode change never overtakes its answer.
         async with self._monitor_order:
             await asyncio.to_thread(apply_monitor, self.monitoring, change)
+
+    async def _conference(self, change: ConferenceChange) -> None:
+        # In the order the events came: a leg's leave never overtakes its join.
+        async with self._conference_order:
+            await self.conferences.apply(change, self.settings)
 
     def on_login(self) -> None:
         self._spawn(self._device_states())

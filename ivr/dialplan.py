@@ -21,6 +21,7 @@ CTX_AGI: Final = "hotline-agi"  # a FastAGI script on the first server that answ
 CTX_EDGE: Final = "hotline-edge"  # a cluster node: every call the SIP edge sends, by its source
 CTX_RECORD_AGENT: Final = "hotline-record-agent"  # Queue()'s gosub on the answering agent: MixMonitor
 CTX_MONITOR: Final = "hotline-monitor"  # a supervisor's phone answered: ChanSpy on the agent's call
+CTX_CONFERENCE: Final = "hotline-conference"  # three-party calls: ConfBridge hotline-<conference id>
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 # The departments' numbers (sip.departments), rendered beside the trunks' contexts and
@@ -147,3 +148,11 @@ VAR_MONITOR_ID: Final = "HOTLINE_MONITOR_ID"
 VAR_SPY_CHANNEL: Final = "HOTLINE_SPY_CHANNEL"
 VAR_SPY_OPTIONS: Final = "HOTLINE_SPY_OPTIONS"
 USEREVENT_MONITOR: Final = "HotlineMonitor"
+
+# Three-party calls (ivr/conference.py): each one's part in CTX_CONFERENCE (set by the
+# platform's Originate for the member, by AMI Setvar for the caller and the agent), and the
+# conference recording's path on the caller's channel. The ConfBridge is named
+# CONFERENCE_PREFIX + the conference's id.
+VAR_CONFERENCE_ROLE: Final = "HOTLINE_CONFERENCE_ROLE"
+VAR_CONFERENCE_RECORDING: Final = "HOTLINE_CONFERENCE_RECORDING"
+CONFERENCE_PREFIX: Final = "hotline-"

@@ -118,3 +118,8 @@ class EdgeNotReady(AsteriskError):
 class MonitorRefused(HotlineError):
     """A supervisor's listen / whisper / barge cannot start: who asks, which agent or which
     phone does not allow it (the message says which)."""
+
+
+class ConferenceRefused(HotlineError):
+    """A three-party call cannot start or change: the agent, the call or the number asked
+    for does not allow it (the message says which)."""

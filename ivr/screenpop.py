@@ -15,6 +15,7 @@ from core.db import Store
 from core.errors import HotlineError
 from core.masking import mask_id, mask_phone
 from core.models import Agent, Call, CallStep
+from ivr.conference import in_conference
 
 
 class NotOnThisCall(HotlineError):
@@ -42,8 +43,12 @@ def clear_finished_agent_calls(store: Store, in_call: set[str]) -> int:
 
 
 def agent_off_call(store: Store, interface: str) -> None:
+    """AgentComplete: the agent on `interface` left the caller's bridge; still on the call
+    when that was to go on in a three-party call (ivr/conference.py ends it there)."""
     with store.session() as s:
-        s.execute(update(Agent).where(Agent.interface == interface).values(current_call_id=None))
+        s.execute(
+            update(Agent).where(Agent.interface == interface, ~in_conference(Agent)).values(current_call_id=None)
+        )
 
 
 @dataclass(frozen=True)

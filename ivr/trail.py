@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -17,6 +18,7 @@ from core.masking import mask_phone
 from core.models import Call, CallStep, node_of, utcnow
 from core.phones import clean_caller_id
 from core.writer import GroupWriter, Later
+from ivr.conference import call_conferences
 
 CALLS, STEPS = cast(Table, Call.__table__), cast(Table, CallStep.__table__)  # Core writes: no ORM bookkeeping per step
 
@@ -276,6 +278,8 @@ def show_call(store: Store, call_id: str, *, actor: str) -> dict[str, Any]:
             "transferred_to": call.transferred_to,
             "survey": call.survey,
             "source": call.source,
+            # Three-party calls: who was brought in, and each party's join, leave and talk time.
+            "conferences": [dataclasses.asdict(c) for c in call_conferences(s, call_id)],
             "trail": [
                 {"seq": st.seq, "at": _iso(st.at), "kind": st.kind, "node": st.node, **st.detail} for st in steps
             ],

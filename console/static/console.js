@@ -151,6 +151,24 @@ function showCallbacks(callbacks) {
   }
 }
 
+// The three-party call card: shown while I am on a call or in a three-party call.
+function showConference(me, conference) {
+  $("conference-card").hidden = !me.current_call_id && !conference;
+  $("conference-leave").hidden = !(conference && conference.state === "active");
+  $("conference-add").disabled = !!conference;
+  const state = $("conference-state");
+  if (!conference) {
+    if (state.dataset.state !== "failed") state.textContent = "";
+    return;
+  }
+  state.dataset.state = conference.state;
+  if (conference.state === "dialing") state.textContent = tr("conf.dialing").replace("{target}", conference.target);
+  if (conference.state === "active") {
+    const parties = conference.legs.filter((leg) => !leg.left_at).map((leg) => tr("conf.party." + leg.party));
+    state.textContent = tr("conf.active").replace("{parties}", parties.join(", "));
+  }
+}
+
 function showError(error) {
   $("state-error").hidden = false;
   $("state-error").textContent = error.message;
@@ -185,9 +203,19 @@ function agentPage() {
       .catch(showError);
   };
   $("wrapup-code").onchange = () => showOrderFields();
+  $("conference-form").onsubmit = (event) => {
+    event.preventDefault();
+    const state = $("conference-state");
+    post("/api/agent/conference", { target: $("conference-target").value }).catch((error) => {
+      state.dataset.state = "failed";
+      state.textContent = tr("conf.failed").replace("{detail}", error.message);
+    });
+  };
+  $("conference-leave").onclick = () => post("/api/agent/conference/leave", {}).catch(showError);
   softphone.start();
   follow("/agent/stream", (data) => {
     showMe(data.me);
+    showConference(data.me, data.conference);
     showPop(data.screen_pop);
     showLastCall(data.last_call);
     showCallbacks(data.callbacks);
