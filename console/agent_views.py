@@ -22,8 +22,8 @@ from core.phones import BadPhoneNumber
 from core.sip_phones import softphone_credentials, softphone_endpoint
 from core.states import DialState
 from ivr import outbound
-from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
 from ivr.conference import Conferences
+from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR
 from ivr.errors import AmiError, ConferenceRefused, NoOutboundTrunk
 from ivr.screenpop import NotOnThisCall, ScreenPop, screen_pop
 from ivr.webrtc_config import WEBSOCKET_PATH

@@ -148,12 +148,7 @@ class AmiMonitor:
         ended = notice_outcome_of(msg)
         if ended is not None:  # a notice call's dialing half ended (ivr/notice_calls.py)
             self._spawn(asyncio.to_thread(record_dial, self.store, ended, self.settings.notices))
-        conference = conference_change(msg)
-        if conference is not None:
-            self._spawn(self._conference(conference))
-        spying = self.monitor_events.feed(msg)
-        if spying is not None:
-            self._spawn(self._monitor(spying))
+        self._on_the_floor(msg)
         change = self.recordings.feed(msg, self.clock())
         if change is not None:
             self._spawn(self._record(change))
@@ -170,6 +165,15 @@ class AmiMonitor:
             # Waiting for its AgentComplete: written when that comes, or without it after the grace.
             grace = COMPLETE_GRACE.total_seconds() + 0.1
             asyncio.get_running_loop().call_later(grace, self._write_overdue)
+
+    def _on_the_floor(self, msg: Message) -> None:
+        """Supervisors listening in and three-party calls (ivr/monitor.py, ivr/conference.py)."""
+        conference = conference_change(msg)
+        if conference is not None:
+            self._spawn(self._conference(conference))
+        spying = self.monitor_events.feed(msg)
+        if spying is not None:
+            self._spawn(self._monitor(spying))
 
     def _write_overdue(self) -> None:
         for facts in self.tracker.overdue(self.clock()):

@@ -326,9 +326,12 @@ class Conferences:
             )) is None:  # fmt: skip
                 s.add(
                     ConferenceLeg(
-                        conference_id=conf.id, party=party, channel=change.channel[:120],
-                        uniqueid=change.uniqueid[:40], joined_at=self.clock(),
-                    )  # fmt: skip
+                        conference_id=conf.id,
+                        party=party,
+                        channel=change.channel[:120],
+                        uniqueid=change.uniqueid[:40],
+                        joined_at=self.clock(),
+                    )
                 )
             if party == "agent":  # the agent's call goes on here: the desk keeps its screen pop
                 s.execute(update(Agent).where(Agent.id == conf.agent_id).values(current_call_id=conf.call_id))
@@ -439,7 +442,7 @@ class Conferences:
         except AmiError as exc:
             log.warning("conference: %s at %s:%s failed: %s", action["Action"], node.ami.host, node.ami.port, exc)
             return False
-        return reply.get("Response") == "Success"
+        return bool(reply.get("Response") == "Success")
 
     # --- reading ----------------------------------------------------------------------
 
@@ -455,11 +458,16 @@ class Conferences:
             return call_conferences(s, call_id)
 
     def of_agent(self, agent_id: str) -> ConferenceView | None:
-        """The agent's three-party call going on now, for the desk."""
+        """The agent's three-party call going on now and not left by them, for the desk."""
+        left = select(ConferenceLeg.id).where(
+            ConferenceLeg.conference_id == Conference.id,
+            ConferenceLeg.party == "agent",
+            ConferenceLeg.left_at.is_not(None),
+        )
         with self.store.session() as s:
             conf = s.scalars(
                 select(Conference)
-                .where(Conference.agent_id == agent_id, Conference.state.in_(OPEN_STATES))
+                .where(Conference.agent_id == agent_id, Conference.state.in_(OPEN_STATES), ~exists(left))
                 .order_by(Conference.id.desc())
             ).first()
             return _view(conf, self._legs(s, conf.id)) if conf is not None else None

@@ -46,9 +46,7 @@ def agent_off_call(store: Store, interface: str) -> None:
     """AgentComplete: the agent on `interface` left the caller's bridge; still on the call
     when that was to go on in a three-party call (ivr/conference.py ends it there)."""
     with store.session() as s:
-        s.execute(
-            update(Agent).where(Agent.interface == interface, ~in_conference(Agent)).values(current_call_id=None)
-        )
+        s.execute(update(Agent).where(Agent.interface == interface, ~in_conference(Agent)).values(current_call_id=None))
 
 
 @dataclass(frozen=True)

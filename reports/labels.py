@@ -25,6 +25,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "ivr_resolved_calls": ("自助服务解决", "Resolved by the IVR"),
     "callbacks_requested": ("回拨申请", "Callbacks requested"),
     "callbacks_completed": ("回拨完成", "Callbacks completed"),
+    "three_party_calls": ("三方通话", "Three-party calls"),
     "day": ("日期", "Day"),
     "week_of": ("周(周一)", "Week of"),
     "month": ("月份", "Month"),

@@ -36,6 +36,7 @@ SUMMARY_KEYS = (
     "ivr_resolved_calls",
     "callbacks_requested",
     "callbacks_completed",
+    "three_party_calls",
 )
 PERIOD_COLUMNS = (
     "calls",
@@ -141,6 +142,7 @@ def tables(report: Report) -> list[Table]:
     data = report.as_dict()
     summary = {**data, "callbacks_requested": data["callbacks"]["requested"]}
     summary["callbacks_completed"] = data["callbacks"]["completed"]
+    summary["three_party_calls"] = data["three_party"]["calls"]
     sms_rows = [{"category": k, **v} for k, v in data["sms"]["by_category"].items()]
     cases = data["casework"]
     figures = {**cases, **{f"orders_{k}": v for k, v in cases["orders_by_state"].items()}}

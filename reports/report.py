@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from core.db import Store
-from core.models import Agent, AgentEvent, Callback, QualityScore, Recording
+from core.models import Agent, AgentEvent, Callback, Conference, QualityScore, Recording
 from core.settings import QueueSettings
 from core.states import NOT_DELIVERED
 from reports import casework, notices, sums
@@ -140,6 +140,8 @@ class Report:
     simulated_calls: int = 0  # written by `hotline simulate`: demo traffic, not real callers
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     notices: notices.Notices = field(default_factory=notices.Notices)  # over the channels residents chose
+    # Three-party calls (ivr/conference.py) started in the period: brought together, or not.
+    three_party: dict[str, int] = field(default_factory=lambda: {"calls": 0, "failed": 0})
 
     def rollup(self, key: Any) -> list[tuple[Any, Totals]]:
         out: dict[Any, Totals] = defaultdict(Totals)
@@ -179,6 +181,7 @@ class Report:
             "simulated_calls": self.simulated_calls,
             "ivr_resolved_calls": self.ivr_resolved,
             "callbacks": self.callbacks,
+            "three_party": self.three_party,
             "per_agent": [a.as_dict() for a in self.agents],
             "per_hour": self.per_hour(),
             "per_weekday": self.per_weekday(),
@@ -317,6 +320,18 @@ def _callbacks(c: Connection, period: Period) -> dict[str, int]:
     return {"requested": sum(by.values()), "completed": by.get("done", 0), "failed": by.get("failed", 0)}
 
 
+def _three_party(c: Connection, period: Period) -> dict[str, int]:
+    """Calls in which a department or a phone joined the caller (the member answered), and
+    the attempts that failed (not answered, refused); each counted once per call."""
+    rows = c.execute(
+        select(Conference.state, func.count(func.distinct(Conference.call_id)))
+        .where(Conference.started_at >= period.start, Conference.started_at < period.end)
+        .group_by(Conference.state)
+    ).all()
+    by = {state: int(n) for state, n in rows}
+    return {"calls": by.get("active", 0) + by.get("ended", 0), "failed": by.get("failed", 0)}
+
+
 def _sms(rows: list[dict[str, Any]]) -> dict[str, Any]:
     by_category: dict[str, dict[str, Any]] = {}
     latency_s: dict[str, float] = defaultdict(float)  # category -> summed delivery latency
@@ -361,6 +376,7 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
         menu_rows = sums.read(c, "menu", start, end, sl, by=("query",))
         sms_rows = sums.read(c, "sms", start, end, sl, by=("category", "status"))
         callbacks = _callbacks(c, period)
+        three_party = _three_party(c, period)
         cases = casework.build(c, period, queue, now)
         notice_figures = notices.build(c, start, end)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
@@ -375,5 +391,17 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
     menu, resolved = _menu(menu_rows)
     sms = _sms(sms_rows)
     return Report(
-        period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now, notice_figures
+        period,
+        total,
+        dict(by_hour),
+        agents,
+        menu,
+        resolved,
+        callbacks,
+        sms,
+        cases,
+        simulated,
+        now,
+        notice_figures,
+        three_party,
     )

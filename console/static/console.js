@@ -164,7 +164,9 @@ function showConference(me, conference) {
   state.dataset.state = conference.state;
   if (conference.state === "dialing") state.textContent = tr("conf.dialing").replace("{target}", conference.target);
   if (conference.state === "active") {
-    const parties = conference.legs.filter((leg) => !leg.left_at).map((leg) => tr("conf.party." + leg.party));
+    const order = ["caller", "agent", "member"];
+    const present = new Set(conference.legs.filter((leg) => !leg.left_at).map((leg) => leg.party));
+    const parties = order.filter((party) => present.has(party)).map((party) => tr("conf.party." + party));
     state.textContent = tr("conf.active").replace("{parties}", parties.join(", "));
   }
 }
