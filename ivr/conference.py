@@ -36,7 +36,13 @@ from core.models import Agent, Call, Conference, ConferenceLeg, SipPhone, utcnow
 from core.settings import Settings
 from ivr.ami_client import AmiSession
 from ivr.cluster_config import ami_targets
-from ivr.dialplan import CONFERENCE_PREFIX, CTX_CONFERENCE, VAR_CONFERENCE_RECORDING, VAR_CONFERENCE_ROLE
+from ivr.dialplan import (
+    CONFERENCE_PREFIX,
+    CTX_CONFERENCE,
+    USEREVENT_CONFERENCE,
+    VAR_CONFERENCE_RECORDING,
+    VAR_CONFERENCE_ROLE,
+)
 from ivr.errors import AmiError, ConferenceRefused
 from ivr.recordings import recording_path
 
@@ -123,7 +129,7 @@ def conference_id(name: str) -> int | None:
 @dataclass(frozen=True)
 class ConferenceChange:
     conference_id: int
-    kind: Literal["joined", "left", "ended", "failed"]
+    kind: Literal["joined", "left", "ended", "failed", "requested"]
     channel: str = ""
     uniqueid: str = ""
     detail: str = ""
@@ -143,6 +149,9 @@ def change_of(msg: dict[str, str]) -> ConferenceChange | None:
     >>> change_of({"Event": "ConfbridgeJoin", "Conference": "other-3", "Channel": "x", "Uniqueid": "1"})
     """
     event = msg.get("Event")
+    if event == "UserEvent" and msg.get("UserEvent") == USEREVENT_CONFERENCE:
+        # An agent's *5 on a desk phone: no conference yet (0), the number keyed as detail.
+        return ConferenceChange(0, "requested", msg.get("Channel", ""), msg.get("Uniqueid", ""), msg.get("Target", ""))
     if event in ("ConfbridgeJoin", "ConfbridgeLeave", "ConfbridgeEnd"):
         conf = conference_id(msg.get("Conference", ""))
         if conf is None:
@@ -294,7 +303,9 @@ class Conferences:
 
     async def apply(self, change: ConferenceChange, node: Settings) -> None:
         """One AMI change, with the AMI actions it calls for on the node it happened on."""
-        if change.kind == "failed":
+        if change.kind == "requested":
+            await self._requested(change)
+        elif change.kind == "failed":
             await asyncio.to_thread(self.finish, change.conference_id, "failed", change.detail)
         elif change.kind == "ended":
             await asyncio.to_thread(self.finish, change.conference_id, "ended")
@@ -306,6 +317,21 @@ class Conferences:
             alone = await asyncio.to_thread(self._left, change)
             if alone is not None:
                 await self._action(node, {"Action": "ConfbridgeKick", "Conference": alone[0], "Channel": alone[1]})
+
+    async def _requested(self, change: ConferenceChange) -> None:
+        """The agent keyed *5 and a number on their desk phone: as the desk's button does."""
+        with self.store.session() as s:
+            agents = s.execute(select(Agent.id, Agent.interface)).all()
+        agent = next((a for a, i in agents if change.channel.startswith(i.removesuffix("/n") + "-")), None)
+        if agent is None:
+            log.warning("conference: *5 from %s, which is no agent's phone", change.channel)
+            return
+        try:
+            view = await self.start(agent_id=agent, target=change.detail, actor=f"phone:{agent}")
+        except ConferenceRefused as exc:
+            log.warning("conference: agent %s keyed %r on the desk phone: %s", agent, change.detail, exc)
+            return
+        log.info("conference %s: agent %s rings %s (desk phone)", view.id, agent, view.target)
 
     def _joined(self, change: ConferenceChange) -> Conference | None:
         """Record the leg; the conference to move the caller and the agent into when this

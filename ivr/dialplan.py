@@ -22,6 +22,7 @@ CTX_EDGE: Final = "hotline-edge"  # a cluster node: every call the SIP edge send
 CTX_RECORD_AGENT: Final = "hotline-record-agent"  # Queue()'s gosub on the answering agent: MixMonitor
 CTX_MONITOR: Final = "hotline-monitor"  # a supervisor's phone answered: ChanSpy on the agent's call
 CTX_CONFERENCE: Final = "hotline-conference"  # three-party calls: ConfBridge hotline-<conference id>
+CTX_CONFERENCE_CODE: Final = "hotline-conference-code"  # an agent's *5 on a desk phone: the number keyed
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 # The departments' numbers (sip.departments), rendered beside the trunks' contexts and
@@ -156,3 +157,9 @@ USEREVENT_MONITOR: Final = "HotlineMonitor"
 VAR_CONFERENCE_ROLE: Final = "HOTLINE_CONFERENCE_ROLE"
 VAR_CONFERENCE_RECORDING: Final = "HOTLINE_CONFERENCE_RECORDING"
 CONFERENCE_PREFIX: Final = "hotline-"
+# The agent's feature code (features.conf): the number keyed into VAR_CONFERENCE_TARGET, sent
+# in the UserEvent HotlineConference with header Target: ${HOTLINE_CONFERENCE_TARGET},
+# raised from the agent's channel (its Channel header names it).
+VAR_CONFERENCE_TARGET: Final = "HOTLINE_CONFERENCE_TARGET"
+USEREVENT_CONFERENCE: Final = "HotlineConference"
+FEATURE_CONFERENCE: Final = "hotline3way"

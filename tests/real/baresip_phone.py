@@ -24,9 +24,13 @@ MODULES = "/usr/lib/baresip/modules"
 REGISTERED = re.compile(rb"\{0/UDP/v4\} 200 OK")
 
 
-def _config(sip_port: int, rtp_port: int, heard: Path) -> str:
+def _config(sip_port: int, rtp_port: int, heard: Path, console_port: int | None = None) -> str:
+    # The keypad, when asked for: baresip's `menu` commands (/sndcode sends RFC 4733 digits
+    # in the call) typed into its `cons` console over TCP.
+    keypad = ["module menu.so", "module cons.so", f"cons_listen 127.0.0.1:{console_port}"] if console_port else []
     return "\n".join(
         [
+            *keypad,
             f"sip_listen 127.0.0.1:{sip_port}",
             "net_interface 127.0.0.1",
             f"rtp_ports {rtp_port}-{rtp_port + 9}",
@@ -59,13 +63,34 @@ def _sip_listen_port() -> int:
     raise AssertionError("no port free for baresip's SIP transports")
 
 
+def press(work: Path, keys: str) -> None:
+    """Key `keys` on the phone started in `work` with `keypad=True`, in the call it is in."""
+    port = int((work / "console_port").read_text())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as console:
+        console.sendall(f"/sndcode {keys}\n".encode())
+        # Read until baresip says it sent the last digit: a console closed before that drops
+        # the command.
+        said = b""
+        deadline = time.monotonic() + 5
+        while f"send DTMF digit end: '{keys[-1]}'".encode() not in said:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"baresip did not key {keys!r}: {said!r}")
+            said += console.recv(4096)
+
+
 @contextmanager
-def baresip_phone(work: Path, user: str, password: str, asterisk_port: int, run_s: int = 120) -> Iterator[Path]:
+def baresip_phone(
+    work: Path, user: str, password: str, asterisk_port: int, run_s: int = 120, *, keypad: bool = False
+) -> Iterator[Path]:
     """A registered, auto-answering baresip for `user` while the block runs (killed after;
-    `-t run_s` bounds it if the test dies). Yields its log file."""
+    `-t run_s` bounds it if the test dies); with `keypad`, `press` keys digits on it.
+    Yields its log file."""
     work.mkdir(parents=True, exist_ok=True)
     rtp = free_port()
-    (work / "config").write_text(_config(_sip_listen_port(), rtp, work / "heard.wav"), encoding="utf-8")
+    console = free_port() if keypad else None
+    if console is not None:
+        (work / "console_port").write_text(str(console))
+    (work / "config").write_text(_config(_sip_listen_port(), rtp, work / "heard.wav", console), encoding="utf-8")
     # regint 60: Asterisk's aor minimum_expiration; re-registered well within the test.
     account = f"<sip:{user}@127.0.0.1:{asterisk_port};transport=udp>;auth_pass={password};answermode=auto;regint=60"
     (work / "accounts").write_text(account + "\n", encoding="utf-8")

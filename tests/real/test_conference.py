@@ -17,12 +17,13 @@ import pytest
 from sqlalchemy import select
 
 from console import accounts
+from core import sip_phones
 from core.models import Agent, AuditEntry, Recording
 from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
 from ivr.trail import show_call
 from tests.browser import chromium
-from tests.real.baresip_phone import baresip_phone
+from tests.real.baresip_phone import baresip_phone, press
 from tests.real.serving import Ivr
 from tests.real.sip_setup import TEST_PHONES
 from tests.sip_peers.sipp import CarrierCall, UacPlan, hotline_address, place_calls
@@ -39,6 +40,14 @@ def _wait(what: str, check, timeout_s: float = 30.0):  # type: ignore[no-untyped
             return found
         time.sleep(0.2)
     raise AssertionError(f"waited {timeout_s:g} s for {what}")
+
+
+def _reading(asterisk: LocalAsterisk) -> bool:
+    """Whether the agent's channel runs the feature code's Read() now."""
+    return any(
+        line.startswith("PJSIP/1001-") and line.split("!")[5] == "Read"
+        for line in asterisk.cli("core show channels concise").splitlines()
+    )
 
 
 def _members(asterisk: LocalAsterisk, conference: int) -> list[str]:
@@ -141,3 +150,56 @@ def test_an_agent_adds_a_department_to_the_call_and_leaves_the_caller_with_it(
     two = _wait("the agent's and the conference's recordings", recordings)
     assert two[1].duration_s and two[1].duration_s > 5, [(r.path, r.duration_s) for r in two]
     assert conference_id == conference["id"]
+
+
+def test_the_desk_phones_feature_code_adds_a_phone(ivr: Ivr, asterisk: LocalAsterisk, tmp_path: Path) -> None:
+    """*5, then 1002 and #, keyed on agent 1001's desk phone during a queue call: phone 1002
+    rings and joins; the caller and the agent are moved in with it."""
+    settings = ivr.settings
+    sip_phones.add_phone(ivr.store, settings, "1002", TEST_PHONES["1002"])
+    control = AgentControl(settings, ivr.store)
+    phones = ExitStack()
+    phones.enter_context(baresip_phone(tmp_path / "agent", "1001", TEST_PHONES["1001"], settings.sip.port, keypad=True))
+    phones.enter_context(baresip_phone(tmp_path / "expert", "1002", TEST_PHONES["1002"], settings.sip.port))
+
+    def on_call() -> str | None:
+        with ivr.store.session() as s:
+            return s.scalar(select(Agent.current_call_id).where(Agent.id == "1001"))
+
+    def conference_of(call_id: str) -> dict | None:  # type: ignore[type-arg]
+        confs = show_call(ivr.store, call_id, actor="test")["conferences"]
+        return confs[0] if confs and len(confs[0]["legs"]) == 3 else None
+
+    async def scenario() -> dict:  # type: ignore[type-arg]
+        plan = UacPlan((CarrierCall("13900001005", "12333"),), dtmf="0", lead_s=1.0, tail_s=25.0)
+        caller = asyncio.create_task(asyncio.to_thread(place_calls, hotline_address(settings), plan, tmp_path / "sipp"))
+        await control.login("1001", "Agent 1001", "PJSIP/1001", ("hotline-12333",))
+        try:
+            call_id = await asyncio.to_thread(_wait, "agent 1001 on the caller's call", on_call)
+            press(tmp_path / "agent", "*5")
+            # The feature runs Read() with a dial tone; the number follows once it listens.
+            await asyncio.to_thread(_wait, "the feature code's Read", lambda: _reading(asterisk))
+            press(tmp_path / "agent", "1002#")
+            conference = await asyncio.to_thread(
+                _wait, "three parties in the conference", lambda: conference_of(call_id)
+            )
+            members = await asyncio.to_thread(_members, asterisk, conference["id"])
+            assert len(members) == 3 and any(m.startswith("PJSIP/1002-") for m in members), members
+            result = await caller
+            assert result.successful == 1, result.log
+            return conference
+        finally:
+            await control.logout("1001")
+            if not caller.done():
+                await caller
+
+    try:
+        conference = asyncio.run(scenario())
+    finally:
+        phones.close()
+    assert (conference["target_kind"], conference["target"]) == ("phone", "1002"), conference
+    with ivr.store.session() as s:
+        actor = s.scalar(
+            select(AuditEntry.actor).where(AuditEntry.action == "conference:add").order_by(AuditEntry.seq.desc())
+        )
+    assert actor == "phone:1001"
