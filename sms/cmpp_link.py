@@ -81,6 +81,8 @@ class CmppLink:
         self.fatal: CmppConnectRefused | None = None
         self.connects = 0
         self.drops = 0
+        self.submits = 0  # SUBMITs written
+        self.last_drop: str | None = None  # why the link was last closed (for `hotline sms status`)
         self.delay_s = settings.reconnect_first_s
         self._seq = itertools.count(1)
         self._writer: asyncio.StreamWriter | None = None
@@ -128,6 +130,7 @@ class CmppLink:
             reason = await self._serve(reader, writer, stop)
             if reason is not None:
                 self.drops += 1
+                self.last_drop = reason
                 log.warning(
                     "%s: %s; closed, %d SUBMIT unanswered go back to the queue as possible duplicates",
                     self.name,
@@ -172,7 +175,7 @@ class CmppLink:
         self._terminated.clear()
         self.delay_s = self.s.reconnect_first_s
         log.info("%s: connected (CMPP %s, as %s)", self.name, self.s.version, self.s.sp_id)
-        self._enter(LinkState.BOUND, None)
+        self._enter(LinkState.BOUND, f"up again after: {self.last_drop}" if self.last_drop else None)
         ends = {
             asyncio.create_task(self._read(reader), name=f"cmpp-read-{self.number}"),
             asyncio.create_task(self._keep(), name=f"cmpp-keep-{self.number}"),
@@ -327,6 +330,7 @@ class CmppLink:
         self.inflight[sequence] = (future, asyncio.get_running_loop().time())
         try:
             writer.write(pdu_bytes)
+            self.submits += 1
             await writer.drain()
         except (ConnectionError, OSError):
             self.inflight.pop(sequence, None)
