@@ -16,7 +16,6 @@ from core.settings import CmppSettings
 from sms.bind_health import LinkState
 from sms.cmpp import CmppPart, CmppTransport
 from sms.cmpp_pdu import MSG_FMT_UCS2
-from sms.cmpp_results import Version
 from sms.cmpp_text import Part
 from sms.encoding import decode, split_udh
 from sms.ismg_sim import IsmgConfig, IsmgSimulator
@@ -250,7 +249,7 @@ async def test_a_gateway_of_the_other_version_is_named_and_retried() -> None:
 @VERSIONS
 async def test_a_residents_long_text_arrives_in_parts_with_their_header(version: str) -> None:
     text = "YE 我想查询一下我的养老金账户余额，谢谢" * 4
-    async with linked(version) as (gateway, transport, inbox):
+    async with linked(version) as (gateway, _transport, inbox):
         sent = await gateway.inject_mo("13912345678", SERVICE_CODE, text)
         await inbox.wait_for(sent)
         await until(lambda: len(gateway.deliver_results) == sent)
