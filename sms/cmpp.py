@@ -29,6 +29,7 @@ import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from core.masking import mask_phone
 from core.settings import CmppSettings
@@ -93,9 +94,19 @@ class CmppTransport:
         self._wakers: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(link.run(self._stop), name=f"cmpp-link-{link.number}") for link in self.links
-        ]
+        for link in self.links:
+            task = asyncio.create_task(link.run(self._stop), name=f"cmpp-link-{link.number}")
+            task.add_done_callback(partial(self._ended, link))
+            self._tasks.append(task)
+
+    def _ended(self, link: CmppLink, task: asyncio.Task[None]) -> None:
+        """A link's task that failed (a fault of ours): loud in the log and in `hotline sms
+        status`, and its submits go to the other links."""
+        if task.cancelled() or (fault := task.exception()) is None:
+            return
+        log.error("%s stopped by a fault: %r", link.name, fault, exc_info=fault)
+        link.fatal = f"stopped by a fault: {fault!r}"
+        link.down(link.fatal)
 
     async def stop(self) -> None:
         """TERMINATE every link (after what is in flight is answered, for at most a second),
@@ -117,7 +128,7 @@ class CmppTransport:
     def failed(self) -> str | None:
         """Why no link will connect again (Status 3), when none will."""
         fatal = [link.fatal for link in self.links if link.fatal is not None]
-        return str(fatal[0]) if fatal and len(fatal) == len(self.links) else None
+        return fatal[0] if fatal and len(fatal) == len(self.links) else None
 
     # --- the link's state for `hotline sms status` ------------------------------------------
 

@@ -78,7 +78,7 @@ class CmppLink:
         self.inflight: dict[int, tuple[asyncio.Future[SubmitResp | None], float]] = {}
         self.state = LinkState.CONNECTING
         self.detail: str | None = None
-        self.fatal: CmppConnectRefused | None = None
+        self.fatal: str | None = None  # why it will not connect again (Status 3, or a fault)
         self.connects = 0
         self.drops = 0
         self.submits = 0  # SUBMITs written
@@ -112,14 +112,14 @@ class CmppLink:
                 reader, writer = await self._connect()
             except CmppConnectRefused as exc:
                 if exc.status == STATUS_AUTH:
-                    self.fatal = exc
+                    self.fatal = "CONNECT refused: Status 3, authentication error (sp_id, secret)"
                     log.error(
                         "%s: CONNECT refused, Status 3 (authentication error): check cmpp.sp_id %r and "
                         "cmpp.secret; not connecting again until restarted",
                         self.name,
                         self.s.sp_id,
                     )
-                    self._enter(LinkState.STOPPED, "CONNECT refused: Status 3, authentication error (sp_id, secret)")
+                    self._enter(LinkState.STOPPED, self.fatal)
                     return
                 await self._later(stop, f"CONNECT refused: {exc}")
                 continue
@@ -240,7 +240,11 @@ class CmppLink:
             except BadCmppPdu as exc:
                 await self._unreadable(pdu, exc)
                 continue
-            if (ended := await self._dispatch(header.command, header.sequence, body)) is not None:
+            try:
+                ended = await self._dispatch(header.command, header.sequence, body)
+            except (ConnectionError, OSError) as exc:  # answering an ACTIVE_TEST or a TERMINATE
+                return f"connection lost ({exc!r})"
+            if ended is not None:
                 return ended
 
     async def _dispatch(self, command: Command, sequence: int, body: object) -> str | None:
