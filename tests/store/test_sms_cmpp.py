@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from core.db import Store
+from core.errors import SettingsError
 from core.models import SmsMoText, SmsSegment
 from core.sample_port import SampleBusinessPort
 from sms import link_status
@@ -97,6 +98,8 @@ async def test_reminders_and_long_notices_are_sent_and_delivered_once_each(
     assert {s.source_addr for s in ismg.submitted} == {ACCOUNT}
     assert all(set(states) == {"delivered"} for states in _segments(store).values())
     assert rows[0]["state"] == "bound" and rows[0]["address"].startswith(f"cmpp {version} ")
+    assert link_status.as_text(rows)[0].startswith(f"cmpp link {service.worker}: bound since ")
+    assert rows[0]["detail"] == "2 of 2 links up"
     assert service.dispatcher.sent_segments == 25
 
 
@@ -171,3 +174,23 @@ async def test_residents_keywords_over_cmpp_are_answered_over_cmpp(
     with store.session() as s:
         texts = {t.phone: t.text for t in s.scalars(select(SmsMoText))}
     assert texts == {short.phone: "YE", long.phone: question}
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"HOTLINE_CMPP_SECRET": ""}, r"cmpp.secret \(or HOTLINE_CMPP_SECRET\)"),
+        ({"HOTLINE_CMPP_SP_ID": ""}, r"cmpp.sp_id \(or HOTLINE_CMPP_SP_ID\)"),
+        ({"HOTLINE_CMPP_SRC_ID": ""}, r"set cmpp.src_id"),
+    ],
+)
+def test_serve_refuses_cmpp_without_its_account(store: Store, tmp_path: Path, env: dict[str, str], named: str) -> None:
+    account = {
+        "HOTLINE_SMS_TRANSPORT": "cmpp",
+        "HOTLINE_CMPP_SP_ID": ACCOUNT,
+        "HOTLINE_CMPP_SECRET": SECRET,
+        "HOTLINE_CMPP_SRC_ID": SERVICE_CODE,
+    }
+    settings = make_settings(tmp_path, store.url, **(account | env))
+    with pytest.raises(SettingsError, match=named):
+        SmsService(settings, store, SampleBusinessPort(store, PEPPER))
