@@ -76,7 +76,7 @@ async def run(messages: int, sick_after: int, limit_s: float, env: dict[str, str
 
     transport = SmppTransport(settings.smpp, on_deliver)
     port = SampleBusinessPort(store, PEPPER)
-    dispatcher = holder["d"] = Dispatcher(settings, store, port, transport.submit, "bench-1")
+    dispatcher = holder["d"] = Dispatcher(settings, store, port, transport, "bench-1")
     await transport.start()
     stop = asyncio.Event()
     loop_task = asyncio.create_task(dispatcher.run(stop))

@@ -1,13 +1,18 @@
-"""SMS gateway: business events to the SMSC simulator, with receipts, on SQLite and PostgreSQL.
+"""SMS gateway: business events to the SMSC simulator, with receipts, on SQLite and PostgreSQL;
+over SMPP and over CMPP.
 
     python -m bench.sms_gateway [--events 20000] [--db sqlite,postgresql] [--pg-dispatchers 1,2]
-                                [--window 200] [--batch-share S]
+                                [--window 200] [--batch-share S] [--transport smpp,cmpp]
+                                [--cmpp-version 3.0]
 
-Measured in the same run, against one `hotline smsc-sim` process (no TPS cap, receipts
-after 50 ms, every message delivered):
+Measured in the same run, for each transport against one simulator process, `hotline
+smsc-sim` (SMPP) or `hotline ismg-sim` (CMPP), no TPS cap, receipts after 50 ms, every
+message delivered:
 
-  ceiling   smpp34's own client (the Rust codec, independent of aiosmpplib) sending the
-            same segments as fast as it can with the same window, until every receipt is in
+  ceiling   SMPP: smpp34's own client (the Rust codec, independent of aiosmpplib) sending the
+            same segments as fast as it can with the same window, until every receipt is in;
+            CMPP: a bare asyncio client on our codec (`bench/cmpp_ceiling.py`) sending the
+            same parts with the same window, until every status report is answered
   sqlite    one `hotline serve --only sms` on SQLite
   postgres  one, then two `hotline serve --only sms` on one PostgreSQL (a fresh cluster each,
             fsync off: the data is disposable)
@@ -39,9 +44,12 @@ import psutil
 import smpp34
 from sqlalchemy import func, insert, select
 
+from bench.cmpp_ceiling import SOURCE, SRC_ID, cmpp_ceiling
 from bench.procs import ROOT, MemorySampler, ServerProcess, child_env, free_port
 from core.db import Store
 from core.models import BusinessEvent, Resident, SmsMessage, utcnow
+from sms.cmpp_results import Version
+from sms.cmpp_text import split_text
 from sms.encoding import encode
 from sms.templates import render
 
@@ -50,6 +58,7 @@ WINDOW = 200
 INSTANT_EVERY_S = 0.1
 LIMIT_S = 600.0
 SYSTEM_ID, PASSWORD = "hotline", "bench"
+CMPP_SECRET = "bench-cmpp"
 BATCH_TYPE = "account_statement"  # a batch category ("statement")
 CONFIG = """\
 [sms]
@@ -147,14 +156,23 @@ async def ceiling(port: int, texts: list[str], window: int) -> Result:
 
 
 class Simulator:
-    def __init__(self, tmp: Path, name: str) -> None:
+    def __init__(self, tmp: Path, name: str, transport: str = "smpp", cmpp_version: str = "3.0") -> None:
         self.port, self.control = free_port(), free_port()
-        argv = ["-m", "hotline", "smsc-sim", "--port", str(self.port), "--control-port", str(self.control)]
-        argv += ["--receipt-delay", "0.05"]
-        self.proc = ServerProcess(f"smsc-sim ({name})", argv, child_env(), ROOT, tmp / f"sim-{name}.log")
+        self.transport = transport
+        if transport == "cmpp":  # its reports come 50 ms after the SUBMIT_RESP by default
+            argv = ["-m", "hotline", "ismg-sim", "--port", str(self.port), "--control-port", str(self.control)]
+            argv += ["--version", cmpp_version, "--account", f"{SOURCE}:{CMPP_SECRET}"]
+        else:
+            argv = ["-m", "hotline", "smsc-sim", "--port", str(self.port), "--control-port", str(self.control)]
+            argv += ["--receipt-delay", "0.05"]
+        self.proc = ServerProcess(f"{argv[2]} ({name})", argv, child_env(), ROOT, tmp / f"sim-{name}.log")
 
     def receipts_answered(self) -> int:
-        return sum(v for k, v in self.stats().items() if k.startswith("receipts_") and k != "receipts_held")
+        prefix = "report_" if self.transport == "cmpp" else "receipts_"
+        return sum(v for k, v in self.stats().items() if k.startswith(prefix) and k != "receipts_held")
+
+    def accepted(self) -> int:
+        return int(self.stats().get("result_0" if self.transport == "cmpp" else "accepted", 0))
 
     def stats(self) -> dict[str, int]:
         with socket.create_connection(("127.0.0.1", self.control), timeout=5) as s:
@@ -163,8 +181,31 @@ class Simulator:
         return counts
 
 
+@dataclass(frozen=True)
+class Link:
+    """Which transport a run uses, and its CMPP version."""
+
+    transport: str = "smpp"
+    cmpp_version: str = "3.0"
+
+    def env(self, port: int, window: int, batch_share: float | None) -> dict[str, str]:
+        if self.transport == "smpp":
+            return {"HOTLINE_SMPP_PORT": str(port), "HOTLINE_SMPP_PASSWORD": PASSWORD}
+        share = {} if batch_share is None else {"HOTLINE_CMPP_BATCH_SHARE": str(batch_share)}
+        return {
+            "HOTLINE_SMS_TRANSPORT": "cmpp",
+            "HOTLINE_CMPP_PORT": str(port),
+            "HOTLINE_CMPP_SP_ID": SOURCE,
+            "HOTLINE_CMPP_SECRET": CMPP_SECRET,
+            "HOTLINE_CMPP_SRC_ID": SRC_ID,
+            "HOTLINE_CMPP_VERSION": self.cmpp_version,
+            "HOTLINE_CMPP_WINDOW": str(window),
+            **share,
+        }
+
+
 def end_to_end(
-    name: str, url: str, n: int, dispatchers: int, tmp: Path, window: int, batch_share: float | None
+    name: str, url: str, n: int, dispatchers: int, tmp: Path, window: int, batch_share: float | None, link: Link
 ) -> Result:
     store = Store(url)
     store.migrate()
@@ -175,13 +216,12 @@ def end_to_end(
     config = tmp / f"{name}.toml"
     share = "" if batch_share is None else f"batch_share = {batch_share}\n"
     config.write_text(CONFIG % (window, window) + share, encoding="utf-8")
-    sim = Simulator(tmp, name)
+    sim = Simulator(tmp, name, link.transport, link.cmpp_version)
     env = child_env(
         HOTLINE_CONFIG=str(config),
         HOTLINE_DATABASE_URL=url,
         HOTLINE_SECURITY_PIN_PEPPER=PEPPER,
-        HOTLINE_SMPP_PORT=str(sim.port),
-        HOTLINE_SMPP_PASSWORD=PASSWORD,
+        **link.env(sim.port, window, batch_share),
     )
     procs = [
         ServerProcess(
@@ -237,14 +277,14 @@ def end_to_end(
             s.__exit__(None, None, None)
         for p in procs:
             p.stop()
-        counts = sim.stats()
+        counts, accepted = sim.stats(), sim.accepted()
         sim.proc.stop()
         store.dispose()
-    accepted = int(counts.get("accepted", 0))
     if accepted != n + len(inserted):
-        print(f"  note: the SMSC accepted {accepted} submits for {n + len(inserted)} messages: {counts}")
-    label = f"{name.split('-')[0]} ({dispatchers} dispatcher{'s' if dispatchers > 1 else ''})"
+        print(f"  note: the gateway accepted {accepted} submits for {n + len(inserted)} messages: {counts}")
+    label = f"{link.transport} {name.split('-')[0]} ({dispatchers} dispatcher{'s' if dispatchers > 1 else ''})"
     spent = ", ".join(f"{kind} {v:.1f}" for kind, v in used.items())
+    spent += f"; dispatchers {used['dispatchers'] * 1000 / (n + len(inserted)):.2f} ms a message"
     return Result(label, n, seconds, latencies, sum(s.peak_bytes for s in samplers), spent)
 
 
@@ -356,7 +396,9 @@ def main() -> None:
     parser.add_argument("--db", default="sqlite,postgresql")
     parser.add_argument("--window", type=int, default=WINDOW)
     parser.add_argument("--pg-dispatchers", default="1,2", help="dispatcher processes on PostgreSQL, one run each")
-    parser.add_argument("--batch-share", type=float, help="the dispatchers' smpp.batch_share (default: the setting's)")
+    parser.add_argument("--batch-share", type=float, help="the dispatchers' batch_share (default: the setting's)")
+    parser.add_argument("--transport", default="smpp,cmpp", help="smpp, cmpp or both, each with its own ceiling")
+    parser.add_argument("--cmpp-version", choices=("2.0", "3.0"), default="3.0")
     args = parser.parse_args()
     n = args.events
     tmp = Path(tempfile.mkdtemp(prefix="bench-sms-"))
@@ -364,31 +406,58 @@ def main() -> None:
         shutil.chown(tmp, "postgres")  # pg.sh runs initdb as postgres under it
     texts = [render(BATCH_TYPE, statement(p)["payload"]) for p in people(n)]
     segments = sum(len(encode(t).segments) for t in texts)
+    parts = sum(len(split_text(t).parts) for t in texts)
     share = "" if args.batch_share is None else f" (batch share {args.batch_share})"
-    print(f"SMS gateway: {n} events ({segments} segments), window {args.window}{share}, simulator receipts after 50 ms")
-    sim = Simulator(tmp, "ceiling")
+    print(
+        f"SMS gateway: {n} events ({segments} SMPP segments, {parts} CMPP parts), window {args.window}{share}, "
+        "simulator receipts after 50 ms"
+    )
+    for transport in args.transport.split(","):
+        if transport not in ("smpp", "cmpp"):
+            raise SystemExit(f"--transport: unknown transport {transport!r} (smpp, cmpp)")
+        link = Link(transport, args.cmpp_version)
+        results = [_ceiling(tmp, texts, args.window, link)]
+        for db in args.db.split(","):
+            results += _runs(db, tmp, n, args, link)
+        print(f"-- {transport}" + (f" {args.cmpp_version}" if transport == "cmpp" else ""))
+        report(results, results[0])
+        for r in results[1:]:
+            print(f"  CPU seconds during {r.name}: {r.cpu}")
+    print(f"logs in {tmp}")
+
+
+def _ceiling(tmp: Path, texts: list[str], window: int, link: Link) -> Result:
+    sim = Simulator(tmp, f"ceiling-{link.transport}", link.transport, link.cmpp_version)
     try:
-        top = asyncio.run(ceiling(sim.port, texts, args.window))
+        if link.transport == "smpp":
+            return asyncio.run(ceiling(sim.port, texts, window))
+        version = Version.V20 if link.cmpp_version == "2.0" else Version.V30
+        seconds = asyncio.run(cmpp_ceiling(sim.port, CMPP_SECRET, texts, window, version))
+        return Result("ceiling (bare CMPP client)", len(texts), seconds, [])
     finally:
         sim.proc.stop()
-    results = [top]
-    for db in args.db.split(","):
-        if db == "sqlite":
-            results.append(end_to_end("sqlite", f"sqlite:///{tmp}/bench.db", n, 1, tmp, args.window, args.batch_share))
-        elif db == "postgresql":
-            for count in (int(d) for d in args.pg_dispatchers.split(",")):
-                url, data = _pg_up(tmp, f"pg{count}")
-                try:
-                    results.append(end_to_end(f"postgresql-{count}", url, n, count, tmp, args.window, args.batch_share))
-                finally:
-                    if data != Path():
-                        subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
-        else:
-            raise SystemExit(f"--db: unknown database {db!r} (sqlite, postgresql)")
-    report(results, top)
-    for r in results[1:]:
-        print(f"  CPU seconds during {r.name}: {r.cpu}")
-    print(f"logs in {tmp}")
+
+
+def _runs(db: str, tmp: Path, n: int, args: argparse.Namespace, link: Link) -> list[Result]:
+    name = f"{db}-{link.transport}"
+    if db == "sqlite":
+        url = f"sqlite:///{tmp}/bench-{link.transport}.db"
+        return [end_to_end(name, url, n, 1, tmp, args.window, args.batch_share, link)]
+    if db != "postgresql":
+        raise SystemExit(f"--db: unknown database {db!r} (sqlite, postgresql)")
+    out = []
+    for count in (int(d) for d in args.pg_dispatchers.split(",")):
+        url, data = _pg_up(tmp, f"pg{count}-{link.transport}")
+        try:
+            out.append(
+                end_to_end(
+                    f"postgresql-{count}-{link.transport}", url, n, count, tmp, args.window, args.batch_share, link
+                )
+            )
+        finally:
+            if data != Path():
+                subprocess.run([str(ROOT / "tools" / "pg.sh"), "down", str(data)], check=False)
+    return out
 
 
 if __name__ == "__main__":

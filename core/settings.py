@@ -239,6 +239,69 @@ class SmppSettings(_Section):
         return out
 
 
+class CmppSettings(_Section):
+    """China Mobile's CMPP 2.0/3.0 to an SMS gateway (ISMG) as the transport
+    (`sms.transport = "cmpp"`): sending, status reports and residents' replies (sms/cmpp.py)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(7890, ge=1, le=65535)
+    # Source_Addr (the SP's enterprise code, 6 characters) and the shared secret: as the
+    # carrier issued them. Secret: set it in the TOML file or HOTLINE_CMPP_SECRET.
+    sp_id: str = Field("", max_length=6)
+    secret: str = Field("", description="secret: set it in the TOML file or HOTLINE_CMPP_SECRET")
+    # The 106... service code residents see (Src_Id), and an extension per category
+    # appended to it ({"employer_notice": "01"}): 21 digits at most in all.
+    src_id: str = Field("", max_length=21)
+    src_extensions: dict[str, str] = Field(default_factory=dict)
+    service_id: str = Field("", max_length=10)
+    version: Literal["2.0", "3.0"] = "3.0"
+    # TCP links to the gateway (as the account allows), and unanswered SUBMITs on each.
+    links: int = Field(1, ge=1, le=32)
+    window: int = Field(16, ge=1, le=1000)
+    # The part of the window batch messages may fill; the rest is kept for instant reminders.
+    batch_share: float = Field(0.8, gt=0, le=1)
+    # CMPP §5.3's C, T and N: an ACTIVE_TEST after C s with nothing received; a request
+    # unanswered for T s is sent again (ACTIVE_TEST) or lost (SUBMIT, requeued as a possible
+    # duplicate); after N ACTIVE_TESTs unanswered the link is closed and connected again.
+    active_test_s: float = Field(180.0, gt=0, le=3600)
+    response_timeout_s: float = Field(60.0, gt=0, le=600)
+    retries: int = Field(3, ge=1, le=10)
+    # Result 8 (flow control) pauses the link this long; the SUBMIT is sent again.
+    flow_pause_s: float = Field(1.0, gt=0, le=60)
+    # Between connects while the gateway refuses or is unreachable: doubling up to the most.
+    reconnect_first_s: float = Field(1.0, gt=0, le=600)
+    reconnect_most_s: float = Field(30.0, gt=0, le=3600)
+    connect_timeout_s: float = Field(10.0, gt=0, le=120)
+    # Fees (CMPP §6.3.3): free of charge by default, the destination "paying" nothing.
+    fee_user_type: int = Field(0, ge=0, le=3)
+    fee_terminal_id: str = Field("", max_length=21)
+    fee_type: str = Field("01", pattern=r"^0[1-5]$")
+    fee_code: str = Field("000000", pattern=r"^[0-9]{1,6}$")
+    # The SP's enterprise code in Msg_src; empty: sp_id.
+    msg_src: str = Field("", max_length=6)
+
+    @field_validator("src_extensions")
+    @classmethod
+    def _digits(cls, value: dict[str, str]) -> dict[str, str]:
+        for category, extension in value.items():
+            if not extension.isdigit():
+                raise ValueError(f"{category}: an extension is digits, not {extension!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _fits(self) -> CmppSettings:
+        if self.reconnect_most_s < self.reconnect_first_s:
+            raise ValueError("reconnect_most_s must be at least reconnect_first_s")
+        for category, extension in self.src_extensions.items():
+            if len(self.src_id + extension) > 21:
+                raise ValueError(f"src_id with the extension of {category} is over 21 digits (Src_Id)")
+        return self
+
+    def source_for(self, category: str | None) -> str:
+        """Src_Id for a message of `category`: the service code and its extension."""
+        return self.src_id + self.src_extensions.get(category or "", "")
+
+
 class TwilioSettings(_Section):
     """Twilio's Messages API as the second transport (`sms.transport = "twilio"`); replies
     from residents (MO) stay on SMPP: Twilio offers no two-way SMS in mainland China."""
@@ -370,8 +433,9 @@ class SmsSettings(_Section):
     # How often a dispatcher looks for due work when nothing wakes it (SQLite has no NOTIFY).
     poll_s: float = Field(0.2, gt=0)
     claim_batch: int = Field(200, ge=1)
-    # How messages leave: "smpp" (smpp.*) or "twilio" (twilio.*; replies still come over SMPP).
-    transport: Literal["smpp", "twilio"] = "smpp"
+    # How messages leave: "smpp" (smpp.*), "cmpp" (cmpp.*: replies come over it too) or
+    # "twilio" (twilio.*; replies still come over SMPP).
+    transport: Literal["smpp", "cmpp", "twilio"] = "smpp"
     # Numbers written without a country code are in this one (core.phones: the store keeps
     # national numbers of this country, E.164 for any other).
     country_code: str = Field("86", pattern=r"^[1-9][0-9]{0,2}$")
@@ -700,6 +764,7 @@ class Settings(_Section):
     queue: QueueSettings = QueueSettings()
     sms: SmsSettings = SmsSettings()
     twilio: TwilioSettings = TwilioSettings()
+    cmpp: CmppSettings = CmppSettings()
     wechat: WeChatSettings = WeChatSettings()
     notices: NoticeSettings = NoticeSettings()
     sip: SipSettings = SipSettings()

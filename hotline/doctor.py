@@ -216,9 +216,10 @@ def check_phones(settings: Settings) -> Iterator[Finding]:
 def check_sms(settings: Settings) -> Iterator[Finding]:
     from sms import link_status
 
-    if settings.sms.transport != "smpp":
+    if settings.sms.transport == "twilio":
         yield Finding("sms", Level.OK, f"transport {settings.sms.transport}: its cloud cannot be checked from here")
         return
+    name = settings.sms.transport.upper()  # SMPP or CMPP: each publishes its link's state the same way
     store = _store(settings)
     try:
         links = [lk for lk in link_status.links(store, dt.datetime.now(dt.UTC)) if lk["current"]]
@@ -226,12 +227,12 @@ def check_sms(settings: Settings) -> Iterator[Finding]:
         store.dispose()
     bound = [lk["name"] for lk in links if lk["state"] == "bound"]
     if bound:
-        yield Finding("sms", Level.OK, f"SMPP bound ({', '.join(bound)})")
+        yield Finding("sms", Level.OK, f"{name} bound ({', '.join(bound)})")
     elif links:
         states = ", ".join(f"{lk['name']} {lk['state']}" for lk in links)
-        yield Finding("sms", Level.FAILURE, f"no SMPP bind: {states} (hotline sms status)")
+        yield Finding("sms", Level.FAILURE, f"no {name} link up: {states} (hotline sms status)")
     else:
-        yield Finding("sms", Level.FAILURE, "no SMPP link reported lately: is `hotline serve` with sms running?")
+        yield Finding("sms", Level.FAILURE, f"no {name} link reported lately: is `hotline serve` with sms running?")
 
 
 def check_certificate(settings: Settings) -> Iterator[Finding]:

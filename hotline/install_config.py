@@ -100,6 +100,8 @@ def render_config(settings: Settings, made: Secrets, when: dt.datetime, data_dir
         # The demo's 12345 counterpart signs with a key published in hotline.demo.toml: a
         # server taking orders with it would take them from anyone who read the repository.
         data.pop("hotline12345", None)
+        # Nor does it log in to a carrier's gateway with the demo's CMPP secret.
+        data.get("cmpp", {}).pop("secret", None)
     for section, values in server_values(settings, made, data_dir).items():
         data.setdefault(section, {}).update(values)
     head = (

@@ -44,22 +44,19 @@ from core.models import utcnow
 from core.notices import voice_unavailable
 from core.settings import Settings
 from sms import outbox
-from sms.encoding import Segment, encode
 from sms.errors import DispatcherFault
 from sms.group_commit import GroupCommit
 from sms.intake import intake
 from sms.outbox import Due
 from sms.pdu import Inbound
 from sms.receipts import BadReceipt, ReceiptIds, canonical, parse_receipt
-from sms.smpp import SubmitResult
 from sms.status import SLOW_DOWN, TEMPORARY
+from sms.transport import SubmitResult, Transport
 
 log = logging.getLogger(__name__)
 BATCH_S = 0.02
 CHORES_S = 1.0  # how often a dispatcher takes back a dead one's work and mends late receipts
 INTAKE = 500  # events expanded per transaction
-Submit = Callable[[str, Segment, int, int, bool], Awaitable[SubmitResult]]  # ..., urgent
-SubmitText = Callable[[str, str], Awaitable[SubmitResult]]
 Answer = tuple[outbox.Submitted | None, outbox.Receipt | None]  # one or the other
 
 
@@ -69,13 +66,11 @@ class Dispatcher:
         settings: Settings,
         store: Store,
         port: BusinessPort,
-        submit: Submit,
+        transport: Transport[Any],
         worker: str,
-        submit_text: SubmitText | None = None,
     ) -> None:
-        """`port` says whom to text; `submit` sends one segment (SMPP); `submit_text`, when
-        given, sends a whole text in one request instead (Twilio: it splits, and answers
-        with one id)."""
+        """`port` says whom to text; `transport` cuts each text into its parts and sends
+        them (SMPP, CMPP: segments; Twilio: the whole text, one id)."""
         self.settings = settings
         self.voice_off = voice_unavailable(settings)  # notice calls cannot be placed: why
         policy = settings.destinations
@@ -84,25 +79,25 @@ class Dispatcher:
         self.destinations = DestinationPolicy(settings.destinations, settings.sms.country_code)
         self.store = store
         self.port = port
-        self.submit = submit
-        self.submit_text = submit_text
-        self.id_base = 0 if submit_text is not None else settings.smpp.submit_id_base
+        self.transport = transport
+        self.window = transport.capacity
+        self.id_base = transport.id_base
         # A receipt that comes before its submit_sm_resp finds it among the next few
         # submissions: no more than a window's are in flight (twice that, for the recording).
-        self.receipt_ids = ReceiptIds(self.id_base, settings.smpp.receipt_id_base, 2 * settings.smpp.window)
+        self.receipt_ids = ReceiptIds(self.id_base, transport.receipt_id_base, 2 * self.window)
         self.worker = worker
         self.wake = asyncio.Event()
         self.sending: set[asyncio.Task[None]] = set()
         self.helpers: dict[str, asyncio.Task[None]] = {}
         self.sent_segments = 0
         # One group commit for what the SMSC answers: submissions (waited for, so a message
-        # holds its window slot until recorded: a crash can leave at most `smpp.window` sent
+        # holds its window slot until recorded: a crash can leave at most a window sent
         # but unrecorded) and receipts (waited for: the deliver_sm is answered once stored).
         # Submissions are written first, so a receipt finds a segment recorded at the same
         # moment (across processes, rematch_receipts mends what two transactions miss).
         # While stopping, a store still away after 5 s is given up (within serve's 10 s).
         self.answers: GroupCommit[Answer] = GroupCommit(_record(store), BATCH_S, "answers", give_up_s=5.0)
-        self.inflight = asyncio.Semaphore(settings.smpp.window)
+        self.inflight = asyncio.Semaphore(self.window)
         self.claimed = 0  # messages claimed by us and not finished
         self.beat_at = utcnow()
         # A step runs on every wake-up (a send finished: room to claim more); it looks for
@@ -215,13 +210,13 @@ class Dispatcher:
 
     async def _claim(self, now: dt.datetime, *, instant_only: bool = False) -> int:
         # Claim no more than the window holds: what a dispatcher has claimed is at most what
-        # it may have on the wire, so if it dies, no more than `smpp.window` messages are
+        # it may have on the wire, so if it dies, no more than the transport's window of messages are
         # reclaimed as possible duplicates. Claims of all kinds leave a tenth of that free
         # for instant reminders, claimed on their own as soon as they are made (and on the
         # wire, batch segments keep to their `smpp.batch_share` of the window).
         # A claim reads and locks rows: when the window is nearly full, wait until a tenth
         # of it is free rather than claiming one message per finished send.
-        most = min(self.sms.claim_batch, self.settings.smpp.window)
+        most = min(self.sms.claim_batch, self.window)
         if instant_only:
             room = most - self.claimed
         else:
@@ -275,21 +270,18 @@ class Dispatcher:
         if (refused := self.destinations.refusal(message.recipient)) is not None:
             await self._refused(message, refused)
             return
-        if self.submit_text is not None:
-            await self._send_whole(message, self.submit_text)
-            return
-        encoded = encode(message.text, message.id & 0xFFFF)
+        parts = self.transport.parts(message.text, message.id, message.category)
         accepted: list[tuple[int, str]] = []
-        for seq, segment in enumerate(encoded.segments, 1):
+        urgent = message.priority == 0
+        for seq, part in enumerate(parts, 1):
             if seq in message.accepted:
                 continue  # the SMSC has it from an earlier attempt
-            urgent = message.priority == 0
-            attempt = partial(self.submit, message.recipient, segment, encoded.data_coding, encoded.esm_class, urgent)
+            attempt = partial(self.transport.submit, message.recipient, part, urgent)
             result = await self._submit_segment(message, attempt, accepted)
             if result is None:
                 return  # the message went back to the queue or failed; recorded already
             accepted.append((seq, canonical(result, self.id_base)))
-        await self.answers.put(((message.id, accepted, len(encoded.segments)), None), urgent=message.priority == 0)
+        await self.answers.put(((message.id, accepted, len(parts)), None), urgent=urgent)
         if again := self._learn_receipt_base(accepted):
             await asyncio.gather(*(self.answers.put((None, receipt)) for receipt in again))
 
@@ -318,16 +310,6 @@ class Dispatcher:
         )
         ids.learnt = None
         return again
-
-    async def _send_whole(self, message: Due, submit_text: SubmitText) -> None:
-        """One request for the whole text; its id stands as the message's one segment."""
-        accepted: list[tuple[int, str]] = []
-        if 1 not in message.accepted:  # else the provider has it from an earlier attempt
-            result = await self._submit_segment(message, partial(submit_text, message.recipient, message.text), [])
-            if result is None:
-                return
-            accepted.append((1, canonical(result, self.id_base)))
-        await self.answers.put(((message.id, accepted, 1), None))
 
     async def _submit_segment(
         self, message: Due, attempt: Callable[[], Awaitable[SubmitResult]], accepted: list[tuple[int, str]]

@@ -90,3 +90,7 @@ class CmppGatewayNotAuthentic(HotlineError):
 
 class CmppTextTooLong(HotlineError):
     """A text that needs more than 255 parts: Pk_total is one octet."""
+
+
+class CmppLinkGone(HotlineError):
+    """The CMPP link chosen for a PDU was down before it went out: nothing was sent."""

@@ -13,6 +13,9 @@ TERMINATE. Faults are set explicitly (STYLE 9), never by message text:
 
 - `flow_every=N`: every Nth SUBMIT is answered Result 8 (flow control);
 - `flow_window=W`: SUBMITs beyond W in any one-second window are answered Result 8;
+- `refuse_every={R: N}`: every Nth SUBMIT is answered Result R (3 a temporary one, 7 a
+  permanent one: what `sms/cmpp_results.py` makes of each is the client's business);
+- `terminate()`: a TERMINATE on every link, each closed once it is answered;
 - `early_reports`: a report goes out before its SUBMIT_RESP;
 - `stall_after=N`: a link, once N PDUs have come in on it, stays open and reads nothing
   more (what a gateway that died behind a firewall looks like);
@@ -57,6 +60,7 @@ class IsmgConfig:
     active_test_s: float | None = None
     flow_every: int | None = None
     flow_window: int | None = None
+    refuse_every: dict[int, int] = field(default_factory=dict)
     early_reports: bool = False
     stall_after: int | None = None
     down_s: float = 1.0
@@ -215,6 +219,9 @@ class IsmgSimulator:
         elif command == DELIVER | RESP:
             if len(body) == (12 if self.wide else 9):  # Msg_Id, Result (4 octets in 3.0, 1 in 2.0)
                 self.deliver_results.append(int.from_bytes(body[8:], "big"))
+        elif command == TERMINATE | RESP:
+            self.counts["terminate_resp"] += 1
+            return False
         elif command == TERMINATE:
             link.send(TERMINATE | RESP, sequence, b"")
             self.counts["terminate"] += 1
@@ -310,6 +317,9 @@ class IsmgSimulator:
         self._submits += 1
         if self.config.flow_every and self._submits % self.config.flow_every == 0:
             return RESULT_FLOW_CONTROL
+        for result, every in self.config.refuse_every.items():
+            if self._submits % every == 0:
+                return result
         if self.config.flow_window is not None:
             now = time.monotonic()
             self._window = [t for t in self._window if now - t < 1.0]
@@ -392,7 +402,15 @@ class IsmgSimulator:
             self.counts["mo"] += 1
         return sent
 
-    # --- ACTIVE_TEST (§6.3.9) --------------------------------------------------------------
+    # --- TERMINATE (§6.3.5) and ACTIVE_TEST (§6.3.9) -------------------------------------------
+
+    def terminate(self) -> int:
+        """A TERMINATE to every connected link (closed when the SP answers); returns how many."""
+        links = [k for k in self.links if k.account is not None and not k.stalled]
+        for link in links:
+            link.send(TERMINATE, link.next_seq(), b"")
+        self.counts["terminate_sent"] += len(links)
+        return len(links)
 
     def active_test(self) -> int:
         """An ACTIVE_TEST to every connected link; returns how many."""

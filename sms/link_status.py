@@ -88,8 +88,11 @@ def links(store: Store, now: dt.datetime) -> list[dict[str, Any]]:
 def as_text(rows: list[dict[str, Any]]) -> list[str]:
     lines = []
     for r in rows:
-        line = f"smpp link {r['name']}: {r['state']} since {r['since']} ({r['address']}"
-        line += f", {r['sick_binds']} sick binds dropped)" if r["sick_binds"] else ")"
+        # A CMPP transport's address says so ("cmpp 3.0 host:port"); its drops are dead links.
+        cmpp = r["address"].startswith("cmpp ")
+        line = f"{'cmpp' if cmpp else 'smpp'} link {r['name']}: {r['state']} since {r['since']} ({r['address']}"
+        dropped = "links closed and connected again" if cmpp else "sick binds dropped"
+        line += f", {r['sick_binds']} {dropped})" if r["sick_binds"] else ")"
         if r["detail"]:
             line += f": {r['detail']}"
         if not r["current"] and r["state"] != LinkState.STOPPED:

@@ -59,6 +59,7 @@ class Due:
     accepted: frozenset[int]
     priority: int = 1  # 0: instant
     refusals: int = 0  # temporary refusals so far (not attempts: nothing was accepted)
+    category: str | None = None  # the template's category (CMPP: its Src_Id extension)
 
 
 class LockAndUpdate:
@@ -140,6 +141,7 @@ def _claim_statement(instant_only: bool) -> LockAndUpdate:
         MESSAGES.c.last_error,
         MESSAGES.c.priority,
         MESSAGES.c.refusals,
+        MESSAGES.c.category,
     )
     return LockAndUpdate(MESSAGES, due, MESSAGES.c.status == QUEUED, claim, returned)
 
@@ -178,7 +180,16 @@ def claim_due(
                 taken.setdefault(message_id, set()).add(seq)
     return sorted(
         (
-            Due(r.id, r.recipient, r.text, r.attempts, frozenset(taken.get(r.id, ())), r.priority, r.refusals)
+            Due(
+                r.id,
+                r.recipient,
+                r.text,
+                r.attempts,
+                frozenset(taken.get(r.id, ())),
+                r.priority,
+                r.refusals,
+                r.category,
+            )
             for r in rows
         ),
         key=lambda d: d.id,

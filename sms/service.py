@@ -1,4 +1,5 @@
-"""The SMS gateway as `hotline serve` runs it: the SMPP transport, the dispatcher, the MO
+"""The SMS gateway as `hotline serve` runs it: the transport (SMPP, CMPP, or Twilio with
+SMPP for replies), the dispatcher, the MO
 handler, and on PostgreSQL a LISTEN on `hotline_events` so an instant reminder is taken up
 the moment the business system commits it (SQLite: the dispatcher's short poll)."""
 
@@ -21,6 +22,7 @@ from core.errors import SettingsError, StoreUnavailable
 from core.health import Health
 from core.settings import Settings
 from sms import link_status
+from sms.cmpp import CmppTransport
 from sms.dispatcher import Dispatcher
 from sms.inbound import DeadLetters
 from sms.link_status import publish
@@ -28,6 +30,7 @@ from sms.mo import MoHandler
 from sms.notice_moves import run_moves
 from sms.pdu import Inbound
 from sms.smpp import SmppTransport
+from sms.transport import Transport
 from sms.twilio import TwilioTransport
 from sms.wechat import WeChatTransport
 from sms.wechat_sender import WeChatSender
@@ -50,17 +53,25 @@ class SmsService:
         self.settings = settings
         self.store = store
         self.health = health
-        # SMPP always: it carries residents' replies (MO) even when Twilio sends.
-        self.transport = SmppTransport(settings.smpp, self.on_deliver)
+        # `transport`: the link whose state is published and whose texts from residents (MO)
+        # come in; `sender`: what sends. SMPP carries replies even when Twilio sends.
+        self.transport: SmppTransport | CmppTransport
         self.twilio: TwilioTransport | None = None
+        sender: Transport[Any]
+        if settings.sms.transport == "cmpp":
+            settings.require_secrets("cmpp.sp_id", "cmpp.secret")
+            if not settings.cmpp.src_id:
+                raise SettingsError("sms.transport is cmpp: set cmpp.src_id (the 106... service code)")
+            sender = self.transport = CmppTransport(settings.cmpp, self.on_deliver)
+        else:
+            sender = self.transport = SmppTransport(settings.smpp, self.on_deliver)
         if settings.sms.transport == "twilio":
             settings.require_secrets("twilio.account_sid", "twilio.auth_token")
             if not (settings.twilio.from_number or settings.twilio.messaging_service_sid):
                 raise SettingsError("sms.transport is twilio: set twilio.from_number or twilio.messaging_service_sid")
-            self.twilio = TwilioTransport(settings.twilio)
+            sender = self.twilio = TwilioTransport(settings.twilio, settings.smpp.window)
         worker = self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        submit_text = self.twilio.submit_text if self.twilio is not None else None
-        self.dispatcher = Dispatcher(settings, store, port, self.transport.submit, worker, submit_text)
+        self.dispatcher = Dispatcher(settings, store, port, sender, worker)
         reader = AuditedReader(store, port)
         self.mo = MoHandler(store, reader, self.dispatcher.wake, settings.sms, settings.destinations)
         self.dead_letters = DeadLetters(store, settings.sms.inbound_max_tries)
@@ -101,6 +112,13 @@ class SmsService:
             self.tasks.append(spawn("wechat-sender", lambda: wechat.run(self.stop_event), self.stop_event))
         if self.store.engine.dialect.name == "postgresql":
             self.tasks.append(spawn("sms-listen", self._listen, self.stop_event))
+        if isinstance(self.transport, CmppTransport):
+            c = self.settings.cmpp
+            log.info(
+                "SMS gateway: CMPP %s %s:%d as %s, %d links, window %d", c.version, c.host, c.port, c.sp_id, c.links,
+                c.window,
+            )  # fmt: skip
+            return
         log.info(
             "SMS gateway: SMPP %s:%d as %s, window %d, %g submits/s",
             self.settings.smpp.host,
@@ -139,7 +157,7 @@ class SmsService:
         if self.tasks:
             _done, waiting = await asyncio.wait(self.tasks, timeout=DRAIN_S)
             if waiting:
-                log.warning("SMS gateway: sends still waiting after %g s; stopping the SMPP link", DRAIN_S)
+                log.warning("SMS gateway: sends still waiting after %g s; stopping the link", DRAIN_S)
         await self.transport.stop()
         await asyncio.gather(*self.tasks, return_exceptions=True)  # a cancelled stop() stays cancelled
         stopped = self.transport.report()

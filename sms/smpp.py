@@ -38,6 +38,7 @@ import datetime as dt
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiosmpplib import (
     PhoneNumber,
@@ -51,14 +52,15 @@ from aiosmpplib.protocol import (
 
 from core.settings import SmppSettings
 from sms.bind_health import BindHealth, LinkState, Sick
-from sms.encoding import Segment
+from sms.encoding import Segment, encode
 from sms.link_status import LinkReport
 from sms.pdu import BadPdu, Inbound, parse_deliver_sm
-from sms.smpp_adapter import CODECS, ENCODING_NAMES, UNSENT, Esme, Hook, LibraryLog, SubmitResult
+from sms.smpp_adapter import CODECS, ENCODING_NAMES, UNSENT, Esme, Hook, LibraryLog
 from sms.smpp_link import Backoff, LinkWatch, Reason
 from sms.smpp_pacing import Pacer, Throttle
 from sms.smpp_wire import Broker, Correlator
 from sms.status import status_name
+from sms.transport import SubmitResult
 
 log = logging.getLogger(__name__)
 library_log = logging.getLogger("sms.aiosmpplib")
@@ -68,12 +70,26 @@ library_log = logging.getLogger("sms.aiosmpplib")
 # (a deliver_sm left unanswered is delivered again); `stop()` returns within about both.
 UNBIND_WAIT_S = 1.0
 HANDLING_WAIT_S = 1.0
-__all__ = ["Pacer", "SmppTransport", "SubmitResult", "Throttle"]  # Pacer, Throttle: for Twilio too
+__all__ = ["Pacer", "SmppPart", "SmppTransport", "SubmitResult", "Throttle"]
+
+
+@dataclass(frozen=True)
+class SmppPart:
+    """One submit_sm's share of a text: a segment with its UDH, and how it is coded."""
+
+    segment: Segment
+    data_coding: int
+    esm_class: int
 
 
 class SmppTransport:
+    """The SMPP `sms.transport.Transport`; `submit_segment` sends one segment as it is."""
+
     def __init__(self, settings: SmppSettings, on_deliver: Callable[[Inbound], Awaitable[None]]) -> None:
         self.settings = settings
+        self.capacity = settings.window
+        self.id_base = settings.submit_id_base
+        self.receipt_id_base = settings.receipt_id_base
         self.on_deliver = on_deliver
         self.window = asyncio.Semaphore(settings.window)
         # Batch submits also take one of these, a `batch_share` of the window.
@@ -348,7 +364,15 @@ class SmppTransport:
             self._batch_tags.discard(tag)
             self.batch_window.release()
 
-    async def submit(
+    def parts(self, text: str, reference: int, category: str | None = None) -> list[SmppPart]:
+        """GSM 7-bit or UCS2 segments, with the 16-bit concatenation reference (`sms.encoding`)."""
+        encoded = encode(text, reference & 0xFFFF)
+        return [SmppPart(segment, encoded.data_coding, encoded.esm_class) for segment in encoded.segments]
+
+    async def submit(self, recipient: str, part: SmppPart, urgent: bool = False) -> SubmitResult:
+        return await self.submit_segment(recipient, part.segment, part.data_coding, part.esm_class, urgent)
+
+    async def submit_segment(
         self, destination: str, segment: Segment, data_coding: int, esm_class: int, urgent: bool = False
     ) -> SubmitResult:
         """Send one segment (registered delivery on) and wait for its submit_sm_resp;

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import codecs
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aiosmpplib import ESME, AbstractHook
@@ -22,6 +21,7 @@ from aiosmpplib.state import SmppCommand
 
 from core.masking import mask_numbers
 from sms.encoding import DATA_CODING_UCS2
+from sms.transport import SubmitResult
 
 if TYPE_CHECKING:
     from sms.smpp import SmppTransport
@@ -60,18 +60,6 @@ def _passthrough(name: str) -> codecs.CodecInfo:
 
 
 CODECS = {name: _passthrough(name) for name in ENCODING_NAMES.values()}
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    status: int | None  # command_status; None when the connection was lost first
-    smsc_id: str | None = None
-    detail: str | None = None  # the peer's own words, when it gave any (Twilio does)
-    sent: bool = True  # False (with status None): it never left, so it is no possible duplicate
-
-    @property
-    def lost(self) -> bool:
-        return self.status is None
 
 
 UNSENT = SubmitResult(None, detail="not sent: the SMPP transport stopped", sent=False)

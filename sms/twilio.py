@@ -29,8 +29,8 @@ from twilio.rest import Client
 from core.masking import mask_phone
 from core.phones import BadPhoneNumber, to_e164
 from core.settings import TwilioSettings
-from sms.smpp import Pacer, SubmitResult, Throttle
 from sms.status import ESME_RINVDSTADR, ESME_RSUBMITFAIL, ESME_RSYSERR, ESME_RTHROTTLED
+from sms.transport import Pacer, SubmitResult, Throttle
 
 log = logging.getLogger(__name__)
 FINAL_STATUSES = {"delivered": "delivered", "undelivered": "undelivered", "failed": "rejected"}
@@ -43,8 +43,14 @@ def e164(number: str, country_code: str) -> str:
 
 
 class TwilioTransport:
-    def __init__(self, settings: TwilioSettings) -> None:
+    """The Twilio `sms.transport.Transport`: a message is one part, its whole text."""
+
+    id_base = 0  # SIDs are opaque text
+    receipt_id_base: int | None = None
+
+    def __init__(self, settings: TwilioSettings, capacity: int = 10) -> None:
         self.settings = settings
+        self.capacity = capacity  # messages claimed at once (the dispatcher's window)
         self.window = asyncio.Semaphore(settings.concurrency)
         self.pacer = Pacer(settings.tps)
         self.throttle = Throttle(settings.throttle_pause_s)  # a 429 pauses every request
@@ -70,6 +76,12 @@ class TwilioTransport:
                 break
             await asyncio.sleep(pause)
         await self.pacer.limit()
+
+    def parts(self, text: str, reference: int, category: str | None = None) -> list[str]:
+        return [text]  # Twilio splits, and answers with one id
+
+    async def submit(self, recipient: str, part: str, urgent: bool = False) -> SubmitResult:
+        return await self.submit_text(recipient, part)
 
     async def submit_text(self, recipient: str, text: str) -> SubmitResult:
         assert self._client is not None, "start() first"

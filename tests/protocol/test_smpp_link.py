@@ -129,9 +129,11 @@ async def test_stop_returns_while_submits_wait_on_a_half_dead_bind() -> None:
         async with transport_to(sim.config.port, response_timeout_s=120, enquire_link_s=120) as transport:
             await asyncio.wait_for(transport.bound.wait(), 10)
             seg = ONE.segments[0]
-            first = await transport.submit("13800000000", seg, ONE.data_coding, 0)
+            first = await transport.submit_segment("13800000000", seg, ONE.data_coding, 0)
             assert first.status == 0
-            pending = asyncio.gather(*(transport.submit("13800000001", seg, ONE.data_coding, 0) for _ in range(3)))
+            pending = asyncio.gather(
+                *(transport.submit_segment("13800000001", seg, ONE.data_coding, 0) for _ in range(3))
+            )
             await asyncio.wait_for(sim.hung.wait(), 10)
         # stop() returned, and what the hung bind held is settled: lost, for the caller to requeue.
         results = await asyncio.wait_for(pending, 5)

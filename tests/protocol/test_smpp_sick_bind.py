@@ -96,7 +96,7 @@ async def test_the_control_port_makes_the_binds_sick() -> None:
 async def _send(transport: SmppTransport, number: str) -> SubmitResult:
     """As the dispatcher does: a segment refused for now is sent again (bounded)."""
     for _ in range(100):
-        result = await transport.submit(number, ONE.segments[0], ONE.data_coding, ONE.esm_class)
+        result = await transport.submit_segment(number, ONE.segments[0], ONE.data_coding, ONE.esm_class)
         if result.status not in SLOW_DOWN:
             return result
     raise AssertionError(f"{number}: refused 100 times")

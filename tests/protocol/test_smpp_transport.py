@@ -59,7 +59,7 @@ async def linked(
 
 async def _send(transport: SmppTransport, n: int, *, urgent: bool = False) -> list[SubmitResult]:
     seg = ONE.segments[0]
-    sends = (transport.submit(f"1380000{i:04d}", seg, ONE.data_coding, 0, urgent) for i in range(n))
+    sends = (transport.submit_segment(f"1380000{i:04d}", seg, ONE.data_coding, 0, urgent) for i in range(n))
     return list(await asyncio.gather(*sends))
 
 
@@ -98,7 +98,7 @@ async def test_a_throttled_answer_pauses_sending_for_the_pause() -> None:
 
 async def test_a_dropped_connection_loses_the_unanswered_and_the_link_comes_back() -> None:
     async with linked({"resp_delay_s": 1.0, "down_s": 0.2}, window=10, tps=1000) as (sim, transport, _):
-        pending = asyncio.gather(*(transport.submit("13800000000", ONE.segments[0], 8, 0) for _ in range(3)))
+        pending = asyncio.gather(*(transport.submit_segment("13800000000", ONE.segments[0], 8, 0) for _ in range(3)))
         await asyncio.sleep(0.3)
         transport.bound.clear()
         await sim.drop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,13 +20,39 @@ from core.preferences import parse, save
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings, SmsSettings
 from sms.dispatcher import Dispatcher
+from sms.encoding import encode
 from sms.intake import emit, intake
 from sms.pdu import Inbound
 from sms.simulator import SimConfig, Simulator
-from sms.smpp import SmppTransport
+from sms.smpp import SmppPart, SmppTransport
+from sms.transport import SubmitResult
 from tests.conftest import PEPPER, make_settings
 
 FINAL = {"delivered", "undelivered", "expired", "rejected", "deleted", "unknown", "failed"}
+
+
+class Scripted:
+    """A transport whose answers are the test's own (`submit`), cutting texts as SMPP does."""
+
+    capacity = 10
+    id_base = 16
+    receipt_id_base: int | None = None
+
+    def __init__(self, submit: Callable[..., Awaitable[SubmitResult]]) -> None:
+        self._submit = submit
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def parts(self, text: str, reference: int, category: str | None = None) -> list[SmppPart]:
+        encoded = encode(text, reference & 0xFFFF)
+        return [SmppPart(segment, encoded.data_coding, encoded.esm_class) for segment in encoded.segments]
+
+    async def submit(self, recipient: str, part: SmppPart, urgent: bool = False) -> SubmitResult:
+        return await self._submit(recipient, part, urgent)
 
 
 def emit_pensions(store: Store, people: list[Any], long: bool = False) -> None:
@@ -107,7 +133,7 @@ async def dispatching(
 
     transport = SmppTransport(settings.smpp, on_deliver)
     chosen = port if port is not None else sample_port(store)
-    dispatcher = holder["d"] = Dispatcher(settings, store, chosen, transport.submit, "test-1")
+    dispatcher = holder["d"] = Dispatcher(settings, store, chosen, transport, "test-1")
     await transport.start()
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop))

@@ -24,9 +24,9 @@ from sms.encoding import split_udh
 from sms.errors import DispatcherFault
 from sms.intake import emit, intake
 from sms.simulator import user_data_octets
-from sms.smpp import SubmitResult
+from sms.transport import SubmitResult
 from tests.conftest import load_sample, make_settings
-from tests.store.sms_support import dispatching, emit_pensions, messages_of, sample_port, until_final
+from tests.store.sms_support import Scripted, dispatching, emit_pensions, messages_of, sample_port, until_final
 
 
 async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: Path, sample_data: Any) -> None:
@@ -159,7 +159,7 @@ async def test_a_fault_in_sending_puts_the_messages_back_and_fails_loudly(
     async def broken(*_args: Any) -> Any:
         raise RuntimeError("transport bug")
 
-    dispatcher = Dispatcher(settings, store, sample_port(store), broken, "faulty")
+    dispatcher = Dispatcher(settings, store, sample_port(store), Scripted(broken), "faulty")
     # Claimed as they are taken up (3), and perhaps again by the step's second claim, if
     # the first sends have failed and put them back by then.
     assert await dispatcher.step() >= 3
@@ -185,7 +185,7 @@ async def test_an_answer_lost_with_the_link_is_an_attempt_and_a_refusal_is_not(
     async def submit(*_args: Any) -> SubmitResult:
         return next(answers)
 
-    dispatcher = Dispatcher(settings, store, sample_port(store), submit, "lossy")
+    dispatcher = Dispatcher(settings, store, sample_port(store), Scripted(submit), "lossy")
     seen = []
     for _ in range(3):
         for _poll in range(1000):  # the refusal's short delay, then it is due again
@@ -207,7 +207,7 @@ async def test_a_dispatcher_started_again_after_a_crash_runs_its_helpers_once(st
     async def never(*_args: Any) -> Any:
         raise AssertionError("nothing to send")
 
-    dispatcher = Dispatcher(settings, store, sample_port(store), never, "restarted")
+    dispatcher = Dispatcher(settings, store, sample_port(store), Scripted(never), "restarted")
     faults = iter([RuntimeError("a bug in step"), None])
     real_step = dispatcher.step
 
@@ -237,7 +237,7 @@ async def test_a_group_commit_that_fails_fails_the_dispatchers_run(store: Store,
     async def never(*_args: Any) -> Any:
         raise AssertionError("nothing to send")
 
-    dispatcher = Dispatcher(settings, store, sample_port(store), never, "faulty-commit")
+    dispatcher = Dispatcher(settings, store, sample_port(store), Scripted(never), "faulty-commit")
 
     def refuse(_items: list[Any]) -> None:
         raise RuntimeError("a row refused")

@@ -23,7 +23,6 @@ from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from ivr.agents import AgentControl
 from sms.dispatcher import Dispatcher
-from sms.smpp import SubmitResult
 from sms.twilio import TwilioTransport, e164
 from tests.conftest import PEPPER, load_sample, make_settings
 from tests.store.sms_support import emit_pensions, messages_of, sample_port, until_final
@@ -59,10 +58,7 @@ async def twilio_stack(
     transport = TwilioTransport(settings.twilio)
     await transport.start()
 
-    async def no_smpp(*_args: Any) -> SubmitResult:
-        raise AssertionError("the SMPP path was used with sms.transport = twilio")
-
-    dispatcher = Dispatcher(settings, store, sample_port(store), no_smpp, "twilio-test", transport.submit_text)
+    dispatcher = Dispatcher(settings, store, sample_port(store), transport, "twilio-test")
     stop = asyncio.Event()
     loop = asyncio.create_task(dispatcher.run(stop))
     try:

@@ -143,6 +143,7 @@ def test_install_under_root_makes_the_tree_with_its_modes(tmp_path: Path, capsys
     assert settings.ami.secret != demo["ami"]["secret"]
     assert settings.web.metrics_token != demo["web"]["metrics_token"]
     assert not settings.hotline12345.enabled and not settings.hotline12345.counterparts  # the demo's published key
+    assert settings.cmpp.secret == "" and settings.cmpp.sp_id == demo["cmpp"]["sp_id"]  # nor its CMPP secret
     assert settings.sip.trunks == load_settings(REPO / "hotline.demo.toml", environ={}).sip.trunks  # carried over
     # Secrets only in hotline.toml: not in a unit, not in what install printed.
     password = settings.database.url.split(":")[2].split("@")[0]
