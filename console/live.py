@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -13,6 +14,7 @@ from core.db import Store
 from core.models import Agent, MonitorSession, utcnow
 from core.settings import QueueSettings
 from ivr.hours import is_open, local_midnight
+from ivr.skills import all_skills, skill_queue
 from reports.report import totals
 
 AGENT_STATES = ("available", "on_call", "paused", "logged_out")
@@ -40,7 +42,11 @@ def agent_state(a: Agent) -> str:
 
 
 def wallboard(
-    store: Store, queue: QueueSettings, callers: WaitingCallers | None, phones: PhoneStates | None = None
+    store: Store,
+    queue: QueueSettings,
+    callers: WaitingCallers | None,
+    phones: PhoneStates | None = None,
+    skills: Sequence[str] = (),
 ) -> dict[str, Any]:
     now = utcnow()
     with store.session() as s:
@@ -48,13 +54,24 @@ def wallboard(
         monitors = _monitors(s)
     states = Counter(agent_state(a) for a in agents)
     waiting = callers.waiting() if callers is not None else None
+    skilled = all_skills(store)
+    waiting_by_queue = Counter(q for q, _ in waiting or [])
     today = totals(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
     return {
         "open": is_open(queue, now),
         "live": waiting is not None,  # False when this process runs no AMI monitor
         "waiting": len(waiting) if waiting is not None else None,
         "longest_wait_s": int((now - waiting[0][1]).total_seconds()) if waiting else 0,
-        "waiting_by_queue": dict(Counter(q for q, _ in waiting or [])),
+        "waiting_by_queue": dict(waiting_by_queue),
+        # Per skill (ivr/skills.py): callers waiting in its queue, its agents free to take one.
+        "by_skill": [
+            {
+                "skill": name,
+                "waiting": waiting_by_queue.get(skill_queue(name), 0) if waiting is not None else None,
+                "available": sum(1 for a in agents if agent_state(a) == "available" and name in skilled.get(a.id, [])),
+            }
+            for name in skills
+        ],
         "agents": {state: states.get(state, 0) for state in AGENT_STATES},
         "agent_list": [
             {
@@ -66,6 +83,7 @@ def wallboard(
                 "phone_registered": _phone(phones, a.interface),
                 # Supervisors on the agent's call now: listen, whisper or barge (ringing or active).
                 "monitors": monitors.get(a.id, []),
+                "skills": skilled.get(a.id, []),
             }
             for a in agents
         ],

@@ -330,6 +330,15 @@ class ConferenceLeg(Base):
     left_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
+class AgentSkill(Base):
+    """An agent's skill (a language or a business line, `skills.names`): the skill's queue
+    rings them first (penalty 0), before the agents without it (ivr/skills.py)."""
+
+    __tablename__ = "agent_skills"
+    agent_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(12), primary_key=True)
+
+
 class AgentEvent(Base):
     """Log-ins, log-outs and pauses, for logged-in and paused time in the reports."""
 

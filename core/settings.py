@@ -752,6 +752,27 @@ class Hotline12345Settings(_Section):
         return self
 
 
+class SkillSettings(_Section):
+    """Skills-based routing (ivr/skills.py): agents' languages and business lines. Each
+    skill has its queue, hotline-skill-<name>; its agents take its callers first, and
+    after `overflow_s` any agent may. Empty `names`: no skill queues, as before."""
+
+    # Languages as the menu names them (en; a dialect such as wuu) and business lines
+    # (pension, medical, employment, labour): lower-case letters, 2 to 12 of them.
+    names: tuple[str, ...] = ()
+    overflow_s: int = Field(30, ge=0, le=3600)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[a-z]{2,12}", name):
+                raise ValueError(f"skills: {name!r} is no skill name (2 to 12 lower-case letters)")
+        if len(set(value)) != len(value):
+            raise ValueError("skills: a skill is named twice")
+        return value
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     agi: AgiSettings = AgiSettings()
@@ -774,6 +795,7 @@ class Settings(_Section):
     destinations: DestinationSettings = DestinationSettings()
     cluster: ClusterSettings = ClusterSettings()
     hotline12345: Hotline12345Settings = Hotline12345Settings()
+    skills: SkillSettings = SkillSettings()
 
     @model_validator(mode="after")
     def _strong_counterpart_keys(self) -> Settings:

@@ -214,6 +214,15 @@ def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
         views = [asyncio.run(control.pause(args.agent, args.reason))]
     elif args.agents_action == "unpause":
         views = [asyncio.run(control.unpause(args.agent))]
+    elif args.agents_action == "skills":
+        if args.set is None:
+            from ivr.skills import skills_of
+
+            _print_json({"agent": args.agent, "skills": skills_of(control.store, args.agent)})
+        else:
+            saved = asyncio.run(control.set_skills(args.agent, args.set.split(",")))
+            _print_json({"agent": args.agent, "skills": saved})
+        return 0
     elif args.agents_action == "conference":
         return _conference(settings, args)
     else:
@@ -735,6 +744,12 @@ def parser() -> argparse.ArgumentParser:
     pause.add_argument("agent")
     pause.add_argument("--reason", required=True, help="e.g. break, training, wrap-up")
     pause.set_defaults(func=cmd_agents)
+    sk = ag.add_parser("skills", help="an agent's skills: languages and business lines ([skills] names)")
+    sk.add_argument("agent")
+    sk.add_argument(
+        "--set", metavar="SKILLS", help="comma-separated, e.g. en,pension (empty: none); at once if logged in"
+    )
+    sk.set_defaults(func=cmd_agents)
     conf = ag.add_parser(
         "conference", help="三方通话: add a department's number (sip.departments) or a phone to the agent's call"
     )

@@ -65,4 +65,5 @@ def ivr_services(
         threads=threads,
         messages=VoiceMessages(store, port, settings.recordings, settings.queue.timezone),
         prefs=NoticeSettings(store),
+        skills=settings.skills.names,
     )

@@ -37,6 +37,7 @@ from ivr.pjsip_config import (
     render_rtp,
     render_trunk_dialplan,
 )
+from ivr.skills import RULES_FILE, SKILLS_FILE, queuerules_conf, queues_conf
 from ivr.webrtc_config import HTTP_FILE, install_tls, render_http
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ def install_config(
         f"{GLOBAL_RECORDINGS_DIR}={settings.recordings.asterisk_dir.rstrip('/')}\n"
     ) + "".join(f"{name}={value}\n" for name, value in outbound_globals(settings.sip).items())
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
+    _write(etc / SKILLS_FILE, queues_conf(settings), group_id, secret=False)
+    _write(etc / RULES_FILE, queuerules_conf(settings), group_id, secret=False)
     install_sip(root, settings, group_id, phones, etc_dir=etc_dir, node=node)
     if settings.sip.webrtc:
         install_tls(settings.sip, etc, group_id)

@@ -109,6 +109,9 @@ class Query:
 class Transfer:
     queue: str
     prompts: tuple[str, ...]
+    # What the caller needs an agent for (ivr/skills.py): the language they chose when it
+    # is not the hotline's own, else the node's business line; "" for none.
+    skill: str = ""
 
 
 @dataclass(frozen=True)
@@ -305,7 +308,8 @@ class _Flow:
     ) -> Step:
         done = dataclasses.replace(state, finished=True)
         outcome = Note("outcome", node.id, {"outcome": "transferred", "queue": node.queue})
-        return Step(done, Transfer(node.queue, notice + content + (node.prompt,)), (outcome,))
+        skill = state.language if state.language != CallState.language else node.skill
+        return Step(done, Transfer(node.queue, notice + content + (node.prompt,), skill), (outcome,))
 
     def _enter_hangup(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None

@@ -44,6 +44,7 @@ from ivr.errors import AgiError, AsteriskGone, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
 from ivr.messages import EMPTY_TAKE_S, VoiceMessages
 from ivr.notice_settings import Caller, NoNumberToCall, NoticeSettings, WeChatNotBound
+from ivr.skills import route
 from ivr.speech import text
 from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
 
@@ -63,7 +64,7 @@ class Voice(Protocol):
         ...
 
     async def play_file(self, path: str) -> None: ...
-    async def transfer(self, queue: str, call_id: str) -> None: ...
+    async def transfer(self, queue: str, call_id: str, max_penalty: int | None = None) -> None: ...
     async def finish(self, call_id: str) -> None: ...
 
 
@@ -88,6 +89,7 @@ class IvrServices:
     load: QueryLoad = field(default_factory=QueryLoad)
     messages: VoiceMessages | None = None  # None: a message node answers as if it could not record
     prefs: NoticeSettings | None = None  # None: the notification settings answer as unavailable
+    skills: tuple[str, ...] = ()  # skills.names: transfers needing one of them go to its queue
 
 
 @dataclass(frozen=True)
@@ -291,9 +293,10 @@ class IvrSession:
             entries += self._describe(step.action)
             self._record(entries)
             if isinstance(step.action, Transfer):
+                queue, max_penalty = route(self.svc.skills, step.action.queue, step.action.skill)
                 await self.voice.play(step.action.prompts, self.state.language)
-                await self.voice.transfer(step.action.queue, self.call_id)
-                return "transferred", "system", step.action.queue
+                await self.voice.transfer(queue, self.call_id, max_penalty)
+                return "transferred", "system", queue
             if isinstance(step.action, Hangup):
                 await self.voice.play(step.action.prompts, self.state.language)
                 await self.voice.finish(self.call_id)

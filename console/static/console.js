@@ -230,6 +230,19 @@ function percent(rate) {
   return rate === null ? null : Math.round(rate * 1000) / 10 + "%";
 }
 
+async function editSkills(agent) {
+  const answer = window.prompt(tr("skills.prompt") + " " + agent.name, agent.skills.join(","));
+  if (answer === null) return;
+  const message = $("wb-monitor-message");
+  try {
+    await post("/wallboard/skills", { agent: agent.id, skills: answer.split(",").map((s) => s.trim()).filter(Boolean) });
+    message.textContent = "";
+  } catch (error) {
+    message.textContent = error.message;
+    message.className = "error";
+  }
+}
+
 async function startMonitor(agent, mode) {
   const message = $("wb-monitor-message");
   try {
@@ -260,6 +273,18 @@ function wallboardPage() {
     $("nav-overdue").hidden = !data.overdue_orders;
     $("wb-open").textContent = "(" + tr(data.open ? "open" : "closed") + ")";
     for (const [state, n] of Object.entries(data.agents)) text("wb-state-" + state, n);
+    // Per skill: callers waiting in its queue, its agents free.
+    const bySkill = $("wb-skills");
+    bySkill.hidden = !data.by_skill.length;
+    bySkill.replaceChildren(
+      ...data.by_skill.map((k) => {
+        const item = document.createElement("li");
+        item.textContent = label("skill.", k.skill) + ": " + tr("skills.waiting") + " " + (k.waiting ?? "–") +
+          ", " + tr("skills.available") + " " + k.available;
+        item.dataset.skill = k.skill;
+        return item;
+      }),
+    );
     const body = $("wb-agents").querySelector("tbody");
     body.replaceChildren();
     for (const agent of data.agent_list) {
@@ -270,6 +295,16 @@ function wallboardPage() {
       if (agent.phone_registered === false) {
         phone.textContent = "✗ " + tr("phone_not_registered");
         phone.className = "phone-unregistered";
+      }
+      // Skills: shown, and changed by the supervisor (at once if logged in).
+      const skills = row.insertCell();
+      skills.className = "skills";
+      skills.append((agent.skills.join(", ") || "–") + " ");
+      if (data.by_skill.length) {
+        const edit = document.createElement("button");
+        edit.textContent = tr("skills.edit");
+        edit.addEventListener("click", () => editSkills(agent));
+        skills.append(edit);
       }
       // 监听 / 耳语 / 强插: rings the supervisor's own phone into this agent's call.
       const spy = row.insertCell();

@@ -98,6 +98,8 @@ def serving(asterisk_settings: Settings, tmp: Path, extra_env: dict[str, str] | 
         "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
         "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
         "HOTLINE_WEB_PORT": str(web_port),
+        "HOTLINE_SKILLS_NAMES": ",".join(asterisk_settings.skills.names),
+        "HOTLINE_SKILLS_OVERFLOW_S": str(asterisk_settings.skills.overflow_s),
         # Where the session's Asterisk root has recordings.dir bound (`hotline asterisk up`).
         "HOTLINE_RECORDINGS_DIR": str(asterisk_settings.recordings.dir.resolve()),
         # Where the session's Asterisk root has notices.speech_dir bound.
