@@ -503,6 +503,13 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from reports.period import PeriodError, parse_period
     from reports.report import build
 
+    if args.what == "staffing":
+        from hotline.staffing_cli import cmd_staffing
+
+        return cmd_staffing(settings, args)
+    if args.from_ is None or args.to is None:
+        print("report: give --from DATE and --to DATE (or `hotline report staffing`)", file=sys.stderr)
+        return 2
     try:
         period = parse_period(args.from_, args.to, settings.queue.timezone)
     except PeriodError as exc:
@@ -651,9 +658,14 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
 
-    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period")
-    s.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, YYYY-MM-DD (local)")
-    s.add_argument("--to", required=True, metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period; or staffing")
+    s.add_argument(
+        "what", nargs="?", choices=("staffing",), help="staffing: agents needed per hour of the coming week (Erlang C)"
+    )
+    s.add_argument("--from", dest="from_", metavar="DATE", help="first day, YYYY-MM-DD (local)")
+    s.add_argument("--to", metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s.add_argument("--weeks", type=int, help="staffing: weeks of history (default queue.staffing_weeks, 4)")
+    s.add_argument("--today", metavar="DATE", help="staffing: plan the week after this day (default: today)")
     s.add_argument("--format", choices=("text", "json", "csv", "html", "pdf"), default="text")
     s.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels in Chinese (default) or English")
     s.add_argument(

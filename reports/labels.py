@@ -119,6 +119,23 @@ LABELS: dict[str, tuple[str, str]] = {
     "cat.how_to": ("业务办理", "How-to"),
     "cat.complaint": ("投诉举报", "Complaint or report"),
     "cat.suggestion": ("意见建议", "Suggestion"),
+    # staffing (reports/staffing.py)
+    "staffing_title": ("排班需求(Erlang C)", "Staffing by Erlang C"),
+    "staffing_basis": (
+        "依据 {first} 至 {last} 共 {weeks} 周同时段来电; 目标: {goal} 的来电在 {sl} 秒内接通; 话后处理 {wrapup} 秒",
+        "From the same hours of {weeks} weeks, {first} to {last}; goal: {goal} of calls answered within {sl} s; "
+        "wrap-up {wrapup} s",
+    ),
+    "staffing_short": ("人手不足的时段: {n} 个(签入坐席少于需求)", "Hours short of agents: {n} (fewer signed in than needed)"),
+    "staffing_quiet": ("无来电且无人签入的时段不列出", "Hours with no calls and nobody signed in are not listed"),
+    "offered_calls": ("来电(周均)", "Offered (per week)"),
+    "erlangs": ("话务量(Erl)", "Traffic (Erl)"),
+    "agents_needed": ("需坐席", "Agents needed"),
+    "expected_service_level": ("预计服务水平", "Expected service level"),
+    "expected_wait_seconds": ("预计平均等待(秒)", "Expected wait (s)"),
+    "expected_occupancy": ("预计占用率", "Expected occupancy"),
+    "agents_signed_in": ("往周签入", "Signed in (past weeks)"),
+    "short": ("不足", "Short"),
 }
 WEEKDAYS = {"zh": "一二三四五六日", "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 

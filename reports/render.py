@@ -177,7 +177,7 @@ def _pad(text: str, width: int, right: bool) -> str:
     return fill + text if right else text + fill
 
 
-def _grid(header: list[str] | None, rows: list[list[str]]) -> str:
+def grid(header: list[str] | None, rows: list[list[str]]) -> str:
     """Columns aligned for a terminal (a CJK character is two cells wide); numbers right."""
     widths = [max(_width(r[i]) for r in [*([header] if header else []), *rows]) for i in range(len(rows[0]))]
     lines = []
@@ -196,12 +196,12 @@ def text(report: Report, lang: str = "zh") -> str:
     for name, columns, rows in tables(report):
         out.append(f"[{label(name, lang)}]")
         if columns == KEY_VALUE:
-            out.append(_grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
+            out.append(grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
         elif not rows:
             out.append(label("no_rows", lang))
         else:
             header = [label(c, lang) for c in columns]
-            out.append(_grid(header, [[cell(c, r.get(c), lang) for c in columns] for r in rows]))
+            out.append(grid(header, [[cell(c, r.get(c), lang) for c in columns] for r in rows]))
         out.append("")
     return "\n".join(out)
 

@@ -200,7 +200,8 @@ def _monday(hour: dt.datetime) -> str:
 # --- from the hourly sums -------------------------------------------------------------------
 
 
-def _totals(row: dict[str, Any]) -> Totals:
+def row_totals(row: dict[str, Any]) -> Totals:
+    """The Totals of one row of hourly call sums (reports.sums.read)."""
     return Totals(*(int(row[name]) for name in sums.CALL_SUMS[:14]))
 
 
@@ -209,7 +210,7 @@ def totals(store: Store, start: dt.datetime, end: dt.datetime, service_level_s: 
     out = Totals()
     with store.transaction() as c:
         for row in sums.read(c, "calls", start, end, service_level_s):
-            out += _totals(row)
+            out += row_totals(row)
     return out
 
 
@@ -368,7 +369,7 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
     for row in call_rows:
         # Whole-hour offsets (China's): a UTC hour is one local hour.
         local = row["hour"].astimezone(period.tz).replace(tzinfo=None)
-        t = _totals(row)
+        t = row_totals(row)
         by_hour[local] += t
         total += t
         simulated += int(row["simulated"])
