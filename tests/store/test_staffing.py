@@ -66,6 +66,12 @@ def _event(agent: str, when: dt.datetime, kind: str) -> dict[str, Any]:
 
 @pytest.fixture
 def history(store: Store) -> Store:
+    fill_history(store)
+    return store
+
+
+def fill_history(store: Store) -> None:
+    """Two weeks of Monday-morning traffic and log-ins before NOW (also the console's test)."""
     calls = [
         # Monday 09:00-10:00 in both weeks: 200 offered each, 175 s talk + 5 s wrap-up, so
         # 200 × 180 s / 3600 s = 10 erlangs: the Call Centre Helper example (14 agents at 80/20).
@@ -92,7 +98,6 @@ def history(store: Store) -> Store:
     with store.transaction() as c:
         c.execute(insert(Call), calls)
         c.execute(insert(AgentEvent), events)
-    return store
 
 
 def _hour(plan: staffing.Staffing, day: dt.date, hour: int) -> staffing.HourPlan:
