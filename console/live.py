@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import Counter
 from typing import Any, Protocol
 
@@ -13,7 +14,8 @@ from core.db import Store
 from core.models import Agent, utcnow
 from core.settings import QueueSettings
 from ivr.hours import is_open, local_midnight
-from reports.report import totals
+from reports.kpis import Goals
+from reports.report import Totals, hourly
 
 AGENT_STATES = ("available", "on_call", "paused", "logged_out")
 
@@ -47,7 +49,8 @@ def wallboard(
         agents = list(s.scalars(select(Agent).order_by(Agent.id)))
     states = Counter(agent_state(a) for a in agents)
     waiting = callers.waiting() if callers is not None else None
-    today = totals(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
+    today, hours = _today(store, queue, now)
+    goals = Goals.of(queue)
     return {
         "open": is_open(queue, now),
         "live": waiting is not None,  # False when this process runs no AMI monitor
@@ -67,8 +70,23 @@ def wallboard(
             for a in agents
         ],
         "today": today.figures(),
+        # The national KPIs beside their goals, and today's hours that missed one so far.
+        "goals": goals.as_dict(),
+        "goals_missed": goals.missed(today.figures()),
+        "hours_missed": goals.missed_hours(hours),
         "overdue_orders": overdue_count(store, now=now),  # waiting past their deadline (督办)
     }
+
+
+def _today(store: Store, queue: QueueSettings, now: dt.datetime) -> tuple[Totals, list[dict[str, Any]]]:
+    """The local day's sums so far, and its figures per local hour (hours with calls)."""
+    by_hour = hourly(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue)
+    zone = zoneinfo.ZoneInfo(queue.timezone)
+    today = Totals()
+    for t in by_hour.values():
+        today += t
+    hours = [{"hour": h.astimezone(zone).hour, **t.figures()} for h, t in sorted(by_hour.items())]
+    return today, hours
 
 
 def agent_snapshot(
