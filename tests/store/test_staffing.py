@@ -33,7 +33,7 @@ def at(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> dt.
     return dt.datetime(2026, month, day, hour, minute, second, tzinfo=BJ).astimezone(dt.UTC)
 
 
-def _call(cid: str, started: dt.datetime, disposition: str, **kw: Any) -> dict[str, Any]:
+def call_row(cid: str, started: dt.datetime, disposition: str, **kw: Any) -> dict[str, Any]:
     return {
         "id": cid,
         "started_at": started,
@@ -54,9 +54,9 @@ def _hour_of_calls(tag: str, month: int, day: int, hour: int, answered: int, aba
     for i in range(answered + abandoned):
         when = at(month, day, hour, (i * 17) // 60 % 60, (i * 17) % 60)
         if i < answered:
-            out.append(_call(f"{tag}-{i}", when, "agent", queue_wait_s=3, talk_s=175, agent="1001"))
+            out.append(call_row(f"{tag}-{i}", when, "agent", queue_wait_s=3, talk_s=175, agent="1001"))
         else:
-            out.append(_call(f"{tag}-{i}", when, "abandoned", queue_wait_s=30))
+            out.append(call_row(f"{tag}-{i}", when, "abandoned", queue_wait_s=30))
     return out
 
 
