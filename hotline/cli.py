@@ -497,12 +497,7 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
-    from hotline.wiring import open_store
-    from reports import render
-    from reports.period import PeriodError, parse_period
-    from reports.report import build
-
+def cmd_report_or_staffing(settings: Settings, args: argparse.Namespace) -> int:
     if args.what == "staffing":
         from hotline.staffing_cli import cmd_staffing
 
@@ -510,6 +505,15 @@ def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     if args.from_ is None or args.to is None:
         print("report: give --from DATE and --to DATE (or `hotline report staffing`)", file=sys.stderr)
         return 2
+    return cmd_report(settings, args)
+
+
+def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
+    from hotline.wiring import open_store
+    from reports import render
+    from reports.period import PeriodError, parse_period
+    from reports.report import build
+
     try:
         period = parse_period(args.from_, args.to, settings.queue.timezone)
     except PeriodError as exc:
@@ -671,7 +675,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--output", type=Path, help="file to write (a folder for csv: one file per table); default: standard output"
     )
-    s.set_defaults(func=cmd_report)
+    s.set_defaults(func=cmd_report_or_staffing)
 
     s = sub.add_parser("simulate", help="fill the store with realistic demo traffic, marked as simulated")
     s.add_argument("--from", dest="from_", metavar="DATE", help="first day (default: --days before yesterday)")

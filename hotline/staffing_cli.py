@@ -15,7 +15,9 @@ def cmd_staffing(settings: Settings, args: argparse.Namespace) -> int:
     from reports import staffing, staffing_render
 
     if args.from_ is not None or args.to is not None:
-        print("report staffing: plans the coming week from --weeks of history; --from/--to do not apply", file=sys.stderr)
+        print(
+            "report staffing: plans the coming week from --weeks of history; --from/--to do not apply", file=sys.stderr
+        )
         return 2
     if args.format not in ("text", "json", "csv"):
         print(f"report staffing: --format {args.format}: choose text, json or csv", file=sys.stderr)

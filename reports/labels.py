@@ -140,7 +140,10 @@ LABELS: dict[str, tuple[str, str]] = {
         "From the same hours of {weeks} weeks, {first} to {last}; goal: {goal} of calls answered within {sl} s; "
         "wrap-up {wrapup} s",
     ),
-    "staffing_short": ("人手不足的时段: {n} 个(签入坐席少于需求)", "Hours short of agents: {n} (fewer signed in than needed)"),
+    "staffing_short": (
+        "人手不足的时段: {n} 个(签入坐席少于需求)",
+        "Hours short of agents: {n} (fewer signed in than needed)",
+    ),
     "staffing_quiet": ("无来电且无人签入的时段不列出", "Hours with no calls and nobody signed in are not listed"),
     "offered_calls": ("来电(周均)", "Offered (per week)"),
     "erlangs": ("话务量(Erl)", "Traffic (Erl)"),

@@ -64,7 +64,7 @@ async def test_downloads_roles_and_bad_input(base: str) -> None:
         r = await sup.get(f"{base}/reports/staffing/download?weeks=2&today=2026-11-10&format=csv")
         assert r.status == 200 and "hotline-staffing-2026-11-11.csv" in r.headers["Content-Disposition"]
         rows = list(csv.DictReader(io.StringIO(await r.text())))
-        monday = [row for row in rows if row["day"] == "2026-11-16" and row["hour"] == "9"][0]
+        monday = next(row for row in rows if row["day"] == "2026-11-16" and row["hour"] == "9")
         assert (monday["agents_needed"], monday["agents_signed_in"], monday["short"]) == ("14", "1.6", "True")
         r = await sup.get(f"{base}/reports/staffing/download?weeks=2&today=2026-11-10&format=json")
         assert (await r.json())["service_level_seconds"] == 15

@@ -172,20 +172,24 @@ def test_the_cli_in_json_csv_and_text(history: Store) -> None:
     data = json.loads(done.stdout)
     assert data["service_level_seconds"] == 15 and data["service_level_goal"] == 0.8
     assert data["history"] == {"from": "2026-10-27", "to": "2026-11-09"}
-    monday = [h for h in data["hours"] if h["day"] == "2026-11-16" and h["hour"] == 9][0]
+    monday = next(h for h in data["hours"] if h["day"] == "2026-11-16" and h["hour"] == 9)
     assert monday["agents_needed"] == 14 and monday["agents_signed_in"] == 1.6 and monday["short"] is True
     assert isinstance(monday["expected_wait_seconds"], int)
 
     done = _cli(history, "--weeks", "2", "--today", "2026-11-10", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     assert len(rows) == 168
-    assert {k: rows[0][k] for k in ("day", "hour", "agents_needed")} == {"day": "2026-11-11", "hour": "0", "agents_needed": "0"}
+    assert {k: rows[0][k] for k in ("day", "hour", "agents_needed")} == {
+        "day": "2026-11-11",
+        "hour": "0",
+        "agents_needed": "0",
+    }
 
     done = _cli(history, "--weeks", "2", "--today", "2026-11-10", "--lang", "en")
     assert done.returncode == 0, done.stderr
     assert "Staffing by Erlang C" in done.stdout
     assert "80% of calls answered within 15 s" in done.stdout
-    line = [ln for ln in done.stdout.splitlines() if ln.startswith("2026-11-16") and " 09:00 " in ln][0]
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("2026-11-16") and " 09:00 " in ln)
     assert "14" in line and "Short" in line
 
 
