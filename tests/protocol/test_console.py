@@ -565,7 +565,8 @@ async def test_reports_are_for_supervisors_with_a_period_and_downloads(console: 
         )
         with zipfile.ZipFile(io.BytesIO(await zipped.read())) as z:
             names = z.namelist()
-            assert len(names) == 14 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
+            assert len(names) == 16 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
+            assert "hotline-report-2026-11-02-2026-11-03/hours_missed.csv" in names  # the national KPIs
             assert "hotline-report-2026-11-02-2026-11-03/notices.csv" in names  # notices by channel
             assert "agent_calls,2" in z.read("hotline-report-2026-11-02-2026-11-03/summary.csv").decode()
             casework = z.read("hotline-report-2026-11-02-2026-11-03/casework.csv").decode()
