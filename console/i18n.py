@@ -32,7 +32,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "download": ("下载", "Download"),
     "staffing": ("排班需求", "Staffing"),
     "staffing_weeks": ("参考周数", "Weeks of history"),
-    "staffing_today": ("排下列日期之后一周", "Plan the week after"),
+    "staffing_today": ("排此日之后的一周", "Plan the week after"),
     "staffing_grid": ("需坐席 / 往周签入", "Agents needed / signed in at past weeks"),
     "staffing_hours": ("各时段明细", "Hour by hour"),
     "my_state": ("我的状态", "My state"),
