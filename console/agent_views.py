@@ -81,7 +81,14 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
     shown: dict[str, Any] = {"call": None, "pop": None}
 
     async def snapshot() -> dict[str, Any]:
-        me = await asyncio.to_thread(live.agent_snapshot, d.store, agent_id, interface, d.phones)
+        me = await asyncio.to_thread(
+            live.agent_snapshot,
+            d.store,
+            agent_id,
+            interface,
+            d.phones,
+            monitor_notice=d.settings.queue.monitor_notice,
+        )
         call_id = me["current_call_id"]
         if call_id != shown["call"]:
             # A new call: look the caller up once (each look-up is audited), keep it for this page.

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from cases.orders import overdue_count
 from core.db import Store
-from core.models import Agent, utcnow
+from core.models import Agent, MonitorSession, utcnow
 from core.settings import QueueSettings
 from ivr.hours import is_open, local_midnight
 from reports.kpis import Goals
@@ -47,6 +47,7 @@ def wallboard(
     now = utcnow()
     with store.session() as s:
         agents = list(s.scalars(select(Agent).order_by(Agent.id)))
+        monitors = _monitors(s)
     states = Counter(agent_state(a) for a in agents)
     waiting = callers.waiting() if callers is not None else None
     today, hours = _today(store, queue, now)
@@ -66,6 +67,8 @@ def wallboard(
                 "reason": a.pause_reason or "",
                 # False marks an agent whose phone is not registered: the queue does not ring it.
                 "phone_registered": _phone(phones, a.interface),
+                # Supervisors on the agent's call now: listen, whisper or barge (ringing or active).
+                "monitors": monitors.get(a.id, []),
             }
             for a in agents
         ],
@@ -89,20 +92,47 @@ def _today(store: Store, queue: QueueSettings, now: dt.datetime) -> tuple[Totals
     return today, hours
 
 
+def _monitors(s: Any, agent_id: str | None = None) -> dict[str, list[str]]:
+    """The modes of the supervisors' sessions open now, by agent."""
+    q = select(MonitorSession.agent_id, MonitorSession.mode).where(MonitorSession.state.in_(("ringing", "active")))
+    if agent_id is not None:
+        q = q.where(MonitorSession.agent_id == agent_id, MonitorSession.state == "active")
+    out: dict[str, list[str]] = {}
+    for agent, mode in s.execute(q):
+        out.setdefault(agent, []).append(mode)
+    return out
+
+
 def agent_snapshot(
-    store: Store, agent_id: str, interface: str = "", phones: PhoneStates | None = None
+    store: Store,
+    agent_id: str,
+    interface: str = "",
+    phones: PhoneStates | None = None,
+    *,
+    monitor_notice: bool = True,
 ) -> dict[str, Any]:
     """The agent's own state; `phone_registered` is that of the account's interface (the
-    queue member the agent logs in as), so the desk shows it before the agent logs in."""
+    queue member the agent logs in as), so the desk shows it before the agent logs in.
+    `monitored`: the modes of supervisors on the agent's call now, when the site tells
+    its agents (`queue.monitor_notice`), else always empty."""
     phone = _phone(phones, interface)
     with store.session() as s:
         a = s.get(Agent, agent_id)
+        monitored = _monitors(s, agent_id).get(agent_id, []) if monitor_notice else []
     if a is None:
-        return {"state": "logged_out", "reason": "", "current_call_id": None, "queues": [], "phone_registered": phone}
+        return {
+            "state": "logged_out",
+            "reason": "",
+            "current_call_id": None,
+            "queues": [],
+            "phone_registered": phone,
+            "monitored": [],
+        }
     return {
         "state": agent_state(a),
         "reason": a.pause_reason or "",
         "current_call_id": a.current_call_id if a.state != "logged_out" else None,
         "queues": [q for q in a.queues.split(",") if q],
         "phone_registered": phone,
+        "monitored": monitored if a.current_call_id else [],
     }

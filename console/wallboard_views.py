@@ -9,8 +9,11 @@ from typing import Any
 from aiohttp import web
 
 from console import live
-from console.request import DEPS, render, require_role
+from console.errors import BadRequest
+from console.request import DEPS, deps, render, require_role
 from console.sse import SSE_POLL_S, sse
+from ivr.errors import MonitorRefused
+from ivr.monitor import MODES, Monitoring
 
 ROLES = ("supervisor", "admin")
 
@@ -49,9 +52,36 @@ async def board_stream(request: web.Request) -> web.StreamResponse:
     return await sse(request, request.app[BOARD].get)
 
 
+async def monitor(request: web.Request) -> web.StreamResponse:
+    """监听 / 耳语 / 强插 from the wallboard: ring the supervisor's own phone (the account's
+    interface) into the agent's call in that mode. 409 with the rule when it may not."""
+    user = require_role(request, "supervisor", "admin")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("the request body is not JSON") from exc
+    agent, mode = (body.get("agent"), body.get("mode")) if isinstance(body, dict) else (None, None)
+    if not isinstance(agent, str) or mode not in MODES:
+        raise BadRequest(f"agent and mode ({', '.join(MODES)}) are required")
+    if not user.interface:
+        return web.json_response(
+            {"error": f"account {user.username} has no phone to ring (hotline users add --interface PJSIP/…)"},
+            status=409,
+        )
+    d = deps(request)
+    try:
+        view = await Monitoring(d.settings, d.store).start(
+            username=user.username, agent_id=agent, mode=mode, phone=user.interface
+        )
+    except MonitorRefused as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    return web.json_response({"session": view.id, "state": view.state, "phone": view.phone})
+
+
 def add_routes(app: web.Application) -> None:
     d = app[DEPS]
     # A little under the poll interval: each stream's next poll finds a fresh board.
     app[BOARD] = SharedBoard(lambda: live.wallboard(d.store, d.settings.queue, d.callers, d.phones), SSE_POLL_S * 0.9)
     app.router.add_get("/wallboard", board)
     app.router.add_get("/wallboard/stream", board_stream)
+    app.router.add_post("/wallboard/monitor", monitor)

@@ -276,6 +276,26 @@ class Agent(Base):
     last_call_id: Mapped[str | None] = mapped_column(String(36))
 
 
+class MonitorSession(Base):
+    """A supervisor listening to, whispering to or barging into an agent's call (ChanSpy;
+    ivr/monitor.py). `mode` is the latest: the supervisor switches with keys 4, 5 and 6."""
+
+    __tablename__ = "monitor_sessions"
+    __table_args__ = (Index("ix_monitor_sessions_call_state", "call_id", "state"),)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    supervisor: Mapped[str] = mapped_column(String(64))  # the audit actor: console:<user> or cli:<user>
+    agent_id: Mapped[str] = mapped_column(String(32), index=True)
+    call_id: Mapped[str] = mapped_column(String(36))
+    phone: Mapped[str] = mapped_column(String(120))  # the supervisor's phone rung: PJSIP/2001
+    mode: Mapped[str] = mapped_column(String(8))  # listen | whisper | barge
+    state: Mapped[str] = mapped_column(String(8))  # ringing | active | ended | failed
+    spy_channel: Mapped[str | None] = mapped_column(String(120))  # the supervisor's channel once answered
+    detail: Mapped[str | None] = mapped_column(String(200))  # why it failed
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
 class AgentEvent(Base):
     """Log-ins, log-outs and pauses, for logged-in and paused time in the reports."""
 

@@ -486,6 +486,9 @@ class QueueSettings(_Section):
     # `wrapuptime` in dialplans/queues.conf; history of this many weeks by default.
     wrapup_s: int = Field(5, ge=0, le=600)
     staffing_weeks: int = Field(4, ge=1, le=52)
+    # Agents see on their desk that a supervisor is listening to, whispering to or barging
+    # into their call (many centres tell their agents; a site whose rules allow may not).
+    monitor_notice: bool = True
     # Offer "press 1 to be called back" when the estimated wait exceeds this.
     callback_offer_wait_s: int = Field(120, ge=0)
     # Callbacks one calling number may book in any 24 hours (0: none); past it the IVR makes

@@ -212,9 +212,34 @@ def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
         views = [asyncio.run(control.logout(args.agent))]
     elif args.agents_action == "pause":
         views = [asyncio.run(control.pause(args.agent, args.reason))]
-    else:
+    elif args.agents_action == "unpause":
         views = [asyncio.run(control.unpause(args.agent))]
+    else:
+        return _monitor(settings, args)
     _print_json([vars(v) for v in views])
+    return 0
+
+
+def _monitor(settings: Settings, args: argparse.Namespace) -> int:
+    """`hotline agents monitor AGENT --mode … --from PHONE`: ring PHONE into the agent's call."""
+    from hotline.wiring import open_store
+    from ivr.monitor import Monitoring
+
+    monitoring = Monitoring(settings, open_store(settings))
+    if args.stop is not None:
+        _print_json(vars(asyncio.run(monitoring.stop(args.stop))))
+        return 0
+    if args.agent is None:
+        _print_json([vars(v) for v in monitoring.sessions(open_only=not args.all)])
+        return 0
+    if args.phone is None:
+        raise SystemExit("hotline agents monitor: --from PHONE is required with an agent")
+    view = asyncio.run(
+        monitoring.start(
+            username=args.supervisor, agent_id=args.agent, mode=args.mode, phone=args.phone, cli_actor=_actor()
+        )
+    )
+    _print_json(vars(view))
     return 0
 
 
@@ -706,6 +731,23 @@ def parser() -> argparse.ArgumentParser:
     pause.add_argument("agent")
     pause.add_argument("--reason", required=True, help="e.g. break, training, wrap-up")
     pause.set_defaults(func=cmd_agents)
+    mon = ag.add_parser(
+        "monitor",
+        help="a supervisor listens to, whispers to or barges into an agent's call (ChanSpy);"
+        " without an agent: the sessions open now",
+    )
+    mon.add_argument("agent", nargs="?", help="the agent whose call (none: list the sessions open now)")
+    mon.add_argument(
+        "--mode",
+        choices=("listen", "whisper", "barge"),
+        default="listen",
+        help="how it starts; the supervisor switches with keys 4 listen, 5 whisper, 6 barge",
+    )
+    mon.add_argument("--from", dest="phone", help="the supervisor's phone to ring: 2001 or PJSIP/2001")
+    mon.add_argument("--supervisor", help="the supervisor's console account (audited as them; default: the CLI user)")
+    mon.add_argument("--all", action="store_true", help="with no agent: ended sessions too (the last 200)")
+    mon.add_argument("--stop", type=int, metavar="SESSION", help="end that session (hangs up the supervisor's phone)")
+    mon.set_defaults(func=cmd_agents)
 
     s = sub.add_parser("users", help="web console accounts")
     us = s.add_subparsers(dest="users_action", required=True)
@@ -715,7 +757,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=("agent", "supervisor", "admin", "department", "auditor"))
     add.add_argument("--name", help="display name")
     add.add_argument("--agent-id", help="agents: id in the agents table and queue_log, e.g. 1001")
-    add.add_argument("--interface", help="agents: the queue member, e.g. PJSIP/1001")
+    add.add_argument(
+        "--interface", help="agents: the queue member, e.g. PJSIP/1001; supervisors: the phone monitoring rings"
+    )
     add.add_argument("--department", help="department accounts: one of [cases] departments, e.g. 养老保险")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin, not a prompt")
     add.set_defaults(func=cmd_users)

@@ -30,6 +30,8 @@ from core.settings import Settings
 from ivr.agents import AgentControl
 from ivr.ami_events import COMPLETE_GRACE, CallTracker, DeviceStates, Message
 from ivr.asterisk_logs import CallFacts
+from ivr.monitor import MonitorChange, MonitorEvents, Monitoring
+from ivr.monitor import apply as apply_monitor
 from ivr.notice_calls import outcome_of as notice_outcome_of
 from ivr.notice_calls import record_dial
 from ivr.outbound import outcome_of, record_outcome
@@ -52,7 +54,7 @@ def _plain(event: Any) -> Message:
 
 class MonitorManager(Manager):  # type: ignore[misc]  # panoramisk ships no type hints
     def __init__(self, on_event: Callable[[Message], None], on_login: Callable[[], None], **config: Any) -> None:
-        super().__init__(events="call,agent,user", **config)
+        super().__init__(events="call,agent,user,dtmf", **config)
         self.where = f"{config['host']}:{config['port']}"
         self.backoff = 1.0
         self.attempt = 0
@@ -110,6 +112,9 @@ class AmiMonitor:
         self.tracker = CallTracker()
         self.recordings = RecordingTracker()
         self._recording_order = asyncio.Lock()
+        self.monitor_events = MonitorEvents()  # supervisors' listen / whisper / barge (ivr/monitor.py)
+        self.monitoring = Monitoring(settings, store, clock)
+        self._monitor_order = asyncio.Lock()
         self.devices = DeviceStates()  # agents' phones: registered or not, for the console
         self.pending: set[asyncio.Task[None]] = set()
         self.manager = MonitorManager(
@@ -139,6 +144,9 @@ class AmiMonitor:
         ended = notice_outcome_of(msg)
         if ended is not None:  # a notice call's dialing half ended (ivr/notice_calls.py)
             self._spawn(asyncio.to_thread(record_dial, self.store, ended, self.settings.notices))
+        spying = self.monitor_events.feed(msg)
+        if spying is not None:
+            self._spawn(self._monitor(spying))
         change = self.recordings.feed(msg, self.clock())
         if change is not None:
             self._spawn(self._record(change))
@@ -171,6 +179,11 @@ class AmiMonitor:
         # In the order the events came: a recording's agent or end never overtakes its row.
         async with self._recording_order:
             await asyncio.to_thread(apply_change, self.store, self.settings.recordings.dir, change)
+
+    async def _monitor(self, change: MonitorChange) -> None:
+        # In the order the events came: a session's mode change never overtakes its answer.
+        async with self._monitor_order:
+            await asyncio.to_thread(apply_monitor, self.monitoring, change)
 
     def on_login(self) -> None:
         self._spawn(self._device_states())

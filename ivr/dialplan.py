@@ -20,6 +20,7 @@ CTX_NOTICE_PLAY: Final = "hotline-notice-play"  # its answered half: the FastAGI
 CTX_AGI: Final = "hotline-agi"  # a FastAGI script on the first server that answers
 CTX_EDGE: Final = "hotline-edge"  # a cluster node: every call the SIP edge sends, by its source
 CTX_RECORD_AGENT: Final = "hotline-record-agent"  # Queue()'s gosub on the answering agent: MixMonitor
+CTX_MONITOR: Final = "hotline-monitor"  # a supervisor's phone answered: ChanSpy on the agent's call
 # Each trunk's inbound context is this prefix + the trunk's name (rendered, not in extensions.conf).
 TRUNK_CONTEXT_PREFIX: Final = "hotline-trunk-"
 # The departments' numbers (sip.departments), rendered beside the trunks' contexts and
@@ -137,3 +138,12 @@ VAR_NOTICE_RING_S: Final = "HOTLINE_NOTICE_RING_S"
 # NoticeCall: ${HOTLINE_NOTICE_CALL}, DialStatus: DIALSTATUS or HOTLINE_DIAL_RESULT, and
 # HangupCause: the dialed channel's cause (Q.850: 1 unallocated number, 17 busy, ...).
 USEREVENT_NOTICE_DIAL: Final = "HotlineNoticeDial"
+
+# Supervisors' listen / whisper / barge (ivr/monitor.py). The AMI Originate of the
+# supervisor's phone into CTX_MONITOR sets which session it is, the agent's channel and
+# ChanSpy's options; the context raises the UserEvent HotlineMonitor with headers
+# MonitorId: ${HOTLINE_MONITOR_ID} and State: start (answered, spying) or end (hung up).
+VAR_MONITOR_ID: Final = "HOTLINE_MONITOR_ID"
+VAR_SPY_CHANNEL: Final = "HOTLINE_SPY_CHANNEL"
+VAR_SPY_OPTIONS: Final = "HOTLINE_SPY_OPTIONS"
+USEREVENT_MONITOR: Final = "HotlineMonitor"

@@ -113,3 +113,8 @@ class ClusterRefused(AsteriskError):
 
 class EdgeNotReady(AsteriskError):
     """The SIP edge (Kamailio) refused its configuration, exited, or did not answer in time."""
+
+
+class MonitorRefused(HotlineError):
+    """A supervisor's listen / whisper / barge cannot start: who asks, which agent or which
+    phone does not allow it (the message says which)."""

@@ -227,14 +227,6 @@ def hourly(store: Store, start: dt.datetime, end: dt.datetime, queue: QueueSetti
     return dict(out)
 
 
-def totals(store: Store, start: dt.datetime, end: dt.datetime, queue: QueueSettings) -> Totals:
-    """The sums over calls started in [start, end)."""
-    out = Totals()
-    for t in hourly(store, start, end, queue).values():
-        out += t
-    return out
-
-
 def _agents(c: Connection, period: Period, rows: list[dict[str, Any]]) -> list[AgentFigures]:
     names = {a.id: a.name for a in c.execute(select(Agent.id, Agent.name))}
     by_name = {name: agent_id for agent_id, name in names.items()}

@@ -1,14 +1,18 @@
 #!/bin/bash
 # The demo's data, for `make run` and `make run-cluster`: the schema, sample residents and a
 # simulated month of calls, the console's demo users (supervisor, department, auditor, three
-# agents), and desk phones and softphones for agents 1001 and 1002. Every step is idempotent.
+# agents), desk phones and softphones for agents 1001 and 1002, and the supervisor's phone
+# 2001. Every step is idempotent.
 # Uses HOTLINE_CONFIG and the other HOTLINE_* variables it is given; BIN is the venv's bin.
 set -eu
 hotline=${BIN:-.venv/bin}/hotline
 "$hotline" db upgrade
 "$hotline" sample load --if-empty
 "$hotline" simulate --if-empty
-echo demo-supervisor | "$hotline" users add supervisor --role supervisor --name 值班主管 --password-stdin >/dev/null
+# The supervisor's own desk phone 2001: the wallboard's 监听 / 耳语 / 强插 ring it.
+echo demo-supervisor | "$hotline" users add supervisor --role supervisor --name 值班主管 \
+  --interface PJSIP/2001 --password-stdin >/dev/null
+echo demo-sip-2001 | "$hotline" phones add 2001 --password-stdin >/dev/null
 echo demo-pension | "$hotline" users add pension --role department --department 养老保险 --name 养老保险科 --password-stdin >/dev/null
 echo demo-auditor | "$hotline" users add auditor --role auditor --name 审计员 --password-stdin >/dev/null
 for a in 1001 1002; do

@@ -60,6 +60,10 @@ function showMe(me) {
   const phone = me.phone_registered === true ? "registered" : me.phone_registered === false ? "unregistered" : "unknown";
   $("my-phone").textContent = tr("deskphone." + phone);
   $("my-phone").dataset.registered = phone;
+  // A supervisor listening, whispering or barging (when the site tells its agents).
+  const monitored = me.monitored || [];
+  $("my-monitored").hidden = !monitored.length;
+  $("my-monitored").textContent = tr("monitor.notice") + monitored.map((m) => tr("monitor." + m)).join(", ");
 }
 
 function showPop(pop) {
@@ -196,6 +200,18 @@ function percent(rate) {
   return rate === null ? null : Math.round(rate * 1000) / 10 + "%";
 }
 
+async function startMonitor(agent, mode) {
+  const message = $("wb-monitor-message");
+  try {
+    await post("/wallboard/monitor", { agent, mode });
+    message.textContent = tr("monitor.ringing");
+    message.className = "";
+  } catch (error) {
+    message.textContent = error.message;
+    message.className = "error";
+  }
+}
+
 function wallboardPage() {
   follow("/wallboard/stream", (data) => {
     $("not-live").hidden = data.live;
@@ -229,6 +245,21 @@ function wallboardPage() {
       if (agent.phone_registered === false) {
         phone.textContent = "✗ " + tr("phone_not_registered");
         phone.className = "phone-unregistered";
+      }
+      // 监听 / 耳语 / 强插: rings the supervisor's own phone into this agent's call.
+      const spy = row.insertCell();
+      spy.className = "monitor";
+      if (agent.monitors.length) {
+        spy.append(agent.monitors.map((m) => tr("monitor." + m)).join(", ") + " ");
+      } else if (agent.state === "on_call") {
+        for (const mode of ["listen", "whisper", "barge"]) {
+          const button = document.createElement("button");
+          button.textContent = tr("monitor." + mode);
+          button.dataset.agent = agent.id;
+          button.dataset.mode = mode;
+          button.addEventListener("click", () => startMonitor(agent.id, mode));
+          spy.append(button);
+        }
       }
     }
     text("wb-updated", new Date().toLocaleTimeString());
