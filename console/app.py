@@ -24,6 +24,7 @@ from console import (
     recording_views,
     report_views,
     sign_in_views,
+    staffing_views,
     twilio_views,
     wallboard_views,
     wechat_bind,
@@ -49,6 +50,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     agent_views.add_routes(app)
     wallboard_views.add_routes(app)
     report_views.add_routes(app)
+    staffing_views.add_routes(app)
     kb_views.add_routes(app)
     audit_views.add_routes(app)
     order_views.add_routes(app)

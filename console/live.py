@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -15,7 +16,8 @@ from core.models import Agent, MonitorSession, utcnow
 from core.settings import QueueSettings
 from ivr.hours import is_open, local_midnight
 from ivr.skills import all_skills, skill_queue
-from reports.report import totals
+from reports.kpis import Goals
+from reports.report import Totals, hourly
 
 AGENT_STATES = ("available", "on_call", "paused", "logged_out")
 
@@ -56,7 +58,8 @@ def wallboard(
     waiting = callers.waiting() if callers is not None else None
     skilled = all_skills(store)
     waiting_by_queue = Counter(q for q, _ in waiting or [])
-    today = totals(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
+    today, hours = _today(store, queue, now)
+    goals = Goals.of(queue)
     return {
         "open": is_open(queue, now),
         "live": waiting is not None,  # False when this process runs no AMI monitor
@@ -88,8 +91,23 @@ def wallboard(
             for a in agents
         ],
         "today": today.figures(),
+        # The national KPIs beside their goals, and today's hours that missed one so far.
+        "goals": goals.as_dict(),
+        "goals_missed": goals.missed(today.figures()),
+        "hours_missed": goals.missed_hours(hours),
         "overdue_orders": overdue_count(store, now=now),  # waiting past their deadline (督办)
     }
+
+
+def _today(store: Store, queue: QueueSettings, now: dt.datetime) -> tuple[Totals, list[dict[str, Any]]]:
+    """The local day's sums so far, and its figures per local hour (hours with calls)."""
+    by_hour = hourly(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue)
+    zone = zoneinfo.ZoneInfo(queue.timezone)
+    today = Totals()
+    for t in by_hour.values():
+        today += t
+    hours = [{"hour": h.astimezone(zone).hour, **t.figures()} for h, t in sorted(by_hour.items())]
+    return today, hours
 
 
 def _monitors(s: Any, agent_id: str | None = None) -> dict[str, list[str]]:

@@ -46,7 +46,7 @@ BOARD = web.AppKey("board", SharedBoard)
 
 async def board(request: web.Request) -> web.StreamResponse:
     require_role(request, *ROLES)
-    return render(request, "wallboard.html", states=live.AGENT_STATES)
+    return render(request, "wallboard.html", states=live.AGENT_STATES, queue=request.app[DEPS].settings.queue)
 
 
 async def board_stream(request: web.Request) -> web.StreamResponse:

@@ -551,6 +551,17 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_or_staffing(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "staffing":
+        from hotline.staffing_cli import cmd_staffing
+
+        return cmd_staffing(settings, args)
+    if args.from_ is None or args.to is None:
+        print("report: give --from DATE and --to DATE (or `hotline report staffing`)", file=sys.stderr)
+        return 2
+    return cmd_report(settings, args)
+
+
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
     from reports import render
@@ -705,15 +716,20 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
 
-    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period")
-    s.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, YYYY-MM-DD (local)")
-    s.add_argument("--to", required=True, metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period; or staffing")
+    s.add_argument(
+        "what", nargs="?", choices=("staffing",), help="staffing: agents needed per hour of the coming week (Erlang C)"
+    )
+    s.add_argument("--from", dest="from_", metavar="DATE", help="first day, YYYY-MM-DD (local)")
+    s.add_argument("--to", metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s.add_argument("--weeks", type=int, help="staffing: weeks of history (default queue.staffing_weeks, 4)")
+    s.add_argument("--today", metavar="DATE", help="staffing: plan the week after this day (default: today)")
     s.add_argument("--format", choices=("text", "json", "csv", "html", "pdf"), default="text")
     s.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels in Chinese (default) or English")
     s.add_argument(
         "--output", type=Path, help="file to write (a folder for csv: one file per table); default: standard output"
     )
-    s.set_defaults(func=cmd_report)
+    s.set_defaults(func=cmd_report_or_staffing)
 
     s = sub.add_parser("simulate", help="fill the store with realistic demo traffic, marked as simulated")
     s.add_argument("--from", dest="from_", metavar="DATE", help="first day (default: --days before yesterday)")

@@ -264,7 +264,12 @@ function wallboardPage() {
     text("wb-answered", today.agent_calls);
     text("wb-abandoned", today.abandoned_calls);
     text("wb-automated", today.automated_calls);
-    text("wb-sl", percent(today.service_level_20s));
+    text("wb-sl", percent(today.service_level));
+    text("wb-connection", percent(today.connection_rate));
+    $("wb-sl").classList.toggle("missed", data.goals_missed.includes("service_level"));
+    $("wb-connection").classList.toggle("missed", data.goals_missed.includes("connection_rate"));
+    text("wb-hours-missed", data.hours_missed.length ? data.hours_missed.map((h) =>
+      String(h.hour).padStart(2, "0") + ":00 " + h.missed.map((g) => tr("goal." + g)).join(", ")).join(" · ") : tr("no_hours_missed"));
     text("wb-avg-wait", today.avg_wait_seconds + " " + tr("seconds"));
     text("wb-avg-talk", today.avg_agent_talk_seconds + " " + tr("seconds"));
     text("wb-satisfaction", percent(today.satisfaction_rate));
