@@ -26,9 +26,7 @@ def wait_until(check: Callable[[], T], what: str, limit_s: float = 30.0, every_s
         time.sleep(every_s)
 
 
-async def until(
-    check: Callable[[], T | Awaitable[T]], what: str, limit_s: float = 30.0, every_s: float = 0.05
-) -> T:
+async def until(check: Callable[[], T | Awaitable[T]], what: str, limit_s: float = 30.0, every_s: float = 0.05) -> T:
     """`wait_until` for a test running on the event loop: `check` may be a coroutine
     function, and the loop keeps running between polls."""
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from sms.intake import intake
 from sms.mo import HELP, RATED, SIGNATURE, MoHandler, keyword_of
 from sms.templates import render
 from tests.conftest import PEPPER
+from tests.waiting import until
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 MONDAY = dt.datetime(2026, 11, 30, 10, 0, tzinfo=BEIJING)  # created: due Wednesday 17:30
@@ -400,10 +401,7 @@ async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: S
     stop = asyncio.Event()
     task = asyncio.create_task(casework_loop(store, settings, stop))
     try:
-        for _ in range(200):  # at most 10 s
-            if o.orders_for(store):
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: o.orders_for(store), "a work order opened by the casework loop", 10)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
