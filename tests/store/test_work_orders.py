@@ -24,7 +24,7 @@ from core.settings import Settings
 from sms.intake import intake
 from sms.mo import HELP, RATED, SIGNATURE, MoHandler, keyword_of
 from sms.templates import render
-from tests.conftest import PEPPER
+from tests.conftest import PEPPER, postgres_only
 from tests.waiting import until
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
@@ -453,7 +453,7 @@ def test_an_order_from_a_call_takes_the_callers_number_and_resident(store: Store
     assert len({x.id for x in callbacks} | {order.id}) == 3
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has one writer at a time
+@postgres_only  # SQLite has one writer at a time
 def test_two_saves_at_once_meet_at_the_index_and_share_one_order(store: Store, settings: Settings) -> None:
     with store.session() as s:
         s.add(Call(id="call-r", caller_number=NUMBER, disposition="agent"))
