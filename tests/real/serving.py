@@ -97,6 +97,8 @@ def serving(asterisk_settings: Settings, tmp: Path, extra_env: dict[str, str] | 
         "HOTLINE_AGI_HOST": asterisk_settings.agi.host,
         "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
         "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
+        # The session's Asterisk records: their log directory, and the calls marked as the tests'.
+        "HOTLINE_ASTERISK_INSTANCE": asterisk_settings.asterisk.instance,
         "HOTLINE_WEB_PORT": str(web_port),
         # Where the session's Asterisk root has recordings.dir bound (`hotline asterisk up`).
         "HOTLINE_RECORDINGS_DIR": str(asterisk_settings.recordings.dir.resolve()),
