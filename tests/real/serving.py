@@ -4,7 +4,6 @@ in their own process, on their own SQLite file with the sample loaded."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import os
 import subprocess
 import sys
@@ -44,12 +43,6 @@ NOTICE_CALLS = {
 
 # The longest a caller waits in the queue: Queue(...,60) in dialplans/extensions.conf.
 QUEUE_GIVES_UP_S = 60
-
-
-def call_span_s(call: dict[str, Any]) -> float:
-    """A recorded call's length, start to end, in seconds (its trail as `show_call` gives it)."""
-    started, ended = (dt.datetime.fromisoformat(call[k]) for k in ("started_at", "ended_at"))
-    return (ended - started).total_seconds()
 
 
 class Ivr:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from core.models import Recording
 from core.recordings import resolve, wav_info
 from ivr.agents import AgentControl
-from tests.real.serving import Ivr, call_span_s
+from tests.real.serving import Ivr
 
 pytestmark = pytest.mark.real
 TALK_S = 4
@@ -42,7 +42,7 @@ def test_an_answered_call_leaves_a_recording_of_the_talk(ivr: Ivr) -> None:
     file = resolve(ivr.settings.recordings.dir, row.path)
     info = wav_info(file)
     assert (info.sample_rate, info.channels, info.bits) == (8000, 1, 16)
-    # The talk, and no more than the call: its length is the benchmarks' to measure.
-    assert 0 < info.duration_s < call_span_s(call)
+    # The talk was recorded (how long it lasted is the benchmarks' to measure).
+    assert info.duration_s > 0
     assert row.duration_s is not None and abs(row.duration_s - info.duration_s) < 0.1
     assert row.size == file.stat().st_size
