@@ -78,7 +78,10 @@ async def _channel(ami: AmiSession, uniqueid: str) -> str:
 
 async def _key(ami: AmiSession, channel: str, digits: str) -> None:
     for digit in digits:
-        await ami.send({"Action": "PlayDTMF", "Channel": channel, "Digit": digit, "Duration": "120", "Receive": "yes"})
+        # as_list=False: the answer "DTMF successfully queued" reads to panoramisk as an
+        # asynchronous Originate's, and it would look for the action's Async header.
+        action = {"Action": "PlayDTMF", "Channel": channel, "Digit": digit, "Duration": "120", "Receive": "yes"}
+        await ami.send(action, as_list=False)
 
 
 async def keyed_call(settings: Settings, script: Callable[[str], list[Press]], *, limit_s: float = 60.0) -> str:
@@ -86,13 +89,17 @@ async def keyed_call(settings: Settings, script: Callable[[str], list[Press]], *
     caller has heard its ask; returns the call's Asterisk uniqueid. The caller stays on the
     line afterwards (see `hang_up`), unless the IVR or the agent's side ends the call."""
     uniqueid = await place_call(settings, "", lead_s=0, tail_s=STAY_S)
-    async with AmiSession(settings) as ami:
-        channel = await until(lambda: _channel(ami, uniqueid), f"call {uniqueid}'s channel", 10)
-        for press in script(uniqueid):
-            await until(press.heard, f"call {uniqueid}: {press.what}", limit_s, every_s=0.1)
-            await _key(ami, channel, press.digits)
-            if press.until is not None:
-                await _press_until(ami, channel, press, limit_s)
+    try:
+        async with AmiSession(settings) as ami:
+            channel = await until(lambda: _channel(ami, uniqueid), f"call {uniqueid}'s channel", 10)
+            for press in script(uniqueid):
+                await until(press.heard, f"call {uniqueid}: {press.what}", limit_s, every_s=0.1)
+                await _key(ami, channel, press.digits)
+                if press.until is not None:
+                    await _press_until(ami, channel, press, limit_s)
+    except BaseException:
+        await hang_up(settings, uniqueid)  # a failed script leaves no caller waiting in the queue
+        raise
     return uniqueid
 
 
