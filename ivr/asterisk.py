@@ -261,11 +261,11 @@ class LocalAsterisk:
         (started for the tests, a benchmark or the demo: they take turns with one root)."""
         if self.node is not None:
             return False  # a node's directories are its own, named by its asterisk.conf
-        match = _LOG_DIRECTORY.search(self.cli("core show settings"))
-        if match is None:
+        running = log_directory(self.cli("core show settings"))
+        if running is None:
             logger.warning("`core show settings` names no log directory: assuming %s", self.inner_log_dir)
             return False
-        return match.group(1).rstrip("/") != self.inner_log_dir
+        return running != self.inner_log_dir
 
     def _install(self) -> None:
         owner = roots.account_ids(self.root, RUN_USER)
@@ -383,6 +383,16 @@ class LocalAsterisk:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise AsteriskCommandFailed(f"asterisk -rx {command!r} took over {timeout_s:.0f} s") from exc
+
+
+def log_directory(core_show_settings: str) -> str | None:
+    r"""The log directory a running Asterisk writes in, from `core show settings`.
+
+    >>> log_directory("* Directories\n  Log directory:               /var/log/asterisk/tests\n")
+    '/var/log/asterisk/tests'
+    """
+    match = _LOG_DIRECTORY.search(core_show_settings)
+    return match.group(1).rstrip("/") if match else None
 
 
 def ami_answering(host: str, port: int, timeout_s: float = 1.0) -> bool:
