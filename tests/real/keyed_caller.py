@@ -17,7 +17,8 @@ can wait for is a SIP message, and the IVR sends none when a prompt has played.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -43,7 +44,7 @@ class Press:
     before it listens is dropped by Asterisk)."""
 
     digits: str
-    heard: Callable[[], object]
+    heard: Callable[[], object]  # may return an awaitable
     what: str
     until: Callable[[], object] | None = None
 
@@ -81,7 +82,8 @@ async def _key(ami: AmiSession, channel: str, digits: str) -> None:
         # as_list=False: the answer "DTMF successfully queued" reads to panoramisk as an
         # asynchronous Originate's, and it would look for the action's Async header.
         action = {"Action": "PlayDTMF", "Channel": channel, "Digit": digit, "Duration": "120", "Receive": "yes"}
-        await ami.send(action, as_list=False)
+        (reply,) = await ami.send(action, as_list=False)
+        assert reply.get("Response") == "Success", f"PlayDTMF {digit} on {channel}: {dict(reply)}"
 
 
 async def keyed_call(settings: Settings, script: Callable[[str], list[Press]], *, limit_s: float = 60.0) -> str:
@@ -106,11 +108,28 @@ async def keyed_call(settings: Settings, script: Callable[[str], list[Press]], *
 async def _press_until(ami: AmiSession, channel: str, press: Press, limit_s: float) -> None:
     assert press.until is not None
     deadline = asyncio.get_running_loop().time() + limit_s
-    while not await asyncio.to_thread(press.until):
+    while not await _holds(press.until):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"pressed {press.digits} for {limit_s:g} s and it was never taken: {press.what}")
         await asyncio.sleep(PRESS_AGAIN_S)
         await _key(ami, channel, press.digits)
+
+
+async def _holds(check: Callable[[], object]) -> bool:
+    value = check()
+    return bool(await value if inspect.isawaitable(value) else value)
+
+
+def in_queue(settings: Settings, uniqueid: str) -> Callable[[], Awaitable[bool]]:
+    """Asterisk has the call waiting in a queue (AMI QueueStatus lists it as a QueueEntry):
+    the monitor writes the queue part to the store only once it is over."""
+
+    async def check() -> bool:
+        async with AmiSession(settings) as ami:
+            messages = await ami.send({"Action": "QueueStatus"})
+        return any(m.get("Event") == "QueueEntry" and m.get("Uniqueid") == uniqueid for m in messages)
+
+    return check
 
 
 async def hang_up(settings: Settings, uniqueid: str) -> None:

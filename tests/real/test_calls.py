@@ -29,7 +29,7 @@ from ivr.caller import place_call, wait_hung_up
 from ivr.records import import_files
 from ivr.trail import show_call
 from tests.conftest import PEPPER
-from tests.real.keyed_caller import Press, asking_at, call_of, hang_up, keyed_call
+from tests.real.keyed_caller import Press, asking_at, call_of, hang_up, in_queue, keyed_call
 from tests.real.serving import QUEUE_GIVES_UP_S, Ivr, keypad, kinds
 from tests.waiting import wait_until
 
@@ -216,10 +216,6 @@ def _rated(ivr: Ivr, uid: str) -> Callable[[], bool]:
     return lambda: (c := call_of(ivr.store, uid)) is not None and c.survey is not None
 
 
-def _queued(ivr: Ivr, uid: str) -> Callable[[], bool]:
-    return lambda: (c := call_of(ivr.store, uid)) is not None and c.queue_entered_at is not None
-
-
 def _offering(ivr: Ivr, uid: str) -> Callable[[], bool]:
     """Serve's log says the queue entry is about to offer (its estimate is logged first)."""
 
@@ -250,7 +246,7 @@ def test_a_paused_agent_gets_no_call_and_the_caller_abandons(ivr: Ivr, asterisk:
             ivr,
             lambda uid: [
                 Press("0", asking_at(ivr.store, uid, "welcome"), "the welcome asking"),
-                Press("2", _offering(ivr, uid), "the callback offer", until=_queued(ivr, uid)),
+                Press("2", _offering(ivr, uid), "the callback offer", until=in_queue(ivr.settings, uid)),
             ],
         )
         asyncio.run(hang_up(ivr.settings, uid))
