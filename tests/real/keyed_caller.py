@@ -5,8 +5,10 @@ before its prompt (and be lost) or a wait can run short. Here the call is placed
 (the script only answers and stays on the line), and each key is pressed through AMI,
 `PlayDTMF` with `Receive` (app_senddtmf: "emulate receiving DTMF on this channel"), as if
 the caller's phone had sent it, once the caller has heard what it answers: the call's
-trail shows the IVR asking at a node, serve's log says the queue entry is offering a
-callback, the agent has hung up and the survey asks.
+trail shows the IVR asking at a node, or Asterisk shows the caller's channel in the
+queue entry's or the survey's script. Where the script begins before its question (a
+key pressed before Asterisk listens is dropped), the key is pressed again until what it
+does is seen.
 
 SIPp's callers (tests/sip_peers) cannot do this: a SIPp scenario sends its RFC 4733
 events from a pcap at points fixed in the scenario (`<nop><action><exec play_pcap_audio>`
@@ -118,6 +120,24 @@ async def _press_until(ami: AmiSession, channel: str, press: Press, limit_s: flo
 async def _holds(check: Callable[[], object]) -> bool:
     value = check()
     return bool(await value if inspect.isawaitable(value) else value)
+
+
+def running_script(settings: Settings, uniqueid: str, script: str) -> Callable[[], Awaitable[bool]]:
+    """The caller's channel runs that FastAGI script (AMI Status: Application AGI, its Data
+    the script's URL): the survey or the queue entry has begun asking."""
+
+    async def check() -> bool:
+        async with AmiSession(settings) as ami:
+            messages = await ami.send({"Action": "Status"})
+        return any(
+            m.get("Event") == "Status"
+            and m.get("Uniqueid") == uniqueid
+            and m.get("Application") == "AGI"
+            and str(m.get("Data", "")).split(",")[0].endswith(f"/{script}")
+            for m in messages
+        )
+
+    return check
 
 
 def in_queue(settings: Settings, uniqueid: str) -> Callable[[], Awaitable[bool]]:

@@ -26,10 +26,11 @@ from ivr.agents import AgentControl
 from ivr.ami_client import AmiSession
 from ivr.asterisk import LocalAsterisk
 from ivr.caller import place_call, wait_hung_up
+from ivr.dialplan import AGI_SCRIPT_QUEUE_ENTRY, AGI_SCRIPT_SURVEY
 from ivr.records import import_files
 from ivr.trail import show_call
 from tests.conftest import PEPPER
-from tests.real.keyed_caller import Press, asking_at, call_of, hang_up, in_queue, keyed_call
+from tests.real.keyed_caller import Press, asking_at, call_of, hang_up, in_queue, keyed_call, running_script
 from tests.real.serving import QUEUE_GIVES_UP_S, Ivr, keypad, kinds
 from tests.waiting import wait_until
 
@@ -190,7 +191,7 @@ def test_press_zero_wait_talk_and_rate_a_scripted_agent(ivr: Ivr) -> None:
             ivr,
             lambda uid: [
                 Press("0", asking_at(ivr.store, uid, "welcome"), "the welcome asking"),
-                Press("1", _talk_recorded(ivr, uid), "the agent hung up", until=_rated(ivr, uid)),
+                Press("1", running_script(ivr.settings, uid, AGI_SCRIPT_SURVEY), "the survey", until=_rated(ivr, uid)),
             ],
         )
         call = wait_until(lambda: _ended_and_settled(ivr, uid), f"call {uid} ended with its disposition")
@@ -208,22 +209,8 @@ def _keyed(ivr: Ivr, script: Callable[[str], list[Press]]) -> str:
     return asyncio.run(keyed_call(ivr.settings, script))
 
 
-def _talk_recorded(ivr: Ivr, uid: str) -> Callable[[], bool]:
-    return lambda: (c := call_of(ivr.store, uid)) is not None and c.talk_s is not None
-
-
 def _rated(ivr: Ivr, uid: str) -> Callable[[], bool]:
     return lambda: (c := call_of(ivr.store, uid)) is not None and c.survey is not None
-
-
-def _offering(ivr: Ivr, uid: str) -> Callable[[], bool]:
-    """Serve's log says the queue entry is about to offer (its estimate is logged first)."""
-
-    def check() -> bool:
-        call = call_of(ivr.store, uid)
-        return call is not None and f"call {call.id}: joining hotline-12333" in ivr.log.read_text(encoding="utf-8")
-
-    return check
 
 
 def _ended_and_settled(ivr: Ivr, uid: str) -> dict[str, Any] | None:
@@ -246,7 +233,12 @@ def test_a_paused_agent_gets_no_call_and_the_caller_abandons(ivr: Ivr, asterisk:
             ivr,
             lambda uid: [
                 Press("0", asking_at(ivr.store, uid, "welcome"), "the welcome asking"),
-                Press("2", _offering(ivr, uid), "the callback offer", until=in_queue(ivr.settings, uid)),
+                Press(
+                    "2",
+                    running_script(ivr.settings, uid, AGI_SCRIPT_QUEUE_ENTRY),
+                    "the callback offer",
+                    until=in_queue(ivr.settings, uid),
+                ),
             ],
         )
         asyncio.run(hang_up(ivr.settings, uid))
