@@ -36,6 +36,9 @@ from tests.waiting import until
 # the IVR, the agent or the survey ends the call first.
 STAY_S = 120
 PRESS_AGAIN_S = 0.5  # a key pressed before the IVR listens is lost: pressed again until taken
+# The caller's keying pace within one entry (an ID number): SendDTMF's own 250 ms between
+# digits (app_senddtmf docs), so each digit ends before the next begins.
+BETWEEN_DIGITS_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,9 @@ async def _channel(ami: AmiSession, uniqueid: str) -> str:
 
 
 async def _key(ami: AmiSession, channel: str, digits: str) -> None:
-    for digit in digits:
+    for n, digit in enumerate(digits):
+        if n:
+            await asyncio.sleep(BETWEEN_DIGITS_S)
         # as_list=False: the answer "DTMF successfully queued" reads to panoramisk as an
         # asynchronous Originate's, and it would look for the action's Async header.
         action = {"Action": "PlayDTMF", "Channel": channel, "Digit": digit, "Duration": "120", "Receive": "yes"}

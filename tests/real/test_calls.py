@@ -41,7 +41,22 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_pension_balance_query(ivr: Ivr) -> None:
     r = ivr.resident(3)
     assert r.id_number.endswith("X")  # entered with * for X
-    call = ivr.call(f"1W1W1W{keypad(r.id_number)}W{r.pin}", tail_s=6)
+    # Each key once the caller has heard its menu (a 1 at the welcome is no option there: it
+    # goes on to the main menu); the caller hangs up once the balance has been read out and
+    # the IVR asks what next.
+    uid = _keyed(
+        ivr,
+        lambda uid: [
+            Press("1", asking_at(ivr.store, uid, "welcome"), "the welcome asking"),
+            Press("1", asking_at(ivr.store, uid, "main"), "the main menu asking"),
+            Press("1", asking_at(ivr.store, uid, "si"), "the social insurance menu asking"),
+            Press(keypad(r.id_number), asking_at(ivr.store, uid, "ask_id"), "the ID number asked for"),
+            Press(r.pin, asking_at(ivr.store, uid, "ask_pin"), "the PIN asked for"),
+        ],
+    )
+    wait_until(asking_at(ivr.store, uid, "after"), f"call {uid}: the balance read out and what next asked", 60)
+    asyncio.run(hang_up(ivr.settings, uid))
+    call = ivr.trail(uid)
     result = [s for s in kinds(call, "result") if s["query"] == "pension"]
     assert result and result[0]["data"] == {"balance_fen": r.pension_balance_fen, "months": r.pension_months}
     said = " ".join(s["text"] for s in kinds(call, "prompt"))
