@@ -111,6 +111,18 @@ class AsteriskSettings(_Section):
     cache_dir: Path = Path("~/.cache/hotline").expanduser()
     suite: str = "sid"
     mirror: str = "http://deb.debian.org/debian"
+    # Whose Asterisk records these are. The dialplan marks every call into 12333 with it (the
+    # CDR's accountcode), and the monitor's catch-up imports only calls so marked (or already
+    # recorded live); the local Asterisk writes its logs in /var/log/asterisk/<instance> in its
+    # root. The demo, the tests and the benchmarks share one root but not their records.
+    instance: str = "hotline"
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
+            raise ValueError("asterisk.instance: 1 to 32 of a-z, 0-9, '_', '-' (a directory and an accountcode)")
+        return value
 
 
 class IvrSettings(_Section):

@@ -16,6 +16,8 @@ from ivr.asterisk_root import resolve_in_root
 from tests.real.serving import Ivr, serving
 from tests.real.sip_setup import phone_entries, with_test_sip
 
+TEST_INSTANCE = "tests"
+
 
 def _test_settings() -> Settings:
     """The developer's settings (hotline.toml, HOTLINE_* variables such as HOTLINE_AGI_PORT).
@@ -27,6 +29,11 @@ def _test_settings() -> Settings:
     # One skill queue, English (tests/real/test_skills.py); other tests' agents join it
     # unskilled and no other test's caller chooses English.
     settings = settings.model_copy(update={"skills": SkillSettings(names=("en",), overflow_s=30)})
+    # The tests' own Asterisk records (their log directory, their calls' accountcode): the
+    # demo's catch-up never imports a test call, nor the tests' a demo call.
+    settings = settings.model_copy(
+        update={"asterisk": settings.asterisk.model_copy(update={"instance": TEST_INSTANCE})}
+    )
     if settings.ami.secret:
         return settings
     running = _running_secret(LocalAsterisk(settings), settings.ami.user)
