@@ -32,7 +32,6 @@ from core.phones import BadPhoneNumber, phone_number, to_e164
 
 ACTION_BLOCK: Final = "callers:block"
 ACTION_UNBLOCK: Final = "callers:unblock"
-TREATMENTS: Final = ("self_service", "hang_up")
 STAGES: Final = ("ivr", "queue")
 REASON_MAX: Final = 200
 # What carriers and SIP peers present when the caller withheld their number.

@@ -36,6 +36,8 @@ SUMMARY_KEYS = (
     "ivr_resolved_calls",
     "callbacks_requested",
     "callbacks_completed",
+    "blocked_calls",
+    "blocked_numbers",
 )
 PERIOD_COLUMNS = (
     "calls",

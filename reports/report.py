@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from core.blocked_callers import blocked_calls
 from core.db import Store
 from core.models import Agent, AgentEvent, Callback, QualityScore, Recording
 from core.settings import QueueSettings
@@ -140,6 +141,8 @@ class Report:
     simulated_calls: int = 0  # written by `hotline simulate`: demo traffic, not real callers
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     notices: notices.Notices = field(default_factory=notices.Notices)  # over the channels residents chose
+    # Calls from numbers on the nuisance list, and how many numbers (core/blocked_callers.py).
+    blocked: dict[str, int] = field(default_factory=lambda: {"calls": 0, "numbers": 0})
 
     def rollup(self, key: Any) -> list[tuple[Any, Totals]]:
         out: dict[Any, Totals] = defaultdict(Totals)
@@ -179,6 +182,8 @@ class Report:
             "simulated_calls": self.simulated_calls,
             "ivr_resolved_calls": self.ivr_resolved,
             "callbacks": self.callbacks,
+            "blocked_calls": self.blocked["calls"],
+            "blocked_numbers": self.blocked["numbers"],
             "per_agent": [a.as_dict() for a in self.agents],
             "per_hour": self.per_hour(),
             "per_weekday": self.per_weekday(),
@@ -363,6 +368,7 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
         callbacks = _callbacks(c, period)
         cases = casework.build(c, period, queue, now)
         notice_figures = notices.build(c, start, end)
+        blocked = blocked_calls(c, start, end)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
     total, simulated = Totals(), 0
     for row in call_rows:
@@ -375,5 +381,17 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
     menu, resolved = _menu(menu_rows)
     sms = _sms(sms_rows)
     return Report(
-        period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now, notice_figures
+        period,
+        total,
+        dict(by_hour),
+        agents,
+        menu,
+        resolved,
+        callbacks,
+        sms,
+        cases,
+        simulated,
+        now,
+        notice_figures,
+        blocked,
     )
