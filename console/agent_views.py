@@ -79,9 +79,11 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
     agent_id, _, interface = _agent(request)
     d = deps(request)
     shown: dict[str, Any] = {"call": None, "pop": None}
+    # The desk's softphone, a phone of its own beside the account's (when the console offers one).
+    softphone = f"PJSIP/{softphone_endpoint(agent_id)}" if wss_url(request) is not None else ""
 
     async def snapshot() -> dict[str, Any]:
-        me = await asyncio.to_thread(live.agent_snapshot, d.store, agent_id, interface, d.phones)
+        me = await asyncio.to_thread(live.agent_snapshot, d.store, agent_id, interface, d.phones, softphone)
         call_id = me["current_call_id"]
         if call_id != shown["call"]:
             # A new call: look the caller up once (each look-up is audited), keep it for this page.
