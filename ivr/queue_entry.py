@@ -12,6 +12,9 @@ docs), estimates the wait from the agents free now and the recent average talk t
   staffed, offers a callback instead of waiting;
 - otherwise (an agent is free) says nothing, so the caller is connected at once.
 
+A number on the nuisance list (core/blocked_callers.py) is turned away before all of this:
+it hears that it cannot reach an agent, then goodbye, however it came to the queue.
+
 A booked callback is a `callbacks` row, and the call's disposition is `callback`. Where the
 callback is offered, so is a voice message (press 3, issue 14): the IVR's `message` node
 runs on this channel, continuing the call's trail, with the reason long_wait or after_hours.
