@@ -5,7 +5,9 @@ treatment and never reach an agent.
 Supervisors and admins open it; anyone else is refused. Every change is audited as
 console:<user> in the transaction that makes it; input the list cannot take (a withheld or
 malformed number, no reason, an expiry not in the future) re-shows the form with the
-refusal's words and the values typed, and changes nothing.
+refusal's words and the values typed, and changes nothing. Numbers proposed for the list
+(many calls in 24 hours, or flagged abusive at wrap-up) are shown with a form each: only a
+supervisor's click lists one.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ async def _page(
     d, now = deps(request), utcnow()
     expired = request.query.get("all") == "1"
     blocks = await asyncio.to_thread(bc.listed, d.store, now, expired=expired)
+    per_day = d.settings.ivr.nuisance_calls_per_day
+    proposed = await asyncio.to_thread(bc.proposals, d.store, now, calls_per_day=per_day)
     zone = d.settings.queue.timezone
     done = request.query.get("done", "")
     return render(
@@ -53,6 +57,8 @@ async def _page(
         status=status,
         rows=[_row(b, zone, now) for b in blocks],
         expired=expired,
+        proposed=proposed,
+        per_day=per_day,
         treatment=d.settings.ivr.blocked_treatment,
         message=message,
         form=form or dict.fromkeys(FIELDS, ""),

@@ -78,6 +78,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "callers.expired": ("已过期", "expired"),
     "callers.with_expired": ("含已过期", "with expired"),
     "callers.active_only": ("仅有效", "in force only"),
+    "callers.proposed": ("建议加入名单", "Proposed for the list"),
+    "callers.proposed_none": ("暂无建议", "No number is proposed"),
+    "callers.proposed_why": (
+        "24小时内来电超过{n}次，或近30天被坐席标记为骚扰的号码；由主管决定是否加入。",
+        "Numbers that called more than {n} times in 24 hours, or that agents flagged abusive in the last 30 days; "
+        "a supervisor decides.",
+    ),
+    "callers.calls_24h": ("24小时来电", "Calls in 24 h"),
+    "callers.flagged": ("坐席标记骚扰", "Flagged abusive"),
     "callers.done.blocked": ("已加入名单", "The number is blocked"),
     "callers.done.unblocked": ("已解除", "The block is lifted"),
     "callers.treatment.self_service": (
@@ -116,6 +125,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "code.resolved": ("已解决", "Resolved"),
     "code.follow_up": ("需跟进", "Follow-up needed"),
     "code.complaint": ("投诉", "Complaint"),
+    "code.abusive": ("骚扰或辱骂", "Abusive or nuisance caller"),
     "code.transferred": ("已转办", "Referred"),
     "code.other": ("其他", "Other"),
     "note": ("备注", "Note"),

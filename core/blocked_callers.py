@@ -27,13 +27,18 @@ from core import audit
 from core.db import Store
 from core.errors import BlockRefused
 from core.masking import mask_numbers, mask_phone
-from core.models import BlockedCall, BlockedCaller
+from core.models import BlockedCall, BlockedCaller, Call, Wrapup
 from core.phones import BadPhoneNumber, phone_number, to_e164
 
 ACTION_BLOCK: Final = "callers:block"
 ACTION_UNBLOCK: Final = "callers:unblock"
 STAGES: Final = ("ivr", "queue")
 REASON_MAX: Final = 200
+# The wrap-up code an agent gives a call from an abusive or nuisance caller (console/work.py):
+# such a number is proposed for the list, never listed without a supervisor.
+WRAPUP_ABUSIVE: Final = "abusive"
+FLAGGED_WITHIN: Final = dt.timedelta(days=30)
+CALLS_WITHIN: Final = dt.timedelta(hours=24)
 # What carriers and SIP peers present when the caller withheld their number.
 WITHHELD: Final = frozenset({"", "anonymous", "unknown", "withheld", "private", "restricted", "unavailable"})
 _SEPARATORS: Final = re.compile(r"[\s\-().]")
@@ -231,3 +236,45 @@ def blocked_calls(c: Connection, start: dt.datetime, end: dt.datetime) -> dict[s
     where = (BlockedCall.at >= start, BlockedCall.at < end)
     calls, numbers = c.execute(select(func.count(), func.count(func.distinct(BlockedCall.number))).where(*where)).one()
     return {"calls": int(calls), "numbers": int(numbers)}
+
+
+@dataclass(frozen=True, slots=True)
+class Proposal:
+    """A number proposed for the list: it called more than the set number of times in the
+    last 24 hours (`calls`), or agents flagged its calls abusive in the last 30 days (`flagged`)."""
+
+    number: str
+    calls: int
+    flagged: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"number": self.number, "calls_24h": self.calls, "flagged_30d": self.flagged}
+
+
+def proposals(store: Store, now: dt.datetime, *, calls_per_day: int) -> list[Proposal]:
+    """Numbers a supervisor may want to list (`ivr.nuisance_calls_per_day`), not listed now;
+    withheld and malformed caller ids are never proposed. Most flagged first, then most calls."""
+    recent = (
+        select(Call.caller_number, func.count())
+        .where(Call.started_at >= now - CALLS_WITHIN, Call.started_at <= now, Call.caller_number.is_not(None))
+        .group_by(Call.caller_number)
+        .having(func.count() > calls_per_day)
+    )
+    flagged = (
+        select(Call.caller_number, func.count())
+        .join(Wrapup, Wrapup.call_id == Call.id)
+        .where(Wrapup.code == WRAPUP_ABUSIVE, Wrapup.saved_at >= now - FLAGGED_WITHIN, Call.caller_number.is_not(None))
+        .group_by(Call.caller_number)
+    )
+    with store.session() as s:
+        calls: dict[str, int] = {}
+        flags: dict[str, int] = {}
+        for raw, n in s.execute(recent):
+            if (key := number_key(raw)) is not None:
+                calls[key] = calls.get(key, 0) + int(n)
+        for raw, n in s.execute(flagged):
+            if (key := number_key(raw)) is not None:
+                flags[key] = flags.get(key, 0) + int(n)
+        listed = set(s.scalars(select(BlockedCaller.number).where(BlockedCaller.until > now)))
+    found = [Proposal(n, calls.get(n, 0), flags.get(n, 0)) for n in set(calls) | set(flags) if n not in listed]
+    return sorted(found, key=lambda p: (-p.flagged, -p.calls, p.number))

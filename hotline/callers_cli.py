@@ -29,6 +29,8 @@ def add_parser(sub: Any, handler: Callable[[Settings, argparse.Namespace], int])
     ls = cs.add_parser("list", help="the numbers blocked now")
     ls.add_argument("--all", action="store_true", help="also the blocks that have expired")
     ls.add_argument("--format", choices=("text", "json"), default="text")
+    pr = cs.add_parser("proposed", help="numbers proposed for the list: many calls in 24 h, or flagged abusive")
+    pr.add_argument("--format", choices=("text", "json"), default="text")
     s.set_defaults(func=handler)
 
 
@@ -60,6 +62,8 @@ def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str, n
         gone = bc.unblock(store, args.number, actor=actor, channel="cli")
         print(f"{mask_phone(gone.number)} unblocked")
         return 0
+    if args.callers_action == "proposed":
+        return _proposed(settings, store, args, now)
     blocks = bc.listed(store, now, expired=args.all)
     if args.format == "json":
         print(json.dumps([b.as_json(now) for b in blocks], ensure_ascii=False, indent=2))
@@ -69,6 +73,20 @@ def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str, n
     for b in blocks:
         state = "" if b.active(now) else "  (expired)"
         print(f"{b.number:<16} until {_local(b.until, zone)}  by {b.blocked_by}  {b.reason}{state}")
+    return 0
+
+
+def _proposed(settings: Settings, store: Any, args: argparse.Namespace, now: Any) -> int:
+    from core import blocked_callers as bc
+
+    found = bc.proposals(store, now, calls_per_day=settings.ivr.nuisance_calls_per_day)
+    if args.format == "json":
+        print(json.dumps([p.as_json() for p in found], indent=2))
+        return 0
+    if not found:
+        print("no number is proposed")
+    for p in found:
+        print(f"{p.number:<16} {p.calls} calls in 24 h, flagged abusive {p.flagged} times in 30 days")
     return 0
 
 

@@ -15,7 +15,7 @@ from core import blocked_callers as bc
 from core.db import Store
 from core.models import AuditEntry, BlockedCaller, utcnow
 from tests.browser import chromium, sign_in
-from tests.protocol.test_console import AGENT_PW, SUP_PW, Waiting, _client, _console, _sign_in
+from tests.protocol.test_console import AGENT_PW, SUP_PW, Waiting, _call_on, _client, _console, _sign_in
 
 
 @pytest.fixture
@@ -123,3 +123,24 @@ async def test_a_supervisor_uses_the_page_in_chromium(console: Any) -> None:
         ("callers:block", "console:sup", "console"),
         ("callers:unblock", "console:sup", "console"),
     ]
+
+
+async def test_an_agent_flags_an_abusive_caller_and_a_supervisor_lists_it(console: Any) -> None:
+    base, store, _ = console
+    _call_on(store, "call-abuse", "1001", None, current=True)  # from 13812345678
+    async with _client() as http:
+        csrf = await _sign_in(http, base, "a1001", AGENT_PW)
+        save = {"call_id": "call-abuse", "code": "abusive", "note": "辱骂坐席"}
+        assert (await http.post(f"{base}/api/wrapup", json=save, headers={"X-CSRF-Token": csrf})).status == 200
+    assert _listed(store) == []  # flagged is proposed, not listed
+    async with _client() as http:
+        csrf = await _sign_in(http, base, "sup", SUP_PW)
+        page = await (await http.get(f"{base}/callers")).text()
+        assert 'id="callers-proposed-13812345678"' in page
+        form = {"csrf": csrf, "number": "13812345678", "reason": "坐席标记骚扰 1", "until": "30d"}
+        r = await http.post(f"{base}/callers/block", data=form, allow_redirects=False)
+        assert r.status == 303
+        page = await (await http.get(f"{base}/callers")).text()
+        assert "callers-proposed-13812345678" not in page and 'id="callers-row-13812345678"' in page
+    assert _listed(store) == ["13812345678"]
+    assert _actions(store) == [("callers:block", "console:sup", "console")]

@@ -16,7 +16,7 @@ from core import blocked_callers as bc
 from core.audit_log import verify
 from core.db import Store
 from core.errors import BlockRefused
-from core.models import AuditEntry, BlockedCall, BlockedCaller
+from core.models import AuditEntry, BlockedCall, BlockedCaller, Call, Wrapup, utcnow
 from core.settings import QueueSettings
 from hotline.cli import main
 from reports.period import parse_period
@@ -171,3 +171,42 @@ def test_cli_bad_input_exits_2_and_changes_nothing(cli: Any, store: Store) -> No
     with store.session() as s:
         assert s.scalars(select(BlockedCaller)).all() == []
     assert _audit(store) == []
+
+
+# --- proposals --------------------------------------------------------------------------------
+
+
+def _calls(store: Store, number: str | None, n: int, at: dt.datetime, *, flagged: int = 0) -> None:
+    with store.session() as s:
+        for i in range(n):
+            call_id = f"{number}-{at:%H%M}-{i}"
+            s.add(Call(id=call_id, started_at=at, caller_number=number))
+            if i < flagged:
+                s.flush()
+                s.add(Wrapup(call_id=call_id, agent_id="1001", code=bc.WRAPUP_ABUSIVE, saved_at=at))
+
+
+def test_frequent_and_flagged_numbers_are_proposed_never_listed(store: Store) -> None:
+    hour = NOW - dt.timedelta(hours=1)
+    _calls(store, "13800000001", 4, hour)  # over 3 calls in 24 hours
+    _calls(store, "13800000002", 3, hour)  # at the limit: not proposed
+    _calls(store, "13800000003", 1, NOW - dt.timedelta(days=3), flagged=1)  # an agent flagged it
+    _calls(store, "13800000004", 9, NOW - dt.timedelta(days=2))  # many calls, but not in the last 24 hours
+    _calls(store, "anonymous", 9, hour)  # withheld: never proposed
+    _calls(store, None, 9, hour)
+    _calls(store, "13800000005", 5, hour)  # listed already
+    bc.block(store, "13800000005", reason="x", until=LATER, actor="u", now=NOW)
+    found = bc.proposals(store, NOW, calls_per_day=3)
+    assert [(p.number, p.calls, p.flagged) for p in found] == [("13800000003", 0, 1), ("13800000001", 4, 0)]
+    assert bc.listed(store, NOW) == [bc.blocked(store, "13800000005", NOW)]  # proposing lists nothing
+
+
+def test_cli_proposed(store: Store, cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = cli("proposed")
+    assert (code, out.strip()) == (0, "no number is proposed")
+    monkeypatch.setenv("HOTLINE_IVR_NUISANCE_CALLS_PER_DAY", "1")
+    _calls(store, "13800000009", 2, utcnow() - dt.timedelta(minutes=5))
+    code, out, _ = cli("proposed", "--format", "json")
+    assert code == 0 and json.loads(out) == [{"number": "13800000009", "calls_24h": 2, "flagged_30d": 0}]
+    code, out, _ = cli("list")
+    assert out.strip() == "no number is blocked"
