@@ -15,7 +15,7 @@ from core import blocked_callers as bc
 from core.db import Store
 from core.models import AuditEntry, BlockedCaller, utcnow
 from tests.browser import chromium, sign_in
-from tests.protocol.test_console import AGENT_PW, SUP_PW, Waiting, _call_on, _client, _console, _sign_in
+from tests.protocol.test_console import AGENT_PW, ISO_TIME, KEY, SUP_PW, Waiting, _call_on, _client, _console, _sign_in
 
 
 @pytest.fixture
@@ -112,6 +112,8 @@ async def test_a_supervisor_uses_the_page_in_chromium(console: Any) -> None:
         await page.click("#callers-submit")
         await page.locator("#callers-row-057187654321").wait_for()
         assert await page.locator("#callers-done").inner_text() == "已加入名单"
+        shown = await page.locator("body").inner_text()
+        assert not KEY.findall(shown) and not ISO_TIME.findall(shown), shown
         await page.fill("#callers-number", "unknown")
         await page.fill("#callers-reason", "x")
         await page.fill("#callers-until", "7d")
