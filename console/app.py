@@ -16,6 +16,7 @@ from aiohttp import web
 from console import (
     agent_views,
     audit_views,
+    callers_views,
     hotline12345_views,
     kb_views,
     metrics_views,
@@ -55,6 +56,7 @@ def make_app(d: ConsoleDeps) -> web.Application:
     audit_views.add_routes(app)
     order_views.add_routes(app)
     prefs_views.add_routes(app)
+    callers_views.add_routes(app)
     recording_views.add_routes(app)
     twilio_views.add_routes(app)
     wechat_bind.add_routes(app)

@@ -121,36 +121,54 @@ def _monitors(s: Any, agent_id: str | None = None) -> dict[str, list[str]]:
     return out
 
 
+def _endpoint(interface: str) -> str:
+    return interface.split("/", 1)[1] if interface.startswith("PJSIP/") else interface
+
+
 def agent_snapshot(
     store: Store,
     agent_id: str,
     interface: str = "",
     phones: PhoneStates | None = None,
+    softphone: str = "",
     *,
     monitor_notice: bool = True,
 ) -> dict[str, Any]:
-    """The agent's own state; `phone_registered` is that of the account's interface (the
-    queue member the agent logs in as), so the desk shows it before the agent logs in.
-    `monitored`: the modes of supervisors on the agent's call now, when the site tells
-    its agents (`queue.monitor_notice`), else always empty."""
-    phone = _phone(phones, interface)
+    """The agent's own state and phones. `phones` lists each of the agent's phones (the
+    account's `interface`, and the desk's `softphone` interface when it has one) with its
+    own registration and whether the queue rings it: the queue member the agent logged in
+    as (either phone, or another interface). `phone_registered` is that of the phone the
+    queue rings, or, logged out, of the one a log-in would use (the softphone when it is
+    registered, as the desk chooses; else the account's). `monitored`: the modes of
+    supervisors on the agent's call now, when the site tells its agents
+    (`queue.monitor_notice`), else always empty."""
     with store.session() as s:
         a = s.get(Agent, agent_id)
         monitored = _monitors(s, agent_id).get(agent_id, []) if monitor_notice else []
-    if a is None:
-        return {
-            "state": "logged_out",
-            "reason": "",
-            "current_call_id": None,
-            "queues": [],
-            "phone_registered": phone,
-            "monitored": [],
+    logged_in = a is not None and a.state != "logged_out"
+    member = a.interface if a is not None and logged_in else ""
+    own = [("desk", interface)] + ([("softphone", softphone)] if softphone else [])
+    if member and member not in (i for _, i in own):
+        own.append(("other", member))
+    listed = [
+        {
+            "kind": kind,
+            "endpoint": _endpoint(iface),
+            "registered": _phone(phones, iface),
+            "rings": iface == member,
         }
+        for kind, iface in own
+        if iface
+    ]
+    chosen = member or (softphone if softphone and _phone(phones, softphone) else interface)
+    base = {"phone_registered": _phone(phones, chosen), "phones": listed}
+    if a is None:
+        return {"state": "logged_out", "reason": "", "current_call_id": None, "queues": [], "monitored": [], **base}
     return {
         "state": agent_state(a),
         "reason": a.pause_reason or "",
-        "current_call_id": a.current_call_id if a.state != "logged_out" else None,
+        "current_call_id": a.current_call_id if logged_in else None,
         "queues": [q for q in a.queues.split(",") if q],
-        "phone_registered": phone,
+        **base,
         "monitored": monitored if a.current_call_id else [],
     }

@@ -136,6 +136,13 @@ class IvrSettings(_Section):
     # day: a caller cannot walk through other people's ID numbers.
     ids_per_call: int = Field(2, ge=1, le=9)
     caller_failures_per_day: int = Field(10, ge=1)
+    # What a call from a number on the nuisance list hears (core/blocked_callers.py):
+    # `self_service`, a prompt and then the menu without any agent; `hang_up`, a prompt and
+    # the end of the call. Either way it never reaches an agent.
+    blocked_treatment: Literal["self_service", "hang_up"] = "self_service"
+    # A number that calls more than this many times in 24 hours is proposed for the nuisance
+    # list (shown to supervisors; listed only by one).
+    nuisance_calls_per_day: int = Field(20, ge=1)
 
 
 # The shortest AMI secret `hotline serve` (with AMI) and `hotline asterisk up` accept outside

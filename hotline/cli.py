@@ -19,7 +19,17 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, backup_cli, cluster_cli, install_cli, kb_cli, notices_cli, prefs_cli, sip_cli
+from hotline import (
+    audit_cli,
+    backup_cli,
+    callers_cli,
+    cluster_cli,
+    install_cli,
+    kb_cli,
+    notices_cli,
+    prefs_cli,
+    sip_cli,
+)
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -312,6 +322,10 @@ def cmd_notices(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_prefs(settings: Settings, args: argparse.Namespace) -> int:
     return prefs_cli.run(settings, args, _actor())
+
+
+def cmd_callers(settings: Settings, args: argparse.Namespace) -> int:
+    return callers_cli.run(settings, args, _actor())
 
 
 def cmd_orders(settings: Settings, args: argparse.Namespace) -> int:
@@ -914,6 +928,7 @@ def parser() -> argparse.ArgumentParser:
     kb_cli.add_parser(sub)
     notices_cli.add_parser(sub, cmd_notices)
     prefs_cli.add_parser(sub, cmd_prefs)
+    callers_cli.add_parser(sub, cmd_callers)
 
     backup_cli.add_parsers(sub)
 

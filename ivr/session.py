@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -26,6 +27,7 @@ from core.identify import Identifier
 from core.masking import mask_phone
 from core.models import utcnow
 from ivr import engine, message_flow, prefs_flow
+from ivr.caller_blocks import CallerBlocks
 from ivr.catalogue import Catalogue
 from ivr.engine import (
     Action,
@@ -90,6 +92,7 @@ class IvrServices:
     messages: VoiceMessages | None = None  # None: a message node answers as if it could not record
     prefs: NoticeSettings | None = None  # None: the notification settings answer as unavailable
     skills: tuple[str, ...] = ()  # skills.names: transfers needing one of them go to its queue
+    callers: CallerBlocks | None = None  # the nuisance list; None: no caller is blocked here
 
 
 @dataclass(frozen=True)
@@ -283,7 +286,7 @@ class IvrSession:
             await self._save_message(step.action)
 
     async def _loop(self) -> tuple[str, str, str | None]:
-        step = engine.step(self.svc.menu, None, self.start)
+        step = engine.step(self.svc.menu, None, await self._first())
         while True:
             self.state = step.state
             entries = [TrailEntry(n.kind, n.node, dict(n.detail)) for n in step.notes]
@@ -303,6 +306,15 @@ class IvrSession:
                 return "completed", "system", None
             event = await self._perform(step.action)
             step = engine.step(self.svc.menu, self.state, event)
+
+    async def _first(self) -> engine.Start:
+        """The call's Start: blocked (with the treatment) if its number is on the nuisance
+        list. A session continuing a call (a message from the queue's offer) was met already."""
+        callers = self.svc.callers
+        if callers is None or self.begun:
+            return self.start
+        treatment = await callers.meet(self.info.caller, self.call_id, "ivr")
+        return dataclasses.replace(self.start, blocked=treatment) if treatment else self.start
 
     def _describe(self, action: Action) -> list[TrailEntry]:
         node = self._node()

@@ -40,6 +40,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "callbacks_requested": ("回拨申请", "Callbacks requested"),
     "callbacks_completed": ("回拨完成", "Callbacks completed"),
     "three_party_calls": ("三方通话", "Three-party calls"),
+    "blocked_calls": ("骚扰号码来电(已拦截)", "Calls from blocked numbers"),
+    "blocked_numbers": ("拦截号码数", "Blocked numbers that called"),
     "day": ("日期", "Day"),
     "week_of": ("周(周一)", "Week of"),
     "month": ("月份", "Month"),

@@ -40,6 +40,8 @@ SUMMARY_KEYS = (
     "callbacks_requested",
     "callbacks_completed",
     "three_party_calls",
+    "blocked_calls",
+    "blocked_numbers",
 )
 PERIOD_COLUMNS = (
     "calls",

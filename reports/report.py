@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from core.blocked_callers import blocked_calls
 from core.db import Store
 from core.models import Agent, AgentEvent, Callback, Conference, QualityScore, Recording
 from core.settings import QueueSettings
@@ -149,6 +150,8 @@ class Report:
     goals: Goals = field(default_factory=Goals)
     # Three-party calls (ivr/conference.py) started in the period: brought together, or not.
     three_party: dict[str, int] = field(default_factory=lambda: {"calls": 0, "failed": 0})
+    # Calls from numbers on the nuisance list, and how many numbers (core/blocked_callers.py).
+    blocked: dict[str, int] = field(default_factory=lambda: {"calls": 0, "numbers": 0})
 
     def rollup(self, key: Any) -> list[tuple[Any, Totals]]:
         out: dict[Any, Totals] = defaultdict(Totals)
@@ -193,6 +196,8 @@ class Report:
             "ivr_resolved_calls": self.ivr_resolved,
             "callbacks": self.callbacks,
             "three_party": self.three_party,
+            "blocked_calls": self.blocked["calls"],
+            "blocked_numbers": self.blocked["numbers"],
             "per_agent": [a.as_dict() for a in self.agents],
             "per_hour": self.per_hour(),
             "per_weekday": self.per_weekday(),
@@ -394,6 +399,7 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
         cases = casework.build(c, period, queue, now)
         notice_figures = notices.build(c, start, end)
         short = sums.short_abandons(c, start, end, queue.short_abandon_s)
+        blocked = blocked_calls(c, start, end)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
     total, simulated = Totals(), 0
     for row in call_rows:
@@ -410,5 +416,5 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
     sms = _sms(sms_rows)
     return Report(
         period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now, notice_figures,
-        Goals.of(queue), three_party,
+        Goals.of(queue), three_party, blocked,
     )  # fmt: skip

@@ -64,6 +64,27 @@ function showMe(me) {
   const monitored = me.monitored || [];
   $("my-monitored").hidden = !monitored.length;
   $("my-monitored").textContent = tr("monitor.notice") + monitored.map((m) => tr("monitor." + m)).join(", ");
+  showPhones(me.phones || []);
+}
+
+// Each of the agent's phones with its own state, and the one the queue rings: a phone
+// that is not registered is said to be unreachable by the queue only if the queue rings it.
+function showPhones(phones) {
+  const list = $("my-phones");
+  list.replaceChildren();
+  for (const p of phones) {
+    const state = p.registered === true ? "registered" : p.registered === false ? "unregistered" : "unknown";
+    const item = document.createElement("li");
+    item.id = "my-phone-" + p.kind;
+    item.dataset.registered = state;
+    item.dataset.rings = p.rings ? "yes" : "no";
+    const words = state === "unregistered" && !p.rings ? tr("phone.unregistered") : tr("deskphone." + state);
+    let text = tr("phones." + p.kind) + " " + p.endpoint + ": " + words;
+    if (p.rings && state !== "unregistered") text += " · " + tr("phones.rings");
+    item.textContent = text;
+    list.append(item);
+  }
+  $("my-phones-none").hidden = phones.some((p) => p.rings) || !phones.length;
 }
 
 function showPop(pop) {
