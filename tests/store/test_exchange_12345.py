@@ -1,0 +1,237 @@
+"""The hotline's moves toward 12345 (退单, 延期, 转办, a dead letter sent again) and the whole
+exchange against the fake 12345 (tests/fake12345.py, written from the OpenAPI document the
+console serves), on SQLite and PostgreSQL: orders in over real HTTP, signed; our messages
+out through the outbox, checked by the fake against the document's Message schema; 12345
+down for a while; replays and bad signatures both ways. The sender's clock is passed in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cases import exchange12345, orders
+from cases.errors import BadOrderInput, Not12345Order, NotResendable, OrderStateError
+from cases.outbox12345 import OUTBOX
+from cases.sender12345 import Sender12345
+from console.hotline12345_openapi import document
+from core.db import Store
+from core.settings import Settings
+from hotline.cli import main
+from hotline.orders import detail_text
+from tests.conftest import make_settings
+from tests.fake12345 import Fake12345, free_port
+from tests.protocol.test_console import _client, _console
+
+KEY = "city-12345-shared-key-0123456789abcdef"
+NAME, US = "city", "hz12333"
+T0 = dt.datetime(2026, 12, 8, 1, 0, tzinfo=dt.UTC)
+ORDER: dict[str, Any] = {
+    "order_no": "HZ20261208-0007",
+    "title": "失业保险金申领",
+    "content": "市民询问失业保险金如何申领，身份证330106********1234。",
+    "category": "求助",
+    "caller_number": "13812345678",
+    "deadline": "2026-12-11T17:30:00+08:00",
+}
+
+
+def _env(port: int) -> dict[str, str]:
+    return {
+        "HOTLINE_HOTLINE12345_ENABLED": "true",
+        "HOTLINE_HOTLINE12345_COUNTERPARTS": json.dumps({NAME: KEY}),
+        "HOTLINE_HOTLINE12345_ENDPOINTS": json.dumps({NAME: f"http://127.0.0.1:{port}/notify"}),
+        "HOTLINE_HOTLINE12345_OUR_NAME": US,
+        "HOTLINE_HOTLINE12345_RETRY_BASE_S": "60",
+        "HOTLINE_HOTLINE12345_RETRY_MAX_S": "600",
+        "HOTLINE_HOTLINE12345_SEND_TIMEOUT_S": "2",
+    }
+
+
+@pytest.fixture
+async def fake(tmp_path: Path, store: Store) -> AsyncIterator[Fake12345]:
+    port = free_port()
+    settings = make_settings(tmp_path, store.url, **_env(port))
+    server = Fake12345(document(settings.hotline12345), NAME, US, KEY, port=port, clock=T0.timestamp)
+    yield server
+    await server.stop()
+
+
+def _settings(tmp_path: Path, store: Store, fake: Fake12345) -> Settings:
+    return make_settings(tmp_path, store.url, **_env(fake.port))
+
+
+def _from_12345(store: Store, settings: Settings, order_no: str = ORDER["order_no"]) -> int:
+    from cases.contract12345 import Signed
+    from cases.intake12345 import receive
+
+    body = json.dumps(ORDER | {"order_no": order_no}, ensure_ascii=False).encode()
+    return receive(store, settings, Signed(NAME, 0, f"nonce-{order_no}-0000000"), body, now=T0).order_id
+
+
+def _rows(store: Store) -> list[Any]:
+    with store.transaction() as c:
+        return list(c.execute(select(OUTBOX).order_by(OUTBOX.c.id)))
+
+
+async def _send_all(settings: Settings, store: Store, now: dt.datetime) -> int:
+    async with Sender12345(settings.hotline12345, store, "w1") as sender:
+        return await sender.step(now)
+
+
+async def test_the_exchange_both_ways_with_replays_and_bad_signatures(store: Store, tmp_path: Path) -> None:
+    """12345 sends an order over HTTP (once, a replay refused, a wrong key refused); the
+    hotline takes it and gives it back (退单); 12345 hears both, each once, signed."""
+    port = free_port()
+    async with _console(store, tmp_path, **_env(port)) as (base, store, _), _client() as http:
+        doc = await (await http.get(f"{base}/api/12345/openapi.json")).json()
+        fake = Fake12345(doc, NAME, US, KEY, port=port)  # the real clock: the console checks it
+        try:
+            status, answer = await fake.send_order(http, base, ORDER, nonce="replayed-nonce-0001")
+            assert (status, answer["status"]) == (200, "accepted")
+            assert (await fake.send_order(http, base, ORDER, nonce="replayed-nonce-0001"))[0] == 403
+            assert (await fake.send_order(http, base, ORDER | {"order_no": "X"}, key="k" * 40))[0] == 401
+            settings = make_settings(tmp_path, store.url, **_env(port))
+            order_id = answer["order_id"]
+            exchange12345.return_to_12345(store, order_id, actor="sup", reason="不属于人社业务，请改派")
+            await fake.start()
+            assert await _send_all(settings, store, dt.datetime.now(dt.UTC)) == 2
+        finally:
+            await fake.stop()
+    assert fake.kinds() == [("accepted", ORDER["order_no"]), ("returned", ORDER["order_no"])]
+    assert fake.got[1]["reason"] == "不属于人社业务，请改派" and fake.refused == []
+    detail = orders.get_order(store, order_id, actor="cli:test")
+    assert detail.order.status == "closed" and detail.events[-1].action == "returned_to_12345"
+
+
+async def test_our_bad_signature_is_refused_and_kept_as_a_dead_letter(
+    store: Store, tmp_path: Path, fake: Fake12345
+) -> None:
+    settings = _settings(tmp_path, store, fake)
+    _from_12345(store, settings)
+    fake.key = "another-key-0123456789abcdef-0123456789"  # the two sides' keys differ
+    await fake.start()
+    assert await _send_all(settings, store, T0) == 1
+    assert fake.got == [] and fake.refused == [(401, "bad signature")]
+    assert [(r.status, r.last_error[:8]) for r in _rows(store)] == [("failed", "HTTP 401")]
+
+
+async def test_12345_down_for_a_while_loses_nothing(store: Store, tmp_path: Path, fake: Fake12345) -> None:
+    """延期 asked while 12345 refuses connections, then answers 503, then is back: the
+    messages wait with their tries and are each taken once."""
+    settings = _settings(tmp_path, store, fake)
+    order_id = _from_12345(store, settings)
+    until = dt.datetime(2026, 12, 18, 17, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    before = orders.get_order(store, order_id, actor="t").order.due_at
+    exchange12345.ask_extension(store, order_id, actor="sup", until=until, reason="需调取历年缴费记录", now=T0)
+    assert orders.get_order(store, order_id, actor="t").order.due_at == before  # 12345's, until it agrees
+    assert await _send_all(settings, store, T0) == 2  # connection refused
+    assert {(r.status, r.attempts) for r in _rows(store)} == {("pending", 1)}
+    await fake.start()
+    fake.status = 503
+    t1 = T0 + dt.timedelta(seconds=60)
+    fake.clock = t1.timestamp
+    assert await _send_all(settings, store, t1) == 2
+    assert fake.got == [] and all("HTTP 503" in r.last_error for r in _rows(store))
+    fake.status = 200
+    t2 = t1 + dt.timedelta(hours=3)
+    fake.clock = t2.timestamp
+    assert await _send_all(settings, store, t2) == 2 and await _send_all(settings, store, t2) == 0
+    assert [k for k, _ in fake.kinds()] == ["accepted", "extension"]
+    assert fake.got[1]["until"] == until.astimezone(dt.UTC).isoformat() and fake.got[1]["reason"]
+    assert {(r.status, r.attempts) for r in _rows(store)} == {("sent", 3)}
+    # 12345 agreed (its own channel): recorded here, and only now is the order due later.
+    order = exchange12345.grant_extension(store, order_id, actor="sup", until=until, note="12345 同意", now=t2)
+    assert order.due_at == until.astimezone(dt.UTC)
+    shown = detail_text(settings, orders.get_order(store, order_id, actor="t"))
+    assert "extension" in shown and "extension_granted" in shown
+
+
+async def test_forwarded_orders_carry_their_text_number_and_deadline(
+    store: Store, tmp_path: Path, fake: Fake12345
+) -> None:
+    settings = _settings(tmp_path, store, fake)
+    ours = orders.create_order(
+        store, settings, kind="call", category="complaint", summary="小区噪音扰民\n\n夜间施工噪音，居民要求处理。",
+        created_by="agent1", caller_number="13900001111", now=T0,
+    )  # fmt: skip
+    exchange12345.forward_to_12345(store, settings, ours.id, actor="sup", counterpart=NAME, reason="非人社业务", now=T0)
+    await fake.start()
+    assert await _send_all(settings, store, T0) == 1
+    (m,) = fake.got
+    assert (m["kind"], m["order_no"], m["order_id"]) == ("forwarded", f"{US}-{ours.id}", ours.id)
+    assert (m["title"], m["caller_number"], m["reason"]) == ("小区噪音扰民", "13900001111", "非人社业务")
+    assert "夜间施工噪音" in m["content"] and m["deadline"] == ours.due_at.isoformat()
+    detail = orders.get_order(store, ours.id, actor="t")
+    assert detail.order.status == "closed" and detail.events[-1].detail["counterpart"] == NAME
+    assert "to 12345:" in detail_text(settings, detail) and "forwarded" in detail_text(settings, detail)
+
+
+def test_each_move_only_where_it_applies(store: Store, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, store.url, **_env(9))
+    from_12345 = _from_12345(store, settings)
+    ours = orders.create_order(store, settings, kind="call", category="how_to", summary="问题", created_by="a", now=T0)
+    with pytest.raises(Not12345Order, match="did not come from 12345"):
+        exchange12345.return_to_12345(store, ours.id, actor="sup", reason="x", now=T0)
+    with pytest.raises(Not12345Order, match="return-to-12345"):
+        exchange12345.forward_to_12345(store, settings, from_12345, actor="s", counterpart=NAME, reason="x", now=T0)
+    with pytest.raises(BadOrderInput, match="unknown 12345 counterpart 'town'"):
+        exchange12345.forward_to_12345(store, settings, ours.id, actor="s", counterpart="town", reason="x", now=T0)
+    with pytest.raises(BadOrderInput, match="not after"):
+        exchange12345.ask_extension(store, from_12345, actor="s", until=T0, reason="x", now=T0)
+    with pytest.raises(BadOrderInput, match="no extension was asked"):
+        exchange12345.grant_extension(store, from_12345, actor="s", until=T0 + dt.timedelta(days=30), now=T0)
+    with pytest.raises(BadOrderInput, match="full ID number"):
+        exchange12345.return_to_12345(store, from_12345, actor="s", reason="身份证330106199001011234", now=T0)
+    exchange12345.return_to_12345(store, from_12345, actor="sup", reason="非本中心业务", now=T0)
+    with pytest.raises(OrderStateError):  # closed: once is all
+        exchange12345.return_to_12345(store, from_12345, actor="sup", reason="again", now=T0)
+    assert [r.kind for r in _rows(store)] == ["accepted", "returned"]  # the refusals wrote nothing
+
+
+async def test_resend_of_a_dead_letter_from_the_command_line(
+    store: Store, tmp_path: Path, fake: Fake12345, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = _settings(tmp_path, store, fake)
+    order_id = _from_12345(store, settings)
+    await fake.start()
+    fake.status = 400
+    fake_status_refuses = await _send_all(settings, store, T0)
+    assert fake_status_refuses == 1 and [r.status for r in _rows(store)] == ["failed"]
+    monkeypatch.chdir(tmp_path)
+    for name, value in _env(fake.port).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOTLINE_DATABASE_URL", store.url)
+    (dead,) = _rows(store)
+    shown = capsys.readouterr() and main(["orders", "show", str(order_id)])
+    assert shown == 0 and f"message {dead.id}" in capsys.readouterr().out
+    assert main(["orders", "resend-12345", str(dead.id)]) == 0
+    assert "pending again" in capsys.readouterr().out
+    assert main(["orders", "resend-12345", str(dead.id)]) != 0  # pending now: not twice
+    assert "it is pending, not failed" in capsys.readouterr().err
+    with pytest.raises(NotResendable, match="no such message"):
+        exchange12345.resend(store, 9999, actor="t")
+    fake.status = 200
+    assert await _send_all(settings, store, T0 + dt.timedelta(minutes=5)) == 1
+    assert [k for k, _ in fake.kinds()] == ["accepted"] and [r.status for r in _rows(store)] == ["sent"]
+    events = orders.get_order(store, order_id, actor="t").events
+    (resent,) = [e for e in events if e.action == "resent_to_12345"]  # at the real clock, not T0
+    assert resent.actor.startswith("cli") and resent.detail["message"] == dead.id
+
+
+def test_the_openapi_document_describes_what_we_send(tmp_path: Path, store: Store) -> None:
+    from openapi_spec_validator import validate
+
+    from cases.outbox12345 import FORWARDED, KINDS
+
+    doc = document(make_settings(tmp_path, store.url, **_env(9)).hotline12345)
+    validate(doc)  # a valid OpenAPI 3.0 document, x-webhooks and all
+    message = doc["components"]["schemas"]["Message"]
+    assert set(message["properties"]["kind"]["enum"]) == {*KINDS.values(), FORWARDED}
+    post = doc["x-webhooks"]["orderMessage"]["post"]
+    assert {p["name"] for p in post["parameters"]} >= {"X-12345-Signature", "X-12345-Nonce"}
