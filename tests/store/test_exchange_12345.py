@@ -26,7 +26,7 @@ from hotline.cli import main
 from hotline.orders import detail_text
 from tests.conftest import make_settings
 from tests.fake12345 import Fake12345, free_port
-from tests.protocol.test_console import _client, _console
+from tests.protocol.test_console import AGENT_PW, SUP_PW, _client, _console, _sign_in
 
 KEY = "city-12345-shared-key-0123456789abcdef"
 NAME, US = "city", "hz12333"
@@ -235,3 +235,32 @@ def test_the_openapi_document_describes_what_we_send(tmp_path: Path, store: Stor
     assert set(message["properties"]["kind"]["enum"]) == {*KINDS.values(), FORWARDED}
     post = doc["x-webhooks"]["orderMessage"]["post"]
     assert {p["name"] for p in post["parameters"]} >= {"X-12345-Signature", "X-12345-Nonce"}
+
+
+async def test_the_order_page_shows_the_messages_and_a_supervisor_returns_the_order(
+    store: Store, tmp_path: Path
+) -> None:
+    port = free_port()
+    async with _console(store, tmp_path, **_env(port)) as (base, store, _), _client() as sup:
+        settings = make_settings(tmp_path, store.url, **_env(port))
+        order_id = _from_12345(store, settings)
+        async with _client() as agent:  # an agent has no say in it
+            token = await _sign_in(agent, base, "a1001", AGENT_PW)
+            r = await agent.post(f"{base}/orders/{order_id}/return-to-12345", data={"csrf": token, "reason": "x"})
+            assert r.status == 403
+        token = await _sign_in(sup, base, "sup", SUP_PW)
+        page = await (await sup.get(f"{base}/orders/{order_id}")).text()
+        assert 'id="to-12345"' in page and "签收" in page and "待发送" in page and 'id="return-12345-form"' in page
+        form = {"csrf": token, "reason": "非人社业务，请改派住建部门"}
+        r = await sup.post(f"{base}/orders/{order_id}/return-to-12345", data=form, allow_redirects=False)
+        assert r.status == 303
+        fake = Fake12345(document(settings.hotline12345), NAME, US, KEY, port=port, clock=T0.timestamp)
+        await fake.start()
+        try:
+            fake.status = 400  # 12345 refuses the 退单 for good: a dead letter, shown with its reason
+            assert await _send_all(settings, store, T0) == 2
+        finally:
+            await fake.stop()
+        page = await (await sup.get(f"{base}/orders/{order_id}")).text()
+        assert page.count('class="to-12345-failed"') == 2 and "HTTP 400" in page and "退单" in page
+        assert "已办结" in page and 'id="return-12345-form"' not in page  # closed here
