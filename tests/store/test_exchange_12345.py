@@ -264,3 +264,44 @@ async def test_the_order_page_shows_the_messages_and_a_supervisor_returns_the_or
         page = await (await sup.get(f"{base}/orders/{order_id}")).text()
         assert page.count('class="to-12345-failed"') == 2 and "HTTP 400" in page and "退单" in page
         assert "已办结" in page and 'id="return-12345-form"' not in page  # closed here
+
+
+def test_the_report_counts_the_exchange_and_the_on_time_rate_for_12345(store: Store, tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from reports import render
+    from reports.period import parse_period
+    from reports.report import build
+
+    settings = make_settings(tmp_path, store.url, **_env(9))
+    on_time, late, given_back = (_from_12345(store, settings, f"HZ-R{n}") for n in range(3))
+    due = orders.get_order(store, late, actor="t").order.due_at  # 12345's: 2026-12-11 17:30 +08:00
+    until = due + dt.timedelta(days=7)
+    exchange12345.ask_extension(store, late, actor="s", until=until, reason="材料未齐", now=T0)
+    orders.answer_order(store, settings, on_time, actor="c", answer="已办理", reply_via="none", now=T0)
+    orders.answer_order(
+        store, settings, late, actor="c", answer="已办理", reply_via="none", now=due + dt.timedelta(hours=1)
+    )
+    exchange12345.return_to_12345(store, given_back, actor="s", reason="非本中心业务", now=T0)
+    ours = orders.create_order(
+        store, settings, kind="call", category="complaint", summary="噪音", created_by="a", now=T0
+    )
+    exchange12345.forward_to_12345(store, settings, ours.id, actor="s", counterpart=NAME, reason="非人社业务", now=T0)
+    report = build(store, parse_period("2026-12-01", "2026-12-31", "Asia/Shanghai"), settings.queue, now=T0)
+    cases = report.as_dict()["casework"]
+    got = {k: v for k, v in cases.items() if "12345" in k}
+    assert got == {
+        "from_12345_received": 3,
+        "from_12345_answered": 2,
+        "from_12345_on_time": 1,
+        "from_12345_on_time_rate": 0.5,
+        "to_12345_returned": 1,
+        "to_12345_extensions": 1,
+        "to_12345_forwarded": 1,
+    }
+    text = render.text(report)
+    assert any(line.startswith("12345派单按时办结率") and line.endswith("50.0%") for line in text.splitlines())
+    figures = {r["key"]: r["value"] for r in csv.DictReader(io.StringIO(render.csv_tables(report)["casework.csv"]))}
+    assert (figures["to_12345_forwarded"], figures["from_12345_on_time_rate"]) == ("1", "0.5")
+    assert "转办至12345" in render.as_html(report)
