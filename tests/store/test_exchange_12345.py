@@ -305,3 +305,25 @@ def test_the_report_counts_the_exchange_and_the_on_time_rate_for_12345(store: St
     figures = {r["key"]: r["value"] for r in csv.DictReader(io.StringIO(render.csv_tables(report)["casework.csv"]))}
     assert (figures["to_12345_forwarded"], figures["from_12345_on_time_rate"]) == ("1", "0.5")
     assert "转办至12345" in render.as_html(report)
+
+
+async def test_the_desk_pops_the_12345_number_of_a_transferred_call_in_chromium(store: Store, tmp_path: Path) -> None:
+    from core.models import CallStep, utcnow
+    from tests.browser import chromium, sign_in
+    from tests.protocol.test_console import _call_on
+
+    async with _console(store, tmp_path, **_env(9)) as (base, store, _):
+        ours = _from_12345(store, make_settings(tmp_path, store.url, **_env(9)), "HZ-0042")
+        _call_on(store, "call-t1", "1001", None, current=True)
+        with store.session() as s:  # as the IVR records a transferred call (tests/real: the real path)
+            s.add(
+                CallStep(call_id="call-t1", seq=0, at=utcnow(), kind="12345", node=None, detail={"order_no": "HZ-0042"})
+            )
+        async with chromium() as browser:
+            page = await browser.new_page()
+            page.set_default_timeout(10_000)
+            await sign_in(page, base, "a1001", AGENT_PW, lands_on="agent")
+            shown = page.locator("#pop-12345")
+            await shown.wait_for(state="visible")
+            assert await shown.inner_text() == f"HZ-0042 · 工单 #{ours}"
+            assert "12345工单号" in await page.locator("#screen-pop").inner_text()
