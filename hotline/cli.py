@@ -19,7 +19,7 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, backup_cli, cluster_cli, install_cli, kb_cli, notices_cli, prefs_cli, sip_cli
+from hotline import audit_cli, backup_cli, cluster_cli, fake12345, install_cli, kb_cli, notices_cli, prefs_cli, sip_cli
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -881,6 +881,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     kb_cli.add_parser(sub)
+    fake12345.add_parser(sub)
     notices_cli.add_parser(sub, cmd_notices)
     prefs_cli.add_parser(sub, cmd_prefs)
 

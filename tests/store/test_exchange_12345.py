@@ -23,9 +23,9 @@ from console.hotline12345_openapi import document
 from core.db import Store
 from core.settings import Settings
 from hotline.cli import main
+from hotline.fake12345 import Fake12345, free_port
 from hotline.orders import detail_text
 from tests.conftest import make_settings
-from tests.fake12345 import Fake12345, free_port
 from tests.protocol.test_console import AGENT_PW, SUP_PW, _client, _console, _sign_in
 
 KEY = "city-12345-shared-key-0123456789abcdef"
@@ -327,3 +327,47 @@ async def test_the_desk_pops_the_12345_number_of_a_transferred_call_in_chromium(
             await shown.wait_for(state="visible")
             assert await shown.inner_text() == f"HZ-0042 · 工单 #{ours}"
             assert "12345工单号" in await page.locator("#screen-pop").inner_text()
+
+
+async def test_hotline_fake_12345_for_the_demo_sends_an_order_and_takes_our_messages(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command a demo runs: `--send` signs an order into the console; without it, the
+    fake takes what the sender writes it (read from its stdout, a JSON line a message)."""
+    import asyncio
+    import os
+    import sys
+
+    port = free_port()
+    env = _env(port) | {"HOTLINE_HOTLINE12345_COUNTERPARTS": json.dumps({NAME: KEY, "demo-12345": KEY})}
+    async with _console(store, tmp_path, **env) as (base, store, _):
+        monkeypatch.chdir(tmp_path)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        order_file = tmp_path / "order.json"
+        order_file.write_text(json.dumps(ORDER, ensure_ascii=False), encoding="utf-8")
+        argv = ["fake-12345", "--name", NAME, "--console", base, "--send", str(order_file)]
+        assert await asyncio.to_thread(main, argv) == 0
+        answer = json.loads(capsys.readouterr().out)
+        assert (answer["http_status"], answer["status"], answer["order_no"]) == (200, "accepted", ORDER["order_no"])
+        assert await asyncio.to_thread(main, [*argv[:3], "--console", base, "--send", "/nonexistent.json"]) == 1
+        assert "not an order to send" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, ["fake-12345", "--name", "nobody", "--console", base]) == 1
+        assert "'nobody' is not in hotline12345.counterparts" in capsys.readouterr().err
+
+        command = [str(Path(sys.executable).parent / "hotline"), "fake-12345", "--name", NAME, "--port", str(port)]
+        proc = await asyncio.create_subprocess_exec(
+            *command, "--console", base, cwd=tmp_path, env=os.environ | env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            assert proc.stderr is not None and proc.stdout is not None
+            said = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert b"taking messages at http://127.0.0.1:" in said, said
+            settings = make_settings(tmp_path, store.url, **env)
+            assert await _send_all(settings, store, dt.datetime.now(dt.UTC)) == 1
+            taken = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+            assert (taken["kind"], taken["order_no"]) == ("accepted", ORDER["order_no"])
+        finally:
+            proc.terminate()
+            await proc.wait()
