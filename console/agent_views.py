@@ -82,6 +82,8 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
     d = deps(request)
     shown: dict[str, Any] = {"call": None, "pop": None}
     conferences = Conferences(d.settings, d.store)
+    # The desk's softphone, a phone of its own beside the account's (when the console offers one).
+    softphone = f"PJSIP/{softphone_endpoint(agent_id)}" if wss_url(request) is not None else ""
 
     async def snapshot() -> dict[str, Any]:
         me = await asyncio.to_thread(
@@ -90,6 +92,7 @@ async def desk_stream(request: web.Request) -> web.StreamResponse:
             agent_id,
             interface,
             d.phones,
+            softphone,
             monitor_notice=d.settings.queue.monitor_notice,
         )
         call_id = me["current_call_id"]

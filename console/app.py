@@ -16,6 +16,7 @@ from aiohttp import web
 from console import (
     agent_views,
     audit_views,
+    callers_views,
     hotline12345_views,
     kb_views,
     metrics_views,
@@ -24,6 +25,7 @@ from console import (
     recording_views,
     report_views,
     sign_in_views,
+    staffing_views,
     twilio_views,
     wallboard_views,
     wechat_bind,
@@ -49,10 +51,12 @@ def make_app(d: ConsoleDeps) -> web.Application:
     agent_views.add_routes(app)
     wallboard_views.add_routes(app)
     report_views.add_routes(app)
+    staffing_views.add_routes(app)
     kb_views.add_routes(app)
     audit_views.add_routes(app)
     order_views.add_routes(app)
     prefs_views.add_routes(app)
+    callers_views.add_routes(app)
     recording_views.add_routes(app)
     twilio_views.add_routes(app)
     wechat_bind.add_routes(app)

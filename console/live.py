@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import zoneinfo
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -13,7 +15,9 @@ from core.db import Store
 from core.models import Agent, MonitorSession, utcnow
 from core.settings import QueueSettings
 from ivr.hours import is_open, local_midnight
-from reports.report import totals
+from ivr.skills import all_skills, skill_queue
+from reports.kpis import Goals
+from reports.report import Totals, hourly
 
 AGENT_STATES = ("available", "on_call", "paused", "logged_out")
 
@@ -40,7 +44,11 @@ def agent_state(a: Agent) -> str:
 
 
 def wallboard(
-    store: Store, queue: QueueSettings, callers: WaitingCallers | None, phones: PhoneStates | None = None
+    store: Store,
+    queue: QueueSettings,
+    callers: WaitingCallers | None,
+    phones: PhoneStates | None = None,
+    skills: Sequence[str] = (),
 ) -> dict[str, Any]:
     now = utcnow()
     with store.session() as s:
@@ -48,13 +56,25 @@ def wallboard(
         monitors = _monitors(s)
     states = Counter(agent_state(a) for a in agents)
     waiting = callers.waiting() if callers is not None else None
-    today = totals(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue.service_level_s)
+    skilled = all_skills(store)
+    waiting_by_queue = Counter(q for q, _ in waiting or [])
+    today, hours = _today(store, queue, now)
+    goals = Goals.of(queue)
     return {
         "open": is_open(queue, now),
         "live": waiting is not None,  # False when this process runs no AMI monitor
         "waiting": len(waiting) if waiting is not None else None,
         "longest_wait_s": int((now - waiting[0][1]).total_seconds()) if waiting else 0,
-        "waiting_by_queue": dict(Counter(q for q, _ in waiting or [])),
+        "waiting_by_queue": dict(waiting_by_queue),
+        # Per skill (ivr/skills.py): callers waiting in its queue, its agents free to take one.
+        "by_skill": [
+            {
+                "skill": name,
+                "waiting": waiting_by_queue.get(skill_queue(name), 0) if waiting is not None else None,
+                "available": sum(1 for a in agents if agent_state(a) == "available" and name in skilled.get(a.id, [])),
+            }
+            for name in skills
+        ],
         "agents": {state: states.get(state, 0) for state in AGENT_STATES},
         "agent_list": [
             {
@@ -66,12 +86,28 @@ def wallboard(
                 "phone_registered": _phone(phones, a.interface),
                 # Supervisors on the agent's call now: listen, whisper or barge (ringing or active).
                 "monitors": monitors.get(a.id, []),
+                "skills": skilled.get(a.id, []),
             }
             for a in agents
         ],
         "today": today.figures(),
+        # The national KPIs beside their goals, and today's hours that missed one so far.
+        "goals": goals.as_dict(),
+        "goals_missed": goals.missed(today.figures()),
+        "hours_missed": goals.missed_hours(hours),
         "overdue_orders": overdue_count(store, now=now),  # waiting past their deadline (督办)
     }
+
+
+def _today(store: Store, queue: QueueSettings, now: dt.datetime) -> tuple[Totals, list[dict[str, Any]]]:
+    """The local day's sums so far, and its figures per local hour (hours with calls)."""
+    by_hour = hourly(store, local_midnight(queue, now), now + dt.timedelta(seconds=1), queue)
+    zone = zoneinfo.ZoneInfo(queue.timezone)
+    today = Totals()
+    for t in by_hour.values():
+        today += t
+    hours = [{"hour": h.astimezone(zone).hour, **t.figures()} for h, t in sorted(by_hour.items())]
+    return today, hours
 
 
 def _monitors(s: Any, agent_id: str | None = None) -> dict[str, list[str]]:
@@ -85,36 +121,54 @@ def _monitors(s: Any, agent_id: str | None = None) -> dict[str, list[str]]:
     return out
 
 
+def _endpoint(interface: str) -> str:
+    return interface.split("/", 1)[1] if interface.startswith("PJSIP/") else interface
+
+
 def agent_snapshot(
     store: Store,
     agent_id: str,
     interface: str = "",
     phones: PhoneStates | None = None,
+    softphone: str = "",
     *,
     monitor_notice: bool = True,
 ) -> dict[str, Any]:
-    """The agent's own state; `phone_registered` is that of the account's interface (the
-    queue member the agent logs in as), so the desk shows it before the agent logs in.
-    `monitored`: the modes of supervisors on the agent's call now, when the site tells
-    its agents (`queue.monitor_notice`), else always empty."""
-    phone = _phone(phones, interface)
+    """The agent's own state and phones. `phones` lists each of the agent's phones (the
+    account's `interface`, and the desk's `softphone` interface when it has one) with its
+    own registration and whether the queue rings it: the queue member the agent logged in
+    as (either phone, or another interface). `phone_registered` is that of the phone the
+    queue rings, or, logged out, of the one a log-in would use (the softphone when it is
+    registered, as the desk chooses; else the account's). `monitored`: the modes of
+    supervisors on the agent's call now, when the site tells its agents
+    (`queue.monitor_notice`), else always empty."""
     with store.session() as s:
         a = s.get(Agent, agent_id)
         monitored = _monitors(s, agent_id).get(agent_id, []) if monitor_notice else []
-    if a is None:
-        return {
-            "state": "logged_out",
-            "reason": "",
-            "current_call_id": None,
-            "queues": [],
-            "phone_registered": phone,
-            "monitored": [],
+    logged_in = a is not None and a.state != "logged_out"
+    member = a.interface if a is not None and logged_in else ""
+    own = [("desk", interface)] + ([("softphone", softphone)] if softphone else [])
+    if member and member not in (i for _, i in own):
+        own.append(("other", member))
+    listed = [
+        {
+            "kind": kind,
+            "endpoint": _endpoint(iface),
+            "registered": _phone(phones, iface),
+            "rings": iface == member,
         }
+        for kind, iface in own
+        if iface
+    ]
+    chosen = member or (softphone if softphone and _phone(phones, softphone) else interface)
+    base = {"phone_registered": _phone(phones, chosen), "phones": listed}
+    if a is None:
+        return {"state": "logged_out", "reason": "", "current_call_id": None, "queues": [], "monitored": [], **base}
     return {
         "state": agent_state(a),
         "reason": a.pause_reason or "",
-        "current_call_id": a.current_call_id if a.state != "logged_out" else None,
+        "current_call_id": a.current_call_id if logged_in else None,
         "queues": [q for q in a.queues.split(",") if q],
-        "phone_registered": phone,
+        **base,
         "monitored": monitored if a.current_call_id else [],
     }

@@ -138,7 +138,12 @@ class LiveFigures(Collector):
         yield GaugeMetricFamily(
             "hotline_service_level_today_ratio",
             "Calls of the day answered within queue.service_level_s, of those that waited",
-            value=today["service_level_20s"] or 0,
+            value=today["service_level"] or 0,
+        )
+        yield GaugeMetricFamily(
+            "hotline_connection_rate_today_ratio",
+            "Calls of the day answered, of those offered to agents less the short abandons (接通率)",
+            value=today["connection_rate"] or 0,
         )
         if board["live"]:  # this serve follows Asterisk over AMI
             yield GaugeMetricFamily("hotline_callers_waiting", "Callers waiting in a queue", value=board["waiting"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -12,9 +13,10 @@ from console import live
 from console.errors import BadRequest
 from console.request import DEPS, deps, render, require_role
 from console.sse import SSE_POLL_S, sse
-from ivr.errors import MonitorRefused
+from ivr.errors import AgentError, MonitorRefused
 from ivr.monitor import MODES, Monitoring
 
+log = logging.getLogger(__name__)
 ROLES = ("supervisor", "admin")
 
 
@@ -44,7 +46,7 @@ BOARD = web.AppKey("board", SharedBoard)
 
 async def board(request: web.Request) -> web.StreamResponse:
     require_role(request, *ROLES)
-    return render(request, "wallboard.html", states=live.AGENT_STATES)
+    return render(request, "wallboard.html", states=live.AGENT_STATES, queue=request.app[DEPS].settings.queue)
 
 
 async def board_stream(request: web.Request) -> web.StreamResponse:
@@ -78,10 +80,33 @@ async def monitor(request: web.Request) -> web.StreamResponse:
     return web.json_response({"session": view.id, "state": view.state, "phone": view.phone})
 
 
+async def skills(request: web.Request) -> web.StreamResponse:
+    """A supervisor sets an agent's skills: at once if the agent is logged in."""
+    user = require_role(request, "supervisor", "admin")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise BadRequest("the request body is not JSON") from exc
+    agent, wanted = (body.get("agent"), body.get("skills")) if isinstance(body, dict) else (None, None)
+    if not isinstance(agent, str) or not isinstance(wanted, list) or not all(isinstance(w, str) for w in wanted):
+        raise BadRequest("agent and skills (a list of skill names) are required")
+    d = deps(request)
+    try:
+        saved = await d.agents.set_skills(agent, wanted)
+    except AgentError as exc:
+        return web.json_response({"error": str(exc)}, status=409)
+    log.info("console: %s set agent %s's skills to %s", user.username, agent, ",".join(saved) or "none")
+    return web.json_response({"agent": agent, "skills": saved})
+
+
 def add_routes(app: web.Application) -> None:
     d = app[DEPS]
     # A little under the poll interval: each stream's next poll finds a fresh board.
-    app[BOARD] = SharedBoard(lambda: live.wallboard(d.store, d.settings.queue, d.callers, d.phones), SSE_POLL_S * 0.9)
+    app[BOARD] = SharedBoard(
+        lambda: live.wallboard(d.store, d.settings.queue, d.callers, d.phones, d.settings.skills.names),
+        SSE_POLL_S * 0.9,
+    )
     app.router.add_get("/wallboard", board)
     app.router.add_get("/wallboard/stream", board_stream)
     app.router.add_post("/wallboard/monitor", monitor)
+    app.router.add_post("/wallboard/skills", skills)

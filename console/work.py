@@ -13,7 +13,9 @@ from core.db import Store, upsert
 from core.masking import mask_phone
 from core.models import Agent, Call, Callback, WorkOrder, Wrapup, utcnow
 
-WRAPUP_CODES = ("resolved", "follow_up", "complaint", "transferred", "other")
+# `abusive`: an abusive or nuisance caller; the number is proposed for the nuisance list
+# (core.blocked_callers.WRAPUP_ABUSIVE), which only a supervisor decides.
+WRAPUP_CODES = ("resolved", "follow_up", "complaint", "transferred", "abusive", "other")
 MAX_NOTE = 2000
 
 

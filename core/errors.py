@@ -67,3 +67,9 @@ class AuditQueryRefused(HotlineError):
 
 class AuditTailBroken(HotlineError):
     """The audit rows after the last seal do not link onto it: the head is not sealed."""
+
+
+class BlockRefused(HotlineError, ValueError):
+    """A nuisance-list change that cannot be made: a withheld or malformed caller id, no
+    reason, an expiry that is not in the future, a number that is not listed. The message
+    says what is wrong (and never holds the number unmasked)."""

@@ -330,6 +330,15 @@ class ConferenceLeg(Base):
     left_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
 
 
+class AgentSkill(Base):
+    """An agent's skill (a language or a business line, `skills.names`): the skill's queue
+    rings them first (penalty 0), before the agents without it (ivr/skills.py)."""
+
+    __tablename__ = "agent_skills"
+    agent_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    skill: Mapped[str] = mapped_column(String(12), primary_key=True)
+
+
 class AgentEvent(Base):
     """Log-ins, log-outs and pauses, for logged-in and paused time in the reports."""
 
@@ -476,6 +485,34 @@ class Callback(Base):
     dial_state: Mapped[str | None] = mapped_column(String(12))
     dial_detail: Mapped[str] = mapped_column(String(32), default="", server_default="")
     dialed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime())
+
+
+# --- nuisance callers (core/blocked_callers.py): the list supervisors keep, and the calls it met --
+
+
+class BlockedCaller(Base):
+    """A calling number a supervisor listed as a nuisance (骚扰电话), until `until`: its calls
+    hear `ivr.blocked_treatment` instead of reaching an agent. Unblocking deletes the row;
+    the audit log keeps who listed and lifted it."""
+
+    __tablename__ = "blocked_callers"
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)  # core.blocked_callers.number_key
+    reason: Mapped[str] = mapped_column(String(200))
+    until: Mapped[dt.datetime] = mapped_column(UtcDateTime())
+    blocked_by: Mapped[str] = mapped_column(String(64))
+    blocked_at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class BlockedCall(Base):
+    """A call from a listed number, and where it was met (`ivr` at the start of the call, or
+    `queue` at queue entry): what the report counts as blocked calls. One row per call."""
+
+    __tablename__ = "blocked_calls"
+    call_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
+    stage: Mapped[str] = mapped_column(String(8))  # ivr | queue
+    treatment: Mapped[str] = mapped_column(String(16))  # self_service | hang_up
 
 
 class VoiceMessage(Base):

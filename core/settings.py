@@ -111,6 +111,18 @@ class AsteriskSettings(_Section):
     cache_dir: Path = Path("~/.cache/hotline").expanduser()
     suite: str = "sid"
     mirror: str = "http://deb.debian.org/debian"
+    # Whose Asterisk records these are. The dialplan marks every call into 12333 with it (the
+    # CDR's accountcode), and the monitor's catch-up imports only calls so marked (or already
+    # recorded live); the local Asterisk writes its logs in /var/log/asterisk/<instance> in its
+    # root. The demo, the tests and the benchmarks share one root but not their records.
+    instance: str = "hotline"
+
+    @field_validator("instance")
+    @classmethod
+    def _instance(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", value):
+            raise ValueError("asterisk.instance: 1 to 32 of a-z, 0-9, '_', '-' (a directory and an accountcode)")
+        return value
 
 
 class IvrSettings(_Section):
@@ -124,6 +136,13 @@ class IvrSettings(_Section):
     # day: a caller cannot walk through other people's ID numbers.
     ids_per_call: int = Field(2, ge=1, le=9)
     caller_failures_per_day: int = Field(10, ge=1)
+    # What a call from a number on the nuisance list hears (core/blocked_callers.py):
+    # `self_service`, a prompt and then the menu without any agent; `hang_up`, a prompt and
+    # the end of the call. Either way it never reaches an agent.
+    blocked_treatment: Literal["self_service", "hang_up"] = "self_service"
+    # A number that calls more than this many times in 24 hours is proposed for the nuisance
+    # list (shown to supervisors; listed only by one).
+    nuisance_calls_per_day: int = Field(20, ge=1)
 
 
 # The shortest AMI secret `hotline serve` (with AMI) and `hotline asterisk up` accept outside
@@ -537,7 +556,19 @@ class WebSettings(_Section):
 class QueueSettings(_Section):
     """Service targets and when a caller is offered a callback instead of waiting."""
 
-    service_level_s: int = Field(20, ge=1)
+    # Service level: answered within this many seconds (GB/T 33358-2016 asks for 15; 20 is
+    # the older industry 80/20), and the share of calls that should be (the goal).
+    service_level_s: int = Field(15, ge=1, le=600)
+    service_level_goal: float = Field(0.8, gt=0, lt=1)
+    # 24-hour connection rate (接通率, GB/T 33358: at least 95 %): answered / offered to
+    # agents, leaving out callers who hung up within `short_abandon_s` of joining the queue
+    # (a misdial or a change of mind, not a call the floor failed to take).
+    connection_rate_goal: float = Field(0.95, gt=0, le=1)
+    short_abandon_s: int = Field(5, ge=0, le=120)
+    # Staffing (reports/staffing.py): handling time is talk plus this wrap-up, the queues'
+    # `wrapuptime` in dialplans/queues.conf; history of this many weeks by default.
+    wrapup_s: int = Field(5, ge=0, le=600)
+    staffing_weeks: int = Field(4, ge=1, le=52)
     # Agents see on their desk that a supervisor is listening to, whispering to or barging
     # into their call (many centres tell their agents; a site whose rules allow may not).
     monitor_notice: bool = True
@@ -752,6 +783,27 @@ class Hotline12345Settings(_Section):
         return self
 
 
+class SkillSettings(_Section):
+    """Skills-based routing (ivr/skills.py): agents' languages and business lines. Each
+    skill has its queue, hotline-skill-<name>; its agents take its callers first, and
+    after `overflow_s` any agent may. Empty `names`: no skill queues, as before."""
+
+    # Languages as the menu names them (en; a dialect such as wuu) and business lines
+    # (pension, medical, employment, labour): lower-case letters, 2 to 12 of them.
+    names: tuple[str, ...] = ()
+    overflow_s: int = Field(30, ge=0, le=3600)
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for name in value:
+            if not re.fullmatch(r"[a-z]{2,12}", name):
+                raise ValueError(f"skills: {name!r} is no skill name (2 to 12 lower-case letters)")
+        if len(set(value)) != len(value):
+            raise ValueError("skills: a skill is named twice")
+        return value
+
+
 class Settings(_Section):
     database: DatabaseSettings = DatabaseSettings()
     agi: AgiSettings = AgiSettings()
@@ -774,6 +826,7 @@ class Settings(_Section):
     destinations: DestinationSettings = DestinationSettings()
     cluster: ClusterSettings = ClusterSettings()
     hotline12345: Hotline12345Settings = Hotline12345Settings()
+    skills: SkillSettings = SkillSettings()
 
     @model_validator(mode="after")
     def _strong_counterpart_keys(self) -> Settings:

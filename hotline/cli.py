@@ -19,7 +19,18 @@ from typing import Any
 from core import sample
 from core.errors import HotlineError
 from core.settings import Settings, load_settings
-from hotline import audit_cli, backup_cli, cluster_cli, fake12345, install_cli, kb_cli, notices_cli, prefs_cli, sip_cli
+from hotline import (
+    audit_cli,
+    backup_cli,
+    callers_cli,
+    cluster_cli,
+    fake12345,
+    install_cli,
+    kb_cli,
+    notices_cli,
+    prefs_cli,
+    sip_cli,
+)
 from hotline.errors import UsageError
 from ivr.dialplan import CALLER_SPEECH
 
@@ -214,6 +225,15 @@ def cmd_agents(settings: Settings, args: argparse.Namespace) -> int:
         views = [asyncio.run(control.pause(args.agent, args.reason))]
     elif args.agents_action == "unpause":
         views = [asyncio.run(control.unpause(args.agent))]
+    elif args.agents_action == "skills":
+        if args.set is None:
+            from ivr.skills import skills_of
+
+            _print_json({"agent": args.agent, "skills": skills_of(control.store, args.agent)})
+        else:
+            saved = asyncio.run(control.set_skills(args.agent, args.set.split(",")))
+            _print_json({"agent": args.agent, "skills": saved})
+        return 0
     elif args.agents_action == "conference":
         return _conference(settings, args)
     else:
@@ -303,6 +323,10 @@ def cmd_notices(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_prefs(settings: Settings, args: argparse.Namespace) -> int:
     return prefs_cli.run(settings, args, _actor())
+
+
+def cmd_callers(settings: Settings, args: argparse.Namespace) -> int:
+    return callers_cli.run(settings, args, _actor())
 
 
 def cmd_orders(settings: Settings, args: argparse.Namespace) -> int:
@@ -542,6 +566,17 @@ def cmd_sample(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report_or_staffing(settings: Settings, args: argparse.Namespace) -> int:
+    if args.what == "staffing":
+        from hotline.staffing_cli import cmd_staffing
+
+        return cmd_staffing(settings, args)
+    if args.from_ is None or args.to is None:
+        print("report: give --from DATE and --to DATE (or `hotline report staffing`)", file=sys.stderr)
+        return 2
+    return cmd_report(settings, args)
+
+
 def cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from hotline.wiring import open_store
     from reports import render
@@ -696,15 +731,20 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--spool", type=Path, help="spool directory (var/spool/calls)")
     imp.set_defaults(func=cmd_calls_import)
 
-    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period")
-    s.add_argument("--from", dest="from_", required=True, metavar="DATE", help="first day, YYYY-MM-DD (local)")
-    s.add_argument("--to", required=True, metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s = sub.add_parser("report", help="the supervisors' call, SMS and casework report for a period; or staffing")
+    s.add_argument(
+        "what", nargs="?", choices=("staffing",), help="staffing: agents needed per hour of the coming week (Erlang C)"
+    )
+    s.add_argument("--from", dest="from_", metavar="DATE", help="first day, YYYY-MM-DD (local)")
+    s.add_argument("--to", metavar="DATE", help="last day, included, YYYY-MM-DD (local)")
+    s.add_argument("--weeks", type=int, help="staffing: weeks of history (default queue.staffing_weeks, 4)")
+    s.add_argument("--today", metavar="DATE", help="staffing: plan the week after this day (default: today)")
     s.add_argument("--format", choices=("text", "json", "csv", "html", "pdf"), default="text")
     s.add_argument("--lang", choices=("zh", "en"), default="zh", help="labels in Chinese (default) or English")
     s.add_argument(
         "--output", type=Path, help="file to write (a folder for csv: one file per table); default: standard output"
     )
-    s.set_defaults(func=cmd_report)
+    s.set_defaults(func=cmd_report_or_staffing)
 
     s = sub.add_parser("simulate", help="fill the store with realistic demo traffic, marked as simulated")
     s.add_argument("--from", dest="from_", metavar="DATE", help="first day (default: --days before yesterday)")
@@ -735,6 +775,12 @@ def parser() -> argparse.ArgumentParser:
     pause.add_argument("agent")
     pause.add_argument("--reason", required=True, help="e.g. break, training, wrap-up")
     pause.set_defaults(func=cmd_agents)
+    sk = ag.add_parser("skills", help="an agent's skills: languages and business lines ([skills] names)")
+    sk.add_argument("agent")
+    sk.add_argument(
+        "--set", metavar="SKILLS", help="comma-separated, e.g. en,pension (empty: none); at once if logged in"
+    )
+    sk.set_defaults(func=cmd_agents)
     conf = ag.add_parser(
         "conference", help="三方通话: add a department's number (sip.departments) or a phone to the agent's call"
     )
@@ -884,6 +930,7 @@ def parser() -> argparse.ArgumentParser:
     fake12345.add_parser(sub)
     notices_cli.add_parser(sub, cmd_notices)
     prefs_cli.add_parser(sub, cmd_prefs)
+    callers_cli.add_parser(sub, cmd_callers)
 
     backup_cli.add_parsers(sub)
 

@@ -209,7 +209,8 @@ async def _start_agi(
     node = services.menu.first_of_type("message")
     leave = message_runner(services, store, node) if node is not None else None
     agi.add_route(
-        dialplan.AGI_SCRIPT_QUEUE_ENTRY, queue_entry_route(store, settings.queue, leave, settings.destinations)
+        dialplan.AGI_SCRIPT_QUEUE_ENTRY,
+        queue_entry_route(store, settings.queue, leave, settings.destinations, services.callers),
     )
     shared = worker or settings.agi.workers > 1
     running.agi = agi

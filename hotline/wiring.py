@@ -12,6 +12,7 @@ from core.identify import Identifier, IdentifyLimits
 from core.sample_port import SampleBusinessPort
 from core.settings import Settings
 from core.writer import GroupWriter
+from ivr.caller_blocks import CallerBlocks
 from ivr.catalogue import load_catalogue
 from ivr.menu import load_menu
 from ivr.messages import VoiceMessages
@@ -65,4 +66,6 @@ def ivr_services(
         threads=threads,
         messages=VoiceMessages(store, port, settings.recordings, settings.queue.timezone),
         prefs=NoticeSettings(store),
+        skills=settings.skills.names,
+        callers=CallerBlocks(store, settings.ivr.blocked_treatment, executor=executor),
     )

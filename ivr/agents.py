@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from core.db import Store
 from core.models import Agent, AgentEvent, utcnow
@@ -22,6 +22,7 @@ from ivr.ami_client import AmiSession
 from ivr.cluster_config import ami_targets
 from ivr.dialplan import QUEUE_GENERAL
 from ivr.errors import AgentError, AmiError
+from ivr.skills import member_queues, save_skills, skills_of
 
 log = logging.getLogger(__name__)
 # AMI answers these when the member is already in the state asked for: not a failure.
@@ -100,6 +101,9 @@ class AgentControl:
         paused: bool = False,
         reason: str | None = None,
     ) -> AgentView:
+        # Every skill queue too, skilled or not: the penalty says which (ivr/skills.py).
+        penalties = dict(member_queues(self.settings.skills.names, skills_of(self.store, agent_id)))
+        queues = (*[q for q in queues if q not in penalties], *penalties)
         await self._ami(
             [
                 {
@@ -108,6 +112,7 @@ class AgentControl:
                     "Interface": interface,
                     "MemberName": name,
                     "Paused": "true" if paused else "false",
+                    **({"Penalty": str(penalties[q])} if q in penalties else {}),
                     **({"Reason": reason} if paused and reason else {}),
                 }
                 for q in queues
@@ -148,6 +153,32 @@ class AgentControl:
         agent.state, agent.pause_reason = "available", None
         return self._save(agent, "unpause")
 
+    async def set_skills(self, agent_id: str, skills: list[str]) -> list[str]:
+        """Replace the agent's skills; a logged-in agent's penalties change at once
+        (QueuePenalty, or QueueAdd into a skill queue they are not in yet)."""
+        saved = save_skills(self.store, self.settings, agent_id, skills)
+        with self.store.session() as s:
+            agent = s.get(Agent, agent_id)
+        if agent is None or agent.state == "logged_out":
+            log.info("agent %s: skills %s (from the next log-in)", agent_id, ",".join(saved) or "none")
+            return saved
+        joined = [q for q in agent.queues.split(",") if q]
+        actions: list[dict[str, Any]] = []
+        for queue, penalty in member_queues(self.settings.skills.names, saved):
+            if queue in joined:
+                actions.append({"Action": "QueuePenalty", "Interface": agent.interface, "Penalty": str(penalty),
+                                "Queue": queue})  # fmt: skip
+            else:
+                actions.append({"Action": "QueueAdd", "Queue": queue, "Interface": agent.interface,
+                                "MemberName": agent.name, "Penalty": str(penalty),
+                                "Paused": "true" if agent.state == "paused" else "false"})  # fmt: skip
+                joined.append(queue)
+        await self._ami(actions)
+        with self.store.session() as s:
+            s.execute(update(Agent).where(Agent.id == agent_id).values(queues=",".join(joined)))
+        log.info("agent %s: skills %s, at once", agent_id, ",".join(saved) or "none")
+        return saved
+
     def list(self) -> list[AgentView]:
         with self.store.session() as s:
             return [_view(a) for a in s.scalars(select(Agent).order_by(Agent.id))]
@@ -159,6 +190,7 @@ class AgentControl:
             if a.state == "logged_out":
                 continue
             try:
+                penalties = dict(member_queues(self.settings.skills.names, skills_of(self.store, a.id)))
                 await self._ami(
                     [
                         {
@@ -167,6 +199,7 @@ class AgentControl:
                             "Interface": a.interface,
                             "MemberName": a.name,
                             "Paused": "true" if a.state == "paused" else "false",
+                            **({"Penalty": str(penalties[q])} if q in penalties else {}),
                         }
                         for q in a.queues
                     ]

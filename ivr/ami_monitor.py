@@ -214,7 +214,9 @@ class AmiMonitor:
             log.info("AMI monitor: caught up (no Asterisk records to read)")
         else:
             try:
-                report = await asyncio.to_thread(import_files, self.store, queue_log, cdr_csv)
+                report = await asyncio.to_thread(
+                    import_files, self.store, queue_log, cdr_csv, instance=self.settings.asterisk.instance
+                )
             except OSError as exc:
                 log.error("AMI monitor: cannot read Asterisk's records (%s); run `hotline calls import`", exc)
                 return

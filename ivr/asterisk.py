@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,10 +27,13 @@ from ivr import asterisk_root as roots
 from ivr.asterisk_config import (
     DIALPLANS_DIR,
     ETC_DIR,
+    LOG_DIR,
     install_config,
+    install_local_layout,
     install_node_layout,
     install_prompts,
     install_sip,
+    instance_log_dir,
     node_dir,
 )
 from ivr.errors import (
@@ -47,7 +51,8 @@ logger = logging.getLogger(__name__)
 
 RUN_USER: Final = "asterisk"
 RUN_DIR: Final = "/var/run/asterisk"
-LOG_DIR: Final = "/var/log/asterisk"
+# `core show settings` names the log directory the running Asterisk writes in.
+_LOG_DIRECTORY = re.compile(r"^\s*Log directory:\s*(\S+)\s*$", re.MULTILINE)
 AMI_BANNER: Final = b"Asterisk Call Manager/"
 _POLL_S: Final = 0.2
 
@@ -107,10 +112,18 @@ class LocalAsterisk:
         """-C <asterisk.conf> for a node; the local Asterisk reads Debian's default."""
         return [] if self.node is None else ["-C", f"{self.etc_dir}/asterisk.conf"]
 
+    @property
+    def inner_log_dir(self) -> str:
+        """Where this instance writes its logs inside the root: a node's own directory, or
+        the local Asterisk's directory for asterisk.instance."""
+        if self.node is not None:
+            return self._inner(LOG_DIR)
+        return instance_log_dir(self.settings.asterisk.instance)
+
     # Files Asterisk writes, as host paths.
     @property
     def log_dir(self) -> Path:
-        return roots.resolve_in_root(self.root, self._inner(LOG_DIR))
+        return roots.resolve_in_root(self.root, self.inner_log_dir)
 
     @property
     def messages_log(self) -> Path:
@@ -156,6 +169,17 @@ class LocalAsterisk:
         roots.bind_directory(self.root, notices.speech_dir, notices.speech_asterisk_dir, owner)
         self._install()
         pid = self.running_pid()
+        if pid is not None and self._writes_elsewhere():
+            # Its log directory is read at start only: another instance's records would
+            # receive this one's calls (and be imported as this one's).
+            logger.warning(
+                "Asterisk (pid %d) writes its records for another instance: restarting it for %r (%s)",
+                pid,
+                self.settings.asterisk.instance,
+                self.log_dir,
+            )
+            self._stop(pid)
+            pid = None
         if pid is None:
             self._start()
         else:
@@ -232,11 +256,24 @@ class LocalAsterisk:
                 return pid
         return None
 
+    def _writes_elsewhere(self) -> bool:
+        """The running local Asterisk logs somewhere other than this instance's directory
+        (started for the tests, a benchmark or the demo: they take turns with one root)."""
+        if self.node is not None:
+            return False  # a node's directories are its own, named by its asterisk.conf
+        running = log_directory(self.cli("core show settings"))
+        if running is None:
+            logger.warning("`core show settings` names no log directory: assuming %s", self.inner_log_dir)
+            return False
+        return running != self.inner_log_dir
+
     def _install(self) -> None:
         owner = roots.account_ids(self.root, RUN_USER)
         group_id = owner[1]
         if self.node is not None:
             install_node_layout(self.root, self.node.name, owner)
+        else:
+            install_local_layout(self.root, self.settings.asterisk.instance, owner)
         install_config(
             self.root, self.settings, group_id, self.dialplans_dir, self.phones, etc_dir=self.etc_dir, node=self.node
         )
@@ -346,6 +383,16 @@ class LocalAsterisk:
             return subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
         except subprocess.TimeoutExpired as exc:
             raise AsteriskCommandFailed(f"asterisk -rx {command!r} took over {timeout_s:.0f} s") from exc
+
+
+def log_directory(core_show_settings: str) -> str | None:
+    r"""The log directory a running Asterisk writes in, from `core show settings`.
+
+    >>> log_directory("* Directories\n  Log directory:               /var/log/asterisk/tests\n")
+    '/var/log/asterisk/tests'
+    """
+    match = _LOG_DIRECTORY.search(core_show_settings)
+    return match.group(1).rstrip("/") if match else None
 
 
 def ami_answering(host: str, port: int, timeout_s: float = 1.0) -> bool:

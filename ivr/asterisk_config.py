@@ -37,6 +37,7 @@ from ivr.pjsip_config import (
     render_rtp,
     render_trunk_dialplan,
 )
+from ivr.skills import RULES_FILE, SKILLS_FILE, queuerules_conf, queues_conf
 from ivr.webrtc_config import HTTP_FILE, install_tls, render_http
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ def template_values(settings: Settings) -> dict[str, str]:
         "AMI_USER": ami.user,
         "AMI_SECRET": ami.secret,
         "AMI_PERMIT": permit,
+        # The CDR accountcode of every call into 12333: whose records these are (the
+        # monitor's catch-up imports only its own instance's calls).
+        "ASTERISK_INSTANCE": settings.asterisk.instance,
     }
 
 
@@ -92,10 +96,11 @@ def agi_address(settings: Settings) -> str:
 
 # A node's own directories in the shared root (asterisk.conf [directories]); the rest
 # (modules, sounds, music on hold) is shared.
+LOG_DIR: Final = "/var/log/asterisk"
 NODE_DIRECTORIES: Final = {
     "astetcdir": ETC_DIR,
     "astrundir": "/var/run/asterisk",
-    "astlogdir": "/var/log/asterisk",
+    "astlogdir": LOG_DIR,
     "astspooldir": "/var/spool/asterisk",
     "astdbdir": "/var/lib/asterisk",
     "astcachedir": "/var/cache/asterisk",
@@ -131,6 +136,33 @@ def install_node_layout(root: Path, node: str, owner: tuple[int, int]) -> None:
             _mirror_directories(resolve_in_root(root, directory_path), resolve_in_root(root, inner), owner)
     lines += ["[options]", f"systemname = {node}"]
     _write(etc / "asterisk.conf", "\n".join(lines) + "\n", owner[1], secret=False)
+
+
+def instance_log_dir(instance: str) -> str:
+    """The local Asterisk's log directory for one instance (asterisk.instance), inside the
+    root: its queue_log, cdr-csv/Master.csv, messages and security log."""
+    return f"{LOG_DIR}/{instance}"
+
+
+def install_local_layout(root: Path, instance: str, owner: tuple[int, int]) -> None:
+    """The local Asterisk's asterisk.conf, naming this instance's own log directory (made
+    here, with the cdr-csv directory that cdr_csv writes into but does not create): the
+    demo, the tests and a benchmark take turns with the one root, and each imports only
+    the records its own calls wrote. Read at start only: a running Asterisk writing
+    elsewhere is restarted by `LocalAsterisk.up`."""
+    log_dir = instance_log_dir(instance)
+    for inner in (log_dir, f"{log_dir}/cdr-csv"):
+        directory = resolve_in_root(root, inner)
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chown(directory, *owner)
+    lines = [
+        "; Written by `hotline asterisk up` from asterisk.instance; do not edit.",
+        "; Everything but the log directory keeps Asterisk's compiled-in places.",
+        "[directories]",
+        f"astlogdir => {log_dir}",
+        "[options]",
+    ]
+    _write(resolve_in_root(root, f"{ETC_DIR}/asterisk.conf"), "\n".join(lines) + "\n", owner[1], secret=False)
 
 
 def _mirror_directories(source: Path, target: Path, owner: tuple[int, int]) -> None:
@@ -180,6 +212,8 @@ def install_config(
         f"{GLOBAL_RECORDINGS_DIR}={settings.recordings.asterisk_dir.rstrip('/')}\n"
     ) + "".join(f"{name}={value}\n" for name, value in outbound_globals(settings.sip).items())
     _write(etc / GLOBALS_FILE, globals_text, group_id, secret=False)
+    _write(etc / SKILLS_FILE, queues_conf(settings), group_id, secret=False)
+    _write(etc / RULES_FILE, queuerules_conf(settings), group_id, secret=False)
     install_sip(root, settings, group_id, phones, etc_dir=etc_dir, node=node)
     if settings.sip.webrtc:
         install_tls(settings.sip, etc, group_id)

@@ -46,6 +46,7 @@ class QueueLogEvent:
 @dataclass(frozen=True)
 class CdrRow:
     uniqueid: str
+    accountcode: str  # asterisk.instance, set by our dialplan on every call into 12333
     src: str
     dst: str
     dcontext: str
@@ -86,6 +87,7 @@ def parse_cdr_row(fields: list[str]) -> CdrRow:
             raise ValueError("no start or end time")
         return CdrRow(
             row["uniqueid"],
+            row["accountcode"],
             row["src"],
             row["dst"],
             row["dcontext"],

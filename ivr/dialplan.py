@@ -77,6 +77,8 @@ CALLER_SPEECH: Final = "hotline/zh/per.files"
 # Queues
 QUEUE_GENERAL: Final = "hotline-12333"
 QUEUE_LABOUR: Final = "hotline-labour"
+# Skill queues are rendered from [skills] (ivr/skills.py): this prefix + the skill's name.
+SKILL_QUEUE_PREFIX: Final = "hotline-skill-"
 
 # Where built prompts live inside Asterisk's sounds directory: sounds/hotline/<lang>/<id>.wav
 SOUNDS_SUBDIR: Final = "hotline"

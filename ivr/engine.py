@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core import idnumber
+from ivr import blocked_flow as blocked
 from ivr import message_flow as messages
 from ivr import prefs_flow as prefs
 from ivr import speech
@@ -28,6 +29,9 @@ class Start:
     language: str = "zh"
     node: str | None = None  # where the call begins (None: the menu's start), e.g. a message
     reason: str = "menu"  # why a message node was reached: menu | long_wait | after_hours
+    # The caller's number is on the nuisance list (core/blocked_callers.py): "" not blocked,
+    # or the treatment (ivr.blocked_flow: self_service | hang_up).
+    blocked: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,9 @@ class Query:
 class Transfer:
     queue: str
     prompts: tuple[str, ...]
+    # What the caller needs an agent for (ivr/skills.py): the language they chose when it
+    # is not the hotline's own, else the node's business line; "" for none.
+    skill: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,7 @@ class CallState:
     message_id_number: str | None = None  # the ID number keyed for a message (no PIN: not an identity)
     recording: str = ""  # the message's current take, relative to recordings.dir
     prefs: Mapping[str, Any] = field(default_factory=dict)  # a prefs node's choice, while in it
+    no_agent: bool = False  # a blocked number: self-service only, no transfer to an agent
     finished: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -303,9 +311,12 @@ class _Flow:
     def _enter_transfer(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
     ) -> Step:
+        if state.no_agent:
+            return blocked.no_agent(self, state, node, notice)
         done = dataclasses.replace(state, finished=True)
         outcome = Note("outcome", node.id, {"outcome": "transferred", "queue": node.queue})
-        return Step(done, Transfer(node.queue, notice + content + (node.prompt,)), (outcome,))
+        skill = state.language if state.language != CallState.language else node.skill
+        return Step(done, Transfer(node.queue, notice + content + (node.prompt,), skill), (outcome,))
 
     def _enter_hangup(
         self, state: CallState, node: Node, notice: tuple[str, ...], content: tuple[str, ...], _pin: str | None
@@ -467,6 +478,8 @@ def step(menu: Menu, state: CallState | None, event: Input) -> Step:
     """The next action for a call. `state` is None only with `Start`."""
     flow = _Flow(menu)
     if isinstance(event, Start):
+        if event.blocked:
+            return blocked.start(flow, event)
         first = event.node or menu.start
         return flow.enter(CallState(node=first, language=event.language, reason=event.reason), first)
     if state is None:

@@ -238,9 +238,11 @@ class AgiVoice:
     async def _set(self, name: str, value: str) -> None:
         await self.ch.command(f"SET VARIABLE {name} {quote(value)}")
 
-    async def transfer(self, queue: str, call_id: str) -> None:
+    async def transfer(self, queue: str, call_id: str, max_penalty: int | None = None) -> None:
         await self._set(dialplan.VAR_CALL_ID, call_id)
         await self._set(dialplan.VAR_QUEUE, queue)
+        if max_penalty is not None:  # a skill queue: its skilled agents first (ivr/skills.py)
+            await self._set("QUEUE_MAX_PENALTY", str(max_penalty))
         await self._set(dialplan.VAR_ACTION, dialplan.ACTION_QUEUE)
 
     async def finish(self, call_id: str) -> None:

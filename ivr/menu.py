@@ -59,6 +59,7 @@ class Node:
     say_empty: tuple[str, ...] = ()
     say_already: tuple[str, ...] = ()
     queue: str = ""
+    skill: str = ""  # transfer: the business line whose agents take the caller first (skills.names)
     silence_s: int = 5  # message: this long without a sound ends the recording (RECORD FILE s=)
 
     def targets(self) -> list[str]:

@@ -12,6 +12,9 @@ docs), estimates the wait from the agents free now and the recent average talk t
   staffed, offers a callback instead of waiting;
 - otherwise (an agent is free) says nothing, so the caller is connected at once.
 
+A number on the nuisance list (core/blocked_callers.py) is turned away before all of this:
+it hears that it cannot reach an agent, then goodbye, however it came to the queue.
+
 A booked callback is a `callbacks` row, and the call's disposition is `callback`. Where the
 callback is offered, so is a voice message (press 3, issue 14): the IVR's `message` node
 runs on this channel, continuing the call's trail, with the reason long_wait or after_hours.
@@ -40,6 +43,8 @@ from core.models import Agent, Call, Callback, utcnow
 from core.phones import phone_number
 from core.settings import QueueSettings
 from ivr import dialplan, speech
+from ivr.blocked_flow import PROMPT_GOODBYE, PROMPT_NO_AGENT
+from ivr.caller_blocks import CallerBlocks
 from ivr.fastagi import AgiChannel, AgiVoice, Route
 from ivr.hours import is_open, local_now
 from ivr.recordings import recording_path
@@ -134,8 +139,10 @@ class QueueEntry:
         settings: QueueSettings,
         leave_message: LeaveMessage | None = None,
         destinations: DestinationSettings | None = None,
+        callers: CallerBlocks | None = None,
     ) -> None:
         self.store = store
+        self.callers = callers
         self.settings = settings
         self.leave_message = leave_message
         self.destinations = DestinationPolicy(destinations or DestinationSettings())
@@ -182,6 +189,12 @@ class QueueEntry:
         queue = env.args[0] if env.args and env.args[0] else dialplan.QUEUE_GENERAL
         reply = await channel.command(f"GET VARIABLE {dialplan.VAR_CALL_ID}")
         call_id = reply.data if reply.result == "1" and reply.data else log_call_id(env.uniqueid)
+        if self.callers is not None and await self.callers.meet(env.callerid, call_id, "queue"):
+            # A number on the nuisance list never reaches an agent, whichever way it came here
+            # (the IVR's session failed mid-call, or the FastAGI server was down at its start).
+            await AgiVoice(channel).play([PROMPT_NO_AGENT, PROMPT_GOODBYE], await self._language(channel, call_id))
+            await self._hang_up(channel)
+            return
         # The recording's name if an agent answers (CTX_RECORD_AGENT): random, no caller data;
         # `__` so the agent's channel inherits it. One per queue entry: a caller transferred
         # back into a queue gets a second file, not an overwritten first.
@@ -292,10 +305,12 @@ def queue_entry_route(
     settings: QueueSettings,
     leave_message: LeaveMessage | None = None,
     destinations: DestinationSettings | None = None,
+    callers: CallerBlocks | None = None,
 ) -> Route:
     """The FastAGI route before the queue; with `leave_message`, messages are offered too;
-    callbacks only to numbers `destinations` (the default policy if None) allows."""
-    entry = QueueEntry(store, settings, leave_message, destinations)
+    callbacks only to numbers `destinations` (the default policy if None) allows; with
+    `callers`, numbers on the nuisance list are turned away."""
+    entry = QueueEntry(store, settings, leave_message, destinations, callers)
 
     async def route(channel: AgiChannel) -> None:
         await entry.run(channel, utcnow())

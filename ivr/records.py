@@ -22,7 +22,7 @@ from core import rollups
 from core.db import Store, chunks
 from core.models import Call
 from core.phones import clean_caller_id
-from ivr.asterisk_logs import CallFacts, Problems, fold, read_master_csv, read_queue_log
+from ivr.asterisk_logs import CallFacts, CdrRow, Problems, fold, read_master_csv, read_queue_log
 from ivr.dialplan import EXTEN_HOTLINE
 
 BATCH = 1000
@@ -41,6 +41,7 @@ class ImportReport:
     updated: int = 0
     unchanged: int = 0
     in_progress: int = 0  # not ended yet: left for the live monitor or the next import
+    foreign: int = 0  # not marked as this instance's, nor recorded live: another platform's
     problems: Problems = field(default_factory=Problems)
 
     def summary(self) -> str:
@@ -49,6 +50,8 @@ class ImportReport:
         )
         if self.in_progress:
             text += f", {self.in_progress} still in progress (left for later)"
+        if self.foreign:
+            text += f"; {self.foreign} calls of another instance (not this one's accountcode) left alone"
         if self.problems.count:
             text += f"; {self.problems.count} unreadable lines skipped: " + "; ".join(self.problems.examples)
         return text
@@ -116,17 +119,38 @@ def import_facts(store: Store, facts: dict[str, CallFacts], report: ImportReport
             rollups.unseal(s.connection(), touched)
 
 
-def import_files(store: Store, queue_log: Path | None, cdr_csv: Path | None) -> ImportReport:
-    """Read both files whole (a half-year is a few MB) and import what they say."""
+def _ours(store: Store, facts: dict[str, CallFacts], cdrs: list[CdrRow], instance: str) -> set[str]:
+    """The calls that are this instance's: its CDR row carries the instance as accountcode
+    (our dialplan sets it on every call into 12333), or the store knows its uniqueid (the
+    IVR or the monitor recorded it live; a call still in progress has no CDR row yet)."""
+    ours = {row.uniqueid for row in cdrs if row.accountcode == instance}
+    others = [uid for uid in facts if uid not in ours]
+    for batch in chunks(others, BATCH):
+        with store.session() as s:
+            ours.update(s.scalars(select(Call.asterisk_uniqueid).where(Call.asterisk_uniqueid.in_(batch))))
+    return ours
+
+
+def import_files(
+    store: Store, queue_log: Path | None, cdr_csv: Path | None, *, instance: str | None = None
+) -> ImportReport:
+    """Read both files whole (a half-year is a few MB) and import what they say. With
+    `instance` (the monitor's catch-up), only that instance's calls: records that another
+    platform's calls wrote into the same files (tests, a benchmark) are left alone."""
     report = ImportReport()
     events = []
     if queue_log is not None:
         with queue_log.open(encoding="utf-8", errors="replace") as fh:
             events = list(read_queue_log(fh, report.problems))
-    cdrs = []
+    cdrs: list[CdrRow] = []
     if cdr_csv is not None:
         cdrs = list(
             read_master_csv(cdr_csv.read_text(encoding="utf-8", errors="replace"), report.problems, EXTEN_HOTLINE)
         )
-    import_facts(store, fold(events, cdrs), report)
+    facts = fold(events, cdrs)
+    if instance is not None:
+        ours = _ours(store, facts, cdrs, instance)
+        report.foreign = sum(1 for uid in facts if uid not in ours)
+        facts = {uid: f for uid, f in facts.items() if uid in ours}
+    import_facts(store, facts, report)
     return report

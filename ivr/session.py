@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import time
@@ -26,6 +27,7 @@ from core.identify import Identifier
 from core.masking import mask_phone
 from core.models import utcnow
 from ivr import engine, message_flow, prefs_flow
+from ivr.caller_blocks import CallerBlocks
 from ivr.catalogue import Catalogue
 from ivr.engine import (
     Action,
@@ -44,6 +46,7 @@ from ivr.errors import AgiError, AsteriskGone, CallerHungUp, MessageNotSaved
 from ivr.menu import Menu
 from ivr.messages import EMPTY_TAKE_S, VoiceMessages
 from ivr.notice_settings import Caller, NoNumberToCall, NoticeSettings, WeChatNotBound
+from ivr.skills import route
 from ivr.speech import text
 from ivr.trail import (
     SPOOL_DIR,
@@ -73,7 +76,7 @@ class Voice(Protocol):
         ...
 
     async def play_file(self, path: str) -> None: ...
-    async def transfer(self, queue: str, call_id: str) -> None: ...
+    async def transfer(self, queue: str, call_id: str, max_penalty: int | None = None) -> None: ...
     async def finish(self, call_id: str) -> None: ...
 
 
@@ -98,6 +101,8 @@ class IvrServices:
     load: QueryLoad = field(default_factory=QueryLoad)
     messages: VoiceMessages | None = None  # None: a message node answers as if it could not record
     prefs: NoticeSettings | None = None  # None: the notification settings answer as unavailable
+    skills: tuple[str, ...] = ()  # skills.names: transfers needing one of them go to its queue
+    callers: CallerBlocks | None = None  # the nuisance list; None: no caller is blocked here
 
 
 @dataclass(frozen=True)
@@ -295,7 +300,7 @@ class IvrSession:
             await self._save_message(step.action)
 
     async def _loop(self) -> tuple[str, str, str | None]:
-        step = engine.step(self.svc.menu, None, self.start)
+        step = engine.step(self.svc.menu, None, await self._first())
         while True:
             self.state = step.state
             entries = [TrailEntry(n.kind, n.node, dict(n.detail)) for n in step.notes]
@@ -305,15 +310,25 @@ class IvrSession:
             entries += self._describe(step.action)
             self._record(entries)
             if isinstance(step.action, Transfer):
+                queue, max_penalty = route(self.svc.skills, step.action.queue, step.action.skill)
                 await self.voice.play(step.action.prompts, self.state.language)
-                await self.voice.transfer(step.action.queue, self.call_id)
-                return "transferred", "system", step.action.queue
+                await self.voice.transfer(queue, self.call_id, max_penalty)
+                return "transferred", "system", queue
             if isinstance(step.action, Hangup):
                 await self.voice.play(step.action.prompts, self.state.language)
                 await self.voice.finish(self.call_id)
                 return "completed", "system", None
             event = await self._perform(step.action)
             step = engine.step(self.svc.menu, self.state, event)
+
+    async def _first(self) -> engine.Start:
+        """The call's Start: blocked (with the treatment) if its number is on the nuisance
+        list. A session continuing a call (a message from the queue's offer) was met already."""
+        callers = self.svc.callers
+        if callers is None or self.begun:
+            return self.start
+        treatment = await callers.meet(self.info.caller, self.call_id, "ivr")
+        return dataclasses.replace(self.start, blocked=treatment) if treatment else self.start
 
     def _describe(self, action: Action) -> list[TrailEntry]:
         node = self._node()

@@ -29,14 +29,19 @@ SUMMARY_KEYS = (
     "avg_agent_talk_seconds",
     "avg_wait_seconds",
     "avg_abandoned_wait_seconds",
-    "service_level_20s",
-    "service_level_20s_with_abandoned",
+    "service_level_seconds",
+    "service_level",
+    "service_level_with_abandoned",
+    "connection_rate",
+    "short_abandoned_calls",
     "abandonment_rate",
     "satisfaction_rate",
     "ivr_resolved_calls",
     "callbacks_requested",
     "callbacks_completed",
     "three_party_calls",
+    "blocked_calls",
+    "blocked_numbers",
 )
 PERIOD_COLUMNS = (
     "calls",
@@ -46,7 +51,8 @@ PERIOD_COLUMNS = (
     "agent_talk_minutes",
     "avg_agent_talk_seconds",
     "avg_wait_seconds",
-    "service_level_20s",
+    "service_level",
+    "connection_rate",
     "abandonment_rate",
 )
 CASEWORK_KEYS = (
@@ -98,9 +104,14 @@ AGENT_COLUMNS = ("agent", "name", "calls", "talk_seconds", "avg_handle_seconds",
 NOTICE_COLUMNS = ("notice_channel", "pending", "advance", "delivered", "heard", "failed")
 NOTICE_KEYS = ("notices_fallbacks", "notices_failed")
 SMS_COLUMNS = ("category", "messages", "sent", "delivered", "failed", "avg_delivery_seconds")
+GOAL_KEYS = ("goal_service_level_seconds", "goal_service_level", "goal_connection_rate", "goal_short_abandon_seconds")
+MISSED_COLUMNS = ("hour", "agent_calls", "connection_rate", "service_level", "missed")
 RATES = {
-    "service_level_20s",
-    "service_level_20s_with_abandoned",
+    "service_level",
+    "service_level_with_abandoned",
+    "connection_rate",
+    "goal_service_level",
+    "goal_connection_rate",
     "abandonment_rate",
     "satisfaction_rate",
     "occupancy",
@@ -131,6 +142,8 @@ def cell(key: str, value: Any, lang: str) -> str:
         return f"{int(value):02d}:00"
     if key in DECIMALS:
         return f"{value:.{DECIMALS[key]}f}"
+    if key in ("missed", "goals_missed"):
+        return "、".join(label(f"missed.{g}", lang) for g in value) if value else label("goals_met", lang)
     if key == "order_category":
         return label(f"cat.{value}", lang)
     if key == "notice_channel":
@@ -160,8 +173,11 @@ def tables(report: Report) -> list[Table]:
         for ch, states in data["notices"]["by_channel"].items()
     ]
     notice_figures = {f"notices_{k}": data["notices"][k] for k in ("fallbacks", "failed")}
+    goals = {f"goal_{k}": v for k, v in data["goals"].items()} | {"goals_missed": data["goals_missed"]}
     return [
         ("summary", KEY_VALUE, [{"key": k, "value": summary[k]} for k in SUMMARY_KEYS]),
+        ("goals", KEY_VALUE, [{"key": k, "value": goals[k]} for k in (*GOAL_KEYS, "goals_missed")]),
+        ("hours_missed", MISSED_COLUMNS, data["hours_missed"]),
         ("by_month", ("month", *PERIOD_COLUMNS), data["by_month"]),
         ("by_week", ("week_of", *PERIOD_COLUMNS), data["by_week"]),
         ("by_day", ("day", *PERIOD_COLUMNS), data["by_day"]),
@@ -187,7 +203,7 @@ def _pad(text: str, width: int, right: bool) -> str:
     return fill + text if right else text + fill
 
 
-def _grid(header: list[str] | None, rows: list[list[str]]) -> str:
+def grid(header: list[str] | None, rows: list[list[str]]) -> str:
     """Columns aligned for a terminal (a CJK character is two cells wide); numbers right."""
     widths = [max(_width(r[i]) for r in [*([header] if header else []), *rows]) for i in range(len(rows[0]))]
     lines = []
@@ -206,12 +222,12 @@ def text(report: Report, lang: str = "zh") -> str:
     for name, columns, rows in tables(report):
         out.append(f"[{label(name, lang)}]")
         if columns == KEY_VALUE:
-            out.append(_grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
+            out.append(grid(None, [[label(r["key"], lang), cell(r["key"], r["value"], lang)] for r in rows]))
         elif not rows:
             out.append(label("no_rows", lang))
         else:
             header = [label(c, lang) for c in columns]
-            out.append(_grid(header, [[cell(c, r.get(c), lang) for c in columns] for r in rows]))
+            out.append(grid(header, [[cell(c, r.get(c), lang) for c in columns] for r in rows]))
         out.append("")
     return "\n".join(out)
 
@@ -228,9 +244,16 @@ def csv_tables(report: Report) -> dict[str, str]:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            writer.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
+            writer.writerow([_csv_value(r.get(c)) for c in columns])
         files[f"{name}.csv"] = buffer.getvalue()
     return files
+
+
+def _csv_value(value: Any) -> Any:
+    """Empty for none; a list (the goals an hour missed) as its items separated by spaces."""
+    if value is None:
+        return ""
+    return " ".join(map(str, value)) if isinstance(value, list) else value
 
 
 # --- HTML with charts ----------------------------------------------------------------------
@@ -292,7 +315,8 @@ HEADLINE = (
     "agent_talk_minutes",
     "avg_agent_talk_seconds",
     "avg_wait_seconds",
-    "service_level_20s",
+    "service_level",
+    "connection_rate",
     "abandonment_rate",
     "satisfaction_rate",
 )

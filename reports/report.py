@@ -19,11 +19,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from core.blocked_callers import blocked_calls
 from core.db import Store
 from core.models import Agent, AgentEvent, Callback, Conference, QualityScore, Recording
 from core.settings import QueueSettings
 from core.states import NOT_DELIVERED
 from reports import casework, notices, sums
+from reports.kpis import Goals
 from reports.period import Period
 
 FAILED = NOT_DELIVERED
@@ -57,6 +59,9 @@ class Totals:
     abandoned_in_sl: int = 0
     satisfied: int = 0
     rated: int = 0
+    # Abandoned within queue.short_abandon_s of joining: left out of the connection rate.
+    # Not a column of the hourly sums: counted from the records at each read (sums.short_abandons).
+    abandoned_short: int = 0
 
     def __iadd__(self, other: Totals) -> Totals:
         for f in fields(self):
@@ -87,10 +92,12 @@ class Totals:
             "avg_abandoned_wait_seconds": (
                 half_up(self.abandoned_wait_s / self.abandoned_waits) if self.abandoned_waits else 0
             ),
-            "service_level_20s": ratio(self.answered_in_sl, self.answered_waits),
-            "service_level_20s_with_abandoned": ratio(
+            "service_level": ratio(self.answered_in_sl, self.answered_waits),
+            "service_level_with_abandoned": ratio(
                 self.answered_in_sl + self.abandoned_in_sl, self.answered_waits + self.abandoned_waits
             ),
+            "connection_rate": ratio(self.agent, self.offered - self.abandoned_short),
+            "short_abandoned_calls": self.abandoned_short,
             "abandonment_rate": ratio(self.abandoned, self.offered),
             "satisfaction_rate": ratio(self.satisfied, self.rated),
             "rated_calls": self.rated,
@@ -140,8 +147,11 @@ class Report:
     simulated_calls: int = 0  # written by `hotline simulate`: demo traffic, not real callers
     generated_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     notices: notices.Notices = field(default_factory=notices.Notices)  # over the channels residents chose
+    goals: Goals = field(default_factory=Goals)
     # Three-party calls (ivr/conference.py) started in the period: brought together, or not.
     three_party: dict[str, int] = field(default_factory=lambda: {"calls": 0, "failed": 0})
+    # Calls from numbers on the nuisance list, and how many numbers (core/blocked_callers.py).
+    blocked: dict[str, int] = field(default_factory=lambda: {"calls": 0, "numbers": 0})
 
     def rollup(self, key: Any) -> list[tuple[Any, Totals]]:
         out: dict[Any, Totals] = defaultdict(Totals)
@@ -178,10 +188,16 @@ class Report:
                 "timezone": self.period.zone,
             },
             **self.totals.figures(),
+            "service_level_seconds": self.goals.service_level_s,
+            "goals": self.goals.as_dict(),
+            "goals_missed": self.goals.missed(self.totals.figures()),
+            "hours_missed": self.goals.missed_hours(self.per_hour()),
             "simulated_calls": self.simulated_calls,
             "ivr_resolved_calls": self.ivr_resolved,
             "callbacks": self.callbacks,
             "three_party": self.three_party,
+            "blocked_calls": self.blocked["calls"],
+            "blocked_numbers": self.blocked["numbers"],
             "per_agent": [a.as_dict() for a in self.agents],
             "per_hour": self.per_hour(),
             "per_weekday": self.per_weekday(),
@@ -203,17 +219,20 @@ def _monday(hour: dt.datetime) -> str:
 # --- from the hourly sums -------------------------------------------------------------------
 
 
-def _totals(row: dict[str, Any]) -> Totals:
+def row_totals(row: dict[str, Any]) -> Totals:
+    """The Totals of one row of hourly call sums (reports.sums.read)."""
     return Totals(*(int(row[name]) for name in sums.CALL_SUMS[:14]))
 
 
-def totals(store: Store, start: dt.datetime, end: dt.datetime, service_level_s: int = 20) -> Totals:
-    """The sums over calls started in [start, end): the wallboard's figures of the day."""
-    out = Totals()
+def hourly(store: Store, start: dt.datetime, end: dt.datetime, queue: QueueSettings) -> dict[dt.datetime, Totals]:
+    """The sums over calls started in [start, end) per UTC hour: the wallboard's day."""
+    out: dict[dt.datetime, Totals] = defaultdict(Totals)
     with store.transaction() as c:
-        for row in sums.read(c, "calls", start, end, service_level_s):
-            out += _totals(row)
-    return out
+        for row in sums.read(c, "calls", start, end, queue.service_level_s):
+            out[row["hour"]] += row_totals(row)
+        for hour, n in sums.short_abandons(c, start, end, queue.short_abandon_s).items():
+            out[hour].abandoned_short += n
+    return dict(out)
 
 
 def _agents(c: Connection, period: Period, rows: list[dict[str, Any]]) -> list[AgentFigures]:
@@ -379,29 +398,23 @@ def build(store: Store, period: Period, queue: QueueSettings, now: dt.datetime |
         three_party = _three_party(c, period)
         cases = casework.build(c, period, queue, now)
         notice_figures = notices.build(c, start, end)
+        short = sums.short_abandons(c, start, end, queue.short_abandon_s)
+        blocked = blocked_calls(c, start, end)
     by_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
     total, simulated = Totals(), 0
     for row in call_rows:
         # Whole-hour offsets (China's): a UTC hour is one local hour.
         local = row["hour"].astimezone(period.tz).replace(tzinfo=None)
-        t = _totals(row)
+        t = row_totals(row)
         by_hour[local] += t
         total += t
         simulated += int(row["simulated"])
+    for hour, n in short.items():
+        by_hour[hour.astimezone(period.tz).replace(tzinfo=None)].abandoned_short += n
+        total.abandoned_short += n
     menu, resolved = _menu(menu_rows)
     sms = _sms(sms_rows)
     return Report(
-        period,
-        total,
-        dict(by_hour),
-        agents,
-        menu,
-        resolved,
-        callbacks,
-        sms,
-        cases,
-        simulated,
-        now,
-        notice_figures,
-        three_party,
-    )
+        period, total, dict(by_hour), agents, menu, resolved, callbacks, sms, cases, simulated, now, notice_figures,
+        Goals.of(queue), three_party, blocked,
+    )  # fmt: skip

@@ -264,6 +264,23 @@ def _fcr(c: Connection, start: dt.datetime, end: dt.datetime, sl: int) -> list[R
     return list(out.values())
 
 
+def short_abandons(c: Connection, start: dt.datetime, end: dt.datetime, short_s: int) -> dict[dt.datetime, int]:
+    """Abandoned calls per UTC hour (by start) whose callers hung up within `short_s` of
+    joining the queue (queue.short_abandon_s; 0: none are short). Counted from the records
+    at every read, not sealed: only abandoned calls are read (the disposition index), and a
+    changed setting needs no resealing."""
+    if short_s <= 0:
+        return {}
+    hour = _hour_key(c, Call.started_at).label("hour")
+    stmt = (
+        select(hour, func.count())
+        .where(Call.disposition == "abandoned", Call.queue_wait_s <= short_s)
+        .where(Call.started_at >= start, Call.started_at < end)
+        .group_by(hour)
+    )
+    return {_hour(h): int(n) for h, n in c.execute(stmt)}
+
+
 COMPUTE: dict[str, Callable[[Connection, dt.datetime, dt.datetime, int], list[Row]]] = {
     "calls": _calls,
     "menu": _menu,

@@ -64,6 +64,27 @@ function showMe(me) {
   const monitored = me.monitored || [];
   $("my-monitored").hidden = !monitored.length;
   $("my-monitored").textContent = tr("monitor.notice") + monitored.map((m) => tr("monitor." + m)).join(", ");
+  showPhones(me.phones || []);
+}
+
+// Each of the agent's phones with its own state, and the one the queue rings: a phone
+// that is not registered is said to be unreachable by the queue only if the queue rings it.
+function showPhones(phones) {
+  const list = $("my-phones");
+  list.replaceChildren();
+  for (const p of phones) {
+    const state = p.registered === true ? "registered" : p.registered === false ? "unregistered" : "unknown";
+    const item = document.createElement("li");
+    item.id = "my-phone-" + p.kind;
+    item.dataset.registered = state;
+    item.dataset.rings = p.rings ? "yes" : "no";
+    const words = state === "unregistered" && !p.rings ? tr("phone.unregistered") : tr("deskphone." + state);
+    let text = tr("phones." + p.kind) + " " + p.endpoint + ": " + words;
+    if (p.rings && state !== "unregistered") text += " · " + tr("phones.rings");
+    item.textContent = text;
+    list.append(item);
+  }
+  $("my-phones-none").hidden = phones.some((p) => p.rings) || !phones.length;
 }
 
 function showPop(pop) {
@@ -233,6 +254,19 @@ function percent(rate) {
   return rate === null ? null : Math.round(rate * 1000) / 10 + "%";
 }
 
+async function editSkills(agent) {
+  const answer = window.prompt(tr("skills.prompt") + " " + agent.name, agent.skills.join(","));
+  if (answer === null) return;
+  const message = $("wb-monitor-message");
+  try {
+    await post("/wallboard/skills", { agent: agent.id, skills: answer.split(",").map((s) => s.trim()).filter(Boolean) });
+    message.textContent = "";
+  } catch (error) {
+    message.textContent = error.message;
+    message.className = "error";
+  }
+}
+
 async function startMonitor(agent, mode) {
   const message = $("wb-monitor-message");
   try {
@@ -254,7 +288,12 @@ function wallboardPage() {
     text("wb-answered", today.agent_calls);
     text("wb-abandoned", today.abandoned_calls);
     text("wb-automated", today.automated_calls);
-    text("wb-sl", percent(today.service_level_20s));
+    text("wb-sl", percent(today.service_level));
+    text("wb-connection", percent(today.connection_rate));
+    $("wb-sl").classList.toggle("missed", data.goals_missed.includes("service_level"));
+    $("wb-connection").classList.toggle("missed", data.goals_missed.includes("connection_rate"));
+    text("wb-hours-missed", data.hours_missed.length ? data.hours_missed.map((h) =>
+      String(h.hour).padStart(2, "0") + ":00 " + h.missed.map((g) => tr("goal." + g)).join(", ")).join(" · ") : tr("no_hours_missed"));
     text("wb-avg-wait", today.avg_wait_seconds + " " + tr("seconds"));
     text("wb-avg-talk", today.avg_agent_talk_seconds + " " + tr("seconds"));
     text("wb-satisfaction", percent(today.satisfaction_rate));
@@ -263,6 +302,18 @@ function wallboardPage() {
     $("nav-overdue").hidden = !data.overdue_orders;
     $("wb-open").textContent = "(" + tr(data.open ? "open" : "closed") + ")";
     for (const [state, n] of Object.entries(data.agents)) text("wb-state-" + state, n);
+    // Per skill: callers waiting in its queue, its agents free.
+    const bySkill = $("wb-skills");
+    bySkill.hidden = !data.by_skill.length;
+    bySkill.replaceChildren(
+      ...data.by_skill.map((k) => {
+        const item = document.createElement("li");
+        item.textContent = label("skill.", k.skill) + ": " + tr("skills.waiting") + " " + (k.waiting ?? "–") +
+          ", " + tr("skills.available") + " " + k.available;
+        item.dataset.skill = k.skill;
+        return item;
+      }),
+    );
     const body = $("wb-agents").querySelector("tbody");
     body.replaceChildren();
     for (const agent of data.agent_list) {
@@ -273,6 +324,16 @@ function wallboardPage() {
       if (agent.phone_registered === false) {
         phone.textContent = "✗ " + tr("phone_not_registered");
         phone.className = "phone-unregistered";
+      }
+      // Skills: shown, and changed by the supervisor (at once if logged in).
+      const skills = row.insertCell();
+      skills.className = "skills";
+      skills.append((agent.skills.join(", ") || "–") + " ");
+      if (data.by_skill.length) {
+        const edit = document.createElement("button");
+        edit.textContent = tr("skills.edit");
+        edit.addEventListener("click", () => editSkills(agent));
+        skills.append(edit);
       }
       // 监听 / 耳语 / 强插: rings the supervisor's own phone into this agent's call.
       const spy = row.insertCell();

@@ -9,6 +9,7 @@ import io
 import json
 import re
 import zipfile
+import zoneinfo
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import ClientSession, CookieJar, TCPConnector
 from aiohttp.test_utils import TestServer
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from console import accounts
 from console.app import ConsoleDeps, make_app
@@ -42,6 +43,7 @@ from core.settings import Settings
 from ivr.agents import AgentControl
 from tests.browser import chromium, sign_in
 from tests.conftest import PEPPER, load_sample, make_settings
+from tests.store.test_staffing import call_row as staffing_call
 
 AGENT_PW = "agent-password-1"
 SUP_PW = "supervisor-password-1"
@@ -281,7 +283,24 @@ async def test_wallboard_updates_live_in_chromium(console: Any) -> None:
         await page.locator("#wb-state-on_call").filter(has_text="1").wait_for(timeout=5000)
         await page.locator("#wb-answered").filter(has_text="1").wait_for(timeout=5000)
         assert await page.locator("#wb-sl").inner_text() == "100%"
+        assert await page.locator("#wb-connection").inner_text() == "100%"
+        assert await page.locator("#wb-hours-missed").inner_text() == "无"
         assert await page.locator("#wb-avg-talk").inner_text() == "95 秒"
+        # One caller gives up after 30 s, another after 3 s (within queue.short_abandon_s: not
+        # counted): 1 of 2 calls connected, under the 95 % goal, and this hour is listed.
+        started = utcnow()
+        with store.transaction() as c:
+            c.execute(
+                insert(Call),
+                [
+                    staffing_call("gave-up", started, "abandoned", queue_wait_s=30),
+                    staffing_call("misdial", started, "abandoned", queue_wait_s=3),
+                ],
+            )
+        await page.locator("#wb-connection").filter(has_text="50%").wait_for(timeout=5000)
+        assert "missed" in (await page.locator("#wb-connection").get_attribute("class") or "")
+        hour = started.astimezone(zoneinfo.ZoneInfo("Asia/Shanghai")).hour
+        assert f"{hour:02d}:00 接通率未达标" in await page.locator("#wb-hours-missed").inner_text()
         assert await page.evaluate("window.notReloaded") is True
         # The English switch keeps the page and the user.
         await page.click("#switch-lang")
@@ -546,7 +565,8 @@ async def test_reports_are_for_supervisors_with_a_period_and_downloads(console: 
         )
         with zipfile.ZipFile(io.BytesIO(await zipped.read())) as z:
             names = z.namelist()
-            assert len(names) == 14 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
+            assert len(names) == 16 and "hotline-report-2026-11-02-2026-11-03/summary.csv" in names
+            assert "hotline-report-2026-11-02-2026-11-03/hours_missed.csv" in names  # the national KPIs
             assert "hotline-report-2026-11-02-2026-11-03/notices.csv" in names  # notices by channel
             assert "agent_calls,2" in z.read("hotline-report-2026-11-02-2026-11-03/summary.csv").decode()
             casework = z.read("hotline-report-2026-11-02-2026-11-03/casework.csv").decode()

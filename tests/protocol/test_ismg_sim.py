@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from sms.cmpp_text import part_text, split_text
 from sms.errors import CmppConnectRefused
 from sms.ismg_sim import IsmgConfig, IsmgSimulator
 from tests.protocol.cmpp_client import CmppTestClient
+from tests.waiting import until
 
 ACCOUNT, SECRET = "901234", "s3cret"
 VERSIONS = pytest.mark.parametrize("version", [Version.V20, Version.V30], ids=["2.0", "3.0"])
@@ -225,11 +226,20 @@ async def test_a_drop_closes_the_links_and_connect_is_refused_until_the_gateway_
         again = CmppTestClient(sim.config.port, Version.V20)
         _, refused = await again.connect(ACCOUNT, SECRET)
         await again.close()
-        await asyncio.sleep(0.45)
-        later = CmppTestClient(sim.config.port, Version.V20)
-        _, accepted = await later.connect(ACCOUNT, SECRET)
-        await later.close()
+        accepted = await until(_connect_accepted(sim.config.port), "the gateway back after its 0.4 s down", 10)
     assert (refused.status, accepted.status) == (5, 0)
+
+
+def _connect_accepted(port: int) -> Callable[[], Awaitable[ConnectResp | None]]:
+    """A connect to the gateway: its answer if it accepted, else None (asked again)."""
+
+    async def attempt() -> ConnectResp | None:
+        client = CmppTestClient(port, Version.V20)
+        _, resp = await client.connect(ACCOUNT, SECRET)
+        await client.close()
+        return resp if resp.status == 0 else None
+
+    return attempt
 
 
 async def test_always_status_3_refuses_even_the_right_secret() -> None:
@@ -242,8 +252,7 @@ async def test_a_report_for_a_closed_link_waits_for_the_next_connect() -> None:
     async with connected(Version.V30, report_delay_s=0.2) as (sim, client):
         resp = await client.submit(_submit())
         await client.close()
-        await asyncio.sleep(0.3)
-        assert sim.counts["reports_held"] == 1
+        await until(lambda: sim.counts["reports_held"] == 1, "the report held for the closed link", 10)
         again = CmppTestClient(sim.config.port, Version.V30)
         await again.connect(ACCOUNT, SECRET)
         report = (await _next(again)).report(Version.V30)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hotline.serve import watch_asterisk
 from tests.conftest import make_settings
+from tests.waiting import until
 
 
 async def _fake_ami(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -28,7 +29,8 @@ async def test_asterisk_late_at_start_is_retried_and_logged(tmp_path: Path, capl
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path}/x.db", HOTLINE_AMI_PORT=str(port))
     stop = asyncio.Event()
     watcher = asyncio.create_task(watch_asterisk(settings, stop))
-    await asyncio.sleep(2.5)  # attempts at 0 s and 1 s fail, the next waits 2 s
+    # Attempts 1 and 2 fail; Asterisk comes up while the watcher waits 2 s for the third.
+    await until(lambda: any("retrying in 2 s" in r.getMessage() for r in caplog.records), "the second failed attempt")
     server = await asyncio.start_server(_fake_ami, "127.0.0.1", port)
     await asyncio.wait_for(watcher, 10)
     server.close()

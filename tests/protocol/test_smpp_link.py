@@ -108,18 +108,32 @@ async def test_stop_returns_while_the_bind_goes_unanswered() -> None:
 
 
 async def test_stop_returns_while_waiting_to_bind_again() -> None:
-    """Nobody listens: the bind is refused and the next attempt is a minute away."""
+    """Nobody listens: the bind is refused and the next attempt is a minute away. stop()
+    cuts that wait short (it does not wait out the minute) and ends the link's task."""
     waiting = asyncio.Event()
-    async with transport_to(free_port(), rebind_first_s=60, rebind_most_s=60) as transport:
-        backoff = transport.esme.retry_timer
-        sleep = backoff.wait
+    ended: list[str] = []
+    settings = SmppSettings(port=free_port(), password="secret", rebind_first_s=60, rebind_most_s=60)
+    transport = SmppTransport(settings, _nothing)
+    backoff = transport.esme.retry_timer
+    sleep = backoff.wait
 
-        async def spied() -> None:
-            waiting.set()
+    async def spied() -> None:
+        waiting.set()
+        try:
             await sleep()
+        except asyncio.CancelledError:
+            ended.append("cut short")
+            raise
+        ended.append("waited out")
 
-        backoff.wait = spied
+    backoff.wait = spied
+    await transport.start()
+    try:
         await asyncio.wait_for(waiting.wait(), 10)
+    finally:
+        await asyncio.wait_for(transport.stop(), STOP_BOUND_S)
+    assert ended == ["cut short"]
+    assert transport.binds == 0 and not transport.bound.is_set()
 
 
 async def test_stop_returns_while_submits_wait_on_a_half_dead_bind() -> None:

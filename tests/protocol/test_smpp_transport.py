@@ -18,6 +18,7 @@ from sms.pdu import Inbound
 from sms.receipts import canonical, parse_receipt
 from sms.simulator import SimConfig, Simulator
 from sms.smpp import SmppTransport, SubmitResult
+from tests.waiting import until
 
 ONE = encode("您好，这是一条测试短信。", 0)
 
@@ -99,7 +100,7 @@ async def test_a_throttled_answer_pauses_sending_for_the_pause() -> None:
 async def test_a_dropped_connection_loses_the_unanswered_and_the_link_comes_back() -> None:
     async with linked({"resp_delay_s": 1.0, "down_s": 0.2}, window=10, tps=1000) as (sim, transport, _):
         pending = asyncio.gather(*(transport.submit_segment("13800000000", ONE.segments[0], 8, 0) for _ in range(3)))
-        await asyncio.sleep(0.3)
+        await until(lambda: sim.outstanding == 3, "the three submits at the SMSC, unanswered")
         transport.bound.clear()
         await sim.drop()
         lost = await asyncio.wait_for(pending, 10)
@@ -135,10 +136,7 @@ async def test_an_smsc_that_is_down_is_said_in_our_log_not_in_bare_library_lines
     transport = SmppTransport(settings, lambda message: asyncio.sleep(0))
     await transport.start()
     try:
-        for _ in range(200):  # at most 10 s
-            if [r for r in caplog.records if r.name == "sms.aiosmpplib"]:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: [r for r in caplog.records if r.name == "sms.aiosmpplib"], "aiosmpplib's first line", 10)
     finally:
         await transport.stop()
     assert ">>>" not in capfd.readouterr().err  # aiosmpplib's own handler wrote nothing

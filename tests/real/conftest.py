@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings, load_settings
+from core.settings import Settings, SkillSettings, load_settings
 from ivr.asterisk import LocalAsterisk
 from ivr.asterisk_config import ETC_DIR
 from ivr.asterisk_root import resolve_in_root
 from tests.real.serving import Ivr, serving
 from tests.real.sip_setup import phone_entries, with_test_sip
+
+TEST_INSTANCE = "tests"
 
 
 def _test_settings() -> Settings:
@@ -24,6 +26,14 @@ def _test_settings() -> Settings:
     earlier `hotline asterisk up` (so the session's reload leaves it usable), else a fresh one.
     """
     settings = with_test_sip(load_settings())
+    # One skill queue, English (tests/real/test_skills.py); other tests' agents join it
+    # unskilled and no other test's caller chooses English.
+    settings = settings.model_copy(update={"skills": SkillSettings(names=("en",), overflow_s=30)})
+    # The tests' own Asterisk records (their log directory, their calls' accountcode): the
+    # demo's catch-up never imports a test call, nor the tests' a demo call.
+    settings = settings.model_copy(
+        update={"asterisk": settings.asterisk.model_copy(update={"instance": TEST_INSTANCE})}
+    )
     if settings.ami.secret:
         return settings
     running = _running_secret(LocalAsterisk(settings), settings.ami.user)

@@ -41,6 +41,10 @@ NOTICE_CALLS = {
 }
 
 
+# The longest a caller waits in the queue: Queue(...,60) in dialplans/extensions.conf.
+QUEUE_GIVES_UP_S = 60
+
+
 class Ivr:
     """`hotline serve` on its own SQLite file, with the sample loaded; the console at `web`."""
 
@@ -97,7 +101,11 @@ def serving(asterisk_settings: Settings, tmp: Path, extra_env: dict[str, str] | 
         "HOTLINE_AGI_HOST": asterisk_settings.agi.host,
         "HOTLINE_AGI_PORT": str(asterisk_settings.agi.port),
         "HOTLINE_AMI_SECRET": asterisk_settings.ami.secret,
+        # The session's Asterisk records: their log directory, and the calls marked as the tests'.
+        "HOTLINE_ASTERISK_INSTANCE": asterisk_settings.asterisk.instance,
         "HOTLINE_WEB_PORT": str(web_port),
+        "HOTLINE_SKILLS_NAMES": ",".join(asterisk_settings.skills.names),
+        "HOTLINE_SKILLS_OVERFLOW_S": str(asterisk_settings.skills.overflow_s),
         # Where the session's Asterisk root has recordings.dir bound (`hotline asterisk up`).
         "HOTLINE_RECORDINGS_DIR": str(asterisk_settings.recordings.dir.resolve()),
         # Where the session's Asterisk root has notices.speech_dir bound.

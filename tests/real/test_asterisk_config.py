@@ -65,7 +65,7 @@ def test_ami_user_has_only_the_rights_we_gave(asterisk: LocalAsterisk, asterisk_
     with pytest.raises(AmiLoginRefused):
         ami_login(ami.host, ami.port, ami.user, ami.secret + "x")
     shown = asterisk.cli(f"manager show user {ami.user}")
-    assert _perm(shown, "read perm") == {"call", "agent", "user"}
+    assert _perm(shown, "read perm") == {"call", "agent", "user", "dtmf"}
     assert _perm(shown, "write perm") == {"originate", "agent", "call"}
     # The CLI through AMI ("command" class) is refused even after a good login.
     assert _ami_action(asterisk_settings, "Action: Command\r\nCommand: core show uptime") == {

@@ -102,6 +102,7 @@ def _start_serve(settings: Settings, tmp: Path, port: int, only: str = "agi") ->
         "HOTLINE_SECURITY_PIN_PEPPER": PEPPER,
         "HOTLINE_AMI_SECRET": settings.ami.secret,
         "HOTLINE_AGI_PORT": str(port),
+        "HOTLINE_ASTERISK_INSTANCE": settings.asterisk.instance,  # whose calls the catch-up imports
         # Where the root has the recordings bound (`hotline cluster up` from these settings).
         "HOTLINE_RECORDINGS_DIR": str(settings.recordings.dir.resolve()),
         "HOTLINE_NOTICES_SPEECH_DIR": str(settings.notices.speech_dir.resolve()),

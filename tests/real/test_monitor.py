@@ -1,7 +1,8 @@
 """A supervisor listens to (监听), whispers to (耳语) and barges into (强插) an agent's call
 against real Asterisk: a carrier call (SIPp on the trunk) is answered by agent 1001's
 baresip phone; the supervisor's baresip phone 1003 is rung from the wallboard's button and
-then from the platform's API, and Asterisk runs ChanSpy on the agent's channel with the
+then from the platform's API (its keys 5 and 6 switching to whisper and barge), and
+Asterisk runs ChanSpy on the agent's channel with the
 options of each mode; the agent's desk says a supervisor is on the call; every session's
 start and end are in the audit trail."""
 
@@ -21,7 +22,7 @@ from ivr.agents import AgentControl
 from ivr.asterisk import LocalAsterisk
 from ivr.monitor import Monitoring
 from tests.browser import chromium
-from tests.real.baresip_phone import baresip_phone
+from tests.real.baresip_phone import baresip_phone, press
 from tests.real.serving import Ivr
 from tests.real.sip_setup import TEST_PHONES
 from tests.sip_peers.sipp import CarrierCall, UacPlan, hotline_address, place_calls
@@ -67,7 +68,7 @@ def test_a_supervisor_listens_whispers_and_barges_into_an_agents_call(
     monitoring = Monitoring(settings, ivr.store)
     phones = ExitStack()
     phones.enter_context(baresip_phone(tmp_path / "agent", "1001", TEST_PHONES["1001"], settings.sip.port))
-    phones.enter_context(baresip_phone(tmp_path / "boss", "1003", TEST_PHONES["1003"], settings.sip.port))
+    phones.enter_context(baresip_phone(tmp_path / "boss", "1003", TEST_PHONES["1003"], settings.sip.port, keypad=True))
 
     def agent_call() -> str | None:
         with ivr.store.session() as s:
@@ -103,6 +104,11 @@ def test_a_supervisor_listens_whispers_and_barges_into_an_agents_call(
                 await row.locator("td.monitor", has_text="监听").wait_for()
                 listen = (await asyncio.to_thread(monitoring.sessions))[0]
                 assert (listen.supervisor, listen.call_id, listen.state) == ("console:boss", call_id, "active")
+                # On the phone's keypad: 5 whisper, then 6 barge (ChanSpy's d); each change audited.
+                press(tmp_path / "boss", "5")
+                await asyncio.to_thread(_wait, "the key 5", lambda: _session(ivr, listen.id).mode == "whisper")
+                press(tmp_path / "boss", "6")
+                await row.locator("td.monitor", has_text="强插").wait_for()
                 # The supervisor ends it; then whispers, then barges, through the API the CLI uses.
                 await monitoring.stop(listen.id)
                 await asyncio.to_thread(_wait, "the listening channel gone", lambda: _spy(asterisk) is None)
@@ -141,5 +147,6 @@ def test_a_supervisor_listens_whispers_and_barges_into_an_agents_call(
     actions = [action for _, action in audit]
     assert {actor for actor, _ in audit} == {"console:boss"}
     assert actions == [
-        "monitor:listen", "monitor:ended", "monitor:whisper", "monitor:ended", "monitor:barge", "monitor:ended",
+        "monitor:listen", "monitor:whisper", "monitor:barge", "monitor:ended",  # keys 5 and 6 in the first
+        "monitor:whisper", "monitor:ended", "monitor:barge", "monitor:ended",
     ], audit  # fmt: skip

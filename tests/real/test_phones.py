@@ -28,7 +28,7 @@ from ivr.asterisk_root import resolve_in_root
 from ivr.trail import find_call_id, show_call
 from tests.browser import chromium
 from tests.real.baresip_phone import baresip_phone
-from tests.real.serving import Ivr
+from tests.real.serving import QUEUE_GIVES_UP_S, Ivr
 from tests.real.sip_setup import TEST_PHONES
 from tests.real.sip_setup import phone_entries as session_phones
 from tests.sip_peers.sipp import CarrierCall, UacPlan, hotline_address, place_calls
@@ -124,8 +124,10 @@ def test_a_registered_phone_answers_a_queued_carrier_call_and_an_unregistered_on
     assert call["outcome"] == "transferred" and call["queue"] == QUEUE, {k: v for k, v in call.items() if k != "trail"}
     assert (call["disposition"], call["agent"]) == ("agent", "Agent 1001")
     assert call["ring_no_answer"] == 0  # nobody was rung before 1001 answered
-    assert call["queue_wait_s"] is not None and call["queue_wait_s"] <= 3
-    assert call["talk_s"] is not None and call["talk_s"] >= 3
+    # 1001 answered before the queue gave up, and the call was talked on (how long each took
+    # is the benchmarks' to measure: this tier runs beside CPU-heavy ones).
+    assert call["queue_wait_s"] is not None and call["queue_wait_s"] < QUEUE_GIVES_UP_S
+    assert call["talk_s"] is not None and call["talk_s"] > 0
     uid = call["asterisk_uniqueid"]
     this_call = [line for line in asterisk.queue_log.read_text(encoding="utf-8").splitlines() if f"|{uid}|" in line]
     assert any("|Agent 1001|CONNECT|" in line for line in this_call), this_call

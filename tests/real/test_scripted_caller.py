@@ -83,6 +83,9 @@ async def test_no_fastagi_means_queue(asterisk: LocalAsterisk, asterisk_settings
     assert entered
     rows = [row for row in await _lines_soon(asterisk.cdr_csv, uniqueid) if f'"{uniqueid}"' in row]
     assert len(rows) == 1 and f'"{EXTEN_HOTLINE}"' in rows[0].split(",")[2]
+    # Marked as the tests' call (its accountcode), in the tests' own log directory.
+    assert rows[0].split(",")[0] == f'"{asterisk_settings.asterisk.instance}"' == '"tests"'
+    assert asterisk.cdr_csv.parent.parent.name == "tests"
 
 
 async def _lines_soon(path: Path, needle: str, timeout_s: float = 3.0) -> list[str]:

@@ -22,6 +22,7 @@ from core.db import MIGRATIONS, Store
 from core.errors import AuditLockOrder
 from core.models import AuditEntry, CallerFailures, utcnow
 from core.writer import GroupWriter
+from tests.conftest import postgres_only
 
 THREADS = 6
 EACH = 25
@@ -316,10 +317,10 @@ def test_writers_that_also_write_shared_rows_neither_deadlock_nor_fork_the_chain
         assert s.scalar(select(func.sum(CallerFailures.failures))) == total  # every write stored, once
 
 
+# SQLite has one write lock: a transaction that wrote holds it already.
+@postgres_only
 def test_an_entry_after_a_write_without_the_lock_first_is_refused_on_postgresql(store: Store) -> None:
     """The order that can deadlock is refused where it would, rather than left to chance."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one write lock: a transaction that wrote holds it already")
     with store.session() as s:
         s.add(CallerFailures(caller="caller-0", day=DAY, failures=0))
     with pytest.raises(AuditLockOrder, match="lock_chain first"), store.transaction() as c:

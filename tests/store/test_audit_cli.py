@@ -21,6 +21,7 @@ from hotline.cli import main
 from hotline.serve import log_audit_head
 from tests.conftest import PEPPER
 from tests.store.test_audit_chain import _behind_the_triggers
+from tests.waiting import until
 
 RESIDENTS = 2  # each costs a PIN hash to load
 
@@ -162,10 +163,7 @@ async def test_serve_writes_the_chain_head_into_the_log(
     caplog.set_level(logging.INFO, logger="hotline.serve")
     stop = asyncio.Event()
     task = asyncio.create_task(log_audit_head(store, stop, every_s=0.05))
-    for _ in range(100):  # at most 5 s
-        if [r for r in caplog.records if "chain head" in r.getMessage()]:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: [r for r in caplog.records if "chain head" in r.getMessage()], "the chain head logged", 5)
     stop.set()
     await asyncio.wait_for(task, 5)
     [line] = [r.getMessage() for r in caplog.records if "chain head" in r.getMessage()]  # once: it did not move

@@ -23,6 +23,7 @@ from core.models import AuditEntry
 from hotline.cli import main
 from hotline.serve import audit_key, log_audit_head
 from tests.conftest import PEPPER, make_settings
+from tests.waiting import until
 
 KEY = "audit-key-kept-outside-the-db-0123456789"
 THIEFS_KEY = b"a-key-the-thief-made-up-0123456789abcdef"
@@ -176,10 +177,7 @@ async def test_serve_seals_the_head_and_its_log_line_checks_with_the_key(
     caplog.set_level(logging.INFO, logger="hotline.serve")
     stop = asyncio.Event()
     task = asyncio.create_task(log_audit_head(store, stop, every_s=0.05, key=KEY.encode()))
-    for _ in range(100):  # at most 5 s
-        if [r for r in caplog.records if "chain head" in r.getMessage()]:
-            break
-        await asyncio.sleep(0.05)
+    await until(lambda: [r for r in caplog.records if "chain head" in r.getMessage()], "the chain head logged", 5)
     stop.set()
     await asyncio.wait_for(task, 5)
     [line] = [r.getMessage() for r in caplog.records if "chain head" in r.getMessage()]

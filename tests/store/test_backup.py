@@ -29,7 +29,7 @@ from hotline.cli import main
 from reports import render
 from reports.period import parse_period
 from reports.report import build
-from tests.conftest import PEPPER, PG_URL, _fresh_pg_database
+from tests.conftest import PEPPER, PG_URL, _fresh_pg_database, postgres_only
 from tests.recording_files import add_recording, add_voice_message, write_wav
 
 pytestmark = pytest.mark.postgres
@@ -231,14 +231,14 @@ def test_a_backup_goes_into_a_new_directory(tmp_path: Path, monkeypatch: pytest.
     assert os.listdir(tmp_path / "used") == ["x"]
 
 
+# PostgreSQL's roles and extensions.
+@postgres_only
 def test_a_database_owner_restores_where_a_superuser_created_pg_trgm(
     db_url: str, request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli
 ) -> None:
     """The site's usual PostgreSQL: the hotline's user owns the database and is no superuser,
     and pg_trgm was created by a superuser beforehand (operations.md, "Migration 0023"). Only
     the extension's owner may COMMENT ON or DROP it, which the dump carries."""
-    if db_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's roles and extensions")
     request.getfixturevalue("site")
     assert cli("backup", str(tmp_path / "b1"))[0] == 0
     head = (tmp_path / "b1" / "audit-head.txt").read_text().strip()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import pytest
 from sqlalchemy import insert, select, update
 
 from core import notices
@@ -19,7 +18,7 @@ from core.states import Channel, NoticeState
 from sms.channels import Channels
 from sms.intake import emit, intake
 from sms.notice_moves import Moves, advance, move_notices
-from tests.conftest import load_sample
+from tests.conftest import load_sample, postgres_only
 from tests.store.sms_support import sample_port
 
 SETTINGS = SmsSettings()
@@ -214,9 +213,9 @@ def test_when_every_channel_gave_up_the_notice_fails(store: Store, sample_data: 
     assert len(_rows(store, SmsMessage)) == 1  # never texted twice
 
 
+# Row locks: two gateways share one PostgreSQL.
+@postgres_only
 def test_two_chores_racing_move_a_notice_once(store: Store, sample_data: Any) -> None:
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("row locks: two gateways share one PostgreSQL")
     load_sample(store)
     r = sample_data[1][0]
     _prefer(store, r, "voice")

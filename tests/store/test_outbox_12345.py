@@ -30,7 +30,7 @@ from cases.sender12345 import Sender12345
 from core.db import Store
 from core.settings import Settings
 from hotline.orders import detail_text
-from tests.conftest import make_settings
+from tests.conftest import make_settings, postgres_only
 
 KEY = "city-12345-shared-key-0123456789abcdef"
 NAME, US = "city", "hz12333"
@@ -196,9 +196,9 @@ def test_a_change_rolled_back_tells_nothing(store: Store, tmp_path: Path) -> Non
     assert [r.kind for r in _outbox(store)] == ["accepted"]
 
 
+# Concurrent claims: PostgreSQL's FOR UPDATE SKIP LOCKED (SQLite writers take turns).
+@postgres_only
 async def test_two_senders_at_once_send_each_message_once(store: Store, tmp_path: Path, fake: Fake12345) -> None:
-    if store.url.startswith("sqlite"):
-        pytest.skip("concurrent claims: PostgreSQL's FOR UPDATE SKIP LOCKED (SQLite writers take turns)")
     settings = _settings(tmp_path, store, fake.port)
     for n in range(30):
         _order_from_12345(store, settings, f"HZ-{n:04d}")
@@ -214,9 +214,9 @@ async def test_two_senders_at_once_send_each_message_once(store: Store, tmp_path
     assert {r.status for r in _outbox(store)} == {"sent"}
 
 
+# Concurrent claims: PostgreSQL's FOR UPDATE SKIP LOCKED (SQLite writers take turns).
+@postgres_only
 def test_claims_at_once_never_share_a_message(store: Store, tmp_path: Path) -> None:
-    if store.url.startswith("sqlite"):
-        pytest.skip("concurrent claims: PostgreSQL's FOR UPDATE SKIP LOCKED (SQLite writers take turns)")
     settings = _settings(tmp_path, store, 9)
     for n in range(40):
         _order_from_12345(store, settings, f"HZ-{n:04d}")

@@ -126,3 +126,48 @@ def test_a_caller_id_too_long_for_its_column_is_imported_trimmed_and_flagged(sto
     with store.session() as s:
         call = s.scalars(select(Call)).one()
     assert (call.caller_number, call.caller_flag, call.disposition) == ("1" * 32, "too_long", "abandoned")
+
+
+def _cdr(uniqueid: str, accountcode: str, caller: str, start: str, end: str) -> str:
+    """A caller's Master.csv row (cdr-csv's 18 fields, as Debian's cdr.conf writes them)."""
+    fields = [accountcode, caller, "12333", "hotline-12333", f'"{caller}" <{caller}>', "PJSIP/carrier-01", ""]
+    fields += ["Hangup", "", start, start, end, "30", "30", "ANSWERED", "DOCUMENTATION", uniqueid, ""]
+    return ",".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n"
+
+
+def test_the_catch_up_takes_only_this_instances_calls(store: Store, tmp_path: Path) -> None:
+    """The demo, the tests and a benchmark take turns with one local Asterisk: its records
+    may hold calls of another instance (its accountcode) or unmarked ones that no IVR of
+    ours recorded. The monitor's catch-up imports this instance's calls and completes calls
+    it recorded live; it leaves the others alone and says how many."""
+    queue_log, master = tmp_path / "queue_log", tmp_path / "Master.csv"
+    queue_log.write_text(
+        "1795836000|1795835999.30|hotline-12333|NONE|ENTERQUEUE||13900000000|1\n"  # ours
+        "1795836030|1795835999.30|hotline-12333|NONE|ABANDON|1|1|30\n"
+        "1795836100|1795836099.40|hotline-12333|NONE|ENTERQUEUE||13900000001|1\n"  # the bench's
+        "1795836130|1795836099.40|hotline-12333|NONE|ABANDON|1|1|30\n"
+        "1795836200|1795836199.50|hotline-12333|NONE|ENTERQUEUE||13900000002|1\n"  # unmarked, no CDR
+        "1795836230|1795836199.50|hotline-12333|NONE|ABANDON|1|1|30\n"
+        "1795836300|1795836299.60|hotline-12333|NONE|ENTERQUEUE||13900000003|1\n"  # recorded live
+        "1795836330|1795836299.60|hotline-12333|NONE|ABANDON|1|1|30\n",
+        encoding="utf-8",
+    )
+    master.write_text(
+        _cdr("1795835999.30", "demo", "13900000000", "2026-11-28 05:06:39", "2026-11-28 05:07:10")
+        + _cdr("1795836099.40", "bench", "13900000001", "2026-11-28 05:08:19", "2026-11-28 05:08:50")
+        + _cdr("1795836299.60", "", "13900000003", "2026-11-28 05:11:39", "2026-11-28 05:12:10"),
+        encoding="utf-8",
+    )
+    with store.session() as s:
+        s.add(Call(id="live", asterisk_uniqueid="1795836299.60", started_at=utcnow(), source="ivr"))
+    report = import_files(store, queue_log, master, instance="demo")
+    assert (report.created, report.updated, report.foreign) == (1, 1, 2)
+    assert "2 calls of another instance" in report.summary()
+    with store.session() as s:
+        recorded = {c.asterisk_uniqueid: (c.source, c.disposition) for c in s.scalars(select(Call))}
+    assert recorded == {"1795835999.30": ("logs", "abandoned"), "1795836299.60": ("ivr", "abandoned")}
+    # Again: nothing of the others' comes in, and ours is unchanged.
+    again = import_files(store, queue_log, master, instance="demo")
+    assert (again.created, again.unchanged, again.foreign) == (0, 2, 2)
+    # `hotline calls import` with files named by hand takes every call in them.
+    assert import_files(store, queue_log, master).created == 2

@@ -131,7 +131,7 @@ def test_the_seed_half_year_table_comes_out_exactly(store: Store, tmp_path: Path
     assert data["agent_talk_seconds"] == 1_048_860
     assert data["agent_talk_minutes"] == 17_481
     assert data["avg_agent_talk_seconds"] == 196  # 195.68, rounded half up
-    assert data["abandoned_calls"] == 0 and data["service_level_20s"] is not None
+    assert data["abandoned_calls"] == 0 and data["service_level"] is not None
     assert sum(a["calls"] for a in data["per_agent"]) == 5_360 and len(data["per_agent"]) == 12
     assert sum(m["agent_calls"] for m in data["by_month"]) == 5_360 and len(data["by_month"]) == 6
     assert sum(d["automated_calls"] for d in data["by_day"]) == 8_305

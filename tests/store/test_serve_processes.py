@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import pytest
 from bench.procs import free_port
 from core.db import Store
 from hotline.serve import SHUTDOWN_DEADLINE_S, SHUTDOWN_FORCE_AFTER_S
-from tests.store.sms_support import insert_reminders
+from tests.store.sms_support import insert_reminders, messages_of
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -77,7 +77,12 @@ def test_sigterm_ends_serve_within_its_deadline_while_the_smsc_is_unreachable(
     port = silent_smsc if smsc == "silent" else free_port()
     proc = _serve(tmp_path, _env(store.url, HOTLINE_SMPP_PORT=str(port), HOTLINE_SMS_POLL_S="0.1"), "sms")
     try:
-        time.sleep(2.0)  # the dispatcher claims the reminders and waits on the transport
+        # The dispatcher claims the reminders and waits on the transport.
+        wait_until(
+            lambda: [m.status for m in messages_of(store)] == ["sending"] * 5,
+            "the five reminders claimed by serve's dispatcher",
+            limit_s=60,
+        )
         proc.send_signal(signal.SIGTERM)
         # Before: still running minutes later, the SMPP client reconnecting every few seconds.
         code = proc.wait(SHUTDOWN_DEADLINE_S + SHUTDOWN_FORCE_AFTER_S + 5)

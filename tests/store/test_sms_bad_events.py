@@ -5,7 +5,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from sms.outbox import failure_reasons
 from tests.conftest import load_sample
 from tests.store.bad_events import NOBODY, Row, insert_zoo
 from tests.store.sms_support import dispatching, messages_of, sample_port, until_final
+from tests.waiting import until
 
 SETTINGS = SmsSettings(quiet_hours={})
 ZONE = "Asia/Shanghai"
@@ -101,10 +101,9 @@ async def test_end_to_end_every_good_event_around_the_zoo_is_delivered(
     with caplog.at_level(logging.INFO):
         async with dispatching(store, tmp_path, {}) as (sim, _d, _t):
             messages = await until_final(store, len(good))
-            for _ in range(100):  # every event taken up (at most 10 s)
-                if not any(e.status == "pending" for e in _events(store).values()):
-                    break
-                await asyncio.sleep(0.1)
+            await until(
+                lambda: not any(e.status == "pending" for e in _events(store).values()), "every event taken up", 10
+            )
     assert {m.status for m in messages} == {"delivered"}
     assert {m.event_type for m in messages} == {r.event_type for r in good}
     assert sim.counts["accepted"] == sum(m.segments for m in messages)

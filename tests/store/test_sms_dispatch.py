@@ -27,6 +27,7 @@ from sms.simulator import user_data_octets
 from sms.transport import SubmitResult
 from tests.conftest import load_sample, make_settings
 from tests.store.sms_support import Scripted, dispatching, emit_pensions, messages_of, sample_port, until_final
+from tests.waiting import until
 
 
 async def test_events_are_sent_and_delivered_once_each(store: Store, tmp_path: Path, sample_data: Any) -> None:
@@ -119,7 +120,11 @@ async def test_a_dropped_link_loses_nothing_and_flags_what_may_be_twice(
     emit_pensions(store, sample_data[1][:30])
     sim = {"resp_delay_s": 0.3, "down_s": 0.3}
     async with dispatching(store, tmp_path, sim, HOTLINE_SMPP_WINDOW="5") as (simulator, _d, _t):
-        await asyncio.sleep(0.5)
+        # Dropped while some submissions are answered and others still wait for theirs.
+        await until(
+            lambda: simulator.counts["accepted"] >= 1 and simulator.outstanding >= 1,
+            "an answered submission and one still unanswered",
+        )
         await simulator.drop()
         simulator.config.resp_delay_s = 0.0
         messages = await until_final(store, 30, limit_s=60)
@@ -210,8 +215,10 @@ async def test_a_dispatcher_started_again_after_a_crash_runs_its_helpers_once(st
     dispatcher = Dispatcher(settings, store, sample_port(store), Scripted(never), "restarted")
     faults = iter([RuntimeError("a bug in step"), None])
     real_step = dispatcher.step
+    steps = []
 
     async def step() -> int:
+        steps.append(1)
         fault = next(faults, None)
         if fault is not None:
             raise fault
@@ -222,7 +229,9 @@ async def test_a_dispatcher_started_again_after_a_crash_runs_its_helpers_once(st
     with pytest.raises(RuntimeError, match="a bug in step"):
         await dispatcher.run(stop)
     again = asyncio.create_task(dispatcher.run(stop))
-    await asyncio.sleep(0.2)
+    # The helpers start before the first step; two steps of the restarted run, and its loop
+    # has gone round once with them running.
+    await until(lambda: len(steps) >= 3, "two steps of the restarted run")
     names = [t.get_name() for t in asyncio.all_tasks() if not t.done()]
     assert names.count("sms-answers") == 1 and names.count("sms-batch-intake") == 1
     stop.set()
@@ -262,10 +271,7 @@ async def test_an_instant_reminder_overtakes_a_running_batch(store: Store, tmp_p
         c.execute(insert(Resident), batch)
         c.execute(insert(BusinessEvent), [statement(p) for p in batch])
     async with dispatching(store, tmp_path, {}, HOTLINE_SMPP_TPS="100") as (sim, _d, _t):
-        for _ in range(400):  # the batch under way: 50 sent (at most 20 s)
-            if sim.counts["accepted"] >= 50:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: sim.counts["accepted"] >= 50, "the batch under way: 50 sent")
         r = sample_data[1][0]
         emit(store, "pension_credited", "person", r.id_number, {"name": r.name, "period": "2026-11", "amount": 1}, "p")
         messages = await until_final(store, 601, limit_s=60)

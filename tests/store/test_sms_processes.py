@@ -16,17 +16,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 from sqlalchemy import func, select
 
 from bench.procs import free_port
 from core.db import Store
 from core.models import SmsMessage
+from tests.conftest import postgres_only
 from tests.store.sms_support import insert_reminders
 
 ROOT = Path(__file__).resolve().parents[2]
 WINDOW = 20
-pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+pytestmark = postgres_only
 
 
 class Stack:

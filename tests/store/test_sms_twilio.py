@@ -27,6 +27,7 @@ from sms.twilio import TwilioTransport, e164
 from tests.conftest import PEPPER, load_sample, make_settings
 from tests.store.sms_support import emit_pensions, messages_of, sample_port, until_final
 from tests.twilio_fake import FakeTwilio, signature
+from tests.waiting import until
 
 
 @asynccontextmanager
@@ -122,10 +123,9 @@ async def test_a_callback_without_the_right_signature_is_refused_and_changes_not
     emit_pensions(store, sample_data[1][:1])
     fake = FakeTwilio(callback_delay_s=30)  # no callbacks of its own within the test
     async with twilio_stack(store, tmp_path, fake) as (_d, _t, url):
-        for _ in range(100):
-            if fake.requests and messages_of(store)[0].status == "submitted":
-                break
-            await asyncio.sleep(0.05)
+        await until(
+            lambda: fake.requests and messages_of(store)[0].status == "submitted", "the message submitted to Twilio", 10
+        )
         form = fake.requests[0]
         sid = form["Sid"]
         assert await fake.callback(url, sid, "undelivered", form, sign_with="not-the-token") == 403

@@ -19,6 +19,7 @@ from sqlalchemy import create_engine, insert, inspect, select, text
 from core.db import MIGRATIONS, Store
 from core.errors import MigrationBlocked
 from core.models import Call, utcnow
+from tests.conftest import postgres_only
 
 HEAD = ScriptDirectory(str(MIGRATIONS)).get_current_head()  # the newest revision, whichever it is
 
@@ -65,11 +66,11 @@ def test_a_failed_migration_leaves_the_schema_as_it_was(store: Store, tmp_path: 
     assert _a_call(store)  # the site keeps working on the schema it had
 
 
+# lock_timeout is PostgreSQL's; SQLite has one writer at a time anyway.
+@postgres_only
 def test_an_upgrade_behind_a_long_transaction_gives_up_and_changes_nothing(
     store: Store, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("lock_timeout is PostgreSQL's; SQLite has one writer at a time anyway")
     adding = _with_extra_revision(tmp_path, '    op.add_column("calls", sa.Column("added", sa.Integer()))')
     other = create_engine(store.url)
     try:

@@ -24,7 +24,8 @@ from core.settings import Settings
 from sms.intake import intake
 from sms.mo import HELP, RATED, SIGNATURE, MoHandler, keyword_of
 from sms.templates import render
-from tests.conftest import PEPPER
+from tests.conftest import PEPPER, postgres_only
+from tests.waiting import until
 
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 MONDAY = dt.datetime(2026, 11, 30, 10, 0, tzinfo=BEIJING)  # created: due Wednesday 17:30
@@ -400,10 +401,7 @@ async def test_the_serve_task_makes_orders_of_voice_messages_each_round(store: S
     stop = asyncio.Event()
     task = asyncio.create_task(casework_loop(store, settings, stop))
     try:
-        for _ in range(200):  # at most 10 s
-            if o.orders_for(store):
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: o.orders_for(store), "a work order opened by the casework loop", 10)
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -455,7 +453,7 @@ def test_an_order_from_a_call_takes_the_callers_number_and_resident(store: Store
     assert len({x.id for x in callbacks} | {order.id}) == 3
 
 
-@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has one writer at a time
+@postgres_only  # SQLite has one writer at a time
 def test_two_saves_at_once_meet_at_the_index_and_share_one_order(store: Store, settings: Settings) -> None:
     with store.session() as s:
         s.add(Call(id="call-r", caller_number=NUMBER, disposition="agent"))

@@ -22,6 +22,7 @@ from core.health import Health
 from core.models import AuditEntry, Call, CallerFailures, CallStep, utcnow
 from core.writer import GroupWriter, WriteTurns
 from ivr.trail import CallBegin, CallEnd, CallSteps, SqlCallSink, TrailEntry, TrailOp
+from tests.conftest import postgres_only
 from tests.store.test_audit_chain import DAY, _bump
 
 
@@ -88,11 +89,11 @@ def _waiting_for_a_lock(store: Store) -> bool:
     return bool(waiting)
 
 
+# SQLite has one write lock: no deadlock between two writers.
+@postgres_only
 def test_a_batch_rolled_back_by_a_deadlock_is_stored_again_not_refused(store: Store) -> None:
     """A deadlock (or serialization failure) rolls the batch back with the database still
     there: its writes are retried, not refused as if the store were down."""
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one write lock: no deadlock between two writers")
     with store.session() as s:
         s.add_all(CallerFailures(caller=name, day=DAY, failures=0) for name in ("a", "b"))
     other = Store(store.url)

@@ -64,3 +64,13 @@ def test_calls_out_are_counted_and_reported() -> None:
         f"UserEvent({dialplan.USEREVENT_CALLBACK_DIAL},CallbackId: ${{{dialplan.VAR_CALLBACK_ID}}},"
         f"DialStatus: ${{{dialplan.VAR_DIAL_RESULT}}})"
     ) in EXTENSIONS
+
+
+def test_the_queue_settings_default_to_what_asterisk_is_told() -> None:
+    # Staffing adds queue.wrapup_s to each call's talk (reports/staffing.py): Asterisk's own
+    # wrap-up; its service level matches the reports' default threshold.
+    from core.settings import QueueSettings
+
+    queue = QueueSettings()
+    assert re.search(rf"^wrapuptime = {queue.wrapup_s}$", QUEUES, re.M)
+    assert re.search(rf"^servicelevel = {queue.service_level_s}$", QUEUES, re.M)

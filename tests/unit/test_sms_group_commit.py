@@ -9,6 +9,7 @@ import pytest
 
 from core.errors import StoreUnavailable
 from sms.group_commit import GroupCommit
+from tests.waiting import until
 
 
 async def test_records_wait_for_the_store_and_are_written_when_it_returns() -> None:
@@ -38,7 +39,7 @@ async def test_a_shutdown_with_the_store_gone_ends_and_tells_the_waiters(caplog:
     stop = asyncio.Event()
     runner = asyncio.create_task(batcher.run(stop))
     waiter = asyncio.create_task(batcher.put(7))
-    await asyncio.sleep(0.05)
+    await until(lambda: "records wait for the store" in caplog.text, "a write refused by the store", 10)
     stop.set()
     await asyncio.wait_for(runner, 10)  # returns: the shutdown is not held forever
     with pytest.raises(StoreUnavailable):
