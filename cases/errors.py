@@ -154,3 +154,19 @@ class OrderNoConflict(Refused12345):
             f"order {order_no!r} of {counterpart} was taken before as work order {order_id} with other fields"
         )
         self.order_id = order_id
+
+
+class Not12345Order(CasesError):
+    """A step toward 12345 asked of an order it cannot apply to: 退单 and 延期 of an order
+    12345 did not send, 转办 of one it did (it goes back by 退单)."""
+
+
+class NotResendable(CasesError):
+    """No message to 12345 has this id, or it is not a dead letter (`failed`): a pending or
+    sent one is not sent again by hand."""
+
+    def __init__(self, outbound_id: int, status: str | None) -> None:
+        said = "no such message" if status is None else f"it is {status}, not failed"
+        super().__init__(f"message {outbound_id} to 12345 cannot be sent again: {said}")
+        self.outbound_id = outbound_id
+        self.status = status

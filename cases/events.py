@@ -24,6 +24,12 @@ ACTIONS: Final = (
     "closed",
     "followup_sent",
     "followup_reply",
+    # The hotline's own moves toward 12345 (cases/exchange12345.py); each sends a message.
+    "returned_to_12345",
+    "extension_asked",
+    "extension_granted",  # 12345 agreed: the order's due time moves (no message: 12345 knows)
+    "forwarded",
+    "resent_to_12345",  # a dead letter sent again by hand
 )
 
 

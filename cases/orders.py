@@ -501,7 +501,7 @@ def get_order(store: Store, order_id: int, *, actor: str, department: str | None
             columns = (MESSAGES.c.recording, MESSAGES.c.duration_s, MESSAGES.c.deleted_at, MESSAGES.c.delete_reason)
             message = c.execute(select(*columns).where(MESSAGES.c.id == order.voice_message_id)).first()
         origin = _from_12345(c, order_id) if order.kind == "12345" else None
-        told = tuple(outbox12345.messages_of(c, order_id)) if origin is not None else ()
+        told = tuple(outbox12345.messages_of(c, order_id))  # from 12345, or forwarded to it
         audit.record(
             c,
             actor=actor,

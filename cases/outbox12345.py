@@ -1,6 +1,8 @@
 """The store side of telling 12345 about its orders: the outbox (`hotline12345_outbox`).
 
     enqueue(c, order, event_id, action, at, **fields) -> int | None   in the change's transaction
+    enqueue_forward(c, order, event_id, counterpart, order_no, at, **fields) -> int | None   (转办)
+    resend(c, outbound_id, now) -> Outbound | None   a dead letter pending again
     claim(store, counterpart, worker, limit, now) -> list[Claimed]
     sent(store, m, now) / retry(store, m, reason, delay_s, now) / dead(store, m, reason, now)
     reclaim_stale(store, now) -> int
@@ -15,7 +17,11 @@ writer is asked. Which events 12345 hears of (KINDS):
   moment the hotline takes it (cases/intake12345.py). `assigned` is not it: an order that
   came with its department is never assigned, and one may be reassigned many times.
 - `answered` → `answered` (办结), with the answer text.
-- `returned` → `returned` (退单), with the reason.
+- `returned_to_12345` → `returned` (退单: the hotline gives the order back), with the reason.
+- `extension_asked` → `extension` (延期: more time asked), with `until` and the reason.
+- `forwarded` → `forwarded` (转办): one of our own orders that is not social-security
+  business, sent to 12345 with its text, caller number and our deadline (enqueue_forward;
+  its `order_no` is ours, `<our_name>-<order id>`, as 12345 has no number for it).
 
 States: pending → sending (claimed) → sent; or back to pending with `next_attempt_at` later
 (cases/sender12345.py decides how much later); or failed, a dead letter with `last_error`,
@@ -41,7 +47,13 @@ if TYPE_CHECKING:
 
 OUTBOX: Final[Table] = Hotline12345Outbound.__table__  # type: ignore[assignment]
 FROM_12345: Final[Table] = Hotline12345Order.__table__  # type: ignore[assignment]
-KINDS: Final = {"created": "accepted", "answered": "answered", "returned": "returned"}
+KINDS: Final = {
+    "created": "accepted",
+    "answered": "answered",
+    "returned_to_12345": "returned",
+    "extension_asked": "extension",
+}
+FORWARDED: Final = "forwarded"
 PENDING: Final = "pending"
 SENDING: Final = "sending"
 SENT: Final = "sent"
@@ -80,6 +92,7 @@ class Claimed:
 class Outbound:
     """One message to 12345 as `hotline orders show` lists it."""
 
+    id: int
     kind: str
     event_id: int
     status: str
@@ -108,20 +121,40 @@ def enqueue(c: Connection, order: Order, event_id: int, action: str, at: dt.date
     link = c.execute(select(FROM_12345).where(FROM_12345.c.order_id == order.id)).first()
     if link is None:
         return None
+    return _write(c, link.counterpart, link.order_no, kind, event_id, order.id, at, fields)
+
+
+def enqueue_forward(
+    c: Connection, order: Order, event_id: int, counterpart: str, order_no: str, at: dt.datetime, **fields: str
+) -> int | None:
+    """In the caller's transaction: the 转办 message of one of our orders to `counterpart`."""
+    return _write(c, counterpart, order_no, FORWARDED, event_id, order.id, at, fields)
+
+
+def _write(
+    c: Connection,
+    counterpart: str,
+    order_no: str,
+    kind: str,
+    event_id: int,
+    order_id: int,
+    at: dt.datetime,
+    fields: dict[str, str],
+) -> int | None:
     body = {
-        "message_id": message_id(link.counterpart, link.order_no, kind, event_id),
-        "order_no": link.order_no,
+        "message_id": message_id(counterpart, order_no, kind, event_id),
+        "order_no": order_no,
         "kind": kind,
         "at": at.isoformat(),
-        "order_id": order.id,
+        "order_id": order_id,
         **fields,
     }
     values = {
-        "counterpart": link.counterpart,
-        "order_no": link.order_no,
+        "counterpart": counterpart,
+        "order_no": order_no,
         "kind": kind,
         "event_id": event_id,
-        "order_id": order.id,
+        "order_id": order_id,
         "body": json.dumps(body, ensure_ascii=False, sort_keys=True),
         "status": PENDING,
         "attempts": 0,
@@ -177,9 +210,22 @@ def reclaim_stale(store: Store, now: dt.datetime) -> int:
         return int(c.execute(update(OUTBOX).where(stale).values(**values)).rowcount)
 
 
+def resend(c: Connection, outbound_id: int, now: dt.datetime) -> Outbound | None:
+    """In the caller's transaction: a dead letter (`failed`) pending again, due now, its
+    tries counted from zero and its last reason kept until a try succeeds; None if there is
+    no such message or it is not failed (one pending or sent is not sent twice)."""
+    again = {"status": PENDING, "next_attempt_at": now, "attempts": 0, "final_at": None}
+    chosen = (OUTBOX.c.id == outbound_id) & (OUTBOX.c.status == FAILED)
+    row = c.execute(update(OUTBOX).where(chosen).values(**again).returning(*OUTBOX.c)).first()
+    if row is None:
+        return None
+    return _outbound(row)
+
+
+def _outbound(r: Any) -> Outbound:
+    return Outbound(**{name: getattr(r, name) for name in Outbound.__dataclass_fields__})
+
+
 def messages_of(c: Connection, order_id: int) -> list[Outbound]:
     query = select(OUTBOX).where(OUTBOX.c.order_id == order_id).order_by(OUTBOX.c.id)
-    return [
-        Outbound(r.kind, r.event_id, r.status, r.attempts, r.created_at, r.next_attempt_at, r.final_at, r.last_error)
-        for r in c.execute(query)
-    ]
+    return [_outbound(r) for r in c.execute(query)]

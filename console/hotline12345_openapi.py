@@ -1,9 +1,10 @@
-"""The contract of `POST /api/12345/orders` as an OpenAPI 3.0 document, served at
-`GET /api/12345/openapi.json` for 12345's integrators. Written from the one place each part
-is decided: the headers, patterns, limits and categories from cases/contract12345.py, the
-statuses from console.middleware.STATUSES (the errors' statuses are chosen there and
-nowhere else), the size limit from the settings. tests/store/test_orders_12345.py checks
-the endpoint against it."""
+"""The contract of `POST /api/12345/orders`, and of what we send 12345 (`x-webhooks`), as an
+OpenAPI 3.0 document, served at `GET /api/12345/openapi.json` for 12345's integrators.
+Written from the one place each part is decided: the headers, patterns, limits and
+categories from cases/contract12345.py, the statuses from console.middleware.STATUSES (the
+errors' statuses are chosen there and nowhere else), the size limit from the settings.
+tests/store/test_orders_12345.py checks the endpoint against it; tests/fake12345.py is
+written from it."""
 
 from __future__ import annotations
 
@@ -106,6 +107,64 @@ def _headers() -> list[dict[str, Any]]:
     ]
 
 
+def _message_schema() -> dict[str, Any]:
+    """What we POST to a counterpart's endpoint (cases/outbox12345.py writes it)."""
+    kinds = {
+        "accepted": "签收: the order was taken here.",
+        "answered": "办结: answered; `answer` holds the text.",
+        "returned": "退单: given back to 12345 (closed here); `reason` says why.",
+        "extension": "延期: more time asked, to `until`, for `reason`; "
+        "the order keeps 12345's deadline until it agrees.",
+        "forwarded": "转办: one of our orders that is not our business; `order_no` is ours, with `title`, "
+        "`content`, `caller_number`, `deadline` (ours) and `reason`.",
+    }
+    properties = {
+        "message_id": _string("The message's key, the same on every try: drop a message_id seen before."),
+        "order_no": _string(
+            "12345's number of the order; for `forwarded`, ours (`<our name>-<our order id>`).",
+            maxLength=contract.ORDER_NO_MAX + 41,
+        ),
+        "kind": _string(" ".join(f"`{k}`: {v}" for k, v in kinds.items()), enum=list(kinds)),
+        "at": _string("When the change was made here.", format="date-time"),
+        "order_id": {"type": "integer", "description": "The work order's number here."},
+        "answer": _string("With `answered`: the answer."),
+        "reason": _string("With `returned`, `extension` and `forwarded`: why."),
+        "until": _string("With `extension`: the deadline asked for.", format="date-time"),
+        "title": _string("With `forwarded`.", maxLength=contract.TITLE_MAX),
+        "content": _string("With `forwarded`; no full ID numbers.", maxLength=contract.CONTENT_MAX),
+        "caller_number": _string("With `forwarded`: the resident's number, or empty."),
+        "deadline": _string("With `forwarded`: our deadline for the order.", format="date-time"),
+    }
+    return {
+        "type": "object",
+        "required": ["message_id", "order_no", "kind", "at", "order_id"],
+        "properties": properties,
+        "additionalProperties": True,
+        "description": "UTF-8 JSON, signed as 12345 signs its orders, with our name in X-12345-Counterpart.",
+    }
+
+
+def _outbound() -> dict[str, Any]:
+    """The counterpart's endpoint (hotline12345.endpoints): not on this server, so it is
+    described under `x-webhooks` (OpenAPI 3.0 has no `webhooks`; 3.1 made this convention one)."""
+    post = {
+        "summary": "What this sub-centre tells 12345 (POSTed to the counterpart's URL in hotline12345.endpoints)",
+        "operationId": "notifyCounterpart",
+        "parameters": _headers(),
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}},
+        },
+        "responses": {
+            "200": {"description": "Any 2xx: taken (also for a message_id seen before)."},
+            "400": {"description": "Any 4xx but 429: refused for good; kept here as a dead letter."},
+            "429": {"description": "Too many: tried again later, the wait doubling."},
+            "503": {"description": "Any 5xx, or no answer: tried again later, the wait doubling, never given up."},
+        },
+    }
+    return {"orderMessage": {"post": post}}
+
+
 def document(settings: Hotline12345Settings) -> dict[str, Any]:
     """The OpenAPI 3.0 document of the contract (a JSON-ready dict)."""
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -143,10 +202,18 @@ def document(settings: Hotline12345Settings) -> dict[str, Any]:
     }
     return {
         "openapi": "3.0.3",
-        "info": {"title": "12333 sub-centre: work orders from 12345", "version": "1"},
+        "info": {"title": "12333 sub-centre: work orders exchanged with 12345", "version": "2"},
         "paths": {
             ORDERS_PATH: {"post": post},
             OPENAPI_PATH: {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.0"}}}},
         },
-        "components": {"schemas": {"Order": _order_schema(settings), "Answer": answer, "Error": error_schema}},
+        "x-webhooks": _outbound(),
+        "components": {
+            "schemas": {
+                "Order": _order_schema(settings),
+                "Answer": answer,
+                "Error": error_schema,
+                "Message": _message_schema(),
+            }
+        },
     }

@@ -18,7 +18,9 @@ from aiohttp import web
 
 from cases import orders as cases_orders
 from cases.errors import CasesError, OrderNotFound
+from cases.exchange12345 import return_to_12345
 from cases.followup import SATISFACTION, record_call_followup
+from cases.outbox12345 import Outbound
 from console.errors import BadRequest, NotAllowed, NotFound
 from console.i18n import local_time, t
 from console.request import actor, deps, lang, render, require_role, user
@@ -186,7 +188,7 @@ def _history(request: web.Request, event: cases_orders.OrderEvent) -> dict[str, 
 # What of an event's detail the history shows (not the due time in UTC, nor event keys).
 HISTORY_DETAIL = (
     "department", "from", "counterpart", "order_no", "to", "reply_via", "answer", "reason", "note", "satisfaction",
-    "via",
+    "via", "until",
 )  # fmt: skip
 
 
@@ -207,6 +209,7 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         "followup": _followup(request, order),
         # Sent by 12345 (派单): its number there and which counterpart sent it.
         "from_12345": f"{detail.from_12345.order_no} · {detail.from_12345.counterpart}" if detail.from_12345 else "",
+        "to_12345": [_told(request, m) for m in detail.to_12345],
     }
     return render(
         request,
@@ -216,6 +219,8 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         can_return=mine is not None and order.status == "open",
         supervising=mine is None and order.status != "closed",
         can_reassign=mine is None and order.status in cases_orders.WAITING,
+        # 退单: the hotline gives an order 12345 sent back to it (cases.exchange12345).
+        can_return_12345=mine is None and detail.from_12345 is not None and order.status in cases_orders.WAITING,
         # A follow-up by phone (电话回访): the hotline's, on an answered order not followed up.
         can_follow_up=mine is None and order.status in ("answered", "closed") and order.followup_state != "answered",
         satisfactions=SATISFACTION,
@@ -224,6 +229,21 @@ async def order_page(request: web.Request) -> web.StreamResponse:
         answer_max=cases_orders.ANSWER_MAX,
         reason_max=cases_orders.REASON_MAX,
     )
+
+
+def _told(request: web.Request, m: Outbound) -> dict[str, Any]:
+    """One message to 12345 as the order's page lists it: kind, state, tries, last error."""
+    language = lang(request)
+    when = m.final_at if m.status in ("sent", "failed") else m.next_attempt_at
+    return {
+        "id": m.id,
+        "kind": t("order.to_12345." + m.kind, language),
+        "status": m.status,
+        "state": t("order.to_12345." + m.status, language),
+        "at": _local(request, when),
+        "tries": m.attempts,
+        "error": m.last_error or "",
+    }
 
 
 def _followup(request: web.Request, order: cases_orders.Order) -> str:
@@ -285,6 +305,13 @@ async def close(request: web.Request) -> web.StreamResponse:
     return await _act(request, cases_orders.close_order, deps(request).store, _order_id(request), note=note)
 
 
+async def return_12345(request: web.Request) -> web.StreamResponse:
+    """退单 (supervisors): the order back to 12345 with the reason; closed here."""
+    require_role(request, *SUPERVISORS)
+    reason = await _field(request, "reason")
+    return await _act(request, return_to_12345, deps(request).store, _order_id(request), reason=reason)
+
+
 async def follow_up(request: web.Request) -> web.StreamResponse:
     require_role(request, *SUPERVISORS)
     given = await _field(request, "satisfaction")
@@ -309,3 +336,4 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/orders/{order_id}/reassign", reassign)
     app.router.add_post("/orders/{order_id}/close", close)
     app.router.add_post("/orders/{order_id}/followup", follow_up)
+    app.router.add_post("/orders/{order_id}/return-to-12345", return_12345)

@@ -605,6 +605,7 @@ class WorkOrderEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(64))
     # created | assigned | answered | returned | escalated | closed | followup_sent | followup_reply
+    # | returned_to_12345 | extension_asked | extension_granted | forwarded | resent_to_12345
     action: Mapped[str] = mapped_column(String(20))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
@@ -1126,7 +1127,7 @@ class Hotline12345Outbound(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     counterpart: Mapped[str] = mapped_column(String(40))
     order_no: Mapped[str] = mapped_column(String(40))
-    kind: Mapped[str] = mapped_column(String(16))  # accepted | answered | returned
+    kind: Mapped[str] = mapped_column(String(16))  # accepted | answered | returned | extension | forwarded
     event_id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), ForeignKey("work_order_events.id")
     )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
 # A called number as carriers send it in the Request-URI user part.
 _NUMBER = re.compile(r"\+?[0-9]{3,20}")
+_HEADER: Final = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,63}")
 # A department a softphone can transfer a caller to: an Asterisk queue, and its short number.
 _QUEUE_NAME = re.compile(r"[a-z][a-z0-9-]{0,40}")
 _SHORT_NUMBER = re.compile(r"[0-9]{2,8}")
@@ -82,11 +83,22 @@ class SipTrunk(_Section):
     # rfc4733 (RFC 4733 telephone-events); auto also listens for in-band tones when the
     # carrier's SDP offers no telephone-event; inband only for carriers without RFC 4733.
     dtmf_mode: Literal["rfc4733", "auto", "inband"] = "rfc4733"
+    # A SIP header in which this carrier's INVITE names the 12345 work order of a call 12345
+    # transferred here (三方转接), e.g. "X-12345-Order"; empty: none is read. The trunk's
+    # context keeps its value only if it is 1 to 40 of A-Z a-z 0-9 _ - (ivr/pjsip_config.py).
+    order_header: str = ""
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
         return config_name(value, "trunk")
+
+    @field_validator("order_header")
+    @classmethod
+    def _header(cls, value: str) -> str:
+        if value and not _HEADER.fullmatch(value):
+            raise ValueError(f"{value[:64]!r}: a SIP header name (a letter, then letters, digits or '-'; 64 at most)")
+        return value
 
     @field_validator("match")
     @classmethod

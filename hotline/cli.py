@@ -24,6 +24,7 @@ from hotline import (
     backup_cli,
     callers_cli,
     cluster_cli,
+    fake12345,
     install_cli,
     kb_cli,
     notices_cli,
@@ -926,6 +927,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     kb_cli.add_parser(sub)
+    fake12345.add_parser(sub)
     notices_cli.add_parser(sub, cmd_notices)
     prefs_cli.add_parser(sub, cmd_prefs)
     callers_cli.add_parser(sub, cmd_callers)

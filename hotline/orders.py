@@ -10,7 +10,7 @@ import json
 import sys
 from typing import Any
 
-from cases import orders
+from cases import exchange12345, orders
 from cases.events import check_department
 from cases.followup import SATISFACTION, record_call_followup
 from cases.orders import Order, OrderDetail
@@ -65,11 +65,46 @@ def add_parser(sub: Any, handler: Any) -> None:
     fup.add_argument(
         "--satisfaction", type=int, choices=SATISFACTION, required=True, help="1 satisfied, 2 fairly, 3 not"
     )
+    _add_12345(act)
     act.add_parser("escalate", help="escalate the overdue orders now (once each)")
     act.add_parser("run", help="one round of casework: voice messages, escalation, follow-ups")
-    for p in (new, ans, ret, asg, close, fup, act.choices["escalate"], act.choices["run"]):
+    changes = ("escalate", "run", "return-to-12345", "extend-12345", "extended", "forward-to-12345", "resend-12345")
+    for p in (new, ans, ret, asg, close, fup, *(act.choices[name] for name in changes)):
         p.add_argument("--format", choices=("text", "json"), default="text")
     s.set_defaults(func=handler)
+
+
+def _add_12345(act: Any) -> None:
+    """The hotline's moves toward 12345 (cases/exchange12345.py), each told to 12345 by the outbox."""
+    ret = act.add_parser("return-to-12345", help="退单: give an order from 12345 back to it, with the reason")
+    ret.add_argument("id", type=int)
+    ret.add_argument("--reason", required=True)
+    ext = act.add_parser(
+        "extend-12345", help="延期: ask 12345 for more time (the order keeps 12345's deadline until it agrees)"
+    )
+    ext.add_argument("id", type=int)
+    ext.add_argument("--until", type=_when, required=True, help="the new deadline: 2026-12-18T17:30:00+08:00")
+    ext.add_argument("--reason", required=True)
+    agreed = act.add_parser("extended", help="12345 agreed to more time: the order is due --until from now on")
+    agreed.add_argument("id", type=int)
+    agreed.add_argument("--until", type=_when, required=True, help="the deadline 12345 agreed to")
+    agreed.add_argument("--note", default="")
+    fwd = act.add_parser("forward-to-12345", help="转办: send one of our orders that is not our business to 12345")
+    fwd.add_argument("id", type=int)
+    fwd.add_argument("--counterpart", required=True, help="one of hotline12345.counterparts")
+    fwd.add_argument("--reason", required=True)
+    again = act.add_parser("resend-12345", help="send a dead letter to 12345 again (after fixing its cause)")
+    again.add_argument("message_id", type=int, help="the message's number in `orders show`'s `to 12345:`")
+
+
+def _when(raw: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not an ISO 8601 date and time") from None
+    if when.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{raw!r} has no zone: add one (+08:00)")
+    return when
 
 
 def run(settings: Settings, args: argparse.Namespace, actor: str) -> int:
@@ -101,6 +136,10 @@ def _run(settings: Settings, store: Any, args: argparse.Namespace, actor: str) -
             done = {k: getattr(report, k) for k in ("voice_orders", "escalated", "followups", "replies")}
         shown = {k: [x.as_json() for x in v] for k, v in done.items()}
         _out(args, shown, lambda: "\n".join(f"{k}: {', '.join(str(x.id) for x in v) or '-'}" for k, v in done.items()))
+        return 0
+    if action == "resend-12345":
+        m = exchange12345.resend(store, args.message_id, actor=actor)
+        _out(args, m.as_json(), lambda: f"message {m.id} ({m.kind}) to 12345 is pending again, due now")
         return 0
     order = _change(settings, store, args, actor)
     _out(args, order.as_json(), lambda: as_text(settings, [order]))
@@ -150,6 +189,16 @@ def _change(settings: Settings, store: Any, args: argparse.Namespace, actor: str
         return orders.return_order(store, args.id, actor=actor, reason=args.reason)
     if action == "assign":
         return orders.reassign_order(store, settings, args.id, actor=actor, department=args.department)
+    if action == "return-to-12345":
+        return exchange12345.return_to_12345(store, args.id, actor=actor, reason=args.reason)
+    if action == "extend-12345":
+        return exchange12345.ask_extension(store, args.id, actor=actor, until=args.until, reason=args.reason)
+    if action == "extended":
+        return exchange12345.grant_extension(store, args.id, actor=actor, until=args.until, note=args.note)
+    if action == "forward-to-12345":
+        return exchange12345.forward_to_12345(
+            store, settings, args.id, actor=actor, counterpart=args.counterpart, reason=args.reason
+        )
     if action == "followup":
         return record_call_followup(store, args.id, args.satisfaction, actor=actor)
     return orders.close_order(store, args.id, actor=actor, note=args.note)
@@ -210,7 +259,7 @@ def _told(settings: Settings, m: Outbound) -> str:
     else:
         state = f"{m.status}, {m.attempts} tries, next {_local(settings, m.next_attempt_at)}"
         state += f" (last: {m.last_error})" if m.last_error else ""
-    return f"  {m.kind:<9} event {m.event_id:<6} {state}"
+    return f"  {m.kind:<9} message {m.id:<5} event {m.event_id:<6} {state}"
 
 
 def detail_text(settings: Settings, detail: OrderDetail) -> str:
@@ -242,7 +291,7 @@ def detail_text(settings: Settings, detail: OrderDetail) -> str:
             ("follow-up", f"{x.followup_state}" + (f", satisfaction {x.satisfaction}" if x.satisfaction else ""))
         )
     lines = [f"{k:<11} {v}" for k, v in rows]
-    if detail.from_12345 is not None:
+    if detail.from_12345 is not None or detail.to_12345:
         told = [_told(settings, m) for m in detail.to_12345]
         lines += ["to 12345:", *told] if told else ["to 12345:   (nothing)"]
     lines.append("history:")

@@ -47,7 +47,7 @@ from ivr.notice_flow import notice_route
 from ivr.queue_entry import LeaveMessage, queue_entry_route
 from ivr.session import CallInfo, IvrServices, IvrSession
 from ivr.survey import survey_route
-from ivr.trail import next_seq_of
+from ivr.trail import next_seq_of, transferred_order
 
 if TYPE_CHECKING:
     # Imported where they start (`_start_web`, `_start_sms`, ...): a FastAGI worker, and a
@@ -78,6 +78,7 @@ def ivr_route(services: IvrServices) -> Route:
             uniqueid=env.uniqueid,
             channel=env.channel,
             caller=env.callerid if env.callerid not in ("", "unknown") else None,
+            order_12345=transferred_order(env.args[0] if env.args else ""),
         )
         await IvrSession(services, AgiVoice(channel), info).run()
 

@@ -50,6 +50,11 @@ VAR_SOURCE: Final = "HOTLINE_SOURCE"
 VAR_ACTION: Final = "HOTLINE_ACTION"  # "queue" or "hangup"
 VAR_QUEUE: Final = "HOTLINE_QUEUE"  # queue name when VAR_ACTION is "queue"
 VAR_CALL_ID: Final = "HOTLINE_CALL_ID"  # our call id, travels with the call to the agent
+# A call 12345 transferred here (三方转接): its work order's number, from the SIP header the
+# trunk names (sip.trunks[].order_header), set by the trunk's context only when the value
+# fits ORDER_12345_PATTERN and passed to the IVR's FastAGI script as its argument.
+VAR_TRANSFER_ORDER: Final = "HOTLINE_TRANSFER_ORDER"
+ORDER_12345_PATTERN: Final = "^[A-Za-z0-9_-]{1,40}$"
 
 ACTION_QUEUE: Final = "queue"
 ACTION_HANGUP: Final = "hangup"

@@ -39,8 +39,10 @@ from ivr.dialplan import (
     GLOBAL_OUTBOUND_LIMIT,
     GLOBAL_OUTBOUND_RING_S,
     GLOBAL_OUTBOUND_TRUNK,
+    ORDER_12345_PATTERN,
     TRUNK_CONTEXT_PREFIX,
     VAR_QUEUE,
+    VAR_TRANSFER_ORDER,
 )
 
 PJSIP_FILE: Final = "pjsip.conf"
@@ -272,7 +274,9 @@ def render_trunk_dialplan(sip: SipSettings) -> str:
     for trunk in sip.trunks:
         lines = [f"[{TRUNK_CONTEXT_PREFIX}{trunk.name}]"]
         for number in dict.fromkeys((*trunk.numbers, sip.hotline_number)):
-            lines.append(f"exten => {number},1,Goto({CTX_ENTRY},{EXTEN_HOTLINE},1)")
+            lines += _order_header(number, trunk.order_header) if trunk.order_header else []
+            step = " same => n(keep)" if trunk.order_header else f"exten => {number},1"
+            lines.append(f"{step},Goto({CTX_ENTRY},{EXTEN_HOTLINE},1)")
         lines += [
             "; Any other called number: unallocated (cause 1, SIP 404), logged for the operator.",
             "exten => _[+0-9a-zA-Z*#].,1,Log(NOTICE,trunk " + trunk.name + " called ${EXTEN}: no hotline number)",
@@ -281,6 +285,19 @@ def render_trunk_dialplan(sip: SipSettings) -> str:
         blocks.append("\n".join(lines) + "\n")
     blocks.append(_departments(sip))
     return "\n".join(blocks)
+
+
+def _order_header(number: str, header: str) -> list[str]:
+    """A call 12345 transferred: the order's number from the carrier's header, kept only if
+    the whole value fits ORDER_12345_PATTERN. The raw value is only ever a Set() value and
+    REGEX's subject, never part of an application's arguments or an expression, so what the
+    carrier sends cannot change the dialplan's path beyond keep or drop (the IVR checks the
+    value it is given again: ivr.screenpop.transferred_order)."""
+    return [
+        f"exten => {number},1,Set({VAR_TRANSFER_ORDER}=${{PJSIP_HEADER(read,{header})}})",
+        f' same => n,GotoIf($[${{REGEX("{ORDER_12345_PATTERN}" ${{{VAR_TRANSFER_ORDER}}})}}]?keep)',
+        f" same => n,Set({VAR_TRANSFER_ORDER}=)",
+    ]
 
 
 def _departments(sip: SipSettings) -> str:

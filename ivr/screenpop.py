@@ -8,14 +8,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.business import BusinessPort
 from core.db import Store
 from core.errors import HotlineError
 from core.masking import mask_id, mask_phone
-from core.models import Agent, Call, CallStep
+from core.models import Agent, Call, CallStep, Hotline12345Order
 from ivr.conference import in_conference
+from ivr.trail import TRANSFERRED_12345
 
 
 class NotOnThisCall(HotlineError):
@@ -63,6 +65,10 @@ class ScreenPop:
     pension_months: int | None
     medical_balance_fen: int | None
     resident_id: int | None = None  # who the caller proved to be: the console links their settings by it
+    # A call 12345 transferred here (三方转接): 12345's order number, and our work order of
+    # that number if 12345 sent it to us (hotline12345_orders), for the agent to open.
+    order_12345: str | None = None
+    order_12345_id: int | None = None
 
 
 def screen_pop(store: Store, port: BusinessPort, agent_id: str, call_id: str) -> ScreenPop:
@@ -82,10 +88,13 @@ def screen_pop(store: Store, port: BusinessPort, agent_id: str, call_id: str) ->
                 detail="agent not on this call",
             )
             steps: list[CallStep] = []
-            resident_id = caller = None
+            resident_id = caller = order_12345 = None
+            order_12345_id = None
         else:
             steps = list(s.scalars(select(CallStep).where(CallStep.call_id == call_id).order_by(CallStep.seq)))
             resident_id, caller = call.resident_id, call.caller_number
+            order_12345 = next((str(st.detail["order_no"]) for st in steps if st.kind == TRANSFERRED_12345), None)
+            order_12345_id = _our_order(s, order_12345) if order_12345 else None
     if not allowed:
         raise NotOnThisCall(f"agent {agent_id} is not on call {call_id}")
     menu_path = [st.node for st in steps if st.kind == "node" and st.node]
@@ -114,4 +123,12 @@ def screen_pop(store: Store, port: BusinessPort, agent_id: str, call_id: str) ->
         queries,
         **summary,
         resident_id=resident_id,
+        order_12345=order_12345,
+        order_12345_id=order_12345_id,
     )
+
+
+def _our_order(s: Session, order_no: str) -> int | None:
+    """Our work order of 12345's number (the first taken, should two counterparts share it)."""
+    query = select(Hotline12345Order.order_id).where(Hotline12345Order.order_no == order_no)
+    return s.scalar(query.order_by(Hotline12345Order.received_at).limit(1))

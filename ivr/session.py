@@ -48,7 +48,17 @@ from ivr.messages import EMPTY_TAKE_S, VoiceMessages
 from ivr.notice_settings import Caller, NoNumberToCall, NoticeSettings, WeChatNotBound
 from ivr.skills import route
 from ivr.speech import text
-from ivr.trail import SPOOL_DIR, CallBegin, CallEnd, CallSink, CallSteps, TrailEntry, TrailOp, spool_call
+from ivr.trail import (
+    SPOOL_DIR,
+    TRANSFERRED_12345,
+    CallBegin,
+    CallEnd,
+    CallSink,
+    CallSteps,
+    TrailEntry,
+    TrailOp,
+    spool_call,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +111,7 @@ class CallInfo:
     channel: str | None
     caller: str | None
     transport: str = "fastagi"
+    order_12345: str | None = None  # a call 12345 transferred: its work order's number there
 
 
 # A call's trail is written behind it in gathered writes: what it records within this long
@@ -251,6 +262,9 @@ class IvrSession:
         """Run the call to its end; returns the outcome recorded."""
         log.info("call %s: start (%s, caller %s)", self.call_id, self.info.uniqueid, mask_phone(self.info.caller))
         outcome, ended_by, queue = "failed", "system", None
+        if self.info.order_12345 and not self.begun:
+            # First in the trail: the agent's screen pop shows it (ivr/screenpop.py).
+            self._record([TrailEntry(TRANSFERRED_12345, None, {"order_no": self.info.order_12345})])
         try:
             outcome, ended_by, queue = await self._loop()
         except AsteriskGone as exc:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, select, update
 
@@ -19,8 +20,22 @@ from core.models import Call, CallStep, node_of, utcnow
 from core.phones import clean_caller_id
 from core.writer import GroupWriter, Later
 from ivr.conference import call_conferences
+from ivr.dialplan import ORDER_12345_PATTERN
 
 CALLS, STEPS = cast(Table, Call.__table__), cast(Table, CallStep.__table__)  # Core writes: no ORM bookkeeping per step
+# The step of a call 12345 transferred here (三方转接): {"order_no": 12345's number}.
+TRANSFERRED_12345: Final = "12345"
+_ORDER_12345: Final = re.compile(ORDER_12345_PATTERN)
+
+
+def transferred_order(value: str) -> str | None:
+    """The 12345 order number the IVR was given (its FastAGI argument), if it is one: the
+    trunk's context checked it already; this checks again what reaches the store.
+
+    >>> transferred_order("HZ20261208-0001"), transferred_order(""), transferred_order('HZ"1')
+    ('HZ20261208-0001', None, None)
+    """
+    return value if _ORDER_12345.fullmatch(value) else None
 
 
 @dataclass(frozen=True)

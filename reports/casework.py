@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, case, func, or_, select
 from sqlalchemy.orm import aliased
 
 from core.calendar import working_days_between
-from core.models import Call, VoiceMessage, WorkOrder
+from core.models import Call, Hotline12345Outbound, VoiceMessage, WorkOrder
 from core.settings import CASE_CATEGORIES, QueueSettings
 from reports import sums
 from reports.period import Period
@@ -31,6 +31,18 @@ WAITING: Final = ("open", "returned")  # for an answer (cases.orders.WAITING)
 ASKED: Final = ("sent", "answered", "no_reply")  # follow-up states in which an SMS went out
 CATEGORY_ORDER: Final = {name: i for i, name in enumerate(CASE_CATEGORIES)}  # as centres list them
 SATISFIED: Final = (1, 2)  # as the IVR's post-call survey counts: satisfied, basically satisfied
+KIND_12345: Final = "12345"  # work_orders.kind of the orders 12345 sent (cases.contract12345.KIND)
+# The exchange with 12345: orders it sent (received in the period; answered in it, and of
+# those answered by 12345's deadline), and what the hotline sent it in the period by kind of
+# message (cases.outbox12345: 退单 `returned`, 延期 `extension`, 转办 `forwarded`).
+EXCHANGE: Final = (
+    "from_12345_received",
+    "from_12345_answered",
+    "from_12345_on_time",
+    "to_12345_returned",
+    "to_12345_extensions",
+    "to_12345_forwarded",
+)
 
 
 def _ratio(part: int, whole: int) -> float | None:
@@ -74,10 +86,11 @@ class Casework:
     fcr: dict[str, int]
     voice: dict[str, Any]
     followup: dict[str, int]
+    exchange: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EXCHANGE, 0))
 
     def as_dict(self) -> dict[str, Any]:
         t = self.total.as_dict()
-        fcr, voice, f = self.fcr, self.voice, self.followup
+        fcr, voice, f, x = self.fcr, self.voice, self.followup, self.exchange
         return {
             "orders_created": t["orders"],
             "orders_by_state": {s: t[s] for s in STATES},
@@ -100,6 +113,8 @@ class Casework:
             "followups_answered": f["answered"],
             "followups_satisfied": f["satisfied"],
             "followup_satisfaction_rate": _ratio(f["satisfied"], f["answered"]),
+            **x,
+            "from_12345_on_time_rate": _ratio(x["from_12345_on_time"], x["from_12345_answered"]),
             "by_category": [
                 {"category": k, **self.by_category[k].as_dict()}
                 for k in sorted(self.by_category, key=lambda k: (CATEGORY_ORDER.get(k, len(CATEGORY_ORDER)), k))
@@ -128,6 +143,7 @@ def build(c: Connection, period: Period, calendar: QueueSettings, now: dt.dateti
         _first_call_resolution(c, period),
         _voice_messages(c, period),
         _followups(c, period),
+        _exchange_12345(c, period),
     )
 
 
@@ -258,3 +274,33 @@ def _followups(c: Connection, period: Period) -> dict[str, int]:
     ).one()
     asked, answered, satisfied = (int(x) for x in row)
     return {"asked": asked, "answered": answered, "satisfied": satisfied}
+
+
+def _exchange_12345(c: Connection, period: Period) -> dict[str, int]:
+    """Orders 12345 sent us (created in the period), those answered in the period and of them
+    the ones answered by their deadline (12345's: `due_at` is the deadline it set, moved only
+    when it agreed to more time), and the messages we wrote it in the period by kind. A
+    message counts once whether or not 12345 has taken it yet (it is never lost)."""
+    w, m = WorkOrder, Hotline12345Outbound
+    from_12345 = w.kind == KIND_12345
+    received = c.execute(
+        select(func.count()).where(from_12345, w.created_at >= period.start, w.created_at < period.end)
+    ).scalar_one()
+    answered, on_time = c.execute(
+        select(func.count(), func.coalesce(func.sum(case((w.answered_at <= w.due_at, 1), else_=0)), 0)).where(
+            from_12345, w.answered_at >= period.start, w.answered_at < period.end
+        )
+    ).one()
+    sent = dict(
+        c.execute(
+            select(m.kind, func.count()).where(m.created_at >= period.start, m.created_at < period.end).group_by(m.kind)
+        ).all()
+    )
+    return {
+        "from_12345_received": int(received),
+        "from_12345_answered": int(answered),
+        "from_12345_on_time": int(on_time),
+        "to_12345_returned": int(sent.get("returned", 0)),
+        "to_12345_extensions": int(sent.get("extension", 0)),
+        "to_12345_forwarded": int(sent.get("forwarded", 0)),
+    }

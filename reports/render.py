@@ -80,6 +80,13 @@ CASEWORK_KEYS = (
     "followups_answered",
     "followups_satisfied",
     "followup_satisfaction_rate",
+    "from_12345_received",
+    "from_12345_answered",
+    "from_12345_on_time",
+    "from_12345_on_time_rate",
+    "to_12345_returned",
+    "to_12345_extensions",
+    "to_12345_forwarded",
 )
 ORDER_COLUMNS = (
     "orders",
@@ -111,6 +118,7 @@ RATES = {
     "on_time_rate",
     "first_call_resolution_rate",
     "followup_satisfaction_rate",
+    "from_12345_on_time_rate",
 }
 DECIMALS = {"avg_quality_score": 1, "avg_handling_working_days": 2, "voice_answer_median_hours": 1}
 DECIMALS["voice_answer_p90_hours"] = 1

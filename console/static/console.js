@@ -95,6 +95,9 @@ function showPop(pop) {
   if (pop && pop.notices_url) $("pop-notices").href = pop.notices_url;
   if (!pop) return;
   text("pop-caller", pop.caller);
+  // A call 12345 transferred here: its order number, and ours when 12345 sent it to us.
+  for (const el of document.querySelectorAll(".pop-12345")) el.hidden = !pop.order_12345;
+  text("pop-12345", pop.order_12345 ? pop.order_12345 + (pop.order_12345_id ? " · " + tr("order") + " #" + pop.order_12345_id : "") : null);
   $("pop-verified-label").textContent = pop.verified ? tr("verified") : tr("not_verified");
   text("pop-verified", pop.verified ? "✓" : "✗");
   text("pop-name", pop.name);

@@ -35,6 +35,8 @@ BAN_S: Final = 30
 CARRIER_UAS_PORT: Final = int(os.environ.get("TEST_CARRIER_UAS_PORT", "15060"))
 # Called numbers the carrier may send for the hotline (all reach the IVR as 12333).
 CARRIER_NUMBERS: Final = ("12333", "057112333", "+8657112333")
+# Where the carrier names the 12345 order of a call 12345 transferred here.
+ORDER_HEADER: Final = "X-12345-Order"
 TEST_PHONES: Final = {"1001": "test-sip-1001", "1002": "test-sip-1002", "1003": "test-sip-1003"}
 SOFTPHONE_SECRET: Final = "test-softphone-secret"
 # Where a phone may blind-transfer a caller: the labour queue on 8002.
@@ -50,6 +52,7 @@ def with_test_sip(settings: Settings) -> Settings:
         port=CARRIER_UAS_PORT,
         numbers=CARRIER_NUMBERS,
         outbound=True,
+        order_header=ORDER_HEADER,
     )
     sip = settings.sip.model_copy(
         update={

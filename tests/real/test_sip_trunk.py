@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 
 from core.models import Call
 from ivr.asterisk import LocalAsterisk
-from ivr.trail import show_call
+from ivr.trail import TRANSFERRED_12345, show_call
 from tests.real.serving import Ivr, keypad, kinds
-from tests.real.sip_setup import STRANGER_ADDR
+from tests.real.sip_setup import ORDER_HEADER, STRANGER_ADDR
 from tests.real.test_asterisk_config import START_LINE
 from tests.sip_peers.sipp import CarrierCall, UacPlan, UacResult, hotline_address, place_calls
 
@@ -156,3 +156,19 @@ def test_sip_calls_log_no_failed_host_lookups(asterisk: LocalAsterisk) -> None:
     starts = [i for i, line in enumerate(lines) if START_LINE.search(line)]
     since = lines[starts[-1] :]
     assert [line for line in since if "Unable to lookup" in line] == []
+
+
+def test_a_call_12345_transferred_carries_its_order_number_to_the_record(ivr: Ivr, tmp_path: Path) -> None:
+    """Two INVITEs naming a 12345 order in the trunk's header: a good number reaches the call
+    record (the screen pop's source), one with a quote and a parenthesis is dropped."""
+    since = _now()
+    calls = (
+        CarrierCall("13900000071", "12333", header_value="HZ20261208-0071"),
+        CarrierCall("13900000072", "12333", header_value='HZ"72)x'),
+    )
+    run = _carrier(ivr, tmp_path, UacPlan(calls, header=ORDER_HEADER, lead_s=1.0, tail_s=2.0))
+    assert run.successful == 2, run.log
+    _, good = _record(ivr, "13900000071", since)
+    _, dropped = _record(ivr, "13900000072", since)
+    assert [s["order_no"] for s in kinds(good, TRANSFERRED_12345)] == ["HZ20261208-0071"]
+    assert kinds(dropped, TRANSFERRED_12345) == [] and dropped["outcome"] == "caller_hangup"

@@ -68,6 +68,7 @@ class CarrierCall:
 
     caller: str = "13800000000"  # the From user (the caller id)
     called: str = "12333"  # the Request-URI user
+    header_value: str = ""  # the value of the plan's `header` in this call's INVITE
 
 
 @dataclass(frozen=True)
@@ -359,6 +360,7 @@ class UacPlan:
     source: str = CARRIER_ADDR
     rate_per_s: float = 10.0  # new calls per second
     concurrency: int | None = None  # at most this many at once (SIPp -l); None: all
+    header: str = ""  # a header every INVITE carries, valued per call (CarrierCall.header_value)
 
 
 class UacRun(SippProcess):
@@ -372,15 +374,17 @@ class UacRun(SippProcess):
         pcap = workdir / f"{name}_dtmf.pcap"
         play_ms = dtmf_pcap(pcap, plan.dtmf)
         csv = workdir / f"{name}_calls.csv"
-        # SEQUENTIAL: call n takes line n (SIPp's -inf file format).
-        csv.write_text("SEQUENTIAL\n" + "".join(f"{c.caller};{c.called};\n" for c in plan.calls), encoding="ascii")
+        # SEQUENTIAL: call n takes line n (SIPp's -inf file format); field2 the header's value.
+        lines = "".join(f"{c.caller};{c.called};{c.header_value};\n" for c in plan.calls)
+        csv.write_text("SEQUENTIAL\n" + lines, encoding="utf-8")
+        scenario = _with_header(UAC_SCENARIO, plan.header, workdir / f"{name}_scenario.xml")
         one_call_s = ANSWER_TIMEOUT_S + plan.lead_s + play_ms / 1000 + plan.tail_s + _BYE_TIMEOUT_S
         limit = plan.concurrency or len(plan.calls)
         waves = -(-len(plan.calls) // limit)
         timeout_s = len(plan.calls) / plan.rate_per_s + waves * one_call_s + _MARGIN_S
         argv = [
             f"{target[0]}:{target[1]}",
-            *("-sf", str(UAC_SCENARIO), "-inf", str(csv)),
+            *("-sf", str(scenario), "-inf", str(csv)),
             *("-key", "dtmf_pcap", str(pcap)),
             *("-set", "lead_ms", str(int(plan.lead_s * 1000))),
             *("-set", "talk_ms", str(play_ms + int(plan.tail_s * 1000))),
@@ -396,6 +400,17 @@ class UacRun(SippProcess):
         code = self.wait()
         messages = self.messages()
         return UacResult(len(self.plan.calls), _call_results(messages), code, tuple(messages), self.output())
+
+
+def _with_header(scenario: Path, header: str, copy: Path) -> Path:
+    """The scenario, or a copy of it whose INVITE carries `header: [field2]`."""
+    if not header:
+        return scenario
+    marker = "      User-Agent: test-carrier\n"
+    text = scenario.read_text(encoding="utf-8")
+    assert text.count(marker) == 1, "the INVITE's User-Agent line moved: put the header elsewhere"
+    copy.write_text(text.replace(marker, marker + f"      {header}: [field2]\n"), encoding="utf-8")
+    return copy
 
 
 def place_calls(target: tuple[str, int], plan: UacPlan, workdir: Path, name: str = "uac") -> UacResult:

@@ -162,7 +162,7 @@ async def test_a_refusal_is_a_dead_letter_with_its_reason(store: Store, tmp_path
     settings = _settings(tmp_path, store, fake.port)
     order_id = _order_from_12345(store, settings)
     # A department giving the order back to the hotline is ours alone: 12345 hears nothing
-    # (退单 to 12345 would be the hotline giving it back to 12345, which is not built).
+    # (退单 is the hotline giving it back to 12345: cases/exchange12345.py).
     orders.return_order(store, order_id, actor="dept", reason="不属于本部门职责", now=T0)
     await fake.start()
     fake.status = 400

@@ -56,3 +56,38 @@ def test_only_the_agent_on_the_call_sees_the_caller(store: Store, sample_data) -
         ("console:1002", "denied:screen_pop", r.id),
         ("console:1001", "denied:screen_pop", r.id),
     ]
+
+
+def test_a_call_12345_transferred_pops_its_order(store: Store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The IVR recorded the transferred call's 12345 number (its first step); the pop shows
+    it, with our work order of that number when 12345 sent it to us."""
+    import json
+
+    from cases.contract12345 import Signed
+    from cases.intake12345 import receive
+    from tests.conftest import make_settings
+
+    key = "city-12345-shared-key-0123456789abcdef"
+    env = {"HOTLINE_HOTLINE12345_ENABLED": "true", "HOTLINE_HOTLINE12345_COUNTERPARTS": json.dumps({"city": key})}
+    settings = make_settings(tmp_path, store.url, **env)
+    order = {"order_no": "HZ-0042", "title": "转接来电", "content": "养老金发放时间", "category": "咨询",
+             "deadline": "2026-12-11T17:30:00+08:00"}  # fmt: skip
+    ours = receive(store, settings, Signed("city", 0, "n" * 16), json.dumps(order).encode()).order_id
+    load_sample(store)
+    with store.session() as s:
+        for call_id, number in (("t1", "HZ-0042"), ("t2", "HZ-9999")):
+            s.add(Call(id=call_id, asterisk_uniqueid=f"18.{call_id}", started_at=utcnow(), caller_number="13812345678"))
+            s.add(CallStep(call_id=call_id, seq=0, at=utcnow(), kind="12345", node=None, detail={"order_no": number}))
+        s.add(Agent(id="1001", name="Agent 1001", interface=IFACE, state="available"))
+    port = SampleBusinessPort(store, PEPPER)
+    agent_on_call(store, IFACE, "18.t1")
+    pop = screen_pop(store, port, "1001", "t1")
+    assert (pop.order_12345, pop.order_12345_id) == ("HZ-0042", ours)
+    agent_on_call(store, IFACE, "18.t2")
+    assert (
+        screen_pop(store, port, "1001", "t2").order_12345,
+        screen_pop(store, port, "1001", "t2").order_12345_id,
+    ) == (
+        "HZ-9999",
+        None,
+    )  # not one 12345 sent us: the number alone

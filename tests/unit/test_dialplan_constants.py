@@ -34,7 +34,8 @@ def test_channel_variables_are_exactly_the_python_ones() -> None:
 
 
 def test_fastagi_script_and_actions() -> None:
-    assert f"Gosub({dialplan.CTX_AGI},s,1({dialplan.AGI_SCRIPT_IVR}))" in EXTENSIONS
+    ivr = f"Gosub({dialplan.CTX_AGI},s,1({dialplan.AGI_SCRIPT_IVR},${{{dialplan.VAR_TRANSFER_ORDER}}}))"
+    assert ivr in EXTENSIONS  # with a transferred call's 12345 order number, when there is one
     assert f"CUT({dialplan.GLOBAL_AGI_SERVERS},{dialplan.AGI_SERVER_SEPARATOR}," in EXTENSIONS
     for action in (dialplan.ACTION_QUEUE, dialplan.ACTION_HANGUP):
         assert f'"${{{dialplan.VAR_ACTION}}}" = "{action}"' in EXTENSIONS

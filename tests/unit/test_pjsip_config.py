@@ -130,3 +130,20 @@ def test_bad_trunks_are_named(trunks: list[dict[str, object]], message: str) -> 
 
 def test_a_trunk_needs_nothing_more_than_its_addresses() -> None:
     assert SipTrunk(name="t", match=("10.0.0.0/24",)).numbers == ("12333",)
+
+
+def test_a_trunk_naming_a_12345_order_header_keeps_only_a_safe_value() -> None:
+    trunk = {"name": "telecom", "match": ["198.51.100.20"], "numbers": ["12333"], "order_header": "X-12345-Order"}
+    text = render_trunk_dialplan(SipSettings.model_validate({"trunks": [trunk]}))
+    block = text[text.index("[hotline-trunk-telecom]") :].splitlines()
+    assert block[1:5] == [
+        "exten => 12333,1,Set(HOTLINE_TRANSFER_ORDER=${PJSIP_HEADER(read,X-12345-Order)})",
+        ' same => n,GotoIf($[${REGEX("^[A-Za-z0-9_-]{1,40}$" ${HOTLINE_TRANSFER_ORDER})}]?keep)',
+        " same => n,Set(HOTLINE_TRANSFER_ORDER=)",
+        " same => n(keep),Goto(hotline-12333,12333,1)",
+    ]
+    plain = render_trunk_dialplan(SipSettings.model_validate({"trunks": [trunk | {"order_header": ""}]}))
+    assert "PJSIP_HEADER" not in plain and "exten => 12333,1,Goto(hotline-12333,12333,1)" in plain
+    for bad in ("X 12345", "X-12345-Order: x", "1X", "X" * 65):
+        with pytest.raises(ValidationError, match="a SIP header name"):
+            SipTrunk.model_validate(trunk | {"order_header": bad})
