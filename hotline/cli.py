@@ -171,6 +171,15 @@ def cmd_calls(settings: Settings, args: argparse.Namespace) -> int:
     for st in data["trail"]:
         extra = {k: v for k, v in st.items() if k not in ("seq", "at", "kind", "node")}
         print(f"  {st['seq']:3d} {st['kind']:<10} {st['node'] or '':<14} {json.dumps(extra, ensure_ascii=False)}")
+    if data["queue"]:
+        print(
+            f"queue {data['queue']}: waited {data['queue_wait_s']} s, agent {data['agent'] or '-'}, "
+            f"talked {data['talk_s']} s, {data['queue_exit'] or 'in progress'}"
+        )
+    for conf in data["conferences"]:
+        print(f"three-party call {conf['id']} with {conf['target']}: {conf['state']}")
+        for leg in conf["legs"]:
+            print(f"    {leg['party']:<7} {leg['joined_at']} .. {leg['left_at'] or 'now'}  {leg['talk_s']} s")
     return 0
 
 
