@@ -20,7 +20,7 @@ from core.models import Agent, AgentEvent, utcnow
 from core.settings import Settings
 from ivr.ami_client import AmiSession
 from ivr.cluster_config import ami_targets
-from ivr.dialplan import QUEUE_GENERAL
+from ivr.dialplan import QUEUE_GENERAL, SKILL_QUEUE_PREFIX
 from ivr.errors import AgentError, AmiError
 from ivr.skills import member_queues, save_skills, skills_of
 
@@ -201,7 +201,9 @@ class AgentControl:
                             "Paused": "true" if a.state == "paused" else "false",
                             **({"Penalty": str(penalties[q])} if q in penalties else {}),
                         }
+                        # A skill queue the settings no longer have is gone from Asterisk too.
                         for q in a.queues
+                        if not q.startswith(SKILL_QUEUE_PREFIX) or q in penalties
                     ]
                 )
                 restored += 1
