@@ -131,8 +131,13 @@ class AgentControl:
 
     async def logout(self, agent_id: str) -> AgentView:
         agent = self._get(agent_id)
+        skill_queues = {q for q, _ in member_queues(self.settings.skills.names, ())}
         await self._ami(
-            [{"Action": "QueueRemove", "Queue": q, "Interface": agent.interface} for q in _view(agent).queues]
+            [
+                {"Action": "QueueRemove", "Queue": q, "Interface": agent.interface}
+                for q in _view(agent).queues
+                if not q.startswith(SKILL_QUEUE_PREFIX) or q in skill_queues  # one [skills] lost is gone
+            ]
         )
         agent.state, agent.pause_reason = "logged_out", None
         return self._save(agent, "logout")
