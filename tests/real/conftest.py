@@ -13,6 +13,7 @@ from core.settings import Settings, SkillSettings, load_settings
 from ivr.asterisk import LocalAsterisk
 from ivr.asterisk_config import ETC_DIR
 from ivr.asterisk_root import resolve_in_root
+from ivr.dialplan import QUEUE_GENERAL, QUEUE_LABOUR, SKILL_QUEUE_PREFIX
 from tests.real.serving import Ivr, serving
 from tests.real.sip_setup import phone_entries, with_test_sip
 
@@ -41,6 +42,15 @@ def _test_settings() -> Settings:
     return settings.model_copy(update={"ami": settings.ami.model_copy(update={"secret": secret})})
 
 
+def _no_members_left(local: LocalAsterisk, settings: Settings) -> None:
+    """Queue members another run left in the shared root's astdb (persistentmembers: the
+    demo's agents, with their names and pauses) would answer the tests' calls: none stay."""
+    queues = [QUEUE_GENERAL, QUEUE_LABOUR, *(SKILL_QUEUE_PREFIX + n for n in settings.skills.names)]
+    for queue in queues:
+        for member in re.findall(r"\(((?:PJSIP|Local)/[^)\s]+)\)", local.cli(f"queue show {queue}")):
+            local.cli(f"queue remove member {member} from {queue}")
+
+
 def _running_secret(local: LocalAsterisk, user: str) -> str | None:
     if not local.status().running:
         return None
@@ -66,6 +76,7 @@ def asterisk(asterisk_settings: Settings) -> Iterator[LocalAsterisk]:
     local = LocalAsterisk(asterisk_settings, phones=phone_entries(asterisk_settings))
     was_running = local.status().running
     local.up()
+    _no_members_left(local, asterisk_settings)
     yield local
     if not was_running:
         local.down()

@@ -48,7 +48,8 @@ def test_start_and_reload_log_no_warning_or_error(asterisk: LocalAsterisk) -> No
 def test_entry_context_runs_fastagi(asterisk: LocalAsterisk, asterisk_settings: Settings) -> None:
     shown = asterisk.cli(f"dialplan show {EXTEN_HOTLINE}@{CTX_ENTRY}")
     assert f"'{EXTEN_HOTLINE}' =>" in shown
-    assert "Gosub(hotline-agi,s,1(ivr))" in shown
+    # The IVR script, with the 12345 order number a transferring trunk may have sent.
+    assert "Gosub(hotline-agi,s,1(ivr,${HOTLINE_TRANSFER_ORDER}))" in shown
     assert f"HOTLINE_AGI_SERVERS={agi_address(asterisk_settings)}" in asterisk.cli("dialplan show globals")
 
 
