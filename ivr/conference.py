@@ -261,9 +261,7 @@ class Conferences:
 
     async def start(self, *, agent_id: str, target: str, actor: str) -> ConferenceView:
         """Ring the member; ConferenceRefused (and the conference `failed`) if it cannot."""
-        with self.store.session() as s:
-            agent = s.get(Agent, agent_id)
-            interface = agent.interface if agent is not None else ""
+        interface = await asyncio.to_thread(self._interface, agent_id)
         errors: list[str] = []
         for _, node in ami_targets(self.settings):
             try:
@@ -271,8 +269,13 @@ class Conferences:
                     pair = bridged_pair(interface, await ami.send({"Action": "Status"}, as_list=True))
                     if pair is None:
                         continue
-                    view, member = self.open_conference(
-                        agent_id=agent_id, target=target, actor=actor, caller_channel=pair[1], agent_channel=pair[0]
+                    view, member = await asyncio.to_thread(
+                        self.open_conference,
+                        agent_id=agent_id,
+                        target=target,
+                        actor=actor,
+                        caller_channel=pair[1],
+                        agent_channel=pair[0],
                     )
                     reply = (await ami.send(self.originate(view, member), as_list=False))[0]
                     if reply.get("Response") == "Success":
@@ -283,6 +286,11 @@ class Conferences:
             except AmiError as exc:
                 errors.append(f"{node.ami.host}:{node.ami.port}: {exc}")
         raise ConferenceRefused("; ".join(errors) or f"agent {agent_id} is not talking to a caller in Asterisk")
+
+    def _interface(self, agent_id: str) -> str:
+        with self.store.session() as s:
+            agent = s.get(Agent, agent_id)
+            return agent.interface if agent is not None else ""
 
     def originate(self, view: ConferenceView, interface: str) -> dict[str, Any]:
         return {
@@ -318,10 +326,13 @@ class Conferences:
             if alone is not None:
                 await self._action(node, {"Action": "ConfbridgeKick", "Conference": alone[0], "Channel": alone[1]})
 
+    def _agents(self) -> list[tuple[str, str]]:
+        with self.store.session() as s:
+            return [(a, i) for a, i in s.execute(select(Agent.id, Agent.interface))]
+
     async def _requested(self, change: ConferenceChange) -> None:
         """The agent keyed *5 and a number on their desk phone: as the desk's button does."""
-        with self.store.session() as s:
-            agents = s.execute(select(Agent.id, Agent.interface)).all()
+        agents = await asyncio.to_thread(self._agents)
         agent = next((a for a, i in agents if change.channel.startswith(i.removesuffix("/n") + "-")), None)
         if agent is None:
             log.warning("conference: *5 from %s, which is no agent's phone", change.channel)
@@ -448,17 +459,22 @@ class Conferences:
 
     async def leave(self, agent_id: str) -> ConferenceView:
         """The agent leaves the three-party call (the desk's button): the caller stays with the member."""
+        conf_id, channel = await asyncio.to_thread(self._active, agent_id)
+        name = f"{CONFERENCE_PREFIX}{conf_id}"
+        for _, node in ami_targets(self.settings):
+            if await self._action(node, {"Action": "ConfbridgeKick", "Conference": name, "Channel": channel}):
+                break
+        return await asyncio.to_thread(self.get, conf_id)
+
+    def _active(self, agent_id: str) -> tuple[int, str]:
+        """The agent's active three-party call and their channel in it."""
         with self.store.session() as s:
             conf = s.scalars(
                 select(Conference).where(Conference.agent_id == agent_id, Conference.state == "active")
             ).first()
             if conf is None:
                 raise ConferenceRefused(f"agent {agent_id} is in no three-party call")
-            name, channel, conf_id = f"{CONFERENCE_PREFIX}{conf.id}", conf.agent_channel, conf.id
-        for _, node in ami_targets(self.settings):
-            if await self._action(node, {"Action": "ConfbridgeKick", "Conference": name, "Channel": channel}):
-                break
-        return self.get(conf_id)
+            return conf.id, conf.agent_channel
 
     @staticmethod
     async def _action(node: Settings, action: dict[str, Any]) -> bool:

@@ -15,6 +15,7 @@ already barging into; never the agent's own phone.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import re
@@ -184,9 +185,10 @@ class Monitoring:
         """Open the session, find the agent's channel in Asterisk and ring the supervisor's
         phone. MonitorRefused (the session written as failed) if the call is not up in
         Asterisk or Asterisk refuses the Originate."""
-        view = self.open_session(username=username, agent_id=agent_id, mode=mode, phone=phone, cli_actor=cli_actor)
-        with self.store.session() as s:
-            interface = s.scalar(select(Agent.interface).where(Agent.id == agent_id)) or ""
+        view = await asyncio.to_thread(
+            self.open_session, username=username, agent_id=agent_id, mode=mode, phone=phone, cli_actor=cli_actor
+        )
+        interface = await asyncio.to_thread(self._interface, agent_id)
         errors: list[str] = []
         for _, target in ami_targets(self.settings):
             try:
@@ -202,7 +204,7 @@ class Monitoring:
             except AmiError as exc:
                 errors.append(f"{target.ami.host}:{target.ami.port}: {exc}")
         why = "; ".join(errors) or f"agent {agent_id}'s call is not up in Asterisk"
-        self.finish(view.id, "failed", why[:200])
+        await asyncio.to_thread(self.finish, view.id, "failed", why[:200])
         raise MonitorRefused(why)
 
     async def stop(self, session_id: int) -> MonitorView:
@@ -225,8 +227,8 @@ class Monitoring:
                     continue
                 if reply.get("Response") == "Success":
                     break
-        self.finish(session_id, "ended", "stopped")
-        return self.get(session_id)
+        await asyncio.to_thread(self.finish, session_id, "ended", "stopped")
+        return await asyncio.to_thread(self.get, session_id)
 
     def get(self, session_id: int) -> MonitorView:
         with self.store.session() as s:
@@ -234,6 +236,10 @@ class Monitoring:
             if m is None:
                 raise MonitorRefused(f"no monitor session {session_id}")
             return _view(m)
+
+    def _interface(self, agent_id: str) -> str:
+        with self.store.session() as s:
+            return s.scalar(select(Agent.interface).where(Agent.id == agent_id)) or ""
 
     @staticmethod
     def originate(view: MonitorView, channel: str) -> dict[str, Any]:
