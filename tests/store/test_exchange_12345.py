@@ -79,6 +79,12 @@ def _rows(store: Store) -> list[Any]:
         return list(c.execute(select(OUTBOX).order_by(OUTBOX.c.id)))
 
 
+def _after_the_real_clock() -> dt.datetime:
+    """A moment after both T0 and now: what the CLI or the console wrote on the real clock
+    is due then, as what the tests wrote at T0 is."""
+    return max(T0, dt.datetime.now(dt.UTC)) + dt.timedelta(minutes=5)
+
+
 async def _send_all(settings: Settings, store: Store, now: dt.datetime) -> int:
     async with Sender12345(settings.hotline12345, store, "w1") as sender:
         return await sender.step(now)
@@ -217,7 +223,10 @@ async def test_resend_of_a_dead_letter_from_the_command_line(
     with pytest.raises(NotResendable, match="no such message"):
         exchange12345.resend(store, 9999, actor="t")
     fake.status = 200
-    assert await _send_all(settings, store, T0 + dt.timedelta(minutes=5)) == 1
+    # The command ran on the real clock (a CLI takes none): the sender and 12345 go on from there.
+    later = _after_the_real_clock()
+    fake.clock = later.timestamp
+    assert await _send_all(settings, store, later) == 1
     assert [k for k, _ in fake.kinds()] == ["accepted"] and [r.status for r in _rows(store)] == ["sent"]
     events = orders.get_order(store, order_id, actor="t").events
     (resent,) = [e for e in events if e.action == "resent_to_12345"]  # at the real clock, not T0
@@ -254,11 +263,13 @@ async def test_the_order_page_shows_the_messages_and_a_supervisor_returns_the_or
         form = {"csrf": token, "reason": "非人社业务，请改派住建部门"}
         r = await sup.post(f"{base}/orders/{order_id}/return-to-12345", data=form, allow_redirects=False)
         assert r.status == 303
-        fake = Fake12345(document(settings.hotline12345), NAME, US, KEY, port=port, clock=T0.timestamp)
+        # The 退单 was made by the console, on the real clock: the sender and 12345 go on from there.
+        later = _after_the_real_clock()
+        fake = Fake12345(document(settings.hotline12345), NAME, US, KEY, port=port, clock=later.timestamp)
         await fake.start()
         try:
             fake.status = 400  # 12345 refuses the 退单 for good: a dead letter, shown with its reason
-            assert await _send_all(settings, store, T0) == 2
+            assert await _send_all(settings, store, later) == 2
         finally:
             await fake.stop()
         page = await (await sup.get(f"{base}/orders/{order_id}")).text()
