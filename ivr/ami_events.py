@@ -240,3 +240,18 @@ class DeviceStates:
         if state is None or state == "UNKNOWN":
             return None
         return state not in NOT_REACHABLE
+
+
+def failed_originate(msg: Message, prefix: str) -> tuple[int, str] | None:
+    """(our id, Asterisk's Reason) of an OriginateResponse failure whose ActionID is
+    `prefix` + that id: how a call the platform placed never answered.
+
+    >>> failed_originate({"Event": "OriginateResponse", "ActionID": "x-7", "Response": "Failure", "Reason": "3"}, "x-")
+    (7, '3')
+    >>> failed_originate({"Event": "OriginateResponse", "ActionID": "y-7", "Response": "Failure"}, "x-")
+    """
+    action = msg.get("ActionID", "")
+    raw = action.removeprefix(prefix)
+    if msg.get("Event") != "OriginateResponse" or msg.get("Response") != "Failure":
+        return None
+    return (int(raw), msg.get("Reason", "")) if action.startswith(prefix) and raw.isdigit() else None

@@ -35,6 +35,7 @@ from core.db import Store
 from core.models import Agent, Call, Conference, ConferenceLeg, SipPhone, utcnow
 from core.settings import Settings
 from ivr.ami_client import AmiSession
+from ivr.ami_events import failed_originate
 from ivr.cluster_config import ami_targets
 from ivr.dialplan import (
     CONFERENCE_PREFIX,
@@ -160,12 +161,10 @@ def change_of(msg: dict[str, str]) -> ConferenceChange | None:
             "joined" if event == "ConfbridgeJoin" else "left" if event == "ConfbridgeLeave" else "ended"
         )
         return ConferenceChange(conf, kind, msg.get("Channel", ""), msg.get("Uniqueid", ""))
-    if event == "OriginateResponse" and msg.get("Response") == "Failure":
-        action = msg.get("ActionID", "")
-        raw = action.removeprefix(ACTION_PREFIX)
-        if action.startswith(ACTION_PREFIX) and raw.isdigit():
-            why = _REASONS.get(msg.get("Reason", ""), f"the phone failed ({msg.get('Reason')})")
-            return ConferenceChange(int(raw), "failed", detail=why)
+    failed = failed_originate(msg, ACTION_PREFIX)
+    if failed is not None:
+        why = _REASONS.get(failed[1], f"the phone failed ({failed[1] or None})")
+        return ConferenceChange(failed[0], "failed", detail=why)
     return None
 
 

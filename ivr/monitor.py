@@ -30,6 +30,7 @@ from core.db import Store
 from core.models import Agent, Call, ConsoleUser, MonitorSession, utcnow
 from core.settings import Settings
 from ivr.ami_client import AmiSession
+from ivr.ami_events import failed_originate
 from ivr.cluster_config import ami_targets
 from ivr.dialplan import CTX_MONITOR, EXTEN_START, USEREVENT_MONITOR, VAR_MONITOR_ID, VAR_SPY_CHANNEL, VAR_SPY_OPTIONS
 from ivr.errors import AmiError, MonitorRefused
@@ -357,12 +358,10 @@ class MonitorEvents:
             if session is not None and mode is not None:
                 return MonitorChange(session, "switched", mode=mode)
             return None
-        if event == "OriginateResponse" and msg.get("Response") == "Failure":
-            action = msg.get("ActionID", "")
-            raw = action.removeprefix(ACTION_PREFIX)
-            if action.startswith(ACTION_PREFIX) and raw.isdigit():
-                why = _PHONE_REASONS.get(msg.get("Reason", ""), f"the supervisor's phone failed ({msg.get('Reason')})")
-                return MonitorChange(int(raw), "failed", detail=why)
+        failed = failed_originate(msg, ACTION_PREFIX)
+        if failed is not None:
+            why = _PHONE_REASONS.get(failed[1], f"the supervisor's phone failed ({failed[1] or None})")
+            return MonitorChange(failed[0], "failed", detail=why)
         return None
 
 
