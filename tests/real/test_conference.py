@@ -9,7 +9,6 @@ conference is audited."""
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -27,19 +26,15 @@ from tests.real.baresip_phone import baresip_phone, press
 from tests.real.serving import Ivr
 from tests.real.sip_setup import TEST_PHONES
 from tests.sip_peers.sipp import CarrierCall, UacPlan, hotline_address, place_calls
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.real
 PASSWORD = "conference-test-password"
 
 
 def _wait(what: str, check, timeout_s: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s  # the machine may be busy with the other test tiers
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"waited {timeout_s:g} s for {what}")
+    """tests.waiting's bounded wait, named first (the machine may be busy with the other tiers)."""
+    return wait_until(check, what, timeout_s)
 
 
 def _reading(asterisk: LocalAsterisk) -> bool:
